@@ -1,0 +1,3 @@
+from claude_sync.cli import main
+
+main()

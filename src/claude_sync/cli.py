@@ -1,0 +1,350 @@
+"""The command line (CONTRACT.md): parse, call the engine, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TransferSpeedColumn,
+)
+from rich.table import Table
+
+from claude_sync import __version__, config, crypto
+from claude_sync.engine import STRATEGIES, Conflict, Reporter, Result
+from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, SyncError
+from claude_sync.resources import TYPES, resolve_types
+from claude_sync.workspace import Locations, init, open_workspace
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class App(click.Group):
+    """Turns every SyncError into one `error:` line and its exit code; never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SyncError as exc:
+            err.print(f"error: {exc}", markup=False)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err.print("error: interrupted", markup=False)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:
+            if os.environ.get("CLAUDE_SYNC_DEBUG"):
+                raise
+            err.print(f"error: unexpected {type(exc).__name__}: {exc}", markup=False)
+            sys.exit(EXIT_FAILED)
+
+
+def location_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @click.option("--claude-dir", type=click.Path(file_okay=False), help="Claude Code's folder.")
+    @click.option("--config-dir", type=click.Path(file_okay=False), help="claude-sync's folder.")
+    @functools.wraps(fn)
+    def wrapper(claude_dir: str | None, config_dir: str | None, **kwargs: Any) -> Any:
+        return fn(where=Locations.from_options(claude_dir, config_dir), **kwargs)
+
+    return wrapper
+
+
+def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+    @click.option("-v", "--verbose", is_flag=True, help="Print every action.")
+    @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+type_argument = click.argument(
+    "types", nargs=-1, type=click.Choice([t.name for t in TYPES]), metavar="[TYPE]..."
+)
+strategy_option = click.option(
+    "--strategy",
+    type=click.Choice(STRATEGIES),
+    default="ask",
+    show_default=True,
+    help="How to settle a file changed on both sides.",
+)
+dry_run_option = click.option(
+    "--dry-run", is_flag=True, help="Show what would happen; change nothing."
+)
+
+
+class ConsoleReporter(Reporter):
+    def __init__(self, verbose: bool, quiet: bool, as_json: bool) -> None:
+        self.verbose = verbose and not as_json
+        self.bars = err.is_terminal and not quiet and not as_json
+
+    def action(self, verb: str, path: str) -> None:
+        if self.verbose:
+            out.print(f"{verb:>8} {path}", markup=False)
+
+    def progress(self, description: str, total: int) -> Callable[[int], None]:
+        if not self.bars or total < 4 * 1024 * 1024:
+            return lambda advance: None
+        bar = Progress(
+            "{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=err,
+            transient=True,
+        )
+        task = bar.add_task(description, total=total)
+        bar.start()
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            if bar.tasks[0].finished:
+                bar.stop()
+
+        return advance
+
+
+@click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="claude-sync")
+def main() -> None:
+    """Encrypted, incremental sync of your Claude Code environment across machines."""
+
+
+@main.command("init")
+@click.argument("remote", required=False)
+@location_options
+@click.option(
+    "--passphrase-file", type=click.Path(dir_okay=False), help="Read the passphrase here."
+)
+@click.option("--recovery-key", help="Join with a recovery key instead of the passphrase.")
+@click.option("--endpoint-url", help="Endpoint of an S3-compatible server.")
+@click.option("--device", help="This machine's name in the repository (default: host name).")
+@click.option("--force", is_flag=True, help="Set up again a machine that is already set up.")
+def init_command(
+    where: Locations,
+    remote: str | None,
+    passphrase_file: str | None,
+    recovery_key: str | None,
+    endpoint_url: str | None,
+    device: str | None,
+    force: bool,
+) -> None:
+    """Create a repository on REMOTE, or join the one there (default: a local folder)."""
+    outcome = init(
+        where,
+        remote,
+        passphrase_file=passphrase_file,
+        recovery_key=recovery_key,
+        force=force,
+        endpoint_url=endpoint_url,
+        device=device,
+    )
+    if outcome.created:
+        out.print(f"Created a new encrypted repository at {outcome.remote}", markup=False)
+        out.print(
+            "Keep the passphrase safe: without it (or `claude-sync key export`) the data "
+            "cannot be recovered."
+        )
+        out.print(f"On your next machine run: claude-sync init {outcome.remote}", markup=False)
+    else:
+        out.print(f"Joined the repository at {outcome.remote}", markup=False)
+    out.print("Next: claude-sync push (or claude-sync pull on a machine that joined).")
+
+
+def _finish(result: Result, as_json: bool, quiet: bool, verbose: bool, dry_run: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+    elif not quiet:
+        for warning in result.warnings:
+            err.print(f"warning: {warning}", markup=False)
+        if dry_run:
+            for path in result.pushed:
+                out.print(f"would push {path}", markup=False)
+            for path in result.pulled:
+                out.print(f"would pull {path}", markup=False)
+            for path in result.deleted:
+                out.print(f"would delete {path}", markup=False)
+        _print_conflicts(result.conflicts, verbose)
+        out.print(_summary(result), markup=False)
+    if result.conflicts:
+        sys.exit(EXIT_CONFLICTS)
+
+
+def _summary(result: Result) -> str:
+    parts = []
+    if result.pushed:
+        parts.append(f"pushed {len(result.pushed)} files ({_size(result.uploaded_bytes)} sent)")
+    if result.pulled or result.deleted:
+        parts.append(
+            f"pulled {len(result.pulled)} files ({_size(result.downloaded_bytes)} received)"
+        )
+    if result.deleted:
+        parts.append(f"deleted {len(result.deleted)}")
+    if result.conflicts:
+        parts.append(f"{len(result.conflicts)} conflicts left unresolved")
+    return ", ".join(parts) if parts else "Everything is up to date."
+
+
+def _print_conflicts(conflicts: list[Conflict], verbose: bool) -> None:
+    for c in conflicts:
+        line = f"conflict: {c.path} changed here and on {c.remote_device or 'another machine'}"
+        if c.copy:
+            line += f"; the remote version is saved as {c.copy}"
+        err.print(line, markup=False)
+        if verbose:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c.remote_time))
+            err.print(
+                f"    local  sha256 {c.local_sha256 or '(deleted)'}\n"
+                f"    remote sha256 {c.remote_sha256 or '(deleted)'} from {c.remote_device}, "
+                f"snapshot {c.remote_seq}, {when}\n"
+                f"    base   sha256 {c.base_sha256 or '(none)'}",
+                markup=False,
+            )
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError
+
+
+@main.command()
+@type_argument
+@location_options
+@dry_run_option
+@output_options
+def push(
+    where: Locations,
+    types: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+    verbose: bool,
+    quiet: bool,
+) -> None:
+    """Upload what changed locally."""
+    with open_workspace(where) as ws:
+        selected = resolve_types(list(types), ws.settings.types)
+        result = ws.engine(ConsoleReporter(verbose, quiet, as_json)).push(selected, dry_run)
+    _finish(result, as_json, quiet, verbose, dry_run)
+
+
+@main.command()
+@type_argument
+@location_options
+@strategy_option
+@dry_run_option
+@output_options
+def pull(
+    where: Locations,
+    types: tuple[str, ...],
+    strategy: str,
+    dry_run: bool,
+    as_json: bool,
+    verbose: bool,
+    quiet: bool,
+) -> None:
+    """Download what changed on other machines."""
+    with open_workspace(where) as ws:
+        selected = resolve_types(list(types), ws.settings.types)
+        engine = ws.engine(ConsoleReporter(verbose, quiet, as_json))
+        result = engine.pull(selected, strategy, dry_run, all_types=not types)
+    _finish(result, as_json, quiet, verbose, dry_run)
+
+
+@main.command()
+@type_argument
+@location_options
+@strategy_option
+@dry_run_option
+@output_options
+def sync(
+    where: Locations,
+    types: tuple[str, ...],
+    strategy: str,
+    dry_run: bool,
+    as_json: bool,
+    verbose: bool,
+    quiet: bool,
+) -> None:
+    """Pull, then push."""
+    with open_workspace(where) as ws:
+        selected = resolve_types(list(types), ws.settings.types)
+        engine = ws.engine(ConsoleReporter(verbose, quiet, as_json))
+        result = engine.pull(selected, strategy, dry_run, all_types=not types)
+        result.merge(engine.push(selected, dry_run))
+    _finish(result, as_json, quiet, verbose, dry_run)
+
+
+@main.command()
+@location_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def status(where: Locations, as_json: bool) -> None:
+    """Show what push and pull would do, and unresolved conflicts."""
+    with open_workspace(where) as ws:
+        selected = resolve_types([], ws.settings.types)
+        engine = ws.engine()
+        result = engine.pull(selected, "ask", dry_run=True)
+        result.pushed = engine.push(selected, dry_run=True).pushed
+        head = ws.repo.head_seq()
+    if as_json:
+        body = result.to_json() | {"remote": ws.settings.remote, "head": head}
+        click.echo(json.dumps(body))
+        return
+    out.print(
+        f"Remote: {ws.settings.remote} (snapshot {head if head is not None else 'none'})",
+        markup=False,
+    )
+    for path in result.pushed:
+        out.print(f"  to push: {path}", markup=False)
+    for path in result.pulled:
+        out.print(f"  to pull: {path}", markup=False)
+    for path in result.deleted:
+        out.print(f"to delete: {path}", markup=False)
+    _print_conflicts(result.conflicts, verbose=False)
+    if not (result.pushed or result.pulled or result.deleted or result.conflicts):
+        out.print("Everything is up to date.")
+
+
+@main.command("types")
+@location_options
+def types_command(where: Locations) -> None:
+    """List the resource types that can be synced."""
+    enabled = (
+        config.load_settings(where.config_dir).types if config.is_set_up(where.config_dir) else {}
+    )
+    table = Table("type", "synced", "what", box=None)
+    for rtype in TYPES:
+        on = enabled.get(rtype.name, rtype.default)
+        table.add_row(rtype.name, "yes" if on else "no (opt-in)", rtype.description)
+    out.print(table)
+
+
+@main.group()
+def key() -> None:
+    """Manage the repository key."""
+
+
+@key.command("export")
+@location_options
+def key_export(where: Locations) -> None:
+    """Print a recovery key that opens the repository without the passphrase."""
+    settings = config.load_settings(where.config_dir)
+    master = config.load_master_key(where.config_dir, settings.repo_id)
+    out.print(crypto.recovery_key(master), markup=False)
+    err.print("Anyone with this key can read your synced data: store it like a password.")

@@ -1,0 +1,35 @@
+"""zstd framing for blob and metadata plaintexts: one flag byte, then the (maybe) compressed bytes."""
+
+from __future__ import annotations
+
+import zstandard
+
+from claude_sync.errors import CorruptionError
+
+RAW = 0
+ZSTD = 1
+LEVEL = 3
+
+_compressor = zstandard.ZstdCompressor(level=LEVEL)
+_decompressor = zstandard.ZstdDecompressor()
+
+
+def pack(data: bytes | memoryview) -> bytes:
+    """Compress when it pays; incompressible data is stored as is."""
+    compressed = _compressor.compress(data)
+    if len(compressed) < len(data):
+        return bytes([ZSTD]) + compressed
+    return bytes([RAW]) + bytes(data)
+
+
+def unpack(data: bytes, what: str) -> bytes:
+    if not data:
+        raise CorruptionError(f"{what} is empty")
+    if data[0] == RAW:
+        return data[1:]
+    if data[0] == ZSTD:
+        try:
+            return _decompressor.decompress(data[1:])
+        except zstandard.ZstdError:
+            raise CorruptionError(f"{what} does not decompress") from None
+    raise CorruptionError(f"{what} has an unknown compression flag")

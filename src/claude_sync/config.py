@@ -1,0 +1,127 @@
+"""Where things live (CONTRACT.md "Locations") and claude-sync's own config and key files."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+from claude_sync.errors import ConfigError
+
+CONFIG_FILE = "config.json"
+KEY_FILE = "key"
+STATE_FILE = "state.db"
+LOCK_FILE = "lock"
+CONFIG_VERSION = 1
+
+
+def claude_dir(option: str | None) -> Path:
+    if option:
+        return Path(option).expanduser()
+    env = os.environ.get("CLAUDE_CONFIG_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".claude"
+
+
+def config_dir(option: str | None) -> Path:
+    if option:
+        return Path(option).expanduser()
+    env = os.environ.get("CLAUDE_SYNC_CONFIG_DIR")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_config_dir("claude-sync", appauthor=False))
+
+
+def default_remote() -> str:
+    """The embedded default: a folder in the user's data directory, no account needed."""
+    return str(Path(platformdirs.user_data_dir("claude-sync", appauthor=False)) / "repository")
+
+
+@dataclass
+class Settings:
+    remote: str
+    repo_id: str
+    device: str = field(default_factory=socket.gethostname)
+    endpoint_url: str | None = None
+    types: dict[str, bool] = field(default_factory=dict)
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Atomically replace path with data, readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path.parent, 0o700)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def is_set_up(directory: Path) -> bool:
+    return (directory / CONFIG_FILE).exists()
+
+
+def load_settings(directory: Path) -> Settings:
+    path = directory / CONFIG_FILE
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError("this machine is not set up: run `claude-sync init` first") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    if not isinstance(raw, dict) or raw.get("version") != CONFIG_VERSION:
+        raise ConfigError(f"{path} is not a claude-sync {CONFIG_VERSION} config file")
+    try:
+        types = raw.get("types", {})
+        if not isinstance(types, dict):
+            raise TypeError
+        return Settings(
+            remote=str(raw["remote"]),
+            repo_id=str(raw["repo_id"]),
+            device=str(raw.get("device") or socket.gethostname()),
+            endpoint_url=raw.get("endpoint_url"),
+            types={str(k): bool(v) for k, v in types.items()},
+        )
+    except (KeyError, TypeError):
+        raise ConfigError(f"{path} is malformed: run `claude-sync init --force`") from None
+
+
+def save_settings(directory: Path, settings: Settings) -> None:
+    body = {"version": CONFIG_VERSION, **asdict(settings)}
+    write_private(directory / CONFIG_FILE, (json.dumps(body, indent=2) + "\n").encode())
+
+
+def save_master_key(directory: Path, repo_id: str, master: bytes) -> None:
+    body = {"repo_id": repo_id, "master_key": base64.b64encode(master).decode()}
+    write_private(directory / KEY_FILE, json.dumps(body).encode())
+
+
+def load_master_key(directory: Path, repo_id: str) -> bytes:
+    path = directory / KEY_FILE
+    try:
+        raw = json.loads(path.read_text())
+        master = base64.b64decode(raw["master_key"], validate=True)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"the key file {path} is missing: run `claude-sync init --force` to join again"
+        ) from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(
+            f"the key file {path} is damaged: run `claude-sync init --force`"
+        ) from None
+    if raw.get("repo_id") != repo_id or len(master) != 32:
+        raise ConfigError(f"the key file {path} belongs to another repository")
+    return master

@@ -1,0 +1,578 @@
+"""The sync engine: scan the Claude directory, plan against the remote head, then apply.
+
+Every decision is three-way, per logical path: the local version (L), the version at the last
+sync (the base, B) and the remote head's version (R). Only a path whose L differs from B has
+something to push; only one whose R differs from B has something to pull; only one where both
+differ, and differently, is a conflict.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from claude_sync import resources
+from claude_sync.chunking import Chunker
+from claude_sync.errors import CorruptionError, SyncError
+from claude_sync.repository import (
+    FileEntry,
+    PackWriter,
+    Repository,
+    Snapshot,
+    group_by_pack,
+)
+from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, ResourceType
+from claude_sync.state import CachedFile, State, StatKey
+
+STRATEGIES = ("ask", "local", "remote", "both")
+MAX_PUSH_ATTEMPTS = 8
+STABLE_READ_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    path: str
+    abspath: Path
+    cached: CachedFile
+
+    @property
+    def sha256(self) -> str:
+        return self.cached.sha256
+
+    def entry(self) -> FileEntry:
+        return FileEntry(
+            sha256=self.cached.sha256,
+            size=self.cached.stat.size,
+            mtime_ns=self.cached.stat.mtime_ns,
+            mode=self.cached.mode,
+            chunks=tuple((blob, length) for blob, _, length in self.cached.chunks),
+        )
+
+
+@dataclass
+class Conflict:
+    path: str
+    local_sha256: str | None
+    remote_sha256: str | None
+    base_sha256: str | None
+    remote_device: str
+    remote_seq: int
+    remote_time: float
+    local_mtime_ns: int | None
+    copy: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Plan:
+    head: Snapshot | None
+    upload: dict[str, LocalFile] = field(default_factory=dict)
+    remove: list[str] = field(default_factory=list)
+    adopt: dict[str, FileEntry | None] = field(default_factory=dict)
+    write: dict[str, FileEntry] = field(default_factory=dict)
+    copies: dict[str, FileEntry] = field(default_factory=dict)
+    delete: list[str] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    pushed: list[str] = field(default_factory=list)
+    pulled: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    uploaded_bytes: int = 0
+    downloaded_bytes: int = 0
+    snapshot: int | None = None
+
+    def merge(self, other: Result) -> None:
+        self.pushed += other.pushed
+        self.pulled += other.pulled
+        self.deleted += other.deleted
+        self.conflicts = other.conflicts or self.conflicts
+        self.warnings += other.warnings
+        self.uploaded_bytes += other.uploaded_bytes
+        self.downloaded_bytes += other.downloaded_bytes
+        self.snapshot = other.snapshot if other.snapshot is not None else self.snapshot
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pushed": sorted(self.pushed),
+            "pulled": sorted(self.pulled),
+            "deleted": sorted(self.deleted),
+            "conflicts": sorted(c.path for c in self.conflicts),
+            "conflict_details": [c.to_json() for c in self.conflicts],
+            "warnings": self.warnings,
+            "uploaded_bytes": self.uploaded_bytes,
+            "downloaded_bytes": self.downloaded_bytes,
+            "snapshot": self.snapshot,
+        }
+
+
+class Reporter:
+    """What the engine tells the user as it works; the CLI decides how it looks."""
+
+    def action(self, verb: str, path: str) -> None:
+        """One planned or applied action on one path."""
+
+    def progress(self, description: str, total: int) -> Callable[[int], None]:
+        return lambda advance: None
+
+
+def _sha(entry: FileEntry | LocalFile | None) -> str | None:
+    return None if entry is None else entry.sha256
+
+
+class Engine:
+    def __init__(
+        self,
+        claude_dir: Path,
+        repo: Repository,
+        state: State,
+        device: str,
+        work_dir: Path,
+        reporter: Reporter | None = None,
+    ) -> None:
+        self.root = claude_dir
+        self.repo = repo
+        self.state = state
+        self.device = device
+        self.work_dir = work_dir
+        self.reporter = reporter or Reporter()
+        self.chunker = Chunker(repo.config.chunker)
+
+    # -- scanning ---------------------------------------------------------------------------
+
+    def scan(self, types: list[ResourceType], warnings: list[str]) -> dict[str, LocalFile]:
+        """Current local files; only files whose stat changed since last time are read."""
+        cache = self.state.cached_files()
+        local: dict[str, LocalFile] = {}
+        with self.state.transaction():
+            for found in resources.scan(self.root, types):
+                key = _stat_key(found.st)
+                cached = cache.get(found.path)
+                if cached is None or cached.stat != key:
+                    cached = self._read(found.abspath, found.st)
+                    if cached is None:
+                        warnings.append(f"{found.path} kept changing while being read; skipped")
+                        continue
+                    self.state.remember_file(found.path, cached)
+                local[found.path] = LocalFile(found.path, found.abspath, cached)
+            for path in cache:
+                rtype = resources.type_of(path)
+                if path not in local and rtype in types:
+                    self.state.forget_file(path)
+        return local
+
+    def _read(self, path: Path, st: os.stat_result) -> CachedFile | None:
+        for _ in range(STABLE_READ_ATTEMPTS):
+            try:
+                sha, chunks = self.chunker.digest_file(path, self.repo.keys.blob_id)
+                after = path.stat()
+            except OSError:
+                return None
+            if _stat_key(after) == _stat_key(st):
+                return CachedFile(_stat_key(st), stat.S_IMODE(st.st_mode), sha, chunks)
+            st = after
+        return None
+
+    # -- remote -----------------------------------------------------------------------------
+
+    def head(self) -> Snapshot | None:
+        seq = self.repo.head_seq()
+        return None if seq is None else self.repo.load_snapshot(seq)
+
+    def refresh_index(self) -> None:
+        """Load index objects we have not seen yet into the local blob cache."""
+        known = self.state.known_indexes()
+        for name in self.repo.index_names():
+            if name not in known:
+                locations = self.repo.load_index(name)
+                with self.state.transaction():
+                    self.state.add_index(name, locations)
+
+    # -- planning ---------------------------------------------------------------------------
+
+    def _triples(
+        self,
+        paths: set[str],
+        types: list[ResourceType],
+        local: dict[str, LocalFile],
+        head: Snapshot | None,
+    ) -> Iterator[tuple[str, ResourceType, LocalFile | None, FileEntry | None, FileEntry | None]]:
+        bases = self.state.bases()
+        remote = head.files if head else {}
+        for path in sorted(paths | set(bases)):
+            rtype = resources.type_of(path)
+            if rtype is None or rtype not in types:
+                continue
+            yield path, rtype, local.get(path), bases.get(path), remote.get(path)
+
+    def plan_push(
+        self, types: list[ResourceType], local: dict[str, LocalFile], head: Snapshot | None
+    ) -> Plan:
+        plan = Plan(head)
+        for path, rtype, ours, base, theirs in self._triples(set(local), types, local, head):
+            if _sha(ours) == _sha(base):
+                continue
+            if ours is None:
+                if rtype.propagate_deletes and _sha(theirs) == _sha(base):
+                    plan.remove.append(path)
+                continue
+            if _sha(theirs) == ours.sha256:
+                plan.adopt[path] = theirs
+            elif _sha(theirs) == _sha(base):
+                plan.upload[path] = ours
+            else:
+                plan.conflicts.append(self._conflict(path, ours, base, theirs, head))
+        return plan
+
+    def plan_pull(
+        self,
+        types: list[ResourceType],
+        local: dict[str, LocalFile],
+        head: Snapshot | None,
+        strategy: str,
+    ) -> Plan:
+        plan = Plan(head)
+        remote = set(head.files) if head else set()
+        for path, rtype, ours, base, theirs in self._triples(remote, types, local, head):
+            if _sha(theirs) == _sha(base):
+                continue
+            if _sha(ours) == _sha(theirs):
+                plan.adopt[path] = theirs
+            elif _sha(ours) == _sha(base) or ours is None:
+                # Unchanged here, or deleted here while changed there: the change wins.
+                if theirs is not None:
+                    plan.write[path] = theirs
+                elif rtype.propagate_deletes:
+                    plan.delete.append(path)
+                else:
+                    plan.adopt[path] = None
+            elif theirs is None:
+                # Changed here, deleted there: keep ours; the next push brings it back.
+                plan.adopt[path] = None
+            else:
+                self._plan_conflict(plan, path, ours, base, theirs, strategy)
+        return plan
+
+    def _plan_conflict(
+        self,
+        plan: Plan,
+        path: str,
+        ours: LocalFile,
+        base: FileEntry | None,
+        theirs: FileEntry,
+        strategy: str,
+    ) -> None:
+        if strategy == "local":
+            plan.adopt[path] = theirs
+        elif strategy == "remote":
+            plan.write[path] = theirs
+        else:
+            plan.copies[path] = theirs
+            if strategy == "both":
+                plan.adopt[path] = theirs
+            else:
+                plan.conflicts.append(self._conflict(path, ours, base, theirs, plan.head))
+
+    def _conflict(
+        self,
+        path: str,
+        ours: LocalFile | None,
+        base: FileEntry | None,
+        theirs: FileEntry | None,
+        head: Snapshot | None,
+    ) -> Conflict:
+        return Conflict(
+            path=path,
+            local_sha256=_sha(ours),
+            remote_sha256=_sha(theirs),
+            base_sha256=_sha(base),
+            remote_device=head.device if head else "",
+            remote_seq=head.seq if head else 0,
+            remote_time=head.time if head else 0.0,
+            local_mtime_ns=ours.cached.stat.mtime_ns if ours else None,
+        )
+
+    # -- push -------------------------------------------------------------------------------
+
+    def push(self, types: list[ResourceType], dry_run: bool = False) -> Result:
+        result = Result()
+        local = self.scan(types, result.warnings)
+        if not dry_run and not self._has_local_changes(types, local):
+            return result
+        writer = PackWriter(self.repo)
+        sent_before = self.repo.uploaded_bytes
+        for _ in range(MAX_PUSH_ATTEMPTS):
+            plan = self.plan_push(types, local, self.head())
+            result.conflicts = plan.conflicts
+            if dry_run:
+                result.pushed = sorted(plan.upload) + plan.remove
+                return result
+            if plan.upload:
+                self.refresh_index()
+                self._upload(plan, writer, result.warnings)
+            written = writer.finish()
+            if written:
+                with self.state.transaction():
+                    self.state.add_index(*written)
+            if self._commit_push(plan, result):
+                result.uploaded_bytes = self.repo.uploaded_bytes - sent_before
+                return result
+        raise SyncError("another machine kept pushing at the same time; try again")
+
+    def _has_local_changes(self, types: list[ResourceType], local: dict[str, LocalFile]) -> bool:
+        bases = self.state.bases()
+        for path in set(local) | set(bases):
+            rtype = resources.type_of(path)
+            if rtype not in types or _sha(local.get(path)) == _sha(bases.get(path)):
+                continue
+            # A vanished session is Claude Code's clean-up, not a change to push.
+            if path in local or (rtype is not None and rtype.propagate_deletes):
+                return True
+        return False
+
+    def _upload(self, plan: Plan, writer: PackWriter, warnings: list[str]) -> None:
+        def is_new(blob_id: str) -> bool:
+            return blob_id not in writer.pending and not self.state.has_blob(blob_id)
+
+        todo = [f for f in plan.upload.values() if any(is_new(b) for b, _, _ in f.cached.chunks)]
+        advance = self.reporter.progress("uploading", sum(f.cached.stat.size for f in todo))
+        for f in todo:
+            if not self._upload_file(f, writer, is_new):
+                warnings.append(f"{f.path} changed while being pushed; it goes with the next push")
+                del plan.upload[f.path]
+            advance(f.cached.stat.size)
+
+    def _upload_file(self, f: LocalFile, writer: PackWriter, is_new: Callable[[str], bool]) -> bool:
+        try:
+            with f.abspath.open("rb") as fh:
+                for blob_id, offset, length in f.cached.chunks:
+                    if not is_new(blob_id):
+                        continue
+                    fh.seek(offset)
+                    data = fh.read(length)
+                    if self.repo.keys.blob_id(data) != blob_id:
+                        return False
+                    writer.add(blob_id, data)
+        except OSError:
+            return False
+        return True
+
+    def _commit_push(self, plan: Plan, result: Result) -> bool:
+        """Write the new snapshot; False when another machine took its sequence number."""
+        head = plan.head
+        seq = head.seq + 1 if head else 1
+        if plan.upload or plan.remove:
+            files = dict(head.files) if head else {}
+            for path, f in plan.upload.items():
+                self.reporter.action("push", path)
+                files[path] = f.entry()
+            for path in plan.remove:
+                self.reporter.action("remove", path)
+                files.pop(path, None)
+            snapshot = Snapshot(seq, head.seq if head else None, self.device, time.time(), files)
+            if not self.repo.write_snapshot(snapshot):
+                return False
+            result.snapshot = seq
+        with self.state.transaction():
+            for path, f in plan.upload.items():
+                self.state.set_base(path, f.entry(), seq)
+            for path in plan.remove:
+                self.state.set_base(path, None, seq)
+            for path, entry in plan.adopt.items():
+                self.state.set_base(path, entry, seq)
+            was_current = head is not None and self.state.get_meta("pulled_seq") == str(head.seq)
+            if result.snapshot is not None and was_current:
+                self.state.set_meta("pulled_seq", str(seq))
+        result.pushed = sorted(plan.upload) + sorted(plan.remove)
+        return True
+
+    # -- pull -------------------------------------------------------------------------------
+
+    def pull(
+        self,
+        types: list[ResourceType],
+        strategy: str = "ask",
+        dry_run: bool = False,
+        all_types: bool = True,
+    ) -> Result:
+        result = Result()
+        head_seq = self.repo.head_seq()
+        if head_seq is None or (
+            all_types
+            and not dry_run
+            and self.state.get_meta("pulled_seq") == str(head_seq)
+            and not self.state.conflicts()
+        ):
+            return result
+        head = self.repo.load_snapshot(head_seq)
+        local = self.scan(types, result.warnings)
+        plan = self.plan_pull(types, local, head, strategy)
+        result.conflicts = plan.conflicts
+        if dry_run:
+            result.pulled = sorted(plan.write)
+            result.deleted = sorted(plan.delete)
+            return result
+        self._apply_pull(plan, local, result)
+        with self.state.transaction():
+            unresolved = {c.path for c in plan.conflicts}
+            selected = {p for p in self.state.conflicts() if resources.type_of(p) in types}
+            for path in selected - unresolved:
+                self.state.set_conflict(path, None)
+            for c in plan.conflicts:
+                self.state.set_conflict(c.path, c.to_json())
+            if all_types and not plan.conflicts:
+                self.state.set_meta("pulled_seq", str(head.seq))
+        return result
+
+    def _apply_pull(self, plan: Plan, local: dict[str, LocalFile], result: Result) -> None:
+        assert plan.head is not None
+        seq = plan.head.seq
+        outputs = {path: (self.root / path, entry) for path, entry in plan.write.items()}
+        for path, entry in plan.copies.items():
+            copy = f"{path}{CONFLICT_MARKER}-{seq}"
+            outputs[copy] = (self.root / copy, entry)
+            for c in plan.conflicts:
+                if c.path == path:
+                    c.copy = copy
+        staged: list[tuple[str, Path, Path, FileEntry]] = []
+        try:
+            blobs = self._fetch_blobs([e for _, e in outputs.values()], result)
+            for path, (dest, entry) in outputs.items():
+                staged.append((path, self._assemble(dest, entry, blobs), dest, entry))
+            self._install(staged, local, plan, result)
+        finally:
+            for _, tmp, _, _ in staged:
+                tmp.unlink(missing_ok=True)
+            shutil.rmtree(self.work_dir / "staging", ignore_errors=True)
+
+    def _fetch_blobs(self, entries: list[FileEntry], result: Result) -> Path:
+        """Download every blob the entries need into a staging folder; all verified."""
+        needed = {blob for e in entries for blob, _ in e.chunks}
+        staging = self.work_dir / "staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True, mode=0o700)
+        if not needed:
+            return staging
+        self.refresh_index()
+        located = self.state.locate(needed)
+        if len(located) != len(needed):
+            raise CorruptionError(
+                f"{len(needed) - len(located)} blobs the snapshot needs are missing from the "
+                "repository's indexes"
+            )
+        packs = group_by_pack(located.items())
+        advance = self.reporter.progress(
+            "downloading", sum(loc.length for pack in packs.values() for loc in pack.values())
+        )
+        received_before = self.repo.downloaded_bytes
+        for pack, wanted in packs.items():
+            for blob_id, data in self.repo.read_pack(pack, wanted).items():
+                (staging / blob_id).write_bytes(data)
+                advance(wanted[blob_id].length)
+        result.downloaded_bytes += self.repo.downloaded_bytes - received_before
+        return staging
+
+    def _assemble(self, dest: Path, entry: FileEntry, staging: Path) -> Path:
+        _check_inside(self.root, dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _check_inside(self.root, dest)
+        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}{TMP_MARKER}-")
+        tmp = Path(name)
+        sha = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out:
+            for blob_id, _ in entry.chunks:
+                data = (staging / blob_id).read_bytes()
+                sha.update(data)
+                out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        if sha.hexdigest() != entry.sha256:
+            raise CorruptionError(f"data for {dest.name} does not match its snapshot entry")
+        os.chmod(tmp, entry.mode & 0o777 or 0o600)
+        os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))
+        return tmp
+
+    def _install(
+        self,
+        staged: list[tuple[str, Path, Path, FileEntry]],
+        local: dict[str, LocalFile],
+        plan: Plan,
+        result: Result,
+    ) -> None:
+        """Move verified files into place; a file that changed meanwhile is left alone."""
+        assert plan.head is not None
+        seq = plan.head.seq
+        with self.state.transaction():
+            for path, tmp, dest, entry in staged:
+                if path in plan.write and not _unchanged_since_scan(dest, local.get(path)):
+                    result.warnings.append(
+                        f"{path} changed during the pull; kept the local version"
+                    )
+                    continue
+                os.replace(tmp, dest)
+                if path not in plan.write:
+                    continue
+                self.reporter.action("pull", path)
+                st = dest.stat()
+                self.state.remember_file(
+                    path,
+                    CachedFile(
+                        _stat_key(st), stat.S_IMODE(st.st_mode), entry.sha256, _offsets(entry)
+                    ),
+                )
+                self.state.set_base(path, entry, seq)
+                result.pulled.append(path)
+            for path in plan.delete:
+                dest = self.root / path
+                if _unchanged_since_scan(dest, local.get(path)):
+                    self.reporter.action("delete", path)
+                    dest.unlink(missing_ok=True)
+                    self.state.forget_file(path)
+                    self.state.set_base(path, None, seq)
+                    result.deleted.append(path)
+            for path, entry in plan.adopt.items():
+                self.state.set_base(path, entry, seq)
+
+
+def _offsets(entry: FileEntry) -> tuple[tuple[str, int, int], ...]:
+    chunks, offset = [], 0
+    for blob_id, length in entry.chunks:
+        chunks.append((blob_id, offset, length))
+        offset += length
+    return tuple(chunks)
+
+
+def _stat_key(st: os.stat_result) -> StatKey:
+    return StatKey(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def _unchanged_since_scan(dest: Path, scanned: LocalFile | None) -> bool:
+    try:
+        st = dest.stat()
+    except FileNotFoundError:
+        return scanned is None
+    return scanned is not None and _stat_key(st) == scanned.cached.stat
+
+
+def _check_inside(root: Path, dest: Path) -> None:
+    """Refuse to write through a symlink that leads out of the Claude directory."""
+    real_root = root.resolve()
+    parent = dest.parent
+    with contextlib.suppress(FileNotFoundError):
+        if not parent.resolve().is_relative_to(real_root):
+            raise SyncError(f"refusing to write {dest}: it leads outside {root}")

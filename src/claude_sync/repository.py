@@ -1,0 +1,426 @@
+"""Repository format v1 (docs/FORMAT.md): keys, config, packs, indexes and snapshots.
+
+Every object but the key objects is sealed with the master key; the name an object is stored
+under is its associated data. This module turns those objects into Python values and back,
+and validates everything it decodes: a hostile backend gets clean errors, never a crash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import struct
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from claude_sync import compression, crypto
+from claude_sync.errors import (
+    ConfigError,
+    CorruptionError,
+    ObjectNotFoundError,
+    WrongKeyError,
+)
+from claude_sync.store.base import ObjectStore
+
+FORMAT_VERSION = 1
+CONFIG_NAME = "config"
+KEYS_PREFIX = "keys/"
+DATA_PREFIX = "data/"
+INDEX_PREFIX = "index/"
+SNAPSHOTS_PREFIX = "snapshots/"
+SEQ_DIGITS = 10
+PACK_TARGET_SIZE = 8 * 1024 * 1024
+MAX_METADATA_SIZE = 1 << 30
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_SNAPSHOT_NAME = re.compile(r"snapshots/(\d{%d})" % SEQ_DIGITS)
+
+
+def snapshot_name(seq: int) -> str:
+    return f"{SNAPSHOTS_PREFIX}{seq:0{SEQ_DIGITS}d}"
+
+
+def pack_name(digest: str) -> str:
+    return f"{DATA_PREFIX}{digest[:2]}/{digest}"
+
+
+@dataclass(frozen=True)
+class ChunkerParams:
+    min_size: int
+    avg_size: int
+    max_size: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    repo_id: str
+    chunker: ChunkerParams
+    created: str
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One synced file in a snapshot: its content is the concatenation of its chunks."""
+
+    sha256: str
+    size: int
+    mtime_ns: int
+    mode: int
+    chunks: tuple[tuple[str, int], ...]  # (blob id, plaintext length)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sha256": self.sha256,
+            "size": self.size,
+            "mtime_ns": self.mtime_ns,
+            "mode": self.mode,
+            "chunks": [list(c) for c in self.chunks],
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any, what: str) -> FileEntry:
+        try:
+            chunks = tuple((str(b), int(n)) for b, n in obj["chunks"])
+            entry = cls(
+                sha256=str(obj["sha256"]),
+                size=int(obj["size"]),
+                mtime_ns=int(obj["mtime_ns"]),
+                mode=int(obj["mode"]),
+                chunks=chunks,
+            )
+        except (KeyError, TypeError, ValueError):
+            raise CorruptionError(f"{what} has a malformed file entry") from None
+        if (
+            not _HEX64.fullmatch(entry.sha256)
+            or entry.size < 0
+            or not 0 <= entry.mode <= 0o7777
+            or any(not _HEX64.fullmatch(b) or n < 0 for b, n in chunks)
+            or sum(n for _, n in chunks) != entry.size
+        ):
+            raise CorruptionError(f"{what} has an inconsistent file entry")
+        return entry
+
+
+@dataclass
+class Snapshot:
+    seq: int
+    parent: int | None
+    device: str
+    time: float
+    files: dict[str, FileEntry] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BlobLocation:
+    pack: str
+    offset: int
+    length: int
+
+
+def _encode_json(obj: Any) -> bytes:
+    return compression.pack(json.dumps(obj, separators=(",", ":"), sort_keys=True).encode())
+
+
+def _decode_json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(compression.unpack(data, what))
+    except (ValueError, UnicodeDecodeError):
+        raise CorruptionError(f"{what} is not valid JSON") from None
+
+
+class Repository:
+    """An opened repository: a store plus the keys and config that make sense of it."""
+
+    def __init__(self, store: ObjectStore, keys: crypto.KeyRing, config: RepoConfig) -> None:
+        self.store = store
+        self.keys = keys
+        self.config = config
+        self.uploaded_bytes = 0
+        self.downloaded_bytes = 0
+
+    def _put(self, name: str, data: bytes) -> bool:
+        created = self.store.put_if_absent(name, data)
+        if created:
+            self.uploaded_bytes += len(data)
+        return created
+
+    def _get(self, name: str) -> bytes:
+        data = self.store.get(name)
+        self.downloaded_bytes += len(data)
+        return data
+
+    # -- creation and opening -------------------------------------------------------------
+
+    @staticmethod
+    def exists(store: ObjectStore) -> bool:
+        return bool(store.list(KEYS_PREFIX)) or bool(store.list(CONFIG_NAME))
+
+    @classmethod
+    def create(cls, store: ObjectStore, passphrase: str | None) -> Repository:
+        """A new repository with a fresh master key; a passphrase key object if one is given."""
+        master = crypto.random_key()
+        keys = crypto.KeyRing(master)
+        config = RepoConfig(
+            repo_id=os.urandom(16).hex(),
+            chunker=ChunkerParams(
+                min_size=128 * 1024,
+                avg_size=512 * 1024,
+                max_size=2 * 1024 * 1024,
+                # A secret gear seed: chunk boundaries must not fingerprint known content.
+                seed=int.from_bytes(os.urandom(8), "big") % (2**63 - 1) + 1,
+            ),
+            created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        )
+        repo = cls(store, keys, config)
+        # The config goes first: a repository is usable once any key object exists, and a
+        # key object without its config would look like a damaged repository.
+        body = {
+            "version": FORMAT_VERSION,
+            "repo_id": config.repo_id,
+            "created": config.created,
+            "chunker": config.chunker.__dict__,
+        }
+        if not store.put_if_absent(CONFIG_NAME, keys.seal(CONFIG_NAME, _encode_json(body))):
+            raise ConfigError(f"{store.display} already holds a repository")
+        if passphrase is not None:
+            repo.add_key(passphrase)
+        return repo
+
+    @classmethod
+    def open(cls, store: ObjectStore, master: bytes) -> Repository:
+        keys = crypto.KeyRing(master)
+        try:
+            sealed = store.get(CONFIG_NAME)
+        except ObjectNotFoundError:
+            raise ConfigError(
+                f"{store.display} holds no claude-sync repository (wrong place, or not reachable?)"
+            ) from None
+        try:
+            plain = keys.open(CONFIG_NAME, sealed)
+        except CorruptionError:
+            raise WrongKeyError(
+                "the key does not open this repository (wrong key, or the config object is damaged)"
+            ) from None
+        return cls(store, keys, _parse_config(_decode_json(plain, "the config object")))
+
+    @classmethod
+    def unlock(cls, store: ObjectStore, passphrase: str) -> Repository:
+        names = sorted(store.list(KEYS_PREFIX))
+        if not names:
+            if store.list(CONFIG_NAME):
+                raise ConfigError(
+                    "this repository has no passphrase keys: join it with --recovery-key"
+                )
+            raise ConfigError(f"{store.display} is not a claude-sync repository")
+        for name in names:
+            try:
+                obj = json.loads(store.get(name))
+            except ValueError:
+                continue
+            if not isinstance(obj, dict):
+                continue
+            try:
+                master = crypto.unwrap_master(obj, passphrase, name)
+            except (WrongKeyError, CorruptionError):
+                continue
+            return cls.open(store, master)
+        raise WrongKeyError("wrong passphrase for this repository")
+
+    def add_key(self, passphrase: str) -> str:
+        name = KEYS_PREFIX + os.urandom(16).hex()
+        obj = crypto.wrap_master(self.keys.master, passphrase, name)
+        self._put(name, json.dumps(obj, sort_keys=True).encode())
+        return name
+
+    # -- snapshots --------------------------------------------------------------------------
+
+    def snapshot_seqs(self) -> list[int]:
+        seqs = []
+        for name in self.store.list(SNAPSHOTS_PREFIX):
+            match = _SNAPSHOT_NAME.fullmatch(name)
+            if match:
+                seqs.append(int(match.group(1)))
+        return sorted(seqs)
+
+    def head_seq(self) -> int | None:
+        seqs = self.snapshot_seqs()
+        return seqs[-1] if seqs else None
+
+    def load_snapshot(self, seq: int) -> Snapshot:
+        name = snapshot_name(seq)
+        obj = _decode_json(self.keys.open(name, self._get(name)), f"snapshot {seq}")
+        what = f"snapshot {seq}"
+        try:
+            if obj["version"] != FORMAT_VERSION or obj["repo_id"] != self.config.repo_id:
+                raise CorruptionError(f"{what} belongs to another repository or format")
+            if int(obj["seq"]) != seq:
+                raise CorruptionError(f"{what} claims another sequence number")
+            files = {
+                str(path): FileEntry.from_json(entry, what) for path, entry in obj["files"].items()
+            }
+            parent = obj["parent"]
+            return Snapshot(
+                seq=seq,
+                parent=None if parent is None else int(parent),
+                device=str(obj["device"]),
+                time=float(obj["time"]),
+                files=files,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise CorruptionError(f"{what} is malformed") from None
+
+    def write_snapshot(self, snapshot: Snapshot) -> bool:
+        """Create-only: False when another machine took this sequence number first."""
+        name = snapshot_name(snapshot.seq)
+        body = {
+            "version": FORMAT_VERSION,
+            "repo_id": self.config.repo_id,
+            "seq": snapshot.seq,
+            "parent": snapshot.parent,
+            "device": snapshot.device,
+            "time": snapshot.time,
+            "files": {path: e.to_json() for path, e in sorted(snapshot.files.items())},
+        }
+        return self._put(name, self.keys.seal(name, _encode_json(body)))
+
+    # -- indexes --------------------------------------------------------------------------
+
+    def index_names(self) -> list[str]:
+        return [
+            n for n in self.store.list(INDEX_PREFIX) if _HEX64.fullmatch(n[len(INDEX_PREFIX) :])
+        ]
+
+    def load_index(self, name: str) -> dict[str, BlobLocation]:
+        obj = _decode_json(self.keys.open(name, self._get(name)), f"index {name}")
+        locations: dict[str, BlobLocation] = {}
+        try:
+            for pack, blobs in obj["packs"].items():
+                if not re.fullmatch(r"data/[0-9a-f]{2}/[0-9a-f]{64}", pack):
+                    raise CorruptionError(f"index {name} names an invalid pack")
+                for blob_id, offset, length in blobs:
+                    if not _HEX64.fullmatch(blob_id) or int(offset) < 0 or int(length) <= 0:
+                        raise CorruptionError(f"index {name} has an invalid entry")
+                    locations[blob_id] = BlobLocation(pack, int(offset), int(length))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise CorruptionError(f"index {name} is malformed") from None
+        return locations
+
+    def write_index(self, packs: dict[str, list[tuple[str, int, int]]]) -> str:
+        name = INDEX_PREFIX + os.urandom(32).hex()
+        body = {
+            "version": FORMAT_VERSION,
+            "packs": {p: [list(b) for b in bl] for p, bl in packs.items()},
+        }
+        self._put(name, self.keys.seal(name, _encode_json(body)))
+        return name
+
+    # -- packs ----------------------------------------------------------------------------
+
+    def read_pack(self, pack: str, wanted: dict[str, BlobLocation]) -> dict[str, bytes]:
+        """Download a pack, check it is the pack its name promises, and open the wanted blobs."""
+        data = self._get(pack)
+        if hashlib.sha256(data).hexdigest() != pack.rsplit("/", 1)[-1]:
+            raise CorruptionError(f"pack {pack} is damaged (content does not match its name)")
+        blobs = {}
+        for blob_id, loc in wanted.items():
+            sealed = data[loc.offset : loc.offset + loc.length]
+            if len(sealed) != loc.length:
+                raise CorruptionError(f"pack {pack} is shorter than its index says")
+            plain = compression.unpack(
+                self.keys.open(_blob_aad(blob_id), sealed), f"blob in {pack}"
+            )
+            if self.keys.blob_id(plain) != blob_id:
+                raise CorruptionError(f"a blob in {pack} does not match its id")
+            blobs[blob_id] = plain
+        return blobs
+
+
+def _blob_aad(blob_id: str) -> str:
+    return "blob/" + blob_id
+
+
+class PackWriter:
+    """Gathers sealed blobs into packs of about PACK_TARGET_SIZE and uploads each when full.
+
+    A pack is the sealed blobs back to back, then a sealed header listing them, then the
+    header's length as 4 little-endian bytes, so packs can be re-indexed from themselves.
+    """
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+        self.buffer = bytearray()
+        self.entries: list[tuple[str, int, int]] = []
+        self.written: dict[str, list[tuple[str, int, int]]] = {}
+        self.pending: set[str] = set()
+
+    def add(self, blob_id: str, plaintext: bytes | memoryview) -> None:
+        if blob_id in self.pending:
+            return
+        sealed = self.repo.keys.seal(_blob_aad(blob_id), compression.pack(plaintext))
+        self.entries.append((blob_id, len(self.buffer), len(sealed)))
+        self.buffer += sealed
+        self.pending.add(blob_id)
+        if len(self.buffer) >= PACK_TARGET_SIZE:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.entries:
+            return
+        header = self.repo.keys.seal("pack-header", _encode_json(self.entries))
+        self.buffer += header + struct.pack("<I", len(header))
+        name = pack_name(hashlib.sha256(self.buffer).hexdigest())
+        self.repo._put(name, bytes(self.buffer))
+        self.written[name] = self.entries
+        self.buffer = bytearray()
+        self.entries = []
+
+    def finish(self) -> tuple[str, dict[str, BlobLocation]] | None:
+        """Upload the last pack and an index of the packs written since the last finish."""
+        self._flush()
+        if not self.written:
+            return None
+        name = self.repo.write_index(self.written)
+        locations = {
+            blob: BlobLocation(pack, offset, length)
+            for pack, entries in self.written.items()
+            for blob, offset, length in entries
+        }
+        self.written = {}
+        return name, locations
+
+
+def _parse_config(obj: Any) -> RepoConfig:
+    try:
+        if obj["version"] != FORMAT_VERSION:
+            raise ConfigError(
+                f"this repository uses format version {obj['version']}; "
+                f"this claude-sync reads version {FORMAT_VERSION}: upgrade claude-sync"
+            )
+        chunker = obj["chunker"]
+        params = ChunkerParams(
+            min_size=int(chunker["min_size"]),
+            avg_size=int(chunker["avg_size"]),
+            max_size=int(chunker["max_size"]),
+            seed=int(chunker["seed"]),
+        )
+        if not (64 <= params.min_size <= params.avg_size <= params.max_size <= 16 * 1024 * 1024):
+            raise CorruptionError("the config object has invalid chunker parameters")
+        if not 1 <= params.seed < 2**63:
+            raise CorruptionError("the config object has invalid chunker parameters")
+        return RepoConfig(repo_id=str(obj["repo_id"]), chunker=params, created=str(obj["created"]))
+    except (KeyError, TypeError, ValueError):
+        raise CorruptionError("the config object is malformed") from None
+
+
+def group_by_pack(
+    locations: Iterable[tuple[str, BlobLocation]],
+) -> dict[str, dict[str, BlobLocation]]:
+    packs: dict[str, dict[str, BlobLocation]] = {}
+    for blob_id, loc in locations:
+        packs.setdefault(loc.pack, {})[blob_id] = loc
+    return packs

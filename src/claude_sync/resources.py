@@ -1,0 +1,151 @@
+"""The Claude Code resource model: which files under ~/.claude are synced, under what type.
+
+Logical paths are POSIX paths relative to the Claude directory. Every synced file belongs to
+exactly one resource type; a path no type claims is never read, uploaded or written, whatever
+a snapshot says, so a hostile snapshot cannot plant `.credentials.json` or hook scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+# Files claude-sync writes beside real ones; they must never be synced back.
+CONFLICT_MARKER = ".claude-sync-conflict"
+TMP_MARKER = ".claude-sync-tmp"
+# Secrets that no type may ever claim, checked on every path in both directions.
+NEVER = frozenset({".credentials.json", ".claude.json", "settings.local.json"})
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    name: str
+    description: str
+    folders: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    default: bool = True
+    # Claude Code deletes old transcripts on its own: such deletions must never spread.
+    propagate_deletes: bool = True
+
+    def claims(self, path: str) -> bool:
+        return path in self.files or any(path.startswith(f + "/") for f in self.folders)
+
+
+TYPES: tuple[ResourceType, ...] = (
+    ResourceType(
+        "sessions",
+        "conversation transcripts, sub-agent transcripts, tool results, project memory",
+        folders=("projects",),
+        propagate_deletes=False,
+    ),
+    ResourceType(
+        "history",
+        "prompt history (history.jsonl)",
+        files=("history.jsonl",),
+        propagate_deletes=False,
+    ),
+    ResourceType("settings", "user settings (settings.json)", files=("settings.json",)),
+    ResourceType("memory", "user memory (CLAUDE.md)", files=("CLAUDE.md",)),
+    ResourceType("agents", "custom sub-agents", folders=("agents",)),
+    ResourceType("commands", "custom slash commands", folders=("commands",)),
+    ResourceType("skills", "skills", folders=("skills",)),
+    ResourceType("rules", "rules", folders=("rules",)),
+    ResourceType("output-styles", "output styles", folders=("output-styles",)),
+    ResourceType(
+        "plugins",
+        "plugin manifests (not plugin caches)",
+        files=("plugins/installed_plugins.json", "plugins/known_marketplaces.json"),
+    ),
+    ResourceType("todos", "per-session todo lists", folders=("todos",), default=False),
+    ResourceType("plans", "plan-mode plans", folders=("plans",), default=False),
+    ResourceType("hooks", "hook scripts (executable code)", folders=("hooks",), default=False),
+)
+TYPES_BY_NAME = {t.name: t for t in TYPES}
+
+
+def valid_logical_path(path: str) -> bool:
+    """A relative, normalized POSIX path with no component that could climb out of the root."""
+    if not path or path.startswith("/") or "\\" in path or "\x00" in path:
+        return False
+    parts = path.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return False
+    name = parts[-1]
+    return name not in NEVER and CONFLICT_MARKER not in name and TMP_MARKER not in name
+
+
+def type_of(path: str) -> ResourceType | None:
+    if not valid_logical_path(path):
+        return None
+    for rtype in TYPES:
+        if rtype.claims(path):
+            return rtype
+    return None
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    path: str  # logical
+    abspath: Path
+    st: os.stat_result
+
+
+def scan(root: Path, types: list[ResourceType]) -> Iterator[FoundFile]:
+    """Regular, non-empty files of the given types; symlinks are followed only within root."""
+    try:
+        real_root = root.resolve(strict=True)
+    except OSError:
+        return
+    for rtype in types:
+        for name in rtype.files:
+            found = _regular_file(root, real_root, name)
+            if found:
+                yield found
+        for folder in rtype.folders:
+            yield from _walk(root, real_root, folder)
+
+
+def _regular_file(root: Path, real_root: Path, path: str) -> FoundFile | None:
+    if type_of(path) is None:
+        return None
+    abspath = root / path
+    try:
+        lst = abspath.lstat()
+        if stat.S_ISLNK(lst.st_mode):
+            target = abspath.resolve(strict=True)
+            if not target.is_relative_to(real_root):
+                return None
+            lst = target.stat()
+    except OSError:
+        return None
+    if not stat.S_ISREG(lst.st_mode) or lst.st_size == 0:
+        return None
+    return FoundFile(path, abspath, lst)
+
+
+def _walk(root: Path, real_root: Path, folder: str) -> Iterator[FoundFile]:
+    top = root / folder
+    # A folder that is itself a symlink out of the root is skipped entirely.
+    try:
+        if not top.resolve(strict=True).is_relative_to(real_root):
+            return
+    except OSError:
+        return
+    for dirpath, dirnames, filenames in os.walk(top):
+        # os.walk does not descend into symlinked folders, so no loops and no escapes.
+        rel_dir = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
+        dirnames.sort()
+        for filename in sorted(filenames):
+            found = _regular_file(root, real_root, str(rel_dir / filename))
+            if found:
+                yield found
+
+
+def resolve_types(names: list[str], enabled: dict[str, bool]) -> list[ResourceType]:
+    """The types a command works on: those named, or every enabled type."""
+    if names:
+        return [TYPES_BY_NAME[n] for n in names]
+    return [t for t in TYPES if enabled.get(t.name, t.default)]

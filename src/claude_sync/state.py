@@ -1,0 +1,173 @@
+"""Local state in SQLite: the stat cache, the three-way merge base, and the blob index cache.
+
+`local` remembers, per logical path, the stat of the file when we last read it and what we
+found (SHA-256 and chunk list), so an unchanged file is never read again. `base` remembers the
+version each path had at its last successful sync: the common ancestor for three-way checks.
+`blobs` caches the repository's index objects so we know what the backend already holds.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from claude_sync.errors import SyncError
+from claude_sync.repository import BlobLocation, FileEntry
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS local (
+    path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ino INTEGER, ctime_ns INTEGER,
+    mode INTEGER, sha256 TEXT, chunks TEXT
+);
+CREATE TABLE IF NOT EXISTS base (path TEXT PRIMARY KEY, entry TEXT, seq INTEGER);
+CREATE TABLE IF NOT EXISTS blobs (id TEXT PRIMARY KEY, pack TEXT, offset INTEGER, length INTEGER);
+CREATE TABLE IF NOT EXISTS indexes (name TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS conflicts (path TEXT PRIMARY KEY, detail TEXT);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+@dataclass(frozen=True)
+class StatKey:
+    size: int
+    mtime_ns: int
+    ino: int
+    ctime_ns: int
+
+
+@dataclass(frozen=True)
+class CachedFile:
+    stat: StatKey
+    mode: int
+    sha256: str
+    chunks: tuple[tuple[str, int, int], ...]  # (blob id, offset, length)
+
+
+class State:
+    def __init__(self, path: Path) -> None:
+        try:
+            self.db = sqlite3.connect(path, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise SyncError(f"the local state database {path} is unusable ({exc})") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- stat cache ---------------------------------------------------------------------------
+
+    def cached_files(self) -> dict[str, CachedFile]:
+        rows = self.db.execute(
+            "SELECT path, size, mtime_ns, ino, ctime_ns, mode, sha256, chunks FROM local"
+        )
+        return {
+            path: CachedFile(
+                StatKey(size, mtime, ino, ctime),
+                mode,
+                sha,
+                tuple(tuple(c) for c in json.loads(chunks)),  # type: ignore[misc]
+            )
+            for path, size, mtime, ino, ctime, mode, sha, chunks in rows
+        }
+
+    def remember_file(self, path: str, cached: CachedFile) -> None:
+        s = cached.stat
+        self.db.execute(
+            "INSERT OR REPLACE INTO local VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                path,
+                s.size,
+                s.mtime_ns,
+                s.ino,
+                s.ctime_ns,
+                cached.mode,
+                cached.sha256,
+                json.dumps(cached.chunks),
+            ),
+        )
+
+    def forget_file(self, path: str) -> None:
+        self.db.execute("DELETE FROM local WHERE path = ?", (path,))
+
+    # -- merge base ---------------------------------------------------------------------------
+
+    def bases(self) -> dict[str, FileEntry]:
+        return {
+            path: FileEntry.from_json(json.loads(entry), "local state")
+            for path, entry in self.db.execute("SELECT path, entry FROM base")
+        }
+
+    def set_base(self, path: str, entry: FileEntry | None, seq: int | None) -> None:
+        if entry is None:
+            self.db.execute("DELETE FROM base WHERE path = ?", (path,))
+        else:
+            self.db.execute(
+                "INSERT OR REPLACE INTO base VALUES (?, ?, ?)",
+                (path, json.dumps(entry.to_json()), seq),
+            )
+
+    # -- blob index cache ---------------------------------------------------------------------
+
+    def known_indexes(self) -> set[str]:
+        return {name for (name,) in self.db.execute("SELECT name FROM indexes")}
+
+    def add_index(self, name: str, locations: dict[str, BlobLocation]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?)",
+            ((b, loc.pack, loc.offset, loc.length) for b, loc in locations.items()),
+        )
+        self.db.execute("INSERT OR REPLACE INTO indexes VALUES (?)", (name,))
+
+    def has_blob(self, blob_id: str) -> bool:
+        return (
+            self.db.execute("SELECT 1 FROM blobs WHERE id = ?", (blob_id,)).fetchone() is not None
+        )
+
+    def locate(self, blob_ids: Iterable[str]) -> dict[str, BlobLocation]:
+        found = {}
+        for blob_id in blob_ids:
+            row = self.db.execute(
+                "SELECT pack, offset, length FROM blobs WHERE id = ?", (blob_id,)
+            ).fetchone()
+            if row:
+                found[blob_id] = BlobLocation(*row)
+        return found
+
+    # -- conflicts and bookkeeping -----------------------------------------------------------
+
+    def conflicts(self) -> dict[str, dict[str, object]]:
+        return {p: json.loads(d) for p, d in self.db.execute("SELECT path, detail FROM conflicts")}
+
+    def set_conflict(self, path: str, detail: dict[str, object] | None) -> None:
+        if detail is None:
+            self.db.execute("DELETE FROM conflicts WHERE path = ?", (path,))
+        else:
+            self.db.execute(
+                "INSERT OR REPLACE INTO conflicts VALUES (?, ?)", (path, json.dumps(detail))
+            )
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        if value is None:
+            self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))

@@ -1,0 +1,76 @@
+"""Storage backends and the remote-URL syntax of CONTRACT.md.
+
+Each backend module provides `normalize(remote) -> str` (validate and canonicalize a remote of
+its scheme, raising ConfigError) and `open_remote(remote, options) -> ObjectStore`. They are
+imported only when used, so the folder backend needs no cloud SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from urllib.parse import urlparse
+
+from claude_sync.errors import ConfigError
+from claude_sync.store.base import ObjectStore
+from claude_sync.store.folder import FolderStore
+
+__all__ = ["ObjectStore", "RemoteOptions", "normalize_remote", "open_store"]
+
+# scheme -> module implementing it
+BACKENDS = {
+    "s3": "claude_sync.store.s3",
+    "r2": "claude_sync.store.s3",
+    "gs": "claude_sync.store.gcs",
+    "git": "claude_sync.store.git",
+}
+
+
+@dataclass
+class RemoteOptions:
+    """Per-remote settings kept in claude-sync's config (never credentials)."""
+
+    endpoint_url: str | None = None
+
+
+def _scheme(remote: str) -> str:
+    scheme = remote.split("://", 1)[0] if "://" in remote else ""
+    return "git" if scheme.startswith("git+") else scheme
+
+
+def _backend(scheme: str) -> ModuleType:
+    try:
+        return importlib.import_module(BACKENDS[scheme])
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"the {scheme} backend is not available ({exc.name} is missing)"
+        ) from None
+
+
+def normalize_remote(remote: str) -> str:
+    """Canonical form of a remote as stored in the config; raises ConfigError when unusable."""
+    if remote.startswith("file://"):
+        parsed = urlparse(remote)
+        if parsed.netloc not in ("", "localhost") or not parsed.path.startswith("/"):
+            raise ConfigError(f"file remotes need an absolute path: {remote}")
+        return str(Path(parsed.path))
+    if remote.startswith("/"):
+        return str(Path(remote))
+    scheme = _scheme(remote)
+    if scheme in BACKENDS:
+        return str(_backend(scheme).normalize(remote))
+    raise ConfigError(
+        f"unknown remote {remote!r}: use an absolute folder path, file://, s3://, r2://, gs:// "
+        "or git+URL"
+    )
+
+
+def open_store(remote: str, options: RemoteOptions | None = None) -> ObjectStore:
+    remote = normalize_remote(remote)
+    scheme = _scheme(remote)
+    if scheme in BACKENDS:
+        store: ObjectStore = _backend(scheme).open_remote(remote, options or RemoteOptions())
+        return store
+    return FolderStore(Path(remote))

@@ -1,0 +1,40 @@
+"""The object-store interface every backend implements.
+
+Repository format v1 needs only four operations on flat, '/'-separated names: read an object,
+create one only if its name is free, list names under a prefix, delete one. Objects are
+immutable once written; create-only writes are how concurrent machines take turns.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+
+class ObjectStore(ABC):
+    """A flat namespace of immutable objects."""
+
+    #: What the user typed, safe to print (no credentials).
+    display: str
+
+    @abstractmethod
+    def get(self, name: str) -> bytes:
+        """Return the object's bytes; raise ObjectNotFoundError when it does not exist."""
+
+    @abstractmethod
+    def put_if_absent(self, name: str, data: bytes) -> bool:
+        """Store data under name unless the name is taken; True when this call created it."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Names of all objects whose name starts with prefix, in no particular order."""
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Remove the object; deleting a missing object is not an error."""
+
+    def prepare(self, create: bool) -> None:  # noqa: B027 - most stores need no preparation
+        """Called by `init` before it creates a repository here: make the place (folder,
+        bucket) when it is missing and `create` allows, and check that it is usable."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most stores hold nothing open
+        """Release connections."""

@@ -1,0 +1,98 @@
+"""A plain folder as the object store: the embedded default, and a shared drive's backend."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+
+from claude_sync.errors import BackendError, ObjectNotFoundError
+from claude_sync.store.base import ObjectStore
+
+TMP_PREFIX = ".tmp-"
+
+
+class FolderStore(ObjectStore):
+    def __init__(self, root: Path, display: str | None = None) -> None:
+        self.root = root
+        self.display = display or str(root)
+
+    def _path(self, name: str) -> Path:
+        parts = name.split("/")
+        if any(p in ("", ".", "..") or p.startswith(TMP_PREFIX) for p in parts):
+            raise BackendError(f"invalid object name {name!r}")
+        return self.root.joinpath(*parts)
+
+    def prepare(self, create: bool) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise BackendError(f"cannot create {self.display}: {exc.strerror}") from None
+
+    def get(self, name: str) -> bytes:
+        try:
+            return self._path(name).read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"object {name} is missing from {self.display}") from None
+        except OSError as exc:
+            raise BackendError(f"cannot read {self.display}: {exc.strerror}") from None
+
+    def put_if_absent(self, name: str, data: bytes) -> bool:
+        path = self._path(name)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                # link() fails when the name exists: an atomic create-only write that never
+                # exposes a half-written object under its final name.
+                os.link(tmp, path)
+            finally:
+                os.unlink(tmp)
+            _fsync_dir(path.parent)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise BackendError(f"no space left on {self.display}") from None
+            raise BackendError(f"cannot write to {self.display}: {exc.strerror}") from None
+
+    def list(self, prefix: str) -> list[str]:
+        # Walk only the deepest folder the prefix pins down.
+        folder, _, _ = prefix.rpartition("/")
+        base = self.root.joinpath(*folder.split("/")) if folder else self.root
+        if not base.is_dir():
+            return []
+        names = []
+        try:
+            for dirpath, dirnames, filenames in os.walk(base):
+                dirnames[:] = [d for d in dirnames if not d.startswith(TMP_PREFIX)]
+                rel = Path(dirpath).relative_to(self.root).as_posix()
+                for filename in filenames:
+                    if filename.startswith(TMP_PREFIX):
+                        continue
+                    name = filename if rel == "." else f"{rel}/{filename}"
+                    if name.startswith(prefix):
+                        names.append(name)
+        except OSError as exc:
+            raise BackendError(f"cannot list {self.display}: {exc.strerror}") from None
+        return names
+
+    def delete(self, name: str) -> None:
+        try:
+            self._path(name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise BackendError(f"cannot delete from {self.display}: {exc.strerror}") from None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
