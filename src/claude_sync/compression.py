@@ -1,4 +1,4 @@
-"""zstd framing for blob and metadata plaintexts: one flag byte, then the (maybe) compressed bytes."""
+"""zstd framing for plaintexts: one flag byte, then the (maybe) compressed bytes."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ PACK_TARGET_SIZE = 8 * 1024 * 1024
 MAX_METADATA_SIZE = 1 << 30
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-_SNAPSHOT_NAME = re.compile(r"snapshots/(\d{%d})" % SEQ_DIGITS)
+_SNAPSHOT_NAME = re.compile(rf"snapshots/(\d{{{SEQ_DIGITS}}})")
 
 
 def snapshot_name(seq: int) -> str:

@@ -1,0 +1,126 @@
+"""Shared fixtures: "machines" are separate HOME directories running the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+PASSPHRASE = "correct horse battery staple"
+# Variables that would let one test machine see another's settings.
+_SCRUB = (
+    "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "CLAUDE_CONFIG_DIR",
+    "CLAUDE_SYNC_CONFIG_DIR", "CLAUDE_SYNC_PASSPHRASE", "CLAUDE_SYNC_PASSPHRASE_FILE",
+)
+
+
+@dataclass
+class Machine:
+    """One simulated machine: its own HOME, running `python -m claude_sync` as a subprocess."""
+
+    home: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def claude(self) -> Path:
+        return self.home / ".claude"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.home / ".config" / "claude-sync"
+
+    def environ(self, passphrase: str | None = PASSPHRASE) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+        env["HOME"] = str(self.home)
+        env.update(self.env)
+        if passphrase is not None:
+            env["CLAUDE_SYNC_PASSPHRASE"] = passphrase
+        return env
+
+    def run(
+        self, *args: str, check: bool = True, passphrase: str | None = PASSPHRASE,
+        timeout: float = 120, stdin: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "claude_sync", *args],
+            env=self.environ(passphrase),
+            input=stdin if stdin is not None else "",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=self.home,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"claude-sync {' '.join(args)} exited {proc.returncode}\n"
+                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            )
+        return proc
+
+    def json(self, *args: str, expect: int = 0) -> dict[str, object]:
+        proc = self.run(*args, "--json", check=False)
+        assert proc.returncode == expect, proc.stderr
+        result: dict[str, object] = json.loads(proc.stdout)
+        return result
+
+    def write(self, rel: str, data: str | bytes, mtime: float | None = None) -> Path:
+        path = self.claude / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, str):
+            data = data.encode()
+        path.write_bytes(data)
+        if mtime is not None:
+            os.utime(path, (mtime, mtime))
+        return path
+
+    def append(self, rel: str, data: str) -> None:
+        with (self.claude / rel).open("a") as fh:
+            fh.write(data)
+
+
+@pytest.fixture
+def make_machine(tmp_path: Path) -> Callable[[str], Machine]:
+    def make(name: str) -> Machine:
+        home = tmp_path / name
+        home.mkdir()
+        return Machine(home)
+
+    return make
+
+
+@pytest.fixture
+def repo_dir(tmp_path: Path) -> Path:
+    return tmp_path / "repository"
+
+
+@pytest.fixture
+def machines(make_machine: Callable[[str], Machine]) -> Iterator[tuple[Machine, Machine]]:
+    yield make_machine("a"), make_machine("b")
+
+
+def transcript(session: str, n: int, start: int = 0, cwd: str = "/home/ann/code/app") -> str:
+    """n JSONL records of a realistic-looking Claude Code session."""
+    lines = []
+    for i in range(start, start + n):
+        lines.append(json.dumps({
+            "uuid": f"{session}-{i:05d}", "parentUuid": f"{session}-{i - 1:05d}" if i else None,
+            "sessionId": session, "timestamp": f"2026-11-20T10:{i // 60 % 60:02d}:{i % 60:02d}Z",
+            "cwd": cwd, "type": "user" if i % 2 == 0 else "assistant",
+            "message": {"role": "user", "content": f"message {i} " + "lorem ipsum " * 20},
+        }))
+    return "".join(line + "\n" for line in lines)
+
+
+def snapshot_tree(root: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file under root with its bytes and mtime (ns), for byte-exact comparisons."""
+    files = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            files[path.relative_to(root).as_posix()] = (path.read_bytes(), path.stat().st_mtime_ns)
+    return files

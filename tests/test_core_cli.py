@@ -1,0 +1,461 @@
+"""Core scenarios of issue 2: two machines, one folder repository, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+from conftest import PASSPHRASE, Machine, snapshot_tree, transcript
+
+from claude_sync import compression, crypto
+from claude_sync.repository import Repository
+from claude_sync.store.folder import FolderStore
+
+SENTINEL = "SENTINEL-0f3c9a7e-credentials-must-never-leave"
+PROJECT = "-home-ann-code-app"
+
+
+def populate(m: Machine) -> dict[str, str]:
+    """A realistic ~/.claude with synced and never-synced files; returns some identifiers."""
+    session = str(uuid.uuid4())
+    agent = str(uuid.uuid4())
+    old = 1_700_000_000
+    m.write(f"projects/{PROJECT}/{session}.jsonl", transcript(session, 200), mtime=old)
+    m.write(f"projects/{PROJECT}/{session}/subagents/agent-{agent}.jsonl", transcript(agent, 5))
+    m.write(f"projects/{PROJECT}/{session}/subagents/agent-{agent}.meta.json", '{"a": 1}')
+    m.write(f"projects/{PROJECT}/{session}/tool-results/r1.txt", "tool output " * 100)
+    m.write(f"projects/{PROJECT}/memory/notes.md", "# memory\nuse pytest\n")
+    m.write("history.jsonl", json.dumps({"display": "hi", "timestamp": 1, "sessionId": session}) + "\n")
+    m.write("settings.json", '{"model": "opus", "hooks": {}}\n')
+    m.write("CLAUDE.md", "Be terse.\n")
+    m.write("agents/reviewer.md", "---\nname: reviewer\n---\nReview code.\n")
+    m.write("commands/deploy.md", "Deploy it.\n")
+    m.write("skills/pdf/SKILL.md", "---\nname: pdf\n---\n")
+    m.write("rules/style.md", "No tabs.\n")
+    m.write("output-styles/terse.md", "Terse.\n")
+    m.write("plugins/installed_plugins.json", "{}\n")
+    m.write("plugins/known_marketplaces.json", "{}\n")
+    # Never synced:
+    m.write(".credentials.json", json.dumps({"token": SENTINEL}))
+    m.write("settings.local.json", json.dumps({"token": SENTINEL}))
+    m.write("statsig/cache", SENTINEL)
+    m.write("shell-snapshots/snap.sh", SENTINEL)
+    m.write("todos/t.json", SENTINEL)
+    m.write("plugins/cache/x/plugin.json", SENTINEL)
+    m.write("agents/empty.md", "")
+    (m.home / ".claude.json").write_text(SENTINEL)
+    outside = m.home / "outside-secret.md"
+    outside.write_text(SENTINEL)
+    (m.claude / "agents" / "link-out.md").symlink_to(outside)
+    (m.claude / "agents" / "link-in.md").symlink_to(m.claude / "CLAUDE.md")
+    return {"session": session, "agent": agent}
+
+
+SYNCED_MISSING = {  # present on A, must not appear on B
+    ".credentials.json", "settings.local.json", "statsig/cache", "shell-snapshots/snap.sh",
+    "todos/t.json", "plugins/cache/x/plugin.json", "agents/empty.md", "agents/link-out.md",
+}
+
+
+def set_up_pair(a: Machine, b: Machine, repo: Path) -> None:
+    a.run("init", str(repo))
+    a.run("push")
+    b.run("init", str(repo))
+
+
+def synced_view(m: Machine) -> dict[str, tuple[bytes, int]]:
+    return {p: v for p, v in snapshot_tree(m.claude).items() if p not in SYNCED_MISSING}
+
+
+def test_push_then_pull_is_byte_identical_with_mtimes(machines, repo_dir):
+    a, b = machines
+    populate(a)
+    set_up_pair(a, b, repo_dir)
+    result = b.json("pull")
+    expected = synced_view(a)
+    got = snapshot_tree(b.claude)
+    assert got == expected  # bytes and mtimes, and nothing else
+    assert sorted(result["pulled"]) == sorted(expected)
+    assert result["conflicts"] == [] and result["downloaded_bytes"] > 0
+    assert not (b.home / ".claude.json").exists()
+    assert "agents/link-in.md" in got  # a symlink inside the root is synced as a file
+
+
+def test_second_push_sends_little_more_than_the_change(machines, repo_dir):
+    a, _ = machines
+    ids = populate(a)
+    big = transcript("big", 3000)
+    a.write(f"projects/{PROJECT}/big.jsonl", big)
+    a.run("init", str(repo_dir))
+    a.run("push")
+    before = snapshot_tree(repo_dir)
+
+    # Nothing changed: the backend folder is untouched, byte for byte.
+    assert a.json("push")["pushed"] == []
+    assert snapshot_tree(repo_dir) == before
+
+    # One small file changed: about that file compressed plus a manifest goes up.
+    a.write("agents/reviewer.md", "---\nname: reviewer\n---\nReview code twice.\n")
+    result = a.json("push")
+    assert result["pushed"] == ["agents/reviewer.md"]
+    after = snapshot_tree(repo_dir)
+    added = sum(len(v[0]) for k, v in after.items() if k not in before)
+    assert added == result["uploaded_bytes"]
+    assert added < 8 * 1024, added
+
+    # Appending to a large transcript uploads the tail, not the whole file.
+    a.append(f"projects/{PROJECT}/big.jsonl", transcript("big", 20, start=3000))
+    result = a.json("push")
+    size = (a.claude / f"projects/{PROJECT}/big.jsonl").stat().st_size
+    assert size > 1_000_000
+    assert result["uploaded_bytes"] < size / 3, (result["uploaded_bytes"], size)
+    assert ids["session"]
+
+
+def test_backend_holds_nothing_readable(machines, repo_dir):
+    a, b = machines
+    ids = populate(a)
+    set_up_pair(a, b, repo_dir)
+    b.run("pull")
+    needles = [PROJECT, "home-ann", ids["session"], ids["agent"], str(a.home), str(b.home),
+               "reviewer", "SKILL", "history.jsonl", "pytest-of", SENTINEL]
+    host = socket.gethostname()
+    if len(host) >= 5:
+        needles.append(host)
+    for path in repo_dir.rglob("*"):
+        rel = path.relative_to(repo_dir).as_posix()
+        for needle in needles:
+            assert needle not in rel, (needle, rel)
+        if path.is_file():
+            data = path.read_bytes()
+            for needle in needles:
+                assert needle.encode() not in data, (needle, rel)
+
+
+def all_plaintexts(repo_dir: Path, master: bytes) -> list[bytes]:
+    """Decrypt every object of the repository with the master key."""
+    keys = crypto.KeyRing(master)
+    store = FolderStore(repo_dir)
+    repo = Repository.open(store, master)
+    plains = [keys.open("config", store.get("config"))]
+    for seq in repo.snapshot_seqs():
+        name = f"snapshots/{seq:010d}"
+        plains.append(compression.unpack(keys.open(name, store.get(name)), name))
+    for name in repo.index_names():
+        plains.append(compression.unpack(keys.open(name, store.get(name)), name))
+        for locs in repo.load_index(name).values():
+            blobs = repo.read_pack(locs.pack, {b: l for b, l in repo.load_index(name).items()
+                                               if l.pack == locs.pack})
+            plains.extend(blobs.values())
+    return plains
+
+
+def test_credentials_sentinel_is_in_no_decrypted_object(machines, repo_dir):
+    a, _ = machines
+    populate(a)
+    a.run("init", str(repo_dir))
+    a.run("push")
+    key = json.loads((a.config_dir / "key").read_text())
+    plains = all_plaintexts(repo_dir, crypto.unb64(key["master_key"], "key"))
+    assert len(plains) > 5
+    assert any(b"Review code." in p for p in plains)  # the decryption really worked
+    assert not any(SENTINEL.encode() in p for p in plains)
+
+
+def flip_byte(path: Path, offset: int | None = None) -> None:
+    data = bytearray(path.read_bytes())
+    i = len(data) // 2 if offset is None else offset
+    data[i] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def test_any_flipped_byte_fails_pull_cleanly(machines, repo_dir, tmp_path):
+    a, b = machines
+    populate(a)
+    set_up_pair(a, b, repo_dir)
+    b.write("CLAUDE.md", "B's own memory\n")
+    clean_config = tmp_path / "clean-config"
+    shutil.copytree(b.config_dir, clean_config)
+    before = snapshot_tree(b.claude)
+    objects = [p for p in repo_dir.rglob("*") if p.is_file() and not p.parent.name == "keys"]
+    assert {p.relative_to(repo_dir).parts[0] for p in objects} == {
+        "config", "data", "index", "snapshots"}
+    for obj in objects:
+        original = obj.read_bytes()
+        for offset in (0, len(original) // 2, len(original) - 1):
+            shutil.rmtree(b.config_dir)
+            shutil.copytree(clean_config, b.config_dir)
+            flip_byte(obj, offset)
+            try:
+                proc = b.run("pull", check=False)
+            finally:
+                obj.write_bytes(original)
+            assert proc.returncode == 1, (obj, offset, proc.stdout, proc.stderr)
+            lines = proc.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
+            assert "Traceback" not in proc.stderr
+            assert snapshot_tree(b.claude) == before, obj
+    assert b.run("pull", "--strategy", "local").returncode == 0
+
+
+def test_flipped_key_object_or_wrong_passphrase_writes_nothing(machines, repo_dir):
+    a, b = machines
+    populate(a)
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b.write("CLAUDE.md", "mine\n")
+    before = snapshot_tree(b.claude)
+    proc = b.run("init", str(repo_dir), check=False, passphrase="not the passphrase")
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "error: wrong passphrase for this repository"
+    assert not b.config_dir.exists()
+    assert snapshot_tree(b.claude) == before
+    (key_obj,) = (repo_dir / "keys").iterdir()
+    flip_byte(key_obj)
+    proc = b.run("init", str(repo_dir), check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("error:")
+    assert not b.config_dir.exists()
+    assert not (b.home / ".local").exists()
+
+
+def test_no_passphrase_without_terminal_is_a_clear_error(machines, repo_dir):
+    a, _ = machines
+    proc = a.run("init", str(repo_dir), check=False, passphrase=None)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: a passphrase is needed and there is no terminal")
+    assert not repo_dir.exists() or not any(repo_dir.iterdir())
+
+
+def test_passphrase_file_and_init_refuses_twice(machines, repo_dir, tmp_path):
+    a, b = machines
+    secret = tmp_path / "pass.txt"
+    secret.write_text(PASSPHRASE + "\n")
+    a.run("init", str(repo_dir), "--passphrase-file", str(secret), passphrase=None)
+    key_before = (a.config_dir / "key").read_bytes()
+    proc = a.run("init", str(repo_dir), check=False)
+    assert proc.returncode == 2 and "already set up" in proc.stderr
+    assert (a.config_dir / "key").read_bytes() == key_before
+    b.env["CLAUDE_SYNC_PASSPHRASE_FILE"] = str(secret)
+    b.run("init", f"file://{repo_dir}", passphrase=None)
+    a.run("init", str(repo_dir), "--force")
+    assert json.loads((a.config_dir / "key").read_text()) == json.loads(key_before)
+    assert oct(os.stat(a.config_dir / "key").st_mode & 0o777) == "0o600"
+    assert oct(os.stat(a.config_dir).st_mode & 0o777) == "0o700"
+
+
+def test_recovery_key_joins(machines, make_machine, repo_dir):
+    a, b = machines
+    populate(a)
+    a.run("init", str(repo_dir))
+    a.run("push")
+    recovery = a.run("key", "export").stdout.strip()
+    assert recovery.startswith("csr1-")
+    bad = b.run("init", str(repo_dir), "--recovery-key", recovery[:-2] + "AA", check=False,
+                passphrase=None)
+    assert bad.returncode == 1 and "mistyped" in bad.stderr
+    b.run("init", str(repo_dir), "--recovery-key", recovery, passphrase=None)
+    b.run("pull")
+    assert (b.claude / "agents/reviewer.md").read_text().endswith("Review code.\n")
+    other = make_machine("other")
+    other.run("init", str(other.home / "other-repo"))
+    c = make_machine("c")
+    proc = c.run("init", str(other.home / "other-repo"), "--recovery-key", recovery, check=False)
+    assert proc.returncode == 1 and "does not open this repository" in proc.stderr
+
+
+def test_default_remote_is_a_local_folder(machines):
+    a, b = machines
+    populate(a)
+    a.run("init")
+    a.run("push")
+    repo = a.home / ".local/share/claude-sync/repository"
+    assert (repo / "config").exists()
+    b.run("init", str(repo))
+    b.run("pull")
+    assert (b.claude / "CLAUDE.md").read_text() == "Be terse.\n"
+
+
+def test_types_and_selective_push(machines, repo_dir):
+    a, b = machines
+    populate(a)
+    listing = a.run("types").stdout
+    for name in ("sessions", "history", "agents", "commands", "skills", "settings", "hooks"):
+        assert name in listing
+    a.run("init", str(repo_dir))
+    result = a.json("push", "agents", "commands")
+    assert sorted(result["pushed"]) == ["agents/link-in.md", "agents/reviewer.md",
+                                        "commands/deploy.md"]
+    b.run("init", str(repo_dir))
+    assert sorted(b.json("pull")["pulled"]) == sorted(result["pushed"])
+    assert "settings.json" in a.json("push")["pushed"]
+    assert "settings.json" in b.json("pull", "settings")["pulled"]
+    assert not (b.claude / "history.jsonl").exists()
+    proc = a.run("push", "nonsense", check=False)
+    assert proc.returncode == 2
+
+
+def test_true_conflict_keeps_both_and_exits_3(machines, repo_dir):
+    a, b = machines
+    populate(a)
+    set_up_pair(a, b, repo_dir)
+    b.run("pull")
+    a.write("agents/reviewer.md", "A's version\n")
+    a.run("push")
+    b.write("agents/reviewer.md", "B's version\n")
+    proc = b.run("pull", "--verbose", check=False)
+    assert proc.returncode == 3
+    assert "conflict: agents/reviewer.md" in proc.stderr and "sha256" in proc.stderr
+    assert (b.claude / "agents/reviewer.md").read_text() == "B's version\n"
+    copies = list((b.claude / "agents").glob("reviewer.md.claude-sync-conflict-*"))
+    assert [c.read_text() for c in copies] == ["A's version\n"]
+    # A push does not overwrite the remote version while the conflict stands.
+    push = b.json("push", expect=3)
+    assert push["conflicts"] == ["agents/reviewer.md"] and push["pushed"] == []
+    status = b.json("status", expect=0)
+    assert status["conflicts"] == ["agents/reviewer.md"]
+    # The conflict copy is never synced back.
+    assert not any("conflict" in p for p in b.json("push", expect=3)["pushed"])
+    # --strategy local settles it in favour of this machine; the next push sends it.
+    assert b.json("pull", "--strategy", "local")["conflicts"] == []
+    assert b.json("push")["pushed"] == ["agents/reviewer.md"]
+    a.run("pull")
+    assert (a.claude / "agents/reviewer.md").read_text() == "B's version\n"
+
+
+@pytest.mark.parametrize("strategy", ["remote", "both"])
+def test_conflict_strategies(machines, repo_dir, strategy):
+    a, b = machines
+    populate(a)
+    set_up_pair(a, b, repo_dir)
+    b.run("pull")
+    a.write("commands/deploy.md", "A\n")
+    a.run("push")
+    b.write("commands/deploy.md", "B\n")
+    result = b.json("sync", "--strategy", strategy)
+    assert result["conflicts"] == []
+    if strategy == "remote":
+        assert (b.claude / "commands/deploy.md").read_text() == "A\n"
+        assert result["pushed"] == []
+    else:
+        assert (b.claude / "commands/deploy.md").read_text() == "B\n"
+        copies = list((b.claude / "commands").glob("deploy.md.claude-sync-conflict-*"))
+        assert [c.read_text() for c in copies] == ["A\n"]
+        assert result["pushed"] == ["commands/deploy.md"]
+
+
+def test_deletions_three_way(machines, repo_dir):
+    a, b = machines
+    ids = populate(a)
+    set_up_pair(a, b, repo_dir)
+    b.run("pull")
+    session = f"projects/{PROJECT}/{ids['session']}.jsonl"
+    (a.claude / session).unlink()  # Claude Code's own clean-up of an old transcript
+    (a.claude / "commands/deploy.md").unlink()  # the user removed a command
+    result = a.json("push")
+    assert result["pushed"] == ["commands/deploy.md"]
+    assert b.json("pull")["deleted"] == ["commands/deploy.md"]
+    assert not (b.claude / "commands/deploy.md").exists()
+    assert (b.claude / session).exists()
+    c_view = b.json("status")
+    assert c_view["pulled"] == [] and c_view["deleted"] == []
+
+
+def test_concurrent_pushes_both_land(machines, repo_dir):
+    a, b = machines
+    populate(a)
+    set_up_pair(a, b, repo_dir)
+    b.run("pull")
+    a.write("agents/a-only.md", "from A\n")
+    b.write("agents/b-only.md", "from B\n")
+    a.run("push")
+    b.run("push")  # B has not pulled A's push: it must build on it, not replace it
+    c_home = a.json("pull")
+    assert c_home["pulled"] == ["agents/b-only.md"]
+    b.run("pull")
+    assert (b.claude / "agents/a-only.md").read_text() == "from A\n"
+    assert synced_view(a) == synced_view(b) | {
+        k: v for k, v in synced_view(a).items() if k not in synced_view(b)}
+
+
+def test_dry_run_changes_nothing(machines, repo_dir):
+    a, b = machines
+    populate(a)
+    a.run("init", str(repo_dir))
+    before = snapshot_tree(repo_dir)
+    dry = a.json("push", "--dry-run")
+    assert "CLAUDE.md" in dry["pushed"]
+    assert snapshot_tree(repo_dir) == before
+    a.run("push")
+    b.run("init", str(repo_dir))
+    assert "CLAUDE.md" in b.json("pull", "--dry-run")["pulled"]
+    assert not b.claude.exists()
+    out = b.run("pull", "--dry-run").stdout
+    assert "would pull CLAUDE.md" in out
+
+
+def test_bad_remote_and_not_set_up_are_usage_errors(machines, tmp_path):
+    a, _ = machines
+    for remote in ("relative/path", "ftp://host/x", "file://host/x"):
+        proc = a.run("init", remote, check=False)
+        assert proc.returncode == 2 and proc.stderr.startswith("error:"), proc.stderr
+    proc = a.run("push", check=False)
+    assert proc.returncode == 2 and "not set up" in proc.stderr
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "somefile").write_text("x")
+    proc = a.run("init", str(busy), check=False)
+    assert proc.returncode == 2 and "not empty" in proc.stderr
+
+
+def test_remote_gone_is_a_clear_error(machines, repo_dir):
+    a, _ = machines
+    populate(a)
+    a.run("init", str(repo_dir))
+    shutil.rmtree(repo_dir)
+    proc = a.run("pull", check=False)
+    assert proc.returncode == 2 and "holds no claude-sync repository" in proc.stderr
+
+
+def test_status_reports_pending_work(machines, repo_dir):
+    a, b = machines
+    populate(a)
+    set_up_pair(a, b, repo_dir)
+    status = b.json("status")
+    assert "CLAUDE.md" in status["pulled"] and status["pushed"] == []
+    assert "to pull: CLAUDE.md" in b.run("status").stdout
+    b.run("pull")
+    assert "up to date" in b.run("status").stdout
+    b.write("rules/new.md", "new\n")
+    assert b.json("status")["pushed"] == ["rules/new.md"]
+
+
+def test_quiet_and_verbose_output(machines, repo_dir):
+    a, _ = machines
+    populate(a)
+    a.run("init", str(repo_dir))
+    assert a.run("push", "-q").stdout == ""
+    a.write("CLAUDE.md", "changed\n")
+    assert "push CLAUDE.md" in a.run("push", "-v").stdout
+    assert "Everything is up to date." in a.run("pull").stdout
+
+
+def test_claude_dir_and_config_dir_options(make_machine, repo_dir, tmp_path):
+    m = make_machine("m")
+    custom = tmp_path / "custom-claude"
+    (custom / "agents").mkdir(parents=True)
+    (custom / "agents/x.md").write_text("x\n")
+    cfg = tmp_path / "cfg"
+    m.run("init", str(repo_dir), "--config-dir", str(cfg))
+    m.env["CLAUDE_CONFIG_DIR"] = str(custom)
+    assert m.json("push", "--config-dir", str(cfg))["pushed"] == ["agents/x.md"]
+    n = make_machine("n")
+    n.env["CLAUDE_SYNC_CONFIG_DIR"] = str(tmp_path / "cfg-n")
+    n.run("init", str(repo_dir))
+    target = tmp_path / "target"
+    assert n.json("pull", "--claude-dir", str(target))["pulled"] == ["agents/x.md"]
+    assert (target / "agents/x.md").read_text() == "x\n"
