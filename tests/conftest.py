@@ -15,8 +15,14 @@ import pytest
 PASSPHRASE = "correct horse battery staple"
 # Variables that would let one test machine see another's settings.
 _SCRUB = (
-    "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME", "CLAUDE_CONFIG_DIR",
-    "CLAUDE_SYNC_CONFIG_DIR", "CLAUDE_SYNC_PASSPHRASE", "CLAUDE_SYNC_PASSPHRASE_FILE",
+    "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_STATE_HOME",
+    "CLAUDE_CONFIG_DIR",
+    "CLAUDE_SYNC_CONFIG_DIR",
+    "CLAUDE_SYNC_PASSPHRASE",
+    "CLAUDE_SYNC_PASSPHRASE_FILE",
 )
 
 
@@ -44,8 +50,12 @@ class Machine:
         return env
 
     def run(
-        self, *args: str, check: bool = True, passphrase: str | None = PASSPHRASE,
-        timeout: float = 120, stdin: str | None = None,
+        self,
+        *args: str,
+        check: bool = True,
+        passphrase: str | None = PASSPHRASE,
+        timeout: float = 120,
+        stdin: str | None = None,
     ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
             [sys.executable, "-m", "claude_sync", *args],
@@ -108,12 +118,19 @@ def transcript(session: str, n: int, start: int = 0, cwd: str = "/home/ann/code/
     """n JSONL records of a realistic-looking Claude Code session."""
     lines = []
     for i in range(start, start + n):
-        lines.append(json.dumps({
-            "uuid": f"{session}-{i:05d}", "parentUuid": f"{session}-{i - 1:05d}" if i else None,
-            "sessionId": session, "timestamp": f"2026-11-20T10:{i // 60 % 60:02d}:{i % 60:02d}Z",
-            "cwd": cwd, "type": "user" if i % 2 == 0 else "assistant",
-            "message": {"role": "user", "content": f"message {i} " + "lorem ipsum " * 20},
-        }))
+        lines.append(
+            json.dumps(
+                {
+                    "uuid": f"{session}-{i:05d}",
+                    "parentUuid": f"{session}-{i - 1:05d}" if i else None,
+                    "sessionId": session,
+                    "timestamp": f"2026-11-20T10:{i // 60 % 60:02d}:{i % 60:02d}Z",
+                    "cwd": cwd,
+                    "type": "user" if i % 2 == 0 else "assistant",
+                    "message": {"role": "user", "content": f"message {i} " + "lorem ipsum " * 20},
+                }
+            )
+        )
     return "".join(line + "\n" for line in lines)
 
 

@@ -30,7 +30,9 @@ def populate(m: Machine) -> dict[str, str]:
     m.write(f"projects/{PROJECT}/{session}/subagents/agent-{agent}.meta.json", '{"a": 1}')
     m.write(f"projects/{PROJECT}/{session}/tool-results/r1.txt", "tool output " * 100)
     m.write(f"projects/{PROJECT}/memory/notes.md", "# memory\nuse pytest\n")
-    m.write("history.jsonl", json.dumps({"display": "hi", "timestamp": 1, "sessionId": session}) + "\n")
+    m.write(
+        "history.jsonl", json.dumps({"display": "hi", "timestamp": 1, "sessionId": session}) + "\n"
+    )
     m.write("settings.json", '{"model": "opus", "hooks": {}}\n')
     m.write("CLAUDE.md", "Be terse.\n")
     m.write("agents/reviewer.md", "---\nname: reviewer\n---\nReview code.\n")
@@ -57,8 +59,14 @@ def populate(m: Machine) -> dict[str, str]:
 
 
 SYNCED_MISSING = {  # present on A, must not appear on B
-    ".credentials.json", "settings.local.json", "statsig/cache", "shell-snapshots/snap.sh",
-    "todos/t.json", "plugins/cache/x/plugin.json", "agents/empty.md", "agents/link-out.md",
+    ".credentials.json",
+    "settings.local.json",
+    "statsig/cache",
+    "shell-snapshots/snap.sh",
+    "todos/t.json",
+    "plugins/cache/x/plugin.json",
+    "agents/empty.md",
+    "agents/link-out.md",
 }
 
 
@@ -122,8 +130,19 @@ def test_backend_holds_nothing_readable(machines, repo_dir):
     ids = populate(a)
     set_up_pair(a, b, repo_dir)
     b.run("pull")
-    needles = [PROJECT, "home-ann", ids["session"], ids["agent"], str(a.home), str(b.home),
-               "reviewer", "SKILL", "history.jsonl", "pytest-of", SENTINEL]
+    needles = [
+        PROJECT,
+        "home-ann",
+        ids["session"],
+        ids["agent"],
+        str(a.home),
+        str(b.home),
+        "reviewer",
+        "SKILL",
+        "history.jsonl",
+        "pytest-of",
+        SENTINEL,
+    ]
     host = socket.gethostname()
     if len(host) >= 5:
         needles.append(host)
@@ -149,8 +168,9 @@ def all_plaintexts(repo_dir: Path, master: bytes) -> list[bytes]:
     for name in repo.index_names():
         plains.append(compression.unpack(keys.open(name, store.get(name)), name))
         for locs in repo.load_index(name).values():
-            blobs = repo.read_pack(locs.pack, {b: l for b, l in repo.load_index(name).items()
-                                               if l.pack == locs.pack})
+            blobs = repo.read_pack(
+                locs.pack, {b: l for b, l in repo.load_index(name).items() if l.pack == locs.pack}
+            )
             plains.extend(blobs.values())
     return plains
 
@@ -182,9 +202,13 @@ def test_any_flipped_byte_fails_pull_cleanly(machines, repo_dir, tmp_path):
     clean_config = tmp_path / "clean-config"
     shutil.copytree(b.config_dir, clean_config)
     before = snapshot_tree(b.claude)
-    objects = [p for p in repo_dir.rglob("*") if p.is_file() and not p.parent.name == "keys"]
+    objects = [p for p in repo_dir.rglob("*") if p.is_file() and p.parent.name != "keys"]
     assert {p.relative_to(repo_dir).parts[0] for p in objects} == {
-        "config", "data", "index", "snapshots"}
+        "config",
+        "data",
+        "index",
+        "snapshots",
+    }
     for obj in objects:
         original = obj.read_bytes()
         for offset in (0, len(original) // 2, len(original) - 1):
@@ -255,8 +279,9 @@ def test_recovery_key_joins(machines, make_machine, repo_dir):
     a.run("push")
     recovery = a.run("key", "export").stdout.strip()
     assert recovery.startswith("csr1-")
-    bad = b.run("init", str(repo_dir), "--recovery-key", recovery[:-2] + "AA", check=False,
-                passphrase=None)
+    bad = b.run(
+        "init", str(repo_dir), "--recovery-key", recovery[:-2] + "AA", check=False, passphrase=None
+    )
     assert bad.returncode == 1 and "mistyped" in bad.stderr
     b.run("init", str(repo_dir), "--recovery-key", recovery, passphrase=None)
     b.run("pull")
@@ -288,8 +313,11 @@ def test_types_and_selective_push(machines, repo_dir):
         assert name in listing
     a.run("init", str(repo_dir))
     result = a.json("push", "agents", "commands")
-    assert sorted(result["pushed"]) == ["agents/link-in.md", "agents/reviewer.md",
-                                        "commands/deploy.md"]
+    assert sorted(result["pushed"]) == [
+        "agents/link-in.md",
+        "agents/reviewer.md",
+        "commands/deploy.md",
+    ]
     b.run("init", str(repo_dir))
     assert sorted(b.json("pull")["pulled"]) == sorted(result["pushed"])
     assert "settings.json" in a.json("push")["pushed"]
@@ -379,7 +407,8 @@ def test_concurrent_pushes_both_land(machines, repo_dir):
     b.run("pull")
     assert (b.claude / "agents/a-only.md").read_text() == "from A\n"
     assert synced_view(a) == synced_view(b) | {
-        k: v for k, v in synced_view(a).items() if k not in synced_view(b)}
+        k: v for k, v in synced_view(a).items() if k not in synced_view(b)
+    }
 
 
 def test_dry_run_changes_nothing(machines, repo_dir):

@@ -24,6 +24,7 @@ from claude_sync import __version__, config, crypto
 from claude_sync.engine import STRATEGIES, Conflict, Reporter, Result
 from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, SyncError
 from claude_sync.resources import TYPES, resolve_types
+from claude_sync.store import RemoteOptions
 from claude_sync.workspace import Locations, init, open_workspace
 
 out = Console(highlight=False, soft_wrap=True)
@@ -132,6 +133,8 @@ def main() -> None:
 )
 @click.option("--recovery-key", help="Join with a recovery key instead of the passphrase.")
 @click.option("--endpoint-url", help="Endpoint of an S3-compatible server.")
+@click.option("--create-bucket", is_flag=True, help="Create the bucket when it does not exist.")
+@click.option("--git-branch", help="Branch of a git remote (default: the remote's default).")
 @click.option("--device", help="This machine's name in the repository (default: host name).")
 @click.option("--force", is_flag=True, help="Set up again a machine that is already set up.")
 def init_command(
@@ -140,6 +143,8 @@ def init_command(
     passphrase_file: str | None,
     recovery_key: str | None,
     endpoint_url: str | None,
+    create_bucket: bool,
+    git_branch: str | None,
     device: str | None,
     force: bool,
 ) -> None:
@@ -150,7 +155,9 @@ def init_command(
         passphrase_file=passphrase_file,
         recovery_key=recovery_key,
         force=force,
-        endpoint_url=endpoint_url,
+        options=RemoteOptions(
+            endpoint_url=endpoint_url, git_branch=git_branch, create_bucket=create_bucket
+        ),
         device=device,
     )
     if outcome.created:

@@ -50,6 +50,7 @@ class Settings:
     repo_id: str
     device: str = field(default_factory=socket.gethostname)
     endpoint_url: str | None = None
+    git_branch: str | None = None
     types: dict[str, bool] = field(default_factory=dict)
 
 
@@ -93,6 +94,7 @@ def load_settings(directory: Path) -> Settings:
             repo_id=str(raw["repo_id"]),
             device=str(raw.get("device") or socket.gethostname()),
             endpoint_url=raw.get("endpoint_url"),
+            git_branch=raw.get("git_branch"),
             types={str(k): bool(v) for k, v in types.items()},
         )
     except (KeyError, TypeError):

@@ -47,7 +47,7 @@ def init(
     passphrase_file: str | None,
     recovery_key: str | None,
     force: bool,
-    endpoint_url: str | None,
+    options: RemoteOptions,
     device: str | None,
 ) -> InitOutcome:
     """Create a repository on an empty remote or join an existing one; write nothing on failure."""
@@ -57,7 +57,8 @@ def init(
             f"this machine is already set up (remote {current}); use --force to set it up again"
         )
     remote = normalize_remote(remote or config.default_remote())
-    store = open_store(remote, RemoteOptions(endpoint_url=endpoint_url))
+    options.cache_dir = where.config_dir / "cache"
+    store = open_store(remote, options)
     try:
         if Repository.exists(store):
             created = False
@@ -70,13 +71,16 @@ def init(
                 raise ConfigError(f"{remote} holds no repository to join with a recovery key")
             _check_empty(store)
             passphrase = read_passphrase(passphrase_file, confirm=True)
-            store.prepare(create=True)
+            store.prepare(create=options.create_bucket)
             repo = Repository.create(store, passphrase)
             created = True
     finally:
         store.close()
     settings = config.Settings(
-        remote=remote, repo_id=repo.config.repo_id, endpoint_url=endpoint_url
+        remote=remote,
+        repo_id=repo.config.repo_id,
+        endpoint_url=options.endpoint_url,
+        git_branch=options.git_branch,
     )
     if device:
         settings.device = device
@@ -132,7 +136,13 @@ def open_workspace(where: Locations) -> Iterator[Workspace]:
     settings = config.load_settings(where.config_dir)
     master = config.load_master_key(where.config_dir, settings.repo_id)
     with _lock(where.config_dir):
-        store = open_store(settings.remote, RemoteOptions(endpoint_url=settings.endpoint_url))
+        options = RemoteOptions(
+            endpoint_url=settings.endpoint_url,
+            git_branch=settings.git_branch,
+            cache_dir=where.config_dir / "cache",
+            transfers=int(os.environ.get("CLAUDE_SYNC_TRANSFERS", "8")),
+        )
+        store = open_store(settings.remote, options)
         try:
             repo = Repository.open(store, master)
             if repo.config.repo_id != settings.repo_id:

@@ -30,9 +30,18 @@ BACKENDS = {
 
 @dataclass
 class RemoteOptions:
-    """Per-remote settings kept in claude-sync's config (never credentials)."""
+    """How to reach a remote. Never holds credentials: those come from each SDK's chain."""
 
+    #: S3-compatible endpoint (SeaweedFS, MinIO, ...); for r2:// it overrides the account's.
     endpoint_url: str | None = None
+    #: Git branch to use; None means the remote's default branch (or `main` when it has none).
+    git_branch: str | None = None
+    #: `init --create-bucket`: a missing bucket may be created by prepare().
+    create_bucket: bool = False
+    #: A folder the backend may keep a cache in (the git backend keeps its clone here).
+    cache_dir: Path | None = None
+    #: Parallel transfers for backends that can do several at once.
+    transfers: int = 8
 
 
 def _scheme(remote: str) -> str:
