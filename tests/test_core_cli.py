@@ -13,7 +13,7 @@ import pytest
 from conftest import PASSPHRASE, Machine, snapshot_tree, transcript
 
 from claude_sync import compression, crypto
-from claude_sync.repository import Repository
+from claude_sync.repository import Repository, group_by_pack
 from claude_sync.store.folder import FolderStore
 
 SENTINEL = "SENTINEL-0f3c9a7e-credentials-must-never-leave"
@@ -167,11 +167,8 @@ def all_plaintexts(repo_dir: Path, master: bytes) -> list[bytes]:
         plains.append(compression.unpack(keys.open(name, store.get(name)), name))
     for name in repo.index_names():
         plains.append(compression.unpack(keys.open(name, store.get(name)), name))
-        for locs in repo.load_index(name).values():
-            blobs = repo.read_pack(
-                locs.pack, {b: l for b, l in repo.load_index(name).items() if l.pack == locs.pack}
-            )
-            plains.extend(blobs.values())
+        for pack, wanted in group_by_pack(repo.load_index(name).items()).items():
+            plains.extend(repo.read_pack(pack, wanted).values())
     return plains
 
 
