@@ -299,6 +299,8 @@ class Repository:
         obj = _decode_json(self.keys.open(name, self._get(name)), f"index {name}")
         locations: dict[str, BlobLocation] = {}
         try:
+            if obj["version"] != FORMAT_VERSION:
+                raise CorruptionError(f"index {name} has an unknown format version")
             for pack, blobs in obj["packs"].items():
                 if not re.fullmatch(r"data/[0-9a-f]{2}/[0-9a-f]{64}", pack):
                     raise CorruptionError(f"index {name} names an invalid pack")

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs everything the tests need (system
+# packages, a virtualenv with the project and its test tools), lints, then runs pytest with
+# coverage. Extra arguments go to pytest. Needs no standard input.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -f scripts/apt-packages.txt ] && command -v apt-get >/dev/null 2>&1; then
+  missing=()
+  while read -r pkg; do
+    [ -n "$pkg" ] && [ "${pkg#\#}" = "$pkg" ] || continue
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done < scripts/apt-packages.txt
+  if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo -n"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check uv
+.venv/bin/python -m uv pip install --python .venv/bin/python -q -e '.[test]'
+
+.venv/bin/ruff check src tests
+.venv/bin/ruff format --check src tests
+
+exec .venv/bin/python -m pytest -n 2 --cov --cov-report=term --cov-fail-under=90 "$@"
