@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -22,7 +23,8 @@ from rich.table import Table
 
 from claude_sync import __version__, config, crypto
 from claude_sync.engine import STRATEGIES, Conflict, Reporter, Result
-from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, SyncError
+from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, ConfigError, SyncError
+from claude_sync.pathmap import LABEL
 from claude_sync.resources import TYPES, resolve_types
 from claude_sync.store import RemoteOptions
 from claude_sync.workspace import Locations, init, open_workspace
@@ -326,6 +328,41 @@ def status(where: Locations, as_json: bool) -> None:
     _print_conflicts(result.conflicts, verbose=False)
     if not (result.pushed or result.pulled or result.deleted or result.conflicts):
         out.print("Everything is up to date.")
+
+
+@main.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@location_options
+def where(where: Locations, directory: str | None) -> None:
+    """Show which sessions `claude --resume` finds in DIRECTORY (default: here) after a pull."""
+    with open_workspace(where) as ws:
+        folder, logical, local, remote = ws.engine().where(Path(directory or os.getcwd()))
+    out.print(f"Claude Code folder: projects/{folder}", markup=False)
+    out.print(f"Stored as:          projects/{logical}", markup=False)
+    out.print(f"Sessions here:      {len(local)}", markup=False)
+    out.print(f"Sessions after a pull: {len(set(local) | set(remote))}", markup=False)
+    for session in sorted(set(remote) - set(local)):
+        out.print(f"  + {session} (from the remote)", markup=False)
+
+
+@main.command("map")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("label", required=False)
+@location_options
+@click.option("--remove", is_flag=True, help="Remove the map of DIRECTORY.")
+def map_command(where: Locations, directory: str, label: str | None, remove: bool) -> None:
+    """Map a project folder to a LABEL shared with machines that keep it elsewhere."""
+    settings = config.load_settings(where.config_dir)
+    key = str(Path(directory).expanduser().absolute())
+    if remove:
+        settings.path_maps.pop(key, None)
+    elif not label or not LABEL.fullmatch(label):
+        raise ConfigError("give a LABEL of letters and digits, e.g. `claude-sync map ~/src work`")
+    else:
+        settings.path_maps[key] = label
+    config.save_settings(where.config_dir, settings)
+    for folder, name in sorted(settings.path_maps.items()):
+        out.print(f"{folder} -> {name}", markup=False)
 
 
 @main.command("types")

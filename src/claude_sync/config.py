@@ -13,6 +13,7 @@ from pathlib import Path
 import platformdirs
 
 from claude_sync.errors import ConfigError
+from claude_sync.pathmap import LABEL
 
 CONFIG_FILE = "config.json"
 KEY_FILE = "key"
@@ -52,6 +53,8 @@ class Settings:
     endpoint_url: str | None = None
     git_branch: str | None = None
     types: dict[str, bool] = field(default_factory=dict)
+    #: local project directory -> label shared by the machines that map it
+    path_maps: dict[str, str] = field(default_factory=dict)
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -87,8 +90,12 @@ def load_settings(directory: Path) -> Settings:
         raise ConfigError(f"{path} is not a claude-sync {CONFIG_VERSION} config file")
     try:
         types = raw.get("types", {})
-        if not isinstance(types, dict):
+        maps = raw.get("path_maps", {})
+        if not isinstance(types, dict) or not isinstance(maps, dict):
             raise TypeError
+        for label in maps.values():
+            if not isinstance(label, str) or not LABEL.fullmatch(label):
+                raise ConfigError(f"{path}: path map labels are letters and digits only: {label!r}")
         return Settings(
             remote=str(raw["remote"]),
             repo_id=str(raw["repo_id"]),
@@ -96,6 +103,7 @@ def load_settings(directory: Path) -> Settings:
             endpoint_url=raw.get("endpoint_url"),
             git_branch=raw.get("git_branch"),
             types={str(k): bool(v) for k, v in types.items()},
+            path_maps={str(k): str(v) for k, v in maps.items()},
         )
     except (KeyError, TypeError):
         raise ConfigError(f"{path} is malformed: run `claude-sync init --force`") from None

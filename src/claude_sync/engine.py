@@ -23,6 +23,7 @@ from typing import Any
 from claude_sync import resources
 from claude_sync.chunking import Chunker
 from claude_sync.errors import CorruptionError, SyncError
+from claude_sync.pathmap import PathMapper, encode
 from claude_sync.repository import (
     FileEntry,
     PackWriter,
@@ -144,8 +145,10 @@ class Engine:
         device: str,
         work_dir: Path,
         reporter: Reporter | None = None,
+        mapper: PathMapper | None = None,
     ) -> None:
         self.root = claude_dir
+        self.mapper = mapper or PathMapper(Path.home())
         self.repo = repo
         self.state = state
         self.device = device
@@ -161,15 +164,16 @@ class Engine:
         local: dict[str, LocalFile] = {}
         with self.state.transaction():
             for found in resources.scan(self.root, types):
+                path = self.mapper.to_logical(found.path)
                 key = _stat_key(found.st)
-                cached = cache.get(found.path)
+                cached = cache.get(path)
                 if cached is None or cached.stat != key:
                     cached = self._read(found.abspath, found.st)
                     if cached is None:
                         warnings.append(f"{found.path} kept changing while being read; skipped")
                         continue
-                    self.state.remember_file(found.path, cached)
-                local[found.path] = LocalFile(found.path, found.abspath, cached)
+                    self.state.remember_file(path, cached)
+                local[path] = LocalFile(path, found.abspath, cached)
             for path in cache:
                 rtype = resources.type_of(path)
                 if path not in local and rtype in types:
@@ -187,6 +191,30 @@ class Engine:
                 return CachedFile(_stat_key(st), stat.S_IMODE(st.st_mode), sha, chunks)
             st = after
         return None
+
+    def local_path(self, logical: str) -> Path:
+        """Where a logical path lives on this machine."""
+        return self.root / self.mapper.to_local(logical)
+
+    def where(self, directory: Path) -> tuple[str, str, list[str], list[str]]:
+        """For a project directory: Claude Code's folder here, its logical name, and the
+        sessions (ids) found there locally and in the remote head."""
+        folder = encode(os.path.realpath(directory))
+        logical = self.mapper.folder_to_logical(folder)
+        prefix = f"projects/{logical}/"
+
+        def sessions(paths: Iterator[str] | list[str]) -> list[str]:
+            names = (p[len(prefix) :] for p in paths if p.startswith(prefix))
+            return sorted(
+                n[: -len(".jsonl")] for n in names if "/" not in n and n.endswith(".jsonl")
+            )
+
+        local_dir = self.root / "projects" / folder
+        here = (
+            [f"{prefix}{p.name}" for p in local_dir.glob("*.jsonl")] if local_dir.is_dir() else []
+        )
+        head = self.head()
+        return folder, logical, sessions(here), sessions(list(head.files) if head else [])
 
     # -- remote -----------------------------------------------------------------------------
 
@@ -442,10 +470,10 @@ class Engine:
     def _apply_pull(self, plan: Plan, local: dict[str, LocalFile], result: Result) -> None:
         assert plan.head is not None
         seq = plan.head.seq
-        outputs = {path: (self.root / path, entry) for path, entry in plan.write.items()}
+        outputs = {path: (self.local_path(path), entry) for path, entry in plan.write.items()}
         for path, entry in plan.copies.items():
             copy = f"{path}{CONFLICT_MARKER}-{seq}"
-            outputs[copy] = (self.root / copy, entry)
+            outputs[copy] = (self.local_path(copy), entry)
             for c in plan.conflicts:
                 if c.path == path:
                     c.copy = copy
@@ -538,7 +566,7 @@ class Engine:
                 self.state.set_base(path, entry, seq)
                 result.pulled.append(path)
             for path in plan.delete:
-                dest = self.root / path
+                dest = self.local_path(path)
                 if _unchanged_since_scan(dest, local.get(path)):
                     self.reporter.action("delete", path)
                     dest.unlink(missing_ok=True)

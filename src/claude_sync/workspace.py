@@ -15,6 +15,7 @@ from claude_sync import config, crypto
 from claude_sync.engine import Engine, Reporter
 from claude_sync.errors import ConfigError, SyncError
 from claude_sync.passphrase import read_passphrase
+from claude_sync.pathmap import PathMapper
 from claude_sync.repository import Repository
 from claude_sync.state import State
 from claude_sync.store import RemoteOptions, normalize_remote, open_store
@@ -127,6 +128,7 @@ class Workspace:
             self.settings.device,
             self.where.config_dir,
             reporter,
+            PathMapper(Path.home(), self.settings.path_maps),
         )
 
 
