@@ -21,11 +21,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from claude_sync import __version__, config, crypto
+from claude_sync import __version__, config, crypto, hooks, integration, watcher
 from claude_sync.engine import STRATEGIES, Conflict, Reporter, Result
 from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, ConfigError, SyncError
-from claude_sync.pathmap import LABEL
-from claude_sync.resources import TYPES, resolve_types
+from claude_sync.pathmap import LABEL, PathMapper
+from claude_sync.resources import TYPES, select
 from claude_sync.store import RemoteOptions
 from claude_sync.workspace import Locations, init, open_workspace
 
@@ -248,7 +248,7 @@ def push(
 ) -> None:
     """Upload what changed locally."""
     with open_workspace(where) as ws:
-        selected = resolve_types(list(types), ws.settings.types)
+        selected = select(list(types), ws.settings.types)
         result = ws.engine(ConsoleReporter(verbose, quiet, as_json)).push(selected, dry_run)
     _finish(result, as_json, quiet, verbose, dry_run)
 
@@ -270,9 +270,9 @@ def pull(
 ) -> None:
     """Download what changed on other machines."""
     with open_workspace(where) as ws:
-        selected = resolve_types(list(types), ws.settings.types)
+        selected = select(list(types), ws.settings.types)
         engine = ws.engine(ConsoleReporter(verbose, quiet, as_json))
-        result = engine.pull(selected, strategy, dry_run, all_types=not types)
+        result = engine.pull(selected, strategy, dry_run, complete=not types)
     _finish(result, as_json, quiet, verbose, dry_run)
 
 
@@ -293,9 +293,9 @@ def sync(
 ) -> None:
     """Pull, then push."""
     with open_workspace(where) as ws:
-        selected = resolve_types(list(types), ws.settings.types)
+        selected = select(list(types), ws.settings.types)
         engine = ws.engine(ConsoleReporter(verbose, quiet, as_json))
-        result = engine.pull(selected, strategy, dry_run, all_types=not types)
+        result = engine.pull(selected, strategy, dry_run, complete=not types)
         result.merge(engine.push(selected, dry_run))
     _finish(result, as_json, quiet, verbose, dry_run)
 
@@ -306,7 +306,7 @@ def sync(
 def status(where: Locations, as_json: bool) -> None:
     """Show what push and pull would do, and unresolved conflicts."""
     with open_workspace(where) as ws:
-        selected = resolve_types([], ws.settings.types)
+        selected = select([], ws.settings.types)
         engine = ws.engine()
         result = engine.pull(selected, "ask", dry_run=True)
         result.pushed = engine.push(selected, dry_run=True).pushed
@@ -363,6 +363,102 @@ def map_command(where: Locations, directory: str, label: str | None, remove: boo
     config.save_settings(where.config_dir, settings)
     for folder, name in sorted(settings.path_maps.items()):
         out.print(f"{folder} -> {name}", markup=False)
+
+
+@main.command()
+@location_options
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False),
+    is_flag=False,
+    flag_value=".",
+    default=None,
+    help="Use PROJECT/.claude/settings.json (default: this folder).",
+)
+@click.option(
+    "--git-hooks",
+    "git_repo",
+    type=click.Path(file_okay=False),
+    is_flag=False,
+    flag_value=".",
+    default=None,
+    help="Install git hooks in a repository instead.",
+)
+@click.option("--uninstall", is_flag=True, help="Remove exactly what install added.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Longest a hook holds Claude Code up, in seconds.",
+)
+def install(
+    where: Locations, project: str | None, git_repo: str | None, uninstall: bool, timeout: float
+) -> None:
+    """Sync automatically: pull when a Claude Code session starts, push when it ends."""
+    if git_repo is not None:
+        names = integration.install_git_hooks(Path(git_repo), uninstall)
+        verb = "Removed" if uninstall else "Installed"
+        out.print(f"{verb} git hooks: {', '.join(names) or 'none'}", markup=False)
+        return
+    target = (Path(project) / ".claude" if project else where.claude_dir) / "settings.json"
+    changed = integration.install_claude_hooks(target, timeout, uninstall)
+    state = "removed from" if uninstall else "installed in"
+    out.print(
+        f"Hooks {state} {target}" if changed else f"Nothing to change in {target}", markup=False
+    )
+
+
+@main.command()
+@click.argument("event", type=click.Choice(list(integration.EVENTS.values())))
+@click.option("--timeout", type=float, default=10.0)
+@location_options
+def hook(where: Locations, event: str, timeout: float) -> None:
+    """Run by Claude Code's hooks: syncs in the background, never fails or holds it up."""
+    hooks.run_hook(where, event, timeout)
+
+
+@main.command("hook-worker", hidden=True)
+@click.argument("event", type=click.Choice(list(integration.EVENTS.values())))
+@location_options
+def hook_worker(where: Locations, event: str) -> None:
+    hooks.work(where, event, sys.stdin.read())
+
+
+@main.command()
+@location_options
+@click.option(
+    "--debounce",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="Seconds of quiet after a change before pushing.",
+)
+@click.option(
+    "--interval", type=float, default=300.0, show_default=True, help="Seconds between pulls."
+)
+def watch(where: Locations, debounce: float, interval: float) -> None:
+    """Stay in the foreground: push soon after changes, pull every --interval seconds."""
+    settings = config.load_settings(where.config_dir)
+    mapper = PathMapper(Path.home(), settings.path_maps)
+
+    def run(action: str) -> Callable[[], None]:
+        def go() -> None:
+            try:
+                with open_workspace(where) as ws:
+                    engine = ws.engine(ConsoleReporter(True, False, False))
+                    sel = select([], ws.settings.types)
+                    result = engine.pull(sel) if action == "pull" else engine.push(sel)
+                if result.pushed or result.pulled or result.conflicts:
+                    out.print(f"{time.strftime('%H:%M:%S')} {_summary(result)}", markup=False)
+            except SyncError as exc:
+                err.print(f"warning: {action} failed: {exc}", markup=False)
+
+        return go
+
+    out.print(f"Watching {where.claude_dir} (Ctrl-C to stop)", markup=False)
+    watcher.watch(where.claude_dir, mapper, run("push"), run("pull"), debounce, interval)
+    out.print("Stopped.")
 
 
 @main.command("types")

@@ -31,7 +31,7 @@ from claude_sync.repository import (
     Snapshot,
     group_by_pack,
 )
-from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, ResourceType
+from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, ResourceType, Selection
 from claude_sync.state import CachedFile, State, StatKey
 
 STRATEGIES = ("ask", "local", "remote", "both")
@@ -158,12 +158,12 @@ class Engine:
 
     # -- scanning ---------------------------------------------------------------------------
 
-    def scan(self, types: list[ResourceType], warnings: list[str]) -> dict[str, LocalFile]:
+    def scan(self, sel: Selection, warnings: list[str]) -> dict[str, LocalFile]:
         """Current local files; only files whose stat changed since last time are read."""
         cache = self.state.cached_files()
         local: dict[str, LocalFile] = {}
         with self.state.transaction():
-            for found in resources.scan(self.root, types):
+            for found in resources.scan(self.root, sel):
                 path = self.mapper.to_logical(found.path)
                 key = _stat_key(found.st)
                 cached = cache.get(path)
@@ -175,8 +175,7 @@ class Engine:
                     self.state.remember_file(path, cached)
                 local[path] = LocalFile(path, found.abspath, cached)
             for path in cache:
-                rtype = resources.type_of(path)
-                if path not in local and rtype in types:
+                if path not in local and self._covers(sel, path):
                     self.state.forget_file(path)
         return local
 
@@ -236,7 +235,7 @@ class Engine:
     def _triples(
         self,
         paths: set[str],
-        types: list[ResourceType],
+        sel: Selection,
         local: dict[str, LocalFile],
         head: Snapshot | None,
     ) -> Iterator[tuple[str, ResourceType, LocalFile | None, FileEntry | None, FileEntry | None]]:
@@ -244,15 +243,16 @@ class Engine:
         remote = head.files if head else {}
         for path in sorted(paths | set(bases)):
             rtype = resources.type_of(path)
-            if rtype is None or rtype not in types:
+            if rtype is None or not self._covers(sel, path):
                 continue
             yield path, rtype, local.get(path), bases.get(path), remote.get(path)
 
-    def plan_push(
-        self, types: list[ResourceType], local: dict[str, LocalFile], head: Snapshot | None
-    ) -> Plan:
+    def _covers(self, sel: Selection, path: str) -> bool:
+        return sel.covers(path, tuple(self.mapper.to_logical(o) for o in sel.only))
+
+    def plan_push(self, sel: Selection, local: dict[str, LocalFile], head: Snapshot | None) -> Plan:
         plan = Plan(head)
-        for path, rtype, ours, base, theirs in self._triples(set(local), types, local, head):
+        for path, rtype, ours, base, theirs in self._triples(set(local), sel, local, head):
             if _sha(ours) == _sha(base):
                 continue
             if ours is None:
@@ -269,14 +269,14 @@ class Engine:
 
     def plan_pull(
         self,
-        types: list[ResourceType],
+        sel: Selection,
         local: dict[str, LocalFile],
         head: Snapshot | None,
         strategy: str,
     ) -> Plan:
         plan = Plan(head)
         remote = set(head.files) if head else set()
-        for path, rtype, ours, base, theirs in self._triples(remote, types, local, head):
+        for path, rtype, ours, base, theirs in self._triples(remote, sel, local, head):
             if _sha(theirs) == _sha(base):
                 continue
             if _sha(ours) == _sha(theirs):
@@ -337,15 +337,15 @@ class Engine:
 
     # -- push -------------------------------------------------------------------------------
 
-    def push(self, types: list[ResourceType], dry_run: bool = False) -> Result:
+    def push(self, sel: Selection, dry_run: bool = False) -> Result:
         result = Result()
-        local = self.scan(types, result.warnings)
-        if not dry_run and not self._has_local_changes(types, local):
+        local = self.scan(sel, result.warnings)
+        if not dry_run and not self._has_local_changes(sel, local):
             return result
         writer = PackWriter(self.repo)
         sent_before = self.repo.uploaded_bytes
         for _ in range(MAX_PUSH_ATTEMPTS):
-            plan = self.plan_push(types, local, self.head())
+            plan = self.plan_push(sel, local, self.head())
             result.conflicts = plan.conflicts
             if dry_run:
                 result.pushed = sorted(plan.upload) + plan.remove
@@ -362,11 +362,11 @@ class Engine:
                 return result
         raise SyncError("another machine kept pushing at the same time; try again")
 
-    def _has_local_changes(self, types: list[ResourceType], local: dict[str, LocalFile]) -> bool:
+    def _has_local_changes(self, sel: Selection, local: dict[str, LocalFile]) -> bool:
         bases = self.state.bases()
         for path in set(local) | set(bases):
             rtype = resources.type_of(path)
-            if rtype not in types or _sha(local.get(path)) == _sha(bases.get(path)):
+            if not self._covers(sel, path) or _sha(local.get(path)) == _sha(bases.get(path)):
                 continue
             # A vanished session is Claude Code's clean-up, not a change to push.
             if path in local or (rtype is not None and rtype.propagate_deletes):
@@ -433,23 +433,25 @@ class Engine:
 
     def pull(
         self,
-        types: list[ResourceType],
+        sel: Selection,
         strategy: str = "ask",
         dry_run: bool = False,
-        all_types: bool = True,
+        complete: bool = True,
     ) -> Result:
+        """Bring remote changes here. `complete` says sel is everything this machine syncs,
+        so a clean pull may mark the head as fully pulled."""
         result = Result()
         head_seq = self.repo.head_seq()
         if head_seq is None or (
-            all_types
+            complete
             and not dry_run
             and self.state.get_meta("pulled_seq") == str(head_seq)
             and not self.state.conflicts()
         ):
             return result
         head = self.repo.load_snapshot(head_seq)
-        local = self.scan(types, result.warnings)
-        plan = self.plan_pull(types, local, head, strategy)
+        local = self.scan(sel, result.warnings)
+        plan = self.plan_pull(sel, local, head, strategy)
         result.conflicts = plan.conflicts
         if dry_run:
             result.pulled = sorted(plan.write)
@@ -458,12 +460,12 @@ class Engine:
         self._apply_pull(plan, local, result)
         with self.state.transaction():
             unresolved = {c.path for c in plan.conflicts}
-            selected = {p for p in self.state.conflicts() if resources.type_of(p) in types}
+            selected = {p for p in self.state.conflicts() if self._covers(sel, p)}
             for path in selected - unresolved:
                 self.state.set_conflict(path, None)
             for c in plan.conflicts:
                 self.state.set_conflict(c.path, c.to_json())
-            if all_types and not plan.conflicts:
+            if complete and not plan.conflicts:
                 self.state.set_meta("pulled_seq", str(head.seq))
         return result
 

@@ -93,13 +93,37 @@ class FoundFile:
     st: os.stat_result
 
 
-def scan(root: Path, types: list[ResourceType]) -> Iterator[FoundFile]:
-    """Regular, non-empty files of the given types; symlinks are followed only within root."""
+@dataclass(frozen=True)
+class Selection:
+    """What one command works on: some resource types, optionally only some paths of them."""
+
+    types: tuple[ResourceType, ...]
+    #: local paths (files or folders) relative to the root; empty means all of the types
+    only: tuple[str, ...] = ()
+
+    def covers(self, path: str, only: tuple[str, ...] | None = None) -> bool:
+        prefixes = self.only if only is None else only
+        if type_of(path) not in self.types:
+            return False
+        return not prefixes or any(path == o or path.startswith(o + "/") for o in prefixes)
+
+
+def scan(root: Path, selection: Selection) -> Iterator[FoundFile]:
+    """Regular, non-empty files selected; symlinks are followed only within root."""
     try:
         real_root = root.resolve(strict=True)
     except OSError:
         return
-    for rtype in types:
+    if selection.only:
+        for rel in selection.only:
+            if (root / rel).is_dir():
+                yield from (f for f in _walk(root, real_root, rel) if selection.covers(f.path))
+            else:
+                found = _regular_file(root, real_root, rel)
+                if found and selection.covers(found.path):
+                    yield found
+        return
+    for rtype in selection.types:
         for name in rtype.files:
             found = _regular_file(root, real_root, name)
             if found:
@@ -144,8 +168,8 @@ def _walk(root: Path, real_root: Path, folder: str) -> Iterator[FoundFile]:
                 yield found
 
 
-def resolve_types(names: list[str], enabled: dict[str, bool]) -> list[ResourceType]:
+def select(names: list[str], enabled: dict[str, bool], only: tuple[str, ...] = ()) -> Selection:
     """The types a command works on: those named, or every enabled type."""
     if names:
-        return [TYPES_BY_NAME[n] for n in names]
-    return [t for t in TYPES if enabled.get(t.name, t.default)]
+        return Selection(tuple(TYPES_BY_NAME[n] for n in names), only)
+    return Selection(tuple(t for t in TYPES if enabled.get(t.name, t.default)), only)

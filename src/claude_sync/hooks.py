@@ -1,0 +1,127 @@
+"""What runs when Claude Code fires our hooks.
+
+The hook itself (`claude-sync hook EVENT`) only hands the event to a detached worker and waits
+for it at most `--timeout` seconds: Claude Code is never held up longer, never sees a failure
+(offline, remote gone), and a slow sync simply finishes in the background. Everything the
+worker says goes to `hooks.log` in the config folder, never to Claude Code (SessionStart
+output would be shown to the model).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from claude_sync import config
+from claude_sync.errors import SyncError
+from claude_sync.resources import select as select_types
+from claude_sync.workspace import Locations, open_workspace
+
+LOG_FILE = "hooks.log"
+LOG_LIMIT = 1024 * 1024
+MAX_EVENT = 1024 * 1024
+
+
+def _read_event() -> bytes:
+    """The event JSON Claude Code writes on stdin; nothing when there is none to read."""
+    if sys.stdin is None or sys.stdin.isatty():
+        return b""
+    data = b""
+    fd = sys.stdin.fileno()
+    deadline = time.monotonic() + 2
+    while len(data) < MAX_EVENT and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            break
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def log(where: Locations, message: str) -> None:
+    path = where.config_dir / LOG_FILE
+    with contextlib.suppress(OSError):
+        if path.exists() and path.stat().st_size > LOG_LIMIT:
+            path.replace(path.with_suffix(".log.1"))
+        with path.open("a") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
+
+
+def run_hook(where: Locations, event: str, timeout: float) -> None:
+    payload = _read_event()
+    if not config.is_set_up(where.config_dir):
+        return
+    args = [
+        sys.executable,
+        "-m",
+        "claude_sync",
+        "hook-worker",
+        event,
+        "--claude-dir",
+        str(where.claude_dir),
+        "--config-dir",
+        str(where.config_dir),
+    ]
+    try:
+        with (where.config_dir / LOG_FILE).open("ab") as logfile:
+            worker = subprocess.Popen(
+                args,
+                stdin=subprocess.PIPE,
+                stdout=logfile,
+                stderr=logfile,
+                start_new_session=True,
+            )
+        assert worker.stdin is not None
+        worker.stdin.write(payload)
+        worker.stdin.close()
+        worker.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log(where, f"{event}: still running after {timeout:g}s; finishing in the background")
+    except OSError as exc:
+        log(where, f"{event}: could not start: {exc}")
+
+
+def _session_paths(claude_dir: Path, transcript: object) -> tuple[str, ...]:
+    """The transcript and its sub-agent folder, relative to the Claude directory."""
+    if not isinstance(transcript, str) or not transcript.endswith(".jsonl"):
+        return ()
+    try:
+        rel = Path(transcript).resolve().relative_to(claude_dir.resolve()).as_posix()
+    except (ValueError, OSError):
+        return ()
+    return (rel, rel[: -len(".jsonl")], "history.jsonl")
+
+
+def work(where: Locations, event: str, payload: str) -> None:
+    try:
+        data = json.loads(payload) if payload.strip() else {}
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    try:
+        with open_workspace(where) as ws:
+            sel = select_types([], ws.settings.types)
+            engine = ws.engine()
+            if event == "session-start":
+                result = engine.pull(sel)
+            else:
+                only = _session_paths(where.claude_dir, data.get("transcript_path"))
+                result = engine.push(replace(sel, only=only))
+    except SyncError as exc:
+        log(where, f"{event}: warning: {exc}")
+        return
+    log(
+        where,
+        f"{event}: pushed {len(result.pushed)}, pulled {len(result.pulled)}, "
+        f"conflicts {len(result.conflicts)}",
+    )

@@ -1,0 +1,156 @@
+"""Automatic sync: Claude Code hooks in settings.json, and git hooks in project repositories.
+
+What we add is recognised by its command (`claude-sync hook …` / the `claude-sync` marker in
+git hook scripts), so `--uninstall` removes exactly that and nothing the user wrote.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from claude_sync.config import write_private
+from claude_sync.errors import ConfigError
+
+EVENTS = {"SessionStart": "session-start", "SessionEnd": "session-end"}
+_OURS = re.compile(r"claude[-_]sync hook (session-start|session-end)\b")
+GIT_HOOKS = {"pre-commit": "push", "post-checkout": "pull"}
+GIT_MARKER = "# installed by claude-sync"
+CHAINED_SUFFIX = ".pre-claude-sync"
+
+
+def command_prefix() -> str:
+    """How hooks call us: `claude-sync` when it is on PATH, else this interpreter."""
+    found = shutil.which("claude-sync")
+    if found and Path(found).resolve().parent == Path(sys.executable).resolve().parent:
+        return "claude-sync"
+    return f"{shlex.quote(sys.executable)} -m claude_sync"
+
+
+# -- Claude Code settings.json ----------------------------------------------------------------
+
+
+def _load_settings(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text() or "{}")
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} does not hold a JSON object")
+    return data
+
+
+def _save_settings(path: Path, data: dict[str, Any]) -> None:
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
+    write_private(path, text.encode())
+    os.chmod(path, mode)
+
+
+def _without_ours(groups: list[Any]) -> list[Any]:
+    kept = []
+    for group in groups:
+        if not isinstance(group, dict) or not isinstance(group.get("hooks"), list):
+            kept.append(group)
+            continue
+        hooks = [h for h in group["hooks"] if not _OURS.search(str(h.get("command", "")))]
+        if hooks:
+            kept.append({**group, "hooks": hooks})
+        elif not group["hooks"]:
+            kept.append(group)
+    return kept
+
+
+def install_claude_hooks(settings_path: Path, timeout: float, uninstall: bool = False) -> bool:
+    """Add (or remove) our SessionStart/SessionEnd hooks; True when the file changed."""
+    data = _load_settings(settings_path)
+    hooks = data.get("hooks", {})
+    if not isinstance(hooks, dict):
+        raise ConfigError(f"{settings_path}: `hooks` is not a JSON object")
+    new_hooks = {}
+    for event, groups in hooks.items():
+        cleaned = _without_ours(groups) if isinstance(groups, list) else groups
+        if cleaned != [] or event not in EVENTS:
+            new_hooks[event] = cleaned
+    if not uninstall:
+        prefix = command_prefix()
+        for event, verb in EVENTS.items():
+            command = f"{prefix} hook {verb} --timeout {timeout:g}"
+            entry = {"type": "command", "command": command, "timeout": int(timeout) + 5}
+            new_hooks.setdefault(event, []).append({"hooks": [entry]})
+    new = dict(data)
+    if new_hooks:
+        new["hooks"] = new_hooks
+    else:
+        new.pop("hooks", None)
+    if new == data:
+        return False
+    _save_settings(settings_path, new)
+    return True
+
+
+# -- git hooks ----------------------------------------------------------------------------
+
+
+def git_hooks_dir(repo: Path) -> Path:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "--git-path", "hooks"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        raise ConfigError(f"{repo} is not a git repository") from None
+    path = Path(out)
+    return path if path.is_absolute() else repo / path
+
+
+def _git_hook_script(name: str, action: str) -> str:
+    return f"""#!/bin/sh
+{GIT_MARKER}: runs the hook that was here before (kept as {name}{CHAINED_SUFFIX}),
+# then `claude-sync {action}` in the background so git is never held up or failed by it.
+chained="$(dirname "$0")/{name}{CHAINED_SUFFIX}"
+if [ -x "$chained" ]; then
+  "$chained" "$@" || exit $?
+fi
+( {command_prefix()} {action} -q >/dev/null 2>&1 & )
+exit 0
+"""
+
+
+def install_git_hooks(repo: Path, uninstall: bool = False) -> list[str]:
+    """Install or remove our git hooks, chaining any hook already there; the names changed."""
+    directory = git_hooks_dir(repo)
+    directory.mkdir(parents=True, exist_ok=True)
+    changed = []
+    for name, action in GIT_HOOKS.items():
+        hook = directory / name
+        chained = directory / (name + CHAINED_SUFFIX)
+        ours = hook.exists() and GIT_MARKER in hook.read_text(errors="replace")
+        if uninstall:
+            if ours:
+                hook.unlink()
+                if chained.exists():
+                    chained.rename(hook)
+                changed.append(name)
+            continue
+        if hook.exists() and not ours:
+            if chained.exists():
+                raise ConfigError(f"both {hook} and {chained} exist; move one away first")
+            hook.rename(chained)
+        hook.write_text(_git_hook_script(name, action))
+        hook.chmod(0o755)
+        changed.append(name)
+    return changed

@@ -1,0 +1,85 @@
+"""`claude-sync watch`: push shortly after Claude Code writes, pull on an interval."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from claude_sync import resources
+from claude_sync.pathmap import PathMapper
+
+
+class _Changes(FileSystemEventHandler):
+    """Remembers when a synced file last changed; our own temporary files do not count."""
+
+    def __init__(self, root: Path, mapper: PathMapper) -> None:
+        self.root = root.resolve()
+        self.mapper = mapper
+        self.changed_at: float | None = None
+        self.lock = threading.Lock()
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        for raw in (event.src_path, getattr(event, "dest_path", "")):
+            path = raw.decode() if isinstance(raw, bytes) else raw
+            if path and self._synced(Path(path)):
+                with self.lock:
+                    self.changed_at = time.monotonic()
+
+    def _synced(self, path: Path) -> bool:
+        try:
+            rel = path.resolve().relative_to(self.root).as_posix()
+        except ValueError:
+            return False
+        return resources.type_of(self.mapper.to_logical(rel)) is not None
+
+    def take_if_quiet(self, debounce: float) -> bool:
+        """True (once) when something changed and nothing else changed for `debounce` s."""
+        with self.lock:
+            if self.changed_at is None or time.monotonic() - self.changed_at < debounce:
+                return False
+            self.changed_at = None
+            return True
+
+
+def watch(
+    root: Path,
+    mapper: PathMapper,
+    push: Callable[[], None],
+    pull: Callable[[], None],
+    debounce: float,
+    interval: float,
+) -> None:
+    """Run until Ctrl-C or SIGTERM; push and pull report their own errors and never stop us."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    root.mkdir(parents=True, exist_ok=True)
+    changes = _Changes(root, mapper)
+    observer = Observer()
+    observer.schedule(changes, str(root), recursive=True)
+    observer.start()
+    next_pull = time.monotonic()
+    try:
+        while not stop.is_set():
+            if time.monotonic() >= next_pull:
+                pull()
+                next_pull = time.monotonic() + interval
+            if changes.take_if_quiet(debounce):
+                push()
+            stop.wait(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        observer.stop()
+        observer.join(timeout=5)
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,197 @@
+"""Automatic sync: Claude Code hooks, git hooks and the watcher, run for real."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import Machine, transcript
+
+PROJECT = "-srv-code-app"
+
+
+def settings_doc() -> dict[str, object]:
+    return {
+        "model": "opus",
+        "hooks": {
+            "SessionStart": [{"hooks": [{"type": "command", "command": "echo mine"}]}],
+            "PreToolUse": [{"matcher": "Bash", "hooks": [{"type": "command", "command": "x"}]}],
+        },
+        "permissions": {"allow": ["Bash(ls)"]},
+    }
+
+
+def test_install_is_idempotent_and_uninstall_restores(make_machine, repo_dir):
+    m: Machine = make_machine("m")
+    original = json.dumps(settings_doc(), indent=2) + "\n"
+    m.write("settings.json", original)
+    m.run("init", str(repo_dir))
+    m.run("install")
+    m.run("install")
+    data = json.loads((m.claude / "settings.json").read_text())
+    for event, verb in (("SessionStart", "session-start"), ("SessionEnd", "session-end")):
+        commands = [h["command"] for g in data["hooks"][event] for h in g["hooks"]]
+        assert sum(f"hook {verb}" in c for c in commands) == 1, commands
+    assert "echo mine" in json.dumps(data["hooks"]["SessionStart"])
+    assert data["permissions"] == {"allow": ["Bash(ls)"]}
+    assert "Nothing to change" in m.run("install").stdout
+    m.run("install", "--uninstall")
+    assert (m.claude / "settings.json").read_text() == original
+    # Without any settings file: install creates one, uninstall leaves an empty object.
+    project = m.home / "proj"
+    m.run("install", "--project", str(project))
+    assert "SessionEnd" in (project / ".claude/settings.json").read_text()
+    m.run("install", "--project", str(project), "--uninstall")
+    assert json.loads((project / ".claude/settings.json").read_text()) == {}
+
+
+def hook(m: Machine, event: str, payload: dict[str, object], timeout: float = 10):
+    return m.run("hook", event, "--timeout", str(timeout), stdin=json.dumps(payload))
+
+
+def test_session_end_pushes_just_that_session(machines, repo_dir):
+    a, b = machines
+    a.write("CLAUDE.md", "memory\n")
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b.run("init", str(repo_dir))
+    t1 = a.write(f"projects/{PROJECT}/s1.jsonl", transcript("s1", 3))
+    a.write(f"projects/{PROJECT}/s1/subagents/agent-1.jsonl", transcript("g", 2))
+    a.write(f"projects/{PROJECT}/s2.jsonl", transcript("s2", 3))
+    a.write("history.jsonl", '{"display": "x", "timestamp": 1}\n')
+    event = {
+        "session_id": "s1",
+        "transcript_path": str(t1),
+        "hook_event_name": "SessionEnd",
+        "cwd": "/srv/code/app",
+    }
+    proc = hook(a, "session-end", event)
+    assert proc.returncode == 0 and proc.stdout == ""
+    assert sorted(a.json("status")["pushed"]) == [f"projects/{PROJECT}/s2.jsonl"]
+    start = {"session_id": "s9", "hook_event_name": "SessionStart", "source": "startup"}
+    assert hook(b, "session-start", start).stdout == ""
+    assert (b.claude / f"projects/{PROJECT}/s1.jsonl").exists()
+    assert (b.claude / f"projects/{PROJECT}/s1/subagents/agent-1.jsonl").exists()
+    assert (b.claude / "history.jsonl").exists()
+    assert not (b.claude / f"projects/{PROJECT}/s2.jsonl").exists()
+    log = (b.config_dir / "hooks.log").read_text()
+    assert "session-start: pushed 0, pulled" in log
+
+
+def test_session_start_with_remote_gone_returns_0_in_time(make_machine, repo_dir, tmp_path):
+    m: Machine = make_machine("m")
+    m.write("CLAUDE.md", "memory\n")
+    m.run("init", str(repo_dir))
+    repo_dir.rename(tmp_path / "unplugged")
+    began = time.monotonic()
+    proc = hook(m, "session-start", {"hook_event_name": "SessionStart"}, timeout=3)
+    assert proc.returncode == 0 and proc.stdout == "" and proc.stderr == ""
+    assert time.monotonic() - began < 8
+    assert "session-start: warning:" in (m.config_dir / "hooks.log").read_text()
+    # Not set up at all: still silent success.
+    fresh = make_machine("fresh")
+    assert hook(fresh, "session-start", {}).returncode == 0
+
+
+def git(repo, *args):
+    subprocess.run(
+        ["git", "-C", str(repo), *args],
+        check=True,
+        capture_output=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t",
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(repo.parent),
+        },
+    )
+
+
+def wait_for(predicate, seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_git_hooks_chain_with_existing_hook(make_machine, repo_dir):
+    m: Machine = make_machine("m")
+    m.write("CLAUDE.md", "memory\n")
+    m.run("init", str(repo_dir))
+    project = m.home / "project"
+    project.mkdir()
+    git(project, "init", "-q", "-b", "main")
+    existing = project / ".git/hooks/pre-commit"
+    existing.write_text(f"#!/bin/sh\necho ran >> {m.home}/chained.txt\n")
+    existing.chmod(0o755)
+    m.run("install", "--git-hooks", str(project))
+    assert (project / ".git/hooks/pre-commit.pre-claude-sync").exists()
+    (project / "f.txt").write_text("x")
+    git(project, "add", "f.txt")
+    m.write("agents/new.md", "new agent\n")
+    m.env["PATH"] = f"{sys.executable.rsplit('/', 1)[0]}:/usr/bin:/bin"
+    subprocess.run(
+        ["git", "-C", str(project), "commit", "-qm", "x"],
+        check=True,
+        env=m.environ()
+        | {
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t",
+        },
+    )
+    assert (m.home / "chained.txt").read_text() == "ran\n"
+    assert wait_for(lambda: (repo_dir / "snapshots").exists()), "the pre-commit push never landed"
+    assert wait_for(lambda: m.json("status")["pushed"] == [])
+    # A failing chained hook still stops the commit.
+    existing = project / ".git/hooks/pre-commit.pre-claude-sync"
+    existing.write_text("#!/bin/sh\nexit 1\n")
+    (project / "g.txt").write_text("y")
+    git(project, "add", "g.txt")
+    failed = subprocess.run(
+        ["git", "-C", str(project), "commit", "-qm", "y"], env=m.environ(), capture_output=True
+    )
+    assert failed.returncode != 0
+    m.run("install", "--git-hooks", str(project), "--uninstall")
+    assert (project / ".git/hooks/pre-commit").read_text() == "#!/bin/sh\nexit 1\n"
+    assert not (project / ".git/hooks/post-checkout").exists()
+
+
+def test_watch_pushes_new_session_and_stops_on_sigterm(machines, repo_dir):
+    a, b = machines
+    a.write("CLAUDE.md", "memory\n")
+    a.run("init", str(repo_dir))
+    b.run("init", str(repo_dir))
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "claude_sync", "watch", "--debounce", "0.5", "--interval", "1"],
+        env=a.environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.5)  # let the watcher start observing
+        a.write(f"projects/{PROJECT}/new.jsonl", transcript("new", 4))
+
+        def landed() -> bool:
+            b.run("pull")
+            return (b.claude / f"projects/{PROJECT}/new.jsonl").exists()
+
+        assert wait_for(landed, 40), "the watcher did not push the new session"
+        # And it pulls what other machines push.
+        b.write("agents/from-b.md", "hello\n")
+        b.run("push")
+        assert wait_for(lambda: (a.claude / "agents/from-b.md").exists(), 30)
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        out, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 0, err
+    assert "Stopped." in out
