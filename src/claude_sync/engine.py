@@ -479,12 +479,21 @@ class Engine:
             for c in plan.conflicts:
                 if c.path == path:
                     c.copy = copy
+        with self.staged_files(outputs, self.root, result) as staged:
+            self._install(staged, local, plan, result)
+
+    @contextlib.contextmanager
+    def staged_files(
+        self, outputs: dict[str, tuple[Path, FileEntry]], root: Path, result: Result
+    ) -> Iterator[list[tuple[str, Path, Path, FileEntry]]]:
+        """Download and verify every output into a temporary file beside its destination,
+        all before the caller moves any into place; leftovers are removed afterwards."""
         staged: list[tuple[str, Path, Path, FileEntry]] = []
         try:
             blobs = self._fetch_blobs([e for _, e in outputs.values()], result)
             for path, (dest, entry) in outputs.items():
-                staged.append((path, self._assemble(dest, entry, blobs), dest, entry))
-            self._install(staged, local, plan, result)
+                staged.append((path, self._assemble(root, dest, entry, blobs), dest, entry))
+            yield staged
         finally:
             for _, tmp, _, _ in staged:
                 tmp.unlink(missing_ok=True)
@@ -517,10 +526,10 @@ class Engine:
         result.downloaded_bytes += self.repo.downloaded_bytes - received_before
         return staging
 
-    def _assemble(self, dest: Path, entry: FileEntry, staging: Path) -> Path:
-        _check_inside(self.root, dest)
+    def _assemble(self, root: Path, dest: Path, entry: FileEntry, staging: Path) -> Path:
+        _check_inside(root, dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        _check_inside(self.root, dest)
+        _check_inside(root, dest)
         fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}{TMP_MARKER}-")
         tmp = Path(name)
         sha = hashlib.sha256()

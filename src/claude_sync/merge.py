@@ -1,0 +1,463 @@
+"""Automatic merges of one file's two versions (issue 5). Pure functions: bytes in, bytes out.
+
+`merge_file` picks a strategy from the file's logical path under ~/.claude:
+
+* ``projects/**.jsonl`` (sessions and sub-agent transcripts): `merge_transcript`, never a conflict.
+* ``history.jsonl``: `merge_history`, never a conflict.
+* ``*.json`` (settings.json, plugin manifests, ...): `merge_json`, a three-way merge per key.
+* anything else: `merge_text`, a three-way line merge (diff3).
+
+`None` means a real conflict; `conflict_markers` then writes a git-style file for the user.
+When ``local == remote``, `merge_file` returns ``local`` unchanged whatever the path.
+
+Transcripts (`merge_transcript`)
+--------------------------------
+Lines are split on ``\\n``; a last line without newline is still a line; empty lines are
+ignored. A line's *identity* is ``(uuid, k)`` when it is a JSON object with a string ``uuid``,
+else ``(its exact bytes, k)``, where ``k`` counts earlier lines of the same file with the same
+uuid / bytes: a line repeated inside one file is kept as often as the file that repeats it most
+(union of multisets), never collapsed. Its *key* is ``(timestamp, identity)``: the parsed
+ISO-8601 ``timestamp`` in microseconds, and lines without one (``summary``,
+``file-history-snapshot``, invalid JSON) sort before all timestamps.
+
+1. Fast-forward: if one side is a byte prefix of the other, the longer side is returned
+   byte-identical (this also covers the partial last line of a file being written).
+2. Otherwise the output is the greedy merge of the two line sequences (like merge sort's merge
+   step): repeatedly emit the smaller key of the two sides' first not-yet-emitted lines. A shared
+   prefix is therefore kept as is, each side's own order is kept, lines without a timestamp stay
+   right after the line they followed, and every identity of either side appears exactly once.
+   When both sides hold the same identity with different bytes, the greater bytes win.
+   The output always ends with a newline.
+
+Guarantees (checked by tests/test_merge.py):
+
+* For all inputs: no identity is lost (as a multiset); commutative (byte-identical);
+  idempotent (``merge(x, x) == x``, hence also on results); non-empty results end with a newline
+  unless they are a fast-forward to a side that does not.
+* Associative and convergent (any pairing order of any number of machines gives the same bytes)
+  when the inputs are *realistic*: every line complete (newline-terminated), lines sharing a uuid
+  carry the same timestamp, and one of:
+  (a) each file is a shared base followed by lines appended on that machine alone (no appended
+      line shares its identity with a line of another machine), in any order, ties and lines
+      without timestamp included: the result is the base, then the k-way greedy merge of the
+      appends, whatever the pairing;
+  (b) each file lists its lines in increasing key order, with any overlap between files,
+      truncated files included: the result is the key-sorted union, a join semilattice;
+  (c) files grown from such a base by rounds of appends (timestamp ties and lines without
+      timestamp included) and pairwise merges between machines: checked by a randomized test,
+      not proven.
+  Outside these (two files ordering the same records differently, one uuid with two
+  timestamps, a partial last line that a later merge completes), the result is still
+  commutative and loses nothing, but the pairing order can change the order of lines.
+* Truncated or rewritten sides: records missing on one side are restored from the other.
+  The merge base is ignored: a transcript never loses records through a merge.
+
+History (`merge_history`)
+-------------------------
+The key-sorted union of distinct non-empty lines, key ``(timestamp in ms, line bytes)``; lines
+without a finite numeric ``timestamp`` sort first. Exact duplicate lines appear once. This is a
+join semilattice for *all* inputs (commutative, associative, idempotent on its outputs and on
+any sorted duplicate-free file, no line lost); an unsorted input file gets sorted.
+
+JSON (`merge_json`)
+-------------------
+Three-way per key, recursively into objects present as objects on all sides that have them; a key
+added, changed or deleted on one side only takes that side; the same change on both sides is
+fine; different changes to the same key (arrays and scalars are atomic values) are a conflict.
+A missing base counts as ``{}``. Invalid JSON on any side is a conflict. The output is
+re-serialized (2-space indent, UTF-8, trailing newline), so formatting is normalized; key order
+follows local, then keys new on remote in remote's order. ``1``, ``1.0`` and ``true`` differ.
+
+Text (`merge_text`)
+-------------------
+diff3 over lines (difflib, no autojunk): a region changed on one side only takes that side;
+identical changes are fine; overlapping or adjacent different changes are a conflict, as in git.
+No base: a conflict unless both sides are equal. Binary content (not UTF-8, or with NUL) gets
+only the trivial merges (sides equal, or one side equal to the base).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from difflib import SequenceMatcher
+from typing import Any
+
+__all__ = [
+    "conflict_markers",
+    "merge_file",
+    "merge_history",
+    "merge_json",
+    "merge_text",
+    "merge_transcript",
+]
+
+HISTORY_PATH = "history.jsonl"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+# -- dispatch -------------------------------------------------------------------------------------
+
+
+def merge_file(path: str, base: bytes | None, local: bytes, remote: bytes) -> bytes | None:
+    """Three-way merge of one file's versions; None when it is a real conflict the user must settle.
+
+    path is the logical POSIX path relative to ~/.claude (e.g.
+    'projects/-home-ann-app/<uuid>.jsonl', 'history.jsonl', 'settings.json', 'agents/x.md').
+    base is the common ancestor (None if unknown).
+    """
+    if local == remote:
+        return local
+    kind = _kind(path)
+    if kind == "transcript":
+        return merge_transcript(local, remote)
+    if kind == "history":
+        return merge_history(local, remote)
+    if kind == "json":
+        return merge_json(base, local, remote)
+    return merge_text(base, local, remote)
+
+
+def _kind(path: str) -> str:
+    path = path.removeprefix("./")
+    if path == HISTORY_PATH:
+        return "history"
+    if path.startswith("projects/") and path.endswith(".jsonl"):
+        return "transcript"
+    if path.endswith(".json"):
+        return "json"
+    return "text"
+
+
+# -- lines ----------------------------------------------------------------------------------------
+
+
+def _lines(data: bytes) -> list[bytes]:
+    """Non-empty lines without their newline; a last line without newline counts as a line."""
+    return [line for line in data.split(b"\n") if line]
+
+
+def _join(lines: list[bytes]) -> bytes:
+    return b"".join(line + b"\n" for line in lines)
+
+
+def _parse_object(line: bytes) -> dict[str, Any] | None:
+    """The line as a JSON object, or None for anything else (opaque line)."""
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return None
+    return value if isinstance(value, dict) else None
+
+
+# -- transcripts ----------------------------------------------------------------------------------
+
+# Identity of a transcript line: (kind, uuid-or-bytes, occurrence). kind 0 = uuid, 1 = opaque
+# line, so both compare in one total order.
+_Identity = tuple[int, bytes, int]
+# Sort key: (has timestamp, microseconds, identity). Identity makes keys of distinct lines
+# distinct, which is what makes the greedy merge symmetric.
+_Key = tuple[int, int, _Identity]
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    line: bytes
+    identity: _Identity
+    key: _Key
+
+
+def merge_transcript(local: bytes, remote: bytes) -> bytes:
+    """Union of two versions of a session transcript; see the module docstring for the rules."""
+    if remote.startswith(local):
+        return remote
+    if local.startswith(remote):
+        return local
+    ours, theirs = _records(local), _records(remote)
+    return _join(_interleave(ours, theirs, _winners(ours, theirs)))
+
+
+def _records(data: bytes) -> list[_Record]:
+    seen: dict[tuple[int, bytes], int] = {}
+    records = []
+    for line in _lines(data):
+        record = _parse_object(line)
+        uuid = record.get("uuid") if record is not None else None
+        # surrogatepass: a JSON string may hold lone surrogates, which plain UTF-8 refuses.
+        base = (0, uuid.encode("utf-8", "surrogatepass")) if isinstance(uuid, str) else (1, line)
+        occurrence = seen.get(base, 0)
+        seen[base] = occurrence + 1
+        identity = (*base, occurrence)
+        micros = _iso_micros(record.get("timestamp")) if record is not None else None
+        key = (0, 0, identity) if micros is None else (1, micros, identity)
+        records.append(_Record(line, identity, key))
+    return records
+
+
+def _iso_micros(value: object) -> int | None:
+    """An ISO-8601 timestamp as integer microseconds since the epoch (naive = UTC), else None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return (moment - _EPOCH) // _MICROSECOND
+    except OverflowError:
+        return None
+
+
+def _winners(*sides: list[_Record]) -> dict[_Identity, bytes]:
+    """The bytes written for each identity: the greatest, so argument order does not matter."""
+    winners: dict[_Identity, bytes] = {}
+    for side in sides:
+        for record in side:
+            current = winners.get(record.identity)
+            if current is None or record.line > current:
+                winners[record.identity] = record.line
+    return winners
+
+
+def _interleave(
+    ours: list[_Record], theirs: list[_Record], winners: dict[_Identity, bytes]
+) -> list[bytes]:
+    """Merge step of merge sort over the not-yet-emitted heads of both sides.
+
+    Comparing heads only (not sorting everything) keeps each side's own order, so a shared
+    prefix stays put and a record without timestamp stays after the record it followed. With
+    keys that are distinct for distinct identities, the choice at each step is symmetric.
+    """
+    out: list[bytes] = []
+    emitted: set[_Identity] = set()
+    i = j = 0
+    while True:
+        while i < len(ours) and ours[i].identity in emitted:
+            i += 1
+        while j < len(theirs) and theirs[j].identity in emitted:
+            j += 1
+        if i == len(ours) and j == len(theirs):
+            return out
+        if j == len(theirs) or (i < len(ours) and ours[i].key <= theirs[j].key):
+            chosen = ours[i]
+        else:
+            chosen = theirs[j]
+        emitted.add(chosen.identity)
+        out.append(winners[chosen.identity])
+
+
+# -- history --------------------------------------------------------------------------------------
+
+
+def merge_history(local: bytes, remote: bytes) -> bytes:
+    """Union of the lines of two history.jsonl versions, sorted by (timestamp ms, line bytes)."""
+    lines = set(_lines(local)) | set(_lines(remote))
+    return _join(sorted(lines, key=_history_key))
+
+
+def _history_key(line: bytes) -> tuple[int, float, bytes]:
+    record = _parse_object(line)
+    stamp = record.get("timestamp") if record is not None else None
+    # bool is an int in Python but not a timestamp; NaN/inf would break the total order.
+    if isinstance(stamp, int | float) and not isinstance(stamp, bool) and math.isfinite(stamp):
+        return (1, stamp, line)
+    return (0, 0, line)
+
+
+# -- JSON -----------------------------------------------------------------------------------------
+
+
+class _Conflict(Exception):
+    """The same key changed differently on both sides."""
+
+
+class _Missing:
+    """A key absent from one version (deleted or never there)."""
+
+
+_MISSING: Any = _Missing()
+
+
+def merge_json(base: bytes | None, local: bytes, remote: bytes) -> bytes | None:
+    """Three-way merge of JSON documents key by key; None on a conflict or invalid JSON."""
+    try:
+        base_value = {} if base is None else json.loads(base)
+        local_value = json.loads(local)
+        remote_value = json.loads(remote)
+    except (ValueError, RecursionError):
+        return None
+    try:
+        merged = _merge_value(base_value, local_value, remote_value)
+    except _Conflict:
+        return None
+    if merged is _MISSING:  # cannot happen for top-level documents, kept for type safety
+        return None
+    return (json.dumps(merged, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality: unlike ==, 1, 1.0 and true differ; key order does not matter."""
+    if a is _MISSING or b is _MISSING:
+        return a is b
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _merge_value(base: Any, local: Any, remote: Any) -> Any:
+    if _same(local, remote) or _same(remote, base):
+        return local
+    if _same(local, base):
+        return remote
+    both_objects = isinstance(local, dict) and isinstance(remote, dict)
+    if both_objects and (base is _MISSING or isinstance(base, dict)):
+        return _merge_objects({} if base is _MISSING else base, local, remote)
+    raise _Conflict
+
+
+def _merge_objects(
+    base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any]
+) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    # Local's order first, then keys only remote has: the user's own file keeps its layout.
+    keys = list(local) + [key for key in remote if key not in local]
+    keys += [key for key in base if key not in local and key not in remote]
+    for key in keys:
+        value = _merge_value(
+            base.get(key, _MISSING), local.get(key, _MISSING), remote.get(key, _MISSING)
+        )
+        if value is not _MISSING:
+            merged[key] = value
+    return merged
+
+
+# -- text -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Hunk:
+    """A stretch of the three versions: stable (all equal) or changed on one or both sides."""
+
+    base: list[bytes]
+    local: list[bytes]
+    remote: list[bytes]
+
+    def resolved(self) -> list[bytes] | None:
+        if self.local == self.remote or self.remote == self.base:
+            return self.local
+        if self.local == self.base:
+            return self.remote
+        return None
+
+
+def merge_text(base: bytes | None, local: bytes, remote: bytes) -> bytes | None:
+    """diff3 line merge; None when both sides changed the same lines differently."""
+    if local == remote:
+        return local
+    if base is None:
+        return None
+    if remote == base:
+        return local
+    if local == base:
+        return remote
+    if not all(_is_text(data) for data in (base, local, remote)):
+        return None
+    out: list[bytes] = []
+    for hunk in _diff3(base, local, remote):
+        lines = hunk.resolved()
+        if lines is None:
+            return None
+        out.extend(lines)
+    return b"".join(out)
+
+
+def conflict_markers(local: bytes, remote: bytes, base: bytes | None = None) -> bytes:
+    """A git-style (diff3) file: clean stretches merged, each conflict between markers.
+
+    Without a base the whole file is one conflict and the ``|||||||`` section is left out.
+    """
+    if base is None:
+        return _marked(_Hunk([], _split_keepends(local), _split_keepends(remote)), with_base=False)
+    out: list[bytes] = []
+    for hunk in _diff3(base, local, remote):
+        lines = hunk.resolved()
+        out.append(b"".join(lines) if lines is not None else _marked(hunk, with_base=True))
+    return b"".join(out)
+
+
+def _marked(hunk: _Hunk, *, with_base: bool) -> bytes:
+    parts = [b"<<<<<<< local\n", _block(hunk.local)]
+    if with_base:
+        parts += [b"||||||| base\n", _block(hunk.base)]
+    parts += [b"=======\n", _block(hunk.remote), b">>>>>>> remote\n"]
+    return b"".join(parts)
+
+
+def _block(lines: list[bytes]) -> bytes:
+    """Lines of one side of a conflict; a missing last newline is added so markers stay alone."""
+    data = b"".join(lines)
+    return data if not data or data.endswith(b"\n") else data + b"\n"
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return b"\0" not in data
+
+
+def _split_keepends(data: bytes) -> list[bytes]:
+    """Lines with their newline (only \\n ends a line, unlike bytes.splitlines)."""
+    lines = data.split(b"\n")
+    return [line + b"\n" for line in lines[:-1]] + ([lines[-1]] if lines[-1] else [])
+
+
+def _diff3(base: bytes, local: bytes, remote: bytes) -> Iterator[_Hunk]:
+    """Split the three versions into hunks, between stretches of base unchanged on both sides."""
+    b, x, y = _split_keepends(base), _split_keepends(local), _split_keepends(remote)
+    base_at = local_at = remote_at = 0
+    for base_lo, base_hi, local_lo, remote_lo in _stable_regions(b, x, y):
+        if base_at < base_lo or local_at < local_lo or remote_at < remote_lo:
+            yield _Hunk(b[base_at:base_lo], x[local_at:local_lo], y[remote_at:remote_lo])
+        length = base_hi - base_lo
+        if length:
+            stable = b[base_lo:base_hi]
+            yield _Hunk(stable, stable, stable)
+        base_at, local_at, remote_at = base_hi, local_lo + length, remote_lo + length
+
+
+def _stable_regions(
+    base: list[bytes], local: list[bytes], remote: list[bytes]
+) -> Iterator[tuple[int, int, int, int]]:
+    """(base_lo, base_hi, local_lo, remote_lo) of base stretches matched in both sides.
+
+    The intersection of the two diffs' matching blocks, as in GNU diff3 and bzr's merge3. Ends
+    with an empty region at the ends of all three, so the last changes are yielded too.
+    """
+    local_blocks = _matching_blocks(base, local)
+    remote_blocks = _matching_blocks(base, remote)
+    i = j = 0
+    while i < len(local_blocks) and j < len(remote_blocks):
+        lb, lx, llen = local_blocks[i]
+        rb, ry, rlen = remote_blocks[j]
+        lo, hi = max(lb, rb), min(lb + llen, rb + rlen)
+        if lo < hi:
+            yield lo, hi, lx + lo - lb, ry + lo - rb
+        # Advance whichever block ends first; the other may still overlap the next one.
+        if lb + llen < rb + rlen:
+            i += 1
+        else:
+            j += 1
+    yield len(base), len(base), len(local), len(remote)
+
+
+def _matching_blocks(a: list[bytes], b: list[bytes]) -> list[tuple[int, int, int]]:
+    # autojunk off: it would treat frequent lines (blank lines) as noise in files > 200 lines.
+    matcher = SequenceMatcher(None, a, b, autojunk=False)
+    return [(m.a, m.b, m.size) for m in matcher.get_matching_blocks() if m.size]
