@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +22,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from claude_sync import __version__, config, crypto, hooks, integration, watcher
+from claude_sync import __version__, config, crypto, hooks, integration, prompt, watcher
 from claude_sync.engine import STRATEGIES, Conflict, Reporter, Result
 from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, ConfigError, SyncError
 from claude_sync.pathmap import LABEL, PathMapper
-from claude_sync.resources import TYPES, select
+from claude_sync.resources import CONFLICT_MARKER, TYPES, select
 from claude_sync.store import RemoteOptions
 from claude_sync.workspace import Locations, init, open_workspace
 
@@ -94,6 +95,12 @@ class ConsoleReporter(Reporter):
     def __init__(self, verbose: bool, quiet: bool, as_json: bool) -> None:
         self.verbose = verbose and not as_json
         self.bars = err.is_terminal and not quiet and not as_json
+        self.interactive = sys.stdin.isatty() and not as_json
+
+    def resolve(
+        self, conflict: Conflict, local: bytes, remote: bytes, base: bytes | None
+    ) -> str | bytes | None:
+        return prompt.ask(conflict, local, remote, base) if self.interactive else None
 
     def action(self, verb: str, path: str) -> None:
         if self.verbose:
@@ -295,8 +302,7 @@ def sync(
     with open_workspace(where) as ws:
         selected = select(list(types), ws.settings.types)
         engine = ws.engine(ConsoleReporter(verbose, quiet, as_json))
-        result = engine.pull(selected, strategy, dry_run, complete=not types)
-        result.merge(engine.push(selected, dry_run))
+        result = engine.sync(selected, strategy, dry_run, complete=not types)
     _finish(result, as_json, quiet, verbose, dry_run)
 
 
@@ -459,6 +465,55 @@ def watch(where: Locations, debounce: float, interval: float) -> None:
     out.print(f"Watching {where.claude_dir} (Ctrl-C to stop)", markup=False)
     watcher.watch(where.claude_dir, mapper, run("push"), run("pull"), debounce, interval)
     out.print("Stopped.")
+
+
+@main.command()
+@location_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def conflicts(where: Locations, as_json: bool) -> None:
+    """List the conflicts left unresolved by earlier pulls."""
+    with open_workspace(where) as ws:
+        found = ws.state.conflicts()
+    if as_json:
+        click.echo(json.dumps({"conflicts": sorted(found), "details": found}))
+        return
+    if not found:
+        out.print("No unresolved conflicts.")
+    for path, detail in sorted(found.items()):
+        copy = detail.get("copy")
+        beside = f" (remote version in {copy})" if copy else ""
+        out.print(
+            f"{path}: changed here and on {detail.get('remote_device')}{beside}", markup=False
+        )
+
+
+@main.command()
+@click.argument("path")
+@click.option(
+    "--take",
+    type=click.Choice(["local", "remote", "both"]),
+    required=True,
+    help="Which version wins (both: keep yours, theirs stays beside it).",
+)
+@location_options
+@output_options
+def resolve(
+    where: Locations, path: str, take: str, as_json: bool, verbose: bool, quiet: bool
+) -> None:
+    """Settle one conflict, then push the result."""
+    with open_workspace(where) as ws:
+        if path not in ws.state.conflicts():
+            raise ConfigError(f"{path} has no unresolved conflict (see `claude-sync conflicts`)")
+        engine = ws.engine(ConsoleReporter(verbose, quiet, as_json))
+        local_path = engine.mapper.to_local(path)
+        sel = replace(select([], ws.settings.types), only=(local_path,))
+        result = engine.sync(sel, take, dry_run=False, complete=False)
+        if take != "both" and not result.conflicts:
+            for copy in engine.local_path(path).parent.glob(
+                f"{engine.local_path(path).name}{CONFLICT_MARKER}-*"
+            ):
+                copy.unlink()
+    _finish(result, as_json, quiet, verbose, dry_run=False)
 
 
 @main.command("types")

@@ -23,6 +23,7 @@ from typing import Any
 from claude_sync import resources
 from claude_sync.chunking import Chunker
 from claude_sync.errors import CorruptionError, SyncError
+from claude_sync.merge import merge_file
 from claude_sync.pathmap import PathMapper, encode
 from claude_sync.repository import (
     FileEntry,
@@ -36,6 +37,7 @@ from claude_sync.state import CachedFile, State, StatKey
 
 STRATEGIES = ("ask", "local", "remote", "both")
 MAX_PUSH_ATTEMPTS = 8
+MAX_SYNC_ROUNDS = 3
 STABLE_READ_ATTEMPTS = 3
 
 
@@ -85,6 +87,11 @@ class Plan:
     copies: dict[str, FileEntry] = field(default_factory=dict)
     delete: list[str] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
+    #: changed on both sides: (ours, base, theirs), settled by an automatic merge if possible
+    merges: dict[str, tuple[LocalFile, FileEntry | None, FileEntry]] = field(default_factory=dict)
+    #: merge results to write here (the next push sends them)
+    merged: dict[str, tuple[bytes, FileEntry]] = field(default_factory=dict)
+    strategy: str = "ask"
 
 
 @dataclass
@@ -102,7 +109,7 @@ class Result:
         self.pushed += other.pushed
         self.pulled += other.pulled
         self.deleted += other.deleted
-        self.conflicts = other.conflicts or self.conflicts
+        self.conflicts = other.conflicts  # the later operation saw the newer state
         self.warnings += other.warnings
         self.uploaded_bytes += other.uploaded_bytes
         self.downloaded_bytes += other.downloaded_bytes
@@ -124,6 +131,13 @@ class Result:
 
 class Reporter:
     """What the engine tells the user as it works; the CLI decides how it looks."""
+
+    def resolve(
+        self, conflict: Conflict, local: bytes, remote: bytes, base: bytes | None
+    ) -> str | bytes | None:
+        """Settle one conflict interactively: "local", "remote", "both", the merged bytes,
+        or None to leave it unresolved (the default: nobody to ask)."""
+        return None
 
     def action(self, verb: str, path: str) -> None:
         """One planned or applied action on one path."""
@@ -274,47 +288,89 @@ class Engine:
         head: Snapshot | None,
         strategy: str,
     ) -> Plan:
-        plan = Plan(head)
+        plan = Plan(head, strategy=strategy)
         remote = set(head.files) if head else set()
         for path, rtype, ours, base, theirs in self._triples(remote, sel, local, head):
             if _sha(theirs) == _sha(base):
                 continue
             if _sha(ours) == _sha(theirs):
                 plan.adopt[path] = theirs
-            elif _sha(ours) == _sha(base) or ours is None:
-                # Unchanged here, or deleted here while changed there: the change wins.
+            elif _sha(ours) == _sha(base):
                 if theirs is not None:
                     plan.write[path] = theirs
                 elif rtype.propagate_deletes:
                     plan.delete.append(path)
                 else:
                     plan.adopt[path] = None
-            elif theirs is None:
-                # Changed here, deleted there: keep ours; the next push brings it back.
-                plan.adopt[path] = None
+            elif ours is not None and theirs is not None:
+                plan.merges[path] = (ours, base, theirs)
+            elif not rtype.propagate_deletes:
+                # Claude Code's own clean-up of a transcript that grew elsewhere: restore it.
+                if theirs is not None:
+                    plan.write[path] = theirs
+                else:
+                    plan.adopt[path] = None
             else:
-                self._plan_conflict(plan, path, ours, base, theirs, strategy)
+                self._plan_conflict(plan, path, ours, base, theirs)
         return plan
 
     def _plan_conflict(
         self,
         plan: Plan,
         path: str,
-        ours: LocalFile,
+        ours: LocalFile | None,
         base: FileEntry | None,
-        theirs: FileEntry,
-        strategy: str,
+        theirs: FileEntry | None,
     ) -> None:
+        """A real conflict (a deletion counts as a change): settle it as the strategy says.
+        Until it is settled both versions are kept: ours in place, theirs beside it."""
+        strategy = plan.strategy
         if strategy == "local":
             plan.adopt[path] = theirs
         elif strategy == "remote":
+            if theirs is None:
+                plan.delete.append(path)
+            else:
+                plan.write[path] = theirs
+        elif ours is None and theirs is not None and strategy == "both":
             plan.write[path] = theirs
         else:
-            plan.copies[path] = theirs
+            if theirs is not None and ours is not None:
+                plan.copies[path] = theirs
             if strategy == "both":
                 plan.adopt[path] = theirs
             else:
                 plan.conflicts.append(self._conflict(path, ours, base, theirs, plan.head))
+
+    def _merge(self, plan: Plan, result: Result) -> None:
+        """Try the automatic merges; what does not merge cleanly becomes a conflict."""
+        if not plan.merges:
+            return
+        entries = [e for _, base, theirs in plan.merges.values() for e in (base, theirs) if e]
+        staging = self._fetch_blobs(entries, result, allow_missing=True)
+        for path, (ours, base, theirs) in plan.merges.items():
+            try:
+                mine = ours.abspath.read_bytes()
+            except OSError:
+                continue
+            if hashlib.sha256(mine).hexdigest() != ours.sha256:
+                result.warnings.append(
+                    f"{path} changed during the pull; it goes with the next sync"
+                )
+                continue
+            base_bytes, remote = _content(staging, base), _content(staging, theirs) or b""
+            merged = merge_file(path, base_bytes, mine, remote)
+            if merged is None and plan.strategy == "ask":
+                conflict = self._conflict(path, ours, base, theirs, plan.head)
+                merged = self._ask(plan, conflict, mine, remote, base_bytes)
+            if merged is None:
+                self._plan_conflict(plan, path, ours, base, theirs)
+            elif merged == mine:
+                plan.adopt[path] = theirs
+            elif hashlib.sha256(merged).hexdigest() == theirs.sha256:
+                plan.write[path] = theirs
+            else:
+                plan.merged[path] = (merged, theirs)
 
     def _conflict(
         self,
@@ -429,6 +485,20 @@ class Engine:
         result.pushed = sorted(plan.upload) + sorted(plan.remove)
         return True
 
+    # -- sync -------------------------------------------------------------------------------
+
+    def sync(self, sel: Selection, strategy: str, dry_run: bool, complete: bool) -> Result:
+        """Pull, then push; when another machine pushed in between, pull and push again."""
+        result = self.pull(sel, strategy, dry_run, complete)
+        for _ in range(MAX_SYNC_ROUNDS):
+            pull_left_conflicts = bool(result.conflicts)
+            result.merge(self.push(sel, dry_run))
+            # A conflict the pull did not see means another machine pushed in between.
+            if dry_run or not result.conflicts or pull_left_conflicts:
+                break
+            result.merge(self.pull(sel, strategy, dry_run, complete))
+        return result
+
     # -- pull -------------------------------------------------------------------------------
 
     def pull(
@@ -452,11 +522,15 @@ class Engine:
         head = self.repo.load_snapshot(head_seq)
         local = self.scan(sel, result.warnings)
         plan = self.plan_pull(sel, local, head, strategy)
-        result.conflicts = plan.conflicts
         if dry_run:
-            result.pulled = sorted(plan.write)
+            # Merges are not tried in a dry run; those that failed before are still conflicts.
+            known = {p: Conflict(**d) for p, d in self.state.conflicts().items()}  # type: ignore[arg-type]
+            result.conflicts = plan.conflicts + [known[p] for p in plan.merges if p in known]
+            result.pulled = sorted((set(plan.write) | set(plan.merges)) - set(known))
             result.deleted = sorted(plan.delete)
             return result
+        self._merge(plan, result)
+        result.conflicts = plan.conflicts
         self._apply_pull(plan, local, result)
         with self.state.transaction():
             unresolved = {c.path for c in plan.conflicts}
@@ -499,8 +573,28 @@ class Engine:
                 tmp.unlink(missing_ok=True)
             shutil.rmtree(self.work_dir / "staging", ignore_errors=True)
 
-    def _fetch_blobs(self, entries: list[FileEntry], result: Result) -> Path:
-        """Download every blob the entries need into a staging folder; all verified."""
+    def _ask(
+        self, plan: Plan, conflict: Conflict, mine: bytes, remote: bytes, base: bytes | None
+    ) -> bytes | None:
+        """The user's decision as merged bytes, or None to fall back to a strategy."""
+        answer = self.reporter.resolve(conflict, mine, remote, base)
+        if isinstance(answer, bytes):
+            return answer
+        if answer == "local":
+            return mine
+        if answer == "remote":
+            return remote
+        if answer == "both":
+            # Keep ours, theirs beside it, and count it as settled.
+            plan.copies[conflict.path] = plan.merges[conflict.path][2]
+            return mine
+        return None
+
+    def _fetch_blobs(
+        self, entries: list[FileEntry], result: Result, allow_missing: bool = False
+    ) -> Path:
+        """Download every blob the entries need into a staging folder; all verified.
+        With allow_missing, blobs no index knows (a pruned merge base) are left out."""
         needed = {blob for e in entries for blob, _ in e.chunks}
         staging = self.work_dir / "staging"
         shutil.rmtree(staging, ignore_errors=True)
@@ -509,7 +603,7 @@ class Engine:
             return staging
         self.refresh_index()
         located = self.state.locate(needed)
-        if len(located) != len(needed):
+        if len(located) != len(needed) and not allow_missing:
             raise CorruptionError(
                 f"{len(needed) - len(located)} blobs the snapshot needs are missing from the "
                 "repository's indexes"
@@ -586,6 +680,47 @@ class Engine:
                     result.deleted.append(path)
             for path, entry in plan.adopt.items():
                 self.state.set_base(path, entry, seq)
+            for path, (data, theirs) in plan.merged.items():
+                if self._write_merged(path, data, local.get(path), result):
+                    self.state.set_base(path, theirs, seq)
+
+    def _write_merged(
+        self, path: str, data: bytes, scanned: LocalFile | None, result: Result
+    ) -> bool:
+        dest = self.local_path(path)
+        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}{TMP_MARKER}-")
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            if scanned is not None:
+                os.chmod(tmp, scanned.cached.mode)
+            if not _unchanged_since_scan(dest, scanned):
+                result.warnings.append(
+                    f"{path} changed during the pull; it goes with the next sync"
+                )
+                return False
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        cached = self._read(dest, dest.stat())
+        if cached is not None:
+            self.state.remember_file(path, cached)
+        self.reporter.action("merge", path)
+        result.pulled.append(path)
+        return True
+
+
+def _content(staging: Path, entry: FileEntry | None) -> bytes | None:
+    """A file's bytes from staged blobs; None when unknown or some blob is not there."""
+    if entry is None:
+        return None
+    try:
+        return b"".join((staging / blob).read_bytes() for blob, _ in entry.chunks)
+    except FileNotFoundError:
+        return None
 
 
 def _offsets(entry: FileEntry) -> tuple[tuple[str, int, int], ...]:

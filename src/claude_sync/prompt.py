@@ -1,0 +1,57 @@
+"""The conflict prompt shown on a terminal (`--strategy ask`, the default)."""
+
+from __future__ import annotations
+
+import difflib
+
+import click
+
+from claude_sync.engine import Conflict
+from claude_sync.merge import conflict_markers
+
+MARKERS = (b"<<<<<<< ", b"\n=======\n", b">>>>>>> ")
+CHOICES = {"l": "local", "r": "remote", "b": "both", "s": None}
+
+
+def _diff(local: bytes, remote: bytes, path: str) -> str:
+    lines = difflib.unified_diff(
+        remote.decode(errors="replace").splitlines(keepends=True),
+        local.decode(errors="replace").splitlines(keepends=True),
+        fromfile=f"remote/{path}",
+        tofile=f"local/{path}",
+    )
+    return "".join(lines) or "(no textual difference)\n"
+
+
+def _edit(conflict: Conflict, local: bytes, remote: bytes, base: bytes | None) -> bytes | None:
+    suffix = "." + conflict.path.rsplit(".", 1)[-1] if "." in conflict.path else ".txt"
+    text = conflict_markers(local, remote, base).decode(errors="replace")
+    edited = click.edit(text, extension=suffix, require_save=True)
+    if edited is None:
+        click.echo("Nothing saved; back to the question.", err=True)
+        return None
+    data = edited.encode()
+    if any(marker in data for marker in MARKERS):
+        click.echo("The file still has conflict markers; back to the question.", err=True)
+        return None
+    return data
+
+
+def ask(conflict: Conflict, local: bytes, remote: bytes, base: bytes | None) -> str | bytes | None:
+    device = conflict.remote_device or "another machine"
+    click.echo(f"conflict: {conflict.path} changed here and on {device}", err=True)
+    while True:
+        choice = click.prompt(
+            "  [l]ocal, [r]emote, [m]erge in $EDITOR, [b]oth (theirs saved beside), [d]iff, [s]kip",
+            type=click.Choice(["l", "r", "m", "b", "d", "s"]),
+            show_choices=False,
+            err=True,
+        )
+        if choice == "d":
+            click.echo(_diff(local, remote, conflict.path), err=True)
+        elif choice == "m":
+            merged = _edit(conflict, local, remote, base)
+            if merged is not None:
+                return merged
+        else:
+            return CHOICES[choice]

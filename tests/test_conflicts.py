@@ -1,0 +1,199 @@
+"""Issue 5 end to end: automatic merges converge, real conflicts are asked about or kept."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+
+import pexpect
+import pytest
+from conftest import Machine, snapshot_tree, transcript
+
+SESSION = "projects/-srv-app/s1.jsonl"
+
+
+def history_line(machine: str, i: int) -> str:
+    return (
+        json.dumps(
+            {
+                "display": f"{machine} prompt {i}",
+                "timestamp": 1_763_900_000_000 + i,
+                "project": "/srv/app",
+                "sessionId": "s1",
+            }
+        )
+        + "\n"
+    )
+
+
+def records(m: Machine, rel: str) -> list[str]:
+    return (m.claude / rel).read_text().splitlines()
+
+
+def setup_machines(make_machine, repo_dir, names: str) -> list[Machine]:
+    machines = [make_machine(n) for n in names]
+    first = machines[0]
+    first.write(SESSION, transcript("s1", 10))
+    first.write("history.jsonl", history_line("base", 0))
+    first.write("agents/reviewer.md", "line 1\nline 2\nline 3\n")
+    first.write("settings.json", json.dumps({"model": "opus", "theme": "dark"}, indent=2) + "\n")
+    first.run("init", str(repo_dir))
+    first.run("push")
+    for m in machines[1:]:
+        m.run("init", str(repo_dir))
+        m.run("pull")
+    return machines
+
+
+def synced(m: Machine) -> dict[str, bytes]:
+    return {p: v[0] for p, v in snapshot_tree(m.claude).items()}
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3)))[:3])
+def test_concurrent_appends_converge_on_three_machines(make_machine, repo_dir, order):
+    machines = setup_machines(make_machine, repo_dir, "abc")
+    for k, m in enumerate(machines):
+        m.append(SESSION, transcript(f"m{k}", 3, start=100 + 10 * k))
+        m.append("history.jsonl", history_line(m.home.name, 10 + k))
+    for i in order:
+        result = machines[i].json("sync")
+        assert result["conflicts"] == [], result
+    for i in order:
+        assert machines[i].json("sync")["conflicts"] == []
+    views = [synced(m) for m in machines]
+    assert views[0] == views[1] == views[2]
+    lines = records(machines[0], SESSION)
+    assert len(lines) == 10 + 9 and len(set(lines)) == 19
+    assert len(records(machines[0], "history.jsonl")) == 4
+    assert not any("conflict" in p for p in views[0])
+
+
+def test_prefix_growth_is_a_fast_forward_and_settings_merge_per_key(make_machine, repo_dir):
+    a, b = setup_machines(make_machine, repo_dir, "ab")
+    a.append(SESSION, transcript("s1", 5, start=10))
+    a.write("settings.json", json.dumps({"model": "sonnet", "theme": "dark"}, indent=2) + "\n")
+    a.run("push")
+    b.write("settings.json", json.dumps({"model": "opus", "theme": "light"}, indent=2) + "\n")
+    result = b.json("sync")
+    assert result["conflicts"] == []
+    assert (b.claude / SESSION).read_bytes() == (a.claude / SESSION).read_bytes()
+    assert json.loads((b.claude / "settings.json").read_text()) == {
+        "model": "sonnet",
+        "theme": "light",
+    }
+    a.run("pull")
+    assert (a.claude / "settings.json").read_bytes() == (b.claude / "settings.json").read_bytes()
+
+
+def test_text_three_way_merge_is_clean_when_changes_do_not_overlap(make_machine, repo_dir):
+    a, b = setup_machines(make_machine, repo_dir, "ab")
+    a.write("agents/reviewer.md", "line 1 (A)\nline 2\nline 3\n")
+    a.run("push")
+    b.write("agents/reviewer.md", "line 1\nline 2\nline 3 (B)\n")
+    assert b.json("sync")["conflicts"] == []
+    assert (b.claude / "agents/reviewer.md").read_text() == "line 1 (A)\nline 2\nline 3 (B)\n"
+
+
+def make_conflict(make_machine, repo_dir) -> tuple[Machine, Machine]:
+    a, b = setup_machines(make_machine, repo_dir, "ab")
+    a.write("agents/reviewer.md", "line 1\nA wrote this\nline 3\n")
+    a.run("push")
+    b.write("agents/reviewer.md", "line 1\nB wrote this\nline 3\n")
+    return a, b
+
+
+def test_conflicts_and_resolve_commands(make_machine, repo_dir):
+    _a, b = make_conflict(make_machine, repo_dir)
+    assert b.json("pull", expect=3)["conflicts"] == ["agents/reviewer.md"]
+    listed = b.run("conflicts").stdout
+    assert "agents/reviewer.md" in listed and "claude-sync-conflict" in listed
+    assert b.json("conflicts")["conflicts"] == ["agents/reviewer.md"]
+    bad = b.run("resolve", "agents/other.md", "--take", "local", check=False)
+    assert bad.returncode == 2
+    b.run("resolve", "agents/reviewer.md", "--take", "remote")
+    assert (b.claude / "agents/reviewer.md").read_text() == "line 1\nA wrote this\nline 3\n"
+    assert not list((b.claude / "agents").glob("*claude-sync-conflict*"))
+    assert "No unresolved conflicts." in b.run("conflicts").stdout
+
+
+def test_resolve_take_local_pushes_it(make_machine, repo_dir):
+    a, b = make_conflict(make_machine, repo_dir)
+    b.run("pull", check=False)
+    result = b.json("resolve", "agents/reviewer.md", "--take", "local")
+    assert result["pushed"] == ["agents/reviewer.md"]
+    a.run("pull")
+    assert (a.claude / "agents/reviewer.md").read_text() == "line 1\nB wrote this\nline 3\n"
+
+
+def test_deleted_config_changed_elsewhere_is_a_conflict(make_machine, repo_dir):
+    a, b = setup_machines(make_machine, repo_dir, "ab")
+    (a.claude / "agents/reviewer.md").unlink()
+    a.run("push")
+    b.write("agents/reviewer.md", "B kept working on it\n")
+    assert b.json("pull", expect=3)["conflicts"] == ["agents/reviewer.md"]
+    assert (b.claude / "agents/reviewer.md").read_text() == "B kept working on it\n"
+    assert b.json("sync", "--strategy", "local")["pushed"] == ["agents/reviewer.md"]
+    a.run("pull")
+    assert (a.claude / "agents/reviewer.md").read_text() == "B kept working on it\n"
+
+
+def test_old_transcript_deleted_locally_stays_everywhere(make_machine, repo_dir):
+    a, b = setup_machines(make_machine, repo_dir, "ab")
+    (a.claude / SESSION).unlink()  # Claude Code's cleanupPeriodDays
+    assert a.json("sync")["pushed"] == []
+    assert (b.claude / SESSION).exists()
+    b.append(SESSION, transcript("s1", 1, start=10))
+    b.run("push")
+    a.run("pull")
+    assert (a.claude / SESSION).exists()  # it grew elsewhere: it comes back
+
+
+def spawn(m: Machine, *args: str, editor: str | None = None) -> pexpect.spawn:
+    env = m.environ() | {"TERM": "dumb", "COLUMNS": "200"}
+    if editor:
+        env["EDITOR"] = editor
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "claude_sync", *args],
+        env=env,
+        cwd=str(m.home),
+        encoding="utf-8",
+        timeout=60,
+    )
+
+
+def test_interactive_prompt_diff_then_keep_local(make_machine, repo_dir):
+    _a, b = make_conflict(make_machine, repo_dir)
+    child = spawn(b, "pull")
+    child.expect(r"\[s\]kip")
+    child.sendline("d")
+    child.expect("A wrote this")
+    child.expect(r"\[s\]kip")
+    child.sendline("l")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert (b.claude / "agents/reviewer.md").read_text() == "line 1\nB wrote this\nline 3\n"
+    assert b.json("push")["pushed"] == ["agents/reviewer.md"]
+
+
+def test_interactive_manual_merge_in_editor(make_machine, repo_dir, tmp_path):
+    a, b = make_conflict(make_machine, repo_dir)
+    editor = tmp_path / "editor.py"
+    editor.write_text(
+        "import sys\n"
+        "p = sys.argv[1]\n"
+        "text = open(p).read()\n"
+        "assert '<<<<<<< local' in text and '>>>>>>> remote' in text\n"
+        "open(p, 'w').write('line 1\\nA and B agreed\\nline 3\\n')\n"
+    )
+    child = spawn(b, "sync", editor=f"{sys.executable} {editor}")
+    child.expect(r"\[s\]kip")
+    child.sendline("m")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert (b.claude / "agents/reviewer.md").read_text() == "line 1\nA and B agreed\nline 3\n"
+    a.run("pull")
+    assert (a.claude / "agents/reviewer.md").read_text() == "line 1\nA and B agreed\nline 3\n"
