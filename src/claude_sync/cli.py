@@ -22,9 +22,19 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from claude_sync import __version__, config, crypto, hooks, integration, prompt, watcher
+from claude_sync import (
+    __version__,
+    config,
+    crypto,
+    hooks,
+    integration,
+    maintenance,
+    prompt,
+    watcher,
+)
 from claude_sync.engine import STRATEGIES, Conflict, Reporter, Result
 from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, ConfigError, SyncError
+from claude_sync.passphrase import read_passphrase
 from claude_sync.pathmap import LABEL, PathMapper
 from claude_sync.resources import CONFLICT_MARKER, TYPES, select
 from claude_sync.store import RemoteOptions
@@ -69,6 +79,9 @@ def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
     @click.option("-v", "--verbose", is_flag=True, help="Print every action.")
     @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+    @click.option(
+        "--allow-rollback", is_flag=True, help="Accept a remote older than one seen before."
+    )
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
@@ -252,11 +265,14 @@ def push(
     as_json: bool,
     verbose: bool,
     quiet: bool,
+    allow_rollback: bool,
 ) -> None:
     """Upload what changed locally."""
     with open_workspace(where) as ws:
         selected = select(list(types), ws.settings.types)
-        result = ws.engine(ConsoleReporter(verbose, quiet, as_json)).push(selected, dry_run)
+        result = ws.engine(ConsoleReporter(verbose, quiet, as_json), allow_rollback).push(
+            selected, dry_run
+        )
     _finish(result, as_json, quiet, verbose, dry_run)
 
 
@@ -274,11 +290,12 @@ def pull(
     as_json: bool,
     verbose: bool,
     quiet: bool,
+    allow_rollback: bool,
 ) -> None:
     """Download what changed on other machines."""
     with open_workspace(where) as ws:
         selected = select(list(types), ws.settings.types)
-        engine = ws.engine(ConsoleReporter(verbose, quiet, as_json))
+        engine = ws.engine(ConsoleReporter(verbose, quiet, as_json), allow_rollback)
         result = engine.pull(selected, strategy, dry_run, complete=not types)
     _finish(result, as_json, quiet, verbose, dry_run)
 
@@ -297,11 +314,12 @@ def sync(
     as_json: bool,
     verbose: bool,
     quiet: bool,
+    allow_rollback: bool,
 ) -> None:
     """Pull, then push."""
     with open_workspace(where) as ws:
         selected = select(list(types), ws.settings.types)
-        engine = ws.engine(ConsoleReporter(verbose, quiet, as_json))
+        engine = ws.engine(ConsoleReporter(verbose, quiet, as_json), allow_rollback)
         result = engine.sync(selected, strategy, dry_run, complete=not types)
     _finish(result, as_json, quiet, verbose, dry_run)
 
@@ -309,11 +327,12 @@ def sync(
 @main.command()
 @location_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-def status(where: Locations, as_json: bool) -> None:
+@click.option("--allow-rollback", is_flag=True, help="Accept a remote older than one seen before.")
+def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
     """Show what push and pull would do, and unresolved conflicts."""
     with open_workspace(where) as ws:
         selected = select([], ws.settings.types)
-        engine = ws.engine()
+        engine = ws.engine(None, allow_rollback)
         result = engine.pull(selected, "ask", dry_run=True)
         result.pushed = engine.push(selected, dry_run=True).pushed
         head = ws.repo.head_seq()
@@ -498,13 +517,19 @@ def conflicts(where: Locations, as_json: bool) -> None:
 @location_options
 @output_options
 def resolve(
-    where: Locations, path: str, take: str, as_json: bool, verbose: bool, quiet: bool
+    where: Locations,
+    path: str,
+    take: str,
+    as_json: bool,
+    verbose: bool,
+    quiet: bool,
+    allow_rollback: bool,
 ) -> None:
     """Settle one conflict, then push the result."""
     with open_workspace(where) as ws:
         if path not in ws.state.conflicts():
             raise ConfigError(f"{path} has no unresolved conflict (see `claude-sync conflicts`)")
-        engine = ws.engine(ConsoleReporter(verbose, quiet, as_json))
+        engine = ws.engine(ConsoleReporter(verbose, quiet, as_json), allow_rollback)
         local_path = engine.mapper.to_local(path)
         sel = replace(select([], ws.settings.types), only=(local_path,))
         result = engine.sync(sel, take, dry_run=False, complete=False)
@@ -514,6 +539,77 @@ def resolve(
             ):
                 copy.unlink()
     _finish(result, as_json, quiet, verbose, dry_run=False)
+
+
+@main.command("log")
+@location_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def log_command(where: Locations, as_json: bool) -> None:
+    """List snapshots: sequence, device, time, changes."""
+    with open_workspace(where) as ws:
+        entries = maintenance.log(ws.engine())
+    if as_json:
+        click.echo(json.dumps({"snapshots": [e.__dict__ for e in entries]}))
+        return
+    table = Table("snapshot", "device", "time", "files", "added", "changed", "removed", box=None)
+    for e in entries:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
+        table.add_row(*map(str, (e.seq, e.device, when, e.files, e.added, e.changed, e.removed)))
+    out.print(table)
+
+
+@main.command("devices")
+@location_options
+def devices_command(where: Locations) -> None:
+    """List the machines that pushed, and when each last did."""
+    with open_workspace(where) as ws:
+        seen = maintenance.devices(maintenance.log(ws.engine()))
+        me = ws.settings.device
+    table = Table("device", "snapshots", "last push", box=None)
+    for device, (count, last) in sorted(seen.items(), key=lambda d: -d[1][1]):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last))
+        table.add_row(device + (" (this machine)" if device == me else ""), str(count), when)
+    out.print(table)
+
+
+@main.command()
+@click.argument("paths", nargs=-1)
+@click.option("--snapshot", "seq", type=int, required=True, help="Snapshot to restore from.")
+@click.option("--target", type=click.Path(file_okay=False), help="Restore here, not in place.")
+@click.option("--force", is_flag=True, help="Overwrite local changes not pushed yet.")
+@location_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def restore(
+    where: Locations,
+    paths: tuple[str, ...],
+    seq: int,
+    target: str | None,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Bring back files (logical paths, or prefixes) as they were in a snapshot."""
+    with open_workspace(where) as ws:
+        result = maintenance.restore(
+            ws.engine(), seq, list(paths), Path(target) if target else None, force
+        )
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+    else:
+        out.print(f"Restored {len(result.pulled)} files from snapshot {seq}.", markup=False)
+
+
+@main.command()
+@click.option("--read-data", is_flag=True, help="Download and authenticate every byte.")
+@location_options
+def verify(where: Locations, read_data: bool) -> None:
+    """Check that every snapshot's data is present (and intact, with --read-data)."""
+    with open_workspace(where) as ws:
+        problems = maintenance.verify(ws.engine(), read_data)
+    for problem in problems:
+        err.print(f"problem: {problem}", markup=False)
+    if problems:
+        raise SyncError(f"the repository has {len(problems)} problems")
+    out.print("No problems found." + ("" if read_data else " (Use --read-data to read all data.)"))
 
 
 @main.command("types")
@@ -533,6 +629,59 @@ def types_command(where: Locations) -> None:
 @main.group()
 def key() -> None:
     """Manage the repository key."""
+
+
+@key.command("add")
+@location_options
+@click.option("--label", default="", help="Who or what the key is for (stored encrypted).")
+@click.option("--new-passphrase-file", type=click.Path(dir_okay=False))
+def key_add(where: Locations, label: str, new_passphrase_file: str | None) -> None:
+    """Add a passphrase that opens the repository (one per machine or person)."""
+    passphrase = read_passphrase(new_passphrase_file, confirm=True, new=True)
+    with open_workspace(where) as ws:
+        name = ws.repo.add_key(passphrase, label)
+    out.print(f"Added key {name.rsplit('/', 1)[-1]}", markup=False)
+
+
+@key.command("list")
+@location_options
+def key_list(where: Locations) -> None:
+    """List the repository's keys."""
+    with open_workspace(where) as ws:
+        keys = ws.repo.list_keys()
+    table = Table("id", "label", "created", box=None)
+    for key_id, label, created in keys:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else ""
+        table.add_row(key_id, label, when)
+    out.print(table)
+
+
+@key.command("remove")
+@click.argument("key_id")
+@location_options
+def key_remove(where: Locations, key_id: str) -> None:
+    """Remove a key: its passphrase no longer opens the repository."""
+    with open_workspace(where) as ws:
+        ws.repo.remove_key(key_id)
+    out.print(f"Removed key {key_id}", markup=False)
+
+
+@key.command("passwd")
+@location_options
+@click.option("--passphrase-file", type=click.Path(dir_okay=False))
+@click.option("--new-passphrase-file", type=click.Path(dir_okay=False))
+def key_passwd(
+    where: Locations, passphrase_file: str | None, new_passphrase_file: str | None
+) -> None:
+    """Change a passphrase; the data is not re-encrypted."""
+    old = read_passphrase(passphrase_file, confirm=False)
+    with open_workspace(where) as ws:
+        old_name = ws.repo.key_opened_by(old)
+        new = read_passphrase(new_passphrase_file, confirm=True, new=True)
+        labels = {k: label for k, label, _ in ws.repo.list_keys()}
+        ws.repo.add_key(new, labels.get(old_name.rsplit("/", 1)[-1], ""))
+        ws.repo.store.delete(old_name)
+    out.print("Passphrase changed.")
 
 
 @key.command("export")

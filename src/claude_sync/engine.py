@@ -163,6 +163,7 @@ class Engine:
     ) -> None:
         self.root = claude_dir
         self.mapper = mapper or PathMapper(Path.home())
+        self.allow_rollback = False
         self.repo = repo
         self.state = state
         self.device = device
@@ -231,8 +232,27 @@ class Engine:
 
     # -- remote -----------------------------------------------------------------------------
 
-    def head(self) -> Snapshot | None:
+    def everything(self) -> Selection:
+        """Every type, for operations that look at the whole local state."""
+        return Selection(resources.TYPES)
+
+    def head_seq(self) -> int | None:
+        """The newest snapshot, refusing one older than any this machine has seen."""
         seq = self.repo.head_seq()
+        seen = int(self.state.get_meta("seen_seq") or 0)
+        if (seq or 0) < seen and not self.allow_rollback:
+            raise CorruptionError(
+                f"the repository's newest snapshot is {seq or 'none'}, but this machine has "
+                f"already seen snapshot {seen}: the storage is serving old data (rollback); "
+                "use --allow-rollback if it was restored on purpose"
+            )
+        if seq is not None and seq != seen:
+            with self.state.transaction():
+                self.state.set_meta("seen_seq", str(seq))
+        return seq
+
+    def head(self) -> Snapshot | None:
+        seq = self.head_seq()
         return None if seq is None else self.repo.load_snapshot(seq)
 
     def refresh_index(self) -> None:
@@ -482,6 +502,8 @@ class Engine:
             was_current = head is not None and self.state.get_meta("pulled_seq") == str(head.seq)
             if result.snapshot is not None and was_current:
                 self.state.set_meta("pulled_seq", str(seq))
+            if result.snapshot is not None:
+                self.state.set_meta("seen_seq", str(seq))
         result.pushed = sorted(plan.upload) + sorted(plan.remove)
         return True
 
@@ -511,7 +533,7 @@ class Engine:
         """Bring remote changes here. `complete` says sel is everything this machine syncs,
         so a clean pull may mark the head as fully pulled."""
         result = Result()
-        head_seq = self.repo.head_seq()
+        head_seq = self.head_seq()
         if head_seq is None or (
             complete
             and not dry_run

@@ -11,12 +11,14 @@ import click
 from claude_sync.errors import ConfigError
 
 
-def read_passphrase(passphrase_file: str | None, confirm: bool) -> str:
-    """Environment, then file, then a prompt; never waits on a standard input that is no tty."""
-    env = os.environ.get("CLAUDE_SYNC_PASSPHRASE")
+def read_passphrase(passphrase_file: str | None, confirm: bool, new: bool = False) -> str:
+    """Environment, then file, then a prompt; never waits on a standard input that is no tty.
+    `new` reads a passphrase being introduced (key add, key passwd) from the NEW_ variables."""
+    var = "CLAUDE_SYNC_NEW_PASSPHRASE" if new else "CLAUDE_SYNC_PASSPHRASE"
+    env = os.environ.get(var)
     if env:
         return env
-    file = passphrase_file or os.environ.get("CLAUDE_SYNC_PASSPHRASE_FILE")
+    file = passphrase_file or os.environ.get(f"{var}_FILE")
     if file:
         try:
             text = Path(file).expanduser().read_text().rstrip("\r\n")
@@ -26,13 +28,17 @@ def read_passphrase(passphrase_file: str | None, confirm: bool) -> str:
             raise ConfigError(f"the passphrase file {file} is empty")
         return text
     if not sys.stdin.isatty():
+        option = "--new-passphrase-file" if new else "--passphrase-file"
         raise ConfigError(
-            "a passphrase is needed and there is no terminal to ask on: set "
-            "CLAUDE_SYNC_PASSPHRASE or CLAUDE_SYNC_PASSPHRASE_FILE, or pass --passphrase-file"
+            f"a {'new ' if new else ''}passphrase is needed and there is no terminal to ask on: "
+            f"set {var} or {var}_FILE, or pass {option}"
         )
     while True:
         text: str = click.prompt(
-            "Repository passphrase", hide_input=True, confirmation_prompt=confirm, err=True
+            "New passphrase" if new else "Repository passphrase",
+            hide_input=True,
+            confirmation_prompt=confirm,
+            err=True,
         )
         if text:
             return text

@@ -161,7 +161,7 @@ class Repository:
         return bool(store.list(KEYS_PREFIX)) or bool(store.list(CONFIG_NAME))
 
     @classmethod
-    def create(cls, store: ObjectStore, passphrase: str | None) -> Repository:
+    def create(cls, store: ObjectStore, passphrase: str | None, label: str = "") -> Repository:
         """A new repository with a fresh master key; a passphrase key object if one is given."""
         master = crypto.random_key()
         keys = crypto.KeyRing(master)
@@ -188,7 +188,7 @@ class Repository:
         if not store.put_if_absent(CONFIG_NAME, keys.seal(CONFIG_NAME, _encode_json(body))):
             raise ConfigError(f"{store.display} already holds a repository")
         if passphrase is not None:
-            repo.add_key(passphrase)
+            repo.add_key(passphrase, label)
         return repo
 
     @classmethod
@@ -217,6 +217,15 @@ class Repository:
                     "this repository has no passphrase keys: join it with --recovery-key"
                 )
             raise ConfigError(f"{store.display} is not a claude-sync repository")
+        found = cls._match_key(store, names, passphrase)
+        if found is None:
+            raise WrongKeyError("wrong passphrase for this repository")
+        return cls.open(store, found[1])
+
+    @staticmethod
+    def _match_key(
+        store: ObjectStore, names: list[str], passphrase: str
+    ) -> tuple[str, bytes] | None:
         for name in names:
             try:
                 obj = json.loads(store.get(name))
@@ -225,17 +234,48 @@ class Repository:
             if not isinstance(obj, dict):
                 continue
             try:
-                master = crypto.unwrap_master(obj, passphrase, name)
+                return name, crypto.unwrap_master(obj, passphrase, name)
             except (WrongKeyError, CorruptionError):
                 continue
-            return cls.open(store, master)
-        raise WrongKeyError("wrong passphrase for this repository")
+        return None
 
-    def add_key(self, passphrase: str) -> str:
+    def key_opened_by(self, passphrase: str) -> str:
+        found = self._match_key(self.store, sorted(self.store.list(KEYS_PREFIX)), passphrase)
+        if found is None or found[1] != self.keys.master:
+            raise WrongKeyError("that passphrase opens no key of this repository")
+        return found[0]
+
+    def add_key(self, passphrase: str, label: str = "") -> str:
         name = KEYS_PREFIX + os.urandom(16).hex()
         obj = crypto.wrap_master(self.keys.master, passphrase, name)
+        # The label may name a person or machine: readable only with the master key.
+        obj["label"] = crypto.b64(self.keys.seal(name + "/label", label.encode()))
+        obj["created"] = int(time.time())
         self._put(name, json.dumps(obj, sort_keys=True).encode())
         return name
+
+    def list_keys(self) -> list[tuple[str, str, int]]:
+        """(id, label, created) of every key object."""
+        keys = []
+        for name in sorted(self.store.list(KEYS_PREFIX)):
+            try:
+                obj = json.loads(self._get(name))
+                sealed = crypto.unb64(obj.get("label", ""), name) if obj.get("label") else b""
+                label = self.keys.open(name + "/label", sealed).decode() if sealed else ""
+                created = int(obj.get("created", 0))
+            except (ValueError, AttributeError, CorruptionError, UnicodeDecodeError):
+                label, created = "(damaged key object)", 0
+            keys.append((name[len(KEYS_PREFIX) :], label, created))
+        return keys
+
+    def remove_key(self, key_id: str) -> None:
+        names = self.store.list(KEYS_PREFIX)
+        name = KEYS_PREFIX + key_id
+        if name not in names:
+            raise ConfigError(f"no key {key_id} in this repository (see `claude-sync key list`)")
+        if len(names) == 1:
+            raise ConfigError("refusing to remove the last key: add another one first")
+        self.store.delete(name)
 
     # -- snapshots --------------------------------------------------------------------------
 

@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS blobs (id TEXT PRIMARY KEY, pack TEXT, offset INTEGER
 CREATE TABLE IF NOT EXISTS indexes (name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS conflicts (path TEXT PRIMARY KEY, detail TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS snapshots (
+    seq INTEGER PRIMARY KEY, device TEXT, time REAL, files INTEGER, added INTEGER,
+    changed INTEGER, removed INTEGER
+);
 """
 
 
@@ -161,6 +165,20 @@ class State:
             self.db.execute(
                 "INSERT OR REPLACE INTO conflicts VALUES (?, ?)", (path, json.dumps(detail))
             )
+
+    def snapshot_summaries(self) -> list[tuple[int, str, float, int, int, int, int]]:
+        return list(
+            self.db.execute(
+                "SELECT seq, device, time, files, added, changed, removed FROM snapshots"
+            )
+        )
+
+    def add_snapshot_summary(self, entry: dict[str, object]) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO snapshots VALUES "
+            "(:seq, :device, :time, :files, :added, :changed, :removed)",
+            entry,
+        )
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

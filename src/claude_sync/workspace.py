@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,7 +74,7 @@ def init(
             _check_empty(store)
             passphrase = read_passphrase(passphrase_file, confirm=True)
             store.prepare(create=options.create_bucket)
-            repo = Repository.create(store, passphrase)
+            repo = Repository.create(store, passphrase, device or socket.gethostname())
             created = True
     finally:
         store.close()
@@ -120,8 +121,8 @@ class Workspace:
     repo: Repository
     state: State
 
-    def engine(self, reporter: Reporter | None = None) -> Engine:
-        return Engine(
+    def engine(self, reporter: Reporter | None = None, allow_rollback: bool = False) -> Engine:
+        engine = Engine(
             self.where.claude_dir,
             self.repo,
             self.state,
@@ -130,6 +131,8 @@ class Workspace:
             reporter,
             PathMapper(Path.home(), self.settings.path_maps),
         )
+        engine.allow_rollback = allow_rollback
+        return engine
 
 
 @contextmanager

@@ -1,0 +1,138 @@
+"""History and upkeep: the snapshot log, devices, restore and verify."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from claude_sync.engine import Engine, Result, _sha
+from claude_sync.errors import ConfigError, CorruptionError, SyncError
+from claude_sync.repository import DATA_PREFIX, group_by_pack
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    seq: int
+    device: str
+    time: float
+    files: int
+    added: int
+    changed: int
+    removed: int
+
+
+def log(engine: Engine) -> list[LogEntry]:
+    """Every snapshot with its changes against its parent; summaries are cached locally."""
+    cached = {e.seq: e for e in (LogEntry(*row) for row in engine.state.snapshot_summaries())}
+    seqs = engine.repo.snapshot_seqs()
+    previous: tuple[int, dict[str, str]] | None = None
+    for seq in seqs:
+        if seq in cached:
+            continue
+        snap = engine.repo.load_snapshot(seq)
+        files = {p: e.sha256 for p, e in snap.files.items()}
+        parent: dict[str, str] = {}
+        if snap.parent is not None:
+            if previous and previous[0] == snap.parent:
+                parent = previous[1]
+            elif snap.parent in seqs:
+                loaded = engine.repo.load_snapshot(snap.parent)
+                parent = {p: e.sha256 for p, e in loaded.files.items()}
+        entry = LogEntry(
+            seq,
+            snap.device,
+            snap.time,
+            len(files),
+            added=len(files.keys() - parent.keys()),
+            changed=sum(1 for p in files.keys() & parent.keys() if files[p] != parent[p]),
+            removed=len(parent.keys() - files.keys()),
+        )
+        with engine.state.transaction():
+            engine.state.add_snapshot_summary(entry.__dict__)
+        cached[seq] = entry
+        previous = (seq, files)
+    return [cached[s] for s in seqs]
+
+
+def devices(entries: list[LogEntry]) -> dict[str, tuple[int, float]]:
+    """Per device: snapshots pushed and the time of the last one."""
+    seen: dict[str, tuple[int, float]] = {}
+    for e in entries:
+        count, last = seen.get(e.device, (0, 0.0))
+        seen[e.device] = (count + 1, max(last, e.time))
+    return seen
+
+
+def restore(
+    engine: Engine, seq: int, prefixes: list[str], target: Path | None, force: bool
+) -> Result:
+    """Bring back files as they were in snapshot `seq`, in place or into `target`."""
+    if seq not in engine.repo.snapshot_seqs():
+        raise ConfigError(f"there is no snapshot {seq} (see `claude-sync log`)")
+    snap = engine.repo.load_snapshot(seq)
+    wanted = [p.rstrip("/") for p in prefixes]
+    files = {
+        p: e
+        for p, e in snap.files.items()
+        if not wanted or any(p == w or p.startswith(w + "/") for w in wanted)
+    }
+    if not files:
+        raise ConfigError(f"no file in snapshot {seq} matches {' '.join(prefixes)}")
+    root = target or engine.root
+    if target is None and not force:
+        _refuse_unsynced(engine, files)
+    result = Result()
+    outputs = {p: (root / engine.mapper.to_local(p), e) for p, e in files.items()}
+    with engine.staged_files(outputs, root, result) as staged:
+        for path, tmp, dest, _ in staged:
+            os.replace(tmp, dest)
+            result.pulled.append(path)
+    return result
+
+
+def _refuse_unsynced(engine: Engine, files: dict[str, object]) -> None:
+    """In-place restore must not destroy changes that exist nowhere else."""
+    local = engine.scan(engine.everything(), [])
+    bases = engine.state.bases()
+    unsynced = [p for p in files if p in local and _sha(local[p]) != _sha(bases.get(p))]
+    if unsynced:
+        raise SyncError(
+            f"{len(unsynced)} files have changes not pushed yet (e.g. {unsynced[0]}); "
+            "push first, restore with --target DIR, or use --force"
+        )
+
+
+def verify(engine: Engine, read_data: bool) -> list[str]:
+    """Problems found: referenced data missing, and with read_data any byte that fails."""
+    repo, problems = engine.repo, []
+    indexes: dict[str, dict[str, object]] = {}
+    for name in repo.index_names():
+        try:
+            indexes[name] = dict(repo.load_index(name))
+        except SyncError as exc:
+            problems.append(str(exc))
+    locations = {b: loc for idx in indexes.values() for b, loc in idx.items()}
+    packs = set(repo.store.list(DATA_PREFIX))
+    for seq in repo.snapshot_seqs():
+        try:
+            snap = repo.load_snapshot(seq)
+        except SyncError as exc:
+            problems.append(str(exc))
+            continue
+        blobs = {b for e in snap.files.values() for b, _ in e.chunks}
+        missing = [b for b in blobs if b not in locations]
+        lost = {locations[b].pack for b in blobs if b in locations} - packs  # type: ignore[attr-defined]
+        if missing:
+            problems.append(f"snapshot {seq}: {len(missing)} blobs are in no index")
+        if lost:
+            problems.append(f"snapshot {seq}: {len(lost)} packs are missing")
+    if read_data:
+        for pack, wanted in group_by_pack(locations.items()).items():  # type: ignore[arg-type]
+            if pack not in packs:
+                continue
+            try:
+                repo.read_pack(pack, wanted)
+            except CorruptionError as exc:
+                problems.append(str(exc))
+    return problems

@@ -1,0 +1,119 @@
+"""History and upkeep: log, devices, restore, verify, rollback, tampering, key management."""
+
+from __future__ import annotations
+
+import shutil
+
+from conftest import PASSPHRASE, Machine, snapshot_tree
+
+
+def two_snapshots(make_machine, repo_dir) -> tuple[Machine, Machine]:
+    a, b = make_machine("a"), make_machine("b")
+    a.write("agents/x.md", "version 1\n")
+    a.write("CLAUDE.md", "memory\n")
+    a.run("init", str(repo_dir), "--device", "laptop")
+    a.run("push")
+    a.write("agents/x.md", "version 2\n")
+    a.write("agents/y.md", "new\n")
+    a.run("push")
+    b.run("init", str(repo_dir), "--device", "desktop")
+    b.run("pull")
+    return a, b
+
+
+def test_log_and_devices(make_machine, repo_dir):
+    a, b = two_snapshots(make_machine, repo_dir)
+    b.write("rules/r.md", "rule\n")
+    b.run("push")
+    snaps = a.json("log")["snapshots"]
+    assert [s["seq"] for s in snaps] == [1, 2, 3]
+    assert [s["device"] for s in snaps] == ["laptop", "laptop", "desktop"]
+    assert (snaps[1]["added"], snaps[1]["changed"], snaps[1]["removed"]) == (1, 1, 0)
+    assert "laptop" in a.run("log").stdout
+    devices = a.run("devices").stdout
+    assert "laptop (this machine)" in devices and "desktop" in devices
+
+
+def test_restore_in_place_and_to_target(make_machine, repo_dir, tmp_path):
+    a, _ = two_snapshots(make_machine, repo_dir)
+    target = tmp_path / "restored"
+    a.run("restore", "--snapshot", "1", "--target", str(target))
+    assert (target / "agents/x.md").read_text() == "version 1\n"
+    assert not (target / "agents/y.md").exists()
+    a.write("agents/x.md", "unsynced work\n")
+    refused = a.run("restore", "agents/x.md", "--snapshot", "1", check=False)
+    assert refused.returncode == 1 and "not pushed yet" in refused.stderr
+    assert (a.claude / "agents/x.md").read_text() == "unsynced work\n"
+    a.run("push")
+    a.run("restore", "agents", "--snapshot", "1")
+    assert (a.claude / "agents/x.md").read_text() == "version 1\n"
+    assert a.json("push")["pushed"] == ["agents/x.md"]  # the restored version is synced on
+    assert a.run("restore", "--snapshot", "9", check=False).returncode == 2
+    assert a.run("restore", "nope", "--snapshot", "1", check=False).returncode == 2
+
+
+def test_verify_finds_missing_and_damaged_data(make_machine, repo_dir):
+    a, _ = two_snapshots(make_machine, repo_dir)
+    assert "No problems found" in a.run("verify", "--read-data").stdout
+    pack = sorted((repo_dir / "data").rglob("*"))[-1]
+    original = pack.read_bytes()
+    pack.write_bytes(original[:10] + bytes([original[10] ^ 1]) + original[11:])
+    assert a.run("verify").returncode == 0  # presence only
+    damaged = a.run("verify", "--read-data", check=False)
+    assert damaged.returncode == 1 and "problem:" in damaged.stderr
+    pack.unlink()
+    missing = a.run("verify", check=False)
+    assert missing.returncode == 1 and "packs are missing" in missing.stderr
+
+
+def test_rollback_swap_and_truncation_are_detected(make_machine, repo_dir, tmp_path):
+    _, b = two_snapshots(make_machine, repo_dir)
+    before = snapshot_tree(b.claude)
+    snaps = repo_dir / "snapshots"
+    newest = snaps / "0000000002"
+    saved = tmp_path / "saved"
+    shutil.copy(newest, saved)
+    # A storage provider serving an older state (the newest snapshot withheld):
+    newest.unlink()
+    proc = b.run("pull", check=False)
+    assert proc.returncode == 1 and "rollback" in proc.stderr
+    assert snapshot_tree(b.claude) == before
+    assert b.run("pull", "--allow-rollback").returncode == 0
+    assert (b.claude / "agents/x.md").read_text() == "version 1\n"  # accepted, as asked
+    before = snapshot_tree(b.claude)
+    # A snapshot copied under another name (replay/swap):
+    shutil.copy(snaps / "0000000001", newest)
+    proc = b.run("pull", check=False)
+    assert proc.returncode == 1 and "failed authentication" in proc.stderr
+    # Truncated:
+    newest.write_bytes(saved.read_bytes()[:40])
+    proc = b.run("pull", check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("error:")
+    assert snapshot_tree(b.claude) == before
+    shutil.copy(saved, newest)
+    assert b.run("pull").returncode == 0
+
+
+def test_key_add_list_passwd_remove(make_machine, repo_dir):
+    a, c = make_machine("a"), make_machine("c")
+    a.write("CLAUDE.md", "memory\n")
+    a.run("init", str(repo_dir), "--device", "laptop")
+    a.env["CLAUDE_SYNC_NEW_PASSPHRASE"] = "second passphrase"
+    a.run("key", "add", "--label", "colleague")
+    listing = a.run("key", "list").stdout
+    assert "laptop" in listing and "colleague" in listing
+    assert "colleague" not in "".join(p.read_text() for p in (repo_dir / "keys").iterdir())
+    c.run("init", str(repo_dir), passphrase="second passphrase")
+    a.env["CLAUDE_SYNC_NEW_PASSPHRASE"] = "third passphrase"
+    a.run("key", "passwd")
+    d = make_machine("d")
+    assert d.run("init", str(repo_dir), check=False).returncode == 1  # the old one is gone
+    d.run("init", str(repo_dir), passphrase="third passphrase")
+    ids = [line.split()[0] for line in a.run("key", "list").stdout.splitlines()[1:]]
+    assert len(ids) == 2
+    a.run("key", "remove", ids[0])
+    last = a.run("key", "remove", ids[1], check=False)
+    assert last.returncode == 2 and "last key" in last.stderr
+    wrong = a.run("key", "passwd", check=False, passphrase="not it")
+    assert wrong.returncode == 1
+    assert PASSPHRASE
