@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 from conftest import PASSPHRASE, Machine, snapshot_tree
@@ -117,3 +118,31 @@ def test_key_add_list_passwd_remove(make_machine, repo_dir):
     wrong = a.run("key", "passwd", check=False, passphrase="not it")
     assert wrong.returncode == 1
     assert PASSPHRASE
+
+
+def test_lost_state_database_rebuilds_without_duplicates_or_losses(make_machine, repo_dir):
+    a, b = two_snapshots(make_machine, repo_dir)
+    a.write("projects/-srv-app/s.jsonl", '{"uuid": "1", "timestamp": "2026-01-01T00:00:00Z"}\n')
+    a.run("push")
+    b.run("pull")
+    b.write("agents/x.md", "version 3 from B\n")
+    b.append("projects/-srv-app/s.jsonl", '{"uuid": "2", "timestamp": "2026-01-02T00:00:00Z"}\n')
+    b.run("push")
+    a.append("projects/-srv-app/s.jsonl", '{"uuid": "3", "timestamp": "2026-01-03T00:00:00Z"}\n')
+    a.write("rules/new.md", "new on A\n")
+    for name in ("state.db", "state.db-wal", "state.db-shm"):
+        (a.config_dir / name).unlink(missing_ok=True)
+    result = a.json("sync")
+    assert result["conflicts"] == []
+    assert (a.claude / "agents/x.md").read_text() == "version 3 from B\n"
+    assert not list(a.claude.rglob("*claude-sync-conflict*"))
+    lines = (a.claude / "projects/-srv-app/s.jsonl").read_text().splitlines()
+    assert [json_uuid(line) for line in lines] == ["1", "2", "3"]
+    b.run("pull")
+    assert snapshot_tree(b.claude).keys() == snapshot_tree(a.claude).keys()
+    assert (b.claude / "rules/new.md").read_text() == "new on A\n"
+    assert a.json("sync")["pushed"] == [] and a.json("status")["pulled"] == []
+
+
+def json_uuid(line: str) -> str:
+    return str(json.loads(line)["uuid"])

@@ -38,6 +38,7 @@ from claude_sync.state import CachedFile, State, StatKey
 STRATEGIES = ("ask", "local", "remote", "both")
 MAX_PUSH_ATTEMPTS = 8
 MAX_SYNC_ROUNDS = 3
+HISTORY_LOOKBACK = 100
 STABLE_READ_ATTEMPTS = 3
 
 
@@ -164,6 +165,7 @@ class Engine:
         self.root = claude_dir
         self.mapper = mapper or PathMapper(Path.home())
         self.allow_rollback = False
+        self._history: list[Snapshot] | None = None
         self.repo = repo
         self.state = state
         self.device = device
@@ -323,7 +325,10 @@ class Engine:
                 else:
                     plan.adopt[path] = None
             elif ours is not None and theirs is not None:
-                plan.merges[path] = (ours, base, theirs)
+                if base is None and self._was_synced(path, ours.sha256, head):
+                    plan.write[path] = theirs  # an old version here: the local state was lost
+                else:
+                    plan.merges[path] = (ours, base, theirs)
             elif not rtype.propagate_deletes:
                 # Claude Code's own clean-up of a transcript that grew elsewhere: restore it.
                 if theirs is not None:
@@ -333,6 +338,16 @@ class Engine:
             else:
                 self._plan_conflict(plan, path, ours, base, theirs)
         return plan
+
+    def _was_synced(self, path: str, sha256: str, head: Snapshot | None) -> bool:
+        """Whether this content of path is in an earlier snapshot: with no merge base (a lost
+        state database), a local file equal to an old version has simply not been updated."""
+        if head is None:
+            return False
+        if self._history is None:
+            seqs = [s for s in self.repo.snapshot_seqs() if s < head.seq][-HISTORY_LOOKBACK:]
+            self._history = [self.repo.load_snapshot(s) for s in reversed(seqs)]
+        return any(_sha(snap.files.get(path)) == sha256 for snap in self._history)
 
     def _plan_conflict(
         self,

@@ -1,0 +1,173 @@
+"""Every decoder meets hostile input with a clean SyncError: never a crash, never a hang.
+
+The storage provider can write anything; with the key it cannot forge, but a bug in a writer,
+a newer version or a damaged disk can still produce authenticated garbage. So the fuzzing
+seals arbitrary plaintexts under the right key and name, to reach past authentication.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import string
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from memory_store import MemoryStore
+
+from claude_sync import compression, crypto
+from claude_sync.config import load_settings
+from claude_sync.errors import SyncError
+from claude_sync.repository import PackWriter, Repository, snapshot_name
+
+FAST = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def snapshot_like() -> st.SearchStrategy[object]:
+    entry = st.fixed_dictionaries(
+        {
+            "sha256": st.sampled_from(["0" * 64, "x", 5]),
+            "size": st.integers(-2, 5),
+            "mtime_ns": st.integers() | st.text(max_size=3),
+            "mode": st.integers(-1, 70000),
+            "chunks": st.lists(st.tuples(st.sampled_from(["a" * 64, "zz"]), st.integers(-1, 5))),
+        }
+    )
+    return (
+        st.fixed_dictionaries(
+            {
+                "version": st.sampled_from([1, 2, "1"]),
+                "repo_id": st.text(max_size=4),
+                "seq": st.integers(0, 3),
+                "parent": st.none() | st.integers() | st.text(max_size=2),
+                "device": json_values,
+                "time": json_values,
+                "files": st.dictionaries(st.text(max_size=10), entry | json_values, max_size=3),
+            }
+        )
+        | json_values
+    )
+
+
+@pytest.fixture(scope="module")
+def repo() -> Repository:
+    return Repository.create(MemoryStore(), None)
+
+
+def seal_json(repo: Repository, name: str, obj: object) -> None:
+    data = compression.pack(json.dumps(obj).encode())
+    repo.store.objects[name] = repo.keys.seal(name, data)  # type: ignore[attr-defined]
+
+
+@FAST
+@given(obj=snapshot_like())
+def test_snapshot_decoder(repo, obj):
+    name = snapshot_name(1)
+    if isinstance(obj, dict) and obj.get("repo_id") == "":
+        obj["repo_id"] = repo.config.repo_id
+    seal_json(repo, name, obj)
+    try:
+        snap = repo.load_snapshot(1)
+    except SyncError:
+        return
+    assert snap.seq == 1 and all(e.size == sum(n for _, n in e.chunks) for e in snap.files.values())
+
+
+@FAST
+@given(raw=st.binary(max_size=200))
+def test_sealed_bytes_of_any_kind(repo, raw):
+    for name in (snapshot_name(2), "index/" + "a" * 64):
+        repo.store.objects[name] = repo.keys.seal(name, raw)  # type: ignore[attr-defined]
+    with pytest.raises(SyncError):
+        repo.load_snapshot(2)
+    with contextlib.suppress(SyncError):
+        repo.load_index("index/" + "a" * 64)
+
+
+@FAST
+@given(
+    obj=json_values
+    | st.fixed_dictionaries(
+        {
+            "version": st.just(1),
+            "packs": st.dictionaries(
+                st.sampled_from(["data/ab/" + "c" * 64, "x"]), st.lists(json_values, max_size=3)
+            ),
+        }
+    )
+)
+def test_index_decoder(repo, obj):
+    name = "index/" + "b" * 64
+    seal_json(repo, name, obj)
+    try:
+        locations = repo.load_index(name)
+    except SyncError:
+        return
+    assert all(loc.length > 0 and loc.offset >= 0 for loc in locations.values())
+
+
+@FAST
+@given(obj=json_values, passphrase=st.text(min_size=1, max_size=5))
+def test_key_object_decoder(obj, passphrase):
+    with contextlib.suppress(SyncError):
+        crypto.unwrap_master(obj if isinstance(obj, dict) else {"v": obj}, passphrase, "keys/x")
+
+
+@FAST
+@given(data=st.binary(max_size=300), cut=st.integers(0, 300))
+def test_pack_reader(repo, data, cut):
+    writer = PackWriter(repo)
+    writer.add(repo.keys.blob_id(b"hello"), b"hello")
+    name, locations = writer.finish()
+    real = repo.store.objects[next(iter(locations.values())).pack]  # type: ignore[attr-defined]
+    pack = next(iter(locations.values())).pack
+    for damaged in {data, real[:cut] + data} - {real}:
+        repo.store.objects[pack] = damaged  # type: ignore[attr-defined]
+        with pytest.raises(SyncError):
+            repo.read_pack(pack, locations)
+    repo.store.objects[pack] = real  # type: ignore[attr-defined]
+    assert repo.read_pack(pack, locations) == {repo.keys.blob_id(b"hello"): b"hello"}
+    assert name.startswith("index/")
+
+
+@FAST
+@given(text=st.text(max_size=200) | json_values.map(json.dumps))
+def test_local_config_file(tmp_path_factory, text):
+    folder = tmp_path_factory.mktemp("cfg")
+    (folder / "config.json").write_text(text)
+    try:
+        settings_ = load_settings(folder)
+    except SyncError:
+        return
+    assert settings_.remote
+
+
+@FAST
+@given(text=st.text(alphabet=string.ascii_letters + string.digits + "-", max_size=80))
+def test_recovery_key_parser(text):
+    try:
+        master = crypto.parse_recovery_key(text)
+    except SyncError:
+        return
+    assert crypto.recovery_key(master).replace("-", "").upper() == text.replace("-", "").upper()
+
+
+@given(data=st.binary(max_size=2000), name=st.text(max_size=20))
+def test_encryption_round_trip_and_name_binding(data, name):
+    key = crypto.random_key()
+    sealed = crypto.seal(key, name, data)
+    assert crypto.open_sealed(key, name, sealed) == data
+    with pytest.raises(SyncError):
+        crypto.open_sealed(key, name + "x", sealed)
+    assert compression.unpack(compression.pack(data), "x") == data
