@@ -237,11 +237,15 @@ def test_flipped_key_object_or_wrong_passphrase_writes_nothing(machines, repo_di
     assert not b.config_dir.exists()
     assert snapshot_tree(b.claude) == before
     (key_obj,) = (repo_dir / "keys").iterdir()
-    flip_byte(key_obj)
-    proc = b.run("init", str(repo_dir), check=False)
-    assert proc.returncode == 1 and proc.stderr.startswith("error:")
-    assert not b.config_dir.exists()
-    assert not (b.home / ".local").exists()
+    original = key_obj.read_bytes()
+    for field in (b'"data": "', b'"salt": "'):
+        # A changed wrapped key or salt no longer opens (the label is sealed on its own).
+        flip_byte(key_obj, original.index(field) + len(field) + 5)
+        proc = b.run("init", str(repo_dir), check=False)
+        key_obj.write_bytes(original)
+        assert proc.returncode == 1 and proc.stderr.startswith("error:")
+        assert not b.config_dir.exists()
+        assert not (b.home / ".local").exists()
 
 
 def test_no_passphrase_without_terminal_is_a_clear_error(machines, repo_dir):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from conftest import Machine, transcript
@@ -93,3 +94,30 @@ def test_session_resumes_under_a_different_home(tmp_path):
     bad = a.run("map", str(a.home / "x"), "not/ok", check=False)
     assert bad.returncode == 2
     assert "work" not in a.run("map", str(a.home / "work"), "--remove").stdout
+
+
+def test_settings_paths_follow_the_home(tmp_path):
+    a = Machine(tmp_path / "a" / "Users" / "ann")
+    b = Machine(tmp_path / "b" / "home" / "ann")
+    for m in (a, b):
+        m.home.mkdir(parents=True)
+    settings = {
+        "hooks": {"Stop": [{"hooks": [{"type": "command", "command": f"{a.home}/bin/notify"}]}]},
+        "additionalDirectories": [str(a.home), f"{a.home}/code"],
+        "model": "opus",
+    }
+    a.write("settings.json", json.dumps(settings, indent=2) + "\n")
+    a.run("init", str(tmp_path / "repository"))
+    a.run("push")
+    b.run("init", str(tmp_path / "repository"))
+    b.run("pull")
+    got = json.loads((b.claude / "settings.json").read_text())
+    assert got["hooks"]["Stop"][0]["hooks"][0]["command"] == f"{b.home}/bin/notify"
+    assert got["additionalDirectories"] == [str(b.home), f"{b.home}/code"]
+    assert b.json("push")["pushed"] == []  # the rewritten file is not a change
+    got["model"] = "sonnet"
+    b.write("settings.json", json.dumps(got, indent=2) + "\n")
+    b.run("push")
+    a.run("pull")
+    back = json.loads((a.claude / "settings.json").read_text())
+    assert back["model"] == "sonnet" and back["additionalDirectories"][1] == f"{a.home}/code"

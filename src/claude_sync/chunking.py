@@ -29,3 +29,14 @@ class Chunker:
                 sha.update(data)
                 chunks.append((blob_id(data), chunk.offset, chunk.length))
         return sha.hexdigest(), tuple(chunks)
+
+    def digest_bytes(
+        self, data: bytes, blob_id: Callable[[memoryview], str]
+    ) -> tuple[str, tuple[tuple[str, int, int], ...]]:
+        """The same as digest_file, for content that exists only in memory."""
+        view = memoryview(data)
+        chunks = tuple(
+            (blob_id(view[c.offset : c.offset + c.length]), c.offset, c.length)
+            for c in self._cdc.cut_buf(data)
+        )
+        return hashlib.sha256(data).hexdigest(), chunks

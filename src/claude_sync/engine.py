@@ -24,7 +24,7 @@ from claude_sync import resources
 from claude_sync.chunking import Chunker
 from claude_sync.errors import CorruptionError, SyncError
 from claude_sync.merge import merge_file
-from claude_sync.pathmap import PathMapper, encode
+from claude_sync.pathmap import HomeFilter, PathMapper, encode
 from claude_sync.repository import (
     FileEntry,
     PackWriter,
@@ -55,7 +55,8 @@ class LocalFile:
     def entry(self) -> FileEntry:
         return FileEntry(
             sha256=self.cached.sha256,
-            size=self.cached.stat.size,
+            # The stored content's size: a filtered file's differs from its size on disk.
+            size=sum(length for _, _, length in self.cached.chunks),
             mtime_ns=self.cached.stat.mtime_ns,
             mode=self.cached.mode,
             chunks=tuple((blob, length) for blob, _, length in self.cached.chunks),
@@ -165,6 +166,7 @@ class Engine:
         self.root = claude_dir
         self.mapper = mapper or PathMapper(Path.home())
         self.allow_rollback = False
+        self.filters = {"settings.json": HomeFilter(Path.home())}
         self._history: list[Snapshot] | None = None
         self.repo = repo
         self.state = state
@@ -185,7 +187,7 @@ class Engine:
                 key = _stat_key(found.st)
                 cached = cache.get(path)
                 if cached is None or cached.stat != key:
-                    cached = self._read(found.abspath, found.st)
+                    cached = self._read(path, found.abspath, found.st)
                     if cached is None:
                         warnings.append(f"{found.path} kept changing while being read; skipped")
                         continue
@@ -196,10 +198,14 @@ class Engine:
                     self.state.forget_file(path)
         return local
 
-    def _read(self, path: Path, st: os.stat_result) -> CachedFile | None:
+    def _read(self, logical: str, path: Path, st: os.stat_result) -> CachedFile | None:
         for _ in range(STABLE_READ_ATTEMPTS):
             try:
-                sha, chunks = self.chunker.digest_file(path, self.repo.keys.blob_id)
+                if logical in self.filters:
+                    data = self._logical_bytes(logical, path)
+                    sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id)
+                else:
+                    sha, chunks = self.chunker.digest_file(path, self.repo.keys.blob_id)
                 after = path.stat()
             except OSError:
                 return None
@@ -207,6 +213,13 @@ class Engine:
                 return CachedFile(_stat_key(st), stat.S_IMODE(st.st_mode), sha, chunks)
             st = after
         return None
+
+    def _logical_bytes(self, logical: str, path: Path) -> bytes:
+        data = path.read_bytes()
+        return self.filters[logical].to_logical(data) if logical in self.filters else data
+
+    def _local_bytes(self, logical: str, data: bytes) -> bytes:
+        return self.filters[logical].to_local(data) if logical in self.filters else data
 
     def local_path(self, logical: str) -> Path:
         """Where a logical path lives on this machine."""
@@ -385,7 +398,7 @@ class Engine:
         staging = self._fetch_blobs(entries, result, allow_missing=True)
         for path, (ours, base, theirs) in plan.merges.items():
             try:
-                mine = ours.abspath.read_bytes()
+                mine = self._logical_bytes(path, ours.abspath)
             except OSError:
                 continue
             if hashlib.sha256(mine).hexdigest() != ours.sha256:
@@ -478,17 +491,37 @@ class Engine:
 
     def _upload_file(self, f: LocalFile, writer: PackWriter, is_new: Callable[[str], bool]) -> bool:
         try:
+            if f.path in self.filters:
+                content = self._logical_bytes(f.path, f.abspath)
+
+                def read(offset: int, n: int) -> bytes:
+                    return content[offset : offset + n]
+
+                return self._add_chunks(f, writer, is_new, read)
             with f.abspath.open("rb") as fh:
-                for blob_id, offset, length in f.cached.chunks:
-                    if not is_new(blob_id):
-                        continue
+
+                def read_file(offset: int, n: int) -> bytes:
                     fh.seek(offset)
-                    data = fh.read(length)
-                    if self.repo.keys.blob_id(data) != blob_id:
-                        return False
-                    writer.add(blob_id, data)
+                    return fh.read(n)
+
+                return self._add_chunks(f, writer, is_new, read_file)
         except OSError:
             return False
+
+    def _add_chunks(
+        self,
+        f: LocalFile,
+        writer: PackWriter,
+        is_new: Callable[[str], bool],
+        read: Callable[[int, int], bytes],
+    ) -> bool:
+        """Add the file's new chunks; False when the content no longer matches the scan."""
+        for blob_id, offset, length in f.cached.chunks:
+            if is_new(blob_id):
+                data = read(offset, length)
+                if self.repo.keys.blob_id(data) != blob_id:
+                    return False
+                writer.add(blob_id, data)
         return True
 
     def _commit_push(self, plan: Plan, result: Result) -> bool:
@@ -603,7 +636,8 @@ class Engine:
         try:
             blobs = self._fetch_blobs([e for _, e in outputs.values()], result)
             for path, (dest, entry) in outputs.items():
-                staged.append((path, self._assemble(root, dest, entry, blobs), dest, entry))
+                tmp = self._assemble(root, dest, entry, blobs, self.filters.get(path))
+                staged.append((path, tmp, dest, entry))
             yield staged
         finally:
             for _, tmp, _, _ in staged:
@@ -657,7 +691,14 @@ class Engine:
         result.downloaded_bytes += self.repo.downloaded_bytes - received_before
         return staging
 
-    def _assemble(self, root: Path, dest: Path, entry: FileEntry, staging: Path) -> Path:
+    def _assemble(
+        self,
+        root: Path,
+        dest: Path,
+        entry: FileEntry,
+        staging: Path,
+        content_filter: HomeFilter | None = None,
+    ) -> Path:
         _check_inside(root, dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         _check_inside(root, dest)
@@ -665,10 +706,15 @@ class Engine:
         tmp = Path(name)
         sha = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:
-            for blob_id, _ in entry.chunks:
-                data = (staging / blob_id).read_bytes()
+            if content_filter is None:
+                for blob_id, _ in entry.chunks:
+                    data = (staging / blob_id).read_bytes()
+                    sha.update(data)
+                    out.write(data)
+            else:
+                data = _content(staging, entry) or b""
                 sha.update(data)
-                out.write(data)
+                out.write(content_filter.to_local(data))
             out.flush()
             os.fsync(out.fileno())
         if sha.hexdigest() != entry.sha256:
@@ -729,7 +775,7 @@ class Engine:
         tmp = Path(name)
         try:
             with os.fdopen(fd, "wb") as out:
-                out.write(data)
+                out.write(self._local_bytes(path, data))
                 out.flush()
                 os.fsync(out.fileno())
             if scanned is not None:
@@ -742,7 +788,7 @@ class Engine:
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
-        cached = self._read(dest, dest.stat())
+        cached = self._read(path, dest, dest.stat())
         if cached is not None:
             self.state.remember_file(path, cached)
         self.reporter.action("merge", path)

@@ -81,3 +81,23 @@ def _split(rel: str) -> tuple[str | None, str]:
         return None, ""
     folder, sep, rest = rel[len(PROJECTS) :].partition("/")
     return (folder, sep + rest) if folder else (None, "")
+
+
+HOME_TOKEN = b"${CLAUDE_SYNC_HOME}"
+
+
+class HomeFilter:
+    """settings.json holds absolute paths (hook commands, allowed directories): stored with
+    the home directory as a token, written back with this machine's home."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = str(home).rstrip("/").encode()
+
+    def to_logical(self, data: bytes) -> bytes:
+        if len(self.home) < 2:
+            return data
+        data = data.replace(self.home + b"/", HOME_TOKEN + b"/")
+        return data.replace(b'"' + self.home + b'"', b'"' + HOME_TOKEN + b'"')
+
+    def to_local(self, data: bytes) -> bytes:
+        return data.replace(HOME_TOKEN, self.home) if len(self.home) >= 2 else data

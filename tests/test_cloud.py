@@ -1,0 +1,380 @@
+"""Issue 3: S3, R2 and GCS backends against real servers on 127.0.0.1, through the real CLI."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+from botocore.exceptions import ClientError
+from conftest import Machine, snapshot_tree
+from test_core_cli import populate, synced_view
+
+from claude_sync.errors import ConfigError
+from claude_sync.store import ObjectStore, RemoteOptions, normalize_remote, open_store
+from claude_sync.store.s3 import S3Store
+
+if TYPE_CHECKING:
+    from cloud_servers import Server
+
+# The session fixtures moto_server, seaweed_server and gcs_server (imported only this way, so
+# that pytest can rewrite its asserts).
+pytest_plugins = ["cloud_servers"]
+
+BACKENDS = ["moto", "seaweed", "r2", "gcs"]
+
+
+@dataclass
+class Cloud:
+    """A backend under test: a server plus the URL form used to reach it."""
+
+    name: str
+    server: Server
+
+    def remote(self, bucket: str, prefix: str = "") -> str:
+        scheme = {"r2": "r2://acct0123/", "gcs": "gs://"}.get(self.name, "s3://")
+        return scheme + "/".join(p for p in (bucket, prefix) if p)
+
+    def init(self, m: Machine, bucket: str, prefix: str = "", *extra: str, check: bool = True):
+        return m.run(
+            "init", self.remote(bucket, prefix), *self.server.init_args(), *extra, check=check
+        )
+
+    def machine(self, make_machine: Callable[[str], Machine], name: str) -> Machine:
+        m = make_machine(name)
+        m.env.update(self.server.env)
+        return m
+
+
+@pytest.fixture(params=BACKENDS)
+def cloud(request: pytest.FixtureRequest) -> Cloud:
+    # r2:// runs on SeaweedFS: moto insists on a LocationConstraint for CreateBucket signed
+    # for a region other than us-east-1, and R2's region is "auto".
+    server_fixture = {"moto": "moto_server", "r2": "seaweed_server", "seaweed": "seaweed_server"}
+    server = request.getfixturevalue(server_fixture.get(request.param, "gcs_server"))
+    return Cloud(request.param, server)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def new_bucket() -> str:
+    return "t-" + uuid.uuid4().hex[:16]
+
+
+def assert_one_error_line(proc, code: int, *needles: str) -> str:
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    return lines[0]
+
+
+# -- the core scenario on every backend -------------------------------------------------------
+
+
+def test_two_machines_sync_through_the_bucket(cloud: Cloud, make_machine):
+    a, b = cloud.machine(make_machine, "a"), cloud.machine(make_machine, "b")
+    bucket = new_bucket()
+    populate(a)
+    cloud.init(a, bucket, "claude", "--create-bucket")  # the bucket does not exist yet
+    a.run("push")
+    cloud.init(b, bucket, "claude")
+    result = b.json("pull")
+    assert snapshot_of(b) == synced_view(a)
+    assert result["conflicts"] == [] and result["downloaded_bytes"] > 0
+
+    # Nothing changed: the second push writes nothing to the bucket.
+    before = cloud.server.objects(bucket)
+    assert all(k.startswith("claude/") for k in before) and len(before) > 3
+    assert not any(".probe-" in k for k in before)
+    again = a.json("push")
+    assert again["pushed"] == [] and again["uploaded_bytes"] == 0
+    assert cloud.server.objects(bucket) == before
+
+    # A change still travels, and B's pull brings it byte for byte.
+    a.write("CLAUDE.md", "Be terse. Really.\n")
+    pushed = a.json("push")["pushed"]
+    assert "CLAUDE.md" in pushed  # (with agents/link-in.md, a symlink to it)
+    assert sorted(b.json("pull")["pulled"]) == sorted(pushed)
+    assert snapshot_of(b) == synced_view(a)
+
+
+def snapshot_of(m: Machine) -> dict[str, tuple[bytes, int]]:
+    return snapshot_tree(m.claude)
+
+
+def test_two_repositories_share_a_bucket_under_prefixes(cloud: Cloud, make_machine):
+    a, b, c = (cloud.machine(make_machine, n) for n in "abc")
+    bucket = new_bucket()
+    cloud.server.make_bucket(bucket)
+    a.write("CLAUDE.md", "repository one\n")
+    c.write("CLAUDE.md", "repository two\n")
+    cloud.init(a, bucket, "team/one")
+    a.run("push")
+    # "team/one" is taken, but "team/two" beside it is an empty place of its own.
+    cloud.init(c, bucket, "team/two")
+    c.run("push")
+    cloud.init(b, bucket, "team/one")
+    b.run("pull")
+    assert (b.claude / "CLAUDE.md").read_text() == "repository one\n"
+    keys = cloud.server.objects(bucket)
+    assert {k.split("/")[1] for k in keys} == {"one", "two"}
+    assert all(k.startswith("team/") for k in keys)
+
+
+# -- create-only writes -----------------------------------------------------------------------
+
+
+def test_put_if_absent_has_exactly_one_winner(cloud: Cloud, monkeypatch):
+    for name, value in cloud.server.env.items():
+        monkeypatch.setenv(name, value)
+    store = open_store(
+        cloud.remote(new_bucket(), "race"),
+        RemoteOptions(endpoint_url=cloud.server.endpoint_url, create_bucket=True, transfers=16),
+    )
+    try:
+        store.prepare(create=True)
+        assert store.list("") == []  # the probe of prepare() left nothing behind
+        for round_ in range(3):
+            name = f"snapshots/{round_:010d}"
+            results = contend(store, name, writers=12)
+            winners = [i for i, won in results.items() if won]
+            assert len(results) == 12 and len(winners) == 1, results
+            assert store.get(name) == f"writer {winners[0]}".encode()
+        assert sorted(store.list("snapshots/")) == [f"snapshots/{i:010d}" for i in range(3)]
+        store.delete("snapshots/0000000000")
+        store.delete("snapshots/0000000000")  # deleting a missing object is fine
+        assert len(store.list("")) == 2
+    finally:
+        store.close()
+
+
+def contend(store: ObjectStore, name: str, writers: int) -> dict[int, bool]:
+    """Many threads write different bytes under one name at the same moment."""
+    results: dict[int, bool] = {}
+    barrier = threading.Barrier(writers)
+
+    def write(i: int) -> None:
+        barrier.wait()
+        results[i] = store.put_if_absent(name, f"writer {i}".encode())
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_list_pages_through_many_objects(moto_server: Server, monkeypatch):
+    for name, value in moto_server.env.items():
+        monkeypatch.setenv(name, value)
+    bucket = new_bucket()
+    moto_server.make_bucket(bucket)
+    raw = moto_server.s3()
+    for i in range(1105):  # more than one page of 1000
+        raw.put_object(Bucket=bucket, Key=f"p/index/{i:05d}", Body=b"x")
+    raw.put_object(Bucket=bucket, Key="p2/index/elsewhere", Body=b"x")
+    store = open_store(f"s3://{bucket}/p", RemoteOptions(endpoint_url=moto_server.endpoint_url))
+    names = store.list("index/")
+    assert len(names) == 1105 and names[0].startswith("index/")
+    assert store.list("nothing-here/") == []
+
+
+def test_a_server_ignoring_conditional_writes_is_refused(moto_server: Server, monkeypatch):
+    """No server here ignores If-None-Match, so the check is shown with the put made blind."""
+    for name, value in moto_server.env.items():
+        monkeypatch.setenv(name, value)
+    bucket = new_bucket()
+    moto_server.make_bucket(bucket)
+    store = open_store(f"s3://{bucket}/x", RemoteOptions(endpoint_url=moto_server.endpoint_url))
+    assert isinstance(store, S3Store)
+
+    def blind_put(name: str, data: bytes) -> bool:
+        store._client.put_object(Bucket=bucket, Key=store._key(name), Body=data)
+        return True
+
+    monkeypatch.setattr(store, "put_if_absent", blind_put)
+    with pytest.raises(ConfigError, match="overwrite each other's snapshots"):
+        store.prepare(create=False)
+    assert moto_server.objects(bucket) == {}  # the probe was deleted
+
+
+# -- errors, through the CLI ------------------------------------------------------------------
+
+
+def test_missing_bucket_needs_create_bucket(cloud: Cloud, make_machine):
+    a = cloud.machine(make_machine, "a")
+    bucket = new_bucket()
+    proc = cloud.init(a, bucket, check=False)
+    assert_one_error_line(proc, 2, bucket, "does not exist", "--create-bucket")
+    assert not a.config_dir.joinpath("settings.json").exists()
+    cloud.init(a, bucket, "", "--create-bucket")  # and with the flag it works
+    a.run("push")
+
+
+def test_unreachable_endpoint_fails_fast(make_machine, moto_server: Server):
+    a = make_machine("a")
+    a.env.update(moto_server.env)
+    port = free_port()  # nothing listens there
+    for remote in ("s3://bucket-x/p", "r2://acct/bucket-x"):
+        started = time.monotonic()
+        proc = a.run("init", remote, "--endpoint-url", f"http://127.0.0.1:{port}", check=False)
+        elapsed = time.monotonic() - started
+        assert_one_error_line(proc, 1, "cannot reach", f"127.0.0.1:{port}")
+        assert elapsed < 15, elapsed
+
+
+def test_malformed_endpoint_is_a_usage_error(make_machine, moto_server: Server):
+    a = make_machine("a")
+    a.env.update(moto_server.env)
+    proc = a.run("init", "s3://bucket-x", "--endpoint-url", "not a url", check=False)
+    assert_one_error_line(proc, 2, "not a usable endpoint URL")
+
+
+def test_unreachable_gcs_endpoint_fails_fast(make_machine):
+    a = make_machine("a")
+    a.env["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    proc = a.run("init", "gs://bucket-x/p", check=False)
+    elapsed = time.monotonic() - started
+    assert_one_error_line(proc, 1, "cannot reach")
+    assert elapsed < 15, elapsed
+
+
+def test_wrong_secret_is_a_credentials_error(make_machine, seaweed_server: Server):
+    a = make_machine("a")
+    a.env.update(seaweed_server.env, AWS_SECRET_ACCESS_KEY="not-the-secret")
+    proc = a.run("init", "s3://any-bucket", *seaweed_server.init_args(), check=False)
+    line = assert_one_error_line(proc, 2, "wrong secret access key")
+    assert "not-the-secret" not in proc.stderr + proc.stdout + line
+
+
+def test_unknown_access_key_is_a_credentials_error(make_machine, seaweed_server: Server):
+    a = make_machine("a")
+    a.env.update(seaweed_server.env, AWS_ACCESS_KEY_ID="AKIAUNKNOWNUNKNOWN")
+    proc = a.run("init", "s3://any-bucket", *seaweed_server.init_args(), check=False)
+    assert_one_error_line(proc, 2, "access key id")
+
+
+def test_read_only_credentials_are_denied(make_machine, seaweed_server: Server):
+    bucket = new_bucket()
+    seaweed_server.make_bucket(bucket)
+    a = make_machine("a")
+    a.env.update(seaweed_server.env, **seaweed_server.notes["reader"])
+    proc = a.run("init", f"s3://{bucket}/p", *seaweed_server.init_args(), check=False)
+    assert_one_error_line(proc, 1, "access denied", bucket)
+    assert seaweed_server.objects(bucket) == {}
+
+
+def test_no_credentials_found(make_machine, moto_server: Server):
+    a = make_machine("a")
+    a.env.update(
+        moto_server.env,
+        AWS_ACCESS_KEY_ID="",
+        AWS_SECRET_ACCESS_KEY="",
+        AWS_SHARED_CREDENTIALS_FILE=str(a.home / "none"),
+        AWS_CONFIG_FILE=str(a.home / "none"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    proc = a.run("init", "s3://any-bucket", *moto_server.init_args(), check=False)
+    assert_one_error_line(proc, 2, "no AWS credentials found")
+    proc = a.run("init", "r2://acct/any-bucket", *moto_server.init_args(), check=False)
+    assert_one_error_line(proc, 2, "no credentials found for R2")
+
+
+def test_no_google_credentials_found(make_machine):
+    a = make_machine("a")
+    a.env.update(CLOUDSDK_CONFIG=str(a.home / "gcloud"), NO_GCE_CHECK="True")
+    proc = a.run("init", "gs://any-bucket", check=False)
+    assert_one_error_line(proc, 2, "no Google Cloud credentials found")
+
+
+def test_wrong_region_message_names_the_region(moto_server: Server, monkeypatch):
+    """moto answers any region, so the mapping is shown on the error S3 itself sends."""
+    for name, value in moto_server.env.items():
+        monkeypatch.setenv(name, value)
+    store = open_store("s3://eu-bucket", RemoteOptions(endpoint_url=moto_server.endpoint_url))
+    assert isinstance(store, S3Store)
+    error = ClientError(
+        {
+            "Error": {
+                "Code": "AuthorizationHeaderMalformed",
+                "Message": "the region 'us-east-1' is wrong; expecting 'eu-west-1'",
+                "Region": "eu-west-1",
+            }
+        },
+        "ListObjectsV2",
+    )
+    message = str(store._error(error, "list"))
+    assert "eu-west-1" in message and "AWS_REGION" in message
+    redirect = ClientError(
+        {
+            "Error": {"Code": "PermanentRedirect", "Message": "use the right endpoint"},
+            "ResponseMetadata": {"HTTPHeaders": {"x-amz-bucket-region": "ap-south-1"}},
+        },
+        "GetObject",
+    )
+    assert "ap-south-1" in str(store._error(redirect, "read from"))
+
+
+def test_an_existing_repository_elsewhere_in_the_bucket_is_not_taken_over(
+    cloud: Cloud, make_machine
+):
+    a, b = cloud.machine(make_machine, "a"), cloud.machine(make_machine, "b")
+    bucket = new_bucket()
+    cloud.server.make_bucket(bucket)
+    cloud.init(a, bucket, "team/one")
+    # The bucket root is not empty (team/one lives there): init refuses it.
+    proc = cloud.init(b, bucket, check=False)
+    assert_one_error_line(proc, 2, "not empty")
+
+
+# -- remote URLs ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("remote", "canonical"),
+    [
+        ("s3://my-bucket", "s3://my-bucket"),
+        ("s3://my-bucket/", "s3://my-bucket"),
+        ("s3://my-bucket/a/b/", "s3://my-bucket/a/b"),
+        ("r2://0123abcd/my-bucket/claude", "r2://0123abcd/my-bucket/claude"),
+        ("gs://my_bucket/x", "gs://my_bucket/x"),
+    ],
+)
+def test_remote_urls_are_canonical(remote: str, canonical: str):
+    assert normalize_remote(remote) == canonical
+
+
+@pytest.mark.parametrize(
+    "remote",
+    [
+        "s3://",
+        "s3:///prefix",
+        "s3://bucket//prefix",
+        "s3://Bucket",
+        "s3://b",
+        "s3://bucket/../x",
+        "s3://bucket?x=1",
+        "r2://acct",
+        "r2://acct/",
+        "r2:///bucket",
+        "gs://",
+        "gs://bucket//x",
+    ],
+)
+def test_bad_remote_urls_are_refused(remote: str):
+    with pytest.raises(ConfigError):
+        normalize_remote(remote)
