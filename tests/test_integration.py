@@ -195,3 +195,28 @@ def test_watch_pushes_new_session_and_stops_on_sigterm(machines, repo_dir):
         out, err = watcher.communicate(timeout=30)
     assert watcher.returncode == 0, err
     assert "Stopped." in out
+
+
+def test_selective_sync_by_type_and_glob(machines, repo_dir):
+    a, b = machines
+    a.write("history.jsonl", '{"display": "x", "timestamp": 1}\n')
+    a.write("todos/t.json", "[]\n")
+    a.write(f"projects/{PROJECT}/s.jsonl", transcript("s", 2))
+    a.write(f"projects/{PROJECT}/s/tool-results/big.txt", "output\n")
+    a.run("init", str(repo_dir))
+    listing = a.run(
+        "types",
+        "--disable",
+        "history",
+        "--enable",
+        "todos",
+        "--exclude",
+        "projects/*/tool-results/*",
+    ).stdout
+    assert "exclude: projects/*/tool-results/*" in listing
+    assert sorted(a.json("push")["pushed"]) == [f"projects/{PROJECT}/s.jsonl", "todos/t.json"]
+    b.run("init", str(repo_dir))
+    assert "todos/t.json" not in b.json("pull")["pulled"]  # opt-in on B too
+    a.run("types", "--clear-globs")
+    assert a.json("push")["pushed"] == [f"projects/{PROJECT}/s/tool-results/big.txt"]
+    assert b.run("types", "--enable", "nonsense", check=False).returncode == 2

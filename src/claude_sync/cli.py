@@ -36,8 +36,9 @@ from claude_sync.engine import STRATEGIES, Conflict, Reporter, Result
 from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, ConfigError, SyncError
 from claude_sync.passphrase import read_passphrase
 from claude_sync.pathmap import LABEL, PathMapper
-from claude_sync.resources import CONFLICT_MARKER, TYPES, select
+from claude_sync.resources import CONFLICT_MARKER, TYPES
 from claude_sync.store import RemoteOptions
+from claude_sync.store.base import redact
 from claude_sync.workspace import Locations, init, open_workspace
 
 out = Console(highlight=False, soft_wrap=True)
@@ -183,14 +184,16 @@ def init_command(
         device=device,
     )
     if outcome.created:
-        out.print(f"Created a new encrypted repository at {outcome.remote}", markup=False)
+        out.print(f"Created a new encrypted repository at {redact(outcome.remote)}", markup=False)
         out.print(
             "Keep the passphrase safe: without it (or `claude-sync key export`) the data "
             "cannot be recovered."
         )
-        out.print(f"On your next machine run: claude-sync init {outcome.remote}", markup=False)
+        out.print(
+            f"On your next machine run: claude-sync init {redact(outcome.remote)}", markup=False
+        )
     else:
-        out.print(f"Joined the repository at {outcome.remote}", markup=False)
+        out.print(f"Joined the repository at {redact(outcome.remote)}", markup=False)
     out.print("Next: claude-sync push (or claude-sync pull on a machine that joined).")
 
 
@@ -269,7 +272,7 @@ def push(
 ) -> None:
     """Upload what changed locally."""
     with open_workspace(where) as ws:
-        selected = select(list(types), ws.settings.types)
+        selected = ws.selection(types)
         result = ws.engine(ConsoleReporter(verbose, quiet, as_json), allow_rollback).push(
             selected, dry_run
         )
@@ -294,7 +297,7 @@ def pull(
 ) -> None:
     """Download what changed on other machines."""
     with open_workspace(where) as ws:
-        selected = select(list(types), ws.settings.types)
+        selected = ws.selection(types)
         engine = ws.engine(ConsoleReporter(verbose, quiet, as_json), allow_rollback)
         result = engine.pull(selected, strategy, dry_run, complete=not types)
     _finish(result, as_json, quiet, verbose, dry_run)
@@ -318,7 +321,7 @@ def sync(
 ) -> None:
     """Pull, then push."""
     with open_workspace(where) as ws:
-        selected = select(list(types), ws.settings.types)
+        selected = ws.selection(types)
         engine = ws.engine(ConsoleReporter(verbose, quiet, as_json), allow_rollback)
         result = engine.sync(selected, strategy, dry_run, complete=not types)
     _finish(result, as_json, quiet, verbose, dry_run)
@@ -331,17 +334,17 @@ def sync(
 def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
     """Show what push and pull would do, and unresolved conflicts."""
     with open_workspace(where) as ws:
-        selected = select([], ws.settings.types)
+        selected = ws.selection()
         engine = ws.engine(None, allow_rollback)
         result = engine.pull(selected, "ask", dry_run=True)
         result.pushed = engine.push(selected, dry_run=True).pushed
         head = ws.repo.head_seq()
     if as_json:
-        body = result.to_json() | {"remote": ws.settings.remote, "head": head}
+        body = result.to_json() | {"remote": redact(ws.settings.remote), "head": head}
         click.echo(json.dumps(body))
         return
     out.print(
-        f"Remote: {ws.settings.remote} (snapshot {head if head is not None else 'none'})",
+        f"Remote: {redact(ws.settings.remote)} (snapshot {head if head is not None else 'none'})",
         markup=False,
     )
     for path in result.pushed:
@@ -472,7 +475,7 @@ def watch(where: Locations, debounce: float, interval: float) -> None:
             try:
                 with open_workspace(where) as ws:
                     engine = ws.engine(ConsoleReporter(True, False, False))
-                    sel = select([], ws.settings.types)
+                    sel = ws.selection()
                     result = engine.pull(sel) if action == "pull" else engine.push(sel)
                 if result.pushed or result.pulled or result.conflicts:
                     out.print(f"{time.strftime('%H:%M:%S')} {_summary(result)}", markup=False)
@@ -531,7 +534,7 @@ def resolve(
             raise ConfigError(f"{path} has no unresolved conflict (see `claude-sync conflicts`)")
         engine = ws.engine(ConsoleReporter(verbose, quiet, as_json), allow_rollback)
         local_path = engine.mapper.to_local(path)
-        sel = replace(select([], ws.settings.types), only=(local_path,))
+        sel = replace(ws.selection(), only=(local_path,))
         result = engine.sync(sel, take, dry_run=False, complete=False)
         if take != "both" and not result.conflicts:
             for copy in engine.local_path(path).parent.glob(
@@ -614,15 +617,52 @@ def verify(where: Locations, read_data: bool) -> None:
 
 @main.command("types")
 @location_options
-def types_command(where: Locations) -> None:
-    """List the resource types that can be synced."""
-    enabled = (
-        config.load_settings(where.config_dir).types if config.is_set_up(where.config_dir) else {}
-    )
+@click.option(
+    "--enable",
+    multiple=True,
+    type=click.Choice([t.name for t in TYPES]),
+    help="Sync this type from now on.",
+)
+@click.option(
+    "--disable",
+    multiple=True,
+    type=click.Choice([t.name for t in TYPES]),
+    help="Stop syncing this type (nothing is deleted).",
+)
+@click.option("--exclude", multiple=True, metavar="GLOB", help="Never sync paths like this.")
+@click.option("--include", multiple=True, metavar="GLOB", help="Sync only paths like this.")
+@click.option("--clear-globs", is_flag=True, help="Forget all include and exclude patterns.")
+def types_command(
+    where: Locations,
+    enable: tuple[str, ...],
+    disable: tuple[str, ...],
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
+    clear_globs: bool,
+) -> None:
+    """List the resource types, and choose what this machine syncs."""
+    enabled: dict[str, bool] = {}
+    if config.is_set_up(where.config_dir):
+        settings = config.load_settings(where.config_dir)
+        if enable or disable or exclude or include or clear_globs:
+            settings.types |= {n: True for n in enable} | {n: False for n in disable}
+            if clear_globs:
+                settings.include, settings.exclude = [], []
+            settings.include += [g for g in include if g not in settings.include]
+            settings.exclude += [g for g in exclude if g not in settings.exclude]
+            config.save_settings(where.config_dir, settings)
+        enabled = settings.types
+        for glob in settings.include:
+            out.print(f"include: {glob}", markup=False)
+        for glob in settings.exclude:
+            out.print(f"exclude: {glob}", markup=False)
+    elif enable or disable or exclude or include or clear_globs:
+        raise ConfigError("this machine is not set up: run `claude-sync init` first")
     table = Table("type", "synced", "what", box=None)
     for rtype in TYPES:
         on = enabled.get(rtype.name, rtype.default)
-        table.add_row(rtype.name, "yes" if on else "no (opt-in)", rtype.description)
+        off = "no (opt-in)" if not rtype.default else "no"
+        table.add_row(rtype.name, "yes" if on else off, rtype.description)
     out.print(table)
 
 

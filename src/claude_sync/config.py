@@ -55,6 +55,9 @@ class Settings:
     types: dict[str, bool] = field(default_factory=dict)
     #: local project directory -> label shared by the machines that map it
     path_maps: dict[str, str] = field(default_factory=dict)
+    #: glob patterns on logical paths narrowing what is synced
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -104,9 +107,17 @@ def load_settings(directory: Path) -> Settings:
             git_branch=raw.get("git_branch"),
             types={str(k): bool(v) for k, v in types.items()},
             path_maps={str(k): str(v) for k, v in maps.items()},
+            include=_strings(raw.get("include", []), path),
+            exclude=_strings(raw.get("exclude", []), path),
         )
     except (KeyError, TypeError):
         raise ConfigError(f"{path} is malformed: run `claude-sync init --force`") from None
+
+
+def _strings(value: object, path: Path) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{path}: include and exclude are lists of glob patterns")
+    return list(value)
 
 
 def save_settings(directory: Path, settings: Settings) -> None:

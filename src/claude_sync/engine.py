@@ -184,6 +184,8 @@ class Engine:
         with self.state.transaction():
             for found in resources.scan(self.root, sel):
                 path = self.mapper.to_logical(found.path)
+                if not self._covers(sel, path):
+                    continue
                 key = _stat_key(found.st)
                 cached = cache.get(path)
                 if cached is None or cached.stat != key:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 from claude_sync import config
 from claude_sync.errors import SyncError
-from claude_sync.resources import select as select_types
 from claude_sync.workspace import Locations, open_workspace
 
 LOG_FILE = "hooks.log"
@@ -110,7 +109,7 @@ def work(where: Locations, event: str, payload: str) -> None:
         data = {}
     try:
         with open_workspace(where) as ws:
-            sel = select_types([], ws.settings.types)
+            sel = ws.selection()
             engine = ws.engine()
             if event == "session-start":
                 result = engine.pull(sel)

@@ -7,6 +7,7 @@ a snapshot says, so a hostile snapshot cannot plant `.credentials.json` or hook 
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import stat
 from collections.abc import Iterator
@@ -100,12 +101,20 @@ class Selection:
     types: tuple[ResourceType, ...]
     #: local paths (files or folders) relative to the root; empty means all of the types
     only: tuple[str, ...] = ()
+    #: glob patterns on logical paths (`*` crosses folders): a path must match an include
+    #: pattern when there are any, and no exclude pattern
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
 
     def covers(self, path: str, only: tuple[str, ...] | None = None) -> bool:
         prefixes = self.only if only is None else only
         if type_of(path) not in self.types:
             return False
-        return not prefixes or any(path == o or path.startswith(o + "/") for o in prefixes)
+        if prefixes and not any(path == o or path.startswith(o + "/") for o in prefixes):
+            return False
+        if self.include and not any(fnmatch.fnmatchcase(path, g) for g in self.include):
+            return False
+        return not any(fnmatch.fnmatchcase(path, g) for g in self.exclude)
 
 
 def scan(root: Path, selection: Selection) -> Iterator[FoundFile]:
@@ -168,8 +177,15 @@ def _walk(root: Path, real_root: Path, folder: str) -> Iterator[FoundFile]:
                 yield found
 
 
-def select(names: list[str], enabled: dict[str, bool], only: tuple[str, ...] = ()) -> Selection:
+def select(
+    names: list[str],
+    enabled: dict[str, bool],
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+) -> Selection:
     """The types a command works on: those named, or every enabled type."""
     if names:
-        return Selection(tuple(TYPES_BY_NAME[n] for n in names), only)
-    return Selection(tuple(t for t in TYPES if enabled.get(t.name, t.default)), only)
+        types = tuple(TYPES_BY_NAME[n] for n in names)
+    else:
+        types = tuple(t for t in TYPES if enabled.get(t.name, t.default))
+    return Selection(types, include=include, exclude=exclude)

@@ -18,9 +18,10 @@ from claude_sync.errors import ConfigError, SyncError
 from claude_sync.passphrase import read_passphrase
 from claude_sync.pathmap import PathMapper
 from claude_sync.repository import Repository
+from claude_sync.resources import Selection, select
 from claude_sync.state import State
 from claude_sync.store import RemoteOptions, normalize_remote, open_store
-from claude_sync.store.base import ObjectStore
+from claude_sync.store.base import ObjectStore, redact
 
 LOCK_TIMEOUT_ENV = "CLAUDE_SYNC_LOCK_TIMEOUT"
 
@@ -56,7 +57,8 @@ def init(
     if config.is_set_up(where.config_dir) and not force:
         current = config.load_settings(where.config_dir).remote
         raise ConfigError(
-            f"this machine is already set up (remote {current}); use --force to set it up again"
+            f"this machine is already set up (remote {redact(current)}); "
+            "use --force to set it up again"
         )
     remote = normalize_remote(remote or config.default_remote())
     options.cache_dir = where.config_dir / "cache"
@@ -120,6 +122,11 @@ class Workspace:
     settings: config.Settings
     repo: Repository
     state: State
+
+    def selection(self, names: list[str] | tuple[str, ...] = ()) -> Selection:
+        """The named types, or every enabled one, narrowed by the config's globs."""
+        s = self.settings
+        return select(list(names), s.types, tuple(s.include), tuple(s.exclude))
 
     def engine(self, reporter: Reporter | None = None, allow_rollback: bool = False) -> Engine:
         engine = Engine(

@@ -7,7 +7,15 @@ immutable once written; create-only writes are how concurrent machines take turn
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
+
+_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s@]*@", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """Text safe to print: user names, passwords and tokens in URLs are cut out."""
+    return _USERINFO.sub(r"\1", text)
 
 
 class ObjectStore(ABC):

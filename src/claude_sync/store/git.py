@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from claude_sync.errors import BackendError, ConfigError, ObjectNotFoundError
-from claude_sync.store.base import ObjectStore
+from claude_sync.store.base import ObjectStore, redact
 
 if TYPE_CHECKING:
     from claude_sync.store import RemoteOptions
@@ -53,7 +53,6 @@ _SNAPSHOT = re.compile(r"snapshots/(\d{8})(\d{2})")
 _SNAPSHOT_PATH = re.compile(r"snapshots/(\d{8})/(\d{8})(\d{2})")
 _INDEX = re.compile(r"index/([0-9a-f]{2})([0-9a-f]{62})")
 _INDEX_PATH = re.compile(r"index/([0-9a-f]{2})/([0-9a-f]{2})([0-9a-f]{62})")
-_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s@]*@", re.IGNORECASE)
 
 # The user's global config must not sign, hook or slow down our commits; everything else of it
 # (credentials, insteadOf, proxies, core.sshCommand) still applies.
@@ -109,11 +108,6 @@ _GENERIC_LINES = (
     "please make sure you have the correct access rights",
     "and the repository exists.",
 )
-
-
-def redact(text: str) -> str:
-    """Text safe to print: user names, passwords and tokens in URLs are cut out."""
-    return _USERINFO.sub(r"\1", text)
 
 
 def normalize(remote: str) -> str:
