@@ -121,3 +121,31 @@ def test_settings_paths_follow_the_home(tmp_path):
     a.run("pull")
     back = json.loads((a.claude / "settings.json").read_text())
     assert back["model"] == "sonnet" and back["additionalDirectories"][1] == f"{a.home}/code"
+
+
+def test_export_and_import_a_session(tmp_path):
+    a = Machine(tmp_path / "a" / "Users" / "ann")
+    b = Machine(tmp_path / "b" / "home" / "bob")
+    for m in (a, b):
+        m.home.mkdir(parents=True)
+    folder_a = encode(str(a.home / "code" / "app"))
+    a.write(f"projects/{folder_a}/s1.jsonl", transcript("s1", 3), mtime=1_700_000_000)
+    a.write(f"projects/{folder_a}/s1/subagents/agent-1.jsonl", transcript("x", 2))
+    a.write(f"projects/{folder_a}/s2.jsonl", transcript("s2", 3))
+    archive = tmp_path / "s1.tar.gz"
+    assert "Exported 2 files" in a.run("export", "s1", str(archive)).stdout
+    b.run("import", str(archive))
+    folder_b = encode(str(b.home / "code" / "app"))
+    got = b.claude / f"projects/{folder_b}/s1.jsonl"
+    assert got.read_text() == transcript("s1", 3) and got.stat().st_mtime == 1_700_000_000
+    assert (b.claude / f"projects/{folder_b}/s1/subagents/agent-1.jsonl").exists()
+    assert not (b.claude / f"projects/{folder_b}/s2.jsonl").exists()
+    got.write_text("changed\n")
+    assert b.run("import", str(archive), check=False).returncode == 2
+    b.run("import", str(archive), "--force")
+    assert got.read_text() == transcript("s1", 3)
+    assert a.run("export", "nope", str(archive), check=False).returncode == 2
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not an archive")
+    bad = b.run("import", str(junk), check=False)
+    assert bad.returncode == 1 and "not a claude-sync session archive" in bad.stderr

@@ -30,6 +30,7 @@ from claude_sync import (
     integration,
     maintenance,
     prompt,
+    session_archive,
     watcher,
 )
 from claude_sync.engine import STRATEGIES, Conflict, Reporter, Result
@@ -613,6 +614,37 @@ def verify(where: Locations, read_data: bool) -> None:
     if problems:
         raise SyncError(f"the repository has {len(problems)} problems")
     out.print("No problems found." + ("" if read_data else " (Use --read-data to read all data.)"))
+
+
+def _mapper(where: Locations) -> PathMapper:
+    maps = (
+        config.load_settings(where.config_dir).path_maps
+        if config.is_set_up(where.config_dir)
+        else {}
+    )
+    return PathMapper(Path.home(), maps)
+
+
+@main.command("export")
+@click.argument("session")
+@click.argument("file", type=click.Path(dir_okay=False))
+@location_options
+def export_command(where: Locations, session: str, file: str) -> None:
+    """Write one session (transcript and sub-agents) to FILE, unencrypted, to hand over."""
+    count = session_archive.export_session(where.claude_dir, _mapper(where), session, Path(file))
+    out.print(
+        f"Exported {count} files of session {session} to {file} (not encrypted).", markup=False
+    )
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--force", is_flag=True, help="Overwrite files that differ.")
+@location_options
+def import_command(where: Locations, file: str, force: bool) -> None:
+    """Place a session exported elsewhere where Claude Code looks for it here."""
+    placed = session_archive.import_session(where.claude_dir, _mapper(where), Path(file), force)
+    out.print(f"Imported {len(placed)} files into {where.claude_dir / placed[0]}", markup=False)
 
 
 @main.command("types")

@@ -1,0 +1,95 @@
+"""One session as a file (`export` / `import`), e.g. to hand to a colleague.
+
+The archive is a gzip'd tar holding `claude-sync-session.json` and the session's files under
+their logical paths (project folders home-relative), so `import` places them where Claude
+Code looks on the receiving machine. It is NOT encrypted: it is meant to leave your hands.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+
+from claude_sync import resources
+from claude_sync.errors import ConfigError, CorruptionError
+from claude_sync.pathmap import PathMapper
+
+MANIFEST = "claude-sync-session.json"
+MAX_MEMBER = 1 << 31
+
+
+def _session_files(root: Path, session: str) -> list[str]:
+    """Local paths of the session's transcript and its sub-agent folder."""
+    found = []
+    for transcript in sorted((root / "projects").glob(f"*/{session}.jsonl")):
+        found.append(transcript.relative_to(root).as_posix())
+        folder = transcript.with_suffix("")
+        if folder.is_dir():
+            found += sorted(
+                p.relative_to(root).as_posix() for p in folder.rglob("*") if p.is_file()
+            )
+    return found
+
+
+def export_session(root: Path, mapper: PathMapper, session: str, target: Path) -> int:
+    files = _session_files(root, session)
+    if not files:
+        raise ConfigError(f"no session {session} under {root / 'projects'}")
+    manifest = {"format": 1, "session": session, "files": [mapper.to_logical(f) for f in files]}
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.tmp-")
+    try:
+        with os.fdopen(fd, "wb") as fh, tarfile.open(fileobj=fh, mode="w:gz") as tar:
+            data = json.dumps(manifest, indent=2).encode()
+            info = tarfile.TarInfo(MANIFEST)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+            for local, logical in zip(files, manifest["files"], strict=True):
+                tar.add(root / local, arcname=logical, recursive=False)
+        os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return len(files)
+
+
+def import_session(root: Path, mapper: PathMapper, source: Path, force: bool) -> list[str]:
+    """Write the archive's files into place; refuse to change a different existing file."""
+    try:
+        with tarfile.open(source, mode="r:gz") as tar:
+            members = {m.name: m for m in tar.getmembers()}
+            manifest = json.loads(_read(tar, members[MANIFEST]))
+            logical = [str(p) for p in manifest["files"]]
+            contents = {p: _read(tar, members[p]) for p in logical}
+            mtimes = {p: members[p].mtime for p in logical}
+    except (OSError, tarfile.TarError, KeyError, ValueError, TypeError, EOFError):
+        raise CorruptionError(f"{source} is not a claude-sync session archive") from None
+    for path in logical:
+        rtype = resources.type_of(path)
+        if rtype is None or rtype.name != "sessions":
+            raise CorruptionError(f"{source} holds a path that is not a session file: {path}")
+    targets = {p: root / mapper.to_local(p) for p in logical}
+    clashes = [
+        p for p, dest in targets.items() if dest.exists() and dest.read_bytes() != contents[p]
+    ]
+    if clashes and not force:
+        raise ConfigError(f"{clashes[0]} exists here with other content; use --force")
+    for path, dest in targets.items():
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}{resources.TMP_MARKER}-")
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(contents[path])
+        os.utime(tmp, (mtimes[path], mtimes[path]))
+        os.replace(tmp, dest)
+    return [mapper.to_local(p) for p in logical]
+
+
+def _read(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    if not member.isfile() or member.size > MAX_MEMBER:
+        raise ValueError(member.name)
+    fh = tar.extractfile(member)
+    if fh is None:
+        raise ValueError(member.name)
+    return fh.read()
