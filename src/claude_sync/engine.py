@@ -448,7 +448,17 @@ class Engine:
         local = self.scan(sel, result.warnings)
         if not dry_run and not self._has_local_changes(sel, local):
             return result
-        writer = PackWriter(self.repo)
+        with contextlib.closing(PackWriter(self.repo)) as writer:
+            return self._push_rounds(sel, local, writer, result, dry_run)
+
+    def _push_rounds(
+        self,
+        sel: Selection,
+        local: dict[str, LocalFile],
+        writer: PackWriter,
+        result: Result,
+        dry_run: bool,
+    ) -> Result:
         sent_before = self.repo.uploaded_bytes
         for _ in range(MAX_PUSH_ATTEMPTS):
             plan = self.plan_push(sel, local, self.head())
@@ -686,10 +696,10 @@ class Engine:
             "downloading", sum(loc.length for pack in packs.values() for loc in pack.values())
         )
         received_before = self.repo.downloaded_bytes
-        for pack, wanted in packs.items():
-            for blob_id, data in self.repo.read_pack(pack, wanted).items():
+        for blobs in self.repo.read_packs(packs):
+            for blob_id, data in blobs.items():
                 (staging / blob_id).write_bytes(data)
-                advance(wanted[blob_id].length)
+                advance(located[blob_id].length)
         result.downloaded_bytes += self.repo.downloaded_bytes - received_before
         return staging
 

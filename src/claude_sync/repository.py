@@ -12,8 +12,10 @@ import json
 import os
 import re
 import struct
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,17 +144,33 @@ class Repository:
         self.config = config
         self.uploaded_bytes = 0
         self.downloaded_bytes = 0
+        #: how many objects may travel at once (1 for stores that are not thread-safe)
+        self.transfers = 1
+        self._counter_lock = threading.Lock()
 
     def _put(self, name: str, data: bytes) -> bool:
         created = self.store.put_if_absent(name, data)
         if created:
-            self.uploaded_bytes += len(data)
+            with self._counter_lock:
+                self.uploaded_bytes += len(data)
         return created
 
     def _get(self, name: str) -> bytes:
         data = self.store.get(name)
-        self.downloaded_bytes += len(data)
+        with self._counter_lock:
+            self.downloaded_bytes += len(data)
         return data
+
+    def read_packs(self, packs: dict[str, dict[str, BlobLocation]]) -> Iterator[dict[str, bytes]]:
+        """read_pack for many packs, `transfers` at a time, so memory stays bounded."""
+        items = list(packs.items())
+        if self.transfers <= 1:
+            yield from (self.read_pack(pack, wanted) for pack, wanted in items)
+            return
+        with ThreadPoolExecutor(max_workers=self.transfers) as pool:
+            for start in range(0, len(items), self.transfers):
+                window = items[start : start + self.transfers]
+                yield from pool.map(lambda item: self.read_pack(*item), window)
 
     # -- creation and opening -------------------------------------------------------------
 
@@ -399,6 +417,17 @@ class PackWriter:
         self.entries: list[tuple[str, int, int]] = []
         self.written: dict[str, list[tuple[str, int, int]]] = {}
         self.pending: set[str] = set()
+        # Packs upload in the background while the next one fills, at most `transfers` at once.
+        self._pool = ThreadPoolExecutor(max_workers=repo.transfers) if repo.transfers > 1 else None
+        self._uploads: list[Future[bool]] = []
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _wait(self, in_flight: int) -> None:
+        while len(self._uploads) > in_flight:
+            self._uploads.pop(0).result()
 
     def add(self, blob_id: str, plaintext: bytes | memoryview) -> None:
         if blob_id in self.pending:
@@ -416,7 +445,12 @@ class PackWriter:
         header = self.repo.keys.seal("pack-header", _encode_json(self.entries))
         self.buffer += header + struct.pack("<I", len(header))
         name = pack_name(hashlib.sha256(self.buffer).hexdigest())
-        self.repo._put(name, bytes(self.buffer))
+        data = bytes(self.buffer)
+        if self._pool is None:
+            self.repo._put(name, data)
+        else:
+            self._wait(self.repo.transfers - 1)
+            self._uploads.append(self._pool.submit(self.repo._put, name, data))
         self.written[name] = self.entries
         self.buffer = bytearray()
         self.entries = []
@@ -424,6 +458,7 @@ class PackWriter:
     def finish(self) -> tuple[str, dict[str, BlobLocation]] | None:
         """Upload the last pack and an index of the packs written since the last finish."""
         self._flush()
+        self._wait(0)
         if not self.written:
             return None
         name = self.repo.write_index(self.written)

@@ -157,6 +157,7 @@ def open_workspace(where: Locations) -> Iterator[Workspace]:
         store = open_store(settings.remote, options)
         try:
             repo = Repository.open(store, master)
+            repo.transfers = max(1, options.transfers) if store.parallel_safe else 1
             if repo.config.repo_id != settings.repo_id:
                 raise ConfigError(
                     f"{settings.remote} now holds a different repository than the one this "

@@ -23,6 +23,8 @@ class ObjectStore(ABC):
 
     #: What the user typed, safe to print (no credentials).
     display: str
+    #: Whether several requests may run at once from different threads.
+    parallel_safe: bool = True
 
     @abstractmethod
     def get(self, name: str) -> bytes:

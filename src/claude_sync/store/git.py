@@ -157,6 +157,9 @@ def _is_staged_kind(path: str) -> bool:
 
 
 class GitStore(ObjectStore):
+    # One clone, one git index: writes must not race each other.
+    parallel_safe = False
+
     def __init__(self, url: str, branch: str | None, cache_dir: Path | None) -> None:
         self.url = url
         self.display = redact("git+" + url)
