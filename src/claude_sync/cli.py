@@ -32,7 +32,9 @@ from claude_sync import (
     prompt,
     session_archive,
     watcher,
+    wizard,
 )
+from claude_sync import doctor as doctor_checks
 from claude_sync.engine import STRATEGIES, Conflict, Reporter, Result
 from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, ConfigError, SyncError
 from claude_sync.passphrase import read_passphrase
@@ -172,7 +174,12 @@ def init_command(
     device: str | None,
     force: bool,
 ) -> None:
-    """Create a repository on REMOTE, or join the one there (default: a local folder)."""
+    """Create a repository on REMOTE, or join the one there (default: a local folder).
+
+    With no REMOTE on a terminal, a wizard asks which storage to use."""
+    if remote is None and recovery_key is None and sys.stdin.isatty() and sys.stdout.isatty():
+        wizard.run(where, force=force, device=device)
+        return
     outcome = init(
         where,
         remote,
@@ -645,6 +652,26 @@ def import_command(where: Locations, file: str, force: bool) -> None:
     """Place a session exported elsewhere where Claude Code looks for it here."""
     placed = session_archive.import_session(where.claude_dir, _mapper(where), Path(file), force)
     out.print(f"Imported {len(placed)} files into {where.claude_dir / placed[0]}", markup=False)
+
+
+@main.command()
+@location_options
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def doctor(where: Locations, as_json: bool) -> None:
+    """Check the set-up end to end and explain how to fix what is wrong."""
+    checks = doctor_checks.run(where)
+    if as_json:
+        click.echo(
+            json.dumps({"ok": all(c.ok for c in checks), "checks": [c.__dict__ for c in checks]})
+        )
+    else:
+        for c in checks:
+            mark = "✓" if c.ok else "✗"
+            out.print(f"{mark} {c.name}: {c.detail}", markup=False)
+            if not c.ok and c.fix:
+                out.print(f"    fix: {c.fix}", markup=False)
+    if not all(c.ok for c in checks):
+        sys.exit(EXIT_FAILED)
 
 
 @main.command("types")
