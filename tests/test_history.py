@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 
@@ -146,3 +147,54 @@ def test_lost_state_database_rebuilds_without_duplicates_or_losses(make_machine,
 
 def json_uuid(line: str) -> str:
     return str(json.loads(line)["uuid"])
+
+
+def repo_bytes(repo_dir) -> int:
+    return sum(p.stat().st_size for p in repo_dir.rglob("*") if p.is_file())
+
+
+def test_prune_drops_old_snapshots_and_unused_data(make_machine, repo_dir):
+    a = make_machine("a")
+    a.run("init", str(repo_dir))
+    for i in range(4):
+        a.write("agents/big.md", f"version {i}\n" + f"{i} distinct content line\n" * 20000)
+        a.run("push")
+    before = repo_bytes(repo_dir)
+    dry = a.run("prune", "--keep-last", "1", "--dry-run").stdout
+    assert "Would remove 3 snapshots" in dry and repo_bytes(repo_dir) == before
+    out = a.run("prune", "--keep-last", "1", "--grace", "0").stdout
+    assert "Removed 3 snapshots" in out and "deleted 3 packs" in out
+    assert repo_bytes(repo_dir) < before / 2
+    assert [s["seq"] for s in a.json("log")["snapshots"]] == [4]
+    assert "No problems found" in a.run("verify", "--read-data").stdout
+    b = make_machine("b")
+    b.run("init", str(repo_dir))
+    b.run("pull")
+    assert (b.claude / "agents/big.md").read_text().startswith("version 3\n")
+    a.write("agents/other.md", "more\n")
+    assert a.json("push")["pushed"] == ["agents/other.md"]
+
+
+def test_prune_is_two_phase_and_marked_data_is_not_reused(make_machine, repo_dir):
+    a = make_machine("a")
+    a.run("init", str(repo_dir))
+    v1 = "".join(f"{i} {hashlib.sha256(str(i).encode()).hexdigest()}\n" for i in range(5000))
+    a.write("agents/x.md", v1)
+    a.run("push")
+    a.write("agents/x.md", "v2\n")
+    a.run("push")
+    out = a.run("prune", "--keep-last", "1").stdout  # default grace: mark only
+    assert "marked 1 unused packs; deleted 0 packs" in out
+    assert list((repo_dir / "prune").iterdir())
+    # A push after the mark that needs v1's data again must not lean on the marked pack.
+    a.write("agents/x.md", v1)
+    pushed = a.json("push")
+    assert pushed["uploaded_bytes"] > 100_000  # re-uploaded, not deduplicated
+    out = a.run("prune", "--keep-last", "1", "--grace", "0").stdout
+    assert "deleted 2 packs" in out  # the marked v1 pack and the newly unused v2 pack
+    assert "No problems found" in a.run("verify", "--read-data").stdout
+    b = make_machine("b")
+    b.run("init", str(repo_dir))
+    b.run("pull")
+    assert (b.claude / "agents/x.md").read_text() == v1
+    assert a.run("prune", "--keep-within", "nonsense", check=False).returncode == 2

@@ -609,6 +609,53 @@ def restore(
         out.print(f"Restored {len(result.pulled)} files from snapshot {seq}.", markup=False)
 
 
+def _duration(text: str | None) -> float | None:
+    """`90d`, `12h`, `30m`, `45s` or plain seconds."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        return float(number) * units[unit]
+    except ValueError:
+        raise ConfigError(f"not a duration: {text!r} (e.g. 30d, 12h, 90m)") from None
+
+
+@main.command()
+@click.option(
+    "--keep-last",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Keep this many newest snapshots.",
+)
+@click.option("--keep-within", metavar="DURATION", help="Also keep snapshots this young (30d).")
+@click.option(
+    "--grace",
+    metavar="DURATION",
+    default="1h",
+    show_default=True,
+    help="Delete data only once it was found unused at least this long ago.",
+)
+@dry_run_option
+@location_options
+def prune(
+    where: Locations, keep_last: int, keep_within: str | None, grace: str, dry_run: bool
+) -> None:
+    """Drop old snapshots and the data only they needed (safe while others push)."""
+    with open_workspace(where) as ws:
+        report = maintenance.prune(
+            ws.engine(), keep_last, _duration(keep_within), _duration(grace) or 0.0, dry_run
+        )
+    verb = "Would remove" if dry_run else "Removed"
+    out.print(
+        f"{verb} {len(report.snapshots_removed)} snapshots; marked {report.packs_marked} "
+        f"unused packs; deleted {report.packs_deleted} packs "
+        f"({_size(report.bytes_freed)} freed).",
+        markup=False,
+    )
+
+
 @main.command()
 @click.option("--read-data", is_flag=True, help="Download and authenticate every byte.")
 @location_options

@@ -273,9 +273,15 @@ class Engine:
         return None if seq is None else self.repo.load_snapshot(seq)
 
     def refresh_index(self) -> None:
-        """Load index objects we have not seen yet into the local blob cache."""
+        """Load index objects we have not seen yet into the local blob cache; when one we
+        knew is gone (pruned), rebuild the cache so no blob points at a deleted pack."""
         known = self.state.known_indexes()
-        for name in self.repo.index_names():
+        names = self.repo.index_names()
+        if known - set(names):
+            with self.state.transaction():
+                self.state.forget_indexes()
+            known = set()
+        for name in names:
             if name not in known:
                 locations = self.repo.load_index(name)
                 with self.state.transaction():
@@ -490,8 +496,14 @@ class Engine:
         return False
 
     def _upload(self, plan: Plan, writer: PackWriter, warnings: list[str]) -> None:
+        # Packs marked by prune may vanish: never lean on a blob stored only there.
+        doomed = self.repo.marked_packs()
+
         def is_new(blob_id: str) -> bool:
-            return blob_id not in writer.pending and not self.state.has_blob(blob_id)
+            if blob_id in writer.pending:
+                return False
+            pack = self.state.blob_pack(blob_id)
+            return pack is None or pack in doomed
 
         todo = [f for f in plan.upload.values() if any(is_new(b) for b, _, _ in f.cached.chunks)]
         advance = self.reporter.progress("uploading", sum(f.cached.stat.size for f in todo))

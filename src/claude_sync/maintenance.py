@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from claude_sync.engine import Engine, Result, _sha
-from claude_sync.errors import ConfigError, CorruptionError, SyncError
-from claude_sync.repository import DATA_PREFIX, group_by_pack
+from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, SyncError
+from claude_sync.repository import (
+    DATA_PREFIX,
+    BlobLocation,
+    Repository,
+    group_by_pack,
+    snapshot_name,
+)
 
 
 @dataclass(frozen=True)
@@ -136,3 +143,103 @@ def verify(engine: Engine, read_data: bool) -> list[str]:
             except CorruptionError as exc:
                 problems.append(str(exc))
     return problems
+
+
+@dataclass
+class PruneReport:
+    snapshots_removed: list[int]
+    packs_marked: int
+    packs_deleted: int
+    bytes_freed: int
+
+
+def prune(
+    engine: Engine, keep_last: int, keep_within: float | None, grace: float, dry_run: bool
+) -> PruneReport:
+    """Forget old snapshots, then delete data no kept snapshot needs, in two phases.
+
+    Unreferenced packs are first *marked*; a later run (at least `grace` seconds on) deletes
+    those still unreferenced. A push running meanwhile either finishes within the grace period
+    (its snapshot then references its packs) or starts after the mark and, seeing it, does
+    not lean on marked packs: so no snapshot ever points at deleted data.
+    """
+    repo = engine.repo
+    entries = log(engine)
+    if not entries:
+        return PruneReport([], 0, 0, 0)
+    now = time.time()
+    keep = {e.seq for e in entries[-max(1, keep_last) :]}
+    if keep_within is not None:
+        keep |= {e.seq for e in entries if now - e.time <= keep_within}
+    doomed_snapshots = [e.seq for e in entries if e.seq not in keep]
+    report = PruneReport(doomed_snapshots, 0, 0, 0)
+    if dry_run:
+        return report
+    for seq in doomed_snapshots:
+        repo.store.delete(snapshot_name(seq))
+    needed = {
+        b
+        for seq in sorted(keep)
+        for e in repo.load_snapshot(seq).files.values()
+        for b, _ in e.chunks
+    }
+    indexes = {name: repo.load_index(name) for name in repo.index_names()}
+    marks = repo.marks()
+    unreferenced = _unreferenced_packs(
+        indexes, needed, frozenset().union(*(m.packs for m in marks))
+    )
+    fresh = unreferenced - frozenset().union(*(m.packs for m in marks))
+    if fresh:
+        repo.write_mark(set(fresh))
+        report.packs_marked = len(fresh)
+        marks = repo.marks()
+    for mark in marks:
+        if time.time() - mark.time >= grace:
+            _sweep(repo, indexes, mark.packs & unreferenced, report)
+            repo.store.delete(mark.name)
+    return report
+
+
+def _unreferenced_packs(
+    indexes: dict[str, dict[str, BlobLocation]], needed: set[str], marked: frozenset[str]
+) -> frozenset[str]:
+    """Packs holding no needed blob. A blob stored twice (a push re-uploaded it because its
+    pack was marked) keeps only its copy outside marked packs alive."""
+    homes: dict[str, set[str]] = {}
+    packs: set[str] = set()
+    for locations in indexes.values():
+        for blob, loc in locations.items():
+            packs.add(loc.pack)
+            if blob in needed:
+                homes.setdefault(blob, set()).add(loc.pack)
+    used: set[str] = set()
+    for places in homes.values():
+        used |= (places - marked) or places
+    return frozenset(packs - used)
+
+
+def _sweep(
+    repo: Repository,
+    indexes: dict[str, dict[str, BlobLocation]],
+    packs: frozenset[str],
+    report: PruneReport,
+) -> None:
+    """Indexes first (rewritten without the packs), then the packs: a crash in between leaves
+    only orphans, which the next prune marks again."""
+    for name, locations in indexes.items():
+        if not any(loc.pack in packs for loc in locations.values()):
+            continue
+        remaining: dict[str, list[tuple[str, int, int]]] = {}
+        for blob, loc in locations.items():
+            if loc.pack not in packs:
+                remaining.setdefault(loc.pack, []).append((blob, loc.offset, loc.length))
+        if remaining:
+            repo.write_index(remaining)
+        repo.store.delete(name)
+    for pack in packs:
+        try:
+            report.bytes_freed += len(repo.store.get(pack))
+        except ObjectNotFoundError:
+            continue
+        repo.store.delete(pack)
+        report.packs_deleted += 1

@@ -34,6 +34,7 @@ KEYS_PREFIX = "keys/"
 DATA_PREFIX = "data/"
 INDEX_PREFIX = "index/"
 SNAPSHOTS_PREFIX = "snapshots/"
+PRUNE_PREFIX = "prune/"
 SEQ_DIGITS = 10
 PACK_TARGET_SIZE = 8 * 1024 * 1024
 MAX_METADATA_SIZE = 1 << 30
@@ -115,6 +116,15 @@ class Snapshot:
     device: str
     time: float
     files: dict[str, FileEntry] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PruneMark:
+    """Packs found unreferenced at `time`; deleted by a prune run a grace period later."""
+
+    name: str
+    time: float
+    packs: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -376,6 +386,29 @@ class Repository:
             "version": FORMAT_VERSION,
             "packs": {p: [list(b) for b in bl] for p, bl in packs.items()},
         }
+        self._put(name, self.keys.seal(name, _encode_json(body)))
+        return name
+
+    # -- prune marks ----------------------------------------------------------------------
+
+    def marks(self) -> list[PruneMark]:
+        found = []
+        for name in self.store.list(PRUNE_PREFIX):
+            if not _HEX64.fullmatch(name[len(PRUNE_PREFIX) :]):
+                continue
+            obj = _decode_json(self.keys.open(name, self._get(name)), f"prune mark {name}")
+            try:
+                found.append(PruneMark(name, float(obj["time"]), frozenset(map(str, obj["packs"]))))
+            except (KeyError, TypeError, ValueError):
+                raise CorruptionError(f"prune mark {name} is malformed") from None
+        return found
+
+    def marked_packs(self) -> frozenset[str]:
+        return frozenset().union(*(m.packs for m in self.marks()))
+
+    def write_mark(self, packs: set[str]) -> str:
+        name = PRUNE_PREFIX + os.urandom(32).hex()
+        body = {"version": FORMAT_VERSION, "time": time.time(), "packs": sorted(packs)}
         self._put(name, self.keys.seal(name, _encode_json(body)))
         return name
 

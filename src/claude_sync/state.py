@@ -138,10 +138,14 @@ class State:
         )
         self.db.execute("INSERT OR REPLACE INTO indexes VALUES (?)", (name,))
 
-    def has_blob(self, blob_id: str) -> bool:
-        return (
-            self.db.execute("SELECT 1 FROM blobs WHERE id = ?", (blob_id,)).fetchone() is not None
-        )
+    def forget_indexes(self) -> None:
+        """Drop the blob cache, to be rebuilt from the indexes that exist now."""
+        self.db.execute("DELETE FROM blobs")
+        self.db.execute("DELETE FROM indexes")
+
+    def blob_pack(self, blob_id: str) -> str | None:
+        row = self.db.execute("SELECT pack FROM blobs WHERE id = ?", (blob_id,)).fetchone()
+        return row[0] if row else None
 
     def locate(self, blob_ids: Iterable[str]) -> dict[str, BlobLocation]:
         found = {}
