@@ -34,6 +34,11 @@ def test_log_and_devices(make_machine, repo_dir):
     assert "laptop" in a.run("log").stdout
     devices = a.run("devices").stdout
     assert "laptop (this machine)" in devices and "desktop" in devices
+    a.run("devices", "--rename", "ann-mbp")
+    a.write("rules/s.md", "x\n")
+    a.run("push")
+    assert "ann-mbp (this machine)" in a.run("devices").stdout
+    assert a.run("devices", "--rename", " ", check=False).returncode == 2
 
 
 def test_restore_in_place_and_to_target(make_machine, repo_dir, tmp_path):

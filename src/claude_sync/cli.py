@@ -247,8 +247,14 @@ def _print_conflicts(conflicts: list[Conflict], verbose: bool) -> None:
         err.print(line, markup=False)
         if verbose:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c.remote_time))
+            mtime = (
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(c.local_mtime_ns / 1e9))
+                if c.local_mtime_ns
+                else "-"
+            )
             err.print(
-                f"    local  sha256 {c.local_sha256 or '(deleted)'}\n"
+                f"    local  sha256 {c.local_sha256 or '(deleted)'} on this machine, "
+                f"modified {mtime}\n"
                 f"    remote sha256 {c.remote_sha256 or '(deleted)'} from {c.remote_device}, "
                 f"snapshot {c.remote_seq}, {when}\n"
                 f"    base   sha256 {c.base_sha256 or '(none)'}",
@@ -343,10 +349,7 @@ def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
     """Show what push and pull would do, and unresolved conflicts."""
     with open_workspace(where) as ws:
         selected = ws.selection()
-        engine = ws.engine(None, allow_rollback)
-        result = engine.pull(selected, "ask", dry_run=True)
-        result.pushed = engine.push(selected, dry_run=True).pushed
-        head = ws.repo.head_seq()
+        result, head = ws.engine(None, allow_rollback).status(selected)
     if as_json:
         body = result.to_json() | {"remote": redact(ws.settings.remote), "head": head}
         click.echo(json.dumps(body))
@@ -571,8 +574,15 @@ def log_command(where: Locations, as_json: bool) -> None:
 
 @main.command("devices")
 @location_options
-def devices_command(where: Locations) -> None:
+@click.option("--rename", metavar="NAME", help="Change this machine's name in future pushes.")
+def devices_command(where: Locations, rename: str | None) -> None:
     """List the machines that pushed, and when each last did."""
+    if rename is not None:
+        if not rename.strip():
+            raise ConfigError("a device name cannot be empty")
+        settings = config.load_settings(where.config_dir)
+        settings.device = rename.strip()
+        config.save_settings(where.config_dir, settings)
     with open_workspace(where) as ws:
         seen = maintenance.devices(maintenance.log(ws.engine()))
         me = ws.settings.device

@@ -617,11 +617,7 @@ class Engine:
         local = self.scan(sel, result.warnings)
         plan = self.plan_pull(sel, local, head, strategy)
         if dry_run:
-            # Merges are not tried in a dry run; those that failed before are still conflicts.
-            known = {p: Conflict(**d) for p, d in self.state.conflicts().items()}  # type: ignore[arg-type]
-            result.conflicts = plan.conflicts + [known[p] for p in plan.merges if p in known]
-            result.pulled = sorted((set(plan.write) | set(plan.merges)) - set(known))
-            result.deleted = sorted(plan.delete)
+            self._report_dry_pull(plan, result)
             return result
         self._merge(plan, result)
         result.conflicts = plan.conflicts
@@ -636,6 +632,23 @@ class Engine:
             if complete and not plan.conflicts:
                 self.state.set_meta("pulled_seq", str(head.seq))
         return result
+
+    def _report_dry_pull(self, plan: Plan, result: Result) -> None:
+        # Merges are not tried in a dry run; those that failed before are still conflicts.
+        known = {p: Conflict(**d) for p, d in self.state.conflicts().items()}  # type: ignore[arg-type]
+        result.conflicts = plan.conflicts + [known[p] for p in plan.merges if p in known]
+        result.pulled = sorted((set(plan.write) | set(plan.merges)) - set(known))
+        result.deleted = sorted(plan.delete)
+
+    def status(self, sel: Selection) -> tuple[Result, int | None]:
+        """What pull and push would do, from one look at the remote head."""
+        result = Result()
+        head = self.head()
+        local = self.scan(sel, result.warnings)
+        self._report_dry_pull(self.plan_pull(sel, local, head, "ask"), result)
+        push = self.plan_push(sel, local, head)
+        result.pushed = sorted(push.upload) + sorted(push.remove)
+        return result, head.seq if head else None
 
     def _apply_pull(self, plan: Plan, local: dict[str, LocalFile], result: Result) -> None:
         assert plan.head is not None
