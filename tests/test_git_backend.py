@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -519,3 +520,23 @@ def test_delete_get_and_odd_options(tmp_path: Path) -> None:
     assert _store(tmp_path, url, "other").list("keys/") == ["keys/two"]
     with pytest.raises(ConfigError, match="invalid git branch"):
         _store(tmp_path, url, "bad", branch="no..dots").list("")
+
+
+def test_a_silent_server_times_out(make_machine, tmp_path):
+    """A server that accepts the connection and never answers: a clear error, in time."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(listener.accept()[0]), daemon=True).start()
+    m = make_machine("m")
+    m.env["CLAUDE_SYNC_GIT_TIMEOUT"] = "2"
+    try:
+        proc = m.run("init", f"git+git://127.0.0.1:{port}/x.git", check=False, timeout=60)
+    finally:
+        listener.close()
+        for conn in accepted:
+            conn.close()
+    assert proc.returncode == 1
+    assert "gave no answer within 2 s" in proc.stderr and "Traceback" not in proc.stderr

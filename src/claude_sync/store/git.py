@@ -156,6 +156,10 @@ def _is_staged_kind(path: str) -> bool:
     return path.startswith(STAGED_PREFIXES)
 
 
+# A hung server must not hang claude-sync (or a Claude Code hook) forever.
+TIMEOUT_ENV = "CLAUDE_SYNC_GIT_TIMEOUT"
+
+
 class GitStore(ObjectStore):
     # One clone, one git index: writes must not race each other.
     parallel_safe = False
@@ -188,7 +192,11 @@ class GitStore(ObjectStore):
         return env
 
     def _git(
-        self, *args: str, data: bytes | None = None, check: bool = True
+        self,
+        *args: str,
+        data: bytes | None = None,
+        check: bool = True,
+        timeout: float | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         cmd = ["git"]
         for item in _CONFIG:
@@ -200,9 +208,15 @@ class GitStore(ObjectStore):
                 stdin=None if data is not None else subprocess.DEVNULL,
                 capture_output=True,
                 env=self._env(),
+                timeout=timeout,
             )
         except FileNotFoundError:
             raise ConfigError("the git backend needs the `git` command; install git") from None
+        except subprocess.TimeoutExpired:
+            raise BackendError(
+                f"git {args[0]} to {self.display} gave no answer within {timeout:g} s "
+                f"(set {TIMEOUT_ENV} to wait longer)"
+            ) from None
         if check and proc.returncode != 0:
             raise BackendError(
                 f"git {args[0]} failed in the cache of {self.display}: {_tail(proc)}"
@@ -214,7 +228,8 @@ class GitStore(ObjectStore):
 
     def _network(self, *args: str) -> subprocess.CompletedProcess[bytes]:
         """A command that talks to the remote: failures become one clear line."""
-        proc = self._git(*args, check=False)
+        timeout = float(os.environ.get(TIMEOUT_ENV, "300"))
+        proc = self._git(*args, check=False, timeout=timeout)
         if proc.returncode != 0 and not (args[0] == "push" and b"\n!" in b"\n" + proc.stdout):
             raise self._network_error(proc)
         return proc
