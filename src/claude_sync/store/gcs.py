@@ -27,11 +27,9 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 
 from claude_sync.errors import BackendError, ConfigError, ObjectNotFoundError, SyncError
 from claude_sync.store import RemoteOptions
-from claude_sync.store.base import ObjectStore
+from claude_sync.store.bucket import PROBE_PREFIX, BucketStore
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
-#: Probe objects of prepare() start with this; list() hides them (see s3.PROBE_PREFIX).
-PROBE_PREFIX = ".probe-"
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
 EMULATOR_PROJECT = "claude-sync"
 # (connect, read) seconds per request, and the SDK's retry policy (transient errors: 429, 5xx,
@@ -95,13 +93,16 @@ def _client(transfers: int) -> storage.Client:
     return storage.Client(project=project, credentials=credentials, _http=session)
 
 
-class GCSStore(ObjectStore):
+class GCSStore(BucketStore):
+    conditional_write = "if_generation_match"
+
     def __init__(self, location: Location, options: RemoteOptions) -> None:
         self.location = location
         self.display = str(location)
         self._key_prefix = f"{location.prefix}/" if location.prefix else ""
         self._create_bucket = options.create_bucket
-        self._where = os.environ.get(EMULATOR_ENV) or "Google Cloud Storage"
+        self.bucket = location.bucket
+        self._service = os.environ.get(EMULATOR_ENV) or "Google Cloud Storage"
         self._client = self._call("connect to", lambda: _client(options.transfers))
         self._bucket = self._client.bucket(location.bucket)
 
@@ -154,20 +155,10 @@ class GCSStore(ObjectStore):
         with contextlib.suppress(_Missing):
             self._call("delete from", lambda: blob.delete(retry=RETRY, timeout=TIMEOUT))
 
-    def prepare(self, create: bool) -> None:
-        if not self._bucket_exists():
-            if not create:
-                raise self._missing_bucket()
-            self._make_bucket()
-        self._check_conditional_writes()
-
     def close(self) -> None:
         self._client.close()
 
     # -- helpers --------------------------------------------------------------------------
-
-    def _key(self, name: str) -> str:
-        return self._key_prefix + name
 
     def _holds_our_bytes(self, name: str, data: bytes) -> bool:
         """A 412 may answer a retry of our own first attempt whose reply was lost: then the
@@ -215,26 +206,8 @@ class GCSStore(ObjectStore):
                     "global, choose another"
                 ) from None
 
-    def _check_conditional_writes(self) -> None:
-        """Create-only writes keep two machines from overwriting each other's snapshots:
-        refuse a server that silently ignores if_generation_match."""
-        probe = PROBE_PREFIX + os.urandom(8).hex()
-        created = self.put_if_absent(probe, b"1")
-        try:
-            honoured = created and not self.put_if_absent(probe, b"2")
-        finally:
-            self.delete(probe)
-        if not honoured:
-            raise ConfigError(
-                f"{self.display} does not honour conditional writes (if_generation_match), so "
-                "two machines could overwrite each other's snapshots; use a server that does"
-            )
-
-    def _missing_bucket(self) -> ConfigError:
-        return ConfigError(
-            f"bucket {self.location.bucket} does not exist at {self._where}; create it, or run "
-            "`claude-sync init` with --create-bucket"
-        )
+    def _where(self) -> str:
+        return self._service
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
         """Run one SDK call; the one place google's exceptions become one-line messages."""
@@ -246,7 +219,7 @@ class GCSStore(ObjectStore):
             raise self._error(exc, action) from None
 
     def _error(self, exc: BaseException, action: str) -> Exception:
-        where = self._where
+        where = self._where()
         if isinstance(exc, gexc.NotFound):
             return _Missing(f"not found at {where}: {self.display}")
         if isinstance(exc, gexc.PreconditionFailed):

@@ -7,7 +7,6 @@ Credentials come only from boto3's own chain (environment, profiles, instance ro
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -28,14 +27,11 @@ from botocore.exceptions import (
 
 from claude_sync.errors import BackendError, ConfigError, ObjectNotFoundError, SyncError
 from claude_sync.store import RemoteOptions
-from claude_sync.store.base import ObjectStore
+from claude_sync.store.bucket import PROBE_PREFIX, BucketStore
 
 # Bucket names as S3 and R2 accept them (lower case, 3-63 characters).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _ACCOUNT = re.compile(r"[A-Za-z0-9-]{1,63}")
-#: Probe objects of prepare() start with this; list() hides them so a crash mid-probe cannot
-#: make an empty place look used.
-PROBE_PREFIX = ".probe-"
 # Fail fast on an unreachable endpoint (3 attempts x 3 s) yet ride out a throttled request.
 CONNECT_TIMEOUT = 3
 READ_TIMEOUT = 60
@@ -118,7 +114,9 @@ def _client_config(options: RemoteOptions) -> Config:
     return Config(**settings)
 
 
-class S3Store(ObjectStore):
+class S3Store(BucketStore):
+    conditional_write = "If-None-Match"
+
     def __init__(self, location: Location, options: RemoteOptions) -> None:
         self.location = location
         self.display = str(location)
@@ -166,7 +164,7 @@ class S3Store(ObjectStore):
             if _code(exc) in _LOST_RACE:
                 return self._retry_found_own_write(exc, name, data)
             if _code(exc) == "NotImplemented":
-                raise _no_conditional_writes(self.display) from None
+                raise self._no_conditional_writes() from None
             raise self._error(exc, "write to") from None
         except BotoCoreError as exc:
             raise self._error(exc, "write to") from None
@@ -202,20 +200,10 @@ class S3Store(ObjectStore):
         except BotoCoreError as exc:
             raise self._error(exc, "delete from") from None
 
-    def prepare(self, create: bool) -> None:
-        if not self._bucket_exists():
-            if not create:
-                raise self._missing_bucket()
-            self._make_bucket()
-        self._check_conditional_writes()
-
     def close(self) -> None:
         self._client.close()
 
     # -- helpers --------------------------------------------------------------------------
-
-    def _key(self, name: str) -> str:
-        return self._key_prefix + name
 
     def _retry_found_own_write(self, exc: ClientError, name: str, data: bytes) -> bool:
         """A 412 after the SDK retried may answer our own first attempt, whose reply was lost:
@@ -260,26 +248,8 @@ class S3Store(ObjectStore):
         except BotoCoreError as exc:
             raise self._error(exc, "create the bucket on") from None
 
-    def _check_conditional_writes(self) -> None:
-        """Create-only writes are what keeps two machines from overwriting each other's
-        snapshots: refuse a server that silently ignores If-None-Match."""
-        probe = PROBE_PREFIX + os.urandom(8).hex()
-        created = self.put_if_absent(probe, b"1")
-        try:
-            honoured = created and not self.put_if_absent(probe, b"2")
-        finally:
-            self.delete(probe)
-        if not honoured:
-            raise _no_conditional_writes(self.display)
-
     def _where(self) -> str:
         return self._endpoint or "S3"
-
-    def _missing_bucket(self) -> ConfigError:
-        return ConfigError(
-            f"bucket {self.bucket} does not exist at {self._where()}; create it, or run "
-            "`claude-sync init` with --create-bucket"
-        )
 
     def _error(self, exc: Exception, action: str) -> SyncError:
         """The one place botocore's exceptions become one-line messages for the user."""
@@ -324,13 +294,6 @@ class S3Store(ObjectStore):
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _no_conditional_writes(display: str) -> ConfigError:
-    return ConfigError(
-        f"{display} does not honour conditional writes (If-None-Match), so two machines "
-        "could overwrite each other's snapshots; use a server that supports them"
-    )
 
 
 def _no_credentials_hint(scheme: str) -> str:

@@ -1,0 +1,64 @@
+"""What the bucket stores (S3/R2 and GCS) share: a prefix, create-only probing, messages."""
+
+from __future__ import annotations
+
+import os
+from abc import abstractmethod
+
+from claude_sync.errors import ConfigError
+from claude_sync.store.base import ObjectStore
+
+#: Probe objects of prepare() start with this; list() hides them so a crash mid-probe cannot
+#: make an empty place look used.
+PROBE_PREFIX = ".probe-"
+
+
+class BucketStore(ObjectStore):
+    bucket: str
+    _key_prefix: str
+    #: the conditional-write feature, named as the provider names it, for messages
+    conditional_write: str
+
+    def _key(self, name: str) -> str:
+        return self._key_prefix + name
+
+    @abstractmethod
+    def _where(self) -> str:
+        """The service or endpoint, for messages."""
+
+    @abstractmethod
+    def _bucket_exists(self) -> bool: ...
+
+    @abstractmethod
+    def _make_bucket(self) -> None: ...
+
+    def prepare(self, create: bool) -> None:
+        if not self._bucket_exists():
+            if not create:
+                raise self._missing_bucket()
+            self._make_bucket()
+        self._check_conditional_writes()
+
+    def _check_conditional_writes(self) -> None:
+        """Create-only writes are what keeps two machines from overwriting each other's
+        snapshots: refuse a server that silently ignores them."""
+        probe = PROBE_PREFIX + os.urandom(8).hex()
+        created = self.put_if_absent(probe, b"1")
+        try:
+            honoured = created and not self.put_if_absent(probe, b"2")
+        finally:
+            self.delete(probe)
+        if not honoured:
+            raise self._no_conditional_writes()
+
+    def _no_conditional_writes(self) -> ConfigError:
+        return ConfigError(
+            f"{self.display} does not honour conditional writes ({self.conditional_write}), so "
+            "two machines could overwrite each other's snapshots; use a server that supports them"
+        )
+
+    def _missing_bucket(self) -> ConfigError:
+        return ConfigError(
+            f"bucket {self.bucket} does not exist at {self._where()}; create it, or run "
+            "`claude-sync init` with --create-bucket"
+        )
