@@ -293,52 +293,34 @@ def push(
     _finish(result, as_json, quiet, verbose, dry_run)
 
 
-@main.command()
-@type_argument
-@location_options
-@strategy_option
-@dry_run_option
-@output_options
-def pull(
-    where: Locations,
-    types: tuple[str, ...],
-    strategy: str,
-    dry_run: bool,
-    as_json: bool,
-    verbose: bool,
-    quiet: bool,
-    allow_rollback: bool,
-) -> None:
-    """Download what changed on other machines."""
-    with open_workspace(where) as ws:
-        selected = ws.selection(types)
-        engine = ws.engine(ConsoleReporter(verbose, quiet, as_json), allow_rollback)
-        result = engine.pull(selected, strategy, dry_run, complete=not types)
-    _finish(result, as_json, quiet, verbose, dry_run)
+def _pull_like(name: str, summary: str) -> None:
+    """`pull` and `sync` take the same options and differ only in the engine call."""
+
+    @main.command(name, help=summary)
+    @type_argument
+    @location_options
+    @strategy_option
+    @dry_run_option
+    @output_options
+    def command(
+        where: Locations,
+        types: tuple[str, ...],
+        strategy: str,
+        dry_run: bool,
+        as_json: bool,
+        verbose: bool,
+        quiet: bool,
+        allow_rollback: bool,
+    ) -> None:
+        with open_workspace(where) as ws:
+            engine = ws.engine(ConsoleReporter(verbose, quiet, as_json), allow_rollback)
+            run = engine.pull if name == "pull" else engine.sync
+            result = run(ws.selection(types), strategy, dry_run, complete=not types)
+        _finish(result, as_json, quiet, verbose, dry_run)
 
 
-@main.command()
-@type_argument
-@location_options
-@strategy_option
-@dry_run_option
-@output_options
-def sync(
-    where: Locations,
-    types: tuple[str, ...],
-    strategy: str,
-    dry_run: bool,
-    as_json: bool,
-    verbose: bool,
-    quiet: bool,
-    allow_rollback: bool,
-) -> None:
-    """Pull, then push."""
-    with open_workspace(where) as ws:
-        selected = ws.selection(types)
-        engine = ws.engine(ConsoleReporter(verbose, quiet, as_json), allow_rollback)
-        result = engine.sync(selected, strategy, dry_run, complete=not types)
-    _finish(result, as_json, quiet, verbose, dry_run)
+_pull_like("pull", "Download what changed on other machines.")
+_pull_like("sync", "Pull, then push.")
 
 
 @main.command()
