@@ -13,28 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TransferSpeedColumn,
-)
-from rich.table import Table
 
-from claude_sync import (
-    __version__,
-    config,
-    crypto,
-    hooks,
-    integration,
-    maintenance,
-    prompt,
-    session_archive,
-    watcher,
-    wizard,
-)
-from claude_sync import doctor as doctor_checks
+from claude_sync import __version__, config, crypto, hooks, integration
 from claude_sync.engine import STRATEGIES, Conflict, Reporter, Result
 from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, ConfigError, SyncError
 from claude_sync.passphrase import read_passphrase
@@ -44,8 +24,30 @@ from claude_sync.store import RemoteOptions
 from claude_sync.store.base import redact
 from claude_sync.workspace import Locations, init, open_workspace
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _LazyConsole:
+    """A Rich console made on first use: importing Rich costs more than a no-op push."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+        return getattr(self._console, name)
+
+
+out = _LazyConsole(stderr=False)
+err = _LazyConsole(stderr=True)
+
+
+def _table(*columns: str) -> Any:
+    from rich.table import Table
+
+    return Table(*columns, box=None)
 
 
 class App(click.Group):
@@ -117,7 +119,11 @@ class ConsoleReporter(Reporter):
     def resolve(
         self, conflict: Conflict, local: bytes, remote: bytes, base: bytes | None
     ) -> str | bytes | None:
-        return prompt.ask(conflict, local, remote, base) if self.interactive else None
+        if not self.interactive:
+            return None
+        from claude_sync import prompt
+
+        return prompt.ask(conflict, local, remote, base)
 
     def action(self, verb: str, path: str) -> None:
         if self.verbose:
@@ -126,6 +132,8 @@ class ConsoleReporter(Reporter):
     def progress(self, description: str, total: int) -> Callable[[int], None]:
         if not self.bars or total < 4 * 1024 * 1024:
             return lambda advance: None
+        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
         bar = Progress(
             "{task.description}",
             BarColumn(),
@@ -178,6 +186,8 @@ def init_command(
 
     With no REMOTE on a terminal, a wizard asks which storage to use."""
     if remote is None and recovery_key is None and sys.stdin.isatty() and sys.stdout.isatty():
+        from claude_sync import wizard
+
         wizard.run(where, force=force, device=device)
         return
     outcome = init(
@@ -478,6 +488,8 @@ def watch(where: Locations, debounce: float, interval: float) -> None:
         return go
 
     out.print(f"Watching {where.claude_dir} (Ctrl-C to stop)", markup=False)
+    from claude_sync import watcher
+
     watcher.watch(where.claude_dir, mapper, run("push"), run("pull"), debounce, interval)
     out.print("Stopped.")
 
@@ -542,12 +554,14 @@ def resolve(
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def log_command(where: Locations, as_json: bool) -> None:
     """List snapshots: sequence, device, time, changes."""
+    from claude_sync import maintenance
+
     with open_workspace(where) as ws:
         entries = maintenance.log(ws.engine())
     if as_json:
         click.echo(json.dumps({"snapshots": [e.__dict__ for e in entries]}))
         return
-    table = Table("snapshot", "device", "time", "files", "added", "changed", "removed", box=None)
+    table = _table("snapshot", "device", "time", "files", "added", "changed", "removed")
     for e in entries:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
         table.add_row(*map(str, (e.seq, e.device, when, e.files, e.added, e.changed, e.removed)))
@@ -565,10 +579,12 @@ def devices_command(where: Locations, rename: str | None) -> None:
         settings = config.load_settings(where.config_dir)
         settings.device = rename.strip()
         config.save_settings(where.config_dir, settings)
+    from claude_sync import maintenance
+
     with open_workspace(where) as ws:
         seen = maintenance.devices(maintenance.log(ws.engine()))
         me = ws.settings.device
-    table = Table("device", "snapshots", "last push", box=None)
+    table = _table("device", "snapshots", "last push")
     for device, (count, last) in sorted(seen.items(), key=lambda d: -d[1][1]):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last))
         table.add_row(device + (" (this machine)" if device == me else ""), str(count), when)
@@ -591,6 +607,8 @@ def restore(
     as_json: bool,
 ) -> None:
     """Bring back files (logical paths, or prefixes) as they were in a snapshot."""
+    from claude_sync import maintenance
+
     with open_workspace(where) as ws:
         result = maintenance.restore(
             ws.engine(), seq, list(paths), Path(target) if target else None, force
@@ -635,6 +653,8 @@ def prune(
     where: Locations, keep_last: int, keep_within: str | None, grace: str, dry_run: bool
 ) -> None:
     """Drop old snapshots and the data only they needed (safe while others push)."""
+    from claude_sync import maintenance
+
     with open_workspace(where) as ws:
         report = maintenance.prune(
             ws.engine(), keep_last, _duration(keep_within), _duration(grace) or 0.0, dry_run
@@ -653,6 +673,8 @@ def prune(
 @location_options
 def verify(where: Locations, read_data: bool) -> None:
     """Check that every snapshot's data is present (and intact, with --read-data)."""
+    from claude_sync import maintenance
+
     with open_workspace(where) as ws:
         problems = maintenance.verify(ws.engine(), read_data)
     for problem in problems:
@@ -677,6 +699,8 @@ def _mapper(where: Locations) -> PathMapper:
 @location_options
 def export_command(where: Locations, session: str, file: str) -> None:
     """Write one session (transcript and sub-agents) to FILE, unencrypted, to hand over."""
+    from claude_sync import session_archive
+
     count = session_archive.export_session(where.claude_dir, _mapper(where), session, Path(file))
     out.print(
         f"Exported {count} files of session {session} to {file} (not encrypted).", markup=False
@@ -689,6 +713,8 @@ def export_command(where: Locations, session: str, file: str) -> None:
 @location_options
 def import_command(where: Locations, file: str, force: bool) -> None:
     """Place a session exported elsewhere where Claude Code looks for it here."""
+    from claude_sync import session_archive
+
     placed = session_archive.import_session(where.claude_dir, _mapper(where), Path(file), force)
     out.print(f"Imported {len(placed)} files into {where.claude_dir / placed[0]}", markup=False)
 
@@ -698,6 +724,8 @@ def import_command(where: Locations, file: str, force: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 def doctor(where: Locations, as_json: bool) -> None:
     """Check the set-up end to end and explain how to fix what is wrong."""
+    from claude_sync import doctor as doctor_checks
+
     checks = doctor_checks.run(where)
     if as_json:
         click.echo(
@@ -756,7 +784,7 @@ def types_command(
             out.print(f"exclude: {glob}", markup=False)
     elif enable or disable or exclude or include or clear_globs:
         raise ConfigError("this machine is not set up: run `claude-sync init` first")
-    table = Table("type", "synced", "what", box=None)
+    table = _table("type", "synced", "what")
     for rtype in TYPES:
         on = enabled.get(rtype.name, rtype.default)
         off = "no (opt-in)" if not rtype.default else "no"
@@ -787,7 +815,7 @@ def key_list(where: Locations) -> None:
     """List the repository's keys."""
     with open_workspace(where) as ws:
         keys = ws.repo.list_keys()
-    table = Table("id", "label", "created", box=None)
+    table = _table("id", "label", "created")
     for key_id, label, created in keys:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else ""
         table.add_row(key_id, label, when)

@@ -10,8 +10,6 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import platformdirs
-
 from claude_sync.errors import ConfigError
 from claude_sync.pathmap import LABEL
 
@@ -37,11 +35,15 @@ def config_dir(option: str | None) -> Path:
     env = os.environ.get("CLAUDE_SYNC_CONFIG_DIR")
     if env:
         return Path(env).expanduser()
+    import platformdirs  # only here: it costs more to import than a no-op push takes
+
     return Path(platformdirs.user_config_dir("claude-sync", appauthor=False))
 
 
 def default_remote() -> str:
     """The embedded default: a folder in the user's data directory, no account needed."""
+    import platformdirs
+
     return str(Path(platformdirs.user_data_dir("claude-sync", appauthor=False)) / "repository")
 
 
