@@ -1,10 +1,34 @@
-"""`claude-sync doctor` (placeholder until the checks land)."""
+"""`claude-sync doctor`: check the set-up end to end and say how to fix what is wrong.
+
+Each check is independent where it can be: a missing config still lets the Claude Code folder
+and hooks be looked at. Nothing here changes the repository, except a probe object that is
+created and deleted again to prove the remote takes (create-only) writes.
+"""
 
 from __future__ import annotations
 
+import os
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
+from claude_sync import config
+from claude_sync.errors import SyncError
+from claude_sync.repository import Repository
+from claude_sync.state import State
+from claude_sync.store import RemoteOptions, open_store
+from claude_sync.store.base import ObjectStore, redact
+from claude_sync.store.folder import FolderStore
+from claude_sync.store.git import GitStore
 from claude_sync.workspace import Locations
+
+#: A newest snapshot further in the future than this means some machine's clock is wrong.
+MAX_SKEW = 300.0
+PROBE_PREFIX = ".probe-"  # the cloud backends hide names like this from listings
+REINIT = "run `claude-sync init --force REMOTE` to set this machine up again"
+_HOOK = re.compile(r"claude[-_]sync hook session-(start|end)\b")
 
 
 @dataclass
@@ -16,4 +40,220 @@ class Check:
 
 
 def run(where: Locations) -> list[Check]:
-    return []
+    checks: list[Check] = []
+    settings = _settings(where, checks)
+    if settings is not None:
+        master = _key(where, settings, checks)
+        with _opened(where, settings, checks) as store:
+            if store is not None:
+                _writes(store, checks)
+                repo = _repository(store, settings, master, checks)
+                if repo is not None:
+                    checks.append(_clock(repo))
+        checks += _local_state(where)
+    checks.append(_claude_dir(where))
+    checks.append(_hooks(where))
+    return checks
+
+
+def _settings(where: Locations, checks: list[Check]) -> config.Settings | None:
+    try:
+        settings = config.load_settings(where.config_dir)
+    except SyncError as exc:
+        checks.append(Check("config", False, str(exc), "run `claude-sync init` (or --force)"))
+        return None
+    checks.append(Check("config", True, f"{where.config_dir} (remote {redact(settings.remote)})"))
+    return settings
+
+
+def _key(where: Locations, settings: config.Settings, checks: list[Check]) -> bytes | None:
+    try:
+        master = config.load_master_key(where.config_dir, settings.repo_id)
+    except SyncError as exc:
+        checks.append(Check("key", False, str(exc), REINIT))
+        return None
+    checks.append(Check("key", True, f"present for repository {settings.repo_id[:12]}"))
+    return master
+
+
+@contextmanager
+def _opened(
+    where: Locations, settings: config.Settings, checks: list[Check]
+) -> Iterator[ObjectStore | None]:
+    """The remote, when it answers a listing of the repository's config object."""
+    options = RemoteOptions(
+        endpoint_url=settings.endpoint_url,
+        git_branch=settings.git_branch,
+        cache_dir=where.config_dir / "cache",
+    )
+    name = "remote reachable"
+    try:
+        store = open_store(settings.remote, options)
+    except SyncError as exc:
+        checks.append(Check(name, False, str(exc), "check the remote's address and credentials"))
+        yield None
+        return
+    try:
+        if isinstance(store, FolderStore) and not store.root.is_dir():
+            # A folder store lists a missing folder as empty; it is gone (or not mounted).
+            raise SyncError(f"the folder {store.root} does not exist (unmounted or deleted?)")
+        found = store.list("config")
+    except SyncError as exc:
+        checks.append(Check(name, False, str(exc), f"make the remote reachable, or {REINIT}"))
+        yield None
+    else:
+        if "config" not in found:
+            checks.append(
+                Check(name, False, f"{store.display} holds no repository (emptied?)", REINIT)
+            )
+            yield None
+        else:
+            checks.append(Check(name, True, store.display))
+            yield store
+    finally:
+        store.close()
+
+
+def _writes(store: ObjectStore, checks: list[Check]) -> None:
+    """Write a probe object twice, then delete it: the second, create-only write must fail."""
+    if not isinstance(store, GitStore):
+        probe = PROBE_PREFIX + os.urandom(8).hex()
+        try:
+            created = store.put_if_absent(probe, b"1")
+            honoured = created and not store.put_if_absent(probe, b"2")
+        except SyncError as exc:
+            checks.append(Check("remote writable", False, str(exc), "grant write access"))
+            return
+        finally:
+            _quietly_delete(store, probe)
+        checks.append(Check("remote writable", created, "a probe object was written and removed"))
+        checks.append(
+            Check(
+                "conditional writes",
+                honoured,
+                "create-only writes are honoured"
+                if honoured
+                else "an existing object was "
+                "overwritten: two machines could overwrite each other's snapshots",
+                "" if honoured else "use a server that supports If-None-Match / preconditions",
+            )
+        )
+        return
+    # Git: a probe would add two commits to the history forever; its push access is proven by
+    # every push, and a non-fast-forward push is always refused (Git's compare-and-swap).
+    checks.append(Check("remote writable", True, "git: checked by each push (fetch works)"))
+    checks.append(Check("conditional writes", True, "git refuses non-fast-forward pushes"))
+
+
+def _quietly_delete(store: ObjectStore, name: str) -> None:
+    with suppress(SyncError):  # a leftover probe is hidden from listings anyway
+        store.delete(name)
+
+
+def _repository(
+    store: ObjectStore, settings: config.Settings, master: bytes | None, checks: list[Check]
+) -> Repository | None:
+    name = "key matches repository"
+    if master is None:
+        return None
+    try:
+        repo = Repository.open(store, master)
+    except SyncError as exc:
+        checks.append(Check(name, False, f"the local key does not open it: {exc}", REINIT))
+        return None
+    if repo.config.repo_id != settings.repo_id:
+        checks.append(Check(name, False, "the remote holds another repository now", REINIT))
+        return None
+    checks.append(Check(name, True, f"repository {repo.config.repo_id[:12]} opens"))
+    return repo
+
+
+def _clock(repo: Repository) -> Check:
+    """A snapshot stamped in the future: this clock (or the pushing machine's) is off."""
+    try:
+        seq = repo.head_seq()
+        if seq is None:
+            return Check("clock", True, "no snapshot yet to compare with")
+        snapshot = repo.load_snapshot(seq)
+    except SyncError as exc:
+        return Check("clock", False, f"cannot read the newest snapshot: {exc}", "run verify")
+    ahead = snapshot.time - time.time()
+    if ahead > MAX_SKEW:
+        return Check(
+            "clock",
+            False,
+            f"the newest snapshot ({seq}, from {snapshot.device}) is {_ago(-ahead)} in the future",
+            f"set the clock right here or on {snapshot.device} (e.g. enable NTP)",
+        )
+    return Check("clock", True, f"newest snapshot {seq} from {snapshot.device}, {_ago(ahead)} ago")
+
+
+def _local_state(where: Locations) -> list[Check]:
+    path = where.config_dir / config.STATE_FILE
+    if not path.exists():
+        return [Check("last sync", True, "never (no pull or push yet)")]
+    try:
+        state = State(path)
+    except SyncError as exc:
+        return [Check("local state", False, str(exc), REINIT)]
+    try:
+        meta = {d: state.get_meta(f"last_{d}") for d in ("pull", "push")}
+        conflicts = state.conflicts()
+    finally:
+        state.close()
+    last = ", ".join(f"{d} {_when(v)}" for d, v in meta.items())
+    if not conflicts:
+        return [Check("last sync", True, last), Check("conflicts", True, "none unresolved")]
+    first = sorted(conflicts)[0]
+    return [
+        Check("last sync", True, last),
+        Check(
+            "conflicts",
+            False,
+            f"{len(conflicts)} unresolved: {', '.join(sorted(conflicts))}",
+            f"see `claude-sync conflicts`, then `claude-sync resolve {first} --take local` "
+            "(or remote, or both)",
+        ),
+    ]
+
+
+def _claude_dir(where: Locations) -> Check:
+    if where.claude_dir.is_dir():
+        return Check("Claude Code folder", True, str(where.claude_dir))
+    return Check(
+        "Claude Code folder",
+        False,
+        f"{where.claude_dir} does not exist",
+        "run Claude Code once, or point --claude-dir / CLAUDE_CONFIG_DIR at its folder",
+    )
+
+
+def _hooks(where: Locations) -> Check:
+    """Informational: automatic sync is optional."""
+    path = where.claude_dir / "settings.json"
+    try:
+        found = {m.group(1) for m in _HOOK.finditer(path.read_text())}
+    except OSError:
+        found = set()
+    if found == {"start", "end"}:
+        return Check("hooks", True, f"installed in {path} (automatic sync)")
+    return Check(
+        "hooks",
+        True,
+        f"not installed{' (partly)' if found else ''}: sync runs when you run it; "
+        "`claude-sync install` syncs on each Claude Code session",
+    )
+
+
+def _when(stamp: str | None) -> str:
+    if not stamp:
+        return "never"
+    return f"{_ago(time.time() - float(stamp))} ago"
+
+
+def _ago(seconds: float) -> str:
+    seconds = abs(seconds)
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} seconds"

@@ -453,9 +453,17 @@ class Engine:
         result = Result()
         local = self.scan(sel, result.warnings)
         if not dry_run and not self._has_local_changes(sel, local):
+            self._record_success("push")
             return result
         with contextlib.closing(PackWriter(self.repo)) as writer:
-            return self._push_rounds(sel, local, writer, result, dry_run)
+            result = self._push_rounds(sel, local, writer, result, dry_run)
+        if not dry_run:
+            self._record_success("push")
+        return result
+
+    def _record_success(self, direction: str) -> None:
+        """`doctor` reports when each direction last completed (local time, seconds)."""
+        self.state.set_meta(f"last_{direction}", str(time.time()))
 
     def _push_rounds(
         self,
@@ -612,6 +620,8 @@ class Engine:
             and self.state.get_meta("pulled_seq") == str(head_seq)
             and not self.state.conflicts()
         ):
+            if not dry_run:
+                self._record_success("pull")
             return result
         head = self.repo.load_snapshot(head_seq)
         local = self.scan(sel, result.warnings)
@@ -631,6 +641,7 @@ class Engine:
                 self.state.set_conflict(c.path, c.to_json())
             if complete and not plan.conflicts:
                 self.state.set_meta("pulled_seq", str(head.seq))
+        self._record_success("pull")
         return result
 
     def _report_dry_pull(self, plan: Plan, result: Result) -> None:

@@ -54,12 +54,7 @@ def init(
     device: str | None,
 ) -> InitOutcome:
     """Create a repository on an empty remote or join an existing one; write nothing on failure."""
-    if config.is_set_up(where.config_dir) and not force:
-        current = config.load_settings(where.config_dir).remote
-        raise ConfigError(
-            f"this machine is already set up (remote {redact(current)}); "
-            "use --force to set it up again"
-        )
+    refuse_if_set_up(where, force)
     remote = normalize_remote(remote or config.default_remote())
     options.cache_dir = where.config_dir / "cache"
     store = open_store(remote, options)
@@ -73,13 +68,31 @@ def init(
         else:
             if recovery_key:
                 raise ConfigError(f"{remote} holds no repository to join with a recovery key")
-            _check_empty(store)
+            check_empty(store)
             passphrase = read_passphrase(passphrase_file, confirm=True)
             store.prepare(create=options.create_bucket)
             repo = Repository.create(store, passphrase, device or socket.gethostname())
             created = True
     finally:
         store.close()
+    save_setup(where, remote, options, repo, device)
+    return InitOutcome(created, remote, repo.config.repo_id)
+
+
+def refuse_if_set_up(where: Locations, force: bool) -> None:
+    """`init` never silently replaces a machine's set-up (and so its key)."""
+    if config.is_set_up(where.config_dir) and not force:
+        current = config.load_settings(where.config_dir).remote
+        raise ConfigError(
+            f"this machine is already set up (remote {redact(current)}); "
+            "use --force to set it up again"
+        )
+
+
+def save_setup(
+    where: Locations, remote: str, options: RemoteOptions, repo: Repository, device: str | None
+) -> None:
+    """The last step of `init`: this machine's config and key, written only on success."""
     settings = config.Settings(
         remote=remote,
         repo_id=repo.config.repo_id,
@@ -91,10 +104,9 @@ def init(
     _reset_state_if_other_repo(where.config_dir, repo.config.repo_id)
     config.save_master_key(where.config_dir, repo.config.repo_id, repo.keys.master)
     config.save_settings(where.config_dir, settings)
-    return InitOutcome(created, remote, repo.config.repo_id)
 
 
-def _check_empty(store: ObjectStore) -> None:
+def check_empty(store: ObjectStore) -> None:
     if store.list(""):
         raise ConfigError(
             f"{store.display} is not empty and holds no claude-sync repository; "
