@@ -171,3 +171,15 @@ def test_encryption_round_trip_and_name_binding(data, name):
     with pytest.raises(SyncError):
         crypto.open_sealed(key, name + "x", sealed)
     assert compression.unpack(compression.pack(data), "x") == data
+
+
+def test_compression_is_safe_from_many_threads():
+    """Packs are read in parallel: the zstd contexts must not be shared between threads."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    blobs = [(f"record {i} " * 5000).encode() for i in range(64)]
+    packed = [compression.pack(b) for b in blobs]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for _ in range(5):
+            assert list(pool.map(lambda p: compression.unpack(p, "x"), packed)) == blobs
+            assert list(pool.map(compression.pack, blobs)) == packed

@@ -240,6 +240,10 @@ def history(sb: Sandbox) -> None:
     assert "No problems found." in sb.readme("claude-sync verify").stdout
     assert "No problems found." in sb.readme("claude-sync verify --read-data").stdout
     assert "✗" not in sb.readme("claude-sync doctor").stdout
+    pruned = sb.readme("claude-sync prune --keep-last 10 --keep-within 30d").stdout
+    assert "Removed 0 snapshots" in pruned  # all 13 are younger than 30 days
+    sb.me.run("prune", "--keep-last", "10", "--grace", "0")
+    assert len(sb.me.json("log")["snapshots"]) == 10
 
 
 def keys(sb: Sandbox) -> None:

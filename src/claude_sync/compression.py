@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import zstandard
 
 from claude_sync.errors import CorruptionError
@@ -10,13 +12,21 @@ RAW = 0
 ZSTD = 1
 LEVEL = 3
 
-_compressor = zstandard.ZstdCompressor(level=LEVEL)
-_decompressor = zstandard.ZstdDecompressor()
+# zstd contexts must not be shared between threads (a shared one crashes the interpreter
+# when packs are read in parallel): one pair per thread, made on first use.
+_local = threading.local()
+
+
+def _contexts() -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+    pair = getattr(_local, "pair", None)
+    if pair is None:
+        pair = _local.pair = (zstandard.ZstdCompressor(level=LEVEL), zstandard.ZstdDecompressor())
+    return pair
 
 
 def pack(data: bytes | memoryview) -> bytes:
     """Compress when it pays; incompressible data is stored as is."""
-    compressed = _compressor.compress(data)
+    compressed = _contexts()[0].compress(data)
     if len(compressed) < len(data):
         return bytes([ZSTD]) + compressed
     return bytes([RAW]) + bytes(data)
@@ -29,7 +39,7 @@ def unpack(data: bytes, what: str) -> bytes:
         return data[1:]
     if data[0] == ZSTD:
         try:
-            return _decompressor.decompress(data[1:])
+            return _contexts()[1].decompress(data[1:])
         except zstandard.ZstdError:
             raise CorruptionError(f"{what} does not decompress") from None
     raise CorruptionError(f"{what} has an unknown compression flag")
