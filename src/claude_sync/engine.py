@@ -39,6 +39,7 @@ STRATEGIES = ("ask", "local", "remote", "both")
 MAX_PUSH_ATTEMPTS = 8
 MAX_SYNC_ROUNDS = 3
 HISTORY_LOOKBACK = 100
+FSYNC_EACH_UP_TO = 16
 STABLE_READ_ATTEMPTS = 3
 
 
@@ -681,11 +682,20 @@ class Engine:
         """Download and verify every output into a temporary file beside its destination,
         all before the caller moves any into place; leftovers are removed afterwards."""
         staged: list[tuple[str, Path, Path, FileEntry]] = []
+        # One fsync per file costs more than everything else on a fresh pull of thousands
+        # of files: past a few files, one sync of the filesystem makes them all durable.
+        each = len(outputs) <= FSYNC_EACH_UP_TO
+        safe_dirs: set[Path] = set()
         try:
             blobs = self._fetch_blobs([e for _, e in outputs.values()], result)
             for path, (dest, entry) in outputs.items():
-                tmp = self._assemble(root, dest, entry, blobs, self.filters.get(path))
+                if dest.parent not in safe_dirs:
+                    _make_parent_inside(root, dest)
+                    safe_dirs.add(dest.parent)
+                tmp = self._assemble(dest, entry, blobs, self.filters.get(path), fsync=each)
                 staged.append((path, tmp, dest, entry))
+            if not each:
+                os.sync()
             yield staged
         finally:
             for _, tmp, _, _ in staged:
@@ -741,15 +751,12 @@ class Engine:
 
     def _assemble(
         self,
-        root: Path,
         dest: Path,
         entry: FileEntry,
         staging: Path,
-        content_filter: HomeFilter | None = None,
+        content_filter: HomeFilter | None,
+        fsync: bool,
     ) -> Path:
-        _check_inside(root, dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        _check_inside(root, dest)
         fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}{TMP_MARKER}-")
         tmp = Path(name)
         sha = hashlib.sha256()
@@ -764,7 +771,8 @@ class Engine:
                 sha.update(data)
                 out.write(content_filter.to_local(data))
             out.flush()
-            os.fsync(out.fileno())
+            if fsync:
+                os.fsync(out.fileno())
         if sha.hexdigest() != entry.sha256:
             raise CorruptionError(f"data for {dest.name} does not match its snapshot entry")
         os.chmod(tmp, entry.mode & 0o777 or 0o600)
@@ -814,6 +822,8 @@ class Engine:
             for path, (data, theirs) in plan.merged.items():
                 if self._write_merged(path, data, local.get(path), result):
                     self.state.set_base(path, theirs, seq)
+            # The renames must be on disk before the state says they happened.
+            _sync_dirs({dest.parent for _, _, dest, _ in staged})
 
     def _write_merged(
         self, path: str, data: bytes, scanned: LocalFile | None, result: Result
@@ -874,10 +884,23 @@ def _unchanged_since_scan(dest: Path, scanned: LocalFile | None) -> bool:
     return scanned is not None and _stat_key(st) == scanned.cached.stat
 
 
-def _check_inside(root: Path, dest: Path) -> None:
-    """Refuse to write through a symlink that leads out of the Claude directory."""
+def _sync_dirs(dirs: set[Path]) -> None:
+    if len(dirs) > FSYNC_EACH_UP_TO:
+        os.sync()
+        return
+    for directory in dirs:
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _make_parent_inside(root: Path, dest: Path) -> None:
+    """Create dest's folder, refusing a symlink that leads out of the Claude directory."""
     real_root = root.resolve()
-    parent = dest.parent
-    with contextlib.suppress(FileNotFoundError):
-        if not parent.resolve().is_relative_to(real_root):
-            raise SyncError(f"refusing to write {dest}: it leads outside {root}")
+    for _ in range(2):  # before creating (no escape to create through) and after
+        with contextlib.suppress(FileNotFoundError):
+            if not dest.parent.resolve().is_relative_to(real_root):
+                raise SyncError(f"refusing to write {dest}: it leads outside {root}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
