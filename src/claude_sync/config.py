@@ -127,9 +127,21 @@ def save_settings(directory: Path, settings: Settings) -> None:
     write_private(directory / CONFIG_FILE, (json.dumps(body, indent=2) + "\n").encode())
 
 
-def save_master_key(directory: Path, repo_id: str, master: bytes) -> None:
+def save_master_key(
+    directory: Path, repo_id: str, master: bytes, repo_config: dict[str, object] | None = None
+) -> None:
+    """The key, and the repository's (immutable) config so daily commands need not fetch it."""
     body = {"repo_id": repo_id, "master_key": base64.b64encode(master).decode()}
+    if repo_config is not None:
+        body["repo_config"] = repo_config  # type: ignore[assignment]
     write_private(directory / KEY_FILE, json.dumps(body).encode())
+
+
+def load_repo_config(directory: Path) -> object | None:
+    try:
+        return json.loads((directory / KEY_FILE).read_text()).get("repo_config")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def load_master_key(directory: Path, repo_id: str) -> bytes:

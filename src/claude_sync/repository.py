@@ -14,7 +14,7 @@ import re
 import struct
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -148,15 +148,60 @@ def _decode_json(data: bytes, what: str) -> Any:
 class Repository:
     """An opened repository: a store plus the keys and config that make sense of it."""
 
-    def __init__(self, store: ObjectStore, keys: crypto.KeyRing, config: RepoConfig) -> None:
-        self.store = store
+    def __init__(
+        self,
+        store: ObjectStore | None,
+        keys: crypto.KeyRing,
+        config: RepoConfig,
+        open_store: Callable[[], ObjectStore] | None = None,
+    ) -> None:
+        self._store = store
+        self._open_store = open_store
         self.keys = keys
         self.config = config
         self.uploaded_bytes = 0
         self.downloaded_bytes = 0
-        #: how many objects may travel at once (1 for stores that are not thread-safe)
+        #: how many objects may travel at once, for stores that are thread-safe
         self.transfers = 1
         self._counter_lock = threading.Lock()
+
+    @classmethod
+    def deferred(
+        cls, open_store: Callable[[], ObjectStore], master: bytes, config_body: Any
+    ) -> Repository:
+        """A repository known from this machine's cache: the store is opened, and checked to
+        still hold this repository, only when first needed (a no-op push never needs it)."""
+        return cls(None, crypto.KeyRing(master), _parse_config(config_body), open_store)
+
+    @property
+    def store(self) -> ObjectStore:
+        if self._store is None:
+            assert self._open_store is not None
+            store = self._open_store()
+            try:
+                found = Repository.open(store, self.keys.master).config.repo_id
+                if found != self.config.repo_id:
+                    raise ConfigError(
+                        f"{store.display} now holds a different repository than the one this "
+                        "machine joined; run `claude-sync init --force` to join it"
+                    )
+            except BaseException:
+                store.close()
+                raise
+            self._store = store
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+    @property
+    def parallel(self) -> int:
+        """Transfers at once: 1 for stores whose requests must not overlap."""
+        return max(1, self.transfers) if self.store.parallel_safe else 1
+
+    def config_body(self) -> dict[str, Any]:
+        return _config_body(self.config)
 
     def _put(self, name: str, data: bytes) -> bool:
         created = self.store.put_if_absent(name, data)
@@ -174,12 +219,13 @@ class Repository:
     def read_packs(self, packs: dict[str, dict[str, BlobLocation]]) -> Iterator[dict[str, bytes]]:
         """read_pack for many packs, `transfers` at a time, so memory stays bounded."""
         items = list(packs.items())
-        if self.transfers <= 1:
+        parallel = self.parallel
+        if parallel <= 1:
             yield from (self.read_pack(pack, wanted) for pack, wanted in items)
             return
-        with ThreadPoolExecutor(max_workers=self.transfers) as pool:
-            for start in range(0, len(items), self.transfers):
-                window = items[start : start + self.transfers]
+        with ThreadPoolExecutor(max_workers=parallel) as pool:
+            for start in range(0, len(items), parallel):
+                window = items[start : start + parallel]
                 yield from pool.map(lambda item: self.read_pack(*item), window)
 
     # -- creation and opening -------------------------------------------------------------
@@ -207,12 +253,7 @@ class Repository:
         repo = cls(store, keys, config)
         # The config goes first: a repository is usable once any key object exists, and a
         # key object without its config would look like a damaged repository.
-        body = {
-            "version": FORMAT_VERSION,
-            "repo_id": config.repo_id,
-            "created": config.created,
-            "chunker": config.chunker.__dict__,
-        }
+        body = _config_body(config)
         if not store.put_if_absent(CONFIG_NAME, keys.seal(CONFIG_NAME, _encode_json(body))):
             raise ConfigError(f"{store.display} already holds a repository")
         if passphrase is not None:
@@ -451,7 +492,8 @@ class PackWriter:
         self.written: dict[str, list[tuple[str, int, int]]] = {}
         self.pending: set[str] = set()
         # Packs upload in the background while the next one fills, at most `transfers` at once.
-        self._pool = ThreadPoolExecutor(max_workers=repo.transfers) if repo.transfers > 1 else None
+        self._parallel = repo.parallel
+        self._pool = ThreadPoolExecutor(max_workers=self._parallel) if self._parallel > 1 else None
         self._uploads: list[Future[bool]] = []
 
     def close(self) -> None:
@@ -482,7 +524,7 @@ class PackWriter:
         if self._pool is None:
             self.repo._put(name, data)
         else:
-            self._wait(self.repo.transfers - 1)
+            self._wait(self._parallel - 1)
             self._uploads.append(self._pool.submit(self.repo._put, name, data))
         self.written[name] = self.entries
         self.buffer = bytearray()
@@ -502,6 +544,15 @@ class PackWriter:
         }
         self.written = {}
         return name, locations
+
+
+def _config_body(config: RepoConfig) -> dict[str, Any]:
+    return {
+        "version": FORMAT_VERSION,
+        "repo_id": config.repo_id,
+        "created": config.created,
+        "chunker": dict(config.chunker.__dict__),
+    }
 
 
 def _parse_config(obj: Any) -> RepoConfig:

@@ -102,7 +102,9 @@ def save_setup(
     if device:
         settings.device = device
     _reset_state_if_other_repo(where.config_dir, repo.config.repo_id)
-    config.save_master_key(where.config_dir, repo.config.repo_id, repo.keys.master)
+    config.save_master_key(
+        where.config_dir, repo.config.repo_id, repo.keys.master, repo.config_body()
+    )
     config.save_settings(where.config_dir, settings)
 
 
@@ -166,22 +168,41 @@ def open_workspace(where: Locations) -> Iterator[Workspace]:
             cache_dir=where.config_dir / "cache",
             transfers=int(os.environ.get("CLAUDE_SYNC_TRANSFERS", "8")),
         )
-        store = open_store(settings.remote, options)
+        repo = _repository(where, settings, master, options)
         try:
-            repo = Repository.open(store, master)
-            repo.transfers = max(1, options.transfers) if store.parallel_safe else 1
-            if repo.config.repo_id != settings.repo_id:
-                raise ConfigError(
-                    f"{settings.remote} now holds a different repository than the one this "
-                    "machine joined; run `claude-sync init --force` to join it"
-                )
+            repo.transfers = options.transfers
             state = State(where.config_dir / config.STATE_FILE)
             try:
                 yield Workspace(where, settings, repo, state)
             finally:
                 state.close()
         finally:
-            store.close()
+            repo.close()
+
+
+def _repository(
+    where: Locations, settings: config.Settings, master: bytes, options: RemoteOptions
+) -> Repository:
+    def connect() -> ObjectStore:
+        return open_store(settings.remote, options)
+
+    cached = config.load_repo_config(where.config_dir)
+    if cached is not None:
+        return Repository.deferred(connect, master, cached)
+    store = connect()
+    try:
+        repo = Repository.open(store, master)
+    except BaseException:
+        store.close()
+        raise
+    if repo.config.repo_id != settings.repo_id:
+        store.close()
+        raise ConfigError(
+            f"{redact(settings.remote)} now holds a different repository than the one this "
+            "machine joined; run `claude-sync init --force` to join it"
+        )
+    config.save_master_key(where.config_dir, settings.repo_id, master, repo.config_body())
+    return repo
 
 
 @contextmanager
