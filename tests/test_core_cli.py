@@ -489,3 +489,18 @@ def test_claude_dir_and_config_dir_options(make_machine, repo_dir, tmp_path):
     target = tmp_path / "target"
     assert n.json("pull", "--claude-dir", str(target))["pulled"] == ["agents/x.md"]
     assert (target / "agents/x.md").read_text() == "x\n"
+
+
+def test_leftover_temporary_files_are_cleaned_up(machines, repo_dir):
+    a, _ = machines
+    populate(a)
+    a.run("init", str(repo_dir))
+    folder = a.claude / "projects" / PROJECT
+    stale = folder / ".s.jsonl.claude-sync-tmp-abc123"
+    fresh = folder / ".t.jsonl.claude-sync-tmp-def456"
+    stale.write_text("half a file")
+    fresh.write_text("being written")
+    os.utime(stale, (1_700_000_000, 1_700_000_000))
+    pushed = a.json("push")["pushed"]
+    assert not any("claude-sync-tmp" in p for p in pushed)
+    assert not stale.exists() and fresh.exists()

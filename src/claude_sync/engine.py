@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import random
 import shutil
 import stat
 import tempfile
@@ -36,7 +37,8 @@ from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, ResourceType, Sel
 from claude_sync.state import CachedFile, State, StatKey
 
 STRATEGIES = ("ask", "local", "remote", "both")
-MAX_PUSH_ATTEMPTS = 8
+MAX_PUSH_ATTEMPTS = 16
+PUSH_BACKOFF_CAP = 2.0
 MAX_SYNC_ROUNDS = 3
 HISTORY_LOOKBACK = 100
 FSYNC_EACH_UP_TO = 16
@@ -475,7 +477,11 @@ class Engine:
         dry_run: bool,
     ) -> Result:
         sent_before = self.repo.uploaded_bytes
-        for _ in range(MAX_PUSH_ATTEMPTS):
+        for attempt in range(MAX_PUSH_ATTEMPTS):
+            if attempt:
+                # Another machine won the race for this snapshot number. Waiting a random,
+                # growing while spreads out machines that keep colliding.
+                time.sleep(random.uniform(0, min(PUSH_BACKOFF_CAP, 0.05 * 2**attempt)))
             plan = self.plan_push(sel, local, self.head())
             result.conflicts = plan.conflicts
             if dry_run:

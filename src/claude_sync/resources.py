@@ -7,9 +7,11 @@ a snapshot says, so a hostile snapshot cannot plant `.credentials.json` or hook 
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -17,6 +19,7 @@ from pathlib import Path, PurePosixPath
 # Files claude-sync writes beside real ones; they must never be synced back.
 CONFLICT_MARKER = ".claude-sync-conflict"
 TMP_MARKER = ".claude-sync-tmp"
+STALE_TMP_SECONDS = 600
 # Secrets that no type may ever claim, checked on every path in both directions.
 NEVER = frozenset({".credentials.json", ".claude.json", "settings.local.json"})
 
@@ -172,9 +175,20 @@ def _walk(root: Path, real_root: Path, folder: str) -> Iterator[FoundFile]:
         rel_dir = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
         dirnames.sort()
         for filename in sorted(filenames):
+            if TMP_MARKER in filename:
+                _remove_if_stale(Path(dirpath) / filename)
+                continue
             found = _regular_file(root, real_root, str(rel_dir / filename))
             if found:
                 yield found
+
+
+def _remove_if_stale(path: Path) -> None:
+    """A temporary file of a claude-sync that was killed mid-write. Scans run under the
+    machine-wide lock, so an old one belongs to no running claude-sync."""
+    with contextlib.suppress(OSError):
+        if time.time() - path.lstat().st_mtime > STALE_TMP_SECONDS:
+            path.unlink()
 
 
 def select(
