@@ -203,3 +203,18 @@ def test_prune_is_two_phase_and_marked_data_is_not_reused(make_machine, repo_dir
     b.run("pull")
     assert (b.claude / "agents/x.md").read_text() == v1
     assert a.run("prune", "--keep-within", "nonsense", check=False).returncode == 2
+
+
+def test_prune_collects_packs_no_index_names(make_machine, repo_dir):
+    a = make_machine("a")
+    a.write("agents/x.md", "x\n")
+    a.run("init", str(repo_dir))
+    a.run("push")
+    orphan = repo_dir / "data" / "ab" / ("ab" + "0" * 62)
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"left by a killed push")
+    assert "marked 1 unused packs; deleted 0 packs" in a.run("prune").stdout
+    assert orphan.exists()  # within the grace period a running push may still index it
+    assert "deleted 1 packs" in a.run("prune", "--grace", "0").stdout
+    assert not orphan.exists()
+    assert "No problems found" in a.run("verify", "--read-data").stdout

@@ -2,7 +2,7 @@
 
 Three families of tests, each against real backends on 127.0.0.1:
 
-* **kill -9**: `push` and `pull` are SIGKILLed at a random moment (seeded; spread over a whole
+* **kill -9**: `push`, `pull` and `prune` are SIGKILLed at a random moment (seeded; spread over a whole
   normal run, measured first) over the folder backend and S3 (moto). After each kill: no file
   under ~/.claude is half-written (each is its old or its new full content; the only extra
   files are claude-sync's own hidden `.NAME.claude-sync-tmp-*` temporaries, which every later
@@ -16,15 +16,16 @@ Three families of tests, each against real backends on 127.0.0.1:
   each machine changing its own files and appending to one shared transcript and history:
   never a conflict, and after a final sequential round all six are byte-identical with every
   change. A concurrent `sync` may give up with exit 1 and "another machine kept pushing at the
-  same time; try again": the engine stops after 8 lost snapshot races (MAX_PUSH_ATTEMPTS),
-  and six machines at once can make one lose more (a sync whose shared file moved meanwhile
-  pushes twice). That refusal is clean and retryable, so it is counted (and printed), not failed.
+  same time; try again": the engine backs off with jitter but stops after MAX_PUSH_ATTEMPTS
+  lost snapshot races, and six machines at once can make one lose more (a sync whose shared
+  file moved meanwhile pushes twice). That refusal is clean and retryable, so it is counted
+  (and printed), not failed.
 
 Environment variables:
 
 ``CLAUDE_SYNC_FAULT_TRIALS``
-    kill -9 trials per kind; there are four kinds (folder/S3 x push/pull). Default 3, i.e. 12
-    trials, to keep the normal suite fast; 13 or more (>= 52 trials) is the full setting and
+    kill -9 trials per kind; there are six kinds (folder/S3 x push/pull/prune). Default 3, i.e.
+    18 trials, to keep the normal suite fast; 13 or more (>= 78 trials) is the full setting and
     also switches on the heavy variants: more faulty-network rounds and 4 instead of 2 rounds
     of six concurrent machines.
 ``CLAUDE_SYNC_FAULT_SEED``
@@ -524,3 +525,51 @@ def test_six_machines_sync_concurrently(
         f"\n{rounds} concurrent rounds of 6 machines over {backend}: {elapsed:.1f} s, "
         f"{gave_up} of {6 * rounds} syncs gave up"
     )
+
+
+# -- 4. kill -9 at random points of prune ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["folder", "s3"])
+def test_kill_9_during_prune(
+    backend: str, make_machine: Callable[[str], Machine], remote_for
+) -> None:
+    """However a prune dies, the repository stays whole and later runs finish its work."""
+    rng = Random(f"{SEED}-{backend}-prune")
+    remote = remote_for(backend)
+    a, b = remote.machine(make_machine, "a"), remote.machine(make_machine, "b")
+    expected = Expected()
+    change(a, "setup", expected, rng)
+    remote.join(a)
+    a.run("push", timeout=TIMEOUT)
+    remote.join(b)
+    b.run("pull", timeout=TIMEOUT)
+    killed = 0
+    for t in range(TRIALS):
+        for k in range(2):  # old snapshots whose data the prune may drop
+            change(a, f"p{t}-{k}", expected, rng)
+            a.run("push", timeout=TIMEOUT)
+        started = time.monotonic()
+        proc = start(a, "prune", "--keep-last", "1", "--grace", "0")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=rng.uniform(0, 1.5))
+        killed += proc.poll() is None
+        kill_group(proc)
+        finish(proc)
+        context = (
+            f"prune trial {t} over {backend} (seed {SEED}, {time.monotonic() - started:.2f} s)"
+        )
+        a.run("verify", "--read-data", timeout=TIMEOUT)
+        b.run("verify", "--read-data", timeout=TIMEOUT)
+        sync_json(b, context)
+        sync_json(a, context)
+        sync_json(b, context)
+        assert_converged([a, b], expected, context)
+    a.run("prune", "--keep-last", "1", "--grace", "0", timeout=TIMEOUT)
+    a.run("prune", "--keep-last", "1", "--grace", "0", timeout=TIMEOUT)
+    a.run("verify", "--read-data", timeout=TIMEOUT)
+    fresh = remote.machine(make_machine, "fresh")
+    remote.join(fresh)
+    fresh.run("pull", timeout=TIMEOUT)
+    assert_converged([a, b, fresh], expected, "after the last prune")
+    print(f"\nkill -9 of prune over {backend}: {TRIALS} trials, {killed} killed mid-run")

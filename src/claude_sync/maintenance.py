@@ -185,10 +185,13 @@ def prune(
     }
     indexes = {name: repo.load_index(name) for name in repo.index_names()}
     marks = repo.marks()
-    unreferenced = _unreferenced_packs(
-        indexes, needed, frozenset().union(*(m.packs for m in marks))
-    )
-    fresh = unreferenced - frozenset().union(*(m.packs for m in marks))
+    marked = frozenset().union(*(m.packs for m in marks))
+    # Packs no index names, left by a killed push or prune. A running push's packs get their
+    # index within the grace period, so marking them too is safe.
+    indexed = {loc.pack for locations in indexes.values() for loc in locations.values()}
+    orphans = frozenset(set(repo.store.list(DATA_PREFIX)) - indexed)
+    unreferenced = _unreferenced_packs(indexes, needed, marked) | orphans
+    fresh = unreferenced - marked
     if fresh:
         repo.write_mark(set(fresh))
         report.packs_marked = len(fresh)
