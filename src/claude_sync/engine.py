@@ -748,10 +748,12 @@ class Engine:
             "downloading", sum(loc.length for pack in packs.values() for loc in pack.values())
         )
         received_before = self.repo.downloaded_bytes
-        for blobs in self.repo.read_packs(packs):
-            for blob_id, data in blobs.items():
-                (staging / blob_id).write_bytes(data)
-                advance(located[blob_id].length)
+
+        def keep(blob_id: str, data: bytes) -> None:
+            (staging / blob_id).write_bytes(data)
+            advance(located[blob_id].length)
+
+        self.repo.read_packs(packs, keep)
         result.downloaded_bytes += self.repo.downloaded_bytes - received_before
         return staging
 

@@ -216,17 +216,23 @@ class Repository:
             self.downloaded_bytes += len(data)
         return data
 
-    def read_packs(self, packs: dict[str, dict[str, BlobLocation]]) -> Iterator[dict[str, bytes]]:
-        """read_pack for many packs, `transfers` at a time, so memory stays bounded."""
+    def read_packs(
+        self, packs: dict[str, dict[str, BlobLocation]], sink: Callable[[str, bytes], None]
+    ) -> None:
+        """Hand every wanted blob of many packs to sink, `parallel` packs at a time. Each
+        worker holds one pack and one blob at a time, so memory stays bounded."""
+
+        def one(item: tuple[str, dict[str, BlobLocation]]) -> None:
+            for blob_id, plain in self.iter_pack(*item):
+                sink(blob_id, plain)
+
         items = list(packs.items())
-        parallel = self.parallel
-        if parallel <= 1:
-            yield from (self.read_pack(pack, wanted) for pack, wanted in items)
+        if self.parallel <= 1:
+            for item in items:
+                one(item)
             return
-        with ThreadPoolExecutor(max_workers=parallel) as pool:
-            for start in range(0, len(items), parallel):
-                window = items[start : start + parallel]
-                yield from pool.map(lambda item: self.read_pack(*item), window)
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            list(pool.map(one, items))  # re-raises the first worker's error
 
     # -- creation and opening -------------------------------------------------------------
 
@@ -456,11 +462,13 @@ class Repository:
     # -- packs ----------------------------------------------------------------------------
 
     def read_pack(self, pack: str, wanted: dict[str, BlobLocation]) -> dict[str, bytes]:
+        return dict(self.iter_pack(pack, wanted))
+
+    def iter_pack(self, pack: str, wanted: dict[str, BlobLocation]) -> Iterator[tuple[str, bytes]]:
         """Download a pack, check it is the pack its name promises, and open the wanted blobs."""
         data = self._get(pack)
         if hashlib.sha256(data).hexdigest() != pack.rsplit("/", 1)[-1]:
             raise CorruptionError(f"pack {pack} is damaged (content does not match its name)")
-        blobs = {}
         for blob_id, loc in wanted.items():
             sealed = data[loc.offset : loc.offset + loc.length]
             if len(sealed) != loc.length:
@@ -470,8 +478,7 @@ class Repository:
             )
             if self.keys.blob_id(plain) != blob_id:
                 raise CorruptionError(f"a blob in {pack} does not match its id")
-            blobs[blob_id] = plain
-        return blobs
+            yield blob_id, plain
 
 
 def _blob_aad(blob_id: str) -> str:
