@@ -1,6 +1,5 @@
 """Exceptions that reach the user as one `error:` line and an exit code (see CONTRACT.md)."""
 
-EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONFLICTS = 3
@@ -28,10 +27,6 @@ class WrongKeyError(SyncError):
 
 class BackendError(SyncError):
     """The storage backend could not be reached or refused a request."""
-
-
-class ObjectExistsError(Exception):
-    """Raised by put_if_absent when the name is taken; internal, never shown to the user."""
 
 
 class ObjectNotFoundError(BackendError):
