@@ -2,12 +2,12 @@
 
 Three families of tests, each against real backends on 127.0.0.1:
 
-* **kill -9**: `push`, `pull` and `prune` are SIGKILLed at a random moment (seeded; spread over a whole
-  normal run, measured first) over the folder backend and S3 (moto). After each kill: no file
-  under ~/.claude is half-written (each is its old or its new full content; the only extra
-  files are claude-sync's own hidden `.NAME.claude-sync-tmp-*` temporaries, which every later
-  run ignores and never syncs), `verify --read-data` passes, and the next `sync` of both
-  machines completes with every change of both machines on both.
+* **kill -9**: `push`, `pull` and `prune` are SIGKILLed at a random moment (seeded; spread
+  over a whole normal run, measured first) over the folder backend and S3 (moto). After each
+  kill: no file under ~/.claude is half-written (each is its old or its new full content;
+  the only extra files are claude-sync's own hidden `.NAME.claude-sync-tmp-*` temporaries,
+  which later runs ignore, never sync and remove once stale), `verify --read-data` passes,
+  and the next `sync` of both machines completes with every change of both on both.
 * **faulty network**: two machines sync through a proxy (tests/fault_proxy.py) that resets
   connections, loses responses, truncates bodies, delays and answers 500/503. A command may
   fail, but only with one `error:` line and exit 1, never a traceback; once the faults stop,
