@@ -26,6 +26,7 @@ import boto3
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
+from processes import stop
 
 REGION = "us-east-1"
 ADMIN_KEY, ADMIN_SECRET = "AKIACLAUDESYNCADMIN", "admin-secret-0123456789"
@@ -74,12 +75,6 @@ class Server:
             pages = self.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket)
             return {o["Key"]: o["ETag"] for p in pages for o in p.get("Contents", ())}
         return {b.name: str(b.crc32c) for b in self.gcs().list_blobs(bucket)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _is_free(port: int) -> bool:
@@ -204,15 +199,6 @@ def _wait_for_s3(server: Server, proc: subprocess.Popen[bytes], timeout: float) 
             time.sleep(0.3)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.fixture(scope="session")
 def seaweed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("seaweed")
@@ -230,13 +216,13 @@ def seaweed_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
             _wait_for_s3(server, proc, timeout=60)
             break
         except Exception:
-            _stop(proc)
+            stop(proc)
             if attempt == 2:
                 raise
     try:
         yield server
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 # -- fake-gcs-server --------------------------------------------------------------------------

@@ -13,14 +13,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from processes import free_port, stop
+
 SSHD = Path("/usr/sbin/sshd")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -35,15 +30,6 @@ def wait_for_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"{what} did not start listening on port {port}")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def git(*args: str | Path, cwd: Path | None = None) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 from botocore.exceptions import ClientError
 from conftest import Machine, snapshot_tree
+from processes import free_port
 from test_core_cli import populate, synced_view
 
 from claude_sync.errors import ConfigError
@@ -58,12 +58,6 @@ def cloud(request: pytest.FixtureRequest) -> Cloud:
     server_fixture = {"moto": "moto_server", "r2": "seaweed_server", "seaweed": "seaweed_server"}
     server = request.getfixturevalue(server_fixture.get(request.param, "gcs_server"))
     return Cloud(request.param, server)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def new_bucket() -> str:
