@@ -661,8 +661,12 @@ class Engine:
     def status(self, sel: Selection) -> tuple[Result, int | None]:
         """What pull and push would do, from one look at the remote head."""
         result = Result()
-        head = self.head()
         local = self.scan(sel, result.warnings)
+        seq = self.head_seq()
+        in_step = seq is not None and self.state.get_meta("pulled_seq") == str(seq)
+        if in_step and not self.state.conflicts() and not self._has_local_changes(sel, local):
+            return result, seq  # nothing either way: the head itself need not be read
+        head = None if seq is None else self.repo.load_snapshot(seq)
         self._report_dry_pull(self.plan_pull(sel, local, head, "ask"), result)
         push = self.plan_push(sel, local, head)
         result.pushed = sorted(push.upload) + sorted(push.remove)
