@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import random
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+
+# The server helpers the tests use (tests/processes.py needs nothing but the standard library).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from processes import seaweed_ports, stop
 
 REGION = "us-east-1"
 ACCESS_KEY, SECRET_KEY = "AKIACLAUDESYNCBENCH", "bench-secret-0123456789"
@@ -199,26 +201,8 @@ def weed_binary() -> Path | None:
     return path if path.exists() else None
 
 
-def _is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _ports(count: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < count:
-        p = random.randrange(10000, 40000)
-        if p not in ports and p + 10000 not in ports and _is_free(p) and _is_free(p + 10000):
-            ports.append(p)
-    return ports
-
-
 def _start_weed(root: Path) -> tuple[subprocess.Popen[bytes], int]:
-    s3, master, filer, volume, admin = _ports(5)
+    s3, master, filer, volume, admin = seaweed_ports(5)
     (root / "data").mkdir(parents=True, exist_ok=True)
     identities = root / "s3.json"
     identity = {"name": "admin", "actions": ["Admin", "Read", "Write", "List", "Tagging"],
@@ -254,15 +238,6 @@ def _wait_ready(server: S3Server, proc: subprocess.Popen[bytes], timeout: float)
             time.sleep(0.3)
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @contextlib.contextmanager
 def seaweed(root: Path) -> Iterator[S3Server]:
     """SeaweedFS and its counting proxy, both stopped on the way out."""
@@ -274,7 +249,7 @@ def seaweed(root: Path) -> Iterator[S3Server]:
             _wait_ready(server, proc, timeout=60)
             break
         except Exception:
-            _stop(proc)
+            stop(proc)
             proxy.server_close()
             if attempt == 2:
                 raise
@@ -285,4 +260,4 @@ def seaweed(root: Path) -> Iterator[S3Server]:
     finally:
         proxy.shutdown()
         proxy.server_close()
-        _stop(proc)
+        stop(proc)

@@ -11,8 +11,6 @@ import contextlib
 import json
 import logging
 import os
-import random
-import socket
 import subprocess
 import sys
 import threading
@@ -26,7 +24,7 @@ import boto3
 import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
-from processes import stop
+from processes import seaweed_ports, stop
 
 REGION = "us-east-1"
 ADMIN_KEY, ADMIN_SECRET = "AKIACLAUDESYNCADMIN", "admin-secret-0123456789"
@@ -75,25 +73,6 @@ class Server:
             pages = self.s3().get_paginator("list_objects_v2").paginate(Bucket=bucket)
             return {o["Key"]: o["ETag"] for p in pages for o in p.get("Contents", ())}
         return {b.name: str(b.crc32c) for b in self.gcs().list_blobs(bucket)}
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def seaweed_ports(count: int) -> list[int]:
-    """Ports p in [10000, 40000) with p and p + 10000 free: every weed service opens both."""
-    ports: list[int] = []
-    while len(ports) < count:
-        p = random.randrange(10000, 40000)
-        if p not in ports and p + 10000 not in ports and _is_free(p) and _is_free(p + 10000):
-            ports.append(p)
-    return ports
 
 
 # -- moto -------------------------------------------------------------------------------------

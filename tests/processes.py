@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 
@@ -21,3 +22,22 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def seaweed_ports(count: int) -> list[int]:
+    """Ports p in [10000, 40000) with p and p + 10000 free: every weed service opens both."""
+    ports: list[int] = []
+    while len(ports) < count:
+        p = random.randrange(10000, 40000)
+        if p not in ports and p + 10000 not in ports and _is_free(p) and _is_free(p + 10000):
+            ports.append(p)
+    return ports

@@ -356,6 +356,25 @@ def run_trial(
     assert not any(is_tmp(p) for p in tree(other)), f"{context}: a temporary was synced"
 
 
+def joined_pair(
+    remote: Remote, make_machine: Callable[[str], Machine], rng: Random
+) -> tuple[Machine, Machine, Expected, dict[str, float]]:
+    """A pushes its files, B joins and pulls; with how long that push and pull took."""
+    a, b = remote.machine(make_machine, "a"), remote.machine(make_machine, "b")
+    expected = Expected()
+    change(a, "setup", expected, rng)
+    remote.join(a)
+    started = time.monotonic()
+    a.run("push", timeout=TIMEOUT)
+    pushed = time.monotonic()
+    remote.join(b)
+    pulling = time.monotonic()
+    b.run("pull", timeout=TIMEOUT)
+    timings = {"push": pushed - started, "pull": time.monotonic() - pulling}
+    assert_converged([a, b], expected, "setup")
+    return a, b, expected, timings
+
+
 @pytest.mark.parametrize("op", ["push", "pull"])
 @pytest.mark.parametrize("backend", ["folder", "s3"])
 def test_kill_9_at_random_points(
@@ -363,20 +382,10 @@ def test_kill_9_at_random_points(
 ) -> None:
     rng = Random(f"{SEED}-{backend}-{op}")
     remote = remote_for(backend)
-    a, b = remote.machine(make_machine, "a"), remote.machine(make_machine, "b")
-    expected = Expected()
-    change(a, "setup", expected, rng)
-    remote.join(a)
     # The set-up's own push and pull are the normal runs the kill moments are drawn from:
     # they span the whole run (and a little beyond, so that some kills come just too late).
-    started = time.monotonic()
-    a.run("push", timeout=TIMEOUT)
-    pushed = time.monotonic()
-    remote.join(b)
-    pulling = time.monotonic()
-    b.run("pull", timeout=TIMEOUT)
-    normal = (pushed - started) if op == "push" else (time.monotonic() - pulling)
-    assert_converged([a, b], expected, "setup")
+    a, b, expected, timings = joined_pair(remote, make_machine, rng)
+    normal = timings[op]
 
     stats = KillStats()
     for t in range(TRIALS):
@@ -537,13 +546,7 @@ def test_kill_9_during_prune(
     """However a prune dies, the repository stays whole and later runs finish its work."""
     rng = Random(f"{SEED}-{backend}-prune")
     remote = remote_for(backend)
-    a, b = remote.machine(make_machine, "a"), remote.machine(make_machine, "b")
-    expected = Expected()
-    change(a, "setup", expected, rng)
-    remote.join(a)
-    a.run("push", timeout=TIMEOUT)
-    remote.join(b)
-    b.run("pull", timeout=TIMEOUT)
+    a, b, expected, _ = joined_pair(remote, make_machine, rng)
     killed = 0
     for t in range(TRIALS):
         for k in range(2):  # old snapshots whose data the prune may drop
