@@ -19,7 +19,7 @@ from memory_store import MemoryStore
 from claude_sync import compression, crypto
 from claude_sync.config import load_settings
 from claude_sync.errors import SyncError
-from claude_sync.repository import PackWriter, Repository, snapshot_name
+from claude_sync.repository import PackWriter, Repository, Snapshot, snapshot_name
 
 FAST = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -183,3 +183,31 @@ def test_compression_is_safe_from_many_threads():
         for _ in range(5):
             assert list(pool.map(lambda p: compression.unpack(p, "x"), packed)) == blobs
             assert list(pool.map(compression.pack, blobs)) == packed
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gets: list[str] = []
+
+    def get(self, name: str) -> bytes:
+        self.gets.append(name)
+        return super().get(name)
+
+
+def test_snapshot_cache_spares_downloads_and_never_trusts_a_damaged_copy(tmp_path):
+    store = CountingStore()
+    repo = Repository.create(store, None)
+    repo.snapshot_cache = tmp_path / "snapshots"
+    for seq in range(1, 6):
+        assert repo.write_snapshot(Snapshot(seq, seq - 1 or None, "dev", 1.0, {}))
+    assert len(list(repo.snapshot_cache.iterdir())) == 3  # only the newest few are kept
+    store.gets.clear()
+    assert repo.load_snapshot(5).device == "dev"
+    assert store.gets == []  # the push that wrote it need not download it
+    cached = next(p for p in repo.snapshot_cache.iterdir() if p.name.endswith("5"))
+    cached.write_bytes(b"damaged")
+    assert repo.load_snapshot(5).seq == 5 and store.gets == [snapshot_name(5)]
+    assert repo.load_snapshot(5, cached_ok=False).seq == 5  # verify reads the storage
+    assert store.gets == [snapshot_name(5)] * 2
+    assert repo.load_snapshot(1).seq == 1 and store.gets[-1] == snapshot_name(1)

@@ -3,32 +3,54 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-from pyfastcdc import FastCDC
+from typing import BinaryIO
 
 from claude_sync.repository import ChunkerParams
+
+SPLIT_HASH_SIZE = 8 * 1024 * 1024
 
 
 class Chunker:
     def __init__(self, params: ChunkerParams) -> None:
+        # Imported here: a push with nothing changed never chunks, and should not pay for it.
+        from pyfastcdc import FastCDC
+
         self._cdc = FastCDC(
             params.avg_size, min_size=params.min_size, max_size=params.max_size, seed=params.seed
         )
 
     def digest_file(
-        self, path: Path, blob_id: Callable[[memoryview], str]
+        self, path: str | Path, blob_id: Callable[[memoryview], str]
     ) -> tuple[str, tuple[tuple[str, int, int], ...]]:
-        """SHA-256 of the whole file and its chunks as (blob id, offset, length), in one read."""
-        sha = hashlib.sha256()
+        """SHA-256 of the whole file and its chunks as (blob id, offset, length). A big file
+        is hashed by a second thread while this one chunks it: appending to a 200 MiB
+        transcript must not cost one core two passes over it."""
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size < SPLIT_HASH_SIZE:
+                sha = hashlib.sha256()
+                chunks = self._chunks(fh, blob_id, sha.update)
+                return sha.hexdigest(), chunks
+            with open(path, "rb") as second, ThreadPoolExecutor(max_workers=1) as pool:
+                whole = pool.submit(hashlib.file_digest, second, "sha256")
+                chunks = self._chunks(fh, blob_id, lambda data: None)
+                return whole.result().hexdigest(), chunks
+
+    def _chunks(
+        self,
+        fh: BinaryIO,
+        blob_id: Callable[[memoryview], str],
+        also: Callable[[memoryview], object],
+    ) -> tuple[tuple[str, int, int], ...]:
         chunks = []
-        with path.open("rb") as fh:
-            for chunk in self._cdc.cut_stream(fh):
-                data = memoryview(chunk.data)
-                sha.update(data)
-                chunks.append((blob_id(data), chunk.offset, chunk.length))
-        return sha.hexdigest(), tuple(chunks)
+        for chunk in self._cdc.cut_stream(fh):
+            data = memoryview(chunk.data)
+            also(data)
+            chunks.append((blob_id(data), chunk.offset, chunk.length))
+        return tuple(chunks)
 
     def digest_bytes(
         self, data: bytes, blob_id: Callable[[memoryview], str]

@@ -113,7 +113,8 @@ dry_run_option = click.option(
 class ConsoleReporter(Reporter):
     def __init__(self, verbose: bool, quiet: bool, as_json: bool) -> None:
         self.verbose = verbose and not as_json
-        self.bars = err.is_terminal and not quiet and not as_json
+        # Asked of sys.stderr, not Rich: importing Rich costs more than a no-op push.
+        self.bars = not quiet and not as_json and sys.stderr.isatty()
         self.interactive = sys.stdin.isatty() and not as_json
 
     def resolve(

@@ -9,14 +9,17 @@ differ, and differently, is a conflict.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import random
+import secrets
 import shutil
 import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,7 +51,7 @@ STABLE_READ_ATTEMPTS = 3
 @dataclass(frozen=True)
 class LocalFile:
     path: str
-    abspath: Path
+    abspath: str
     cached: CachedFile
 
     @property
@@ -176,34 +179,46 @@ class Engine:
         self.device = device
         self.work_dir = work_dir
         self.reporter = reporter or Reporter()
-        self.chunker = Chunker(repo.config.chunker)
+        self._only: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+    @functools.cached_property
+    def chunker(self) -> Chunker:
+        return Chunker(self.repo.config.chunker)
 
     # -- scanning ---------------------------------------------------------------------------
 
     def scan(self, sel: Selection, warnings: list[str]) -> dict[str, LocalFile]:
-        """Current local files; only files whose stat changed since last time are read."""
+        """Current local files; only files whose stat changed since last time are read
+        (several at once: hashing and chunking run on every core)."""
         cache = self.state.cached_files()
         local: dict[str, LocalFile] = {}
-        with self.state.transaction():
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            reads: list[tuple[resources.FoundFile, str, Future[CachedFile | None]]] = []
             for found in resources.scan(self.root, sel):
                 path = self.mapper.to_logical(found.path)
                 if not self._covers(sel, path):
                     continue
-                key = _stat_key(found.st)
                 cached = cache.get(path)
-                if cached is None or cached.stat != key:
-                    cached = self._read(path, found.abspath, found.st)
-                    if cached is None:
+                if cached is not None and cached.stat == _stat_key(found.st):
+                    local[path] = LocalFile(path, found.abspath, cached)
+                else:
+                    reads.append(
+                        (found, path, pool.submit(self._read, path, found.abspath, found.st))
+                    )
+            with self.state.transaction():
+                for found, path, future in reads:
+                    fresh = future.result()
+                    if fresh is None:
                         warnings.append(f"{found.path} kept changing while being read; skipped")
                         continue
-                    self.state.remember_file(path, cached)
-                local[path] = LocalFile(path, found.abspath, cached)
-            for path in cache:
-                if path not in local and self._covers(sel, path):
-                    self.state.forget_file(path)
+                    self.state.remember_file(path, fresh)
+                    local[path] = LocalFile(path, found.abspath, fresh)
+                for path in cache:
+                    if path not in local and self._covers(sel, path):
+                        self.state.forget_file(path)
         return local
 
-    def _read(self, logical: str, path: Path, st: os.stat_result) -> CachedFile | None:
+    def _read(self, logical: str, path: str | Path, st: os.stat_result) -> CachedFile | None:
         for _ in range(STABLE_READ_ATTEMPTS):
             try:
                 if logical in self.filters:
@@ -211,7 +226,7 @@ class Engine:
                     sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id)
                 else:
                     sha, chunks = self.chunker.digest_file(path, self.repo.keys.blob_id)
-                after = path.stat()
+                after = os.stat(path)
             except OSError:
                 return None
             if _stat_key(after) == _stat_key(st):
@@ -219,8 +234,9 @@ class Engine:
             st = after
         return None
 
-    def _logical_bytes(self, logical: str, path: Path) -> bytes:
-        data = path.read_bytes()
+    def _logical_bytes(self, logical: str, path: str | Path) -> bytes:
+        with open(path, "rb") as fh:
+            data = fh.read()
         return self.filters[logical].to_logical(data) if logical in self.filters else data
 
     def _local_bytes(self, logical: str, data: bytes) -> bytes:
@@ -308,7 +324,10 @@ class Engine:
             yield path, rtype, local.get(path), bases.get(path), remote.get(path)
 
     def _covers(self, sel: Selection, path: str) -> bool:
-        return sel.covers(path, tuple(self.mapper.to_logical(o) for o in sel.only))
+        only = self._only.get(sel.only)
+        if only is None:
+            only = self._only[sel.only] = tuple(self.mapper.to_logical(o) for o in sel.only)
+        return sel.covers(path, only)
 
     def plan_push(self, sel: Selection, local: dict[str, LocalFile], head: Snapshot | None) -> Plan:
         plan = Plan(head)
@@ -407,6 +426,12 @@ class Engine:
             return
         entries = [e for _, base, theirs in plan.merges.values() for e in (base, theirs) if e]
         staging = self._fetch_blobs(entries, result, allow_missing=True)
+        try:
+            self._merge_staged(plan, staging, result)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def _merge_staged(self, plan: Plan, staging: Path, result: Result) -> None:
         for path, (ours, base, theirs) in plan.merges.items():
             try:
                 mine = self._logical_bytes(path, ours.abspath)
@@ -500,10 +525,10 @@ class Engine:
         raise SyncError("another machine kept pushing at the same time; try again")
 
     def _has_local_changes(self, sel: Selection, local: dict[str, LocalFile]) -> bool:
-        bases = self.state.bases()
+        bases = self.state.base_shas()
         for path in set(local) | set(bases):
             rtype = resources.type_of(path)
-            if not self._covers(sel, path) or _sha(local.get(path)) == _sha(bases.get(path)):
+            if not self._covers(sel, path) or _sha(local.get(path)) == bases.get(path):
                 continue
             # A vanished session is Claude Code's clean-up, not a change to push.
             if path in local or (rtype is not None and rtype.propagate_deletes):
@@ -537,7 +562,7 @@ class Engine:
                     return content[offset : offset + n]
 
                 return self._add_chunks(f, writer, is_new, read)
-            with f.abspath.open("rb") as fh:
+            with open(f.abspath, "rb") as fh:
 
                 def read_file(offset: int, n: int) -> bytes:
                     fh.seek(offset)
@@ -696,21 +721,99 @@ class Engine:
         # of files: past a few files, one sync of the filesystem makes them all durable.
         each = len(outputs) <= FSYNC_EACH_UP_TO
         safe_dirs: set[Path] = set()
+        # Names no other run uses: the files are created by the download threads, in
+        # parallel, as their first blob arrives (creating thousands of files one by one
+        # costs as much as downloading them).
+        token = secrets.token_hex(8)
         try:
-            blobs = self._fetch_blobs([e for _, e in outputs.values()], result)
             for path, (dest, entry) in outputs.items():
                 if dest.parent not in safe_dirs:
                     _make_parent_inside(root, dest)
                     safe_dirs.add(dest.parent)
-                tmp = self._assemble(dest, entry, blobs, self.filters.get(path), fsync=each)
+                tmp = dest.parent / f".{dest.name}{TMP_MARKER}-{token}"
                 staged.append((path, tmp, dest, entry))
+            self._download_into(staged, result)
+            for _, tmp, _, entry in staged:
+                if not entry.chunks:
+                    _open_new(tmp).close()
+                if each:
+                    _fsync(tmp)
+                os.chmod(tmp, entry.mode & 0o777 or 0o600)
+                os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))
             if not each:
                 os.sync()
             yield staged
         finally:
             for _, tmp, _, _ in staged:
                 tmp.unlink(missing_ok=True)
-            shutil.rmtree(self.work_dir / "staging", ignore_errors=True)
+
+    def _download_into(
+        self, staged: list[tuple[str, Path, Path, FileEntry]], result: Result
+    ) -> None:
+        """Write each downloaded blob straight to its place in every temporary file that
+        holds it: no staging copy, and packs are read in parallel. A blob's id is a MAC of
+        its content, checked on download, and the snapshot lists the ids of each file, so a
+        file made of checked blobs of the listed lengths is the file the snapshot describes.
+        Filtered files are rebuilt in memory, where their whole hash is checked."""
+        places: dict[str, list[tuple[str, int, int]]] = {}
+        held: dict[str, bytes | None] = {}
+        for path, tmp, _, entry in staged:
+            if path in self.filters:
+                held.update((blob, None) for blob, _ in entry.chunks)
+                continue
+            offset = 0
+            for blob, length in entry.chunks:
+                places.setdefault(blob, []).append((str(tmp), offset, length))
+                offset += length
+
+        def deliver(blob_id: str, data: bytes) -> None:
+            for tmp, offset, length in places.get(blob_id, ()):
+                if len(data) != length:
+                    raise CorruptionError("a blob does not have the length its snapshot says")
+                with _open_new(tmp) as fh:
+                    os.pwrite(fh.fileno(), data, offset)
+            if blob_id in held:
+                held[blob_id] = data
+
+        self._download(set(places) | set(held), deliver, result)
+        for path, tmp, dest, entry in staged:
+            if path in self.filters:
+                data = b"".join(held[blob] or b"" for blob, _ in entry.chunks)
+                if hashlib.sha256(data).hexdigest() != entry.sha256:
+                    raise CorruptionError(f"data for {dest.name} does not match its snapshot entry")
+                with _open_new(tmp) as fh:
+                    fh.write(self.filters[path].to_local(data))
+
+    def _download(
+        self,
+        needed: set[str],
+        deliver: Callable[[str, bytes], None],
+        result: Result,
+        allow_missing: bool = False,
+    ) -> None:
+        """Hand every needed blob, verified, to deliver (from several threads at once).
+        With allow_missing, blobs no index knows (a pruned merge base) are left out."""
+        if not needed:
+            return
+        self.refresh_index()
+        located = self.state.locate(needed)
+        if len(located) != len(needed) and not allow_missing:
+            raise CorruptionError(
+                f"{len(needed) - len(located)} blobs the snapshot needs are missing from the "
+                "repository's indexes"
+            )
+        packs = group_by_pack(located.items())
+        advance = self.reporter.progress(
+            "downloading", sum(loc.length for pack in packs.values() for loc in pack.values())
+        )
+        received_before = self.repo.downloaded_bytes
+
+        def keep(blob_id: str, data: bytes) -> None:
+            deliver(blob_id, data)
+            advance(located[blob_id].length)
+
+        self.repo.read_packs(packs, keep)
+        result.downloaded_bytes += self.repo.downloaded_bytes - received_before
 
     def _ask(
         self, plan: Plan, conflict: Conflict, mine: bytes, remote: bytes, base: bytes | None
@@ -732,64 +835,17 @@ class Engine:
     def _fetch_blobs(
         self, entries: list[FileEntry], result: Result, allow_missing: bool = False
     ) -> Path:
-        """Download every blob the entries need into a staging folder; all verified.
-        With allow_missing, blobs no index knows (a pruned merge base) are left out."""
-        needed = {blob for e in entries for blob, _ in e.chunks}
+        """Download every blob the entries need into a staging folder; all verified."""
         staging = self.work_dir / "staging"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True, mode=0o700)
-        if not needed:
-            return staging
-        self.refresh_index()
-        located = self.state.locate(needed)
-        if len(located) != len(needed) and not allow_missing:
-            raise CorruptionError(
-                f"{len(needed) - len(located)} blobs the snapshot needs are missing from the "
-                "repository's indexes"
-            )
-        packs = group_by_pack(located.items())
-        advance = self.reporter.progress(
-            "downloading", sum(loc.length for pack in packs.values() for loc in pack.values())
-        )
-        received_before = self.repo.downloaded_bytes
 
         def keep(blob_id: str, data: bytes) -> None:
             (staging / blob_id).write_bytes(data)
-            advance(located[blob_id].length)
 
-        self.repo.read_packs(packs, keep)
-        result.downloaded_bytes += self.repo.downloaded_bytes - received_before
+        needed = {blob for e in entries for blob, _ in e.chunks}
+        self._download(needed, keep, result, allow_missing)
         return staging
-
-    def _assemble(
-        self,
-        dest: Path,
-        entry: FileEntry,
-        staging: Path,
-        content_filter: HomeFilter | None,
-        fsync: bool,
-    ) -> Path:
-        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}{TMP_MARKER}-")
-        tmp = Path(name)
-        sha = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out:
-            if content_filter is None:
-                for blob_id, _ in entry.chunks:
-                    data = (staging / blob_id).read_bytes()
-                    sha.update(data)
-                    out.write(data)
-            else:
-                data = _content(staging, entry) or b""
-                sha.update(data)
-                out.write(content_filter.to_local(data))
-            out.flush()
-            if fsync:
-                os.fsync(out.fileno())
-        if sha.hexdigest() != entry.sha256:
-            raise CorruptionError(f"data for {dest.name} does not match its snapshot entry")
-        os.chmod(tmp, entry.mode & 0o777 or 0o600)
-        os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))
-        return tmp
 
     def _install(
         self,
@@ -896,23 +952,34 @@ def _unchanged_since_scan(dest: Path, scanned: LocalFile | None) -> bool:
     return scanned is not None and _stat_key(st) == scanned.cached.stat
 
 
+def _open_new(path: str | Path) -> Any:
+    """A temporary output for writing, created if needed; never through a symlink."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    return os.fdopen(os.open(path, flags, 0o600), "wb")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _sync_dirs(dirs: set[Path]) -> None:
     if len(dirs) > FSYNC_EACH_UP_TO:
         os.sync()
         return
     for directory in dirs:
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(directory)
 
 
 def _make_parent_inside(root: Path, dest: Path) -> None:
     """Create dest's folder, refusing a symlink that leads out of the Claude directory."""
     real_root = root.resolve()
-    for _ in range(2):  # before creating (no escape to create through) and after
+    for created in (False, True):  # before creating (no escape to create through) and after
         with contextlib.suppress(FileNotFoundError):
             if not dest.parent.resolve().is_relative_to(real_root):
                 raise SyncError(f"refusing to write {dest}: it leads outside {root}")
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        if not created:
+            dest.parent.mkdir(parents=True, exist_ok=True)

@@ -123,7 +123,7 @@ def verify(engine: Engine, read_data: bool) -> list[str]:
     packs = set(repo.store.list(DATA_PREFIX))
     for seq in repo.snapshot_seqs():
         try:
-            snap = repo.load_snapshot(seq)
+            snap = repo.load_snapshot(seq, cached_ok=False)
         except SyncError as exc:
             problems.append(str(exc))
             continue

@@ -7,6 +7,7 @@ and validates everything it decodes: a hostile backend gets clean errors, never 
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from claude_sync import compression, crypto
@@ -37,7 +39,7 @@ SNAPSHOTS_PREFIX = "snapshots/"
 PRUNE_PREFIX = "prune/"
 SEQ_DIGITS = 10
 PACK_TARGET_SIZE = 8 * 1024 * 1024
-MAX_METADATA_SIZE = 1 << 30
+CACHED_SNAPSHOTS = 3
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _SNAPSHOT_NAME = re.compile(rf"snapshots/(\d{{{SEQ_DIGITS}}})")
@@ -163,6 +165,9 @@ class Repository:
         self.downloaded_bytes = 0
         #: how many objects may travel at once, for stores that are thread-safe
         self.transfers = 1
+        #: where recent snapshots are kept as fetched (sealed, so a cached copy is checked
+        #: like a downloaded one): a push need not download the head it wrote itself
+        self.snapshot_cache: Path | None = None
         self._counter_lock = threading.Lock()
 
     @classmethod
@@ -366,9 +371,44 @@ class Repository:
         seqs = self.snapshot_seqs()
         return seqs[-1] if seqs else None
 
-    def load_snapshot(self, seq: int) -> Snapshot:
+    def load_snapshot(self, seq: int, cached_ok: bool = True) -> Snapshot:
+        """A snapshot, from this machine's cache when it has one (unless only the stored
+        copy will do, as for verify)."""
         name = snapshot_name(seq)
-        obj = _decode_json(self.keys.open(name, self._get(name)), f"snapshot {seq}")
+        cached = self._snapshot_cache_path(seq) if cached_ok else None
+        if cached is not None:
+            try:
+                return self._parse_snapshot(seq, self.keys.open(name, cached.read_bytes()))
+            except (OSError, CorruptionError):
+                pass  # not cached, or a damaged copy: fetch it
+        sealed = self._get(name)
+        snapshot = self._parse_snapshot(seq, self.keys.open(name, sealed))
+        self._cache_snapshot(seq, sealed)
+        return snapshot
+
+    def _snapshot_cache_path(self, seq: int) -> Path | None:
+        if self.snapshot_cache is None:
+            return None
+        return self.snapshot_cache / f"{self.config.repo_id}-{seq:0{SEQ_DIGITS}d}"
+
+    def _cache_snapshot(self, seq: int, sealed: bytes) -> None:
+        """Keep the newest few snapshots; the cache is an optimisation, so failing to
+        write it is not an error."""
+        path = self._snapshot_cache_path(seq)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp.write_bytes(sealed)
+            os.replace(tmp, path)
+            for old in sorted(path.parent.glob(f"{self.config.repo_id}-*"))[:-CACHED_SNAPSHOTS]:
+                old.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+    def _parse_snapshot(self, seq: int, plain: bytes) -> Snapshot:
+        obj = _decode_json(plain, f"snapshot {seq}")
         what = f"snapshot {seq}"
         try:
             if obj["version"] != FORMAT_VERSION or obj["repo_id"] != self.config.repo_id:
@@ -401,7 +441,11 @@ class Repository:
             "time": snapshot.time,
             "files": {path: e.to_json() for path, e in sorted(snapshot.files.items())},
         }
-        return self._put(name, self.keys.seal(name, _encode_json(body)))
+        sealed = self.keys.seal(name, _encode_json(body))
+        if not self._put(name, sealed):
+            return False
+        self._cache_snapshot(snapshot.seq, sealed)
+        return True
 
     # -- indexes --------------------------------------------------------------------------
 
@@ -498,12 +542,19 @@ class PackWriter:
         self.entries: list[tuple[str, int, int]] = []
         self.written: dict[str, list[tuple[str, int, int]]] = {}
         self.pending: set[str] = set()
+        # Compressing is most of a push's work: blobs are compressed and sealed on every
+        # core, in order, with a bounded number in flight so memory stays bounded.
+        workers = os.cpu_count() or 1
+        self._sealer = ThreadPoolExecutor(max_workers=workers)
+        self._sealing: collections.deque[tuple[str, Future[bytes]]] = collections.deque()
+        self._max_sealing = 2 * workers
         # Packs upload in the background while the next one fills, at most `transfers` at once.
         self._parallel = repo.parallel
         self._pool = ThreadPoolExecutor(max_workers=self._parallel) if self._parallel > 1 else None
         self._uploads: list[Future[bool]] = []
 
     def close(self) -> None:
+        self._sealer.shutdown(wait=True, cancel_futures=True)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -514,12 +565,22 @@ class PackWriter:
     def add(self, blob_id: str, plaintext: bytes | memoryview) -> None:
         if blob_id in self.pending:
             return
-        sealed = self.repo.keys.seal(_blob_aad(blob_id), compression.pack(plaintext))
-        self.entries.append((blob_id, len(self.buffer), len(sealed)))
-        self.buffer += sealed
         self.pending.add(blob_id)
-        if len(self.buffer) >= PACK_TARGET_SIZE:
-            self._flush()
+        self._sealing.append((blob_id, self._sealer.submit(self._seal, blob_id, plaintext)))
+        self._collect(self._max_sealing)
+
+    def _seal(self, blob_id: str, plaintext: bytes | memoryview) -> bytes:
+        return self.repo.keys.seal(_blob_aad(blob_id), compression.pack(plaintext))
+
+    def _collect(self, in_flight: int) -> None:
+        """Append sealed blobs, oldest first, until at most in_flight are left."""
+        while len(self._sealing) > in_flight:
+            blob_id, future = self._sealing.popleft()
+            sealed = future.result()
+            self.entries.append((blob_id, len(self.buffer), len(sealed)))
+            self.buffer += sealed
+            if len(self.buffer) >= PACK_TARGET_SIZE:
+                self._flush()
 
     def _flush(self) -> None:
         if not self.entries:
@@ -539,6 +600,7 @@ class PackWriter:
 
     def finish(self) -> tuple[str, dict[str, BlobLocation]] | None:
         """Upload the last pack and an index of the packs written since the last finish."""
+        self._collect(0)
         self._flush()
         self._wait(0)
         if not self.written:

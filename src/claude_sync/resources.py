@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import os
 import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 # Files claude-sync writes beside real ones; they must never be synced back.
 CONFLICT_MARKER = ".claude-sync-conflict"
@@ -81,6 +82,7 @@ def valid_logical_path(path: str) -> bool:
     return name not in NEVER and CONFLICT_MARKER not in name and TMP_MARKER not in name
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def type_of(path: str) -> ResourceType | None:
     if not valid_logical_path(path):
         return None
@@ -93,7 +95,7 @@ def type_of(path: str) -> ResourceType | None:
 @dataclass(frozen=True)
 class FoundFile:
     path: str  # logical
-    abspath: Path
+    abspath: str
     st: os.stat_result
 
 
@@ -123,38 +125,43 @@ class Selection:
 def scan(root: Path, selection: Selection) -> Iterator[FoundFile]:
     """Regular, non-empty files selected; symlinks are followed only within root."""
     try:
-        real_root = root.resolve(strict=True)
+        real_root = str(root.resolve(strict=True))
     except OSError:
         return
+    top = str(root)
     if selection.only:
         for rel in selection.only:
             if (root / rel).is_dir():
-                yield from (f for f in _walk(root, real_root, rel) if selection.covers(f.path))
+                found_all = _walk(top, real_root, rel)
+                yield from (f for f in found_all if selection.covers(f.path))
             else:
-                found = _regular_file(root, real_root, rel)
+                found = _regular_file(top, real_root, rel)
                 if found and selection.covers(found.path):
                     yield found
         return
     for rtype in selection.types:
         for name in rtype.files:
-            found = _regular_file(root, real_root, name)
+            found = _regular_file(top, real_root, name)
             if found:
                 yield found
         for folder in rtype.folders:
-            yield from _walk(root, real_root, folder)
+            yield from _walk(top, real_root, folder)
 
 
-def _regular_file(root: Path, real_root: Path, path: str) -> FoundFile | None:
+def _inside(path: str, real_root: str) -> bool:
+    return path == real_root or path.startswith(real_root.rstrip("/") + "/")
+
+
+def _regular_file(root: str, real_root: str, path: str) -> FoundFile | None:
     if type_of(path) is None:
         return None
-    abspath = root / path
+    abspath = f"{root}/{path}"
     try:
-        lst = abspath.lstat()
+        lst = os.lstat(abspath)
         if stat.S_ISLNK(lst.st_mode):
-            target = abspath.resolve(strict=True)
-            if not target.is_relative_to(real_root):
+            if not _inside(os.path.realpath(abspath, strict=True), real_root):
                 return None
-            lst = target.stat()
+            lst = os.stat(abspath)
     except OSError:
         return None
     if not stat.S_ISREG(lst.st_mode) or lst.st_size == 0:
@@ -162,33 +169,44 @@ def _regular_file(root: Path, real_root: Path, path: str) -> FoundFile | None:
     return FoundFile(path, abspath, lst)
 
 
-def _walk(root: Path, real_root: Path, folder: str) -> Iterator[FoundFile]:
-    top = root / folder
+def _walk(root: str, real_root: str, folder: str) -> Iterator[FoundFile]:
     # A folder that is itself a symlink out of the root is skipped entirely.
     try:
-        if not top.resolve(strict=True).is_relative_to(real_root):
+        if not _inside(os.path.realpath(f"{root}/{folder}", strict=True), real_root):
             return
     except OSError:
         return
-    for dirpath, dirnames, filenames in os.walk(top):
-        # os.walk does not descend into symlinked folders, so no loops and no escapes.
-        rel_dir = PurePosixPath(Path(dirpath).relative_to(root).as_posix())
-        dirnames.sort()
-        for filename in sorted(filenames):
-            if TMP_MARKER in filename:
-                _remove_if_stale(Path(dirpath) / filename)
-                continue
-            found = _regular_file(root, real_root, str(rel_dir / filename))
+    yield from _walk_dir(root, real_root, folder)
+
+
+def _walk_dir(root: str, real_root: str, rel: str) -> Iterator[FoundFile]:
+    """Strings and scandir, not Path objects: a scan of thousands of files is on the hot
+    path of every push. Symlinked folders are not descended into: no loops, no escapes."""
+    try:
+        with os.scandir(f"{root}/{rel}") as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return
+    subdirs = []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            subdirs.append(entry.name)
+        elif TMP_MARKER in entry.name:
+            _remove_if_stale(entry.path)
+        else:
+            found = _regular_file(root, real_root, f"{rel}/{entry.name}")
             if found:
                 yield found
+    for name in subdirs:
+        yield from _walk_dir(root, real_root, f"{rel}/{name}")
 
 
-def _remove_if_stale(path: Path) -> None:
+def _remove_if_stale(path: str) -> None:
     """A temporary file of a claude-sync that was killed mid-write. Scans run under the
     machine-wide lock, so an old one belongs to no running claude-sync."""
     with contextlib.suppress(OSError):
-        if time.time() - path.lstat().st_mtime > STALE_TMP_SECONDS:
-            path.unlink()
+        if time.time() - os.lstat(path).st_mtime > STALE_TMP_SECONDS:
+            os.unlink(path)
 
 
 def select(

@@ -8,6 +8,7 @@ version each path had at its last successful sync: the common ancestor for three
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -48,7 +49,16 @@ class CachedFile:
     stat: StatKey
     mode: int
     sha256: str
-    chunks: tuple[tuple[str, int, int], ...]  # (blob id, offset, length)
+    #: (blob id, offset, length) of each chunk; as stored (JSON text) until first needed,
+    #: because a scan of an unchanged tree must not parse thousands of chunk lists
+    raw_chunks: tuple[tuple[str, int, int], ...] | str
+
+    @functools.cached_property
+    def chunks(self) -> tuple[tuple[str, int, int], ...]:
+        raw = self.raw_chunks
+        if isinstance(raw, str):
+            return tuple(tuple(c) for c in json.loads(raw))  # type: ignore[misc]
+        return raw
 
 
 class State:
@@ -81,12 +91,7 @@ class State:
             "SELECT path, size, mtime_ns, ino, ctime_ns, mode, sha256, chunks FROM local"
         )
         return {
-            path: CachedFile(
-                StatKey(size, mtime, ino, ctime),
-                mode,
-                sha,
-                tuple(tuple(c) for c in json.loads(chunks)),  # type: ignore[misc]
-            )
+            path: CachedFile(StatKey(size, mtime, ino, ctime), mode, sha, chunks)
             for path, size, mtime, ino, ctime, mode, sha, chunks in rows
         }
 
@@ -102,7 +107,7 @@ class State:
                 s.ctime_ns,
                 cached.mode,
                 cached.sha256,
-                json.dumps(cached.chunks),
+                raw if isinstance(raw := cached.raw_chunks, str) else json.dumps(raw),
             ),
         )
 
@@ -116,6 +121,10 @@ class State:
             path: FileEntry.from_json(json.loads(entry), "local state")
             for path, entry in self.db.execute("SELECT path, entry FROM base")
         }
+
+    def base_shas(self) -> dict[str, str]:
+        """Each path's base content hash, without decoding whole entries."""
+        return dict(self.db.execute("SELECT path, json_extract(entry, '$.sha256') FROM base"))
 
     def set_base(self, path: str, entry: FileEntry | None, seq: int | None) -> None:
         if entry is None:
