@@ -24,6 +24,9 @@ _SCRUB = (
     "CLAUDE_SYNC_PASSPHRASE_FILE", "RESTIC_REPOSITORY", "RESTIC_PASSWORD", "RCLONE_CONFIG",
     "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
     "AWS_CA_BUNDLE",  # rclone fails on it with its own transport; the servers are plain http
+    # Installed Python programs run from compiled bytecode; without it every run of
+    # claude-sync would compile its modules again (~0.2 s), which no user pays.
+    "PYTHONDONTWRITEBYTECODE",
 )  # fmt: skip
 
 

@@ -26,4 +26,7 @@ fi
 .venv/bin/ruff check src tests
 .venv/bin/ruff format --check src tests
 
+# The tests start the CLI hundreds of times: let Python keep compiled bytecode (an
+# environment that forbids it makes every start recompile claude-sync, boto3 and more).
+unset PYTHONDONTWRITEBYTECODE
 exec .venv/bin/python -m pytest -n 2 --cov --cov-report=term --cov-fail-under=90 "$@"
