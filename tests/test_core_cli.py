@@ -204,6 +204,7 @@ def test_any_flipped_byte_fails_pull_cleanly(machines, repo_dir, tmp_path):
         "config",
         "data",
         "index",
+        "manifest",
         "snapshots",
     }
     for obj in objects:

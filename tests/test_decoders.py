@@ -19,7 +19,14 @@ from memory_store import MemoryStore
 from claude_sync import compression, crypto
 from claude_sync.config import load_settings
 from claude_sync.errors import SyncError
-from claude_sync.repository import PackWriter, Repository, Snapshot, snapshot_name
+from claude_sync.repository import (
+    MANIFEST_PREFIX,
+    FileEntry,
+    PackWriter,
+    Repository,
+    Snapshot,
+    snapshot_name,
+)
 
 FAST = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -82,6 +89,37 @@ def test_snapshot_decoder(repo, obj):
     except SyncError:
         return
     assert snap.seq == 1 and all(e.size == sum(n for _, n in e.chunks) for e in snap.files.values())
+
+
+PART = MANIFEST_PREFIX + "b" * 64
+
+
+@FAST
+@given(
+    parts=st.dictionaries(st.sampled_from(["", "agents", "x/y"]), st.sampled_from([PART, "zz"]))
+    | json_values,
+    body=st.fixed_dictionaries(
+        {
+            "version": st.sampled_from([1, 2, 3]),
+            "groups": st.dictionaries(
+                st.sampled_from(["", "agents", "x/y"]),
+                st.dictionaries(st.sampled_from(["CLAUDE.md", "agents/a.md", "x/y/z"]), json_values)
+                | json_values,
+            )
+            | json_values,
+        }
+    )
+    | json_values,
+)
+def test_manifest_part_decoder(repo, parts, body):
+    root = {"version": 2, "repo_id": repo.config.repo_id, "seq": 3, "parent": 2}
+    seal_json(repo, snapshot_name(3), {**root, "device": "d", "time": 1.0, "parts": parts})
+    seal_json(repo, PART, body)
+    try:
+        snap = repo.load_snapshot(3)
+    except SyncError:
+        return
+    assert all(e.size == sum(n for _, n in e.chunks) for e in snap.files.values())
 
 
 @FAST
@@ -198,16 +236,62 @@ class CountingStore(MemoryStore):
 def test_snapshot_cache_spares_downloads_and_never_trusts_a_damaged_copy(tmp_path):
     store = CountingStore()
     repo = Repository.create(store, None)
-    repo.snapshot_cache = tmp_path / "snapshots"
+    repo.cache_dir = tmp_path / "objects"
     for seq in range(1, 6):
         assert repo.write_snapshot(Snapshot(seq, seq - 1 or None, "dev", 1.0, {}))
-    assert len(list(repo.snapshot_cache.iterdir())) == 3  # only the newest few are kept
+    assert len(list(repo.cache_dir.iterdir())) == 3  # only the newest few are kept
     store.gets.clear()
     assert repo.load_snapshot(5).device == "dev"
     assert store.gets == []  # the push that wrote it need not download it
-    cached = next(p for p in repo.snapshot_cache.iterdir() if p.name.endswith("5"))
+    cached = next(p for p in repo.cache_dir.iterdir() if p.name.endswith("5"))
     cached.write_bytes(b"damaged")
     assert repo.load_snapshot(5).seq == 5 and store.gets == [snapshot_name(5)]
     assert repo.load_snapshot(5, cached_ok=False).seq == 5  # verify reads the storage
     assert store.gets == [snapshot_name(5)] * 2
     assert repo.load_snapshot(1).seq == 1 and store.gets[-1] == snapshot_name(1)
+
+
+logical_paths = st.lists(
+    st.sampled_from(["projects", "agents", "skills", "a", "b", "history.jsonl"]),
+    min_size=1,
+    max_size=4,
+).map(lambda parts: "/".join(parts) + ".md")
+file_lists = st.dictionaries(logical_paths, st.integers(1, 3), max_size=8)
+
+
+@FAST
+@given(versions=st.lists(file_lists, min_size=1, max_size=5))
+def test_manifest_parts_round_trip_and_upload_only_changed_groups(versions):
+    """Whatever each push changes, every snapshot reads back exactly as written, and a push
+    writes at most one new manifest part, none when no group changed."""
+    store = MemoryStore()
+    repo = Repository.create(store, None)
+    head = None
+    for seq, listing in enumerate(versions, start=1):
+        files = {
+            path: FileEntry("0" * 64, n, 0, 0o600, (("1" * 64, n),)) for path, n in listing.items()
+        }
+        unchanged = head is not None and head.files == files
+        parts_before = set(store.list(MANIFEST_PREFIX))
+        assert repo.write_snapshot(Snapshot(seq, seq - 1 or None, "dev", 1.0, files), head)
+        new_parts = set(store.list(MANIFEST_PREFIX)) - parts_before
+        head = repo.load_snapshot(seq)
+        assert head.files == files
+        assert len(new_parts) <= (0 if unchanged else 1)
+
+
+def test_version_1_snapshots_are_read_and_built_upon():
+    store = MemoryStore()
+    repo = Repository.create(store, None)
+    entry = {"sha256": "0" * 64, "size": 2, "mtime_ns": 5, "mode": 0o600, "chunks": [["1" * 64, 2]]}
+    v1 = {"version": 1, "repo_id": repo.config.repo_id, "seq": 1, "parent": None}
+    files = {"CLAUDE.md": entry, "agents/a.md": entry}
+    seal_json(repo, snapshot_name(1), {**v1, "device": "old", "time": 1.0, "files": files})
+    old = repo.load_snapshot(1)
+    assert set(old.files) == set(files) and old.parts == {}
+    newer = dict(old.files)
+    newer["agents/b.md"] = old.files["agents/a.md"]
+    assert repo.write_snapshot(Snapshot(2, 1, "new", 2.0, newer), old)
+    (part,) = store.list(MANIFEST_PREFIX)
+    assert repo.load_snapshot(2).files == newer
+    assert repo.load_snapshot(2).parts == {"": part, "agents": part}

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -134,7 +135,12 @@ def test_two_machines(server: GitServer, new_machine, tmp_path: Path) -> None:
     for needle in ("Ann", "ann@", socket.gethostname(), session, str(a.home)):
         assert needle not in log
     paths = git("--git-dir", bare, "ls-tree", "-r", "--name-only", "main").split()
-    assert {p.split("/")[0] for p in paths} == {"config", "keys", "data", "index", "snapshots"}
+    tops = {"config", "keys", "data", "index", "manifest", "snapshots"}
+    assert {p.split("/")[0] for p in paths} == tops
+    manifests = [p for p in paths if p.startswith("manifest/")]
+    assert manifests and all(
+        re.fullmatch(r"manifest/([0-9a-f]{2})/\1[0-9a-f]{62}", p) for p in manifests
+    )
     assert not any(session in p or "reviewer" in p for p in paths)
     assert commits(bare) == commits(bare, "main")  # one branch only
 

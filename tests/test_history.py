@@ -90,7 +90,7 @@ def test_rollback_swap_and_truncation_are_detected(make_machine, repo_dir, tmp_p
     before = snapshot_tree(b.claude)
     # A snapshot copied under another name (replay/swap), read from the storage (b's own
     # copy of the genuine snapshot 2 would hide it from pull; verify reads the storage):
-    shutil.rmtree(b.config_dir / "cache" / "snapshots")
+    shutil.rmtree(b.config_dir / "cache" / "objects")
     shutil.copy(snaps / "0000000001", newest)
     proc = b.run("pull", check=False)
     assert proc.returncode == 1 and "failed authentication" in proc.stderr

@@ -1,3 +1,3 @@
 """claude-sync: end-to-end encrypted, incremental sync of a Claude Code environment."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

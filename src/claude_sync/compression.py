@@ -33,13 +33,14 @@ def pack(data: bytes | memoryview) -> bytes:
 
 
 def unpack(data: bytes, what: str) -> bytes:
-    if not data:
+    view = memoryview(data)  # no copy of the frame behind the flag byte
+    if not view:
         raise CorruptionError(f"{what} is empty")
-    if data[0] == RAW:
-        return data[1:]
-    if data[0] == ZSTD:
+    if view[0] == RAW:
+        return bytes(view[1:])
+    if view[0] == ZSTD:
         try:
-            return _contexts()[1].decompress(data[1:])
+            return _contexts()[1].decompress(view[1:])
         except zstandard.ZstdError:
             raise CorruptionError(f"{what} does not decompress") from None
     raise CorruptionError(f"{what} has an unknown compression flag")

@@ -48,13 +48,15 @@ def seal(key: bytes, name: str, plaintext: bytes) -> bytes:
     return bytes([ENVELOPE_VERSION]) + nonce + AESGCM(key).encrypt(nonce, plaintext, _aad(name))
 
 
-def open_sealed(key: bytes, name: str, envelope: bytes) -> bytes:
+def open_sealed(key: bytes, name: str, envelope: bytes | memoryview) -> bytes:
     """Decrypt an envelope; any tampering, truncation or swap raises CorruptionError."""
-    if len(envelope) < 1 + NONCE_SIZE + TAG_SIZE or envelope[0] != ENVELOPE_VERSION:
+    # A view, not slices: blobs are opened straight out of 8 MiB packs, without copies.
+    view = memoryview(envelope)
+    if len(view) < 1 + NONCE_SIZE + TAG_SIZE or view[0] != ENVELOPE_VERSION:
         raise CorruptionError(f"object {name} is damaged (bad envelope)")
-    nonce = envelope[1 : 1 + NONCE_SIZE]
+    nonce = bytes(view[1 : 1 + NONCE_SIZE])
     try:
-        return AESGCM(key).decrypt(nonce, envelope[1 + NONCE_SIZE :], _aad(name))
+        return AESGCM(key).decrypt(nonce, view[1 + NONCE_SIZE :], _aad(name))
     except InvalidTag:
         raise CorruptionError(
             f"object {name} failed authentication (damaged or tampered)"
@@ -84,7 +86,7 @@ class KeyRing:
     def seal(self, name: str, plaintext: bytes) -> bytes:
         return seal(self.encryption, name, plaintext)
 
-    def open(self, name: str, envelope: bytes) -> bytes:
+    def open(self, name: str, envelope: bytes | memoryview) -> bytes:
         return open_sealed(self.encryption, name, envelope)
 
 

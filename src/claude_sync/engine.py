@@ -601,7 +601,7 @@ class Engine:
                 self.reporter.action("remove", path)
                 files.pop(path, None)
             snapshot = Snapshot(seq, head.seq if head else None, self.device, time.time(), files)
-            if not self.repo.write_snapshot(snapshot):
+            if not self.repo.write_snapshot(snapshot, head):
                 return False
             result.snapshot = seq
         with self.state.transaction():

@@ -11,6 +11,7 @@ from claude_sync.engine import Engine, Result, _sha
 from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, SyncError
 from claude_sync.repository import (
     DATA_PREFIX,
+    MANIFEST_PREFIX,
     BlobLocation,
     Repository,
     group_by_pack,
@@ -178,12 +179,8 @@ def prune(
         return report
     for seq in doomed_snapshots:
         repo.store.delete(snapshot_name(seq))
-    needed = {
-        b
-        for seq in sorted(keep)
-        for e in repo.load_snapshot(seq).files.values()
-        for b, _ in e.chunks
-    }
+    kept = [repo.load_snapshot(seq) for seq in sorted(keep)]
+    needed = {b for snap in kept for e in snap.files.values() for b, _ in e.chunks}
     indexes = {name: repo.load_index(name) for name in repo.index_names()}
     marks = repo.marks()
     marked = frozenset().union(*(m.packs for m in marks))
@@ -191,11 +188,15 @@ def prune(
     # index within the grace period, so marking them too is safe.
     indexed = {loc.pack for locations in indexes.values() for loc in locations.values()}
     orphans = frozenset(set(repo.store.list(DATA_PREFIX)) - indexed)
-    unreferenced = _unreferenced_packs(indexes, needed, marked) | orphans
+    # Manifest parts no kept snapshot uses (replaced, forgotten, or written by a push that
+    # lost its race or was killed) go the same two-phase way as packs.
+    used_parts = {name for snap in kept for name in snap.parts.values()}
+    stale_parts = frozenset(set(repo.store.list(MANIFEST_PREFIX)) - used_parts)
+    unreferenced = _unreferenced_packs(indexes, needed, marked) | orphans | stale_parts
     fresh = unreferenced - marked
     if fresh:
         repo.write_mark(set(fresh))
-        report.packs_marked = len(fresh)
+        report.packs_marked = sum(name.startswith(DATA_PREFIX) for name in fresh)
         marks = repo.marks()
     for mark in marks:
         if time.time() - mark.time >= grace:
@@ -246,4 +247,4 @@ def _sweep(
         except ObjectNotFoundError:
             continue
         repo.store.delete(pack)
-        report.packs_deleted += 1
+        report.packs_deleted += pack.startswith(DATA_PREFIX)

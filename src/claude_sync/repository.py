@@ -8,6 +8,7 @@ and validates everything it decodes: a hostile backend gets clean errors, never 
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from claude_sync import compression, crypto
 from claude_sync.errors import (
@@ -31,17 +32,24 @@ from claude_sync.errors import (
 from claude_sync.store.base import ObjectStore
 
 FORMAT_VERSION = 1
+#: 1: the file list inside the snapshot; 2: in manifest parts. Readers take both.
+SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSIONS = (1, 2)
 CONFIG_NAME = "config"
 KEYS_PREFIX = "keys/"
 DATA_PREFIX = "data/"
 INDEX_PREFIX = "index/"
 SNAPSHOTS_PREFIX = "snapshots/"
 PRUNE_PREFIX = "prune/"
+MANIFEST_PREFIX = "manifest/"
 SEQ_DIGITS = 10
 PACK_TARGET_SIZE = 8 * 1024 * 1024
 CACHED_SNAPSHOTS = 3
+T = TypeVar("T")
+R = TypeVar("R")
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+_MANIFEST_NAME = re.compile(r"manifest/[0-9a-f]{64}")
 _SNAPSHOT_NAME = re.compile(rf"snapshots/(\d{{{SEQ_DIGITS}}})")
 
 
@@ -118,6 +126,21 @@ class Snapshot:
     device: str
     time: float
     files: dict[str, FileEntry] = field(default_factory=dict)
+    #: manifest group -> the manifest part listing it (empty for a version 1 snapshot)
+    parts: dict[str, str] = field(default_factory=dict)
+
+
+def manifest_group(path: str) -> str:
+    """The manifest group of a path: its folder cut to two levels (a project's folder,
+    `agents`, `skills/<name>`), or "" for the files at the top."""
+    return "/".join(path.split("/")[:-1][:2])
+
+
+def _grouped(files: dict[str, FileEntry]) -> dict[str, dict[str, FileEntry]]:
+    groups: dict[str, dict[str, FileEntry]] = {}
+    for path, entry in files.items():
+        groups.setdefault(manifest_group(path), {})[path] = entry
+    return groups
 
 
 @dataclass(frozen=True)
@@ -165,9 +188,9 @@ class Repository:
         self.downloaded_bytes = 0
         #: how many objects may travel at once, for stores that are thread-safe
         self.transfers = 1
-        #: where recent snapshots are kept as fetched (sealed, so a cached copy is checked
-        #: like a downloaded one): a push need not download the head it wrote itself
-        self.snapshot_cache: Path | None = None
+        #: where recent snapshots and their manifest parts are kept as fetched (sealed, so
+        #: a cached copy is checked like a download): a push need not download what it wrote
+        self.cache_dir: Path | None = None
         self._counter_lock = threading.Lock()
 
     @classmethod
@@ -231,13 +254,14 @@ class Repository:
             for blob_id, plain in self.iter_pack(*item):
                 sink(blob_id, plain)
 
-        items = list(packs.items())
-        if self.parallel <= 1:
-            for item in items:
-                one(item)
-            return
+        self._each(one, list(packs.items()))
+
+    def _each(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
+        """fn over items, `parallel` at a time; the first error is re-raised."""
+        if self.parallel <= 1 or len(items) <= 1:
+            return [fn(item) for item in items]
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:
-            list(pool.map(one, items))  # re-raises the first worker's error
+            return list(pool.map(fn, items))
 
     # -- creation and opening -------------------------------------------------------------
 
@@ -372,52 +396,28 @@ class Repository:
         return seqs[-1] if seqs else None
 
     def load_snapshot(self, seq: int, cached_ok: bool = True) -> Snapshot:
-        """A snapshot, from this machine's cache when it has one (unless only the stored
-        copy will do, as for verify)."""
-        name = snapshot_name(seq)
-        cached = self._snapshot_cache_path(seq) if cached_ok else None
-        if cached is not None:
-            try:
-                return self._parse_snapshot(seq, self.keys.open(name, cached.read_bytes()))
-            except (OSError, CorruptionError):
-                pass  # not cached, or a damaged copy: fetch it
-        sealed = self._get(name)
-        snapshot = self._parse_snapshot(seq, self.keys.open(name, sealed))
-        self._cache_snapshot(seq, sealed)
+        """A snapshot, its objects read from this machine's cache when it has them (unless
+        only the stored copies will do, as for verify)."""
+        plain = self._open_object(snapshot_name(seq), cached_ok)
+        snapshot = self._parse_snapshot(seq, plain, cached_ok)
+        self._evict(snapshot)
         return snapshot
 
-    def _snapshot_cache_path(self, seq: int) -> Path | None:
-        if self.snapshot_cache is None:
-            return None
-        return self.snapshot_cache / f"{self.config.repo_id}-{seq:0{SEQ_DIGITS}d}"
-
-    def _cache_snapshot(self, seq: int, sealed: bytes) -> None:
-        """Keep the newest few snapshots; the cache is an optimisation, so failing to
-        write it is not an error."""
-        path = self._snapshot_cache_path(seq)
-        if path is None:
-            return
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}")
-            tmp.write_bytes(sealed)
-            os.replace(tmp, path)
-            for old in sorted(path.parent.glob(f"{self.config.repo_id}-*"))[:-CACHED_SNAPSHOTS]:
-                old.unlink(missing_ok=True)
-        except OSError:
-            pass
-
-    def _parse_snapshot(self, seq: int, plain: bytes) -> Snapshot:
+    def _parse_snapshot(self, seq: int, plain: bytes, cached_ok: bool) -> Snapshot:
         obj = _decode_json(plain, f"snapshot {seq}")
         what = f"snapshot {seq}"
         try:
-            if obj["version"] != FORMAT_VERSION or obj["repo_id"] != self.config.repo_id:
+            version = obj["version"]
+            if version not in SNAPSHOT_VERSIONS or obj["repo_id"] != self.config.repo_id:
                 raise CorruptionError(f"{what} belongs to another repository or format")
             if int(obj["seq"]) != seq:
                 raise CorruptionError(f"{what} claims another sequence number")
-            files = {
-                str(path): FileEntry.from_json(entry, what) for path, entry in obj["files"].items()
-            }
+            parts: dict[str, str] = {}
+            if version == 1:
+                files = {str(p): FileEntry.from_json(e, what) for p, e in obj["files"].items()}
+            else:
+                parts = {str(group): str(name) for group, name in obj["parts"].items()}
+                files = self._load_parts(parts, what, cached_ok)
             parent = obj["parent"]
             return Snapshot(
                 seq=seq,
@@ -425,27 +425,127 @@ class Repository:
                 device=str(obj["device"]),
                 time=float(obj["time"]),
                 files=files,
+                parts=parts,
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise CorruptionError(f"{what} is malformed") from None
 
-    def write_snapshot(self, snapshot: Snapshot) -> bool:
-        """Create-only: False when another machine took this sequence number first."""
+    def _load_parts(
+        self, parts: dict[str, str], what: str, cached_ok: bool
+    ) -> dict[str, FileEntry]:
+        if any(not _MANIFEST_NAME.fullmatch(name) for name in parts.values()):
+            raise CorruptionError(f"{what} names an invalid manifest part")
+
+        def load(name: str) -> tuple[str, Any]:
+            try:
+                body = _decode_json(self._open_object(name, cached_ok), f"{what}'s manifest")
+            except ObjectNotFoundError:
+                raise CorruptionError(f"{what} needs a manifest part that is missing") from None
+            if body["version"] not in SNAPSHOT_VERSIONS:
+                raise CorruptionError(f"{what} has a manifest part of an unknown format")
+            return name, body["groups"]
+
+        loaded = dict(self._each(load, sorted(set(parts.values()))))
+        files: dict[str, FileEntry] = {}
+        for group, name in parts.items():
+            for path, entry in loaded[name][group].items():
+                if manifest_group(str(path)) != group:
+                    raise CorruptionError(f"{what} lists a file in the wrong manifest part")
+                files[str(path)] = FileEntry.from_json(entry, what)
+        return files
+
+    def write_snapshot(self, snapshot: Snapshot, base: Snapshot | None = None) -> bool:
+        """Create-only: False when another machine took this sequence number first.
+
+        The file list is split into groups (manifest_group); groups unchanged since base
+        keep base's manifest part, the changed ones go into one new part: a push uploads
+        only the part of the list that changed."""
+        groups = _grouped(snapshot.files)
+        old = _grouped(base.files) if base is not None else {}
+        parts = {
+            group: base.parts[group]
+            for group, files in groups.items()
+            if base is not None and group in base.parts and old.get(group) == files
+        }
+        changed = {group: files for group, files in groups.items() if group not in parts}
+        if changed:
+            part = MANIFEST_PREFIX + os.urandom(32).hex()
+            listing = {
+                group: {path: e.to_json() for path, e in sorted(files.items())}
+                for group, files in sorted(changed.items())
+            }
+            body = {"version": SNAPSHOT_VERSION, "groups": listing}
+            sealed = self.keys.seal(part, _encode_json(body))
+            self._put(part, sealed)
+            self._cache_object(part, sealed)
+            parts.update(dict.fromkeys(changed, part))
         name = snapshot_name(snapshot.seq)
-        body = {
-            "version": FORMAT_VERSION,
+        root = {
+            "version": SNAPSHOT_VERSION,
             "repo_id": self.config.repo_id,
             "seq": snapshot.seq,
             "parent": snapshot.parent,
             "device": snapshot.device,
             "time": snapshot.time,
-            "files": {path: e.to_json() for path, e in sorted(snapshot.files.items())},
+            "parts": dict(sorted(parts.items())),
         }
-        sealed = self.keys.seal(name, _encode_json(body))
+        sealed = self.keys.seal(name, _encode_json(root))
         if not self._put(name, sealed):
             return False
-        self._cache_snapshot(snapshot.seq, sealed)
+        self._cache_object(name, sealed)
+        snapshot.parts = parts
+        self._evict(snapshot)
         return True
+
+    # -- the local cache of immutable objects ---------------------------------------------
+
+    def _cache_path(self, name: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / f"{self.config.repo_id}-{name.replace('/', '-')}"
+
+    def _open_object(self, name: str, cached_ok: bool) -> bytes:
+        """An immutable object's plaintext, from the cache (checked like a download) or the
+        store; what is downloaded is cached."""
+        path = self._cache_path(name)
+        if cached_ok and path is not None:
+            try:
+                return self.keys.open(name, path.read_bytes())
+            except (OSError, CorruptionError):
+                pass  # not cached, or a damaged copy: fetch it
+        sealed = self._get(name)
+        plain = self.keys.open(name, sealed)
+        self._cache_object(name, sealed)
+        return plain
+
+    def _cache_object(self, name: str, sealed: bytes) -> None:
+        """The cache only saves requests: failing to write it is not an error."""
+        path = self._cache_path(name)
+        if path is None:
+            return
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+            tmp.write_bytes(sealed)
+            os.replace(tmp, path)
+
+    def _evict(self, current: Snapshot) -> None:
+        """When current is the newest snapshot cached: keep the newest few snapshots and
+        the manifest parts current uses."""
+        path = self._cache_path(snapshot_name(current.seq))
+        if path is None:
+            return
+        prefix = f"{self.config.repo_id}-"
+        with contextlib.suppress(OSError):
+            cached = sorted(path.parent.glob(f"{prefix}{SNAPSHOTS_PREFIX[:-1]}-*"))
+            if cached and cached[-1].name > path.name:
+                return
+            for old in cached[:-CACHED_SNAPSHOTS]:
+                old.unlink(missing_ok=True)
+            used = {self._cache_path(name) for name in current.parts.values()}
+            for part in path.parent.glob(f"{prefix}{MANIFEST_PREFIX[:-1]}-*"):
+                if part not in used:
+                    part.unlink(missing_ok=True)
 
     # -- indexes --------------------------------------------------------------------------
 
@@ -513,8 +613,9 @@ class Repository:
         data = self._get(pack)
         if hashlib.sha256(data).hexdigest() != pack.rsplit("/", 1)[-1]:
             raise CorruptionError(f"pack {pack} is damaged (content does not match its name)")
+        view = memoryview(data)
         for blob_id, loc in wanted.items():
-            sealed = data[loc.offset : loc.offset + loc.length]
+            sealed = view[loc.offset : loc.offset + loc.length]
             if len(sealed) != loc.length:
                 raise CorruptionError(f"pack {pack} is shorter than its index says")
             plain = compression.unpack(
@@ -538,7 +639,8 @@ class PackWriter:
 
     def __init__(self, repo: Repository) -> None:
         self.repo = repo
-        self.buffer = bytearray()
+        self.sealed: list[bytes] = []  # joined once per pack: no growing buffer to copy
+        self.size = 0
         self.entries: list[tuple[str, int, int]] = []
         self.written: dict[str, list[tuple[str, int, int]]] = {}
         self.pending: set[str] = set()
@@ -577,25 +679,26 @@ class PackWriter:
         while len(self._sealing) > in_flight:
             blob_id, future = self._sealing.popleft()
             sealed = future.result()
-            self.entries.append((blob_id, len(self.buffer), len(sealed)))
-            self.buffer += sealed
-            if len(self.buffer) >= PACK_TARGET_SIZE:
+            self.entries.append((blob_id, self.size, len(sealed)))
+            self.sealed.append(sealed)
+            self.size += len(sealed)
+            if self.size >= PACK_TARGET_SIZE:
                 self._flush()
 
     def _flush(self) -> None:
         if not self.entries:
             return
         header = self.repo.keys.seal("pack-header", _encode_json(self.entries))
-        self.buffer += header + struct.pack("<I", len(header))
-        name = pack_name(hashlib.sha256(self.buffer).hexdigest())
-        data = bytes(self.buffer)
+        data = b"".join([*self.sealed, header, struct.pack("<I", len(header))])
+        name = pack_name(hashlib.sha256(data).hexdigest())
         if self._pool is None:
             self.repo._put(name, data)
         else:
             self._wait(self._parallel - 1)
             self._uploads.append(self._pool.submit(self.repo._put, name, data))
         self.written[name] = self.entries
-        self.buffer = bytearray()
+        self.sealed = []
+        self.size = 0
         self.entries = []
 
     def finish(self) -> tuple[str, dict[str, BlobLocation]] | None:

@@ -171,7 +171,7 @@ def open_workspace(where: Locations) -> Iterator[Workspace]:
         repo = _repository(where, settings, master, options)
         try:
             repo.transfers = options.transfers
-            repo.snapshot_cache = where.config_dir / "cache" / "snapshots"
+            repo.cache_dir = where.config_dir / "cache" / "objects"
             state = State(where.config_dir / config.STATE_FILE)
             try:
                 yield Workspace(where, settings, repo, state)

@@ -40,19 +40,19 @@ DEFAULT_BRANCH = "main"
 PUSH_ATTEMPTS = 10
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 # Objects only ever read by a machine that found them through a snapshot: they can wait for one.
-STAGED_PREFIXES = ("data/", "index/")
+STAGED_PREFIXES = ("data/", "index/", "manifest/")
 SNAPSHOTS_PREFIX = "snapshots/"
 # A snapshot listing older than this is fetched again; the compare-and-swap push keeps even an
 # older one safe, so this only spares `sync` a second fetch between its pull and its push.
 FRESH_SECONDS = 2.0
 BRANCH_KEY = "claude-sync.branch"
 FETCHED_REF = "refs/claude-sync/fetched"
-# Snapshot and index names grow by one a push; fan-out folders keep every commit's new tree
-# objects small instead of rewriting one folder listing every snapshot ever made.
+# Snapshot, index and manifest names grow by one a push; fan-out folders keep every commit's
+# new tree objects small instead of rewriting one folder listing every snapshot ever made.
 _SNAPSHOT = re.compile(r"snapshots/(\d{8})(\d{2})")
 _SNAPSHOT_PATH = re.compile(r"snapshots/(\d{8})/(\d{8})(\d{2})")
-_INDEX = re.compile(r"index/([0-9a-f]{2})([0-9a-f]{62})")
-_INDEX_PATH = re.compile(r"index/([0-9a-f]{2})/([0-9a-f]{2})([0-9a-f]{62})")
+_INDEX = re.compile(r"(index|manifest)/([0-9a-f]{2})([0-9a-f]{62})")
+_INDEX_PATH = re.compile(r"(index|manifest)/([0-9a-f]{2})/([0-9a-f]{2})([0-9a-f]{62})")
 
 # The user's global config must not sign, hook or slow down our commits; everything else of it
 # (credentials, insteadOf, proxies, core.sshCommand) still applies.
@@ -140,15 +140,15 @@ def to_path(name: str) -> str:
     if m := _SNAPSHOT.fullmatch(name):
         return f"snapshots/{m.group(1)}/{name[len(SNAPSHOTS_PREFIX) :]}"
     if m := _INDEX.fullmatch(name):
-        return f"index/{m.group(1)}/{m.group(1)}{m.group(2)}"
+        return f"{m.group(1)}/{m.group(2)}/{m.group(2)}{m.group(3)}"
     return name
 
 
 def to_name(path: str) -> str:
     if (m := _SNAPSHOT_PATH.fullmatch(path)) and m.group(1) == m.group(2):
         return f"snapshots/{m.group(2)}{m.group(3)}"
-    if (m := _INDEX_PATH.fullmatch(path)) and m.group(1) == m.group(2):
-        return f"index/{m.group(2)}{m.group(3)}"
+    if (m := _INDEX_PATH.fullmatch(path)) and m.group(2) == m.group(3):
+        return f"{m.group(1)}/{m.group(3)}{m.group(4)}"
     return path
 
 
