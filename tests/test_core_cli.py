@@ -505,3 +505,23 @@ def test_leftover_temporary_files_are_cleaned_up(machines, repo_dir):
     pushed = a.json("push")["pushed"]
     assert not any("claude-sync-tmp" in p for p in pushed)
     assert not stale.exists() and fresh.exists()
+
+
+def test_pull_never_writes_through_a_folder_symlinked_out_of_the_claude_dir(
+    machines, repo_dir, tmp_path
+):
+    a, b = machines
+    a.write("skills/pdf/SKILL.md", "from A\n")
+    a.write("agents/new/deep.md", "from A\n")
+    set_up_pair(a, b, repo_dir)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (b.claude / "skills").mkdir(parents=True)
+    (b.claude / "skills" / "pdf").symlink_to(elsewhere)
+    proc = b.run("pull", check=False)
+    assert proc.returncode == 1 and "leads outside" in proc.stderr
+    assert list(elsewhere.iterdir()) == []
+    assert not (b.claude / "agents").exists()  # refused before anything was written
+    (b.claude / "skills" / "pdf").unlink()
+    assert b.run("pull").returncode == 0
+    assert (b.claude / "agents/new/deep.md").read_text() == "from A\n"

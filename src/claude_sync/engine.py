@@ -720,16 +720,16 @@ class Engine:
         # One fsync per file costs more than everything else on a fresh pull of thousands
         # of files: past a few files, one sync of the filesystem makes them all durable.
         each = len(outputs) <= FSYNC_EACH_UP_TO
-        safe_dirs: set[Path] = set()
-        # Names no other run uses: the files are created by the download threads, in
-        # parallel, as their first blob arrives (creating thousands of files one by one
-        # costs as much as downloading them).
+        # Names no other run uses: the files (and missing folders) are created by the
+        # download threads, in parallel, as their first blob arrives; creating thousands of
+        # files one by one costs as much as downloading them. Folders are checked not to
+        # lead out of root before anything is written, and again once they exist.
         token = secrets.token_hex(8)
+        real_root = root.resolve()
+        folders = {dest.parent for dest, _ in outputs.values()}
         try:
+            _check_inside(real_root, folders, root)
             for path, (dest, entry) in outputs.items():
-                if dest.parent not in safe_dirs:
-                    _make_parent_inside(root, dest)
-                    safe_dirs.add(dest.parent)
                 tmp = dest.parent / f".{dest.name}{TMP_MARKER}-{token}"
                 staged.append((path, tmp, dest, entry))
             self._download_into(staged, result)
@@ -740,6 +740,7 @@ class Engine:
                     _fsync(tmp)
                 os.chmod(tmp, entry.mode & 0o777 or 0o600)
                 os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))
+            _check_inside(real_root, folders, root)
             if not each:
                 os.sync()
             yield staged
@@ -755,7 +756,7 @@ class Engine:
         its content, checked on download, and the snapshot lists the ids of each file, so a
         file made of checked blobs of the listed lengths is the file the snapshot describes.
         Filtered files are rebuilt in memory, where their whole hash is checked."""
-        places: dict[str, list[tuple[str, int, int]]] = {}
+        places: dict[str, list[tuple[Path, int, int]]] = {}
         held: dict[str, bytes | None] = {}
         for path, tmp, _, entry in staged:
             if path in self.filters:
@@ -763,7 +764,7 @@ class Engine:
                 continue
             offset = 0
             for blob, length in entry.chunks:
-                places.setdefault(blob, []).append((str(tmp), offset, length))
+                places.setdefault(blob, []).append((tmp, offset, length))
                 offset += length
 
         def deliver(blob_id: str, data: bytes) -> None:
@@ -952,10 +953,16 @@ def _unchanged_since_scan(dest: Path, scanned: LocalFile | None) -> bool:
     return scanned is not None and _stat_key(st) == scanned.cached.stat
 
 
-def _open_new(path: str | Path) -> Any:
-    """A temporary output for writing, created if needed; never through a symlink."""
+def _open_new(path: Path) -> Any:
+    """A temporary output for writing, created (with its folder) if needed; never through
+    a symlink."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-    return os.fdopen(os.open(path, flags, 0o600), "wb")
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o600)
+    return os.fdopen(fd, "wb")
 
 
 def _fsync(path: Path) -> None:
@@ -974,12 +981,10 @@ def _sync_dirs(dirs: set[Path]) -> None:
         _fsync(directory)
 
 
-def _make_parent_inside(root: Path, dest: Path) -> None:
-    """Create dest's folder, refusing a symlink that leads out of the Claude directory."""
-    real_root = root.resolve()
-    for created in (False, True):  # before creating (no escape to create through) and after
+def _check_inside(real_root: Path, folders: set[Path], root: Path) -> None:
+    """Refuse folders (existing, or the existing part of their path) that a symlink leads
+    out of the Claude directory."""
+    for folder in folders:
         with contextlib.suppress(FileNotFoundError):
-            if not dest.parent.resolve().is_relative_to(real_root):
-                raise SyncError(f"refusing to write {dest}: it leads outside {root}")
-        if not created:
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not folder.resolve().is_relative_to(real_root):
+                raise SyncError(f"refusing to write in {folder}: it leads outside {root}")
