@@ -205,6 +205,8 @@ class Engine:
                     reads.append(
                         (found, path, pool.submit(self._read, path, found.abspath, found.st))
                     )
+                    # Something changed, so the store will be needed: open it meanwhile.
+                    self.repo.open_in_background()
             with self.state.transaction():
                 for found, path, future in reads:
                     fresh = future.result()

@@ -27,6 +27,7 @@ from claude_sync.errors import (
     ConfigError,
     CorruptionError,
     ObjectNotFoundError,
+    SyncError,
     WrongKeyError,
 )
 from claude_sync.store.base import ObjectStore
@@ -182,6 +183,9 @@ class Repository:
     ) -> None:
         self._store = store
         self._open_store = open_store
+        self._opening = threading.Lock()
+        self._open_error: SyncError | None = None
+        self._background = False
         self.keys = keys
         self.config = config
         self.uploaded_bytes = 0
@@ -203,25 +207,56 @@ class Repository:
 
     @property
     def store(self) -> ObjectStore:
-        if self._store is None:
-            assert self._open_store is not None
-            store = self._open_store()
-            try:
-                found = Repository.open(store, self.keys.master).config.repo_id
-                if found != self.config.repo_id:
-                    raise ConfigError(
-                        f"{store.display} now holds a different repository than the one this "
-                        "machine joined; run `claude-sync init --force` to join it"
-                    )
-            except BaseException:
-                store.close()
-                raise
-            self._store = store
+        with self._opening:
+            if self._store is None:
+                if self._open_error is not None:
+                    raise self._open_error
+                assert self._open_store is not None
+                self._store = self._connect(self._open_store)
         return self._store
 
+    def _connect(self, open_store: Callable[[], ObjectStore]) -> ObjectStore:
+        store = open_store()
+        try:
+            found = Repository.open(store, self.keys.master).config.repo_id
+            if found != self.config.repo_id:
+                raise ConfigError(
+                    f"{store.display} now holds a different repository than the one this "
+                    "machine joined; run `claude-sync init --force` to join it"
+                )
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def open_in_background(self) -> None:
+        """Start opening the store now, for a caller that will need it soon (a push that
+        found changes: importing a cloud SDK and the first request overlap with hashing).
+        A failure is kept and raised where the store is first needed."""
+        if self._store is not None or self._open_store is None or self._background:
+            return
+        self._background = True
+
+        def connect() -> None:
+            with self._opening:
+                if self._store is None:
+                    try:
+                        self._store = self._connect(self._open_store)  # type: ignore[arg-type]
+                    except SyncError as exc:
+                        self._open_error = exc
+
+        threading.Thread(target=connect, daemon=True).start()
+
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
+        # A store still being opened in the background was never needed: its daemon thread
+        # is left to finish (or end with the process) rather than waited for.
+        if not self._opening.acquire(blocking=False):
+            return
+        try:
+            if self._store is not None:
+                self._store.close()
+        finally:
+            self._opening.release()
 
     @property
     def parallel(self) -> int:
