@@ -23,7 +23,7 @@ class MemoryStore(ObjectStore):
         self.objects[name] = data
         return True
 
-    def list(self, prefix: str) -> list[str]:
+    def _list(self, prefix: str, start_after: str) -> list[str]:
         return [n for n in self.objects if n.startswith(prefix)]
 
     def delete(self, name: str) -> None:

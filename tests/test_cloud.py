@@ -147,6 +147,8 @@ def test_put_if_absent_has_exactly_one_winner(cloud: Cloud, monkeypatch):
             assert len(results) == 12 and len(winners) == 1, results
             assert store.get(name) == f"writer {winners[0]}".encode()
         assert sorted(store.list("snapshots/")) == [f"snapshots/{i:010d}" for i in range(3)]
+        after_first = store.list("snapshots/", start_after="snapshots/0000000000")
+        assert sorted(after_first) == ["snapshots/0000000001", "snapshots/0000000002"]
         store.delete("snapshots/0000000000")
         store.delete("snapshots/0000000000")  # deleting a missing object is fine
         assert len(store.list("")) == 2

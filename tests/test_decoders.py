@@ -227,10 +227,29 @@ class CountingStore(MemoryStore):
     def __init__(self) -> None:
         super().__init__()
         self.gets: list[str] = []
+        self.listed: list[tuple[str, int]] = []
 
     def get(self, name: str) -> bytes:
         self.gets.append(name)
         return super().get(name)
+
+    def _list(self, prefix: str, start_after: str) -> list[str]:
+        names = super()._list(prefix, start_after)
+        self.listed.append((start_after, sum(n > start_after for n in names)))
+        return names
+
+
+def test_finding_the_head_lists_only_from_the_last_seen_snapshot():
+    store = CountingStore()
+    repo = Repository.create(store, None)
+    for seq in range(1, 41):
+        assert repo.write_snapshot(Snapshot(seq, seq - 1 or None, "dev", 1.0, {}))
+    assert repo.head_seq(seen=38) == 40
+    assert store.listed[-1] == (snapshot_name(37), 3)  # what a store that can skip returns
+    store.delete(snapshot_name(40))
+    store.delete(snapshot_name(39))
+    assert repo.head_seq(seen=39) == 38  # older than seen: everything is listed
+    assert store.listed[-1] == ("", 38)
 
 
 def test_snapshot_cache_spares_downloads_and_never_trusts_a_damaged_copy(tmp_path):

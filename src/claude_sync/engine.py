@@ -276,8 +276,8 @@ class Engine:
 
     def head_seq(self) -> int | None:
         """The newest snapshot, refusing one older than any this machine has seen."""
-        seq = self.repo.head_seq()
         seen = int(self.state.get_meta("seen_seq") or 0)
+        seq = self.repo.head_seq(seen)
         if (seq or 0) < seen and not self.allow_rollback:
             raise CorruptionError(
                 f"the repository's newest snapshot is {seq or 'none'}, but this machine has "

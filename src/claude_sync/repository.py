@@ -418,15 +418,22 @@ class Repository:
 
     # -- snapshots --------------------------------------------------------------------------
 
-    def snapshot_seqs(self) -> list[int]:
+    def snapshot_seqs(self, start_after: str = "") -> list[int]:
         seqs = []
-        for name in self.store.list(SNAPSHOTS_PREFIX):
+        for name in self.store.list(SNAPSHOTS_PREFIX, start_after):
             match = _SNAPSHOT_NAME.fullmatch(name)
             if match:
                 seqs.append(int(match.group(1)))
         return sorted(seqs)
 
-    def head_seq(self) -> int | None:
+    def head_seq(self, seen: int = 0) -> int | None:
+        """The newest snapshot's number. Given one this machine has seen, only names from
+        it on are listed (where the store can): one request, however long the history. When
+        none is there any more (older data served, or pruned), everything is listed."""
+        if seen > 1:
+            seqs = self.snapshot_seqs(snapshot_name(seen - 1))
+            if seqs:
+                return seqs[-1]
         seqs = self.snapshot_seqs()
         return seqs[-1] if seqs else None
 

@@ -34,9 +34,16 @@ class ObjectStore(ABC):
     def put_if_absent(self, name: str, data: bytes) -> bool:
         """Store data under name unless the name is taken; True when this call created it."""
 
+    def list(self, prefix: str, start_after: str = "") -> list[str]:
+        """Names of all objects whose name starts with prefix (and, when start_after is
+        given, sorts after it), in no particular order."""
+        names = self._list(prefix, start_after)
+        return [n for n in names if n > start_after] if start_after else names
+
     @abstractmethod
-    def list(self, prefix: str) -> list[str]:
-        """Names of all objects whose name starts with prefix, in no particular order."""
+    def _list(self, prefix: str, start_after: str) -> list[str]:
+        """Names under prefix. Stores that can start a listing after a name (S3, GCS) do,
+        so finding the newest snapshot does not cost more as history grows."""
 
     @abstractmethod
     def delete(self, name: str) -> None:

@@ -62,7 +62,7 @@ class FolderStore(ObjectStore):
                 raise BackendError(f"no space left on {self.display}") from None
             raise BackendError(f"cannot write to {self.display}: {exc.strerror}") from None
 
-    def list(self, prefix: str) -> list[str]:
+    def _list(self, prefix: str, start_after: str) -> list[str]:
         # Walk only the deepest folder the prefix pins down.
         folder, _, _ = prefix.rpartition("/")
         base = self.root.joinpath(*folder.split("/")) if folder else self.root

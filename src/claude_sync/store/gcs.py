@@ -132,12 +132,18 @@ class GCSStore(BucketStore):
         except _LostRace:
             return self._holds_our_bytes(name, data)
 
-    def list(self, prefix: str) -> list[str]:
+    def _list(self, prefix: str, start_after: str) -> list[str]:
         start = len(self._key_prefix)
+        # start_offset is inclusive: the name itself is dropped by list().
+        after = {"start_offset": self._key_prefix + start_after} if start_after else {}
 
         def names() -> list[str]:
             blobs = self._client.list_blobs(
-                self._bucket, prefix=self._key_prefix + prefix, retry=RETRY, timeout=TIMEOUT
+                self._bucket,
+                prefix=self._key_prefix + prefix,
+                retry=RETRY,
+                timeout=TIMEOUT,
+                **after,
             )
             return [b.name[start:] for b in blobs if not b.name[start:].startswith(PROBE_PREFIX)]
 

@@ -459,7 +459,7 @@ class GitStore(ObjectStore):
             self._advance(self._tracking())  # un-stage what was not pushed
             raise
 
-    def list(self, prefix: str) -> list[str]:
+    def _list(self, prefix: str, start_after: str) -> list[str]:
         if not self._ready:
             self._ensure()
         elif prefix == SNAPSHOTS_PREFIX and time.monotonic() - self._fetched_at > FRESH_SECONDS:

@@ -169,12 +169,13 @@ class S3Store(BucketStore):
         except BotoCoreError as exc:
             raise self._error(exc, "write to") from None
 
-    def list(self, prefix: str) -> list[str]:
+    def _list(self, prefix: str, start_after: str) -> list[str]:
         start = len(self._key_prefix)
         names = []
+        after = {"StartAfter": self._key_prefix + start_after} if start_after else {}
         try:
             pages = self._client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=self._key_prefix + prefix
+                Bucket=self.bucket, Prefix=self._key_prefix + prefix, **after
             )
             for page in pages:
                 for item in page.get("Contents", ()):
