@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import string
+from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +19,7 @@ from memory_store import MemoryStore
 
 from claude_sync import compression, crypto
 from claude_sync.config import load_settings
+from claude_sync.engine import Engine
 from claude_sync.errors import SyncError
 from claude_sync.repository import (
     MANIFEST_PREFIX,
@@ -27,6 +29,7 @@ from claude_sync.repository import (
     Snapshot,
     snapshot_name,
 )
+from claude_sync.state import State
 
 FAST = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -314,3 +317,36 @@ def test_version_1_snapshots_are_read_and_built_upon():
     (part,) = store.list(MANIFEST_PREFIX)
     assert repo.load_snapshot(2).files == newer
     assert repo.load_snapshot(2).parts == {"": part, "agents": part}
+
+
+class ReplacingStore(MemoryStore):
+    """Plays a prune that replaces an index between a reader's listing and its read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.before_get: dict[str, Callable[[], None]] = {}
+
+    def get(self, name: str) -> bytes:
+        if name in self.before_get:
+            self.before_get.pop(name)()
+        return super().get(name)
+
+
+def test_an_index_replaced_while_being_read_is_looked_up_again(tmp_path):
+    store = ReplacingStore()
+    repo = Repository.create(store, None)
+    with contextlib.closing(PackWriter(repo)) as writer:
+        writer.add("a" * 64, b"some data")
+        name, locations = writer.finish()
+    replacement: list[str] = []
+
+    def prune() -> None:
+        (loc,) = locations.values()
+        replacement.append(repo.write_index({loc.pack: [("a" * 64, loc.offset, loc.length)]}))
+        store.delete(name)
+
+    store.before_get[name] = prune
+    engine = Engine(tmp_path, repo, State(tmp_path / "state.db"), "dev", tmp_path)
+    engine.refresh_index()
+    assert engine.state.known_indexes() == set(replacement)
+    assert engine.state.blob_pack("a" * 64) == locations["a" * 64].pack

@@ -174,6 +174,7 @@ def test_prune_drops_old_snapshots_and_unused_data(make_machine, repo_dir):
     out = a.run("prune", "--keep-last", "1", "--grace", "0").stdout
     assert "Removed 3 snapshots" in out and "deleted 3 packs" in out
     assert repo_bytes(repo_dir) < before / 2
+    assert len(list((repo_dir / "index").iterdir())) == 1  # four indexes became one
     assert [s["seq"] for s in a.json("log")["snapshots"]] == [4]
     assert "No problems found" in a.run("verify", "--read-data").stdout
     b = make_machine("b")

@@ -26,7 +26,7 @@ from typing import Any
 
 from claude_sync import resources
 from claude_sync.chunking import Chunker
-from claude_sync.errors import CorruptionError, SyncError
+from claude_sync.errors import CorruptionError, ObjectNotFoundError, SyncError
 from claude_sync.merge import merge_file
 from claude_sync.pathmap import HomeFilter, PathMapper, encode
 from claude_sync.repository import (
@@ -46,6 +46,7 @@ MAX_SYNC_ROUNDS = 3
 HISTORY_LOOKBACK = 100
 FSYNC_EACH_UP_TO = 16
 STABLE_READ_ATTEMPTS = 3
+INDEX_READ_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -296,17 +297,23 @@ class Engine:
     def refresh_index(self) -> None:
         """Load index objects we have not seen yet into the local blob cache; when one we
         knew is gone (pruned), rebuild the cache so no blob points at a deleted pack."""
-        known = self.state.known_indexes()
-        names = self.repo.index_names()
-        if known - set(names):
-            with self.state.transaction():
-                self.state.forget_indexes()
-            known = set()
-        for name in names:
-            if name not in known:
-                locations = self.repo.load_index(name)
+        for _ in range(INDEX_READ_ATTEMPTS):
+            known = self.state.known_indexes()
+            names = self.repo.index_names()
+            if known - set(names):
                 with self.state.transaction():
-                    self.state.add_index(name, locations)
+                    self.state.forget_indexes()
+                known = set()
+            try:
+                for name in names:
+                    if name not in known:
+                        locations = self.repo.load_index(name)
+                        with self.state.transaction():
+                            self.state.add_index(name, locations)
+                return
+            except ObjectNotFoundError:
+                continue  # a prune replaced the indexes meanwhile: list them again
+        raise SyncError("the repository's indexes kept changing while being read; try again")
 
     # -- planning ---------------------------------------------------------------------------
 

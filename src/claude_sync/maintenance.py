@@ -198,10 +198,11 @@ def prune(
         repo.write_mark(set(fresh))
         report.packs_marked = sum(name.startswith(DATA_PREFIX) for name in fresh)
         marks = repo.marks()
-    for mark in marks:
-        if time.time() - mark.time >= grace:
-            _sweep(repo, indexes, mark.packs & unreferenced, report)
-            repo.store.delete(mark.name)
+    due = [mark for mark in marks if time.time() - mark.time >= grace]
+    doomed = frozenset().union(*(mark.packs for mark in due)) & unreferenced
+    _sweep(repo, indexes, doomed, report)
+    for mark in due:
+        repo.store.delete(mark.name)
     return report
 
 
@@ -226,25 +227,27 @@ def _unreferenced_packs(
 def _sweep(
     repo: Repository,
     indexes: dict[str, dict[str, BlobLocation]],
-    packs: frozenset[str],
+    doomed: frozenset[str],
     report: PruneReport,
 ) -> None:
-    """Indexes first (rewritten without the packs), then the packs: a crash in between leaves
-    only orphans, which the next prune marks again."""
-    for name, locations in indexes.items():
-        if not any(loc.pack in packs for loc in locations.values()):
-            continue
+    """The indexes read become one, without the doomed packs (so the index listing every
+    pull reads stays short however many pushes there were), then the doomed objects go.
+    A crash in between leaves duplicate index entries or orphans, which the next prune
+    collects; indexes written meanwhile by pushes are not touched."""
+    if len(indexes) > 1 or any(loc.pack in doomed for i in indexes.values() for loc in i.values()):
         remaining: dict[str, list[tuple[str, int, int]]] = {}
-        for blob, loc in locations.items():
-            if loc.pack not in packs:
-                remaining.setdefault(loc.pack, []).append((blob, loc.offset, loc.length))
+        for locations in indexes.values():
+            for blob, loc in locations.items():
+                if loc.pack not in doomed:
+                    remaining.setdefault(loc.pack, []).append((blob, loc.offset, loc.length))
         if remaining:
             repo.write_index(remaining)
-        repo.store.delete(name)
-    for pack in packs:
+        for name in indexes:
+            repo.store.delete(name)
+    for name in doomed:
         try:
-            report.bytes_freed += len(repo.store.get(pack))
+            report.bytes_freed += len(repo.store.get(name))
         except ObjectNotFoundError:
             continue
-        repo.store.delete(pack)
-        report.packs_deleted += pack.startswith(DATA_PREFIX)
+        repo.store.delete(name)
+        report.packs_deleted += name.startswith(DATA_PREFIX)
