@@ -26,6 +26,7 @@ from typing import Any
 
 from claude_sync import resources
 from claude_sync.chunking import Chunker
+from claude_sync.durable import fsync_path
 from claude_sync.errors import CorruptionError, ObjectNotFoundError, SyncError
 from claude_sync.merge import merge_file
 from claude_sync.pathmap import HomeFilter, PathMapper, encode
@@ -746,7 +747,7 @@ class Engine:
                 if not entry.chunks:
                     _open_new(tmp).close()
                 if each:
-                    _fsync(tmp)
+                    fsync_path(tmp)
                 os.chmod(tmp, entry.mode & 0o777 or 0o600)
                 os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))
             _check_inside(real_root, folders, root)
@@ -974,20 +975,12 @@ def _open_new(path: Path) -> Any:
     return os.fdopen(fd, "wb")
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _sync_dirs(dirs: set[Path]) -> None:
     if len(dirs) > FSYNC_EACH_UP_TO:
         os.sync()
         return
     for directory in dirs:
-        _fsync(directory)
+        fsync_path(directory)
 
 
 def _check_inside(real_root: Path, folders: set[Path], root: Path) -> None:

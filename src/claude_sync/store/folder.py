@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from claude_sync.durable import fsync_path
 from claude_sync.errors import BackendError, ObjectNotFoundError
 from claude_sync.store.base import ObjectStore
 
@@ -53,7 +54,7 @@ class FolderStore(ObjectStore):
                 os.link(tmp, path)
             finally:
                 os.unlink(tmp)
-            _fsync_dir(path.parent)
+            fsync_path(path.parent)
             return True
         except FileExistsError:
             return False
@@ -88,11 +89,3 @@ class FolderStore(ObjectStore):
             self._path(name).unlink(missing_ok=True)
         except OSError as exc:
             raise BackendError(f"cannot delete from {self.display}: {exc.strerror}") from None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
