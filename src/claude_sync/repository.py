@@ -45,6 +45,9 @@ PRUNE_PREFIX = "prune/"
 MANIFEST_PREFIX = "manifest/"
 SEQ_DIGITS = 10
 PACK_TARGET_SIZE = 8 * 1024 * 1024
+#: packs a push or pull holds at once, whatever the number of transfers: bounded memory
+#: (4 x 8 MiB) at about the parallelism restic uses for S3
+PACKS_IN_MEMORY = 4
 CACHED_SNAPSHOTS = 3
 T = TypeVar("T")
 R = TypeVar("R")
@@ -289,13 +292,15 @@ class Repository:
             for blob_id, plain in self.iter_pack(*item):
                 sink(blob_id, plain)
 
-        self._each(one, list(packs.items()))
+        self._each(one, list(packs.items()), PACKS_IN_MEMORY)
 
-    def _each(self, fn: Callable[[T], R], items: list[T]) -> list[R]:
-        """fn over items, `parallel` at a time; the first error is re-raised."""
-        if self.parallel <= 1 or len(items) <= 1:
+    def _each(self, fn: Callable[[T], R], items: list[T], most: int = 1 << 16) -> list[R]:
+        """fn over items, `parallel` (and at most `most`) at a time; the first error is
+        re-raised."""
+        workers = min(self.parallel, most)
+        if workers <= 1 or len(items) <= 1:
             return [fn(item) for item in items]
-        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(fn, items))
 
     # -- creation and opening -------------------------------------------------------------
@@ -693,7 +698,7 @@ class PackWriter:
         self._sealing: collections.deque[tuple[str, Future[bytes]]] = collections.deque()
         self._max_sealing = 2 * workers
         # Packs upload in the background while the next one fills, at most `transfers` at once.
-        self._parallel = repo.parallel
+        self._parallel = min(repo.parallel, PACKS_IN_MEMORY)
         self._pool = ThreadPoolExecutor(max_workers=self._parallel) if self._parallel > 1 else None
         self._uploads: list[Future[bool]] = []
 
