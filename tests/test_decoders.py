@@ -255,22 +255,28 @@ def test_finding_the_head_lists_only_from_the_last_seen_snapshot():
     assert store.listed[-1] == ("", 38)
 
 
-def test_snapshot_cache_spares_downloads_and_never_trusts_a_damaged_copy(tmp_path):
+def test_manifest_parts_are_cached_and_a_damaged_copy_is_never_trusted(tmp_path):
     store = CountingStore()
     repo = Repository.create(store, None)
     repo.cache_dir = tmp_path / "objects"
-    for seq in range(1, 6):
-        assert repo.write_snapshot(Snapshot(seq, seq - 1 or None, "dev", 1.0, {}))
-    assert len(list(repo.cache_dir.iterdir())) == 3  # only the newest few are kept
+    entry = FileEntry("0" * 64, 1, 0, 0o600, (("1" * 64, 1),))
+    head = None
+    for seq in range(1, 4):  # the agents group changes every time, the top files never
+        files = {f"agents/a{seq}.md": entry, "CLAUDE.md": entry}
+        assert repo.write_snapshot(Snapshot(seq, seq - 1 or None, "dev", 1.0, files), head)
+        head = repo.load_snapshot(seq)
+    assert len(list(repo.cache_dir.iterdir())) == 2  # only the parts the newest one uses
     store.gets.clear()
-    assert repo.load_snapshot(5).device == "dev"
-    assert store.gets == []  # the push that wrote it need not download it
-    cached = next(p for p in repo.cache_dir.iterdir() if p.name.endswith("5"))
-    cached.write_bytes(b"damaged")
-    assert repo.load_snapshot(5).seq == 5 and store.gets == [snapshot_name(5)]
-    assert repo.load_snapshot(5, cached_ok=False).seq == 5  # verify reads the storage
-    assert store.gets == [snapshot_name(5)] * 2
-    assert repo.load_snapshot(1).seq == 1 and store.gets[-1] == snapshot_name(1)
+    assert repo.load_snapshot(3).files == files
+    assert store.gets == [snapshot_name(3)]  # the root is always read; its parts were not
+    for cached in repo.cache_dir.iterdir():
+        cached.write_bytes(b"damaged")
+    store.gets.clear()
+    assert repo.load_snapshot(3).files == files
+    assert sorted(store.gets) == sorted([snapshot_name(3), *set(head.parts.values())])
+    store.gets.clear()
+    assert repo.load_snapshot(3, cached_ok=False).files == files  # verify reads the storage
+    assert len(store.gets) == 3
 
 
 logical_paths = st.lists(

@@ -158,6 +158,27 @@ def test_commit_identity_is_fixed(file_server: GitServer, new_machine) -> None:
     assert lines == {f"{ident}|{ident}|claude-sync"}
 
 
+def test_prune_over_git_commits_once_per_step_not_per_object(
+    file_server: GitServer, new_machine
+) -> None:
+    a, b = new_machine("a", file_server), new_machine("b", file_server)
+    remote = file_server.create("prune.git")
+    a.run("init", remote)
+    for i in range(6):
+        a.write("agents/x.md", f"version {i}\n" * 2000)
+        a.run("push")
+    bare = file_server.path("prune.git")
+    before = commits(bare)
+    out = a.run("prune", "--keep-last", "1", "--grace", "0").stdout
+    assert "Removed 5 snapshots" in out and "deleted 5 packs" in out
+    # snapshots, mark, merged index, old indexes, packs and parts, mark: not one per object
+    assert commits(bare) - before <= 6
+    assert "No problems found" in a.run("verify", "--read-data").stdout
+    b.run("init", remote)
+    b.run("pull")
+    assert (b.claude / "agents/x.md").read_text() == "version 5\n" * 2000
+
+
 # -- concurrency ------------------------------------------------------------------------------
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from claude_sync.repository import ChunkerParams
 
@@ -26,18 +27,34 @@ class Chunker:
     def digest_file(
         self, path: str | Path, blob_id: Callable[[memoryview], str]
     ) -> tuple[str, tuple[tuple[str, int, int], ...]]:
-        """SHA-256 of the whole file and its chunks as (blob id, offset, length). A big file
-        is hashed by a second thread while this one chunks it: appending to a 200 MiB
-        transcript must not cost one core two passes over it."""
+        """SHA-256 of the whole file and its chunks as (blob id, offset, length), from one
+        read of it."""
+        sha = hashlib.sha256()
         with open(path, "rb") as fh:
             if os.fstat(fh.fileno()).st_size < SPLIT_HASH_SIZE:
-                sha = hashlib.sha256()
                 chunks = self._chunks(fh, blob_id, sha.update)
-                return sha.hexdigest(), chunks
-            with open(path, "rb") as second, ThreadPoolExecutor(max_workers=1) as pool:
-                whole = pool.submit(hashlib.file_digest, second, "sha256")
-                chunks = self._chunks(fh, blob_id, lambda data: None)
-                return whole.result().hexdigest(), chunks
+            else:
+                chunks = self._chunks_hashed_aside(fh, blob_id, sha)
+        return sha.hexdigest(), chunks
+
+    def _chunks_hashed_aside(
+        self, fh: BinaryIO, blob_id: Callable[[memoryview], str], sha: Any
+    ) -> tuple[tuple[str, int, int], ...]:
+        """A second thread feeds the same bytes to sha while this one chunks: appending to
+        a 200 MiB transcript must not cost one core two passes over it."""
+        pieces: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+
+        def consume() -> None:
+            while (piece := pieces.get()) is not None:
+                sha.update(piece)
+
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hashed = pool.submit(consume)
+            try:
+                return self._chunks(fh, blob_id, lambda data: pieces.put(bytes(data)))
+            finally:
+                pieces.put(None)
+                hashed.result()
 
     def _chunks(
         self,

@@ -95,7 +95,7 @@ def derive_kek(passphrase: str, salt: bytes, params: dict[str, int]) -> bytes:
         iterations = int(params["iterations"])
         lanes = int(params["lanes"])
         memory_cost = int(params["memory_cost"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise CorruptionError("key object has malformed KDF parameters") from None
     if not (1 <= iterations <= MAX_KDF_ITERATIONS and 1 <= lanes <= 64):
         raise CorruptionError("key object has out-of-range KDF parameters")

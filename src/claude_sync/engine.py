@@ -739,8 +739,9 @@ class Engine:
         folders = {dest.parent for dest, _ in outputs.values()}
         try:
             _check_inside(real_root, folders, root)
-            for path, (dest, entry) in outputs.items():
-                tmp = dest.parent / f".{dest.name}{TMP_MARKER}-{token}"
+            for i, (path, (dest, entry)) in enumerate(outputs.items()):
+                # The index keeps names apart where the filesystem folds case.
+                tmp = dest.parent / f".{dest.name}{TMP_MARKER}-{token}-{i}"
                 staged.append((path, tmp, dest, entry))
             self._download_into(staged, result)
             for _, tmp, _, entry in staged:

@@ -177,8 +177,7 @@ def prune(
     report = PruneReport(doomed_snapshots, 0, 0, 0)
     if dry_run:
         return report
-    for seq in doomed_snapshots:
-        repo.store.delete(snapshot_name(seq))
+    repo.store.delete_many([snapshot_name(seq) for seq in doomed_snapshots])
     kept = [repo.load_snapshot(seq) for seq in sorted(keep)]
     needed = {b for snap in kept for e in snap.files.values() for b, _ in e.chunks}
     indexes = {name: repo.load_index(name) for name in repo.index_names()}
@@ -201,8 +200,7 @@ def prune(
     due = [mark for mark in marks if time.time() - mark.time >= grace]
     doomed = frozenset().union(*(mark.packs for mark in due)) & unreferenced
     _sweep(repo, indexes, doomed, report)
-    for mark in due:
-        repo.store.delete(mark.name)
+    repo.store.delete_many([mark.name for mark in due])
     return report
 
 
@@ -242,12 +240,13 @@ def _sweep(
                     remaining.setdefault(loc.pack, []).append((blob, loc.offset, loc.length))
         if remaining:
             repo.write_index(remaining)
-        for name in indexes:
-            repo.store.delete(name)
+        repo.store.delete_many(list(indexes))
+    present = []
     for name in doomed:
         try:
             report.bytes_freed += len(repo.store.get(name))
         except ObjectNotFoundError:
             continue
-        repo.store.delete(name)
+        present.append(name)
         report.packs_deleted += name.startswith(DATA_PREFIX)
+    repo.store.delete_many(present)

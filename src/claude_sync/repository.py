@@ -27,7 +27,6 @@ from claude_sync.errors import (
     ConfigError,
     CorruptionError,
     ObjectNotFoundError,
-    SyncError,
     WrongKeyError,
 )
 from claude_sync.store.base import ObjectStore
@@ -48,7 +47,6 @@ PACK_TARGET_SIZE = 8 * 1024 * 1024
 #: packs a push or pull holds at once, whatever the number of transfers: bounded memory
 #: (4 x 8 MiB) at about the parallelism restic uses for S3
 PACKS_IN_MEMORY = 4
-CACHED_SNAPSHOTS = 3
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -110,7 +108,7 @@ class FileEntry:
                 mode=int(obj["mode"]),
                 chunks=chunks,
             )
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise CorruptionError(f"{what} has a malformed file entry") from None
         if (
             not _HEX64.fullmatch(entry.sha256)
@@ -170,7 +168,7 @@ def _encode_json(obj: Any) -> bytes:
 def _decode_json(data: bytes, what: str) -> Any:
     try:
         return json.loads(compression.unpack(data, what))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise CorruptionError(f"{what} is not valid JSON") from None
 
 
@@ -187,17 +185,19 @@ class Repository:
         self._store = store
         self._open_store = open_store
         self._opening = threading.Lock()
-        self._open_error: SyncError | None = None
+        self._open_error: Exception | None = None
         self._background = False
+        self._closed = False
         self.keys = keys
         self.config = config
         self.uploaded_bytes = 0
         self.downloaded_bytes = 0
         #: how many objects may travel at once, for stores that are thread-safe
         self.transfers = 1
-        #: where recent snapshots and their manifest parts are kept as fetched (sealed, so
-        #: a cached copy is checked like a download): a push need not download what it wrote
+        #: where manifest parts are kept as fetched (sealed, so a cached copy is checked like
+        #: a download): a push need not download the list it wrote
         self.cache_dir: Path | None = None
+        self._newest_seen = 0
         self._counter_lock = threading.Lock()
 
     @classmethod
@@ -242,24 +242,21 @@ class Repository:
 
         def connect() -> None:
             with self._opening:
-                if self._store is None:
+                if self._store is None and not self._closed:
                     try:
                         self._store = self._connect(self._open_store)  # type: ignore[arg-type]
-                    except SyncError as exc:
+                    except Exception as exc:  # raised where the store is needed
                         self._open_error = exc
 
         threading.Thread(target=connect, daemon=True).start()
 
     def close(self) -> None:
-        # A store still being opened in the background was never needed: its daemon thread
-        # is left to finish (or end with the process) rather than waited for.
-        if not self._opening.acquire(blocking=False):
-            return
-        try:
+        # Waits for an open still running in the background: nothing it starts (a git fetch
+        # in the shared cache) may outlive the machine-wide lock the caller holds.
+        with self._opening:
+            self._closed = True
             if self._store is not None:
                 self._store.close()
-        finally:
-            self._opening.release()
 
     @property
     def parallel(self) -> int:
@@ -443,10 +440,12 @@ class Repository:
         return seqs[-1] if seqs else None
 
     def load_snapshot(self, seq: int, cached_ok: bool = True) -> Snapshot:
-        """A snapshot, its objects read from this machine's cache when it has them (unless
-        only the stored copies will do, as for verify)."""
-        plain = self._open_object(snapshot_name(seq), cached_ok)
-        snapshot = self._parse_snapshot(seq, plain, cached_ok)
+        """A snapshot. Its root is always read from the store (a few hundred bytes; a number
+        can come back with other content after a rollback or a prune); its manifest parts,
+        whose random names are never reused, from this machine's cache when it has them
+        (unless only the stored copies will do, as for verify)."""
+        name = snapshot_name(seq)
+        snapshot = self._parse_snapshot(seq, self.keys.open(name, self._get(name)), cached_ok)
         self._evict(snapshot)
         return snapshot
 
@@ -474,7 +473,7 @@ class Repository:
                 files=files,
                 parts=parts,
             )
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             raise CorruptionError(f"{what} is malformed") from None
 
     def _load_parts(
@@ -539,7 +538,6 @@ class Repository:
         sealed = self.keys.seal(name, _encode_json(root))
         if not self._put(name, sealed):
             return False
-        self._cache_object(name, sealed)
         snapshot.parts = parts
         self._evict(snapshot)
         return True
@@ -552,7 +550,7 @@ class Repository:
         return self.cache_dir / f"{self.config.repo_id}-{name.replace('/', '-')}"
 
     def _open_object(self, name: str, cached_ok: bool) -> bytes:
-        """An immutable object's plaintext, from the cache (checked like a download) or the
+        """A manifest part's plaintext, from the cache (checked like a download) or the
         store; what is downloaded is cached."""
         path = self._cache_path(name)
         if cached_ok and path is not None:
@@ -570,27 +568,23 @@ class Repository:
         path = self._cache_path(name)
         if path is None:
             return
-        with contextlib.suppress(OSError):
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+        try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
             tmp.write_bytes(sealed)
             os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
 
     def _evict(self, current: Snapshot) -> None:
-        """When current is the newest snapshot cached: keep the newest few snapshots and
-        the manifest parts current uses."""
-        path = self._cache_path(snapshot_name(current.seq))
-        if path is None:
+        """Once the newest snapshot this process has seen is loaded or written, keep only
+        the manifest parts it uses."""
+        if self.cache_dir is None or current.seq < self._newest_seen:
             return
-        prefix = f"{self.config.repo_id}-"
+        self._newest_seen = current.seq
+        used = {self._cache_path(name) for name in current.parts.values()}
         with contextlib.suppress(OSError):
-            cached = sorted(path.parent.glob(f"{prefix}{SNAPSHOTS_PREFIX[:-1]}-*"))
-            if cached and cached[-1].name > path.name:
-                return
-            for old in cached[:-CACHED_SNAPSHOTS]:
-                old.unlink(missing_ok=True)
-            used = {self._cache_path(name) for name in current.parts.values()}
-            for part in path.parent.glob(f"{prefix}{MANIFEST_PREFIX[:-1]}-*"):
+            for part in self.cache_dir.glob(f"{self.config.repo_id}-{MANIFEST_PREFIX[:-1]}-*"):
                 if part not in used:
                     part.unlink(missing_ok=True)
 
@@ -614,7 +608,7 @@ class Repository:
                     if not _HEX64.fullmatch(blob_id) or int(offset) < 0 or int(length) <= 0:
                         raise CorruptionError(f"index {name} has an invalid entry")
                     locations[blob_id] = BlobLocation(pack, int(offset), int(length))
-        except (KeyError, TypeError, ValueError, AttributeError):
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             raise CorruptionError(f"index {name} is malformed") from None
         return locations
 
@@ -637,7 +631,7 @@ class Repository:
             obj = _decode_json(self.keys.open(name, self._get(name)), f"prune mark {name}")
             try:
                 found.append(PruneMark(name, float(obj["time"]), frozenset(map(str, obj["packs"]))))
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):
                 raise CorruptionError(f"prune mark {name} is malformed") from None
         return found
 
@@ -793,7 +787,7 @@ def _parse_config(obj: Any) -> RepoConfig:
         if not 1 <= params.seed < 2**63:
             raise CorruptionError("the config object has invalid chunker parameters")
         return RepoConfig(repo_id=str(obj["repo_id"]), chunker=params, created=str(obj["created"]))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise CorruptionError("the config object is malformed") from None
 
 

@@ -49,6 +49,11 @@ class ObjectStore(ABC):
     def delete(self, name: str) -> None:
         """Remove the object; deleting a missing object is not an error."""
 
+    def delete_many(self, names: list[str]) -> None:
+        """Remove several objects; stores where each change is costly (git) do it at once."""
+        for name in names:
+            self.delete(name)
+
     def prepare(self, create: bool) -> None:  # noqa: B027 - most stores need no preparation
         """Called by `init` before it creates a repository here: make the place (folder,
         bucket) when it is missing and `create` allows, and check that it is usable."""

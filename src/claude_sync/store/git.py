@@ -468,13 +468,18 @@ class GitStore(ObjectStore):
         return [name for name in names if name.startswith(prefix)]
 
     def delete(self, name: str) -> None:
+        self.delete_many([name])
+
+    def delete_many(self, names: list[str]) -> None:
+        """One commit and one push for all of them."""
         self._ensure()
-        path = to_path(name)
-        if path not in self._tree():
+        tree = self._tree()
+        changes: dict[str, str | None] = {p: None for p in map(to_path, names) if p in tree}
+        if not changes:
             return
-        self._apply({path: None})
+        self._apply(changes)
         try:
-            self._publish({path: None}, create=None)
+            self._publish(changes, create=None)
         except BaseException:
             self._advance(self._tracking())
             raise
