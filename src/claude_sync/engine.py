@@ -621,7 +621,8 @@ class Engine:
                 self.state.set_base(path, None, seq)
             for path, entry in plan.adopt.items():
                 self.state.set_base(path, entry, seq)
-            was_current = head is not None and self.state.get_meta("pulled_seq") == str(head.seq)
+            # On an empty repository there was nothing to pull: this push makes us current.
+            was_current = head is None or self.state.get_meta("pulled_seq") == str(head.seq)
             if result.snapshot is not None and was_current:
                 self.state.set_meta("pulled_seq", str(seq))
             if result.snapshot is not None:
