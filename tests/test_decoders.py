@@ -356,3 +356,28 @@ def test_an_index_replaced_while_being_read_is_looked_up_again(tmp_path):
     engine.refresh_index()
     assert engine.state.known_indexes() == set(replacement)
     assert engine.state.blob_pack("a" * 64) == locations["a" * 64].pack
+
+
+@FAST
+@given(
+    old=st.binary(min_size=1, max_size=6000),
+    added=st.binary(min_size=1, max_size=3000),
+    flip=st.none() | st.integers(min_value=0),
+)
+def test_a_file_that_grew_digests_as_if_read_whole(tmp_path, monkeypatch, old, added, flip):
+    """The append fast path gives exactly the full digest, and falls back when the old
+    part changed."""
+    from claude_sync import chunking
+    from claude_sync.repository import ChunkerParams
+
+    monkeypatch.setattr(chunking, "GROWN_MIN_SIZE", 0)
+    chunker = chunking.Chunker(ChunkerParams(64, 256, 1024, 7))
+    ids = crypto.KeyRing(b"k" * 32).blob_id
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(old)
+    before = chunker.digest_file(path, ids)
+    now = bytearray(old + added)
+    if flip is not None:
+        now[flip % len(old)] ^= 1
+    path.write_bytes(bytes(now))
+    assert chunker.digest_file(path, ids, before) == chunker.digest_bytes(bytes(now), ids)

@@ -13,6 +13,8 @@ from typing import Any, BinaryIO
 from claude_sync.repository import ChunkerParams
 
 SPLIT_HASH_SIZE = 8 * 1024 * 1024
+GROWN_MIN_SIZE = 8 * 1024 * 1024
+Digest = tuple[str, tuple[tuple[str, int, int], ...]]
 
 
 class Chunker:
@@ -25,23 +27,58 @@ class Chunker:
         )
 
     def digest_file(
-        self, path: str | Path, blob_id: Callable[[memoryview], str]
-    ) -> tuple[str, tuple[tuple[str, int, int], ...]]:
+        self,
+        path: str | Path,
+        blob_id: Callable[[memoryview], str],
+        previous: Digest | None = None,
+    ) -> Digest:
         """SHA-256 of the whole file and its chunks as (blob id, offset, length), from one
-        read of it."""
-        sha = hashlib.sha256()
+        read of it. previous: the file's digest when it was last read."""
         with open(path, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size < SPLIT_HASH_SIZE:
-                chunks = self._chunks(fh, blob_id, sha.update)
+            size = os.fstat(fh.fileno()).st_size
+            if previous is not None and (grown := self._grown(fh, size, previous, blob_id)):
+                return grown
+            fh.seek(0)
+            sha = hashlib.sha256()
+            if size < SPLIT_HASH_SIZE:
+                chunks = self._chunks(fh, blob_id, lambda data, _: sha.update(data))
             else:
                 chunks = self._chunks_hashed_aside(fh, blob_id, sha)
         return sha.hexdigest(), chunks
 
+    def _grown(
+        self, fh: BinaryIO, size: int, previous: Digest, blob_id: Callable[[memoryview], str]
+    ) -> Digest | None:
+        """The digest of a file that only grew since `previous`, or None. Its old part is
+        hashed, not chunked again: a content-defined cut depends only on the bytes from its
+        chunk's start, so every old chunk but the last (cut by the old end of file) stands.
+        A transcript that grew by 64 KiB costs one SHA-256 pass, not three passes."""
+        old_sha, old_chunks = previous
+        old_size = sum(length for _, _, length in old_chunks)
+        if not old_chunks or old_size < GROWN_MIN_SIZE or size <= old_size:
+            return None
+        sha = hashlib.sha256()
+        left = old_size
+        while left and (block := fh.read(min(left, 1 << 20))):
+            sha.update(block)
+            left -= len(block)
+        if left or sha.copy().hexdigest() != old_sha:
+            return None
+        *kept, (_, start, _) = old_chunks
+
+        def hash_new_bytes(data: memoryview, offset: int) -> None:
+            if offset + len(data) > old_size:
+                sha.update(data[max(0, old_size - offset) :])
+
+        fh.seek(start)
+        tail = self._chunks(fh, blob_id, hash_new_bytes, start)
+        return sha.hexdigest(), (*kept, *tail)
+
     def _chunks_hashed_aside(
         self, fh: BinaryIO, blob_id: Callable[[memoryview], str], sha: Any
     ) -> tuple[tuple[str, int, int], ...]:
-        """A second thread feeds the same bytes to sha while this one chunks: appending to
-        a 200 MiB transcript must not cost one core two passes over it."""
+        """A second thread feeds the same bytes to sha while this one chunks: a big file
+        must not cost one core two passes over it."""
         pieces: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
 
         def consume() -> None:
@@ -51,7 +88,7 @@ class Chunker:
         with ThreadPoolExecutor(max_workers=1) as pool:
             hashed = pool.submit(consume)
             try:
-                return self._chunks(fh, blob_id, lambda data: pieces.put(bytes(data)))
+                return self._chunks(fh, blob_id, lambda data, _: pieces.put(bytes(data)))
             finally:
                 pieces.put(None)
                 hashed.result()
@@ -60,18 +97,19 @@ class Chunker:
         self,
         fh: BinaryIO,
         blob_id: Callable[[memoryview], str],
-        also: Callable[[memoryview], object],
+        also: Callable[[memoryview, int], object],
+        base: int = 0,
     ) -> tuple[tuple[str, int, int], ...]:
+        """Chunks from the stream's position, which is offset `base` in the file; also()
+        sees each chunk's bytes and offset."""
         chunks = []
         for chunk in self._cdc.cut_stream(fh):
             data = memoryview(chunk.data)
-            also(data)
-            chunks.append((blob_id(data), chunk.offset, chunk.length))
+            also(data, base + chunk.offset)
+            chunks.append((blob_id(data), base + chunk.offset, chunk.length))
         return tuple(chunks)
 
-    def digest_bytes(
-        self, data: bytes, blob_id: Callable[[memoryview], str]
-    ) -> tuple[str, tuple[tuple[str, int, int], ...]]:
+    def digest_bytes(self, data: bytes, blob_id: Callable[[memoryview], str]) -> Digest:
         """The same as digest_file, for content that exists only in memory."""
         view = memoryview(data)
         chunks = tuple(

@@ -204,9 +204,8 @@ class Engine:
                 if cached is not None and cached.stat == _stat_key(found.st):
                     local[path] = LocalFile(path, found.abspath, cached)
                 else:
-                    reads.append(
-                        (found, path, pool.submit(self._read, path, found.abspath, found.st))
-                    )
+                    read = pool.submit(self._read, path, found.abspath, found.st, cached)
+                    reads.append((found, path, read))
                     # Something changed, so the store will be needed: open it meanwhile.
                     self.repo.open_in_background()
             with self.state.transaction():
@@ -222,14 +221,23 @@ class Engine:
                         self.state.forget_file(path)
         return local
 
-    def _read(self, logical: str, path: str | Path, st: os.stat_result) -> CachedFile | None:
+    def _read(
+        self,
+        logical: str,
+        path: str | Path,
+        st: os.stat_result,
+        previous: CachedFile | None = None,
+    ) -> CachedFile | None:
+        """What the file holds now; previous (what it held when last read) spares chunking
+        again the part of a file that only grew."""
+        before = None if previous is None else (previous.sha256, previous.chunks)
         for _ in range(STABLE_READ_ATTEMPTS):
             try:
                 if logical in self.filters:
                     data = self._logical_bytes(logical, path)
                     sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id)
                 else:
-                    sha, chunks = self.chunker.digest_file(path, self.repo.keys.blob_id)
+                    sha, chunks = self.chunker.digest_file(path, self.repo.keys.blob_id, before)
                 after = os.stat(path)
             except OSError:
                 return None
