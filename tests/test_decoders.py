@@ -381,3 +381,15 @@ def test_a_file_that_grew_digests_as_if_read_whole(tmp_path, monkeypatch, old, a
         now[flip % len(old)] ^= 1
     path.write_bytes(bytes(now))
     assert chunker.digest_file(path, ids, before) == chunker.digest_bytes(bytes(now), ids)
+
+
+def test_infinity_and_deep_nesting_are_clean_errors(repo):
+    entry = {"sha256": "0" * 64, "size": float("inf"), "mtime_ns": 0, "mode": 0, "chunks": []}
+    root = {"version": 1, "repo_id": repo.config.repo_id, "seq": 4, "parent": None}
+    seal_json(repo, snapshot_name(4), {**root, "device": "d", "time": 1.0, "files": {"a": entry}})
+    with pytest.raises(SyncError):
+        repo.load_snapshot(4)
+    name = snapshot_name(5)
+    repo.store.objects[name] = repo.keys.seal(name, compression.pack(b"[" * 100_000))
+    with pytest.raises(SyncError):
+        repo.load_snapshot(5)
