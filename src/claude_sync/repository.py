@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from claude_sync import compression, crypto
+from claude_sync.config import write_private
 from claude_sync.errors import (
     ConfigError,
     CorruptionError,
@@ -568,13 +569,8 @@ class Repository:
         path = self._cache_path(name)
         if path is None:
             return
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            tmp.write_bytes(sealed)
-            os.replace(tmp, path)
-        except OSError:
-            tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            write_private(path, sealed)
 
     def _evict(self, current: Snapshot) -> None:
         """Once the newest snapshot this process has seen is loaded or written, keep only
