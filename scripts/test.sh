@@ -22,6 +22,10 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --disable-pip-version-check uv
 .venv/bin/python -m uv pip install --python .venv/bin/python -q -e '.[test]'
+# The real Claude Code CLI, which judges resumed sessions, plugins and MCP settings offline.
+command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq npm >/dev/null; }
+[ -x .cache/claude-cli/node_modules/.bin/claude ] ||
+  npm install --silent --no-audit --no-fund --prefix .cache/claude-cli @anthropic-ai/claude-code
 
 .venv/bin/ruff check src tests
 .venv/bin/ruff format --check src tests
