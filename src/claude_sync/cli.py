@@ -32,12 +32,18 @@ class _LazyConsole:
         self._stderr = stderr
         self._console: Any = None
 
-    def __getattr__(self, name: str) -> Any:
+    @property
+    def real(self) -> Any:
+        """The Rich console itself, for Rich objects that need one: they use it as a context
+        manager, and special methods are never looked up through __getattr__."""
         if self._console is None:
             from rich.console import Console
 
             self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
-        return getattr(self._console, name)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
 
 
 out = _LazyConsole(stderr=False)
@@ -111,11 +117,22 @@ dry_run_option = click.option(
 
 
 class ConsoleReporter(Reporter):
+    """Prints actions, draws progress bars on a terminal and asks about conflicts. Use it as
+    a context manager: a bar still drawn when the command ends (or fails) is taken down."""
+
     def __init__(self, verbose: bool, quiet: bool, as_json: bool) -> None:
         self.verbose = verbose and not as_json
         # Asked of sys.stderr, not Rich: importing Rich costs more than a no-op push.
         self.bars = not quiet and not as_json and sys.stderr.isatty()
         self.interactive = sys.stdin.isatty() and not as_json
+        self._drawn: list[Any] = []
+
+    def __enter__(self) -> ConsoleReporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for bar in self._drawn:
+            bar.stop()
 
     def resolve(
         self, conflict: Conflict, local: bytes, remote: bytes, base: bytes | None
@@ -140,10 +157,11 @@ class ConsoleReporter(Reporter):
             BarColumn(),
             DownloadColumn(),
             TransferSpeedColumn(),
-            console=err,
+            console=err.real,
             transient=True,
         )
         task = bar.add_task(description, total=total)
+        self._drawn.append(bar)
         bar.start()
 
         def advance(n: int) -> None:
@@ -296,11 +314,8 @@ def push(
     allow_rollback: bool,
 ) -> None:
     """Upload what changed locally."""
-    with open_workspace(where) as ws:
-        selected = ws.selection(types)
-        result = ws.engine(ConsoleReporter(verbose, quiet, as_json), allow_rollback).push(
-            selected, dry_run
-        )
+    with open_workspace(where) as ws, ConsoleReporter(verbose, quiet, as_json) as reporter:
+        result = ws.engine(reporter, allow_rollback).push(ws.selection(types), dry_run)
     _finish(result, as_json, quiet, verbose, dry_run)
 
 
@@ -323,8 +338,8 @@ def _pull_like(name: str, summary: str) -> None:
         quiet: bool,
         allow_rollback: bool,
     ) -> None:
-        with open_workspace(where) as ws:
-            engine = ws.engine(ConsoleReporter(verbose, quiet, as_json), allow_rollback)
+        with open_workspace(where) as ws, ConsoleReporter(verbose, quiet, as_json) as reporter:
+            engine = ws.engine(reporter, allow_rollback)
             run = engine.pull if name == "pull" else engine.sync
             result = run(ws.selection(types), strategy, dry_run, complete=not types)
         _finish(result, as_json, quiet, verbose, dry_run)
@@ -477,8 +492,8 @@ def watch(where: Locations, debounce: float, interval: float) -> None:
     def run(action: str) -> Callable[[], None]:
         def go() -> None:
             try:
-                with open_workspace(where) as ws:
-                    engine = ws.engine(ConsoleReporter(True, False, False))
+                with open_workspace(where) as ws, ConsoleReporter(True, False, False) as reporter:
+                    engine = ws.engine(reporter)
                     sel = ws.selection()
                     result = engine.pull(sel) if action == "pull" else engine.push(sel)
                 if result.pushed or result.pulled or result.conflicts:
@@ -535,10 +550,10 @@ def resolve(
     allow_rollback: bool,
 ) -> None:
     """Settle one conflict, then push the result."""
-    with open_workspace(where) as ws:
+    with open_workspace(where) as ws, ConsoleReporter(verbose, quiet, as_json) as reporter:
         if path not in ws.state.conflicts():
             raise ConfigError(f"{path} has no unresolved conflict (see `claude-sync conflicts`)")
-        engine = ws.engine(ConsoleReporter(verbose, quiet, as_json), allow_rollback)
+        engine = ws.engine(reporter, allow_rollback)
         local_path = engine.mapper.to_local(path)
         sel = replace(ws.selection(), only=(local_path,))
         result = engine.sync(sel, take, dry_run=False, complete=False)
@@ -610,9 +625,9 @@ def restore(
     """Bring back files (logical paths, or prefixes) as they were in a snapshot."""
     from claude_sync import maintenance
 
-    with open_workspace(where) as ws:
+    with open_workspace(where) as ws, ConsoleReporter(False, False, as_json) as reporter:
         result = maintenance.restore(
-            ws.engine(), seq, list(paths), Path(target) if target else None, force
+            ws.engine(reporter), seq, list(paths), Path(target) if target else None, force
         )
     if as_json:
         click.echo(json.dumps(result.to_json()))
@@ -676,8 +691,8 @@ def verify(where: Locations, read_data: bool) -> None:
     """Check that every snapshot's data is present (and intact, with --read-data)."""
     from claude_sync import maintenance
 
-    with open_workspace(where) as ws:
-        problems = maintenance.verify(ws.engine(), read_data)
+    with open_workspace(where) as ws, ConsoleReporter(False, False, False) as reporter:
+        problems = maintenance.verify(ws.engine(reporter), read_data)
     for problem in problems:
         err.print(f"problem: {problem}", markup=False)
     if problems:

@@ -136,12 +136,18 @@ def verify(engine: Engine, read_data: bool) -> list[str]:
         if lost:
             problems.append(f"snapshot {seq}: {len(lost)} packs are missing")
     if read_data:
-        for pack, wanted in group_by_pack(locations.items()).items():  # type: ignore[arg-type]
-            if pack not in packs:
-                continue
+        present = {
+            pack: wanted
+            for pack, wanted in group_by_pack(locations.items()).items()  # type: ignore[arg-type]
+            if pack in packs
+        }
+        advance = engine.reporter.progress(
+            "verifying", sum(loc.length for wanted in present.values() for loc in wanted.values())
+        )
+        for pack, wanted in present.items():
             try:
-                for _ in repo.iter_pack(pack, wanted):
-                    pass  # reading authenticates; the bytes are not needed
+                for blob_id, _ in repo.iter_pack(pack, wanted):
+                    advance(wanted[blob_id].length)  # reading authenticates the bytes
             except CorruptionError as exc:
                 problems.append(str(exc))
     return problems
