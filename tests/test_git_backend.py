@@ -123,7 +123,7 @@ def test_two_machines(server: GitServer, new_machine, tmp_path: Path) -> None:
     assert synced(a) == synced(b)
 
     # Commits say nothing about who, where, when or what.
-    log = git("--git-dir", bare, "log", "--format=%an|%ae|%cn|%ce|%ad|%cd|%B", "main")
+    log = git("--git-dir", bare, "log", "--format=%an|%ae|%cn|%ce|%at|%ct|%B", "main")
     assert set(log.split()) == {
         "claude-sync|claude-sync@localhost|claude-sync|claude-sync@localhost|"
         "946684800|946684800|claude-sync"
