@@ -71,7 +71,7 @@ SYNCED_MISSING = {  # present on A, must not appear on B
 
 
 def set_up_pair(a: Machine, b: Machine, repo: Path) -> None:
-    a.run("init", str(repo))
+    a.run("init", str(repo), "--create")
     a.run("push")
     b.run("init", str(repo))
 
@@ -288,7 +288,7 @@ def test_recovery_key_joins(machines, make_machine, repo_dir):
     b.run("pull")
     assert (b.claude / "agents/reviewer.md").read_text().endswith("Review code.\n")
     other = make_machine("other")
-    other.run("init", str(other.home / "other-repo"))
+    other.run("init", str(other.home / "other-repo"), "--create")
     c = make_machine("c")
     proc = c.run("init", str(other.home / "other-repo"), "--recovery-key", recovery, check=False)
     assert proc.returncode == 1 and "does not open this repository" in proc.stderr

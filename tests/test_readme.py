@@ -69,6 +69,7 @@ class Sandbox:
     def __post_init__(self) -> None:
         self.me = self.machine("home")
         self.shared = self.root / "shared"
+        self.shared.mkdir()
         self.bin = self.root / "bin"
         self.bin.mkdir()
         shim = self.bin / "claude-sync"
@@ -120,13 +121,13 @@ class Sandbox:
 def every_day(sb: Sandbox) -> None:
     sb.me.run("init", str(sb.shared))
     sb.me.write("agents/reviewer.md", "be kind\n")
-    assert "pushed 1 files" in sb.readme("claude-sync push").stdout
+    assert "pushed 1 file " in sb.readme("claude-sync push").stdout
     other = sb.other()
     other.write("commands/deploy.md", "ship it\n")
     other.run("push")
-    assert "pulled 1 files" in sb.readme("claude-sync pull").stdout
+    assert "pulled 1 file " in sb.readme("claude-sync pull").stdout
     sb.me.write("agents/reviewer.md", "be kind, twice\n")
-    assert "pushed 1 files" in sb.readme("claude-sync sync").stdout
+    assert "pushed 1 file " in sb.readme("claude-sync sync").stdout
     assert "Everything is up to date." in sb.readme("claude-sync status").stdout
 
 
