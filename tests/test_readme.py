@@ -136,9 +136,12 @@ def second_machine(sb: Sandbox) -> None:
     first.write("agents/reviewer.md", "be kind\n")
     first.run("init", str(sb.shared))
     first.run("push")
-    assert "Joined" in sb.readme("claude-sync init /mnt/shared/claude-sync").stdout
-    sb.readme("claude-sync pull")
+    sb.me.write("commands/deploy.md", "ship it\n")
+    joined = sb.readme("claude-sync init /mnt/shared/claude-sync --sync").stdout
+    assert "Joined" in joined and "pulled 1 file " in joined and "pushed 1 file " in joined
     assert (sb.me.claude / "agents/reviewer.md").read_text() == "be kind\n"
+    first.run("pull")
+    assert (first.claude / "commands/deploy.md").read_text() == "ship it\n"
 
 
 def selective_sync(sb: Sandbox) -> None:
