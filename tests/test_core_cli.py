@@ -262,7 +262,10 @@ def test_passphrase_file_and_init_refuses_twice(machines, repo_dir, tmp_path):
     secret.write_text(PASSPHRASE + "\n")
     a.run("init", str(repo_dir), "--passphrase-file", str(secret), passphrase=None)
     key_before = (a.config_dir / "key").read_bytes()
+    # The same remote again: nothing to do (issue 16); another one is refused.
     proc = a.run("init", str(repo_dir), check=False)
+    assert proc.returncode == 0 and "already set up with" in proc.stdout
+    proc = a.run("init", str(tmp_path), check=False)
     assert proc.returncode == 2 and "already set up" in proc.stderr
     assert (a.config_dir / "key").read_bytes() == key_before
     b.env["CLAUDE_SYNC_PASSPHRASE_FILE"] = str(secret)
