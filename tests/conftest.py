@@ -106,7 +106,10 @@ def make_machine(tmp_path: Path) -> Callable[[str], Machine]:
 
 @pytest.fixture
 def repo_dir(tmp_path: Path) -> Path:
-    return tmp_path / "repository"
+    """An empty folder the user made for a new repository (init never makes a typo one)."""
+    path = tmp_path / "repository"
+    path.mkdir()
+    return path
 
 
 @pytest.fixture

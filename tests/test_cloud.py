@@ -218,6 +218,11 @@ def test_missing_bucket_needs_create_bucket(cloud: Cloud, make_machine):
     assert not a.config_dir.joinpath("settings.json").exists()
     cloud.init(a, bucket, "", "--create-bucket")  # and with the flag it works
     a.run("push")
+    # `--create` (issue 16: creating a repository is deliberate) also makes a missing bucket.
+    b = cloud.machine(make_machine, "b")
+    other = new_bucket()
+    cloud.init(b, other, "claude", "--create")
+    b.run("push")
 
 
 def test_unreachable_endpoint_fails_fast(make_machine, moto_server: Server):

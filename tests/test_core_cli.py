@@ -71,7 +71,7 @@ SYNCED_MISSING = {  # present on A, must not appear on B
 
 
 def set_up_pair(a: Machine, b: Machine, repo: Path) -> None:
-    a.run("init", str(repo))
+    a.run("init", str(repo), "--create")
     a.run("push")
     b.run("init", str(repo))
 
@@ -262,7 +262,10 @@ def test_passphrase_file_and_init_refuses_twice(machines, repo_dir, tmp_path):
     secret.write_text(PASSPHRASE + "\n")
     a.run("init", str(repo_dir), "--passphrase-file", str(secret), passphrase=None)
     key_before = (a.config_dir / "key").read_bytes()
+    # The same remote again: nothing to do (issue 16); another one is refused.
     proc = a.run("init", str(repo_dir), check=False)
+    assert proc.returncode == 0 and "already set up with" in proc.stdout
+    proc = a.run("init", str(tmp_path), check=False)
     assert proc.returncode == 2 and "already set up" in proc.stderr
     assert (a.config_dir / "key").read_bytes() == key_before
     b.env["CLAUDE_SYNC_PASSPHRASE_FILE"] = str(secret)
@@ -288,7 +291,7 @@ def test_recovery_key_joins(machines, make_machine, repo_dir):
     b.run("pull")
     assert (b.claude / "agents/reviewer.md").read_text().endswith("Review code.\n")
     other = make_machine("other")
-    other.run("init", str(other.home / "other-repo"))
+    other.run("init", str(other.home / "other-repo"), "--create")
     c = make_machine("c")
     proc = c.run("init", str(other.home / "other-repo"), "--recovery-key", recovery, check=False)
     assert proc.returncode == 1 and "does not open this repository" in proc.stderr

@@ -85,7 +85,7 @@ def test_repository_replaced_by_another(make_machine, repo_dir):
     a, b = make_machine("a"), make_machine("b")
     healthy(a, [str(repo_dir)])
     shutil.rmtree(repo_dir)
-    b.run("init", str(repo_dir), passphrase="another passphrase entirely")
+    b.run("init", str(repo_dir), "--create", passphrase="another passphrase entirely")
     checks = doctor(a, 1)
     assert failed(checks) == {"key matches repository"}
 

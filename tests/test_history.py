@@ -54,7 +54,8 @@ def test_restore_in_place_and_to_target(make_machine, repo_dir, tmp_path):
     a.run("push")
     a.run("restore", "agents", "--snapshot", "1")
     assert (a.claude / "agents/x.md").read_text() == "version 1\n"
-    assert a.json("push")["pushed"] == ["agents/x.md"]  # the restored version is synced on
+    assert a.json("push")["pushed"] == []  # the restore pushed the restored version itself
+    assert a.json("log")["snapshots"][-1]["changed"] == 1
     assert a.run("restore", "--snapshot", "9", check=False).returncode == 2
     assert a.run("restore", "nope", "--snapshot", "1", check=False).returncode == 2
 

@@ -72,7 +72,7 @@ def test_session_resumes_under_a_different_home(tmp_path):
     a.write(f"projects/{folder_a}/s1/subagents/agent-1.jsonl", transcript("x", 2))
     a.write(f"projects/{mapped_a}/s2.jsonl", transcript("s2", 3))
     a.write("projects/-opt-elsewhere/s3.jsonl", transcript("s3", 3))
-    a.run("init", str(repo))
+    a.run("init", str(repo), "--create")
     a.run("map", str(a.home / "work"), "work")
     a.run("push")
     b.run("init", str(repo))
@@ -107,7 +107,7 @@ def test_settings_paths_follow_the_home(tmp_path):
         "model": "opus",
     }
     a.write("settings.json", json.dumps(settings, indent=2) + "\n")
-    a.run("init", str(tmp_path / "repository"))
+    a.run("init", str(tmp_path / "repository"), "--create")
     a.run("push")
     b.run("init", str(tmp_path / "repository"))
     b.run("pull")

@@ -69,6 +69,7 @@ class Sandbox:
     def __post_init__(self) -> None:
         self.me = self.machine("home")
         self.shared = self.root / "shared"
+        self.shared.mkdir()
         self.bin = self.root / "bin"
         self.bin.mkdir()
         shim = self.bin / "claude-sync"
@@ -120,13 +121,13 @@ class Sandbox:
 def every_day(sb: Sandbox) -> None:
     sb.me.run("init", str(sb.shared))
     sb.me.write("agents/reviewer.md", "be kind\n")
-    assert "pushed 1 files" in sb.readme("claude-sync push").stdout
+    assert "pushed 1 file " in sb.readme("claude-sync push").stdout
     other = sb.other()
     other.write("commands/deploy.md", "ship it\n")
     other.run("push")
-    assert "pulled 1 files" in sb.readme("claude-sync pull").stdout
+    assert "pulled 1 file " in sb.readme("claude-sync pull").stdout
     sb.me.write("agents/reviewer.md", "be kind, twice\n")
-    assert "pushed 1 files" in sb.readme("claude-sync sync").stdout
+    assert "pushed 1 file " in sb.readme("claude-sync sync").stdout
     assert "Everything is up to date." in sb.readme("claude-sync status").stdout
 
 
@@ -135,9 +136,12 @@ def second_machine(sb: Sandbox) -> None:
     first.write("agents/reviewer.md", "be kind\n")
     first.run("init", str(sb.shared))
     first.run("push")
-    assert "Joined" in sb.readme("claude-sync init /mnt/shared/claude-sync").stdout
-    sb.readme("claude-sync pull")
+    sb.me.write("commands/deploy.md", "ship it\n")
+    joined = sb.readme("claude-sync init /mnt/shared/claude-sync --sync").stdout
+    assert "Joined" in joined and "pulled 1 file " in joined and "pushed 1 file " in joined
     assert (sb.me.claude / "agents/reviewer.md").read_text() == "be kind\n"
+    first.run("pull")
+    assert (first.claude / "commands/deploy.md").read_text() == "ship it\n"
 
 
 def selective_sync(sb: Sandbox) -> None:
@@ -312,3 +316,60 @@ def test_quick_start_commands_appear_once_and_ci_runs_the_tests() -> None:
         assert lines.count(command) == 1, command
     ci = (ROOT / ".ci" / "run").read_text()
     assert "bash scripts/test.sh" in ci
+
+
+@pytest.fixture(scope="module")
+def installer_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One virtualenv with pip and the dependencies, shared by the installer runs below so
+    that each `scripts/install.sh` only reinstalls the project (offline, in seconds)."""
+    venv = tmp_path_factory.mktemp("installer") / "venv"
+    uv = [sys.executable, "-m", "uv"]
+    subprocess.run([*uv, "venv", "-q", "--seed", str(venv)], check=True)
+    subprocess.run(
+        [*uv, "pip", "install", "-q", "--python", str(venv / "bin/python"), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    return venv
+
+
+def test_installer_sets_up_the_first_and_the_second_machine(tmp_path: Path, installer_venv):
+    """`bash scripts/install.sh` on the first machine, `bash scripts/install.sh REMOTE` on the
+    next, with no terminal: each ends synced, and a second run only syncs."""
+
+    def install(m: Machine, *args: str, expect: int = 0) -> str:
+        data = m.home / ".local/share/claude-sync"
+        data.mkdir(parents=True, exist_ok=True)
+        if not (data / "venv").exists():
+            (data / "venv").symlink_to(installer_venv)
+        proc = subprocess.run(
+            ["bash", str(ROOT / "scripts/install.sh"), *args],
+            env=m.environ(),
+            cwd=m.home,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == expect, f"{proc.stdout}\n{proc.stderr}"
+        return proc.stdout + proc.stderr
+
+    first, second = Machine(tmp_path / "first"), Machine(tmp_path / "second")
+    first.home.mkdir()
+    second.home.mkdir()
+    first.write("agents/reviewer.md", "be kind\n")
+    out = install(first)
+    assert "Created a new encrypted repository" in out and "pushed 1 file " in out
+    assert "Next:" not in out
+    repo = first.home / ".local/share/claude-sync/repository"
+    second.write("commands/deploy.md", "ship it\n")
+    out = install(second, str(repo))
+    assert "Joined" in out and "pulled 1 file " in out and "pushed 1 file " in out
+    assert (second.claude / "agents/reviewer.md").read_text() == "be kind\n"
+    assert not (second.home / ".local/share/claude-sync/repository").exists()
+    out = install(second)
+    assert "already set up: syncing" in out and "Everything is up to date." in out
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = install(second, str(elsewhere), expect=2)
+    assert "--force" in out and not list(elsewhere.iterdir())

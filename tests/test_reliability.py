@@ -279,6 +279,7 @@ def remote_for(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str]
     def make(kind: str) -> Remote:
         if kind == "folder":
             repo = tmp_path / "repository"
+            repo.mkdir(exist_ok=True)
             return Remote(str(repo), [], {}, lambda: len(list(repo.glob("snapshots/*"))))
         return s3_remote(request.getfixturevalue("moto_server"))
 

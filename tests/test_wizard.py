@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["cloud_servers"]
 
-FOLDER, GIT, S3, S3_COMPATIBLE, R2, GCS = "123456"
+DEFAULT, FOLDER, GIT, S3, S3_COMPATIBLE, R2, GCS = "1234567"
 
 
 def wizard(m: Machine, *args: str, env: dict[str, str] | None = None) -> pexpect.spawn:
@@ -77,6 +77,8 @@ def test_folder_with_re_asked_invalid_input(make_machine, tmp_path):
     child.expect("is a file, not a folder")
     child.expect("Folder")
     child.sendline(str(repo))
+    child.expect(r"does not exist\. Create it\? \[Y/n\]")
+    child.sendline("")
     child.expect("is empty: a new repository will be created")
     child.expect(r"Choose \[1\]")
     child.sendline("3")
@@ -101,9 +103,8 @@ def test_folder_with_re_asked_invalid_input(make_machine, tmp_path):
 def test_default_folder_takes_the_passphrase_from_the_environment(make_machine):
     a = make_machine("a")
     child = wizard(a, env={"CLAUDE_SYNC_PASSPHRASE": PASSPHRASE})
-    choose(child, "")
-    child.expect("Folder")
-    child.sendline("")
+    child.expect(r"1\) The default folder.*\r\n\s+.*/\.local/share/claude-sync/repository")
+    choose(child, "")  # the default folder is the pre-selected answer
     child.expect(r"Choose \[1\]")
     child.sendline("")
     child.expect("from the environment")
@@ -232,6 +233,8 @@ def test_unreachable_remote_goes_back_to_the_menu(make_machine, tmp_path):
     choose(child, FOLDER)
     child.expect("Folder")
     child.sendline(str(tmp_path / "repo"))
+    child.expect("Create it")
+    child.sendline("y")
     new_passphrase(child)
     finish(child)
 
@@ -245,6 +248,8 @@ def test_ctrl_c_leaves_nothing_behind(make_machine, tmp_path, step):
         choose(child, FOLDER)
         child.expect("Folder")
         child.sendline(str(repo))
+        child.expect("Create it")
+        child.sendline("y")
         child.expect(r"Choose \[1\]")
     if step == "passphrase":
         child.sendline("1")

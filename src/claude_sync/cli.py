@@ -22,7 +22,7 @@ from claude_sync.pathmap import LABEL, PathMapper
 from claude_sync.resources import CONFLICT_MARKER, TYPES
 from claude_sync.store import RemoteOptions
 from claude_sync.store.base import redact
-from claude_sync.workspace import Locations, init, open_workspace
+from claude_sync.workspace import AlreadySetUp, InitOutcome, Locations, init, open_workspace
 
 
 class _LazyConsole:
@@ -68,7 +68,11 @@ class App(click.Group):
         except KeyboardInterrupt:
             err.print("error: interrupted", markup=False)
             sys.exit(130)
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
+        except click.Abort:
+            # Click's own message is a bare `Aborted!`: say what happened to the user's data.
+            err.print("error: cancelled at a question; nothing was changed", markup=False)
+            sys.exit(EXIT_FAILED)
+        except (click.exceptions.Exit, click.ClickException):
             raise
         except Exception as exc:
             if os.environ.get("CLAUDE_SYNC_DEBUG"):
@@ -76,10 +80,48 @@ class App(click.Group):
             err.print(f"error: unexpected {type(exc).__name__}: {exc}", markup=False)
             sys.exit(EXIT_FAILED)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command's whole first line: Click would cut it to the terminal's width."""
+        rows = [
+            (name, cmd.get_short_help_str(limit=200))
+            for name in self.list_commands(ctx)
+            if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+claude_dir_option = click.option(
+    "--claude-dir", type=click.Path(file_okay=False), help="Claude Code's folder."
+)
+config_dir_option = click.option(
+    "--config-dir", type=click.Path(file_okay=False), help="claude-sync's folder."
+)
+json_flag = click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+verbose_flag = click.option("-v", "--verbose", is_flag=True, help="Print every action.")
+quiet_flag = click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+#: Options that may also stand before the command (`claude-sync -v push`).
+GLOBAL = (claude_dir_option, config_dir_option, json_flag, verbose_flag, quiet_flag)
+
+
+def _with_globals(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A command's own value of a global option, or the one given before the command."""
+
+    @functools.wraps(fn)
+    def wrapper(**kwargs: Any) -> Any:
+        before = click.get_current_context().find_root().params
+        for name, value in kwargs.items():
+            if not value and before.get(name):
+                kwargs[name] = before[name]
+        return fn(**kwargs)
+
+    return wrapper
+
 
 def location_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option("--claude-dir", type=click.Path(file_okay=False), help="Claude Code's folder.")
-    @click.option("--config-dir", type=click.Path(file_okay=False), help="claude-sync's folder.")
+    @claude_dir_option
+    @config_dir_option
+    @_with_globals
     @functools.wraps(fn)
     def wrapper(claude_dir: str | None, config_dir: str | None, **kwargs: Any) -> Any:
         return fn(where=Locations.from_options(claude_dir, config_dir), **kwargs)
@@ -87,13 +129,18 @@ def location_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return json_flag(_with_globals(fn))
+
+
 def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-    @click.option("-v", "--verbose", is_flag=True, help="Print every action.")
-    @click.option("-q", "--quiet", is_flag=True, help="Print only errors.")
+    @json_flag
+    @verbose_flag
+    @quiet_flag
     @click.option(
         "--allow-rollback", is_flag=True, help="Accept a remote older than one seen before."
     )
+    @_with_globals
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
@@ -172,10 +219,27 @@ class ConsoleReporter(Reporter):
         return advance
 
 
+def _global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed(GLOBAL):
+        fn = option(fn)
+    return fn
+
+
 @click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="claude-sync")
-def main() -> None:
-    """Encrypted, incremental sync of your Claude Code environment across machines."""
+@_global_options
+def main(**_: Any) -> None:
+    """Encrypted, incremental sync of your Claude Code environment across machines.
+
+    The options below may also come after the command. `claude-sync COMMAND --help` shows a
+    command's options and examples.
+
+    \b
+    Examples:
+      claude-sync init /mnt/shared/claude-sync --sync
+      claude-sync sync
+      claude-sync -v push sessions agents
+    """
 
 
 @main.command("init")
@@ -186,85 +250,147 @@ def main() -> None:
 )
 @click.option("--recovery-key", help="Join with a recovery key instead of the passphrase.")
 @click.option("--endpoint-url", help="Endpoint of an S3-compatible server.")
+@click.option(
+    "--create",
+    is_flag=True,
+    help="Create a repository even where the place is missing (a new folder or bucket).",
+)
 @click.option("--create-bucket", is_flag=True, help="Create the bucket when it does not exist.")
 @click.option("--git-branch", help="Branch of a git remote (default: the remote's default).")
-@click.option("--device", help="This machine's name in the repository (default: host name).")
+@click.option("--default", "use_default", is_flag=True, help="Use the default folder; no wizard.")
+@click.option(
+    "--device", help="This machine's name in the repository (default: host name + 4 hex)."
+)
 @click.option("--force", is_flag=True, help="Set up again a machine that is already set up.")
+@click.option("--sync", "then_sync", is_flag=True, help="Then pull and push (one-command set-up).")
 def init_command(
     where: Locations,
     remote: str | None,
     passphrase_file: str | None,
     recovery_key: str | None,
     endpoint_url: str | None,
+    create: bool,
     create_bucket: bool,
     git_branch: str | None,
+    use_default: bool,
     device: str | None,
     force: bool,
+    then_sync: bool,
 ) -> None:
     """Create a repository on REMOTE, or join the one there (default: a local folder).
 
-    With no REMOTE on a terminal, a wizard asks which storage to use."""
-    if remote is None and recovery_key is None and sys.stdin.isatty() and sys.stdout.isatty():
-        from claude_sync import wizard
+    A new repository is made only where REMOTE exists and is empty, or with --create: a typo
+    or an unmounted drive never becomes a repository (on a terminal, init asks). With no
+    REMOTE on a terminal, a wizard asks where (the default folder is the first answer).
+    """
+    if remote is not None and use_default:
+        raise ConfigError("give either REMOTE or --default, not both")
+    terminal = sys.stdin.isatty() and sys.stdout.isatty()
+    outcome: InitOutcome | None = None
+    try:
+        if remote is None and recovery_key is None and terminal and not use_default:
+            from claude_sync import wizard
 
-        wizard.run(where, force=force, device=device)
-        return
-    outcome = init(
-        where,
-        remote,
-        passphrase_file=passphrase_file,
-        recovery_key=recovery_key,
-        force=force,
-        options=RemoteOptions(
-            endpoint_url=endpoint_url, git_branch=git_branch, create_bucket=create_bucket
-        ),
-        device=device,
-    )
+            outcome = wizard.run(where, force=force, device=device, hint=not then_sync)
+        else:
+            outcome = init(
+                where,
+                remote,
+                passphrase_file=passphrase_file,
+                recovery_key=recovery_key,
+                force=force,
+                options=RemoteOptions(
+                    endpoint_url=endpoint_url, git_branch=git_branch, create_bucket=create_bucket
+                ),
+                device=device,
+                create=create,
+                confirm=(lambda q: click.confirm(q, default=False)) if terminal else None,
+            )
+            _print_init(outcome, hint=not then_sync)
+    except AlreadySetUp as exc:
+        out.print(
+            f"{str(exc).capitalize()}." + ("" if then_sync else " Nothing to do."), markup=False
+        )
+    if outcome is not None and outcome.removed:
+        out.print(
+            f"Removed the unused repository at {redact(outcome.removed)} "
+            "(it held only this machine's first push).",
+            markup=False,
+        )
+    if then_sync:
+        with open_workspace(where) as ws, ConsoleReporter(False, False, False) as reporter:
+            result = ws.engine(reporter).sync(ws.selection(), "ask", dry_run=False, complete=True)
+        _finish(result, as_json=False, quiet=False, verbose=False, dry_run=False)
+
+
+def _print_init(outcome: InitOutcome, hint: bool) -> None:
+    remote = redact(outcome.remote)
     if outcome.created:
-        out.print(f"Created a new encrypted repository at {redact(outcome.remote)}", markup=False)
+        out.print(f"Created a new encrypted repository at {remote}", markup=False)
         out.print(
             "Keep the passphrase safe: without it (or `claude-sync key export`) the data "
             "cannot be recovered."
         )
-        out.print(
-            f"On your next machine run: claude-sync init {redact(outcome.remote)}", markup=False
-        )
+        out.print(f"On your next machine run: claude-sync init {remote} --sync", markup=False)
     else:
-        out.print(f"Joined the repository at {redact(outcome.remote)}", markup=False)
-    out.print("Next: claude-sync push (or claude-sync pull on a machine that joined).")
+        out.print(f"Joined the repository at {remote}", markup=False)
+    if hint:
+        out.print(f"Next: claude-sync {'push' if outcome.created else 'pull'}", markup=False)
 
 
 def _finish(result: Result, as_json: bool, quiet: bool, verbose: bool, dry_run: bool) -> None:
     if as_json:
-        click.echo(json.dumps(result.to_json()))
+        click.echo(json.dumps(result.to_json() | ({"dry_run": True} if dry_run else {})))
     elif not quiet:
         for warning in result.warnings:
             err.print(f"warning: {warning}", markup=False)
         if dry_run:
-            for path in result.pushed:
-                out.print(f"would push {path}", markup=False)
-            for path in result.pulled:
-                out.print(f"would pull {path}", markup=False)
-            for path in result.deleted:
-                out.print(f"would delete {path}", markup=False)
+            _print_plan(result, "would push", "would pull", "would merge", "would delete")
         _print_conflicts(result.conflicts, verbose)
-        out.print(_summary(result), markup=False)
+        out.print(_summary(result, dry_run), markup=False)
     if result.conflicts:
         sys.exit(EXIT_CONFLICTS)
 
 
-def _summary(result: Result) -> str:
+def _print_plan(result: Result, *verbs: str) -> None:
+    """One marked line per path: what push, pull, a merge and a deletion would do."""
+    lists = (result.pushed, result.pulled, result.merged, result.deleted)
+    width = max(map(len, verbs))
+    for verb, paths in zip(verbs, lists, strict=True):
+        for path in paths:
+            out.print(f"{verb:>{width}} {path}", markup=False)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _summary(result: Result, dry_run: bool = False) -> str:
     parts = []
+    if dry_run:
+        if result.pushed:
+            pushed = _count(len(result.pushed), "file")
+            parts.append(f"would push {pushed} (≈{_size(result.uploaded_bytes)})")
+        if result.pulled or result.merged:
+            pulled = _count(len(result.pulled) + len(result.merged), "file")
+            parts.append(f"would pull {pulled} (≈{_size(result.downloaded_bytes)})")
+        if result.deleted:
+            parts.append(f"would delete {_count(len(result.deleted), 'file')}")
+        if result.conflicts:
+            parts.append(f"{_count(len(result.conflicts), 'conflict')} would be left")
+        return ", ".join(parts) if parts else "Nothing to do: everything is up to date."
     if result.pushed:
-        parts.append(f"pushed {len(result.pushed)} files ({_size(result.uploaded_bytes)} sent)")
+        sent = _size(result.uploaded_bytes)
+        parts.append(f"pushed {_count(len(result.pushed), 'file')} ({sent} sent)")
     if result.pulled or result.deleted:
-        parts.append(
-            f"pulled {len(result.pulled)} files ({_size(result.downloaded_bytes)} received)"
-        )
+        received = _size(result.downloaded_bytes)
+        parts.append(f"pulled {_count(len(result.pulled), 'file')} ({received} received)")
+    if result.merged:
+        parts.append(f"merged {_count(len(result.merged), 'file')}")
     if result.deleted:
         parts.append(f"deleted {len(result.deleted)}")
     if result.conflicts:
-        parts.append(f"{len(result.conflicts)} conflicts left unresolved")
+        parts.append(f"{_count(len(result.conflicts), 'conflict')} left unresolved")
     return ", ".join(parts) if parts else "Everything is up to date."
 
 
@@ -351,7 +477,7 @@ _pull_like("sync", "Pull, then push.")
 
 @main.command()
 @location_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@json_option
 @click.option("--allow-rollback", is_flag=True, help="Accept a remote older than one seen before.")
 def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
     """Show what push and pull would do, and unresolved conflicts."""
@@ -366,14 +492,9 @@ def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
         f"Remote: {redact(ws.settings.remote)} (snapshot {head if head is not None else 'none'})",
         markup=False,
     )
-    for path in result.pushed:
-        out.print(f"  to push: {path}", markup=False)
-    for path in result.pulled:
-        out.print(f"  to pull: {path}", markup=False)
-    for path in result.deleted:
-        out.print(f"to delete: {path}", markup=False)
+    _print_plan(result, "to push:", "to pull:", "will merge:", "to delete:")
     _print_conflicts(result.conflicts, verbose=False)
-    if not (result.pushed or result.pulled or result.deleted or result.conflicts):
+    if not (result.pushed or result.pulled or result.merged or result.deleted or result.conflicts):
         out.print("Everything is up to date.")
 
 
@@ -456,7 +577,7 @@ def install(
     )
 
 
-@main.command()
+@main.command(hidden=True)
 @click.argument("event", type=click.Choice(list(integration.EVENTS.values())))
 @click.option("--timeout", type=float, default=10.0)
 @location_options
@@ -512,7 +633,7 @@ def watch(where: Locations, debounce: float, interval: float) -> None:
 
 @main.command()
 @location_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@json_option
 def conflicts(where: Locations, as_json: bool) -> None:
     """List the conflicts left unresolved by earlier pulls."""
     with open_workspace(where) as ws:
@@ -567,7 +688,7 @@ def resolve(
 
 @main.command("log")
 @location_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@json_option
 def log_command(where: Locations, as_json: bool) -> None:
     """List snapshots: sequence, device, time, changes."""
     from claude_sync import maintenance
@@ -613,7 +734,7 @@ def devices_command(where: Locations, rename: str | None) -> None:
 @click.option("--target", type=click.Path(file_okay=False), help="Restore here, not in place.")
 @click.option("--force", is_flag=True, help="Overwrite local changes not pushed yet.")
 @location_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@json_option
 def restore(
     where: Locations,
     paths: tuple[str, ...],
@@ -626,13 +747,21 @@ def restore(
     from claude_sync import maintenance
 
     with open_workspace(where) as ws, ConsoleReporter(False, False, as_json) as reporter:
+        engine = ws.engine(reporter)
         result = maintenance.restore(
-            ws.engine(reporter), seq, list(paths), Path(target) if target else None, force
+            engine, seq, list(paths), Path(target) if target else None, force
         )
+        if target is None:
+            # The restored version is a new change: push it, so other machines get it too.
+            only = tuple(engine.mapper.to_local(p) for p in result.pulled)
+            pushed = engine.push(replace(ws.selection(), only=only))
+            result.pushed, result.uploaded_bytes = pushed.pushed, pushed.uploaded_bytes
     if as_json:
         click.echo(json.dumps(result.to_json()))
     else:
-        out.print(f"Restored {len(result.pulled)} files from snapshot {seq}.", markup=False)
+        restored = _count(len(result.pulled), "file")
+        tail = f"; pushed {_count(len(result.pushed), 'file')}" if target is None else ""
+        out.print(f"Restored {restored} from snapshot {seq}{tail}.", markup=False)
 
 
 def _duration(text: str | None) -> float | None:
@@ -737,7 +866,7 @@ def import_command(where: Locations, file: str, force: bool) -> None:
 
 @main.command()
 @location_options
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@json_option
 def doctor(where: Locations, as_json: bool) -> None:
     """Check the set-up end to end and explain how to fix what is wrong."""
     from claude_sync import doctor as doctor_checks
@@ -774,6 +903,7 @@ def doctor(where: Locations, as_json: bool) -> None:
 @click.option("--exclude", multiple=True, metavar="GLOB", help="Never sync paths like this.")
 @click.option("--include", multiple=True, metavar="GLOB", help="Sync only paths like this.")
 @click.option("--clear-globs", is_flag=True, help="Forget all include and exclude patterns.")
+@json_option
 def types_command(
     where: Locations,
     enable: tuple[str, ...],
@@ -781,9 +911,11 @@ def types_command(
     exclude: tuple[str, ...],
     include: tuple[str, ...],
     clear_globs: bool,
+    as_json: bool,
 ) -> None:
     """List the resource types, and choose what this machine syncs."""
     enabled: dict[str, bool] = {}
+    settings = None
     if config.is_set_up(where.config_dir):
         settings = config.load_settings(where.config_dir)
         if enable or disable or exclude or include or clear_globs:
@@ -794,15 +926,27 @@ def types_command(
             settings.exclude += [g for g in exclude if g not in settings.exclude]
             config.save_settings(where.config_dir, settings)
         enabled = settings.types
+    elif enable or disable or exclude or include or clear_globs:
+        raise ConfigError("this machine is not set up: run `claude-sync init` first")
+    rows = [(t, enabled.get(t.name, t.default)) for t in TYPES]
+    if as_json:
+        body = {
+            "types": [
+                {"name": t.name, "synced": on, "opt_in": not t.default, "what": t.description}
+                for t, on in rows
+            ],
+            "include": settings.include if settings else [],
+            "exclude": settings.exclude if settings else [],
+        }
+        click.echo(json.dumps(body))
+        return
+    if settings:
         for glob in settings.include:
             out.print(f"include: {glob}", markup=False)
         for glob in settings.exclude:
             out.print(f"exclude: {glob}", markup=False)
-    elif enable or disable or exclude or include or clear_globs:
-        raise ConfigError("this machine is not set up: run `claude-sync init` first")
     table = _table("type", "synced", "what")
-    for rtype in TYPES:
-        on = enabled.get(rtype.name, rtype.default)
+    for rtype, on in rows:
         off = "no (opt-in)" if not rtype.default else "no"
         table.add_row(rtype.name, "yes" if on else off, rtype.description)
     out.print(table)
@@ -874,3 +1018,53 @@ def key_export(where: Locations) -> None:
     master = config.load_master_key(where.config_dir, settings.repo_id)
     out.print(crypto.recovery_key(master), markup=False)
     err.print("Anyone with this key can read your synced data: store it like a password.")
+
+
+TYPES_HELP = (
+    "TYPE limits the command to some resource types: "
+    + ", ".join(t.name for t in TYPES)
+    + " (see `claude-sync types`); with none, every type this machine syncs."
+)
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "init": (
+        "claude-sync init                                  # default folder (asks on a terminal)",
+        "claude-sync init /mnt/shared/claude-sync --sync   # join, then pull and push",
+        "claude-sync init s3://bucket/claude --create",
+    ),
+    "push": ("claude-sync push", "claude-sync push sessions agents --dry-run"),
+    "pull": ("claude-sync pull", "claude-sync pull settings --strategy remote"),
+    "sync": ("claude-sync sync", "claude-sync -v sync --dry-run"),
+    "status": ("claude-sync status", "claude-sync --json status"),
+    "types": ("claude-sync types", "claude-sync types --enable todos --disable history"),
+    "where": ("claude-sync where", "claude-sync where ~/code/app"),
+    "map": ("claude-sync map ~/src work", "claude-sync map ~/src --remove"),
+    "install": ("claude-sync install", "claude-sync install --project ~/code/app"),
+    "watch": ("claude-sync watch", "claude-sync watch --interval 60"),
+    "conflicts": ("claude-sync conflicts",),
+    "resolve": ("claude-sync resolve agents/x.md --take local",),
+    "log": ("claude-sync log", "claude-sync log --json"),
+    "devices": ("claude-sync devices", "claude-sync devices --rename laptop"),
+    "restore": (
+        "claude-sync restore agents/reviewer.md --snapshot 12",
+        "claude-sync restore --snapshot 12 --target ~/claude-as-of-12",
+    ),
+    "prune": ("claude-sync prune --dry-run", "claude-sync prune --keep-last 50 --keep-within 30d"),
+    "verify": ("claude-sync verify", "claude-sync verify --read-data"),
+    "export": ("claude-sync export 4b6f1c2e session.tar.gz",),
+    "import": ("claude-sync import session.tar.gz",),
+    "doctor": ("claude-sync doctor",),
+    "key": ("claude-sync key list", "claude-sync key export"),
+}
+
+
+def _add_examples() -> None:
+    """Each command's help ends with an example or two (and what TYPE means, where it applies)."""
+    for name, lines in EXAMPLES.items():
+        command = main.commands[name]
+        takes_types = any(p.name == "types" for p in command.params)
+        extra = f"\n\n{TYPES_HELP}" if takes_types and name != "types" else ""
+        block = "\n".join(f"  {line}" for line in lines)
+        command.help = f"{command.help or ''}{extra}\n\n\b\nExamples:\n{block}"
+
+
+_add_examples()

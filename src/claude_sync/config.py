@@ -101,8 +101,12 @@ def load_settings(directory: Path) -> Settings:
         for label in maps.values():
             if not isinstance(label, str) or not LABEL.fullmatch(label):
                 raise ConfigError(f"{path}: path map labels are letters and digits only: {label!r}")
+        if not isinstance(raw["remote"], str) or not raw["remote"]:
+            raise ConfigError(
+                f'{path}: "remote" must name a remote: run `claude-sync init --force`'
+            )
         return Settings(
-            remote=str(raw["remote"]),
+            remote=raw["remote"],
             repo_id=str(raw["repo_id"]),
             device=str(raw.get("device") or socket.gethostname()),
             endpoint_url=raw.get("endpoint_url"),

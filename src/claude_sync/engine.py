@@ -109,6 +109,8 @@ class Result:
     pushed: list[str] = field(default_factory=list)
     pulled: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
+    #: changed on both sides and merged automatically (a dry run: would be)
+    merged: list[str] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     uploaded_bytes: int = 0
@@ -119,6 +121,7 @@ class Result:
         self.pushed += other.pushed
         self.pulled += other.pulled
         self.deleted += other.deleted
+        self.merged += other.merged
         self.conflicts = other.conflicts  # the later operation saw the newer state
         self.warnings += other.warnings
         self.uploaded_bytes += other.uploaded_bytes
@@ -130,6 +133,7 @@ class Result:
             "pushed": sorted(self.pushed),
             "pulled": sorted(self.pulled),
             "deleted": sorted(self.deleted),
+            "merged": sorted(self.merged),
             "conflicts": sorted(c.path for c in self.conflicts),
             "conflict_details": [c.to_json() for c in self.conflicts],
             "warnings": self.warnings,
@@ -529,6 +533,8 @@ class Engine:
             result.conflicts = plan.conflicts
             if dry_run:
                 result.pushed = sorted(plan.upload) + plan.remove
+                # At most this much: compression and data already stored make it less.
+                result.uploaded_bytes = sum(f.entry().size for f in plan.upload.values())
                 return result
             if plan.upload:
                 self.refresh_index()
@@ -696,11 +702,27 @@ class Engine:
         return result
 
     def _report_dry_pull(self, plan: Plan, result: Result) -> None:
-        # Merges are not tried in a dry run; those that failed before are still conflicts.
-        known = {p: Conflict(**d) for p, d in self.state.conflicts().items()}  # type: ignore[arg-type]
-        result.conflicts = plan.conflicts + [known[p] for p in plan.merges if p in known]
-        result.pulled = sorted((set(plan.write) | set(plan.merges)) - set(known))
+        """What the pull would do, merges tried (nobody asked) but nothing written here."""
+        if plan.merges:
+            entries = [e for _, base, theirs in plan.merges.values() for e in (base, theirs) if e]
+            staging = self._fetch_blobs(entries, result, allow_missing=True)
+            try:
+                for path, (ours, base, theirs) in plan.merges.items():
+                    try:
+                        mine = self._logical_bytes(path, ours.abspath)
+                    except OSError:
+                        continue
+                    remote = _content(staging, theirs) or b""
+                    if merge_file(path, _content(staging, base), mine, remote) is None:
+                        self._plan_conflict(plan, path, ours, base, theirs)
+                    else:
+                        result.merged.append(path)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        result.conflicts = plan.conflicts
+        result.pulled = sorted(plan.write)
         result.deleted = sorted(plan.delete)
+        result.downloaded_bytes = sum(plan.write[p].size for p in result.pulled)
 
     def status(self, sel: Selection) -> tuple[Result, int | None]:
         """What pull and push would do, from one look at the remote head."""

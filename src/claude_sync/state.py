@@ -69,7 +69,11 @@ class State:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise SyncError(f"the local state database {path} is unusable ({exc})") from None
+            raise SyncError(
+                f"the local state database {path} cannot be opened ({exc}); it is safe to "
+                f"delete: remove {path.name}, {path.name}-wal and {path.name}-shm in "
+                f"{path.parent} and run the command again (the next sync rebuilds it)"
+            ) from None
 
     def close(self) -> None:
         self.db.close()

@@ -13,7 +13,6 @@ import contextlib
 import os
 import re
 import shlex
-import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,11 +29,19 @@ from claude_sync.repository import CONFIG_NAME, KEYS_PREFIX, Repository
 from claude_sync.store import RemoteOptions, normalize_remote, open_store
 from claude_sync.store.base import ObjectStore, redact
 from claude_sync.store.folder import FolderStore
-from claude_sync.workspace import InitOutcome, Locations, check_empty, refuse_if_set_up, save_setup
+from claude_sync.workspace import (
+    InitOutcome,
+    Locations,
+    check_empty,
+    default_device,
+    refuse_if_set_up,
+    save_setup,
+)
 
 T = TypeVar("T")
 
 PROVIDERS = (
+    ("default", "The default folder on this machine (no account needed)"),
     ("folder", "A folder (this disk, or a shared or synced drive)"),
     ("git", "A Git repository (GitHub, GitLab, your own server...)"),
     ("s3", "Amazon S3"),
@@ -64,10 +71,10 @@ class Place:
             words += ["--git-branch", self.options.git_branch]
         if recovery_key:
             words += ["--recovery-key", recovery_key]
-        return shlex.join(words)
+        return shlex.join([*words, "--sync"])
 
 
-def run(where: Locations, *, force: bool, device: str | None) -> InitOutcome:
+def run(where: Locations, *, force: bool, device: str | None, hint: bool = True) -> InitOutcome:
     refuse_if_set_up(where, force)
     say("Set up claude-sync on this machine. Press Ctrl-C at any time to stop: nothing is")
     say("written anywhere until the last step.\n")
@@ -78,7 +85,7 @@ def run(where: Locations, *, force: bool, device: str | None) -> InitOutcome:
             place = ask_place()
             place.options.cache_dir = Path(cache)
             try:
-                return _set_up(where, place, device)
+                return _set_up(where, place, device, hint)
             except _TryAgain as exc:
                 say(f"error: {exc}\nLet's choose the storage again.\n")
 
@@ -87,13 +94,13 @@ class _TryAgain(Exception):
     """The chosen place cannot be used: back to the provider menu."""
 
 
-def _set_up(where: Locations, place: Place, device: str | None) -> InitOutcome:
+def _set_up(where: Locations, place: Place, device: str | None, hint: bool) -> InitOutcome:
     say(f"Checking {redact(place.remote)} ...")
     store = _open(place)
     try:
         if _holds_repository(store, place):
-            return _join(where, place, store, device)
-        return _create(where, place, store, device)
+            return _join(where, place, store, device, hint)
+        return _create(where, place, store, device, hint)
     finally:
         store.close()
 
@@ -143,6 +150,8 @@ def ask_place() -> Place:
     say("Where should the encrypted repository live?")
     for number, (_, label) in enumerate(PROVIDERS, 1):
         say(f"  {number}) {label}")
+        if number == 1:
+            say(f"     {config.default_remote()}")
     choice: int = click.prompt(
         "Choose a storage provider", type=click.IntRange(1, len(PROVIDERS)), default=1
     )
@@ -237,6 +246,7 @@ def _gs() -> Place:
 
 
 QUESTIONS: dict[str, Callable[[], Place]] = {
+    "default": lambda: Place(config.default_remote()),
     "folder": _folder,
     "git": _git,
     "s3": _s3,
@@ -249,12 +259,15 @@ QUESTIONS: dict[str, Callable[[], Place]] = {
 # -- joining ----------------------------------------------------------------------------------
 
 
-def _join(where: Locations, place: Place, store: ObjectStore, device: str | None) -> InitOutcome:
+def _join(
+    where: Locations, place: Place, store: ObjectStore, device: str | None, hint: bool
+) -> InitOutcome:
     say(f"{redact(place.remote)} already holds a claude-sync repository: joining it.")
     repo = _unlock(store)
-    save_setup(where, place.remote, place.options, repo, device)
+    save_setup(where, place.remote, place.options, repo, device or default_device())
     say(f"\nJoined the repository at {redact(place.remote)}.")
-    say("Next: claude-sync pull")
+    if hint:
+        say("Next: claude-sync pull")
     return InitOutcome(False, place.remote, repo.config.repo_id)
 
 
@@ -287,11 +300,14 @@ def _passphrase_from_environment() -> str | None:
 # -- creating ---------------------------------------------------------------------------------
 
 
-def _create(where: Locations, place: Place, store: ObjectStore, device: str | None) -> InitOutcome:
+def _create(
+    where: Locations, place: Place, store: ObjectStore, device: str | None, hint: bool
+) -> InitOutcome:
+    _confirm_new_folder(store, place)
     say(f"{redact(place.remote)} is empty: a new repository will be created there.")
     _check_usable(store, place)
     passphrase = _choose_protection()
-    name = device or socket.gethostname()
+    name = device or default_device()
     with _undo_on_interrupt(store, place):
         # Makes the bucket (S3/GCS probe conditional writes again) or the folder.
         store.prepare(create=place.options.create_bucket)
@@ -300,9 +316,19 @@ def _create(where: Locations, place: Place, store: ObjectStore, device: str | No
         if passphrase is None:
             recovery = crypto.recovery_key(repo.keys.master)
             _confirm_saved(recovery)
-    save_setup(where, place.remote, place.options, repo, device)
-    _summary(where, place, recovery)
+    save_setup(where, place.remote, place.options, repo, name)
+    _summary(where, place, recovery, hint)
     return InitOutcome(True, place.remote, repo.config.repo_id)
+
+
+def _confirm_new_folder(store: ObjectStore, place: Place) -> None:
+    """A folder typed here that does not exist may be a typo or an unmounted drive."""
+    if not isinstance(store, FolderStore) or store.root.exists():
+        return
+    if place.remote == normalize_remote(config.default_remote()):
+        return
+    if not click.confirm(f"{store.root} does not exist. Create it?", default=True):
+        raise _TryAgain(f"{store.root} does not exist")
 
 
 def _check_usable(store: ObjectStore, place: Place) -> None:
@@ -397,13 +423,14 @@ def _remove_new_repository(store: ObjectStore, made: list[Path]) -> None:
                 folder.rmdir()
 
 
-def _summary(where: Locations, place: Place, recovery: str | None) -> None:
+def _summary(where: Locations, place: Place, recovery: str | None, hint: bool) -> None:
     say(f"\nCreated a new encrypted repository at {redact(place.remote)}.")
     say(f"  this machine's settings and key: {where.config_dir}")
     say(f"  Claude Code folder synced:       {where.claude_dir}")
     if recovery is None:
         say("  Keep the passphrase safe: without it (or `claude-sync key export`) the data")
         say("  cannot be recovered.")
-    say("\nNext: claude-sync push")
+    if hint:
+        say("\nNext: claude-sync push")
     say("On your next machine run:")
     say(f"  {place.init_command(recovery)}")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from claude_sync.resources import Selection, select
 from claude_sync.state import State
 from claude_sync.store import RemoteOptions, normalize_remote, open_store
 from claude_sync.store.base import ObjectStore, redact
+from claude_sync.store.folder import FolderStore
 
 LOCK_TIMEOUT_ENV = "CLAUDE_SYNC_LOCK_TIMEOUT"
 
@@ -41,6 +43,8 @@ class InitOutcome:
     created: bool
     remote: str
     repo_id: str
+    #: the untouched repository the machine used before `init --force`, now removed
+    removed: str | None = None
 
 
 def init(
@@ -52,11 +56,20 @@ def init(
     force: bool,
     options: RemoteOptions,
     device: str | None,
+    create: bool = False,
+    confirm: Callable[[str], bool] | None = None,
 ) -> InitOutcome:
-    """Create a repository on an empty remote or join an existing one; write nothing on failure."""
-    refuse_if_set_up(where, force)
+    """Create a repository on an empty remote or join an existing one; write nothing on failure.
+
+    A repository is created at an explicitly given remote only where the place exists and is
+    empty, or with `create` (or when `confirm`, asked on a terminal, says yes): a typo must not
+    become a new repository. The default folder, with no remote given, is always fine."""
+    given = remote is not None
     remote = normalize_remote(remote or config.default_remote())
+    previous = refuse_if_set_up(where, force, remote if given else None)
+    device = device or default_device()
     options.cache_dir = where.config_dir / "cache"
+    options.create_bucket = options.create_bucket or create
     store = open_store(remote, options)
     try:
         if Repository.exists(store):
@@ -69,28 +82,115 @@ def init(
             if recovery_key:
                 raise ConfigError(f"{remote} holds no repository to join with a recovery key")
             check_empty(store)
+            if given and not create:
+                check_place_exists(store, confirm)
             passphrase = read_passphrase(passphrase_file, confirm=True)
             store.prepare(create=options.create_bucket)
-            repo = Repository.create(store, passphrase, device or socket.gethostname())
+            repo = Repository.create(store, passphrase, device)
             created = True
     finally:
         store.close()
+    abandoned = _abandoned_first_repository(where, previous, remote)
     save_setup(where, remote, options, repo, device)
-    return InitOutcome(created, remote, repo.config.repo_id)
+    removed = _remove_repository(abandoned) if abandoned else None
+    return InitOutcome(created, remote, repo.config.repo_id, removed)
 
 
-def refuse_if_set_up(where: Locations, force: bool) -> None:
-    """`init` never silently replaces a machine's set-up (and so its key)."""
-    if config.is_set_up(where.config_dir) and not force:
+def default_device() -> str:
+    """The host name and a short random tail: two machines that share a host name (cloned
+    images, `localhost`) must not look like one device in the history."""
+    return f"{socket.gethostname()}-{os.urandom(2).hex()}"
+
+
+def check_place_exists(store: ObjectStore, confirm: Callable[[str], bool] | None) -> None:
+    """A folder that is not there is a typo or an unmounted drive, unless the user says
+    otherwise (`--create`, or yes on a terminal). Buckets and Git repositories are never
+    made implicitly: their backends already refuse a missing one."""
+    if not isinstance(store, FolderStore):
+        return
+    root = store.root
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{root} is a file, not a folder")
+    if root.is_dir():
+        return
+    if confirm is not None and confirm(f"{root} does not exist. Create it, with a new repository?"):
+        return
+    raise ConfigError(
+        f"{root} does not exist (a typo, or a drive that is not mounted?); to start a new "
+        f"repository there, run `claude-sync init {root} --create`"
+    )
+
+
+def refuse_if_set_up(where: Locations, force: bool, remote: str | None = None) -> str | None:
+    """`init` never silently replaces a machine's set-up (and so its key). Returns the remote
+    the machine used before (None when it was not set up)."""
+    if not config.is_set_up(where.config_dir):
+        return None
+    try:
         current = config.load_settings(where.config_dir).remote
-        raise ConfigError(
-            f"this machine is already set up (remote {redact(current)}); "
-            "use --force to set it up again"
+    except ConfigError:
+        if force:
+            return None
+        raise
+    if force:
+        return current
+    if remote is not None and remote == current:
+        raise AlreadySetUp(f"this machine is already set up with {redact(current)}")
+    raise ConfigError(
+        f"this machine is already set up (remote {redact(current)}); use --force to set it up again"
+    )
+
+
+class AlreadySetUp(SyncError):
+    """`init REMOTE` where the machine already syncs with REMOTE: nothing to do."""
+
+    exit_code = 0
+
+
+def _abandoned_first_repository(
+    where: Locations, previous: str | None, remote: str
+) -> ObjectStore | None:
+    """The repository a machine made with the Quick start before it joined the real one:
+    the default folder, holding this machine's key, one key object and at most one snapshot
+    by this machine. Anything else (another machine joined, more history) is left alone."""
+    if previous is None or previous == remote or previous != config.default_remote():
+        return None
+    store = open_store(previous)
+    try:
+        settings = config.load_settings(where.config_dir)
+        repo = Repository.open(store, config.load_master_key(where.config_dir, settings.repo_id))
+        seqs = repo.snapshot_seqs()
+        untouched = (
+            repo.config.repo_id == settings.repo_id
+            and len(repo.list_keys()) <= 1
+            and len(seqs) <= 1
+            and all(repo.load_snapshot(s).device == settings.device for s in seqs)
         )
+    except SyncError:
+        untouched = False
+    if not untouched:
+        store.close()
+        return None
+    return store
+
+
+def _remove_repository(store: ObjectStore) -> str | None:
+    """Delete every object of an abandoned repository, and its folder when empty."""
+    try:
+        store.delete_many(store.list(""))
+        if isinstance(store, FolderStore):
+            for dirpath, _, _ in sorted(os.walk(store.root), reverse=True):
+                with contextlib.suppress(OSError):  # only empty folders go
+                    Path(dirpath).rmdir()
+    except SyncError:
+        return None
+    finally:
+        store.close()
+    return store.display
 
 
 def save_setup(
-    where: Locations, remote: str, options: RemoteOptions, repo: Repository, device: str | None
+    where: Locations, remote: str, options: RemoteOptions, repo: Repository, device: str
 ) -> None:
     """The last step of `init`: this machine's config and key, written only on success."""
     settings = config.Settings(
@@ -99,8 +199,7 @@ def save_setup(
         endpoint_url=options.endpoint_url,
         git_branch=options.git_branch,
     )
-    if device:
-        settings.device = device
+    settings.device = device
     _reset_state_if_other_repo(where.config_dir, repo.config.repo_id)
     config.save_master_key(
         where.config_dir, repo.config.repo_id, repo.keys.master, repo.config_body()

@@ -1,0 +1,276 @@
+"""Issue 16: a new user's first hour, through the real CLI with separate HOMEs.
+
+A second machine joins in one command, a typo never becomes a repository, the wizard offers
+the default folder first, `status` shows what pull will do, and dry runs and summaries say
+exactly what happens. Interactive paths run on a pseudo-terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import pexpect
+from conftest import PASSPHRASE, Machine
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def terminal(m: Machine, *args: str, passphrase: str | None = PASSPHRASE) -> pexpect.spawn:
+    environ = m.environ(passphrase) | {"TERM": "dumb", "COLUMNS": "200"}
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "claude_sync", *args],
+        env=environ,
+        cwd=str(m.home),
+        encoding="utf-8",
+        timeout=60,
+    )
+
+
+def ended(child: pexpect.spawn) -> tuple[int, str]:
+    child.expect(pexpect.EOF)
+    child.close()
+    return child.exitstatus, str(child.before)
+
+
+def default_repo(m: Machine) -> Path:
+    return m.home / ".local/share/claude-sync/repository"
+
+
+# -- 2. a second machine ----------------------------------------------------------------------
+
+
+def test_second_machine_joins_and_syncs_in_one_command(machines, repo_dir):
+    a, b = machines
+    a.write("agents/reviewer.md", "be kind\n")
+    first = a.run("init", str(repo_dir), "--sync").stdout
+    assert "pushed 1 file " in first and "Next:" not in first
+    assert f"claude-sync init {repo_dir} --sync" in first
+    b.write("commands/deploy.md", "ship it\n")
+    out = b.run("init", str(repo_dir), "--sync").stdout
+    assert "Joined" in out and "Next:" not in out
+    assert "pulled 1 file " in out and "pushed 1 file " in out
+    assert (b.claude / "agents/reviewer.md").read_text() == "be kind\n"
+    a.run("pull")
+    assert (a.claude / "commands/deploy.md").read_text() == "ship it\n"
+    # Again on a machine already set up with that remote: it says so and only syncs.
+    again = b.run("init", str(repo_dir), "--sync").stdout
+    assert "already set up with" in again and "Everything is up to date." in again
+    # Another remote is still refused without --force.
+    other = repo_dir.parent / "other"
+    other.mkdir()
+    proc = b.run("init", str(other), check=False)
+    assert proc.returncode == 2 and "--force" in proc.stderr
+
+
+def test_install_script_joins_a_remote_and_does_not_push_twice():
+    script = (ROOT / "scripts/install.sh").read_text()
+    assert 'init --sync "$@"' in script
+    assert re.search(r"^\s*[^#\n]*claude-sync\" push", script, re.M) is None
+
+
+def test_init_force_onto_the_real_remote_removes_the_quick_start_repository(machines, repo_dir):
+    a, b = machines
+    a.write("agents/x.md", "from a\n")
+    a.run("init", str(repo_dir), "--sync")
+    b.write("agents/y.md", "from b\n")
+    b.run("init", "--sync")  # the Quick start: the default folder, one snapshot
+    assert (default_repo(b) / "config").exists()
+    out = b.run("init", str(repo_dir), "--force", "--sync").stdout
+    assert "Removed the unused repository" in out
+    assert not default_repo(b).exists()
+    assert (b.claude / "agents/x.md").read_text() == "from a\n"
+
+
+def test_init_force_keeps_a_first_repository_with_history(machines, repo_dir):
+    a, b = machines
+    a.run("init", str(repo_dir))
+    b.write("agents/y.md", "1\n")
+    b.run("init", "--sync")
+    b.write("agents/y.md", "2\n")
+    b.run("push")  # a second snapshot: this repository is in use
+    out = b.run("init", str(repo_dir), "--force").stdout
+    assert "Removed" not in out
+    assert len(list((default_repo(b) / "snapshots").iterdir())) == 2
+
+
+# -- 3. a typo never becomes a repository -----------------------------------------------------
+
+
+def test_missing_folder_is_an_error_naming_it_unless_create(machines, tmp_path):
+    a, b = machines
+    typo = tmp_path / "mnt" / "shraed" / "claude-sync"
+    proc = a.run("init", str(typo), check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: {typo} does not exist")
+    assert "--create" in proc.stderr
+    assert not (tmp_path / "mnt").exists() and not a.config_dir.exists()
+    a.run("init", str(typo), "--create")
+    assert (typo / "config").exists()
+    # An empty folder the user made is a fine place; a file is not.
+    made = tmp_path / "made"
+    made.mkdir()
+    b.run("init", str(made))
+    assert (made / "config").exists()
+    c_file = tmp_path / "a-file"
+    c_file.write_text("x")
+    proc = b.run("init", str(c_file), "--force", check=False)
+    assert proc.returncode == 2 and "error:" in proc.stderr
+
+
+def test_init_on_a_terminal_asks_before_making_a_missing_folder(machines, tmp_path):
+    a, b = machines
+    missing = tmp_path / "nowhere" / "repo"
+    child = terminal(a, "init", str(missing))
+    child.expect(r"does not exist\. Create it, with a new repository\? \[y/N\]")
+    child.sendline("")
+    status, out = ended(child)
+    assert status == 2 and "does not exist" in out and "Aborted!" not in out
+    assert not missing.parent.exists()
+    child = terminal(b, "init", str(missing))
+    child.expect("Create it")
+    child.sendline("y")
+    status, out = ended(child)
+    assert status == 0 and "Created a new encrypted repository" in out
+    assert (missing / "config").exists()
+
+
+# -- 4. the Quick start on a terminal -----------------------------------------------------------
+
+
+def test_default_flag_skips_the_wizard_on_a_terminal(make_machine):
+    a = make_machine("a")
+    child = terminal(a, "init", "--default")
+    status, out = ended(child)
+    assert status == 0, out
+    assert "storage provider" not in out and "Created a new encrypted repository" in out
+    assert (default_repo(a) / "config").exists()
+    assert "Next: claude-sync push" in out
+
+
+def test_no_answer_in_the_wizard_is_a_clear_error_not_aborted(make_machine):
+    a = make_machine("a")
+    child = terminal(a, "init", passphrase=None)
+    child.expect("Choose a storage provider")
+    child.sendeof()
+    status, out = ended(child)
+    assert status == 1
+    assert "Aborted!" not in out and "error: cancelled" in out
+    assert not a.config_dir.exists() and not default_repo(a).exists()
+
+
+# -- 5. status shows what pull will do -----------------------------------------------------------
+
+
+def test_status_shows_conflicts_merges_and_deletions_as_pull_will_do(machines, repo_dir):
+    a, b = machines
+    a.write("agents/x.md", "one\n")
+    a.write("agents/gone.md", "bye\n")
+    a.write("settings.json", json.dumps({"model": "opus"}) + "\n")
+    a.run("init", str(repo_dir), "--sync")
+    # b joins with its own settings.json: no base, keys on one side only are additions.
+    b.write("settings.json", json.dumps({"theme": "dark"}) + "\n")
+    b.run("init", str(repo_dir))
+    status = b.run("status").stdout
+    assert re.search(r"will merge: settings\.json", status), status
+    assert "to pull: agents/x.md" in status
+    b.run("pull")
+    assert json.loads((b.claude / "settings.json").read_text()) == {
+        "theme": "dark",
+        "model": "opus",
+    }
+    b.run("push")
+    a.run("pull")
+    # Both change agents/x.md, a deletes agents/gone.md: status says conflict and deletion.
+    a.write("agents/x.md", "a's\n")
+    (a.claude / "agents/gone.md").unlink()
+    a.run("push")
+    b.write("agents/x.md", "b's\n")
+    proc = b.run("status")
+    assert "to pull: agents/x.md" not in proc.stdout
+    assert "conflict: agents/x.md" in proc.stderr
+    assert "to delete: agents/gone.md" in proc.stdout
+    body = b.json("status")
+    assert body["conflicts"] == ["agents/x.md"] and body["deleted"] == ["agents/gone.md"]
+    assert b.run("pull", check=False).returncode == 3  # as status said
+
+
+# -- 6. dry runs and summaries tell the truth -------------------------------------------------
+
+
+def test_dry_runs_say_would_and_json_marks_them(machines, repo_dir):
+    a, b = machines
+    a.write("agents/x.md", "x" * 3000)
+    a.write("agents/y.md", "y\n")
+    a.run("init", str(repo_dir))
+    out = a.run("push", "--dry-run").stdout
+    assert re.search(r"would push 2 files \(≈2\.9 KiB\)", out), out
+    assert "pushed" not in out
+    body = a.json("push", "--dry-run")
+    assert body["dry_run"] is True and body["pushed"] == ["agents/x.md", "agents/y.md"]
+    assert "dry_run" not in a.json("push")
+    a.write("agents/y.md", "y2\n")
+    assert "pushed 1 file (" in a.run("push").stdout
+    # Global options before the command.
+    assert "push agents/" not in a.run("-v", "push").stdout  # nothing to do
+    assert json.loads(a.run("--json", "status").stdout)["head"] == 2
+    b.run("init", str(repo_dir))
+    assert "would pull 2 files (≈" in b.run("pull", "--dry-run").stdout
+    assert b.json("pull", "--dry-run")["dry_run"] is True
+    assert "pull agents/x.md" in b.run("-v", "pull").stdout
+
+
+def test_join_suggests_pull_and_restore_in_place_is_pushed(machines, repo_dir):
+    a, b = machines
+    a.write("agents/x.md", "v1\n")
+    assert "Next: claude-sync push" in a.run("init", str(repo_dir)).stdout
+    a.run("push")
+    a.write("agents/x.md", "v2\n")
+    a.run("push")
+    joined = b.run("init", str(repo_dir)).stdout
+    assert "Next: claude-sync pull" in joined and "Next: claude-sync push" not in joined
+    b.run("pull")
+    out = a.run("restore", "agents/x.md", "--snapshot", "1").stdout
+    assert "Restored 1 file from snapshot 1; pushed 1 file." in out
+    b.run("pull")
+    assert (b.claude / "agents/x.md").read_text() == "v1\n"
+
+
+def test_types_json_help_and_config_errors(machines, repo_dir):
+    a, _ = machines
+    body = json.loads(a.run("types", "--json").stdout)
+    names = {t["name"]: t for t in body["types"]}
+    assert names["sessions"]["synced"] is True and names["todos"]["opt_in"] is True
+    helptext = a.run("--help").stdout
+    commands = helptext.split("Commands:")[1]
+    assert " hook " not in commands and "hook-worker" not in commands
+    flat = " ".join(commands.split())
+    assert (
+        "Show which sessions `claude --resume` finds in DIRECTORY (default: here) after a pull."
+        in flat
+    )
+    push_help = " ".join(a.run("push", "--help").stdout.split())
+    assert "TYPE limits the command to some resource types" in push_help
+    assert "Examples: claude-sync push" in push_help
+    a.run("init", str(repo_dir))
+    config = a.config_dir / "config.json"
+    settings = json.loads(config.read_text())
+    config.write_text(json.dumps(settings | {"remote": None}))
+    proc = a.run("status", check=False)
+    assert proc.returncode == 2 and "remote" in proc.stderr and "up to date" not in proc.stdout
+    config.write_text(json.dumps(settings))
+    (a.config_dir / "state.db").write_bytes(b"not a database" * 100)
+    proc = a.run("status", check=False)
+    assert proc.returncode == 1 and "safe to delete" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_same_host_name_gives_distinct_device_names(machines, repo_dir):
+    a, b = machines
+    a.run("init", str(repo_dir))
+    b.run("init", str(repo_dir))
+    names = [json.loads((m.config_dir / "config.json").read_text())["device"] for m in (a, b)]
+    assert names[0] != names[1]
+    assert all(re.fullmatch(r".+-[0-9a-f]{4}", n) for n in names), names
