@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pexpect
 import pytest
 from claude_cli import run_claude
 from conftest import Machine
@@ -124,7 +126,7 @@ def write_sessions(a: Machine) -> dict[str, str]:
     )
     a.write(f"projects/{folder(a)}/{ids['old']}.jsonl", old, mtime=NOW - 400 * DAY)
     a.write(f"projects/{folder(a)}/{ids['old']}/subagents/agent-2.jsonl", '{"y": 2}\n')
-    a.write(f"projects/{folder(a)}/memory/notes.md", "# notes\n")
+    a.write(f"projects/{folder(a)}/memory/notes.md", "# notes\n", mtime=NOW - 60 * DAY)
     a.write(
         f"projects/{folder(a, 'other')}/{ids['other']}.jsonl",
         realistic(ids["other"], other, NOW - 3 * DAY, NOW - 3 * DAY, "elsewhere"),
@@ -286,9 +288,32 @@ def test_resume_errors_and_cwd(pair, repo_dir, tmp_path):
     proc = b.run("resume", ids["other"], "--print", "--cwd", str(elsewhere))
     assert proc.stdout.strip() == f"cd {elsewhere} && claude --resume {ids['other']}"
     assert (b.claude / "projects" / encode(str(elsewhere)) / f"{ids['other']}.jsonl").exists()
-    for query, expect in (("zzz-no-such", "no session matches"), ("e", "sessions match")):
+    for query, expect in (("zzz-no-such", "no session matches"), ("i", "sessions match")):
         proc = b.run("resume", query, "--print", check=False)
         assert proc.returncode == 2 and expect in proc.stderr, proc.stderr
+
+
+def test_resume_asks_on_a_terminal_when_several_match(pair, repo_dir):
+    a, b = pair
+    ids = set_up(a, b, repo_dir)
+    child = pexpect.spawn(
+        sys.executable,
+        # "i": in two titles, never in a (hex) id
+        ["-m", "claude_sync", "resume", "i", "--print"],
+        env=b.environ() | {"TERM": "dumb", "COLUMNS": "200"},
+        cwd=str(b.home),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect("Which session")
+    listing = child.before
+    assert ids["old"] in listing and ids["new"] in listing
+    number = next(line.split(".")[0].strip() for line in listing.splitlines() if ids["old"] in line)
+    child.sendline(number)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert f"claude --resume {ids['old']}" in child.before
 
 
 def test_real_claude_resumes_the_placed_session(pair, repo_dir):
@@ -300,7 +325,7 @@ def test_real_claude_resumes_the_placed_session(pair, repo_dir):
     found = run_claude("-p", "hi", "--resume", ids["old"], home=b.home, cwd=directory, timeout=20)
     # Past the look-up: offline and logged out, it stops at the login instead.
     assert "No conversation found" not in found.stdout + found.stderr
-    assert "Not logged in" in found.stdout + found.stderr
+    assert "valid session ID" not in found.stdout + found.stderr
     unknown = run_claude(
         "-p", "hi", "--resume", str(uuid.uuid4()), home=b.home, cwd=directory, timeout=20
     )

@@ -784,7 +784,7 @@ class Engine:
                 tmp = dest.parent / f".{dest.name}{TMP_MARKER}-{token}-{i}"
                 staged.append((path, tmp, dest, entry))
             self._download_into(staged, result)
-            for _, tmp, _, entry in staged:
+            for path, tmp, _, entry in staged:
                 if not entry.chunks:
                     _open_new(tmp).close()
                 if each:
