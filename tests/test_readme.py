@@ -31,6 +31,8 @@ from pathlib import Path
 import pytest
 from conftest import DAY0, Machine, transcript
 
+from claude_sync.pathmap import encode
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 QUICK_START = (
@@ -175,7 +177,7 @@ def every_conversation(sb: Sandbox) -> None:
         prompt | {"timestamp": f"{DAY0}T10:00:00Z", "message": {"content": "fix the login bug"}},
         prompt | {"timestamp": f"{DAY0}T10:01:00Z", "message": {"content": "KeyError: 'user'"}},
     ]
-    folder = str(mac.home / "code" / "app").replace("/", "-")
+    folder = encode(str(mac.home / "code" / "app"))
     mac.write(f"projects/{folder}/{session}.jsonl", "".join(json.dumps(r) + "\n" for r in lines))
     mac.run("init", str(sb.shared), "--device", "ann-mac")
     mac.run("push")
