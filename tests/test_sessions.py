@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -18,10 +19,12 @@ from conftest import Machine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from claude_sync import config
 from claude_sync.errors import CorruptionError
 from claude_sync.pathmap import encode
-from claude_sync.repository import FileEntry
+from claude_sync.repository import FileEntry, Repository, Snapshot
 from claude_sync.session_summary import TITLE_MAX, summarize
+from claude_sync.store.folder import FolderStore
 
 DAY = 86400
 NOW = time.time()
@@ -330,6 +333,32 @@ def test_real_claude_resumes_the_placed_session(pair, repo_dir):
         "-p", "hi", "--resume", str(uuid.uuid4()), home=b.home, cwd=directory, timeout=20
     )
     assert "No conversation found" in unknown.stdout + unknown.stderr
+
+
+def strip_summaries(a: Machine, repo_dir: Path) -> None:
+    """What a claude-sync from before summaries would have pushed: the same files, no
+    `session` field (a new snapshot written with the repository's own key)."""
+    settings = config.load_settings(a.config_dir)
+    master = config.load_master_key(a.config_dir, settings.repo_id)
+    repo = Repository.open(FolderStore(repo_dir), master)
+    head = repo.load_snapshot(repo.head_seq() or 0)
+    files = {p: dataclasses.replace(e, session=None) for p, e in head.files.items()}
+    assert repo.write_snapshot(Snapshot(head.seq + 1, head.seq, "old", time.time(), files))
+
+
+def test_sessions_pushed_without_summaries_are_listed_and_resumable(pair, repo_dir):
+    a, b = pair
+    ids = set_up(a, b, repo_dir)
+    strip_summaries(a, repo_dir)
+    listed = {s["id"]: s for s in catalog(b)}
+    old = listed[ids["old"]]
+    assert old["title"] == "" and old["records"] == 0 and old["local"] is False
+    assert old["updated"] == iso(NOW - 400 * DAY)  # the file's mtime stands in
+    b.run("pull")
+    assert not (b.claude / f"projects/{folder(b)}/{ids['old']}.jsonl").exists()
+    # resume reads where the session ran from the transcript itself.
+    printed = b.run("resume", ids["old"], "--print").stdout.strip()
+    assert printed == f"cd {b.home / 'code' / 'app'} && claude --resume {ids['old']}"
 
 
 # -- the summary itself -------------------------------------------------------------------

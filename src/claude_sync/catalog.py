@@ -69,6 +69,8 @@ def build(engine: Engine, head: Snapshot | None) -> list[SessionInfo]:
         if key is not None:
             grouped.setdefault(key, {})[path] = entry
     found = []
+    # Thousands of sessions share a few projects: find each project's directory once.
+    directories: dict[tuple[str, str], Path | None] = {}
     for (folder, session), files in grouped.items():
         transcript = f"projects/{folder}/{session}.jsonl"
         entry = files.get(transcript)
@@ -76,6 +78,8 @@ def build(engine: Engine, head: Snapshot | None) -> list[SessionInfo]:
             continue  # a sub-agent folder whose transcript is not synced
         summary = entry.session
         cwd = summary.cwd if summary else ""
+        if (folder, cwd) not in directories:
+            directories[folder, cwd] = local_directory(engine, folder, cwd)
         found.append(
             SessionInfo(
                 id=session,
@@ -88,7 +92,7 @@ def build(engine: Engine, head: Snapshot | None) -> list[SessionInfo]:
                 bytes=sum(e.size for e in files.values()),
                 local=engine.local_path(transcript).is_file(),
                 cwd=cwd,
-                directory=local_directory(engine, folder, cwd),
+                directory=directories[folder, cwd],
                 branch=summary.branch if summary else "",
                 files=files,
             )

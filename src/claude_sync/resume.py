@@ -8,12 +8,14 @@ import shlex
 from collections.abc import Callable
 from pathlib import Path
 
+from claude_sync import catalog
 from claude_sync.catalog import SessionInfo
 from claude_sync.engine import Engine, Result
 from claude_sync.errors import ConfigError, SyncError
 from claude_sync.pathmap import encode
 from claude_sync.repository import Snapshot
 from claude_sync.session_policy import SessionPolicy
+from claude_sync.session_summary import summarize
 
 #: candidates named in an error about an ambiguous choice
 SHOWN = 10
@@ -49,6 +51,9 @@ def place(engine: Engine, head: Snapshot, info: SessionInfo, cwd: Path | None) -
     """Bring the session's missing files into the project folder Claude Code reads for the
     directory it will run in, fresh enough for Claude Code's clean-up to keep them; return
     that directory."""
+    if not info.cwd:  # pushed by an older claude-sync: the transcript says where it ran
+        info.cwd = summarize(catalog.transcript_bytes(engine, info), "").cwd
+        info.directory = catalog.local_directory(engine, info.folder, info.cwd)
     if cwd is not None:
         if not cwd.is_dir():
             raise ConfigError(f"--cwd {cwd} is not a directory")
