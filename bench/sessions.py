@@ -120,6 +120,7 @@ def main() -> None:
         listed = json.loads(out)
         remote = [s for s in listed if not s["local"]]
         oldest_big = max(remote, key=lambda s: s["bytes"])
+        (lister / Path(oldest_big["cwd"]).relative_to(source)).mkdir(parents=True)
         resume, _ = claude_sync(lister, "resume", oldest_big["id"], "--print")
         rows = [
             "| measurement | result |",

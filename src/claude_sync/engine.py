@@ -573,6 +573,9 @@ class Engine:
             return pack is None or pack in doomed
 
         todo = [f for f in plan.upload.values() if any(is_new(b) for b, _, _ in f.cached.chunks)]
+        # Newest first: recent files share packs, so a pull of recent sessions only (lazy
+        # pull) downloads few of the packs a first push of years of history writes.
+        todo.sort(key=lambda f: -f.cached.stat.mtime_ns)
         advance = self.reporter.progress("uploading", sum(f.cached.stat.size for f in todo))
         for f in todo:
             if not self._upload_file(f, writer, is_new):
