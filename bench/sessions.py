@@ -107,7 +107,7 @@ def main() -> None:
         took = time.perf_counter() - start
         print(f"generated {args.sessions} sessions, {mib(total)} in {took:.1f} s")
         repo = root / "repository"
-        claude_sync(source, "init", str(repo))
+        claude_sync(source, "init", str(repo), "--create")
         push, _ = claude_sync(source, "push")
         print(f"initial push: {push:.1f} s")
         lazy = fresh_pull(root, "lazy", repo)

@@ -139,7 +139,7 @@ def write_sessions(a: Machine) -> dict[str, str]:
 
 def set_up(a: Machine, b: Machine, repo: Path) -> dict[str, str]:
     ids = write_sessions(a)
-    a.run("init", str(repo), "--device", "ann-mac")
+    a.run("init", str(repo), "--create", "--device", "ann-mac")
     a.run("push")
     b.run("init", str(repo), "--device", "ann-linux")
     return ids
