@@ -1,12 +1,12 @@
 """The three tools under test and how each maps the benchmark's scenarios to commands.
 
-| scenario    | claude-sync          | restic                          | rclone (crypt)          |
-|-------------|----------------------|---------------------------------|-------------------------|
-| push        | push                 | backup --compression auto       | sync SRC crypt:         |
-| no-op push  | push                 | backup                          | sync                    |
-| append push | push                 | backup                          | sync                    |
-| fresh pull  | init (join) + pull   | restore latest (empty cache)    | copy crypt: DEST        |
-| status      | status               | backup --dry-run                | sync --dry-run          |
+| scenario    | claude-sync              | restic                       | rclone (crypt)          |
+|-------------|--------------------------|------------------------------|-------------------------|
+| push        | push                     | backup --compression auto    | sync SRC crypt:         |
+| no-op push  | push                     | backup                       | sync                    |
+| append push | push                     | backup                       | sync                    |
+| fresh pull  | init (join) + pull --all | restore latest (empty cache) | copy crypt: DEST        |
+| status      | status                   | backup --dry-run             | sync --dry-run          |
 """
 
 from __future__ import annotations
@@ -134,7 +134,8 @@ class ClaudeSync(Tool):
         config = fresh / ".config" / "claude-sync"
         return [
             self._cmd(fresh, config, "init", *self._remote()),
-            self._cmd(fresh, config, "pull", "--json"),
+            # everything, like the peers (a plain pull fetches only recent sessions)
+            self._cmd(fresh, config, "pull", "--all", "--json"),
         ]
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,9 @@ from pathlib import Path
 import pytest
 
 PASSPHRASE = "correct horse battery staple"
+#: the day test transcripts were recorded: yesterday, so that pull's default window (sessions
+#: updated within Claude Code's cleanupPeriodDays) always fetches them
+DAY0 = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))
 # Variables that would let one test machine see another's settings.
 _SCRUB = (
     "XDG_CONFIG_HOME",
@@ -127,7 +131,7 @@ def transcript(session: str, n: int, start: int = 0, cwd: str = "/home/ann/code/
                     "uuid": f"{session}-{i:05d}",
                     "parentUuid": f"{session}-{i - 1:05d}" if i else None,
                     "sessionId": session,
-                    "timestamp": f"2026-11-20T10:{i // 60 % 60:02d}:{i % 60:02d}Z",
+                    "timestamp": f"{DAY0}T10:{i // 60 % 60:02d}:{i % 60:02d}Z",
                     "cwd": cwd,
                     "type": "user" if i % 2 == 0 else "assistant",
                     "message": {"role": "user", "content": f"message {i} " + "lorem ipsum " * 20},

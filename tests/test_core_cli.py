@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -24,7 +25,9 @@ def populate(m: Machine) -> dict[str, str]:
     """A realistic ~/.claude with synced and never-synced files; returns some identifiers."""
     session = str(uuid.uuid4())
     agent = str(uuid.uuid4())
-    old = 1_700_000_000
+    # Older than a day, but younger than Claude Code's clean-up period: a pull keeps it (an
+    # older one gets a fresh mtime, test_sessions.py).
+    old = int(time.time()) - 86400
     m.write(f"projects/{PROJECT}/{session}.jsonl", transcript(session, 200), mtime=old)
     m.write(f"projects/{PROJECT}/{session}/subagents/agent-{agent}.jsonl", transcript(agent, 5))
     m.write(f"projects/{PROJECT}/{session}/subagents/agent-{agent}.meta.json", '{"a": 1}')

@@ -55,9 +55,13 @@ def new_machine(
     return make
 
 
+#: an mtime a pull keeps (younger than Claude Code's clean-up period)
+RECENT = int(time.time()) - 86400
+
+
 def populate(m: Machine) -> str:
     session = str(uuid.uuid4())
-    m.write(f"projects/{PROJECT}/{session}.jsonl", transcript(session, 300), mtime=1_700_000_000)
+    m.write(f"projects/{PROJECT}/{session}.jsonl", transcript(session, 300), mtime=RECENT)
     m.write(f"projects/{PROJECT}/memory/notes.md", "# memory\nuse pytest\n")
     m.write("settings.json", '{"model": "opus"}\n')
     m.write("CLAUDE.md", "Be terse.\n")

@@ -6,7 +6,7 @@ import hashlib
 import json
 import shutil
 
-from conftest import Machine, snapshot_tree
+from conftest import DAY0, Machine, snapshot_tree
 
 
 def two_snapshots(make_machine, repo_dir) -> tuple[Machine, Machine]:
@@ -130,13 +130,14 @@ def test_key_add_list_passwd_remove(make_machine, repo_dir):
 
 def test_lost_state_database_rebuilds_without_duplicates_or_losses(make_machine, repo_dir):
     a, b = two_snapshots(make_machine, repo_dir)
-    a.write("projects/-srv-app/s.jsonl", '{"uuid": "1", "timestamp": "2026-01-01T00:00:00Z"}\n')
+    # (recorded yesterday: a pull fetches sessions updated within cleanupPeriodDays)
+    a.write("projects/-srv-app/s.jsonl", '{"uuid": "1", "timestamp": "' + DAY0 + 'T01:00:00Z"}\n')
     a.run("push")
     b.run("pull")
     b.write("agents/x.md", "version 3 from B\n")
-    b.append("projects/-srv-app/s.jsonl", '{"uuid": "2", "timestamp": "2026-01-02T00:00:00Z"}\n')
+    b.append("projects/-srv-app/s.jsonl", '{"uuid": "2", "timestamp": "' + DAY0 + 'T02:00:00Z"}\n')
     b.run("push")
-    a.append("projects/-srv-app/s.jsonl", '{"uuid": "3", "timestamp": "2026-01-03T00:00:00Z"}\n')
+    a.append("projects/-srv-app/s.jsonl", '{"uuid": "3", "timestamp": "' + DAY0 + 'T03:00:00Z"}\n')
     a.write("rules/new.md", "new on A\n")
     for name in ("state.db", "state.db-wal", "state.db-shm"):
         (a.config_dir / name).unlink(missing_ok=True)

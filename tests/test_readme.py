@@ -29,7 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import Machine, transcript
+from conftest import DAY0, Machine, transcript
+
+from claude_sync.pathmap import encode
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -160,6 +162,41 @@ def resume_anywhere(sb: Sandbox) -> None:
     assert f"{sb.me.home}/work -> work" in sb.readme("claude-sync map ~/work work").stdout
     assert f"{sb.me.home}/src -> work" in sb.readme("claude-sync map ~/src work").stdout
     assert "projects/@work-api" in sb.readme("claude-sync where ~/src/api").stdout
+    every_conversation(sb)
+
+
+def every_conversation(sb: Sandbox) -> None:
+    """The catalog and `resume`, with a session pushed from a Mac whose home differs."""
+    mac = Machine(sb.root / "mac" / "Users" / "ann")
+    app = sb.me.home / "code" / "app"
+    (sb.me.home / "scratch").mkdir()
+    app.mkdir(parents=True)
+    session = "3f2a9c1e-0d7a-4e55-9a0c-5f1e2d3c4b5a"
+    prompt = {"type": "user", "sessionId": session, "cwd": str(mac.home / "code" / "app")}
+    lines = [
+        prompt | {"timestamp": f"{DAY0}T10:00:00Z", "message": {"content": "fix the login bug"}},
+        prompt | {"timestamp": f"{DAY0}T10:01:00Z", "message": {"content": "KeyError: 'user'"}},
+    ]
+    folder = encode(str(mac.home / "code" / "app"))
+    mac.write(f"projects/{folder}/{session}.jsonl", "".join(json.dumps(r) + "\n" for r in lines))
+    mac.run("init", str(sb.shared), "--device", "ann-mac")
+    mac.run("push")
+    assert session in sb.readme("claude-sync sessions").stdout
+    assert session in sb.readme("claude-sync sessions --here --limit 10", cwd=app).stdout
+    assert "fix the login bug" in sb.readme("claude-sync sessions --grep login").stdout
+    assert session in sb.readme("claude-sync sessions --grep 'KeyError' --content").stdout
+    listed = json.loads(sb.readme("claude-sync sessions --device ann-mac --json").stdout)
+    assert listed[0]["id"] == session and listed[0]["project"] == str(app)
+    # A stand-in for Claude Code that says where it was started and with what.
+    fake = sb.bin / "claude"
+    fake.write_text('#!/bin/sh\necho "$(pwd) $*"\n')
+    fake.chmod(0o755)
+    assert sb.readme("claude-sync resume 3f2a").stdout.strip() == f"{app} --resume {session}"
+    printed = sb.readme("claude-sync resume 3f2a --print").stdout.strip()
+    assert printed == f"cd {app} && claude --resume {session}"
+    elsewhere = sb.readme("claude-sync resume 3f2a --cwd ~/scratch").stdout
+    assert elsewhere.strip() == f"{sb.me.home / 'scratch'} --resume {session}"
+    assert "90d" in sb.readme("claude-sync config sessions.window 90d").stdout
 
 
 def automatic_sync(sb: Sandbox) -> None:

@@ -78,6 +78,11 @@ TMP_NAME = re.compile(rf"^\.(?P<dest>.+){re.escape(TMP_MARKER)}-[^/]+$")
 # -- the model of what every machine must end with ---------------------------------------------
 
 
+#: when the simulated work happens: recently, as pull fetches only sessions updated within
+#: Claude Code's cleanupPeriodDays
+RECORDED = int(time.time()) - 86400
+
+
 @dataclass
 class Expected:
     """Every change made so far, by every machine: what all machines must end with."""
@@ -97,7 +102,7 @@ class Expected:
 
 def shared_record(record_id: str, tick: int) -> str:
     # One writer per uuid and one timestamp per uuid: the "realistic" input of merge.py.
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(1_790_000_000 + tick))
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(RECORDED + tick))
     return (
         json.dumps(
             {
@@ -114,7 +119,7 @@ def shared_record(record_id: str, tick: int) -> str:
 
 
 def history_line(text: str, tick: int) -> str:
-    return json.dumps({"display": text, "timestamp": 1_790_000_000_000 + tick, "project": "/p"})
+    return json.dumps({"display": text, "timestamp": RECORDED * 1000 + tick, "project": "/p"})
 
 
 def change(m: Machine, label: str, expected: Expected, rng: Random, big: bool = True) -> None:

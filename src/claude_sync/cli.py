@@ -454,6 +454,9 @@ def _pull_like(name: str, summary: str) -> None:
     @strategy_option
     @dry_run_option
     @output_options
+    @click.option(
+        "--all", "every_session", is_flag=True, help="Also fetch sessions older than the window."
+    )
     def command(
         where: Locations,
         types: tuple[str, ...],
@@ -463,9 +466,12 @@ def _pull_like(name: str, summary: str) -> None:
         verbose: bool,
         quiet: bool,
         allow_rollback: bool,
+        every_session: bool,
     ) -> None:
         with open_workspace(where) as ws, ConsoleReporter(verbose, quiet, as_json) as reporter:
             engine = ws.engine(reporter, allow_rollback)
+            if every_session:
+                engine.sessions.window = None
             run = engine.pull if name == "pull" else engine.sync
             result = run(ws.selection(types), strategy, dry_run, complete=not types)
         _finish(result, as_json, quiet, verbose, dry_run)
@@ -481,21 +487,139 @@ _pull_like("sync", "Pull, then push.")
 @click.option("--allow-rollback", is_flag=True, help="Accept a remote older than one seen before.")
 def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
     """Show what push and pull would do, and unresolved conflicts."""
+    from claude_sync import catalog
+
     with open_workspace(where) as ws:
         selected = ws.selection()
-        result, head = ws.engine(None, allow_rollback).status(selected)
+        engine = ws.engine(None, allow_rollback)
+        result, head = engine.status(selected)
+        remote_only = catalog.remote_only(engine, engine.head())
     if as_json:
-        body = result.to_json() | {"remote": redact(ws.settings.remote), "head": head}
+        body = result.to_json() | {
+            "remote": redact(ws.settings.remote),
+            "head": head,
+            "remote_only_sessions": remote_only,
+        }
         click.echo(json.dumps(body))
         return
     out.print(
         f"Remote: {redact(ws.settings.remote)} (snapshot {head if head is not None else 'none'})",
         markup=False,
     )
+    if remote_only:
+        out.print(
+            f"{remote_only} sessions are only in the repository "
+            "(`claude-sync sessions`; they arrive with `resume` or `pull --all`)",
+            markup=False,
+        )
     _print_plan(result, "to push:", "to pull:", "will merge:", "to delete:")
     _print_conflicts(result.conflicts, verbose=False)
     if not (result.pushed or result.pulled or result.merged or result.deleted or result.conflicts):
         out.print("Everything is up to date.")
+
+
+@main.command()
+@location_options
+@click.option("--here", is_flag=True, help="Only sessions of the project in this folder.")
+@click.option(
+    "--project", type=click.Path(file_okay=False), help="Only sessions of this project folder."
+)
+@click.option("--device", help="Only sessions last pushed by this machine.")
+@click.option("--grep", "text", help="Only sessions whose title (or id) holds TEXT.")
+@click.option("--content", is_flag=True, help="With --grep: search the transcripts too.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many (newest first).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list on stdout.")
+def sessions(
+    where: Locations,
+    here: bool,
+    project: str | None,
+    device: str | None,
+    text: str | None,
+    content: bool,
+    limit: int | None,
+    as_json: bool,
+) -> None:
+    """List every session the repository knows, on any machine, newest first."""
+    from claude_sync import catalog
+
+    if here and project:
+        raise click.UsageError("give --here or --project, not both")
+    if content and text is None:
+        raise click.UsageError("--content needs --grep TEXT")
+    directory = Path(os.getcwd()) if here else Path(project) if project else None
+    with open_workspace(where) as ws:
+        engine = ws.engine()
+        found = catalog.select(
+            catalog.build(engine, engine.head()), directory, device, text, content, limit, engine
+        )
+    if as_json:
+        click.echo(json.dumps([s.to_json() for s in found]))
+        return
+    # One line a session, never wrapped: ids are for copying into `resume`.
+    for s in found:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated))
+        here_mark = "here  " if s.local else "remote"
+        click.echo(f"{s.id}  {when}  {here_mark}  {s.device or '-'}  {s.project}  {s.title}")
+    if not found:
+        out.print("No sessions found.")
+
+
+@main.command()
+@click.argument("query", metavar="ID|PREFIX|TEXT")
+@click.option(
+    "--print", "print_only", is_flag=True, help="Print the command instead of running it."
+)
+@click.option(
+    "--cwd",
+    type=click.Path(file_okay=False),
+    help="Resume in this folder (when the project's folder does not exist here).",
+)
+@location_options
+def resume(where: Locations, query: str, print_only: bool, cwd: str | None) -> None:
+    """Bring a session from the repository here and continue it with `claude --resume`."""
+    from claude_sync import catalog
+    from claude_sync import resume as resuming
+
+    with open_workspace(where) as ws:
+        engine = ws.engine()
+        head = engine.head()
+        if head is None:
+            raise ConfigError("the repository holds no sessions yet")
+        ask = _choose_session if sys.stdin.isatty() and sys.stdout.isatty() else None
+        chosen = resuming.pick(catalog.build(engine, head), query, ask)
+        directory = resuming.place(engine, head, chosen, Path(cwd) if cwd else None)
+    if print_only:
+        click.echo(resuming.command(directory, chosen.id))
+        return
+    resuming.run_claude(directory, chosen.id)
+
+
+def _choose_session(candidates: list[Any]) -> Any:
+    for n, s in enumerate(candidates, 1):
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated))
+        out.print(f"{n:>3}. {when} {s.id} {s.title}", markup=False)
+    number = click.prompt("Which session", type=click.IntRange(1, len(candidates)))
+    return candidates[number - 1]
+
+
+@main.command("config")
+@click.argument("key", type=click.Choice(["sessions.window"]))
+@click.argument("value", required=False)
+@location_options
+def config_command(where: Locations, key: str, value: str | None) -> None:
+    """Show or set a setting of this machine: sessions.window (`90d`, `all`, `default`)."""
+    from claude_sync import session_policy
+
+    settings = config.load_settings(where.config_dir)
+    if value is not None:
+        value = value.strip().lower()
+        if value != "default":
+            session_policy.parse_window(value)
+        settings.session_window = None if value == "default" else value
+        config.save_settings(where.config_dir, settings)
+    days = session_policy.cleanup_days(where.claude_dir)
+    shown = settings.session_window or f"{days:g}d (default: Claude Code's cleanupPeriodDays)"
+    out.print(f"{key} = {shown}", markup=False)
 
 
 @main.command()
@@ -764,18 +888,6 @@ def restore(
         out.print(f"Restored {restored} from snapshot {seq}{tail}.", markup=False)
 
 
-def _duration(text: str | None) -> float | None:
-    """`90d`, `12h`, `30m`, `45s` or plain seconds."""
-    if text is None:
-        return None
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
-    try:
-        return float(number) * units[unit]
-    except ValueError:
-        raise ConfigError(f"not a duration: {text!r} (e.g. 30d, 12h, 90m)") from None
-
-
 @main.command()
 @click.option(
     "--keep-last",
@@ -802,7 +914,11 @@ def prune(
 
     with open_workspace(where) as ws:
         report = maintenance.prune(
-            ws.engine(), keep_last, _duration(keep_within), _duration(grace) or 0.0, dry_run
+            ws.engine(),
+            keep_last,
+            config.parse_duration(keep_within),
+            config.parse_duration(grace) or 0.0,
+            dry_run,
         )
     verb = "Would remove" if dry_run else "Removed"
     out.print(

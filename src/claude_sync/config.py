@@ -60,6 +60,21 @@ class Settings:
     #: glob patterns on logical paths narrowing what is synced
     include: list[str] = field(default_factory=list)
     exclude: list[str] = field(default_factory=list)
+    #: how recently updated a session must be for pull to fetch it: a duration or "all";
+    #: None: Claude Code's cleanupPeriodDays here
+    session_window: str | None = None
+
+
+def parse_duration(text: str | None) -> float | None:
+    """`90d`, `12h`, `30m`, `45s` or plain seconds."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        return float(number) * units[unit]
+    except ValueError:
+        raise ConfigError(f"not a duration: {text!r} (e.g. 30d, 12h, 90m)") from None
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -115,6 +130,7 @@ def load_settings(directory: Path) -> Settings:
             path_maps={str(k): str(v) for k, v in maps.items()},
             include=_strings(raw.get("include", []), path),
             exclude=_strings(raw.get("exclude", []), path),
+            session_window=_optional_string(raw.get("session_window"), path),
         )
     except (KeyError, TypeError):
         raise ConfigError(f"{path} is malformed: run `claude-sync init --force`") from None
@@ -124,6 +140,12 @@ def _strings(value: object, path: Path) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{path}: include and exclude are lists of glob patterns")
     return list(value)
+
+
+def _optional_string(value: object, path: Path) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{path}: session_window is a duration such as 90d, or all")
+    return value
 
 
 def save_settings(directory: Path, settings: Settings) -> None:

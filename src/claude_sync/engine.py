@@ -38,6 +38,7 @@ from claude_sync.repository import (
     group_by_pack,
 )
 from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, ResourceType, Selection
+from claude_sync.session_policy import SessionPolicy
 from claude_sync.state import CachedFile, State, StatKey
 
 STRATEGIES = ("ask", "local", "remote", "both")
@@ -186,6 +187,7 @@ class Engine:
         self.work_dir = work_dir
         self.reporter = reporter or Reporter()
         self._only: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self.sessions = SessionPolicy()
 
     @functools.cached_property
     def chunker(self) -> Chunker:
@@ -402,6 +404,7 @@ class Engine:
                     plan.adopt[path] = None
             else:
                 self._plan_conflict(plan, path, ours, base, theirs)
+        self.sessions.defer(plan, local)
         return plan
 
     def _was_synced(self, path: str, sha256: str, head: Snapshot | None) -> bool:
@@ -570,6 +573,9 @@ class Engine:
             return pack is None or pack in doomed
 
         todo = [f for f in plan.upload.values() if any(is_new(b) for b, _, _ in f.cached.chunks)]
+        # Newest first: recent files share packs, so a pull of recent sessions only (lazy
+        # pull) downloads few of the packs a first push of years of history writes.
+        todo.sort(key=lambda f: -f.cached.stat.mtime_ns)
         advance = self.reporter.progress("uploading", sum(f.cached.stat.size for f in todo))
         for f in todo:
             if not self._upload_file(f, writer, is_new):
@@ -620,7 +626,7 @@ class Engine:
             files = dict(head.files) if head else {}
             for path, f in plan.upload.items():
                 self.reporter.action("push", path)
-                files[path] = f.entry()
+                files[path] = self.sessions.with_summary(path, f.abspath, f.entry(), self.device)
             for path in plan.remove:
                 self.reporter.action("remove", path)
                 files.pop(path, None)
@@ -675,6 +681,7 @@ class Engine:
             complete
             and not dry_run
             and self.state.get_meta("pulled_seq") == str(head_seq)
+            and self.sessions.covered_by(self.state.get_meta("session_window"))
             and not self.state.conflicts()
         ):
             if not dry_run:
@@ -698,6 +705,7 @@ class Engine:
                 self.state.set_conflict(c.path, c.to_json())
             if complete and not plan.conflicts:
                 self.state.set_meta("pulled_seq", str(head.seq))
+                self.state.set_meta("session_window", self.sessions.key())
         self._record_success("pull")
         return result
 
@@ -729,7 +737,11 @@ class Engine:
         result = Result()
         local = self.scan(sel, result.warnings)
         seq = self.head_seq()
-        in_step = seq is not None and self.state.get_meta("pulled_seq") == str(seq)
+        in_step = (
+            seq is not None
+            and self.state.get_meta("pulled_seq") == str(seq)
+            and self.sessions.covered_by(self.state.get_meta("session_window"))
+        )
         if in_step and not self.state.conflicts() and not self._has_local_changes(sel, local):
             return result, seq  # nothing either way: the head itself need not be read
         head = None if seq is None else self.repo.load_snapshot(seq)
@@ -775,13 +787,14 @@ class Engine:
                 tmp = dest.parent / f".{dest.name}{TMP_MARKER}-{token}-{i}"
                 staged.append((path, tmp, dest, entry))
             self._download_into(staged, result)
-            for _, tmp, _, entry in staged:
+            for path, tmp, _, entry in staged:
                 if not entry.chunks:
                     _open_new(tmp).close()
                 if each:
                     fsync_path(tmp)
                 os.chmod(tmp, entry.mode & 0o777 or 0o600)
-                os.utime(tmp, ns=(entry.mtime_ns, entry.mtime_ns))
+                mtime = self.sessions.mtime_ns(path, entry.mtime_ns)
+                os.utime(tmp, ns=(mtime, mtime))
             _check_inside(real_root, folders, root)
             if not each:
                 os.sync()
@@ -874,6 +887,18 @@ class Engine:
             plan.copies[conflict.path] = plan.merges[conflict.path][2]
             return mine
         return None
+
+    def fetch(self, head: Snapshot, files: dict[str, FileEntry], result: Result) -> None:
+        """Place the stored files that are missing here, as a pull would (for `resume`)."""
+        plan = Plan(head, write={p: e for p, e in files.items() if not self.local_path(p).exists()})
+        if plan.write:
+            self._apply_pull(plan, {}, result)
+
+    def file_bytes(self, entry: FileEntry, result: Result) -> bytes:
+        """One stored file's content, downloaded and verified, in memory."""
+        pieces: dict[str, bytes] = {}
+        self._download({blob for blob, _ in entry.chunks}, pieces.__setitem__, result)
+        return b"".join(pieces[blob] for blob, _ in entry.chunks)
 
     def _fetch_blobs(
         self, entries: list[FileEntry], result: Result, allow_missing: bool = False

@@ -33,13 +33,16 @@ def encode(path: str) -> str:
 class PathMapper:
     def __init__(self, home: Path, maps: dict[str, str] | None = None) -> None:
         # (encoded local prefix, logical prefix), longest local prefix first.
-        rules: list[tuple[str, str]] = []
+        places: list[tuple[str, str]] = []  # (directory, logical prefix)
         for directory, label in (maps or {}).items():
             for variant in _variants(Path(directory).expanduser()):
-                rules.append((encode(variant), "@" + label))
+                places.append((variant, "@" + label))
         for variant in _variants(home):
-            rules.append((encode(variant), "~"))
-        self.rules = sorted(set(rules), key=lambda r: len(r[0]), reverse=True)
+            places.append((variant, "~"))
+        self.places = sorted(set(places), key=lambda r: len(r[0]), reverse=True)
+        self.rules = sorted(
+            {(encode(d), p) for d, p in places}, key=lambda r: len(r[0]), reverse=True
+        )
 
     def folder_to_logical(self, name: str) -> str:
         if len(name) > MAX_NAME:

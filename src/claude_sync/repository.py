@@ -30,6 +30,7 @@ from claude_sync.errors import (
     ObjectNotFoundError,
     WrongKeyError,
 )
+from claude_sync.session_summary import SessionSummary
 from claude_sync.store.base import ObjectStore
 
 FORMAT_VERSION = 1
@@ -88,15 +89,20 @@ class FileEntry:
     mtime_ns: int
     mode: int
     chunks: tuple[tuple[str, int], ...]  # (blob id, plaintext length)
+    #: a conversation transcript's summary (optional: older writers have none)
+    session: SessionSummary | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body = {
             "sha256": self.sha256,
             "size": self.size,
             "mtime_ns": self.mtime_ns,
             "mode": self.mode,
             "chunks": [list(c) for c in self.chunks],
         }
+        if self.session is not None:
+            body["session"] = self.session.to_json()
+        return body
 
     @classmethod
     def from_json(cls, obj: Any, what: str) -> FileEntry:
@@ -108,6 +114,9 @@ class FileEntry:
                 mtime_ns=int(obj["mtime_ns"]),
                 mode=int(obj["mode"]),
                 chunks=chunks,
+                session=(
+                    None if "session" not in obj else SessionSummary.from_json(obj["session"], what)
+                ),
             )
         except (KeyError, TypeError, ValueError, OverflowError):
             raise CorruptionError(f"{what} has a malformed file entry") from None

@@ -20,6 +20,7 @@ from claude_sync.passphrase import read_passphrase
 from claude_sync.pathmap import PathMapper
 from claude_sync.repository import Repository
 from claude_sync.resources import Selection, select
+from claude_sync.session_policy import SessionPolicy
 from claude_sync.state import State
 from claude_sync.store import RemoteOptions, normalize_remote, open_store
 from claude_sync.store.base import ObjectStore, redact
@@ -252,6 +253,9 @@ class Workspace:
             PathMapper(Path.home(), self.settings.path_maps),
         )
         engine.allow_rollback = allow_rollback
+        engine.sessions = SessionPolicy.for_machine(
+            self.settings.session_window, self.where.claude_dir
+        )
         return engine
 
 

@@ -1,0 +1,176 @@
+"""The session catalog: every conversation the repository knows, with where it would resume
+on this machine, from the summaries stored in the snapshot (no transcript is downloaded,
+except to search their content)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from claude_sync.engine import Engine, Result
+from claude_sync.pathmap import encode
+from claude_sync.repository import FileEntry, Snapshot
+from claude_sync.session_policy import is_transcript, session_of, updated
+
+
+@dataclass
+class SessionInfo:
+    id: str
+    #: the logical project folder (`~-code-app`) and the transcript's logical path
+    folder: str
+    path: str
+    title: str
+    device: str
+    updated: float
+    records: int
+    bytes: int
+    local: bool
+    #: the project's directory where the session was recorded, and here (when it exists)
+    cwd: str
+    directory: Path | None
+    branch: str
+    #: logical path -> entry of every file of the session (transcript, sub-agents, results)
+    files: dict[str, FileEntry] = field(default_factory=dict, repr=False)
+
+    @property
+    def project(self) -> str:
+        return str(self.directory) if self.directory is not None else self.folder
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "project": self.project,
+            "title": self.title,
+            "device": self.device,
+            "updated": iso(self.updated),
+            "records": self.records,
+            "bytes": self.bytes,
+            "local": self.local,
+            "cwd": self.cwd,
+            "branch": self.branch,
+            "folder": self.folder,
+        }
+
+
+def iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def build(engine: Engine, head: Snapshot | None) -> list[SessionInfo]:
+    """Every session of the head, newest first."""
+    if head is None:
+        return []
+    grouped: dict[tuple[str, str], dict[str, FileEntry]] = {}
+    for path, entry in head.files.items():
+        key = session_of(path)
+        if key is not None:
+            grouped.setdefault(key, {})[path] = entry
+    found = []
+    # Thousands of sessions share a few projects: find each project's directory once.
+    directories: dict[tuple[str, str], Path | None] = {}
+    for (folder, session), files in grouped.items():
+        transcript = f"projects/{folder}/{session}.jsonl"
+        entry = files.get(transcript)
+        if entry is None or not is_transcript(transcript):
+            continue  # a sub-agent folder whose transcript is not synced
+        summary = entry.session
+        cwd = summary.cwd if summary else ""
+        if (folder, cwd) not in directories:
+            directories[folder, cwd] = local_directory(engine, folder, cwd)
+        found.append(
+            SessionInfo(
+                id=session,
+                folder=folder,
+                path=transcript,
+                title=summary.title if summary else "",
+                device=summary.device if summary else "",
+                updated=updated(entry),
+                records=summary.records if summary else 0,
+                bytes=sum(e.size for e in files.values()),
+                local=engine.local_path(transcript).is_file(),
+                cwd=cwd,
+                directory=directories[folder, cwd],
+                branch=summary.branch if summary else "",
+                files=files,
+            )
+        )
+    found.sort(key=lambda s: (-s.updated, s.id))
+    return found
+
+
+def local_directory(engine: Engine, folder: str, cwd: str) -> Path | None:
+    """The directory here whose sessions Claude Code keeps in the folder the logical folder
+    maps to, when it exists. The folder name is the directory's path encoded character by
+    character, so the part of the recorded cwd past the mapped prefix is the same here."""
+    local = engine.mapper.folder_to_local(folder)
+    for directory, prefix in engine.mapper.places:
+        if folder != prefix and not folder.startswith(prefix + "-"):
+            continue
+        rest = folder[len(prefix) :]
+        if len(cwd) < len(rest):
+            continue
+        candidate = directory + (cwd[len(cwd) - len(rest) :] if rest else "")
+        if _is_project_dir(candidate, local):
+            return Path(candidate)
+    return Path(cwd) if cwd and _is_project_dir(cwd, local) else None
+
+
+def _is_project_dir(directory: str, folder: str) -> bool:
+    """Claude Code run in directory keeps its sessions in folder (it encodes the real path)."""
+    return os.path.isdir(directory) and encode(os.path.realpath(directory)) == folder
+
+
+def belongs_to(info: SessionInfo, directory: Path, engine: Engine) -> bool:
+    """Whether `claude --resume` in directory would find the session once it is here."""
+    return engine.mapper.folder_to_local(info.folder) == encode(os.path.realpath(directory))
+
+
+def select(
+    sessions: list[SessionInfo],
+    directory: Path | None = None,
+    device: str | None = None,
+    grep: str | None = None,
+    content: bool = False,
+    limit: int | None = None,
+    engine: Engine | None = None,
+) -> list[SessionInfo]:
+    """The sessions matching every filter given, newest first, at most limit."""
+    chosen = []
+    for info in sessions:
+        if limit is not None and len(chosen) >= limit:
+            break
+        if directory is not None and engine is not None and not belongs_to(info, directory, engine):
+            continue
+        if device is not None and info.device != device:
+            continue
+        if grep is not None and not _matches(info, grep, content, engine):
+            continue
+        chosen.append(info)
+    return chosen
+
+
+def _matches(info: SessionInfo, text: str, content: bool, engine: Engine | None) -> bool:
+    needle = text.casefold()
+    if needle in info.title.casefold() or info.id.startswith(text):
+        return True
+    if not content or engine is None:
+        return False
+    return needle in transcript_bytes(engine, info).decode(errors="replace").casefold()
+
+
+def transcript_bytes(engine: Engine, info: SessionInfo) -> bytes:
+    """The transcript as this machine has it, else as stored (downloaded, verified)."""
+    entry = info.files[info.path]
+    if info.local:
+        try:
+            return engine.local_path(info.path).read_bytes()
+        except OSError:
+            pass
+    return engine.file_bytes(entry, Result())
+
+
+def remote_only(engine: Engine, head: Snapshot | None) -> int:
+    return sum(1 for info in build(engine, head) if not info.local)

@@ -1,0 +1,96 @@
+"""`resume`: find a conversation in the catalog, bring its files where Claude Code looks for
+them on this machine, and start `claude --resume` in its project's directory."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+
+from claude_sync import catalog
+from claude_sync.catalog import SessionInfo
+from claude_sync.engine import Engine, Result
+from claude_sync.errors import ConfigError, SyncError
+from claude_sync.pathmap import encode
+from claude_sync.repository import Snapshot
+from claude_sync.session_policy import SessionPolicy
+from claude_sync.session_summary import summarize
+
+#: candidates named in an error about an ambiguous choice
+SHOWN = 10
+
+
+def pick(
+    sessions: list[SessionInfo],
+    query: str,
+    choose: Callable[[list[SessionInfo]], SessionInfo] | None,
+) -> SessionInfo:
+    """The session an id, a unique id prefix, or title words name. Several candidates are
+    handed to choose (a question on a terminal), or are an error naming them."""
+    exact = [s for s in sessions if s.id == query]
+    by_prefix = exact or [s for s in sessions if query and s.id.startswith(query)]
+    words = query.casefold().split()
+    candidates = by_prefix or [
+        s for s in sessions if words and all(w in s.title.casefold() for w in words)
+    ]
+    if not candidates:
+        raise ConfigError(f"no session matches {query!r} (see `claude-sync sessions`)")
+    if len({s.id for s in candidates}) == 1:
+        return candidates[0]  # newest first: the copy updated last
+    if choose is not None:
+        return choose(candidates)
+    listed = "; ".join(f"{s.id} {s.title!r}" for s in candidates[:SHOWN])
+    more = f" and {len(candidates) - SHOWN} more" if len(candidates) > SHOWN else ""
+    raise ConfigError(
+        f"{len(candidates)} sessions match {query!r}: {listed}{more}; give more of the id"
+    )
+
+
+def place(engine: Engine, head: Snapshot, info: SessionInfo, cwd: Path | None) -> Path:
+    """Bring the session's missing files into the project folder Claude Code reads for the
+    directory it will run in, fresh enough for Claude Code's clean-up to keep them; return
+    that directory."""
+    if not info.cwd:  # pushed by an older claude-sync: the transcript says where it ran
+        info.cwd = summarize(catalog.transcript_bytes(engine, info), "").cwd
+        info.directory = catalog.local_directory(engine, info.folder, info.cwd)
+    if cwd is not None:
+        if not cwd.is_dir():
+            raise ConfigError(f"--cwd {cwd} is not a directory")
+        directory = Path(os.path.realpath(cwd))
+        folder = engine.mapper.folder_to_logical(encode(str(directory)))
+    elif info.directory is None:
+        raise SyncError(
+            f"the project directory of session {info.id} "
+            f"({info.cwd or info.folder}) does not exist on this machine; "
+            "create it, or give --cwd DIR to resume it elsewhere"
+        )
+    else:
+        directory, folder = info.directory, info.folder
+    files = {_moved(path, info.folder, folder): entry for path, entry in info.files.items()}
+    engine.sessions = SessionPolicy(window=None, cleanup=0.0)  # every placed file: now
+    engine.fetch(head, files, Result())
+    for path in files:
+        target = engine.local_path(path)
+        if target.is_file():
+            os.utime(target)  # files that were here already may be as old
+    return directory
+
+
+def _moved(path: str, old: str, new: str) -> str:
+    return f"projects/{new}/{path[len(f'projects/{old}/') :]}"
+
+
+def command(directory: Path, session: str) -> str:
+    return f"cd {shlex.quote(str(directory))} && claude --resume {shlex.quote(session)}"
+
+
+def run_claude(directory: Path, session: str) -> None:
+    """Replace this process with Claude Code resuming the session in directory."""
+    os.chdir(directory)
+    try:
+        os.execvp("claude", ["claude", "--resume", session])
+    except OSError as exc:
+        raise SyncError(
+            f"cannot start Claude Code ({exc.strerror}); run: {command(directory, session)}"
+        ) from None

@@ -1,0 +1,142 @@
+"""How this machine treats conversations on pull: which ones it fetches (lazy pull) and what
+modification time it gives them (so Claude Code's own clean-up does not delete them).
+
+Claude Code deletes, at start-up, transcripts whose mtime is older than `cleanupPeriodDays`
+(settings.json, default 30). A pull that kept a transcript's original, old mtime handed it to
+that clean-up; and a new machine that fetched years of sessions downloaded what Claude Code
+would throw away anyway. So by default a pull fetches only sessions updated within this
+machine's clean-up period, and gives a fetched file older than it the pull's time as mtime
+(the transcript's records and the catalog keep the true times).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from claude_sync.config import parse_duration
+from claude_sync.errors import ConfigError
+from claude_sync.repository import FileEntry
+from claude_sync.session_summary import summarize
+
+if TYPE_CHECKING:
+    from claude_sync.engine import LocalFile, Plan
+
+DEFAULT_CLEANUP_DAYS = 30
+DAY = 86400.0
+ALL = "all"
+
+
+def session_of(path: str) -> tuple[str, str] | None:
+    """(project folder, session id) of a logical path that belongs to one conversation: its
+    transcript `projects/P/ID.jsonl`, or anything under `projects/P/ID/` (sub-agents, tool
+    results); None for anything else (project memory, other types)."""
+    parts = path.split("/")
+    if len(parts) < 3 or parts[0] != "projects":
+        return None
+    if len(parts) == 3:
+        name = parts[2]
+        return (parts[1], name[: -len(".jsonl")]) if name.endswith(".jsonl") else None
+    return None if parts[2] == "memory" else (parts[1], parts[2])
+
+
+def transcript_path(project: str, session: str) -> str:
+    return f"projects/{project}/{session}.jsonl"
+
+
+def is_transcript(path: str) -> bool:
+    return path.count("/") == 2 and session_of(path) is not None
+
+
+def updated(entry: FileEntry) -> float:
+    """When a transcript last changed: its last record's time, else the file's mtime."""
+    if entry.session is not None and entry.session.last is not None:
+        return entry.session.last
+    return entry.mtime_ns / 1e9
+
+
+def cleanup_days(claude_dir: Path) -> float:
+    """Claude Code's `cleanupPeriodDays` on this machine (settings.json), else its default."""
+    try:
+        value = json.loads((claude_dir / "settings.json").read_text()).get("cleanupPeriodDays")
+    except (OSError, ValueError, AttributeError):
+        return DEFAULT_CLEANUP_DAYS
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return DEFAULT_CLEANUP_DAYS
+
+
+def parse_window(text: str) -> float | None:
+    """`all` (None) or a duration such as `90d`; refuses anything else."""
+    if text.strip().lower() == ALL:
+        return None
+    seconds = parse_duration(text.strip())
+    if seconds is None or seconds <= 0:
+        raise ConfigError(f"sessions.window is `all` or a duration such as 90d, not {text!r}")
+    return seconds
+
+
+@dataclass
+class SessionPolicy:
+    #: fetch sessions updated this many seconds ago or later; None: all of them
+    window: float | None = None
+    #: Claude Code's clean-up period here, in seconds; None: keep stored mtimes
+    cleanup: float | None = None
+    now: float = field(default_factory=time.time)
+
+    @classmethod
+    def for_machine(cls, window: str | None, claude_dir: Path) -> SessionPolicy:
+        cleanup = cleanup_days(claude_dir) * DAY
+        return cls(cleanup if window is None else parse_window(window), cleanup)
+
+    def key(self) -> str:
+        """What a finished pull fetched, for the state database."""
+        return ALL if self.window is None else str(int(self.window))
+
+    def covered_by(self, key: str | None) -> bool:
+        """Whether a pull that used `key` fetched all this policy would (no key: an older
+        claude-sync, which fetched everything)."""
+        if key is None or key == ALL:
+            return True
+        return self.window is not None and self.window <= float(key)
+
+    def is_old(self, entry: FileEntry) -> bool:
+        return self.window is not None and updated(entry) < self.now - self.window
+
+    def defer(self, plan: Plan, local: dict[str, LocalFile]) -> None:
+        """Leave in the repository the files of sessions not here and last updated before
+        the window: they are listed by `sessions` and arrive with `resume` or `pull --all`."""
+        if self.window is None or plan.head is None:
+            return
+        files = plan.head.files
+        for path in list(plan.write):
+            key = session_of(path)
+            if key is None or path in local:
+                continue
+            transcript = files.get(transcript_path(*key))
+            if transcript is not None and self.is_old(transcript):
+                del plan.write[path]
+
+    def mtime_ns(self, path: str, stored_ns: int) -> int:
+        """The mtime to give a pulled file: a session file older than the clean-up period
+        gets the pull's time, so Claude Code does not delete it at its next start."""
+        if self.cleanup is None or session_of(path) is None:
+            return stored_ns
+        if stored_ns < (self.now - self.cleanup) * 1e9:
+            return int(self.now * 1e9)
+        return stored_ns
+
+    def with_summary(self, path: str, abspath: str, entry: FileEntry, device: str) -> FileEntry:
+        """A transcript's entry with its summary, read from the bytes the entry describes (a
+        file that grew since the scan is read only as far as the scan saw it)."""
+        if not is_transcript(path):
+            return entry
+        try:
+            with open(abspath, "rb") as fh:
+                data = fh.read(entry.size)
+        except OSError:
+            return entry
+        return FileEntry(**{**entry.__dict__, "session": summarize(data, device)})

@@ -1,0 +1,405 @@
+"""The session catalog, lazy pull and `resume`, on two machines whose home directories differ
+(`…/Users/ann` and `…/home/ann`), with realistic transcripts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pexpect
+import pytest
+from claude_cli import run_claude
+from conftest import Machine
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from claude_sync import config
+from claude_sync.errors import CorruptionError
+from claude_sync.pathmap import encode
+from claude_sync.repository import FileEntry, Repository, Snapshot
+from claude_sync.session_summary import TITLE_MAX, summarize
+from claude_sync.store.folder import FolderStore
+
+DAY = 86400
+NOW = time.time()
+CLEANUP = 30 * DAY
+
+
+def stamp(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")[:-6] + "Z"
+
+
+def realistic(
+    sid: str,
+    cwd: str,
+    start: float,
+    end: float,
+    prompt: str,
+    summary: str | None = None,
+    branch: str = "main",
+) -> str:
+    """A transcript as Claude Code 2.x writes it: records without uuid or timestamp, meta and
+    command records before the first typed prompt, a tool call and its result, a sub-agent
+    record on a sidechain, a compaction boundary and its summary, a summary record."""
+    u = [str(uuid.uuid4()) for _ in range(10)]
+
+    def rec(kind: str, i: int, parent: str | None, when: float, **extra: object) -> dict:
+        return {
+            "type": kind,
+            "uuid": u[i],
+            "parentUuid": parent,
+            "sessionId": sid,
+            "timestamp": stamp(when),
+            "cwd": cwd,
+            "gitBranch": "main" if when == start else branch,
+            "isSidechain": False,
+            "userType": "external",
+            "version": "2.0.50",
+            **extra,
+        }
+
+    def user(i: int, parent: str | None, when: float, content: object, **extra: object) -> dict:
+        return rec("user", i, parent, when, message={"role": "user", "content": content}, **extra)
+
+    def assistant(i: int, parent: str, when: float, content: list) -> dict:
+        message = {
+            "role": "assistant",
+            "model": "claude-sonnet-4-5",
+            "id": f"msg_{i}",
+            "type": "message",
+            "content": content,
+            "stop_reason": "end_turn",
+            "usage": {"input_tokens": 10, "output_tokens": 10},
+        }
+        return rec("assistant", i, parent, when, message=message)
+
+    records: list[dict] = [
+        {"type": "file-history-snapshot", "messageId": u[0], "snapshot": {}, "isSnapshotUpdate": 0},
+        user(0, None, start, "Caveat: The messages below were generated locally.", isMeta=True),
+        user(1, u[0], start, "<command-name>/model</command-name>"),
+        user(2, u[1], start, [{"type": "text", "text": prompt}]),
+        assistant(3, u[2], start, [{"type": "tool_use", "id": "t1", "name": "Bash", "input": {}}]),
+        user(4, u[3], start, [{"type": "tool_result", "tool_use_id": "t1", "content": "ok"}]),
+        user(5, u[4], start, "a sub-agent's prompt, not the user's", isSidechain=True),
+        rec("system", 6, None, end, subtype="compact_boundary", content="Conversation compacted"),
+        user(7, u[6], end, "This session is being continued.", isCompactSummary=True),
+        assistant(8, u[7], end, [{"type": "text", "text": "Done."}]),
+        {"type": "last-prompt", "lastPrompt": prompt, "sessionId": sid},
+    ]
+    if summary is not None:
+        records.insert(0, {"type": "summary", "summary": summary, "leafUuid": u[8]})
+    return "".join(json.dumps(r) + "\n" for r in records)
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> tuple[Machine, Machine]:
+    a = Machine(tmp_path / "a" / "Users" / "ann")
+    b = Machine(tmp_path / "b" / "home" / "ann")
+    for m in (a, b):
+        (m.home / "code" / "app").mkdir(parents=True)
+    return a, b
+
+
+def folder(m: Machine, project: str = "app") -> str:
+    return encode(str(m.home / "code" / project))
+
+
+def write_sessions(a: Machine) -> dict[str, str]:
+    """On A: a recent session with sub-agent and tool results, an old one with a summary and
+    a compaction, and a recent one in a project that does not exist on B."""
+    ids = {"new": str(uuid.uuid4()), "old": str(uuid.uuid4()), "other": str(uuid.uuid4())}
+    app, other = str(a.home / "code" / "app"), str(a.home / "code" / "other")
+    long_prompt = "Fix the flaky login test\n\n  in auth.py " + "and explain why " * 10
+    new = realistic(ids["new"], app, NOW - 2 * DAY, NOW - DAY, long_prompt, branch="login")
+    a.write(f"projects/{folder(a)}/{ids['new']}.jsonl", new, mtime=NOW - DAY)
+    a.write(f"projects/{folder(a)}/{ids['new']}/subagents/agent-1.jsonl", '{"x": 1}\n')
+    a.write(f"projects/{folder(a)}/{ids['new']}/tool-results/r1.txt", "output " * 50)
+    old = realistic(
+        ids["old"], app, NOW - 401 * DAY, NOW - 400 * DAY, "old prompt", "Refactor billing"
+    )
+    a.write(f"projects/{folder(a)}/{ids['old']}.jsonl", old, mtime=NOW - 400 * DAY)
+    a.write(f"projects/{folder(a)}/{ids['old']}/subagents/agent-2.jsonl", '{"y": 2}\n')
+    a.write(f"projects/{folder(a)}/memory/notes.md", "# notes\n", mtime=NOW - 60 * DAY)
+    a.write(
+        f"projects/{folder(a, 'other')}/{ids['other']}.jsonl",
+        realistic(ids["other"], other, NOW - 3 * DAY, NOW - 3 * DAY, "elsewhere"),
+    )
+    return ids
+
+
+def set_up(a: Machine, b: Machine, repo: Path) -> dict[str, str]:
+    ids = write_sessions(a)
+    a.run("init", str(repo), "--create", "--device", "ann-mac")
+    a.run("push")
+    b.run("init", str(repo), "--device", "ann-linux")
+    return ids
+
+
+def catalog(m: Machine, *args: str) -> list[dict]:
+    return json.loads(m.run("sessions", "--json", *args).stdout)
+
+
+def test_catalog_lists_every_session_without_downloading(pair, repo_dir):
+    a, b = pair
+    ids = set_up(a, b, repo_dir)
+    listed = catalog(b)
+    assert [s["id"] for s in listed] == [ids["new"], ids["other"], ids["old"]]  # newest first
+    new, other, old = listed
+    assert (
+        new["title"]
+        == "Fix the flaky login test in auth.py "
+        + ("and explain why " * 10)[: TITLE_MAX - len("Fix the flaky login test in auth.py ") - 1]
+        + "…"
+    )
+    assert len(new["title"]) == TITLE_MAX
+    assert new["project"] == str(b.home / "code" / "app")  # where it resumes here
+    assert new["device"] == "ann-mac" and new["local"] is False
+    assert new["updated"] == iso(NOW - DAY) and new["records"] == 11
+    assert new["branch"] == "login" and new["cwd"] == str(a.home / "code" / "app")
+    transcript = a.claude / f"projects/{folder(a)}/{ids['new']}.jsonl"
+    assert new["bytes"] == transcript.stat().st_size + len('{"x": 1}\n') + len("output " * 50)
+    assert old["title"] == "Refactor billing" and old["records"] == 12
+    assert old["updated"] == iso(NOW - 400 * DAY) and old["branch"] == "main"
+    assert other["project"] == "~-code-other"  # no such directory here: the stored name
+    assert other["title"] == "elsewhere"
+    assert not (b.claude / "projects").exists()  # listing downloaded no transcript
+
+    # The filters.
+    app = str(b.home / "code" / "app")
+    assert [s["id"] for s in catalog(b, "--project", app)] == [ids["new"], ids["old"]]
+    assert catalog(b, "--device", "nobody") == []
+    assert [s["id"] for s in catalog(b, "--limit", "1")] == [ids["new"]]
+    assert [s["id"] for s in catalog(b, "--grep", "BILLING")] == [ids["old"]]
+    assert catalog(b, "--grep", "compacted") == []
+    found = catalog(b, "--grep", "Conversation compacted", "--content")
+    assert {s["id"] for s in found} == set(ids.values())
+    text = b.run("sessions").stdout
+    assert ids["old"] in text and "Refactor billing" in text
+    bad = b.run("sessions", "--here", "--project", app, check=False)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_lazy_pull_leaves_old_sessions_remote(pair, repo_dir):
+    a, b = pair
+    ids = set_up(a, b, repo_dir)
+    pulled = b.json("pull")["pulled"]
+    here = b.claude / "projects" / folder(b)
+    assert (here / f"{ids['new']}.jsonl").exists()
+    assert (here / ids["new"] / "subagents" / "agent-1.jsonl").exists()
+    assert (here / ids["new"] / "tool-results" / "r1.txt").exists()
+    assert (here / "memory" / "notes.md").exists()
+    assert not (here / f"{ids['old']}.jsonl").exists() and not (here / ids["old"]).exists()
+    assert not any(ids["old"] in p for p in pulled)
+    assert {s["id"]: s["local"] for s in catalog(b)} == {
+        ids["new"]: True,
+        ids["other"]: True,
+        ids["old"]: False,
+    }
+    assert b.json("status")["remote_only_sessions"] == 1
+    assert "1 sessions are only in the repository" in b.run("status").stdout
+
+    # Remote-only is not a deletion: B's pushes and A's pulls keep the old session.
+    b.write("CLAUDE.md", "from b\n")
+    b.run("push")
+    assert a.json("pull")["deleted"] == []
+    assert (a.claude / f"projects/{folder(a)}/{ids['old']}.jsonl").exists()
+
+    # Neither is Claude Code's clean-up of a pulled session here.
+    (here / f"{ids['new']}.jsonl").unlink()
+    assert b.json("push")["pushed"] == []
+    assert {s["id"]: s["local"] for s in catalog(b)}[ids["new"]] is False
+    assert catalog(a)[0]["id"] == ids["new"]
+
+    # A pull that was already complete is not "up to date" once the window grows.
+    b.run("config", "sessions.window", "all")
+    assert any(ids["old"] in p for p in b.json("pull")["pulled"])
+    assert (here / ids["old"] / "subagents" / "agent-2.jsonl").exists()
+
+
+def test_pull_all_and_window_setting(pair, repo_dir):
+    a, b = pair
+    ids = set_up(a, b, repo_dir)
+    b.run("config", "sessions.window", "500d")
+    assert "500d" in b.run("config", "sessions.window").stdout
+    bad = b.run("config", "sessions.window", "soon", check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("error:")
+    b.run("config", "sessions.window", "default")
+    assert "30d" in b.run("config", "sessions.window").stdout
+    b.run("pull")
+    assert b.json("status")["remote_only_sessions"] == 1
+    b.run("pull", "--all")
+    assert (b.claude / f"projects/{folder(b)}/{ids['old']}.jsonl").exists()
+    assert b.json("status")["remote_only_sessions"] == 0
+
+
+def test_resume_print_places_an_old_session_that_survives_cleanup(pair, repo_dir):
+    a, b = pair
+    ids = set_up(a, b, repo_dir)
+    b.run("pull")
+    proc = b.run("resume", ids["old"][:8], "--print")
+    directory = b.home / "code" / "app"
+    assert proc.stdout.strip() == f"cd {directory} && claude --resume {ids['old']}"
+    placed = b.claude / "projects" / encode(str(directory)) / f"{ids['old']}.jsonl"
+    source = a.claude / f"projects/{folder(a)}/{ids['old']}.jsonl"
+    assert placed.read_bytes() == source.read_bytes()  # records keep their true times
+    assert (placed.parent / ids["old"] / "subagents" / "agent-2.jsonl").exists()
+    # Claude Code deletes files whose mtime is older than cleanupPeriodDays at start-up.
+    for path in (placed, placed.parent / ids["old"] / "subagents" / "agent-2.jsonl"):
+        assert path.stat().st_mtime > time.time() - CLEANUP + DAY
+    listed = {s["id"]: s for s in catalog(b)}[ids["old"]]
+    assert listed["local"] is True and listed["updated"] == iso(NOW - 400 * DAY)
+    assert b.json("push")["pushed"] == []  # placing it changed nothing to push
+
+    # By title, too; and the ordinary pull's mtime rule: an old file gets a fresh mtime.
+    assert ids["old"] in b.run("resume", "refactor", "--print").stdout
+
+
+def test_pulled_session_with_an_old_mtime_gets_a_fresh_one(pair, repo_dir):
+    a, b = pair
+    ids = set_up(a, b, repo_dir)
+    recent = a.claude / f"projects/{folder(a)}/{ids['new']}.jsonl"
+    os.utime(recent, (NOW - 60 * DAY, NOW - 60 * DAY))  # e.g. copied from a backup
+    a.run("push")
+    b.run("pull")
+    got = b.claude / f"projects/{folder(b)}/{ids['new']}.jsonl"
+    assert got.read_bytes() == recent.read_bytes()
+    assert got.stat().st_mtime > time.time() - CLEANUP + DAY
+    memory = b.claude / f"projects/{folder(b)}/memory/notes.md"
+    kept = (a.claude / f"projects/{folder(a)}/memory/notes.md").stat().st_mtime_ns
+    assert memory.stat().st_mtime_ns == kept  # not a session file: Claude Code keeps it
+
+
+def test_resume_errors_and_cwd(pair, repo_dir, tmp_path):
+    a, b = pair
+    ids = set_up(a, b, repo_dir)
+    missing = b.run("resume", ids["other"], "--print", check=False)
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.startswith("error:") and "code/other" in missing.stderr
+    assert "--cwd" in missing.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = b.run("resume", ids["other"], "--print", "--cwd", str(elsewhere))
+    assert proc.stdout.strip() == f"cd {elsewhere} && claude --resume {ids['other']}"
+    assert (b.claude / "projects" / encode(str(elsewhere)) / f"{ids['other']}.jsonl").exists()
+    for query, expect in (("zzz-no-such", "no session matches"), ("i", "sessions match")):
+        proc = b.run("resume", query, "--print", check=False)
+        assert proc.returncode == 2 and expect in proc.stderr, proc.stderr
+
+
+def test_resume_asks_on_a_terminal_when_several_match(pair, repo_dir):
+    a, b = pair
+    ids = set_up(a, b, repo_dir)
+    child = pexpect.spawn(
+        sys.executable,
+        # "i": in two titles, never in a (hex) id
+        ["-m", "claude_sync", "resume", "i", "--print"],
+        env=b.environ() | {"TERM": "dumb", "COLUMNS": "200"},
+        cwd=str(b.home),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect("Which session")
+    listing = child.before
+    assert ids["old"] in listing and ids["new"] in listing
+    number = next(line.split(".")[0].strip() for line in listing.splitlines() if ids["old"] in line)
+    child.sendline(number)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert f"claude --resume {ids['old']}" in child.before
+
+
+def test_real_claude_resumes_the_placed_session(pair, repo_dir):
+    a, b = pair
+    ids = set_up(a, b, repo_dir)
+    b.run("pull")
+    directory = b.home / "code" / "app"
+    assert str(directory) in b.run("resume", ids["old"], "--print").stdout
+    found = run_claude("-p", "hi", "--resume", ids["old"], home=b.home, cwd=directory, timeout=20)
+    # Past the look-up: offline and logged out, it stops at the login instead.
+    assert "No conversation found" not in found.stdout + found.stderr
+    assert "valid session ID" not in found.stdout + found.stderr
+    unknown = run_claude(
+        "-p", "hi", "--resume", str(uuid.uuid4()), home=b.home, cwd=directory, timeout=20
+    )
+    assert "No conversation found" in unknown.stdout + unknown.stderr
+
+
+def strip_summaries(a: Machine, repo_dir: Path) -> None:
+    """What a claude-sync from before summaries would have pushed: the same files, no
+    `session` field (a new snapshot written with the repository's own key)."""
+    settings = config.load_settings(a.config_dir)
+    master = config.load_master_key(a.config_dir, settings.repo_id)
+    repo = Repository.open(FolderStore(repo_dir), master)
+    head = repo.load_snapshot(repo.head_seq() or 0)
+    files = {p: dataclasses.replace(e, session=None) for p, e in head.files.items()}
+    assert repo.write_snapshot(Snapshot(head.seq + 1, head.seq, "old", time.time(), files))
+
+
+def test_sessions_pushed_without_summaries_are_listed_and_resumable(pair, repo_dir):
+    a, b = pair
+    ids = set_up(a, b, repo_dir)
+    strip_summaries(a, repo_dir)
+    listed = {s["id"]: s for s in catalog(b)}
+    old = listed[ids["old"]]
+    assert old["title"] == "" and old["records"] == 0 and old["local"] is False
+    assert old["updated"] == iso(NOW - 400 * DAY)  # the file's mtime stands in
+    b.run("pull")
+    assert not (b.claude / f"projects/{folder(b)}/{ids['old']}.jsonl").exists()
+    # resume reads where the session ran from the transcript itself.
+    printed = b.run("resume", ids["old"], "--print").stdout.strip()
+    assert printed == f"cd {b.home / 'code' / 'app'} && claude --resume {ids['old']}"
+
+
+# -- the summary itself -------------------------------------------------------------------
+
+
+def test_summary_tolerates_half_written_and_foreign_lines():
+    data = realistic("s", "/w", 1_700_000_000, 1_700_000_100, "hello there").encode()
+    summary = summarize(data + b'{"type": "user", "timest', "dev")
+    assert summary.title == "hello there" and summary.records == 12
+    assert summary.first == 1_700_000_000 and summary.last == 1_700_000_100
+    assert summarize(b"", "dev").title == "" and summarize(b"[1]\nnot json\n", "d").records == 2
+
+
+def test_entries_without_summary_stay_readable_and_bad_ones_are_refused():
+    entry = {"sha256": "0" * 64, "size": 0, "mtime_ns": 1, "mode": 0o600, "chunks": []}
+    assert FileEntry.from_json(entry, "x").session is None
+    with_summary = FileEntry.from_json(
+        entry
+        | {
+            "session": {
+                "title": "t",
+                "cwd": "/w",
+                "first": None,
+                "last": 5.0,
+                "records": 3,
+                "branch": "",
+                "device": "d",
+                "future": "ignored",
+            }
+        },
+        "x",
+    )
+    assert with_summary.session is not None and with_summary.session.last == 5.0
+    for bad in ({"title": "t"}, {**with_summary.to_json()["session"], "records": -1}, "x"):
+        with pytest.raises(CorruptionError):
+            FileEntry.from_json(entry | {"session": bad}, "x")
+
+
+@settings(max_examples=200, print_blob=True)
+@given(st.text(), st.text(max_size=30))
+def test_title_is_one_short_line(prompt, summary):
+    data = realistic("s", "/w", 0, 1, prompt, summary or None).encode()
+    title = summarize(data, "d").title
+    assert len(title) <= TITLE_MAX and "\n" not in title and title == title.strip()
