@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from claude_sync import __version__, config, crypto, hooks, integration
-from claude_sync.engine import STRATEGIES, Conflict, Reporter, Result
+from claude_sync.engine import HISTORY_ALARM, STRATEGIES, Conflict, Reporter, Result
 from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, ConfigError, SyncError
 from claude_sync.passphrase import read_passphrase
 from claude_sync.pathmap import LABEL, PathMapper
@@ -124,13 +124,32 @@ def location_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     @_with_globals
     @functools.wraps(fn)
     def wrapper(claude_dir: str | None, config_dir: str | None, **kwargs: Any) -> Any:
-        return fn(where=Locations.from_options(claude_dir, config_dir), **kwargs)
+        where = Locations.from_options(claude_dir, config_dir)
+        _pass_on_alarm(where)
+        return fn(where=where, **kwargs)
 
     return wrapper
 
 
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return json_flag(_with_globals(fn))
+
+
+#: commands that look at the remote history themselves (and fail if it is still wrong), or
+#: that run in the background where nobody would read a warning
+_CHECK_HISTORY_THEMSELVES = {"push", "pull", "sync", "status", "hook", "hook-worker"}
+
+
+def _pass_on_alarm(where: Locations) -> None:
+    """A background sync (hook) that refused the remote history could only log it: say it
+    at the next command, until a sync looks again and finds the history right."""
+    if click.get_current_context().info_name in _CHECK_HISTORY_THEMSELVES:
+        return
+    try:
+        alarm = (where.config_dir / HISTORY_ALARM).read_text()
+    except (OSError, UnicodeDecodeError):
+        return
+    err.print(f"warning: the last sync stopped: {alarm}", markup=False)
 
 
 def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:

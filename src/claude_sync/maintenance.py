@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from claude_sync import chain
 from claude_sync.engine import Engine, Result, _sha
 from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, SyncError
 from claude_sync.repository import (
@@ -14,6 +15,7 @@ from claude_sync.repository import (
     MANIFEST_PREFIX,
     BlobLocation,
     Repository,
+    SnapshotRoot,
     group_by_pack,
     snapshot_name,
 )
@@ -122,9 +124,11 @@ def verify(engine: Engine, read_data: bool) -> list[str]:
             problems.append(str(exc))
     locations = {b: loc for idx in indexes.values() for b, loc in idx.items()}
     packs = set(repo.store.list(DATA_PREFIX))
+    roots: dict[int, SnapshotRoot] = {}
     for seq in repo.snapshot_seqs():
         try:
-            snap = repo.load_snapshot(seq, cached_ok=False)
+            roots[seq] = repo.load_root(seq)
+            snap = repo.snapshot(roots[seq], cached_ok=False)
         except SyncError as exc:
             problems.append(str(exc))
             continue
@@ -135,6 +139,7 @@ def verify(engine: Engine, read_data: bool) -> list[str]:
             problems.append(f"snapshot {seq}: {len(missing)} blobs are in no index")
         if lost:
             problems.append(f"snapshot {seq}: {len(lost)} packs are missing")
+    problems += chain.breaks(repo, roots)
     if read_data:
         present = {
             pack: wanted
@@ -183,6 +188,8 @@ def prune(
     report = PruneReport(doomed_snapshots, 0, 0, 0)
     if dry_run:
         return report
+    # Machines that last saw a forgotten snapshot must still be able to follow the chain.
+    repo.write_forgotten(repo.load_roots(doomed_snapshots).values())
     repo.store.delete_many([snapshot_name(seq) for seq in doomed_snapshots])
     kept = [repo.load_snapshot(seq) for seq in sorted(keep)]
     needed = {b for snap in kept for e in snap.files.values() for b, _ in e.chunks}

@@ -43,6 +43,7 @@ INDEX_PREFIX = "index/"
 SNAPSHOTS_PREFIX = "snapshots/"
 PRUNE_PREFIX = "prune/"
 MANIFEST_PREFIX = "manifest/"
+FORGOTTEN_PREFIX = "forgotten/"
 SEQ_DIGITS = 10
 PACK_TARGET_SIZE = 8 * 1024 * 1024
 #: packs a push or pull holds at once, whatever the number of transfers: bounded memory
@@ -131,6 +132,31 @@ class Snapshot:
     files: dict[str, FileEntry] = field(default_factory=dict)
     #: manifest group -> the manifest part listing it (empty for a version 1 snapshot)
     parts: dict[str, str] = field(default_factory=dict)
+    #: the parent's identity (see SnapshotRoot.id); None for the first snapshot and for
+    #: snapshots written before history was chained
+    parent_id: str | None = None
+    #: this snapshot's identity, known once it was read or written
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class SnapshotRoot:
+    """A snapshot's authenticated root, without its file list: enough to follow history.
+
+    `id` is the SHA-256 of the sealed bytes as stored. Only a holder of the key can seal, so
+    a root naming its parent's id names exactly one parent: history is a hash chain."""
+
+    seq: int
+    id: str
+    parent: int | None
+    parent_id: str | None
+    device: str
+    time: float
+    body: dict[str, Any]
+
+
+def snapshot_id(sealed: bytes) -> str:
+    return hashlib.sha256(sealed).hexdigest()
 
 
 def manifest_group(path: str) -> str:
@@ -440,18 +466,12 @@ class Repository:
         seqs = self.snapshot_seqs()
         return seqs[-1] if seqs else None
 
-    def load_snapshot(self, seq: int, cached_ok: bool = True) -> Snapshot:
-        """A snapshot. Its root is always read from the store (a few hundred bytes; a number
-        can come back with other content after a rollback or a prune); its manifest parts,
-        whose random names are never reused, from this machine's cache when it has them
-        (unless only the stored copies will do, as for verify)."""
+    def load_root(self, seq: int) -> SnapshotRoot:
+        """A snapshot's root, always read from the store (a few hundred bytes; a number can
+        come back with other content after a rollback or a prune) and authenticated."""
         name = snapshot_name(seq)
-        snapshot = self._parse_snapshot(seq, self.keys.open(name, self._get(name)), cached_ok)
-        self._evict(snapshot)
-        return snapshot
-
-    def _parse_snapshot(self, seq: int, plain: bytes, cached_ok: bool) -> Snapshot:
-        obj = _decode_json(plain, f"snapshot {seq}")
+        sealed = self._get(name)
+        obj = _decode_json(self.keys.open(name, sealed), f"snapshot {seq}")
         what = f"snapshot {seq}"
         try:
             version = obj["version"]
@@ -459,23 +479,60 @@ class Repository:
                 raise CorruptionError(f"{what} belongs to another repository or format")
             if int(obj["seq"]) != seq:
                 raise CorruptionError(f"{what} claims another sequence number")
+            parent = None if obj["parent"] is None else int(obj["parent"])
+            parent_id = obj.get("parent_id")
+            if parent_id is not None and (
+                not isinstance(parent_id, str) or not _HEX64.fullmatch(parent_id)
+            ):
+                raise CorruptionError(f"{what} names its parent wrongly")
+            if parent is not None and parent >= seq:
+                raise CorruptionError(f"{what} names a later snapshot as its parent")
+            return SnapshotRoot(
+                seq,
+                snapshot_id(sealed),
+                parent,
+                parent_id,
+                str(obj["device"]),
+                float(obj["time"]),
+                obj,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            raise CorruptionError(f"{what} is malformed") from None
+
+    def load_roots(self, seqs: Iterable[int]) -> dict[int, SnapshotRoot]:
+        """The roots of those snapshots that exist, fetched `parallel` at a time."""
+
+        def one(seq: int) -> SnapshotRoot | None:
+            try:
+                return self.load_root(seq)
+            except ObjectNotFoundError:
+                return None
+
+        return {r.seq: r for r in self._each(one, sorted(set(seqs))) if r is not None}
+
+    def load_snapshot(self, seq: int, cached_ok: bool = True) -> Snapshot:
+        """A snapshot; its manifest parts, whose random names are never reused, come from
+        this machine's cache when it has them (unless only the stored copies will do, as for
+        verify)."""
+        return self.snapshot(self.load_root(seq), cached_ok)
+
+    def snapshot(self, root: SnapshotRoot, cached_ok: bool = True) -> Snapshot:
+        """The whole snapshot of an already authenticated root."""
+        obj, seq, what = root.body, root.seq, f"snapshot {root.seq}"
+        try:
             parts: dict[str, str] = {}
-            if version == 1:
+            if obj["version"] == 1:
                 files = {str(p): FileEntry.from_json(e, what) for p, e in obj["files"].items()}
             else:
                 parts = {str(group): str(name) for group, name in obj["parts"].items()}
                 files = self._load_parts(parts, what, cached_ok)
-            parent = obj["parent"]
-            return Snapshot(
-                seq=seq,
-                parent=None if parent is None else int(parent),
-                device=str(obj["device"]),
-                time=float(obj["time"]),
-                files=files,
-                parts=parts,
-            )
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             raise CorruptionError(f"{what} is malformed") from None
+        snapshot = Snapshot(
+            seq, root.parent, root.device, root.time, files, parts, root.parent_id, root.id
+        )
+        self._evict(snapshot)
+        return snapshot
 
     def _load_parts(
         self, parts: dict[str, str], what: str, cached_ok: bool
@@ -536,10 +593,14 @@ class Repository:
             "time": snapshot.time,
             "parts": dict(sorted(parts.items())),
         }
+        if snapshot.parent_id is not None:
+            # An optional field for readers of version 2: older claude-sync ignores it.
+            root["parent_id"] = snapshot.parent_id
         sealed = self.keys.seal(name, _encode_json(root))
         if not self._put(name, sealed):
             return False
         snapshot.parts = parts
+        snapshot.id = snapshot_id(sealed)
         self._evict(snapshot)
         return True
 
@@ -639,6 +700,34 @@ class Repository:
         body = {"version": FORMAT_VERSION, "time": time.time(), "packs": sorted(packs)}
         self._put(name, self.keys.seal(name, _encode_json(body)))
         return name
+
+    # -- forgotten history ------------------------------------------------------------------
+
+    def forgotten(self) -> dict[str, tuple[int, int | None, str | None]]:
+        """id -> (seq, parent, parent id) of every snapshot prune deleted: a machine that
+        last saw one of them can still check that the head descends from it."""
+        links: dict[str, tuple[int, int | None, str | None]] = {}
+        for name in self.store.list(FORGOTTEN_PREFIX):
+            if not _HEX64.fullmatch(name[len(FORGOTTEN_PREFIX) :]):
+                continue
+            obj = _decode_json(self.keys.open(name, self._get(name)), f"history record {name}")
+            try:
+                for seq, ident, parent, parent_id in obj["links"]:
+                    if not _HEX64.fullmatch(ident) or not (
+                        parent_id is None or _HEX64.fullmatch(parent_id)
+                    ):
+                        raise CorruptionError(f"history record {name} is malformed")
+                    links[ident] = (int(seq), None if parent is None else int(parent), parent_id)
+            except (KeyError, TypeError, ValueError, OverflowError):
+                raise CorruptionError(f"history record {name} is malformed") from None
+        return links
+
+    def write_forgotten(self, roots: Iterable[SnapshotRoot]) -> None:
+        links = [[r.seq, r.id, r.parent, r.parent_id] for r in roots]
+        if links:
+            name = FORGOTTEN_PREFIX + os.urandom(32).hex()
+            body = {"version": FORMAT_VERSION, "links": links}
+            self._put(name, self.keys.seal(name, _encode_json(body)))
 
     # -- packs ----------------------------------------------------------------------------
 

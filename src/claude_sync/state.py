@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS blobs (id TEXT PRIMARY KEY, pack TEXT, offset INTEGER
 CREATE TABLE IF NOT EXISTS indexes (name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS conflicts (path TEXT PRIMARY KEY, detail TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS known (seq INTEGER, id TEXT, PRIMARY KEY (seq, id));
 CREATE TABLE IF NOT EXISTS snapshots (
     seq INTEGER PRIMARY KEY, device TEXT, time REAL, files INTEGER, added INTEGER,
     changed INTEGER, removed INTEGER
@@ -196,6 +197,22 @@ class State:
             "(:seq, :device, :time, :files, :added, :changed, :removed)",
             entry,
         )
+
+    # -- history this machine has seen -------------------------------------------------------
+
+    def known_snapshots(self) -> set[tuple[int, str]]:
+        """(seq, id) of every snapshot this machine took as head or wrote."""
+        return set(self.db.execute("SELECT seq, id FROM known"))
+
+    def add_known_snapshot(self, seq: int, ident: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO known VALUES (?, ?)", (seq, ident))
+
+    def forget_bases_after(self, seq: int) -> list[str]:
+        """Drop the bases taken from snapshots after seq (they are not in an accepted
+        history): those files become local changes again, never silently replaced."""
+        paths = [p for (p,) in self.db.execute("SELECT path FROM base WHERE seq > ?", (seq,))]
+        self.db.execute("DELETE FROM base WHERE seq > ?", (seq,))
+        return paths
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
