@@ -32,6 +32,7 @@ from claude_sync.errors import CorruptionError, HistoryError, ObjectNotFoundErro
 from claude_sync.merge import merge_file
 from claude_sync.pathmap import HomeFilter, PathMapper, encode
 from claude_sync.repository import (
+    BlobLocation,
     FileEntry,
     PackWriter,
     Repository,
@@ -585,6 +586,7 @@ class Engine:
         dry_run: bool,
     ) -> Result:
         sent_before = self.repo.uploaded_bytes
+        mine: dict[str, dict[str, BlobLocation]] = {}  # indexes this push wrote
         for attempt in range(MAX_PUSH_ATTEMPTS):
             if attempt:
                 # Another machine won the race for this snapshot number. Waiting a random,
@@ -602,12 +604,50 @@ class Engine:
                 self._upload(plan, writer, result.warnings)
             written = writer.finish()
             if written:
+                mine[written[0]] = written[1]
                 with self.state.transaction():
                     self.state.add_index(*written)
+            if not self._data_still_there(plan, writer, mine):
+                continue  # a prune got to some of it meanwhile: upload that again
             if self._commit_push(plan, result):
                 result.uploaded_bytes = self.repo.uploaded_bytes - sent_before
                 return result
         raise SyncError("another machine kept pushing at the same time; try again")
+
+    def _data_still_there(
+        self, plan: Plan, writer: PackWriter, mine: dict[str, dict[str, BlobLocation]]
+    ) -> bool:
+        """Just before the snapshot is written: every pack it leans on for blobs the head
+        does not already use still exists and is not marked by prune. A push can take
+        longer than prune's grace period (a laptop asleep mid-push, a wrong clock); then
+        the blobs it found or wrote there are forgotten and uploaded again, and the indexes
+        this push wrote stop naming packs that are gone (a reader could pick them)."""
+        in_head = {b for e in plan.head.files.values() for b, _ in e.chunks} if plan.head else set()
+        relied = {b for f in plan.upload.values() for b, _, _ in f.cached.chunks} - in_head
+        packs = {pack for b in relied if (pack := self.state.blob_pack(b)) is not None}
+        if not packs:
+            return True
+        marked = self.repo.marked_packs()
+        gone = {p for p in packs if p in marked or p not in self.repo.store.list(p)}
+        if not gone:
+            return True
+        for name, locations in list(mine.items()):
+            if any(loc.pack in gone for loc in locations.values()):
+                kept = {b: loc for b, loc in locations.items() if loc.pack not in gone}
+                del mine[name]
+                if kept:
+                    replacement = self.repo.write_index(
+                        {
+                            pack: [(b, loc.offset, loc.length) for b, loc in blobs.items()]
+                            for pack, blobs in group_by_pack(kept.items()).items()
+                        }
+                    )
+                    mine[replacement] = kept
+                self.repo.store.delete(name)
+        with self.state.transaction():
+            lost = self.state.forget_packs(gone)
+        writer.pending -= lost
+        return False
 
     def _has_local_changes(self, sel: Selection, local: dict[str, LocalFile]) -> bool:
         bases = self.state.base_shas()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
@@ -19,6 +20,12 @@ from claude_sync.repository import (
     group_by_pack,
     snapshot_name,
 )
+
+#: the shortest grace period prune accepts (seconds): a push must get from its last check of
+#: the packs it leans on to writing its snapshot within it. Tests that race prune against
+#: pushes on purpose lower it with this variable.
+MIN_GRACE = 15 * 60
+MIN_GRACE_ENV = "CLAUDE_SYNC_MIN_GRACE"
 
 
 @dataclass(frozen=True)
@@ -171,11 +178,19 @@ def prune(
 ) -> PruneReport:
     """Forget old snapshots, then delete data no kept snapshot needs, in two phases.
 
-    Unreferenced packs are first *marked*; a later run (at least `grace` seconds on) deletes
-    those still unreferenced. A push running meanwhile either finishes within the grace period
-    (its snapshot then references its packs) or starts after the mark and, seeing it, does
-    not lean on marked packs: so no snapshot ever points at deleted data.
+    Unreferenced packs are first *marked*; a later run deletes those still unreferenced, once
+    this machine has known the mark for `grace` seconds by its own clock (clocks of other
+    machines never count: a mark written by a machine hours behind is not old). A push
+    checks, just before writing its snapshot, that the packs it leans on are neither marked
+    nor gone (else uploads again), and snapshots written while this runs are read again
+    before anything is deleted: so no snapshot ever points at deleted data.
     """
+    least = float(os.environ.get(MIN_GRACE_ENV, MIN_GRACE))
+    if grace < least:
+        raise ConfigError(
+            f"--grace must be at least {least / 60:g}m: a push running meanwhile needs that "
+            "long to see the mark"
+        )
     repo = engine.repo
     entries = log(engine)
     if not entries:
@@ -210,11 +225,32 @@ def prune(
         repo.write_mark(set(fresh))
         report.packs_marked = sum(name.startswith(DATA_PREFIX) for name in fresh)
         marks = repo.marks()
-    due = [mark for mark in marks if time.time() - mark.time >= grace]
+    now = time.time()
+    with engine.state.transaction():
+        first_seen = {m.name: engine.state.mark_first_seen(m.name, now) for m in marks}
+    due = [mark for mark in marks if now - first_seen[mark.name] >= grace]
     doomed = frozenset().union(*(mark.packs for mark in due)) & unreferenced
+    doomed -= _used_by_late_snapshots(repo, {e.seq for e in entries}, indexes)
     _sweep(repo, indexes, doomed, report)
     repo.store.delete_many([mark.name for mark in due])
     return report
+
+
+def _used_by_late_snapshots(
+    repo: Repository, listed: set[int], indexes: dict[str, dict[str, BlobLocation]]
+) -> frozenset[str]:
+    """Packs and manifest parts needed by snapshots pushed since this prune listed them."""
+    late = [repo.load_snapshot(s) for s in repo.snapshot_seqs() if s not in listed]
+    if not late:
+        return frozenset()
+    needed = {b for snap in late for e in snap.files.values() for b, _ in e.chunks}
+    where = dict(indexes)
+    for name in repo.index_names():
+        if name not in where:
+            with contextlib.suppress(ObjectNotFoundError):
+                where[name] = repo.load_index(name)
+    packs = {loc.pack for idx in where.values() for b, loc in idx.items() if b in needed}
+    return frozenset(packs | {name for snap in late for name in snap.parts.values()})
 
 
 def _unreferenced_packs(
