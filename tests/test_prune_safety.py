@@ -121,3 +121,29 @@ def test_grace_below_the_minimum_is_refused(make_machine, repo_dir):
     proc = a.run("prune", "--grace", "0", check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error: --grace must be at least 15m")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_repair_rebuilds_indexes_and_uploads_lost_data_again(make_machine, repo_dir):
+    a, b = make_machine("a"), make_machine("b")
+    a.write("agents/x.md", unique_text(3))
+    a.run("init", str(repo_dir))
+    a.run("push")
+    a.write("agents/y.md", unique_text(4))
+    a.run("push")
+    b.run("init", str(repo_dir))
+    # The storage loses one pack and every index.
+    packs = sorted(p for p in (repo_dir / "data").rglob("*") if p.is_file())
+    packs[0].unlink()
+    for index in (repo_dir / "index").iterdir():
+        index.unlink()
+    assert b.run("verify", check=False).returncode == 1
+    # B has none of the files: it can re-index what is there, not bring back what is lost.
+    proc = b.run("repair", check=False)
+    assert proc.returncode == 1 and "run `claude-sync repair` on the machine" in proc.stderr
+    assert "Indexed 1 packs" in proc.stdout
+    out = a.run("repair").stdout
+    assert "uploaded" in out and "uploaded 0" not in out
+    assert "No problems found" in b.run("verify", "--read-data").stdout
+    b.run("pull")
+    assert (b.claude / "agents/x.md").read_text() == unique_text(3)
+    assert (b.claude / "agents/y.md").read_text() == unique_text(4)

@@ -848,6 +848,28 @@ def verify(where: Locations, read_data: bool) -> None:
     out.print("No problems found." + ("" if read_data else " (Use --read-data to read all data.)"))
 
 
+@main.command()
+@location_options
+def repair(where: Locations) -> None:
+    """Rebuild the indexes from the packs, and upload again from this machine's files the
+    data snapshots need that the repository lost."""
+    from claude_sync import maintenance
+
+    with open_workspace(where) as ws:
+        report = maintenance.repair(ws.engine())
+    out.print(
+        f"Indexed {report.packs_indexed} packs no index named; uploaded "
+        f"{report.blobs_restored} missing blobs again.",
+        markup=False,
+    )
+    if report.incomplete:
+        raise SyncError(
+            f"{len(report.incomplete)} snapshots still miss data this machine does not have "
+            f"(e.g. snapshot {report.incomplete[-1]}): run `claude-sync repair` on the machine "
+            "that pushed it"
+        )
+
+
 def _mapper(where: Locations) -> PathMapper:
     maps = (
         config.load_settings(where.config_dir).path_maps

@@ -15,6 +15,7 @@ from claude_sync.repository import (
     DATA_PREFIX,
     MANIFEST_PREFIX,
     BlobLocation,
+    PackWriter,
     Repository,
     SnapshotRoot,
     group_by_pack,
@@ -299,3 +300,73 @@ def _sweep(
         present.append(name)
         report.packs_deleted += name.startswith(DATA_PREFIX)
     repo.store.delete_many(present)
+
+
+@dataclass
+class RepairReport:
+    packs_indexed: int
+    blobs_restored: int
+    #: snapshots still missing data that this machine does not have
+    incomplete: list[int]
+
+
+def repair(engine: Engine) -> RepairReport:
+    """Rebuild the indexes from the packs themselves (one index for every pack present),
+    then upload again, from this machine's files, the blobs that snapshots need and no
+    present pack holds. What no machine that runs this still has stays missing."""
+    repo = engine.repo
+    indexes = {name: repo.load_index(name) for name in repo.index_names()}
+    present = set(repo.store.list(DATA_PREFIX))
+    indexed = {loc.pack for locations in indexes.values() for loc in locations.values()}
+    found: dict[str, BlobLocation] = {
+        b: loc
+        for locations in indexes.values()
+        for b, loc in locations.items()
+        if loc.pack in present
+    }
+    orphans = sorted(present - indexed)
+    for pack in orphans:
+        with contextlib.suppress(CorruptionError, ObjectNotFoundError):
+            found.update(repo.pack_header(pack))
+    if orphans or indexed - present:
+        packs: dict[str, list[tuple[str, int, int]]] = {}
+        for blob, loc in found.items():
+            packs.setdefault(loc.pack, []).append((blob, loc.offset, loc.length))
+        if packs:
+            repo.write_index(packs)
+        repo.store.delete_many(list(indexes))  # those a push writes meanwhile stay
+    with engine.state.transaction():
+        engine.state.forget_indexes()
+    engine.refresh_index()
+    restored, incomplete = _restore_missing_blobs(engine, set(found))
+    return RepairReport(len(orphans), restored, incomplete)
+
+
+def _restore_missing_blobs(engine: Engine, stored: set[str]) -> tuple[int, list[int]]:
+    repo = engine.repo
+    needs = {}
+    for seq in repo.snapshot_seqs():
+        with contextlib.suppress(ObjectNotFoundError):
+            snap = repo.load_snapshot(seq)
+            needs[seq] = {b for e in snap.files.values() for b, _ in e.chunks} - stored
+    missing = set().union(*needs.values()) if needs else set()
+    if not missing:
+        return 0, []
+    local = engine.scan(engine.everything(), [])
+    with contextlib.closing(PackWriter(repo)) as writer:
+        for f in local.values():
+            wanted = [c for c in f.cached.chunks if c[0] in missing]
+            if not wanted:
+                continue
+            with contextlib.suppress(OSError):
+                data = engine._logical_bytes(f.path, f.abspath)
+                for blob_id, offset, length in wanted:
+                    chunk = data[offset : offset + length]
+                    if repo.keys.blob_id(chunk) == blob_id:
+                        writer.add(blob_id, chunk)
+        restored = set(writer.pending)
+        written = writer.finish()
+    if written:
+        with engine.state.transaction():
+            engine.state.add_index(*written)
+    return len(restored), sorted(seq for seq, blobs in needs.items() if blobs - restored)

@@ -731,6 +731,32 @@ class Repository:
 
     # -- packs ----------------------------------------------------------------------------
 
+    def pack_header(self, pack: str) -> dict[str, BlobLocation]:
+        """Where the blobs of a pack are, from the pack itself (to rebuild lost indexes)."""
+        data = self._get(pack)
+        if hashlib.sha256(data).hexdigest() != pack.rsplit("/", 1)[-1]:
+            raise CorruptionError(f"pack {pack} is damaged (content does not match its name)")
+        if len(data) < 4:
+            raise CorruptionError(f"pack {pack} is too short")
+        (size,) = struct.unpack("<I", data[-4:])
+        if size > len(data) - 4:
+            raise CorruptionError(f"pack {pack} has a damaged header")
+        header = self.keys.open("pack-header", data[-4 - size : -4])
+        entries = _decode_json(header, f"the header of pack {pack}")
+        try:
+            found = {
+                str(b): BlobLocation(pack, int(offset), int(length))
+                for b, offset, length in entries
+            }
+        except (TypeError, ValueError, OverflowError):
+            raise CorruptionError(f"pack {pack} has a malformed header") from None
+        if any(
+            not _HEX64.fullmatch(b) or loc.offset < 0 or loc.offset + loc.length > len(data)
+            for b, loc in found.items()
+        ):
+            raise CorruptionError(f"pack {pack} has an invalid header")
+        return found
+
     def read_pack(self, pack: str, wanted: dict[str, BlobLocation]) -> dict[str, bytes]:
         return dict(self.iter_pack(pack, wanted))
 
