@@ -36,15 +36,17 @@ def ancestry(repo: Repository, head: SnapshotRoot, down_to: int) -> Iterator[Lin
     """The head, then its ancestors down to sequence number `down_to`, as long as the chain
     can be followed: it ends at the first snapshot, at an unchained one, and at a parent
     neither stored nor recorded as forgotten."""
-    # Roots are small: fetch all that may be needed at once rather than one by one.
-    after = snapshot_name(down_to - 1) if down_to > 1 else ""
-    stored = repo.load_roots(s for s in repo.snapshot_seqs(after) if s < head.seq)
+    stored: dict[int, SnapshotRoot] | None = None
     forgotten: dict[str, tuple[int, int | None, str | None]] | None = None
     link = _link(head)
     while True:
         yield link
         if link.parent is None or link.parent_id is None or link.seq <= down_to:
             return
+        if stored is None:
+            # Roots are small: fetch all that may be needed at once, not one by one.
+            after = snapshot_name(down_to - 1) if down_to > 1 else ""
+            stored = repo.load_roots(s for s in repo.snapshot_seqs(after) if s < head.seq)
         root = stored.get(link.parent)
         if root is not None and root.id == link.parent_id:
             link = _link(root)
@@ -58,14 +60,13 @@ def ancestry(repo: Repository, head: SnapshotRoot, down_to: int) -> Iterator[Lin
 
 
 def descends(repo: Repository, head: SnapshotRoot, seq: int, ident: str) -> bool:
-    """Whether snapshot (seq, ident) is the head or one of its ancestors."""
-    if head.seq == seq:
-        return head.id == ident
-    if head.parent == seq and head.parent_id is not None:
-        return head.parent_id == ident  # the usual case: one snapshot more, no request
+    """Whether snapshot (seq, ident) is the head or one of its ancestors. The usual cases
+    (the same head, or one snapshot more) cost no request."""
     for link in ancestry(repo, head, seq):
         if link.seq == seq:
             return link.id == ident
+        if link.parent == seq and link.parent_id is not None:
+            return link.parent_id == ident
         if link.unchained and link.seq > seq:
             # Older claude-sync wrote this one: only its number can be checked, and it is
             # newer than the one seen.
