@@ -189,7 +189,8 @@ class BlobLocation:
 
 
 def _encode_json(obj: Any) -> bytes:
-    return compression.pack(json.dumps(obj, separators=(",", ":"), sort_keys=True).encode())
+    text = json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+    return compression.pack(text, padded=True)
 
 
 def _decode_json(data: bytes, what: str) -> Any:
@@ -824,7 +825,7 @@ class PackWriter:
         self._collect(self._max_sealing)
 
     def _seal(self, blob_id: str, plaintext: bytes | memoryview) -> bytes:
-        return self.repo.keys.seal(_blob_aad(blob_id), compression.pack(plaintext))
+        return self.repo.keys.seal(_blob_aad(blob_id), compression.pack(plaintext, padded=True))
 
     def _collect(self, in_flight: int) -> None:
         """Append sealed blobs, oldest first, until at most in_flight are left."""
