@@ -850,6 +850,27 @@ def verify(where: Locations, read_data: bool) -> None:
 
 @main.command()
 @location_options
+def upgrade(where: Locations) -> None:
+    """Move the repository to the current format (older claude-sync then refuses it)."""
+    from claude_sync.repository import REPO_FORMAT
+
+    with open_workspace(where) as ws:
+        changed = ws.repo.upgrade()
+        config.save_master_key(
+            where.config_dir, ws.repo.config.repo_id, ws.repo.keys.master, ws.repo.config_body()
+        )
+    if changed:
+        out.print(
+            f"Upgraded the repository to format {REPO_FORMAT}. Update claude-sync on every "
+            "machine: older versions refuse it now.",
+            markup=False,
+        )
+    else:
+        out.print(f"The repository already uses format {REPO_FORMAT}.", markup=False)
+
+
+@main.command()
+@location_options
 def repair(where: Locations) -> None:
     """Rebuild the indexes from the packs, and upload again from this machine's files the
     data snapshots need that the repository lost."""

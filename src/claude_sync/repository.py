@@ -32,7 +32,14 @@ from claude_sync.errors import (
 )
 from claude_sync.store.base import ObjectStore
 
+#: the version of index, prune mark and history record objects
 FORMAT_VERSION = 1
+#: the repository format, in the config: 1 (formats "1" and "2" of claude-sync, which differ
+#: only in snapshot versions) or 3, whose snapshots must all be chained (docs/FORMAT.md §10).
+#: claude-sync before 3 refuses a format 3 config, so it cannot add unchained snapshots.
+REPO_FORMAT = 3
+REPO_FORMATS = (1, 3)
+UPGRADE_NAME = "config-upgrade"
 #: 1: the file list inside the snapshot; 2: in manifest parts. Readers take both.
 SNAPSHOT_VERSION = 2
 SNAPSHOT_VERSIONS = (1, 2)
@@ -78,6 +85,7 @@ class RepoConfig:
     repo_id: str
     chunker: ChunkerParams
     created: str
+    version: int = REPO_FORMAT
 
 
 @dataclass(frozen=True)
@@ -249,7 +257,10 @@ class Repository:
     def _connect(self, open_store: Callable[[], ObjectStore]) -> ObjectStore:
         store = open_store()
         try:
-            found = Repository.open(store, self.keys.master).config.repo_id
+            stored = Repository.open(store, self.keys.master).config
+            found = stored.repo_id
+            if found == self.config.repo_id:
+                self.config = stored  # upgraded by another machine since it was cached
             if found != self.config.repo_id:
                 raise ConfigError(
                     f"{store.display} now holds a different repository than the one this "
@@ -366,9 +377,7 @@ class Repository:
         try:
             sealed = store.get(CONFIG_NAME)
         except ObjectNotFoundError:
-            raise ConfigError(
-                f"{store.display} holds no claude-sync repository (wrong place, or not reachable?)"
-            ) from None
+            sealed = cls._finish_upgrade(store, keys)
         try:
             plain = keys.open(CONFIG_NAME, sealed)
         except CorruptionError:
@@ -376,6 +385,38 @@ class Repository:
                 "the key does not open this repository (wrong key, or the config object is damaged)"
             ) from None
         return cls(store, keys, _parse_config(_decode_json(plain, "the config object")))
+
+    @staticmethod
+    def _finish_upgrade(store: ObjectStore, keys: crypto.KeyRing) -> bytes:
+        """The config of a repository whose upgrade stopped between removing the old config
+        and writing the new one: whoever opens it next completes the upgrade."""
+        try:
+            body = keys.open(UPGRADE_NAME, store.get(UPGRADE_NAME))
+        except ObjectNotFoundError:
+            raise ConfigError(
+                f"{store.display} holds no claude-sync repository (wrong place, or not reachable?)"
+            ) from None
+        store.put_if_absent(CONFIG_NAME, keys.seal(CONFIG_NAME, body))
+        return store.get(CONFIG_NAME)
+
+    def upgrade(self) -> bool:
+        """Rewrite the config at the current format; False when it already was. The new
+        config is stored aside first, so a crash in between is completed by the next open."""
+        current = _parse_config(
+            _decode_json(self.keys.open(CONFIG_NAME, self.store.get(CONFIG_NAME)), "the config")
+        )
+        if current.version == REPO_FORMAT:
+            self.config = current
+            return False
+        upgraded = RepoConfig(current.repo_id, current.chunker, current.created, REPO_FORMAT)
+        body = _encode_json(_config_body(upgraded))
+        self.store.delete(UPGRADE_NAME)
+        self.store.put_if_absent(UPGRADE_NAME, self.keys.seal(UPGRADE_NAME, body))
+        self.store.delete(CONFIG_NAME)
+        self._finish_upgrade(self.store, self.keys)
+        self.store.delete(UPGRADE_NAME)
+        self.config = upgraded
+        return True
 
     @classmethod
     def unlock(cls, store: ObjectStore, passphrase: str) -> Repository:
@@ -873,7 +914,7 @@ class PackWriter:
 
 def _config_body(config: RepoConfig) -> dict[str, Any]:
     return {
-        "version": FORMAT_VERSION,
+        "version": config.version,
         "repo_id": config.repo_id,
         "created": config.created,
         "chunker": dict(config.chunker.__dict__),
@@ -882,10 +923,10 @@ def _config_body(config: RepoConfig) -> dict[str, Any]:
 
 def _parse_config(obj: Any) -> RepoConfig:
     try:
-        if obj["version"] != FORMAT_VERSION:
+        if obj["version"] not in REPO_FORMATS:
             raise ConfigError(
                 f"this repository uses format version {obj['version']}; "
-                f"this claude-sync reads version {FORMAT_VERSION}: upgrade claude-sync"
+                f"this claude-sync reads versions {REPO_FORMATS}: upgrade claude-sync"
             )
         chunker = obj["chunker"]
         params = ChunkerParams(
@@ -898,7 +939,12 @@ def _parse_config(obj: Any) -> RepoConfig:
             raise CorruptionError("the config object has invalid chunker parameters")
         if not 1 <= params.seed < 2**63:
             raise CorruptionError("the config object has invalid chunker parameters")
-        return RepoConfig(repo_id=str(obj["repo_id"]), chunker=params, created=str(obj["created"]))
+        return RepoConfig(
+            repo_id=str(obj["repo_id"]),
+            chunker=params,
+            created=str(obj["created"]),
+            version=int(obj["version"]),
+        )
     except (KeyError, TypeError, ValueError, OverflowError):
         raise CorruptionError("the config object is malformed") from None
 
