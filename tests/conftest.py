@@ -48,6 +48,9 @@ class Machine:
     def environ(self, passphrase: str | None = PASSPHRASE) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
         env["HOME"] = str(self.home)
+        # Tests prune with --grace 0 to see a mark swept in one run (tests/test_prune_safety.py
+        # checks the real minimum).
+        env["CLAUDE_SYNC_MIN_GRACE"] = "0"
         env.update(self.env)
         if passphrase is not None:
             env["CLAUDE_SYNC_PASSPHRASE"] = passphrase

@@ -87,7 +87,10 @@ def test_rollback_swap_and_truncation_are_detected(make_machine, repo_dir, tmp_p
     assert proc.returncode == 1 and "rollback" in proc.stderr
     assert snapshot_tree(b.claude) == before
     assert b.run("pull", "--allow-rollback").returncode == 0
-    assert (b.claude / "agents/x.md").read_text() == "version 1\n"  # accepted, as asked
+    # Accepted, as asked, but what this machine had from the withheld snapshot is not
+    # replaced by the older version: it is a local change again, pushed by the next push.
+    assert (b.claude / "agents/x.md").read_text() == "version 2\n"
+    assert b.json("status")["pushed"] == ["agents/x.md", "agents/y.md"]
     before = snapshot_tree(b.claude)
     # A snapshot copied under another name (replay/swap):
     shutil.copy(snaps / "0000000001", newest)

@@ -280,6 +280,8 @@ def history(sb: Sandbox) -> None:
     assert target.read_text() == "version 12\n"
     assert "No problems found." in sb.readme("claude-sync verify").stdout
     assert "No problems found." in sb.readme("claude-sync verify --read-data").stdout
+    assert "uploaded 0 missing blobs" in sb.readme("claude-sync repair").stdout
+    assert "already uses format" in sb.readme("claude-sync upgrade").stdout
     assert "✗" not in sb.readme("claude-sync doctor").stdout
     pruned = sb.readme("claude-sync prune --keep-last 10 --keep-within 30d").stdout
     assert "Removed 0 snapshots" in pruned  # all 13 are younger than 30 days

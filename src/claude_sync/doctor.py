@@ -15,6 +15,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 from claude_sync import config
+from claude_sync.engine import HISTORY_ALARM
 from claude_sync.errors import SyncError
 from claude_sync.repository import Repository
 from claude_sync.state import State
@@ -51,6 +52,7 @@ def run(where: Locations) -> list[Check]:
                 if repo is not None:
                     checks.append(_clock(repo))
         checks += _local_state(where)
+        checks.append(_history(where))
     checks.append(_claude_dir(where))
     checks.append(_hooks(where))
     return checks
@@ -215,6 +217,21 @@ def _local_state(where: Locations) -> list[Check]:
             "(or remote, or both)",
         ),
     ]
+
+
+def _history(where: Locations) -> Check:
+    """A rollback or fork found by a sync in the background is kept until a sync passes."""
+    try:
+        alarm = (where.config_dir / HISTORY_ALARM).read_text()
+    except (OSError, UnicodeDecodeError):
+        return Check("history", True, "the repository continues the history seen here")
+    return Check(
+        "history",
+        False,
+        alarm,
+        "check the storage (a restored backup? two copies?); `claude-sync sync` tells when it "
+        "is right again, `claude-sync sync --allow-rollback` accepts it keeping local changes",
+    )
 
 
 def _claude_dir(where: Locations) -> Check:

@@ -24,17 +24,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from claude_sync import resources
+from claude_sync import chain, resources
 from claude_sync.chunking import Chunker
+from claude_sync.config import write_private
 from claude_sync.durable import fsync_path
-from claude_sync.errors import CorruptionError, ObjectNotFoundError, SyncError
+from claude_sync.errors import CorruptionError, HistoryError, ObjectNotFoundError, SyncError
 from claude_sync.merge import merge_file
 from claude_sync.pathmap import HomeFilter, PathMapper, encode
 from claude_sync.repository import (
+    BlobLocation,
     FileEntry,
     PackWriter,
     Repository,
     Snapshot,
+    SnapshotRoot,
     group_by_pack,
 )
 from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, ResourceType, Selection
@@ -46,6 +49,9 @@ MAX_PUSH_ATTEMPTS = 16
 PUSH_BACKOFF_CAP = 2.0
 MAX_SYNC_ROUNDS = 3
 HISTORY_LOOKBACK = 100
+#: in the config dir: why the last look at the remote history was refused. Kept until a look
+#: passes, so what a hook could only log reaches the user (next command, `doctor`).
+HISTORY_ALARM = "history-alarm"
 FSYNC_EACH_UP_TO = 16
 STABLE_READ_ATTEMPTS = 3
 INDEX_READ_ATTEMPTS = 3
@@ -290,24 +296,80 @@ class Engine:
         """Every type, for operations that look at the whole local state."""
         return Selection(resources.TYPES)
 
-    def head_seq(self) -> int | None:
-        """The newest snapshot, refusing one older than any this machine has seen."""
+    def head_root(self) -> SnapshotRoot | None:
+        """The newest snapshot's authenticated root. One that does not continue the history
+        this machine has seen (an older one: rollback; one whose chain misses the snapshot
+        seen last: fork) is refused unless allow_rollback; the refusal is kept for `doctor`
+        and the next command, since hooks only log it. Only an authenticated root is
+        remembered: a junk name in the listing cannot move what this machine expects."""
         seen = int(self.state.get_meta("seen_seq") or 0)
+        seen_id = self.state.get_meta("seen_id")
         seq = self.repo.head_seq(seen)
-        if (seq or 0) < seen and not self.allow_rollback:
-            raise CorruptionError(
-                f"the repository's newest snapshot is {seq or 'none'}, but this machine has "
-                f"already seen snapshot {seen}: the storage is serving old data (rollback); "
-                "use --allow-rollback if it was restored on purpose"
+        root = None if seq is None else self.repo.load_root(seq)
+        problem = None
+        if root is None or root.seq < seen:
+            if seen:
+                problem = (
+                    f"the repository's newest snapshot is {seq or 'none'}, but this machine has "
+                    f"already seen snapshot {seen}: the storage is serving old data (rollback)"
+                )
+        elif seen and seen_id and not chain.descends(self.repo, root, seen, seen_id):
+            problem = (
+                f"the repository's newest snapshot {root.seq} does not continue the history "
+                f"this machine has seen (snapshot {seen} is not among its ancestors): the "
+                "storage dropped or replaced snapshots (fork)"
             )
-        if seq is not None and seq != seen:
-            with self.state.transaction():
-                self.state.set_meta("seen_seq", str(seq))
-        return seq
+        if problem is not None:
+            if not self.allow_rollback:
+                message = (
+                    f"{problem}; nothing was changed here. If the repository is right, "
+                    "`claude-sync sync --allow-rollback` keeps this machine's changes and "
+                    "merges them into it"
+                )
+                write_private(self.work_dir / HISTORY_ALARM, message.encode())
+                raise HistoryError(message)
+            if root is not None:
+                self._rebase_on(root, seen, seen_id)
+        if root is not None:
+            self._remember(root)
+        (self.work_dir / HISTORY_ALARM).unlink(missing_ok=True)
+        return root
+
+    def _remember(self, root: SnapshotRoot | Snapshot) -> None:
+        """Take this snapshot (and, through its chain, its parent) as seen."""
+        if self.state.get_meta("seen_id") == root.id and self.state.get_meta(HISTORY_ALARM) is None:
+            return
+        with self.state.transaction():
+            self.state.set_meta("seen_seq", str(root.seq))
+            self.state.set_meta("seen_id", root.id)
+            self.state.add_known_snapshot(root.seq, root.id)
+            if root.parent is not None and root.parent_id is not None:
+                self.state.add_known_snapshot(root.parent, root.parent_id)
+
+    def _rebase_on(self, root: SnapshotRoot, seen: int, seen_id: str | None) -> None:
+        """Accept a head that does not continue what this machine saw (asked for with
+        allow_rollback). What this machine took from snapshots outside the head's history
+        must not look synced, or a pull would replace it: its merge base becomes the newest
+        common snapshot's version, or none, so it is pushed or merged as a local change."""
+        known = self.state.known_snapshots()
+        if seen_id:
+            known.add((seen, seen_id))
+        common = chain.fork_point(self.repo, root, known)
+        ancestor: Snapshot | None = None
+        if common:
+            with contextlib.suppress(ObjectNotFoundError):
+                ancestor = self.repo.load_snapshot(common)
+        with self.state.transaction():
+            stale = self.state.forget_bases_after(common)
+            if ancestor is not None:
+                for path in stale:
+                    if path in ancestor.files:
+                        self.state.set_base(path, ancestor.files[path], common)
+            self.state.set_meta("pulled_seq", None)
 
     def head(self) -> Snapshot | None:
-        seq = self.head_seq()
-        return None if seq is None else self.repo.load_snapshot(seq)
+        root = self.head_root()
+        return None if root is None else self.repo.snapshot(root)
 
     def refresh_index(self) -> None:
         """Load index objects we have not seen yet into the local blob cache; when one we
@@ -527,6 +589,7 @@ class Engine:
         dry_run: bool,
     ) -> Result:
         sent_before = self.repo.uploaded_bytes
+        mine: dict[str, dict[str, BlobLocation]] = {}  # indexes this push wrote
         for attempt in range(MAX_PUSH_ATTEMPTS):
             if attempt:
                 # Another machine won the race for this snapshot number. Waiting a random,
@@ -544,12 +607,50 @@ class Engine:
                 self._upload(plan, writer, result.warnings)
             written = writer.finish()
             if written:
+                mine[written[0]] = written[1]
                 with self.state.transaction():
                     self.state.add_index(*written)
+            if not self._data_still_there(plan, writer, mine):
+                continue  # a prune got to some of it meanwhile: upload that again
             if self._commit_push(plan, result):
                 result.uploaded_bytes = self.repo.uploaded_bytes - sent_before
                 return result
         raise SyncError("another machine kept pushing at the same time; try again")
+
+    def _data_still_there(
+        self, plan: Plan, writer: PackWriter, mine: dict[str, dict[str, BlobLocation]]
+    ) -> bool:
+        """Just before the snapshot is written: every pack it leans on for blobs the head
+        does not already use still exists and is not marked by prune. A push can take
+        longer than prune's grace period (a laptop asleep mid-push, a wrong clock); then
+        the blobs it found or wrote there are forgotten and uploaded again, and the indexes
+        this push wrote stop naming packs that are gone (a reader could pick them)."""
+        in_head = {b for e in plan.head.files.values() for b, _ in e.chunks} if plan.head else set()
+        relied = {b for f in plan.upload.values() for b, _, _ in f.cached.chunks} - in_head
+        packs = {pack for b in relied if (pack := self.state.blob_pack(b)) is not None}
+        if not packs:
+            return True
+        marked = self.repo.marked_packs()
+        gone = {p for p in packs if p in marked or p not in self.repo.store.list(p)}
+        if not gone:
+            return True
+        for name, locations in list(mine.items()):
+            if any(loc.pack in gone for loc in locations.values()):
+                kept = {b: loc for b, loc in locations.items() if loc.pack not in gone}
+                del mine[name]
+                if kept:
+                    replacement = self.repo.write_index(
+                        {
+                            pack: [(b, loc.offset, loc.length) for b, loc in blobs.items()]
+                            for pack, blobs in group_by_pack(kept.items()).items()
+                        }
+                    )
+                    mine[replacement] = kept
+                self.repo.store.delete(name)
+        with self.state.transaction():
+            lost = self.state.forget_packs(gone)
+        writer.pending -= lost
+        return False
 
     def _has_local_changes(self, sel: Selection, local: dict[str, LocalFile]) -> bool:
         bases = self.state.base_shas()
@@ -630,7 +731,14 @@ class Engine:
             for path in plan.remove:
                 self.reporter.action("remove", path)
                 files.pop(path, None)
-            snapshot = Snapshot(seq, head.seq if head else None, self.device, time.time(), files)
+            snapshot = Snapshot(
+                seq,
+                head.seq if head else None,
+                self.device,
+                time.time(),
+                files,
+                parent_id=head.id if head else None,
+            )
             if not self.repo.write_snapshot(snapshot, head):
                 return False
             result.snapshot = seq
@@ -645,8 +753,8 @@ class Engine:
             was_current = head is None or self.state.get_meta("pulled_seq") == str(head.seq)
             if result.snapshot is not None and was_current:
                 self.state.set_meta("pulled_seq", str(seq))
-            if result.snapshot is not None:
-                self.state.set_meta("seen_seq", str(seq))
+        if result.snapshot is not None:
+            self._remember(snapshot)
         result.pushed = sorted(plan.upload) + sorted(plan.remove)
         return True
 
@@ -676,18 +784,18 @@ class Engine:
         """Bring remote changes here. `complete` says sel is everything this machine syncs,
         so a clean pull may mark the head as fully pulled."""
         result = Result()
-        head_seq = self.head_seq()
-        if head_seq is None or (
+        root = self.head_root()
+        if root is None or (
             complete
             and not dry_run
-            and self.state.get_meta("pulled_seq") == str(head_seq)
+            and self.state.get_meta("pulled_seq") == str(root.seq)
             and self.sessions.covered_by(self.state.get_meta("session_window"))
             and not self.state.conflicts()
         ):
             if not dry_run:
                 self._record_success("pull")
             return result
-        head = self.repo.load_snapshot(head_seq)
+        head = self.repo.snapshot(root)
         local = self.scan(sel, result.warnings)
         plan = self.plan_pull(sel, local, head, strategy)
         if dry_run:
@@ -736,15 +844,16 @@ class Engine:
         """What pull and push would do, from one look at the remote head."""
         result = Result()
         local = self.scan(sel, result.warnings)
-        seq = self.head_seq()
+        root = self.head_root()
+        seq = None if root is None else root.seq
         in_step = (
             seq is not None
             and self.state.get_meta("pulled_seq") == str(seq)
             and self.sessions.covered_by(self.state.get_meta("session_window"))
         )
         if in_step and not self.state.conflicts() and not self._has_local_changes(sel, local):
-            return result, seq  # nothing either way: the head itself need not be read
-        head = None if seq is None else self.repo.load_snapshot(seq)
+            return result, seq  # nothing either way: the file list need not be read
+        head = None if root is None else self.repo.snapshot(root)
         self._report_dry_pull(self.plan_pull(sel, local, head, "ask"), result)
         push = self.plan_push(sel, local, head)
         result.pushed = sorted(push.upload) + sorted(push.remove)

@@ -21,6 +21,10 @@ class CorruptionError(SyncError):
     """An object failed authentication or could not be decoded."""
 
 
+class HistoryError(CorruptionError):
+    """The remote history does not continue the one this machine has seen (rollback, fork)."""
+
+
 class WrongKeyError(SyncError):
     """The passphrase or recovery key does not open this repository."""
 

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from claude_sync import chain
 from claude_sync.engine import Engine, Result, _sha
 from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, SyncError
 from claude_sync.repository import (
     DATA_PREFIX,
     MANIFEST_PREFIX,
     BlobLocation,
+    PackWriter,
     Repository,
+    SnapshotRoot,
     group_by_pack,
     snapshot_name,
 )
+
+#: the shortest grace period prune accepts (seconds): a push must get from its last check of
+#: the packs it leans on to writing its snapshot within it. Tests that race prune against
+#: pushes on purpose lower it with this variable.
+MIN_GRACE = 15 * 60
+MIN_GRACE_ENV = "CLAUDE_SYNC_MIN_GRACE"
 
 
 @dataclass(frozen=True)
@@ -122,9 +132,11 @@ def verify(engine: Engine, read_data: bool) -> list[str]:
             problems.append(str(exc))
     locations = {b: loc for idx in indexes.values() for b, loc in idx.items()}
     packs = set(repo.store.list(DATA_PREFIX))
+    roots: dict[int, SnapshotRoot] = {}
     for seq in repo.snapshot_seqs():
         try:
-            snap = repo.load_snapshot(seq, cached_ok=False)
+            roots[seq] = repo.load_root(seq)
+            snap = repo.snapshot(roots[seq], cached_ok=False)
         except SyncError as exc:
             problems.append(str(exc))
             continue
@@ -135,6 +147,7 @@ def verify(engine: Engine, read_data: bool) -> list[str]:
             problems.append(f"snapshot {seq}: {len(missing)} blobs are in no index")
         if lost:
             problems.append(f"snapshot {seq}: {len(lost)} packs are missing")
+    problems += chain.breaks(repo, roots)
     if read_data:
         present = {
             pack: wanted
@@ -166,11 +179,19 @@ def prune(
 ) -> PruneReport:
     """Forget old snapshots, then delete data no kept snapshot needs, in two phases.
 
-    Unreferenced packs are first *marked*; a later run (at least `grace` seconds on) deletes
-    those still unreferenced. A push running meanwhile either finishes within the grace period
-    (its snapshot then references its packs) or starts after the mark and, seeing it, does
-    not lean on marked packs: so no snapshot ever points at deleted data.
+    Unreferenced packs are first *marked*; a later run deletes those still unreferenced, once
+    this machine has known the mark for `grace` seconds by its own clock (clocks of other
+    machines never count: a mark written by a machine hours behind is not old). A push
+    checks, just before writing its snapshot, that the packs it leans on are neither marked
+    nor gone (else uploads again), and snapshots written while this runs are read again
+    before anything is deleted: so no snapshot ever points at deleted data.
     """
+    least = float(os.environ.get(MIN_GRACE_ENV, MIN_GRACE))
+    if grace < least:
+        raise ConfigError(
+            f"--grace must be at least {least / 60:g}m: a push running meanwhile needs that "
+            "long to see the mark"
+        )
     repo = engine.repo
     entries = log(engine)
     if not entries:
@@ -183,6 +204,8 @@ def prune(
     report = PruneReport(doomed_snapshots, 0, 0, 0)
     if dry_run:
         return report
+    # Machines that last saw a forgotten snapshot must still be able to follow the chain.
+    repo.write_forgotten(repo.load_roots(doomed_snapshots).values())
     repo.store.delete_many([snapshot_name(seq) for seq in doomed_snapshots])
     kept = [repo.load_snapshot(seq) for seq in sorted(keep)]
     needed = {b for snap in kept for e in snap.files.values() for b, _ in e.chunks}
@@ -203,11 +226,32 @@ def prune(
         repo.write_mark(set(fresh))
         report.packs_marked = sum(name.startswith(DATA_PREFIX) for name in fresh)
         marks = repo.marks()
-    due = [mark for mark in marks if time.time() - mark.time >= grace]
+    now = time.time()
+    with engine.state.transaction():
+        first_seen = {m.name: engine.state.mark_first_seen(m.name, now) for m in marks}
+    due = [mark for mark in marks if now - first_seen[mark.name] >= grace]
     doomed = frozenset().union(*(mark.packs for mark in due)) & unreferenced
+    doomed -= _used_by_late_snapshots(repo, {e.seq for e in entries}, indexes)
     _sweep(repo, indexes, doomed, report)
     repo.store.delete_many([mark.name for mark in due])
     return report
+
+
+def _used_by_late_snapshots(
+    repo: Repository, listed: set[int], indexes: dict[str, dict[str, BlobLocation]]
+) -> frozenset[str]:
+    """Packs and manifest parts needed by snapshots pushed since this prune listed them."""
+    late = [repo.load_snapshot(s) for s in repo.snapshot_seqs() if s not in listed]
+    if not late:
+        return frozenset()
+    needed = {b for snap in late for e in snap.files.values() for b, _ in e.chunks}
+    where = dict(indexes)
+    for name in repo.index_names():
+        if name not in where:
+            with contextlib.suppress(ObjectNotFoundError):
+                where[name] = repo.load_index(name)
+    packs = {loc.pack for idx in where.values() for b, loc in idx.items() if b in needed}
+    return frozenset(packs | {name for snap in late for name in snap.parts.values()})
 
 
 def _unreferenced_packs(
@@ -256,3 +300,73 @@ def _sweep(
         present.append(name)
         report.packs_deleted += name.startswith(DATA_PREFIX)
     repo.store.delete_many(present)
+
+
+@dataclass
+class RepairReport:
+    packs_indexed: int
+    blobs_restored: int
+    #: snapshots still missing data that this machine does not have
+    incomplete: list[int]
+
+
+def repair(engine: Engine) -> RepairReport:
+    """Rebuild the indexes from the packs themselves (one index for every pack present),
+    then upload again, from this machine's files, the blobs that snapshots need and no
+    present pack holds. What no machine that runs this still has stays missing."""
+    repo = engine.repo
+    indexes = {name: repo.load_index(name) for name in repo.index_names()}
+    present = set(repo.store.list(DATA_PREFIX))
+    indexed = {loc.pack for locations in indexes.values() for loc in locations.values()}
+    found: dict[str, BlobLocation] = {
+        b: loc
+        for locations in indexes.values()
+        for b, loc in locations.items()
+        if loc.pack in present
+    }
+    orphans = sorted(present - indexed)
+    for pack in orphans:
+        with contextlib.suppress(CorruptionError, ObjectNotFoundError):
+            found.update(repo.pack_header(pack))
+    if orphans or indexed - present:
+        packs: dict[str, list[tuple[str, int, int]]] = {}
+        for blob, loc in found.items():
+            packs.setdefault(loc.pack, []).append((blob, loc.offset, loc.length))
+        if packs:
+            repo.write_index(packs)
+        repo.store.delete_many(list(indexes))  # those a push writes meanwhile stay
+    with engine.state.transaction():
+        engine.state.forget_indexes()
+    engine.refresh_index()
+    restored, incomplete = _restore_missing_blobs(engine, set(found))
+    return RepairReport(len(orphans), restored, incomplete)
+
+
+def _restore_missing_blobs(engine: Engine, stored: set[str]) -> tuple[int, list[int]]:
+    repo = engine.repo
+    needs = {}
+    for seq in repo.snapshot_seqs():
+        with contextlib.suppress(ObjectNotFoundError):
+            snap = repo.load_snapshot(seq)
+            needs[seq] = {b for e in snap.files.values() for b, _ in e.chunks} - stored
+    missing = set().union(*needs.values()) if needs else set()
+    if not missing:
+        return 0, []
+    local = engine.scan(engine.everything(), [])
+    with contextlib.closing(PackWriter(repo)) as writer:
+        for f in local.values():
+            wanted = [c for c in f.cached.chunks if c[0] in missing]
+            if not wanted:
+                continue
+            with contextlib.suppress(OSError):
+                data = engine._logical_bytes(f.path, f.abspath)
+                for blob_id, offset, length in wanted:
+                    chunk = data[offset : offset + length]
+                    if repo.keys.blob_id(chunk) == blob_id:
+                        writer.add(blob_id, chunk)
+        restored = set(writer.pending)
+        written = writer.finish()
+    if written:
+        with engine.state.transaction():
+            engine.state.add_index(*written)
+    return len(restored), sorted(seq for seq, blobs in needs.items() if blobs - restored)

@@ -33,7 +33,14 @@ from claude_sync.errors import (
 from claude_sync.session_summary import SessionSummary
 from claude_sync.store.base import ObjectStore
 
+#: the version of index, prune mark and history record objects
 FORMAT_VERSION = 1
+#: the repository format, in the config: 1 (formats "1" and "2" of claude-sync, which differ
+#: only in snapshot versions) or 3, whose snapshots must all be chained (docs/FORMAT.md §10).
+#: claude-sync before 3 refuses a format 3 config, so it cannot add unchained snapshots.
+REPO_FORMAT = 3
+REPO_FORMATS = (1, 3)
+UPGRADE_NAME = "config-upgrade"
 #: 1: the file list inside the snapshot; 2: in manifest parts. Readers take both.
 SNAPSHOT_VERSION = 2
 SNAPSHOT_VERSIONS = (1, 2)
@@ -44,6 +51,7 @@ INDEX_PREFIX = "index/"
 SNAPSHOTS_PREFIX = "snapshots/"
 PRUNE_PREFIX = "prune/"
 MANIFEST_PREFIX = "manifest/"
+FORGOTTEN_PREFIX = "forgotten/"
 SEQ_DIGITS = 10
 PACK_TARGET_SIZE = 8 * 1024 * 1024
 #: packs a push or pull holds at once, whatever the number of transfers: bounded memory
@@ -78,6 +86,7 @@ class RepoConfig:
     repo_id: str
     chunker: ChunkerParams
     created: str
+    version: int = REPO_FORMAT
 
 
 @dataclass(frozen=True)
@@ -140,6 +149,31 @@ class Snapshot:
     files: dict[str, FileEntry] = field(default_factory=dict)
     #: manifest group -> the manifest part listing it (empty for a version 1 snapshot)
     parts: dict[str, str] = field(default_factory=dict)
+    #: the parent's identity (see SnapshotRoot.id); None for the first snapshot and for
+    #: snapshots written before history was chained
+    parent_id: str | None = None
+    #: this snapshot's identity, known once it was read or written
+    id: str = ""
+
+
+@dataclass(frozen=True)
+class SnapshotRoot:
+    """A snapshot's authenticated root, without its file list: enough to follow history.
+
+    `id` is the SHA-256 of the sealed bytes as stored. Only a holder of the key can seal, so
+    a root naming its parent's id names exactly one parent: history is a hash chain."""
+
+    seq: int
+    id: str
+    parent: int | None
+    parent_id: str | None
+    device: str
+    time: float
+    body: dict[str, Any]
+
+
+def snapshot_id(sealed: bytes) -> str:
+    return hashlib.sha256(sealed).hexdigest()
 
 
 def manifest_group(path: str) -> str:
@@ -172,7 +206,8 @@ class BlobLocation:
 
 
 def _encode_json(obj: Any) -> bytes:
-    return compression.pack(json.dumps(obj, separators=(",", ":"), sort_keys=True).encode())
+    text = json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+    return compression.pack(text, padded=True)
 
 
 def _decode_json(data: bytes, what: str) -> Any:
@@ -231,7 +266,10 @@ class Repository:
     def _connect(self, open_store: Callable[[], ObjectStore]) -> ObjectStore:
         store = open_store()
         try:
-            found = Repository.open(store, self.keys.master).config.repo_id
+            stored = Repository.open(store, self.keys.master).config
+            found = stored.repo_id
+            if found == self.config.repo_id:
+                self.config = stored  # upgraded by another machine since it was cached
             if found != self.config.repo_id:
                 raise ConfigError(
                     f"{store.display} now holds a different repository than the one this "
@@ -348,9 +386,7 @@ class Repository:
         try:
             sealed = store.get(CONFIG_NAME)
         except ObjectNotFoundError:
-            raise ConfigError(
-                f"{store.display} holds no claude-sync repository (wrong place, or not reachable?)"
-            ) from None
+            sealed = cls._finish_upgrade(store, keys)
         try:
             plain = keys.open(CONFIG_NAME, sealed)
         except CorruptionError:
@@ -358,6 +394,38 @@ class Repository:
                 "the key does not open this repository (wrong key, or the config object is damaged)"
             ) from None
         return cls(store, keys, _parse_config(_decode_json(plain, "the config object")))
+
+    @staticmethod
+    def _finish_upgrade(store: ObjectStore, keys: crypto.KeyRing) -> bytes:
+        """The config of a repository whose upgrade stopped between removing the old config
+        and writing the new one: whoever opens it next completes the upgrade."""
+        try:
+            body = keys.open(UPGRADE_NAME, store.get(UPGRADE_NAME))
+        except ObjectNotFoundError:
+            raise ConfigError(
+                f"{store.display} holds no claude-sync repository (wrong place, or not reachable?)"
+            ) from None
+        store.put_if_absent(CONFIG_NAME, keys.seal(CONFIG_NAME, body))
+        return store.get(CONFIG_NAME)
+
+    def upgrade(self) -> bool:
+        """Rewrite the config at the current format; False when it already was. The new
+        config is stored aside first, so a crash in between is completed by the next open."""
+        current = _parse_config(
+            _decode_json(self.keys.open(CONFIG_NAME, self.store.get(CONFIG_NAME)), "the config")
+        )
+        if current.version == REPO_FORMAT:
+            self.config = current
+            return False
+        upgraded = RepoConfig(current.repo_id, current.chunker, current.created, REPO_FORMAT)
+        body = _encode_json(_config_body(upgraded))
+        self.store.delete(UPGRADE_NAME)
+        self.store.put_if_absent(UPGRADE_NAME, self.keys.seal(UPGRADE_NAME, body))
+        self.store.delete(CONFIG_NAME)
+        self._finish_upgrade(self.store, self.keys)
+        self.store.delete(UPGRADE_NAME)
+        self.config = upgraded
+        return True
 
     @classmethod
     def unlock(cls, store: ObjectStore, passphrase: str) -> Repository:
@@ -449,18 +517,12 @@ class Repository:
         seqs = self.snapshot_seqs()
         return seqs[-1] if seqs else None
 
-    def load_snapshot(self, seq: int, cached_ok: bool = True) -> Snapshot:
-        """A snapshot. Its root is always read from the store (a few hundred bytes; a number
-        can come back with other content after a rollback or a prune); its manifest parts,
-        whose random names are never reused, from this machine's cache when it has them
-        (unless only the stored copies will do, as for verify)."""
+    def load_root(self, seq: int) -> SnapshotRoot:
+        """A snapshot's root, always read from the store (a few hundred bytes; a number can
+        come back with other content after a rollback or a prune) and authenticated."""
         name = snapshot_name(seq)
-        snapshot = self._parse_snapshot(seq, self.keys.open(name, self._get(name)), cached_ok)
-        self._evict(snapshot)
-        return snapshot
-
-    def _parse_snapshot(self, seq: int, plain: bytes, cached_ok: bool) -> Snapshot:
-        obj = _decode_json(plain, f"snapshot {seq}")
+        sealed = self._get(name)
+        obj = _decode_json(self.keys.open(name, sealed), f"snapshot {seq}")
         what = f"snapshot {seq}"
         try:
             version = obj["version"]
@@ -468,23 +530,60 @@ class Repository:
                 raise CorruptionError(f"{what} belongs to another repository or format")
             if int(obj["seq"]) != seq:
                 raise CorruptionError(f"{what} claims another sequence number")
+            parent = None if obj["parent"] is None else int(obj["parent"])
+            parent_id = obj.get("parent_id")
+            if parent_id is not None and (
+                not isinstance(parent_id, str) or not _HEX64.fullmatch(parent_id)
+            ):
+                raise CorruptionError(f"{what} names its parent wrongly")
+            if parent is not None and parent >= seq:
+                raise CorruptionError(f"{what} names a later snapshot as its parent")
+            return SnapshotRoot(
+                seq,
+                snapshot_id(sealed),
+                parent,
+                parent_id,
+                str(obj["device"]),
+                float(obj["time"]),
+                obj,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            raise CorruptionError(f"{what} is malformed") from None
+
+    def load_roots(self, seqs: Iterable[int]) -> dict[int, SnapshotRoot]:
+        """The roots of those snapshots that exist, fetched `parallel` at a time."""
+
+        def one(seq: int) -> SnapshotRoot | None:
+            try:
+                return self.load_root(seq)
+            except ObjectNotFoundError:
+                return None
+
+        return {r.seq: r for r in self._each(one, sorted(set(seqs))) if r is not None}
+
+    def load_snapshot(self, seq: int, cached_ok: bool = True) -> Snapshot:
+        """A snapshot; its manifest parts, whose random names are never reused, come from
+        this machine's cache when it has them (unless only the stored copies will do, as for
+        verify)."""
+        return self.snapshot(self.load_root(seq), cached_ok)
+
+    def snapshot(self, root: SnapshotRoot, cached_ok: bool = True) -> Snapshot:
+        """The whole snapshot of an already authenticated root."""
+        obj, seq, what = root.body, root.seq, f"snapshot {root.seq}"
+        try:
             parts: dict[str, str] = {}
-            if version == 1:
+            if obj["version"] == 1:
                 files = {str(p): FileEntry.from_json(e, what) for p, e in obj["files"].items()}
             else:
                 parts = {str(group): str(name) for group, name in obj["parts"].items()}
                 files = self._load_parts(parts, what, cached_ok)
-            parent = obj["parent"]
-            return Snapshot(
-                seq=seq,
-                parent=None if parent is None else int(parent),
-                device=str(obj["device"]),
-                time=float(obj["time"]),
-                files=files,
-                parts=parts,
-            )
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             raise CorruptionError(f"{what} is malformed") from None
+        snapshot = Snapshot(
+            seq, root.parent, root.device, root.time, files, parts, root.parent_id, root.id
+        )
+        self._evict(snapshot)
+        return snapshot
 
     def _load_parts(
         self, parts: dict[str, str], what: str, cached_ok: bool
@@ -545,10 +644,14 @@ class Repository:
             "time": snapshot.time,
             "parts": dict(sorted(parts.items())),
         }
+        if snapshot.parent_id is not None:
+            # An optional field for readers of version 2: older claude-sync ignores it.
+            root["parent_id"] = snapshot.parent_id
         sealed = self.keys.seal(name, _encode_json(root))
         if not self._put(name, sealed):
             return False
         snapshot.parts = parts
+        snapshot.id = snapshot_id(sealed)
         self._evict(snapshot)
         return True
 
@@ -649,7 +752,61 @@ class Repository:
         self._put(name, self.keys.seal(name, _encode_json(body)))
         return name
 
+    # -- forgotten history ------------------------------------------------------------------
+
+    def forgotten(self) -> dict[str, tuple[int, int | None, str | None]]:
+        """id -> (seq, parent, parent id) of every snapshot prune deleted: a machine that
+        last saw one of them can still check that the head descends from it."""
+        links: dict[str, tuple[int, int | None, str | None]] = {}
+        for name in self.store.list(FORGOTTEN_PREFIX):
+            if not _HEX64.fullmatch(name[len(FORGOTTEN_PREFIX) :]):
+                continue
+            obj = _decode_json(self.keys.open(name, self._get(name)), f"history record {name}")
+            try:
+                for seq, ident, parent, parent_id in obj["links"]:
+                    if not _HEX64.fullmatch(ident) or not (
+                        parent_id is None or _HEX64.fullmatch(parent_id)
+                    ):
+                        raise CorruptionError(f"history record {name} is malformed")
+                    links[ident] = (int(seq), None if parent is None else int(parent), parent_id)
+            except (KeyError, TypeError, ValueError, OverflowError):
+                raise CorruptionError(f"history record {name} is malformed") from None
+        return links
+
+    def write_forgotten(self, roots: Iterable[SnapshotRoot]) -> None:
+        links = [[r.seq, r.id, r.parent, r.parent_id] for r in roots]
+        if links:
+            name = FORGOTTEN_PREFIX + os.urandom(32).hex()
+            body = {"version": FORMAT_VERSION, "links": links}
+            self._put(name, self.keys.seal(name, _encode_json(body)))
+
     # -- packs ----------------------------------------------------------------------------
+
+    def pack_header(self, pack: str) -> dict[str, BlobLocation]:
+        """Where the blobs of a pack are, from the pack itself (to rebuild lost indexes)."""
+        data = self._get(pack)
+        if hashlib.sha256(data).hexdigest() != pack.rsplit("/", 1)[-1]:
+            raise CorruptionError(f"pack {pack} is damaged (content does not match its name)")
+        if len(data) < 4:
+            raise CorruptionError(f"pack {pack} is too short")
+        (size,) = struct.unpack("<I", data[-4:])
+        if size > len(data) - 4:
+            raise CorruptionError(f"pack {pack} has a damaged header")
+        header = self.keys.open("pack-header", data[-4 - size : -4])
+        entries = _decode_json(header, f"the header of pack {pack}")
+        try:
+            found = {
+                str(b): BlobLocation(pack, int(offset), int(length))
+                for b, offset, length in entries
+            }
+        except (TypeError, ValueError, OverflowError):
+            raise CorruptionError(f"pack {pack} has a malformed header") from None
+        if any(
+            not _HEX64.fullmatch(b) or loc.offset < 0 or loc.offset + loc.length > len(data)
+            for b, loc in found.items()
+        ):
+            raise CorruptionError(f"pack {pack} has an invalid header")
+        return found
 
     def read_pack(self, pack: str, wanted: dict[str, BlobLocation]) -> dict[str, bytes]:
         return dict(self.iter_pack(pack, wanted))
@@ -718,7 +875,7 @@ class PackWriter:
         self._collect(self._max_sealing)
 
     def _seal(self, blob_id: str, plaintext: bytes | memoryview) -> bytes:
-        return self.repo.keys.seal(_blob_aad(blob_id), compression.pack(plaintext))
+        return self.repo.keys.seal(_blob_aad(blob_id), compression.pack(plaintext, padded=True))
 
     def _collect(self, in_flight: int) -> None:
         """Append sealed blobs, oldest first, until at most in_flight are left."""
@@ -766,7 +923,7 @@ class PackWriter:
 
 def _config_body(config: RepoConfig) -> dict[str, Any]:
     return {
-        "version": FORMAT_VERSION,
+        "version": config.version,
         "repo_id": config.repo_id,
         "created": config.created,
         "chunker": dict(config.chunker.__dict__),
@@ -775,10 +932,10 @@ def _config_body(config: RepoConfig) -> dict[str, Any]:
 
 def _parse_config(obj: Any) -> RepoConfig:
     try:
-        if obj["version"] != FORMAT_VERSION:
+        if obj["version"] not in REPO_FORMATS:
             raise ConfigError(
                 f"this repository uses format version {obj['version']}; "
-                f"this claude-sync reads version {FORMAT_VERSION}: upgrade claude-sync"
+                f"this claude-sync reads versions {REPO_FORMATS}: upgrade claude-sync"
             )
         chunker = obj["chunker"]
         params = ChunkerParams(
@@ -791,7 +948,12 @@ def _parse_config(obj: Any) -> RepoConfig:
             raise CorruptionError("the config object has invalid chunker parameters")
         if not 1 <= params.seed < 2**63:
             raise CorruptionError("the config object has invalid chunker parameters")
-        return RepoConfig(repo_id=str(obj["repo_id"]), chunker=params, created=str(obj["created"]))
+        return RepoConfig(
+            repo_id=str(obj["repo_id"]),
+            chunker=params,
+            created=str(obj["created"]),
+            version=int(obj["version"]),
+        )
     except (KeyError, TypeError, ValueError, OverflowError):
         raise CorruptionError("the config object is malformed") from None
 

@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS blobs (id TEXT PRIMARY KEY, pack TEXT, offset INTEGER
 CREATE TABLE IF NOT EXISTS indexes (name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS conflicts (path TEXT PRIMARY KEY, detail TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS known (seq INTEGER, id TEXT, PRIMARY KEY (seq, id));
+CREATE TABLE IF NOT EXISTS marks_seen (name TEXT PRIMARY KEY, first_seen REAL);
 CREATE TABLE IF NOT EXISTS snapshots (
     seq INTEGER PRIMARY KEY, device TEXT, time REAL, files INTEGER, added INTEGER,
     changed INTEGER, removed INTEGER
@@ -156,6 +158,21 @@ class State:
         self.db.execute("DELETE FROM blobs")
         self.db.execute("DELETE FROM indexes")
 
+    def forget_packs(self, packs: set[str]) -> set[str]:
+        """Forget where blobs were, for packs gone or going; returns those blobs."""
+        lost: set[str] = set()
+        for pack in packs:
+            rows = self.db.execute("SELECT id FROM blobs WHERE pack = ?", (pack,))
+            lost |= {blob for (blob,) in rows}
+            self.db.execute("DELETE FROM blobs WHERE pack = ?", (pack,))
+        return lost
+
+    def mark_first_seen(self, name: str, now: float) -> float:
+        """When this machine first saw a prune mark, by its own clock."""
+        self.db.execute("INSERT OR IGNORE INTO marks_seen VALUES (?, ?)", (name, now))
+        row = self.db.execute("SELECT first_seen FROM marks_seen WHERE name = ?", (name,))
+        return float(row.fetchone()[0])
+
     def blob_pack(self, blob_id: str) -> str | None:
         row = self.db.execute("SELECT pack FROM blobs WHERE id = ?", (blob_id,)).fetchone()
         return row[0] if row else None
@@ -196,6 +213,22 @@ class State:
             "(:seq, :device, :time, :files, :added, :changed, :removed)",
             entry,
         )
+
+    # -- history this machine has seen -------------------------------------------------------
+
+    def known_snapshots(self) -> set[tuple[int, str]]:
+        """(seq, id) of every snapshot this machine took as head or wrote."""
+        return set(self.db.execute("SELECT seq, id FROM known"))
+
+    def add_known_snapshot(self, seq: int, ident: str) -> None:
+        self.db.execute("INSERT OR IGNORE INTO known VALUES (?, ?)", (seq, ident))
+
+    def forget_bases_after(self, seq: int) -> list[str]:
+        """Drop the bases taken from snapshots after seq (they are not in an accepted
+        history): those files become local changes again, never silently replaced."""
+        paths = [p for (p,) in self.db.execute("SELECT path FROM base WHERE seq > ?", (seq,))]
+        self.db.execute("DELETE FROM base WHERE seq > ?", (seq,))
+        return paths
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

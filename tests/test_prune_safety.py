@@ -1,0 +1,149 @@
+"""Issue 14, finding 6: prune cannot make a snapshot point at deleted data, whatever the
+machines' clocks say and however long a push is stopped half-way."""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import Machine
+
+CLOCK = Path(__file__).parent / "clock"
+HOUR = 3600.0
+
+
+def on_clock(m: Machine, skew: float = 0.0, **extra: str) -> None:
+    """Run m's commands with its clock `skew` seconds off (and the pause hook available)."""
+    m.env.update(
+        {
+            "PYTHONPATH": os.pathsep.join([str(CLOCK), os.environ.get("PYTHONPATH", "")]),
+            "CLAUDE_SYNC_TEST_SKEW": str(skew),
+            # The real minimum grace: these tests are about what it protects.
+            "CLAUDE_SYNC_MIN_GRACE": str(15 * 60),
+            **extra,
+        }
+    )
+
+
+def unique_text(seed: int) -> str:
+    rng = random.Random(seed)
+    return "".join(f"{rng.getrandbits(64):016x}\n" for _ in range(20000))
+
+
+def start_paused_push(a: Machine, release: Path) -> subprocess.Popen[str]:
+    """A push that stops after uploading its new data, before its index and snapshot."""
+    on_clock(a, CLAUDE_SYNC_TEST_PAUSE=str(release), CLAUDE_SYNC_TEST_PAUSE_AT="index/")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "claude_sync", "push"],
+        env=a.environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=a.home,
+    )
+    paused = Path(str(release) + ".paused")
+    deadline = time.monotonic() + 60
+    while not paused.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    return proc
+
+
+def setup(make_machine, repo_dir: Path) -> tuple[Machine, Machine, Machine, str]:
+    """A pushed a big file, then replaced it: its pack is used only by snapshot 1. A's local
+    cache still knows where that data is, so a push of the same content leans on it."""
+    a, b, c = make_machine("a"), make_machine("b"), make_machine("c")
+    big = unique_text(1)
+    a.write("agents/x.md", big)
+    a.run("init", str(repo_dir))
+    a.run("push")
+    a.write("agents/x.md", "small now\n")
+    a.run("push")
+    for m in (b, c):
+        m.run("init", str(repo_dir))
+        m.run("pull")
+    a.write("agents/copy.md", big)  # the same content again: nothing new to upload for it
+    a.write("agents/new.md", unique_text(2))
+    return a, b, c, big
+
+
+def finish(proc: subprocess.Popen[str], release: Path) -> None:
+    release.touch()
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, (out, err)
+
+
+def assert_nothing_lost(make_machine, repo_dir: Path, big: str) -> None:
+    d = make_machine("d")
+    d.run("init", str(repo_dir))
+    d.run("pull")
+    assert (d.claude / "agents/copy.md").read_text() == big
+    assert "No problems found" in d.run("verify", "--read-data").stdout
+
+
+def test_marks_of_a_machine_hours_behind_are_not_swept_early(make_machine, repo_dir, tmp_path):
+    a, b, c, big = setup(make_machine, repo_dir)
+    release = tmp_path / "release"
+    push = start_paused_push(a, release)
+    on_clock(b, -2 * HOUR)  # B's clock is two hours behind: its mark looks old to others
+    assert "marked" in b.run("prune", "--keep-last", "1").stdout
+    on_clock(c, +2 * HOUR)  # and C's two hours ahead
+    out = c.run("prune", "--keep-last", "1").stdout
+    assert "deleted 0 packs" in out  # C has known the mark for no time at all
+    finish(push, release)
+    assert_nothing_lost(make_machine, repo_dir, big)
+
+
+def test_a_push_stopped_past_the_grace_period_uploads_again(make_machine, repo_dir, tmp_path):
+    a, b, _, big = setup(make_machine, repo_dir)
+    release = tmp_path / "release"
+    push = start_paused_push(a, release)
+    on_clock(b)
+    b.run("prune", "--keep-last", "1")  # marks the pack the stopped push leans on
+    on_clock(b, +2 * HOUR)  # two hours later (by B's own clock), the push still asleep
+    # Swept: the old pack, and the one the push wrote but had not indexed yet.
+    assert "deleted 2 packs" in b.run("prune", "--keep-last", "1").stdout
+    finish(push, release)  # it wakes up: its data was swept, so it uploads it again
+    assert_nothing_lost(make_machine, repo_dir, big)
+
+
+def test_grace_below_the_minimum_is_refused(make_machine, repo_dir):
+    a = make_machine("a")
+    a.write("agents/x.md", "x\n")
+    a.run("init", str(repo_dir))
+    a.run("push")
+    on_clock(a)
+    proc = a.run("prune", "--grace", "0", check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --grace must be at least 15m")
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_repair_rebuilds_indexes_and_uploads_lost_data_again(make_machine, repo_dir):
+    a, b = make_machine("a"), make_machine("b")
+    a.write("agents/x.md", unique_text(3))
+    a.run("init", str(repo_dir))
+    a.run("push")
+    a.write("agents/y.md", unique_text(4))
+    a.run("push")
+    b.run("init", str(repo_dir))
+    # The storage loses one pack and every index.
+    packs = sorted(p for p in (repo_dir / "data").rglob("*") if p.is_file())
+    packs[0].unlink()
+    for index in (repo_dir / "index").iterdir():
+        index.unlink()
+    assert b.run("verify", check=False).returncode == 1
+    # B has none of the files: it can re-index what is there, not bring back what is lost.
+    proc = b.run("repair", check=False)
+    assert proc.returncode == 1 and "run `claude-sync repair` on the machine" in proc.stderr
+    assert "Indexed 1 packs" in proc.stdout
+    out = a.run("repair").stdout
+    assert "uploaded" in out and "uploaded 0" not in out
+    assert "No problems found" in b.run("verify", "--read-data").stdout
+    b.run("pull")
+    assert (b.claude / "agents/x.md").read_text() == unique_text(3)
+    assert (b.claude / "agents/y.md").read_text() == unique_text(4)
