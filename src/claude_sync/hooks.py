@@ -19,7 +19,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from claude_sync import config
+from claude_sync import config, integration
 from claude_sync.errors import SyncError
 from claude_sync.workspace import Locations, open_workspace
 
@@ -55,9 +55,13 @@ def log(where: Locations, message: str) -> None:
             fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
 
 
-def run_hook(where: Locations, event: str, timeout: float) -> None:
+def run_hook(where: Locations, event: str, timeout: float, from_plugin: bool = False) -> None:
     payload = _read_event()
+    if from_plugin and integration.has_claude_hooks(where.claude_dir / "settings.json"):
+        return  # the settings.json hooks run too: one sync per event is enough
     if not config.is_set_up(where.config_dir):
+        if from_plugin and event == "session-start":
+            _hint_once("this machine is not set up, so nothing is synced: run `claude-sync init`")
         return
     args = [
         sys.executable,
@@ -87,6 +91,24 @@ def run_hook(where: Locations, event: str, timeout: float) -> None:
         log(where, f"{event}: still running after {timeout:g}s; finishing in the background")
     except OSError as exc:
         log(where, f"{event}: could not start: {exc}")
+
+
+def _hint_once(message: str) -> None:
+    """Tell the user (SessionStart's `systemMessage` is shown to them, never to the model)
+    once per plugin installation, in the plugin's data folder Claude Code provides."""
+    import platformdirs
+
+    folder = Path(
+        os.environ.get("CLAUDE_PLUGIN_DATA")
+        or platformdirs.user_cache_dir("claude-sync-plugin", appauthor=False)
+    )
+    marker = folder / "setup-hint-shown"
+    if marker.exists():
+        return
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    print(json.dumps({"systemMessage": f"claude-sync plugin: {message}."}))
 
 
 def _session_paths(claude_dir: Path, transcript: object) -> tuple[str, ...]:
