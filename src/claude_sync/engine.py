@@ -24,13 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from claude_sync import chain, resources
+from claude_sync import chain, mcp, resources
 from claude_sync.chunking import Chunker
 from claude_sync.config import write_private
 from claude_sync.durable import fsync_path
 from claude_sync.errors import CorruptionError, HistoryError, ObjectNotFoundError, SyncError
 from claude_sync.merge import merge_file
-from claude_sync.pathmap import HomeFilter, PathMapper, encode
+from claude_sync.pathmap import HOME_MAPPED, HomeFilter, PathMapper, encode
 from claude_sync.repository import (
     BlobLocation,
     FileEntry,
@@ -185,7 +185,7 @@ class Engine:
         self.root = claude_dir
         self.mapper = mapper or PathMapper(Path.home())
         self.allow_rollback = False
-        self.filters = {"settings.json": HomeFilter(Path.home())}
+        self.filters = {path: HomeFilter(Path.home()) for path in HOME_MAPPED}
         self._history: list[Snapshot] | None = None
         self.repo = repo
         self.state = state
@@ -204,6 +204,8 @@ class Engine:
     def scan(self, sel: Selection, warnings: list[str]) -> dict[str, LocalFile]:
         """Current local files; only files whose stat changed since last time are read
         (several at once: hashing and chunking run on every core)."""
+        if mcp.TYPE in sel.types:
+            warnings += mcp.reconcile(self.root, self.work_dir)
         cache = self.state.cached_files()
         local: dict[str, LocalFile] = {}
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -804,6 +806,8 @@ class Engine:
         self._merge(plan, result)
         result.conflicts = plan.conflicts
         self._apply_pull(plan, local, result)
+        if mcp.TYPE in sel.types:
+            result.warnings += mcp.reconcile(self.root, self.work_dir)
         with self.state.transaction():
             unresolved = {c.path for c in plan.conflicts}
             selected = {p for p in self.state.conflicts() if self._covers(sel, p)}

@@ -19,6 +19,8 @@ import os
 import re
 from pathlib import Path
 
+from claude_sync.merge import MCP_SERVERS
+
 MAX_NAME = 200
 PROJECTS = "projects/"
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
@@ -87,6 +89,13 @@ def _split(rel: str) -> tuple[str | None, str]:
 
 
 HOME_TOKEN = b"${CLAUDE_SYNC_HOME}"
+#: JSON files holding absolute paths under the home, stored with the home as HOME_TOKEN
+HOME_MAPPED = (
+    "settings.json",
+    "plugins/installed_plugins.json",
+    "plugins/known_marketplaces.json",
+    MCP_SERVERS,
+)
 
 
 class HomeFilter:
