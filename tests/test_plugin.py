@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from claude_cli import run_claude
+from claude_cli import claude_bin, offline_prefix, run_claude
 from conftest import Machine
 
 REPO = Path(__file__).resolve().parent.parent
@@ -120,3 +122,79 @@ def test_plugin_hook_not_set_up_says_once_then_syncs(machines, repo_dir, tmp_pat
     b.run("install")
     assert hint(run_hook(b, "session-start", path, data)) == ""
     assert (b.claude / "CLAUDE.md").read_text() == "from a\n"
+
+
+def copy_marketplace(m: Machine) -> Path:
+    """This repository's marketplace, checked out under the machine's home."""
+    target = m.home / "code" / "claude-sync"
+    for part in (".claude-plugin", "plugin"):
+        shutil.copytree(REPO / part, target / part)
+    return target
+
+
+def offline_claude_path(tmp_path: Path) -> str:
+    """A PATH whose `claude` is the real CLI, run offline like run_claude does."""
+    bin_dir = tmp_path / "claude-bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "claude"
+    prefix = " ".join(shlex.quote(a) for a in offline_prefix())
+    shim.write_text(f'#!/bin/sh\nexec {prefix} {shlex.quote(str(claude_bin()))} "$@"\n')
+    shim.chmod(0o755)
+    return f"{bin_dir}{os.pathsep}{os.environ['PATH']}"
+
+
+def test_plugins_follow_the_user_with_paths_mapped(machines, repo_dir, tmp_path):
+    a, b = machines
+    market_a = copy_marketplace(a)
+    claude(a, "plugin", "marketplace", "add", str(market_a))
+    claude(a, "plugin", "install", "claude-sync@claude-sync")
+    b.claude.mkdir()
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b.run("init", str(repo_dir))
+    b.run("pull")
+    installed = json.loads((b.claude / "plugins/installed_plugins.json").read_text())
+    entry = installed["plugins"]["claude-sync@claude-sync"][0]
+    assert entry["installPath"].startswith(f"{b.claude}/plugins/cache/")
+    known = json.loads((b.claude / "plugins/known_marketplaces.json").read_text())
+    market_b = b.home / "code" / "claude-sync"
+    assert known["claude-sync"]["source"]["path"] == str(market_b)
+
+    # Neither the marketplace (a folder under the home) nor the plugin is here yet.
+    add = f"claude plugin marketplace add {market_b}"
+    install = "claude plugin install claude-sync@claude-sync"
+    status = b.run("status").stdout
+    assert f"missing marketplace claude-sync: {add}" in status
+    assert f"missing plugin claude-sync@claude-sync: {install}" in status
+    missing = b.json("status")["missing_plugins"]
+    assert [m["command"] for m in missing] == [add, install]
+    doctor = b.run("doctor", check=False)
+    assert doctor.returncode == 1 and f"fix: {add}; {install}" in doctor.stdout
+
+    # The user checks the marketplace out in the same place under the home: only the
+    # plugin is left to install, which `plugins --install` does with the real CLI.
+    copy_marketplace(b)
+    assert [m["command"] for m in b.json("status")["missing_plugins"]] == [install]
+    b.env["PATH"] = offline_claude_path(tmp_path)
+    out = b.run("plugins", "--install").stdout
+    assert f"✓ {install}" in out
+    assert "SessionStart, SessionEnd" in claude(b, "plugin", "details", "claude-sync").stdout
+    assert "Every plugin and marketplace listed is installed" in b.run("plugins").stdout
+    assert "missing" not in b.run("status").stdout
+    # A's own files kept A's paths.
+    a_installed = json.loads((a.claude / "plugins/installed_plugins.json").read_text())
+    assert a_installed["plugins"]["claude-sync@claude-sync"][0]["installPath"].startswith(
+        str(a.claude)
+    )
+
+
+def test_plugins_install_without_claude_is_a_clear_error(make_machine):
+    m = make_machine("m")
+    m.write(
+        "plugins/installed_plugins.json",
+        json.dumps({"version": 2, "plugins": {"x@y": [{"scope": "user", "installPath": "/no"}]}}),
+    )
+    m.env["PATH"] = "/usr/bin:/bin"
+    proc = m.run("plugins", "--install", check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: the `claude` command is not on PATH")
