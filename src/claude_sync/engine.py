@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from claude_sync import chain, mcp, resources
+from claude_sync import chain, mcp, portable, resources
 from claude_sync.chunking import Chunker
 from claude_sync.config import write_private
 from claude_sync.durable import fsync_path
@@ -910,7 +910,7 @@ class Engine:
                 os.utime(tmp, ns=(mtime, mtime))
             _check_inside(real_root, folders, root)
             if not each:
-                os.sync()
+                portable.sync_all(tmp for _, tmp, _, _ in staged)
             yield staged
         finally:
             for _, tmp, _, _ in staged:
@@ -940,7 +940,7 @@ class Engine:
                 if len(data) != length:
                     raise CorruptionError("a blob does not have the length its snapshot says")
                 with _open_new(tmp) as fh:
-                    os.pwrite(fh.fileno(), data, offset)
+                    portable.pwrite(fh.fileno(), data, offset)
             if blob_id in held:
                 held[blob_id] = data
 
@@ -1136,7 +1136,7 @@ def _unchanged_since_scan(dest: Path, scanned: LocalFile | None) -> bool:
 def _open_new(path: Path) -> Any:
     """A temporary output for writing, created (with its folder) if needed; never through
     a symlink."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = os.O_WRONLY | os.O_CREAT | portable.O_NOFOLLOW | portable.O_CLOEXEC | portable.O_BINARY
     try:
         fd = os.open(path, flags, 0o600)
     except FileNotFoundError:
@@ -1147,7 +1147,7 @@ def _open_new(path: Path) -> Any:
 
 def _sync_dirs(dirs: set[Path]) -> None:
     if len(dirs) > FSYNC_EACH_UP_TO:
-        os.sync()
+        portable.sync_all(dirs)
         return
     for directory in dirs:
         fsync_path(directory)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from claude_sync import config, integration
+from claude_sync import config, integration, portable
 from claude_sync.errors import SyncError
 from claude_sync.workspace import Locations, open_workspace
 
@@ -29,21 +29,26 @@ MAX_EVENT = 1024 * 1024
 
 
 def _read_event() -> bytes:
-    """The event JSON Claude Code writes on stdin; nothing when there is none to read."""
+    """The event JSON Claude Code writes on stdin; nothing when there is none to read. Read
+    by a thread waited on at most 2 s: Windows cannot wait on a pipe with select."""
     if sys.stdin is None or sys.stdin.isatty():
         return b""
-    data = b""
-    fd = sys.stdin.fileno()
-    deadline = time.monotonic() + 2
-    while len(data) < MAX_EVENT and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            break
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        fd = sys.stdin.fileno()
+        size = 0
+        while size < MAX_EVENT:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(2)
+    return b"".join(list(chunks))
 
 
 def log(where: Locations, message: str) -> None:
@@ -81,7 +86,7 @@ def run_hook(where: Locations, event: str, timeout: float, from_plugin: bool = F
                 stdin=subprocess.PIPE,
                 stdout=logfile,
                 stderr=logfile,
-                start_new_session=True,
+                **portable.detached(),
             )
         assert worker.stdin is not None
         worker.stdin.write(payload)
