@@ -4,6 +4,7 @@ the POSIX-only parts of Python away (CI runs Linux only; see README "Development
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -11,8 +12,11 @@ import sys
 import pytest
 from conftest import Machine
 from filelock import FileLock
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from claude_sync import portable
+from claude_sync import casefold, portable
+from claude_sync.casefold import plan_renames
 from claude_sync.store.folder import FolderStore
 
 #: Python as on Windows: no fcntl, no pwrite/sync/fchmod/link, no O_NOFOLLOW/O_CLOEXEC.
@@ -109,3 +113,93 @@ def test_pwrite_and_sync_all_without_their_posix_calls(tmp_path, monkeypatch):
     assert path.read_bytes() == b"HELLO.WORL"
     portable.sync_all([path])
     assert synced == [path]
+
+
+# -- case-insensitive file systems ----------------------------------------------------------
+
+
+class CaseInsensitiveDir:
+    """A simulated macOS/Windows folder: one file per name ignoring case, first name kept."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files: dict[str, tuple[str, bytes]] = {}
+        for name, data in files.items():
+            self.write(name, data)
+
+    def write(self, name: str, data: bytes) -> None:
+        kept = self.files.get(name.casefold(), (name, b""))[0]
+        self.files[name.casefold()] = (kept, data)
+
+    def read(self, name: str) -> bytes:
+        return self.files[name.casefold()][1]
+
+
+names = st.sampled_from(["agents/a.md", "agents/A.md", "agents/A (case 2).md", "x/.Rc", "x/.rc"])
+
+
+@settings(max_examples=500, print_blob=True)
+@given(present=st.sets(names), writes=st.sets(names))
+def test_pull_into_a_case_insensitive_folder_never_overwrites(present, writes):
+    # Such a folder holds one of the names that differ only in case.
+    present = set({p.casefold(): p for p in sorted(present)}.values())
+    target = CaseInsensitiveDir({p: f"old {p}".encode() for p in present})
+    renames = plan_renames(writes, present)
+    for path in writes:
+        target.write(renames.get(path, path), f"new {path}".encode())
+    for path in writes:
+        assert target.read(renames.get(path, path)) == f"new {path}".encode()
+    for path in present - writes:
+        if all(renames.get(w, w).casefold() != path.casefold() for w in writes):
+            assert target.read(path) == f"old {path}".encode()
+        else:  # only the same path (same case) may replace a file
+            raise AssertionError(f"{path} overwritten")
+    assert set(renames) <= writes
+
+
+def test_renames_keep_the_folder_and_extension():
+    assert plan_renames(["agents/Review.md"], ["agents/review.md"]) == {
+        "agents/Review.md": "agents/Review (case 2).md"
+    }
+    assert plan_renames(["a/B.tar.gz", "a/b.tar.gz"], []) == {"a/b.tar.gz": "a/b (case 2).tar.gz"}
+    assert plan_renames(["a/.Rc"], ["a/.rc", "a/.Rc (case 2)"]) == {"a/.Rc": "a/.Rc (case 3)"}
+    assert plan_renames(["a/x.md"], ["a/x.md"]) == {}
+
+
+def test_case_probe_on_this_file_system(tmp_path):
+    assert casefold.is_case_insensitive(tmp_path) is False  # Linux: case-sensitive
+    assert list(tmp_path.iterdir()) == []
+
+
+CASE_INSENSITIVE = """
+import sys
+from claude_sync import casefold
+casefold.is_case_insensitive = lambda folder: True
+from claude_sync.cli import main
+sys.argv[0] = "claude-sync"
+main()
+"""
+
+
+def test_pull_writes_a_name_differing_only_in_case_beside_the_file(machines, repo_dir):
+    a, b = machines
+    a.write("agents/Review.md", "from a\n")
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b.write("agents/review.md", "b's own\n")
+    b.run("init", str(repo_dir))
+    proc = subprocess.run(
+        [sys.executable, "-c", CASE_INSENSITIVE, "pull", "--json"],
+        env=b.environ(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=b.home,
+    )
+    assert proc.returncode == 0, proc.stderr
+    warnings = json.loads(proc.stdout)["warnings"]
+    assert warnings == [
+        "agents/Review.md differs from another file only in case: kept as agents/Review (case 2).md"
+    ]
+    assert (b.claude / "agents/review.md").read_text() == "b's own\n"
+    assert (b.claude / "agents/Review (case 2).md").read_text() == "from a\n"
+    assert not (b.claude / "agents/Review.md").exists()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from claude_sync import chain, mcp, portable, resources
+from claude_sync import casefold, chain, mcp, portable, resources
 from claude_sync.chunking import Chunker
 from claude_sync.config import write_private
 from claude_sync.durable import fsync_path
@@ -867,6 +867,9 @@ class Engine:
         assert plan.head is not None
         seq = plan.head.seq
         outputs = {path: (self.local_path(path), entry) for path, entry in plan.write.items()}
+        for path, free in casefold.renames_for(self.root, plan.write, local).items():
+            outputs[path] = (self.local_path(free), outputs[path][1])
+            result.warnings.append(f"{path} differs from another file only in case: kept as {free}")
         for path, entry in plan.copies.items():
             copy = f"{path}{CONFLICT_MARKER}-{seq}"
             outputs[copy] = (self.local_path(copy), entry)
