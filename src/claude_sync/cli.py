@@ -552,10 +552,12 @@ def _print_missing_plugins(missing: list[plugins.Missing]) -> None:
 @click.option("--install", "run", is_flag=True, help="Run the `claude plugin` commands listed.")
 def plugins_command(where: Locations, run: bool) -> None:
     """Plugins and marketplaces the synced manifests list but this machine lacks."""
+    missing = plugins.missing(where.claude_dir)
+    if not missing:
+        out.print("Every plugin and marketplace listed is installed here.")
+        return
     if not run:
-        _print_missing_plugins(plugins.missing(where.claude_dir))
-        if not plugins.missing(where.claude_dir):
-            out.print("Every plugin and marketplace listed is installed here.")
+        _print_missing_plugins(missing)
         return
     failed = 0
     for item, code, last in plugins.install_missing(where.claude_dir):
