@@ -198,3 +198,31 @@ def test_plugins_install_without_claude_is_a_clear_error(make_machine):
     proc = m.run("plugins", "--install", check=False)
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: the `claude` command is not on PATH")
+
+
+def test_real_claude_session_runs_the_plugin_hooks(machines, repo_dir, tmp_path):
+    """`claude -p` offline still starts and ends a session: the plugin's SessionStart hook
+    pulls, its SessionEnd hook pushes the session, through this checkout's claude-sync."""
+    a, b = machines
+    a.write("CLAUDE.md", "from a\n")
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b.run("init", str(repo_dir))
+    install_plugin(b)
+    env = {"PATH": claude_sync_path(tmp_path), "ANTHROPIC_API_KEY": "sk-ant-test-not-a-key"}
+    work = b.home / "code" / "app"
+    work.mkdir(parents=True)
+    # Offline, `claude -p` waits on the network: stop it as a user does (SIGTERM), which
+    # ends the session and so runs the SessionEnd hooks.
+    subprocess.run(
+        [*offline_prefix(), "timeout", "-k", "30", "25", str(claude_bin()), "-p", "hi"],
+        cwd=work,
+        env={"HOME": str(b.home), "TERM": "dumb", **env},
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+    )
+    assert (b.claude / "CLAUDE.md").read_text() == "from a\n"
+    log = (b.config_dir / "hooks.log").read_text()
+    assert "session-start: pushed 0, pulled 1" in log
+    assert "session-end:" in log
