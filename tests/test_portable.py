@@ -203,3 +203,18 @@ def test_pull_writes_a_name_differing_only_in_case_beside_the_file(machines, rep
     assert (b.claude / "agents/review.md").read_text() == "b's own\n"
     assert (b.claude / "agents/Review (case 2).md").read_text() == "from a\n"
     assert not (b.claude / "agents/Review.md").exists()
+
+
+def test_modes_are_kept_where_they_mean_something(tmp_path, monkeypatch):
+    path = tmp_path / "f"
+    path.write_text("x")
+    os.chmod(path, 0o640)
+    assert portable.mode_of(path.stat()) == 0o640
+    portable.set_mode(path, 0o100600)
+    assert path.stat().st_mode & 0o777 == 0o600
+    monkeypatch.setattr(portable, "WINDOWS", True)
+    # Windows' read-only flag is no mode: its files are stored private, modes not applied.
+    os.chmod(path, 0o666)
+    assert portable.mode_of(path.stat()) == 0o600
+    portable.set_mode(path, 0o444)
+    assert path.stat().st_mode & 0o777 == 0o666

@@ -15,7 +15,6 @@ import os
 import random
 import secrets
 import shutil
-import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -256,7 +255,7 @@ class Engine:
             except OSError:
                 return None
             if _stat_key(after) == _stat_key(st):
-                return CachedFile(_stat_key(st), stat.S_IMODE(st.st_mode), sha, chunks)
+                return CachedFile(_stat_key(st), portable.mode_of(st), sha, chunks)
             st = after
         return None
 
@@ -908,7 +907,7 @@ class Engine:
                     _open_new(tmp).close()
                 if each:
                     fsync_path(tmp)
-                os.chmod(tmp, entry.mode & 0o777 or 0o600)
+                portable.set_mode(tmp, entry.mode)
                 mtime = self.sessions.mtime_ns(path, entry.mtime_ns)
                 os.utime(tmp, ns=(mtime, mtime))
             _check_inside(real_root, folders, root)
@@ -1055,9 +1054,7 @@ class Engine:
                 st = dest.stat()
                 self.state.remember_file(
                     path,
-                    CachedFile(
-                        _stat_key(st), stat.S_IMODE(st.st_mode), entry.sha256, _offsets(entry)
-                    ),
+                    CachedFile(_stat_key(st), portable.mode_of(st), entry.sha256, _offsets(entry)),
                 )
                 self.state.set_base(path, entry, seq)
                 result.pulled.append(path)
@@ -1089,7 +1086,7 @@ class Engine:
                 out.flush()
                 os.fsync(out.fileno())
             if scanned is not None:
-                os.chmod(tmp, scanned.cached.mode)
+                portable.set_mode(tmp, scanned.cached.mode)
             if not _unchanged_since_scan(dest, scanned):
                 result.warnings.append(
                     f"{path} changed during the pull; it goes with the next sync"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -31,6 +32,19 @@ def pwrite(fd: int, data: bytes, offset: int) -> None:
             written = os.write(fd, view)
         view = view[written:]
         offset += written
+
+
+def mode_of(st: os.stat_result) -> int:
+    """A file's permission bits to store. Windows has only a read-only flag, which would come
+    out as 0o666 (world-writable) elsewhere: its files are stored as private."""
+    return 0o600 if WINDOWS else stat.S_IMODE(st.st_mode)
+
+
+def set_mode(path: str | Path, mode: int) -> None:
+    """Apply stored permission bits where they mean something (not on Windows, where a mode
+    from elsewhere could only make the file read-only and block its next replacement)."""
+    if not WINDOWS:
+        os.chmod(path, mode & 0o777 or 0o600)
 
 
 def sync_all(paths: Iterable[str | Path]) -> None:
