@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from conftest import Machine, transcript
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claude_sync.pathmap import MAX_NAME, PathMapper, encode
+from claude_sync.pathmap import MAX_NAME, HomeFilter, PathMapper, encode, wsl_windows_homes
 
 segment = st.text(alphabet="abcxyz019._- ", min_size=1, max_size=12)
 rel_dirs = st.lists(segment, min_size=0, max_size=4).map(lambda parts: "/".join(parts))
@@ -149,3 +149,99 @@ def test_export_and_import_a_session(tmp_path):
     junk.write_bytes(b"not an archive")
     bad = b.run("import", str(junk), check=False)
     assert bad.returncode == 1 and "not a claude-sync session archive" in bad.stderr
+
+
+# -- Windows and WSL (pure logic: runs on every system) -----------------------------------
+
+WINDOWS_HOME = PureWindowsPath("C:\\Users\\ann")
+
+
+def test_windows_project_folders_map_to_and_from_posix_homes():
+    win = PathMapper(WINDOWS_HOME, home_aliases=[])
+    mac = PathMapper(Path("/Users/ann"), home_aliases=[])
+    linux = PathMapper(Path("/home/ann"), home_aliases=[])
+    wsl = PathMapper(Path("/home/ann"), home_aliases=["/mnt/c/Users/ann"])
+    assert encode("C:\\Users\\ann\\code\\app") == "C--Users-ann-code-app"
+    # Both drive-letter cases are one project; pulled folders get the home's own case.
+    for name in ("C--Users-ann-code-app", "c--Users-ann-code-app"):
+        assert win.folder_to_logical(name) == "~-code-app"
+    assert win.folder_to_local("~-code-app") == "C--Users-ann-code-app"
+    assert mac.folder_to_local("~-code-app") == "-Users-ann-code-app"
+    assert linux.folder_to_local("~-code-app") == "-home-ann-code-app"
+    # WSL: a Windows-side project and a Linux-side one are both home projects; pulled
+    # sessions go under the Linux home.
+    assert wsl.folder_to_logical("-mnt-c-Users-ann-code-app") == "~-code-app"
+    assert wsl.folder_to_logical("-home-ann-code-app") == "~-code-app"
+    assert wsl.folder_to_local("~-code-app") == "-home-ann-code-app"
+    assert win.folder_to_logical(mac.folder_to_local("~-x")) == "-Users-ann-x"  # not home there
+    assert win.to_local("projects/~-code-app/s.jsonl") == "projects/C--Users-ann-code-app/s.jsonl"
+
+
+def test_lower_case_drive_home_writes_its_own_case():
+    win = PathMapper(PureWindowsPath("c:\\Users\\ann"), home_aliases=[])
+    assert win.folder_to_logical("C--Users-ann-x") == "~-x"
+    assert win.folder_to_local("~-x") == "c--Users-ann-x"
+
+
+def test_wsl_windows_home_is_found_only_under_wsl(monkeypatch):
+    monkeypatch.delenv("WSL_DISTRO_NAME", raising=False)
+    assert wsl_windows_homes("/home/ann") == []
+    monkeypatch.setenv("WSL_DISTRO_NAME", "Ubuntu")
+    monkeypatch.setattr(
+        "glob.glob", lambda pattern: ["/mnt/c/Users/Ann", "/mnt/c/Users/Public", "/mnt/d/Users/x"]
+    )
+    monkeypatch.setattr("os.path.isdir", lambda p: True)
+    assert wsl_windows_homes("/home/ann") == ["/mnt/c/Users/Ann"]
+
+
+def json_settings(*paths: str) -> bytes:
+    return json.dumps({"paths": list(paths)}, indent=2).encode()
+
+
+def test_backslash_paths_in_settings_map_between_windows_and_posix():
+    win = HomeFilter(WINDOWS_HOME)
+    linux = HomeFilter(Path("/home/ann"))
+    local = json_settings(
+        "C:\\Users\\ann\\.claude\\hooks\\x.ps1",
+        "c:\\Users\\ann\\code",
+        "C:\\Users\\ann",
+        "C:\\Users\\anna\\other",
+        "C:\\Users\\ann\\bin\\tool.exe --config C:\\Users\\ann\\cfg\\a.json",
+        "D:\\Users\\ann\\x",
+    )
+    logical = win.to_logical(local)
+    assert json.loads(logical)["paths"] == [
+        "${CLAUDE_SYNC_HOME}/.claude/hooks/x.ps1",
+        "${CLAUDE_SYNC_HOME}/code",
+        "${CLAUDE_SYNC_HOME}",
+        "C:\\Users\\anna\\other",
+        "${CLAUDE_SYNC_HOME}/bin/tool.exe --config ${CLAUDE_SYNC_HOME}/cfg/a.json",
+        "D:\\Users\\ann\\x",
+    ]
+    assert json.loads(linux.to_local(logical))["paths"][:3] == [
+        "/home/ann/.claude/hooks/x.ps1",
+        "/home/ann/code",
+        "/home/ann",
+    ]
+    back = json.loads(win.to_local(linux.to_logical(linux.to_local(logical))))["paths"]
+    assert back[0] == "C:\\Users\\ann\\.claude\\hooks\\x.ps1"
+    assert back[1] == "C:\\Users\\ann\\code"  # the drive letter as this machine spells it
+    assert back[4] == "C:\\Users\\ann\\bin\\tool.exe --config C:\\Users\\ann\\cfg\\a.json"
+    from_linux = linux.to_logical(json_settings("/home/ann/.claude/hooks/x.sh"))
+    assert json.loads(win.to_local(from_linux))["paths"] == ["C:\\Users\\ann\\.claude\\hooks\\x.sh"]
+
+
+path_text = st.lists(
+    st.sampled_from(["C:\\Users\\ann", "c:\\Users\\ann", "\\", "/", "code", " ", "a.b", "&", "x"]),
+    max_size=8,
+).map("".join)
+
+
+@settings(max_examples=300, print_blob=True)
+@given(paths=st.lists(path_text, max_size=4))
+def test_windows_filter_is_stable_and_json_stays_valid(paths):
+    win = HomeFilter(WINDOWS_HOME)
+    logical = win.to_logical(json_settings(*paths))
+    json.loads(logical)
+    assert win.to_logical(win.to_local(logical)) == logical
+    assert json.loads(HomeFilter(Path("/home/ann")).to_local(logical))

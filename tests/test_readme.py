@@ -213,6 +213,10 @@ def automatic_sync(sb: Sandbox) -> None:
     assert "session-start" not in settings.read_text()
     sb.readme("claude-sync install --git-hooks ~/code/app")
     assert "claude-sync" in (app / ".git" / "hooks" / "pre-commit").read_text()
+    sb.readme("claude-sync install")
+    out = sb.readme("claude-sync install --plugin").stdout
+    assert "claude plugin install claude-sync@claude-sync" in out
+    assert "session-start" not in settings.read_text()
     watch_until_ctrl_c(sb)
 
 
@@ -316,12 +320,29 @@ def sharing(sb: Sandbox) -> None:
     assert session.read_bytes() == original
 
 
+def plugins_and_mcp(sb: Sandbox) -> None:
+    sb.me.run("init", str(sb.shared))
+    sb.me.write(
+        "plugins/installed_plugins.json",
+        json.dumps({"version": 2, "plugins": {"x@y": [{"scope": "user", "installPath": "/"}]}}),
+    )
+    assert "Every plugin" in sb.readme("claude-sync plugins").stdout
+    assert "Every plugin" in sb.readme("claude-sync plugins --install").stdout
+    (sb.me.home / ".claude.json").write_text('{"mcpServers": {"s": {"command": "x"}}}')
+    sb.readme("claude-sync types --enable mcp")
+    assert sb.me.json("push")["pushed"] == [
+        "claude-sync/mcp-servers.json",
+        "plugins/installed_plugins.json",
+    ]
+
+
 EXERCISES: dict[str, Callable[[Sandbox], None]] = {
     "Every day": every_day,
     "A second machine": second_machine,
     "Selective sync": selective_sync,
     "Resume anywhere": resume_anywhere,
     "Automatic sync": automatic_sync,
+    "Plugins and MCP servers": plugins_and_mcp,
     "Conflicts and deletions": conflicts,
     "History, restore and checks": history,
     "Keys": keys,

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from claude_sync import __version__, config, crypto, hooks, integration
+from claude_sync import __version__, config, crypto, hooks, integration, plugins
 from claude_sync.engine import HISTORY_ALARM, STRATEGIES, Conflict, Reporter, Result
 from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, ConfigError, SyncError
 from claude_sync.passphrase import read_passphrase
@@ -513,11 +513,13 @@ def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
         engine = ws.engine(None, allow_rollback)
         result, head = engine.status(selected)
         remote_only = catalog.remote_only(engine, engine.head())
+    missing = plugins.missing(where.claude_dir)
     if as_json:
         body = result.to_json() | {
             "remote": redact(ws.settings.remote),
             "head": head,
             "remote_only_sessions": remote_only,
+            "missing_plugins": [m.__dict__ | {"command": m.shell} for m in missing],
         }
         click.echo(json.dumps(body))
         return
@@ -533,8 +535,37 @@ def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
         )
     _print_plan(result, "to push:", "to pull:", "will merge:", "to delete:")
     _print_conflicts(result.conflicts, verbose=False)
+    _print_missing_plugins(missing)
     if not (result.pushed or result.pulled or result.merged or result.deleted or result.conflicts):
         out.print("Everything is up to date.")
+
+
+def _print_missing_plugins(missing: list[plugins.Missing]) -> None:
+    for item in missing:
+        out.print(f"missing {item.kind} {item.name}: {item.shell}", markup=False)
+    if missing:
+        out.print("`claude-sync plugins --install` runs these commands.", markup=False)
+
+
+@main.command("plugins")
+@location_options
+@click.option("--install", "run", is_flag=True, help="Run the `claude plugin` commands listed.")
+def plugins_command(where: Locations, run: bool) -> None:
+    """Plugins and marketplaces the synced manifests list but this machine lacks."""
+    missing = plugins.missing(where.claude_dir)
+    if not missing:
+        out.print("Every plugin and marketplace listed is installed here.")
+        return
+    if not run:
+        _print_missing_plugins(missing)
+        return
+    failed = 0
+    for item, code, last in plugins.install_missing(where.claude_dir):
+        mark = "✓" if code == 0 else "✗"
+        failed += code != 0
+        out.print(f"{mark} {item.shell}" + (f": {last}" if code else ""), markup=False)
+    if failed:
+        raise SyncError(f"{failed} `claude plugin` commands failed")
 
 
 @main.command()
@@ -697,6 +728,12 @@ def map_command(where: Locations, directory: str, label: str | None, remove: boo
 )
 @click.option("--uninstall", is_flag=True, help="Remove exactly what install added.")
 @click.option(
+    "--plugin",
+    "use_plugin",
+    is_flag=True,
+    help="Use the claude-sync Claude Code plugin instead: remove the settings.json hooks.",
+)
+@click.option(
     "--timeout",
     type=float,
     default=10.0,
@@ -704,7 +741,12 @@ def map_command(where: Locations, directory: str, label: str | None, remove: boo
     help="Longest a hook holds Claude Code up, in seconds.",
 )
 def install(
-    where: Locations, project: str | None, git_repo: str | None, uninstall: bool, timeout: float
+    where: Locations,
+    project: str | None,
+    git_repo: str | None,
+    uninstall: bool,
+    use_plugin: bool,
+    timeout: float,
 ) -> None:
     """Sync automatically: pull when a Claude Code session starts, push when it ends."""
     if git_repo is not None:
@@ -712,6 +754,20 @@ def install(
         verb = "Removed" if uninstall else "Installed"
         out.print(f"{verb} git hooks: {', '.join(names) or 'none'}", markup=False)
         return
+    if use_plugin:
+        settings = where.claude_dir / "settings.json"
+        if integration.install_claude_hooks(settings, timeout, uninstall=True):
+            out.print(f"Hooks removed from {settings}: the plugin runs them now", markup=False)
+        pid = plugins.self_plugin(where.claude_dir)
+        if pid:
+            out.print(f"The claude-sync plugin is installed ({pid}).", markup=False)
+        else:
+            out.print("Install the plugin with:", markup=False)
+            out.print(f"  claude plugin marketplace add {plugins.marketplace_hint()}", markup=False)
+            out.print("  claude plugin install claude-sync@claude-sync", markup=False)
+        return
+    if not uninstall:
+        integration.refuse_with_plugin(where.claude_dir)
     target = (Path(project) / ".claude" if project else where.claude_dir) / "settings.json"
     changed = integration.install_claude_hooks(target, timeout, uninstall)
     state = "removed from" if uninstall else "installed in"
@@ -723,10 +779,11 @@ def install(
 @main.command(hidden=True)
 @click.argument("event", type=click.Choice(list(integration.EVENTS.values())))
 @click.option("--timeout", type=float, default=10.0)
+@click.option("--plugin", "from_plugin", is_flag=True, hidden=True)
 @location_options
-def hook(where: Locations, event: str, timeout: float) -> None:
+def hook(where: Locations, event: str, timeout: float, from_plugin: bool) -> None:
     """Run by Claude Code's hooks: syncs in the background, never fails or holds it up."""
-    hooks.run_hook(where, event, timeout)
+    hooks.run_hook(where, event, timeout, from_plugin)
 
 
 @main.command("hook-worker", hidden=True)

@@ -83,7 +83,7 @@ def write_private(path: Path, data: bytes) -> None:
     os.chmod(path.parent, 0o700)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     try:
-        os.fchmod(fd, 0o600)
+        os.chmod(tmp, 0o600)  # os.fchmod is POSIX-only
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
-from claude_sync import config
+from claude_sync import config, plugins
 from claude_sync.engine import HISTORY_ALARM
 from claude_sync.errors import SyncError
 from claude_sync.repository import Repository
@@ -55,6 +55,7 @@ def run(where: Locations) -> list[Check]:
         checks.append(_history(where))
     checks.append(_claude_dir(where))
     checks.append(_hooks(where))
+    checks.append(_plugins(where))
     return checks
 
 
@@ -252,6 +253,16 @@ def _hooks(where: Locations) -> Check:
         found = {m.group(1) for m in _HOOK.finditer(path.read_text())}
     except OSError:
         found = set()
+    pid = plugins.self_plugin(where.claude_dir)
+    if pid and found:
+        return Check(
+            "hooks",
+            False,
+            f"both the claude-sync plugin ({pid}) and hooks in {path}",
+            "run `claude-sync install --plugin` to keep only the plugin",
+        )
+    if pid:
+        return Check("hooks", True, f"the claude-sync plugin ({pid}) runs them (automatic sync)")
     if found == {"start", "end"}:
         return Check("hooks", True, f"installed in {path} (automatic sync)")
     return Check(
@@ -259,6 +270,19 @@ def _hooks(where: Locations) -> Check:
         True,
         f"not installed{' (partly)' if found else ''}: sync runs when you run it; "
         "`claude-sync install` syncs on each Claude Code session",
+    )
+
+
+def _plugins(where: Locations) -> Check:
+    missing = plugins.missing(where.claude_dir)
+    if not missing:
+        return Check("plugins", True, "every plugin and marketplace listed is installed")
+    names = ", ".join(f"{m.kind} {m.name}" for m in missing)
+    return Check(
+        "plugins",
+        False,
+        f"listed but missing here: {names}",
+        "; ".join(m.shell for m in missing) + " (or `claude-sync plugins --install`)",
     )
 
 

@@ -7,7 +7,10 @@ from pathlib import Path
 
 
 def fsync_path(path: str | Path) -> None:
-    """Flush a file's or folder's contents (a folder: the names in it) to the disk."""
+    """Flush a file's or folder's contents (a folder: the names in it) to the disk.
+    Windows cannot open a folder for this, nor needs to: NTFS journals its names."""
+    if os.name == "nt" and os.path.isdir(path):
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -15,7 +15,6 @@ import os
 import random
 import secrets
 import shutil
-import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -24,13 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from claude_sync import chain, resources
+from claude_sync import casefold, chain, mcp, portable, resources
 from claude_sync.chunking import Chunker
 from claude_sync.config import write_private
 from claude_sync.durable import fsync_path
 from claude_sync.errors import CorruptionError, HistoryError, ObjectNotFoundError, SyncError
 from claude_sync.merge import merge_file
-from claude_sync.pathmap import HomeFilter, PathMapper, encode
+from claude_sync.pathmap import HOME_MAPPED, HomeFilter, PathMapper, encode
 from claude_sync.repository import (
     BlobLocation,
     FileEntry,
@@ -185,7 +184,7 @@ class Engine:
         self.root = claude_dir
         self.mapper = mapper or PathMapper(Path.home())
         self.allow_rollback = False
-        self.filters = {"settings.json": HomeFilter(Path.home())}
+        self.filters = {path: HomeFilter(Path.home()) for path in HOME_MAPPED}
         self._history: list[Snapshot] | None = None
         self.repo = repo
         self.state = state
@@ -204,6 +203,8 @@ class Engine:
     def scan(self, sel: Selection, warnings: list[str]) -> dict[str, LocalFile]:
         """Current local files; only files whose stat changed since last time are read
         (several at once: hashing and chunking run on every core)."""
+        if mcp.TYPE in sel.types:
+            warnings += mcp.reconcile(self.root, self.work_dir)
         cache = self.state.cached_files()
         local: dict[str, LocalFile] = {}
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -254,7 +255,7 @@ class Engine:
             except OSError:
                 return None
             if _stat_key(after) == _stat_key(st):
-                return CachedFile(_stat_key(st), stat.S_IMODE(st.st_mode), sha, chunks)
+                return CachedFile(_stat_key(st), portable.mode_of(st), sha, chunks)
             st = after
         return None
 
@@ -804,6 +805,8 @@ class Engine:
         self._merge(plan, result)
         result.conflicts = plan.conflicts
         self._apply_pull(plan, local, result)
+        if mcp.TYPE in sel.types:
+            result.warnings += mcp.reconcile(self.root, self.work_dir)
         with self.state.transaction():
             unresolved = {c.path for c in plan.conflicts}
             selected = {p for p in self.state.conflicts() if self._covers(sel, p)}
@@ -863,6 +866,9 @@ class Engine:
         assert plan.head is not None
         seq = plan.head.seq
         outputs = {path: (self.local_path(path), entry) for path, entry in plan.write.items()}
+        for path, free in casefold.renames_for(self.root, plan.write, local).items():
+            outputs[path] = (self.local_path(free), outputs[path][1])
+            result.warnings.append(f"{path} differs from another file only in case: kept as {free}")
         for path, entry in plan.copies.items():
             copy = f"{path}{CONFLICT_MARKER}-{seq}"
             outputs[copy] = (self.local_path(copy), entry)
@@ -901,12 +907,12 @@ class Engine:
                     _open_new(tmp).close()
                 if each:
                     fsync_path(tmp)
-                os.chmod(tmp, entry.mode & 0o777 or 0o600)
+                portable.set_mode(tmp, entry.mode)
                 mtime = self.sessions.mtime_ns(path, entry.mtime_ns)
                 os.utime(tmp, ns=(mtime, mtime))
             _check_inside(real_root, folders, root)
             if not each:
-                os.sync()
+                portable.sync_all(tmp for _, tmp, _, _ in staged)
             yield staged
         finally:
             for _, tmp, _, _ in staged:
@@ -936,7 +942,7 @@ class Engine:
                 if len(data) != length:
                     raise CorruptionError("a blob does not have the length its snapshot says")
                 with _open_new(tmp) as fh:
-                    os.pwrite(fh.fileno(), data, offset)
+                    portable.pwrite(fh.fileno(), data, offset)
             if blob_id in held:
                 held[blob_id] = data
 
@@ -1048,9 +1054,7 @@ class Engine:
                 st = dest.stat()
                 self.state.remember_file(
                     path,
-                    CachedFile(
-                        _stat_key(st), stat.S_IMODE(st.st_mode), entry.sha256, _offsets(entry)
-                    ),
+                    CachedFile(_stat_key(st), portable.mode_of(st), entry.sha256, _offsets(entry)),
                 )
                 self.state.set_base(path, entry, seq)
                 result.pulled.append(path)
@@ -1082,7 +1086,7 @@ class Engine:
                 out.flush()
                 os.fsync(out.fileno())
             if scanned is not None:
-                os.chmod(tmp, scanned.cached.mode)
+                portable.set_mode(tmp, scanned.cached.mode)
             if not _unchanged_since_scan(dest, scanned):
                 result.warnings.append(
                     f"{path} changed during the pull; it goes with the next sync"
@@ -1132,7 +1136,7 @@ def _unchanged_since_scan(dest: Path, scanned: LocalFile | None) -> bool:
 def _open_new(path: Path) -> Any:
     """A temporary output for writing, created (with its folder) if needed; never through
     a symlink."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+    flags = os.O_WRONLY | os.O_CREAT | portable.O_NOFOLLOW | portable.O_CLOEXEC | portable.O_BINARY
     try:
         fd = os.open(path, flags, 0o600)
     except FileNotFoundError:
@@ -1143,7 +1147,7 @@ def _open_new(path: Path) -> Any:
 
 def _sync_dirs(dirs: set[Path]) -> None:
     if len(dirs) > FSYNC_EACH_UP_TO:
-        os.sync()
+        portable.sync_all(dirs)
         return
     for directory in dirs:
         fsync_path(directory)

@@ -12,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from claude_sync import config
+from claude_sync import config, integration, portable
 from claude_sync.errors import SyncError
 from claude_sync.workspace import Locations, open_workspace
 
@@ -29,21 +29,26 @@ MAX_EVENT = 1024 * 1024
 
 
 def _read_event() -> bytes:
-    """The event JSON Claude Code writes on stdin; nothing when there is none to read."""
+    """The event JSON Claude Code writes on stdin; nothing when there is none to read. Read
+    by a thread waited on at most 2 s: Windows cannot wait on a pipe with select."""
     if sys.stdin is None or sys.stdin.isatty():
         return b""
-    data = b""
-    fd = sys.stdin.fileno()
-    deadline = time.monotonic() + 2
-    while len(data) < MAX_EVENT and time.monotonic() < deadline:
-        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
-        if not ready:
-            break
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        data += chunk
-    return data
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        fd = sys.stdin.fileno()
+        size = 0
+        while size < MAX_EVENT:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(2)
+    return b"".join(list(chunks))
 
 
 def log(where: Locations, message: str) -> None:
@@ -55,9 +60,13 @@ def log(where: Locations, message: str) -> None:
             fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
 
 
-def run_hook(where: Locations, event: str, timeout: float) -> None:
+def run_hook(where: Locations, event: str, timeout: float, from_plugin: bool = False) -> None:
     payload = _read_event()
+    if from_plugin and integration.has_claude_hooks(where.claude_dir / "settings.json"):
+        return  # the settings.json hooks run too: one sync per event is enough
     if not config.is_set_up(where.config_dir):
+        if from_plugin and event == "session-start":
+            _hint_once("this machine is not set up, so nothing is synced: run `claude-sync init`")
         return
     args = [
         sys.executable,
@@ -77,7 +86,7 @@ def run_hook(where: Locations, event: str, timeout: float) -> None:
                 stdin=subprocess.PIPE,
                 stdout=logfile,
                 stderr=logfile,
-                start_new_session=True,
+                **portable.detached(),
             )
         assert worker.stdin is not None
         worker.stdin.write(payload)
@@ -87,6 +96,24 @@ def run_hook(where: Locations, event: str, timeout: float) -> None:
         log(where, f"{event}: still running after {timeout:g}s; finishing in the background")
     except OSError as exc:
         log(where, f"{event}: could not start: {exc}")
+
+
+def _hint_once(message: str) -> None:
+    """Tell the user (SessionStart's `systemMessage` is shown to them, never to the model)
+    once per plugin installation, in the plugin's data folder Claude Code provides."""
+    import platformdirs
+
+    folder = Path(
+        os.environ.get("CLAUDE_PLUGIN_DATA")
+        or platformdirs.user_cache_dir("claude-sync-plugin", appauthor=False)
+    )
+    marker = folder / "setup-hint-shown"
+    if marker.exists():
+        return
+    with contextlib.suppress(OSError):
+        folder.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    print(json.dumps({"systemMessage": f"claude-sync plugin: {message}."}))
 
 
 def _session_paths(claude_dir: Path, transcript: object) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from claude_sync import plugins
 from claude_sync.config import write_private
 from claude_sync.errors import ConfigError
 
@@ -69,6 +70,23 @@ def _without_ours(groups: list[Any]) -> list[Any]:
         elif not group["hooks"]:
             kept.append(group)
     return kept
+
+
+def has_claude_hooks(settings_path: Path) -> bool:
+    try:
+        return bool(_OURS.search(settings_path.read_text(encoding="utf-8")))
+    except OSError:
+        return False
+
+
+def refuse_with_plugin(claude_dir: Path) -> None:
+    """settings.json hooks and the claude-sync plugin would both sync on every event."""
+    pid = plugins.self_plugin(claude_dir)
+    if pid:
+        raise ConfigError(
+            f"the claude-sync plugin ({pid}) already syncs on each session; "
+            f"remove it first (`claude plugin uninstall {pid}`) or keep it and skip `install`"
+        )
 
 
 def install_claude_hooks(settings_path: Path, timeout: float, uninstall: bool = False) -> bool:

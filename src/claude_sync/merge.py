@@ -5,6 +5,7 @@
 * ``projects/**.jsonl`` (sessions and sub-agent transcripts): `merge_transcript`, never a conflict.
 * ``history.jsonl``: `merge_history`, never a conflict.
 * ``*.json`` (settings.json, plugin manifests, ...): `merge_json`, a three-way merge per key.
+* `MCP_SERVERS` (the `mcp` type): `merge_json_entries`, per server name, each server whole.
 * anything else: `merge_text`, a three-way line merge (diff3).
 
 `None` means a real conflict; `conflict_markers` then writes a git-style file for the user.
@@ -96,6 +97,8 @@ __all__ = [
 ]
 
 HISTORY_PATH = "history.jsonl"
+#: where mcp.py mirrors the `mcpServers` of Claude Code's ~/.claude.json
+MCP_SERVERS = "claude-sync/mcp-servers.json"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -118,6 +121,8 @@ def merge_file(path: str, base: bytes | None, local: bytes, remote: bytes) -> by
         return merge_transcript(local, remote)
     if kind == "history":
         return merge_history(local, remote)
+    if kind == "entries":
+        return merge_json_entries(base, local, remote)
     if kind == "json":
         return merge_json(base, local, remote)
     return merge_text(base, local, remote)
@@ -127,6 +132,8 @@ def _kind(path: str) -> str:
     path = path.removeprefix("./")
     if path == HISTORY_PATH:
         return "history"
+    if path == MCP_SERVERS:
+        return "entries"
     if path.startswith("projects/") and path.endswith(".jsonl"):
         return "transcript"
     if path.endswith(".json"):
@@ -300,6 +307,42 @@ def merge_json(base: bytes | None, local: bytes, remote: bytes) -> bytes | None:
     if merged is _MISSING:  # cannot happen for top-level documents, kept for type safety
         return None
     return (json.dumps(merged, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def merge_json_entries(base: bytes | None, local: bytes, remote: bytes) -> bytes | None:
+    """Three-way merge of JSON objects entry by entry, each entry's value taken whole (an MCP
+    server's settings belong together); None when both sides changed one entry differently."""
+    try:
+        values = [{} if base is None else json.loads(base), json.loads(local), json.loads(remote)]
+    except (ValueError, RecursionError):
+        return None
+    if not all(isinstance(v, dict) for v in values):
+        return None
+    merged, conflicts = merge_entries(*values)
+    if conflicts:
+        return None
+    return (json.dumps(merged, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def merge_entries(
+    base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """Entry by entry: added, changed or removed on one side is taken; an entry both sides
+    changed differently keeps local's version and is named in the second value."""
+    merged: dict[str, Any] = {}
+    conflicts = []
+    keys = list(local) + [key for key in remote if key not in local]
+    keys += [key for key in base if key not in local and key not in remote]
+    for key in keys:
+        b, lo, r = (d.get(key, _MISSING) for d in (base, local, remote))
+        value = lo
+        if _same(lo, b) and not _same(r, b):
+            value = r
+        elif not (_same(lo, r) or _same(r, b)):
+            conflicts.append(key)
+        if value is not _MISSING:
+            merged[key] = value
+    return merged, conflicts
 
 
 def _same(a: Any, b: Any) -> bool:

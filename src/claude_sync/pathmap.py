@@ -15,13 +15,17 @@ names under no rule keep their name: they are resumable on machines with the sam
 
 from __future__ import annotations
 
+import glob
 import os
 import re
-from pathlib import Path
+from pathlib import PurePath
+
+from claude_sync.merge import MCP_SERVERS
 
 MAX_NAME = 200
 PROJECTS = "projects/"
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
+_WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
 LABEL = re.compile(r"[A-Za-z0-9]+")
 
 
@@ -31,18 +35,32 @@ def encode(path: str) -> str:
 
 
 class PathMapper:
-    def __init__(self, home: Path, maps: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: PurePath | str,
+        maps: dict[str, str] | None = None,
+        home_aliases: list[str] | None = None,
+    ) -> None:
+        """home_aliases: other folders that are this user's home too (a WSL user's Windows
+        home, None: found by `wsl_windows_homes`). Their projects are stored like home
+        projects; pulled ones go under home."""
         # (encoded local prefix, logical prefix), longest local prefix first.
         places: list[tuple[str, str]] = []  # (directory, logical prefix)
         for directory, label in (maps or {}).items():
-            for variant in _variants(Path(directory).expanduser()):
+            for variant in _variants(os.path.expanduser(directory)):
                 places.append((variant, "@" + label))
+        home = str(home)
         for variant in _variants(home):
             places.append((variant, "~"))
         self.places = sorted(set(places), key=lambda r: len(r[0]), reverse=True)
-        self.rules = sorted(
-            {(encode(d), p) for d, p in places}, key=lambda r: len(r[0]), reverse=True
-        )
+        # Read, never written: the other drive-letter case of a Windows home (Claude Code
+        # names one project `C--…` or `c--…` depending on what started it), and aliases.
+        aliases = wsl_windows_homes(home) if home_aliases is None else home_aliases
+        self.read_only = {encode(_swap_drive(home))} - {encode(home)}
+        for alias in aliases:
+            self.read_only |= {encode(v) for v in _variants(alias) | {_swap_drive(alias)}}
+        rules = {(encode(d), p) for d, p in places} | {(n, "~") for n in self.read_only}
+        self.rules = sorted(rules, key=lambda r: len(r[0]), reverse=True)
 
     def folder_to_logical(self, name: str) -> str:
         if len(name) > MAX_NAME:
@@ -55,7 +73,7 @@ class PathMapper:
     def folder_to_local(self, logical: str) -> str:
         # The first rule whose logical prefix matches is the longest local one.
         for local, prefix in self.rules:
-            if _has_prefix(logical, prefix):
+            if _has_prefix(logical, prefix) and local not in self.read_only:
                 name = local + logical[len(prefix) :]
                 if len(name) <= MAX_NAME and self.folder_to_logical(name) == logical:
                     return name
@@ -70,9 +88,27 @@ class PathMapper:
         return logical if folder is None else f"{PROJECTS}{self.folder_to_local(folder)}{rest}"
 
 
-def _variants(path: Path) -> set[str]:
-    """The path as given and as resolved: Claude Code uses the real path of the project."""
-    return {str(path), os.path.realpath(path)}
+def _variants(path: str) -> set[str]:
+    """The path as given and as resolved: Claude Code uses the real path of the project.
+    A Windows path seen from another system (tests, a WSL alias) is taken as given."""
+    if _WINDOWS_PATH.match(path) and os.name != "nt":
+        return {path}
+    return {path, os.path.realpath(path)}
+
+
+def _swap_drive(path: str) -> str:
+    """`C:\\Users\\ann` <-> `c:\\Users\\ann`; other paths unchanged."""
+    return path[0].swapcase() + path[1:] if _WINDOWS_PATH.match(path) else path
+
+
+def wsl_windows_homes(home: str) -> list[str]:
+    """Under WSL, the Windows home as Linux sees it (`/mnt/c/Users/ann`): Claude Code run
+    there on a Windows-side project names its folder `-mnt-c-Users-ann-…`."""
+    if not os.environ.get("WSL_DISTRO_NAME"):
+        return []
+    users = [p for p in glob.glob("/mnt/[a-z]/Users/*") if os.path.isdir(p)]
+    name = PurePath(home).name.casefold()
+    return [p for p in users if PurePath(p).name.casefold() == name]
 
 
 def _has_prefix(name: str, prefix: str) -> bool:
@@ -87,20 +123,50 @@ def _split(rel: str) -> tuple[str | None, str]:
 
 
 HOME_TOKEN = b"${CLAUDE_SYNC_HOME}"
+#: one folder name in a path inside JSON text (see HomeFilter)
+_SEGMENT = rb'[^"\\/\s&|;<>]+'
+#: JSON files holding absolute paths under the home, stored with the home as HOME_TOKEN
+HOME_MAPPED = (
+    "settings.json",
+    "plugins/installed_plugins.json",
+    "plugins/known_marketplaces.json",
+    MCP_SERVERS,
+)
 
 
 class HomeFilter:
-    """settings.json holds absolute paths (hook commands, allowed directories): stored with
-    the home directory as a token, written back with this machine's home."""
+    """settings.json and the other HOME_MAPPED files hold absolute paths (hook commands,
+    allowed directories, plugin folders): stored with the home directory as a token and
+    `/` between the folders after it, written back with this machine's home and separator.
+    A Windows home appears JSON-escaped (`C:\\\\Users\\\\ann`) with either drive-letter
+    case; a folder name ends at a quote, a backslash, white space or a shell operator, so that
+    a path inside a command line is mapped and the rest of the line is not."""
 
-    def __init__(self, home: Path) -> None:
-        self.home = str(home).rstrip("/").encode()
+    def __init__(self, home: PurePath | str) -> None:
+        text = str(home)
+        self.windows = bool(_WINDOWS_PATH.match(text))
+        self.home = text.rstrip("/\\").encode()
+        escaped = re.escape(self.home.replace(b"\\", b"\\\\")[1:])
+        drive = b"[" + re.escape(self.home[:1].upper() + self.home[:1].lower()) + b"]"
+        self._windows_home = re.compile(
+            drive + escaped + rb"(?P<rest>(?:(?:\\\\|/)" + _SEGMENT + rb")*)(?!" + _SEGMENT + rb")"
+        )
+        self._token = re.compile(re.escape(HOME_TOKEN) + rb"(?P<rest>(?:/" + _SEGMENT + rb")*)")
 
     def to_logical(self, data: bytes) -> bytes:
         if len(self.home) < 2:
             return data
+        if self.windows:
+            return self._windows_home.sub(
+                lambda m: HOME_TOKEN + m["rest"].replace(b"\\\\", b"/"), data
+            )
         data = data.replace(self.home + b"/", HOME_TOKEN + b"/")
         return data.replace(b'"' + self.home + b'"', b'"' + HOME_TOKEN + b'"')
 
     def to_local(self, data: bytes) -> bytes:
-        return data.replace(HOME_TOKEN, self.home) if len(self.home) >= 2 else data
+        if len(self.home) < 2:
+            return data
+        if self.windows:
+            home = self.home.replace(b"\\", b"\\\\")
+            return self._token.sub(lambda m: home + m["rest"].replace(b"/", b"\\\\"), data)
+        return data.replace(HOME_TOKEN, self.home)

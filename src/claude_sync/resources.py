@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from claude_sync.merge import MCP_SERVERS
+
 # Files claude-sync writes beside real ones; they must never be synced back.
 CONFLICT_MARKER = ".claude-sync-conflict"
 TMP_MARKER = ".claude-sync-tmp"
@@ -67,6 +69,12 @@ TYPES: tuple[ResourceType, ...] = (
     ResourceType("todos", "per-session todo lists", folders=("todos",), default=False),
     ResourceType("plans", "plan-mode plans", folders=("plans",), default=False),
     ResourceType("hooks", "hook scripts (executable code)", folders=("hooks",), default=False),
+    ResourceType(
+        "mcp",
+        "user-scope MCP servers (only `mcpServers` of ~/.claude.json; env may hold tokens)",
+        files=(MCP_SERVERS,),
+        default=False,
+    ),
 )
 TYPES_BY_NAME = {t.name: t for t in TYPES}
 

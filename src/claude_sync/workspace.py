@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shutil
 import socket
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -312,20 +310,14 @@ def _repository(
 @contextmanager
 def _lock(config_dir: Path) -> Iterator[None]:
     """One claude-sync at a time per machine: hooks of parallel sessions queue up here."""
-    timeout = float(os.environ.get(LOCK_TIMEOUT_ENV, "120"))
-    deadline = time.monotonic() + timeout
-    with open(config_dir / config.LOCK_FILE, "a") as fh:
-        while True:
-            try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise SyncError(
-                        "another claude-sync is still running on this machine"
-                    ) from None
-                time.sleep(0.1)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    from filelock import FileLock, Timeout  # here: only commands that sync pay its import
+
+    lock = FileLock(config_dir / config.LOCK_FILE)
+    try:
+        lock.acquire(timeout=float(os.environ.get(LOCK_TIMEOUT_ENV, "120")), poll_interval=0.1)
+    except Timeout:
+        raise SyncError("another claude-sync is still running on this machine") from None
+    try:
+        yield
+    finally:
+        lock.release()

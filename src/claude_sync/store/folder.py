@@ -9,6 +9,7 @@ from pathlib import Path
 
 from claude_sync.durable import fsync_path
 from claude_sync.errors import BackendError, ObjectNotFoundError
+from claude_sync.portable import create_only_rename
 from claude_sync.store.base import ObjectStore
 
 TMP_PREFIX = ".tmp-"
@@ -49,11 +50,11 @@ class FolderStore(ObjectStore):
                     fh.write(data)
                     fh.flush()
                     os.fsync(fh.fileno())
-                # link() fails when the name exists: an atomic create-only write that never
+                # Fails when the name exists: an atomic create-only write that never
                 # exposes a half-written object under its final name.
-                os.link(tmp, path)
+                create_only_rename(tmp, path)
             finally:
-                os.unlink(tmp)
+                Path(tmp).unlink(missing_ok=True)
             fsync_path(path.parent)
             return True
         except FileExistsError:
