@@ -192,6 +192,8 @@ def test_catalog_lists_every_session_without_downloading(pair, repo_dir):
 def test_lazy_pull_leaves_old_sessions_remote(pair, repo_dir):
     a, b = pair
     ids = set_up(a, b, repo_dir)
+    # Before the pull, only what it will leave behind counts as remote-only.
+    assert b.json("status")["remote_only_sessions"] == 1
     pulled = b.json("pull")["pulled"]
     here = b.claude / "projects" / folder(b)
     assert (here / f"{ids['new']}.jsonl").exists()
@@ -206,7 +208,7 @@ def test_lazy_pull_leaves_old_sessions_remote(pair, repo_dir):
         ids["old"]: False,
     }
     assert b.json("status")["remote_only_sessions"] == 1
-    assert "1 sessions are only in the repository" in b.run("status").stdout
+    assert "1 session is only in the repository" in b.run("status").stdout
 
     # Remote-only is not a deletion: B's pushes and A's pulls keep the old session.
     b.write("CLAUDE.md", "from b\n")
@@ -218,6 +220,7 @@ def test_lazy_pull_leaves_old_sessions_remote(pair, repo_dir):
     (here / f"{ids['new']}.jsonl").unlink()
     assert b.json("push")["pushed"] == []
     assert {s["id"]: s["local"] for s in catalog(b)}[ids["new"]] is False
+    assert b.json("status")["remote_only_sessions"] == 2
     assert catalog(a)[0]["id"] == ids["new"]
 
     # A pull that was already complete is not "up to date" once the window grows.

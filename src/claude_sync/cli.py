@@ -512,7 +512,7 @@ def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
         selected = ws.selection()
         engine = ws.engine(None, allow_rollback)
         result, head = engine.status(selected)
-        remote_only = catalog.remote_only(engine, engine.head())
+        remote_only = catalog.remote_only(engine, engine.head(), set(result.pulled))
     missing = plugins.missing(where.claude_dir)
     if as_json:
         body = result.to_json() | {
@@ -529,7 +529,8 @@ def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
     )
     if remote_only:
         out.print(
-            f"{remote_only} sessions are only in the repository "
+            f"{_count(remote_only, 'session')} {'is' if remote_only == 1 else 'are'} only in "
+            "the repository "
             "(`claude-sync sessions`; they arrive with `resume` or `pull --all`)",
             markup=False,
         )
