@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
-from claude_sync import config, plugins
+from claude_sync import config, crypto, plugins
 from claude_sync.engine import HISTORY_ALARM
 from claude_sync.errors import SyncError
 from claude_sync.repository import Repository
@@ -23,7 +23,7 @@ from claude_sync.store import RemoteOptions, open_store
 from claude_sync.store.base import ObjectStore, redact
 from claude_sync.store.folder import FolderStore
 from claude_sync.store.git import GitStore
-from claude_sync.workspace import Locations
+from claude_sync.workspace import Locations, machine_keys
 
 #: A newest snapshot further in the future than this means some machine's clock is wrong.
 MAX_SKEW = 300.0
@@ -69,9 +69,9 @@ def _settings(where: Locations, checks: list[Check]) -> config.Settings | None:
     return settings
 
 
-def _key(where: Locations, settings: config.Settings, checks: list[Check]) -> bytes | None:
+def _key(where: Locations, settings: config.Settings, checks: list[Check]) -> crypto.KeyRing | None:
     try:
-        master = config.load_master_key(where.config_dir, settings.repo_id)
+        master = machine_keys(where.config_dir, settings.repo_id)
     except SyncError as exc:
         checks.append(Check("key", False, str(exc), REINIT))
         return None
@@ -154,7 +154,10 @@ def _quietly_delete(store: ObjectStore, name: str) -> None:
 
 
 def _repository(
-    store: ObjectStore, settings: config.Settings, master: bytes | None, checks: list[Check]
+    store: ObjectStore,
+    settings: config.Settings,
+    master: crypto.KeyRing | None,
+    checks: list[Check],
 ) -> Repository | None:
     name = "key matches repository"
     if master is None:
