@@ -7,9 +7,11 @@ import hashlib
 import json
 import struct
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+from cloud_servers import Server
 from conftest import Machine
 from test_core_cli import populate
 
@@ -18,6 +20,8 @@ from claude_sync.errors import SyncError
 from claude_sync.repository import Repository, Snapshot, snapshot_name
 from claude_sync.store.folder import FolderStore
 
+# The session fixture moto_server (a real S3 endpoint on 127.0.0.1).
+pytest_plugins = ["cloud_servers"]
 LAPTOP_PASSPHRASE = "the laptop's own passphrase"
 
 
@@ -219,3 +223,26 @@ def test_keys_older_than_epochs_are_reported_and_cut_off(three, repo_dir):
     b.run("init", str(repo_dir), "--force", passphrase="a key with an identity")
     b.run("pull", passphrase=None)
     assert (b.claude / "agents/legacy.md").exists()
+
+
+def test_revocation_on_s3(moto_server: Server, make_machine):
+    remote = f"s3://t-{uuid.uuid4().hex[:16]}/claude"
+    a, b, laptop = (make_machine(n) for n in ("a", "b", "laptop"))
+    for m in (a, b, laptop):
+        m.env.update(moto_server.env)
+    populate(a)
+    a.run("init", remote, *moto_server.init_args(), "--create-bucket")
+    a.run("push")
+    a.env["CLAUDE_SYNC_NEW_PASSPHRASE"] = LAPTOP_PASSPHRASE
+    a.run("key", "add", "--label", "laptop")
+    b.run("init", remote, *moto_server.init_args())
+    laptop.run("init", remote, *moto_server.init_args(), passphrase=LAPTOP_PASSPHRASE)
+    laptop.run("pull", passphrase=None)
+    a.run("key", "remove", key_id_labelled(a, "laptop"), passphrase=None)
+    a.write("agents/secret.md", "after the removal\n")
+    a.run("push", passphrase=None)
+    b.run("pull", passphrase=None)
+    assert (b.claude / "agents/secret.md").read_text() == "after the removal\n"
+    refused = laptop.run("pull", passphrase=None, check=False)
+    assert refused.returncode != 0 and "no longer opens" in refused.stderr
+    assert not (laptop.claude / "agents/secret.md").exists()
