@@ -9,9 +9,9 @@ import struct
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-from cloud_servers import Server
 from conftest import Machine
 from test_core_cli import populate
 
@@ -19,6 +19,9 @@ from claude_sync import config, crypto
 from claude_sync.errors import SyncError
 from claude_sync.repository import Repository, Snapshot, snapshot_name
 from claude_sync.store.folder import FolderStore
+
+if TYPE_CHECKING:
+    from cloud_servers import Server
 
 # The session fixture moto_server (a real S3 endpoint on 127.0.0.1).
 pytest_plugins = ["cloud_servers"]
