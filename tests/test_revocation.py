@@ -13,11 +13,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 from conftest import Machine
+from git_servers import git, git_server
 from test_core_cli import populate
 
 from claude_sync import config, crypto
-from claude_sync.errors import SyncError
+from claude_sync.errors import RevokedError, SyncError
 from claude_sync.repository import Repository, Snapshot, snapshot_name
+from claude_sync.store import RemoteOptions, open_store
 from claude_sync.store.folder import FolderStore
 
 if TYPE_CHECKING:
@@ -249,3 +251,38 @@ def test_revocation_on_s3(moto_server: Server, make_machine):
     refused = laptop.run("pull", passphrase=None, check=False)
     assert refused.returncode != 0 and "no longer opens" in refused.stderr
     assert not (laptop.claude / "agents/secret.md").exists()
+
+
+def test_git_history_keeps_the_removed_key_object_but_not_the_new_epoch(make_machine, tmp_path):
+    """The Git caveat (SECURITY.md): history keeps the removed key object, and with its
+    passphrase it still opens the master key, but not the epoch that removed it."""
+    with git_server("file", tmp_path) as srv:
+        a, laptop = make_machine("a"), make_machine("laptop")
+        for m in (a, laptop):
+            m.env.update(srv.env)
+        remote = srv.create("sync.git")
+        populate(a)
+        a.run("init", remote)
+        a.run("push")
+        a.env["CLAUDE_SYNC_NEW_PASSPHRASE"] = LAPTOP_PASSPHRASE
+        a.run("key", "add", "--label", "laptop")
+        laptop.run("init", remote, passphrase=LAPTOP_PASSPHRASE)
+        laptop_id = key_id_labelled(a, "laptop")
+        a.run("key", "remove", laptop_id, passphrase=None)
+        a.write("agents/secret.md", "after the removal\n")
+        a.run("push", passphrase=None)
+        bare = srv.path("sync.git")
+        name = f"keys/{laptop_id}"
+        current = git("--git-dir", bare, "ls-tree", "-r", "--name-only", "main", "keys")
+        assert laptop_id not in current  # removed from the tree, but not from history:
+        added = git("--git-dir", bare, "log", "--format=%H", "main", "--", name).split()[-1]
+        from_history = json.loads(git("--git-dir", bare, "show", f"{added}:{name}"))
+        master, identity = crypto.unwrap_master(from_history, LAPTOP_PASSPHRASE, name)
+        assert identity is not None
+        store = open_store(remote, RemoteOptions(cache_dir=tmp_path / "thief-cache"))
+        try:
+            with pytest.raises(RevokedError):
+                Repository.open(store, crypto.KeyRing(master, identity=(name, identity)))
+        finally:
+            store.close()
+        assert laptop.run("pull", passphrase=None, check=False).returncode != 0
