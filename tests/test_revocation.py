@@ -218,10 +218,17 @@ def test_keys_older_than_epochs_are_reported_and_cut_off(three, repo_dir):
     b.run("push", passphrase=None)
     a.run("pull", passphrase=None)
     laptop_id = key_id_labelled(a, "laptop")
+    # No remaining key could receive an epoch: refused, and nothing changed.
+    refused = a.run("key", "remove", laptop_id, passphrase=None, check=False)
+    assert refused.returncode != 0 and "claude-sync key add" in refused.stderr
+    assert Repository.open(FolderStore(repo_dir), held_keys(a)).config.version == 3
+    assert laptop_id in a.run("key", "list", passphrase=None).stdout
     a.env["CLAUDE_SYNC_NEW_PASSPHRASE"] = "a key with an identity"
     a.run("key", "add", "--label", "new")
     removed = a.run("key", "remove", laptop_id, passphrase=None)
     assert "warning: key" in removed.stderr and "predates key epochs" in removed.stderr
+    # claude-sync before key epochs cannot open what is sealed now: the config says so.
+    assert Repository.open(FolderStore(repo_dir), held_keys(a)).config.version == 4
     # a started the epoch and keeps it; b, whose key file holds no identity, must rejoin.
     a.run("pull", passphrase=None)
     assert b.run("pull", passphrase=None, check=False).returncode != 0

@@ -1045,7 +1045,7 @@ def upgrade(where: Locations) -> None:
             markup=False,
         )
     else:
-        out.print(f"The repository already uses format {REPO_FORMAT}.", markup=False)
+        out.print(f"The repository already uses format {ws.repo.config.version}.", markup=False)
 
 
 @main.command()

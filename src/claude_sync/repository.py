@@ -39,7 +39,10 @@ FORMAT_VERSION = 1
 #: only in snapshot versions) or 3, whose snapshots must all be chained (docs/FORMAT.md §10).
 #: claude-sync before 3 refuses a format 3 config, so it cannot add unchained snapshots.
 REPO_FORMAT = 3
-REPO_FORMATS = (1, 3)
+#: format 3 with key epochs: written when the first epoch starts, so that claude-sync
+#: before 0.4, which cannot open epoch-sealed objects, refuses the repository by its config
+EPOCH_FORMAT = 4
+REPO_FORMATS = (1, 3, EPOCH_FORMAT)
 UPGRADE_NAME = "config-upgrade"
 #: 1: the file list inside the snapshot; 2: in manifest parts. Readers take both.
 SNAPSHOT_VERSION = 2
@@ -412,16 +415,16 @@ class Repository:
         store.put_if_absent(CONFIG_NAME, keys.seal_master(CONFIG_NAME, body))
         return store.get(CONFIG_NAME)
 
-    def upgrade(self) -> bool:
-        """Rewrite the config at the current format; False when it already was. The new
+    def upgrade(self, version: int = REPO_FORMAT) -> bool:
+        """Rewrite the config at that format; False when it already was at least. The new
         config is stored aside first, so a crash in between is completed by the next open."""
         current = _parse_config(
             _decode_json(self.keys.open(CONFIG_NAME, self.store.get(CONFIG_NAME)), "the config")
         )
-        if current.version == REPO_FORMAT:
+        if current.version >= version:
             self.config = current
             return False
-        upgraded = RepoConfig(current.repo_id, current.chunker, current.created, REPO_FORMAT)
+        upgraded = RepoConfig(current.repo_id, current.chunker, current.created, version)
         body = _encode_json(_config_body(upgraded))
         self.store.delete(UPGRADE_NAME)
         self.store.put_if_absent(UPGRADE_NAME, self.keys.seal_master(UPGRADE_NAME, body))
@@ -556,6 +559,12 @@ class Repository:
                 stale.append(other[len(KEYS_PREFIX) :])
             else:
                 recipients[other] = public
+        if not recipients:
+            raise ConfigError(
+                "no remaining key could open the new key epoch (keys made before claude-sync "
+                "0.4 cannot): add a key with `claude-sync key add` first"
+            )
+        self.upgrade(EPOCH_FORMAT)
         epochs.start(self.store, self.keys, recipients, self.head_seq() or 0)
         self.store.delete(name)
         return stale
