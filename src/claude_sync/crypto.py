@@ -159,7 +159,10 @@ class KeyRing:
 
     def held(self) -> dict[str, object]:
         """What a machine keeps next to the master key so it needs no passphrase later."""
-        body: dict[str, object] = {"epochs": {str(n): b64(k) for n, k in self.epoch_keys.items()}}
+        body: dict[str, object] = {
+            "epochs": {str(n): b64(k) for n, k in self.epoch_keys.items()},
+            "since": {str(n): s for n, s in self.since.items()},
+        }
         if self.identity is not None:
             body["identity"] = {"key": self.identity[0], "secret": b64(self.identity[1])}
         return body
@@ -168,16 +171,20 @@ class KeyRing:
     def from_held(cls, master: bytes, held: dict[str, object]) -> KeyRing:
         try:
             found_epochs = held.get("epochs") or {}
-            if not isinstance(found_epochs, dict):
+            found_since = held.get("since") or {}
+            if not isinstance(found_epochs, dict) or not isinstance(found_since, dict):
                 raise TypeError
             epochs = {int(n): unb64(k, "the key file") for n, k in found_epochs.items()}
+            since = {int(n): int(s) for n, s in found_since.items()}
             found = held.get("identity")
             identity = None
             if isinstance(found, dict):
                 identity = (str(found["key"]), unb64(found["secret"], "the key file"))
         except (KeyError, TypeError, ValueError):
             raise CorruptionError("the key file is damaged") from None
-        return cls(master, epochs, identity)
+        keys = cls(master, epochs, identity)
+        keys.since.update(since)
+        return keys
 
 
 def new_identity() -> tuple[bytes, bytes]:
