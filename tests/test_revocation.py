@@ -188,6 +188,12 @@ def test_recovery_key_follows_epochs_and_can_be_revoked(three, repo_dir, make_ma
     a.run("key", "remove", key_id_labelled(a, "laptop"), passphrase=None)
     a.write("agents/later.md", "later\n")
     a.run("push", passphrase=None)
+    # A csr1 key (the master key: before 0.4, or a passphrase-less repository) says why not.
+    old_style = crypto.recovery_key(held_keys(a).master, crypto.RECOVERY_PREFIX)
+    proc = make_machine("old").run(
+        "init", str(repo_dir), "--recovery-key", old_style, passphrase=None, check=False
+    )
+    assert proc.returncode != 0 and "predates the repository's key epochs" in proc.stderr
     rescuer = make_machine("rescuer")
     rescuer.run("init", str(repo_dir), "--recovery-key", recovery, passphrase=None)
     rescuer.run("pull", passphrase=None)

@@ -1230,7 +1230,14 @@ def key_remove(where: Locations, key_id: str) -> None:
     """Remove a key: its passphrase no longer opens the repository."""
     with open_workspace(where) as ws:
         stale = ws.repo.remove_key(key_id)
+        own = ws.repo.keys.identity is not None and ws.repo.keys.identity[0].endswith(key_id)
     _warn_stale(stale)
+    if own:
+        err.print(
+            "warning: this machine joined with that key: it keeps the current key epoch but "
+            "will not receive the next; join again with another key (`claude-sync init --force`)",
+            markup=False,
+        )
     out.print(
         f"Removed key {key_id}: new data is sealed under a new key epoch it cannot open.",
         markup=False,

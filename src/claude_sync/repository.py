@@ -28,6 +28,7 @@ from claude_sync.errors import (
     ConfigError,
     CorruptionError,
     ObjectNotFoundError,
+    RevokedError,
     WrongKeyError,
 )
 from claude_sync.session_summary import SessionSummary
@@ -454,7 +455,14 @@ class Repository:
         a csr2 key opens its own key object."""
         prefix, secret = crypto.parse_recovery_key(text)
         if prefix == crypto.RECOVERY_PREFIX:
-            return cls.open(store, secret)
+            try:
+                return cls.open(store, secret)
+            except RevokedError:
+                raise RevokedError(
+                    "that csr1 recovery key predates the repository's key epochs: it opens "
+                    "only data pushed before the first `key remove`; make a new one with "
+                    "`claude-sync key export` on a machine that is set up"
+                ) from None
         name = KEYS_PREFIX + crypto.recovery_key_name(secret)
         found = cls._match_key(store, [name], secret)
         if found is None:
