@@ -1230,7 +1230,7 @@ def key_remove(where: Locations, key_id: str) -> None:
     """Remove a key: its passphrase no longer opens the repository."""
     with open_workspace(where) as ws:
         stale = ws.repo.remove_key(key_id)
-        own = ws.repo.keys.identity is not None and ws.repo.keys.identity[0].endswith(key_id)
+        own = ws.repo.keys.identity is not None and ws.repo.keys.identity[0] == f"keys/{key_id}"
     _warn_stale(stale)
     if own:
         err.print(
