@@ -44,11 +44,11 @@ def run(where: Locations) -> list[Check]:
     checks: list[Check] = []
     settings = _settings(where, checks)
     if settings is not None:
-        master = _key(where, settings, checks)
+        keys = _key(where, settings, checks)
         with _opened(where, settings, checks) as store:
             if store is not None:
                 _writes(store, checks)
-                repo = _repository(store, settings, master, checks)
+                repo = _repository(store, settings, keys, checks)
                 if repo is not None:
                     checks.append(_clock(repo))
         checks += _local_state(where)
@@ -71,12 +71,12 @@ def _settings(where: Locations, checks: list[Check]) -> config.Settings | None:
 
 def _key(where: Locations, settings: config.Settings, checks: list[Check]) -> crypto.KeyRing | None:
     try:
-        master = machine_keys(where.config_dir, settings.repo_id)
+        keys = machine_keys(where.config_dir, settings.repo_id)
     except SyncError as exc:
         checks.append(Check("key", False, str(exc), REINIT))
         return None
     checks.append(Check("key", True, f"present for repository {settings.repo_id[:12]}"))
-    return master
+    return keys
 
 
 @contextmanager
@@ -156,14 +156,14 @@ def _quietly_delete(store: ObjectStore, name: str) -> None:
 def _repository(
     store: ObjectStore,
     settings: config.Settings,
-    master: crypto.KeyRing | None,
+    keys: crypto.KeyRing | None,
     checks: list[Check],
 ) -> Repository | None:
     name = "key matches repository"
-    if master is None:
+    if keys is None:
         return None
     try:
-        repo = Repository.open(store, master)
+        repo = Repository.open(store, keys)
     except SyncError as exc:
         checks.append(Check(name, False, f"the local key does not open it: {exc}", REINIT))
         return None

@@ -1,6 +1,7 @@
 """Repository format v1 (docs/FORMAT.md): keys, config, packs, indexes and snapshots.
 
-Every object but the key objects is sealed with the master key; the name an object is stored
+Every object but the key objects and key epochs is sealed, with the master key or, once key
+epochs exist (epochs.py), with the newest epoch's data key; the name an object is stored
 under is its associated data. This module turns those objects into Python values and back,
 and validates everything it decodes: a hostile backend gets clean errors, never a crash.
 """
