@@ -1,6 +1,7 @@
 """Property: whatever keys are added and removed, in any order, exactly the keys present
-open the current key epoch, and a removed key, even with its key object restored and every
-key it ever held, opens nothing sealed after its removal."""
+open the current key epoch; a removed key, even with its key object restored and every key
+it ever held, opens nothing sealed after its removal; and a key object its machine plants
+afterwards never receives an epoch."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def test_only_present_keys_open_the_current_epoch(ops: list[tuple[str, int]]) ->
     # Recovery keys are key objects like passphrase keys, without Argon2's cost.
     present = [admin.add_recovery_key(), admin.add_recovery_key()]
     removed: list[tuple[str, str, bytes, crypto.KeyRing]] = []
+    planted: list[str] = []
     for op, index in ops:
         if op == "add":
             present.append(admin.add_recovery_key())
@@ -37,6 +39,8 @@ def test_only_present_keys_open_the_current_epoch(ops: list[tuple[str, int]]) ->
             stolen = store.get(name)
             admin.remove_key(name[len(KEYS_PREFIX) :])
             removed.append((text, name, stolen, held))
+            # Its machine plants a key object of its own, vouched for with what it holds.
+            planted.append(Repository(store, held, admin.config).add_recovery_key())
         sealed = admin.keys.seal("snapshots/0000000001", b"written now")
         for text in present:
             assert Repository.recover(store, text).keys.open("snapshots/0000000001", sealed)
@@ -53,3 +57,9 @@ def test_only_present_keys_open_the_current_epoch(ops: list[tuple[str, int]]) ->
             except RevokedError:
                 pass
             del store.objects[name]
+        for text in planted:
+            try:
+                Repository.recover(store, text)
+                raise AssertionError("a key planted by a removed machine opened the epoch")
+            except RevokedError:
+                pass

@@ -1247,8 +1247,9 @@ def key_remove(where: Locations, key_id: str) -> None:
 def _warn_stale(stale: list[str]) -> None:
     for key_id in stale:
         err.print(
-            f"warning: key {key_id} predates key epochs and opens no new data any more: "
-            "remove it and `claude-sync key add` a new one for its owner",
+            f"warning: key {key_id} cannot receive the new key epoch and opens no new data "
+            "(it predates key epochs, or no current key vouches for it): remove it and "
+            "`claude-sync key add` a new one for its owner",
             markup=False,
         )
 

@@ -46,9 +46,14 @@ def recipient_fields(keys: crypto.KeyRing, name: str, public: bytes) -> dict[str
     return {"public": crypto.b64(public), "epoch": epoch, "mac": crypto.b64(tag)}
 
 
-def verified_recipient(keys: crypto.KeyRing, name: str, obj: Any) -> bytes | None:
-    """The key object's public key if a key holder vouched for it; None for key objects
-    older than key epochs and for any that do not check out."""
+def verified_recipient(
+    keys: crypto.KeyRing, name: str, obj: Any, current: frozenset[str]
+) -> bytes | None:
+    """The key object's public key if a holder of the current epoch vouched for it: it was
+    added during the current epoch, or is one of its recipients (`current`). A removed key
+    still knows older epoch keys, so a key object vouched for only by those may be one it
+    planted after its removal. None for key objects older than key epochs, and for any that
+    do not check out."""
     try:
         found = obj["recipient"]
         public = crypto.unb64(found["public"], name)
@@ -57,6 +62,8 @@ def verified_recipient(keys: crypto.KeyRing, name: str, obj: Any) -> bytes | Non
     except (KeyError, TypeError, ValueError, CorruptionError):
         return None
     if epoch > keys.epoch or (epoch and epoch not in keys.epoch_keys):
+        return None
+    if epoch != keys.epoch and name not in current:
         return None
     expected = crypto.mac(keys.epoch_key(epoch), "recipient", name.encode() + public)
     return public if hmac.compare_digest(expected, tag) else None
@@ -90,16 +97,30 @@ def _load(store: ObjectStore, number: int) -> dict[str, Any]:
     return obj
 
 
-def _signed_part(obj: dict[str, Any]) -> bytes:
-    return json.dumps({k: v for k, v in obj.items() if k != "mac"}, sort_keys=True).encode()
+def _signed_part(obj: dict[str, Any], *without: str) -> bytes:
+    return json.dumps({k: v for k, v in obj.items() if k not in without}, sort_keys=True).encode()
+
+
+def _body_check(key: bytes, obj: dict[str, Any]) -> bytes:
+    """Under the epoch's own key: only its holders can vouch for its recipient list."""
+    return crypto.mac(key, "epoch-check", _signed_part(obj, "check", "mac"))
 
 
 def _check_key(obj: dict[str, Any], number: int, key: bytes) -> None:
-    """A data key handed to us (by a recipient stanza or a grant) is this epoch's."""
+    """A data key handed to us (by a recipient stanza or a grant) is this epoch's, and the
+    epoch object is the one its creator wrote."""
     name = epoch_name(number)
-    expected = crypto.mac(key, "epoch-check", name.encode())
-    if not hmac.compare_digest(expected, crypto.unb64(obj.get("check"), name)):
+    if not hmac.compare_digest(_body_check(key, obj), crypto.unb64(obj.get("check"), name)):
         raise CorruptionError(f"key epoch object {name} does not match its key")
+
+
+def current_recipients(store: ObjectStore, keys: crypto.KeyRing) -> frozenset[str]:
+    """The key objects the current epoch was sealed to (checked under its key)."""
+    if keys.epoch == 0:
+        return frozenset()
+    obj = _load(store, keys.epoch)
+    _check_key(obj, keys.epoch, keys.epoch_keys[keys.epoch])
+    return frozenset(obj["recipients"])
 
 
 def refresh(store: ObjectStore, keys: crypto.KeyRing, own_key: Any = None) -> None:
@@ -134,7 +155,7 @@ def refresh(store: ObjectStore, keys: crypto.KeyRing, own_key: Any = None) -> No
     _check_key(objs[1], 1, learned[1])
     for number in numbers:
         authority = keys.master if number == 1 else learned[number - 1]
-        tag = crypto.mac(authority, "epoch", _signed_part(objs[number]))
+        tag = crypto.mac(authority, "epoch", _signed_part(objs[number], "mac"))
         if not hmac.compare_digest(tag, crypto.unb64(objs[number].get("mac"), "key epoch")):
             raise CorruptionError(f"key epoch object {epoch_name(number)} failed authentication")
     for number in numbers:
@@ -188,7 +209,6 @@ def start(
         "version": FORMAT_VERSION,
         "epoch": number,
         "since": since,
-        "check": crypto.b64(crypto.mac(data_key, "epoch-check", name.encode())),
         "recipients": {
             key: crypto.b64(crypto.seal_to(public, f"{name}/{key}", data_key))
             for key, public in sorted(recipients.items())
@@ -199,7 +219,9 @@ def start(
             crypto.hkdf(data_key, "epoch-previous"), name + "/previous", keys.epoch_keys[number - 1]
         )
         obj["previous"] = crypto.b64(previous)
-    obj["mac"] = crypto.b64(crypto.mac(keys.epoch_key(number - 1), "epoch", _signed_part(obj)))
+    obj["check"] = crypto.b64(_body_check(data_key, obj))
+    authority = keys.epoch_key(number - 1)
+    obj["mac"] = crypto.b64(crypto.mac(authority, "epoch", _signed_part(obj, "mac")))
     if not store.put_if_absent(name, json.dumps(obj, sort_keys=True).encode()):
         raise ConfigError(
             "another machine changed the repository's keys at the same time: run the command again"

@@ -558,12 +558,13 @@ class Repository:
     def _revoke(self, name: str, names: list[str]) -> list[str]:
         recipients: dict[str, bytes] = {}
         stale = []
+        current = epochs.current_recipients(self.store, self.keys)
         for other in sorted(n for n in names if n != name):
             try:
                 obj = json.loads(self._get(other))
             except (ValueError, ObjectNotFoundError):
                 obj = None
-            public = epochs.verified_recipient(self.keys, other, obj)
+            public = epochs.verified_recipient(self.keys, other, obj, current)
             if public is None:
                 stale.append(other[len(KEYS_PREFIX) :])
             else:
