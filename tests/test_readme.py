@@ -295,7 +295,7 @@ def history(sb: Sandbox) -> None:
 
 def keys(sb: Sandbox) -> None:
     sb.me.run("init", str(sb.shared))
-    assert sb.readme("claude-sync key export").stdout.startswith("csr1-")
+    assert sb.readme("claude-sync key export").stdout.startswith("csr2-")
     new = {"CLAUDE_SYNC_NEW_PASSPHRASE": NEW_PASSPHRASE}
     sb.readme("claude-sync key add --label ann-desktop", **new)
     listing = sb.readme("claude-sync key list").stdout

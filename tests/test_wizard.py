@@ -151,7 +151,8 @@ def test_recovery_key_only_repository(make_machine, repo_dir):
     out = finish(child)
     assert f"--recovery-key {key}" in out
     assert not list((repo_dir / "keys").glob("*")), "no passphrase key object"
-    assert a.run("key", "export").stdout.strip() == key
+    # key export makes a new recovery key (a key object of its own, which follows key epochs)
+    assert a.run("key", "export").stdout.strip().startswith("csr2-")
     # Without a passphrase key, only the recovery key joins.
     assert b.run("init", str(repo_dir), check=False).returncode != 0
     round_trip(a, b, [str(repo_dir), "--recovery-key", key])

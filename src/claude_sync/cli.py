@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from claude_sync import __version__, config, crypto, hooks, integration, plugins
+from claude_sync import __version__, config, hooks, integration, plugins
 from claude_sync.engine import HISTORY_ALARM, STRATEGIES, Conflict, Reporter, Result
 from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, ConfigError, SyncError
 from claude_sync.passphrase import read_passphrase
@@ -22,7 +22,14 @@ from claude_sync.pathmap import LABEL, PathMapper
 from claude_sync.resources import CONFLICT_MARKER, TYPES
 from claude_sync.store import RemoteOptions
 from claude_sync.store.base import redact
-from claude_sync.workspace import AlreadySetUp, InitOutcome, Locations, init, open_workspace
+from claude_sync.workspace import (
+    AlreadySetUp,
+    InitOutcome,
+    Locations,
+    init,
+    open_workspace,
+    save_keys,
+)
 
 
 class _LazyConsole:
@@ -1030,9 +1037,7 @@ def upgrade(where: Locations) -> None:
 
     with open_workspace(where) as ws:
         changed = ws.repo.upgrade()
-        config.save_master_key(
-            where.config_dir, ws.repo.config.repo_id, ws.repo.keys.master, ws.repo.config_body()
-        )
+        save_keys(where.config_dir, ws.repo)
     if changed:
         out.print(
             f"Upgraded the repository to format {REPO_FORMAT}. Update claude-sync on every "
@@ -1040,7 +1045,7 @@ def upgrade(where: Locations) -> None:
             markup=False,
         )
     else:
-        out.print(f"The repository already uses format {REPO_FORMAT}.", markup=False)
+        out.print(f"The repository already uses format {ws.repo.config.version}.", markup=False)
 
 
 @main.command()
@@ -1201,7 +1206,7 @@ def key_add(where: Locations, label: str, new_passphrase_file: str | None) -> No
     """Add a passphrase that opens the repository (one per machine or person)."""
     passphrase = read_passphrase(new_passphrase_file, confirm=True, new=True)
     with open_workspace(where) as ws:
-        name = ws.repo.add_key(passphrase, label)
+        name, _ = ws.repo.add_key(passphrase, label)
     out.print(f"Added key {name.rsplit('/', 1)[-1]}", markup=False)
 
 
@@ -1224,8 +1229,29 @@ def key_list(where: Locations) -> None:
 def key_remove(where: Locations, key_id: str) -> None:
     """Remove a key: its passphrase no longer opens the repository."""
     with open_workspace(where) as ws:
-        ws.repo.remove_key(key_id)
-    out.print(f"Removed key {key_id}", markup=False)
+        stale = ws.repo.remove_key(key_id)
+        own = ws.repo.keys.identity is not None and ws.repo.keys.identity[0] == f"keys/{key_id}"
+    _warn_stale(stale)
+    if own:
+        err.print(
+            "warning: this machine joined with that key: it keeps the current key epoch but "
+            "will not receive the next; join again with another key (`claude-sync init --force`)",
+            markup=False,
+        )
+    out.print(
+        f"Removed key {key_id}: new data is sealed under a new key epoch it cannot open.",
+        markup=False,
+    )
+
+
+def _warn_stale(stale: list[str]) -> None:
+    for key_id in stale:
+        err.print(
+            f"warning: key {key_id} cannot receive the new key epoch and opens no new data "
+            "(it predates key epochs, or no current key vouches for it): remove it and "
+            "`claude-sync key add` a new one for its owner",
+            markup=False,
+        )
 
 
 @key.command("passwd")
@@ -1238,21 +1264,23 @@ def key_passwd(
     """Change a passphrase; the data is not re-encrypted."""
     old = read_passphrase(passphrase_file, confirm=False)
     with open_workspace(where) as ws:
-        old_name = ws.repo.key_opened_by(old)
+        ws.repo.key_opened_by(old)
         new = read_passphrase(new_passphrase_file, confirm=True, new=True)
-        labels = {k: label for k, label, _ in ws.repo.list_keys()}
-        ws.repo.add_key(new, labels.get(old_name.rsplit("/", 1)[-1], ""))
-        ws.repo.store.delete(old_name)
-    out.print("Passphrase changed.")
+        stale = ws.repo.change_passphrase(old, new)
+    _warn_stale(stale)
+    out.print(
+        "Passphrase changed. Other machines that joined with the old passphrase must join "
+        "again with the new one (`claude-sync init --force`)."
+    )
 
 
 @key.command("export")
 @location_options
 def key_export(where: Locations) -> None:
-    """Print a recovery key that opens the repository without the passphrase."""
-    settings = config.load_settings(where.config_dir)
-    master = config.load_master_key(where.config_dir, settings.repo_id)
-    out.print(crypto.recovery_key(master), markup=False)
+    """Print a new recovery key that opens the repository without the passphrase."""
+    with open_workspace(where) as ws:
+        text = ws.repo.add_recovery_key()
+    out.print(text, markup=False)
     err.print("Anyone with this key can read your synced data: store it like a password.")
 
 

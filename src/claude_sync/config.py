@@ -154,13 +154,30 @@ def save_settings(directory: Path, settings: Settings) -> None:
 
 
 def save_master_key(
-    directory: Path, repo_id: str, master: bytes, repo_config: dict[str, object] | None = None
+    directory: Path,
+    repo_id: str,
+    master: bytes,
+    repo_config: dict[str, object] | None = None,
+    held: dict[str, object] | None = None,
 ) -> None:
-    """The key, and the repository's (immutable) config so daily commands need not fetch it."""
-    body = {"repo_id": repo_id, "master_key": base64.b64encode(master).decode()}
+    """The key, and the repository's config so daily commands need not fetch it; `held` is
+    the rest of what this machine holds (its key object's identity, the key epochs' keys:
+    crypto.KeyRing.held), so it follows key epochs without a passphrase."""
+    body: dict[str, object] = {"repo_id": repo_id, "master_key": base64.b64encode(master).decode()}
     if repo_config is not None:
-        body["repo_config"] = repo_config  # type: ignore[assignment]
+        body["repo_config"] = repo_config
+    if held is not None:
+        body["held"] = held
     write_private(directory / KEY_FILE, json.dumps(body).encode())
+
+
+def load_held_keys(directory: Path) -> dict[str, object]:
+    """What save_master_key kept as `held`; empty for key files older than key epochs."""
+    try:
+        held = json.loads((directory / KEY_FILE).read_text()).get("held")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return held if isinstance(held, dict) else {}
 
 
 def load_repo_config(directory: Path) -> object | None:

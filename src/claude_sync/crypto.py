@@ -6,6 +6,9 @@
 * blob ids: HMAC-SHA256 under a key derived from the master key, so equal plaintexts dedup
   without the backend learning any content hash.
 * passphrases: Argon2id with a random salt per key object; parameters travel with the object.
+* key epochs: each epoch's data key is sealed to X25519 recipients (one per key object) the
+  way age and HPKE base mode do it: an ephemeral X25519 exchange, HKDF-SHA256 bound to both
+  public keys, then the AES-256-GCM envelope. Envelopes of an epoch carry its number.
 """
 
 from __future__ import annotations
@@ -17,13 +20,17 @@ import os
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from claude_sync.errors import CorruptionError, WrongKeyError
+from claude_sync.errors import CorruptionError, RevokedError, WrongKeyError
 
 ENVELOPE_VERSION = 1
+#: an envelope sealed under a key epoch's data key: the epoch number follows the version byte
+EPOCH_ENVELOPE_VERSION = 2
+EPOCH_SIZE = 4
 NONCE_SIZE = 12
 TAG_SIZE = 16
 KEY_SIZE = 32
@@ -54,13 +61,25 @@ def open_sealed(key: bytes, name: str, envelope: bytes | memoryview) -> bytes:
     view = memoryview(envelope)
     if len(view) < 1 + NONCE_SIZE + TAG_SIZE or view[0] != ENVELOPE_VERSION:
         raise CorruptionError(f"object {name} is damaged (bad envelope)")
-    nonce = bytes(view[1 : 1 + NONCE_SIZE])
+    return _decrypt(key, name, view[1:])
+
+
+def _decrypt(key: bytes, name: str, view: memoryview) -> bytes:
+    nonce = bytes(view[:NONCE_SIZE])
     try:
-        return AESGCM(key).decrypt(nonce, view[1 + NONCE_SIZE :], _aad(name))
+        return AESGCM(key).decrypt(nonce, view[NONCE_SIZE:], _aad(name))
     except InvalidTag:
         raise CorruptionError(
             f"object {name} failed authentication (damaged or tampered)"
         ) from None
+
+
+def envelope_epoch(envelope: bytes | memoryview) -> int:
+    """The key epoch an envelope was sealed under (0: the master key)."""
+    view = memoryview(envelope)
+    if len(view) > EPOCH_SIZE and view[0] == EPOCH_ENVELOPE_VERSION:
+        return int.from_bytes(view[1 : 1 + EPOCH_SIZE], "big")
+    return 0
 
 
 def hkdf(master: bytes, purpose: str) -> bytes:
@@ -73,21 +92,147 @@ def hkdf(master: bytes, purpose: str) -> bytes:
 
 
 class KeyRing:
-    """Caches the derived keys; HKDF per object would be wasted work on the hot path."""
+    """The keys a machine holds: the master key (config, key labels, blob ids, and data
+    sealed before key epochs) and the data key of every key epoch it could open. New objects
+    are sealed under the newest epoch. Derived keys are cached: HKDF per object would be
+    wasted work on the hot path."""
 
-    def __init__(self, master: bytes) -> None:
+    def __init__(
+        self,
+        master: bytes,
+        epochs: dict[int, bytes] | None = None,
+        identity: tuple[str, bytes] | None = None,
+    ) -> None:
         self.master = master
-        self.encryption = hkdf(master, "encryption")
         self.mac_key = hkdf(master, "blob-id")
+        #: (key object name, X25519 private key) of the key object this machine joined with
+        self.identity = identity
+        self.epoch_keys: dict[int, bytes] = {}
+        self._encryption = {0: hkdf(master, "encryption")}
+        #: epoch -> the newest snapshot number stored when it started
+        self.since: dict[int, int] = {}
+        for number, key in (epochs or {}).items():
+            self.add_epoch(number, key)
+
+    @property
+    def epoch(self) -> int:
+        return max(self._encryption)
+
+    def add_epoch(self, number: int, key: bytes) -> None:
+        self.epoch_keys[number] = key
+        self._encryption[number] = hkdf(key, "epoch-encryption")
+
+    def epoch_key(self, number: int) -> bytes:
+        """The key that authenticates epoch number+1: the master key for the first."""
+        return self.master if number == 0 else self.epoch_keys[number]
 
     def blob_id(self, data: bytes | memoryview) -> str:
         return hmac.new(self.mac_key, data, hashlib.sha256).hexdigest()
 
     def seal(self, name: str, plaintext: bytes) -> bytes:
-        return seal(self.encryption, name, plaintext)
+        epoch = self.epoch
+        if epoch == 0:
+            return seal(self._encryption[0], name, plaintext)
+        nonce = os.urandom(NONCE_SIZE)
+        body = AESGCM(self._encryption[epoch]).encrypt(nonce, plaintext, _aad(name))
+        return bytes([EPOCH_ENVELOPE_VERSION]) + epoch.to_bytes(EPOCH_SIZE, "big") + nonce + body
+
+    def seal_master(self, name: str, plaintext: bytes) -> bytes:
+        """For what any holder of the master key must read: the config and key labels."""
+        return seal(self._encryption[0], name, plaintext)
 
     def open(self, name: str, envelope: bytes | memoryview) -> bytes:
-        return open_sealed(self.encryption, name, envelope)
+        view = memoryview(envelope)
+        if len(view) and view[0] == EPOCH_ENVELOPE_VERSION:
+            if len(view) < 1 + EPOCH_SIZE + NONCE_SIZE + TAG_SIZE:
+                raise CorruptionError(f"object {name} is damaged (bad envelope)")
+            epoch = envelope_epoch(view)
+            key = self._encryption.get(epoch)
+            if key is None:
+                raise RevokedError(
+                    f"object {name} is sealed under key epoch {epoch}, which this machine "
+                    "cannot open: its key was removed from the repository, or it must join "
+                    "again with `claude-sync init --force`"
+                )
+            return _decrypt(key, name, view[1 + EPOCH_SIZE :])
+        return open_sealed(self._encryption[0], name, view)
+
+    def held(self) -> dict[str, object]:
+        """What a machine keeps next to the master key so it needs no passphrase later."""
+        body: dict[str, object] = {
+            "epochs": {str(n): b64(k) for n, k in self.epoch_keys.items()},
+            "since": {str(n): s for n, s in self.since.items()},
+        }
+        if self.identity is not None:
+            body["identity"] = {"key": self.identity[0], "secret": b64(self.identity[1])}
+        return body
+
+    @classmethod
+    def from_held(cls, master: bytes, held: dict[str, object]) -> KeyRing:
+        try:
+            found_epochs = held.get("epochs") or {}
+            found_since = held.get("since") or {}
+            if not isinstance(found_epochs, dict) or not isinstance(found_since, dict):
+                raise TypeError
+            epochs = {int(n): unb64(k, "the key file") for n, k in found_epochs.items()}
+            since = {int(n): int(s) for n, s in found_since.items()}
+            found = held.get("identity")
+            identity = None
+            if isinstance(found, dict):
+                identity = (str(found["key"]), unb64(found["secret"], "the key file"))
+        except (KeyError, TypeError, ValueError):
+            raise CorruptionError("the key file is damaged") from None
+        keys = cls(master, epochs, identity)
+        keys.since.update(since)
+        return keys
+
+
+def new_identity() -> tuple[bytes, bytes]:
+    """A fresh X25519 (private, public) key pair, raw bytes."""
+    private = X25519PrivateKey.generate()
+    return private.private_bytes_raw(), private.public_key().public_bytes_raw()
+
+
+def public_of(private: bytes) -> bytes:
+    return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
+
+
+def _recipient_key(shared: bytes, ephemeral: bytes, recipient: bytes) -> bytes:
+    if not any(shared):
+        raise CorruptionError("a key epoch names an invalid public key")
+    return HKDF(
+        algorithm=hashes.SHA256(),
+        length=KEY_SIZE,
+        salt=ephemeral + recipient,
+        info=b"claude-sync/v1/x25519",
+    ).derive(shared)
+
+
+def seal_to(recipient: bytes, name: str, plaintext: bytes) -> bytes:
+    """ECIES to an X25519 public key: ephemeral public key, then an envelope under the
+    HKDF of the shared secret (as age's X25519 recipient stanza)."""
+    ephemeral = X25519PrivateKey.generate()
+    try:
+        shared = ephemeral.exchange(X25519PublicKey.from_public_bytes(recipient))
+    except ValueError:
+        raise CorruptionError("a key object has an invalid public key") from None
+    eph_public = ephemeral.public_key().public_bytes_raw()
+    return eph_public + seal(_recipient_key(shared, eph_public, recipient), name, plaintext)
+
+
+def open_from(private: bytes, name: str, sealed: bytes) -> bytes:
+    identity = X25519PrivateKey.from_private_bytes(private)
+    eph_public = sealed[:KEY_SIZE]
+    try:
+        shared = identity.exchange(X25519PublicKey.from_public_bytes(eph_public))
+    except ValueError:
+        raise CorruptionError(f"{name} is malformed") from None
+    key = _recipient_key(shared, eph_public, identity.public_key().public_bytes_raw())
+    return open_sealed(key, name, sealed[KEY_SIZE:])
+
+
+def mac(key: bytes, purpose: str, data: bytes) -> bytes:
+    return hmac.new(hkdf(key, purpose), data, hashlib.sha256).digest()
 
 
 def derive_kek(passphrase: str, salt: bytes, params: dict[str, int]) -> bytes:
@@ -106,34 +251,56 @@ def derive_kek(passphrase: str, salt: bytes, params: dict[str, int]) -> bytes:
     ).derive(passphrase.encode())
 
 
-def wrap_master(master: bytes, passphrase: str, name: str) -> dict[str, object]:
-    salt = os.urandom(16)
-    params = dict(DEFAULT_KDF_PARAMS)
-    kek = derive_kek(passphrase, salt, params)
+def wrap_master(
+    master: bytes, secret: str | bytes, name: str, identity: bytes
+) -> dict[str, object]:
+    """A key object: the master key and an X25519 identity, wrapped under a key derived from
+    a passphrase (Argon2id) or from a recovery key's 32 random bytes (HKDF: nothing to
+    stretch)."""
+    head: dict[str, object] = {"version": 1}
+    if isinstance(secret, str):
+        salt = os.urandom(16)
+        params = dict(DEFAULT_KDF_PARAMS)
+        kek = derive_kek(secret, salt, params)
+        head.update(kdf="argon2id", params=params, salt=b64(salt))
+    else:
+        kek = hkdf(secret, "recovery")
+        head["kdf"] = RECOVERY_KDF
     return {
-        "version": 1,
-        "kdf": "argon2id",
-        "params": params,
-        "salt": b64(salt),
+        **head,
         "data": b64(seal(kek, name, master)),
+        "identity": b64(seal(kek, name + "/identity", identity)),
     }
 
 
-def unwrap_master(obj: dict[str, object], passphrase: str, name: str) -> bytes:
-    if obj.get("version") != 1 or obj.get("kdf") != "argon2id":
+def unwrap_master(
+    obj: dict[str, object], secret: str | bytes, name: str
+) -> tuple[bytes, bytes | None]:
+    """(master key, X25519 identity or None for key objects older than key epochs)."""
+    kdf = obj.get("kdf")
+    if obj.get("version") != 1 or kdf not in ("argon2id", RECOVERY_KDF):
         raise CorruptionError(f"key object {name} has an unknown format")
-    params = obj.get("params")
-    if not isinstance(params, dict):
-        raise CorruptionError(f"key object {name} is malformed")
-    salt = unb64(obj.get("salt"), name)
-    kek = derive_kek(passphrase, salt, params)
+    if (kdf == RECOVERY_KDF) != isinstance(secret, bytes):
+        raise WrongKeyError("not a key object of this kind")
+    if isinstance(secret, bytes):
+        kek = hkdf(secret, "recovery")
+    else:
+        params = obj.get("params")
+        if not isinstance(params, dict):
+            raise CorruptionError(f"key object {name} is malformed")
+        kek = derive_kek(secret, unb64(obj.get("salt"), name), params)
     try:
         master = open_sealed(kek, name, unb64(obj.get("data"), name))
+        identity = (
+            open_sealed(kek, name + "/identity", unb64(obj["identity"], name))
+            if "identity" in obj
+            else None
+        )
     except CorruptionError:
         raise WrongKeyError("wrong passphrase") from None
-    if len(master) != KEY_SIZE:
+    if len(master) != KEY_SIZE or (identity is not None and len(identity) != KEY_SIZE):
         raise CorruptionError(f"key object {name} is malformed")
-    return master
+    return master, identity
 
 
 def b64(data: bytes) -> str:
@@ -149,27 +316,40 @@ def unb64(value: object, name: str) -> bytes:
         raise CorruptionError(f"object {name} is malformed") from None
 
 
+RECOVERY_KDF = "recovery"
+#: csr1: the master key itself (before key epochs); csr2: the secret of a recovery key object
 RECOVERY_PREFIX = "csr1"
+RECOVERY_OBJECT_PREFIX = "csr2"
 
 
-def recovery_key(master: bytes) -> str:
-    """Human-copyable master key: base32 in groups, with a 4-byte checksum against typos."""
-    check = hashlib.sha256(master).digest()[:4]
-    text = base64.b32encode(master + check).decode().rstrip("=")
+def recovery_key(secret: bytes, prefix: str = RECOVERY_OBJECT_PREFIX) -> str:
+    """Human-copyable key: base32 in groups, with a 4-byte checksum against typos."""
+    check = hashlib.sha256(secret).digest()[:4]
+    text = base64.b32encode(secret + check).decode().rstrip("=")
     groups = [text[i : i + 6] for i in range(0, len(text), 6)]
-    return "-".join([RECOVERY_PREFIX, *groups])
+    return "-".join([prefix, *groups])
 
 
-def parse_recovery_key(text: str) -> bytes:
+def parse_recovery_key(text: str) -> tuple[str, bytes]:
+    """(prefix, 32 bytes): a csr1 key is the master key, a csr2 key opens a key object."""
     cleaned = "".join(text.split()).replace("-", "").upper()
-    if not cleaned.startswith(RECOVERY_PREFIX.upper()):
+    prefix = next(
+        (p for p in (RECOVERY_PREFIX, RECOVERY_OBJECT_PREFIX) if cleaned.startswith(p.upper())),
+        None,
+    )
+    if prefix is None:
         raise WrongKeyError("that is not a claude-sync recovery key")
-    body = cleaned[len(RECOVERY_PREFIX) :]
+    body = cleaned[len(prefix) :]
     try:
         raw = base64.b32decode(body + "=" * (-len(body) % 8))
     except ValueError:
         raise WrongKeyError("the recovery key is mistyped") from None
-    master, check = raw[:KEY_SIZE], raw[KEY_SIZE:]
-    if len(master) != KEY_SIZE or hashlib.sha256(master).digest()[:4] != check:
+    secret, check = raw[:KEY_SIZE], raw[KEY_SIZE:]
+    if len(secret) != KEY_SIZE or hashlib.sha256(secret).digest()[:4] != check:
         raise WrongKeyError("the recovery key is mistyped")
-    return master
+    return prefix, secret
+
+
+def recovery_key_name(secret: bytes) -> str:
+    """The key object a csr2 recovery key opens: found without trying every key object."""
+    return hkdf(secret, "recovery-id")[:16].hex()

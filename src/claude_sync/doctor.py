@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
-from claude_sync import config, plugins
+from claude_sync import config, crypto, plugins
 from claude_sync.engine import HISTORY_ALARM
 from claude_sync.errors import SyncError
 from claude_sync.repository import Repository
@@ -23,7 +23,7 @@ from claude_sync.store import RemoteOptions, open_store
 from claude_sync.store.base import ObjectStore, redact
 from claude_sync.store.folder import FolderStore
 from claude_sync.store.git import GitStore
-from claude_sync.workspace import Locations
+from claude_sync.workspace import Locations, machine_keys
 
 #: A newest snapshot further in the future than this means some machine's clock is wrong.
 MAX_SKEW = 300.0
@@ -44,11 +44,11 @@ def run(where: Locations) -> list[Check]:
     checks: list[Check] = []
     settings = _settings(where, checks)
     if settings is not None:
-        master = _key(where, settings, checks)
+        keys = _key(where, settings, checks)
         with _opened(where, settings, checks) as store:
             if store is not None:
                 _writes(store, checks)
-                repo = _repository(store, settings, master, checks)
+                repo = _repository(store, settings, keys, checks)
                 if repo is not None:
                     checks.append(_clock(repo))
         checks += _local_state(where)
@@ -69,14 +69,14 @@ def _settings(where: Locations, checks: list[Check]) -> config.Settings | None:
     return settings
 
 
-def _key(where: Locations, settings: config.Settings, checks: list[Check]) -> bytes | None:
+def _key(where: Locations, settings: config.Settings, checks: list[Check]) -> crypto.KeyRing | None:
     try:
-        master = config.load_master_key(where.config_dir, settings.repo_id)
+        keys = machine_keys(where.config_dir, settings.repo_id)
     except SyncError as exc:
         checks.append(Check("key", False, str(exc), REINIT))
         return None
     checks.append(Check("key", True, f"present for repository {settings.repo_id[:12]}"))
-    return master
+    return keys
 
 
 @contextmanager
@@ -154,13 +154,16 @@ def _quietly_delete(store: ObjectStore, name: str) -> None:
 
 
 def _repository(
-    store: ObjectStore, settings: config.Settings, master: bytes | None, checks: list[Check]
+    store: ObjectStore,
+    settings: config.Settings,
+    keys: crypto.KeyRing | None,
+    checks: list[Check],
 ) -> Repository | None:
     name = "key matches repository"
-    if master is None:
+    if keys is None:
         return None
     try:
-        repo = Repository.open(store, master)
+        repo = Repository.open(store, keys)
     except SyncError as exc:
         checks.append(Check(name, False, f"the local key does not open it: {exc}", REINIT))
         return None

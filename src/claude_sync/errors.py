@@ -35,3 +35,7 @@ class BackendError(SyncError):
 
 class ObjectNotFoundError(BackendError):
     """A named object is missing from the backend."""
+
+
+class RevokedError(WrongKeyError):
+    """This machine's key no longer opens the repository's current key epoch."""

@@ -1,6 +1,7 @@
 """Repository format v1 (docs/FORMAT.md): keys, config, packs, indexes and snapshots.
 
-Every object but the key objects is sealed with the master key; the name an object is stored
+Every object but the key objects and key epochs is sealed, with the master key or, once key
+epochs exist (epochs.py), with the newest epoch's data key; the name an object is stored
 under is its associated data. This module turns those objects into Python values and back,
 and validates everything it decodes: a hostile backend gets clean errors, never a crash.
 """
@@ -22,12 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from claude_sync import compression, crypto
+from claude_sync import compression, crypto, epochs
 from claude_sync.config import write_private
 from claude_sync.errors import (
     ConfigError,
     CorruptionError,
     ObjectNotFoundError,
+    RevokedError,
     WrongKeyError,
 )
 from claude_sync.session_summary import SessionSummary
@@ -39,7 +41,10 @@ FORMAT_VERSION = 1
 #: only in snapshot versions) or 3, whose snapshots must all be chained (docs/FORMAT.md §10).
 #: claude-sync before 3 refuses a format 3 config, so it cannot add unchained snapshots.
 REPO_FORMAT = 3
-REPO_FORMATS = (1, 3)
+#: format 3 with key epochs: written when the first epoch starts, so that claude-sync
+#: before 0.4, which cannot open epoch-sealed objects, refuses the repository by its config
+EPOCH_FORMAT = 4
+REPO_FORMATS = (1, 3, EPOCH_FORMAT)
 UPGRADE_NAME = "config-upgrade"
 #: 1: the file list inside the snapshot; 2: in manifest parts. Readers take both.
 SNAPSHOT_VERSION = 2
@@ -247,11 +252,11 @@ class Repository:
 
     @classmethod
     def deferred(
-        cls, open_store: Callable[[], ObjectStore], master: bytes, config_body: Any
+        cls, open_store: Callable[[], ObjectStore], keys: crypto.KeyRing, config_body: Any
     ) -> Repository:
         """A repository known from this machine's cache: the store is opened, and checked to
         still hold this repository, only when first needed (a no-op push never needs it)."""
-        return cls(None, crypto.KeyRing(master), _parse_config(config_body), open_store)
+        return cls(None, keys, _parse_config(config_body), open_store)
 
     @property
     def store(self) -> ObjectStore:
@@ -266,7 +271,7 @@ class Repository:
     def _connect(self, open_store: Callable[[], ObjectStore]) -> ObjectStore:
         store = open_store()
         try:
-            stored = Repository.open(store, self.keys.master).config
+            stored = Repository.open(store, self.keys).config
             found = stored.repo_id
             if found == self.config.repo_id:
                 self.config = stored  # upgraded by another machine since it was cached
@@ -374,15 +379,17 @@ class Repository:
         # The config goes first: a repository is usable once any key object exists, and a
         # key object without its config would look like a damaged repository.
         body = _config_body(config)
-        if not store.put_if_absent(CONFIG_NAME, keys.seal(CONFIG_NAME, _encode_json(body))):
+        if not store.put_if_absent(CONFIG_NAME, keys.seal_master(CONFIG_NAME, _encode_json(body))):
             raise ConfigError(f"{store.display} already holds a repository")
         if passphrase is not None:
-            repo.add_key(passphrase, label)
+            keys.identity = repo.add_key(passphrase, label)
         return repo
 
     @classmethod
-    def open(cls, store: ObjectStore, master: bytes) -> Repository:
-        keys = crypto.KeyRing(master)
+    def open(cls, store: ObjectStore, master: bytes | crypto.KeyRing) -> Repository:
+        """Open with a master key, or with the keys a machine holds (then the key epochs it
+        learns are added to them)."""
+        keys = master if isinstance(master, crypto.KeyRing) else crypto.KeyRing(master)
         try:
             sealed = store.get(CONFIG_NAME)
         except ObjectNotFoundError:
@@ -393,7 +400,9 @@ class Repository:
             raise WrongKeyError(
                 "the key does not open this repository (wrong key, or the config object is damaged)"
             ) from None
-        return cls(store, keys, _parse_config(_decode_json(plain, "the config object")))
+        repo = cls(store, keys, _parse_config(_decode_json(plain, "the config object")))
+        epochs.refresh(store, keys)
+        return repo
 
     @staticmethod
     def _finish_upgrade(store: ObjectStore, keys: crypto.KeyRing) -> bytes:
@@ -405,22 +414,22 @@ class Repository:
             raise ConfigError(
                 f"{store.display} holds no claude-sync repository (wrong place, or not reachable?)"
             ) from None
-        store.put_if_absent(CONFIG_NAME, keys.seal(CONFIG_NAME, body))
+        store.put_if_absent(CONFIG_NAME, keys.seal_master(CONFIG_NAME, body))
         return store.get(CONFIG_NAME)
 
-    def upgrade(self) -> bool:
-        """Rewrite the config at the current format; False when it already was. The new
+    def upgrade(self, version: int = REPO_FORMAT) -> bool:
+        """Rewrite the config at that format; False when it already was at least. The new
         config is stored aside first, so a crash in between is completed by the next open."""
         current = _parse_config(
             _decode_json(self.keys.open(CONFIG_NAME, self.store.get(CONFIG_NAME)), "the config")
         )
-        if current.version == REPO_FORMAT:
+        if current.version >= version:
             self.config = current
             return False
-        upgraded = RepoConfig(current.repo_id, current.chunker, current.created, REPO_FORMAT)
+        upgraded = RepoConfig(current.repo_id, current.chunker, current.created, version)
         body = _encode_json(_config_body(upgraded))
         self.store.delete(UPGRADE_NAME)
-        self.store.put_if_absent(UPGRADE_NAME, self.keys.seal(UPGRADE_NAME, body))
+        self.store.put_if_absent(UPGRADE_NAME, self.keys.seal_master(UPGRADE_NAME, body))
         self.store.delete(CONFIG_NAME)
         self._finish_upgrade(self.store, self.keys)
         self.store.delete(UPGRADE_NAME)
@@ -439,21 +448,42 @@ class Repository:
         found = cls._match_key(store, names, passphrase)
         if found is None:
             raise WrongKeyError("wrong passphrase for this repository")
-        return cls.open(store, found[1])
+        return cls.open(store, _machine_keys(*found))
+
+    @classmethod
+    def recover(cls, store: ObjectStore, text: str) -> Repository:
+        """Open with a recovery key: a csr1 key is the master key (it opens no key epoch),
+        a csr2 key opens its own key object."""
+        prefix, secret = crypto.parse_recovery_key(text)
+        if prefix == crypto.RECOVERY_PREFIX:
+            try:
+                return cls.open(store, secret)
+            except RevokedError:
+                raise RevokedError(
+                    "that csr1 recovery key predates the repository's key epochs: it opens "
+                    "only data pushed before the first `key remove`; make a new one with "
+                    "`claude-sync key export` on a machine that is set up"
+                ) from None
+        name = KEYS_PREFIX + crypto.recovery_key_name(secret)
+        found = cls._match_key(store, [name], secret)
+        if found is None:
+            raise WrongKeyError("that recovery key was removed or belongs to another repository")
+        return cls.open(store, _machine_keys(*found))
 
     @staticmethod
     def _match_key(
-        store: ObjectStore, names: list[str], passphrase: str
-    ) -> tuple[str, bytes] | None:
+        store: ObjectStore, names: list[str], secret: str | bytes
+    ) -> tuple[str, bytes, bytes | None] | None:
+        """(name, master key, identity) of the first key object the secret opens."""
         for name in names:
             try:
                 obj = json.loads(store.get(name))
-            except ValueError:
+            except (ValueError, ObjectNotFoundError):
                 continue
             if not isinstance(obj, dict):
                 continue
             try:
-                return name, crypto.unwrap_master(obj, passphrase, name)
+                return name, *crypto.unwrap_master(obj, secret, name)
             except (WrongKeyError, CorruptionError):
                 continue
         return None
@@ -464,14 +494,31 @@ class Repository:
             raise WrongKeyError("that passphrase opens no key of this repository")
         return found[0]
 
-    def add_key(self, passphrase: str, label: str = "") -> str:
-        name = KEYS_PREFIX + os.urandom(16).hex()
-        obj = crypto.wrap_master(self.keys.master, passphrase, name)
+    def add_key(
+        self, secret: str | bytes, label: str = "", name: str | None = None
+    ) -> tuple[str, bytes]:
+        """A key object for a passphrase (or a recovery key's secret); returns its name and
+        X25519 identity. It receives the current key epoch and every later one."""
+        name = name or KEYS_PREFIX + os.urandom(16).hex()
+        private, public = crypto.new_identity()
+        obj = crypto.wrap_master(self.keys.master, secret, name, private)
+        obj["recipient"] = epochs.recipient_fields(self.keys, name, public)
+        grant = epochs.grant(self.keys, name, public)
+        if grant is not None:
+            obj["grant"] = grant
         # The label may name a person or machine: readable only with the master key.
-        obj["label"] = crypto.b64(self.keys.seal(name + "/label", label.encode()))
+        obj["label"] = crypto.b64(self.keys.seal_master(name + "/label", label.encode()))
         obj["created"] = int(time.time())
-        self._put(name, json.dumps(obj, sort_keys=True).encode())
-        return name
+        if not self._put(name, json.dumps(obj, sort_keys=True).encode()):
+            raise ConfigError(f"key {name[len(KEYS_PREFIX) :]} already exists")
+        return name, private
+
+    def add_recovery_key(self) -> str:
+        """A new recovery key (csr2): the secret of a key object of its own, so it follows
+        key epochs and `key remove` revokes it like any other key."""
+        secret = crypto.random_key()
+        self.add_key(secret, "recovery key", KEYS_PREFIX + crypto.recovery_key_name(secret))
+        return crypto.recovery_key(secret)
 
     def list_keys(self) -> list[tuple[str, str, int]]:
         """(id, label, created) of every key object."""
@@ -487,14 +534,50 @@ class Repository:
             keys.append((name[len(KEYS_PREFIX) :], label, created))
         return keys
 
-    def remove_key(self, key_id: str) -> None:
+    def remove_key(self, key_id: str) -> list[str]:
+        """Revoke a key: a new key epoch for the others, then delete its key object. Returns
+        the ids of remaining keys too old to receive the new epoch (they are cut off too)."""
         names = self.store.list(KEYS_PREFIX)
         name = KEYS_PREFIX + key_id
         if name not in names:
             raise ConfigError(f"no key {key_id} in this repository (see `claude-sync key list`)")
         if len(names) == 1:
             raise ConfigError("refusing to remove the last key: add another one first")
+        return self._revoke(name, names)
+
+    def change_passphrase(self, old: str, new: str) -> list[str]:
+        """A new key object (new identity) for the new passphrase, then the old one revoked:
+        restoring the old key object opens nothing written after."""
+        old_name = self.key_opened_by(old)
+        labels = {k: label for k, label, _ in self.list_keys()}
+        new_name, private = self.add_key(new, labels.get(old_name[len(KEYS_PREFIX) :], ""))
+        if self.keys.identity is None or self.keys.identity[0] == old_name:
+            self.keys.identity = (new_name, private)
+        return self._revoke(old_name, self.store.list(KEYS_PREFIX))
+
+    def _revoke(self, name: str, names: list[str]) -> list[str]:
+        recipients: dict[str, bytes] = {}
+        stale = []
+        current = epochs.current_recipients(self.store, self.keys)
+        for other in sorted(n for n in names if n != name):
+            try:
+                obj = json.loads(self._get(other))
+            except (ValueError, ObjectNotFoundError):
+                obj = None
+            public = epochs.verified_recipient(self.keys, other, obj, current)
+            if public is None:
+                stale.append(other[len(KEYS_PREFIX) :])
+            else:
+                recipients[other] = public
+        if not recipients:
+            raise ConfigError(
+                "no remaining key could open the new key epoch (keys made before claude-sync "
+                "0.4 cannot): add a key with `claude-sync key add` first"
+            )
+        self.upgrade(EPOCH_FORMAT)
+        epochs.start(self.store, self.keys, recipients, self.head_seq() or 0)
         self.store.delete(name)
+        return stale
 
     # -- snapshots --------------------------------------------------------------------------
 
@@ -523,6 +606,7 @@ class Repository:
         name = snapshot_name(seq)
         sealed = self._get(name)
         obj = _decode_json(self.keys.open(name, sealed), f"snapshot {seq}")
+        epochs.check_snapshot(self.keys, seq, sealed)
         what = f"snapshot {seq}"
         try:
             version = obj["version"]
@@ -956,6 +1040,10 @@ def _parse_config(obj: Any) -> RepoConfig:
         )
     except (KeyError, TypeError, ValueError, OverflowError):
         raise CorruptionError("the config object is malformed") from None
+
+
+def _machine_keys(name: str, master: bytes, identity: bytes | None) -> crypto.KeyRing:
+    return crypto.KeyRing(master, identity=None if identity is None else (name, identity))
 
 
 def group_by_pack(

@@ -279,7 +279,7 @@ def _unlock(store: ObjectStore) -> Repository:
         try:
             if no_keys:
                 text = click.prompt("This repository has no passphrase. Recovery key")
-                return Repository.open(store, crypto.parse_recovery_key(text))
+                return Repository.recover(store, text)
             if env is not None:
                 return Repository.unlock(store, env)
             return Repository.unlock(store, click.prompt("Passphrase", hide_input=True))
@@ -314,7 +314,7 @@ def _create(
         repo = Repository.create(store, passphrase, name)
         recovery = None
         if passphrase is None:
-            recovery = crypto.recovery_key(repo.keys.master)
+            recovery = crypto.recovery_key(repo.keys.master, crypto.RECOVERY_PREFIX)
             _confirm_saved(recovery)
     save_setup(where, place.remote, place.options, repo, name)
     _summary(where, place, recovery, hint)

@@ -74,7 +74,7 @@ def init(
         if Repository.exists(store):
             created = False
             if recovery_key:
-                repo = Repository.open(store, crypto.parse_recovery_key(recovery_key))
+                repo = Repository.recover(store, recovery_key)
             else:
                 repo = Repository.unlock(store, read_passphrase(passphrase_file, confirm=False))
         else:
@@ -157,7 +157,7 @@ def _abandoned_first_repository(
     store = open_store(previous)
     try:
         settings = config.load_settings(where.config_dir)
-        repo = Repository.open(store, config.load_master_key(where.config_dir, settings.repo_id))
+        repo = Repository.open(store, machine_keys(where.config_dir, settings.repo_id))
         seqs = repo.snapshot_seqs()
         untouched = (
             repo.config.repo_id == settings.repo_id
@@ -200,9 +200,7 @@ def save_setup(
     )
     settings.device = device
     _reset_state_if_other_repo(where.config_dir, repo.config.repo_id)
-    config.save_master_key(
-        where.config_dir, repo.config.repo_id, repo.keys.master, repo.config_body()
-    )
+    save_keys(where.config_dir, repo)
     config.save_settings(where.config_dir, settings)
 
 
@@ -261,15 +259,16 @@ class Workspace:
 def open_workspace(where: Locations) -> Iterator[Workspace]:
     """Open the configured repository with the local key, holding the machine-wide lock."""
     settings = config.load_settings(where.config_dir)
-    master = config.load_master_key(where.config_dir, settings.repo_id)
     with _lock(where.config_dir):
+        keys = machine_keys(where.config_dir, settings.repo_id)
         options = RemoteOptions(
             endpoint_url=settings.endpoint_url,
             git_branch=settings.git_branch,
             cache_dir=where.config_dir / "cache",
             transfers=int(os.environ.get("CLAUDE_SYNC_TRANSFERS", "8")),
         )
-        repo = _repository(where, settings, master, options)
+        repo = _repository(where, settings, keys, options)
+        held = keys.held()
         try:
             repo.transfers = options.transfers
             repo.cache_dir = where.config_dir / "cache" / "objects"
@@ -278,22 +277,24 @@ def open_workspace(where: Locations) -> Iterator[Workspace]:
                 yield Workspace(where, settings, repo, state)
             finally:
                 state.close()
+                if keys.held() != held:  # learned a key epoch, or started one
+                    save_keys(where.config_dir, repo)
         finally:
             repo.close()
 
 
 def _repository(
-    where: Locations, settings: config.Settings, master: bytes, options: RemoteOptions
+    where: Locations, settings: config.Settings, keys: crypto.KeyRing, options: RemoteOptions
 ) -> Repository:
     def connect() -> ObjectStore:
         return open_store(settings.remote, options)
 
     cached = config.load_repo_config(where.config_dir)
     if cached is not None:
-        return Repository.deferred(connect, master, cached)
+        return Repository.deferred(connect, keys, cached)
     store = connect()
     try:
-        repo = Repository.open(store, master)
+        repo = Repository.open(store, keys)
     except BaseException:
         store.close()
         raise
@@ -303,8 +304,20 @@ def _repository(
             f"{redact(settings.remote)} now holds a different repository than the one this "
             "machine joined; run `claude-sync init --force` to join it"
         )
-    config.save_master_key(where.config_dir, settings.repo_id, master, repo.config_body())
+    save_keys(where.config_dir, repo)
     return repo
+
+
+def machine_keys(config_dir: Path, repo_id: str) -> crypto.KeyRing:
+    """The keys this machine holds: the master key and what it needs to follow key epochs."""
+    master = config.load_master_key(config_dir, repo_id)
+    return crypto.KeyRing.from_held(master, config.load_held_keys(config_dir))
+
+
+def save_keys(config_dir: Path, repo: Repository) -> None:
+    config.save_master_key(
+        config_dir, repo.config.repo_id, repo.keys.master, repo.config_body(), repo.keys.held()
+    )
 
 
 @contextmanager
