@@ -111,7 +111,7 @@ def restore(
 
 def _refuse_unsynced(engine: Engine, files: dict[str, object]) -> None:
     """In-place restore must not destroy changes that exist nowhere else."""
-    local = engine.scan(engine.everything(), [])
+    local = engine.scan(engine.everything(), []).files
     bases = engine.state.bases()
     unsynced = [p for p in files if p in local and _sha(local[p]) != _sha(bases.get(p))]
     if unsynced:
