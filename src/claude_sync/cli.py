@@ -19,7 +19,7 @@ from claude_sync.engine import HISTORY_ALARM, STRATEGIES, Conflict, Reporter, Re
 from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, ConfigError, SyncError
 from claude_sync.passphrase import read_passphrase
 from claude_sync.pathmap import LABEL, PathMapper
-from claude_sync.resources import CONFLICT_MARKER, TYPES
+from claude_sync.resources import CONFLICT_MARKER, TYPES, linked_tops
 from claude_sync.store import RemoteOptions
 from claude_sync.store.base import redact
 from claude_sync.workspace import (
@@ -521,12 +521,14 @@ def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
         result, head = engine.status(selected)
         remote_only = catalog.remote_only(engine, engine.head(), set(result.pulled))
     missing = plugins.missing(where.claude_dir)
+    links = linked_tops(where.claude_dir)
     if as_json:
         body = result.to_json() | {
             "remote": redact(ws.settings.remote),
             "head": head,
             "remote_only_sessions": remote_only,
             "missing_plugins": [m.__dict__ | {"command": m.shell} for m in missing],
+            "linked": links,
         }
         click.echo(json.dumps(body))
         return
@@ -534,6 +536,10 @@ def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
         f"Remote: {redact(ws.settings.remote)} (snapshot {head if head is not None else 'none'})",
         markup=False,
     )
+    for name, target in links.items():
+        out.print(f"  linked: {name} -> {target}", markup=False)
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False)
     if remote_only:
         out.print(
             f"{_count(remote_only, 'session')} {'is' if remote_only == 1 else 'are'} only in "
