@@ -54,10 +54,10 @@ def test_briefly_empty_settings_is_not_pushed_as_a_deletion(machines, repo_dir):
     # An editor truncates, then writes: a push lands in between.
     a.write("settings.json", "")
     result = a.json("push")
-    assert result["skipped"] == ["settings.json"]
-    assert any("settings.json is empty" in w for w in result["warnings"])
     b.run("pull")
     assert (b.claude / "settings.json").read_text() == '{"model": "opus"}\n'
+    assert result["skipped"] == ["settings.json"]
+    assert any("settings.json is empty" in w for w in result["warnings"])
     # The write completes: the new version goes everywhere.
     a.write("settings.json", '{"model": "sonnet"}\n')
     a.run("push")
@@ -76,14 +76,14 @@ def test_unreadable_file_or_folder_is_not_pushed_as_a_deletion(machines, repo_di
     a.write("CLAUDE.md", "memory 2\n")
     proc = run_as(a, UNPRIVILEGED, "", "push", "--json")
     assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
-    assert result["skipped"] == ["agents/locked.md", "commands"]
-    assert result["pushed"] == ["CLAUDE.md"]
-    assert len([w for w in result["warnings"] if "cannot be read" in w]) == 2
     b.run("pull")
     assert (b.claude / "agents/locked.md").read_text() == "agent\n"
     assert (b.claude / "commands/deploy.md").read_text() == "command\n"
     assert (b.claude / "CLAUDE.md").read_text() == "memory 2\n"
+    result = json.loads(proc.stdout)
+    assert result["skipped"] == ["agents/locked.md", "commands"]
+    assert result["pushed"] == ["CLAUDE.md"]
+    assert len([w for w in result["warnings"] if "cannot be read" in w]) == 2
 
 
 def test_folder_moved_into_dotfiles_and_linked_back_is_followed(machines, repo_dir):
@@ -250,3 +250,21 @@ def test_odd_file_names_do_not_block_the_rest(machines, repo_dir):
     b.run("pull")
     assert (b.claude / "agents" / long_name).read_text() == "long\n"
     assert (b.claude / "agents/reviewer.md").read_text() == "reviewer\n"
+
+
+def test_half_written_record_is_not_split_by_a_merge(machines, repo_dir):
+    a, b = machines
+    a.write(SESSION, transcript("s1", 1))
+    set_up(a, b, repo_dir)
+    b.append(SESSION, transcript("s1", 1, start=1))
+    b.run("push")
+    # A's Claude Code is half-way through appending a record when A syncs.
+    record = transcript("s1", 1, start=2)
+    a.append(SESSION, record[:60])
+    a.run("sync")
+    a.append(SESSION, record[60:])
+    a.run("sync")
+    b.run("sync")
+    lines = (b.claude / SESSION).read_text().splitlines()
+    assert [json.loads(line)["uuid"] for line in lines] == [f"s1-{i:05d}" for i in range(3)]
+    assert (a.claude / SESSION).read_bytes() == (b.claude / SESSION).read_bytes()

@@ -13,8 +13,11 @@ When ``local == remote``, `merge_file` returns ``local`` unchanged whatever the 
 
 Transcripts (`merge_transcript`)
 --------------------------------
-Lines are split on ``\\n``; a last line without newline is still a line; empty lines are
-ignored. A line's *identity* is ``(uuid, k)`` when it is a JSON object with a string ``uuid``,
+Lines are split on ``\\n``; a last line without newline is still a line when it is a whole JSON
+value, else it is a record still being written: unless one side is a prefix of the other, only
+complete lines are merged, the local side's unfinished line is put back at the end (where its
+writer finishes it) and the remote side's is left to its own machine. Empty lines are ignored.
+A line's *identity* is ``(uuid, k)`` when it is a JSON object with a string ``uuid``,
 else ``(its exact bytes, k)``, where ``k`` counts earlier lines of the same file with the same
 uuid / bytes: a line repeated inside one file is kept as often as the file that repeats it most
 (union of multisets), never collapsed. Its *key* is ``(timestamp, identity)``: the parsed
@@ -32,7 +35,8 @@ ISO-8601 ``timestamp`` in microseconds, and lines without one (``summary``,
 
 Guarantees (checked by tests/test_merge.py):
 
-* For all inputs: no identity is lost (as a multiset); commutative (byte-identical);
+* For all inputs whose last lines are complete: no identity is lost (as a multiset);
+  commutative (byte-identical);
   idempotent (``merge(x, x) == x``, hence also on results); non-empty results end with a newline
   unless they are a fast-forward to a side that does not.
 * Associative and convergent (any pairing order of any number of machines gives the same bytes)
@@ -181,12 +185,34 @@ class _Record:
 
 def merge_transcript(local: bytes, remote: bytes) -> bytes:
     """Union of two versions of a session transcript; see the module docstring for the rules."""
+    if remote.startswith(local) or local.startswith(remote):
+        return _merge_lines(local, remote)
+    # A last line that is not yet a record is a write in progress (Claude Code appends a
+    # record in pieces): only complete lines are merged. This machine's unfinished write stays
+    # at the end, where its writer finishes it; the other's is left to the machine writing it.
+    local, tail = _split_unfinished(local)
+    remote, _ = _split_unfinished(remote)
+    return _merge_lines(local, remote) + tail
+
+
+def _merge_lines(local: bytes, remote: bytes) -> bytes:
     if remote.startswith(local):
         return remote
     if local.startswith(remote):
         return local
     ours, theirs = _records(local), _records(remote)
     return _join(_interleave(ours, theirs, _winners(ours, theirs)))
+
+
+def _split_unfinished(data: bytes) -> tuple[bytes, bytes]:
+    """(complete lines, unfinished last line): a last line without newline is complete only
+    when it is a whole JSON value."""
+    cut = data.rfind(b"\n") + 1
+    try:
+        json.loads(data[cut:] or b"0")
+    except (ValueError, RecursionError):
+        return data[:cut], data[cut:]
+    return data, b""
 
 
 def _records(data: bytes) -> list[_Record]:
