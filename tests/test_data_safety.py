@@ -268,3 +268,25 @@ def test_half_written_record_is_not_split_by_a_merge(machines, repo_dir):
     lines = (b.claude / SESSION).read_text().splitlines()
     assert [json.loads(line)["uuid"] for line in lines] == [f"s1-{i:05d}" for i in range(3)]
     assert (a.claude / SESSION).read_bytes() == (b.claude / SESSION).read_bytes()
+
+
+def test_history_project_paths_follow_the_home_directory(machines, repo_dir):
+    a, b = machines
+
+    def prompt(m: Machine, text: str, ms: int) -> str:
+        project = str(m.home / "code" / "app")
+        return json.dumps({"display": text, "timestamp": ms, "project": project}) + "\n"
+
+    a.write("history.jsonl", prompt(a, "from A", 1))
+    set_up(a, b, repo_dir)
+    assert (b.claude / "history.jsonl").read_text() == prompt(b, "from A", 1)
+    b.append("history.jsonl", prompt(b, "from B", 2))
+    b.run("push")
+    a.append("history.jsonl", prompt(a, "again A", 3))
+    a.run("sync")
+    b.run("sync")
+    expected = [prompt(a, "from A", 1), prompt(a, "from B", 2), prompt(a, "again A", 3)]
+    assert (a.claude / "history.jsonl").read_text() == "".join(expected)
+    assert (b.claude / "history.jsonl").read_text() == "".join(
+        p.replace(str(a.home), str(b.home)) for p in expected
+    )

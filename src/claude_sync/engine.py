@@ -27,7 +27,7 @@ from claude_sync.config import write_private
 from claude_sync.durable import fsync_path
 from claude_sync.errors import CorruptionError, HistoryError, ObjectNotFoundError, SyncError
 from claude_sync.merge import merge_file
-from claude_sync.pathmap import HOME_MAPPED, HomeFilter, PathMapper, encode
+from claude_sync.pathmap import PathMapper, encode, file_filters
 from claude_sync.planner import (
     Conflict,
     LocalFile,
@@ -141,7 +141,7 @@ class Engine:
         self.root = claude_dir
         self.mapper = mapper or PathMapper(Path.home())
         self.allow_rollback = False
-        self.filters = {path: HomeFilter(Path.home()) for path in HOME_MAPPED}
+        self.filters = file_filters(Path.home(), self.mapper)
         self._history: list[Snapshot] | None = None
         self.repo = repo
         self.state = state
