@@ -290,3 +290,28 @@ def test_history_project_paths_follow_the_home_directory(machines, repo_dir):
     assert (b.claude / "history.jsonl").read_text() == "".join(
         p.replace(str(a.home), str(b.home)) for p in expected
     )
+
+
+def test_deletions_and_skipped_files_are_reported_as_such(machines, repo_dir):
+    a, b = machines
+    a.write("agents/old.md", "old\n")
+    a.write("agents/kept.md", "kept\n")
+    set_up(a, b, repo_dir)
+    (a.claude / "agents/old.md").unlink()
+    os.mkfifo(a.claude / "agents/pipe.md")
+    a.write("agents/back\\slash.md", "odd\n")
+    proc = a.run("push")
+    assert "removed 1 deleted files from every machine" in proc.stdout
+    assert "pushed" not in proc.stdout
+    warnings = proc.stderr.splitlines()
+    assert [w for w in warnings if "pipe.md" in w] == [
+        "warning: agents/pipe.md is not a regular file; skipped"
+    ]
+    assert [w for w in warnings if "slash" in w] == [
+        "warning: agents/back\\slash.md has a backslash in its name; skipped"
+    ]
+    result = a.json("sync")
+    assert result["skipped"] == ["agents/back\\slash.md", "agents/pipe.md"]
+    assert len(result["warnings"]) == 2
+    b.run("pull")
+    assert sorted(p.name for p in (b.claude / "agents").iterdir()) == ["kept.md"]

@@ -502,3 +502,15 @@ def test_merge_file_equal_sides_untouched() -> None:
     assert merge_file("history.jsonl", None, unsorted, unsorted) == unsorted
     assert merge_file("settings.json", None, b"{ }", b"{ }") == b"{ }"
     assert merge_file("CLAUDE.md", b"x\n", b"x\ny\n", b"x\n") == b"x\ny\n"
+
+
+def test_crlf_and_lf_copies_of_a_line_are_one_line() -> None:
+    summary = b'{"type": "summary", "summary": "s"}'
+    crlf = summary + b"\r\n" + message("a", 1) + b"\r\n"
+    lf = summary + b"\n" + message("b", 2) + b"\n"
+    merged = merge_transcript(crlf, lf)
+    assert merged.count(summary) == 1 and merged == merge_transcript(lf, crlf)
+    history = merge_history(
+        b'{"display": "x", "timestamp": 1}\r\n', b'{"display": "x", "timestamp": 1}\n'
+    )
+    assert history.count(b'"display"') == 1

@@ -68,7 +68,9 @@ INDEX_READ_ATTEMPTS = 3
 
 @dataclass
 class Result:
+    #: every path the push changed remotely; removed: those of them it deleted there
     pushed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
     pulled: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     #: changed on both sides and merged automatically (a dry run: would be)
@@ -83,6 +85,7 @@ class Result:
 
     def merge(self, other: Result) -> None:
         self.pushed += other.pushed
+        self.removed += other.removed
         self.pulled += other.pulled
         self.deleted += other.deleted
         self.merged += other.merged
@@ -97,6 +100,7 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         return {
             "pushed": sorted(self.pushed),
+            "removed": sorted(self.removed),
             "pulled": sorted(self.pulled),
             "deleted": sorted(self.deleted),
             "merged": sorted(self.merged),
@@ -502,6 +506,7 @@ class Engine:
                 result.pushed = sorted(plan.upload) + plan.remove
                 # At most this much: compression and data already stored make it less.
                 result.uploaded_bytes = sum(f.entry().size for f in plan.upload.values())
+                result.removed = list(plan.remove)
                 return result
             if plan.upload:
                 self.refresh_index()
@@ -651,6 +656,7 @@ class Engine:
         if result.snapshot is not None:
             self._remember(snapshot)
         result.pushed = sorted(plan.upload) + sorted(plan.remove)
+        result.removed = sorted(plan.remove)
         return True
 
     # -- sync -------------------------------------------------------------------------------
@@ -759,6 +765,7 @@ class Engine:
         self._report_dry_pull(self.plan_pull(sel, local, head, "ask"), result)
         push = self.plan_push(sel, local, head)
         result.pushed = sorted(push.upload) + sorted(push.remove)
+        result.removed = sorted(push.remove)
         return result, head.seq if head else None
 
     def _apply_pull(self, plan: Plan, local: LocalView, result: Result) -> None:

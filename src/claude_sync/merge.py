@@ -222,7 +222,9 @@ def _records(data: bytes) -> list[_Record]:
         record = _parse_object(line)
         uuid = record.get("uuid") if record is not None else None
         # surrogatepass: a JSON string may hold lone surrogates, which plain UTF-8 refuses.
-        base = (0, uuid.encode("utf-8", "surrogatepass")) if isinstance(uuid, str) else (1, line)
+        # A line's CR is its file's line ending, not part of the record (CRLF vs LF copies).
+        opaque = (1, line.removesuffix(b"\r"))
+        base = (0, uuid.encode("utf-8", "surrogatepass")) if isinstance(uuid, str) else opaque
         occurrence = seen.get(base, 0)
         seen[base] = occurrence + 1
         identity = (*base, occurrence)
@@ -291,8 +293,12 @@ def _interleave(
 
 def merge_history(local: bytes, remote: bytes) -> bytes:
     """Union of the lines of two history.jsonl versions, sorted by (timestamp ms, line bytes)."""
-    lines = set(_lines(local)) | set(_lines(remote))
-    return _join(sorted(lines, key=_history_key))
+    # One line per record whatever its line ending (CRLF vs LF copies): the greater bytes.
+    lines: dict[bytes, bytes] = {}
+    for line in _lines(local) + _lines(remote):
+        record = line.removesuffix(b"\r")
+        lines[record] = max(line, lines.get(record, line))
+    return _join(sorted(lines.values(), key=_history_key))
 
 
 def _history_key(line: bytes) -> tuple[int, float, bytes]:
