@@ -26,7 +26,7 @@ from claude_sync.chunking import Chunker
 from claude_sync.config import write_private
 from claude_sync.durable import fsync_path
 from claude_sync.errors import CorruptionError, HistoryError, ObjectNotFoundError, SyncError
-from claude_sync.merge import merge_file
+from claude_sync.merge import is_transcript, merge_file, split_unfinished
 from claude_sync.pathmap import PathMapper, encode, file_filters
 from claude_sync.planner import (
     Conflict,
@@ -64,6 +64,7 @@ HISTORY_ALARM = "history-alarm"
 FSYNC_EACH_UP_TO = 16
 STABLE_READ_ATTEMPTS = 3
 INDEX_READ_ATTEMPTS = 3
+TAIL_READ = 1 << 16
 
 
 @dataclass
@@ -199,6 +200,12 @@ class Engine:
                     if fresh is None:
                         view.unknown.add(path)
                         warnings.append(f"{found.path} kept changing while being read; skipped")
+                        continue
+                    if is_transcript(path) and _ends_unfinished(found.abspath):
+                        # Half a record: shipped now, it would be split by a later append
+                        # on a machine that received it. It goes once it is whole.
+                        view.unknown.add(path)
+                        warnings.append(f"{found.path} is being written; skipped this time")
                         continue
                     self.state.remember_file(path, fresh)
                     local[path] = LocalFile(path, found.abspath, fresh)
@@ -1056,6 +1063,22 @@ def _content(staging: Path, entry: FileEntry | None) -> bytes | None:
         return b"".join((staging / blob).read_bytes() for blob, _ in entry.chunks)
     except FileNotFoundError:
         return None
+
+
+def _ends_unfinished(path: str) -> bool:
+    """Whether the file's last line is a record still being written."""
+    try:
+        with open(path, "rb") as fh:
+            end = fh.seek(0, os.SEEK_END)
+            tail = b""
+            while end > 0 and b"\n" not in tail:
+                start = max(0, end - TAIL_READ)
+                fh.seek(start)
+                tail = fh.read(end - start) + tail
+                end = start
+    except OSError:
+        return False
+    return bool(split_unfinished(tail[tail.find(b"\n") + 1 :])[1])
 
 
 def _offsets(entry: FileEntry) -> tuple[tuple[str, int, int], ...]:

@@ -93,11 +93,13 @@ from typing import Any
 
 __all__ = [
     "conflict_markers",
+    "is_transcript",
     "merge_file",
     "merge_history",
     "merge_json",
     "merge_text",
     "merge_transcript",
+    "split_unfinished",
 ]
 
 HISTORY_PATH = "history.jsonl"
@@ -130,6 +132,10 @@ def merge_file(path: str, base: bytes | None, local: bytes, remote: bytes) -> by
     if kind == "json":
         return merge_json(base, local, remote)
     return merge_text(base, local, remote)
+
+
+def is_transcript(path: str) -> bool:
+    return _kind(path) == "transcript"
 
 
 def _kind(path: str) -> str:
@@ -190,8 +196,8 @@ def merge_transcript(local: bytes, remote: bytes) -> bytes:
     # A last line that is not yet a record is a write in progress (Claude Code appends a
     # record in pieces): only complete lines are merged. This machine's unfinished write stays
     # at the end, where its writer finishes it; the other's is left to the machine writing it.
-    local, tail = _split_unfinished(local)
-    remote, _ = _split_unfinished(remote)
+    local, tail = split_unfinished(local)
+    remote, _ = split_unfinished(remote)
     return _merge_lines(local, remote) + tail
 
 
@@ -204,7 +210,7 @@ def _merge_lines(local: bytes, remote: bytes) -> bytes:
     return _join(_interleave(ours, theirs, _winners(ours, theirs)))
 
 
-def _split_unfinished(data: bytes) -> tuple[bytes, bytes]:
+def split_unfinished(data: bytes) -> tuple[bytes, bytes]:
     """(complete lines, unfinished last line): a last line without newline is complete only
     when it is a whole JSON value."""
     cut = data.rfind(b"\n") + 1
