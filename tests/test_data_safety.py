@@ -301,7 +301,7 @@ def test_deletions_and_skipped_files_are_reported_as_such(machines, repo_dir):
     os.mkfifo(a.claude / "agents/pipe.md")
     a.write("agents/back\\slash.md", "odd\n")
     proc = a.run("push")
-    assert "removed 1 deleted files from every machine" in proc.stdout
+    assert "removed 1 deleted file from every machine" in proc.stdout
     assert "pushed" not in proc.stdout
     warnings = proc.stderr.splitlines()
     assert [w for w in warnings if "pipe.md" in w] == [
