@@ -166,10 +166,13 @@ history_file = st.builds(
 
 
 def unfinished(data: bytes) -> tuple[bytes, bytes]:
-    """(complete lines, a last line that is not a whole JSON value: a write in progress)."""
+    """(complete lines, a last line that starts a JSON object but is not whole: a write in
+    progress)."""
     cut = data.rfind(b"\n") + 1
+    if not data.startswith(b"{", cut):
+        return data, b""
     try:
-        json.loads(data[cut:] or b"0")
+        json.loads(data[cut:])
     except ValueError:
         return data[:cut], data[cut:]
     return data, b""

@@ -954,7 +954,7 @@ class Engine:
         """Place the stored files that are missing here, as a pull would (for `resume`)."""
         plan = Plan(head, write={p: e for p, e in files.items() if not self.local_path(p).exists()})
         if plan.write:
-            self._apply_pull(plan, {}, result)
+            self._apply_pull(plan, LocalView(), result)
 
     def file_bytes(self, entry: FileEntry, result: Result) -> bytes:
         """One stored file's content, downloaded and verified, in memory."""

@@ -14,9 +14,10 @@ When ``local == remote``, `merge_file` returns ``local`` unchanged whatever the 
 Transcripts (`merge_transcript`)
 --------------------------------
 Lines are split on ``\\n``; a last line without newline is still a line when it is a whole JSON
-value, else it is a record still being written: unless one side is a prefix of the other, only
-complete lines are merged, the local side's unfinished line is put back at the end (where its
-writer finishes it) and the remote side's is left to its own machine. Empty lines are ignored.
+value or does not start with ``{``, else it is a record still being written: unless one side
+is a prefix of the other, only complete lines are merged, the local side's unfinished line is
+put back at the end (where its writer finishes it) and the remote side's is left to its own
+machine. Empty lines are ignored.
 A line's *identity* is ``(uuid, k)`` when it is a JSON object with a string ``uuid``,
 else ``(its exact bytes, k)``, where ``k`` counts earlier lines of the same file with the same
 uuid / bytes: a line repeated inside one file is kept as often as the file that repeats it most
@@ -211,11 +212,13 @@ def _merge_lines(local: bytes, remote: bytes) -> bytes:
 
 
 def split_unfinished(data: bytes) -> tuple[bytes, bytes]:
-    """(complete lines, unfinished last line): a last line without newline is complete only
-    when it is a whole JSON value."""
+    """(complete lines, unfinished last line): a last line without newline that starts a
+    JSON object is a record still being written unless it is already whole."""
     cut = data.rfind(b"\n") + 1
+    if not data.startswith(b"{", cut):
+        return data, b""
     try:
-        json.loads(data[cut:] or b"0")
+        json.loads(data[cut:])
     except (ValueError, RecursionError):
         return data[:cut], data[cut:]
     return data, b""
