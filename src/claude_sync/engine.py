@@ -218,6 +218,8 @@ class Engine:
     def _note_skipped(
         self, skipped: list[resources.Skipped], view: LocalView, warnings: list[str]
     ) -> None:
+        if not skipped:
+            return  # the usual case: no need to read the bases
         bases = self.state.base_shas()
         for skip in skipped:
             path = self.mapper.to_logical(skip.path)
