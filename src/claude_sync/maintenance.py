@@ -352,7 +352,7 @@ def _restore_missing_blobs(engine: Engine, stored: set[str]) -> tuple[int, list[
     missing = set().union(*needs.values()) if needs else set()
     if not missing:
         return 0, []
-    local = engine.scan(engine.everything(), [])
+    local = engine.scan(engine.everything(), []).files
     with contextlib.closing(PackWriter(repo)) as writer:
         for f in local.values():
             wanted = [c for c in f.cached.chunks if c[0] in missing]
