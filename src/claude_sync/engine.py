@@ -781,7 +781,7 @@ class Engine:
         assert plan.head is not None
         seq = plan.head.seq
         outputs = {path: (self.local_path(path), entry) for path, entry in plan.write.items()}
-        for path, free in casefold.renames_for(self.root, plan.write, local).items():
+        for path, free in casefold.renames_for(self.root, plan.write, local.files).items():
             outputs[path] = (self.local_path(free), outputs[path][1])
             result.warnings.append(f"{path} differs from another file only in case: kept as {free}")
         for path, entry in plan.copies.items():
