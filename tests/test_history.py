@@ -142,8 +142,8 @@ def test_lost_state_database_rebuilds_without_duplicates_or_losses(make_machine,
     b.run("push")
     a.append("projects/-srv-app/s.jsonl", '{"uuid": "3", "timestamp": "' + DAY0 + 'T03:00:00Z"}\n')
     a.write("rules/new.md", "new on A\n")
-    for name in ("state.db", "state.db-wal", "state.db-shm"):
-        (a.config_dir / name).unlink(missing_ok=True)
+    for path in a.config_dir.glob("state*.db*"):
+        path.unlink()
     result = a.json("sync")
     assert result["conflicts"] == []
     assert (a.claude / "agents/x.md").read_text() == "version 3 from B\n"

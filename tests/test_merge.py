@@ -165,15 +165,51 @@ history_file = st.builds(
 # -- transcripts: properties ----------------------------------------------------------------------
 
 
+def unfinished(data: bytes) -> tuple[bytes, bytes]:
+    """(complete lines, a last line that starts a JSON object but is not whole: a write in
+    progress)."""
+    cut = data.rfind(b"\n") + 1
+    if not data.startswith(b"{", cut):
+        return data, b""
+    try:
+        json.loads(data[cut:])
+    except ValueError:
+        return data[:cut], data[cut:]
+    return data, b""
+
+
+# Both sides finished writing: a transcript whose last line is a complete record.
+finished_file = any_file.map(lambda data: unfinished(data)[0])
+
+
 @PROPERTY
 @given(any_file, any_file)
 def test_transcript_loses_no_record(local: bytes, remote: bytes) -> None:
     merged = merge_transcript(local, remote)
-    assert identities(merged) == identities(local) | identities(remote)
+    if local.startswith(remote) or remote.startswith(local):
+        assert identities(merged) == identities(local) | identities(remote)
+        return
+    # The other side's unfinished write is its own, and comes with its next sync.
+    (local_done, tail), (remote_done, _) = unfinished(local), unfinished(remote)
+    assert merged.endswith(tail)
+    expected = (identities(local_done) | identities(remote_done)) + identities(tail)
+    assert identities(merged) == expected
 
 
 @PROPERTY
 @given(any_file, any_file)
+def test_transcript_merges_complete_lines_and_keeps_the_local_write_in_progress(
+    local: bytes, remote: bytes
+) -> None:
+    if local.startswith(remote) or remote.startswith(local):
+        return
+    (local_done, tail), (remote_done, _) = unfinished(local), unfinished(remote)
+    expected = merge_transcript(local_done, remote_done) + tail
+    assert merge_transcript(local, remote) == expected
+
+
+@PROPERTY
+@given(finished_file, finished_file)
 def test_transcript_commutative(local: bytes, remote: bytes) -> None:
     assert merge_transcript(local, remote) == merge_transcript(remote, local)
 
@@ -184,7 +220,18 @@ def test_transcript_idempotent(local: bytes, remote: bytes) -> None:
     assert merge_transcript(local, local) == local
     merged = merge_transcript(local, remote)
     assert merge_transcript(merged, merged) == merged
-    assert not merged or merged.endswith(b"\n") or merged in (local, remote)
+    tail = unfinished(local)[1]
+    assert not merged or merged.endswith(b"\n") or merged in (local, remote) or tail
+
+
+def test_transcript_half_written_last_line_stays_one_record() -> None:
+    base = jsonl([message("a", 1)])
+    half = message("c", 3)[:40]  # past the uuid: not a prefix of the other side's record
+    merged = merge_transcript(base + half, base + jsonl([message("b", 2)]))
+    assert merged == base + jsonl([message("b", 2)]) + half
+    # The writer finishes its line: one whole record, no fragments.
+    finished = merged + message("c", 3)[40:] + b"\n"
+    assert [json.loads(line) for line in finished.splitlines()][-1] == json.loads(message("c", 3))
 
 
 @PROPERTY
@@ -458,3 +505,15 @@ def test_merge_file_equal_sides_untouched() -> None:
     assert merge_file("history.jsonl", None, unsorted, unsorted) == unsorted
     assert merge_file("settings.json", None, b"{ }", b"{ }") == b"{ }"
     assert merge_file("CLAUDE.md", b"x\n", b"x\ny\n", b"x\n") == b"x\ny\n"
+
+
+def test_crlf_and_lf_copies_of_a_line_are_one_line() -> None:
+    summary = b'{"type": "summary", "summary": "s"}'
+    crlf = summary + b"\r\n" + message("a", 1) + b"\r\n"
+    lf = summary + b"\n" + message("b", 2) + b"\n"
+    merged = merge_transcript(crlf, lf)
+    assert merged.count(summary) == 1 and merged == merge_transcript(lf, crlf)
+    history = merge_history(
+        b'{"display": "x", "timestamp": 1}\r\n', b'{"display": "x", "timestamp": 1}\n'
+    )
+    assert history.count(b'"display"') == 1

@@ -19,7 +19,7 @@ from claude_sync.engine import HISTORY_ALARM, STRATEGIES, Conflict, Reporter, Re
 from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, ConfigError, SyncError
 from claude_sync.passphrase import read_passphrase
 from claude_sync.pathmap import LABEL, PathMapper
-from claude_sync.resources import CONFLICT_MARKER, TYPES
+from claude_sync.resources import CONFLICT_MARKER, TYPES, linked_tops
 from claude_sync.store import RemoteOptions
 from claude_sync.store.base import redact
 from claude_sync.workspace import (
@@ -371,7 +371,14 @@ def _finish(result: Result, as_json: bool, quiet: bool, verbose: bool, dry_run: 
         for warning in result.warnings:
             err.print(f"warning: {warning}", markup=False)
         if dry_run:
-            _print_plan(result, "would push", "would pull", "would merge", "would delete")
+            _print_plan(
+                result,
+                "would push",
+                "would remove everywhere",
+                "would pull",
+                "would merge",
+                "would delete",
+            )
         _print_conflicts(result.conflicts, verbose)
         out.print(_summary(result, dry_run), markup=False)
     if result.conflicts:
@@ -379,8 +386,10 @@ def _finish(result: Result, as_json: bool, quiet: bool, verbose: bool, dry_run: 
 
 
 def _print_plan(result: Result, *verbs: str) -> None:
-    """One marked line per path: what push, pull, a merge and a deletion would do."""
-    lists = (result.pushed, result.pulled, result.merged, result.deleted)
+    """One marked line per path: what push (upload, removal), pull, a merge and a deletion
+    would do."""
+    uploads = [p for p in result.pushed if p not in result.removed]
+    lists = (uploads, result.removed, result.pulled, result.merged, result.deleted)
     width = max(map(len, verbs))
     for verb, paths in zip(verbs, lists, strict=True):
         for path in paths:
@@ -393,10 +402,14 @@ def _count(n: int, noun: str) -> str:
 
 def _summary(result: Result, dry_run: bool = False) -> str:
     parts = []
+    # Deletions pushed are reported as such, not as files sent.
+    uploads = len(result.pushed) - len(result.removed)
     if dry_run:
-        if result.pushed:
-            pushed = _count(len(result.pushed), "file")
+        if uploads:
+            pushed = _count(uploads, "file")
             parts.append(f"would push {pushed} (≈{_size(result.uploaded_bytes)})")
+        if result.removed:
+            parts.append(f"would remove {_count(len(result.removed), 'deleted file')} everywhere")
         if result.pulled or result.merged:
             pulled = _count(len(result.pulled) + len(result.merged), "file")
             parts.append(f"would pull {pulled} (≈{_size(result.downloaded_bytes)})")
@@ -405,9 +418,12 @@ def _summary(result: Result, dry_run: bool = False) -> str:
         if result.conflicts:
             parts.append(f"{_count(len(result.conflicts), 'conflict')} would be left")
         return ", ".join(parts) if parts else "Nothing to do: everything is up to date."
-    if result.pushed:
+    if uploads:
         sent = _size(result.uploaded_bytes)
-        parts.append(f"pushed {_count(len(result.pushed), 'file')} ({sent} sent)")
+        parts.append(f"pushed {_count(uploads, 'file')} ({sent} sent)")
+    if result.removed:
+        removed = _count(len(result.removed), "deleted file")
+        parts.append(f"removed {removed} from every machine")
     if result.pulled or result.deleted:
         received = _size(result.downloaded_bytes)
         parts.append(f"pulled {_count(len(result.pulled), 'file')} ({received} received)")
@@ -521,12 +537,14 @@ def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
         result, head = engine.status(selected)
         remote_only = catalog.remote_only(engine, engine.head(), set(result.pulled))
     missing = plugins.missing(where.claude_dir)
+    links = linked_tops(where.claude_dir)
     if as_json:
         body = result.to_json() | {
             "remote": redact(ws.settings.remote),
             "head": head,
             "remote_only_sessions": remote_only,
             "missing_plugins": [m.__dict__ | {"command": m.shell} for m in missing],
+            "linked": links,
         }
         click.echo(json.dumps(body))
         return
@@ -534,6 +552,10 @@ def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
         f"Remote: {redact(ws.settings.remote)} (snapshot {head if head is not None else 'none'})",
         markup=False,
     )
+    for name, target in links.items():
+        out.print(f"  linked: {name} -> {target}", markup=False)
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False)
     if remote_only:
         out.print(
             f"{_count(remote_only, 'session')} {'is' if remote_only == 1 else 'are'} only in "
@@ -541,7 +563,7 @@ def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
             "(`claude-sync sessions`; they arrive with `resume` or `pull --all`)",
             markup=False,
         )
-    _print_plan(result, "to push:", "to pull:", "will merge:", "to delete:")
+    _print_plan(result, "to push:", "to remove:", "to pull:", "will merge:", "to delete:")
     _print_conflicts(result.conflicts, verbose=False)
     _print_missing_plugins(missing)
     if not (result.pushed or result.pulled or result.merged or result.deleted or result.conflicts):

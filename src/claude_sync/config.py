@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -27,6 +29,25 @@ def claude_dir(option: str | None) -> Path:
     if env:
         return Path(env).expanduser()
     return Path.home() / ".claude"
+
+
+def state_file(config_dir: Path, claude_dir: Path) -> Path:
+    """The sync state (stat cache, merge bases, conflicts) of one Claude folder, keyed by its
+    real path: a second folder (CLAUDE_CONFIG_DIR) is a new, empty side, never the old one."""
+    key = hashlib.sha256(os.fsencode(os.path.realpath(claude_dir))).hexdigest()[:16]
+    path = config_dir / f"state-{key}.db"
+    legacy = config_dir / STATE_FILE
+    if not path.exists() and legacy.exists():
+        # Before states were keyed, the only one belonged to the folder in use.
+        for suffix in ("-wal", "-shm", ""):
+            with contextlib.suppress(FileNotFoundError):
+                os.replace(f"{legacy}{suffix}", f"{path}{suffix}")
+    return path
+
+
+def state_files(config_dir: Path) -> list[Path]:
+    """Every Claude folder's state, with SQLite's side files."""
+    return sorted(config_dir.glob("state*.db*"))
 
 
 def config_dir(option: str | None) -> Path:

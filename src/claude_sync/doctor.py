@@ -195,7 +195,7 @@ def _clock(repo: Repository) -> Check:
 
 
 def _local_state(where: Locations) -> list[Check]:
-    path = where.config_dir / config.STATE_FILE
+    path = config.state_file(where.config_dir, where.claude_dir)
     if not path.exists():
         return [Check("last sync", True, "never (no pull or push yet)")]
     try:

@@ -1,9 +1,7 @@
 """The sync engine: scan the Claude directory, plan against the remote head, then apply.
 
-Every decision is three-way, per logical path: the local version (L), the version at the last
-sync (the base, B) and the remote head's version (R). Only a path whose L differs from B has
-something to push; only one whose R differs from B has something to pull; only one where both
-differ, and differently, is a conflict.
+The decisions themselves are the planner's pure functions; the engine gathers their inputs
+(scan, merge base, remote head) and carries the plan out (transfer, merge, install).
 """
 
 from __future__ import annotations
@@ -28,8 +26,20 @@ from claude_sync.chunking import Chunker
 from claude_sync.config import write_private
 from claude_sync.durable import fsync_path
 from claude_sync.errors import CorruptionError, HistoryError, ObjectNotFoundError, SyncError
-from claude_sync.merge import merge_file
-from claude_sync.pathmap import HOME_MAPPED, HomeFilter, PathMapper, encode
+from claude_sync.merge import is_transcript, merge_file, split_unfinished
+from claude_sync.pathmap import PathMapper, encode, file_filters
+from claude_sync.planner import (
+    Conflict,
+    LocalFile,
+    LocalView,
+    Plan,
+    has_local_changes,
+    plan_pull,
+    plan_push,
+    settle_conflict,
+)
+from claude_sync.planner import conflict as make_conflict
+from claude_sync.planner import sha as _sha
 from claude_sync.repository import (
     BlobLocation,
     FileEntry,
@@ -39,7 +49,7 @@ from claude_sync.repository import (
     SnapshotRoot,
     group_by_pack,
 )
-from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, ResourceType, Selection
+from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, Selection
 from claude_sync.session_policy import SessionPolicy
 from claude_sync.state import CachedFile, State, StatKey
 
@@ -54,82 +64,36 @@ HISTORY_ALARM = "history-alarm"
 FSYNC_EACH_UP_TO = 16
 STABLE_READ_ATTEMPTS = 3
 INDEX_READ_ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class LocalFile:
-    path: str
-    abspath: str
-    cached: CachedFile
-
-    @property
-    def sha256(self) -> str:
-        return self.cached.sha256
-
-    def entry(self) -> FileEntry:
-        return FileEntry(
-            sha256=self.cached.sha256,
-            # The stored content's size: a filtered file's differs from its size on disk.
-            size=sum(length for _, _, length in self.cached.chunks),
-            mtime_ns=self.cached.stat.mtime_ns,
-            mode=self.cached.mode,
-            chunks=tuple((blob, length) for blob, _, length in self.cached.chunks),
-        )
-
-
-@dataclass
-class Conflict:
-    path: str
-    local_sha256: str | None
-    remote_sha256: str | None
-    base_sha256: str | None
-    remote_device: str
-    remote_seq: int
-    remote_time: float
-    local_mtime_ns: int | None
-    copy: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class Plan:
-    head: Snapshot | None
-    upload: dict[str, LocalFile] = field(default_factory=dict)
-    remove: list[str] = field(default_factory=list)
-    adopt: dict[str, FileEntry | None] = field(default_factory=dict)
-    write: dict[str, FileEntry] = field(default_factory=dict)
-    copies: dict[str, FileEntry] = field(default_factory=dict)
-    delete: list[str] = field(default_factory=list)
-    conflicts: list[Conflict] = field(default_factory=list)
-    #: changed on both sides: (ours, base, theirs), settled by an automatic merge if possible
-    merges: dict[str, tuple[LocalFile, FileEntry | None, FileEntry]] = field(default_factory=dict)
-    #: merge results to write here (the next push sends them)
-    merged: dict[str, tuple[bytes, FileEntry]] = field(default_factory=dict)
-    strategy: str = "ask"
+TAIL_READ = 1 << 16
 
 
 @dataclass
 class Result:
+    #: every path the push changed remotely; removed: those of them it deleted there
     pushed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
     pulled: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     #: changed on both sides and merged automatically (a dry run: would be)
     merged: list[str] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: paths left as they were this time (unreadable, changed meanwhile, not writable)
+    skipped: list[str] = field(default_factory=list)
     uploaded_bytes: int = 0
     downloaded_bytes: int = 0
     snapshot: int | None = None
 
     def merge(self, other: Result) -> None:
         self.pushed += other.pushed
+        self.removed += other.removed
         self.pulled += other.pulled
         self.deleted += other.deleted
         self.merged += other.merged
         self.conflicts = other.conflicts  # the later operation saw the newer state
-        self.warnings += other.warnings
+        # A sync scans more than once: each problem is still worth one line.
+        self.warnings += [w for w in other.warnings if w not in self.warnings]
+        self.skipped = sorted(set(self.skipped) | set(other.skipped))
         self.uploaded_bytes += other.uploaded_bytes
         self.downloaded_bytes += other.downloaded_bytes
         self.snapshot = other.snapshot if other.snapshot is not None else self.snapshot
@@ -137,12 +101,14 @@ class Result:
     def to_json(self) -> dict[str, Any]:
         return {
             "pushed": sorted(self.pushed),
+            "removed": sorted(self.removed),
             "pulled": sorted(self.pulled),
             "deleted": sorted(self.deleted),
             "merged": sorted(self.merged),
             "conflicts": sorted(c.path for c in self.conflicts),
             "conflict_details": [c.to_json() for c in self.conflicts],
             "warnings": self.warnings,
+            "skipped": sorted(self.skipped),
             "uploaded_bytes": self.uploaded_bytes,
             "downloaded_bytes": self.downloaded_bytes,
             "snapshot": self.snapshot,
@@ -166,10 +132,6 @@ class Reporter:
         return lambda advance: None
 
 
-def _sha(entry: FileEntry | LocalFile | None) -> str | None:
-    return None if entry is None else entry.sha256
-
-
 class Engine:
     def __init__(
         self,
@@ -184,7 +146,7 @@ class Engine:
         self.root = claude_dir
         self.mapper = mapper or PathMapper(Path.home())
         self.allow_rollback = False
-        self.filters = {path: HomeFilter(Path.home()) for path in HOME_MAPPED}
+        self.filters = file_filters(Path.home(), self.mapper)
         self._history: list[Snapshot] | None = None
         self.repo = repo
         self.state = state
@@ -200,16 +162,19 @@ class Engine:
 
     # -- scanning ---------------------------------------------------------------------------
 
-    def scan(self, sel: Selection, warnings: list[str]) -> dict[str, LocalFile]:
+    def scan(self, sel: Selection, warnings: list[str]) -> LocalView:
         """Current local files; only files whose stat changed since last time are read
-        (several at once: hashing and chunking run on every core)."""
+        (several at once: hashing and chunking run on every core). Only a file that is gone
+        is missing from the view: one that could not be read this time is unknown."""
         if mcp.TYPE in sel.types:
             warnings += mcp.reconcile(self.root, self.work_dir)
         cache = self.state.cached_files()
-        local: dict[str, LocalFile] = {}
+        view = LocalView()
+        local = view.files
+        skipped: list[resources.Skipped] = []
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             reads: list[tuple[resources.FoundFile, str, Future[CachedFile | None]]] = []
-            for found in resources.scan(self.root, sel):
+            for found in resources.scan(self.root, sel, skipped):
                 path = self.mapper.to_logical(found.path)
                 if not self._covers(sel, path):
                     continue
@@ -217,22 +182,52 @@ class Engine:
                 if cached is not None and cached.stat == _stat_key(found.st):
                     local[path] = LocalFile(path, found.abspath, cached)
                 else:
-                    read = pool.submit(self._read, path, found.abspath, found.st, cached)
+                    read = pool.submit(self._read, path, found.abspath, found.st, cached, True)
                     reads.append((found, path, read))
                     # Something changed, so the store will be needed: open it meanwhile.
                     self.repo.open_in_background()
             with self.state.transaction():
                 for found, path, future in reads:
-                    fresh = future.result()
+                    try:
+                        fresh = future.result()
+                    except FileNotFoundError:
+                        continue  # deleted since it was listed: gone, so a deletion
+                    except OSError as exc:
+                        skipped.append(
+                            resources.Skipped(found.path, False, f"cannot be read ({exc.strerror})")
+                        )
+                        continue
                     if fresh is None:
+                        view.unknown.add(path)
                         warnings.append(f"{found.path} kept changing while being read; skipped")
+                        continue
+                    if is_transcript(path) and _ends_unfinished(found.abspath):
+                        # Half a record: shipped now, it would be split by a later append
+                        # on a machine that received it. It goes once it is whole.
+                        view.unknown.add(path)
+                        warnings.append(f"{found.path} is being written; skipped this time")
                         continue
                     self.state.remember_file(path, fresh)
                     local[path] = LocalFile(path, found.abspath, fresh)
                 for path in cache:
                     if path not in local and self._covers(sel, path):
                         self.state.forget_file(path)
-        return local
+        self._note_skipped(skipped, view, warnings)
+        return view
+
+    def _note_skipped(
+        self, skipped: list[resources.Skipped], view: LocalView, warnings: list[str]
+    ) -> None:
+        if not skipped:
+            return  # the usual case: no need to read the bases
+        bases = self.state.base_shas()
+        for skip in skipped:
+            path = self.mapper.to_logical(skip.path)
+            if skip.reason == resources.EMPTY and path not in bases:
+                continue  # an empty file never synced: nothing to keep, nothing to say
+            (view.unknown_dirs if skip.folder else view.unknown).add(path)
+            kept = "; its last synced version is kept" if skip.reason == resources.EMPTY else ""
+            warnings.append(f"{skip.path} {skip.reason}; skipped{kept}")
 
     def _read(
         self,
@@ -240,9 +235,11 @@ class Engine:
         path: str | Path,
         st: os.stat_result,
         previous: CachedFile | None = None,
+        strict: bool = False,
     ) -> CachedFile | None:
         """What the file holds now; previous (what it held when last read) spares chunking
-        again the part of a file that only grew."""
+        again the part of a file that only grew. None when it kept changing, or (unless
+        strict, which raises) could not be read."""
         before = None if previous is None else (previous.sha256, previous.chunks)
         for _ in range(STABLE_READ_ATTEMPTS):
             try:
@@ -253,6 +250,8 @@ class Engine:
                     sha, chunks = self.chunker.digest_file(path, self.repo.keys.blob_id, before)
                 after = os.stat(path)
             except OSError:
+                if strict:
+                    raise
                 return None
             if _stat_key(after) == _stat_key(st):
                 return CachedFile(_stat_key(st), portable.mode_of(st), sha, chunks)
@@ -268,8 +267,18 @@ class Engine:
         return self.filters[logical].to_local(data) if logical in self.filters else data
 
     def local_path(self, logical: str) -> Path:
-        """Where a logical path lives on this machine."""
-        return self.root / self.mapper.to_local(logical)
+        """Where a logical path lives on this machine: through a linked top-level resource
+        to its target, so a pull replaces the file in the dotfiles folder, not the link."""
+        rel = self.mapper.to_local(logical)
+        top, _, rest = rel.partition("/")
+        target = self.links.get(top)
+        if target is None:
+            return self.root / rel
+        return Path(target, rest) if rest else Path(target)
+
+    @functools.cached_property
+    def links(self) -> dict[str, str]:
+        return resources.linked_tops(self.root)
 
     def where(self, directory: Path) -> tuple[str, str, list[str], list[str]]:
         """For a project directory: Claude Code's folder here, its logical name, and the
@@ -395,79 +404,27 @@ class Engine:
 
     # -- planning ---------------------------------------------------------------------------
 
-    def _triples(
-        self,
-        paths: set[str],
-        sel: Selection,
-        local: dict[str, LocalFile],
-        head: Snapshot | None,
-    ) -> Iterator[tuple[str, ResourceType, LocalFile | None, FileEntry | None, FileEntry | None]]:
-        bases = self.state.bases()
-        remote = head.files if head else {}
-        for path in sorted(paths | set(bases)):
-            rtype = resources.type_of(path)
-            if rtype is None or not self._covers(sel, path):
-                continue
-            yield path, rtype, local.get(path), bases.get(path), remote.get(path)
-
     def _covers(self, sel: Selection, path: str) -> bool:
         only = self._only.get(sel.only)
         if only is None:
             only = self._only[sel.only] = tuple(self.mapper.to_logical(o) for o in sel.only)
         return sel.covers(path, only)
 
-    def plan_push(self, sel: Selection, local: dict[str, LocalFile], head: Snapshot | None) -> Plan:
-        plan = Plan(head)
-        for path, rtype, ours, base, theirs in self._triples(set(local), sel, local, head):
-            if _sha(ours) == _sha(base):
-                continue
-            if ours is None:
-                if rtype.propagate_deletes and _sha(theirs) == _sha(base):
-                    plan.remove.append(path)
-                continue
-            if _sha(theirs) == ours.sha256:
-                plan.adopt[path] = theirs
-            elif _sha(theirs) == _sha(base):
-                plan.upload[path] = ours
-            else:
-                plan.conflicts.append(self._conflict(path, ours, base, theirs, head))
-        return plan
+    def plan_push(self, sel: Selection, local: LocalView, head: Snapshot | None) -> Plan:
+        return plan_push(local, self.state.bases(), head, functools.partial(self._covers, sel))
 
     def plan_pull(
-        self,
-        sel: Selection,
-        local: dict[str, LocalFile],
-        head: Snapshot | None,
-        strategy: str,
+        self, sel: Selection, local: LocalView, head: Snapshot | None, strategy: str
     ) -> Plan:
-        plan = Plan(head, strategy=strategy)
-        remote = set(head.files) if head else set()
-        for path, rtype, ours, base, theirs in self._triples(remote, sel, local, head):
-            if _sha(theirs) == _sha(base):
-                continue
-            if _sha(ours) == _sha(theirs):
-                plan.adopt[path] = theirs
-            elif _sha(ours) == _sha(base):
-                if theirs is not None:
-                    plan.write[path] = theirs
-                elif rtype.propagate_deletes:
-                    plan.delete.append(path)
-                else:
-                    plan.adopt[path] = None
-            elif ours is not None and theirs is not None:
-                if base is None and self._was_synced(path, ours.sha256, head):
-                    plan.write[path] = theirs  # an old version here: the local state was lost
-                else:
-                    plan.merges[path] = (ours, base, theirs)
-            elif not rtype.propagate_deletes:
-                # Claude Code's own clean-up of a transcript that grew elsewhere: restore it.
-                if theirs is not None:
-                    plan.write[path] = theirs
-                else:
-                    plan.adopt[path] = None
-            else:
-                self._plan_conflict(plan, path, ours, base, theirs)
-        self.sessions.defer(plan, local)
+        plan = plan_pull(
+            local,
+            self.state.bases(),
+            head,
+            functools.partial(self._covers, sel),
+            strategy,
+            functools.partial(self._was_synced, head=head),
+        )
+        self.sessions.defer(plan, local.files)
         return plan
 
     def _was_synced(self, path: str, sha256: str, head: Snapshot | None) -> bool:
@@ -479,34 +436,6 @@ class Engine:
             seqs = [s for s in self.repo.snapshot_seqs() if s < head.seq][-HISTORY_LOOKBACK:]
             self._history = [self.repo.load_snapshot(s) for s in reversed(seqs)]
         return any(_sha(snap.files.get(path)) == sha256 for snap in self._history)
-
-    def _plan_conflict(
-        self,
-        plan: Plan,
-        path: str,
-        ours: LocalFile | None,
-        base: FileEntry | None,
-        theirs: FileEntry | None,
-    ) -> None:
-        """A real conflict (a deletion counts as a change): settle it as the strategy says.
-        Until it is settled both versions are kept: ours in place, theirs beside it."""
-        strategy = plan.strategy
-        if strategy == "local":
-            plan.adopt[path] = theirs
-        elif strategy == "remote":
-            if theirs is None:
-                plan.delete.append(path)
-            else:
-                plan.write[path] = theirs
-        elif ours is None and theirs is not None and strategy == "both":
-            plan.write[path] = theirs
-        else:
-            if theirs is not None and ours is not None:
-                plan.copies[path] = theirs
-            if strategy == "both":
-                plan.adopt[path] = theirs
-            else:
-                plan.conflicts.append(self._conflict(path, ours, base, theirs, plan.head))
 
     def _merge(self, plan: Plan, result: Result) -> None:
         """Try the automatic merges; what does not merge cleanly becomes a conflict."""
@@ -524,19 +453,21 @@ class Engine:
             try:
                 mine = self._logical_bytes(path, ours.abspath)
             except OSError:
+                plan.skipped.append(path)
                 continue
             if hashlib.sha256(mine).hexdigest() != ours.sha256:
                 result.warnings.append(
                     f"{path} changed during the pull; it goes with the next sync"
                 )
+                plan.skipped.append(path)
                 continue
             base_bytes, remote = _content(staging, base), _content(staging, theirs) or b""
             merged = merge_file(path, base_bytes, mine, remote)
             if merged is None and plan.strategy == "ask":
-                conflict = self._conflict(path, ours, base, theirs, plan.head)
+                conflict = make_conflict(path, ours, base, theirs, plan.head)
                 merged = self._ask(plan, conflict, mine, remote, base_bytes)
             if merged is None:
-                self._plan_conflict(plan, path, ours, base, theirs)
+                settle_conflict(plan, path, ours, base, theirs)
             elif merged == mine:
                 plan.adopt[path] = theirs
             elif hashlib.sha256(merged).hexdigest() == theirs.sha256:
@@ -544,30 +475,12 @@ class Engine:
             else:
                 plan.merged[path] = (merged, theirs)
 
-    def _conflict(
-        self,
-        path: str,
-        ours: LocalFile | None,
-        base: FileEntry | None,
-        theirs: FileEntry | None,
-        head: Snapshot | None,
-    ) -> Conflict:
-        return Conflict(
-            path=path,
-            local_sha256=_sha(ours),
-            remote_sha256=_sha(theirs),
-            base_sha256=_sha(base),
-            remote_device=head.device if head else "",
-            remote_seq=head.seq if head else 0,
-            remote_time=head.time if head else 0.0,
-            local_mtime_ns=ours.cached.stat.mtime_ns if ours else None,
-        )
-
     # -- push -------------------------------------------------------------------------------
 
     def push(self, sel: Selection, dry_run: bool = False) -> Result:
         result = Result()
         local = self.scan(sel, result.warnings)
+        result.skipped = local.skipped()
         if not dry_run and not self._has_local_changes(sel, local):
             self._record_success("push")
             return result
@@ -584,7 +497,7 @@ class Engine:
     def _push_rounds(
         self,
         sel: Selection,
-        local: dict[str, LocalFile],
+        local: LocalView,
         writer: PackWriter,
         result: Result,
         dry_run: bool,
@@ -602,6 +515,7 @@ class Engine:
                 result.pushed = sorted(plan.upload) + plan.remove
                 # At most this much: compression and data already stored make it less.
                 result.uploaded_bytes = sum(f.entry().size for f in plan.upload.values())
+                result.removed = list(plan.remove)
                 return result
             if plan.upload:
                 self.refresh_index()
@@ -653,16 +567,10 @@ class Engine:
         writer.pending -= lost
         return False
 
-    def _has_local_changes(self, sel: Selection, local: dict[str, LocalFile]) -> bool:
-        bases = self.state.base_shas()
-        for path in set(local) | set(bases):
-            rtype = resources.type_of(path)
-            if not self._covers(sel, path) or _sha(local.get(path)) == bases.get(path):
-                continue
-            # A vanished session is Claude Code's clean-up, not a change to push.
-            if path in local or (rtype is not None and rtype.propagate_deletes):
-                return True
-        return False
+    def _has_local_changes(self, sel: Selection, local: LocalView) -> bool:
+        return has_local_changes(
+            local, self.state.base_shas(), functools.partial(self._covers, sel)
+        )
 
     def _upload(self, plan: Plan, writer: PackWriter, warnings: list[str]) -> None:
         # Packs marked by prune may vanish: never lean on a blob stored only there.
@@ -757,6 +665,7 @@ class Engine:
         if result.snapshot is not None:
             self._remember(snapshot)
         result.pushed = sorted(plan.upload) + sorted(plan.remove)
+        result.removed = sorted(plan.remove)
         return True
 
     # -- sync -------------------------------------------------------------------------------
@@ -799,6 +708,7 @@ class Engine:
         head = self.repo.snapshot(root)
         local = self.scan(sel, result.warnings)
         plan = self.plan_pull(sel, local, head, strategy)
+        result.skipped = local.skipped()
         if dry_run:
             self._report_dry_pull(plan, result)
             return result
@@ -807,6 +717,7 @@ class Engine:
         self._apply_pull(plan, local, result)
         if mcp.TYPE in sel.types:
             result.warnings += mcp.reconcile(self.root, self.work_dir)
+        result.skipped = sorted(set(result.skipped) | set(plan.skipped))
         with self.state.transaction():
             unresolved = {c.path for c in plan.conflicts}
             selected = {p for p in self.state.conflicts() if self._covers(sel, p)}
@@ -814,7 +725,9 @@ class Engine:
                 self.state.set_conflict(path, None)
             for c in plan.conflicts:
                 self.state.set_conflict(c.path, c.to_json())
-            if complete and not plan.conflicts:
+            # A remote change not applied here keeps the head unpulled: the next pull
+            # takes it up again (and merges what changed here meanwhile).
+            if complete and not plan.conflicts and not plan.skipped:
                 self.state.set_meta("pulled_seq", str(head.seq))
                 self.state.set_meta("session_window", self.sessions.key())
         self._record_success("pull")
@@ -833,7 +746,7 @@ class Engine:
                         continue
                     remote = _content(staging, theirs) or b""
                     if merge_file(path, _content(staging, base), mine, remote) is None:
-                        self._plan_conflict(plan, path, ours, base, theirs)
+                        settle_conflict(plan, path, ours, base, theirs)
                     else:
                         result.merged.append(path)
             finally:
@@ -847,6 +760,7 @@ class Engine:
         """What pull and push would do, from one look at the remote head."""
         result = Result()
         local = self.scan(sel, result.warnings)
+        result.skipped = local.skipped()
         root = self.head_root()
         seq = None if root is None else root.seq
         in_step = (
@@ -860,13 +774,14 @@ class Engine:
         self._report_dry_pull(self.plan_pull(sel, local, head, "ask"), result)
         push = self.plan_push(sel, local, head)
         result.pushed = sorted(push.upload) + sorted(push.remove)
+        result.removed = sorted(push.remove)
         return result, head.seq if head else None
 
-    def _apply_pull(self, plan: Plan, local: dict[str, LocalFile], result: Result) -> None:
+    def _apply_pull(self, plan: Plan, local: LocalView, result: Result) -> None:
         assert plan.head is not None
         seq = plan.head.seq
         outputs = {path: (self.local_path(path), entry) for path, entry in plan.write.items()}
-        for path, free in casefold.renames_for(self.root, plan.write, local).items():
+        for path, free in casefold.renames_for(self.root, plan.write, local.files).items():
             outputs[path] = (self.local_path(free), outputs[path][1])
             result.warnings.append(f"{path} differs from another file only in case: kept as {free}")
         for path, entry in plan.copies.items():
@@ -875,6 +790,16 @@ class Engine:
             for c in plan.conflicts:
                 if c.path == path:
                     c.copy = copy
+        # One folder that cannot be written must not stop the rest of the pull.
+        unwritable = {
+            f: why for f in {d.parent for d, _ in outputs.values()} if (why := self._unwritable(f))
+        }
+        for path, (dest, _) in list(outputs.items()):
+            if dest.parent in unwritable:
+                result.warnings.append(f"cannot write {path}: {unwritable[dest.parent]}; skipped")
+                plan.skipped.append(path)
+                del outputs[path]
+                plan.write.pop(path, None)
         with self.staged_files(outputs, self.root, result) as staged:
             self._install(staged, local, plan, result)
 
@@ -893,13 +818,13 @@ class Engine:
         # files one by one costs as much as downloading them. Folders are checked not to
         # lead out of root before anything is written, and again once they exist.
         token = secrets.token_hex(8)
-        real_root = root.resolve()
+        allowed = self._allowed_roots(root)
         folders = {dest.parent for dest, _ in outputs.values()}
         try:
-            _check_inside(real_root, folders, root)
+            _check_inside(allowed, folders, root)
             for i, (path, (dest, entry)) in enumerate(outputs.items()):
-                # The index keeps names apart where the filesystem folds case.
-                tmp = dest.parent / f".{dest.name}{TMP_MARKER}-{token}-{i}"
+                # Short: a name near NAME_MAX must still get a temporary file beside it.
+                tmp = dest.parent / f"{TMP_MARKER}-{token}-{i}"
                 staged.append((path, tmp, dest, entry))
             self._download_into(staged, result)
             for path, tmp, _, entry in staged:
@@ -910,13 +835,37 @@ class Engine:
                 portable.set_mode(tmp, entry.mode)
                 mtime = self.sessions.mtime_ns(path, entry.mtime_ns)
                 os.utime(tmp, ns=(mtime, mtime))
-            _check_inside(real_root, folders, root)
+            _check_inside(allowed, folders, root)
             if not each:
                 portable.sync_all(tmp for _, tmp, _, _ in staged)
             yield staged
         finally:
             for _, tmp, _, _ in staged:
                 tmp.unlink(missing_ok=True)
+
+    def _allowed_roots(self, root: Path) -> list[Path]:
+        """Where writes may land: root, and the targets of its linked top-level resources
+        (the folder of a linked file)."""
+        allowed = [root.resolve()]
+        for target in resources.linked_tops(root).values():
+            allowed.append(Path(target) if os.path.isdir(target) else Path(target).parent)
+        return allowed
+
+    def _unwritable(self, folder: Path) -> str | None:
+        """Why files cannot be written in folder, or None when they can."""
+        allowed = self._allowed_roots(self.root)
+        try:
+            # Checked before and after: mkdir must not follow a link out to create folders.
+            _check_inside(allowed, {folder}, self.root)
+            folder.mkdir(parents=True, exist_ok=True)
+            _check_inside(allowed, {folder}, self.root)
+        except SyncError as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"{folder} cannot be created ({exc.strerror})"
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"{folder} is not writable"
+        return None
 
     def _download_into(
         self, staged: list[tuple[str, Path, Path, FileEntry]], result: Result
@@ -1007,7 +956,7 @@ class Engine:
         """Place the stored files that are missing here, as a pull would (for `resume`)."""
         plan = Plan(head, write={p: e for p, e in files.items() if not self.local_path(p).exists()})
         if plan.write:
-            self._apply_pull(plan, {}, result)
+            self._apply_pull(plan, LocalView(), result)
 
     def file_bytes(self, entry: FileEntry, result: Result) -> bytes:
         """One stored file's content, downloaded and verified, in memory."""
@@ -1033,7 +982,7 @@ class Engine:
     def _install(
         self,
         staged: list[tuple[str, Path, Path, FileEntry]],
-        local: dict[str, LocalFile],
+        local: LocalView,
         plan: Plan,
         result: Result,
     ) -> None:
@@ -1042,10 +991,11 @@ class Engine:
         seq = plan.head.seq
         with self.state.transaction():
             for path, tmp, dest, entry in staged:
-                if path in plan.write and not _unchanged_since_scan(dest, local.get(path)):
+                if path in plan.write and not _unchanged_since_scan(dest, local.files.get(path)):
                     result.warnings.append(
                         f"{path} changed during the pull; kept the local version"
                     )
+                    plan.skipped.append(path)
                     continue
                 os.replace(tmp, dest)
                 if path not in plan.write:
@@ -1060,17 +1010,21 @@ class Engine:
                 result.pulled.append(path)
             for path in plan.delete:
                 dest = self.local_path(path)
-                if _unchanged_since_scan(dest, local.get(path)):
+                if _unchanged_since_scan(dest, local.files.get(path)):
                     self.reporter.action("delete", path)
                     dest.unlink(missing_ok=True)
                     self.state.forget_file(path)
                     self.state.set_base(path, None, seq)
                     result.deleted.append(path)
+                else:
+                    plan.skipped.append(path)
             for path, entry in plan.adopt.items():
                 self.state.set_base(path, entry, seq)
             for path, (data, theirs) in plan.merged.items():
-                if self._write_merged(path, data, local.get(path), result):
+                if self._write_merged(path, data, local.files.get(path), result):
                     self.state.set_base(path, theirs, seq)
+                else:
+                    plan.skipped.append(path)
             # The renames must be on disk before the state says they happened.
             _sync_dirs({dest.parent for _, _, dest, _ in staged})
 
@@ -1078,7 +1032,7 @@ class Engine:
         self, path: str, data: bytes, scanned: LocalFile | None, result: Result
     ) -> bool:
         dest = self.local_path(path)
-        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}{TMP_MARKER}-")
+        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f"{TMP_MARKER}-")
         tmp = Path(name)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -1111,6 +1065,22 @@ def _content(staging: Path, entry: FileEntry | None) -> bytes | None:
         return b"".join((staging / blob).read_bytes() for blob, _ in entry.chunks)
     except FileNotFoundError:
         return None
+
+
+def _ends_unfinished(path: str) -> bool:
+    """Whether the file's last line is a record still being written."""
+    try:
+        with open(path, "rb") as fh:
+            end = fh.seek(0, os.SEEK_END)
+            tail = b""
+            while end > 0 and b"\n" not in tail:
+                start = max(0, end - TAIL_READ)
+                fh.seek(start)
+                tail = fh.read(end - start) + tail
+                end = start
+    except OSError:
+        return False
+    return bool(split_unfinished(tail[tail.find(b"\n") + 1 :])[1])
 
 
 def _offsets(entry: FileEntry) -> tuple[tuple[str, int, int], ...]:
@@ -1153,10 +1123,11 @@ def _sync_dirs(dirs: set[Path]) -> None:
         fsync_path(directory)
 
 
-def _check_inside(real_root: Path, folders: set[Path], root: Path) -> None:
+def _check_inside(allowed: list[Path], folders: set[Path], root: Path) -> None:
     """Refuse folders (existing, or the existing part of their path) that a symlink leads
-    out of the Claude directory."""
+    out of the Claude directory (or the target of one of its linked resources)."""
     for folder in folders:
         with contextlib.suppress(FileNotFoundError):
-            if not folder.resolve().is_relative_to(real_root):
+            real = folder.resolve()
+            if not any(real.is_relative_to(a) for a in allowed):
                 raise SyncError(f"refusing to write in {folder}: it leads outside {root}")

@@ -111,7 +111,7 @@ def restore(
 
 def _refuse_unsynced(engine: Engine, files: dict[str, object]) -> None:
     """In-place restore must not destroy changes that exist nowhere else."""
-    local = engine.scan(engine.everything(), [])
+    local = engine.scan(engine.everything(), []).files
     bases = engine.state.bases()
     unsynced = [p for p in files if p in local and _sha(local[p]) != _sha(bases.get(p))]
     if unsynced:
@@ -352,7 +352,7 @@ def _restore_missing_blobs(engine: Engine, stored: set[str]) -> tuple[int, list[
     missing = set().union(*needs.values()) if needs else set()
     if not missing:
         return 0, []
-    local = engine.scan(engine.everything(), [])
+    local = engine.scan(engine.everything(), []).files
     with contextlib.closing(PackWriter(repo)) as writer:
         for f in local.values():
             wanted = [c for c in f.cached.chunks if c[0] in missing]

@@ -13,8 +13,12 @@ When ``local == remote``, `merge_file` returns ``local`` unchanged whatever the 
 
 Transcripts (`merge_transcript`)
 --------------------------------
-Lines are split on ``\\n``; a last line without newline is still a line; empty lines are
-ignored. A line's *identity* is ``(uuid, k)`` when it is a JSON object with a string ``uuid``,
+Lines are split on ``\\n``; a last line without newline is still a line when it is a whole JSON
+value or does not start with ``{``, else it is a record still being written: unless one side
+is a prefix of the other, only complete lines are merged, the local side's unfinished line is
+put back at the end (where its writer finishes it) and the remote side's is left to its own
+machine. Empty lines are ignored.
+A line's *identity* is ``(uuid, k)`` when it is a JSON object with a string ``uuid``,
 else ``(its exact bytes, k)``, where ``k`` counts earlier lines of the same file with the same
 uuid / bytes: a line repeated inside one file is kept as often as the file that repeats it most
 (union of multisets), never collapsed. Its *key* is ``(timestamp, identity)``: the parsed
@@ -32,7 +36,8 @@ ISO-8601 ``timestamp`` in microseconds, and lines without one (``summary``,
 
 Guarantees (checked by tests/test_merge.py):
 
-* For all inputs: no identity is lost (as a multiset); commutative (byte-identical);
+* For all inputs whose last lines are complete: no identity is lost (as a multiset);
+  commutative (byte-identical);
   idempotent (``merge(x, x) == x``, hence also on results); non-empty results end with a newline
   unless they are a fast-forward to a side that does not.
 * Associative and convergent (any pairing order of any number of machines gives the same bytes)
@@ -89,11 +94,13 @@ from typing import Any
 
 __all__ = [
     "conflict_markers",
+    "is_transcript",
     "merge_file",
     "merge_history",
     "merge_json",
     "merge_text",
     "merge_transcript",
+    "split_unfinished",
 ]
 
 HISTORY_PATH = "history.jsonl"
@@ -126,6 +133,10 @@ def merge_file(path: str, base: bytes | None, local: bytes, remote: bytes) -> by
     if kind == "json":
         return merge_json(base, local, remote)
     return merge_text(base, local, remote)
+
+
+def is_transcript(path: str) -> bool:
+    return _kind(path) == "transcript"
 
 
 def _kind(path: str) -> str:
@@ -181,12 +192,36 @@ class _Record:
 
 def merge_transcript(local: bytes, remote: bytes) -> bytes:
     """Union of two versions of a session transcript; see the module docstring for the rules."""
+    if remote.startswith(local) or local.startswith(remote):
+        return _merge_lines(local, remote)
+    # A last line that is not yet a record is a write in progress (Claude Code appends a
+    # record in pieces): only complete lines are merged. This machine's unfinished write stays
+    # at the end, where its writer finishes it; the other's is left to the machine writing it.
+    local, tail = split_unfinished(local)
+    remote, _ = split_unfinished(remote)
+    return _merge_lines(local, remote) + tail
+
+
+def _merge_lines(local: bytes, remote: bytes) -> bytes:
     if remote.startswith(local):
         return remote
     if local.startswith(remote):
         return local
     ours, theirs = _records(local), _records(remote)
     return _join(_interleave(ours, theirs, _winners(ours, theirs)))
+
+
+def split_unfinished(data: bytes) -> tuple[bytes, bytes]:
+    """(complete lines, unfinished last line): a last line without newline that starts a
+    JSON object is a record still being written unless it is already whole."""
+    cut = data.rfind(b"\n") + 1
+    if not data.startswith(b"{", cut):
+        return data, b""
+    try:
+        json.loads(data[cut:])
+    except (ValueError, RecursionError):
+        return data[:cut], data[cut:]
+    return data, b""
 
 
 def _records(data: bytes) -> list[_Record]:
@@ -196,7 +231,9 @@ def _records(data: bytes) -> list[_Record]:
         record = _parse_object(line)
         uuid = record.get("uuid") if record is not None else None
         # surrogatepass: a JSON string may hold lone surrogates, which plain UTF-8 refuses.
-        base = (0, uuid.encode("utf-8", "surrogatepass")) if isinstance(uuid, str) else (1, line)
+        # A line's CR is its file's line ending, not part of the record (CRLF vs LF copies).
+        opaque = (1, line.removesuffix(b"\r"))
+        base = (0, uuid.encode("utf-8", "surrogatepass")) if isinstance(uuid, str) else opaque
         occurrence = seen.get(base, 0)
         seen[base] = occurrence + 1
         identity = (*base, occurrence)
@@ -265,8 +302,12 @@ def _interleave(
 
 def merge_history(local: bytes, remote: bytes) -> bytes:
     """Union of the lines of two history.jsonl versions, sorted by (timestamp ms, line bytes)."""
-    lines = set(_lines(local)) | set(_lines(remote))
-    return _join(sorted(lines, key=_history_key))
+    # One line per record whatever its line ending (CRLF vs LF copies): the greater bytes.
+    lines: dict[bytes, bytes] = {}
+    for line in _lines(local) + _lines(remote):
+        record = line.removesuffix(b"\r")
+        lines[record] = max(line, lines.get(record, line))
+    return _join(sorted(lines.values(), key=_history_key))
 
 
 def _history_key(line: bytes) -> tuple[int, float, bytes]:

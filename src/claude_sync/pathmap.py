@@ -20,7 +20,7 @@ import os
 import re
 from pathlib import PurePath
 
-from claude_sync.merge import MCP_SERVERS
+from claude_sync.merge import HISTORY_PATH, MCP_SERVERS
 
 MAX_NAME = 200
 PROJECTS = "projects/"
@@ -170,3 +170,51 @@ class HomeFilter:
             home = self.home.replace(b"\\", b"\\\\")
             return self._token.sub(lambda m: home + m["rest"].replace(b"/", b"\\\\"), data)
         return data.replace(HOME_TOKEN, self.home)
+
+
+_PROJECT = re.compile(rb'("project"\s*:\s*")((?:[^"\\]|\\.)*)(")')
+_PROJECT_TOKEN = re.compile(r"\$\{CLAUDE_SYNC_PATH:([~@A-Za-z0-9]+)\}")
+
+
+class HistoryFilter:
+    """history.jsonl records each prompt's project directory: Claude Code's per-project
+    prompt history (up-arrow) matches it against the current directory, so it is stored with
+    the home directory or a mapped directory as a token, like project folders, and written
+    back with this machine's."""
+
+    def __init__(self, mapper: PathMapper) -> None:
+        self.paths = mapper.places
+        self.local = {}
+        for directory, logical in reversed(self.paths):  # the longest variant wins
+            self.local[logical] = directory
+
+    def to_logical(self, data: bytes) -> bytes:
+        return _PROJECT.sub(lambda m: m[1] + self._logical(m[2]) + m[3], data)
+
+    def to_local(self, data: bytes) -> bytes:
+        return _PROJECT.sub(lambda m: m[1] + self._local(m[2]) + m[3], data)
+
+    def _logical(self, value: bytes) -> bytes:
+        text = value.decode("utf-8", "surrogateescape")
+        for directory, logical in self.paths:
+            if text == directory or text.startswith(directory.rstrip("/") + "/"):
+                token = "${CLAUDE_SYNC_PATH:" + logical + "}"
+                return (token + text[len(directory.rstrip("/")) :]).encode(
+                    "utf-8", "surrogateescape"
+                )
+        return value
+
+    def _local(self, value: bytes) -> bytes:
+        text = value.decode("utf-8", "surrogateescape")
+        found = _PROJECT_TOKEN.match(text)
+        if found is None or found[1] not in self.local:
+            return value  # a folder this machine does not map: left as stored
+        local = self.local[found[1]].rstrip("/")
+        return (local + text[found.end() :]).encode("utf-8", "surrogateescape")
+
+
+def file_filters(home: PurePath | str, mapper: PathMapper) -> dict[str, HomeFilter | HistoryFilter]:
+    """The files stored in a machine-independent form, by logical path."""
+    filters: dict[str, HomeFilter | HistoryFilter] = {p: HomeFilter(home) for p in HOME_MAPPED}
+    filters[HISTORY_PATH] = HistoryFilter(mapper)
+    return filters

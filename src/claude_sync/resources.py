@@ -108,6 +108,34 @@ class FoundFile:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """Something that exists but was not read this time: never a deletion."""
+
+    path: str
+    folder: bool
+    reason: str
+
+
+EMPTY = "is empty"
+# Top-level resources users keep in a dotfiles repository and link back (chezmoi, stow, yadm):
+# followed wherever they point, for reading and for writing.
+LINKABLE = frozenset(
+    {"agents", "commands", "skills", "rules", "output-styles", "CLAUDE.md", "settings.json"}
+)
+
+
+def linked_tops(root: Path) -> dict[str, str]:
+    """The linkable top-level resources that are symlinks here, and where they lead."""
+    links = {}
+    for name in sorted(LINKABLE):
+        path = root / name
+        if path.is_symlink():
+            with contextlib.suppress(OSError):
+                links[name] = os.path.realpath(path, strict=True)
+    return links
+
+
+@dataclass(frozen=True)
 class Selection:
     """What one command works on: some resource types, optionally only some paths of them."""
 
@@ -130,83 +158,141 @@ class Selection:
         return not any(fnmatch.fnmatchcase(path, g) for g in self.exclude)
 
 
-def scan(root: Path, selection: Selection) -> Iterator[FoundFile]:
-    """Regular, non-empty files selected; symlinks are followed only within root."""
+def scan(root: Path, selection: Selection, skipped: list[Skipped]) -> Iterator[FoundFile]:
+    """Regular, non-empty files selected. Symlinks are followed only within root, or within
+    the target of a linked top-level resource; what is left out is added to skipped."""
     try:
         real_root = str(root.resolve(strict=True))
     except OSError:
         return
-    top = str(root)
+    walk = _Walk(str(root), real_root, skipped)
     if selection.only:
         for rel in selection.only:
             if (root / rel).is_dir():
-                found_all = _walk(top, real_root, rel)
-                yield from (f for f in found_all if selection.covers(f.path))
+                yield from (f for f in walk.folder(rel) if selection.covers(f.path))
             else:
-                found = _regular_file(top, real_root, rel)
+                found = walk.file(rel, walk.boundary(rel))
                 if found and selection.covers(found.path):
                     yield found
         return
     for rtype in selection.types:
         for name in rtype.files:
-            found = _regular_file(top, real_root, name)
+            found = walk.file(name, walk.boundary(name))
             if found:
                 yield found
         for folder in rtype.folders:
-            yield from _walk(top, real_root, folder)
+            yield from walk.folder(folder)
 
 
 def _inside(path: str, real_root: str) -> bool:
     return path == real_root or path.startswith(real_root.rstrip("/") + "/")
 
 
-def _regular_file(root: str, real_root: str, path: str) -> FoundFile | None:
-    if type_of(path) is None:
-        return None
-    abspath = f"{root}/{path}"
-    try:
-        lst = os.lstat(abspath)
-        if stat.S_ISLNK(lst.st_mode):
-            if not _inside(os.path.realpath(abspath, strict=True), real_root):
-                return None
-            lst = os.stat(abspath)
-    except OSError:
-        return None
-    if not stat.S_ISREG(lst.st_mode) or lst.st_size == 0:
-        return None
-    return FoundFile(path, abspath, lst)
-
-
-def _walk(root: str, real_root: str, folder: str) -> Iterator[FoundFile]:
-    # A folder that is itself a symlink out of the root is skipped entirely.
-    try:
-        if not _inside(os.path.realpath(f"{root}/{folder}", strict=True), real_root):
-            return
-    except OSError:
-        return
-    yield from _walk_dir(root, real_root, folder)
-
-
-def _walk_dir(root: str, real_root: str, rel: str) -> Iterator[FoundFile]:
+@dataclass
+class _Walk:
     """Strings and scandir, not Path objects: a scan of thousands of files is on the hot
     path of every push. Symlinked folders are not descended into: no loops, no escapes."""
+
+    root: str
+    real_root: str
+    skipped: list[Skipped]
+
+    def boundary(self, path: str) -> str:
+        """Where links under path may lead: the Claude folder, or the target of a linked
+        top-level resource."""
+        top = path.split("/", 1)[0]
+        if top in LINKABLE and os.path.islink(f"{self.root}/{top}"):
+            with contextlib.suppress(OSError):
+                return os.path.realpath(f"{self.root}/{top}", strict=True)
+        return self.real_root
+
+    def skip(self, path: str, folder: bool, reason: str) -> None:
+        self.skipped.append(Skipped(path, folder, reason))
+
+    def file(self, path: str, boundary: str) -> FoundFile | None:
+        if type_of(path) is None:
+            return None
+        abspath = f"{self.root}/{path}"
+        try:
+            lst = os.lstat(abspath)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            self.skip(path, False, f"cannot be read ({exc.strerror})")
+            return None
+        if stat.S_ISLNK(lst.st_mode):
+            try:
+                target = os.path.realpath(abspath, strict=True)
+                lst = os.stat(abspath)
+            except OSError:
+                self.skip(path, False, "is a broken link or a link loop")
+                return None
+            if not _inside(target, boundary):
+                self.skip(path, False, f"is a link to {target}, outside the synced folder")
+                return None
+            if stat.S_ISDIR(lst.st_mode):
+                self.skip(path, True, "is a linked folder, which is not followed")
+                return None
+        if not stat.S_ISREG(lst.st_mode):
+            self.skip(path, False, "is not a regular file")
+            return None
+        if lst.st_size == 0:
+            self.skip(path, False, EMPTY)
+            return None
+        return FoundFile(path, abspath, lst)
+
+    def folder(self, folder: str) -> Iterator[FoundFile]:
+        boundary = self.boundary(folder)
+        try:
+            real = os.path.realpath(f"{self.root}/{folder}", strict=True)
+        except FileNotFoundError:
+            return
+        except OSError:
+            self.skip(folder, True, "is a broken link or a link loop")
+            return
+        if not _inside(real, boundary):
+            self.skip(folder, True, f"is a link to {real}, outside the synced folder")
+            return
+        yield from self._dir(folder, boundary)
+
+    def _dir(self, rel: str, boundary: str) -> Iterator[FoundFile]:
+        try:
+            with os.scandir(f"{self.root}/{rel}") as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            self.skip(rel, True, f"cannot be read ({exc.strerror})")
+            return
+        subdirs = []
+        for entry in entries:
+            name = entry.name
+            if TMP_MARKER in name:
+                _remove_if_stale(entry.path)
+            elif not _utf8(name):
+                self.skip(
+                    f"{rel}/{name.encode('utf-8', 'replace').decode()}",
+                    False,
+                    "has a name that is not valid UTF-8",
+                )
+            elif "\\" in name:
+                self.skip(f"{rel}/{name}", False, "has a backslash in its name")
+            elif entry.is_dir(follow_symlinks=False):
+                subdirs.append(name)
+            else:
+                found = self.file(f"{rel}/{name}", boundary)
+                if found:
+                    yield found
+        for name in subdirs:
+            yield from self._dir(f"{rel}/{name}", boundary)
+
+
+def _utf8(name: str) -> bool:
     try:
-        with os.scandir(f"{root}/{rel}") as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except OSError:
-        return
-    subdirs = []
-    for entry in entries:
-        if entry.is_dir(follow_symlinks=False):
-            subdirs.append(entry.name)
-        elif TMP_MARKER in entry.name:
-            _remove_if_stale(entry.path)
-        else:
-            found = _regular_file(root, real_root, f"{rel}/{entry.name}")
-            if found:
-                yield found
-    for name in subdirs:
-        yield from _walk_dir(root, real_root, f"{rel}/{name}")
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _remove_if_stale(path: str) -> None:

@@ -23,7 +23,7 @@ from claude_sync.repository import FileEntry
 from claude_sync.session_summary import summarize
 
 if TYPE_CHECKING:
-    from claude_sync.engine import LocalFile, Plan
+    from claude_sync.planner import LocalFile, Plan
 
 DEFAULT_CLEANUP_DAYS = 30
 DAY = 86400.0

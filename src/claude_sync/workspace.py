@@ -221,8 +221,8 @@ def _reset_state_if_other_repo(config_dir: Path, repo_id: str) -> None:
     except ConfigError:
         same = False
     if not same:
-        for name in (config.STATE_FILE, config.STATE_FILE + "-wal", config.STATE_FILE + "-shm"):
-            (config_dir / name).unlink(missing_ok=True)
+        for path in config.state_files(config_dir):
+            path.unlink(missing_ok=True)
         shutil.rmtree(config_dir / "staging", ignore_errors=True)
 
 
@@ -272,7 +272,7 @@ def open_workspace(where: Locations) -> Iterator[Workspace]:
         try:
             repo.transfers = options.transfers
             repo.cache_dir = where.config_dir / "cache" / "objects"
-            state = State(where.config_dir / config.STATE_FILE)
+            state = State(config.state_file(where.config_dir, where.claude_dir))
             try:
                 yield Workspace(where, settings, repo, state)
             finally:

@@ -1,0 +1,317 @@
+"""Never lose a change, never diverge in silence: local quirks and races (issue 13).
+
+Every test drives the real CLI, with one HOME per machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from conftest import Machine, snapshot_tree, transcript
+
+SESSION = "projects/-home-ann-code-app/1b2c3d4e-0000-4000-8000-000000000001.jsonl"
+# Root reads anything: drop the capabilities that let it, so mode 000 means unreadable.
+UNPRIVILEGED = (
+    "setpriv",
+    "--inh-caps=-dac_override,-dac_read_search",
+    "--bounding-set=-dac_override,-dac_read_search",
+)
+
+
+def set_up(a: Machine, b: Machine, repo: Path) -> None:
+    a.run("init", str(repo))
+    a.run("push")
+    b.run("init", str(repo))
+    b.run("pull")
+
+
+def run_as(
+    m: Machine, prefix: tuple[str, ...], code: str, *args: str
+) -> subprocess.CompletedProcess[str]:
+    """The real CLI, behind a command prefix or with a line of set-up code before it."""
+    program = f"{code}\nimport sys\nsys.argv = ['claude-sync', *sys.argv[1:]]\n"
+    program += "from claude_sync.cli import main\nmain()\n"
+    return subprocess.run(
+        [*prefix, sys.executable, "-c", program, *args],
+        env=m.environ(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=m.home,
+    )
+
+
+def test_briefly_empty_settings_is_not_pushed_as_a_deletion(machines, repo_dir):
+    a, b = machines
+    a.write("settings.json", '{"model": "opus"}\n')
+    a.write("agents/x.md", "agent\n")
+    set_up(a, b, repo_dir)
+    # An editor truncates, then writes: a push lands in between.
+    a.write("settings.json", "")
+    result = a.json("push")
+    b.run("pull")
+    assert (b.claude / "settings.json").read_text() == '{"model": "opus"}\n'
+    assert result["skipped"] == ["settings.json"]
+    assert any("settings.json is empty" in w for w in result["warnings"])
+    # The write completes: the new version goes everywhere.
+    a.write("settings.json", '{"model": "sonnet"}\n')
+    a.run("push")
+    b.run("pull")
+    assert (b.claude / "settings.json").read_text() == '{"model": "sonnet"}\n'
+
+
+def test_unreadable_file_or_folder_is_not_pushed_as_a_deletion(machines, repo_dir):
+    a, b = machines
+    a.write("agents/locked.md", "agent\n")
+    a.write("commands/deploy.md", "command\n")
+    a.write("CLAUDE.md", "memory\n")
+    set_up(a, b, repo_dir)
+    (a.claude / "agents/locked.md").chmod(0)
+    (a.claude / "commands").chmod(0)
+    a.write("CLAUDE.md", "memory 2\n")
+    proc = run_as(a, UNPRIVILEGED, "", "push", "--json")
+    assert proc.returncode == 0, proc.stderr
+    b.run("pull")
+    assert (b.claude / "agents/locked.md").read_text() == "agent\n"
+    assert (b.claude / "commands/deploy.md").read_text() == "command\n"
+    assert (b.claude / "CLAUDE.md").read_text() == "memory 2\n"
+    result = json.loads(proc.stdout)
+    assert result["skipped"] == ["agents/locked.md", "commands"]
+    assert result["pushed"] == ["CLAUDE.md"]
+    assert len([w for w in result["warnings"] if "cannot be read" in w]) == 2
+
+
+def test_folder_moved_into_dotfiles_and_linked_back_is_followed(machines, repo_dir):
+    a, b = machines
+    a.write("agents/reviewer.md", "reviewer\n")
+    a.write("agents/sub/tester.md", "tester\n")
+    a.write("CLAUDE.md", "memory\n")
+    set_up(a, b, repo_dir)
+    dotfiles = a.home / "dotfiles"
+    dotfiles.mkdir()
+    (a.claude / "agents").rename(dotfiles / "agents")
+    (a.claude / "agents").symlink_to(dotfiles / "agents")
+    (a.claude / "CLAUDE.md").rename(dotfiles / "CLAUDE.md")
+    (a.claude / "CLAUDE.md").symlink_to(dotfiles / "CLAUDE.md")
+    (dotfiles / "agents" / "new.md").write_text("new\n")
+    result = a.json("push")
+    assert result["pushed"] == ["agents/new.md"]
+    status = a.run("status").stdout
+    assert f"linked: agents -> {dotfiles / 'agents'}" in status
+    b.run("pull")
+    assert sorted(p for p in snapshot_tree(b.claude) if p.startswith("agents/")) == [
+        "agents/new.md",
+        "agents/reviewer.md",
+        "agents/sub/tester.md",
+    ]
+    assert (b.claude / "CLAUDE.md").read_text() == "memory\n"
+
+
+def test_links_elsewhere_are_skipped_with_a_warning_not_deleted(machines, repo_dir, tmp_path):
+    a, b = machines
+    a.write("projects/-home-ann-code-app/memory/notes.md", "notes\n")
+    a.write("skills/pdf/SKILL.md", "skill\n")
+    set_up(a, b, repo_dir)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "SKILL.md").write_text("skill\n")
+    (a.claude / "skills/pdf/SKILL.md").unlink()
+    (a.claude / "skills/pdf/SKILL.md").symlink_to(outside / "SKILL.md")
+    result = a.json("push")
+    assert result["pushed"] == [] and result["skipped"] == ["skills/pdf/SKILL.md"]
+    assert any("outside the synced folder" in w for w in result["warnings"])
+    b.run("pull")
+    assert (b.claude / "skills/pdf/SKILL.md").read_text() == "skill\n"
+
+
+def test_dotfiles_links_on_the_pulling_machine_are_written_through(machines, repo_dir):
+    a, b = machines
+    a.write("agents/reviewer.md", "reviewer\n")
+    a.write("settings.json", '{"model": "opus"}\n')
+    a.write(SESSION, transcript("s1", 3))
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b.run("init", str(repo_dir))
+    dotfiles = b.home / "dotfiles"
+    (dotfiles / "agents").mkdir(parents=True)
+    (dotfiles / "settings.json").write_text('{"model": "opus"}\n')
+    (b.claude).mkdir()
+    (b.claude / "agents").symlink_to(dotfiles / "agents")
+    (b.claude / "settings.json").symlink_to(dotfiles / "settings.json")
+    b.run("pull")
+    assert (b.claude / SESSION).read_text() == transcript("s1", 3)
+    assert (dotfiles / "agents/reviewer.md").read_text() == "reviewer\n"
+    a.write("settings.json", '{"model": "sonnet"}\n')
+    a.run("push")
+    b.run("pull")
+    assert (b.claude / "settings.json").is_symlink()
+    assert (dotfiles / "settings.json").read_text() == '{"model": "sonnet"}\n'
+    assert b.json("push")["pushed"] == []
+
+
+def test_unwritable_path_on_the_pulling_machine_skips_only_that_path(machines, repo_dir):
+    a, b = machines
+    a.write("agents/reviewer.md", "reviewer\n")
+    a.write(SESSION, transcript("s1", 3))
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b.run("init", str(repo_dir))
+    (b.claude / "agents").mkdir(parents=True)
+    (b.claude / "agents").chmod(0o500)
+    try:
+        proc = run_as(b, UNPRIVILEGED, "", "pull", "--json")
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        assert result["pulled"] == [SESSION] and result["skipped"] == ["agents/reviewer.md"]
+        assert (b.claude / SESSION).read_text() == transcript("s1", 3)
+    finally:
+        (b.claude / "agents").chmod(0o700)
+    # Not marked as pulled: once writable, the next pull brings the rest.
+    b.run("pull")
+    assert (b.claude / "agents/reviewer.md").read_text() == "reviewer\n"
+
+
+def test_a_second_claude_folder_is_a_new_side_not_the_old_state(machines, repo_dir):
+    a, b = machines
+    a.write("CLAUDE.md", "memory\n")
+    a.write("agents/reviewer.md", "reviewer\n")
+    set_up(a, b, repo_dir)
+    profile = a.home / "profile2"
+    profile.mkdir()
+    a.env["CLAUDE_CONFIG_DIR"] = str(profile)
+    assert "Everything is up to date" not in a.run("pull").stdout
+    assert (profile / "CLAUDE.md").read_text() == "memory\n"
+    assert (profile / "agents/reviewer.md").read_text() == "reviewer\n"
+    (profile / "rules").mkdir()
+    (profile / "rules/new.md").write_text("rule\n")
+    assert a.json("push")["pushed"] == ["rules/new.md"]
+    del a.env["CLAUDE_CONFIG_DIR"]
+    a.run("sync")
+    b.run("pull")
+    for m in (a, b):
+        assert (m.claude / "CLAUDE.md").read_text() == "memory\n"
+        assert (m.claude / "agents/reviewer.md").read_text() == "reviewer\n"
+        assert (m.claude / "rules/new.md").read_text() == "rule\n"
+
+
+# Claude Code appends to the transcript while the pull downloads it (the SessionStart hook).
+APPEND_DURING_PULL = textwrap.dedent(
+    """
+    import json, os
+    from claude_sync import engine
+    download = engine.Engine._download_into
+
+    def racing(self, staged, result):
+        download(self, staged, result)
+        for path, _tmp, dest, _entry in staged:
+            if path.endswith(".jsonl") and dest.exists():
+                with open(dest, "a") as fh:
+                    fh.write(json.dumps({"uuid": "local-during-pull", "type": "user"}) + "\\n")
+
+    engine.Engine._download_into = racing
+    """
+)
+
+
+def test_pull_that_keeps_a_local_version_is_not_marked_pulled(machines, repo_dir):
+    a, b = machines
+    a.write(SESSION, transcript("s1", 2))
+    set_up(a, b, repo_dir)
+    a.append(SESSION, transcript("s1", 2, start=2))
+    a.run("push")
+    proc = run_as(b, (), APPEND_DURING_PULL, "pull")
+    assert proc.returncode == 0, proc.stderr
+    assert "changed during the pull; kept the local version" in proc.stderr
+    result = b.json("sync")
+    assert result["conflicts"] == []
+    a.run("pull")
+    records = [json.loads(line)["uuid"] for line in (a.claude / SESSION).read_text().splitlines()]
+    assert sorted(records) == sorted([f"s1-{i:05d}" for i in range(4)] + ["local-during-pull"])
+    assert (a.claude / SESSION).read_bytes() == (b.claude / SESSION).read_bytes()
+    assert "Everything is up to date" in b.run("sync").stdout
+
+
+def test_odd_file_names_do_not_block_the_rest(machines, repo_dir):
+    a, b = machines
+    a.write("agents/reviewer.md", "reviewer\n")
+    a.run("init", str(repo_dir))
+    long_name = "a" * 246 + ".md"  # 249 bytes: room for no suffix in a temporary name
+    a.write(f"agents/{long_name}", "long\n")
+    (a.claude / "agents").joinpath(os.fsdecode(b"caf\xe9.md")).write_text("latin-1\n")
+    result = a.json("push")
+    assert result["pushed"] == sorted(["agents/reviewer.md", f"agents/{long_name}"])
+    assert any("not valid UTF-8" in w for w in result["warnings"])
+    b.run("init", str(repo_dir))
+    b.run("pull")
+    assert (b.claude / "agents" / long_name).read_text() == "long\n"
+    assert (b.claude / "agents/reviewer.md").read_text() == "reviewer\n"
+
+
+def test_half_written_record_is_not_split_by_a_merge(machines, repo_dir):
+    a, b = machines
+    a.write(SESSION, transcript("s1", 1))
+    set_up(a, b, repo_dir)
+    b.append(SESSION, transcript("s1", 1, start=1))
+    b.run("push")
+    # A's Claude Code is half-way through appending a record when A syncs.
+    record = transcript("s1", 1, start=2)
+    a.append(SESSION, record[:60])
+    a.run("sync")
+    a.append(SESSION, record[60:])
+    a.run("sync")
+    b.run("sync")
+    lines = (b.claude / SESSION).read_text().splitlines()
+    assert [json.loads(line)["uuid"] for line in lines] == [f"s1-{i:05d}" for i in range(3)]
+    assert (a.claude / SESSION).read_bytes() == (b.claude / SESSION).read_bytes()
+
+
+def test_history_project_paths_follow_the_home_directory(machines, repo_dir):
+    a, b = machines
+
+    def prompt(m: Machine, text: str, ms: int) -> str:
+        project = str(m.home / "code" / "app")
+        return json.dumps({"display": text, "timestamp": ms, "project": project}) + "\n"
+
+    a.write("history.jsonl", prompt(a, "from A", 1))
+    set_up(a, b, repo_dir)
+    assert (b.claude / "history.jsonl").read_text() == prompt(b, "from A", 1)
+    b.append("history.jsonl", prompt(b, "from B", 2))
+    b.run("push")
+    a.append("history.jsonl", prompt(a, "again A", 3))
+    a.run("sync")
+    b.run("sync")
+    expected = [prompt(a, "from A", 1), prompt(a, "from B", 2), prompt(a, "again A", 3)]
+    assert (a.claude / "history.jsonl").read_text() == "".join(expected)
+    assert (b.claude / "history.jsonl").read_text() == "".join(
+        p.replace(str(a.home), str(b.home)) for p in expected
+    )
+
+
+def test_deletions_and_skipped_files_are_reported_as_such(machines, repo_dir):
+    a, b = machines
+    a.write("agents/old.md", "old\n")
+    a.write("agents/kept.md", "kept\n")
+    set_up(a, b, repo_dir)
+    (a.claude / "agents/old.md").unlink()
+    os.mkfifo(a.claude / "agents/pipe.md")
+    a.write("agents/back\\slash.md", "odd\n")
+    proc = a.run("push")
+    assert "removed 1 deleted file from every machine" in proc.stdout
+    assert "pushed" not in proc.stdout
+    warnings = proc.stderr.splitlines()
+    assert [w for w in warnings if "pipe.md" in w] == [
+        "warning: agents/pipe.md is not a regular file; skipped"
+    ]
+    assert [w for w in warnings if "slash" in w] == [
+        "warning: agents/back\\slash.md has a backslash in its name; skipped"
+    ]
+    result = a.json("sync")
+    assert result["skipped"] == ["agents/back\\slash.md", "agents/pipe.md"]
+    assert len(result["warnings"]) == 2
+    b.run("pull")
+    assert sorted(p.name for p in (b.claude / "agents").iterdir()) == ["kept.md"]
