@@ -65,6 +65,23 @@ def test_briefly_empty_settings_is_not_pushed_as_a_deletion(machines, repo_dir):
     assert (b.claude / "settings.json").read_text() == '{"model": "sonnet"}\n'
 
 
+def test_half_written_settings_is_not_pushed(machines, repo_dir):
+    """Caught mid-write, settings.json is not valid JSON: it stays as last synced everywhere."""
+    a, b = machines
+    a.write("settings.json", '{"model": "opus"}\n')
+    set_up(a, b, repo_dir)
+    a.write("settings.json", '{"model": "sonn')
+    result = a.json("push")
+    assert result["skipped"] == ["settings.json"] and result["pushed"] == []
+    assert any("settings.json is not valid JSON" in w for w in result["warnings"])
+    b.run("pull")
+    assert (b.claude / "settings.json").read_text() == '{"model": "opus"}\n'
+    a.write("settings.json", '{"model": "sonnet"}\n')
+    a.run("push")
+    b.run("pull")
+    assert (b.claude / "settings.json").read_text() == '{"model": "sonnet"}\n'
+
+
 def test_unreadable_file_or_folder_is_not_pushed_as_a_deletion(machines, repo_dir):
     a, b = machines
     a.write("agents/locked.md", "agent\n")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import json
 import os
 import random
 import secrets
@@ -206,6 +207,15 @@ class Engine:
                         # on a machine that received it. It goes once it is whole.
                         view.unknown.add(path)
                         warnings.append(f"{found.path} is being written; skipped this time")
+                        continue
+                    if path.endswith(".json") and not _is_json(found.abspath):
+                        # Caught between an editor's truncate and write (or saved broken):
+                        # shipped, it would break every machine's copy.
+                        view.unknown.add(path)
+                        warnings.append(
+                            f"{found.path} is not valid JSON (being written?); skipped, its "
+                            "last synced version is kept"
+                        )
                         continue
                     self.state.remember_file(path, fresh)
                     local[path] = LocalFile(path, found.abspath, fresh)
@@ -1065,6 +1075,15 @@ def _content(staging: Path, entry: FileEntry | None) -> bytes | None:
         return b"".join((staging / blob).read_bytes() for blob, _ in entry.chunks)
     except FileNotFoundError:
         return None
+
+
+def _is_json(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            json.loads(fh.read())
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _ends_unfinished(path: str) -> bool:
