@@ -96,6 +96,31 @@ def test_session_resumes_under_a_different_home(tmp_path):
     assert "work" not in a.run("map", str(a.home / "work"), "--remove").stdout
 
 
+def test_a_label_not_mapped_here_stays_in_the_repository_until_mapped(tmp_path):
+    """Written under its label's name, a project would land in a folder Claude Code never
+    reads (and come back as a duplicate): it waits in the repository, with a warning."""
+    a = Machine(tmp_path / "a" / "Users" / "ann")
+    b = Machine(tmp_path / "b" / "home" / "ann")
+    for m in (a, b):
+        m.home.mkdir(parents=True)
+    repo = tmp_path / "repository"
+    a.write(f"projects/{encode(str(a.home / 'work' / 'api'))}/s2.jsonl", transcript("s2", 3))
+    a.write("agents/x.md", "agent\n")
+    a.run("init", str(repo), "--create")
+    a.run("map", str(a.home / "work"), "work")
+    a.run("push")
+    b.run("init", str(repo))
+    result = b.json("pull")
+    assert result["pulled"] == ["agents/x.md"]
+    assert any("'work'" in w and "claude-sync map" in w for w in result["warnings"])
+    assert not any(p.name.startswith("@") for p in (b.claude / "projects").glob("*"))
+    assert b.json("push")["pushed"] == []
+    assert b.json("status")["remote_only_sessions"] == 1
+    b.run("map", str(b.home / "src"), "work")
+    assert b.json("pull")["pulled"] == ["projects/@work-api/s2.jsonl"]
+    assert (b.claude / f"projects/{encode(str(b.home / 'src' / 'api'))}/s2.jsonl").exists()
+
+
 def test_settings_paths_follow_the_home(tmp_path):
     a = Machine(tmp_path / "a" / "Users" / "ann")
     b = Machine(tmp_path / "b" / "home" / "ann")

@@ -418,7 +418,19 @@ class Engine:
         only = self._only.get(sel.only)
         if only is None:
             only = self._only[sel.only] = tuple(self.mapper.to_logical(o) for o in sel.only)
-        return sel.covers(path, only)
+        return sel.covers(path, only) and self.mapper.unmapped_label(path) is None
+
+    def _labels_mapped_since_pull(self) -> bool:
+        """Whether a label the last complete pull left in the repository is mapped now: the
+        head is then not fully pulled any more."""
+        left = (self.state.get_meta("unmapped_labels") or "").split(",")
+        return any(label and self.mapper.has_label(label) for label in left)
+
+    def _unmapped_labels(self, head: Snapshot | None) -> list[str]:
+        """Labels of projects in the head that no folder here is mapped to: they stay in the
+        repository (written here, they would land in a folder Claude Code never reads)."""
+        labels = {self.mapper.unmapped_label(p) for p in head.files} if head else set()
+        return sorted(label for label in labels if label)
 
     def plan_push(self, sel: Selection, local: LocalView, head: Snapshot | None) -> Plan:
         return plan_push(local, self.state.bases(), head, functools.partial(self._covers, sel))
@@ -435,6 +447,7 @@ class Engine:
             functools.partial(self._was_synced, head=head),
         )
         self.sessions.defer(plan, local.files)
+        plan.unmapped = self._unmapped_labels(head)
         return plan
 
     def _was_synced(self, path: str, sha256: str, head: Snapshot | None) -> bool:
@@ -710,6 +723,7 @@ class Engine:
             and not dry_run
             and self.state.get_meta("pulled_seq") == str(root.seq)
             and self.sessions.covered_by(self.state.get_meta("session_window"))
+            and not self._labels_mapped_since_pull()
             and not self.state.conflicts()
         ):
             if not dry_run:
@@ -719,6 +733,11 @@ class Engine:
         local = self.scan(sel, result.warnings)
         plan = self.plan_pull(sel, local, head, strategy)
         result.skipped = local.skipped()
+        result.warnings += [
+            f"projects labelled {label!r} stay in the repository: no folder here is mapped "
+            f"to that label (`claude-sync map DIR {label}`)"
+            for label in plan.unmapped
+        ]
         if dry_run:
             self._report_dry_pull(plan, result)
             return result
@@ -740,6 +759,7 @@ class Engine:
             if complete and not plan.conflicts and not plan.skipped:
                 self.state.set_meta("pulled_seq", str(head.seq))
                 self.state.set_meta("session_window", self.sessions.key())
+                self.state.set_meta("unmapped_labels", ",".join(plan.unmapped))
         self._record_success("pull")
         return result
 
@@ -777,6 +797,7 @@ class Engine:
             seq is not None
             and self.state.get_meta("pulled_seq") == str(seq)
             and self.sessions.covered_by(self.state.get_meta("session_window"))
+            and not self._labels_mapped_since_pull()
         )
         if in_step and not self.state.conflicts() and not self._has_local_changes(sel, local):
             return result, seq  # nothing either way: the file list need not be read

@@ -79,6 +79,19 @@ class PathMapper:
                     return name
         return logical
 
+    def has_label(self, label: str) -> bool:
+        return any(prefix == "@" + label for _, prefix in self.places)
+
+    def unmapped_label(self, logical: str) -> str | None:
+        """The label of a logical path's project (`projects/@work-app/…` -> `work`) when no
+        folder here is mapped to it: such a project has no place on this machine."""
+        folder, _ = _split(logical)
+        if folder is None or not folder.startswith("@"):
+            return None
+        if self.folder_to_local(folder) != folder:
+            return None
+        return folder[1:].partition("-")[0]
+
     def to_logical(self, rel: str) -> str:
         folder, rest = _split(rel)
         return rel if folder is None else f"{PROJECTS}{self.folder_to_logical(folder)}{rest}"

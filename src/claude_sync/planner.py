@@ -96,6 +96,8 @@ class Plan:
     #: remote changes not applied this time (unknown here, or changed during the pull): the
     #: head is not fully pulled while any is left
     skipped: list[str] = field(default_factory=list)
+    #: `map` labels of remote projects with no folder here: left in the repository
+    unmapped: list[str] = field(default_factory=list)
     strategy: str = "ask"
 
 
