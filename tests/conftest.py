@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,6 +80,22 @@ class Machine:
                 f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
             )
         return proc
+
+    def spawn(
+        self, *args: str, passphrase: str | None = PASSPHRASE, term: str = "xterm-256color"
+    ) -> Any:
+        """claude-sync on a pseudo-terminal (pexpect), as a person runs it."""
+        import pexpect
+
+        environ = self.environ(passphrase) | {"TERM": term, "COLUMNS": "200"}
+        return pexpect.spawn(
+            sys.executable,
+            ["-m", "claude_sync", *args],
+            env=environ,
+            cwd=str(self.home),
+            encoding="utf-8",
+            timeout=60,
+        )
 
     def json(self, *args: str, expect: int = 0) -> dict[str, object]:
         proc = self.run(*args, "--json", check=False)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import pexpect
@@ -19,15 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def terminal(m: Machine, *args: str, passphrase: str | None = PASSPHRASE) -> pexpect.spawn:
-    environ = m.environ(passphrase) | {"TERM": "dumb", "COLUMNS": "200"}
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "claude_sync", *args],
-        env=environ,
-        cwd=str(m.home),
-        encoding="utf-8",
-        timeout=60,
-    )
+    return m.spawn(*args, passphrase=passphrase, term="dumb")
 
 
 def ended(child: pexpect.spawn) -> tuple[int, str]:

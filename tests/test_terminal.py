@@ -102,15 +102,7 @@ def test_restore_and_verify_draw_a_bar_and_finish(
 
 def spawn(m: Machine, *args: str) -> pexpect.spawn:
     """claude-sync on a terminal with no passphrase in the environment: it must ask."""
-    environ = m.environ(passphrase=None) | {"TERM": "xterm-256color", "COLUMNS": "120"}
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "claude_sync", *args],
-        env=environ,
-        cwd=str(m.home),
-        encoding="utf-8",
-        timeout=60,
-    )
+    return m.spawn(*args, passphrase=None)
 
 
 def finish(child: pexpect.spawn) -> str:
