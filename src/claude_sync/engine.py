@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from claude_sync import casefold, chain, mcp, portable, resources
+from claude_sync import casefold, chain, limits, mcp, portable, resources, settings_trust
 from claude_sync.chunking import Chunker
 from claude_sync.config import write_private
 from claude_sync.durable import fsync_path
@@ -88,6 +88,8 @@ class Conflict:
     remote_time: float
     local_mtime_ns: int | None
     copy: str | None = None
+    #: guarded settings.json keys the remote changed, held back until the user agrees
+    held: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -107,6 +109,8 @@ class Plan:
     merges: dict[str, tuple[LocalFile, FileEntry | None, FileEntry]] = field(default_factory=dict)
     #: merge results to write here (the next push sends them)
     merged: dict[str, tuple[bytes, FileEntry]] = field(default_factory=dict)
+    #: what is written while a guarded settings change waits (the base does not move)
+    held: dict[str, bytes] = field(default_factory=dict)
     strategy: str = "ask"
 
 
@@ -159,6 +163,11 @@ class Reporter:
         or None to leave it unresolved (the default: nobody to ask)."""
         return None
 
+    def trust(self, path: str, changes: dict[str, tuple[Any, Any]], device: str) -> bool:
+        """Whether to apply a change to settings keys that run code; by default (nobody to
+        ask) it waits for `resolve`."""
+        return False
+
     def action(self, verb: str, path: str) -> None:
         """One planned or applied action on one path."""
 
@@ -184,7 +193,12 @@ class Engine:
         self.root = claude_dir
         self.mapper = mapper or PathMapper(Path.home())
         self.allow_rollback = False
+        #: apply guarded settings.json keys from the remote without asking
+        self.trust_settings = False
         self.filters = {path: HomeFilter(Path.home()) for path in HOME_MAPPED}
+        self.filters[settings_trust.PATH] = settings_trust.SettingsFilter(
+            Path.home(), claude_dir / settings_trust.PATH
+        )
         self._history: list[Snapshot] | None = None
         self.repo = repo
         self.state = state
@@ -508,6 +522,69 @@ class Engine:
             else:
                 plan.conflicts.append(self._conflict(path, ours, base, theirs, plan.head))
 
+    def _keep_held(self, plan: Plan, local: dict[str, LocalFile]) -> None:
+        """A guarded settings change already waiting stays waiting while neither side moved;
+        `--strategy local` settles it for this machine's keys (the next push sends them)."""
+        path = settings_trust.PATH
+        waiting = self.state.conflicts().get(path)
+        if not waiting or not waiting.get("held") or self.trust_settings or plan.head is None:
+            return
+        theirs = plan.head.files.get(path)
+        if plan.strategy == "local":
+            plan.adopt[path] = theirs
+        elif waiting.get("remote_sha256") == _sha(theirs) and waiting.get("local_sha256") == _sha(
+            local.get(path)
+        ):
+            plan.conflicts.append(Conflict(**waiting))  # type: ignore[arg-type]
+        else:
+            return
+        plan.merges.pop(path, None)
+        plan.write.pop(path, None)
+        plan.copies.pop(path, None)
+
+    def _hold_back_settings(self, plan: Plan, local: dict[str, LocalFile], result: Result) -> None:
+        """settings.json keys that run or authorise code arrive only with the user's consent
+        (or the `settings-commands` opt-in). Held back, the file's other keys still arrive;
+        the guarded change waits as a conflict that `resolve --take remote` applies."""
+        path = settings_trust.PATH
+        if self.trust_settings or plan.head is None:
+            return
+        theirs = plan.head.files.get(path)
+        if path in plan.merged:
+            incoming = plan.merged[path][0]
+        elif path in plan.write:
+            staging = self._fetch_blobs([plan.write[path]], result)
+            try:
+                incoming = _content(staging, plan.write[path]) or b""
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        elif path in plan.delete:
+            incoming = b"{}"
+        else:
+            return
+        ours = local.get(path)
+        try:
+            mine = self._logical_bytes(path, ours.abspath) if ours else b"{}"
+        except OSError:
+            return  # gone meanwhile: the install step notices and keeps it
+        changes = settings_trust.changed_keys(mine, incoming)
+        device = plan.head.device
+        if not changes or self.reporter.trust(path, changes, device):
+            return
+        plan.merged.pop(path, None)
+        plan.write.pop(path, None)
+        if path in plan.delete:
+            plan.delete.remove(path)
+        held = settings_trust.blend(incoming, mine)
+        local_sha = _sha(ours)
+        if held is not None and held != mine:
+            plan.held[path] = held
+            local_sha = hashlib.sha256(held).hexdigest()
+        conflict = self._conflict(path, ours, self.state.bases().get(path), theirs, plan.head)
+        conflict.local_sha256 = local_sha
+        conflict.held = sorted(changes)
+        plan.conflicts.append(conflict)
+
     def _merge(self, plan: Plan, result: Result) -> None:
         """Try the automatic merges; what does not merge cleanly becomes a conflict."""
         if not plan.merges:
@@ -802,7 +879,9 @@ class Engine:
         if dry_run:
             self._report_dry_pull(plan, result)
             return result
+        self._keep_held(plan, local)
         self._merge(plan, result)
+        self._hold_back_settings(plan, local, result)
         result.conflicts = plan.conflicts
         self._apply_pull(plan, local, result)
         if mcp.TYPE in sel.types:
@@ -896,6 +975,7 @@ class Engine:
         real_root = root.resolve()
         folders = {dest.parent for dest, _ in outputs.values()}
         try:
+            limits.check_room(((path, entry.size) for path, (_, entry) in outputs.items()), root)
             _check_inside(real_root, folders, root)
             for i, (path, (dest, entry)) in enumerate(outputs.items()):
                 # The index keeps names apart where the filesystem folds case.
@@ -907,7 +987,7 @@ class Engine:
                     _open_new(tmp).close()
                 if each:
                     fsync_path(tmp)
-                portable.set_mode(tmp, entry.mode)
+                portable.set_mode(tmp, resources.capped_mode(path, entry.mode))
                 mtime = self.sessions.mtime_ns(path, entry.mtime_ns)
                 os.utime(tmp, ns=(mtime, mtime))
             _check_inside(real_root, folders, root)
@@ -1071,6 +1151,8 @@ class Engine:
             for path, (data, theirs) in plan.merged.items():
                 if self._write_merged(path, data, local.get(path), result):
                     self.state.set_base(path, theirs, seq)
+            for path, data in plan.held.items():
+                self._write_merged(path, data, local.get(path), result)
             # The renames must be on disk before the state says they happened.
             _sync_dirs({dest.parent for _, _, dest, _ in staged})
 
