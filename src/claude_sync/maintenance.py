@@ -112,7 +112,7 @@ def restore(
         )
     # settings.json may carry commands: it comes back only when asked for by name.
     path = settings_trust.PATH
-    if path in files and path not in wanted and not engine.trust_settings:
+    if path in files and path not in wanted and target is None and not engine.trust_settings:
         del files[path]
         result.warnings.append(
             f"{path} can run code, so it is restored only when named: "
