@@ -376,14 +376,14 @@ def test_weak_passphrases_are_refused_and_a_strong_one_offered(make_machine, rep
     proc = a.run("init", str(repo_dir), check=False, passphrase="a")
     assert proc.returncode == 2 and "too weak" in proc.stderr
     assert "--generate-passphrase" in proc.stderr
-    assert not repo_dir.exists() and not a.config_dir.exists()
+    assert not any(repo_dir.iterdir()) and not a.config_dir.exists()
     generated = a.run("init", "--generate-passphrase").stdout.strip()
     assert len(generated.split()) == 6
     a.run("init", str(repo_dir), passphrase=generated)
     # The explicit override, for throw-away repositories and tests.
     b = make_machine("b")
     b.env["CLAUDE_SYNC_ALLOW_WEAK_PASSPHRASE"] = "1"
-    b.run("init", str(repo_dir.parent / "other"), passphrase="a")
+    b.run("init", str(repo_dir.parent / "other"), "--create", passphrase="a")
 
 
 def test_export_names_no_user_or_group(machines, tmp_path):

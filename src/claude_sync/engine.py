@@ -522,12 +522,14 @@ class Engine:
             else:
                 plan.conflicts.append(self._conflict(path, ours, base, theirs, plan.head))
 
-    def _keep_held(self, plan: Plan, local: dict[str, LocalFile]) -> None:
+    def _keep_held(self, sel: Selection, plan: Plan, local: dict[str, LocalFile]) -> None:
         """A guarded settings change already waiting stays waiting while neither side moved;
         `--strategy local` settles it for this machine's keys (the next push sends them)."""
         path = settings_trust.PATH
         waiting = self.state.conflicts().get(path)
         if not waiting or not waiting.get("held") or self.trust_settings or plan.head is None:
+            return
+        if not self._covers(sel, path):
             return
         theirs = plan.head.files.get(path)
         if plan.strategy == "local":
@@ -876,10 +878,10 @@ class Engine:
         head = self.repo.snapshot(root)
         local = self.scan(sel, result.warnings)
         plan = self.plan_pull(sel, local, head, strategy)
+        self._keep_held(sel, plan, local)
         if dry_run:
             self._report_dry_pull(plan, result)
             return result
-        self._keep_held(plan, local)
         self._merge(plan, result)
         self._hold_back_settings(plan, local, result)
         result.conflicts = plan.conflicts
@@ -936,7 +938,9 @@ class Engine:
         if in_step and not self.state.conflicts() and not self._has_local_changes(sel, local):
             return result, seq  # nothing either way: the file list need not be read
         head = None if root is None else self.repo.snapshot(root)
-        self._report_dry_pull(self.plan_pull(sel, local, head, "ask"), result)
+        plan = self.plan_pull(sel, local, head, "ask")
+        self._keep_held(sel, plan, local)
+        self._report_dry_pull(plan, result)
         push = self.plan_push(sel, local, head)
         result.pushed = sorted(push.upload) + sorted(push.remove)
         return result, head.seq if head else None
