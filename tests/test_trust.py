@@ -286,6 +286,26 @@ def test_control_characters_never_reach_the_terminal(make_machine, repo_dir):
     assert "evil?]0;owned" in outputs[1].stdout
 
 
+def test_session_titles_from_the_repository_are_printed_clean(machines, repo_dir):
+    a, b = machines
+    record = {
+        "type": "user",
+        "uuid": "u1",
+        "parentUuid": None,
+        "sessionId": "s1",
+        "timestamp": "2026-11-20T10:00:00Z",
+        "cwd": "/srv/app",
+        "message": {"role": "user", "content": "fix\x1b]0;owned\x07 this\x1b[2J"},
+    }
+    a.write("projects/-srv-app/s1.jsonl", json.dumps(record) + "\n")
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b.run("init", str(repo_dir))
+    listing = b.run("sessions")
+    assert "s1" in listing.stdout and "fix?]0;owned? this?[2J" in listing.stdout
+    assert not any(c in listing.stdout + listing.stderr for c in ESCAPES)
+
+
 @settings(print_blob=True)
 @given(st.text())
 def test_cleaned_text_has_no_control_characters(text):

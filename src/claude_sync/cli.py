@@ -658,7 +658,9 @@ def sessions(
     for s in found:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated))
         here_mark = "here  " if s.local else "remote"
-        click.echo(f"{s.id}  {when}  {here_mark}  {s.device or '-'}  {s.project}  {s.title}")
+        # Titles and device names come from the repository: one clean line each.
+        fields = (s.id, when, here_mark, s.device or "-", s.project, s.title)
+        click.echo("  ".join(clean_value(str(f)) for f in fields))
     if not found:
         out.print("No sessions found.")
 
@@ -696,7 +698,7 @@ def resume(where: Locations, query: str, print_only: bool, cwd: str | None) -> N
 def _choose_session(candidates: list[Any]) -> Any:
     for n, s in enumerate(candidates, 1):
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated))
-        out.print(f"{n:>3}. {when} {s.id} {s.title}", markup=False)
+        out.print(f"{n:>3}. {when} {s.id} {clean_value(s.title)}", markup=False)
     number = click.prompt("Which session", type=click.IntRange(1, len(candidates)))
     return candidates[number - 1]
 
