@@ -197,7 +197,10 @@ def craft(
     writer.finish()
     writer.close()
     seq = (head_seq or 0) + 1
-    assert repo.write_snapshot(Snapshot(seq, head_seq, device, time.time(), entries), head)
+    snapshot = Snapshot(
+        seq, head_seq, device, time.time(), entries, parent_id=head.id if head else None
+    )
+    assert repo.write_snapshot(snapshot, head)
     repo.close()
     return seq
 
