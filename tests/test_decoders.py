@@ -284,7 +284,7 @@ logical_paths = st.lists(
     st.sampled_from(["projects", "agents", "skills", "a", "b", "history.jsonl"]),
     min_size=1,
     max_size=4,
-).map(lambda parts: "/".join(parts) + ".md")
+).map(lambda parts: "skills/" + "/".join(parts) + ".md")  # a path some type claims
 file_lists = st.dictionaries(logical_paths, st.integers(1, 3), max_size=8)
 
 

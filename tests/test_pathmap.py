@@ -135,6 +135,7 @@ def test_settings_paths_follow_the_home(tmp_path):
     a.run("init", str(tmp_path / "repository"), "--create")
     a.run("push")
     b.run("init", str(tmp_path / "repository"))
+    b.run("types", "--enable", "settings-commands")  # the hook is a's: b trusts it
     b.run("pull")
     got = json.loads((b.claude / "settings.json").read_text())
     assert got["hooks"]["Stop"][0]["hooks"][0]["command"] == f"{b.home}/bin/notify"

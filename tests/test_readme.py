@@ -36,7 +36,7 @@ from claude_sync.pathmap import encode
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 QUICK_START = (
-    "CLAUDE_SYNC_PASSPHRASE='choose a long passphrase' bash scripts/install.sh",
+    "bash scripts/install.sh",
     "bash scripts/test.sh",
 )
 NEW_PASSPHRASE = "ann desktop passphrase"

@@ -14,14 +14,15 @@ from typing import Any
 
 import click
 
-from claude_sync import __version__, config, hooks, integration, plugins
+from claude_sync import __version__, config, hooks, integration, passphrase, plugins
 from claude_sync.engine import HISTORY_ALARM, STRATEGIES, Conflict, Reporter, Result
 from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, ConfigError, SyncError
 from claude_sync.passphrase import read_passphrase
 from claude_sync.pathmap import LABEL, PathMapper
-from claude_sync.resources import CONFLICT_MARKER, TYPES, linked_tops
+from claude_sync.resources import CONFLICT_MARKER, TYPES, Selection, linked_tops, select
 from claude_sync.store import RemoteOptions
 from claude_sync.store.base import redact
+from claude_sync.terminal import clean, clean_value
 from claude_sync.workspace import (
     AlreadySetUp,
     InitOutcome,
@@ -33,11 +34,17 @@ from claude_sync.workspace import (
 
 
 class _LazyConsole:
-    """A Rich console made on first use: importing Rich costs more than a no-op push."""
+    """A Rich console made on first use: importing Rich costs more than a no-op push.
+    Text printed through it loses control characters and credentials in URLs: much of it
+    (paths, device names, errors quoting them) came from the repository or a remote."""
 
     def __init__(self, stderr: bool) -> None:
         self._stderr = stderr
         self._console: Any = None
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        safe = [clean(redact(o)) if isinstance(o, str) else o for o in objects]
+        self.real.print(*safe, **kwargs)
 
     @property
     def real(self) -> Any:
@@ -59,8 +66,15 @@ err = _LazyConsole(stderr=True)
 
 def _table(*columns: str) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
-    return Table(*columns, box=None)
+    class SafeTable(Table):
+        """Cells are plain text on one line: no markup, no control characters."""
+
+        def add_row(self, *cells: Any, **kwargs: Any) -> None:
+            super().add_row(*(Text(clean_value(str(c))) for c in cells), **kwargs)
+
+    return SafeTable(*columns, box=None)
 
 
 class App(click.Group):
@@ -70,7 +84,7 @@ class App(click.Group):
         try:
             return super().invoke(ctx)
         except SyncError as exc:
-            err.print(f"error: {exc}", markup=False)
+            err.print(f"error: {exc}", markup=False)  # the console redacts and cleans it
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             err.print("error: interrupted", markup=False)
@@ -216,6 +230,13 @@ class ConsoleReporter(Reporter):
 
         return prompt.ask(conflict, local, remote, base)
 
+    def trust(self, path: str, changes: dict[str, tuple[Any, Any]], device: str) -> bool:
+        if not self.interactive:
+            return False
+        from claude_sync import prompt
+
+        return prompt.ask_trust(path, changes, device)
+
     def action(self, verb: str, path: str) -> None:
         if self.verbose:
             out.print(f"{verb:>8} {path}", markup=False)
@@ -266,6 +287,7 @@ def main(**_: Any) -> None:
       claude-sync sync
       claude-sync -v push sessions agents
     """
+    passphrase.take_from_environment()
 
 
 @main.command("init")
@@ -289,6 +311,9 @@ def main(**_: Any) -> None:
 )
 @click.option("--force", is_flag=True, help="Set up again a machine that is already set up.")
 @click.option("--sync", "then_sync", is_flag=True, help="Then pull and push (one-command set-up).")
+@click.option(
+    "--generate-passphrase", is_flag=True, help="Print a strong random passphrase and exit."
+)
 def init_command(
     where: Locations,
     remote: str | None,
@@ -302,6 +327,7 @@ def init_command(
     device: str | None,
     force: bool,
     then_sync: bool,
+    generate_passphrase: bool,
 ) -> None:
     """Create a repository on REMOTE, or join the one there (default: a local folder).
 
@@ -309,6 +335,9 @@ def init_command(
     or an unmounted drive never becomes a repository (on a terminal, init asks). With no
     REMOTE on a terminal, a wizard asks where (the default folder is the first answer).
     """
+    if generate_passphrase:
+        click.echo(passphrase.generate())
+        return
     if remote is not None and use_default:
         raise ConfigError("give either REMOTE or --default, not both")
     terminal = sys.stdin.isatty() and sys.stdout.isatty()
@@ -436,9 +465,21 @@ def _summary(result: Result, dry_run: bool = False) -> str:
     return ", ".join(parts) if parts else "Everything is up to date."
 
 
+def _held_line(path: str, device: str, held: list[str]) -> str:
+    return (
+        f"{path}: {clean_value(device) or 'another machine'} changed settings that run code "
+        f"({', '.join(held)}); held back: `claude-sync resolve {path} --take remote` "
+        "applies them, `--take local` keeps yours"
+    )
+
+
 def _print_conflicts(conflicts: list[Conflict], verbose: bool) -> None:
     for c in conflicts:
-        line = f"conflict: {c.path} changed here and on {c.remote_device or 'another machine'}"
+        if c.held:
+            err.print("conflict: " + _held_line(c.path, c.remote_device, c.held), markup=False)
+            continue
+        device = clean_value(c.remote_device) or "another machine"
+        line = f"conflict: {c.path} changed here and on {device}"
         if c.copy:
             line += f"; the remote version is saved as {c.copy}"
         err.print(line, markup=False)
@@ -452,7 +493,7 @@ def _print_conflicts(conflicts: list[Conflict], verbose: bool) -> None:
             err.print(
                 f"    local  sha256 {c.local_sha256 or '(deleted)'} on this machine, "
                 f"modified {mtime}\n"
-                f"    remote sha256 {c.remote_sha256 or '(deleted)'} from {c.remote_device}, "
+                f"    remote sha256 {c.remote_sha256 or '(deleted)'} from {device}, "
                 f"snapshot {c.remote_seq}, {when}\n"
                 f"    base   sha256 {c.base_sha256 or '(none)'}",
                 markup=False,
@@ -639,7 +680,9 @@ def sessions(
     for s in found:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated))
         here_mark = "here  " if s.local else "remote"
-        click.echo(f"{s.id}  {when}  {here_mark}  {s.device or '-'}  {s.project}  {s.title}")
+        # Titles and device names come from the repository: one clean line each.
+        fields = (s.id, when, here_mark, s.device or "-", s.project, s.title)
+        click.echo("  ".join(clean_value(str(f)) for f in fields))
     if not found:
         out.print("No sessions found.")
 
@@ -677,7 +720,7 @@ def resume(where: Locations, query: str, print_only: bool, cwd: str | None) -> N
 def _choose_session(candidates: list[Any]) -> Any:
     for n, s in enumerate(candidates, 1):
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.updated))
-        out.print(f"{n:>3}. {when} {s.id} {s.title}", markup=False)
+        out.print(f"{n:>3}. {when} {s.id} {clean_value(s.title)}", markup=False)
     number = click.prompt("Which session", type=click.IntRange(1, len(candidates)))
     return candidates[number - 1]
 
@@ -874,11 +917,14 @@ def conflicts(where: Locations, as_json: bool) -> None:
     if not found:
         out.print("No unresolved conflicts.")
     for path, detail in sorted(found.items()):
+        device = clean_value(str(detail.get("remote_device") or ""))
+        held = detail.get("held")
+        if isinstance(held, list):
+            out.print(_held_line(path, device, held), markup=False)
+            continue
         copy = detail.get("copy")
         beside = f" (remote version in {copy})" if copy else ""
-        out.print(
-            f"{path}: changed here and on {detail.get('remote_device')}{beside}", markup=False
-        )
+        out.print(f"{path}: changed here and on {device}{beside}", markup=False)
 
 
 @main.command()
@@ -905,6 +951,8 @@ def resolve(
         if path not in ws.state.conflicts():
             raise ConfigError(f"{path} has no unresolved conflict (see `claude-sync conflicts`)")
         engine = ws.engine(reporter, allow_rollback)
+        # Taking the remote version is the user's consent to its settings that run code.
+        engine.trust_settings = engine.trust_settings or take == "remote"
         local_path = engine.mapper.to_local(path)
         sel = replace(ws.selection(), only=(local_path,))
         result = engine.sync(sel, take, dry_run=False, complete=False)
@@ -979,7 +1027,12 @@ def restore(
     with open_workspace(where) as ws, ConsoleReporter(False, False, as_json) as reporter:
         engine = ws.engine(reporter)
         result = maintenance.restore(
-            engine, seq, list(paths), Path(target) if target else None, force
+            engine,
+            ws.selection(),
+            seq,
+            list(paths),
+            Path(target) if target else None,
+            force,
         )
         if target is None:
             # The restored version is a new change: push it, so other machines get it too.
@@ -989,6 +1042,8 @@ def restore(
     if as_json:
         click.echo(json.dumps(result.to_json()))
     else:
+        for warning in result.warnings:
+            err.print(f"warning: {warning}", markup=False)
         restored = _count(len(result.pulled), "file")
         tail = f"; pushed {_count(len(result.pushed), 'file')}" if target is None else ""
         out.print(f"Restored {restored} from snapshot {seq}{tail}.", markup=False)
@@ -1101,6 +1156,14 @@ def _mapper(where: Locations) -> PathMapper:
     return PathMapper(Path.home(), maps)
 
 
+def _selection(where: Locations) -> Selection:
+    """What this machine syncs, for commands that need no repository."""
+    if not config.is_set_up(where.config_dir):
+        return select([], {})
+    s = config.load_settings(where.config_dir)
+    return select([], s.types, tuple(s.include), tuple(s.exclude))
+
+
 @main.command("export")
 @click.argument("session")
 @click.argument("file", type=click.Path(dir_okay=False))
@@ -1123,7 +1186,9 @@ def import_command(where: Locations, file: str, force: bool) -> None:
     """Place a session exported elsewhere where Claude Code looks for it here."""
     from claude_sync import session_archive
 
-    placed = session_archive.import_session(where.claude_dir, _mapper(where), Path(file), force)
+    placed = session_archive.import_session(
+        where.claude_dir, _mapper(where), _selection(where), Path(file), force
+    )
     out.print(f"Imported {len(placed)} files into {where.claude_dir / placed[0]}", markup=False)
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from claude_sync import casefold, chain, mcp, portable, resources
+from claude_sync import casefold, chain, limits, mcp, portable, resources, settings_trust
 from claude_sync.chunking import Chunker
 from claude_sync.config import write_private
 from claude_sync.durable import fsync_path
@@ -126,6 +126,11 @@ class Reporter:
         or None to leave it unresolved (the default: nobody to ask)."""
         return None
 
+    def trust(self, path: str, changes: dict[str, tuple[Any, Any]], device: str) -> bool:
+        """Whether to apply a change to settings keys that run code; by default (nobody to
+        ask) it waits for `resolve`."""
+        return False
+
     def action(self, verb: str, path: str) -> None:
         """One planned or applied action on one path."""
 
@@ -147,7 +152,12 @@ class Engine:
         self.root = claude_dir
         self.mapper = mapper or PathMapper(Path.home())
         self.allow_rollback = False
+        #: apply guarded settings.json keys from the remote without asking
+        self.trust_settings = False
         self.filters = file_filters(Path.home(), self.mapper)
+        self.filters[settings_trust.PATH] = settings_trust.SettingsFilter(
+            Path.home(), claude_dir / settings_trust.PATH
+        )
         self._history: list[Snapshot] | None = None
         self.repo = repo
         self.state = state
@@ -460,6 +470,71 @@ class Engine:
             self._history = [self.repo.load_snapshot(s) for s in reversed(seqs)]
         return any(_sha(snap.files.get(path)) == sha256 for snap in self._history)
 
+    def _keep_held(self, sel: Selection, plan: Plan, local: LocalView) -> None:
+        """A guarded settings change already waiting stays waiting while neither side moved;
+        `--strategy local` settles it for this machine's keys (the next push sends them)."""
+        path = settings_trust.PATH
+        waiting = self.state.conflicts().get(path)
+        if not waiting or not waiting.get("held") or self.trust_settings or plan.head is None:
+            return
+        if not self._covers(sel, path):
+            return
+        theirs = plan.head.files.get(path)
+        if plan.strategy == "local":
+            plan.adopt[path] = theirs
+        elif waiting.get("remote_sha256") == _sha(theirs) and waiting.get("local_sha256") == _sha(
+            local.files.get(path)
+        ):
+            plan.conflicts.append(Conflict(**waiting))  # type: ignore[arg-type]
+        else:
+            return
+        plan.merges.pop(path, None)
+        plan.write.pop(path, None)
+        plan.copies.pop(path, None)
+
+    def _hold_back_settings(self, plan: Plan, local: LocalView, result: Result) -> None:
+        """settings.json keys that run or authorise code arrive only with the user's consent
+        (or the `settings-commands` opt-in). Held back, the file's other keys still arrive;
+        the guarded change waits as a conflict that `resolve --take remote` applies."""
+        path = settings_trust.PATH
+        if self.trust_settings or plan.head is None:
+            return
+        theirs = plan.head.files.get(path)
+        if path in plan.merged:
+            incoming = plan.merged[path][0]
+        elif path in plan.write:
+            staging = self._fetch_blobs([plan.write[path]], result)
+            try:
+                incoming = _content(staging, plan.write[path]) or b""
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        elif path in plan.delete:
+            incoming = b"{}"
+        else:
+            return
+        ours = local.files.get(path)
+        try:
+            mine = self._logical_bytes(path, ours.abspath) if ours else b"{}"
+        except OSError:
+            return  # gone meanwhile: the install step notices and keeps it
+        changes = settings_trust.changed_keys(mine, incoming)
+        device = plan.head.device
+        if not changes or self.reporter.trust(path, changes, device):
+            return
+        plan.merged.pop(path, None)
+        plan.write.pop(path, None)
+        if path in plan.delete:
+            plan.delete.remove(path)
+        held = settings_trust.blend(incoming, mine)
+        local_sha = _sha(ours)
+        if held is not None and held != mine:
+            plan.held[path] = held
+            local_sha = hashlib.sha256(held).hexdigest()
+        conflict = make_conflict(path, ours, self.state.bases().get(path), theirs, plan.head)
+        conflict.local_sha256 = local_sha
+        conflict.held = sorted(changes)
+        plan.conflicts.append(conflict)
+
     def _merge(self, plan: Plan, result: Result) -> None:
         """Try the automatic merges; what does not merge cleanly becomes a conflict."""
         if not plan.merges:
@@ -738,10 +813,12 @@ class Engine:
             f"to that label (`claude-sync map DIR {label}`)"
             for label in plan.unmapped
         ]
+        self._keep_held(sel, plan, local)
         if dry_run:
             self._report_dry_pull(plan, result)
             return result
         self._merge(plan, result)
+        self._hold_back_settings(plan, local, result)
         result.conflicts = plan.conflicts
         self._apply_pull(plan, local, result)
         if mcp.TYPE in sel.types:
@@ -802,7 +879,9 @@ class Engine:
         if in_step and not self.state.conflicts() and not self._has_local_changes(sel, local):
             return result, seq  # nothing either way: the file list need not be read
         head = None if root is None else self.repo.snapshot(root)
-        self._report_dry_pull(self.plan_pull(sel, local, head, "ask"), result)
+        plan = self.plan_pull(sel, local, head, "ask")
+        self._keep_held(sel, plan, local)
+        self._report_dry_pull(plan, result)
         push = self.plan_push(sel, local, head)
         result.pushed = sorted(push.upload) + sorted(push.remove)
         result.removed = sorted(push.remove)
@@ -852,6 +931,7 @@ class Engine:
         allowed = self._allowed_roots(root)
         folders = {dest.parent for dest, _ in outputs.values()}
         try:
+            limits.check_room(((path, entry.size) for path, (_, entry) in outputs.items()), root)
             _check_inside(allowed, folders, root)
             for i, (path, (dest, entry)) in enumerate(outputs.items()):
                 # Short: a name near NAME_MAX must still get a temporary file beside it.
@@ -863,7 +943,7 @@ class Engine:
                     _open_new(tmp).close()
                 if each:
                     fsync_path(tmp)
-                portable.set_mode(tmp, entry.mode)
+                portable.set_mode(tmp, resources.capped_mode(path, entry.mode))
                 mtime = self.sessions.mtime_ns(path, entry.mtime_ns)
                 os.utime(tmp, ns=(mtime, mtime))
             _check_inside(allowed, folders, root)
@@ -1056,6 +1136,8 @@ class Engine:
                     self.state.set_base(path, theirs, seq)
                 else:
                     plan.skipped.append(path)
+            for path, data in plan.held.items():
+                self._write_merged(path, data, local.files.get(path), result)
             # The renames must be on disk before the state says they happened.
             _sync_dirs({dest.parent for _, _, dest, _ in staged})
 

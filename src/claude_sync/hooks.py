@@ -21,6 +21,8 @@ from pathlib import Path
 
 from claude_sync import config, integration, portable
 from claude_sync.errors import SyncError
+from claude_sync.store.base import redact
+from claude_sync.terminal import clean
 from claude_sync.workspace import Locations, open_workspace
 
 LOG_FILE = "hooks.log"
@@ -57,7 +59,7 @@ def log(where: Locations, message: str) -> None:
         if path.exists() and path.stat().st_size > LOG_LIMIT:
             path.replace(path.with_suffix(".log.1"))
         with path.open("a") as fh:
-            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
+            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {clean(redact(message))}\n")
 
 
 def run_hook(where: Locations, event: str, timeout: float, from_plugin: bool = False) -> None:

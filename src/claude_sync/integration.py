@@ -39,6 +39,11 @@ def command_prefix() -> str:
 # -- Claude Code settings.json ----------------------------------------------------------------
 
 
+def is_own_hook(hook: object) -> bool:
+    """Whether a hook entry of settings.json is one `install` added (each machine has its own)."""
+    return isinstance(hook, dict) and bool(_OURS.search(str(hook.get("command", ""))))
+
+
 def _load_settings(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
@@ -64,7 +69,7 @@ def _without_ours(groups: list[Any]) -> list[Any]:
         if not isinstance(group, dict) or not isinstance(group.get("hooks"), list):
             kept.append(group)
             continue
-        hooks = [h for h in group["hooks"] if not _OURS.search(str(h.get("command", "")))]
+        hooks = [h for h in group["hooks"] if not is_own_hook(h)]
         if hooks:
             kept.append({**group, "hooks": hooks})
         elif not group["hooks"]:

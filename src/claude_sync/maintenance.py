@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from claude_sync import chain
+from claude_sync import chain, settings_trust
 from claude_sync.engine import Engine, Result, _sha
 from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, SyncError
 from claude_sync.repository import (
@@ -21,6 +21,7 @@ from claude_sync.repository import (
     group_by_pack,
     snapshot_name,
 )
+from claude_sync.resources import Selection
 
 #: the shortest grace period prune accepts (seconds): a push must get from its last check of
 #: the packs it leans on to writing its snapshot within it. Tests that race prune against
@@ -83,24 +84,47 @@ def devices(entries: list[LogEntry]) -> dict[str, tuple[int, float]]:
 
 
 def restore(
-    engine: Engine, seq: int, prefixes: list[str], target: Path | None, force: bool
+    engine: Engine,
+    sel: Selection,
+    seq: int,
+    prefixes: list[str],
+    target: Path | None,
+    force: bool,
 ) -> Result:
-    """Bring back files as they were in snapshot `seq`, in place or into `target`."""
+    """Bring back files as they were in snapshot `seq`, in place or into `target`; only
+    files of the types this machine syncs (the check every incoming path passes)."""
     if seq not in engine.repo.snapshot_seqs():
         raise ConfigError(f"there is no snapshot {seq} (see `claude-sync log`)")
     snap = engine.repo.load_snapshot(seq)
     wanted = [p.rstrip("/") for p in prefixes]
-    files = {
+    matching = {
         p: e
         for p, e in snap.files.items()
         if not wanted or any(p == w or p.startswith(w + "/") for w in wanted)
     }
+    files = {p: e for p, e in matching.items() if sel.covers(p)}
+    result = Result()
+    skipped = len(matching) - len(files)
+    if skipped:
+        result.warnings.append(
+            f"{skipped} files are of types this machine does not sync; not restored "
+            "(`claude-sync types --enable TYPE` first)"
+        )
+    # settings.json may carry commands: it comes back only when asked for by name.
+    path = settings_trust.PATH
+    if path in files and path not in wanted and target is None and not engine.trust_settings:
+        del files[path]
+        result.warnings.append(
+            f"{path} can run code, so it is restored only when named: "
+            f"`claude-sync restore {path} --snapshot {seq}`"
+        )
     if not files:
-        raise ConfigError(f"no file in snapshot {seq} matches {' '.join(prefixes)}")
+        raise ConfigError(
+            f"no file this machine syncs in snapshot {seq} matches {' '.join(prefixes)}"
+        )
     root = target or engine.root
     if target is None and not force:
         _refuse_unsynced(engine, files)
-    result = Result()
     outputs = {p: (root / engine.mapper.to_local(p), e) for p, e in files.items()}
     with engine.staged_files(outputs, root, result) as staged:
         for path, tmp, dest, _ in staged:

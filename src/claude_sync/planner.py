@@ -74,6 +74,8 @@ class Conflict:
     remote_time: float
     local_mtime_ns: int | None
     copy: str | None = None
+    #: guarded settings.json keys the remote changed, held back until the user agrees
+    held: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -98,6 +100,8 @@ class Plan:
     skipped: list[str] = field(default_factory=list)
     #: `map` labels of remote projects with no folder here: left in the repository
     unmapped: list[str] = field(default_factory=list)
+    #: what is written while a guarded settings change waits (the base does not move)
+    held: dict[str, bytes] = field(default_factory=dict)
     strategy: str = "ask"
 
 

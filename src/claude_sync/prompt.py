@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import json
+from typing import Any
 
 import click
 
 from claude_sync.engine import Conflict
 from claude_sync.merge import conflict_markers
+from claude_sync.terminal import clean, clean_value
 
 MARKERS = (b"<<<<<<< ", b"\n=======\n", b">>>>>>> ")
 CHOICES = {"l": "local", "r": "remote", "b": "both", "s": None}
@@ -38,7 +41,7 @@ def _edit(conflict: Conflict, local: bytes, remote: bytes, base: bytes | None) -
 
 
 def ask(conflict: Conflict, local: bytes, remote: bytes, base: bytes | None) -> str | bytes | None:
-    device = conflict.remote_device or "another machine"
+    device = clean_value(conflict.remote_device) or "another machine"
     click.echo(f"conflict: {conflict.path} changed here and on {device}", err=True)
     while True:
         choice = click.prompt(
@@ -48,10 +51,29 @@ def ask(conflict: Conflict, local: bytes, remote: bytes, base: bytes | None) -> 
             err=True,
         )
         if choice == "d":
-            click.echo(_diff(local, remote, conflict.path), err=True)
+            click.echo(clean(_diff(local, remote, conflict.path)), err=True)
         elif choice == "m":
             merged = _edit(conflict, local, remote, base)
             if merged is not None:
                 return merged
         else:
             return CHOICES[choice]
+
+
+def _shown(value: Any) -> str:
+    # JSON escapes every control character a hostile value might carry.
+    return "(none)" if value is None else json.dumps(value, indent=2)
+
+
+def ask_trust(path: str, changes: dict[str, tuple[Any, Any]], device: str) -> bool:
+    """Whether to apply a change to settings that run or authorise code."""
+    who = clean_value(device) or "another machine"
+    click.echo(f"{path} from {who} changes settings that run or authorise code:", err=True)
+    for key, (here, there) in changes.items():
+        click.echo(
+            f"  {json.dumps(key)}\n    here: {_shown(here)}\n    new:  {_shown(there)}", err=True
+        )
+    click.echo("Anyone who can write to the repository could have made this change.", err=True)
+    return click.confirm(
+        "Apply it? (no: keep yours; it waits for `claude-sync resolve`)", default=False, err=True
+    )

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from claude_sync import compression, crypto, epochs
+from claude_sync import compression, crypto, epochs, resources
 from claude_sync.config import write_private
 from claude_sync.errors import (
     ConfigError,
@@ -661,6 +661,7 @@ class Repository:
             else:
                 parts = {str(group): str(name) for group, name in obj["parts"].items()}
                 files = self._load_parts(parts, what, cached_ok)
+            _check_paths(files, what)
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             raise CorruptionError(f"{what} is malformed") from None
         snapshot = Snapshot(
@@ -1003,6 +1004,16 @@ class PackWriter:
         }
         self.written = {}
         return name, locations
+
+
+def _check_paths(files: dict[str, FileEntry], what: str) -> None:
+    """Only paths some resource type claims can be in a snapshot: anything else (a credential
+    file, a plugin cache, `..`) was put there to be written where it must not be."""
+    for path in files:
+        if resources.type_of(path) is None:
+            raise CorruptionError(
+                f"{what} lists a path no synced type claims ({path!r}); refusing it"
+            )
 
 
 def _config_body(config: RepoConfig) -> dict[str, Any]:

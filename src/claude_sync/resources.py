@@ -11,6 +11,7 @@ import contextlib
 import fnmatch
 import functools
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator
@@ -25,6 +26,13 @@ TMP_MARKER = ".claude-sync-tmp"
 STALE_TMP_SECONDS = 600
 # Secrets that no type may ever claim, checked on every path in both directions.
 NEVER = frozenset({".credentials.json", ".claude.json", "settings.local.json"})
+# Control characters have no place in a file name Claude Code writes; one in a snapshot
+# could only be there to play tricks on a terminal.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: The most permissive modes a pull or restore sets: nothing group- or world-writable, and
+#: executable bits only on hook scripts (an opt-in type).
+MODE_CAP = 0o644
+EXECUTABLE_MODE_CAP = 0o755
 
 
 @dataclass(frozen=True)
@@ -75,13 +83,20 @@ TYPES: tuple[ResourceType, ...] = (
         files=(MCP_SERVERS,),
         default=False,
     ),
+    # Claims no file: enabled, it lets settings.json keys that run code arrive unasked.
+    ResourceType(
+        "settings-commands",
+        "settings.json keys that run code (hooks, statusLine, apiKeyHelper, permissions, env…) "
+        "arrive without asking: any key holder can run code here",
+        default=False,
+    ),
 )
 TYPES_BY_NAME = {t.name: t for t in TYPES}
 
 
 def valid_logical_path(path: str) -> bool:
     """A relative, normalized POSIX path with no component that could climb out of the root."""
-    if not path or path.startswith("/") or "\\" in path or "\x00" in path:
+    if not path or path.startswith("/") or "\\" in path or _CONTROL.search(path):
         return False
     parts = path.split("/")
     if any(p in ("", ".", "..") for p in parts):
@@ -98,6 +113,13 @@ def type_of(path: str) -> ResourceType | None:
         if rtype.claims(path):
             return rtype
     return None
+
+
+def capped_mode(path: str, mode: int) -> int:
+    """The permission bits a file from the repository gets: the snapshot's, capped."""
+    rtype = type_of(path)
+    cap = EXECUTABLE_MODE_CAP if rtype is not None and rtype.name == "hooks" else MODE_CAP
+    return mode & cap or 0o600
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from claude_sync import resources
+from claude_sync import limits, resources
 from claude_sync.errors import ConfigError, CorruptionError
 from claude_sync.pathmap import PathMapper
 
@@ -48,28 +48,42 @@ def export_session(root: Path, mapper: PathMapper, session: str, target: Path) -
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
             for local, logical in zip(files, manifest["files"], strict=True):
-                tar.add(root / local, arcname=logical, recursive=False)
+                tar.add(root / local, arcname=logical, recursive=False, filter=_anonymous)
         os.replace(tmp, target)
     finally:
         Path(tmp).unlink(missing_ok=True)
     return len(files)
 
 
-def import_session(root: Path, mapper: PathMapper, source: Path, force: bool) -> list[str]:
-    """Write the archive's files into place; refuse to change a different existing file."""
+def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """The archive leaves the user's hands: it names no user or group of theirs."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def import_session(
+    root: Path, mapper: PathMapper, sel: resources.Selection, source: Path, force: bool
+) -> list[str]:
+    """Write the archive's files into place; refuse to change a different existing file.
+    Only session files this machine syncs are accepted (the check every incoming path
+    passes), within the size limits of a pull."""
     try:
         with tarfile.open(source, mode="r:gz") as tar:
             members = {m.name: m for m in tar.getmembers()}
             manifest = json.loads(_read(tar, members[MANIFEST]))
             logical = [str(p) for p in manifest["files"]]
+            for path in logical:
+                rtype = resources.type_of(path)
+                if rtype is None or rtype.name != "sessions" or not sel.covers(path):
+                    raise CorruptionError(
+                        f"{source} holds a path that is not a session file: {path}"
+                    )
+            limits.check_room(((p, members[p].size) for p in logical), root)
             contents = {p: _read(tar, members[p]) for p in logical}
             mtimes = {p: members[p].mtime for p in logical}
     except (OSError, tarfile.TarError, KeyError, ValueError, TypeError, EOFError):
         raise CorruptionError(f"{source} is not a claude-sync session archive") from None
-    for path in logical:
-        rtype = resources.type_of(path)
-        if rtype is None or rtype.name != "sessions":
-            raise CorruptionError(f"{source} holds a path that is not a session file: {path}")
     targets = {p: root / mapper.to_local(p) for p in logical}
     clashes = [
         p for p, dest in targets.items() if dest.exists() and dest.read_bytes() != contents[p]

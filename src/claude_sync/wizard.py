@@ -24,7 +24,7 @@ import click
 
 from claude_sync import config, crypto
 from claude_sync.errors import ConfigError, SyncError, WrongKeyError
-from claude_sync.passphrase import read_passphrase
+from claude_sync.passphrase import in_environment, read_passphrase, require_strong, weakness
 from claude_sync.repository import CONFIG_NAME, KEYS_PREFIX, Repository
 from claude_sync.store import RemoteOptions, normalize_remote, open_store
 from claude_sync.store.base import ObjectStore, redact
@@ -292,7 +292,7 @@ def _unlock(store: ObjectStore) -> Repository:
 def _passphrase_from_environment() -> str | None:
     """CLAUDE_SYNC_PASSPHRASE(_FILE) answer the passphrase question, as for a plain `init`
     (scripts/install.sh on a terminal relies on it)."""
-    if os.environ.get("CLAUDE_SYNC_PASSPHRASE") or os.environ.get("CLAUDE_SYNC_PASSPHRASE_FILE"):
+    if in_environment():
         return read_passphrase(None, confirm=False)
     return None
 
@@ -361,6 +361,7 @@ def _choose_protection() -> str | None:
         return None
     env = _passphrase_from_environment()
     if env is not None:
+        require_strong(env)
         say("Using the passphrase from the environment.")
         return env
     return ask_new_passphrase()
@@ -369,9 +370,10 @@ def _choose_protection() -> str | None:
 def ask_new_passphrase() -> str:
     while True:
         text: str = click.prompt("New passphrase", hide_input=True, confirmation_prompt=True)
-        if len(text) >= MIN_PASSPHRASE:
+        problem = weakness(text) if len(text) >= MIN_PASSPHRASE else None
+        if len(text) >= MIN_PASSPHRASE and problem is None:
             return text
-        say(f"  Use at least {MIN_PASSPHRASE} characters (a few words are best).")
+        say(f"  {problem or f'Use at least {MIN_PASSPHRASE} characters (a few words are best).'}")
 
 
 def _confirm_saved(recovery: str) -> None:

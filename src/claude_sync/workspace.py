@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from claude_sync import config, crypto
+from claude_sync import config, crypto, settings_trust
 from claude_sync.engine import Engine, Reporter
 from claude_sync.errors import ConfigError, SyncError
 from claude_sync.passphrase import read_passphrase
@@ -252,6 +252,7 @@ class Workspace:
         engine.sessions = SessionPolicy.for_machine(
             self.settings.session_window, self.where.claude_dir
         )
+        engine.trust_settings = self.settings.types.get(settings_trust.TRUST_TYPE, False)
         return engine
 
 

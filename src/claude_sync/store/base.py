@@ -10,12 +10,20 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 
-_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s@]*@", re.IGNORECASE)
+# Up to the last @ before the host: a password may hold an unescaped @.
+_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s?#\"']*@", re.IGNORECASE)
+_SECRET_PARAM = re.compile(
+    r"([?&][^=&\s]*(?:token|key|secret|signature|password|credential|sig|auth)[^=&\s]*=)"
+    r"[^&\s\"']*",
+    re.IGNORECASE,
+)
 
 
 def redact(text: str) -> str:
-    """Text safe to print: user names, passwords and tokens in URLs are cut out."""
-    return _USERINFO.sub(r"\1", text)
+    """Text safe to print: user names, passwords and tokens in URLs (user information and
+    query parameters such as X-Amz-Signature or access_token) are cut out, wherever in the
+    text a URL appears."""
+    return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1", text))
 
 
 class ObjectStore(ABC):

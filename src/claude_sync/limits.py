@@ -1,0 +1,69 @@
+"""Bounds on what a pull or restore may write: a snapshot can make one small blob stand for
+a huge file (the same blob listed many times), so sizes are checked before any download."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from claude_sync.errors import ConfigError, SyncError
+
+MAX_FILE_SIZE_ENV = "CLAUDE_SYNC_MAX_FILE_SIZE"
+#: A transcript of a very long session is tens of MiB; nothing Claude Code writes comes
+#: near this.
+DEFAULT_MAX_FILE_SIZE = 1 << 30
+#: Left free after a pull: a full disk breaks Claude Code and everything else.
+RESERVE = 64 * 1024 * 1024
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def max_file_size() -> int:
+    """The largest file a pull writes: CLAUDE_SYNC_MAX_FILE_SIZE (bytes, or 512M, 2G)."""
+    text = os.environ.get(MAX_FILE_SIZE_ENV, "").strip().lower().removesuffix("b")
+    if not text:
+        return DEFAULT_MAX_FILE_SIZE
+    unit = text[-1] if text[-1] in _UNITS else ""
+    try:
+        value = int(float(text[: len(text) - len(unit)]) * _UNITS[unit])
+    except ValueError:
+        raise ConfigError(
+            f"{MAX_FILE_SIZE_ENV} must be a size such as 512M or 2G, not {text!r}"
+        ) from None
+    if value <= 0:
+        raise ConfigError(f"{MAX_FILE_SIZE_ENV} must be positive")
+    return value
+
+
+def check_room(files: Iterable[tuple[str, int]], root: Path) -> None:
+    """Refuse, before anything is downloaded, a file larger than is plausible or a set of
+    files that would not fit on the disk holding root."""
+    limit = max_file_size()
+    total = 0
+    for path, size in files:
+        if size > limit:
+            raise SyncError(
+                f"{path} would be {_size(size)}, more than the {_size(limit)} a synced file "
+                f"may be; refusing to write it (raise {MAX_FILE_SIZE_ENV} if it is genuine)"
+            )
+        total += size
+    if not total:
+        return
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    if total + RESERVE > free:
+        raise SyncError(
+            f"not enough free space: writing these files needs {_size(total)} and "
+            f"{_size(free)} is free on the disk of {root}"
+        )
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"
