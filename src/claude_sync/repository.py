@@ -370,7 +370,8 @@ class Repository:
                 min_size=128 * 1024,
                 avg_size=512 * 1024,
                 max_size=2 * 1024 * 1024,
-                # A secret gear seed: chunk boundaries must not fingerprint known content.
+                # A secret gear seed, so each repository cuts a file at its own places (a weak
+                # key, XORed into a public table: SECURITY.md).
                 seed=int.from_bytes(os.urandom(8), "big") % (2**63 - 1) + 1,
             ),
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
