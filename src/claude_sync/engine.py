@@ -62,6 +62,8 @@ HISTORY_LOOKBACK = 100
 #: in the config dir: why the last look at the remote history was refused. Kept until a look
 #: passes, so what a hook could only log reaches the user (next command, `doctor`).
 HISTORY_ALARM = "history-alarm"
+#: in the state: the bases a push will record once its snapshot is written
+PUSH_JOURNAL = "push_journal"
 FSYNC_EACH_UP_TO = 16
 STABLE_READ_ATTEMPTS = 3
 INDEX_READ_ATTEMPTS = 3
@@ -332,6 +334,7 @@ class Engine:
         seen last: fork) is refused unless allow_rollback; the refusal is kept for `doctor`
         and the next command, since hooks only log it. Only an authenticated root is
         remembered: a junk name in the listing cannot move what this machine expects."""
+        self._finish_killed_push()
         seen = int(self.state.get_meta("seen_seq") or 0)
         seen_id = self.state.get_meta("seen_id")
         seq = self.repo.head_seq(seen)
@@ -746,25 +749,82 @@ class Engine:
                 files,
                 parent_id=head.id if head else None,
             )
+            # Recorded before the snapshot is written: a kill between writing it and
+            # recording it here must not make the next run take it for another machine's.
+            journal = self._push_journal(plan, snapshot)
+            with self.state.transaction():
+                self.state.set_meta(PUSH_JOURNAL, json.dumps(journal))
             if not self.repo.write_snapshot(snapshot, head):
+                with self.state.transaction():
+                    self.state.set_meta(PUSH_JOURNAL, None)
                 return False
             result.snapshot = seq
-        with self.state.transaction():
-            for path, f in plan.upload.items():
-                self.state.set_base(path, f.entry(), seq)
-            for path in plan.remove:
-                self.state.set_base(path, None, seq)
-            for path, entry in plan.adopt.items():
-                self.state.set_base(path, entry, seq)
-            # On an empty repository there was nothing to pull: this push makes us current.
-            was_current = head is None or self.state.get_meta("pulled_seq") == str(head.seq)
-            if result.snapshot is not None and was_current:
-                self.state.set_meta("pulled_seq", str(seq))
-        if result.snapshot is not None:
-            self._remember(snapshot)
+            self._record_push(journal, snapshot)
+        else:
+            self._record_push(self._push_journal(plan, None), None)
         result.pushed = sorted(plan.upload) + sorted(plan.remove)
         result.removed = sorted(plan.remove)
         return True
+
+    def _push_journal(self, plan: Plan, snapshot: Snapshot | None) -> dict[str, Any]:
+        """What a push records once its snapshot is written: each path's new base."""
+        head = plan.head
+        bases: dict[str, Any] = {p: f.entry().to_json() for p, f in plan.upload.items()}
+        bases.update(dict.fromkeys(plan.remove))
+        bases.update({p: e and e.to_json() for p, e in plan.adopt.items()})
+        return {
+            "seq": head.seq + 1 if head else 1,
+            "time": snapshot.time if snapshot else None,
+            "parent_id": snapshot.parent_id if snapshot else None,
+            # On an empty repository there was nothing to pull: this push makes us current.
+            "was_current": head is None or self.state.get_meta("pulled_seq") == str(head.seq),
+            "bases": bases,
+        }
+
+    def _record_push(
+        self, journal: dict[str, Any], snapshot: Snapshot | SnapshotRoot | None
+    ) -> None:
+        seq = int(journal["seq"])
+        with self.state.transaction():
+            for path, entry in journal["bases"].items():
+                base = None if entry is None else FileEntry.from_json(entry, "local state")
+                self.state.set_base(path, base, seq)
+            if snapshot is not None and journal["was_current"]:
+                self.state.set_meta("pulled_seq", str(seq))
+            self.state.set_meta(PUSH_JOURNAL, None)
+        if snapshot is not None and snapshot.seq > int(self.state.get_meta("seen_seq") or 0):
+            self._remember(snapshot)
+
+    def _finish_killed_push(self) -> None:
+        """A push killed after writing its snapshot but before recording it: when the
+        snapshot of that number is the one it wrote (this device, same time and parent, the
+        files it pushed), record it now; otherwise the push never happened."""
+        raw = self.state.get_meta(PUSH_JOURNAL)
+        if raw is None:
+            return
+        journal = json.loads(raw)
+        ours: SnapshotRoot | None = None
+        with contextlib.suppress(ObjectNotFoundError):
+            root = self.repo.load_root(int(journal["seq"]))
+            if (
+                root.device == self.device
+                and root.time == journal["time"]
+                and root.parent_id == journal["parent_id"]
+                and self._holds(self.repo.snapshot(root), journal["bases"])
+            ):
+                ours = root
+        if ours is None:
+            with self.state.transaction():
+                self.state.set_meta(PUSH_JOURNAL, None)
+            return
+        self._record_push(journal, ours)
+
+    @staticmethod
+    def _holds(snapshot: Snapshot, bases: dict[str, Any]) -> bool:
+        return all(
+            _sha(snapshot.files.get(path)) == (entry and entry["sha256"])
+            for path, entry in bases.items()
+        )
 
     # -- sync -------------------------------------------------------------------------------
 
