@@ -225,3 +225,22 @@ def test_prune_collects_packs_no_index_names(make_machine, repo_dir):
     assert "deleted 1 packs" in a.run("prune", "--grace", "0").stdout
     assert not orphan.exists()
     assert "No problems found" in a.run("verify", "--read-data").stdout
+
+
+def test_a_damaged_snapshot_error_names_the_way_out(make_machine, repo_dir):
+    """push and log stopped by a damaged snapshot say which command gets the user out."""
+    a, b = two_snapshots(make_machine, repo_dir)
+    b.write("agents/z.md", "from b\n")
+    for part in (repo_dir / "manifest").rglob("*"):
+        if part.is_file():
+            data = part.read_bytes()
+            part.write_bytes(data[:20] + bytes([data[20] ^ 1]) + data[21:])
+    shutil.rmtree(a.config_dir / "cache", ignore_errors=True)
+    shutil.rmtree(b.config_dir / "cache", ignore_errors=True)
+    for m, command in ((b, "push"), (a, "log")):
+        proc = m.run(command, check=False)
+        assert proc.returncode == 1 and proc.stderr.startswith("error:"), proc.stderr
+        assert "claude-sync repair" in proc.stderr or "claude-sync verify" in proc.stderr, (
+            command,
+            proc.stderr,
+        )

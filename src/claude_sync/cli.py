@@ -16,7 +16,14 @@ import click
 
 from claude_sync import __version__, config, hooks, integration, passphrase, plugins
 from claude_sync.engine import HISTORY_ALARM, STRATEGIES, Conflict, Reporter, Result
-from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, ConfigError, SyncError
+from claude_sync.errors import (
+    EXIT_CONFLICTS,
+    EXIT_FAILED,
+    ConfigError,
+    CorruptionError,
+    HistoryError,
+    SyncError,
+)
 from claude_sync.passphrase import read_passphrase
 from claude_sync.pathmap import LABEL, PathMapper
 from claude_sync.resources import CONFLICT_MARKER, TYPES, Selection, linked_tops, select
@@ -84,7 +91,18 @@ class App(click.Group):
         try:
             return super().invoke(ctx)
         except SyncError as exc:
-            err.print(f"error: {exc}", markup=False)  # the console redacts and cleans it
+            message = str(exc)
+            if (
+                isinstance(exc, CorruptionError)
+                and not isinstance(exc, HistoryError)
+                and ctx.invoked_subcommand not in ("verify", "repair")
+            ):
+                # Damage blocks every command that reads that object: say how to get out.
+                message += (
+                    "; `claude-sync verify` lists what is damaged, and `claude-sync repair` "
+                    "uploads again what this machine still has"
+                )
+            err.print(f"error: {message}", markup=False)  # the console redacts and cleans it
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             err.print("error: interrupted", markup=False)
