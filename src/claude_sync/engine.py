@@ -611,6 +611,9 @@ class Engine:
                 # growing while spreads out machines that keep colliding.
                 time.sleep(random.uniform(0, min(PUSH_BACKOFF_CAP, 0.05 * 2**attempt)))
             plan = self.plan_push(sel, local, self.head())
+            if not dry_run and self._merge_before_push(plan, local, result):
+                local = self.scan(sel, result.warnings)
+                plan = self.plan_push(sel, local, plan.head)
             result.conflicts = plan.conflicts
             if dry_run:
                 result.pushed = sorted(plan.upload) + plan.remove
@@ -632,6 +635,46 @@ class Engine:
                 result.uploaded_bytes = self.repo.uploaded_bytes - sent_before
                 return result
         raise SyncError("another machine kept pushing at the same time; try again")
+
+    def _merge_before_push(self, plan: Plan, local: LocalView, result: Result) -> bool:
+        """Files another machine changed too that merge automatically (a transcript's
+        records, history lines, text changed in different places) are merged here first, as
+        sync would, so the push sends the merge instead of calling it a conflict. What does
+        not merge stays a conflict for `sync`; settings.json waits for a pull, which asks
+        before applying keys that run code. True when a merge was written."""
+        head = plan.head
+        if head is None:
+            return False
+        bases = self.state.bases()
+        todo = {
+            c.path: (local.files[c.path], bases.get(c.path), head.files[c.path])
+            for c in plan.conflicts
+            if c.path in local.files and c.path in head.files and c.path != settings_trust.PATH
+        }
+        if not todo:
+            return False
+        entries = [e for _, base, theirs in todo.values() for e in (base, theirs) if e]
+        staging = self._fetch_blobs(entries, result, allow_missing=True)
+        wrote = False
+        try:
+            for path, (ours, base, theirs) in todo.items():
+                try:
+                    mine = self._logical_bytes(path, ours.abspath)
+                except OSError:
+                    continue
+                remote = _content(staging, theirs)
+                if remote is None or hashlib.sha256(mine).hexdigest() != ours.sha256:
+                    continue
+                merged = merge_file(path, _content(staging, base), mine, remote)
+                if merged is None:
+                    continue
+                if merged == mine or self._write_merged(path, merged, ours, result):
+                    with self.state.transaction():
+                        self.state.set_base(path, theirs, head.seq)
+                    wrote = True
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return wrote
 
     def _data_still_there(
         self, plan: Plan, writer: PackWriter, mine: dict[str, dict[str, BlobLocation]]
