@@ -244,3 +244,22 @@ def test_a_damaged_snapshot_error_names_the_way_out(make_machine, repo_dir):
             command,
             proc.stderr,
         )
+
+
+def test_a_renamed_device_is_listed_once_under_its_new_name(make_machine, repo_dir):
+    """devices --rename renames this machine in the list, here at once and on the others
+    after its next push; old snapshots keep the name they were written with."""
+    a, b = two_snapshots(make_machine, repo_dir)
+
+    def listed(m: Machine) -> list[str]:
+        lines = m.run("devices").stdout.splitlines()[1:]
+        return sorted(line.split()[0] for line in lines if line.strip())
+
+    renamed = a.run("devices", "--rename", "ann-mbp").stdout
+    assert "ann-mbp (this machine)" in renamed and "laptop" not in renamed, renamed
+    a.write("rules/s.md", "x\n")
+    a.run("push")
+    assert listed(a) == ["ann-mbp"]
+    assert listed(b) == ["ann-mbp"]
+    b.run("push")  # nothing to push: b never pushed, so it is not listed
+    assert [s["device"] for s in b.json("log")["snapshots"]] == ["laptop", "laptop", "ann-mbp"]

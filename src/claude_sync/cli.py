@@ -1010,12 +1010,19 @@ def devices_command(where: Locations, rename: str | None) -> None:
         if not rename.strip():
             raise ConfigError("a device name cannot be empty")
         settings = config.load_settings(where.config_dir)
-        settings.device = rename.strip()
+        new = rename.strip()
+        if new != settings.device:
+            # Kept, and named in this machine's next snapshots, so that every machine lists
+            # the old name's pushes under the new one.
+            former = [*settings.former_names, settings.device]
+            settings.former_names = [n for n in dict.fromkeys(former) if n != new]
+            settings.device = new
         config.save_settings(where.config_dir, settings)
     from claude_sync import maintenance
 
     with open_workspace(where) as ws:
-        seen = maintenance.devices(maintenance.log(ws.engine()))
+        engine = ws.engine()
+        seen = maintenance.devices(engine, maintenance.log(engine))
         me = ws.settings.device
     table = _table("device", "snapshots", "last push")
     for device, (count, last) in sorted(seen.items(), key=lambda d: -d[1][1]):

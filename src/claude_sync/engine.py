@@ -154,6 +154,8 @@ class Engine:
         self.root = claude_dir
         self.mapper = mapper or PathMapper(Path.home())
         self.allow_rollback = False
+        #: this device's earlier names (`devices --rename`), named in its snapshots
+        self.former_names: tuple[str, ...] = ()
         #: apply guarded settings.json keys from the remote without asking
         self.trust_settings = False
         self.filters = file_filters(Path.home(), self.mapper)
@@ -791,6 +793,7 @@ class Engine:
                 time.time(),
                 files,
                 parent_id=head.id if head else None,
+                formerly=self.former_names,
             )
             # Recorded before the snapshot is written: a kill between writing it and
             # recording it here must not make the next run take it for another machine's.

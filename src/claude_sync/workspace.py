@@ -249,6 +249,7 @@ class Workspace:
             PathMapper(Path.home(), self.settings.path_maps),
         )
         engine.allow_rollback = allow_rollback
+        engine.former_names = tuple(self.settings.former_names)
         engine.sessions = SessionPolicy.for_machine(
             self.settings.session_window, self.where.claude_dir
         )
