@@ -491,13 +491,20 @@ def _held_line(path: str, device: str, held: list[str]) -> str:
     )
 
 
+def _when(seconds: object) -> str:
+    """` (2026-11-30 14:02)`: when the other machine made its change, if known."""
+    if not isinstance(seconds, int | float) or seconds <= 0:
+        return ""
+    return time.strftime(" (%Y-%m-%d %H:%M)", time.localtime(seconds))
+
+
 def _print_conflicts(conflicts: list[Conflict], verbose: bool) -> None:
     for c in conflicts:
         if c.held:
             err.print("conflict: " + _held_line(c.path, c.remote_device, c.held), markup=False)
             continue
         device = clean_value(c.remote_device) or "another machine"
-        line = f"conflict: {c.path} changed here and on {device}"
+        line = f"conflict: {c.path} changed here and on {device}{_when(c.remote_time)}"
         if c.copy:
             line += f"; the remote version is saved as {c.copy}"
         err.print(line, markup=False)
@@ -942,7 +949,8 @@ def conflicts(where: Locations, as_json: bool) -> None:
             continue
         copy = detail.get("copy")
         beside = f" (remote version in {copy})" if copy else ""
-        out.print(f"{path}: changed here and on {device}{beside}", markup=False)
+        when = _when(detail.get("remote_time"))
+        out.print(f"{path}: changed here and on {device}{when}{beside}", markup=False)
 
 
 @main.command()

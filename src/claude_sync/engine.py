@@ -475,6 +475,31 @@ class Engine:
             self._history = [self.repo.load_snapshot(s) for s in reversed(seqs)]
         return any(_sha(snap.files.get(path)) == sha256 for snap in self._history)
 
+    def _name_authors(self, conflicts: list[Conflict], head: Snapshot | None) -> None:
+        """Each new conflict names the snapshot (device, time) that last changed its path:
+        the head's ancestors are followed while they hold the same version, as far as the
+        history goes. The newest snapshot's device may never have touched the file."""
+        loaded: dict[int, Snapshot | None] = {}
+
+        def load(seq: int) -> Snapshot | None:
+            if seq not in loaded:
+                try:
+                    loaded[seq] = self.repo.load_snapshot(seq)
+                except (ObjectNotFoundError, CorruptionError):
+                    loaded[seq] = None
+            return loaded[seq]
+
+        for c in conflicts:
+            if head is None or c.remote_seq != head.seq:
+                continue  # one kept from an earlier pull: already named
+            author = head
+            for _ in range(HISTORY_LOOKBACK):
+                parent = None if author.parent is None else load(author.parent)
+                if parent is None or _sha(parent.files.get(c.path)) != c.remote_sha256:
+                    break
+                author = parent
+            c.remote_device, c.remote_seq, c.remote_time = author.device, author.seq, author.time
+
     def _keep_held(self, sel: Selection, plan: Plan, local: LocalView) -> None:
         """A guarded settings change already waiting stays waiting while neither side moved;
         `--strategy local` settles it for this machine's keys (the next push sends them)."""
@@ -616,6 +641,7 @@ class Engine:
             if not dry_run and self._merge_before_push(plan, local, result):
                 local = self.scan(sel, result.warnings)
                 plan = self.plan_push(sel, local, plan.head)
+            self._name_authors(plan.conflicts, plan.head)
             result.conflicts = plan.conflicts
             if dry_run:
                 result.pushed = sorted(plan.upload) + plan.remove
@@ -925,6 +951,7 @@ class Engine:
             return result
         self._merge(plan, result)
         self._hold_back_settings(plan, local, result)
+        self._name_authors(plan.conflicts, head)
         result.conflicts = plan.conflicts
         self._apply_pull(plan, local, result)
         if mcp.TYPE in sel.types:
@@ -964,6 +991,7 @@ class Engine:
                         result.merged.append(path)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
+        self._name_authors(plan.conflicts, plan.head)
         result.conflicts = plan.conflicts
         result.pulled = sorted(plan.write)
         result.deleted = sorted(plan.delete)
