@@ -735,7 +735,12 @@ def resume(where: Locations, query: str, print_only: bool, cwd: str | None) -> N
             raise ConfigError("the repository holds no sessions yet")
         ask = _choose_session if sys.stdin.isatty() and sys.stdout.isatty() else None
         chosen = resuming.pick(catalog.build(engine, head), query, ask)
-        directory = resuming.place(engine, head, chosen, Path(cwd) if cwd else None)
+
+        def remember_move(move: list[str]) -> None:
+            ws.settings.moved_sessions[chosen.id] = move
+            config.save_settings(where.config_dir, ws.settings)
+
+        directory = resuming.place(engine, head, chosen, Path(cwd) if cwd else None, remember_move)
     if print_only:
         click.echo(resuming.command(directory, chosen.id))
         return
@@ -906,7 +911,7 @@ def hook_worker(where: Locations, event: str) -> None:
 def watch(where: Locations, debounce: float, interval: float) -> None:
     """Stay in the foreground: push soon after changes, pull every --interval seconds."""
     settings = config.load_settings(where.config_dir)
-    mapper = PathMapper(Path.home(), settings.path_maps)
+    mapper = PathMapper(Path.home(), settings.path_maps, moved=settings.moved_sessions)
 
     def run(action: str) -> Callable[[], None]:
         def go() -> None:
@@ -1181,12 +1186,10 @@ def repair(where: Locations) -> None:
 
 
 def _mapper(where: Locations) -> PathMapper:
-    maps = (
-        config.load_settings(where.config_dir).path_maps
-        if config.is_set_up(where.config_dir)
-        else {}
-    )
-    return PathMapper(Path.home(), maps)
+    if not config.is_set_up(where.config_dir):
+        return PathMapper(Path.home())
+    settings = config.load_settings(where.config_dir)
+    return PathMapper(Path.home(), settings.path_maps, moved=settings.moved_sessions)
 
 
 def _selection(where: Locations) -> Selection:

@@ -246,7 +246,7 @@ class Workspace:
             self.settings.device,
             self.where.config_dir,
             reporter,
-            PathMapper(Path.home(), self.settings.path_maps),
+            PathMapper(Path.home(), self.settings.path_maps, moved=self.settings.moved_sessions),
         )
         engine.allow_rollback = allow_rollback
         engine.former_names = tuple(self.settings.former_names)
