@@ -197,3 +197,38 @@ def test_interactive_manual_merge_in_editor(make_machine, repo_dir, tmp_path):
     assert (b.claude / "agents/reviewer.md").read_text() == "line 1\nA and B agreed\nline 3\n"
     a.run("pull")
     assert (a.claude / "agents/reviewer.md").read_text() == "line 1\nA and B agreed\nline 3\n"
+
+
+def test_push_merges_a_transcript_that_grew_on_both_machines(make_machine, repo_dir):
+    """A plain push (as the SessionEnd hook runs it) finding the same transcript grown
+    elsewhere merges the records as sync does: no conflict, nothing lost."""
+    a, b = setup_machines(make_machine, repo_dir, "ab")
+    a.append(SESSION, transcript("a", 2, start=100))
+    a.run("push")
+    b.append(SESSION, transcript("b", 2, start=200))
+    result = b.json("push")
+    assert result["conflicts"] == [] and SESSION in result["pushed"], result
+    a.run("pull")
+    for m in (a, b):
+        uuids = {json.loads(line)["uuid"] for line in records(m, SESSION)}
+        assert {"a-00100", "a-00101", "b-00200", "b-00201"} <= uuids
+    assert synced(a)[SESSION] == synced(b)[SESSION]
+
+
+def test_a_conflict_names_the_machine_that_changed_the_file(make_machine, repo_dir):
+    """Not the machine that pushed last (it may not have touched the file)."""
+    a, b, c = setup_machines(make_machine, repo_dir, "abc")
+    a.run("devices", "--rename", "ann-laptop")
+    c.run("devices", "--rename", "ann-desktop")
+    a.write("agents/reviewer.md", "from a\n")
+    a.run("push")
+    c.write("rules/r.md", "unrelated\n")
+    c.run("push")
+    b.write("agents/reviewer.md", "from b\n")
+    pulled = b.run("pull", check=False)
+    assert pulled.returncode == 3, pulled.stderr
+    assert "agents/reviewer.md changed here and on ann-laptop" in pulled.stderr, pulled.stderr
+    listed = b.run("conflicts").stdout
+    assert "changed here and on ann-laptop" in listed and "ann-desktop" not in listed, listed
+    details = b.json("conflicts")["details"]["agents/reviewer.md"]
+    assert details["remote_device"] == "ann-laptop" and details["remote_seq"] == 2, details

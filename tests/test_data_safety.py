@@ -332,3 +332,32 @@ def test_deletions_and_skipped_files_are_reported_as_such(machines, repo_dir):
     assert len(result["warnings"]) == 2
     b.run("pull")
     assert sorted(p.name for p in (b.claude / "agents").iterdir()) == ["kept.md"]
+
+
+CLOCK = Path(__file__).parent / "clock"
+
+
+def test_a_push_killed_after_writing_its_snapshot_is_not_taken_for_a_remote_change(
+    machines, repo_dir
+):
+    """SIGKILL between writing the snapshot and recording it here: the next run knows the
+    snapshot as its own, so a newer local change is neither a conflict nor lost."""
+    a, b = machines
+    a.write("agents/reviewer.md", "v1\n")
+    set_up(a, b, repo_dir)
+    a.write("agents/reviewer.md", "v2\n")
+    a.env.update(
+        {
+            "PYTHONPATH": os.pathsep.join([str(CLOCK), os.environ.get("PYTHONPATH", "")]),
+            "CLAUDE_SYNC_TEST_KILL_AFTER": "snapshots/",
+        }
+    )
+    killed = a.run("push", check=False)
+    assert killed.returncode == -9, killed.stderr
+    del a.env["CLAUDE_SYNC_TEST_KILL_AFTER"]
+    a.write("agents/reviewer.md", "v3\n")
+    result = a.json("sync", "--strategy", "remote")
+    assert result["conflicts"] == [] and "agents/reviewer.md" in result["pushed"], result
+    assert (a.claude / "agents/reviewer.md").read_text() == "v3\n"
+    b.run("pull")
+    assert (b.claude / "agents/reviewer.md").read_text() == "v3\n"

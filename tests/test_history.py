@@ -225,3 +225,41 @@ def test_prune_collects_packs_no_index_names(make_machine, repo_dir):
     assert "deleted 1 packs" in a.run("prune", "--grace", "0").stdout
     assert not orphan.exists()
     assert "No problems found" in a.run("verify", "--read-data").stdout
+
+
+def test_a_damaged_snapshot_error_names_the_way_out(make_machine, repo_dir):
+    """push and log stopped by a damaged snapshot say which command gets the user out."""
+    a, b = two_snapshots(make_machine, repo_dir)
+    b.write("agents/z.md", "from b\n")
+    for part in (repo_dir / "manifest").rglob("*"):
+        if part.is_file():
+            data = part.read_bytes()
+            part.write_bytes(data[:20] + bytes([data[20] ^ 1]) + data[21:])
+    shutil.rmtree(a.config_dir / "cache", ignore_errors=True)
+    shutil.rmtree(b.config_dir / "cache", ignore_errors=True)
+    for m, command in ((b, "push"), (a, "log")):
+        proc = m.run(command, check=False)
+        assert proc.returncode == 1 and proc.stderr.startswith("error:"), proc.stderr
+        assert "claude-sync repair" in proc.stderr or "claude-sync verify" in proc.stderr, (
+            command,
+            proc.stderr,
+        )
+
+
+def test_a_renamed_device_is_listed_once_under_its_new_name(make_machine, repo_dir):
+    """devices --rename renames this machine in the list, here at once and on the others
+    after its next push; old snapshots keep the name they were written with."""
+    a, b = two_snapshots(make_machine, repo_dir)
+
+    def listed(m: Machine) -> list[str]:
+        lines = m.run("devices").stdout.splitlines()[1:]
+        return sorted(line.split()[0] for line in lines if line.strip())
+
+    renamed = a.run("devices", "--rename", "ann-mbp").stdout
+    assert "ann-mbp (this machine)" in renamed and "laptop" not in renamed, renamed
+    a.write("rules/s.md", "x\n")
+    a.run("push")
+    assert listed(a) == ["ann-mbp"]
+    assert listed(b) == ["ann-mbp"]
+    b.run("push")  # nothing to push: b never pushed, so it is not listed
+    assert [s["device"] for s in b.json("log")["snapshots"]] == ["laptop", "laptop", "ann-mbp"]

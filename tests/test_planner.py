@@ -335,17 +335,12 @@ class ThreeMachines(RuleBasedStateMachine):
         m=st.integers(0, MACHINES - 1),
         point=st.sampled_from(["install", "state"]),
         calls=st.integers(1, 3),
-        action=st.sampled_from(["pull", "sync"]),
+        action=st.sampled_from(["push", "pull", "sync"]),
     )
     def killed(self, m: int, point: str, calls: int, action: str) -> None:
         """Killed while moving pulled files into place, or while recording the new state
-        (after a push wrote its snapshot)."""
+        (a pull's, or a push's after it wrote its snapshot)."""
         owner, name = (os, "replace") if point == "install" else (State, "set_base")
-        if point == "state":
-            # Not a push's: killed between writing its snapshot and recording it, a machine
-            # takes that snapshot for another's, and its next change to the same file is a
-            # conflict with itself (known; the state should record a push before making it).
-            action = "pull"
         with contextlib.suppress(Crash), crash_after(owner, name, calls):
             self.run(m, action)
 

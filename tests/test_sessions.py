@@ -406,3 +406,30 @@ def test_title_is_one_short_line(prompt, summary):
     data = realistic("s", "/w", 0, 1, prompt, summary or None).encode()
     title = summarize(data, "d").title
     assert len(title) <= TITLE_MAX and "\n" not in title and title == title.strip()
+
+
+def test_a_session_resumed_elsewhere_syncs_as_the_same_session(pair, repo_dir, tmp_path):
+    """resume --cwd places the session in another folder's project; what is added there
+    goes back to the same session, not to a copy in a new project."""
+    a, b = pair
+    ids = set_up(a, b, repo_dir)
+    sid = ids["other"]
+    elsewhere = b.home / "scratch"
+    elsewhere.mkdir()
+    b.run("resume", sid, "--print", "--cwd", str(elsewhere))
+    placed = f"projects/{encode(str(elsewhere))}/{sid}.jsonl"
+    b.append(
+        placed, json.dumps({"uuid": "b-added", "sessionId": sid, "cwd": str(elsewhere)}) + "\n"
+    )
+    b.run("sync")
+    assert [s["id"] for s in catalog(b)].count(sid) == 1, catalog(b)
+    a.run("pull")
+    original = a.claude / f"projects/{folder(a, 'other')}/{sid}.jsonl"
+    assert "b-added" in original.read_text()
+    assert not list((a.claude / "projects").glob(f"*scratch*/{sid}.jsonl"))
+    # And what A adds later reaches the copy B resumed.
+    with original.open("a") as fh:
+        fh.write(json.dumps({"uuid": "a-added", "sessionId": sid}) + "\n")
+    a.run("push")
+    b.run("pull")
+    assert "a-added" in (b.claude / placed).read_text()

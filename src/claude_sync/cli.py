@@ -16,7 +16,14 @@ import click
 
 from claude_sync import __version__, config, hooks, integration, passphrase, plugins
 from claude_sync.engine import HISTORY_ALARM, STRATEGIES, Conflict, Reporter, Result
-from claude_sync.errors import EXIT_CONFLICTS, EXIT_FAILED, ConfigError, SyncError
+from claude_sync.errors import (
+    EXIT_CONFLICTS,
+    EXIT_FAILED,
+    ConfigError,
+    CorruptionError,
+    HistoryError,
+    SyncError,
+)
 from claude_sync.passphrase import read_passphrase
 from claude_sync.pathmap import LABEL, PathMapper
 from claude_sync.resources import CONFLICT_MARKER, TYPES, Selection, linked_tops, select
@@ -84,7 +91,18 @@ class App(click.Group):
         try:
             return super().invoke(ctx)
         except SyncError as exc:
-            err.print(f"error: {exc}", markup=False)  # the console redacts and cleans it
+            message = str(exc)
+            if (
+                isinstance(exc, CorruptionError)
+                and not isinstance(exc, HistoryError)
+                and ctx.invoked_subcommand not in ("verify", "repair")
+            ):
+                # Damage blocks every command that reads that object: say how to get out.
+                message += (
+                    "; `claude-sync verify` lists what is damaged, and `claude-sync repair` "
+                    "uploads again what this machine still has"
+                )
+            err.print(f"error: {message}", markup=False)  # the console redacts and cleans it
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             err.print("error: interrupted", markup=False)
@@ -473,13 +491,20 @@ def _held_line(path: str, device: str, held: list[str]) -> str:
     )
 
 
+def _when(seconds: object) -> str:
+    """` (2026-11-30 14:02)`: when the other machine made its change, if known."""
+    if not isinstance(seconds, int | float) or seconds <= 0:
+        return ""
+    return time.strftime(" (%Y-%m-%d %H:%M)", time.localtime(seconds))
+
+
 def _print_conflicts(conflicts: list[Conflict], verbose: bool) -> None:
     for c in conflicts:
         if c.held:
             err.print("conflict: " + _held_line(c.path, c.remote_device, c.held), markup=False)
             continue
         device = clean_value(c.remote_device) or "another machine"
-        line = f"conflict: {c.path} changed here and on {device}"
+        line = f"conflict: {c.path} changed here and on {device}{_when(c.remote_time)}"
         if c.copy:
             line += f"; the remote version is saved as {c.copy}"
         err.print(line, markup=False)
@@ -710,7 +735,12 @@ def resume(where: Locations, query: str, print_only: bool, cwd: str | None) -> N
             raise ConfigError("the repository holds no sessions yet")
         ask = _choose_session if sys.stdin.isatty() and sys.stdout.isatty() else None
         chosen = resuming.pick(catalog.build(engine, head), query, ask)
-        directory = resuming.place(engine, head, chosen, Path(cwd) if cwd else None)
+
+        def remember_move(move: list[str]) -> None:
+            ws.settings.moved_sessions[chosen.id] = move
+            config.save_settings(where.config_dir, ws.settings)
+
+        directory = resuming.place(engine, head, chosen, Path(cwd) if cwd else None, remember_move)
     if print_only:
         click.echo(resuming.command(directory, chosen.id))
         return
@@ -881,7 +911,7 @@ def hook_worker(where: Locations, event: str) -> None:
 def watch(where: Locations, debounce: float, interval: float) -> None:
     """Stay in the foreground: push soon after changes, pull every --interval seconds."""
     settings = config.load_settings(where.config_dir)
-    mapper = PathMapper(Path.home(), settings.path_maps)
+    mapper = PathMapper(Path.home(), settings.path_maps, moved=settings.moved_sessions)
 
     def run(action: str) -> Callable[[], None]:
         def go() -> None:
@@ -924,7 +954,8 @@ def conflicts(where: Locations, as_json: bool) -> None:
             continue
         copy = detail.get("copy")
         beside = f" (remote version in {copy})" if copy else ""
-        out.print(f"{path}: changed here and on {device}{beside}", markup=False)
+        when = _when(detail.get("remote_time"))
+        out.print(f"{path}: changed here and on {device}{when}{beside}", markup=False)
 
 
 @main.command()
@@ -992,12 +1023,19 @@ def devices_command(where: Locations, rename: str | None) -> None:
         if not rename.strip():
             raise ConfigError("a device name cannot be empty")
         settings = config.load_settings(where.config_dir)
-        settings.device = rename.strip()
+        new = rename.strip()
+        if new != settings.device:
+            # Kept, and named in this machine's next snapshots, so that every machine lists
+            # the old name's pushes under the new one.
+            former = [*settings.former_names, settings.device]
+            settings.former_names = [n for n in dict.fromkeys(former) if n != new]
+            settings.device = new
         config.save_settings(where.config_dir, settings)
     from claude_sync import maintenance
 
     with open_workspace(where) as ws:
-        seen = maintenance.devices(maintenance.log(ws.engine()))
+        engine = ws.engine()
+        seen = maintenance.devices(engine, maintenance.log(engine))
         me = ws.settings.device
     table = _table("device", "snapshots", "last push")
     for device, (count, last) in sorted(seen.items(), key=lambda d: -d[1][1]):
@@ -1148,12 +1186,10 @@ def repair(where: Locations) -> None:
 
 
 def _mapper(where: Locations) -> PathMapper:
-    maps = (
-        config.load_settings(where.config_dir).path_maps
-        if config.is_set_up(where.config_dir)
-        else {}
-    )
-    return PathMapper(Path.home(), maps)
+    if not config.is_set_up(where.config_dir):
+        return PathMapper(Path.home())
+    settings = config.load_settings(where.config_dir)
+    return PathMapper(Path.home(), settings.path_maps, moved=settings.moved_sessions)
 
 
 def _selection(where: Locations) -> Selection:

@@ -84,6 +84,10 @@ class Settings:
     #: how recently updated a session must be for pull to fetch it: a duration or "all";
     #: None: Claude Code's cleanupPeriodDays here
     session_window: str | None = None
+    #: names this machine pushed under before `devices --rename`
+    former_names: list[str] = field(default_factory=list)
+    #: session id -> [local folder, logical folder]: sessions `resume --cwd` placed elsewhere
+    moved_sessions: dict[str, list[str]] = field(default_factory=dict)
 
 
 def parse_duration(text: str | None) -> float | None:
@@ -152,6 +156,12 @@ def load_settings(directory: Path) -> Settings:
             include=_strings(raw.get("include", []), path),
             exclude=_strings(raw.get("exclude", []), path),
             session_window=_optional_string(raw.get("session_window"), path),
+            former_names=[str(n) for n in raw.get("former_names") or [] if isinstance(n, str)],
+            moved_sessions={
+                str(k): [str(v[0]), str(v[1])]
+                for k, v in (raw.get("moved_sessions") or {}).items()
+                if isinstance(v, list) and len(v) == 2
+            },
         )
     except (KeyError, TypeError):
         raise ConfigError(f"{path} is malformed: run `claude-sync init --force`") from None

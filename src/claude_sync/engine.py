@@ -62,6 +62,8 @@ HISTORY_LOOKBACK = 100
 #: in the config dir: why the last look at the remote history was refused. Kept until a look
 #: passes, so what a hook could only log reaches the user (next command, `doctor`).
 HISTORY_ALARM = "history-alarm"
+#: in the state: the bases a push will record once its snapshot is written
+PUSH_JOURNAL = "push_journal"
 FSYNC_EACH_UP_TO = 16
 STABLE_READ_ATTEMPTS = 3
 INDEX_READ_ATTEMPTS = 3
@@ -152,6 +154,8 @@ class Engine:
         self.root = claude_dir
         self.mapper = mapper or PathMapper(Path.home())
         self.allow_rollback = False
+        #: this device's earlier names (`devices --rename`), named in its snapshots
+        self.former_names: tuple[str, ...] = ()
         #: apply guarded settings.json keys from the remote without asking
         self.trust_settings = False
         self.filters = file_filters(Path.home(), self.mapper)
@@ -332,6 +336,7 @@ class Engine:
         seen last: fork) is refused unless allow_rollback; the refusal is kept for `doctor`
         and the next command, since hooks only log it. Only an authenticated root is
         remembered: a junk name in the listing cannot move what this machine expects."""
+        self._finish_killed_push()
         seen = int(self.state.get_meta("seen_seq") or 0)
         seen_id = self.state.get_meta("seen_id")
         seq = self.repo.head_seq(seen)
@@ -469,6 +474,31 @@ class Engine:
             seqs = [s for s in self.repo.snapshot_seqs() if s < head.seq][-HISTORY_LOOKBACK:]
             self._history = [self.repo.load_snapshot(s) for s in reversed(seqs)]
         return any(_sha(snap.files.get(path)) == sha256 for snap in self._history)
+
+    def _name_authors(self, conflicts: list[Conflict], head: Snapshot | None) -> None:
+        """Each new conflict names the snapshot (device, time) that last changed its path:
+        the head's ancestors are followed while they hold the same version, as far as the
+        history goes. The newest snapshot's device may never have touched the file."""
+        loaded: dict[int, Snapshot | None] = {}
+
+        def load(seq: int) -> Snapshot | None:
+            if seq not in loaded:
+                try:
+                    loaded[seq] = self.repo.load_snapshot(seq)
+                except (ObjectNotFoundError, CorruptionError):
+                    loaded[seq] = None
+            return loaded[seq]
+
+        for c in conflicts:
+            if head is None or c.remote_seq != head.seq:
+                continue  # one kept from an earlier pull: already named
+            author = head
+            for _ in range(HISTORY_LOOKBACK):
+                parent = None if author.parent is None else load(author.parent)
+                if parent is None or _sha(parent.files.get(c.path)) != c.remote_sha256:
+                    break
+                author = parent
+            c.remote_device, c.remote_seq, c.remote_time = author.device, author.seq, author.time
 
     def _keep_held(self, sel: Selection, plan: Plan, local: LocalView) -> None:
         """A guarded settings change already waiting stays waiting while neither side moved;
@@ -608,6 +638,10 @@ class Engine:
                 # growing while spreads out machines that keep colliding.
                 time.sleep(random.uniform(0, min(PUSH_BACKOFF_CAP, 0.05 * 2**attempt)))
             plan = self.plan_push(sel, local, self.head())
+            if not dry_run and self._merge_before_push(plan, local, result):
+                local = self.scan(sel, result.warnings)
+                plan = self.plan_push(sel, local, plan.head)
+            self._name_authors(plan.conflicts, plan.head)
             result.conflicts = plan.conflicts
             if dry_run:
                 result.pushed = sorted(plan.upload) + plan.remove
@@ -629,6 +663,46 @@ class Engine:
                 result.uploaded_bytes = self.repo.uploaded_bytes - sent_before
                 return result
         raise SyncError("another machine kept pushing at the same time; try again")
+
+    def _merge_before_push(self, plan: Plan, local: LocalView, result: Result) -> bool:
+        """Files another machine changed too that merge automatically (a transcript's
+        records, history lines, text changed in different places) are merged here first, as
+        sync would, so the push sends the merge instead of calling it a conflict. What does
+        not merge stays a conflict for `sync`; settings.json waits for a pull, which asks
+        before applying keys that run code. True when a merge was written."""
+        head = plan.head
+        if head is None:
+            return False
+        bases = self.state.bases()
+        todo = {
+            c.path: (local.files[c.path], bases.get(c.path), head.files[c.path])
+            for c in plan.conflicts
+            if c.path in local.files and c.path in head.files and c.path != settings_trust.PATH
+        }
+        if not todo:
+            return False
+        entries = [e for _, base, theirs in todo.values() for e in (base, theirs) if e]
+        staging = self._fetch_blobs(entries, result, allow_missing=True)
+        wrote = False
+        try:
+            for path, (ours, base, theirs) in todo.items():
+                try:
+                    mine = self._logical_bytes(path, ours.abspath)
+                except OSError:
+                    continue
+                remote = _content(staging, theirs)
+                if remote is None or hashlib.sha256(mine).hexdigest() != ours.sha256:
+                    continue
+                merged = merge_file(path, _content(staging, base), mine, remote)
+                if merged is None:
+                    continue
+                if merged == mine or self._write_merged(path, merged, ours, result):
+                    with self.state.transaction():
+                        self.state.set_base(path, theirs, head.seq)
+                    wrote = True
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return wrote
 
     def _data_still_there(
         self, plan: Plan, writer: PackWriter, mine: dict[str, dict[str, BlobLocation]]
@@ -745,26 +819,84 @@ class Engine:
                 time.time(),
                 files,
                 parent_id=head.id if head else None,
+                formerly=self.former_names,
             )
+            # Recorded before the snapshot is written: a kill between writing it and
+            # recording it here must not make the next run take it for another machine's.
+            journal = self._push_journal(plan, snapshot)
+            with self.state.transaction():
+                self.state.set_meta(PUSH_JOURNAL, json.dumps(journal))
             if not self.repo.write_snapshot(snapshot, head):
+                with self.state.transaction():
+                    self.state.set_meta(PUSH_JOURNAL, None)
                 return False
             result.snapshot = seq
-        with self.state.transaction():
-            for path, f in plan.upload.items():
-                self.state.set_base(path, f.entry(), seq)
-            for path in plan.remove:
-                self.state.set_base(path, None, seq)
-            for path, entry in plan.adopt.items():
-                self.state.set_base(path, entry, seq)
-            # On an empty repository there was nothing to pull: this push makes us current.
-            was_current = head is None or self.state.get_meta("pulled_seq") == str(head.seq)
-            if result.snapshot is not None and was_current:
-                self.state.set_meta("pulled_seq", str(seq))
-        if result.snapshot is not None:
-            self._remember(snapshot)
+            self._record_push(journal, snapshot)
+        else:
+            self._record_push(self._push_journal(plan, None), None)
         result.pushed = sorted(plan.upload) + sorted(plan.remove)
         result.removed = sorted(plan.remove)
         return True
+
+    def _push_journal(self, plan: Plan, snapshot: Snapshot | None) -> dict[str, Any]:
+        """What a push records once its snapshot is written: each path's new base."""
+        head = plan.head
+        bases: dict[str, Any] = {p: f.entry().to_json() for p, f in plan.upload.items()}
+        bases.update(dict.fromkeys(plan.remove))
+        bases.update({p: e and e.to_json() for p, e in plan.adopt.items()})
+        return {
+            "seq": head.seq + 1 if head else 1,
+            "time": snapshot.time if snapshot else None,
+            "parent_id": snapshot.parent_id if snapshot else None,
+            # On an empty repository there was nothing to pull: this push makes us current.
+            "was_current": head is None or self.state.get_meta("pulled_seq") == str(head.seq),
+            "bases": bases,
+        }
+
+    def _record_push(
+        self, journal: dict[str, Any], snapshot: Snapshot | SnapshotRoot | None
+    ) -> None:
+        seq = int(journal["seq"])
+        with self.state.transaction():
+            for path, entry in journal["bases"].items():
+                base = None if entry is None else FileEntry.from_json(entry, "local state")
+                self.state.set_base(path, base, seq)
+            if snapshot is not None and journal["was_current"]:
+                self.state.set_meta("pulled_seq", str(seq))
+            self.state.set_meta(PUSH_JOURNAL, None)
+        if snapshot is not None and snapshot.seq > int(self.state.get_meta("seen_seq") or 0):
+            self._remember(snapshot)
+
+    def _finish_killed_push(self) -> None:
+        """A push killed after writing its snapshot but before recording it: when the
+        snapshot of that number is the one it wrote (this device, same time and parent, the
+        files it pushed), record it now; otherwise the push never happened."""
+        raw = self.state.get_meta(PUSH_JOURNAL)
+        if raw is None:
+            return
+        journal = json.loads(raw)
+        ours: SnapshotRoot | None = None
+        with contextlib.suppress(ObjectNotFoundError):
+            root = self.repo.load_root(int(journal["seq"]))
+            if (
+                root.device == self.device
+                and root.time == journal["time"]
+                and root.parent_id == journal["parent_id"]
+                and self._holds(self.repo.snapshot(root), journal["bases"])
+            ):
+                ours = root
+        if ours is None:
+            with self.state.transaction():
+                self.state.set_meta(PUSH_JOURNAL, None)
+            return
+        self._record_push(journal, ours)
+
+    @staticmethod
+    def _holds(snapshot: Snapshot, bases: dict[str, Any]) -> bool:
+        return all(
+            _sha(snapshot.files.get(path)) == (entry and entry["sha256"])
+            for path, entry in bases.items()
+        )
 
     # -- sync -------------------------------------------------------------------------------
 
@@ -819,6 +951,7 @@ class Engine:
             return result
         self._merge(plan, result)
         self._hold_back_settings(plan, local, result)
+        self._name_authors(plan.conflicts, head)
         result.conflicts = plan.conflicts
         self._apply_pull(plan, local, result)
         if mcp.TYPE in sel.types:
@@ -858,6 +991,7 @@ class Engine:
                         result.merged.append(path)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
+        self._name_authors(plan.conflicts, plan.head)
         result.conflicts = plan.conflicts
         result.pulled = sorted(plan.write)
         result.deleted = sorted(plan.delete)

@@ -74,13 +74,44 @@ def log(engine: Engine) -> list[LogEntry]:
     return [cached[s] for s in seqs]
 
 
-def devices(entries: list[LogEntry]) -> dict[str, tuple[int, float]]:
-    """Per device: snapshots pushed and the time of the last one."""
+def devices(engine: Engine, entries: list[LogEntry]) -> dict[str, tuple[int, float]]:
+    """Per device, under its current name: snapshots pushed and the time of the last one."""
+    renamed = _renames(engine, entries)
+
+    def current(name: str) -> str:
+        for _ in range(len(renamed)):  # a chain of renames; a cycle stops somewhere
+            if name not in renamed:
+                break
+            name = renamed[name]
+        return name
+
     seen: dict[str, tuple[int, float]] = {}
     for e in entries:
-        count, last = seen.get(e.device, (0, 0.0))
-        seen[e.device] = (count + 1, max(last, e.time))
+        count, last = seen.get(current(e.device), (0, 0.0))
+        seen[current(e.device)] = (count + 1, max(last, e.time))
     return seen
+
+
+def _renames(engine: Engine, entries: list[LogEntry]) -> dict[str, str]:
+    """Old device name -> new: from this machine's settings, and from the newest snapshot
+    of each device (a renamed device names its former names there). A name pushed under
+    after the rename is not taken over: another machine uses it now."""
+    newest: dict[str, LogEntry] = {}
+    for e in entries:
+        newest[e.device] = e
+    renamed = dict.fromkeys(engine.former_names, engine.device)
+    for device, entry in newest.items():
+        with contextlib.suppress(ObjectNotFoundError, CorruptionError):
+            formerly = engine.repo.load_root(entry.seq).body.get("formerly")
+            for old in formerly if isinstance(formerly, list) else []:
+                if (
+                    isinstance(old, str)
+                    and old != device
+                    and old in newest
+                    and newest[old].time <= entry.time
+                ):
+                    renamed.setdefault(old, device)
+    return renamed
 
 
 def restore(

@@ -40,10 +40,14 @@ class PathMapper:
         home: PurePath | str,
         maps: dict[str, str] | None = None,
         home_aliases: list[str] | None = None,
+        moved: dict[str, list[str]] | None = None,
     ) -> None:
         """home_aliases: other folders that are this user's home too (a WSL user's Windows
         home, None: found by `wsl_windows_homes`). Their projects are stored like home
-        projects; pulled ones go under home."""
+        projects; pulled ones go under home. moved: session id -> [local folder, logical
+        folder] of a session `resume --cwd` placed in another project's folder here: its
+        files there are that session's, in its own project."""
+        self.moved = {sid: (pair[0], pair[1]) for sid, pair in (moved or {}).items()}
         # (encoded local prefix, logical prefix), longest local prefix first.
         places: list[tuple[str, str]] = []  # (directory, logical prefix)
         for directory, label in (maps or {}).items():
@@ -94,11 +98,27 @@ class PathMapper:
 
     def to_logical(self, rel: str) -> str:
         folder, rest = _split(rel)
-        return rel if folder is None else f"{PROJECTS}{self.folder_to_logical(folder)}{rest}"
+        if folder is None:
+            return rel
+        moved = self.moved.get(_session_of(rest))
+        if moved is not None and moved[0] == folder:
+            return f"{PROJECTS}{moved[1]}{rest}"
+        return f"{PROJECTS}{self.folder_to_logical(folder)}{rest}"
 
     def to_local(self, logical: str) -> str:
         folder, rest = _split(logical)
-        return logical if folder is None else f"{PROJECTS}{self.folder_to_local(folder)}{rest}"
+        if folder is None:
+            return logical
+        moved = self.moved.get(_session_of(rest))
+        if moved is not None and moved[1] == folder:
+            return f"{PROJECTS}{moved[0]}{rest}"
+        return f"{PROJECTS}{self.folder_to_local(folder)}{rest}"
+
+
+def _session_of(rest: str) -> str:
+    """`/<id>.jsonl` or `/<id>/…` (the part of a path after its project folder) -> id."""
+    first = rest[1:].partition("/")[0]
+    return first.removesuffix(".jsonl")
 
 
 def _variants(path: str) -> set[str]:

@@ -159,6 +159,8 @@ class Snapshot:
     parent_id: str | None = None
     #: this snapshot's identity, known once it was read or written
     id: str = ""
+    #: names the writing device had before it was renamed
+    formerly: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -733,6 +735,8 @@ class Repository:
         if snapshot.parent_id is not None:
             # An optional field for readers of version 2: older claude-sync ignores it.
             root["parent_id"] = snapshot.parent_id
+        if snapshot.formerly:
+            root["formerly"] = list(snapshot.formerly)
         sealed = self.keys.seal(name, _encode_json(root))
         if not self._put(name, sealed):
             return False

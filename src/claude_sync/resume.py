@@ -47,10 +47,18 @@ def pick(
     )
 
 
-def place(engine: Engine, head: Snapshot, info: SessionInfo, cwd: Path | None) -> Path:
+def place(
+    engine: Engine,
+    head: Snapshot,
+    info: SessionInfo,
+    cwd: Path | None,
+    remember_move: Callable[[list[str]], None],
+) -> Path:
     """Bring the session's missing files into the project folder Claude Code reads for the
     directory it will run in, fresh enough for Claude Code's clean-up to keep them; return
-    that directory."""
+    that directory. When that is another project's folder, remember_move gets [local folder,
+    logical folder] (kept for the mapper's `moved`) before anything is written: the files
+    there stay that session's and sync with it, never as a copy in another project."""
     if not info.cwd:  # pushed by an older claude-sync: the transcript says where it ran
         info.cwd = summarize(catalog.transcript_bytes(engine, info), "").cwd
         info.directory = catalog.local_directory(engine, info.folder, info.cwd)
@@ -58,7 +66,10 @@ def place(engine: Engine, head: Snapshot, info: SessionInfo, cwd: Path | None) -
         if not cwd.is_dir():
             raise ConfigError(f"--cwd {cwd} is not a directory")
         directory = Path(os.path.realpath(cwd))
-        folder = engine.mapper.folder_to_logical(encode(str(directory)))
+        local_folder = encode(str(directory))
+        if engine.mapper.folder_to_logical(local_folder) != info.folder:
+            remember_move([local_folder, info.folder])
+            engine.mapper.moved[info.id] = (local_folder, info.folder)
     elif info.directory is None:
         raise SyncError(
             f"the project directory of session {info.id} "
@@ -66,8 +77,8 @@ def place(engine: Engine, head: Snapshot, info: SessionInfo, cwd: Path | None) -
             "create it, or give --cwd DIR to resume it elsewhere"
         )
     else:
-        directory, folder = info.directory, info.folder
-    files = {_moved(path, info.folder, folder): entry for path, entry in info.files.items()}
+        directory = info.directory
+    files = info.files
     engine.sessions = SessionPolicy(window=None, cleanup=0.0)  # every placed file: now
     engine.fetch(head, files, Result())
     for path in files:
@@ -75,10 +86,6 @@ def place(engine: Engine, head: Snapshot, info: SessionInfo, cwd: Path | None) -
         if target.is_file():
             os.utime(target)  # files that were here already may be as old
     return directory
-
-
-def _moved(path: str, old: str, new: str) -> str:
-    return f"projects/{new}/{path[len(f'projects/{old}/') :]}"
 
 
 def command(directory: Path, session: str) -> str:

@@ -246,9 +246,10 @@ class Workspace:
             self.settings.device,
             self.where.config_dir,
             reporter,
-            PathMapper(Path.home(), self.settings.path_maps),
+            PathMapper(Path.home(), self.settings.path_maps, moved=self.settings.moved_sessions),
         )
         engine.allow_rollback = allow_rollback
+        engine.former_names = tuple(self.settings.former_names)
         engine.sessions = SessionPolicy.for_machine(
             self.settings.session_window, self.where.claude_dir
         )
