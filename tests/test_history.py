@@ -246,6 +246,17 @@ def test_a_damaged_snapshot_error_names_the_way_out(make_machine, repo_dir):
         )
 
 
+def test_a_missing_pack_error_names_the_way_out(make_machine, repo_dir):
+    """A pack deleted from the storage (not by prune) is damage too: joining says how to get out."""
+    two_snapshots(make_machine, repo_dir)
+    for pack in (repo_dir / "data").rglob("*"):
+        if pack.is_file():
+            pack.unlink()
+    proc = make_machine("c").run("init", str(repo_dir), "--sync", check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("error:"), proc.stderr
+    assert "is missing" in proc.stderr and "claude-sync repair" in proc.stderr, proc.stderr
+
+
 def test_a_renamed_device_is_listed_once_under_its_new_name(make_machine, repo_dir):
     """devices --rename renames this machine in the list, here at once and on the others
     after its next push; old snapshots keep the name they were written with."""

@@ -22,6 +22,7 @@ from claude_sync.errors import (
     ConfigError,
     CorruptionError,
     HistoryError,
+    ObjectNotFoundError,
     SyncError,
 )
 from claude_sync.passphrase import read_passphrase
@@ -93,7 +94,8 @@ class App(click.Group):
         except SyncError as exc:
             message = str(exc)
             if (
-                isinstance(exc, CorruptionError)
+                # Only prune deletes objects: one a command needs and cannot find is damage.
+                isinstance(exc, CorruptionError | ObjectNotFoundError)
                 and not isinstance(exc, HistoryError)
                 and ctx.invoked_subcommand not in ("verify", "repair")
             ):
