@@ -97,22 +97,22 @@ class PathMapper:
         return folder[1:].partition("-")[0]
 
     def to_logical(self, rel: str) -> str:
-        folder, rest = _split(rel)
-        if folder is None:
-            return rel
-        moved = self.moved.get(_session_of(rest))
-        if moved is not None and moved[0] == folder:
-            return f"{PROJECTS}{moved[1]}{rest}"
-        return f"{PROJECTS}{self.folder_to_logical(folder)}{rest}"
+        return self._translate(rel, to_logical=True)
 
     def to_local(self, logical: str) -> str:
-        folder, rest = _split(logical)
+        return self._translate(logical, to_logical=False)
+
+    def _translate(self, path: str, to_logical: bool) -> str:
+        folder, rest = _split(path)
         if folder is None:
-            return logical
+            return path
         moved = self.moved.get(_session_of(rest))
-        if moved is not None and moved[1] == folder:
-            return f"{PROJECTS}{moved[0]}{rest}"
-        return f"{PROJECTS}{self.folder_to_local(folder)}{rest}"
+        # moved: session id -> (folder here, its project's logical folder)
+        here, there = (0, 1) if to_logical else (1, 0)
+        if moved is not None and moved[here] == folder:
+            return f"{PROJECTS}{moved[there]}{rest}"
+        convert = self.folder_to_logical if to_logical else self.folder_to_local
+        return f"{PROJECTS}{convert(folder)}{rest}"
 
 
 def _session_of(rest: str) -> str:
