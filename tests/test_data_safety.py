@@ -287,6 +287,32 @@ def test_half_written_record_is_not_split_by_a_merge(machines, repo_dir):
     assert (a.claude / SESSION).read_bytes() == (b.claude / SESSION).read_bytes()
 
 
+def test_whole_records_sync_while_the_last_one_stays_half_written(machines, repo_dir):
+    """A Claude Code that died mid-record leaves half a line for good: the records before
+    it still sync both ways, and the half line stays here, at the end."""
+    a, b = machines
+    a.write(SESSION, transcript("s1", 2))
+    half = transcript("s1", 1, start=2)[:60]
+    a.append(SESSION, half)
+    a.run("init", str(repo_dir))
+    proc = a.run("push")
+    assert "being written" not in proc.stderr
+    assert "Everything is up to date" not in proc.stdout
+    b.run("init", str(repo_dir))
+    b.run("pull")
+    assert (b.claude / SESSION).read_text() == transcript("s1", 2)
+    assert a.json("status")["pushed"] == []
+
+    b.append(SESSION, transcript("s1", 1, start=3))
+    b.run("push")
+    assert "being written" not in a.run("sync").stderr
+    assert (a.claude / SESSION).read_text() == transcript("s1", 2) + transcript(
+        "s1", 1, start=3
+    ) + half
+    assert a.json("push")["pushed"] == []
+    assert (b.claude / SESSION).read_text() == transcript("s1", 2) + transcript("s1", 1, start=3)
+
+
 def test_history_project_paths_follow_the_home_directory(machines, repo_dir):
     a, b = machines
 

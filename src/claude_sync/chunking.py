@@ -31,19 +31,23 @@ class Chunker:
         path: str | Path,
         blob_id: Callable[[memoryview], str],
         previous: Digest | None = None,
+        size: int | None = None,
     ) -> Digest:
-        """SHA-256 of the whole file and its chunks as (blob id, offset, length), from one
-        read of it. previous: the file's digest when it was last read."""
+        """SHA-256 of the file and its chunks as (blob id, offset, length), from one read of
+        it. previous: the file's digest when it was last read; size: how many of its first
+        bytes count (None: all)."""
         with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
+            end = os.fstat(fh.fileno()).st_size
+            size = end if size is None else min(size, end)
             if previous is not None and (grown := self._grown(fh, size, previous, blob_id)):
                 return grown
             fh.seek(0)
+            reader = _Prefix(fh, size)
             sha = hashlib.sha256()
             if size < SPLIT_HASH_SIZE:
-                chunks = self._chunks(fh, blob_id, lambda data, _: sha.update(data))
+                chunks = self._chunks(reader, blob_id, lambda data, _: sha.update(data))
             else:
-                chunks = self._chunks_hashed_aside(fh, blob_id, sha)
+                chunks = self._chunks_hashed_aside(reader, blob_id, sha)
         return sha.hexdigest(), chunks
 
     def _grown(
@@ -71,11 +75,11 @@ class Chunker:
                 sha.update(data[max(0, old_size - offset) :])
 
         fh.seek(start)
-        tail = self._chunks(fh, blob_id, hash_new_bytes, start)
+        tail = self._chunks(_Prefix(fh, size - start), blob_id, hash_new_bytes, start)
         return sha.hexdigest(), (*kept, *tail)
 
     def _chunks_hashed_aside(
-        self, fh: BinaryIO, blob_id: Callable[[memoryview], str], sha: Any
+        self, fh: _Prefix, blob_id: Callable[[memoryview], str], sha: Any
     ) -> tuple[tuple[str, int, int], ...]:
         """A second thread feeds the same bytes to sha while this one chunks: a big file
         must not cost one core two passes over it."""
@@ -95,7 +99,7 @@ class Chunker:
 
     def _chunks(
         self,
-        fh: BinaryIO,
+        fh: _Prefix,
         blob_id: Callable[[memoryview], str],
         also: Callable[[memoryview, int], object],
         base: int = 0,
@@ -117,3 +121,19 @@ class Chunker:
             for c in self._cdc.cut_buf(data)
         )
         return hashlib.sha256(data).hexdigest(), chunks
+
+
+class _Prefix:
+    """The next `left` bytes of a file: the record a transcript's writer is still appending
+    is not part of what is synced yet."""
+
+    def __init__(self, fh: BinaryIO, left: int) -> None:
+        self._fh = fh
+        self._left = left
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:
+        if self._left <= 0:
+            return 0
+        read = self._fh.readinto(memoryview(buffer)[: self._left])
+        self._left -= read
+        return read

@@ -482,7 +482,12 @@ def _summary(result: Result, dry_run: bool = False) -> str:
         parts.append(f"deleted {len(result.deleted)}")
     if result.conflicts:
         parts.append(f"{_count(len(result.conflicts), 'conflict')} left unresolved")
-    return ", ".join(parts) if parts else "Everything is up to date."
+    if parts:
+        return ", ".join(parts)
+    if result.skipped:
+        # Not "up to date": what was skipped (see the warnings) has not been synced.
+        return f"{_count(len(result.skipped), 'file')} skipped this time; nothing else to do."
+    return "Everything is up to date."
 
 
 def _held_line(path: str, device: str, held: list[str]) -> str:
@@ -635,7 +640,7 @@ def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
     _print_conflicts(result.conflicts, verbose=False)
     _print_missing_plugins(missing)
     if not (result.pushed or result.pulled or result.merged or result.deleted or result.conflicts):
-        out.print("Everything is up to date.")
+        out.print(_summary(result))
 
 
 def _print_missing_plugins(missing: list[plugins.Missing]) -> None:

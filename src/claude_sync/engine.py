@@ -195,7 +195,7 @@ class Engine:
                     continue
                 cached = cache.get(path)
                 if cached is not None and cached.stat == _stat_key(found.st):
-                    local[path] = LocalFile(path, found.abspath, cached)
+                    local[path] = LocalFile(path, found.abspath, cached, is_transcript(path))
                 else:
                     read = pool.submit(self._read, path, found.abspath, found.st, cached, True)
                     reads.append((found, path, read))
@@ -216,9 +216,8 @@ class Engine:
                         view.unknown.add(path)
                         warnings.append(f"{found.path} kept changing while being read; skipped")
                         continue
-                    if is_transcript(path) and _ends_unfinished(found.abspath):
-                        # Half a record: shipped now, it would be split by a later append
-                        # on a machine that received it. It goes once it is whole.
+                    if not fresh.chunks and found.st.st_size:
+                        # Nothing but the first record, still being written: it goes once whole.
                         view.unknown.add(path)
                         warnings.append(f"{found.path} is being written; skipped this time")
                         continue
@@ -232,7 +231,7 @@ class Engine:
                         )
                         continue
                     self.state.remember_file(path, fresh)
-                    local[path] = LocalFile(path, found.abspath, fresh)
+                    local[path] = LocalFile(path, found.abspath, fresh, is_transcript(path))
                 for path in cache:
                     if path not in local and self._covers(sel, path):
                         self.state.forget_file(path)
@@ -271,7 +270,13 @@ class Engine:
                     data = self._logical_bytes(logical, path)
                     sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id)
                 else:
-                    sha, chunks = self.chunker.digest_file(path, self.repo.keys.blob_id, before)
+                    # A transcript's last record may be half-written (its writer is busy, or
+                    # died): only the whole records before it are synced. Shipped, half a
+                    # record would be split by the next append on another machine.
+                    size = st.st_size - _unfinished_length(path) if is_transcript(logical) else None
+                    sha, chunks = self.chunker.digest_file(
+                        path, self.repo.keys.blob_id, before, size
+                    )
                 after = os.stat(path)
             except OSError:
                 if strict:
@@ -583,7 +588,9 @@ class Engine:
             except OSError:
                 plan.skipped.append(path)
                 continue
-            if hashlib.sha256(mine).hexdigest() != ours.sha256:
+            # A record still being written is not part of what the scan hashed.
+            synced = mine[: ours.entry().size] if ours.unfinished else mine
+            if hashlib.sha256(synced).hexdigest() != ours.sha256:
                 result.warnings.append(
                     f"{path} changed during the pull; it goes with the next sync"
                 )
@@ -1323,8 +1330,8 @@ def _is_json(path: str) -> bool:
     return True
 
 
-def _ends_unfinished(path: str) -> bool:
-    """Whether the file's last line is a record still being written."""
+def _unfinished_length(path: str | Path) -> int:
+    """How many bytes at the end of the file are a record still being written."""
     try:
         with open(path, "rb") as fh:
             end = fh.seek(0, os.SEEK_END)
@@ -1335,8 +1342,8 @@ def _ends_unfinished(path: str) -> bool:
                 tail = fh.read(end - start) + tail
                 end = start
     except OSError:
-        return False
-    return bool(split_unfinished(tail[tail.find(b"\n") + 1 :])[1])
+        return 0
+    return len(split_unfinished(tail[tail.find(b"\n") + 1 :])[1])
 
 
 def _offsets(entry: FileEntry) -> tuple[tuple[str, int, int], ...]:

@@ -28,10 +28,17 @@ class LocalFile:
     path: str
     abspath: str
     cached: CachedFile
+    #: a transcript: its last record, while being written, is not part of what is synced
+    append_only: bool = False
 
     @property
     def sha256(self) -> str:
         return self.cached.sha256
+
+    @property
+    def unfinished(self) -> bool:
+        """Whether the file ends in a record still being written (not synced yet)."""
+        return self.append_only and self.cached.stat.size > self.entry().size
 
     def entry(self) -> FileEntry:
         return FileEntry(
@@ -169,7 +176,11 @@ def plan_pull(
         elif sha(ours) == sha(theirs):
             plan.adopt[path] = theirs
         elif sha(ours) == sha(base):
-            if theirs is not None:
+            if theirs is not None and ours is not None and ours.unfinished:
+                # Written over, the record being appended here would be lost: it stays at
+                # the end, after what arrives (the transcript merge keeps it there).
+                plan.merges[path] = (ours, base, theirs)
+            elif theirs is not None:
                 plan.write[path] = theirs
             elif rtype.propagate_deletes:
                 plan.delete.append(path)
