@@ -833,6 +833,27 @@ class Repository:
                 raise CorruptionError(f"prune mark {name} is malformed") from None
         return found
 
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """Size of every object under prefix, from one listing (nothing is downloaded)."""
+        return {info.name: info.size for info in self.store.list_info(prefix)}
+
+    def mark_ages(self) -> dict[str, float] | None:
+        """Seconds since each prune mark was written, by the storage's clock alone: a probe
+        object written now is compared with the marks' times of writing, so no machine's
+        clock enters. None where the storage keeps no time (Git)."""
+        if any(info.modified is None for info in self.store.list_info(PRUNE_PREFIX)):
+            return None
+        probe = f"{PRUNE_PREFIX}probe-{os.urandom(16).hex()}"  # marks() skips the name
+        self.store.put_if_absent(probe, b"")
+        try:
+            times = {info.name: info.modified for info in self.store.list_info(PRUNE_PREFIX)}
+        finally:
+            self.store.delete(probe)
+        now = times.get(probe)
+        if now is None:
+            return None
+        return {name: now - written for name, written in times.items() if written is not None}
+
     def marked_packs(self) -> frozenset[str]:
         return frozenset().union(*(m.packs for m in self.marks()))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 # Up to the last @ before the host: a password may hold an unescaped @.
 _USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s?#\"']*@", re.IGNORECASE)
@@ -24,6 +25,17 @@ def redact(text: str) -> str:
     query parameters such as X-Amz-Signature or access_token) are cut out, wherever in the
     text a URL appears."""
     return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1", text))
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """An object as a listing reports it, without reading it."""
+
+    name: str
+    size: int
+    #: When the object was written, in seconds since the epoch by the storage's own clock (see
+    #: each store's `list_info`), or None where the storage keeps no time it can vouch for.
+    modified: float | None
 
 
 class ObjectStore(ABC):
@@ -52,6 +64,12 @@ class ObjectStore(ABC):
     def _list(self, prefix: str, start_after: str) -> list[str]:
         """Names under prefix. Stores that can start a listing after a name (S3, GCS) do,
         so finding the newest snapshot does not cost more as history grows."""
+
+    @abstractmethod
+    def list_info(self, prefix: str) -> list[ObjectInfo]:
+        """Every object under prefix with its size and time of writing: prune counts bytes and
+        ages its marks by these, so it needs neither to download objects nor to trust the
+        clock of the machine it runs on."""
 
     @abstractmethod
     def delete(self, name: str) -> None:

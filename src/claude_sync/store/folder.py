@@ -10,7 +10,7 @@ from pathlib import Path
 from claude_sync.durable import fsync_path
 from claude_sync.errors import BackendError, ObjectNotFoundError
 from claude_sync.portable import create_only_rename
-from claude_sync.store.base import ObjectStore
+from claude_sync.store.base import ObjectInfo, ObjectStore
 
 TMP_PREFIX = ".tmp-"
 
@@ -84,6 +84,21 @@ class FolderStore(ObjectStore):
         except OSError as exc:
             raise BackendError(f"cannot list {self.display}: {exc.strerror}") from None
         return names
+
+    def list_info(self, prefix: str) -> list[ObjectInfo]:
+        # mtime is set by whoever writes the file: the file server for a network share, but
+        # this machine (or, for a folder that Dropbox and the like copy around, the writing
+        # machine) for a local disk. Prune therefore also waits by its own clock.
+        infos = []
+        for name in self._list(prefix, ""):
+            try:
+                st = self._path(name).stat()
+            except FileNotFoundError:
+                continue  # deleted since the listing
+            except OSError as exc:
+                raise BackendError(f"cannot list {self.display}: {exc.strerror}") from None
+            infos.append(ObjectInfo(name, st.st_size, st.st_mtime))
+        return infos
 
     def delete(self, name: str) -> None:
         try:
