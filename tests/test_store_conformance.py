@@ -129,6 +129,12 @@ def test_list_info_gives_sizes_and_the_storage_time(store: ObjectStore) -> None:
             assert info.modified is not None and before - 2 <= info.modified <= time.time() + 2
 
 
+def test_the_write_probe_passes_and_leaves_nothing(store: ObjectStore) -> None:
+    assert store.probe_writes()
+    assert store.list("") == []
+    assert store.missing() is None
+
+
 def test_delete_removes_and_a_missing_object_is_no_error(store: ObjectStore) -> None:
     store.put_if_absent(INDEX.format(1), b"a")
     store.put_if_absent(INDEX.format(2), b"b")

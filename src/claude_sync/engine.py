@@ -718,7 +718,7 @@ class Engine:
         if not packs:
             return True
         marked = self.repo.marked_packs()
-        gone = {p for p in packs if p in marked or p not in self.repo.store.list(p)}
+        gone = {p for p in packs if p in marked or not self.repo.has_object(p)}
         if not gone:
             return True
         for name, locations in list(mine.items()):
@@ -733,7 +733,7 @@ class Engine:
                         }
                     )
                     mine[replacement] = kept
-                self.repo.store.delete(name)
+                self.repo.delete_objects([name])
         with self.state.transaction():
             lost = self.state.forget_packs(gone)
         writer.pending -= lost

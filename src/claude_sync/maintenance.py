@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from claude_sync import chain, settings_trust
-from claude_sync.engine import Engine, Result, _sha
+from claude_sync.engine import Engine, Result
 from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, SyncError
+from claude_sync.planner import sha
 from claude_sync.repository import (
     DATA_PREFIX,
     MANIFEST_PREFIX,
@@ -168,7 +169,7 @@ def _refuse_unsynced(engine: Engine, files: dict[str, object]) -> None:
     """In-place restore must not destroy changes that exist nowhere else."""
     local = engine.scan(engine.everything(), []).files
     bases = engine.state.bases()
-    unsynced = [p for p in files if p in local and _sha(local[p]) != _sha(bases.get(p))]
+    unsynced = [p for p in files if p in local and sha(local[p]) != sha(bases.get(p))]
     if unsynced:
         raise SyncError(
             f"{len(unsynced)} files have changes not pushed yet (e.g. {unsynced[0]}); "
@@ -186,7 +187,7 @@ def verify(engine: Engine, read_data: bool) -> list[str]:
         except SyncError as exc:
             problems.append(str(exc))
     locations = {b: loc for idx in indexes.values() for b, loc in idx.items()}
-    packs = set(repo.store.list(DATA_PREFIX))
+    packs = repo.pack_names()
     roots: dict[int, SnapshotRoot] = {}
     for seq in repo.snapshot_seqs():
         try:
@@ -262,7 +263,7 @@ def prune(
         return report
     # Machines that last saw a forgotten snapshot must still be able to follow the chain.
     repo.write_forgotten(repo.load_roots(doomed_snapshots).values())
-    repo.store.delete_many([snapshot_name(seq) for seq in doomed_snapshots])
+    repo.delete_objects([snapshot_name(seq) for seq in doomed_snapshots])
     kept = [repo.load_snapshot(seq) for seq in sorted(keep)]
     needed = {b for snap in kept for e in snap.files.values() for b, _ in e.chunks}
     indexes = {name: repo.load_index(name) for name in repo.index_names()}
@@ -296,7 +297,7 @@ def prune(
     doomed = frozenset().union(*(mark.packs for mark in due)) & unreferenced
     doomed -= _used_by_late_snapshots(repo, {e.seq for e in entries}, indexes)
     _sweep(repo, indexes, doomed, sizes, report)
-    repo.store.delete_many([mark.name for mark in due])
+    repo.delete_objects([mark.name for mark in due])
     return report
 
 
@@ -354,11 +355,11 @@ def _sweep(
                     remaining.setdefault(loc.pack, []).append((blob, loc.offset, loc.length))
         if remaining:
             repo.write_index(remaining)
-        repo.store.delete_many(list(indexes))
+        repo.delete_objects(list(indexes))
     present = [name for name in doomed if name in sizes]  # the rest went meanwhile
     report.bytes_freed += sum(sizes[name] for name in present)
     report.packs_deleted += sum(name.startswith(DATA_PREFIX) for name in present)
-    repo.store.delete_many(present)
+    repo.delete_objects(present)
 
 
 @dataclass
@@ -375,7 +376,7 @@ def repair(engine: Engine) -> RepairReport:
     present pack holds. What no machine that runs this still has stays missing."""
     repo = engine.repo
     indexes = {name: repo.load_index(name) for name in repo.index_names()}
-    present = set(repo.store.list(DATA_PREFIX))
+    present = repo.pack_names()
     indexed = {loc.pack for locations in indexes.values() for loc in locations.values()}
     found: dict[str, BlobLocation] = {
         b: loc
@@ -393,7 +394,7 @@ def repair(engine: Engine) -> RepairReport:
             packs.setdefault(loc.pack, []).append((blob, loc.offset, loc.length))
         if packs:
             repo.write_index(packs)
-        repo.store.delete_many(list(indexes))  # those a push writes meanwhile stay
+        repo.delete_objects(list(indexes))  # those a push writes meanwhile stay
     with engine.state.transaction():
         engine.state.forget_indexes()
     engine.refresh_index()

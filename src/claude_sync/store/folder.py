@@ -26,6 +26,11 @@ class FolderStore(ObjectStore):
             raise BackendError(f"invalid object name {name!r}")
         return self.root.joinpath(*parts)
 
+    def missing(self) -> str | None:
+        if self.root.is_dir():
+            return None
+        return f"the folder {self.root} does not exist (unmounted or deleted?)"
+
     def prepare(self, create: bool) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)

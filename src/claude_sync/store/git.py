@@ -433,6 +433,14 @@ class GitStore(ObjectStore):
 
     # -- ObjectStore ------------------------------------------------------------------------
 
+    write_probe = "git: checked by each push (fetch works); non-fast-forward pushes are refused"
+
+    def probe_writes(self) -> bool:
+        # A probe would add two commits to the history forever; push access is proven by
+        # every push, and a non-fast-forward push is always refused (Git's compare-and-swap).
+        self._ensure()
+        return True
+
     def prepare(self, create: bool) -> None:
         # Reachability and read access: the first push (the config object) proves write access.
         self._ensure()
