@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from pathlib import Path
 
-from claude_sync.durable import fsync_path
+from claude_sync.durable import write_atomically
 from claude_sync.errors import BackendError, ObjectNotFoundError
 from claude_sync.portable import create_only_rename
 from claude_sync.store.base import ObjectInfo, ObjectStore
@@ -49,18 +48,9 @@ class FolderStore(ObjectStore):
         path = self._path(name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                # Fails when the name exists: an atomic create-only write that never
-                # exposes a half-written object under its final name.
-                create_only_rename(tmp, path)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
-            fsync_path(path.parent)
+            # create_only_rename fails when the name exists: an atomic create-only write
+            # that never exposes a half-written object under its final name.
+            write_atomically(path, data, prefix=TMP_PREFIX, rename=create_only_rename)
             return True
         except FileExistsError:
             return False
