@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 from claude_sync.errors import ObjectNotFoundError
-from claude_sync.store.base import ObjectStore
+from claude_sync.store.base import ObjectInfo, ObjectStore
 
 
 class MemoryStore(ObjectStore):
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+        self.written: dict[str, float] = {}
         self.display = "memory"
 
     def get(self, name: str) -> bytes:
@@ -21,10 +24,16 @@ class MemoryStore(ObjectStore):
         if name in self.objects:
             return False
         self.objects[name] = data
+        self.written[name] = time.time()
         return True
 
     def _list(self, prefix: str, start_after: str) -> list[str]:
         return [n for n in self.objects if n.startswith(prefix)]
+
+    def list_info(self, prefix: str) -> list[ObjectInfo]:
+        return [
+            ObjectInfo(n, len(self.objects[n]), self.written[n]) for n in self._list(prefix, "")
+        ]
 
     def delete(self, name: str) -> None:
         self.objects.pop(name, None)

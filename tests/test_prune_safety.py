@@ -29,6 +29,13 @@ def on_clock(m: Machine, skew: float = 0.0, **extra: str) -> None:
     )
 
 
+def age_marks(repo_dir: Path, seconds: float) -> None:
+    """Make the folder store's prune marks look `seconds` older by the storage's clock."""
+    for mark in (repo_dir / "prune").iterdir():
+        written = mark.stat().st_mtime - seconds
+        os.utime(mark, (written, written))
+
+
 def unique_text(seed: int) -> str:
     rng = random.Random(seed)
     return "".join(f"{rng.getrandbits(64):016x}\n" for _ in range(20000))
@@ -105,10 +112,26 @@ def test_a_push_stopped_past_the_grace_period_uploads_again(make_machine, repo_d
     push = start_paused_push(a, release)
     on_clock(b)
     b.run("prune", "--keep-last", "1")  # marks the pack the stopped push leans on
-    on_clock(b, +2 * HOUR)  # two hours later (by B's own clock), the push still asleep
+    # Two hours later, by B's clock and the storage's, the push still asleep.
+    on_clock(b, +2 * HOUR)
+    age_marks(repo_dir, 2 * HOUR)
     # Swept: the old pack, and the one the push wrote but had not indexed yet.
     assert "deleted 2 packs" in b.run("prune", "--keep-last", "1").stdout
     finish(push, release)  # it wakes up: its data was swept, so it uploads it again
+    assert_nothing_lost(make_machine, repo_dir, big)
+
+
+def test_a_clock_jumping_ahead_does_not_age_a_mark(make_machine, repo_dir, tmp_path):
+    """C marks with its clock right, then its clock runs two hours ahead: by C's clock the
+    mark is old, by the storage's it is seconds old, and the stopped push's data stays."""
+    a, _, c, big = setup(make_machine, repo_dir)
+    release = tmp_path / "release"
+    push = start_paused_push(a, release)
+    on_clock(c)
+    assert "marked" in c.run("prune", "--keep-last", "1").stdout
+    on_clock(c, +2 * HOUR)
+    assert "deleted 0 packs" in c.run("prune", "--keep-last", "1").stdout
+    finish(push, release)
     assert_nothing_lost(make_machine, repo_dir, big)
 
 

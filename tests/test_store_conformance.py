@@ -5,6 +5,7 @@ GCS (fake-gcs-server). A new store joins by adding one opener to STORES."""
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from memory_store import MemoryStore
 
 from claude_sync.errors import ObjectNotFoundError
 from claude_sync.store import ObjectStore, RemoteOptions, open_store
+from claude_sync.store.git import GitStore
 
 pytest_plugins = ["cloud_servers"]
 
@@ -107,6 +109,30 @@ def test_list_by_prefix_and_after_a_name(store: ObjectStore) -> None:
     ]
     assert store.list("data/") == [PACK.format(1)]
     assert store.list("nothing-here/") == []
+
+
+def test_list_info_gives_sizes_and_the_storage_time(store: ObjectStore) -> None:
+    """Prune counts bytes and ages its marks from the listing alone."""
+    before = time.time()
+    store.put_if_absent(PACK.format(1), b"p" * 1000)
+    store.put_if_absent(INDEX.format(1), b"")
+    store.put_if_absent(SNAPSHOT.format(1), b"s")  # the Git store publishes with a snapshot
+    infos = {i.name: i for i in store.list_info("data/") + store.list_info("index/")}
+    assert {n: i.size for n, i in infos.items()} == {PACK.format(1): 1000, INDEX.format(1): 0}
+    assert store.list_info("nothing-here/") == []
+    for info in infos.values():
+        # Git keeps no trustworthy time; every other store reports the time of writing (the
+        # servers here run on this machine's clock, give or take their rounding).
+        if isinstance(store, GitStore):
+            assert info.modified is None
+        else:
+            assert info.modified is not None and before - 2 <= info.modified <= time.time() + 2
+
+
+def test_the_write_probe_passes_and_leaves_nothing(store: ObjectStore) -> None:
+    assert store.probe_writes()
+    assert store.list("") == []
+    assert store.missing() is None
 
 
 def test_delete_removes_and_a_missing_object_is_no_error(store: ObjectStore) -> None:

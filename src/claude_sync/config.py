@@ -8,10 +8,10 @@ import hashlib
 import json
 import os
 import socket
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from claude_sync.durable import write_atomically
 from claude_sync.errors import ConfigError
 from claude_sync.pathmap import LABEL
 
@@ -106,17 +106,7 @@ def write_private(path: Path, data: bytes) -> None:
     """Atomically replace path with data, readable by the owner only."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path.parent, 0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        os.chmod(tmp, 0o600)  # os.fchmod is POSIX-only
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, data, private=True)
 
 
 def is_set_up(directory: Path) -> bool:

@@ -7,11 +7,10 @@ created and deleted again to prove the remote takes (create-only) writes.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from claude_sync import config, crypto, plugins
@@ -21,13 +20,10 @@ from claude_sync.repository import Repository
 from claude_sync.state import State
 from claude_sync.store import RemoteOptions, open_store
 from claude_sync.store.base import ObjectStore, redact
-from claude_sync.store.folder import FolderStore
-from claude_sync.store.git import GitStore
 from claude_sync.workspace import Locations, machine_keys
 
 #: A newest snapshot further in the future than this means some machine's clock is wrong.
 MAX_SKEW = 300.0
-PROBE_PREFIX = ".probe-"  # the cloud backends hide names like this from listings
 REINIT = "run `claude-sync init --force REMOTE` to set this machine up again"
 _HOOK = re.compile(r"claude[-_]sync hook session-(start|end)\b")
 
@@ -97,9 +93,8 @@ def _opened(
         yield None
         return
     try:
-        if isinstance(store, FolderStore) and not store.root.is_dir():
-            # A folder store lists a missing folder as empty; it is gone (or not mounted).
-            raise SyncError(f"the folder {store.root} does not exist (unmounted or deleted?)")
+        if gone := store.missing():
+            raise SyncError(gone)
         found = store.list("config")
     except SyncError as exc:
         checks.append(Check(name, False, str(exc), f"make the remote reachable, or {REINIT}"))
@@ -118,39 +113,23 @@ def _opened(
 
 
 def _writes(store: ObjectStore, checks: list[Check]) -> None:
-    """Write a probe object twice, then delete it: the second, create-only write must fail."""
-    if not isinstance(store, GitStore):
-        probe = PROBE_PREFIX + os.urandom(8).hex()
-        try:
-            created = store.put_if_absent(probe, b"1")
-            honoured = created and not store.put_if_absent(probe, b"2")
-        except SyncError as exc:
-            checks.append(Check("remote writable", False, str(exc), "grant write access"))
-            return
-        finally:
-            _quietly_delete(store, probe)
-        checks.append(Check("remote writable", created, "a probe object was written and removed"))
-        checks.append(
-            Check(
-                "conditional writes",
-                honoured,
-                "create-only writes are honoured"
-                if honoured
-                else "an existing object was "
-                "overwritten: two machines could overwrite each other's snapshots",
-                "" if honoured else "use a server that supports If-None-Match / preconditions",
-            )
-        )
+    try:
+        honoured = store.probe_writes()
+    except SyncError as exc:
+        checks.append(Check("remote writable", False, str(exc), "grant write access"))
         return
-    # Git: a probe would add two commits to the history forever; its push access is proven by
-    # every push, and a non-fast-forward push is always refused (Git's compare-and-swap).
-    checks.append(Check("remote writable", True, "git: checked by each push (fetch works)"))
-    checks.append(Check("conditional writes", True, "git refuses non-fast-forward pushes"))
-
-
-def _quietly_delete(store: ObjectStore, name: str) -> None:
-    with suppress(SyncError):  # a leftover probe is hidden from listings anyway
-        store.delete(name)
+    checks.append(Check("remote writable", True, store.write_probe))
+    checks.append(
+        Check(
+            "conditional writes",
+            honoured,
+            "create-only writes are honoured"
+            if honoured
+            else "an existing object was "
+            "overwritten: two machines could overwrite each other's snapshots",
+            "" if honoured else "use a server that supports If-None-Match / preconditions",
+        )
+    )
 
 
 def _repository(

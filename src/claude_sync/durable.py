@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 
 def fsync_path(path: str | Path) -> None:
@@ -16,3 +19,40 @@ def fsync_path(path: str | Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_atomically(
+    path: Path,
+    content: bytes | Callable[[BinaryIO], object],
+    *,
+    prefix: str = ".tmp-",
+    private: bool = False,
+    before_rename: Callable[[Path], bool] | None = None,
+    rename: Callable[[str, Path], None] = os.replace,
+) -> bool:
+    """Put a file in place whole or not at all, and durably: the bytes (or what `content`
+    writes to the open file) go to a temporary file in the same folder, which is fsynced,
+    renamed to path, and then the folder is fsynced so the rename survives a power cut too.
+
+    `private` makes the file readable by the owner only. `before_rename` may adjust the
+    written temporary file (mode, times) and return False to abandon the write: path is left
+    untouched and False returned. `rename` is os.replace, or a create-only rename that raises
+    FileExistsError when path exists. The temporary file never outlives the call."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix)
+    try:
+        if private:
+            os.chmod(tmp, 0o600)  # os.fchmod is POSIX-only
+        with os.fdopen(fd, "wb") as fh:
+            if isinstance(content, bytes):
+                fh.write(content)
+            else:
+                content(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if before_rename is not None and not before_rename(Path(tmp)):
+            return False
+        rename(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    fsync_path(path.parent)
+    return True

@@ -14,7 +14,6 @@ import os
 import random
 import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,7 +24,7 @@ from typing import Any
 from claude_sync import casefold, chain, limits, mcp, portable, resources, settings_trust
 from claude_sync.chunking import Chunker
 from claude_sync.config import write_private
-from claude_sync.durable import fsync_path
+from claude_sync.durable import fsync_path, write_atomically
 from claude_sync.errors import CorruptionError, HistoryError, ObjectNotFoundError, SyncError
 from claude_sync.merge import is_transcript, merge_file, split_unfinished
 from claude_sync.pathmap import PathMapper, encode, file_filters
@@ -725,7 +724,7 @@ class Engine:
         if not packs:
             return True
         marked = self.repo.marked_packs()
-        gone = {p for p in packs if p in marked or p not in self.repo.store.list(p)}
+        gone = {p for p in packs if p in marked or not self.repo.has_object(p)}
         if not gone:
             return True
         for name, locations in list(mine.items()):
@@ -740,7 +739,7 @@ class Engine:
                         }
                     )
                     mine[replacement] = kept
-                self.repo.store.delete(name)
+                self.repo.delete_objects([name])
         with self.state.transaction():
             lost = self.state.forget_packs(gone)
         writer.pending -= lost
@@ -1286,23 +1285,16 @@ class Engine:
         self, path: str, data: bytes, scanned: LocalFile | None, result: Result
     ) -> bool:
         dest = self.local_path(path)
-        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f"{TMP_MARKER}-")
-        tmp = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(self._local_bytes(path, data))
-                out.flush()
-                os.fsync(out.fileno())
+
+        def unchanged(tmp: Path) -> bool:
             if scanned is not None:
                 portable.set_mode(tmp, scanned.cached.mode)
-            if not _unchanged_since_scan(dest, scanned):
-                result.warnings.append(
-                    f"{path} changed during the pull; it goes with the next sync"
-                )
-                return False
-            os.replace(tmp, dest)
-        finally:
-            tmp.unlink(missing_ok=True)
+            return _unchanged_since_scan(dest, scanned)
+
+        data = self._local_bytes(path, data)
+        if not write_atomically(dest, data, prefix=f"{TMP_MARKER}-", before_rename=unchanged):
+            result.warnings.append(f"{path} changed during the pull; it goes with the next sync")
+            return False
         cached = self._read(path, dest, dest.stat())
         if cached is not None:
             self.state.remember_file(path, cached)

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from claude_sync import chain, settings_trust
-from claude_sync.engine import Engine, Result, _sha
+from claude_sync.engine import Engine, Result
 from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, SyncError
+from claude_sync.planner import sha
 from claude_sync.repository import (
     DATA_PREFIX,
     MANIFEST_PREFIX,
@@ -168,7 +169,7 @@ def _refuse_unsynced(engine: Engine, files: dict[str, object]) -> None:
     """In-place restore must not destroy changes that exist nowhere else."""
     local = engine.scan(engine.everything(), []).files
     bases = engine.state.bases()
-    unsynced = [p for p in files if p in local and _sha(local[p]) != _sha(bases.get(p))]
+    unsynced = [p for p in files if p in local and sha(local[p]) != sha(bases.get(p))]
     if unsynced:
         raise SyncError(
             f"{len(unsynced)} files have changes not pushed yet (e.g. {unsynced[0]}); "
@@ -186,7 +187,7 @@ def verify(engine: Engine, read_data: bool) -> list[str]:
         except SyncError as exc:
             problems.append(str(exc))
     locations = {b: loc for idx in indexes.values() for b, loc in idx.items()}
-    packs = set(repo.store.list(DATA_PREFIX))
+    packs = repo.pack_names()
     roots: dict[int, SnapshotRoot] = {}
     for seq in repo.snapshot_seqs():
         try:
@@ -234,9 +235,10 @@ def prune(
 ) -> PruneReport:
     """Forget old snapshots, then delete data no kept snapshot needs, in two phases.
 
-    Unreferenced packs are first *marked*; a later run deletes those still unreferenced, once
-    this machine has known the mark for `grace` seconds by its own clock (clocks of other
-    machines never count: a mark written by a machine hours behind is not old). A push
+    Unreferenced packs are first *marked*; a later run deletes those still unreferenced once
+    the mark is `grace` seconds old both by the storage's clock (the mark object's time of
+    writing against a probe's) and by this machine's, counted from when it first saw the
+    mark: neither a machine hours behind nor this clock jumping ahead makes a mark old. A push
     checks, just before writing its snapshot, that the packs it leans on are neither marked
     nor gone (else uploads again), and snapshots written while this runs are read again
     before anything is deleted: so no snapshot ever points at deleted data.
@@ -261,7 +263,7 @@ def prune(
         return report
     # Machines that last saw a forgotten snapshot must still be able to follow the chain.
     repo.write_forgotten(repo.load_roots(doomed_snapshots).values())
-    repo.store.delete_many([snapshot_name(seq) for seq in doomed_snapshots])
+    repo.delete_objects([snapshot_name(seq) for seq in doomed_snapshots])
     kept = [repo.load_snapshot(seq) for seq in sorted(keep)]
     needed = {b for snap in kept for e in snap.files.values() for b, _ in e.chunks}
     indexes = {name: repo.load_index(name) for name in repo.index_names()}
@@ -270,11 +272,12 @@ def prune(
     # Packs no index names, left by a killed push or prune. A running push's packs get their
     # index within the grace period, so marking them too is safe.
     indexed = {loc.pack for locations in indexes.values() for loc in locations.values()}
-    orphans = frozenset(set(repo.store.list(DATA_PREFIX)) - indexed)
+    sizes = repo.sizes(DATA_PREFIX) | repo.sizes(MANIFEST_PREFIX)
+    orphans = frozenset({n for n in sizes if n.startswith(DATA_PREFIX)} - indexed)
     # Manifest parts no kept snapshot uses (replaced, forgotten, or written by a push that
     # lost its race or was killed) go the same two-phase way as packs.
     used_parts = {name for snap in kept for name in snap.parts.values()}
-    stale_parts = frozenset(set(repo.store.list(MANIFEST_PREFIX)) - used_parts)
+    stale_parts = frozenset({n for n in sizes if n.startswith(MANIFEST_PREFIX)} - used_parts)
     unreferenced = _unreferenced_packs(indexes, needed, marked) | orphans | stale_parts
     fresh = unreferenced - marked
     if fresh:
@@ -284,11 +287,17 @@ def prune(
     now = time.time()
     with engine.state.transaction():
         first_seen = {m.name: engine.state.mark_first_seen(m.name, now) for m in marks}
-    due = [mark for mark in marks if now - first_seen[mark.name] >= grace]
+    store_ages = repo.mark_ages()
+
+    def age(mark_name: str) -> float:
+        seen = now - first_seen[mark_name]
+        return seen if store_ages is None else min(seen, store_ages.get(mark_name, 0.0))
+
+    due = [mark for mark in marks if age(mark.name) >= grace]
     doomed = frozenset().union(*(mark.packs for mark in due)) & unreferenced
     doomed -= _used_by_late_snapshots(repo, {e.seq for e in entries}, indexes)
-    _sweep(repo, indexes, doomed, report)
-    repo.store.delete_many([mark.name for mark in due])
+    _sweep(repo, indexes, doomed, sizes, report)
+    repo.delete_objects([mark.name for mark in due])
     return report
 
 
@@ -331,6 +340,7 @@ def _sweep(
     repo: Repository,
     indexes: dict[str, dict[str, BlobLocation]],
     doomed: frozenset[str],
+    sizes: dict[str, int],
     report: PruneReport,
 ) -> None:
     """The indexes read become one, without the doomed packs (so the index listing every
@@ -345,16 +355,11 @@ def _sweep(
                     remaining.setdefault(loc.pack, []).append((blob, loc.offset, loc.length))
         if remaining:
             repo.write_index(remaining)
-        repo.store.delete_many(list(indexes))
-    present = []
-    for name in doomed:
-        try:
-            report.bytes_freed += len(repo.store.get(name))
-        except ObjectNotFoundError:
-            continue
-        present.append(name)
-        report.packs_deleted += name.startswith(DATA_PREFIX)
-    repo.store.delete_many(present)
+        repo.delete_objects(list(indexes))
+    present = [name for name in doomed if name in sizes]  # the rest went meanwhile
+    report.bytes_freed += sum(sizes[name] for name in present)
+    report.packs_deleted += sum(name.startswith(DATA_PREFIX) for name in present)
+    repo.delete_objects(present)
 
 
 @dataclass
@@ -371,7 +376,7 @@ def repair(engine: Engine) -> RepairReport:
     present pack holds. What no machine that runs this still has stays missing."""
     repo = engine.repo
     indexes = {name: repo.load_index(name) for name in repo.index_names()}
-    present = set(repo.store.list(DATA_PREFIX))
+    present = repo.pack_names()
     indexed = {loc.pack for locations in indexes.values() for loc in locations.values()}
     found: dict[str, BlobLocation] = {
         b: loc
@@ -389,7 +394,7 @@ def repair(engine: Engine) -> RepairReport:
             packs.setdefault(loc.pack, []).append((blob, loc.offset, loc.length))
         if packs:
             repo.write_index(packs)
-        repo.store.delete_many(list(indexes))  # those a push writes meanwhile stay
+        repo.delete_objects(list(indexes))  # those a push writes meanwhile stay
     with engine.state.transaction():
         engine.state.forget_indexes()
     engine.refresh_index()

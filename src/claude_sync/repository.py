@@ -328,6 +328,10 @@ class Repository:
                 self.uploaded_bytes += len(data)
         return created
 
+    def write_pack(self, name: str, data: bytes) -> bool:
+        """Upload a sealed pack (see PackWriter); False when it was there already."""
+        return self._put(name, data)
+
     def _get(self, name: str) -> bytes:
         data = self.store.get(name)
         with self._counter_lock:
@@ -833,6 +837,37 @@ class Repository:
                 raise CorruptionError(f"prune mark {name} is malformed") from None
         return found
 
+    def pack_names(self) -> set[str]:
+        return set(self.store.list(DATA_PREFIX))
+
+    def has_object(self, name: str) -> bool:
+        return name in self.store.list(name)
+
+    def delete_objects(self, names: list[str]) -> None:
+        """Remove objects (snapshots, indexes, packs, marks); missing ones are no error."""
+        self.store.delete_many(names)
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """Size of every object under prefix, from one listing (nothing is downloaded)."""
+        return {info.name: info.size for info in self.store.list_info(prefix)}
+
+    def mark_ages(self) -> dict[str, float] | None:
+        """Seconds since each prune mark was written, by the storage's clock alone: a probe
+        object written now is compared with the marks' times of writing, so no machine's
+        clock enters. None where the storage keeps no time (Git)."""
+        if any(info.modified is None for info in self.store.list_info(PRUNE_PREFIX)):
+            return None
+        probe = f"{PRUNE_PREFIX}probe-{os.urandom(16).hex()}"  # marks() skips the name
+        self.store.put_if_absent(probe, b"")
+        try:
+            times = {info.name: info.modified for info in self.store.list_info(PRUNE_PREFIX)}
+        finally:
+            self.store.delete(probe)
+        now = times.get(probe)
+        if now is None:
+            return None
+        return {name: now - written for name, written in times.items() if written is not None}
+
     def marked_packs(self) -> frozenset[str]:
         return frozenset().union(*(m.packs for m in self.marks()))
 
@@ -985,10 +1020,10 @@ class PackWriter:
         data = b"".join([*self.sealed, header, struct.pack("<I", len(header))])
         name = pack_name(hashlib.sha256(data).hexdigest())
         if self._pool is None:
-            self.repo._put(name, data)
+            self.repo.write_pack(name, data)
         else:
             self._wait(self._parallel - 1)
-            self._uploads.append(self._pool.submit(self.repo._put, name, data))
+            self._uploads.append(self._pool.submit(self.repo.write_pack, name, data))
         self.written[name] = self.entries
         self.sealed = []
         self.size = 0

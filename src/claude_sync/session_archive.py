@@ -11,10 +11,11 @@ import io
 import json
 import os
 import tarfile
-import tempfile
 from pathlib import Path
+from typing import BinaryIO
 
 from claude_sync import limits, resources
+from claude_sync.durable import write_atomically
 from claude_sync.errors import ConfigError, CorruptionError
 from claude_sync.pathmap import PathMapper
 
@@ -40,18 +41,17 @@ def export_session(root: Path, mapper: PathMapper, session: str, target: Path) -
     if not files:
         raise ConfigError(f"no session {session} under {root / 'projects'}")
     manifest = {"format": 1, "session": session, "files": [mapper.to_logical(f) for f in files]}
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh, tarfile.open(fileobj=fh, mode="w:gz") as tar:
+
+    def write(fh: BinaryIO) -> None:
+        with tarfile.open(fileobj=fh, mode="w:gz") as tar:
             data = json.dumps(manifest, indent=2).encode()
             info = tarfile.TarInfo(MANIFEST)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
             for local, logical in zip(files, manifest["files"], strict=True):
                 tar.add(root / local, arcname=logical, recursive=False, filter=_anonymous)
-        os.replace(tmp, target)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+
+    write_atomically(target, write, prefix=f".{target.name}.tmp-")
     return len(files)
 
 
@@ -92,11 +92,18 @@ def import_session(
         raise ConfigError(f"{clashes[0]} exists here with other content; use --force")
     for path, dest in targets.items():
         dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}{resources.TMP_MARKER}-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(contents[path])
-        os.utime(tmp, (mtimes[path], mtimes[path]))
-        os.replace(tmp, dest)
+        mtime = mtimes[path]
+
+        def keep_mtime(tmp: Path, mtime: float = mtime) -> bool:
+            os.utime(tmp, (mtime, mtime))
+            return True
+
+        write_atomically(
+            dest,
+            contents[path],
+            prefix=f".{dest.name}{resources.TMP_MARKER}-",
+            before_rename=keep_mtime,
+        )
     return [mapper.to_local(p) for p in logical]
 
 

@@ -7,8 +7,14 @@ immutable once written; create-only writes are how concurrent machines take turn
 
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+#: Probe objects start with this; the bucket stores hide them from listings so a crash
+#: mid-probe cannot make an empty place look used.
+PROBE_PREFIX = ".probe-"
 
 # Up to the last @ before the host: a password may hold an unescaped @.
 _USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s?#\"']*@", re.IGNORECASE)
@@ -24,6 +30,17 @@ def redact(text: str) -> str:
     query parameters such as X-Amz-Signature or access_token) are cut out, wherever in the
     text a URL appears."""
     return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1", text))
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """An object as a listing reports it, without reading it."""
+
+    name: str
+    size: int
+    #: When the object was written, in seconds since the epoch by the storage's own clock (see
+    #: each store's `list_info`), or None where the storage keeps no time it can vouch for.
+    modified: float | None
 
 
 class ObjectStore(ABC):
@@ -54,6 +71,12 @@ class ObjectStore(ABC):
         so finding the newest snapshot does not cost more as history grows."""
 
     @abstractmethod
+    def list_info(self, prefix: str) -> list[ObjectInfo]:
+        """Every object under prefix with its size and time of writing: prune counts bytes and
+        ages its marks by these, so it needs neither to download objects nor to trust the
+        clock of the machine it runs on."""
+
+    @abstractmethod
     def delete(self, name: str) -> None:
         """Remove the object; deleting a missing object is not an error."""
 
@@ -61,6 +84,25 @@ class ObjectStore(ABC):
         """Remove several objects; stores where each change is costly (git) do it at once."""
         for name in names:
             self.delete(name)
+
+    #: What probe_writes() proves, for `doctor`.
+    write_probe = "a probe object was written and removed"
+
+    def probe_writes(self) -> bool:
+        """Write a probe object twice, then delete it: True when the second, create-only
+        write was refused, as it must be for machines to take turns. Raises SyncError when
+        the store cannot be written at all."""
+        probe = PROBE_PREFIX + os.urandom(8).hex()
+        created = self.put_if_absent(probe, b"1")
+        try:
+            return created and not self.put_if_absent(probe, b"2")
+        finally:
+            self.delete(probe)
+
+    def missing(self) -> str | None:
+        """Why the place this store names is gone, when a listing cannot tell (a folder
+        lists as empty when it is missing); None when it is there or cannot be told."""
+        return None
 
     def prepare(self, create: bool) -> None:  # noqa: B027 - most stores need no preparation
         """Called by `init` before it creates a repository here: make the place (folder,

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from abc import abstractmethod
 
 from claude_sync.errors import ConfigError
-from claude_sync.store.base import ObjectStore
+from claude_sync.store.base import PROBE_PREFIX, ObjectStore
 
-#: Probe objects of prepare() start with this; list() hides them so a crash mid-probe cannot
-#: make an empty place look used.
-PROBE_PREFIX = ".probe-"
+__all__ = ["PROBE_PREFIX", "BucketStore"]
 
 
 class BucketStore(ObjectStore):
@@ -42,13 +39,7 @@ class BucketStore(ObjectStore):
     def _check_conditional_writes(self) -> None:
         """Create-only writes are what keeps two machines from overwriting each other's
         snapshots: refuse a server that silently ignores them."""
-        probe = PROBE_PREFIX + os.urandom(8).hex()
-        created = self.put_if_absent(probe, b"1")
-        try:
-            honoured = created and not self.put_if_absent(probe, b"2")
-        finally:
-            self.delete(probe)
-        if not honoured:
+        if not self.probe_writes():
             raise self._no_conditional_writes()
 
     def _no_conditional_writes(self) -> ConfigError:

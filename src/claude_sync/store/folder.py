@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 from pathlib import Path
 
-from claude_sync.durable import fsync_path
+from claude_sync.durable import write_atomically
 from claude_sync.errors import BackendError, ObjectNotFoundError
 from claude_sync.portable import create_only_rename
-from claude_sync.store.base import ObjectStore
+from claude_sync.store.base import ObjectInfo, ObjectStore
 
 TMP_PREFIX = ".tmp-"
 
@@ -25,6 +24,11 @@ class FolderStore(ObjectStore):
         if any(p in ("", ".", "..") or p.startswith(TMP_PREFIX) for p in parts):
             raise BackendError(f"invalid object name {name!r}")
         return self.root.joinpath(*parts)
+
+    def missing(self) -> str | None:
+        if self.root.is_dir():
+            return None
+        return f"the folder {self.root} does not exist (unmounted or deleted?)"
 
     def prepare(self, create: bool) -> None:
         try:
@@ -44,18 +48,9 @@ class FolderStore(ObjectStore):
         path = self._path(name)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                # Fails when the name exists: an atomic create-only write that never
-                # exposes a half-written object under its final name.
-                create_only_rename(tmp, path)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
-            fsync_path(path.parent)
+            # create_only_rename fails when the name exists: an atomic create-only write
+            # that never exposes a half-written object under its final name.
+            write_atomically(path, data, prefix=TMP_PREFIX, rename=create_only_rename)
             return True
         except FileExistsError:
             return False
@@ -84,6 +79,21 @@ class FolderStore(ObjectStore):
         except OSError as exc:
             raise BackendError(f"cannot list {self.display}: {exc.strerror}") from None
         return names
+
+    def list_info(self, prefix: str) -> list[ObjectInfo]:
+        # mtime is set by whoever writes the file: the file server for a network share, but
+        # this machine (or, for a folder that Dropbox and the like copy around, the writing
+        # machine) for a local disk. Prune therefore also waits by its own clock.
+        infos = []
+        for name in self._list(prefix, ""):
+            try:
+                st = self._path(name).stat()
+            except FileNotFoundError:
+                continue  # deleted since the listing
+            except OSError as exc:
+                raise BackendError(f"cannot list {self.display}: {exc.strerror}") from None
+            infos.append(ObjectInfo(name, st.st_size, st.st_mtime))
+        return infos
 
     def delete(self, name: str) -> None:
         try:

@@ -27,6 +27,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 
 from claude_sync.errors import BackendError, ConfigError, ObjectNotFoundError, SyncError
 from claude_sync.store import RemoteOptions
+from claude_sync.store.base import ObjectInfo
 from claude_sync.store.bucket import PROBE_PREFIX, BucketStore
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
@@ -133,11 +134,18 @@ class GCSStore(BucketStore):
             return self._holds_our_bytes(name, data)
 
     def _list(self, prefix: str, start_after: str) -> list[str]:
+        return [info.name for info in self._listing(prefix, start_after)]
+
+    def list_info(self, prefix: str) -> list[ObjectInfo]:
+        # `updated` is set by the GCS service when the object (this generation) was written.
+        return self._listing(prefix, "")
+
+    def _listing(self, prefix: str, start_after: str) -> list[ObjectInfo]:
         start = len(self._key_prefix)
         # start_offset is inclusive: the name itself is dropped by list().
         after = {"start_offset": self._key_prefix + start_after} if start_after else {}
 
-        def names() -> list[str]:
+        def infos() -> list[ObjectInfo]:
             blobs = self._client.list_blobs(
                 self._bucket,
                 prefix=self._key_prefix + prefix,
@@ -145,10 +153,14 @@ class GCSStore(BucketStore):
                 timeout=TIMEOUT,
                 **after,
             )
-            return [b.name[start:] for b in blobs if not b.name[start:].startswith(PROBE_PREFIX)]
+            return [
+                ObjectInfo(b.name[start:], int(b.size or 0), b.updated and b.updated.timestamp())
+                for b in blobs
+                if not b.name[start:].startswith(PROBE_PREFIX)
+            ]
 
         try:
-            return self._call("list", names)
+            return self._call("list", infos)
         except _Missing:
             # `init --create-bucket` looks for an existing repository before it creates the
             # bucket: a bucket that is not there yet holds nothing.

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from claude_sync.errors import BackendError, ConfigError, ObjectNotFoundError
-from claude_sync.store.base import ObjectStore, redact
+from claude_sync.store.base import ObjectInfo, ObjectStore, redact
 
 if TYPE_CHECKING:
     from claude_sync.store import RemoteOptions
@@ -433,6 +433,14 @@ class GitStore(ObjectStore):
 
     # -- ObjectStore ------------------------------------------------------------------------
 
+    write_probe = "git: checked by each push (fetch works); non-fast-forward pushes are refused"
+
+    def probe_writes(self) -> bool:
+        # A probe would add two commits to the history forever; push access is proven by
+        # every push, and a non-fast-forward push is always refused (Git's compare-and-swap).
+        self._ensure()
+        return True
+
     def prepare(self, create: bool) -> None:
         # Reachability and read access: the first push (the config object) proves write access.
         self._ensure()
@@ -466,6 +474,18 @@ class GitStore(ObjectStore):
             self._sync()
         names = (to_name(path) for path in self._tree())
         return [name for name in names if name.startswith(prefix)]
+
+    def list_info(self, prefix: str) -> list[ObjectInfo]:
+        # Git keeps no time it can vouch for: commit dates are fixed (they would reveal when
+        # the user worked) and any pusher could set them anyway.
+        self._list(prefix, "")
+        paths = {to_name(p): p for p in self._tree()}
+        names = [name for name in paths if name.startswith(prefix)]
+        if not names:
+            return []
+        blobs = "".join(self._tree()[paths[n]] + "\n" for n in names).encode()
+        sizes = self._out("cat-file", "--batch-check=%(objectsize)", data=blobs).split()
+        return [ObjectInfo(n, int(size), None) for n, size in zip(names, sizes, strict=True)]
 
     def delete(self, name: str) -> None:
         self.delete_many([name])

@@ -27,6 +27,7 @@ from botocore.exceptions import (
 
 from claude_sync.errors import BackendError, ConfigError, ObjectNotFoundError, SyncError
 from claude_sync.store import RemoteOptions
+from claude_sync.store.base import ObjectInfo
 from claude_sync.store.bucket import PROBE_PREFIX, BucketStore
 
 # Bucket names as S3 and R2 accept them (lower case, 3-63 characters).
@@ -170,8 +171,15 @@ class S3Store(BucketStore):
             raise self._error(exc, "write to") from None
 
     def _list(self, prefix: str, start_after: str) -> list[str]:
+        return [info.name for info in self._listing(prefix, start_after)]
+
+    def list_info(self, prefix: str) -> list[ObjectInfo]:
+        # LastModified is the S3 server's clock at the time the upload completed.
+        return self._listing(prefix, "")
+
+    def _listing(self, prefix: str, start_after: str) -> list[ObjectInfo]:
         start = len(self._key_prefix)
-        names = []
+        infos = []
         after = {"StartAfter": self._key_prefix + start_after} if start_after else {}
         try:
             pages = self._client.get_paginator("list_objects_v2").paginate(
@@ -181,7 +189,8 @@ class S3Store(BucketStore):
                 for item in page.get("Contents", ()):
                     name = item["Key"][start:]
                     if not name.startswith(PROBE_PREFIX):
-                        names.append(name)
+                        modified = item["LastModified"].timestamp()
+                        infos.append(ObjectInfo(name, int(item["Size"]), modified))
         except ClientError as exc:
             # `init --create-bucket` looks for an existing repository before it creates the
             # bucket: a bucket that is not there yet holds nothing.
@@ -190,7 +199,7 @@ class S3Store(BucketStore):
             raise self._error(exc, "list") from None
         except BotoCoreError as exc:
             raise self._error(exc, "list") from None
-        return names
+        return infos
 
     def delete(self, name: str) -> None:
         try:
