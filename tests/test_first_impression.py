@@ -179,11 +179,12 @@ def test_status_shows_conflicts_merges_and_deletions_as_pull_will_do(machines, r
     (a.claude / "agents/gone.md").unlink()
     a.run("push")
     b.write("agents/x.md", "b's\n")
-    proc = b.run("status")
+    proc = b.run("status", check=False)
+    assert proc.returncode == 3  # a conflict is coming: a script learns it from the exit code
     assert "to pull: agents/x.md" not in proc.stdout
     assert "conflict: agents/x.md" in proc.stderr
     assert "to delete: agents/gone.md" in proc.stdout
-    body = b.json("status")
+    body = b.json("status", expect=3)
     assert body["conflicts"] == ["agents/x.md"] and body["deleted"] == ["agents/gone.md"]
     assert b.run("pull", check=False).returncode == 3  # as status said
 

@@ -517,3 +517,9 @@ def test_crlf_and_lf_copies_of_a_line_are_one_line() -> None:
         b'{"display": "x", "timestamp": 1}\r\n', b'{"display": "x", "timestamp": 1}\n'
     )
     assert history.count(b'"display"') == 1
+
+
+def test_an_unfinished_line_never_joins_a_record_without_newline() -> None:
+    remote = b'{"type":"summary","summary":"s","leafUuid":"x"}'
+    merged = merge_transcript(b"{not json", remote)
+    assert merged == remote + b"\n{not json"

@@ -88,7 +88,7 @@ def test_guarded_settings_wait_for_resolve_without_a_terminal(machines, repo_dir
     assert b.run("pull", check=False).returncode == 3
     assert b.run("push", check=False).returncode == 3
     assert snapshot_tree(b.claude) == before
-    assert b.json("status")["conflicts"] == ["settings.json"]
+    assert b.json("status", expect=3)["conflicts"] == ["settings.json"]
 
     b.run("resolve", "settings.json", "--take", "remote")
     assert settings_of(b) == {"model": "opus", **MALICIOUS}

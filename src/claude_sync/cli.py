@@ -108,7 +108,7 @@ class App(click.Group):
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             err.print("error: interrupted", markup=False)
-            sys.exit(130)
+            sys.exit(EXIT_FAILED)
         except click.Abort:
             # Click's own message is a bare `Aborted!`: say what happened to the user's data.
             err.print("error: cancelled at a question; nothing was changed", markup=False)
@@ -620,9 +620,22 @@ def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
             "linked": links,
         }
         click.echo(json.dumps(body))
-        return
+    else:
+        _print_status(ws.settings.remote, head, links, result, remote_only, missing)
+    if result.conflicts:
+        sys.exit(EXIT_CONFLICTS)  # as sync would: a script sees that something waits
+
+
+def _print_status(
+    remote: str,
+    head: int | None,
+    links: dict[str, str],
+    result: Result,
+    remote_only: int,
+    missing: list[plugins.Missing],
+) -> None:
     out.print(
-        f"Remote: {redact(ws.settings.remote)} (snapshot {head if head is not None else 'none'})",
+        f"Remote: {redact(remote)} (snapshot {head if head is not None else 'none'})",
         markup=False,
     )
     for name, target in links.items():

@@ -199,7 +199,10 @@ def merge_transcript(local: bytes, remote: bytes) -> bytes:
     # at the end, where its writer finishes it; the other's is left to the machine writing it.
     local, tail = split_unfinished(local)
     remote, _ = split_unfinished(remote)
-    return _merge_lines(local, remote) + tail
+    merged = _merge_lines(local, remote)
+    if tail and merged and not merged.endswith(b"\n"):
+        merged += b"\n"  # a whole last record without its newline: the tail starts a line
+    return merged + tail
 
 
 def _merge_lines(local: bytes, remote: bytes) -> bytes:

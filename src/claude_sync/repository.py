@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from claude_sync import compression, crypto, epochs, resources
 from claude_sync.config import write_private
 from claude_sync.errors import (
+    BackendError,
     ConfigError,
     CorruptionError,
     ObjectNotFoundError,
@@ -418,6 +419,9 @@ class Repository:
         try:
             body = keys.open(UPGRADE_NAME, store.get(UPGRADE_NAME))
         except ObjectNotFoundError:
+            # An unmounted drive is a failure to reach the repository, not a wrong setting.
+            if (gone := store.missing()) is not None:
+                raise BackendError(f"cannot reach the repository: {gone}") from None
             raise ConfigError(
                 f"{store.display} holds no claude-sync repository (wrong place, or not reachable?)"
             ) from None
