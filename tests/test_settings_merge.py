@@ -5,8 +5,10 @@ settles just those keys. Two machines are two HOMEs running the real CLI."""
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
+import pexpect
 from conftest import Machine
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -76,6 +78,31 @@ def test_first_sync_conflicts_on_the_differing_keys_only(machines, repo_dir):
     assert theirs["cleanupPeriodDays"] == 60
     assert theirs["hooks"] == HOOKS
     assert theirs["permissions"]["allow"] == ["Bash(ls)"]
+
+
+def test_prompt_answer_settles_the_differing_keys_only(machines, repo_dir):
+    """On a terminal, answering [r]emote to the conflict takes the remote value of the keys
+    it names, not the remote file."""
+    a, b = machines
+    a.write("settings.json", json.dumps({"model": "opus", "theme": "dark"}))
+    a.run("init", str(repo_dir), "--sync")
+    b.write("settings.json", json.dumps({"model": "sonnet", "cleanupPeriodDays": 60}))
+    b.run("init", str(repo_dir))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "claude_sync", "sync"],
+        env=b.environ() | {"TERM": "dumb", "COLUMNS": "200"},
+        cwd=str(b.home),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect(r"settings\.json: model changed here")
+    child.expect(r"\[s\]kip")
+    child.sendline("r")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert settings_of(b) == {"model": "opus", "cleanupPeriodDays": 60, "theme": "dark"}
 
 
 def test_take_local_keeps_the_remote_only_keys(machines, repo_dir):

@@ -500,7 +500,7 @@ def _held_line(path: str, device: str, held: list[str]) -> str:
 
 def _keys_line(path: str, device: str, keys: list[str], when: str) -> str:
     return (
-        f"{path}: {', '.join(keys)} changed here and on "
+        f"{path}: {clean_value(', '.join(keys))} changed here and on "
         f"{clean_value(device) or 'another machine'}{when}; the other keys merged: "
         f"`claude-sync resolve {path} --take remote` or `--take local` settles these"
     )

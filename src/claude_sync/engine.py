@@ -1226,13 +1226,17 @@ class Engine:
         self, plan: Plan, conflict: Conflict, mine: bytes, remote: bytes, base: bytes | None
     ) -> bytes | None:
         """The user's decision as merged bytes, or None to fall back to a strategy."""
+        by_key = merge_keys(conflict.path, base, mine, remote, "local")
+        conflict.keys = None if by_key is None else by_key[1]
         answer = self.reporter.resolve(conflict, mine, remote, base)
         if isinstance(answer, bytes):
             return answer
-        if answer == "local":
-            return mine
-        if answer == "remote":
-            return remote
+        if answer in ("local", "remote"):
+            # A JSON file: the answer settles the keys named; the other keys merge.
+            settled = merge_keys(conflict.path, base, mine, remote, answer)
+            if settled is not None:
+                return settled[0]
+            return mine if answer == "local" else remote
         if answer == "both":
             # Keep ours, theirs beside it, and count it as settled.
             plan.copies[conflict.path] = plan.merges[conflict.path][2]
