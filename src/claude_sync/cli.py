@@ -498,6 +498,14 @@ def _held_line(path: str, device: str, held: list[str]) -> str:
     )
 
 
+def _keys_line(path: str, device: str, keys: list[str], when: str) -> str:
+    return (
+        f"{path}: {clean_value(', '.join(keys))} changed here and on "
+        f"{clean_value(device) or 'another machine'}{when}; the other keys merged: "
+        f"`claude-sync resolve {path} --take remote` or `--take local` settles these"
+    )
+
+
 def _when(seconds: object) -> str:
     """` (2026-11-30 14:02)`: when the other machine made its change, if known."""
     if not isinstance(seconds, int | float) or seconds <= 0:
@@ -509,6 +517,10 @@ def _print_conflicts(conflicts: list[Conflict], verbose: bool) -> None:
     for c in conflicts:
         if c.held:
             err.print("conflict: " + _held_line(c.path, c.remote_device, c.held), markup=False)
+        if c.keys:
+            line = _keys_line(c.path, c.remote_device, c.keys, _when(c.remote_time))
+            err.print("conflict: " + line, markup=False)
+        if c.held or c.keys:
             continue
         device = clean_value(c.remote_device) or "another machine"
         line = f"conflict: {c.path} changed here and on {device}{_when(c.remote_time)}"
@@ -968,9 +980,13 @@ def conflicts(where: Locations, as_json: bool) -> None:
         out.print("No unresolved conflicts.")
     for path, detail in sorted(found.items()):
         device = clean_value(str(detail.get("remote_device") or ""))
-        held = detail.get("held")
+        held, keys = detail.get("held"), detail.get("keys")
         if isinstance(held, list):
             out.print(_held_line(path, device, held), markup=False)
+        if isinstance(keys, list):
+            when = _when(detail.get("remote_time"))
+            out.print(_keys_line(path, device, keys, when), markup=False)
+        if isinstance(held, list) or isinstance(keys, list):
             continue
         copy = detail.get("copy")
         beside = f" (remote version in {copy})" if copy else ""

@@ -26,7 +26,7 @@ from claude_sync.chunking import Chunker
 from claude_sync.config import write_private
 from claude_sync.durable import fsync_path, write_atomically
 from claude_sync.errors import CorruptionError, HistoryError, ObjectNotFoundError, SyncError
-from claude_sync.merge import is_transcript, merge_file, split_unfinished
+from claude_sync.merge import is_transcript, merge_file, merge_keys, split_unfinished
 from claude_sync.pathmap import PathMapper, encode, file_filters
 from claude_sync.planner import (
     Conflict,
@@ -567,7 +567,21 @@ class Engine:
         conflict = make_conflict(path, ours, self.state.bases().get(path), theirs, plan.head)
         conflict.local_sha256 = local_sha
         conflict.held = sorted(changes)
+        conflict.keys = plan.unsettled.pop(path, None)
         plan.conflicts.append(conflict)
+
+    def _keep_unsettled(self, plan: Plan) -> None:
+        """A JSON file merged but for keys changed differently on both sides: the merge is
+        written here, the base stays, and those keys wait as a conflict for `resolve`."""
+        for path, keys in plan.unsettled.items():
+            ours, base, theirs = plan.merges[path]
+            data, _ = plan.merged.pop(path)
+            conflict = make_conflict(path, ours, base, theirs, plan.head)
+            if hashlib.sha256(data).hexdigest() != ours.sha256:
+                plan.held[path] = data
+                conflict.local_sha256 = hashlib.sha256(data).hexdigest()
+            conflict.keys = keys
+            plan.conflicts.append(conflict)
 
     def _merge(self, plan: Plan, result: Result) -> None:
         """Try the automatic merges; what does not merge cleanly becomes a conflict."""
@@ -600,6 +614,16 @@ class Engine:
             if merged is None and plan.strategy == "ask":
                 conflict = make_conflict(path, ours, base, theirs, plan.head)
                 merged = self._ask(plan, conflict, mine, remote, base_bytes)
+            if merged is None and plan.strategy != "both":
+                # A JSON file: only the keys changed on both sides conflict (a strategy
+                # settles just those); the rest merges.
+                by_key = merge_keys(path, base_bytes, mine, remote, plan.strategy)
+                if by_key is not None:
+                    merged, keys = by_key
+                    if plan.strategy == "ask":
+                        plan.merged[path] = (merged, theirs)
+                        plan.unsettled[path] = keys
+                        continue
             if merged is None:
                 settle_conflict(plan, path, ours, base, theirs)
             elif merged == mine:
@@ -648,7 +672,7 @@ class Engine:
                 local = self.scan(sel, result.warnings)
                 plan = self.plan_push(sel, local, plan.head)
             self._name_authors(plan.conflicts, plan.head)
-            result.conflicts = plan.conflicts
+            result.conflicts = self._as_recorded(plan.conflicts)
             if dry_run:
                 result.pushed = sorted(plan.upload) + plan.remove
                 # At most this much: compression and data already stored make it less.
@@ -669,6 +693,17 @@ class Engine:
                 result.uploaded_bytes = self.repo.uploaded_bytes - sent_before
                 return result
         raise SyncError("another machine kept pushing at the same time; try again")
+
+    def _as_recorded(self, conflicts: list[Conflict]) -> list[Conflict]:
+        """The pull's record of a conflict over the same remote version says more (the
+        keys that conflict, settings held back, the copy beside): a push reports that."""
+        recorded = self.state.conflicts()
+        return [
+            Conflict(**recorded[c.path])  # type: ignore[arg-type]
+            if recorded.get(c.path, {}).get("remote_sha256") == c.remote_sha256
+            else c
+            for c in conflicts
+        ]
 
     def _merge_before_push(self, plan: Plan, local: LocalView, result: Result) -> bool:
         """Files another machine changed too that merge automatically (a transcript's
@@ -957,6 +992,7 @@ class Engine:
             return result
         self._merge(plan, result)
         self._hold_back_settings(plan, local, result)
+        self._keep_unsettled(plan)
         self._name_authors(plan.conflicts, head)
         result.conflicts = plan.conflicts
         self._apply_pull(plan, local, result)
@@ -1190,13 +1226,17 @@ class Engine:
         self, plan: Plan, conflict: Conflict, mine: bytes, remote: bytes, base: bytes | None
     ) -> bytes | None:
         """The user's decision as merged bytes, or None to fall back to a strategy."""
+        by_key = merge_keys(conflict.path, base, mine, remote, "local")
+        conflict.keys = None if by_key is None else by_key[1]
         answer = self.reporter.resolve(conflict, mine, remote, base)
         if isinstance(answer, bytes):
             return answer
-        if answer == "local":
-            return mine
-        if answer == "remote":
-            return remote
+        if answer in ("local", "remote"):
+            # A JSON file: the answer settles the keys named; the other keys merge.
+            settled = merge_keys(conflict.path, base, mine, remote, answer)
+            if settled is not None:
+                return settled[0]
+            return mine if answer == "local" else remote
         if answer == "both":
             # Keep ours, theirs beside it, and count it as settled.
             plan.copies[conflict.path] = plan.merges[conflict.path][2]

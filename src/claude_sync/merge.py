@@ -69,10 +69,14 @@ JSON (`merge_json`)
 -------------------
 Three-way per key, recursively into objects present as objects on all sides that have them; a key
 added, changed or deleted on one side only takes that side; the same change on both sides is
-fine; different changes to the same key (arrays and scalars are atomic values) are a conflict.
-A missing base counts as ``{}``. Invalid JSON on any side is a conflict. The output is
-re-serialized (2-space indent, UTF-8, trailing newline), so formatting is normalized; key order
-follows local, then keys new on remote in remote's order. ``1``, ``1.0`` and ``true`` differ.
+fine; an array to which both sides only added entries (no entry of the base gone on either side)
+becomes local's entries then remote's new ones; other different changes to the same key (arrays
+and scalars are otherwise atomic values) are a conflict. A missing base (two machines' first
+sync) counts as ``{}``, so keys on one side only are kept. `merge_json_keys` merges all the
+same, a conflicting key taking the preferred side's value, and names the conflicting keys.
+Invalid JSON on any side is a conflict. The output is re-serialized (2-space indent, UTF-8,
+trailing newline), so formatting is normalized; key order follows local, then keys new on
+remote in remote's order. ``1``, ``1.0`` and ``true`` differ.
 
 Text (`merge_text`)
 -------------------
@@ -98,6 +102,8 @@ __all__ = [
     "merge_file",
     "merge_history",
     "merge_json",
+    "merge_json_keys",
+    "merge_keys",
     "merge_text",
     "merge_transcript",
     "split_unfinished",
@@ -133,6 +139,16 @@ def merge_file(path: str, base: bytes | None, local: bytes, remote: bytes) -> by
     if kind == "json":
         return merge_json(base, local, remote)
     return merge_text(base, local, remote)
+
+
+def merge_keys(
+    path: str, base: bytes | None, local: bytes, remote: bytes, prefer: str
+) -> tuple[bytes, list[str]] | None:
+    """For a JSON file whose keys conflict (`merge_file` gave None): `merge_json_keys`, the
+    merge with `prefer`'s value at those keys, and the keys. None for any other file."""
+    if _kind(path) != "json":
+        return None
+    return merge_json_keys(base, local, remote, prefer)
 
 
 def is_transcript(path: str) -> bool:
@@ -325,10 +341,6 @@ def _history_key(line: bytes) -> tuple[int, float, bytes]:
 # -- JSON -----------------------------------------------------------------------------------------
 
 
-class _Conflict(Exception):
-    """The same key changed differently on both sides."""
-
-
 class _Missing:
     """A key absent from one version (deleted or never there)."""
 
@@ -344,13 +356,32 @@ def merge_json(base: bytes | None, local: bytes, remote: bytes) -> bytes | None:
         remote_value = json.loads(remote)
     except (ValueError, RecursionError):
         return None
+    conflicts: list[str] = []
+    merged = _merge_value(base_value, local_value, remote_value, _Merge(conflicts, "local"), ())
+    if conflicts or merged is _MISSING:
+        return None
+    return _dump(merged)
+
+
+def merge_json_keys(
+    base: bytes | None, local: bytes, remote: bytes, prefer: str = "local"
+) -> tuple[bytes, list[str]] | None:
+    """The key-by-key merge of two JSON objects even when some keys conflict: a conflicting
+    key takes `prefer`'s value ("local" or "remote"); the second value names those keys
+    (dotted paths, sorted). None when a version is not a JSON object."""
     try:
-        merged = _merge_value(base_value, local_value, remote_value)
-    except _Conflict:
+        values = [{} if base is None else json.loads(base), json.loads(local), json.loads(remote)]
+    except (ValueError, RecursionError):
         return None
-    if merged is _MISSING:  # cannot happen for top-level documents, kept for type safety
+    if not all(isinstance(v, dict) for v in values):
         return None
-    return (json.dumps(merged, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    conflicts: list[str] = []
+    merged = _merge_value(*values, _Merge(conflicts, prefer), ())
+    return _dump(merged), sorted(conflicts)
+
+
+def _dump(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
 def merge_json_entries(base: bytes | None, local: bytes, remote: bytes) -> bytes | None:
@@ -365,7 +396,7 @@ def merge_json_entries(base: bytes | None, local: bytes, remote: bytes) -> bytes
     merged, conflicts = merge_entries(*values)
     if conflicts:
         return None
-    return (json.dumps(merged, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return _dump(merged)
 
 
 def merge_entries(
@@ -393,22 +424,58 @@ def _same(a: Any, b: Any) -> bool:
     """JSON equality: unlike ==, 1, 1.0 and true differ; key order does not matter."""
     if a is _MISSING or b is _MISSING:
         return a is b
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    return _canonical(a) == _canonical(b)
 
 
-def _merge_value(base: Any, local: Any, remote: Any) -> Any:
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Merge:
+    """Where a merge notes its conflicting keys, and whose value such a key keeps meanwhile."""
+
+    conflicts: list[str]
+    prefer: str
+
+
+def _merge_value(base: Any, local: Any, remote: Any, how: _Merge, at: tuple[str, ...]) -> Any:
     if _same(local, remote) or _same(remote, base):
         return local
     if _same(local, base):
         return remote
-    both_objects = isinstance(local, dict) and isinstance(remote, dict)
-    if both_objects and (base is _MISSING or isinstance(base, dict)):
-        return _merge_objects({} if base is _MISSING else base, local, remote)
-    raise _Conflict
+    container = type(local) if isinstance(local, dict | list) else None
+    if type(remote) is container and (base is _MISSING or type(base) is container):
+        if container is dict:
+            return _merge_objects({} if base is _MISSING else base, local, remote, how, at)
+        added = _union_of_additions([] if base is _MISSING else base, local, remote)
+        if added is not None:
+            return added
+    how.conflicts.append(".".join(at))
+    return remote if how.prefer == "remote" else local
+
+
+def _union_of_additions(base: list[Any], local: list[Any], remote: list[Any]) -> list[Any] | None:
+    """Both sides only added entries (permissions.allow rules, ...): local's list, then
+    remote's new entries in remote's order. None when an entry of base is gone on a side."""
+    kept = {_canonical(v) for v in base}
+    seen = {_canonical(v) for v in local}
+    if not kept <= seen or not kept <= {_canonical(v) for v in remote}:
+        return None
+    merged = list(local)
+    for value in remote:
+        if _canonical(value) not in seen:
+            seen.add(_canonical(value))
+            merged.append(value)
+    return merged
 
 
 def _merge_objects(
-    base: dict[str, Any], local: dict[str, Any], remote: dict[str, Any]
+    base: dict[str, Any],
+    local: dict[str, Any],
+    remote: dict[str, Any],
+    how: _Merge,
+    at: tuple[str, ...],
 ) -> dict[str, Any]:
     merged: dict[str, Any] = {}
     # Local's order first, then keys only remote has: the user's own file keeps its layout.
@@ -416,7 +483,11 @@ def _merge_objects(
     keys += [key for key in base if key not in local and key not in remote]
     for key in keys:
         value = _merge_value(
-            base.get(key, _MISSING), local.get(key, _MISSING), remote.get(key, _MISSING)
+            base.get(key, _MISSING),
+            local.get(key, _MISSING),
+            remote.get(key, _MISSING),
+            how,
+            (*at, key),
         )
         if value is not _MISSING:
             merged[key] = value

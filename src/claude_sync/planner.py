@@ -83,6 +83,8 @@ class Conflict:
     copy: str | None = None
     #: guarded settings.json keys the remote changed, held back until the user agrees
     held: list[str] | None = None
+    #: keys of a JSON file changed differently on both sides (the file's other keys merged)
+    keys: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -109,6 +111,9 @@ class Plan:
     unmapped: list[str] = field(default_factory=list)
     #: what is written while a guarded settings change waits (the base does not move)
     held: dict[str, bytes] = field(default_factory=dict)
+    #: JSON files merged except these keys (in `merged` with local's values there, until
+    #: the pull turns them into a conflict that keeps the base)
+    unsettled: dict[str, list[str]] = field(default_factory=dict)
     strategy: str = "ask"
 
 

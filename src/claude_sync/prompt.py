@@ -42,7 +42,8 @@ def _edit(conflict: Conflict, local: bytes, remote: bytes, base: bytes | None) -
 
 def ask(conflict: Conflict, local: bytes, remote: bytes, base: bytes | None) -> str | bytes | None:
     device = clean_value(conflict.remote_device) or "another machine"
-    click.echo(f"conflict: {conflict.path} changed here and on {device}", err=True)
+    keys = f": {clean_value(', '.join(conflict.keys))}" if conflict.keys else ""
+    click.echo(f"conflict: {conflict.path}{keys} changed here and on {device}", err=True)
     while True:
         choice = click.prompt(
             "  [l]ocal, [r]emote, [m]erge in $EDITOR, [b]oth (theirs saved beside), [d]iff, [s]kip",
