@@ -935,6 +935,8 @@ def watch(where: Locations, debounce: float, interval: float) -> None:
                     result = engine.pull(sel) if action == "pull" else engine.push(sel)
                 if result.pushed or result.pulled or result.conflicts:
                     out.print(f"{time.strftime('%H:%M:%S')} {_summary(result)}", markup=False)
+                for path in result.unavailable:
+                    err.print(f"warning: {path} could not be downloaded", markup=False)
             except SyncError as exc:
                 err.print(f"warning: {action} failed: {exc}", markup=False)
 

@@ -980,7 +980,8 @@ class Engine:
                 self.state.set_meta("pulled_seq", str(head.seq))
                 self.state.set_meta("session_window", self.sessions.key())
                 self.state.set_meta("unmapped_labels", ",".join(plan.unmapped))
-        self._record_success("pull")
+        if not result.unavailable:
+            self._record_success("pull")
         return result
 
     def _report_dry_pull(self, plan: Plan, result: Result) -> None:
