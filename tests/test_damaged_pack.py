@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import Machine, snapshot_tree
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
 
 
 def _packs(repo_dir: Path) -> set[Path]:
@@ -80,3 +82,43 @@ def test_plain_verify_does_not_claim_the_data_is_intact(make_machine, repo_dir):
     assert "No problems found." not in plain and "--read-data" in plain, plain
     deep = a.run("verify", "--read-data", check=False)
     assert deep.returncode == 1 and "damaged" in deep.stderr, deep.stderr
+
+
+@settings(max_examples=6, deadline=None, print_blob=True)
+@given(damage=st.lists(st.sampled_from(["intact", "flipped", "deleted"]), min_size=3, max_size=3))
+def test_a_pull_gets_exactly_the_files_of_intact_packs(tmp_path_factory, damage):
+    """Three files, each in its own pack, each pack intact, damaged or gone: the pull installs
+    exactly the files of intact packs and names the others; after repair it gets them all."""
+    note(f"packs: {damage}")
+    root = tmp_path_factory.mktemp("damage")
+    repo_dir = root / "repository"
+    repo_dir.mkdir()
+    a, c = Machine(root / "a"), Machine(root / "c")
+    a.home.mkdir()
+    c.home.mkdir()
+    a.run("init", str(repo_dir))
+    packs: dict[str, Path] = {}
+    for i in range(3):
+        before = _packs(repo_dir)
+        a.write(f"agents/f{i}/file.md", f"file {i}\n" * 40)
+        a.run("push")
+        (packs[f"agents/f{i}/file.md"],) = _packs(repo_dir) - before
+    for pack, how in zip(packs.values(), damage, strict=True):
+        if how == "flipped":
+            data = bytearray(pack.read_bytes())
+            data[0] ^= 1
+            pack.write_bytes(bytes(data))
+        elif how == "deleted":
+            pack.unlink()
+    lost = {path for path, how in zip(packs, damage, strict=True) if how != "intact"}
+    proc = c.run("init", str(repo_dir), "--sync", check=False)
+    assert proc.returncode == (1 if lost else 0), proc.stderr
+    assert set(snapshot_tree(c.claude)) == set(packs) - lost
+    for path in packs:
+        assert (path in proc.stderr) == (path in lost), proc.stderr
+        assert (c.claude / path).parent.exists() == (path not in lost)
+    a.run("repair")
+    c.run("pull")
+    assert {p: snapshot_tree(c.claude)[p][0] for p in packs} == {
+        p: snapshot_tree(a.claude)[p][0] for p in packs
+    }
