@@ -253,7 +253,9 @@ def test_a_missing_pack_error_names_the_way_out(make_machine, repo_dir):
         if pack.is_file():
             pack.unlink()
     proc = make_machine("c").run("init", str(repo_dir), "--sync", check=False)
-    assert proc.returncode == 1 and proc.stderr.startswith("error:"), proc.stderr
+    # Every file is named with why; the last line is the error saying how to get out.
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error:"), proc.stderr
     assert "is missing" in proc.stderr and "claude-sync repair" in proc.stderr, proc.stderr
 
 

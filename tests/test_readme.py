@@ -282,9 +282,9 @@ def history(sb: Sandbox) -> None:
     sb.readme("claude-sync restore --snapshot 12 --target /tmp/claude-as-of-12")
     target = sb.me.home / "claude-as-of-12" / "agents" / "reviewer.md"
     assert target.read_text() == "version 12\n"
-    assert "No problems found." in sb.readme("claude-sync verify").stdout
+    assert "No problems found in the indexes" in sb.readme("claude-sync verify").stdout
     assert "No problems found." in sb.readme("claude-sync verify --read-data").stdout
-    assert "uploaded 0 missing blobs" in sb.readme("claude-sync repair").stdout
+    assert "uploaded 0 missing or damaged blobs" in sb.readme("claude-sync repair").stdout
     assert "already uses format" in sb.readme("claude-sync upgrade").stdout
     assert "✗" not in sb.readme("claude-sync doctor").stdout
     pruned = sb.readme("claude-sync prune --keep-last 10 --keep-within 30d").stdout

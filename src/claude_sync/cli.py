@@ -430,6 +430,12 @@ def _finish(result: Result, as_json: bool, quiet: bool, verbose: bool, dry_run: 
             )
         _print_conflicts(result.conflicts, verbose)
         out.print(_summary(result, dry_run), markup=False)
+    if result.unavailable:
+        raise SyncError(
+            f"{_count(len(result.unavailable), 'file')} could not be downloaded: their data in "
+            "the repository is damaged or missing (`claude-sync verify --read-data` lists the "
+            "damage); run `claude-sync repair` on a machine that has them, then pull again"
+        )
     if result.conflicts:
         sys.exit(EXIT_CONFLICTS)
 
@@ -954,6 +960,8 @@ def watch(where: Locations, debounce: float, interval: float) -> None:
                     result = engine.pull(sel) if action == "pull" else engine.push(sel)
                 if result.pushed or result.pulled or result.conflicts:
                     out.print(f"{time.strftime('%H:%M:%S')} {_summary(result)}", markup=False)
+                for path in result.unavailable:
+                    err.print(f"warning: {path} could not be downloaded", markup=False)
             except SyncError as exc:
                 err.print(f"warning: {action} failed: {exc}", markup=False)
 
@@ -1177,7 +1185,13 @@ def verify(where: Locations, read_data: bool) -> None:
         err.print(f"problem: {problem}", markup=False)
     if problems:
         raise SyncError(f"the repository has {len(problems)} problems")
-    out.print("No problems found." + ("" if read_data else " (Use --read-data to read all data.)"))
+    if read_data:
+        out.print("No problems found.")
+    else:
+        out.print(
+            "No problems found in the indexes and snapshots (the data itself was not read: "
+            "run with --read-data to check it)."
+        )
 
 
 @main.command()
@@ -1209,8 +1223,9 @@ def repair(where: Locations) -> None:
     with open_workspace(where) as ws:
         report = maintenance.repair(ws.engine())
     out.print(
-        f"Indexed {report.packs_indexed} packs no index named; uploaded "
-        f"{report.blobs_restored} missing blobs again.",
+        f"Read {report.packs_checked} packs: {report.packs_damaged} damaged (no longer "
+        f"indexed). Indexed {report.packs_indexed} packs no index named; uploaded "
+        f"{report.blobs_restored} missing or damaged blobs again.",
         markup=False,
     )
     if report.incomplete:

@@ -82,6 +82,8 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     #: paths left as they were this time (unreadable, changed meanwhile, not writable)
     skipped: list[str] = field(default_factory=list)
+    #: paths not written because their data in the repository is damaged or missing
+    unavailable: list[str] = field(default_factory=list)
     uploaded_bytes: int = 0
     downloaded_bytes: int = 0
     snapshot: int | None = None
@@ -96,6 +98,7 @@ class Result:
         # A sync scans more than once: each problem is still worth one line.
         self.warnings += [w for w in other.warnings if w not in self.warnings]
         self.skipped = sorted(set(self.skipped) | set(other.skipped))
+        self.unavailable = sorted(set(self.unavailable) | set(other.unavailable))
         self.uploaded_bytes += other.uploaded_bytes
         self.downloaded_bytes += other.downloaded_bytes
         self.snapshot = other.snapshot if other.snapshot is not None else self.snapshot
@@ -111,6 +114,7 @@ class Result:
             "conflict_details": [c.to_json() for c in self.conflicts],
             "warnings": self.warnings,
             "skipped": sorted(self.skipped),
+            "unavailable": sorted(self.unavailable),
             "uploaded_bytes": self.uploaded_bytes,
             "downloaded_bytes": self.downloaded_bytes,
             "snapshot": self.snapshot,
@@ -995,7 +999,7 @@ class Engine:
         self._keep_unsettled(plan)
         self._name_authors(plan.conflicts, head)
         result.conflicts = plan.conflicts
-        self._apply_pull(plan, local, result)
+        self._apply_pull(plan, local, result, partial=True)
         if mcp.TYPE in sel.types:
             result.warnings += mcp.reconcile(self.root, self.work_dir)
         result.skipped = sorted(set(result.skipped) | set(plan.skipped))
@@ -1012,7 +1016,8 @@ class Engine:
                 self.state.set_meta("pulled_seq", str(head.seq))
                 self.state.set_meta("session_window", self.sessions.key())
                 self.state.set_meta("unmapped_labels", ",".join(plan.unmapped))
-        self._record_success("pull")
+        if not result.unavailable:
+            self._record_success("pull")
         return result
 
     def _report_dry_pull(self, plan: Plan, result: Result) -> None:
@@ -1063,7 +1068,11 @@ class Engine:
         result.removed = sorted(push.remove)
         return result, head.seq if head else None
 
-    def _apply_pull(self, plan: Plan, local: LocalView, result: Result) -> None:
+    def _apply_pull(
+        self, plan: Plan, local: LocalView, result: Result, partial: bool = False
+    ) -> None:
+        """Write the plan's files; with `partial`, files whose data is damaged or missing in
+        the repository are left out (and stay unpulled) instead of failing the pull."""
         assert plan.head is not None
         seq = plan.head.seq
         outputs = {path: (self.local_path(path), entry) for path, entry in plan.write.items()}
@@ -1076,6 +1085,7 @@ class Engine:
             for c in plan.conflicts:
                 if c.path == path:
                     c.copy = copy
+        new_folders = _missing_folders({d.parent for d, _ in outputs.values()}, self.root)
         # One folder that cannot be written must not stop the rest of the pull.
         unwritable = {
             f: why for f in {d.parent for d, _ in outputs.values()} if (why := self._unwritable(f))
@@ -1086,15 +1096,28 @@ class Engine:
                 plan.skipped.append(path)
                 del outputs[path]
                 plan.write.pop(path, None)
-        with self.staged_files(outputs, self.root, result) as staged:
-            self._install(staged, local, plan, result)
+        try:
+            with self.staged_files(outputs, self.root, result, partial) as staged:
+                plan.skipped += [p for p in result.unavailable if p in outputs]
+                self._install(staged, local, plan, result)
+        finally:
+            # Folders made for files that did not arrive would be left empty.
+            for folder in sorted(new_folders, key=lambda f: len(f.parts), reverse=True):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
     @contextlib.contextmanager
     def staged_files(
-        self, outputs: dict[str, tuple[Path, FileEntry]], root: Path, result: Result
+        self,
+        outputs: dict[str, tuple[Path, FileEntry]],
+        root: Path,
+        result: Result,
+        partial: bool = False,
     ) -> Iterator[list[tuple[str, Path, Path, FileEntry]]]:
         """Download and verify every output into a temporary file beside its destination,
-        all before the caller moves any into place; leftovers are removed afterwards."""
+        all before the caller moves any into place; leftovers are removed afterwards. With
+        `partial`, outputs whose data cannot be had are left out and named in
+        result.unavailable."""
         staged: list[tuple[str, Path, Path, FileEntry]] = []
         # One fsync per file costs more than everything else on a fresh pull of thousands
         # of files: past a few files, one sync of the filesystem makes them all durable.
@@ -1113,7 +1136,13 @@ class Engine:
                 # Short: a name near NAME_MAX must still get a temporary file beside it.
                 tmp = dest.parent / f"{TMP_MARKER}-{token}-{i}"
                 staged.append((path, tmp, dest, entry))
-            self._download_into(staged, result)
+            lost = self._download_into(staged, result, partial)
+            for path, tmp, _, _ in staged:
+                if path in lost:
+                    tmp.unlink(missing_ok=True)
+                    result.unavailable.append(path)
+                    result.warnings.append(f"{path} could not be downloaded: {lost[path]}")
+            staged[:] = [s for s in staged if s[0] not in lost]
             for path, tmp, _, entry in staged:
                 if not entry.chunks:
                     _open_new(tmp).close()
@@ -1155,13 +1184,14 @@ class Engine:
         return None
 
     def _download_into(
-        self, staged: list[tuple[str, Path, Path, FileEntry]], result: Result
-    ) -> None:
+        self, staged: list[tuple[str, Path, Path, FileEntry]], result: Result, partial: bool
+    ) -> dict[str, str]:
         """Write each downloaded blob straight to its place in every temporary file that
         holds it: no staging copy, and packs are read in parallel. A blob's id is a MAC of
         its content, checked on download, and the snapshot lists the ids of each file, so a
         file made of checked blobs of the listed lengths is the file the snapshot describes.
-        Filtered files are rebuilt in memory, where their whole hash is checked."""
+        Filtered files are rebuilt in memory, where their whole hash is checked. With
+        `partial`, returns the paths whose data could not be had, with why."""
         places: dict[str, list[tuple[Path, int, int]]] = {}
         held: dict[str, bytes | None] = {}
         for path, tmp, _, entry in staged:
@@ -1182,14 +1212,23 @@ class Engine:
             if blob_id in held:
                 held[blob_id] = data
 
-        self._download(set(places) | set(held), deliver, result)
+        lost_blobs: dict[str, str] = {}
+        self._download(
+            set(places) | set(held), deliver, result, lost=lost_blobs if partial else None
+        )
+        lost: dict[str, str] = {}
+        for path, _, _, entry in staged:
+            why = next((lost_blobs[b] for b, _ in entry.chunks if b in lost_blobs), None)
+            if why is not None:
+                lost[path] = why
         for path, tmp, dest, entry in staged:
-            if path in self.filters:
+            if path in self.filters and path not in lost:
                 data = b"".join(held[blob] or b"" for blob, _ in entry.chunks)
                 if hashlib.sha256(data).hexdigest() != entry.sha256:
                     raise CorruptionError(f"data for {dest.name} does not match its snapshot entry")
                 with _open_new(tmp) as fh:
                     fh.write(self.filters[path].to_local(data))
+        return lost
 
     def _download(
         self,
@@ -1197,18 +1236,23 @@ class Engine:
         deliver: Callable[[str, bytes], None],
         result: Result,
         allow_missing: bool = False,
+        lost: dict[str, str] | None = None,
     ) -> None:
         """Hand every needed blob, verified, to deliver (from several threads at once).
-        With allow_missing, blobs no index knows (a pruned merge base) are left out."""
+        With allow_missing, blobs no index knows (a pruned merge base) are left out. With
+        `lost`, blobs that cannot be had (in no index, or in a damaged or missing pack) are
+        put there with the reason, and the rest is still delivered."""
         if not needed:
             return
         self.refresh_index()
         located = self.state.locate(needed)
         if len(located) != len(needed) and not allow_missing:
-            raise CorruptionError(
-                f"{len(needed) - len(located)} blobs the snapshot needs are missing from the "
-                "repository's indexes"
-            )
+            if lost is None:
+                raise CorruptionError(
+                    f"{len(needed) - len(located)} blobs the snapshot needs are missing from "
+                    "the repository's indexes"
+                )
+            lost.update(dict.fromkeys(needed - located.keys(), "its data is in no index"))
         packs = group_by_pack(located.items())
         advance = self.reporter.progress(
             "downloading", sum(loc.length for pack in packs.values() for loc in pack.values())
@@ -1219,7 +1263,11 @@ class Engine:
             deliver(blob_id, data)
             advance(located[blob_id].length)
 
-        self.repo.read_packs(packs, keep)
+        def damaged(pack: str, exc: SyncError) -> None:
+            assert lost is not None
+            lost.update(dict.fromkeys(packs[pack], str(exc)))
+
+        self.repo.read_packs(packs, keep, None if lost is None else damaged)
         result.downloaded_bytes += self.repo.downloaded_bytes - received_before
 
     def _ask(
@@ -1408,6 +1456,16 @@ def _open_new(path: Path) -> Any:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, flags, 0o600)
     return os.fdopen(fd, "wb")
+
+
+def _missing_folders(folders: set[Path], root: Path) -> set[Path]:
+    """The folders (and their parents inside root) that do not exist yet."""
+    missing: set[Path] = set()
+    for folder in folders:
+        while folder != root and folder.is_relative_to(root) and not folder.exists():
+            missing.add(folder)
+            folder = folder.parent
+    return missing
 
 
 def _sync_dirs(dirs: set[Path]) -> None:

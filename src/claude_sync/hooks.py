@@ -153,3 +153,6 @@ def work(where: Locations, event: str, payload: str) -> None:
         f"{event}: pushed {len(result.pushed)}, pulled {len(result.pulled)}, "
         f"conflicts {len(result.conflicts)}",
     )
+    if result.unavailable:
+        # Damaged data in the repository: `claude-sync pull` names the files and the way out.
+        log(where, f"{event}: warning: {len(result.unavailable)} files could not be downloaded")

@@ -364,6 +364,9 @@ def _sweep(
 
 @dataclass
 class RepairReport:
+    packs_checked: int
+    #: packs whose bytes fail their check: no index leads to them any more
+    packs_damaged: int
     packs_indexed: int
     blobs_restored: int
     #: snapshots still missing data that this machine does not have
@@ -371,24 +374,27 @@ class RepairReport:
 
 
 def repair(engine: Engine) -> RepairReport:
-    """Rebuild the indexes from the packs themselves (one index for every pack present),
-    then upload again, from this machine's files, the blobs that snapshots need and no
-    present pack holds. What no machine that runs this still has stays missing."""
+    """Read every indexed pack, then rebuild the indexes from the packs themselves (one index
+    for every intact pack present), then upload again, from this machine's files, the blobs
+    that snapshots need and no intact pack holds. A damaged pack counts as missing (prune
+    collects it later). What no machine that runs this still has stays missing."""
     repo = engine.repo
     indexes = {name: repo.load_index(name) for name in repo.index_names()}
     present = repo.pack_names()
     indexed = {loc.pack for locations in indexes.values() for loc in locations.values()}
+    damaged = _damaged_packs(engine, indexes, present)
     found: dict[str, BlobLocation] = {
         b: loc
         for locations in indexes.values()
         for b, loc in locations.items()
-        if loc.pack in present
+        if loc.pack in present - damaged
     }
     orphans = sorted(present - indexed)
-    for pack in orphans:
+    # A damaged pack whose header still reads was wrongly indexed: its header says where.
+    for pack in orphans + sorted(damaged):
         with contextlib.suppress(CorruptionError, ObjectNotFoundError):
             found.update(repo.pack_header(pack))
-    if orphans or indexed - present:
+    if orphans or damaged or indexed - present:
         packs: dict[str, list[tuple[str, int, int]]] = {}
         for blob, loc in found.items():
             packs.setdefault(loc.pack, []).append((blob, loc.offset, loc.length))
@@ -399,7 +405,26 @@ def repair(engine: Engine) -> RepairReport:
         engine.state.forget_indexes()
     engine.refresh_index()
     restored, incomplete = _restore_missing_blobs(engine, set(found))
-    return RepairReport(len(orphans), restored, incomplete)
+    return RepairReport(len(indexed & present), len(damaged), len(orphans), restored, incomplete)
+
+
+def _damaged_packs(
+    engine: Engine, indexes: dict[str, dict[str, BlobLocation]], present: set[str]
+) -> set[str]:
+    """Indexed packs that fail when read: their bytes do not match their name, or a blob
+    the index places there does not authenticate."""
+    locations = [
+        (b, loc) for idx in indexes.values() for b, loc in idx.items() if loc.pack in present
+    ]
+    advance = engine.reporter.progress("checking", sum(loc.length for _, loc in locations))
+    damaged: set[str] = set()
+    by_pack = group_by_pack(locations)
+
+    def note(pack: str, _: SyncError) -> None:
+        damaged.add(pack)
+
+    engine.repo.read_packs(by_pack, lambda _, data: advance(len(data)), note)
+    return damaged
 
 
 def _restore_missing_blobs(engine: Engine, stored: set[str]) -> tuple[int, list[int]]:

@@ -31,6 +31,7 @@ from claude_sync.errors import (
     CorruptionError,
     ObjectNotFoundError,
     RevokedError,
+    SyncError,
     WrongKeyError,
 )
 from claude_sync.session_summary import SessionSummary
@@ -340,14 +341,24 @@ class Repository:
         return data
 
     def read_packs(
-        self, packs: dict[str, dict[str, BlobLocation]], sink: Callable[[str, bytes], None]
+        self,
+        packs: dict[str, dict[str, BlobLocation]],
+        sink: Callable[[str, bytes], None],
+        damaged: Callable[[str, SyncError], None] | None = None,
     ) -> None:
         """Hand every wanted blob of many packs to sink, `parallel` packs at a time. Each
-        worker holds one pack and one blob at a time, so memory stays bounded."""
+        worker holds one pack and one blob at a time, so memory stays bounded. With
+        `damaged`, a pack that is damaged or missing is reported there and the others are
+        still read; without it, it fails the whole read."""
 
         def one(item: tuple[str, dict[str, BlobLocation]]) -> None:
-            for blob_id, plain in self.iter_pack(*item):
-                sink(blob_id, plain)
+            try:
+                for blob_id, plain in self.iter_pack(*item):
+                    sink(blob_id, plain)
+            except (CorruptionError, ObjectNotFoundError) as exc:
+                if damaged is None:
+                    raise
+                damaged(item[0], exc)
 
         self._each(one, list(packs.items()), PACKS_IN_MEMORY)
 

@@ -1,0 +1,124 @@
+"""A damaged pack: pull installs what is intact, repair uploads the damaged data again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import Machine, snapshot_tree
+from hypothesis import given, note, settings
+from hypothesis import strategies as st
+
+
+def _packs(repo_dir: Path) -> set[Path]:
+    return {p for p in (repo_dir / "data").rglob("*") if p.is_file()}
+
+
+def _damage_newest_pack(make_machine, repo_dir) -> tuple[Machine, Path]:
+    """Twelve files in one push, then one more in its own pack, which gets a flipped byte."""
+    a = make_machine("a")
+    for i in range(6):
+        a.write(f"agents/a{i}.md", f"agent {i}\n" * 50)
+        a.write(f"rules/r{i}.md", f"rule {i}\n" * 50)
+    a.run("init", str(repo_dir), "--device", "laptop")
+    a.run("push")
+    before = _packs(repo_dir)
+    a.write("agents/deep/new.md", "the newest file\n" * 50)
+    a.run("push")
+    (newest,) = _packs(repo_dir) - before
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    return a, newest
+
+
+def test_joining_with_a_damaged_pack_installs_the_intact_files(make_machine, repo_dir):
+    a, _ = _damage_newest_pack(make_machine, repo_dir)
+    c = make_machine("c")
+    proc = c.run("init", str(repo_dir), "--sync", check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and "claude-sync repair" in last, proc.stderr
+    assert "agents/deep/new.md" in proc.stderr, proc.stderr
+    # The twelve intact files are here, as they are on a; the damaged one is not, nor its folder.
+    expected = snapshot_tree(a.claude)
+    got = snapshot_tree(c.claude)
+    assert set(got) == set(expected) - {"agents/deep/new.md"}, sorted(got)
+    assert all(got[p][0] == expected[p][0] for p in got)
+    assert not (c.claude / "agents/deep").exists()
+    # Not up to date: the next pull tries again, and still says what is wrong.
+    status = c.run("status", check=False)
+    assert "up to date" not in status.stdout, status.stdout
+    assert "agents/deep/new.md" in status.stdout, status.stdout
+    again = c.run("pull", check=False)
+    assert again.returncode == 1 and "agents/deep/new.md" in again.stderr, again.stderr
+
+    # a still has the file: repair finds the damaged pack and uploads its data again.
+    fixed = a.run("repair", check=False)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "1 damaged (" in fixed.stdout, fixed.stdout
+    c.run("pull")
+    # (repair's scan leaves a an empty claude-sync/mcp-servers.json, pushed by no one)
+    assert snapshot_tree(c.claude) == {
+        p: v for p, v in snapshot_tree(a.claude).items() if not p.startswith("claude-sync/")
+    }
+    assert "up to date" in c.run("status").stdout
+    a.run("verify", "--read-data")
+
+
+def test_repair_without_the_damaged_files_says_what_stays_broken(make_machine, repo_dir):
+    a, _ = _damage_newest_pack(make_machine, repo_dir)
+    (a.claude / "agents/deep/new.md").unlink()
+    proc = a.run("repair", check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 damaged (" in proc.stdout and "error:" in proc.stderr, proc.stderr
+    # The index no longer leads to the damaged pack: plain verify sees the loss.
+    assert a.run("verify", check=False).returncode == 1
+
+
+def test_plain_verify_does_not_claim_the_data_is_intact(make_machine, repo_dir):
+    a, _ = _damage_newest_pack(make_machine, repo_dir)
+    plain = a.run("verify").stdout
+    assert "No problems found." not in plain and "--read-data" in plain, plain
+    deep = a.run("verify", "--read-data", check=False)
+    assert deep.returncode == 1 and "damaged" in deep.stderr, deep.stderr
+
+
+@settings(max_examples=6, deadline=None, print_blob=True)
+@given(damage=st.lists(st.sampled_from(["intact", "flipped", "deleted"]), min_size=3, max_size=3))
+def test_a_pull_gets_exactly_the_files_of_intact_packs(tmp_path_factory, damage):
+    """Three files, each in its own pack, each pack intact, damaged or gone: the pull installs
+    exactly the files of intact packs and names the others; after repair it gets them all."""
+    note(f"packs: {damage}")
+    root = tmp_path_factory.mktemp("damage")
+    repo_dir = root / "repository"
+    repo_dir.mkdir()
+    a, c = Machine(root / "a"), Machine(root / "c")
+    a.home.mkdir()
+    c.home.mkdir()
+    a.run("init", str(repo_dir))
+    packs: dict[str, Path] = {}
+    for i in range(3):
+        before = _packs(repo_dir)
+        a.write(f"agents/f{i}/file.md", f"file {i}\n" * 40)
+        a.run("push")
+        (packs[f"agents/f{i}/file.md"],) = _packs(repo_dir) - before
+    for pack, how in zip(packs.values(), damage, strict=True):
+        if how == "flipped":
+            data = bytearray(pack.read_bytes())
+            data[0] ^= 1
+            pack.write_bytes(bytes(data))
+        elif how == "deleted":
+            pack.unlink()
+    lost = {path for path, how in zip(packs, damage, strict=True) if how != "intact"}
+    proc = c.run("init", str(repo_dir), "--sync", check=False)
+    assert proc.returncode == (1 if lost else 0), proc.stderr
+    assert set(snapshot_tree(c.claude)) == set(packs) - lost
+    for path in packs:
+        assert (path in proc.stderr) == (path in lost), proc.stderr
+        assert (c.claude / path).parent.exists() == (path not in lost)
+    a.run("repair")
+    c.run("pull")
+    assert {p: snapshot_tree(c.claude)[p][0] for p in packs} == {
+        p: snapshot_tree(a.claude)[p][0] for p in packs
+    }
