@@ -1,4 +1,4 @@
-"""The command line (CONTRACT.md): parse, call the engine, print. Nothing else lives here."""
+"""The command line (docs/CLI.md): parse, call the engine, print. Nothing else lives here."""
 
 from __future__ import annotations
 
