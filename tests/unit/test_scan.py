@@ -1,0 +1,123 @@
+"""What a scan reads, and what it reports as skipped instead: never a silent gap."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from claude_sync.resources import (
+    TMP_MARKER,
+    Skipped,
+    linked_tops,
+    scan,
+    select,
+)
+
+
+def found(root: Path, names: list[str] | None = None, only: tuple[str, ...] = ()):  # type: ignore[no-untyped-def]
+    skipped: list[Skipped] = []
+    sel = select(names or [], {"hooks": True})
+    if only:
+        sel = type(sel)(sel.types, only=only)
+    return sorted(f.path for f in scan(root, sel, skipped)), {s.path: s for s in skipped}
+
+
+def write(root: Path, rel: str, data: str = "x") -> Path:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data)
+    return path
+
+
+def test_a_scan_reads_synced_files_and_reports_the_rest(tmp_path: Path) -> None:
+    root = tmp_path / ".claude"
+    write(root, "agents/a.md")
+    write(root, "agents/sub/b.md")
+    write(root, "settings.json", "{}")
+    write(root, "statsig/x")
+    write(root, "agents/.credentials.json")
+    write(root, "agents/empty.md", "")
+    (root / "agents/dir.md").mkdir()
+    write(tmp_path, "outside.md")
+    (root / "agents/out.md").symlink_to(tmp_path / "outside.md")
+    (root / "agents/in.md").symlink_to(root / "agents/a.md")
+    (root / "agents/broken.md").symlink_to(root / "nowhere")
+    (root / "agents/linked").symlink_to(root / "agents/sub")
+    write(root, "agents/back\\slash.md")
+    paths, skipped = found(root)
+    assert paths == ["agents/a.md", "agents/in.md", "agents/sub/b.md", "settings.json"]
+    assert skipped["agents/empty.md"].reason == "is empty"
+    assert "outside the synced folder" in skipped["agents/out.md"].reason
+    assert "broken link" in skipped["agents/broken.md"].reason
+    assert skipped["agents/linked"].folder and "not followed" in skipped["agents/linked"].reason
+    assert "backslash" in skipped["agents/back\\slash.md"].reason
+    assert set(skipped) == {
+        "agents/empty.md",
+        "agents/out.md",
+        "agents/broken.md",
+        "agents/linked",
+        "agents/back\\slash.md",
+    }
+
+
+def test_a_scan_of_some_paths_reads_only_those(tmp_path: Path) -> None:
+    root = tmp_path / ".claude"
+    write(root, "agents/a.md")
+    write(root, "agents/b/c.md")
+    write(root, "commands/k.md")
+    assert found(root, only=("agents/b",))[0] == ["agents/b/c.md"]
+    assert found(root, only=("agents/a.md", "commands/k.md"))[0] == ["agents/a.md", "commands/k.md"]
+    assert found(root, ["commands"])[0] == ["commands/k.md"]
+    assert found(tmp_path / "missing")[0] == []
+
+
+def test_a_linked_resource_is_followed_where_it_points(tmp_path: Path) -> None:
+    root = tmp_path / ".claude"
+    root.mkdir()
+    dotfiles = tmp_path / "dotfiles"
+    write(dotfiles, "agents/a.md")
+    write(dotfiles, "CLAUDE.md")
+    write(tmp_path, "elsewhere.md")
+    (dotfiles / "agents/out.md").symlink_to(tmp_path / "elsewhere.md")
+    (root / "agents").symlink_to(dotfiles / "agents")
+    (root / "CLAUDE.md").symlink_to(dotfiles / "CLAUDE.md")
+    (root / "rules").symlink_to(tmp_path / "nowhere")
+    paths, skipped = found(root)
+    assert paths == ["CLAUDE.md", "agents/a.md"]
+    assert set(skipped) == {"agents/out.md", "rules"}
+    assert linked_tops(root) == {
+        "CLAUDE.md": str((dotfiles / "CLAUDE.md").resolve()),
+        "agents": str((dotfiles / "agents").resolve()),
+    }
+
+
+def test_a_folder_linked_out_of_the_claude_folder_is_skipped(tmp_path: Path) -> None:
+    root = tmp_path / ".claude"
+    root.mkdir()
+    write(tmp_path, "todos/t.json")
+    (root / "todos").symlink_to(tmp_path / "todos")
+    paths, skipped = found(root, ["todos"])
+    assert paths == [] and skipped["todos"].folder
+
+
+def test_an_unreadable_folder_is_skipped_not_empty(tmp_path: Path) -> None:
+    root = tmp_path / ".claude"
+    write(root, "agents/locked/a.md")
+    (root / "agents/locked").chmod(0)
+    try:
+        paths, skipped = found(root)
+    finally:
+        (root / "agents/locked").chmod(0o755)
+    if os.geteuid() != 0:
+        assert paths == [] and "cannot be read" in skipped["agents/locked"].reason
+
+
+def test_stale_temporary_files_are_removed_and_fresh_ones_kept(tmp_path: Path) -> None:
+    root = tmp_path / ".claude"
+    stale = write(root, f"agents/{TMP_MARKER}-old")
+    fresh = write(root, f"agents/{TMP_MARKER}-new")
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    assert found(root)[0] == []
+    assert not stale.exists() and fresh.exists()
