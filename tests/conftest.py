@@ -13,6 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Property tests: scripts/test.sh (what CI runs) selects "ci", where every run draws the
+# same examples (a failure reproduces by running again, and a pass is not luck of the day);
+# elsewhere each run explores new ones. Both print the reproduction blob of a failure.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("dev", print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 PASSPHRASE = "correct horse battery staple"
 #: the day test transcripts were recorded: yesterday, so that pull's default window (sessions
