@@ -195,3 +195,46 @@ def test_has_local_changes_sees_edits_and_deletions_but_not_vanished_sessions() 
     assert not has_local_changes(view({}), {SESSION: "a"}, everything)
     assert not has_local_changes(view({}, unknown={EARLY}), {EARLY: "a"}, everything)
     assert has_local_changes(view({}), {SESSION: "a", EARLY: "a"}, everything)
+
+
+def test_paths_outside_the_selection_or_any_type_do_not_end_the_plan() -> None:
+    local = view({"Junk/x": "n", AGENT: "n", "commands/c.md": "n"})
+    plan = plan_push(local, {}, None, lambda p: p != AGENT)
+    assert list(plan.upload) == ["commands/c.md"]
+
+
+def test_a_vanished_session_does_not_end_the_push() -> None:
+    local = view({"rules/r.md": "new"})
+    remote = head({"rules/r.md": "a"})
+    plan = plan_push(local, bases({SESSION: "a", "rules/r.md": "a"}), remote, everything)
+    assert list(plan.upload) == ["rules/r.md"] and plan.remove == []
+
+
+def test_no_head_means_nothing_to_pull() -> None:
+    plan = plan_pull(view({AGENT: "a"}), {}, None, everything, "ask", lambda p, s: False)
+    assert plan.write == {} and plan.merges == {} and plan.head is None
+
+
+def test_a_session_deleted_there_is_kept_here_and_its_base_forgotten() -> None:
+    unchanged = pull(view({SESSION: "a"}), {SESSION: "a"}, {})
+    assert unchanged.adopt == {SESSION: None} and unchanged.delete == []
+    assert unchanged.adopt[SESSION] is None
+    grown = pull(view({SESSION: "more"}), {SESSION: "a"}, {})
+    assert grown.adopt[SESSION] is None and grown.delete == [] and not grown.conflicts
+
+
+def test_whether_an_old_version_was_synced_is_asked_of_its_own_path() -> None:
+    asked: list[tuple[str, str]] = []
+
+    def was_synced(path: str, sha: str) -> bool:
+        asked.append((path, sha))
+        return True
+
+    plan = plan_pull(view({AGENT: "old"}), {}, head({AGENT: "new"}), everything, "ask", was_synced)
+    assert asked == [(AGENT, "old")] and plan.write == {AGENT: entry("new")}
+
+
+def test_a_deletion_conflict_records_its_base_and_the_remote_head() -> None:
+    plan = pull(view({}), {AGENT: "b"}, {AGENT: "t"})
+    [found] = plan.conflicts
+    assert (found.base_sha256, found.remote_device, found.remote_seq) == ("b", "other", 2)
