@@ -42,6 +42,8 @@ def test_a_selection_covers_its_types_paths_and_globs() -> None:
     assert [t.name for t in sel.types] == ["agents", "commands"]
     assert sel.covers("agents/a/b.md") and not sel.covers("agents/x.bak")
     assert not sel.covers("rules/x.md")
+    narrow = select(["agents", "commands"], {}, include=("agents/*",))
+    assert narrow.covers("agents/x.md") and not narrow.covers("commands/c.md")
     only = Selection(sel.types, only=("agents/a",))
     assert only.covers("agents/a") and only.covers("agents/a/x") and not only.covers("agents/ab")
     assert only.covers("commands/c", only=())

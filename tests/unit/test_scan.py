@@ -45,20 +45,19 @@ def test_a_scan_reads_synced_files_and_reports_the_rest(tmp_path: Path) -> None:
     (root / "agents/broken.md").symlink_to(root / "nowhere")
     (root / "agents/linked").symlink_to(root / "agents/sub")
     write(root, "agents/back\\slash.md")
+    os.mkfifo(root / "agents/pipe.md")
     paths, skipped = found(root)
     assert paths == ["agents/a.md", "agents/in.md", "agents/sub/b.md", "settings.json"]
-    assert skipped["agents/empty.md"].reason == "is empty"
-    assert "outside the synced folder" in skipped["agents/out.md"].reason
-    assert "broken link" in skipped["agents/broken.md"].reason
-    assert skipped["agents/linked"].folder and "not followed" in skipped["agents/linked"].reason
-    assert "backslash" in skipped["agents/back\\slash.md"].reason
-    assert set(skipped) == {
-        "agents/empty.md",
-        "agents/out.md",
-        "agents/broken.md",
-        "agents/linked",
-        "agents/back\\slash.md",
-    }
+    outside = tmp_path.resolve() / "outside.md"
+    expected = [
+        Skipped("agents/back\\slash.md", False, "has a backslash in its name"),
+        Skipped("agents/broken.md", False, "is a broken link or a link loop"),
+        Skipped("agents/empty.md", False, "is empty"),
+        Skipped("agents/linked", True, "is a linked folder, which is not followed"),
+        Skipped("agents/out.md", False, f"is a link to {outside}, outside the synced folder"),
+        Skipped("agents/pipe.md", False, "is not a regular file"),
+    ]
+    assert sorted(skipped.values(), key=lambda s: s.path) == expected
 
 
 def test_a_scan_of_some_paths_reads_only_those(tmp_path: Path) -> None:
@@ -83,9 +82,13 @@ def test_a_linked_resource_is_followed_where_it_points(tmp_path: Path) -> None:
     (root / "agents").symlink_to(dotfiles / "agents")
     (root / "CLAUDE.md").symlink_to(dotfiles / "CLAUDE.md")
     (root / "rules").symlink_to(tmp_path / "nowhere")
+    write(dotfiles, "agents/sub/b.md")
     paths, skipped = found(root)
-    assert paths == ["CLAUDE.md", "agents/a.md"]
+    assert paths == ["CLAUDE.md", "agents/a.md", "agents/sub/b.md"]
     assert set(skipped) == {"agents/out.md", "rules"}
+    assert skipped["rules"] == Skipped("rules", True, "is a broken link or a link loop")
+    # One file of a linked folder, alone: followed into the dotfiles too.
+    assert found(root, only=("agents/sub/b.md",))[0] == ["agents/sub/b.md"]
     assert linked_tops(root) == {
         "CLAUDE.md": str((dotfiles / "CLAUDE.md").resolve()),
         "agents": str((dotfiles / "agents").resolve()),
