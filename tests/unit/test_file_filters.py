@@ -42,6 +42,8 @@ def test_a_windows_home_is_matched_in_either_drive_case_and_written_back_escaped
     assert win.to_local(stored) == (
         b'{"h": "node C:\\\\Users\\\\ann\\\\hooks\\\\x.js --flag", "o": "C:\\\\Users\\\\annie"}'
     )
+    upper = b'"C:\\\\Users\\\\ann\\\\x"'
+    assert win.to_logical(upper) == b'"${CLAUDE_SYNC_HOME}/x"'
     linux = HomeFilter(PurePosixPath("/home/ann"))
     assert linux.to_local(stored).startswith(b'{"h": "node /home/ann/hooks/x.js --flag"')
 

@@ -238,3 +238,13 @@ def test_a_deletion_conflict_records_its_base_and_the_remote_head() -> None:
     plan = pull(view({}), {AGENT: "b"}, {AGENT: "t"})
     [found] = plan.conflicts
     assert (found.base_sha256, found.remote_device, found.remote_seq) == ("b", "other", 2)
+
+
+def test_a_conflict_with_no_remote_head_records_an_empty_remote() -> None:
+    # This machine has bases but the repository has no snapshot (replaced, or pruned away).
+    plan = plan_push(view({AGENT: "mine"}), bases({AGENT: "old"}), None, everything)
+    [found] = plan.conflicts
+    assert (found.remote_device, found.remote_seq, found.remote_time) == ("", 0, 0.0)
+    timed = Snapshot(4, 3, "laptop", 12.5, {AGENT: entry("theirs")})
+    [found] = plan_push(view({AGENT: "mine"}), bases({AGENT: "old"}), timed, everything).conflicts
+    assert (found.remote_device, found.remote_seq, found.remote_time) == ("laptop", 4, 12.5)

@@ -159,3 +159,27 @@ def test_a_folder_linked_outside_is_recorded_as_a_folder(tmp_path: Path) -> None
 def test_globs_reach_the_selection() -> None:
     sel = select(["agents"], {}, include=("agents/a*",), exclude=("*.bak",))
     assert sel.include == ("agents/a*",) and sel.exclude == ("*.bak",)
+
+
+def test_a_link_inside_a_linked_folder_is_judged_against_where_the_folder_leads(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / ".claude"
+    root.mkdir()
+    dotfiles = tmp_path / "dotfiles"
+    write(dotfiles, "agents/a.md")
+    (dotfiles / "agents/sub").mkdir()
+    (dotfiles / "agents/sub/c.md").symlink_to(dotfiles / "agents/a.md")
+    (root / "agents").symlink_to(dotfiles / "agents")
+    assert found(root, only=("agents/sub/c.md",)) == (["agents/sub/c.md"], {})
+    assert found(root, ["commands"], only=("agents/a.md",)) == ([], {})
+
+
+def test_a_link_loop_in_place_of_a_folder_is_skipped(tmp_path: Path) -> None:
+    root = tmp_path / ".claude"
+    root.mkdir()
+    (root / "rules").symlink_to(root / "rules2")
+    (root / "rules2").symlink_to(root / "rules")
+    assert found(root, ["rules"])[1] == {
+        "rules": Skipped("rules", True, "is a broken link or a link loop")
+    }
