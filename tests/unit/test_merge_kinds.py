@@ -33,7 +33,37 @@ def test_a_transcript_merges_as_a_transcript() -> None:
     assert merged != merge_history(local, remote)
 
 
-def test_history_merges_as_history() -> None:
-    older = line(display="a", timestamp=1, project="/p")
-    newer = line(display="b", timestamp=2, project="/p")
+def test_history_merges_as_history_in_time_order() -> None:
+    older = line(display="z", timestamp=1, project="/p")
+    newer = line(display="a", timestamp=2, project="/p")
     assert merge_file("history.jsonl", None, newer, older) == older + newer
+    assert merge_file("./history.jsonl", None, older, newer) == older + newer
+
+
+def test_json_merges_key_by_key_against_the_base() -> None:
+    base = b'{"a": 1, "b": 1}'
+    local, remote = b'{"a": 2, "b": 1}', b'{"a": 1, "b": 3, "\\u00e9": 1}'
+    merged = merge_file("settings.json", base, local, remote)
+    assert merged == '{\n  "a": 2,\n  "b": 3,\n  "\u00e9": 1\n}\n'.encode()
+    # Without the base, both sides changed "a" and "b": a conflict.
+    assert merge_file("settings.json", None, local, remote) is None
+    assert merge_file("agents/x.json", base, local, remote) == merged
+
+
+def test_mcp_servers_merge_entry_by_entry() -> None:
+    from claude_sync.merge import MCP_SERVERS
+
+    base = b'{"a": {"cmd": "x", "args": []}}'
+    local = b'{"a": {"cmd": "y", "args": []}}'
+    remote = b'{"a": {"cmd": "x", "args": ["-v"]}, "b": {"cmd": "z"}}'
+    # Key by key this would merge; entry by entry, "a" changed on both sides: a conflict.
+    assert merge_file(MCP_SERVERS, base, local, remote) is None
+    merged = merge_file(MCP_SERVERS, base, local, b'{"a": {"cmd": "x", "args": []}, "b": {}}')
+    assert json.loads(merged or b"") == {"a": {"cmd": "y", "args": []}, "b": {}}
+
+
+def test_other_files_merge_as_text() -> None:
+    base = b"one\ntwo\nthree\n"
+    local, remote = b"ONE\ntwo\nthree\n", b"one\ntwo\nTHREE\n"
+    assert merge_file("agents/x.md", base, local, remote) == b"ONE\ntwo\nTHREE\n"
+    assert merge_file("agents/x.md", None, local, remote) is None
