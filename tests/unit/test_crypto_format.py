@@ -123,3 +123,11 @@ def test_error_messages_name_what_is_wrong() -> None:
         crypto.unwrap_master({**obj, "version": 9}, b"r" * 32, "keys/r")
     with pytest.raises(crypto.WrongKeyError, match=r"^not a key object of this kind$"):
         crypto.unwrap_master(obj, "pw", "keys/r")
+
+
+def test_the_first_key_epoch_seals_under_its_own_key() -> None:
+    ring = crypto.KeyRing(MASTER, {1: bytes(32)})
+    sealed = ring.seal("n", b"body")
+    assert sealed[:5] == bytes([2, 0, 0, 0, 1])
+    with pytest.raises(crypto.RevokedError):
+        crypto.KeyRing(MASTER).open("n", sealed)  # the master key alone no longer opens it
