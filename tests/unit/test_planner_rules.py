@@ -104,6 +104,7 @@ def test_a_push_conflict_records_both_sides() -> None:
         "remote_time": 0.0,
         "local_mtime_ns": 5,
         "copy": None,
+        "held": None,
     }
 
 
