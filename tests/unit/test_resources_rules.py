@@ -49,3 +49,14 @@ def test_a_selection_covers_its_types_paths_and_globs() -> None:
     assert only.covers("commands/c", only=())
     defaults = {t.name for t in select([], {"todos": True, "history": False}).types}
     assert "todos" in defaults and "history" not in defaults and "hooks" not in defaults
+
+
+def test_modes_from_the_repository_are_capped() -> None:
+    from claude_sync.resources import capped_mode
+
+    assert capped_mode("agents/x.md", 0o777) == 0o644
+    assert capped_mode("agents/x.md", 0o600) == 0o600
+    assert capped_mode("hooks/x.sh", 0o777) == 0o755
+    assert capped_mode("hooks/x.sh", 0o4700) == 0o700
+    assert capped_mode("agents/x.md", 0o7000) == 0o600  # nothing left: owner read-write
+    assert capped_mode("junk/x", 0o777) == 0o644
