@@ -103,3 +103,17 @@ def test_history_paths_keep_bytes_that_are_not_utf8() -> None:
     assert stored == b'{"project": "${CLAUDE_SYNC_PATH:~}/caf\xe9"}'
     assert history.to_local(stored) == line
     assert history.to_local(b'{"project": "${CLAUDE_SYNC_PATH:~}/caf\xe9"}') == line
+
+
+def test_a_session_resumed_in_another_folder_keeps_its_project_both_ways() -> None:
+    moved = {"s1": ["-tmp-elsewhere", "~-code-app"]}
+    mapper = PathMapper(PurePosixPath("/home/ann"), home_aliases=[], moved=moved)
+    for rest in ("/s1.jsonl", "/s1/subagents/agent-1.jsonl"):
+        assert mapper.to_logical(f"projects/-tmp-elsewhere{rest}") == f"projects/~-code-app{rest}"
+        assert mapper.to_local(f"projects/~-code-app{rest}") == f"projects/-tmp-elsewhere{rest}"
+    # Other sessions, and the moved one under another folder, follow the usual rules.
+    assert (
+        mapper.to_logical("projects/-tmp-elsewhere/s2.jsonl") == "projects/-tmp-elsewhere/s2.jsonl"
+    )
+    assert mapper.to_logical("projects/-home-ann-x/s1.jsonl") == "projects/~-x/s1.jsonl"
+    assert mapper.to_local("projects/~-x/s1.jsonl") == "projects/-home-ann-x/s1.jsonl"
