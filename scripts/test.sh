@@ -33,4 +33,6 @@ command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq
 # The tests start the CLI hundreds of times: let Python keep compiled bytecode (an
 # environment that forbids it makes every start recompile claude-sync, boto3 and more).
 unset PYTHONDONTWRITEBYTECODE
+# Property tests draw the same examples on every run here (tests/conftest.py).
+export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
 exec .venv/bin/python -m pytest -n 2 --cov --cov-report=term --cov-fail-under=90 "$@"

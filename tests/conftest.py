@@ -13,6 +13,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# Property tests: scripts/test.sh (what CI runs) selects "ci", where every run draws the
+# same examples (a failure reproduces by running again, and a pass is not luck of the day);
+# elsewhere each run explores new ones. Both print the reproduction blob of a failure.
+hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis_settings.register_profile("dev", print_blob=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(autouse=True)
+def fresh_type_cache() -> Iterator[None]:
+    """resources.type_of is memoised: a result cached by an earlier in-process test (or, under
+    mutmut, by the unmutated run its workers fork from) would hide what the code decides now."""
+    from claude_sync import resources
+
+    resources.type_of.cache_clear()
+    yield
+
 
 PASSPHRASE = "correct horse battery staple"
 #: the day test transcripts were recorded: yesterday, so that pull's default window (sessions

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import random
+import selectors
 import socket
 import subprocess
+import time
+from typing import Any
 
 
 def free_port() -> int:
@@ -14,7 +17,7 @@ def free_port() -> int:
         return port
 
 
-def stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+def stop(proc: subprocess.Popen[Any], timeout: float = 10) -> None:
     """Ask politely, then insist: a server must never outlive its test."""
     proc.terminate()
     try:
@@ -22,6 +25,24 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def wait_for_line(proc: subprocess.Popen[str], prefix: str, timeout: float = 60) -> str:
+    """The first line of proc's stdout that starts with prefix; fails (never hangs) when it
+    does not come in time or the process ends first."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0:
+            if not sel.select(left):
+                break
+            line = proc.stdout.readline()
+            if not line:
+                raise AssertionError(f"the process ended before printing {prefix!r}")
+            if line.startswith(prefix):
+                return line
+    raise AssertionError(f"no line starting {prefix!r} within {timeout} s")
 
 
 def _is_free(port: int) -> bool:

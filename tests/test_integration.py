@@ -9,6 +9,7 @@ import sys
 import time
 
 from conftest import Machine, transcript
+from processes import stop, wait_for_line
 
 PROJECT = "-srv-code-app"
 
@@ -178,7 +179,7 @@ def test_watch_pushes_new_session_and_stops_on_sigterm(machines, repo_dir):
         text=True,
     )
     try:
-        time.sleep(1.5)  # let the watcher start observing
+        wait_for_line(watcher, "Watching")  # printed once changes are observed
         a.write(f"projects/{PROJECT}/new.jsonl", transcript("new", 4))
 
         def landed() -> bool:
@@ -192,7 +193,10 @@ def test_watch_pushes_new_session_and_stops_on_sigterm(machines, repo_dir):
         assert wait_for(lambda: (a.claude / "agents/from-b.md").exists(), 30)
     finally:
         watcher.send_signal(signal.SIGTERM)
-        out, err = watcher.communicate(timeout=30)
+        try:
+            out, err = watcher.communicate(timeout=30)
+        finally:
+            stop(watcher)  # a hung watcher must not outlive the test
     assert watcher.returncode == 0, err
     assert "Stopped." in out
 

@@ -23,13 +23,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from conftest import DAY0, Machine, transcript
+from processes import stop, wait_for_line
 
 from claude_sync.pathmap import encode
 
@@ -235,11 +235,12 @@ def watch_until_ctrl_c(sb: Sandbox) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().startswith("Watching")
-    time.sleep(1.0)  # the banner comes just before watch() takes over Ctrl-C
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    try:
+        wait_for_line(proc, "Watching")  # printed once Ctrl-C stops it cleanly
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        stop(proc)  # a hung watcher must not outlive the test
     assert proc.returncode == 0, err
     assert "Stopped." in out
 

@@ -1,4 +1,4 @@
-"""The command line (CONTRACT.md): parse, call the engine, print. Nothing else lives here."""
+"""The command line (docs/CLI.md): parse, call the engine, print. Nothing else lives here."""
 
 from __future__ import annotations
 
@@ -967,10 +967,12 @@ def watch(where: Locations, debounce: float, interval: float) -> None:
 
         return go
 
-    out.print(f"Watching {where.claude_dir} (Ctrl-C to stop)", markup=False)
+    def ready() -> None:
+        out.print(f"Watching {where.claude_dir} (Ctrl-C to stop)", markup=False)
+
     from claude_sync import watcher
 
-    watcher.watch(where.claude_dir, mapper, run("push"), run("pull"), debounce, interval)
+    watcher.watch(where.claude_dir, mapper, run("push"), run("pull"), debounce, interval, ready)
     out.print("Stopped.")
 
 

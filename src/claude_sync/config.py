@@ -1,4 +1,4 @@
-"""Where things live (CONTRACT.md "Locations") and claude-sync's own config and key files."""
+"""Where things live (docs/CLI.md "Locations") and claude-sync's own config and key files."""
 
 from __future__ import annotations
 

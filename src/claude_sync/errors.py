@@ -1,4 +1,4 @@
-"""Exceptions that reach the user as one `error:` line and an exit code (see CONTRACT.md)."""
+"""Exceptions that reach the user as one `error:` line and an exit code (docs/CLI.md)."""
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -1,4 +1,4 @@
-"""Where the passphrase comes from (CONTRACT.md "Secrets without a terminal"), and whether a
+"""Where the passphrase comes from (docs/CLI.md "Secrets without a terminal"), and whether a
 new one is strong enough.
 
 The key objects are readable by the storage provider, so a passphrase is only as good as

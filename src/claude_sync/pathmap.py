@@ -179,17 +179,27 @@ class HomeFilter:
         text = str(home)
         self.windows = bool(_WINDOWS_PATH.match(text))
         self.home = text.rstrip("/\\").encode()
-        escaped = re.escape(self.home.replace(b"\\", b"\\\\")[1:])
-        drive = b"[" + re.escape(self.home[:1].upper() + self.home[:1].lower()) + b"]"
-        self._windows_home = re.compile(
-            drive + escaped + rb"(?P<rest>(?:(?:\\\\|/)" + _SEGMENT + rb")*)(?!" + _SEGMENT + rb")"
-        )
+        # Only a Windows home has a drive letter to build the pattern from (a home of "/" has
+        # no letters at all).
+        self._windows_home: re.Pattern[bytes] | None = None
+        if self.windows:
+            escaped = re.escape(self.home.replace(b"\\", b"\\\\")[1:])
+            drive = b"[" + re.escape(self.home[:1].upper() + self.home[:1].lower()) + b"]"
+            self._windows_home = re.compile(
+                drive
+                + escaped
+                + rb"(?P<rest>(?:(?:\\\\|/)"
+                + _SEGMENT
+                + rb")*)(?!"
+                + _SEGMENT
+                + rb")"
+            )
         self._token = re.compile(re.escape(HOME_TOKEN) + rb"(?P<rest>(?:/" + _SEGMENT + rb")*)")
 
     def to_logical(self, data: bytes) -> bytes:
         if len(self.home) < 2:
             return data
-        if self.windows:
+        if self._windows_home is not None:
             return self._windows_home.sub(
                 lambda m: HOME_TOKEN + m["rest"].replace(b"\\\\", b"/"), data
             )

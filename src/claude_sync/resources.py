@@ -268,6 +268,11 @@ class _Walk:
         try:
             real = os.path.realpath(f"{self.root}/{folder}", strict=True)
         except FileNotFoundError:
+            # A missing folder has nothing to sync; a dangling link (a dotfiles checkout not
+            # there right now) hides files that exist: reading it as empty would delete them
+            # everywhere.
+            if os.path.islink(f"{self.root}/{folder}"):
+                self.skip(folder, True, "is a broken link or a link loop")
             return
         except OSError:
             self.skip(folder, True, "is a broken link or a link loop")

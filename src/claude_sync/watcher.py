@@ -55,8 +55,11 @@ def watch(
     pull: Callable[[], None],
     debounce: float,
     interval: float,
+    ready: Callable[[], None],
 ) -> None:
-    """Run until Ctrl-C or SIGTERM; push and pull report their own errors and never stop us."""
+    """Run until Ctrl-C or SIGTERM; push and pull report their own errors and never stop us.
+    ready() is called once changes are observed and both signals stop us cleanly: a banner
+    printed earlier would promise more than is true (and tests would have to guess when)."""
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -70,6 +73,7 @@ def watch(
     observer.start()
     next_pull = time.monotonic()
     try:
+        ready()
         while not stop.is_set():
             if time.monotonic() >= next_pull:
                 pull()

@@ -1,4 +1,4 @@
-"""Storage backends and the remote-URL syntax of CONTRACT.md.
+"""Storage backends and the remote-URL syntax of docs/CLI.md "Remotes".
 
 Each backend module provides `normalize(remote) -> str` (validate and canonicalize a remote of
 its scheme, raising ConfigError) and `open_remote(remote, options) -> ObjectStore`. They are

@@ -1,0 +1,78 @@
+"""settings.json and history.jsonl hold absolute paths: stored with the home (or a mapped
+folder) as a token, written back with this machine's."""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath, PureWindowsPath
+
+from claude_sync.merge import HISTORY_PATH
+from claude_sync.pathmap import (
+    HOME_MAPPED,
+    HOME_TOKEN,
+    HistoryFilter,
+    HomeFilter,
+    PathMapper,
+    file_filters,
+)
+
+
+def test_the_home_becomes_a_token_and_comes_back_as_the_other_home() -> None:
+    here, there = HomeFilter(PurePosixPath("/home/ann")), HomeFilter(PurePosixPath("/Users/ann/"))
+    data = b'{"a": "/home/ann/x/y", "b": "/home/ann", "c": "/home/annie/z", "d": "x/home/ann"}'
+    stored = here.to_logical(data)
+    assert stored == (
+        b'{"a": "${CLAUDE_SYNC_HOME}/x/y", "b": "${CLAUDE_SYNC_HOME}", '
+        b'"c": "/home/annie/z", "d": "x/home/ann"}'
+    )
+    assert there.to_local(stored) == data.replace(b"/home/ann", b"/Users/ann").replace(
+        b"/Users/annie", b"/home/annie"
+    ).replace(b"x/Users/ann", b"x/home/ann")
+    assert HomeFilter(PurePosixPath("/")).to_logical(b'"/x"') == b'"/x"'
+    assert HomeFilter(PurePosixPath("/")).to_local(HOME_TOKEN) == HOME_TOKEN
+
+
+def test_a_windows_home_is_matched_in_either_drive_case_and_written_back_escaped() -> None:
+    win = HomeFilter(PureWindowsPath("C:\\Users\\ann"))
+    data = b'{"h": "node c:\\\\Users\\\\ann\\\\hooks\\\\x.js --flag", "o": "C:\\\\Users\\\\annie"}'
+    stored = win.to_logical(data)
+    assert (
+        stored
+        == b'{"h": "node ${CLAUDE_SYNC_HOME}/hooks/x.js --flag", "o": "C:\\\\Users\\\\annie"}'
+    )
+    assert win.to_local(stored) == (
+        b'{"h": "node C:\\\\Users\\\\ann\\\\hooks\\\\x.js --flag", "o": "C:\\\\Users\\\\annie"}'
+    )
+    upper = b'"C:\\\\Users\\\\ann\\\\x"'
+    assert win.to_logical(upper) == b'"${CLAUDE_SYNC_HOME}/x"'
+    linux = HomeFilter(PurePosixPath("/home/ann"))
+    assert linux.to_local(stored).startswith(b'{"h": "node /home/ann/hooks/x.js --flag"')
+
+
+def test_history_projects_follow_the_home_and_maps() -> None:
+    here = HistoryFilter(PathMapper(PurePosixPath("/home/ann"), {"/srv/w": "w"}, home_aliases=[]))
+    there = HistoryFilter(PathMapper(PurePosixPath("/Users/ann"), {}, home_aliases=[]))
+    line = b'{"display": "hi", "project": "/home/ann/app"}\n'
+    mapped = b'{"display": "hi", "project": "/srv/w/x"}\n'
+    other = b'{"display": "hi", "project": "/opt/app"}\n'
+    home = b'{"project": "/home/ann"}'
+    stored = here.to_logical(line + mapped + other + home)
+    assert stored == (
+        b'{"display": "hi", "project": "${CLAUDE_SYNC_PATH:~}/app"}\n'
+        b'{"display": "hi", "project": "${CLAUDE_SYNC_PATH:@w}/x"}\n'
+        + other
+        + b'{"project": "${CLAUDE_SYNC_PATH:~}"}'
+    )
+    assert here.to_local(stored) == line + mapped + other + home
+    assert there.to_local(stored) == (
+        b'{"display": "hi", "project": "/Users/ann/app"}\n'
+        b'{"display": "hi", "project": "${CLAUDE_SYNC_PATH:@w}/x"}\n'
+        + other
+        + b'{"project": "/Users/ann"}'
+    )
+
+
+def test_every_path_holding_file_has_its_filter() -> None:
+    filters = file_filters(PurePosixPath("/home/ann"), PathMapper("/home/ann", home_aliases=[]))
+    assert set(filters) == {*HOME_MAPPED, HISTORY_PATH}
+    assert isinstance(filters[HISTORY_PATH], HistoryFilter)
+    assert all(isinstance(filters[p], HomeFilter) for p in HOME_MAPPED)

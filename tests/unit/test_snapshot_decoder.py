@@ -1,0 +1,51 @@
+"""A snapshot root is authenticated under its name, and its body must agree with that name:
+a snapshot the storage serves under another number (a replay) is refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from memory_store import MemoryStore
+
+from claude_sync import compression
+from claude_sync.errors import CorruptionError
+from claude_sync.repository import Repository, snapshot_name
+
+
+def sealed_root(repo: Repository, number: int, **body: object) -> None:
+    obj = {"version": 2, "repo_id": repo.config.repo_id, "seq": number, "parent": None}
+    obj |= {"device": "d", "time": 1.0, "parts": {}} | body
+    name = snapshot_name(number)
+    data = compression.pack(json.dumps(obj).encode())
+    repo.store.objects[name] = repo.keys.seal(name, data)  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def repo() -> Repository:
+    return Repository.create(MemoryStore(), None)
+
+
+def test_a_well_formed_root_loads(repo: Repository) -> None:
+    sealed_root(repo, 3, parent=2, device="laptop")
+    root = repo.load_root(3)
+    assert (root.seq, root.parent, root.device, root.time) == (3, 2, "laptop", 1.0)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"seq": 2}, "claims another sequence number"),
+        ({"repo_id": "other"}, "belongs to another repository"),
+        ({"version": 99}, "belongs to another repository or format"),
+        ({"parent": 3}, "names a later snapshot as its parent"),
+        ({"parent_id": "zz"}, "names its parent wrongly"),
+        ({"time": "soon"}, "is malformed"),
+    ],
+)
+def test_a_root_that_disagrees_with_its_name_is_refused(
+    repo: Repository, body: dict[str, object], message: str
+) -> None:
+    sealed_root(repo, 3, **body)
+    with pytest.raises(CorruptionError, match=message):
+        repo.load_root(3)
