@@ -173,6 +173,7 @@ class Engine:
         self.work_dir = work_dir
         self.reporter = reporter or Reporter()
         self._only: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._covered: dict[Selection, dict[str, bool]] = {}
         self.sessions = SessionPolicy()
 
     @functools.cached_property
@@ -459,10 +460,15 @@ class Engine:
     # -- planning ---------------------------------------------------------------------------
 
     def _covers(self, sel: Selection, path: str) -> bool:
+        # Remembered: a push asks for every path of the tree twice (scan, then plan).
+        covered = self._covered.setdefault(sel, {})
+        if (known := covered.get(path)) is not None:
+            return known
         only = self._only.get(sel.only)
         if only is None:
             only = self._only[sel.only] = tuple(self.mapper.to_logical(o) for o in sel.only)
-        return sel.covers(path, only) and self.mapper.unmapped_label(path) is None
+        covered[path] = sel.covers(path, only) and self.mapper.unmapped_label(path) is None
+        return covered[path]
 
     def _labels_mapped_since_pull(self) -> bool:
         """Whether a label the last complete pull left in the repository is mapped now: the
