@@ -39,12 +39,18 @@ class Profile:
     total_bytes: int
     projects: int
     big_mib: tuple[int, ...]
+    # Every sized file drawn uniformly from this range instead of the log-normal spread: the
+    # many-small set, where the cost per file, not per byte, decides.
+    small_bytes: tuple[int, int] | None = None
 
 
 PROFILES = {
     "small": Profile(files=200, total_bytes=20 * MIB, projects=8, big_mib=(6,)),
     "medium": Profile(files=2_000, total_bytes=300 * MIB, projects=40, big_mib=(64, 32)),
     "large": Profile(files=5_000, total_bytes=1024 * MIB, projects=80, big_mib=(200, 100, 64, 50)),
+    "many-small": Profile(
+        files=50_000, total_bytes=30 * MIB, projects=500, big_mib=(), small_bytes=(300, 1000)
+    ),
 }
 
 
@@ -324,7 +330,11 @@ def _assign_sizes(rng: random.Random, specs: list[FileSpec], profile: Profile) -
     rest_total = profile.total_bytes - sum(big) - 2 * MIB  # history and the small files
     big_rels = [s.rel for s in sized if s.kind == "transcript"][: len(big)]
     others = [s.rel for s in sized if s.rel not in big_rels]
-    by_rel = dict(zip(others, _sizes(rng, len(others), rest_total), strict=True))
+    if profile.small_bytes:
+        sizes = [rng.randint(*profile.small_bytes) for _ in others]
+    else:
+        sizes = _sizes(rng, len(others), rest_total)
+    by_rel = dict(zip(others, sizes, strict=True))
     by_rel.update(zip(big_rels, big, strict=True))
     out = []
     for spec in specs:

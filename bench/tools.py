@@ -122,7 +122,8 @@ class ClaudeSync(Tool):
         return [f"s3://{self.place.bucket}", "--endpoint-url", self.place.endpoint]
 
     def setup(self) -> list[Command]:
-        return [self._cmd(self.src_home, self.work / "config", "init", *self._remote())]
+        # --create: the repository's folder is not there yet (init refuses a typo'd place).
+        return [self._cmd(self.src_home, self.work / "config", "init", *self._remote(), "--create")]
 
     def push(self) -> list[Command]:
         return [self._cmd(self.src_home, self.work / "config", "push", "--json")]

@@ -67,6 +67,11 @@ FSYNC_EACH_UP_TO = 16
 STABLE_READ_ATTEMPTS = 3
 INDEX_READ_ATTEMPTS = 3
 TAIL_READ = 1 << 16
+# A scan hands files under SMALL_READ bytes to its readers READ_BATCH at a time.
+SMALL_READ = 1 << 16
+READ_BATCH = 64
+# What reading a changed file gave the scan: its content, the error, or why it waits.
+_Outcome = CachedFile | OSError | str
 
 
 @dataclass
@@ -172,6 +177,7 @@ class Engine:
         self.work_dir = work_dir
         self.reporter = reporter or Reporter()
         self._only: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._covered: dict[Selection, dict[str, bool]] = {}
         self.sessions = SessionPolicy()
 
     @functools.cached_property
@@ -191,7 +197,10 @@ class Engine:
         local = view.files
         skipped: list[resources.Skipped] = []
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            reads: list[tuple[resources.FoundFile, str, Future[CachedFile | None]]] = []
+            # Small files go to the pool in batches: a task per tiny file costs more than
+            # reading it, and a first scan can meet tens of thousands of them.
+            reads: list[Future[list[tuple[resources.FoundFile, str, _Outcome]]]] = []
+            batch: list[tuple[resources.FoundFile, str, CachedFile | None]] = []
             for found in resources.scan(self.root, sel, skipped):
                 path = self.mapper.to_logical(found.path)
                 if not self._covers(sel, path):
@@ -199,45 +208,35 @@ class Engine:
                 cached = cache.get(path)
                 if cached is not None and cached.stat == _stat_key(found.st):
                     local[path] = LocalFile(path, found.abspath, cached, is_transcript(path))
-                else:
-                    read = pool.submit(self._read, path, found.abspath, found.st, cached, True)
-                    reads.append((found, path, read))
-                    # Something changed, so the store will be needed: open it meanwhile.
-                    self.repo.open_in_background()
-            with self.state.transaction():
-                for found, path, future in reads:
-                    try:
-                        fresh = future.result()
-                    except FileNotFoundError:
+                    continue
+                batch.append((found, path, cached))
+                if len(batch) >= READ_BATCH or found.st.st_size >= SMALL_READ:
+                    reads.append(pool.submit(self._read_batch, batch))
+                    batch = []
+                # Something changed, so the store will be needed: open it meanwhile.
+                self.repo.open_in_background()
+            if batch:
+                reads.append(pool.submit(self._read_batch, batch))
+            fresh_files: list[tuple[str, CachedFile]] = []
+            for future in reads:
+                for found, path, outcome in future.result():
+                    if isinstance(outcome, FileNotFoundError):
                         continue  # deleted since it was listed: gone, so a deletion
-                    except OSError as exc:
+                    if isinstance(outcome, OSError):
                         skipped.append(
-                            resources.Skipped(found.path, False, f"cannot be read ({exc.strerror})")
+                            resources.Skipped(
+                                found.path, False, f"cannot be read ({outcome.strerror})"
+                            )
                         )
-                        continue
-                    if fresh is None:
+                    elif isinstance(outcome, str):
                         view.unknown.add(path)
-                        warnings.append(f"{found.path} kept changing while being read; skipped")
-                        continue
-                    if not fresh.chunks and found.st.st_size:
-                        # Nothing but the first record, still being written: it goes once whole.
-                        view.unknown.add(path)
-                        warnings.append(f"{found.path} is being written; skipped this time")
-                        continue
-                    if path.endswith(".json") and not _is_json(found.abspath):
-                        # Caught between an editor's truncate and write (or saved broken):
-                        # shipped, it would break every machine's copy.
-                        view.unknown.add(path)
-                        warnings.append(
-                            f"{found.path} is not valid JSON (being written?); skipped, its "
-                            "last synced version is kept"
-                        )
-                        continue
-                    self.state.remember_file(path, fresh)
-                    local[path] = LocalFile(path, found.abspath, fresh, is_transcript(path))
-                for path in cache:
-                    if path not in local and self._covers(sel, path):
-                        self.state.forget_file(path)
+                        warnings.append(f"{found.path} {outcome}")
+                    else:
+                        fresh_files.append((path, outcome))
+                        local[path] = LocalFile(path, found.abspath, outcome, is_transcript(path))
+            with self.state.transaction():
+                self.state.remember_files(fresh_files)
+                self.state.forget_files(p for p in cache if p not in local and self._covers(sel, p))
         self._note_skipped(skipped, view, warnings)
         return view
 
@@ -254,6 +253,33 @@ class Engine:
             (view.unknown_dirs if skip.folder else view.unknown).add(path)
             kept = "; its last synced version is kept" if skip.reason == resources.EMPTY else ""
             warnings.append(f"{skip.path} {skip.reason}; skipped{kept}")
+
+    def _read_batch(
+        self, batch: list[tuple[resources.FoundFile, str, CachedFile | None]]
+    ) -> list[tuple[resources.FoundFile, str, _Outcome]]:
+        return [
+            (found, path, self._read_checked(found, path, cached)) for found, path, cached in batch
+        ]
+
+    def _read_checked(
+        self, found: resources.FoundFile, path: str, cached: CachedFile | None
+    ) -> _Outcome:
+        """What a changed file holds for the scan, the error reading it, or why it waits
+        for a later push."""
+        try:
+            fresh = self._read(path, found.abspath, found.st, cached, True)
+        except OSError as exc:
+            return exc
+        if fresh is None:
+            return "kept changing while being read; skipped"
+        if not fresh.chunks and found.st.st_size:
+            # Nothing but the first record, still being written: it goes once whole.
+            return "is being written; skipped this time"
+        if path.endswith(".json") and not _is_json(found.abspath):
+            # Caught between an editor's truncate and write (or saved broken): shipped, it
+            # would break every machine's copy.
+            return "is not valid JSON (being written?); skipped, its last synced version is kept"
+        return fresh
 
     def _read(
         self,
@@ -438,10 +464,15 @@ class Engine:
     # -- planning ---------------------------------------------------------------------------
 
     def _covers(self, sel: Selection, path: str) -> bool:
+        # Remembered: a push asks for every path of the tree twice (scan, then plan).
+        covered = self._covered.setdefault(sel, {})
+        if (known := covered.get(path)) is not None:
+            return known
         only = self._only.get(sel.only)
         if only is None:
             only = self._only[sel.only] = tuple(self.mapper.to_logical(o) for o in sel.only)
-        return sel.covers(path, only) and self.mapper.unmapped_label(path) is None
+        covered[path] = sel.covers(path, only) and self.mapper.unmapped_label(path) is None
+        return covered[path]
 
     def _labels_mapped_since_pull(self) -> bool:
         """Whether a label the last complete pull left in the repository is mapped now: the
@@ -759,7 +790,7 @@ class Engine:
         this push wrote stop naming packs that are gone (a reader could pick them)."""
         in_head = {b for e in plan.head.files.values() for b, _ in e.chunks} if plan.head else set()
         relied = {b for f in plan.upload.values() for b, _, _ in f.cached.chunks} - in_head
-        packs = {pack for b in relied if (pack := self.state.blob_pack(b)) is not None}
+        packs = set(self.state.blob_packs(relied).values())
         if not packs:
             return True
         marked = self.repo.marked_packs()
@@ -792,11 +823,14 @@ class Engine:
     def _upload(self, plan: Plan, writer: PackWriter, warnings: list[str]) -> None:
         # Packs marked by prune may vanish: never lean on a blob stored only there.
         doomed = self.repo.marked_packs()
+        packs = self.state.blob_packs(
+            {b for f in plan.upload.values() for b, _, _ in f.cached.chunks}
+        )
 
         def is_new(blob_id: str) -> bool:
             if blob_id in writer.pending:
                 return False
-            pack = self.state.blob_pack(blob_id)
+            pack = packs.get(blob_id)
             return pack is None or pack in doomed
 
         todo = [f for f in plan.upload.values() if any(is_new(b) for b, _, _ in f.cached.chunks)]
@@ -903,9 +937,13 @@ class Engine:
     ) -> None:
         seq = int(journal["seq"])
         with self.state.transaction():
-            for path, entry in journal["bases"].items():
-                base = None if entry is None else FileEntry.from_json(entry, "local state")
-                self.state.set_base(path, base, seq)
+            self.state.set_bases(
+                (
+                    (path, None if entry is None else FileEntry.from_json(entry, "local state"))
+                    for path, entry in journal["bases"].items()
+                ),
+                seq,
+            )
             if snapshot is not None and journal["was_current"]:
                 self.state.set_meta("pulled_seq", str(seq))
             self.state.set_meta(PUSH_JOURNAL, None)

@@ -65,8 +65,16 @@ class PathMapper:
             self.read_only |= {encode(v) for v in _variants(alias) | {_swap_drive(alias)}}
         rules = {(encode(d), p) for d, p in places} | {(n, "~") for n in self.read_only}
         self.rules = sorted(rules, key=lambda r: len(r[0]), reverse=True)
+        # Per project folder, not per file: a scan maps every one of thousands of paths.
+        self._logical: dict[str, str] = {}
+        self._local: dict[str, str] = {}
 
     def folder_to_logical(self, name: str) -> str:
+        if (found := self._logical.get(name)) is None:
+            found = self._logical[name] = self._folder_to_logical(name)
+        return found
+
+    def _folder_to_logical(self, name: str) -> str:
         if len(name) > MAX_NAME:
             return name
         for local, logical in self.rules:
@@ -75,6 +83,11 @@ class PathMapper:
         return name
 
     def folder_to_local(self, logical: str) -> str:
+        if (found := self._local.get(logical)) is None:
+            found = self._local[logical] = self._folder_to_local(logical)
+        return found
+
+    def _folder_to_local(self, logical: str) -> str:
         # The first rule whose logical prefix matches is the longest local one.
         for local, prefix in self.rules:
             if _has_prefix(logical, prefix) and local not in self.read_only:

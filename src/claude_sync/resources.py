@@ -45,9 +45,6 @@ class ResourceType:
     # Claude Code deletes old transcripts on its own: such deletions must never spread.
     propagate_deletes: bool = True
 
-    def claims(self, path: str) -> bool:
-        return path in self.files or any(path.startswith(f + "/") for f in self.folders)
-
 
 TYPES: tuple[ResourceType, ...] = (
     ResourceType(
@@ -98,21 +95,30 @@ def valid_logical_path(path: str) -> bool:
     """A relative, normalized POSIX path with no component that could climb out of the root."""
     if not path or path.startswith("/") or "\\" in path or _CONTROL.search(path):
         return False
-    parts = path.split("/")
-    if any(p in ("", ".", "..") for p in parts):
+    folder, sep, name = path.rpartition("/")
+    if name in ("", ".", "..") or (sep and not _valid_folder(folder)):
         return False
-    name = parts[-1]
     return name not in NEVER and CONFLICT_MARKER not in name and TMP_MARKER not in name
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 14)
+def _valid_folder(folder: str) -> bool:
+    """Once per folder, not per file: a scan checks tens of thousands of paths."""
+    return all(p not in ("", ".", "..") for p in folder.split("/"))
+
+
+# Which type claims a path, by the path itself or by its top folder: looked up, not searched,
+# because a scan asks for every one of tens of thousands of files.
+_BY_FILE = {name: t for t in reversed(TYPES) for name in t.files}
+_BY_FOLDER = {folder: t for t in reversed(TYPES) for folder in t.folders}
+assert all("/" not in folder for folder in _BY_FOLDER), "type_of looks up top folders only"
+
+
 def type_of(path: str) -> ResourceType | None:
     if not valid_logical_path(path):
         return None
-    for rtype in TYPES:
-        if rtype.claims(path):
-            return rtype
-    return None
+    top, sep, _ = path.partition("/")
+    return _BY_FILE.get(path) or (_BY_FOLDER.get(top) if sep else None)
 
 
 def capped_mode(path: str, mode: int) -> int:

@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS snapshots (
 );
 """
 
+# Well under SQLite's limit on bound parameters (32,766 since 3.32, 999 before).
+_IDS_PER_QUERY = 500
+
 
 @dataclass(frozen=True)
 class StatKey:
@@ -102,23 +105,32 @@ class State:
         }
 
     def remember_file(self, path: str, cached: CachedFile) -> None:
-        s = cached.stat
-        self.db.execute(
+        self.remember_files([(path, cached)])
+
+    def remember_files(self, files: Iterable[tuple[str, CachedFile]]) -> None:
+        """One statement for many files: a first scan of a large tree remembers thousands."""
+        self.db.executemany(
             "INSERT OR REPLACE INTO local VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                path,
-                s.size,
-                s.mtime_ns,
-                s.ino,
-                s.ctime_ns,
-                cached.mode,
-                cached.sha256,
-                raw if isinstance(raw := cached.raw_chunks, str) else json.dumps(raw),
+                (
+                    path,
+                    c.stat.size,
+                    c.stat.mtime_ns,
+                    c.stat.ino,
+                    c.stat.ctime_ns,
+                    c.mode,
+                    c.sha256,
+                    raw if isinstance(raw := c.raw_chunks, str) else json.dumps(raw),
+                )
+                for path, c in files
             ),
         )
 
     def forget_file(self, path: str) -> None:
-        self.db.execute("DELETE FROM local WHERE path = ?", (path,))
+        self.forget_files([path])
+
+    def forget_files(self, paths: Iterable[str]) -> None:
+        self.db.executemany("DELETE FROM local WHERE path = ?", ((p,) for p in paths))
 
     # -- merge base ---------------------------------------------------------------------------
 
@@ -133,13 +145,18 @@ class State:
         return dict(self.db.execute("SELECT path, json_extract(entry, '$.sha256') FROM base"))
 
     def set_base(self, path: str, entry: FileEntry | None, seq: int | None) -> None:
-        if entry is None:
-            self.db.execute("DELETE FROM base WHERE path = ?", (path,))
-        else:
-            self.db.execute(
-                "INSERT OR REPLACE INTO base VALUES (?, ?, ?)",
-                (path, json.dumps(entry.to_json()), seq),
-            )
+        self.set_bases([(path, entry)], seq)
+
+    def set_bases(self, entries: Iterable[tuple[str, FileEntry | None]], seq: int | None) -> None:
+        """Many bases in two statements (None removes one): a first push sets thousands."""
+        entries = list(entries)
+        self.db.executemany(
+            "DELETE FROM base WHERE path = ?", ((p,) for p, e in entries if e is None)
+        )
+        self.db.executemany(
+            "INSERT OR REPLACE INTO base VALUES (?, ?, ?)",
+            ((p, json.dumps(e.to_json()), seq) for p, e in entries if e is not None),
+        )
 
     # -- blob index cache ---------------------------------------------------------------------
 
@@ -174,8 +191,17 @@ class State:
         return float(row.fetchone()[0])
 
     def blob_pack(self, blob_id: str) -> str | None:
-        row = self.db.execute("SELECT pack FROM blobs WHERE id = ?", (blob_id,)).fetchone()
-        return row[0] if row else None
+        return self.blob_packs([blob_id]).get(blob_id)
+
+    def blob_packs(self, blob_ids: Iterable[str]) -> dict[str, str]:
+        """The pack of each blob the cache knows, a few hundred ids per statement."""
+        ids = list(blob_ids)
+        found: dict[str, str] = {}
+        for i in range(0, len(ids), _IDS_PER_QUERY):
+            part = ids[i : i + _IDS_PER_QUERY]
+            marks = ",".join("?" * len(part))
+            found.update(self.db.execute(f"SELECT id, pack FROM blobs WHERE id IN ({marks})", part))
+        return found
 
     def locate(self, blob_ids: Iterable[str]) -> dict[str, BlobLocation]:
         found = {}
