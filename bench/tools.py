@@ -135,6 +135,9 @@ class ClaudeSync(Tool):
         config = fresh / ".config" / "claude-sync"
         return [
             self._cmd(fresh, config, "init", *self._remote()),
+            # the user's own machine, restoring all (as restic does): settings keys that run
+            # code are taken, not held back for `resolve`
+            self._cmd(fresh, config, "types", "--enable", "settings-commands"),
             # everything, like the peers (a plain pull fetches only recent sessions)
             self._cmd(fresh, config, "pull", "--all", "--json"),
         ]
