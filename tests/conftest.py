@@ -25,11 +25,12 @@ hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 @pytest.fixture(autouse=True)
 def fresh_type_cache() -> Iterator[None]:
-    """resources.type_of is memoised: a result cached by an earlier in-process test (or, under
-    mutmut, by the unmutated run its workers fork from) would hide what the code decides now."""
+    """resources' folder check is memoised: a result cached by an earlier in-process test (or,
+    under mutmut, by the unmutated run its workers fork from) would hide what the code decides
+    now."""
     from claude_sync import resources
 
-    resources.type_of.cache_clear()
+    resources._valid_folder.cache_clear()
     yield
 
 

@@ -299,3 +299,18 @@ def test_git_history_keeps_the_removed_key_object_but_not_the_new_epoch(make_mac
         finally:
             store.close()
         assert laptop.run("pull", passphrase=None, check=False).returncode != 0
+
+
+def test_removing_the_key_this_machine_joined_with_needs_force(make_machine, repo_dir):
+    """Every machine that joined with a passphrase is cut off with its key: not by accident."""
+    a = make_machine("a")
+    a.write("CLAUDE.md", "memory\n")
+    a.run("init", str(repo_dir), "--device", "laptop")
+    a.env["CLAUDE_SYNC_NEW_PASSPHRASE"] = "another passphrase entirely"
+    a.run("key", "add", "--label", "spare")
+    own = key_id_labelled(a, "laptop")
+    refused = a.run("key", "remove", own, passphrase=None, check=False)
+    assert refused.returncode == 2 and "--force" in refused.stderr, refused.stderr
+    assert own in a.run("key", "list", passphrase=None).stdout
+    a.run("key", "remove", own, "--force", passphrase=None)
+    assert own not in a.run("key", "list", passphrase=None).stdout

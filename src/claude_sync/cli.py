@@ -1401,12 +1401,20 @@ def key_list(where: Locations) -> None:
 
 @key.command("remove")
 @click.argument("key_id")
+@click.option("--force", is_flag=True, help="Remove it even if this machine joined with it.")
 @location_options
-def key_remove(where: Locations, key_id: str) -> None:
+def key_remove(where: Locations, key_id: str, force: bool) -> None:
     """Remove a key: its passphrase no longer opens the repository."""
     with open_workspace(where) as ws:
-        stale = ws.repo.remove_key(key_id)
         own = ws.repo.keys.identity is not None and ws.repo.keys.identity[0] == f"keys/{key_id}"
+        if own and not force:
+            # Every machine that joined with the same passphrase is cut off with it.
+            raise ConfigError(
+                f"this machine joined with key {key_id}: removing it cuts off this machine and "
+                "every other one that joined with the same passphrase; add another key "
+                "(`claude-sync key add`), join with it, or pass --force"
+            )
+        stale = ws.repo.remove_key(key_id)
     _warn_stale(stale)
     if own:
         err.print(

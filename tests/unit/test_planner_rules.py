@@ -105,6 +105,7 @@ def test_a_push_conflict_records_both_sides() -> None:
         "local_mtime_ns": 5,
         "copy": None,
         "held": None,
+        "keys": None,
     }
 
 
