@@ -276,3 +276,14 @@ def test_a_renamed_device_is_listed_once_under_its_new_name(make_machine, repo_d
     assert listed(b) == ["ann-mbp"]
     b.run("push")  # nothing to push: b never pushed, so it is not listed
     assert [s["device"] for s in b.json("log")["snapshots"]] == ["laptop", "laptop", "ann-mbp"]
+
+
+def test_devices_and_keys_as_json(make_machine, repo_dir):
+    """`--json`, before or after the command, gives scripts the lists the tables show."""
+    a, _ = two_snapshots(make_machine, repo_dir)
+    devices = a.json("devices")["devices"]
+    assert [(d["device"], d["snapshots"], d["this_machine"]) for d in devices] == [
+        ("laptop", 2, True)
+    ]
+    keys = json.loads(a.run("--json", "key", "list").stdout)["keys"]
+    assert len(keys) == 1 and keys[0]["label"] == "laptop" and keys[0]["created"].endswith("Z")

@@ -1063,7 +1063,8 @@ def log_command(where: Locations, as_json: bool) -> None:
 @main.command("devices")
 @location_options
 @click.option("--rename", metavar="NAME", help="Change this machine's name in future pushes.")
-def devices_command(where: Locations, rename: str | None) -> None:
+@json_option
+def devices_command(where: Locations, rename: str | None, as_json: bool) -> None:
     """List the machines that pushed, and when each last did."""
     if rename is not None:
         if not rename.strip():
@@ -1083,6 +1084,15 @@ def devices_command(where: Locations, rename: str | None) -> None:
         engine = ws.engine()
         seen = maintenance.devices(engine, maintenance.log(engine))
         me = ws.settings.device
+    if as_json:
+        from claude_sync.catalog import iso
+
+        rows = [
+            {"device": d, "snapshots": n, "last_push": iso(last), "this_machine": d == me}
+            for d, (n, last) in sorted(seen.items(), key=lambda d: -d[1][1])
+        ]
+        click.echo(json.dumps({"devices": rows}))
+        return
     table = _table("device", "snapshots", "last push")
     for device, (count, last) in sorted(seen.items(), key=lambda d: -d[1][1]):
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(last))
@@ -1388,10 +1398,20 @@ def key_add(where: Locations, label: str, new_passphrase_file: str | None) -> No
 
 @key.command("list")
 @location_options
-def key_list(where: Locations) -> None:
+@json_option
+def key_list(where: Locations, as_json: bool) -> None:
     """List the repository's keys."""
     with open_workspace(where) as ws:
         keys = ws.repo.list_keys()
+    if as_json:
+        from claude_sync.catalog import iso
+
+        rows = [
+            {"id": key_id, "label": label, "created": iso(created) if created else None}
+            for key_id, label, created in keys
+        ]
+        click.echo(json.dumps({"keys": rows}))
+        return
     table = _table("id", "label", "created")
     for key_id, label, created in keys:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(created)) if created else ""
