@@ -171,6 +171,11 @@ def test_export_and_import_a_session(tmp_path):
     b.run("import", str(archive), "--force")
     assert got.read_text() == transcript("s1", 3)
     assert a.run("export", "nope", str(archive), check=False).returncode == 2
+    # A unique id prefix names a session, as `resume` takes it; no wildcard widens it.
+    assert "several sessions" in a.run("export", "s", str(archive), check=False).stderr
+    assert a.run("export", "*", str(archive), check=False).returncode == 2
+    a.write(f"projects/{folder_a}/7d3e9f00-aaaa.jsonl", transcript("7d", 1))
+    assert "Exported 1 file" in a.run("export", "7d3e", str(archive)).stdout
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"not an archive")
     bad = b.run("import", str(junk), check=False)

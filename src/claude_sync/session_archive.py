@@ -7,6 +7,7 @@ Code looks on the receiving machine. It is NOT encrypted: it is meant to leave y
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import os
@@ -26,7 +27,7 @@ MAX_MEMBER = 1 << 31
 def _session_files(root: Path, session: str) -> list[str]:
     """Local paths of the session's transcript and its sub-agent folder."""
     found = []
-    for transcript in sorted((root / "projects").glob(f"*/{session}.jsonl")):
+    for transcript in sorted((root / "projects").glob(f"*/{glob.escape(session)}.jsonl")):
         found.append(transcript.relative_to(root).as_posix())
         folder = transcript.with_suffix("")
         if folder.is_dir():
@@ -36,10 +37,22 @@ def _session_files(root: Path, session: str) -> list[str]:
     return found
 
 
-def export_session(root: Path, mapper: PathMapper, session: str, target: Path) -> int:
+def _session_id(root: Path, query: str) -> str:
+    """The local session an id or a unique id prefix names (as `resume` takes them)."""
+    ids = {t.stem for t in (root / "projects").glob("*/*.jsonl")}
+    if query in ids:
+        return query
+    matches = sorted(i for i in ids if query and i.startswith(query))
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise ConfigError(f"{query!r} names several sessions: {', '.join(matches[:5])}")
+    raise ConfigError(f"no session {query} under {root / 'projects'}")
+
+
+def export_session(root: Path, mapper: PathMapper, query: str, target: Path) -> int:
+    session = _session_id(root, query)
     files = _session_files(root, session)
-    if not files:
-        raise ConfigError(f"no session {session} under {root / 'projects'}")
     manifest = {"format": 1, "session": session, "files": [mapper.to_logical(f) for f in files]}
 
     def write(fh: BinaryIO) -> None:
