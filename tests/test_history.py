@@ -172,7 +172,8 @@ def test_prune_drops_old_snapshots_and_unused_data(make_machine, repo_dir):
         a.run("push")
     before = repo_bytes(repo_dir)
     dry = a.run("prune", "--keep-last", "1", "--dry-run").stdout
-    assert "Would remove 3 snapshots" in dry and repo_bytes(repo_dir) == before
+    assert "Would remove 3 snapshots and mark 3 unused packs" in dry, dry
+    assert repo_bytes(repo_dir) == before
     out = a.run("prune", "--keep-last", "1", "--grace", "0").stdout
     assert "Removed 3 snapshots" in out and "deleted 3 packs" in out
     assert repo_bytes(repo_dir) < before / 2

@@ -1175,9 +1175,15 @@ def prune(
             config.parse_duration(grace) or 0.0,
             dry_run,
         )
-    verb = "Would remove" if dry_run else "Removed"
+    if dry_run:
+        out.print(
+            f"Would remove {len(report.snapshots_removed)} snapshots and mark "
+            f"{report.packs_marked} unused packs (marked packs are deleted by a later prune).",
+            markup=False,
+        )
+        return
     out.print(
-        f"{verb} {len(report.snapshots_removed)} snapshots; marked {report.packs_marked} "
+        f"Removed {len(report.snapshots_removed)} snapshots; marked {report.packs_marked} "
         f"unused packs; deleted {report.packs_deleted} packs "
         f"({_size(report.bytes_freed)} freed).",
         markup=False,

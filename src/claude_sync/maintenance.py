@@ -259,11 +259,10 @@ def prune(
         keep |= {e.seq for e in entries if now - e.time <= keep_within}
     doomed_snapshots = [e.seq for e in entries if e.seq not in keep]
     report = PruneReport(doomed_snapshots, 0, 0, 0)
-    if dry_run:
-        return report
-    # Machines that last saw a forgotten snapshot must still be able to follow the chain.
-    repo.write_forgotten(repo.load_roots(doomed_snapshots).values())
-    repo.delete_objects([snapshot_name(seq) for seq in doomed_snapshots])
+    if not dry_run:
+        # Machines that last saw a forgotten snapshot must still be able to follow the chain.
+        repo.write_forgotten(repo.load_roots(doomed_snapshots).values())
+        repo.delete_objects([snapshot_name(seq) for seq in doomed_snapshots])
     kept = [repo.load_snapshot(seq) for seq in sorted(keep)]
     needed = {b for snap in kept for e in snap.files.values() for b, _ in e.chunks}
     indexes = {name: repo.load_index(name) for name in repo.index_names()}
@@ -280,9 +279,11 @@ def prune(
     stale_parts = frozenset({n for n in sizes if n.startswith(MANIFEST_PREFIX)} - used_parts)
     unreferenced = _unreferenced_packs(indexes, needed, marked) | orphans | stale_parts
     fresh = unreferenced - marked
+    report.packs_marked = sum(name.startswith(DATA_PREFIX) for name in fresh)
+    if dry_run:
+        return report  # what this run would mark; sweeping is for a later run anyway
     if fresh:
         repo.write_mark(set(fresh))
-        report.packs_marked = sum(name.startswith(DATA_PREFIX) for name in fresh)
         marks = repo.marks()
     now = time.time()
     with engine.state.transaction():
