@@ -232,3 +232,19 @@ def test_a_conflict_names_the_machine_that_changed_the_file(make_machine, repo_d
     assert "changed here and on ann-laptop" in listed and "ann-desktop" not in listed, listed
     details = b.json("conflicts")["details"]["agents/reviewer.md"]
     assert details["remote_device"] == "ann-laptop" and details["remote_seq"] == 2, details
+
+
+def test_a_standing_conflict_keeps_one_copy_of_the_other_version(make_machine, repo_dir):
+    """Syncing again while a conflict waits does not pile up copies of the same version."""
+    a, b = setup_machines(make_machine, repo_dir, "ab")
+    a.write("agents/reviewer.md", "a's\n")
+    a.run("push")
+    b.write("agents/reviewer.md", "b's\n")
+    assert b.run("sync", check=False).returncode == 3
+    a.write("agents/other.md", "unrelated\n")
+    a.run("push")
+    assert b.run("sync", check=False).returncode == 3
+    copies = sorted((b.claude / "agents").glob("reviewer.md.claude-sync-conflict-*"))
+    assert [c.read_text() for c in copies] == ["a's\n"]
+    b.run("resolve", "agents/reviewer.md", "--take", "both")
+    assert len(list((b.claude / "agents").glob("reviewer.md.claude-sync-conflict-*"))) == 1

@@ -1117,9 +1117,18 @@ class Engine:
         for path, free in casefold.renames_for(self.root, plan.write, local.files).items():
             outputs[path] = (self.local_path(free), outputs[path][1])
             result.warnings.append(f"{path} differs from another file only in case: kept as {free}")
+        waiting = self.state.conflicts() if plan.copies else {}
         for path, entry in plan.copies.items():
             copy = f"{path}{CONFLICT_MARKER}-{seq}"
-            outputs[copy] = (self.local_path(copy), entry)
+            earlier = waiting.get(path) or {}
+            if (
+                earlier.get("copy")
+                and earlier.get("remote_sha256") == entry.sha256
+                and self.local_path(earlier["copy"]).exists()
+            ):
+                copy = earlier["copy"]  # the same remote version is beside it already
+            else:
+                outputs[copy] = (self.local_path(copy), entry)
             for c in plan.conflicts:
                 if c.path == path:
                     c.copy = copy
