@@ -288,3 +288,18 @@ def test_devices_and_keys_as_json(make_machine, repo_dir):
     ]
     keys = json.loads(a.run("--json", "key", "list").stdout)["keys"]
     assert len(keys) == 1 and keys[0]["label"] == "laptop" and keys[0]["created"].endswith("Z")
+
+
+def test_setting_a_machine_up_again_keeps_its_name(make_machine, repo_dir):
+    """`init --force` (a lost key file, a new passphrase) is still the same machine."""
+    a = make_machine("a")
+    a.write("CLAUDE.md", "memory\n")
+    a.run("init", str(repo_dir))
+    a.run("push")
+    before = a.json("devices")["devices"]
+    a.run("init", str(repo_dir), "--force")
+    a.write("CLAUDE.md", "memory 2\n")
+    a.run("push")
+    after = a.json("devices")["devices"]
+    assert [d["device"] for d in after] == [d["device"] for d in before]
+    assert after[0]["snapshots"] == 2 and after[0]["this_machine"]

@@ -33,7 +33,7 @@ from claude_sync.workspace import (
     InitOutcome,
     Locations,
     check_empty,
-    default_device,
+    machine_name,
     refuse_if_set_up,
     save_setup,
 )
@@ -264,7 +264,7 @@ def _join(
 ) -> InitOutcome:
     say(f"{redact(place.remote)} already holds a claude-sync repository: joining it.")
     repo = _unlock(store)
-    save_setup(where, place.remote, place.options, repo, device or default_device())
+    save_setup(where, place.remote, place.options, repo, machine_name(where, device))
     say(f"\nJoined the repository at {redact(place.remote)}.")
     if hint:
         say("Next: claude-sync pull")
@@ -307,7 +307,7 @@ def _create(
     say(f"{redact(place.remote)} is empty: a new repository will be created there.")
     _check_usable(store, place)
     passphrase = _choose_protection()
-    name = device or default_device()
+    name = machine_name(where, device)
     with _undo_on_interrupt(store, place):
         # Makes the bucket (S3/GCS probe conditional writes again) or the folder.
         store.prepare(create=place.options.create_bucket)

@@ -66,7 +66,7 @@ def init(
     given = remote is not None
     remote = normalize_remote(remote or config.default_remote())
     previous = refuse_if_set_up(where, force, remote if given else None)
-    device = device or default_device()
+    device = machine_name(where, device)
     options.cache_dir = where.config_dir / "cache"
     options.create_bucket = options.create_bucket or create
     store = open_store(remote, options)
@@ -93,6 +93,17 @@ def init(
     save_setup(where, remote, options, repo, device)
     removed = _remove_repository(abandoned) if abandoned else None
     return InitOutcome(created, remote, repo.config.repo_id, removed)
+
+
+def machine_name(where: Locations, given: str | None) -> str:
+    """The name given, else the one this machine had (set up again with --force, it is still
+    the same machine in the history), else a new one."""
+    if given:
+        return given
+    if config.is_set_up(where.config_dir):
+        with contextlib.suppress(ConfigError):
+            return config.load_settings(where.config_dir).device
+    return default_device()
 
 
 def default_device() -> str:
