@@ -263,7 +263,10 @@ def test_passphrase_file_and_init_refuses_twice(machines, repo_dir, tmp_path):
     a, b = machines
     secret = tmp_path / "pass.txt"
     secret.write_text(PASSPHRASE + "\n")
-    a.run("init", str(repo_dir), "--passphrase-file", str(secret), passphrase=None)
+    secret.chmod(0o644)
+    proc = a.run("init", str(repo_dir), "--passphrase-file", str(secret), passphrase=None)
+    assert "other users can read the passphrase file" in proc.stderr
+    secret.chmod(0o600)
     key_before = (a.config_dir / "key").read_bytes()
     # The same remote again: nothing to do (issue 16); another one is refused.
     proc = a.run("init", str(repo_dir), check=False)
@@ -272,7 +275,7 @@ def test_passphrase_file_and_init_refuses_twice(machines, repo_dir, tmp_path):
     assert proc.returncode == 2 and "already set up" in proc.stderr
     assert (a.config_dir / "key").read_bytes() == key_before
     b.env["CLAUDE_SYNC_PASSPHRASE_FILE"] = str(secret)
-    b.run("init", f"file://{repo_dir}", passphrase=None)
+    assert "warning" not in b.run("init", f"file://{repo_dir}", passphrase=None).stderr
     a.run("init", str(repo_dir), "--force")
     assert json.loads((a.config_dir / "key").read_text()) == json.loads(key_before)
     assert oct(os.stat(a.config_dir / "key").st_mode & 0o777) == "0o600"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from conftest import Machine
+from conftest import PASSPHRASE, Machine
 
 MIB = 1024 * 1024
 # What Rich draws for a transfer in progress: a size done of a size in all ("12.3/40.0 MiB").
@@ -150,3 +150,28 @@ def test_passphrase_prompts_on_a_terminal(
     # The changed passphrase joins a second machine; the replaced one no longer does.
     assert b.run("init", str(remote), passphrase=second, check=False).returncode != 0
     b.run("init", str(remote), passphrase=third)
+
+
+def test_a_weak_passphrase_is_refused_before_it_is_repeated_and_a_typo_is_asked_again(
+    make_machine, repo_dir
+):
+    a, b = make_machine("a"), make_machine("b")
+    a.write("CLAUDE.md", "memory\n")
+    child = spawn(a, "init", str(repo_dir), "--create")
+    child.expect("passphrase")
+    child.sendline("a")
+    child.expect("too weak")
+    child.expect("passphrase")  # asked anew, not "Repeat for confirmation" first
+    child.sendline(PASSPHRASE)
+    child.expect("Repeat for confirmation")
+    child.sendline(PASSPHRASE)
+    finish(child)
+
+    child = spawn(b, "init", str(repo_dir))
+    child.expect("passphrase")
+    child.sendline("not the passphrase at all")
+    child.expect("try again")
+    child.expect("passphrase")
+    child.sendline(PASSPHRASE)
+    finish(child)
+    assert (b.config_dir / "key").exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -58,29 +59,35 @@ def read_passphrase(passphrase_file: str | None, confirm: bool, new: bool = Fals
             f"a {'new ' if new else ''}passphrase is needed and there is no terminal to ask on: "
             f"set {var}_FILE (or {var}), or pass {option}"
         )
+    hidden: dict[str, Any] = {"hide_input": True, "err": True}
     while True:
-        text = click.prompt(
-            "New passphrase" if new else "Repository passphrase",
-            hide_input=True,
-            confirmation_prompt=confirm,
-            err=True,
-        )
+        text = click.prompt("New passphrase" if new else "Repository passphrase", **hidden)
+        # Rated before it is repeated: nobody should type a refused passphrase twice.
         problem = weakness(text) if confirm else None
-        if text and problem is None:
-            return text
         if problem:
             click.echo(f"  {problem}", err=True)
+            continue
+        if not confirm or text == click.prompt("Repeat for confirmation", **hidden):
+            return text
+        click.echo("Error: The two entered values do not match.", err=True)
 
 
 def _from_file(file: str | None) -> str | None:
     if not file:
         return None
+    path = Path(file).expanduser()
     try:
-        text = Path(file).expanduser().read_text().rstrip("\r\n")
+        text = path.read_text().rstrip("\r\n")
+        shared = os.name == "posix" and path.stat().st_mode & 0o077
     except OSError as exc:
         raise ConfigError(f"cannot read the passphrase file {file}: {exc.strerror}") from None
     if not text:
         raise ConfigError(f"the passphrase file {file} is empty")
+    if shared:
+        click.echo(
+            f"warning: other users can read the passphrase file {file}: `chmod 600 {file}`",
+            err=True,
+        )
     return text
 
 

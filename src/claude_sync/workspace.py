@@ -6,15 +6,18 @@ import contextlib
 import os
 import shutil
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
+
 from claude_sync import config, crypto, settings_trust
 from claude_sync.engine import Engine, Reporter
-from claude_sync.errors import ConfigError, SyncError
-from claude_sync.passphrase import read_passphrase
+from claude_sync.errors import ConfigError, SyncError, WrongKeyError
+from claude_sync.passphrase import in_environment, read_passphrase
 from claude_sync.pathmap import PathMapper
 from claude_sync.repository import Repository
 from claude_sync.resources import Selection, select
@@ -76,7 +79,7 @@ def init(
             if recovery_key:
                 repo = Repository.recover(store, recovery_key)
             else:
-                repo = Repository.unlock(store, read_passphrase(passphrase_file, confirm=False))
+                repo = _unlock(store, passphrase_file)
         else:
             if recovery_key:
                 raise ConfigError(f"{remote} holds no repository to join with a recovery key")
@@ -93,6 +96,20 @@ def init(
     save_setup(where, remote, options, repo, device)
     removed = _remove_repository(abandoned) if abandoned else None
     return InitOutcome(created, remote, repo.config.repo_id, removed)
+
+
+def _unlock(store: ObjectStore, passphrase_file: str | None) -> Repository:
+    """A mistyped passphrase at a prompt is asked again (three tries in all)."""
+    tries = 3
+    while True:
+        try:
+            return Repository.unlock(store, read_passphrase(passphrase_file, confirm=False))
+        except WrongKeyError as exc:
+            tries -= 1
+            typed = sys.stdin.isatty() and not passphrase_file and not in_environment()
+            if not typed or tries == 0:
+                raise
+            click.echo(f"  {exc}; try again.", err=True)
 
 
 def machine_name(where: Locations, given: str | None) -> str:
