@@ -223,12 +223,13 @@ APPEND_DURING_PULL = textwrap.dedent(
     from claude_sync import engine
     download = engine.Engine._download_into
 
-    def racing(self, staged, result):
-        download(self, staged, result)
+    def racing(self, staged, result, *args):
+        failed = download(self, staged, result, *args)
         for path, _tmp, dest, _entry in staged:
             if path.endswith(".jsonl") and dest.exists():
                 with open(dest, "a") as fh:
                     fh.write(json.dumps({"uuid": "local-during-pull", "type": "user"}) + "\\n")
+        return failed
 
     engine.Engine._download_into = racing
     """
