@@ -5,9 +5,12 @@ parentUuid, sessionId, timestamp, cwd, user/assistant messages, tool calls and r
 sub-agent transcripts, tool-result files, project memory, history.jsonl, agents, commands,
 skills, CLAUDE.md and settings.json.
 
-Text is drawn from a Zipf-distributed pseudo-word vocabulary and code-like templates, so it
-compresses like real prose and code (several-fold with zstd) without repeating whole files;
-some tool output is base64 of random bytes (nearly incompressible). The same seed and home
+Prose is drawn from a Zipf-distributed pseudo-word vocabulary, code from templates. Like a
+real session, most tool calls read, grep, test or edit the files of the project's own source
+tree (the same for every session of a project), and each result is recorded twice (tool_result
+and toolUseResult, with the whole original file for an edit): that repetition makes the
+transcripts compress about 10x with zstd-3, as real ones do (~9.5-10x for `small`, seeds 1-3).
+A rare tool output is base64 of random bytes (nearly incompressible). The same seed and home
 give the same bytes. Files are written by two worker processes, largest first.
 
     python bench/generate.py DEST_HOME --size small --seed 1
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import copy
 import json
 import multiprocessing
 import os
@@ -27,6 +31,8 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import zstandard
 
 MIB = 1024 * 1024
 
@@ -81,7 +87,9 @@ _SYLLABLES = tuple(_SYLLABLE_TEXT.split())
 _COMMON = tuple(_COMMON_TEXT.split())
 _KEYWORDS = ("def", "class", "return", "if", "for", "while", "import", "from", "with", "await")
 _TYPES = ("int", "str", "bytes", "bool", "None", "list[str]", "dict[str, int]", "Path")
-_TOOLS = ("Read", "Bash", "Edit", "Grep", "Glob", "Write", "TodoWrite", "WebFetch")
+# How many source files a project has, and how strongly a session sticks to the first few.
+_WORKSPACE_FILES = (10, 40)
+_WORKSPACE_FOCUS = 4.0
 _MODELS = ("claude-sonnet-4-5-20250929", "claude-opus-4-1-20250805", "claude-haiku-4-5")
 
 
@@ -89,6 +97,7 @@ class Material:
     """Pools of paragraphs and code blocks built once per process from the seed."""
 
     def __init__(self, seed: int) -> None:
+        self.seed = seed
         rng = random.Random(seed)
         words = list(_COMMON)
         while len(words) < 5000:
@@ -97,6 +106,14 @@ class Material:
         self.words = words
         self.paragraphs = [self._paragraph(rng, words, weights) for _ in range(6000)]
         self.code = [self._code_block(rng, words) for _ in range(2500)]
+        self._workspaces: dict[str, Workspace] = {}
+
+    def workspace(self, cwd: str) -> Workspace:
+        """A fresh copy of the project's files (built once per process: many-small has 50,000
+        files in 500 projects), for one session to edit."""
+        if cwd not in self._workspaces:
+            self._workspaces[cwd] = Workspace(self, cwd)
+        return self._workspaces[cwd].copy()
 
     @staticmethod
     def _paragraph(rng: random.Random, words: list[str], weights: list[float]) -> str:
@@ -133,6 +150,54 @@ class Material:
         return "\n".join(lines)
 
 
+class Workspace:
+    """The source files of one project, the same for every session in it (seeded by its path).
+
+    Sessions keep reading and editing a handful of these files: that repetition, more than the
+    prose, is why real transcripts compress about 10x.
+    """
+
+    def __init__(self, material: Material, cwd: str) -> None:
+        rng = random.Random(f"{material.seed}:{cwd}")
+        self.paths: list[str] = []
+        self.files: dict[str, str] = {}
+        self.tests = [
+            f"tests/test_{name}.py::test_{name}_{i}"
+            for name in rng.sample(material.words[40:400], 12)
+            for i in range(rng.randint(1, 12))
+        ]
+        for _ in range(rng.randint(_WORKSPACE_FILES[0], _WORKSPACE_FILES[1])):
+            folder = rng.choice(("src", "src", "tests", "lib", "app"))
+            path = f"{cwd}/{folder}/{rng.choice(material.words[40:900])}.py"
+            if path not in self.files:
+                self.paths.append(path)
+                blocks = rng.sample(material.code, rng.randint(2, 10))
+                self.files[path] = "\n\n".join(blocks)
+
+    def copy(self) -> Workspace:
+        twin = copy.copy(self)
+        twin.files = dict(self.files)
+        return twin
+
+    def pick(self, rng: random.Random) -> tuple[str, str]:
+        """A file, the first few far more often: a session works on a few files at a time."""
+        index = min(int(rng.expovariate(1 / _WORKSPACE_FOCUS)), len(self.paths) - 1)
+        path = self.paths[index]
+        return path, self.files[path]
+
+    def edit(self, rng: random.Random, path: str) -> tuple[str, str]:
+        """Replace a few lines of a file with lines from elsewhere; returns (old, new)."""
+        lines = self.files[path].split("\n")
+        start = rng.randrange(len(lines))
+        old = lines[start : start + rng.randint(1, 6)]
+        donor = rng.choice(list(self.files.values())).split("\n")
+        at = rng.randrange(len(donor))
+        new = donor[at : at + rng.randint(1, 6)]
+        lines[start : start + len(old)] = new
+        self.files[path] = "\n".join(lines)
+        return "\n".join(old), "\n".join(new)
+
+
 class Writer:
     """Makes the content of one file from its spec, deterministically."""
 
@@ -141,6 +206,7 @@ class Writer:
         self.spec = spec
         self.rng = random.Random(spec.seed)
         self.clock = 1_760_000_000.0 + self.rng.random() * 5_000_000
+        self.workspace = material.workspace(spec.cwd)
 
     # small pieces
 
@@ -156,25 +222,111 @@ class Writer:
     def prose(self, k: int) -> str:
         return "\n\n".join(self.rng.choices(self.m.paragraphs, k=k))
 
+    def remark(self) -> str:
+        """What the assistant says around its tool calls: a sentence or a few, rarely more."""
+        if self.rng.random() < 0.15:
+            return self.prose(1)
+        sentences = self.rng.choice(self.m.paragraphs).split(". ")
+        return ". ".join(sentences[: self.rng.randint(1, 3)])
+
+    def snippet(self) -> str:
+        """A few lines of one of the project's files, as quoted in a diff or an answer."""
+        lines = self.workspace.pick(self.rng)[1].split("\n")
+        start = self.rng.randrange(len(lines))
+        return "\n".join(lines[start : start + self.rng.randint(3, 30)])
+
     def code(self, k: int) -> str:
         return "\n\n".join(self.rng.choices(self.m.code, k=k))
 
-    def numbered(self, text: str) -> str:
-        start = self.rng.randint(1, 400)
+    def numbered(self, text: str, start: int | None = None) -> str:
+        if start is None:
+            start = self.rng.randint(1, 400)
         return "\n".join(f"{start + i:6d}\t{line}" for i, line in enumerate(text.split("\n")))
 
     def b64(self, n: int) -> str:
         return base64.b64encode(self.rng.randbytes(n)).decode()
 
     def tool_output(self) -> str:
+        """A tool's text output with no call attached: for the tool-result files."""
         roll = self.rng.random()
-        if roll < 0.45:
-            return self.numbered(self.code(self.rng.randint(1, 6)))
+        if roll < 0.5:
+            return self.numbered(self.workspace.pick(self.rng)[1])
         if roll < 0.8:
+            return self.test_log()
+        if roll < 0.99:
             return self.prose(self.rng.randint(1, 4))
-        if roll < 0.93:
-            return "\n".join(self.b64(57) for _ in range(self.rng.randint(4, 60)))
-        return self.b64(self.rng.randint(2_000, 40_000))
+        return self.b64(self.rng.randint(2_000, 20_000))
+
+    def test_log(self) -> str:
+        """pytest-like output over the project's test files: long runs of near-identical lines."""
+        lines = [f"============ test session starts ============\nrootdir: {self.spec.cwd}"]
+        tests = self.workspace.tests
+        start = self.rng.randrange(len(tests))
+        count = self.rng.randint(5, 80)
+        for i in range(count):
+            result = "PASSED" if self.rng.random() < 0.95 else "FAILED"
+            test = tests[(start + i) % len(tests)]
+            lines.append(f"{test} {result} [{(i + 1) * 100 // count:3d}%]")
+        passed, seconds = self.rng.randint(5, 400), self.rng.random() * 9
+        lines.append(f"============ {passed} passed in {seconds:.2f}s ===")
+        return "\n".join(lines)
+
+    def tool_call(self) -> tuple[str, dict[str, object], str, dict[str, object]]:
+        """One tool call on the project: (name, input, output text, toolUseResult).
+
+        Like a real session, most calls read, grep or edit the project's own files, so the same
+        file contents come back again and again (Claude Code also records them twice: in the
+        tool_result and in toolUseResult, with the whole original file for an edit).
+        """
+        roll = self.rng.random()
+        if roll < 0.4:
+            path, text = self.workspace.pick(self.rng)
+            out = self.numbered(text, start=1)
+            lines = text.count("\n") + 1
+            info = {"filePath": path, "content": text, "numLines": lines, "startLine": 1}
+            return "Read", {"file_path": path}, out, {"type": "text", "file": info}
+        if roll < 0.55:
+            path, text = self.workspace.pick(self.rng)
+            old, new = self.workspace.edit(self.rng, path)
+            out = f"The file {path} has been updated. Here's the result of running `cat -n`:\n"
+            out += self.numbered(new)
+            result = {
+                "filePath": path,
+                "oldString": old,
+                "newString": new,
+                "originalFile": text,
+                "structuredPatch": [
+                    {
+                        "lines": ["-" + line for line in old.split("\n")]
+                        + ["+" + line for line in new.split("\n")]
+                    }
+                ],
+                "userModified": False,
+                "replaceAll": False,
+            }
+            return "Edit", {"file_path": path, "old_string": old, "new_string": new}, out, result
+        if roll < 0.65:
+            word = self.rng.choice(self.m.words[40:600])
+            hits = [self.workspace.pick(self.rng) for _ in range(self.rng.randint(1, 30))]
+            out = "\n".join(
+                f"{path}:{self.rng.randint(1, 300)}:{self.rng.choice(text.splitlines())}"
+                for path, text in hits
+            )
+            return "Grep", {"pattern": word, "path": self.spec.cwd}, out, {"mode": "content"}
+        if roll < 0.87:
+            if self.rng.random() < 0.6:
+                command, out = "python -m pytest -q", self.test_log()
+            else:
+                command, out = f"git diff {self.workspace.pick(self.rng)[0]}", self.snippet()
+            result = {"stdout": out, "stderr": "", "interrupted": False, "isImage": False}
+            return "Bash", {"command": command, "description": "Run it"}, out, result
+        if roll < 0.99:
+            out = self.prose(self.rng.randint(1, 3))
+            url = f"https://docs.example.com/{self.rng.choice(self.m.words[40:900])}"
+            return "WebFetch", {"url": url, "prompt": "Summarise"}, out, {"result": out}
+        # A rare screenshot or binary dump: nearly incompressible, as in real sessions.
+        out = self.b64(self.rng.randint(2_000, 20_000))
+        return "Bash", {"command": "base64 shot.png"}, out, {"stdout": out, "stderr": ""}
 
     # records
 
@@ -197,24 +349,24 @@ class Writer:
         rec["message"] = {"role": "user", "content": self.prose(self.rng.randint(1, 2))}
         return rec
 
-    def assistant(self, parent: str, tool_id: str | None) -> dict[str, object]:
+    def assistant(
+        self, parent: str, call: tuple[str, str, dict[str, object]] | None = None
+    ) -> dict[str, object]:
+        """An assistant message; call is (tool_use id, tool name, input) when it calls a tool."""
         rec = self.base(parent, "assistant")
-        content: list[dict[str, object]] = [{"type": "text", "text": self.prose(1)}]
+        content: list[dict[str, object]] = [{"type": "text", "text": self.remark()}]
         if self.rng.random() < 0.3:
-            content.append({"type": "text", "text": "```python\n" + self.code(1) + "\n```"})
-        if tool_id:
-            tool = self.rng.choice(_TOOLS)
-            arg = f"{self.spec.cwd}/src/{self.rng.choice(self.m.words[40:900])}.py"
-            content.append(
-                {"type": "tool_use", "id": tool_id, "name": tool, "input": {"path": arg}}
-            )
+            content.append({"type": "text", "text": "```python\n" + self.snippet() + "\n```"})
+        if call:
+            tool_id, name, args = call
+            content.append({"type": "tool_use", "id": tool_id, "name": name, "input": args})
         rec["message"] = {
             "id": "msg_" + self.b64(18).replace("+", "a").replace("/", "b"),
             "type": "message",
             "role": "assistant",
             "model": self.rng.choice(_MODELS),
             "content": content,
-            "stop_reason": "tool_use" if tool_id else "end_turn",
+            "stop_reason": "tool_use" if call else "end_turn",
             "usage": {
                 "input_tokens": self.rng.randint(3, 40_000),
                 "cache_read_input_tokens": self.rng.randint(0, 150_000),
@@ -224,15 +376,15 @@ class Writer:
         rec["requestId"] = "req_" + uuid.UUID(int=self.rng.getrandbits(128)).hex
         return rec
 
-    def tool_result(self, parent: str, tool_id: str) -> dict[str, object]:
+    def tool_result(
+        self, parent: str, tool_id: str, output: str, result: dict[str, object]
+    ) -> dict[str, object]:
         rec = self.base(parent, "user")
-        output = self.tool_output()
         rec["message"] = {
             "role": "user",
             "content": [{"tool_use_id": tool_id, "type": "tool_result", "content": output}],
         }
-        # Claude Code repeats the output in toolUseResult: real transcripts carry it twice.
-        rec["toolUseResult"] = {"stdout": output, "stderr": "", "interrupted": False}
+        rec["toolUseResult"] = result
         return rec
 
     def records(self) -> Iterator[dict[str, object]]:
@@ -243,12 +395,13 @@ class Writer:
             parent = str(rec["uuid"])
             for _ in range(self.rng.randint(0, 6)):
                 tool_id = "toolu_" + uuid.UUID(int=self.rng.getrandbits(128)).hex[:24]
-                call = self.assistant(parent, tool_id)
+                name, args, output, used = self.tool_call()
+                call = self.assistant(parent, (tool_id, name, args))
                 yield call
-                result = self.tool_result(str(call["uuid"]), tool_id)
+                result = self.tool_result(str(call["uuid"]), tool_id, output, used)
                 yield result
                 parent = str(result["uuid"])
-            answer = self.assistant(parent, None)
+            answer = self.assistant(parent)
             yield answer
             parent = str(answer["uuid"])
             if self.rng.random() < 0.02:
@@ -272,7 +425,7 @@ class Writer:
     def text_file(self) -> bytes:
         parts, size = [], 0
         while size < self.spec.size:
-            part = self.prose(1) if self.rng.random() < 0.6 else self.tool_output()
+            part = self.prose(1) if self.rng.random() < 0.2 else self.tool_output()
             parts.append(part)
             size += len(part) + 1
         return "\n".join(parts).encode()[: self.spec.size]
@@ -426,6 +579,19 @@ def generate(home: Path, size: str, seed: int, workers: int = 2) -> tuple[int, i
     return len(files), sum(p.stat().st_size for p in files)
 
 
+def jsonl_zstd_ratio(claude: Path) -> float:
+    """How the set's .jsonl files compress with zstd-3 as one stream (real transcripts: ~10x)."""
+    compressor = zstandard.ZstdCompressor(level=3).compressobj()
+    raw = packed = 0
+    for path in sorted(claude.rglob("*.jsonl")):
+        with path.open("rb") as fh:
+            while block := fh.read(MIB):
+                raw += len(block)
+                packed += len(compressor.compress(block))
+    packed += len(compressor.flush())
+    return raw / max(packed, 1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("home", type=Path, help="HOME to fill: writes HOME/.claude")
@@ -435,7 +601,8 @@ def main() -> None:
     start = time.perf_counter()
     count, total = generate(args.home.resolve(), args.size, args.seed)
     took = time.perf_counter() - start
-    print(f"{count} files, {total / MIB:.1f} MiB in {took:.1f} s")
+    ratio = jsonl_zstd_ratio(args.home.resolve() / ".claude")
+    print(f"{count} files, {total / MIB:.1f} MiB in {took:.1f} s; .jsonl zstd-3 ratio {ratio:.1f}x")
 
 
 if __name__ == "__main__":

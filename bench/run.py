@@ -247,7 +247,8 @@ def bench(args: argparse.Namespace, backends: list[str], names: list[str], root:
     count, total = generate.generate(src, args.size, args.seed)
     took = time.perf_counter() - start
     largest = largest_transcript(src / ".claude").stat().st_size
-    log(f"{count} files, {report.size(total)} in {took:.1f} s")
+    ratio = generate.jsonl_zstd_ratio(src / ".claude")
+    log(f"{count} files, {report.size(total)} in {took:.1f} s, .jsonl zstd-3 ratio {ratio:.1f}x")
     rows: list[report.Row] = []
     with ExitStack() as stack:
         for backend in backends:
@@ -261,7 +262,8 @@ def bench(args: argparse.Namespace, backends: list[str], names: list[str], root:
     facts = [
         *report.machine(str(weed) if weed and "s3" in backends else None),
         ("data set", f"{args.size}, seed {args.seed}: {count} files, {report.size(total)}, "
-                     f"largest transcript {report.size(largest)} (generated in {took:.0f} s)"),
+                     f"largest transcript {report.size(largest)} (generated in {took:.0f} s), "
+                     f".jsonl files compress {ratio:.1f}x with zstd-3 (real transcripts ~10x)"),
         ("append", f"{APPEND_BYTES} bytes of new records to the largest transcript"),
     ]  # fmt: skip
     command = "python bench/run.py " + shlex.join(sys.argv[1:])
