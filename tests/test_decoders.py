@@ -99,7 +99,11 @@ PART = MANIFEST_PREFIX + "b" * 64
 
 @FAST
 @given(
-    parts=st.dictionaries(st.sampled_from(["", "agents", "x/y"]), st.sampled_from([PART, "zz"]))
+    version=st.sampled_from([2, 3]),
+    parts=st.dictionaries(
+        st.sampled_from(["", "agents", "x/y"]),
+        st.sampled_from([PART, "zz"]) | st.lists(st.sampled_from([PART, "zz"]), max_size=3),
+    )
     | json_values,
     body=st.fixed_dictionaries(
         {
@@ -114,8 +118,8 @@ PART = MANIFEST_PREFIX + "b" * 64
     )
     | json_values,
 )
-def test_manifest_part_decoder(repo, parts, body):
-    root = {"version": 2, "repo_id": repo.config.repo_id, "seq": 3, "parent": 2}
+def test_manifest_part_decoder(repo, version, parts, body):
+    root = {"version": version, "repo_id": repo.config.repo_id, "seq": 3, "parent": 2}
     seal_json(repo, snapshot_name(3), {**root, "device": "d", "time": 1.0, "parts": parts})
     seal_json(repo, PART, body)
     try:
@@ -274,7 +278,7 @@ def test_manifest_parts_are_cached_and_a_damaged_copy_is_never_trusted(tmp_path)
         cached.write_bytes(b"damaged")
     store.gets.clear()
     assert repo.load_snapshot(3).files == files
-    assert sorted(store.gets) == sorted([snapshot_name(3), *set(head.parts.values())])
+    assert sorted(store.gets) == sorted([snapshot_name(3), *head.part_names()])
     store.gets.clear()
     assert repo.load_snapshot(3, cached_ok=False).files == files  # verify reads the storage
     assert len(store.gets) == 3
@@ -323,7 +327,7 @@ def test_version_1_snapshots_are_read_and_built_upon():
     assert repo.write_snapshot(Snapshot(2, 1, "new", 2.0, newer), old)
     (part,) = store.list(MANIFEST_PREFIX)
     assert repo.load_snapshot(2).files == newer
-    assert repo.load_snapshot(2).parts == {"": part, "agents": part}
+    assert repo.load_snapshot(2).parts == {"": (part,), "agents": (part,)}
 
 
 class ReplacingStore(MemoryStore):
