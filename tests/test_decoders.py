@@ -8,6 +8,7 @@ seals arbitrary plaintexts under the right key and name, to reach past authentic
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import string
 from collections.abc import Callable
@@ -99,7 +100,11 @@ PART = MANIFEST_PREFIX + "b" * 64
 
 @FAST
 @given(
-    parts=st.dictionaries(st.sampled_from(["", "agents", "x/y"]), st.sampled_from([PART, "zz"]))
+    version=st.sampled_from([2, 3]),
+    parts=st.dictionaries(
+        st.sampled_from(["", "agents", "x/y"]),
+        st.sampled_from([PART, "zz"]) | st.lists(st.sampled_from([PART, "zz"]), max_size=3),
+    )
     | json_values,
     body=st.fixed_dictionaries(
         {
@@ -114,8 +119,8 @@ PART = MANIFEST_PREFIX + "b" * 64
     )
     | json_values,
 )
-def test_manifest_part_decoder(repo, parts, body):
-    root = {"version": 2, "repo_id": repo.config.repo_id, "seq": 3, "parent": 2}
+def test_manifest_part_decoder(repo, version, parts, body):
+    root = {"version": version, "repo_id": repo.config.repo_id, "seq": 3, "parent": 2}
     seal_json(repo, snapshot_name(3), {**root, "device": "d", "time": 1.0, "parts": parts})
     seal_json(repo, PART, body)
     try:
@@ -274,7 +279,7 @@ def test_manifest_parts_are_cached_and_a_damaged_copy_is_never_trusted(tmp_path)
         cached.write_bytes(b"damaged")
     store.gets.clear()
     assert repo.load_snapshot(3).files == files
-    assert sorted(store.gets) == sorted([snapshot_name(3), *set(head.parts.values())])
+    assert sorted(store.gets) == sorted([snapshot_name(3), *head.part_names()])
     store.gets.clear()
     assert repo.load_snapshot(3, cached_ok=False).files == files  # verify reads the storage
     assert len(store.gets) == 3
@@ -323,7 +328,7 @@ def test_version_1_snapshots_are_read_and_built_upon():
     assert repo.write_snapshot(Snapshot(2, 1, "new", 2.0, newer), old)
     (part,) = store.list(MANIFEST_PREFIX)
     assert repo.load_snapshot(2).files == newer
-    assert repo.load_snapshot(2).parts == {"": part, "agents": part}
+    assert repo.load_snapshot(2).parts == {"": (part,), "agents": (part,)}
 
 
 class ReplacingStore(MemoryStore):
@@ -361,27 +366,38 @@ def test_an_index_replaced_while_being_read_is_looked_up_again(tmp_path):
 
 @FAST
 @given(
-    old=st.binary(min_size=1, max_size=6000),
-    added=st.binary(min_size=1, max_size=3000),
-    flip=st.none() | st.integers(min_value=0),
+    first=st.binary(min_size=1, max_size=6000),
+    history=st.lists(
+        st.tuples(st.booleans(), st.binary(min_size=1, max_size=3000)), min_size=1, max_size=6
+    ),
 )
-def test_a_file_that_grew_digests_as_if_read_whole(tmp_path, monkeypatch, old, added, flip):
-    """The append fast path gives exactly the full digest, and falls back when the old
-    part changed."""
+def test_a_files_content_is_what_its_chunks_say_whatever_its_appends(tmp_path, first, history):
+    """Over any history of appends (the append path) and rewrites (a full read), a digest
+    is the file's SHA-256 and chunks that tile it, each named by its bytes' id; an append
+    to a file whose last chunk is whole keeps every old chunk (it uploads only new bytes)."""
     from claude_sync import chunking
     from claude_sync.repository import ChunkerParams
 
-    monkeypatch.setattr(chunking, "GROWN_MIN_SIZE", 0)
     chunker = chunking.Chunker(ChunkerParams(64, 256, 1024, 7))
     ids = crypto.KeyRing(b"k" * 32).blob_id
     path = tmp_path / "t.jsonl"
-    path.write_bytes(old)
-    before = chunker.digest_file(path, ids)
-    now = bytearray(old + added)
-    if flip is not None:
-        now[flip % len(old)] ^= 1
-    path.write_bytes(bytes(now))
-    assert chunker.digest_file(path, ids, before) == chunker.digest_bytes(bytes(now), ids)
+    content = first
+    path.write_bytes(content)
+    digest = chunker.digest_file(path, ids)
+    for append, data in history:
+        content = content + data if append else data
+        path.write_bytes(content)
+        before, digest = digest, chunker.digest_file(path, ids, digest)
+        sha, chunks = digest
+        assert sha == hashlib.sha256(content).hexdigest()
+        offset = 0
+        for blob, at, length in chunks:
+            assert at == offset and 0 < length <= 1024
+            assert blob == ids(memoryview(content)[at : at + length])
+            offset += length
+        assert offset == len(content)
+        if append and before[1][-1][2] >= 64:
+            assert chunks[: len(before[1])] == before[1]
 
 
 def test_infinity_and_deep_nesting_are_clean_errors(repo):

@@ -1,5 +1,6 @@
-"""Issue 14: `claude-sync upgrade` moves a format 1/2 repository to format 3 (every snapshot
-chained; older claude-sync refuses it), while another machine keeps pushing."""
+"""Issue 14: `claude-sync upgrade` moves a format 1/2 repository to the current format (every
+snapshot chained; older claude-sync refuses it), while another machine keeps pushing. Issue 18:
+format 5 splits a big project's file list into pieces once upgraded."""
 
 from __future__ import annotations
 
@@ -9,16 +10,16 @@ import threading
 from conftest import PASSPHRASE
 
 from claude_sync import compression, config
-from claude_sync.repository import CONFIG_NAME, REPO_FORMAT, Repository
+from claude_sync.repository import CHAINED_FORMAT, CONFIG_NAME, REPO_FORMAT, Repository
 from claude_sync.store.folder import FolderStore
 
 
-def old_format_repository(repo_dir) -> None:
-    """A repository as claude-sync 0.2 made it: config version 1."""
+def old_format_repository(repo_dir, version: int = 1) -> None:
+    """A repository as an older claude-sync made it: config version 1 (0.2) or 3 (0.3)."""
     store = FolderStore(repo_dir)
     store.prepare(create=True)
     repo = Repository.create(store, PASSPHRASE)
-    body = repo.config_body() | {"version": 1}
+    body = repo.config_body() | {"version": version}
     store.delete(CONFIG_NAME)
     sealed = repo.keys.seal(CONFIG_NAME, compression.pack(json.dumps(body).encode()))
     assert store.put_if_absent(CONFIG_NAME, sealed)
@@ -93,3 +94,37 @@ def test_new_repositories_use_the_current_format(make_machine, repo_dir):
     a = make_machine("a")
     a.run("init", str(repo_dir))
     assert stored_format(a, repo_dir) == REPO_FORMAT
+
+
+def test_an_upgraded_repository_splits_a_big_project_and_reads_back(make_machine, repo_dir):
+    """Until `upgrade`, a project's whole list is one manifest part (what older claude-sync
+    reads); after it, a push after an append to one session writes one small piece, and a
+    machine joining later gets every session as written."""
+    old_format_repository(repo_dir, CHAINED_FORMAT)
+    a = make_machine("a")
+    a.run("init", str(repo_dir))
+    line = '{"type":"user","message":{"role":"user","content":"%d"}}\n'
+    sessions = [f"projects/-p/{i:08x}-0000-4000-8000-000000000000.jsonl" for i in range(200)]
+    for i, path in enumerate(sessions):
+        a.write(path, line % i)
+
+    def pushed_part() -> int:
+        before = set((repo_dir / "manifest").rglob("*"))
+        a.run("push")
+        (part,) = set((repo_dir / "manifest").rglob("*")) - before
+        return part.stat().st_size
+
+    whole = pushed_part()
+    a.append(sessions[7], line % 7)
+    assert pushed_part() >= whole  # format 3: the whole project again
+    a.run("upgrade")
+    assert stored_format(a, repo_dir) == REPO_FORMAT
+    a.append(sessions[7], line % 7)
+    pushed_part()  # the first push after the upgrade splits the project
+    a.append(sessions[9], line % 9)
+    assert pushed_part() * 4 < whole
+    b = make_machine("b")
+    b.run("init", str(repo_dir))
+    b.run("pull")
+    for path in sessions:
+        assert (b.claude / path).read_bytes() == (a.claude / path).read_bytes()

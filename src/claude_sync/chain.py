@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from claude_sync.repository import REPO_FORMAT, Repository, SnapshotRoot, snapshot_name
+from claude_sync.repository import CHAINED_FORMAT, Repository, SnapshotRoot, snapshot_name
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def descends(repo: Repository, head: SnapshotRoot, seq: int, ident: str) -> bool
         if link.unchained and link.seq > seq:
             # Older claude-sync wrote this one: only its number can be checked, and it is
             # newer than the one seen. A format 3 repository has no such snapshots.
-            return repo.config.version < REPO_FORMAT
+            return repo.config.version < CHAINED_FORMAT
     return False
 
 

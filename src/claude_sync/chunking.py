@@ -13,7 +13,6 @@ from typing import Any, BinaryIO
 from claude_sync.repository import ChunkerParams
 
 SPLIT_HASH_SIZE = 8 * 1024 * 1024
-GROWN_MIN_SIZE = 8 * 1024 * 1024
 Digest = tuple[str, tuple[tuple[str, int, int], ...]]
 
 
@@ -22,6 +21,7 @@ class Chunker:
         # Imported here: a push with nothing changed never chunks, and should not pay for it.
         from pyfastcdc import FastCDC
 
+        self._min_size = params.min_size
         self._cdc = FastCDC(
             params.avg_size, min_size=params.min_size, max_size=params.max_size, seed=params.seed
         )
@@ -56,10 +56,13 @@ class Chunker:
         """The digest of a file that only grew since `previous`, or None. Its old part is
         hashed, not chunked again: a content-defined cut depends only on the bytes from its
         chunk's start, so every old chunk but the last (cut by the old end of file) stands.
-        A transcript that grew by 64 KiB costs one SHA-256 pass, not three passes."""
+        The last stands too when it is of at least the minimum chunk size: the new bytes
+        start a chunk of their own, so an append uploads about its own size, not the old
+        last chunk again (up to the maximum chunk size); a shorter last chunk is cut again
+        with the new bytes, so appends of a line each do not leave a chunk each."""
         old_sha, old_chunks = previous
         old_size = sum(length for _, _, length in old_chunks)
-        if not old_chunks or old_size < GROWN_MIN_SIZE or size <= old_size:
+        if not old_chunks or size <= old_size:
             return None
         sha = hashlib.sha256()
         left = old_size
@@ -68,7 +71,11 @@ class Chunker:
             left -= len(block)
         if left or sha.copy().hexdigest() != old_sha:
             return None
-        *kept, (_, start, _) = old_chunks
+        *kept, last = old_chunks
+        start = last[1]
+        if last[2] >= self._min_size:
+            kept.append(last)
+            start = old_size
 
         def hash_new_bytes(data: memoryview, offset: int) -> None:
             if offset + len(data) > old_size:

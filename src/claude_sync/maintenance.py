@@ -275,7 +275,7 @@ def prune(
     orphans = frozenset({n for n in sizes if n.startswith(DATA_PREFIX)} - indexed)
     # Manifest parts no kept snapshot uses (replaced, forgotten, or written by a push that
     # lost its race or was killed) go the same two-phase way as packs.
-    used_parts = {name for snap in kept for name in snap.parts.values()}
+    used_parts = set().union(*(snap.part_names() for snap in kept))
     stale_parts = frozenset({n for n in sizes if n.startswith(MANIFEST_PREFIX)} - used_parts)
     unreferenced = _unreferenced_packs(indexes, needed, marked) | orphans | stale_parts
     fresh = unreferenced - marked
@@ -316,7 +316,7 @@ def _used_by_late_snapshots(
             with contextlib.suppress(ObjectNotFoundError):
                 where[name] = repo.load_index(name)
     packs = {loc.pack for idx in where.values() for b, loc in idx.items() if b in needed}
-    return frozenset(packs | {name for snap in late for name in snap.parts.values()})
+    return frozenset(packs | set().union(*(snap.part_names() for snap in late)))
 
 
 def _unreferenced_packs(

@@ -42,15 +42,26 @@ FORMAT_VERSION = 1
 #: the repository format, in the config: 1 (formats "1" and "2" of claude-sync, which differ
 #: only in snapshot versions) or 3, whose snapshots must all be chained (docs/FORMAT.md §10).
 #: claude-sync before 3 refuses a format 3 config, so it cannot add unchained snapshots.
-REPO_FORMAT = 3
+CHAINED_FORMAT = 3
 #: format 3 with key epochs: written when the first epoch starts, so that claude-sync
 #: before 0.4, which cannot open epoch-sealed objects, refuses the repository by its config
 EPOCH_FORMAT = 4
-REPO_FORMATS = (1, 3, EPOCH_FORMAT)
+#: format 4 whose snapshots may split a big manifest group into pieces (snapshot version 3):
+#: claude-sync before it refuses the config instead of failing on such a snapshot
+SPLIT_FORMAT = 5
+REPO_FORMAT = SPLIT_FORMAT
+REPO_FORMATS = (1, CHAINED_FORMAT, EPOCH_FORMAT, SPLIT_FORMAT)
 UPGRADE_NAME = "config-upgrade"
-#: 1: the file list inside the snapshot; 2: in manifest parts. Readers take both.
+#: 1: the file list inside the snapshot; 2: in manifest parts; 3: a group may be split into
+#: pieces, each in its own part. Readers take all three.
 SNAPSHOT_VERSION = 2
-SNAPSHOT_VERSIONS = (1, 2)
+SPLIT_SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSIONS = (1, SNAPSHOT_VERSION, SPLIT_SNAPSHOT_VERSION)
+#: the versions a manifest part's body may have (its layout did not change with version 3)
+PART_VERSIONS = (1, SNAPSHOT_VERSION)
+#: files per piece of a split manifest group: a push that changes one file of a project
+#: rewrites about this many entries, however many sessions the project holds
+PIECE_FILES = 32
 CONFIG_NAME = "config"
 KEYS_PREFIX = "keys/"
 DATA_PREFIX = "data/"
@@ -154,8 +165,10 @@ class Snapshot:
     device: str
     time: float
     files: dict[str, FileEntry] = field(default_factory=dict)
-    #: manifest group -> the manifest part listing it (empty for a version 1 snapshot)
-    parts: dict[str, str] = field(default_factory=dict)
+    #: manifest group -> the manifest part of each of its pieces, piece k holding the paths
+    #: whose piece_of(path, n) is k (one piece: the whole group); empty for a version 1
+    #: snapshot
+    parts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     #: the parent's identity (see SnapshotRoot.id); None for the first snapshot and for
     #: snapshots written before history was chained
     parent_id: str | None = None
@@ -163,6 +176,9 @@ class Snapshot:
     id: str = ""
     #: names the writing device had before it was renamed
     formerly: tuple[str, ...] = ()
+
+    def part_names(self) -> set[str]:
+        return {name for names in self.parts.values() for name in names}
 
 
 @dataclass(frozen=True)
@@ -196,6 +212,32 @@ def _grouped(files: dict[str, FileEntry]) -> dict[str, dict[str, FileEntry]]:
     for path, entry in files.items():
         groups.setdefault(manifest_group(path), {})[path] = entry
     return groups
+
+
+def piece_of(path: str, pieces: int) -> int:
+    """Which of a group's pieces lists a path: a stable hash, so a path stays in its piece
+    from push to push and a change rewrites only that piece."""
+    return int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "big") % pieces
+
+
+def piece_count(files: int, before: int | None) -> int:
+    """How many pieces a group of that many files is split into: a power of two giving
+    about PIECE_FILES files each. The count it had before is kept while it is within a
+    factor of two of that, so a group growing or shrinking by a file does not move every
+    path to another piece."""
+    wanted = 1
+    while wanted * PIECE_FILES < files:
+        wanted *= 2
+    if before is not None and wanted // 2 <= before <= wanted * 2:
+        return before
+    return wanted
+
+
+def _pieces(files: dict[str, FileEntry], pieces: int) -> list[dict[str, FileEntry]]:
+    split: list[dict[str, FileEntry]] = [{} for _ in range(pieces)]
+    for path, entry in files.items():
+        split[piece_of(path, pieces)][path] = entry
+    return split
 
 
 @dataclass(frozen=True)
@@ -677,11 +719,14 @@ class Repository:
         """The whole snapshot of an already authenticated root."""
         obj, seq, what = root.body, root.seq, f"snapshot {root.seq}"
         try:
-            parts: dict[str, str] = {}
+            parts: dict[str, tuple[str, ...]] = {}
             if obj["version"] == 1:
                 files = {str(p): FileEntry.from_json(e, what) for p, e in obj["files"].items()}
             else:
-                parts = {str(group): str(name) for group, name in obj["parts"].items()}
+                parts = {
+                    str(group): _piece_names(names, obj["version"], what)
+                    for group, names in obj["parts"].items()
+                }
                 files = self._load_parts(parts, what, cached_ok)
             _check_paths(files, what)
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
@@ -693,45 +738,58 @@ class Repository:
         return snapshot
 
     def _load_parts(
-        self, parts: dict[str, str], what: str, cached_ok: bool
+        self, parts: dict[str, tuple[str, ...]], what: str, cached_ok: bool
     ) -> dict[str, FileEntry]:
-        if any(not _MANIFEST_NAME.fullmatch(name) for name in parts.values()):
-            raise CorruptionError(f"{what} names an invalid manifest part")
-
         def load(name: str) -> tuple[str, Any]:
             try:
                 body = _decode_json(self._open_object(name, cached_ok), f"{what}'s manifest")
             except ObjectNotFoundError:
                 raise CorruptionError(f"{what} needs a manifest part that is missing") from None
-            if body["version"] not in SNAPSHOT_VERSIONS:
+            if body["version"] not in PART_VERSIONS:
                 raise CorruptionError(f"{what} has a manifest part of an unknown format")
             return name, body["groups"]
 
-        loaded = dict(self._each(load, sorted(set(parts.values()))))
+        names = sorted({name for pieces in parts.values() for name in pieces})
+        loaded = dict(self._each(load, names))
         files: dict[str, FileEntry] = {}
-        for group, name in parts.items():
-            for path, entry in loaded[name][group].items():
-                if manifest_group(str(path)) != group:
-                    raise CorruptionError(f"{what} lists a file in the wrong manifest part")
-                files[str(path)] = FileEntry.from_json(entry, what)
+        for group, pieces in parts.items():
+            for piece, name in enumerate(pieces):
+                for path, entry in loaded[name][group].items():
+                    path = str(path)
+                    if manifest_group(path) != group:
+                        raise CorruptionError(f"{what} lists a file in the wrong manifest part")
+                    # A part may also hold other pieces of the group (written by the same
+                    # push) or pieces no snapshot uses any more: each piece is taken from
+                    # the part its snapshot names for it.
+                    if piece_of(path, len(pieces)) == piece:
+                        files[path] = FileEntry.from_json(entry, what)
         return files
 
     def write_snapshot(self, snapshot: Snapshot, base: Snapshot | None = None) -> bool:
         """Create-only: False when another machine took this sequence number first.
 
-        The file list is split into groups (manifest_group); groups unchanged since base
-        keep base's manifest part, the changed ones go into one new part: a push uploads
-        only the part of the list that changed."""
-        groups = _grouped(snapshot.files)
+        The file list is split into groups (manifest_group), and in a repository of format
+        5 a big group into pieces (piece_of); pieces unchanged since base keep base's
+        manifest part, the changed ones go into one new part: a push uploads only the part
+        of the list that changed."""
+        split = self.config.version >= SPLIT_FORMAT
         old = _grouped(base.files) if base is not None else {}
-        parts = {
-            group: base.parts[group]
-            for group, files in groups.items()
-            if base is not None and group in base.parts and old.get(group) == files
-        }
-        changed = {group: files for group, files in groups.items() if group not in parts}
+        old_parts = base.parts if base is not None else {}
+        parts: dict[str, list[str | None]] = {}
+        changed: dict[str, dict[str, FileEntry]] = {}
+        for group, files in _grouped(snapshot.files).items():
+            before = old_parts.get(group)
+            count = piece_count(len(files), len(before) if before else None) if split else 1
+            kept = _pieces(old.get(group, {}), count) if before and len(before) == count else []
+            parts[group] = []
+            for piece, listed in enumerate(_pieces(files, count)):
+                if kept and kept[piece] == listed:
+                    parts[group].append(before[piece])  # type: ignore[index]
+                else:
+                    parts[group].append(None)
+                    changed.setdefault(group, {}).update(listed)
+        part = MANIFEST_PREFIX + os.urandom(32).hex()
         if changed:
-            part = MANIFEST_PREFIX + os.urandom(32).hex()
             listing = {
                 group: {path: e.to_json() for path, e in sorted(files.items())}
                 for group, files in sorted(changed.items())
@@ -740,16 +798,18 @@ class Repository:
             sealed = self.keys.seal(part, _encode_json(body))
             self._put(part, sealed)
             self._cache_object(part, sealed)
-            parts.update(dict.fromkeys(changed, part))
+        pieces = {g: tuple(n or part for n in names) for g, names in sorted(parts.items())}
         name = snapshot_name(snapshot.seq)
+        whole = all(len(names) == 1 for names in pieces.values())
         root = {
-            "version": SNAPSHOT_VERSION,
+            # Snapshots with no split group stay readable by claude-sync before format 5.
+            "version": SNAPSHOT_VERSION if whole else SPLIT_SNAPSHOT_VERSION,
             "repo_id": self.config.repo_id,
             "seq": snapshot.seq,
             "parent": snapshot.parent,
             "device": snapshot.device,
             "time": snapshot.time,
-            "parts": dict(sorted(parts.items())),
+            "parts": {g: n[0] if len(n) == 1 else list(n) for g, n in pieces.items()},
         }
         if snapshot.parent_id is not None:
             # An optional field for readers of version 2: older claude-sync ignores it.
@@ -759,7 +819,7 @@ class Repository:
         sealed = self.keys.seal(name, _encode_json(root))
         if not self._put(name, sealed):
             return False
-        snapshot.parts = parts
+        snapshot.parts = pieces
         snapshot.id = snapshot_id(sealed)
         self._evict(snapshot)
         return True
@@ -799,7 +859,7 @@ class Repository:
         if self.cache_dir is None or current.seq < self._newest_seen:
             return
         self._newest_seen = current.seq
-        used = {self._cache_path(name) for name in current.parts.values()}
+        used = {self._cache_path(name) for name in current.part_names()}
         with contextlib.suppress(OSError):
             for part in self.cache_dir.glob(f"{self.config.repo_id}-{MANIFEST_PREFIX[:-1]}-*"):
                 if part not in used:
@@ -1059,6 +1119,24 @@ class PackWriter:
         }
         self.written = {}
         return name, locations
+
+
+def _piece_names(names: Any, version: int, what: str) -> tuple[str, ...]:
+    """A group's part names in a snapshot root: one name, or (version 3) a list of them,
+    one per piece, whose length is a power of two."""
+    if isinstance(names, str):
+        pieces: tuple[Any, ...] = (names,)
+    elif isinstance(names, list) and version >= SPLIT_SNAPSHOT_VERSION:
+        pieces = tuple(names)
+    else:
+        raise CorruptionError(f"{what} names an invalid manifest part")
+    if (
+        not pieces
+        or len(pieces) & (len(pieces) - 1)
+        or any(not isinstance(n, str) or not _MANIFEST_NAME.fullmatch(n) for n in pieces)
+    ):
+        raise CorruptionError(f"{what} names an invalid manifest part")
+    return pieces
 
 
 def _check_paths(files: dict[str, FileEntry], what: str) -> None:

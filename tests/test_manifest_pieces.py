@@ -1,0 +1,117 @@
+"""Issue 18: a project's manifest group is split into pieces (format 5), so a push that
+changes one transcript rewrites one piece of about PIECE_FILES entries, not the project's
+whole list; readers see exactly the files the writer listed, whatever the history."""
+
+from __future__ import annotations
+
+import json
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from memory_store import MemoryStore
+
+from claude_sync import compression
+from claude_sync.repository import (
+    CHAINED_FORMAT,
+    CONFIG_NAME,
+    MANIFEST_PREFIX,
+    PIECE_FILES,
+    SPLIT_SNAPSHOT_VERSION,
+    FileEntry,
+    Repository,
+    Snapshot,
+)
+
+PROJECT = "projects/-home-ann-app"
+
+
+def entry(n: int) -> FileEntry:
+    return FileEntry("0" * 64, n, n, 0o600, ((f"{n % 16:x}" * 64, n),))
+
+
+def session(i: int) -> str:
+    return f"{PROJECT}/{i:08x}-0000-4000-8000-000000000000.jsonl"
+
+
+def new_parts(store: MemoryStore, before: set[str]) -> list[str]:
+    return sorted(set(store.list(MANIFEST_PREFIX)) - before)
+
+
+def listed(repo: Repository, part: str) -> int:
+    """How many entries a stored manifest part lists."""
+    body = compression.unpack(repo.keys.open(part, repo.store.get(part)), part)
+    return sum(len(files) for files in json.loads(body)["groups"].values())
+
+
+# Each step: a batch of (path index, new size or None to remove); sizes of 0 are real files.
+steps = st.lists(
+    st.lists(st.tuples(st.integers(0, 299), st.none() | st.integers(0, 5)), max_size=40),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(max_examples=60, deadline=None, print_blob=True)
+@given(history=steps, seed=st.integers(0, 2**32 - 1))
+def test_a_reader_sees_exactly_what_the_writer_listed(history, seed):
+    """Random adds, changes and removes across many paths of one project (and a few other
+    groups): every snapshot reads back, by a machine with no cache, as written."""
+    store = MemoryStore()
+    writer = Repository.create(store, None)
+    reader = Repository.open(store, writer.keys.master)
+    rng = random.Random(seed)
+    files: dict[str, FileEntry] = {}
+    # a project big enough to be split from the start, so steps exercise pieces
+    files.update({session(i): entry(i % 6) for i in range(rng.randint(0, 300))})
+    head = None
+    for seq, step in enumerate(history, start=1):
+        for i, size in step:
+            path = session(i) if i % 7 else f"agents/a{i}.md"
+            if size is None:
+                files.pop(path, None)
+            else:
+                files[path] = entry(size)
+        snapshot = Snapshot(seq, seq - 1 or None, "dev", 1.0, dict(files))
+        assert writer.write_snapshot(snapshot, head)
+        head = snapshot
+        assert reader.load_snapshot(seq, cached_ok=False).files == files
+
+
+def test_changing_one_session_rewrites_one_piece_whatever_the_project_size():
+    for sessions in (1000, 4000):
+        store = MemoryStore()
+        repo = Repository.create(store, None)
+        files = {session(i): entry(i % 6) for i in range(sessions)}
+        head = Snapshot(1, None, "dev", 1.0, files)
+        assert repo.write_snapshot(head, None)
+        before = set(store.list(MANIFEST_PREFIX))
+        changed = dict(files) | {session(17): entry(9)}
+        assert repo.write_snapshot(Snapshot(2, 1, "dev", 2.0, changed), head)
+        (part,) = new_parts(store, before)
+        assert listed(repo, part) <= 2 * PIECE_FILES
+        assert repo.load_snapshot(2, cached_ok=False).files == changed
+
+
+def test_a_repository_of_an_older_format_keeps_whole_groups():
+    """claude-sync of formats 3 and 4 reads only whole groups: until `upgrade`, a new writer
+    writes version 2 snapshots there."""
+    store = MemoryStore()
+    repo = Repository.create(store, None)
+    body = repo.config_body() | {"version": CHAINED_FORMAT}
+    store.delete(CONFIG_NAME)
+    store.put_if_absent(
+        CONFIG_NAME, repo.keys.seal(CONFIG_NAME, compression.pack(json.dumps(body).encode()))
+    )
+    repo = Repository.open(store, repo.keys.master)
+    files = {session(i): entry(1) for i in range(200)}
+    assert repo.write_snapshot(Snapshot(1, None, "dev", 1.0, files), None)
+    root = repo.load_root(1)
+    assert root.body["version"] == 2 and isinstance(root.body["parts"][PROJECT], str)
+    repo.upgrade()
+    head = repo.load_snapshot(1)
+    assert repo.write_snapshot(Snapshot(2, 1, "dev", 2.0, files | {session(1): entry(2)}), head)
+    root = repo.load_root(2)
+    assert root.body["version"] == SPLIT_SNAPSHOT_VERSION
+    assert len(root.body["parts"][PROJECT]) == 8
+    assert repo.load_snapshot(2, cached_ok=False).files == files | {session(1): entry(2)}
