@@ -322,11 +322,12 @@ class ThreeMachines(RuleBasedStateMachine):
         download = Engine._download_into
         uuid, line = self.record(m)
 
-        def racing(engine: Engine, staged, result) -> None:  # type: ignore[no-untyped-def]
-            download(engine, staged, result)
+        def racing(engine: Engine, staged, result, *args):  # type: ignore[no-untyped-def]
+            failed = download(engine, staged, result, *args)
             if (self.roots[m] / SESSION).exists() and m not in self.pending:
                 self.append(m, line)
                 self.records.add(uuid)
+            return failed
 
         with mock.patch.object(Engine, "_download_into", racing):
             self.run(m, "pull")
