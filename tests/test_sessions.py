@@ -173,6 +173,8 @@ def test_catalog_lists_every_session_without_downloading(pair, repo_dir):
     assert other["project"] == "~-code-other"  # no such directory here: the stored name
     assert other["title"] == "elsewhere"
     assert not (b.claude / "projects").exists()  # listing downloaded no transcript
+    # --json before the command, as for every other command.
+    assert json.loads(b.run("--json", "sessions").stdout) == listed
 
     # The filters.
     app = str(b.home / "code" / "app")

@@ -609,10 +609,12 @@ class Repository:
             raise ConfigError("refusing to remove the last key: add another one first")
         return self._revoke(name, names)
 
-    def change_passphrase(self, old: str, new: str) -> list[str]:
+    def change_passphrase(self, old: str, ask_new: Callable[[], str]) -> list[str]:
         """A new key object (new identity) for the new passphrase, then the old one revoked:
-        restoring the old key object opens nothing written after."""
+        restoring the old key object opens nothing written after. The new passphrase is
+        asked for only once the old one opened a key: nobody types one in vain."""
         old_name = self.key_opened_by(old)
+        new = ask_new()
         labels = {k: label for k, label, _ in self.list_keys()}
         new_name, private = self.add_key(new, labels.get(old_name[len(KEYS_PREFIX) :], ""))
         if self.keys.identity is None or self.keys.identity[0] == old_name:

@@ -1,0 +1,144 @@
+"""The command line (docs/CLI.md): parse, call the engine, print. Nothing else lives here.
+
+This module holds the `main` group and its error handling; the commands live in one module
+per group of commands, and what they print in output.py."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from claude_sync import __version__, passphrase
+from claude_sync.cli import history, keys, sessions, setup, sync
+from claude_sync.cli.options import global_options
+from claude_sync.cli.output import err
+from claude_sync.errors import (
+    EXIT_FAILED,
+    CorruptionError,
+    HistoryError,
+    ObjectNotFoundError,
+    SyncError,
+)
+from claude_sync.resources import TYPES
+
+
+class App(click.Group):
+    """Turns every SyncError into one `error:` line and its exit code; never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SyncError as exc:
+            message = str(exc)
+            if (
+                # Only prune deletes objects: one a command needs and cannot find is damage.
+                isinstance(exc, CorruptionError | ObjectNotFoundError)
+                and not isinstance(exc, HistoryError)
+                and ctx.invoked_subcommand not in ("verify", "repair")
+            ):
+                # Damage blocks every command that reads that object: say how to get out.
+                message += (
+                    "; `claude-sync verify` lists what is damaged, and `claude-sync repair` "
+                    "uploads again what this machine still has"
+                )
+            err.print(f"error: {message}", markup=False)  # the console redacts and cleans it
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err.print("error: interrupted", markup=False)
+            sys.exit(EXIT_FAILED)
+        except click.Abort:
+            # Click's own message is a bare `Aborted!`: say what happened to the user's data.
+            err.print("error: cancelled at a question; nothing was changed", markup=False)
+            sys.exit(EXIT_FAILED)
+        except (click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception as exc:
+            if os.environ.get("CLAUDE_SYNC_DEBUG"):
+                raise
+            err.print(f"error: unexpected {type(exc).__name__}: {exc}", markup=False)
+            sys.exit(EXIT_FAILED)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command's whole first line: Click would cut it to the terminal's width."""
+        rows = [
+            (name, cmd.get_short_help_str(limit=200))
+            for name in self.list_commands(ctx)
+            if (cmd := self.get_command(ctx, name)) is not None and not cmd.hidden
+        ]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="claude-sync")
+@global_options
+def main(**_: Any) -> None:
+    """Encrypted, incremental sync of your Claude Code environment across machines.
+
+    The options below may also come after the command. `claude-sync COMMAND --help` shows a
+    command's options and examples.
+
+    \b
+    Examples:
+      claude-sync init /mnt/shared/claude-sync --sync
+      claude-sync sync
+      claude-sync -v push sessions agents
+    """
+    passphrase.take_from_environment()
+
+
+TYPES_HELP = (
+    "TYPE limits the command to some resource types: "
+    + ", ".join(t.name for t in TYPES)
+    + " (see `claude-sync types`); with none, every type this machine syncs."
+)
+EXAMPLES: dict[str, tuple[str, ...]] = {
+    "init": (
+        "claude-sync init                                  # default folder (asks on a terminal)",
+        "claude-sync init /mnt/shared/claude-sync --sync   # join, then pull and push",
+        "claude-sync init s3://bucket/claude --create",
+    ),
+    "push": ("claude-sync push", "claude-sync push sessions agents --dry-run"),
+    "pull": ("claude-sync pull", "claude-sync pull settings --strategy remote"),
+    "sync": ("claude-sync sync", "claude-sync -v sync --dry-run"),
+    "status": ("claude-sync status", "claude-sync --json status"),
+    "types": ("claude-sync types", "claude-sync types --enable todos --disable history"),
+    "where": ("claude-sync where", "claude-sync where ~/code/app"),
+    "map": ("claude-sync map ~/src work", "claude-sync map ~/src --remove"),
+    "install": ("claude-sync install", "claude-sync install --project ~/code/app"),
+    "watch": ("claude-sync watch", "claude-sync watch --interval 60"),
+    "conflicts": ("claude-sync conflicts",),
+    "resolve": ("claude-sync resolve agents/x.md --take local",),
+    "log": ("claude-sync log", "claude-sync log --json"),
+    "devices": ("claude-sync devices", "claude-sync devices --rename laptop"),
+    "restore": (
+        "claude-sync restore agents/reviewer.md --snapshot 12",
+        "claude-sync restore --snapshot 12 --target ~/claude-as-of-12",
+    ),
+    "prune": ("claude-sync prune --dry-run", "claude-sync prune --keep-last 50 --keep-within 30d"),
+    "verify": ("claude-sync verify", "claude-sync verify --read-data"),
+    "export": ("claude-sync export 4b6f1c2e session.tar.gz",),
+    "import": ("claude-sync import session.tar.gz",),
+    "doctor": ("claude-sync doctor",),
+    "key": ("claude-sync key list", "claude-sync key export"),
+}
+
+
+def _add_commands() -> None:
+    """Every command on `main`; each one's help ends with an example or two (and what TYPE
+    means, where it applies)."""
+    for module in (setup, sync, sessions, history, keys):
+        for command in module.COMMANDS:
+            main.add_command(command)
+    for name, lines in EXAMPLES.items():
+        command = main.commands[name]
+        takes_types = any(p.name == "types" for p in command.params)
+        extra = f"\n\n{TYPES_HELP}" if takes_types and name != "types" else ""
+        block = "\n".join(f"  {line}" for line in lines)
+        command.help = f"{command.help or ''}{extra}\n\n\b\nExamples:\n{block}"
+
+
+_add_commands()

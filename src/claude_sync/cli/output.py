@@ -1,0 +1,286 @@
+"""What the command line prints: consoles, tables, progress bars, results and conflicts."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from claude_sync import plugins
+from claude_sync.engine import Conflict, Reporter, Result
+from claude_sync.errors import EXIT_CONFLICTS, SyncError
+from claude_sync.store.base import redact
+from claude_sync.terminal import clean, clean_value
+
+
+class _LazyConsole:
+    """A Rich console made on first use: importing Rich costs more than a no-op push.
+    Text printed through it loses control characters and credentials in URLs: much of it
+    (paths, device names, errors quoting them) came from the repository or a remote."""
+
+    def __init__(self, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Any = None
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        safe = [clean(redact(o)) if isinstance(o, str) else o for o in objects]
+        self.real.print(*safe, **kwargs)
+
+    @property
+    def real(self) -> Any:
+        """The Rich console itself, for Rich objects that need one: they use it as a context
+        manager, and special methods are never looked up through __getattr__."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+out = _LazyConsole(stderr=False)
+err = _LazyConsole(stderr=True)
+
+
+def table(*columns: str) -> Any:
+    from rich.table import Table
+    from rich.text import Text
+
+    class SafeTable(Table):
+        """Cells are plain text on one line: no markup, no control characters."""
+
+        def add_row(self, *cells: Any, **kwargs: Any) -> None:
+            super().add_row(*(Text(clean_value(str(c))) for c in cells), **kwargs)
+
+    return SafeTable(*columns, box=None)
+
+
+def print_json(body: object) -> None:
+    click.echo(json.dumps(body))
+
+
+def local_time(seconds: float, *, with_seconds: bool = False, date: bool = True) -> str:
+    """A moment on this machine's clock: `2026-11-30 14:02`, `…14:02:09` with seconds (where
+    moments close together must be told apart), `14:02:09` without the date."""
+    fmt = ("%Y-%m-%d " if date else "") + ("%H:%M:%S" if with_seconds else "%H:%M")
+    return time.strftime(fmt, time.localtime(seconds))
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    raise AssertionError
+
+
+class ConsoleReporter(Reporter):
+    """Prints actions, draws progress bars on a terminal and asks about conflicts. Use it as
+    a context manager: a bar still drawn when the command ends (or fails) is taken down."""
+
+    def __init__(self, verbose: bool, quiet: bool, as_json: bool) -> None:
+        self.verbose = verbose and not as_json
+        # Asked of sys.stderr, not Rich: importing Rich costs more than a no-op push.
+        self.bars = not quiet and not as_json and sys.stderr.isatty()
+        self.interactive = sys.stdin.isatty() and not as_json
+        self._drawn: list[Any] = []
+
+    def __enter__(self) -> ConsoleReporter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for bar in self._drawn:
+            bar.stop()
+
+    def resolve(
+        self, conflict: Conflict, local: bytes, remote: bytes, base: bytes | None
+    ) -> str | bytes | None:
+        if not self.interactive:
+            return None
+        from claude_sync import prompt
+
+        return prompt.ask(conflict, local, remote, base)
+
+    def trust(self, path: str, changes: dict[str, tuple[Any, Any]], device: str) -> bool:
+        if not self.interactive:
+            return False
+        from claude_sync import prompt
+
+        return prompt.ask_trust(path, changes, device)
+
+    def action(self, verb: str, path: str) -> None:
+        if self.verbose:
+            out.print(f"{verb:>8} {path}", markup=False)
+
+    def progress(self, description: str, total: int) -> Callable[[int], None]:
+        if not self.bars or total < 4 * 1024 * 1024:
+            return lambda advance: None
+        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+        bar = Progress(
+            "{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=err.real,
+            transient=True,
+        )
+        task = bar.add_task(description, total=total)
+        self._drawn.append(bar)
+        bar.start()
+
+        def advance(n: int) -> None:
+            bar.advance(task, n)
+            if bar.tasks[0].finished:
+                bar.stop()
+
+        return advance
+
+
+def finish(result: Result, as_json: bool, quiet: bool, verbose: bool, dry_run: bool) -> None:
+    """Print a push, pull or sync's result; exit non-zero if it left something undone."""
+    if as_json:
+        print_json(result.to_json() | ({"dry_run": True} if dry_run else {}))
+    elif not quiet:
+        for warning in result.warnings:
+            err.print(f"warning: {warning}", markup=False)
+        if dry_run:
+            print_plan(
+                result,
+                "would push",
+                "would remove everywhere",
+                "would pull",
+                "would merge",
+                "would delete",
+            )
+        print_conflicts(result.conflicts, verbose)
+        out.print(summary(result, dry_run), markup=False)
+    if result.unavailable:
+        raise SyncError(
+            f"{count(len(result.unavailable), 'file')} could not be downloaded: their data in "
+            "the repository is damaged or missing (`claude-sync verify --read-data` lists the "
+            "damage); run `claude-sync repair` on a machine that has them, then pull again"
+        )
+    if result.conflicts:
+        sys.exit(EXIT_CONFLICTS)
+
+
+def print_plan(result: Result, *verbs: str) -> None:
+    """One marked line per path: what push (upload, removal), pull, a merge and a deletion
+    would do."""
+    uploads = [p for p in result.pushed if p not in result.removed]
+    lists = (uploads, result.removed, result.pulled, result.merged, result.deleted)
+    width = max(map(len, verbs))
+    for verb, paths in zip(verbs, lists, strict=True):
+        for path in paths:
+            out.print(f"{verb:>{width}} {path}", markup=False)
+
+
+def summary(result: Result, dry_run: bool = False) -> str:
+    parts = []
+    # Deletions pushed are reported as such, not as files sent.
+    uploads = len(result.pushed) - len(result.removed)
+    if dry_run:
+        if uploads:
+            pushed = count(uploads, "file")
+            parts.append(f"would push {pushed} (≈{size(result.uploaded_bytes)})")
+        if result.removed:
+            parts.append(f"would remove {count(len(result.removed), 'deleted file')} everywhere")
+        if result.pulled or result.merged:
+            pulled = count(len(result.pulled) + len(result.merged), "file")
+            parts.append(f"would pull {pulled} (≈{size(result.downloaded_bytes)})")
+        if result.deleted:
+            parts.append(f"would delete {count(len(result.deleted), 'file')}")
+        if result.conflicts:
+            parts.append(f"{count(len(result.conflicts), 'conflict')} would be left")
+        return ", ".join(parts) if parts else "Nothing to do: everything is up to date."
+    if uploads:
+        sent = size(result.uploaded_bytes)
+        parts.append(f"pushed {count(uploads, 'file')} ({sent} sent)")
+    if result.removed:
+        removed = count(len(result.removed), "deleted file")
+        parts.append(f"removed {removed} from every machine")
+    if result.pulled or result.deleted:
+        received = size(result.downloaded_bytes)
+        parts.append(f"pulled {count(len(result.pulled), 'file')} ({received} received)")
+    if result.merged:
+        parts.append(f"merged {count(len(result.merged), 'file')}")
+    if result.deleted:
+        parts.append(f"deleted {len(result.deleted)}")
+    if result.conflicts:
+        parts.append(f"{count(len(result.conflicts), 'conflict')} left unresolved")
+    if parts:
+        return ", ".join(parts)
+    if result.skipped:
+        # Not "up to date": what was skipped (see the warnings) has not been synced.
+        return f"{count(len(result.skipped), 'file')} skipped this time; nothing else to do."
+    return "Everything is up to date."
+
+
+def held_line(path: str, device: str, held: list[str]) -> str:
+    return (
+        f"{path}: {clean_value(device) or 'another machine'} changed settings that run code "
+        f"({', '.join(held)}); held back: `claude-sync resolve {path} --take remote` "
+        "applies them, `--take local` keeps yours"
+    )
+
+
+def keys_line(path: str, device: str, keys: list[str], when: str) -> str:
+    return (
+        f"{path}: {clean_value(', '.join(keys))} changed here and on "
+        f"{clean_value(device) or 'another machine'}{when}; the other keys merged: "
+        f"`claude-sync resolve {path} --take remote` or `--take local` settles these"
+    )
+
+
+def changed_when(seconds: object) -> str:
+    """` (2026-11-30 14:02)`: when the other machine made its change, if known."""
+    if not isinstance(seconds, int | float) or seconds <= 0:
+        return ""
+    return f" ({local_time(seconds)})"
+
+
+def print_conflicts(conflicts: list[Conflict], verbose: bool) -> None:
+    for c in conflicts:
+        if c.held:
+            err.print("conflict: " + held_line(c.path, c.remote_device, c.held), markup=False)
+        if c.keys:
+            line = keys_line(c.path, c.remote_device, c.keys, changed_when(c.remote_time))
+            err.print("conflict: " + line, markup=False)
+        if c.held or c.keys:
+            continue
+        device = clean_value(c.remote_device) or "another machine"
+        line = f"conflict: {c.path} changed here and on {device}{changed_when(c.remote_time)}"
+        if c.copy:
+            line += f"; the remote version is saved as {c.copy}"
+        err.print(line, markup=False)
+        if verbose:
+            when = local_time(c.remote_time, with_seconds=True)
+            mtime = (
+                local_time(c.local_mtime_ns / 1e9, with_seconds=True) if c.local_mtime_ns else "-"
+            )
+            err.print(
+                f"    local  sha256 {c.local_sha256 or '(deleted)'} on this machine, "
+                f"modified {mtime}\n"
+                f"    remote sha256 {c.remote_sha256 or '(deleted)'} from {device}, "
+                f"snapshot {c.remote_seq}, {when}\n"
+                f"    base   sha256 {c.base_sha256 or '(none)'}",
+                markup=False,
+            )
+
+
+def print_missing_plugins(missing: list[plugins.Missing]) -> None:
+    for item in missing:
+        out.print(f"missing {item.kind} {item.name}: {item.shell}", markup=False)
+    if missing:
+        out.print("`claude-sync plugins --install` runs these commands.", markup=False)

@@ -1,0 +1,237 @@
+"""push, pull, sync, status, conflicts and resolve: moving changes between this machine and
+the repository, and settling what both sides changed."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from claude_sync import plugins
+from claude_sync.cli.options import (
+    allow_rollback_option,
+    dry_run_option,
+    json_option,
+    location_options,
+    output_options,
+    strategy_option,
+    type_argument,
+)
+from claude_sync.cli.output import (
+    ConsoleReporter,
+    changed_when,
+    count,
+    err,
+    finish,
+    held_line,
+    keys_line,
+    out,
+    print_conflicts,
+    print_json,
+    print_missing_plugins,
+    print_plan,
+    summary,
+)
+from claude_sync.engine import Result
+from claude_sync.errors import EXIT_CONFLICTS
+from claude_sync.resources import linked_tops
+from claude_sync.store.base import redact
+from claude_sync.terminal import clean_value
+from claude_sync.workspace import Locations, open_workspace
+
+every_session_option = click.option(
+    "--all", "every_session", is_flag=True, help="Also fetch sessions older than the window."
+)
+
+
+@click.command()
+@type_argument
+@location_options
+@dry_run_option
+@output_options
+def push(
+    where: Locations,
+    types: tuple[str, ...],
+    dry_run: bool,
+    as_json: bool,
+    verbose: bool,
+    quiet: bool,
+    allow_rollback: bool,
+) -> None:
+    """Upload what changed locally."""
+    with open_workspace(where) as ws, ConsoleReporter(verbose, quiet, as_json) as reporter:
+        result = ws.engine(reporter, allow_rollback).push(ws.selection(types), dry_run)
+    finish(result, as_json, quiet, verbose, dry_run)
+
+
+@click.command()
+@type_argument
+@location_options
+@strategy_option
+@dry_run_option
+@output_options
+@every_session_option
+def pull(
+    where: Locations,
+    types: tuple[str, ...],
+    strategy: str,
+    dry_run: bool,
+    as_json: bool,
+    verbose: bool,
+    quiet: bool,
+    allow_rollback: bool,
+    every_session: bool,
+) -> None:
+    """Download what changed on other machines."""
+    with open_workspace(where) as ws, ConsoleReporter(verbose, quiet, as_json) as reporter:
+        engine = ws.engine(reporter, allow_rollback)
+        if every_session:
+            engine.sessions.window = None
+        result = engine.pull(ws.selection(types), strategy, dry_run, complete=not types)
+    finish(result, as_json, quiet, verbose, dry_run)
+
+
+@click.command()
+@type_argument
+@location_options
+@strategy_option
+@dry_run_option
+@output_options
+@every_session_option
+def sync(
+    where: Locations,
+    types: tuple[str, ...],
+    strategy: str,
+    dry_run: bool,
+    as_json: bool,
+    verbose: bool,
+    quiet: bool,
+    allow_rollback: bool,
+    every_session: bool,
+) -> None:
+    """Pull, then push."""
+    with open_workspace(where) as ws, ConsoleReporter(verbose, quiet, as_json) as reporter:
+        engine = ws.engine(reporter, allow_rollback)
+        if every_session:
+            engine.sessions.window = None
+        result = engine.sync(ws.selection(types), strategy, dry_run, complete=not types)
+    finish(result, as_json, quiet, verbose, dry_run)
+
+
+@click.command()
+@location_options
+@json_option
+@allow_rollback_option
+def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
+    """Show what push and pull would do, and unresolved conflicts."""
+    from claude_sync import catalog
+
+    with open_workspace(where) as ws:
+        selected = ws.selection()
+        engine = ws.engine(None, allow_rollback)
+        result, head = engine.status(selected)
+        remote_only = catalog.remote_only(engine, engine.head(), set(result.pulled))
+    missing = plugins.missing(where.claude_dir)
+    links = linked_tops(where.claude_dir)
+    if as_json:
+        print_json(
+            result.to_json()
+            | {
+                "remote": redact(ws.settings.remote),
+                "head": head,
+                "remote_only_sessions": remote_only,
+                "missing_plugins": [m.__dict__ | {"command": m.shell} for m in missing],
+                "linked": links,
+            }
+        )
+    else:
+        _print_status(ws.settings.remote, head, links, result, remote_only, missing)
+    if result.conflicts:
+        sys.exit(EXIT_CONFLICTS)  # as sync would: a script sees that something waits
+
+
+def _print_status(
+    remote: str,
+    head: int | None,
+    links: dict[str, str],
+    result: Result,
+    remote_only: int,
+    missing: list[plugins.Missing],
+) -> None:
+    out.print(
+        f"Remote: {redact(remote)} (snapshot {head if head is not None else 'none'})",
+        markup=False,
+    )
+    for name, target in links.items():
+        out.print(f"  linked: {name} -> {target}", markup=False)
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    if remote_only:
+        out.print(
+            f"{count(remote_only, 'session')} {'is' if remote_only == 1 else 'are'} only in "
+            "the repository "
+            "(`claude-sync sessions`; they arrive with `resume` or `pull --all`)",
+            markup=False,
+        )
+    print_plan(result, "to push:", "to remove:", "to pull:", "will merge:", "to delete:")
+    print_conflicts(result.conflicts, verbose=False)
+    print_missing_plugins(missing)
+    if not (result.pushed or result.pulled or result.merged or result.deleted or result.conflicts):
+        out.print(summary(result))
+
+
+@click.command()
+@location_options
+@json_option
+def conflicts(where: Locations, as_json: bool) -> None:
+    """List the conflicts left unresolved by earlier pulls."""
+    with open_workspace(where) as ws:
+        found = ws.state.conflicts()
+    if as_json:
+        print_json({"conflicts": sorted(found), "details": found})
+        return
+    if not found:
+        out.print("No unresolved conflicts.")
+    for path, detail in sorted(found.items()):
+        device = clean_value(str(detail.get("remote_device") or ""))
+        held, keys = detail.get("held"), detail.get("keys")
+        when = changed_when(detail.get("remote_time"))
+        if isinstance(held, list):
+            out.print(held_line(path, device, held), markup=False)
+        if isinstance(keys, list):
+            out.print(keys_line(path, device, keys, when), markup=False)
+        if isinstance(held, list) or isinstance(keys, list):
+            continue
+        copy = detail.get("copy")
+        beside = f" (remote version in {copy})" if copy else ""
+        out.print(f"{path}: changed here and on {device}{when}{beside}", markup=False)
+
+
+@click.command()
+@click.argument("path")
+@click.option(
+    "--take",
+    type=click.Choice(["local", "remote", "both"]),
+    required=True,
+    help="Which version wins (both: keep yours, theirs stays beside it).",
+)
+@location_options
+@output_options
+def resolve(
+    where: Locations,
+    path: str,
+    take: str,
+    as_json: bool,
+    verbose: bool,
+    quiet: bool,
+    allow_rollback: bool,
+) -> None:
+    """Settle one conflict, then push the result."""
+    from claude_sync import resolution
+
+    with open_workspace(where) as ws, ConsoleReporter(verbose, quiet, as_json) as reporter:
+        result = resolution.resolve(ws, path, take, reporter, allow_rollback)
+    finish(result, as_json, quiet, verbose, dry_run=False)
+
+
+COMMANDS = (push, pull, sync, status, conflicts, resolve)
