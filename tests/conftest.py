@@ -102,12 +102,17 @@ class Machine:
         return proc
 
     def spawn(
-        self, *args: str, passphrase: str | None = PASSPHRASE, term: str = "xterm-256color"
+        self,
+        *args: str,
+        passphrase: str | None = PASSPHRASE,
+        term: str = "xterm-256color",
+        env: dict[str, str] | None = None,
     ) -> Any:
-        """claude-sync on a pseudo-terminal (pexpect), as a person runs it."""
+        """claude-sync on a pseudo-terminal (pexpect), as a person runs it; env: more
+        variables (an EDITOR, say)."""
         import pexpect
 
-        environ = self.environ(passphrase) | {"TERM": term, "COLUMNS": "200"}
+        environ = self.environ(passphrase) | {"TERM": term, "COLUMNS": "200"} | (env or {})
         return pexpect.spawn(
             sys.executable,
             ["-m", "claude_sync", *args],

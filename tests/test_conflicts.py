@@ -150,17 +150,7 @@ def test_old_transcript_deleted_locally_stays_everywhere(make_machine, repo_dir)
 
 
 def spawn(m: Machine, *args: str, editor: str | None = None) -> pexpect.spawn:
-    env = m.environ() | {"TERM": "dumb", "COLUMNS": "200"}
-    if editor:
-        env["EDITOR"] = editor
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "claude_sync", *args],
-        env=env,
-        cwd=str(m.home),
-        encoding="utf-8",
-        timeout=60,
-    )
+    return m.spawn(*args, term="dumb", env={"EDITOR": editor} if editor else None)
 
 
 def test_interactive_prompt_diff_then_keep_local(make_machine, repo_dir):

@@ -4,6 +4,8 @@ the repository, and settling what both sides changed."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -32,12 +34,12 @@ from claude_sync.cli.output import (
     print_plan,
     summary,
 )
-from claude_sync.engine import Result
+from claude_sync.engine import Engine, Result
 from claude_sync.errors import EXIT_CONFLICTS
 from claude_sync.resources import linked_tops
 from claude_sync.store.base import redact
 from claude_sync.terminal import clean_value
-from claude_sync.workspace import Locations, open_workspace
+from claude_sync.workspace import Locations, Workspace, open_workspace
 
 every_session_option = click.option(
     "--all", "every_session", is_flag=True, help="Also fetch sessions older than the window."
@@ -64,13 +66,22 @@ def push(
     finish(result, as_json, quiet, verbose, dry_run)
 
 
+def incoming_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """What pull and sync take: types, places, strategy, dry run, output, --all."""
+    for option in (
+        every_session_option,
+        output_options,
+        dry_run_option,
+        strategy_option,
+        location_options,
+        type_argument,
+    ):
+        fn = option(fn)
+    return fn
+
+
 @click.command()
-@type_argument
-@location_options
-@strategy_option
-@dry_run_option
-@output_options
-@every_session_option
+@incoming_options
 def pull(
     where: Locations,
     types: tuple[str, ...],
@@ -84,20 +95,13 @@ def pull(
 ) -> None:
     """Download what changed on other machines."""
     with open_workspace(where) as ws, ConsoleReporter(verbose, quiet, as_json) as reporter:
-        engine = ws.engine(reporter, allow_rollback)
-        if every_session:
-            engine.sessions.window = None
+        engine = _engine(ws, reporter, allow_rollback, every_session)
         result = engine.pull(ws.selection(types), strategy, dry_run, complete=not types)
     finish(result, as_json, quiet, verbose, dry_run)
 
 
 @click.command()
-@type_argument
-@location_options
-@strategy_option
-@dry_run_option
-@output_options
-@every_session_option
+@incoming_options
 def sync(
     where: Locations,
     types: tuple[str, ...],
@@ -111,11 +115,19 @@ def sync(
 ) -> None:
     """Pull, then push."""
     with open_workspace(where) as ws, ConsoleReporter(verbose, quiet, as_json) as reporter:
-        engine = ws.engine(reporter, allow_rollback)
-        if every_session:
-            engine.sessions.window = None
+        engine = _engine(ws, reporter, allow_rollback, every_session)
         result = engine.sync(ws.selection(types), strategy, dry_run, complete=not types)
     finish(result, as_json, quiet, verbose, dry_run)
+
+
+def _engine(
+    ws: Workspace, reporter: ConsoleReporter, allow_rollback: bool, every_session: bool
+) -> Engine:
+    """The engine of a pull or sync; `--all` lifts the sessions window for this run."""
+    engine = ws.engine(reporter, allow_rollback)
+    if every_session:
+        engine.sessions.window = None
+    return engine
 
 
 @click.command()
