@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from claude_sync.config import parse_duration
 from claude_sync.errors import ConfigError
 from claude_sync.repository import FileEntry
-from claude_sync.session_summary import summarize
+from claude_sync.session_summary import summarize_file
 
 if TYPE_CHECKING:
     from claude_sync.planner import LocalFile, Plan
@@ -136,7 +136,7 @@ class SessionPolicy:
             return entry
         try:
             with open(abspath, "rb") as fh:
-                data = fh.read(entry.size)
+                summary = summarize_file(fh, entry.size, device)
         except OSError:
             return entry
-        return FileEntry(**{**entry.__dict__, "session": summarize(data, device)})
+        return FileEntry(**{**entry.__dict__, "session": summary})

@@ -10,12 +10,13 @@ decoded: the first few (title, cwd, start), the last few (end, branch) and the s
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from claude_sync.errors import CorruptionError
 
@@ -23,6 +24,10 @@ T = TypeVar("T")
 TITLE_MAX = 80
 #: records decoded from each end before giving up on a fact
 SCAN_LIMIT = 2000
+#: bytes read at a time
+BLOCK = 1 << 20
+# A line after the first that holds nothing but whitespace.
+_BLANK = re.compile(rb"\n[ \t\r\x0b\x0c]*(?=\n|\Z)")
 _SUMMARY = re.compile(rb'"type"\s*:\s*"(?:summary|custom-title)"')
 # Text Claude Code puts in user records that the user did not type.
 _NOT_TYPED = (
@@ -75,16 +80,100 @@ class SessionSummary:
 
 def summarize(data: bytes, device: str) -> SessionSummary:
     """The summary of a transcript's bytes."""
-    lines = data.split(b"\n")
+    return summarize_file(io.BytesIO(data), len(data), device)
+
+
+def summarize_file(fh: BinaryIO, size: int, device: str, block: int = BLOCK) -> SessionSummary:
+    """The summary of a transcript's first `size` bytes, read a block at a time: a
+    transcript can be far bigger than the memory a hook should take."""
+    scan = _Scan()
+    fh.seek(0)
+    carry = b""
+    left = size
+    while left > 0 and (piece := fh.read(min(block, left))):
+        left -= len(piece)
+        data = carry + piece
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            scan.add(data[:cut])
+        carry = data[cut:]
+    if carry:
+        scan.add(carry)
+    read = size - left
     return SessionSummary(
-        title=_title(data, lines),
-        cwd=_first(_records(lines), lambda r: _text(r.get("cwd"))) or "",
-        first=_first(_records(lines), lambda r: _time(r.get("timestamp"))),
-        last=_first(_records(reversed(lines)), lambda r: _time(r.get("timestamp"))),
-        records=sum(1 for line in lines if line.strip()),
-        branch=_first(_records(reversed(lines)), lambda r: _text(r.get("gitBranch"))) or "",
+        title=one_line(scan.custom or scan.summary or scan.prompt or ""),
+        cwd=scan.cwd or "",
+        first=scan.first,
+        last=_first(
+            _records(_lines_from_end(fh, read, block)), lambda r: _time(r.get("timestamp"))
+        ),
+        records=scan.records,
+        branch=_first(
+            _records(_lines_from_end(fh, read, block)), lambda r: _text(r.get("gitBranch"))
+        )
+        or "",
         device=device,
     )
+
+
+class _Scan:
+    """The facts of one pass from the start: the count, the summaries and titles wherever
+    they are, and what the first SCAN_LIMIT lines say."""
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.lines = 0
+        self.custom: str | None = None
+        self.summary: str | None = None
+        self.prompt: str | None = None
+        self.cwd: str | None = None
+        self.first: float | None = None
+
+    def add(self, data: bytes) -> None:
+        """Whole lines (the last one may lack its newline only at the end of the file).
+        Counted and searched without splitting them: a transcript can hold millions."""
+        body = data[:-1] if data.endswith(b"\n") else data
+        lines = body.count(b"\n") + 1
+        first_end = body.find(b"\n")
+        first = body if first_end < 0 else body[:first_end]
+        blank = len(_BLANK.findall(body)) + (not first.strip())
+        self.records += lines - blank
+        if self.lines < SCAN_LIMIT and not (self.prompt and self.cwd and self.first):
+            head = body.split(b"\n", SCAN_LIMIT - self.lines)[: SCAN_LIMIT - self.lines]
+            self.prompt = self.prompt or _first(_records(head), _prompt)
+            self.cwd = self.cwd or _first(_records(head), lambda r: _text(r.get("cwd")))
+            self.first = self.first or _first(_records(head), lambda r: _time(r.get("timestamp")))
+        self.lines += lines
+        if b'"summary"' not in data and b'"custom-title"' not in data:
+            return
+        for match in _SUMMARY.finditer(data):
+            start = data.rfind(b"\n", 0, match.start()) + 1
+            end = data.find(b"\n", match.end())
+            try:
+                record = json.loads(data[start : end if end >= 0 else len(data)])
+            except ValueError:
+                continue
+            if not isinstance(record, dict):
+                continue
+            if record.get("type") == "custom-title":
+                self.custom = _text(record.get("customTitle")) or self.custom
+            elif record.get("type") == "summary":
+                self.summary = _text(record.get("summary")) or self.summary
+
+
+def _lines_from_end(fh: BinaryIO, size: int, block: int) -> Iterator[bytes]:
+    """The last SCAN_LIMIT lines of the first `size` bytes, the last one first."""
+    end, carry, count = size, b"", 0
+    while end > 0 and count < SCAN_LIMIT:
+        start = max(0, end - block)
+        fh.seek(start)
+        data = fh.read(end - start) + carry
+        end = start
+        lines = data.split(b"\n")
+        carry = lines.pop(0) if end > 0 else b""
+        for line in reversed(lines):
+            yield line
+            count += 1
 
 
 def _records(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
@@ -123,27 +212,6 @@ def _time(value: Any) -> float | None:
         return datetime.fromisoformat(value).timestamp()
     except ValueError:
         return None
-
-
-def _title(data: bytes, lines: list[bytes]) -> str:
-    """The user's own title (`/rename`), else Claude Code's newest summary, else the first
-    prompt the user typed in the main conversation."""
-    custom = summary = None
-    for match in _SUMMARY.finditer(data):
-        start = data.rfind(b"\n", 0, match.start()) + 1
-        end = data.find(b"\n", match.end())
-        try:
-            record = json.loads(data[start : end if end >= 0 else len(data)])
-        except ValueError:
-            continue
-        if not isinstance(record, dict):
-            continue
-        if record.get("type") == "custom-title":
-            custom = _text(record.get("customTitle")) or custom
-        elif record.get("type") == "summary":
-            summary = _text(record.get("summary")) or summary
-    title = custom or summary or _first(_records(lines), _prompt) or ""
-    return one_line(title)
 
 
 def _prompt(record: dict[str, Any]) -> str | None:

@@ -1,0 +1,66 @@
+"""A transcript's summary is read a block at a time; where the blocks fall must not change it."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from claude_sync import session_summary
+from claude_sync.session_summary import summarize_file
+
+RECORDS = st.one_of(
+    st.builds(
+        lambda text, t, meta: {
+            "type": "user",
+            "isMeta": meta,
+            "timestamp": f"2026-11-{t:02d}T10:00:00Z",
+            "cwd": f"/home/ann/p{t}",
+            "message": {"content": text},
+        },
+        st.text(min_size=0, max_size=12),
+        st.integers(1, 28),
+        st.booleans(),
+    ),
+    st.builds(
+        lambda t, b: {
+            "type": "assistant",
+            "timestamp": f"2026-11-{t:02d}T11:00:00Z",
+            "gitBranch": b,
+        },
+        st.integers(1, 28),
+        st.sampled_from(["", "main", "fix"]),
+    ),
+    st.builds(lambda s: {"type": "summary", "summary": s}, st.text(max_size=10)),
+    st.builds(lambda s: {"type": "custom-title", "customTitle": s}, st.text(max_size=10)),
+)
+LINES = st.lists(
+    st.one_of(RECORDS.map(json.dumps), st.sampled_from(["", "   ", "not json", "[1]"])),
+    max_size=30,
+)
+
+
+@given(
+    lines=LINES,
+    unfinished=st.sampled_from(["", '{"type": "user", "timest', "\n"]),
+    block=st.integers(1, 64),
+    limit=st.integers(1, 12),
+)
+def test_the_summary_does_not_depend_on_where_the_blocks_fall(
+    lines: list[str], unfinished: str, block: int, limit: int
+) -> None:
+    data = ("".join(line + "\n" for line in lines) + unfinished).encode()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(session_summary, "SCAN_LIMIT", limit)
+        whole = summarize_file(io.BytesIO(data), len(data), "d", block=len(data) + 1)
+        assert summarize_file(io.BytesIO(data), len(data), "d", block=block) == whole
+
+
+def test_only_the_first_size_bytes_count() -> None:
+    first = b'{"type": "user", "message": {"content": "hello"}, "gitBranch": "a"}\n'
+    later = b'{"type": "summary", "summary": "later"}\n'
+    summary = summarize_file(io.BytesIO(first + later), len(first), "d", block=5)
+    assert (summary.title, summary.records, summary.branch) == ("hello", 1, "a")
