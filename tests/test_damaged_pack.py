@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import Machine, snapshot_tree
+from conftest import Machine, snapshot_tree, transcript
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
@@ -122,3 +122,43 @@ def test_a_pull_gets_exactly_the_files_of_intact_packs(tmp_path_factory, damage)
     assert {p: snapshot_tree(c.claude)[p][0] for p in packs} == {
         p: snapshot_tree(a.claude)[p][0] for p in packs
     }
+
+
+SESSION = "projects/-home-ann-code-app/1b2c3d4e-0000-4000-8000-000000000002.jsonl"
+
+
+def test_a_merge_whose_remote_data_is_damaged_waits_and_loses_nothing(make_machine, repo_dir):
+    """Both machines added records to one transcript; the other machine's new records sit
+    in a damaged pack. The pull installs what it can, leaves the transcript as it is here,
+    names it, and merges it once repair has uploaded the data again."""
+    a, c = make_machine("a"), make_machine("c")
+    a.write(SESSION, transcript("s", 2))
+    a.run("init", str(repo_dir), "--device", "laptop")
+    a.run("push")
+    c.run("init", str(repo_dir), "--sync")
+    a.write("agents/intact.md", "an intact agent\n")
+    a.run("push")
+    c.append(SESSION, transcript("s", 1, start=10))
+    mine = (c.claude / SESSION).read_bytes()
+    before = _packs(repo_dir)
+    a.append(SESSION, transcript("s", 1, start=2))
+    a.run("push")
+    (newest,) = _packs(repo_dir) - before
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    newest.write_bytes(bytes(data))
+
+    proc = c.run("pull", check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert SESSION in proc.stderr and "claude-sync repair" in proc.stderr, proc.stderr
+    assert (c.claude / SESSION).read_bytes() == mine
+    assert (c.claude / "agents/intact.md").read_text() == "an intact agent\n"
+    status = c.run("status", check=False)
+    assert "up to date" not in status.stdout, status.stdout + status.stderr
+
+    a.run("repair")
+    c.run("sync")
+    merged = (c.claude / SESSION).read_text()
+    for record in transcript("s", 3).splitlines() + transcript("s", 1, start=10).splitlines():
+        assert record in merged

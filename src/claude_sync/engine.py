@@ -572,11 +572,16 @@ class Engine:
         if path in plan.merged:
             incoming = plan.merged[path][0]
         elif path in plan.write:
-            staging = self._fetch_blobs([plan.write[path]], result)
+            lost: dict[str, str] = {}
+            staging = self._fetch_blobs([plan.write[path]], result, lost=lost)
             try:
-                incoming = _content(staging, plan.write[path]) or b""
+                fetched = _content(staging, plan.write[path])
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
+            if fetched is None:
+                self._unavailable(plan, result, path, _why_lost(lost, plan.write.pop(path)))
+                return
+            incoming = fetched
         elif path in plan.delete:
             incoming = b"{}"
         else:
@@ -623,13 +628,20 @@ class Engine:
         if not plan.merges:
             return
         entries = [e for _, base, theirs in plan.merges.values() for e in (base, theirs) if e]
-        staging = self._fetch_blobs(entries, result, allow_missing=True)
+        lost: dict[str, str] = {}
+        staging = self._fetch_blobs(entries, result, allow_missing=True, lost=lost)
         try:
-            self._merge_staged(plan, staging, result)
+            self._merge_staged(plan, staging, result, lost)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _merge_staged(self, plan: Plan, staging: Path, result: Result) -> None:
+    def _merge_staged(
+        self, plan: Plan, staging: Path, result: Result, lost: dict[str, str]
+    ) -> None:
+        """Merge each file with the staged remote (and base) versions. A file whose remote
+        version could not be had is left as it is here, unpulled: merged with nothing, its
+        remote records would be taken for deleted. A missing base only makes the merge
+        more cautious."""
         for path, (ours, base, theirs) in plan.merges.items():
             try:
                 mine = self._logical_bytes(path, ours.abspath)
@@ -644,7 +656,11 @@ class Engine:
                 )
                 plan.skipped.append(path)
                 continue
-            base_bytes, remote = _content(staging, base), _content(staging, theirs) or b""
+            remote = _content(staging, theirs)
+            if remote is None:
+                self._unavailable(plan, result, path, _why_lost(lost, theirs))
+                continue
+            base_bytes = _content(staging, base)
             merged = merge_file(path, base_bytes, mine, remote)
             if merged is None and plan.strategy == "ask":
                 conflict = make_conflict(path, ours, base, theirs, plan.head)
@@ -765,7 +781,8 @@ class Engine:
         if not todo:
             return False
         entries = [e for _, base, theirs in todo.values() for e in (base, theirs) if e]
-        staging = self._fetch_blobs(entries, result, allow_missing=True)
+        # What cannot be had (a damaged pack) is not merged: it stays a conflict for sync.
+        staging = self._fetch_blobs(entries, result, allow_missing=True, lost={})
         wrote = False
         try:
             for path, (ours, base, theirs) in todo.items():
@@ -1077,15 +1094,18 @@ class Engine:
         """What the pull would do, merges tried (nobody asked) but nothing written here."""
         if plan.merges:
             entries = [e for _, base, theirs in plan.merges.values() for e in (base, theirs) if e]
-            staging = self._fetch_blobs(entries, result, allow_missing=True)
+            lost: dict[str, str] = {}
+            staging = self._fetch_blobs(entries, result, allow_missing=True, lost=lost)
             try:
                 for path, (ours, base, theirs) in plan.merges.items():
                     try:
                         mine = self._logical_bytes(path, ours.abspath)
                     except OSError:
                         continue
-                    remote = _content(staging, theirs) or b""
-                    if merge_file(path, _content(staging, base), mine, remote) is None:
+                    remote = _content(staging, theirs)
+                    if remote is None:
+                        self._unavailable(plan, result, path, _why_lost(lost, theirs))
+                    elif merge_file(path, _content(staging, base), mine, remote) is None:
                         settle_conflict(plan, path, ours, base, theirs)
                     else:
                         result.merged.append(path)
@@ -1332,6 +1352,13 @@ class Engine:
         self.repo.read_packs(packs, keep, None if lost is None else damaged)
         result.downloaded_bytes += self.repo.downloaded_bytes - received_before
 
+    @staticmethod
+    def _unavailable(plan: Plan, result: Result, path: str, why: str) -> None:
+        """A file the pull leaves as it is here because its remote data cannot be had."""
+        result.unavailable.append(path)
+        result.warnings.append(f"{path} could not be downloaded: {why}")
+        plan.skipped.append(path)
+
     def _ask(
         self, plan: Plan, conflict: Conflict, mine: bytes, remote: bytes, base: bytes | None
     ) -> bytes | None:
@@ -1366,9 +1393,14 @@ class Engine:
         return b"".join(pieces[blob] for blob, _ in entry.chunks)
 
     def _fetch_blobs(
-        self, entries: list[FileEntry], result: Result, allow_missing: bool = False
+        self,
+        entries: list[FileEntry],
+        result: Result,
+        allow_missing: bool = False,
+        lost: dict[str, str] | None = None,
     ) -> Path:
-        """Download every blob the entries need into a staging folder; all verified."""
+        """Download every blob the entries need into a staging folder; all verified. With
+        `lost`, blobs in a damaged or missing pack are named there and left out."""
         staging = self.work_dir / "staging"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True, mode=0o700)
@@ -1377,7 +1409,7 @@ class Engine:
             (staging / blob_id).write_bytes(data)
 
         needed = {blob for e in entries for blob, _ in e.chunks}
-        self._download(needed, keep, result, allow_missing)
+        self._download(needed, keep, result, allow_missing, lost)
         return staging
 
     def _install(
@@ -1451,6 +1483,10 @@ class Engine:
         self.reporter.action("merge", path)
         result.pulled.append(path)
         return True
+
+
+def _why_lost(lost: dict[str, str], entry: FileEntry) -> str:
+    return next((lost[b] for b, _ in entry.chunks if b in lost), "its data is in no index")
 
 
 def _content(staging: Path, entry: FileEntry | None) -> bytes | None:

@@ -203,6 +203,9 @@ def summary(result: Result, dry_run: bool = False) -> str:
             parts.append(f"would delete {count(len(result.deleted), 'file')}")
         if result.conflicts:
             parts.append(f"{count(len(result.conflicts), 'conflict')} would be left")
+        if result.unavailable:
+            lost = count(len(result.unavailable), "file")
+            parts.append(f"{lost} cannot be downloaded (damaged data: see the warnings)")
         return ", ".join(parts) if parts else "Nothing to do: everything is up to date."
     if uploads:
         sent = size(result.uploaded_bytes)

@@ -188,7 +188,15 @@ def _print_status(
     print_plan(result, "to push:", "to remove:", "to pull:", "will merge:", "to delete:")
     print_conflicts(result.conflicts, verbose=False)
     print_missing_plugins(missing)
-    if not (result.pushed or result.pulled or result.merged or result.deleted or result.conflicts):
+    if result.unavailable:
+        out.print(
+            f"{count(len(result.unavailable), 'file')} cannot be pulled: their data in the "
+            "repository is damaged or missing (`claude-sync repair` on a machine that has them)",
+            markup=False,
+        )
+    elif not (
+        result.pushed or result.pulled or result.merged or result.deleted or result.conflicts
+    ):
         out.print(summary(result))
 
 
