@@ -5,6 +5,10 @@ epochs exist (epochs.py), with the newest epoch's data key; the name an object i
 under is its associated data. The package turns those objects into Python values and back,
 and validates everything it decodes: a hostile backend gets clean errors, never a crash.
 
+The rest of claude-sync reaches a store only through this package: `open_store` (with
+`RemoteOptions` and `normalize_remote`, re-exported from claude_sync.store) opens the place
+a remote names, to hand to Repository; object names are built from `Handle`s.
+
 One concept a module: `format` (versions, names, the config, JSON bodies, manifest pieces),
 `access` (reaching the store), `keys` and `epochs`, `snapshots` (with the manifest `cache`),
 `packs` (packs, indexes, PackWriter), `marks` (prune marks). Repository composes them and
@@ -72,7 +76,9 @@ from claude_sync.repository.packs import (
     group_by_pack,
 )
 from claude_sync.repository.snapshots import Snapshots
+from claude_sync.store import RemoteOptions, normalize_remote, open_store
 from claude_sync.store.base import ObjectStore
+from claude_sync.store.handle import Handle, ObjectKind
 
 __all__ = [
     "CHAINED_FORMAT",
@@ -97,14 +103,20 @@ __all__ = [
     "BlobLocation",
     "ChunkerParams",
     "FileEntry",
+    "Handle",
+    "ObjectKind",
+    "ObjectStore",
     "PackWriter",
     "PruneMark",
+    "RemoteOptions",
     "RepoConfig",
     "Repository",
     "Snapshot",
     "SnapshotRoot",
     "group_by_pack",
     "manifest_group",
+    "normalize_remote",
+    "open_store",
     "pack_name",
     "piece_count",
     "piece_of",

@@ -14,6 +14,7 @@ from claude_sync import crypto
 from claude_sync.errors import ConfigError
 from claude_sync.repository.format import RepoConfig, config_body
 from claude_sync.store.base import ObjectStore
+from claude_sync.store.handle import Handle, ObjectKind
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -132,6 +133,11 @@ class StoreAccess(ABC):
             return list(pool.map(fn, items))
 
     # -- any object -----------------------------------------------------------------------
+
+    def _handles(self, kind: ObjectKind, start_after: str = "") -> list[Handle]:
+        """The objects of a kind; other names under its prefix (probes, strays) are skipped."""
+        found = (Handle.parse_as(kind, n) for n in self.store.list(kind.prefix, start_after))
+        return [handle for handle in found if handle is not None]
 
     def has_object(self, name: str) -> bool:
         return name in self.store.list(name)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +13,7 @@ from claude_sync import compression
 from claude_sync.chunking import ChunkerParams
 from claude_sync.errors import ConfigError, CorruptionError
 from claude_sync.model import FileEntry
+from claude_sync.store.handle import Handle, ObjectKind
 
 #: the version of index, prune mark and history record objects
 FORMAT_VERSION = 1
@@ -29,7 +29,7 @@ EPOCH_FORMAT = 4
 SPLIT_FORMAT = 5
 REPO_FORMAT = SPLIT_FORMAT
 REPO_FORMATS = (1, CHAINED_FORMAT, EPOCH_FORMAT, SPLIT_FORMAT)
-UPGRADE_NAME = "config-upgrade"
+UPGRADE_NAME = ObjectKind.CONFIG_UPGRADE.prefix
 #: 1: the file list inside the snapshot; 2: in manifest parts; 3: a group may be split into
 #: pieces, each in its own part. Readers take all three.
 SNAPSHOT_VERSION = 2
@@ -40,26 +40,23 @@ PART_VERSIONS = (1, SNAPSHOT_VERSION)
 #: files per piece of a split manifest group: a push that changes one file of a project
 #: rewrites about this many entries, however many sessions the project holds
 PIECE_FILES = 32
-CONFIG_NAME = "config"
-KEYS_PREFIX = "keys/"
-DATA_PREFIX = "data/"
-INDEX_PREFIX = "index/"
-SNAPSHOTS_PREFIX = "snapshots/"
-PRUNE_PREFIX = "prune/"
-MANIFEST_PREFIX = "manifest/"
-FORGOTTEN_PREFIX = "forgotten/"
-SEQ_DIGITS = 10
-
-MANIFEST_NAME = re.compile(r"manifest/[0-9a-f]{64}")
-SNAPSHOT_NAME = re.compile(rf"snapshots/(\d{{{SEQ_DIGITS}}})")
+# The names and prefixes callers list or name objects by (store/handle.py spells them).
+CONFIG_NAME = ObjectKind.CONFIG.prefix
+KEYS_PREFIX = ObjectKind.KEY.prefix
+DATA_PREFIX = ObjectKind.PACK.prefix
+INDEX_PREFIX = ObjectKind.INDEX.prefix
+SNAPSHOTS_PREFIX = ObjectKind.SNAPSHOT.prefix
+PRUNE_PREFIX = ObjectKind.PRUNE_MARK.prefix
+MANIFEST_PREFIX = ObjectKind.MANIFEST.prefix
+FORGOTTEN_PREFIX = ObjectKind.FORGOTTEN.prefix
 
 
 def snapshot_name(seq: int) -> str:
-    return f"{SNAPSHOTS_PREFIX}{seq:0{SEQ_DIGITS}d}"
+    return Handle.numbered(ObjectKind.SNAPSHOT, seq).name
 
 
 def pack_name(digest: str) -> str:
-    return f"{DATA_PREFIX}{digest[:2]}/{digest}"
+    return Handle.pack(digest).name
 
 
 def snapshot_id(sealed: bytes) -> str:
@@ -174,7 +171,10 @@ def piece_names(names: Any, version: int, what: str) -> tuple[str, ...]:
     if (
         not pieces
         or len(pieces) & (len(pieces) - 1)
-        or any(not isinstance(n, str) or not MANIFEST_NAME.fullmatch(n) for n in pieces)
+        or any(
+            not isinstance(n, str) or Handle.parse_as(ObjectKind.MANIFEST, n) is None
+            for n in pieces
+        )
     ):
         raise CorruptionError(f"{what} names an invalid manifest part")
     return pieces

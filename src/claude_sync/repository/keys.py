@@ -4,7 +4,6 @@ X25519 identity that receives key epochs (docs/FORMAT.md §3; epochs.py for the 
 from __future__ import annotations
 
 import json
-import os
 import time
 
 from claude_sync import crypto
@@ -13,6 +12,7 @@ from claude_sync.repository import epochs
 from claude_sync.repository.access import StoreAccess
 from claude_sync.repository.format import KEYS_PREFIX
 from claude_sync.store.base import ObjectStore
+from claude_sync.store.handle import Handle, ObjectKind
 
 
 def machine_keys(name: str, master: bytes, identity: bytes | None) -> crypto.KeyRing:
@@ -52,7 +52,7 @@ class KeyObjects(StoreAccess):
     ) -> tuple[str, bytes]:
         """A key object for a passphrase (or a recovery key's secret); returns its name and
         X25519 identity. It receives the current key epoch and every later one."""
-        name = name or KEYS_PREFIX + os.urandom(16).hex()
+        name = name or Handle.random(ObjectKind.KEY, 16).name
         private, public = crypto.new_identity()
         obj = crypto.wrap_master(self.keys.master, secret, name, private)
         obj["recipient"] = epochs.recipient_fields(self.keys, name, public)

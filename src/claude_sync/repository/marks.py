@@ -8,9 +8,9 @@ import time
 from dataclasses import dataclass
 
 from claude_sync.errors import CorruptionError
-from claude_sync.model import HEX64
 from claude_sync.repository.access import StoreAccess
 from claude_sync.repository.format import FORMAT_VERSION, PRUNE_PREFIX, decode_json, encode_json
+from claude_sync.store.handle import Handle, ObjectKind
 
 
 @dataclass(frozen=True)
@@ -27,9 +27,7 @@ class PruneMarks(StoreAccess):
 
     def marks(self) -> list[PruneMark]:
         found = []
-        for name in self.store.list(PRUNE_PREFIX):
-            if not HEX64.fullmatch(name[len(PRUNE_PREFIX) :]):
-                continue
+        for name in (h.name for h in self._handles(ObjectKind.PRUNE_MARK)):
             obj = decode_json(self.keys.open(name, self._get(name)), f"prune mark {name}")
             try:
                 found.append(PruneMark(name, float(obj["time"]), frozenset(map(str, obj["packs"]))))
@@ -58,7 +56,7 @@ class PruneMarks(StoreAccess):
         return frozenset().union(*(m.packs for m in self.marks()))
 
     def write_mark(self, packs: set[str]) -> str:
-        name = PRUNE_PREFIX + os.urandom(32).hex()
+        name = Handle.random(ObjectKind.PRUNE_MARK).name
         body = {"version": FORMAT_VERSION, "time": time.time(), "packs": sorted(packs)}
         self._put(name, self.keys.seal(name, encode_json(body)))
         return name

@@ -6,7 +6,6 @@ from __future__ import annotations
 import collections
 import hashlib
 import os
-import re
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,11 +17,11 @@ from claude_sync.repository.access import StoreAccess
 from claude_sync.repository.format import (
     DATA_PREFIX,
     FORMAT_VERSION,
-    INDEX_PREFIX,
     decode_json,
     encode_json,
     pack_name,
 )
+from claude_sync.store.handle import Handle, ObjectKind
 
 PACK_TARGET_SIZE = 8 * 1024 * 1024
 #: packs a push or pull holds at once, whatever the number of transfers: bounded memory
@@ -63,7 +62,7 @@ class Packs(StoreAccess):
         return set(self.store.list(DATA_PREFIX))
 
     def index_names(self) -> list[str]:
-        return [n for n in self.store.list(INDEX_PREFIX) if HEX64.fullmatch(n[len(INDEX_PREFIX) :])]
+        return [handle.name for handle in self._handles(ObjectKind.INDEX)]
 
     def load_index(self, name: str) -> dict[str, BlobLocation]:
         obj = decode_json(self.keys.open(name, self._get(name)), f"index {name}")
@@ -72,7 +71,7 @@ class Packs(StoreAccess):
             if obj["version"] != FORMAT_VERSION:
                 raise CorruptionError(f"index {name} has an unknown format version")
             for pack, blobs in obj["packs"].items():
-                if not re.fullmatch(r"data/[0-9a-f]{2}/[0-9a-f]{64}", pack):
+                if Handle.parse_as(ObjectKind.PACK, pack) is None:
                     raise CorruptionError(f"index {name} names an invalid pack")
                 for blob_id, offset, length in blobs:
                     if not HEX64.fullmatch(blob_id) or int(offset) < 0 or int(length) <= 0:
@@ -83,7 +82,7 @@ class Packs(StoreAccess):
         return locations
 
     def write_index(self, packs: dict[str, list[tuple[str, int, int]]]) -> str:
-        name = INDEX_PREFIX + os.urandom(32).hex()
+        name = Handle.random(ObjectKind.INDEX).name
         body = {
             "version": FORMAT_VERSION,
             "packs": {p: [list(b) for b in bl] for p, bl in packs.items()},

@@ -3,7 +3,6 @@ records of the snapshots prune deleted (docs/FORMAT.md §6, §10)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,14 +14,10 @@ from claude_sync.repository import epochs
 from claude_sync.repository.access import StoreAccess
 from claude_sync.repository.cache import ManifestCache
 from claude_sync.repository.format import (
-    FORGOTTEN_PREFIX,
     FORMAT_VERSION,
-    MANIFEST_PREFIX,
     PART_VERSIONS,
-    SNAPSHOT_NAME,
     SNAPSHOT_VERSION,
     SNAPSHOT_VERSIONS,
-    SNAPSHOTS_PREFIX,
     SPLIT_FORMAT,
     SPLIT_SNAPSHOT_VERSION,
     decode_json,
@@ -36,6 +31,7 @@ from claude_sync.repository.format import (
     snapshot_name,
     split_pieces,
 )
+from claude_sync.store.handle import Handle, ObjectKind
 
 
 class Snapshots(StoreAccess):
@@ -54,12 +50,7 @@ class Snapshots(StoreAccess):
         self._cache = None if folder is None else ManifestCache(folder, self.config.repo_id)
 
     def snapshot_seqs(self, start_after: str = "") -> list[int]:
-        seqs = []
-        for name in self.store.list(SNAPSHOTS_PREFIX, start_after):
-            match = SNAPSHOT_NAME.fullmatch(name)
-            if match:
-                seqs.append(int(match.group(1)))
-        return sorted(seqs)
+        return sorted(h.number for h in self._handles(ObjectKind.SNAPSHOT, start_after))
 
     def head_seq(self, seen: int = 0) -> int | None:
         """The newest snapshot's number. Given one this machine has seen, only names from
@@ -198,7 +189,7 @@ class Snapshots(StoreAccess):
                 else:
                     parts[group].append(None)
                     changed.setdefault(group, {}).update(listed)
-        part = MANIFEST_PREFIX + os.urandom(32).hex()
+        part = Handle.random(ObjectKind.MANIFEST).name
         if changed:
             listing = {
                 group: {path: e.to_json() for path, e in sorted(files.items())}
@@ -251,9 +242,7 @@ class Snapshots(StoreAccess):
         """id -> (seq, parent, parent id) of every snapshot prune deleted: a machine that
         last saw one of them can still check that the head descends from it."""
         links: dict[str, tuple[int, int | None, str | None]] = {}
-        for name in self.store.list(FORGOTTEN_PREFIX):
-            if not HEX64.fullmatch(name[len(FORGOTTEN_PREFIX) :]):
-                continue
+        for name in (h.name for h in self._handles(ObjectKind.FORGOTTEN)):
             obj = decode_json(self.keys.open(name, self._get(name)), f"history record {name}")
             try:
                 for seq, ident, parent, parent_id in obj["links"]:
@@ -269,7 +258,7 @@ class Snapshots(StoreAccess):
     def write_forgotten(self, roots: Iterable[SnapshotRoot]) -> None:
         links = [[r.seq, r.id, r.parent, r.parent_id] for r in roots]
         if links:
-            name = FORGOTTEN_PREFIX + os.urandom(32).hex()
+            name = Handle.random(ObjectKind.FORGOTTEN).name
             body = {"version": FORMAT_VERSION, "links": links}
             self._put(name, self.keys.seal(name, encode_json(body)))
 
