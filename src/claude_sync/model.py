@@ -1,6 +1,6 @@
 """The snapshot data model: what a snapshot lists (FileEntry), a snapshot and its root, and
 where a blob lies in a pack. The repository stores these; the local state, the planner and the
-catalog work on them without depending on the repository (docs/FORMAT.md §6-§7)."""
+catalog work on them without depending on the repository (docs/FORMAT.md §4, §6)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Key objects: the master key wrapped for each passphrase or recovery key, each with the
-X25519 identity that receives key epochs (docs/FORMAT.md §3; epochs.py for the epochs)."""
+X25519 identity that receives key epochs (docs/FORMAT.md §2; epochs.py for the epochs)."""
 
 from __future__ import annotations
 

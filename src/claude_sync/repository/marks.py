@@ -1,5 +1,5 @@
 """Prune marks: packs found unreferenced, deleted by a later prune once a grace period has
-passed (docs/FORMAT.md §9)."""
+passed (docs/FORMAT.md §7)."""
 
 from __future__ import annotations
 

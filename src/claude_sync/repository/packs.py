@@ -1,5 +1,5 @@
 """Packs and indexes: blobs sealed and packed together, each pack's own header, and the index
-objects that say which pack holds a blob (docs/FORMAT.md §5, §8)."""
+objects that say which pack holds a blob (docs/FORMAT.md §4, §5)."""
 
 from __future__ import annotations
 

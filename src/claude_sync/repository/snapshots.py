@@ -1,5 +1,5 @@
 """Snapshots: their sealed roots (a hash chain), their file lists in manifest parts, and the
-records of the snapshots prune deleted (docs/FORMAT.md §6, §10)."""
+records of the snapshots prune deleted (docs/FORMAT.md §6, §7)."""
 
 from __future__ import annotations
 

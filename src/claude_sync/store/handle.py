@@ -1,7 +1,7 @@
 """What a repository object is, told by its name: its kind and the rest of its name (restic's
 FileType and Handle{Type, Name}). The repository builds every object name here, and a store
 that lays objects out by kind (the git backend's fan-out folders) reads the kind here: no
-other module spells a name's prefix or pattern (docs/FORMAT.md §2)."""
+other module spells a name's prefix or pattern (docs/FORMAT.md §1, §8)."""
 
 from __future__ import annotations
 
