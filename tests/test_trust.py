@@ -28,8 +28,7 @@ from hypothesis import strategies as st
 from claude_sync import config, settings_trust
 from claude_sync.repository import FileEntry, PackWriter, Repository, Snapshot
 from claude_sync.store import RemoteOptions, open_store
-from claude_sync.store.base import redact
-from claude_sync.terminal import clean, clean_value
+from claude_sync.terminal import clean, clean_value, redact
 
 #: One value per guarded key: each would run or authorise code on the pulling machine.
 MALICIOUS = {

@@ -7,13 +7,22 @@ import os
 import queue
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from claude_sync.repository import ChunkerParams
-
 SPLIT_HASH_SIZE = 8 * 1024 * 1024
 Digest = tuple[str, tuple[tuple[str, int, int], ...]]
+
+
+@dataclass(frozen=True)
+class ChunkerParams:
+    """A repository's chunk sizes and its secret gear seed (kept in its config object)."""
+
+    min_size: int
+    avg_size: int
+    max_size: int
+    seed: int
 
 
 class Chunker:

@@ -11,7 +11,7 @@ import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from claude_sync.durable import write_atomically
+from claude_sync.durable import write_private
 from claude_sync.errors import ConfigError
 from claude_sync.pathmap import LABEL
 
@@ -100,13 +100,6 @@ def parse_duration(text: str | None) -> float | None:
         return float(number) * units[unit]
     except ValueError:
         raise ConfigError(f"not a duration: {text!r} (e.g. 30d, 12h, 90m)") from None
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Atomically replace path with data, readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path.parent, 0o700)
-    write_atomically(path, data, private=True)
 
 
 def is_set_up(directory: Path) -> bool:

@@ -16,10 +16,15 @@ from dataclasses import dataclass
 from claude_sync import config, crypto, plugins
 from claude_sync.engine import HISTORY_ALARM
 from claude_sync.errors import SyncError
-from claude_sync.repository import Repository
+from claude_sync.repository import (
+    CONFIG_NAME,
+    ObjectStore,
+    RemoteOptions,
+    Repository,
+    open_store,
+)
 from claude_sync.state import State
-from claude_sync.store import RemoteOptions, open_store
-from claude_sync.store.base import ObjectStore, redact
+from claude_sync.terminal import redact
 from claude_sync.workspace import Locations, machine_keys
 
 #: A newest snapshot further in the future than this means some machine's clock is wrong.
@@ -95,12 +100,12 @@ def _opened(
     try:
         if gone := store.missing():
             raise SyncError(gone)
-        found = store.list("config")
+        found = store.list(CONFIG_NAME)
     except SyncError as exc:
         checks.append(Check(name, False, str(exc), f"make the remote reachable, or {REINIT}"))
         yield None
     else:
-        if "config" not in found:
+        if CONFIG_NAME not in found:
             checks.append(
                 Check(name, False, f"{store.display} holds no repository (emptied?)", REINIT)
             )

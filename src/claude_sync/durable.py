@@ -56,3 +56,10 @@ def write_atomically(
         Path(tmp).unlink(missing_ok=True)
     fsync_path(path.parent)
     return True
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Atomically replace path with data, readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path.parent, 0o700)
+    write_atomically(path, data, private=True)

@@ -21,8 +21,7 @@ from pathlib import Path
 
 from claude_sync import config, integration, portable
 from claude_sync.errors import SyncError
-from claude_sync.store.base import redact
-from claude_sync.terminal import clean
+from claude_sync.terminal import clean, redact
 from claude_sync.workspace import Locations, open_workspace
 
 LOG_FILE = "hooks.log"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from claude_sync.errors import SyncError
-from claude_sync.repository import BlobLocation, FileEntry
+from claude_sync.model import BlobLocation, FileEntry
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS local (

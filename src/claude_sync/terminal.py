@@ -1,6 +1,7 @@
-"""Text from the repository made safe to print: paths, device names and messages that quote
-them never carry terminal control sequences (escape sequences could rewrite the screen, set
-the window title, forge hyperlinks or hide text)."""
+"""Text made safe to print. Text from the repository (paths, device names and messages that
+quote them) never carries terminal control sequences (escape sequences could rewrite the
+screen, set the window title, forge hyperlinks or hide text); remote URLs never carry
+credentials."""
 
 from __future__ import annotations
 
@@ -10,6 +11,20 @@ import re
 # what the user reads.
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _LINE_BREAKS = re.compile("[\n\r\u2028\u2029]")
+# Up to the last @ before the host: a password may hold an unescaped @.
+_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s?#\"']*@", re.IGNORECASE)
+_SECRET_PARAM = re.compile(
+    r"([?&][^=&\s]*(?:token|key|secret|signature|password|credential|sig|auth)[^=&\s]*=)"
+    r"[^&\s\"']*",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """Text safe to print: user names, passwords and tokens in URLs (user information and
+    query parameters such as X-Amz-Signature or access_token) are cut out, wherever in the
+    text a URL appears."""
+    return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1", text))
 
 
 def clean(text: str) -> str:

@@ -25,10 +25,16 @@ import click
 from claude_sync import config, crypto
 from claude_sync.errors import ConfigError, SyncError, WrongKeyError
 from claude_sync.passphrase import in_environment, read_passphrase, require_strong, weakness
-from claude_sync.repository import CONFIG_NAME, KEYS_PREFIX, Repository
-from claude_sync.store import RemoteOptions, normalize_remote, open_store
-from claude_sync.store.base import ObjectStore, redact
-from claude_sync.store.folder import FolderStore
+from claude_sync.repository import (
+    CONFIG_NAME,
+    KEYS_PREFIX,
+    ObjectStore,
+    RemoteOptions,
+    Repository,
+    normalize_remote,
+    open_store,
+)
+from claude_sync.terminal import redact
 from claude_sync.workspace import (
     InitOutcome,
     Locations,
@@ -323,20 +329,21 @@ def _create(
 
 def _confirm_new_folder(store: ObjectStore, place: Place) -> None:
     """A folder typed here that does not exist may be a typo or an unmounted drive."""
-    if not isinstance(store, FolderStore) or store.root.exists():
+    folder = store.local_folder
+    if folder is None or folder.exists():
         return
     if place.remote == normalize_remote(config.default_remote()):
         return
-    if not click.confirm(f"{store.root} does not exist. Create it?", default=True):
-        raise _TryAgain(f"{store.root} does not exist")
+    if not click.confirm(f"{folder} does not exist. Create it?", default=True):
+        raise _TryAgain(f"{folder} does not exist")
 
 
 def _check_usable(store: ObjectStore, place: Place) -> None:
     """Writable (and, for S3/GCS, honouring conditional writes) before anything is created.
     A bucket still to be made is checked when it is made, at the end."""
     try:
-        if isinstance(store, FolderStore):
-            _check_folder_writable(store.root)
+        if store.local_folder is not None:
+            _check_folder_writable(store.local_folder)
         elif not place.options.create_bucket:
             store.prepare(create=False)
     except SyncError as exc:
@@ -392,7 +399,7 @@ def _confirm_saved(recovery: str) -> None:
 def _undo_on_interrupt(store: ObjectStore, place: Place) -> Iterator[None]:
     """Ctrl-C while creating (or before the recovery key is confirmed): remove the repository
     objects written so far. Safe because the place was empty when the wizard checked it."""
-    folder = store.root if isinstance(store, FolderStore) else None
+    folder = store.local_folder
     made = _missing_parents(folder) if folder else []
     try:
         yield
@@ -415,9 +422,10 @@ def _remove_new_repository(store: ObjectStore, made: list[Path]) -> None:
         return  # not only what this run wrote: leave it alone
     for name in names:
         store.delete(name)
-    if isinstance(store, FolderStore):
-        for dirpath, _, _ in sorted(os.walk(store.root), reverse=True):
-            if Path(dirpath) != store.root:
+    root = store.local_folder
+    if root is not None:
+        for dirpath, _, _ in sorted(os.walk(root), reverse=True):
+            if Path(dirpath) != root:
                 with contextlib.suppress(OSError):  # only empty folders go
                     Path(dirpath).rmdir()
         for folder in made:  # the folder and parents this run created, deepest first

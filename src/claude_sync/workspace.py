@@ -19,13 +19,17 @@ from claude_sync.engine import Engine, Reporter
 from claude_sync.errors import ConfigError, SyncError, WrongKeyError
 from claude_sync.passphrase import in_environment, read_passphrase
 from claude_sync.pathmap import PathMapper
-from claude_sync.repository import Repository
+from claude_sync.repository import (
+    ObjectStore,
+    RemoteOptions,
+    Repository,
+    normalize_remote,
+    open_store,
+)
 from claude_sync.resources import Selection, select
 from claude_sync.session_policy import SessionPolicy
 from claude_sync.state import State
-from claude_sync.store import RemoteOptions, normalize_remote, open_store
-from claude_sync.store.base import ObjectStore, redact
-from claude_sync.store.folder import FolderStore
+from claude_sync.terminal import redact
 
 LOCK_TIMEOUT_ENV = "CLAUDE_SYNC_LOCK_TIMEOUT"
 
@@ -133,9 +137,9 @@ def check_place_exists(store: ObjectStore, confirm: Callable[[str], bool] | None
     """A folder that is not there is a typo or an unmounted drive, unless the user says
     otherwise (`--create`, or yes on a terminal). Buckets and Git repositories are never
     made implicitly: their backends already refuse a missing one."""
-    if not isinstance(store, FolderStore):
+    root = store.local_folder
+    if root is None:
         return
-    root = store.root
     if root.exists() and not root.is_dir():
         raise ConfigError(f"{root} is a file, not a folder")
     if root.is_dir():
@@ -205,8 +209,8 @@ def _remove_repository(store: ObjectStore) -> str | None:
     """Delete every object of an abandoned repository, and its folder when empty."""
     try:
         store.delete_many(store.list(""))
-        if isinstance(store, FolderStore):
-            for dirpath, _, _ in sorted(os.walk(store.root), reverse=True):
+        if store.local_folder is not None:
+            for dirpath, _, _ in sorted(os.walk(store.local_folder), reverse=True):
                 with contextlib.suppress(OSError):  # only empty folders go
                     Path(dirpath).rmdir()
     except SyncError:

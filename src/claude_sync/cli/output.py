@@ -13,8 +13,7 @@ import click
 from claude_sync import plugins
 from claude_sync.engine import Conflict, Reporter, Result
 from claude_sync.errors import EXIT_CONFLICTS, SyncError
-from claude_sync.store.base import redact
-from claude_sync.terminal import clean, clean_value
+from claude_sync.terminal import clean, clean_value, redact
 
 
 class _LazyConsole:

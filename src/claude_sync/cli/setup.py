@@ -25,9 +25,9 @@ from claude_sync.cli.output import (
 )
 from claude_sync.errors import EXIT_FAILED, ConfigError, SyncError
 from claude_sync.pathmap import LABEL, PathMapper
+from claude_sync.repository import RemoteOptions
 from claude_sync.resources import TYPES
-from claude_sync.store import RemoteOptions
-from claude_sync.store.base import redact
+from claude_sync.terminal import redact
 from claude_sync.workspace import AlreadySetUp, InitOutcome, Locations, init, open_workspace
 
 

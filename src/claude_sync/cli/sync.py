@@ -37,8 +37,7 @@ from claude_sync.cli.output import (
 from claude_sync.engine import Engine, Result
 from claude_sync.errors import EXIT_CONFLICTS
 from claude_sync.resources import linked_tops
-from claude_sync.store.base import redact
-from claude_sync.terminal import clean_value
+from claude_sync.terminal import clean_value, redact
 from claude_sync.workspace import Locations, Workspace, open_workspace
 
 every_session_option = click.option(

@@ -8,28 +8,13 @@ immutable once written; create-only writes are how concurrent machines take turn
 from __future__ import annotations
 
 import os
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 
 #: Probe objects start with this; the bucket stores hide them from listings so a crash
 #: mid-probe cannot make an empty place look used.
 PROBE_PREFIX = ".probe-"
-
-# Up to the last @ before the host: a password may hold an unescaped @.
-_USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s?#\"']*@", re.IGNORECASE)
-_SECRET_PARAM = re.compile(
-    r"([?&][^=&\s]*(?:token|key|secret|signature|password|credential|sig|auth)[^=&\s]*=)"
-    r"[^&\s\"']*",
-    re.IGNORECASE,
-)
-
-
-def redact(text: str) -> str:
-    """Text safe to print: user names, passwords and tokens in URLs (user information and
-    query parameters such as X-Amz-Signature or access_token) are cut out, wherever in the
-    text a URL appears."""
-    return _SECRET_PARAM.sub(r"\1***", _USERINFO.sub(r"\1", text))
 
 
 @dataclass(frozen=True)
@@ -50,6 +35,9 @@ class ObjectStore(ABC):
     display: str
     #: Whether several requests may run at once from different threads.
     parallel_safe: bool = True
+    #: The local (or mounted) folder whose files are the objects; None for a bucket or Git.
+    #: Set-up offers to create a missing one and removes the folders it made.
+    local_folder: Path | None = None
 
     @abstractmethod
     def get(self, name: str) -> bytes:

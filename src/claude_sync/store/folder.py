@@ -16,7 +16,7 @@ TMP_PREFIX = ".tmp-"
 
 class FolderStore(ObjectStore):
     def __init__(self, root: Path, display: str | None = None) -> None:
-        self.root = root
+        self.root = self.local_folder = root
         self.display = display or str(root)
 
     def _path(self, name: str) -> Path:

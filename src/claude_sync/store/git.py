@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from claude_sync.errors import BackendError, ConfigError, ObjectNotFoundError
-from claude_sync.store.base import ObjectInfo, ObjectStore, redact
+from claude_sync.store.base import ObjectInfo, ObjectStore
+from claude_sync.store.handle import Handle, ObjectKind
+from claude_sync.terminal import redact
 
 if TYPE_CHECKING:
     from claude_sync.store import RemoteOptions
@@ -40,8 +42,8 @@ DEFAULT_BRANCH = "main"
 PUSH_ATTEMPTS = 10
 EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
 # Objects only ever read by a machine that found them through a snapshot: they can wait for one.
-STAGED_PREFIXES = ("data/", "index/", "manifest/")
-SNAPSHOTS_PREFIX = "snapshots/"
+STAGED_PREFIXES = tuple(k.prefix for k in (ObjectKind.PACK, ObjectKind.INDEX, ObjectKind.MANIFEST))
+SNAPSHOTS_PREFIX = ObjectKind.SNAPSHOT.prefix
 # A snapshot listing older than this is fetched again; the compare-and-swap push keeps even an
 # older one safe, so this only spares `sync` a second fetch between its pull and its push.
 FRESH_SECONDS = 2.0
@@ -49,9 +51,9 @@ BRANCH_KEY = "claude-sync.branch"
 FETCHED_REF = "refs/claude-sync/fetched"
 # Snapshot, index and manifest names grow by one a push; fan-out folders keep every commit's
 # new tree objects small instead of rewriting one folder listing every snapshot ever made.
-_SNAPSHOT = re.compile(r"snapshots/(\d{8})(\d{2})")
+# kind -> how many leading characters of a name (after the kind's prefix) name its folder
+_FANNED_OUT = {ObjectKind.SNAPSHOT: 8, ObjectKind.INDEX: 2, ObjectKind.MANIFEST: 2}
 _SNAPSHOT_PATH = re.compile(r"snapshots/(\d{8})/(\d{8})(\d{2})")
-_INDEX = re.compile(r"(index|manifest)/([0-9a-f]{2})([0-9a-f]{62})")
 _INDEX_PATH = re.compile(r"(index|manifest)/([0-9a-f]{2})/([0-9a-f]{2})([0-9a-f]{62})")
 
 # The user's global config must not sign, hook or slow down our commits; everything else of it
@@ -137,11 +139,10 @@ def open_remote(remote: str, options: RemoteOptions) -> GitStore:
 
 def to_path(name: str) -> str:
     """Where an object lives in the tree."""
-    if m := _SNAPSHOT.fullmatch(name):
-        return f"snapshots/{m.group(1)}/{name[len(SNAPSHOTS_PREFIX) :]}"
-    if m := _INDEX.fullmatch(name):
-        return f"{m.group(1)}/{m.group(2)}/{m.group(2)}{m.group(3)}"
-    return name
+    handle = Handle.parse(name)
+    if handle is None or handle.kind not in _FANNED_OUT:
+        return name
+    return f"{handle.kind.prefix}{handle.ident[: _FANNED_OUT[handle.kind]]}/{handle.ident}"
 
 
 def to_name(path: str) -> str:

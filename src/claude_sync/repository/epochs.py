@@ -12,21 +12,19 @@ from __future__ import annotations
 
 import hmac
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from claude_sync import crypto
 from claude_sync.errors import ConfigError, CorruptionError, RevokedError, SyncError
 from claude_sync.store.base import ObjectStore
+from claude_sync.store.handle import Handle, ObjectKind
 
-EPOCHS_PREFIX = "epochs/"
 FORMAT_VERSION = 1
-_EPOCH_NAME = re.compile(r"epochs/(\d{10})")
 
 
 def epoch_name(number: int) -> str:
-    return f"{EPOCHS_PREFIX}{number:010d}"
+    return Handle.numbered(ObjectKind.EPOCH, number).name
 
 
 @dataclass(frozen=True)
@@ -79,8 +77,8 @@ def grant(keys: crypto.KeyRing, name: str, public: bytes) -> dict[str, object] |
 
 
 def _numbers(store: ObjectStore) -> list[int]:
-    found = (_EPOCH_NAME.fullmatch(n) for n in store.list(EPOCHS_PREFIX))
-    return sorted(int(m.group(1)) for m in found if m)
+    found = (Handle.parse_as(ObjectKind.EPOCH, n) for n in store.list(ObjectKind.EPOCH.prefix))
+    return sorted(h.number for h in found if h is not None)
 
 
 def _load(store: ObjectStore, number: int) -> dict[str, Any]:

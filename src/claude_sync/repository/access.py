@@ -1,0 +1,151 @@
+"""How the repository reaches its store: opened at once or only when first needed, objects
+counted as they travel, and work spread over the transfers a store allows. Every part of
+Repository (keys, snapshots, packs, prune marks) reads and writes through this one class."""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Self, TypeVar
+
+from claude_sync import crypto
+from claude_sync.errors import ConfigError
+from claude_sync.repository.format import RepoConfig, config_body
+from claude_sync.store.base import ObjectStore
+from claude_sync.store.handle import Handle, ObjectKind
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class StoreAccess(ABC):
+    """A store plus the keys and config that make sense of it."""
+
+    def __init__(
+        self,
+        store: ObjectStore | None,
+        keys: crypto.KeyRing,
+        config: RepoConfig,
+        open_store: Callable[[], ObjectStore] | None = None,
+    ) -> None:
+        self._store = store
+        self._open_store = open_store
+        self._opening = threading.Lock()
+        self._open_error: Exception | None = None
+        self._background = False
+        self._closed = False
+        self.keys = keys
+        self.config = config
+        self.uploaded_bytes = 0
+        self.downloaded_bytes = 0
+        #: how many objects may travel at once, for stores that are thread-safe
+        self.transfers = 1
+        self._counter_lock = threading.Lock()
+
+    @classmethod
+    @abstractmethod
+    def open(cls, store: ObjectStore, master: bytes | crypto.KeyRing) -> Self:
+        """Open the repository a store holds (Repository.open)."""
+
+    @property
+    def store(self) -> ObjectStore:
+        with self._opening:
+            if self._store is None:
+                if self._open_error is not None:
+                    raise self._open_error
+                assert self._open_store is not None
+                self._store = self._connect(self._open_store)
+        return self._store
+
+    def _connect(self, open_store: Callable[[], ObjectStore]) -> ObjectStore:
+        store = open_store()
+        try:
+            stored = self.open(store, self.keys).config
+            found = stored.repo_id
+            if found == self.config.repo_id:
+                self.config = stored  # upgraded by another machine since it was cached
+            if found != self.config.repo_id:
+                raise ConfigError(
+                    f"{store.display} now holds a different repository than the one this "
+                    "machine joined; run `claude-sync init --force` to join it"
+                )
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    def open_in_background(self) -> None:
+        """Start opening the store now, for a caller that will need it soon (a push that
+        found changes: importing a cloud SDK and the first request overlap with hashing).
+        A failure is kept and raised where the store is first needed."""
+        if self._store is not None or self._open_store is None or self._background:
+            return
+        self._background = True
+
+        def connect() -> None:
+            with self._opening:
+                if self._store is None and not self._closed:
+                    try:
+                        self._store = self._connect(self._open_store)  # type: ignore[arg-type]
+                    except Exception as exc:  # raised where the store is needed
+                        self._open_error = exc
+
+        threading.Thread(target=connect, daemon=True).start()
+
+    def close(self) -> None:
+        # Waits for an open still running in the background: nothing it starts (a git fetch
+        # in the shared cache) may outlive the machine-wide lock the caller holds.
+        with self._opening:
+            self._closed = True
+            if self._store is not None:
+                self._store.close()
+
+    @property
+    def parallel(self) -> int:
+        """Transfers at once: 1 for stores whose requests must not overlap."""
+        return max(1, self.transfers) if self.store.parallel_safe else 1
+
+    def config_body(self) -> dict[str, Any]:
+        return config_body(self.config)
+
+    def _put(self, name: str, data: bytes) -> bool:
+        created = self.store.put_if_absent(name, data)
+        if created:
+            with self._counter_lock:
+                self.uploaded_bytes += len(data)
+        return created
+
+    def _get(self, name: str) -> bytes:
+        data = self.store.get(name)
+        with self._counter_lock:
+            self.downloaded_bytes += len(data)
+        return data
+
+    def _each(self, fn: Callable[[T], R], items: list[T], most: int = 1 << 16) -> list[R]:
+        """fn over items, `parallel` (and at most `most`) at a time; the first error is
+        re-raised."""
+        workers = min(self.parallel, most)
+        if workers <= 1 or len(items) <= 1:
+            return [fn(item) for item in items]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(fn, items))
+
+    # -- any object -----------------------------------------------------------------------
+
+    def _handles(self, kind: ObjectKind, start_after: str = "") -> list[Handle]:
+        """The objects of a kind; other names under its prefix (probes, strays) are skipped."""
+        found = (Handle.parse_as(kind, n) for n in self.store.list(kind.prefix, start_after))
+        return [handle for handle in found if handle is not None]
+
+    def has_object(self, name: str) -> bool:
+        return name in self.store.list(name)
+
+    def delete_objects(self, names: list[str]) -> None:
+        """Remove objects (snapshots, indexes, packs, marks); missing ones are no error."""
+        self.store.delete_many(names)
+
+    def sizes(self, prefix: str) -> dict[str, int]:
+        """Size of every object under prefix, from one listing (nothing is downloaded)."""
+        return {info.name: info.size for info in self.store.list_info(prefix)}

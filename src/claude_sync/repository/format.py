@@ -1,0 +1,180 @@
+"""The repository format's vocabulary (docs/FORMAT.md): versions, object names, the config
+object, the JSON encoding of sealed bodies, and how a snapshot's file list is grouped and
+split into manifest pieces."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from claude_sync import compression
+from claude_sync.chunking import ChunkerParams
+from claude_sync.errors import ConfigError, CorruptionError
+from claude_sync.model import FileEntry
+from claude_sync.store.handle import Handle, ObjectKind
+
+#: the version of index, prune mark and history record objects
+FORMAT_VERSION = 1
+#: the repository format, in the config: 1 (formats "1" and "2" of claude-sync, which differ
+#: only in snapshot versions) or 3, whose snapshots must all be chained (docs/FORMAT.md §10).
+#: claude-sync before 3 refuses a format 3 config, so it cannot add unchained snapshots.
+CHAINED_FORMAT = 3
+#: format 3 with key epochs: written when the first epoch starts, so that claude-sync
+#: before 0.4, which cannot open epoch-sealed objects, refuses the repository by its config
+EPOCH_FORMAT = 4
+#: format 4 whose snapshots may split a big manifest group into pieces (snapshot version 3):
+#: claude-sync before it refuses the config instead of failing on such a snapshot
+SPLIT_FORMAT = 5
+REPO_FORMAT = SPLIT_FORMAT
+REPO_FORMATS = (1, CHAINED_FORMAT, EPOCH_FORMAT, SPLIT_FORMAT)
+UPGRADE_NAME = ObjectKind.CONFIG_UPGRADE.prefix
+#: 1: the file list inside the snapshot; 2: in manifest parts; 3: a group may be split into
+#: pieces, each in its own part. Readers take all three.
+SNAPSHOT_VERSION = 2
+SPLIT_SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSIONS = (1, SNAPSHOT_VERSION, SPLIT_SNAPSHOT_VERSION)
+#: the versions a manifest part's body may have (its layout did not change with version 3)
+PART_VERSIONS = (1, SNAPSHOT_VERSION)
+#: files per piece of a split manifest group: a push that changes one file of a project
+#: rewrites about this many entries, however many sessions the project holds
+PIECE_FILES = 32
+# The names and prefixes callers list or name objects by (store/handle.py spells them).
+CONFIG_NAME = ObjectKind.CONFIG.prefix
+KEYS_PREFIX = ObjectKind.KEY.prefix
+DATA_PREFIX = ObjectKind.PACK.prefix
+INDEX_PREFIX = ObjectKind.INDEX.prefix
+SNAPSHOTS_PREFIX = ObjectKind.SNAPSHOT.prefix
+PRUNE_PREFIX = ObjectKind.PRUNE_MARK.prefix
+MANIFEST_PREFIX = ObjectKind.MANIFEST.prefix
+FORGOTTEN_PREFIX = ObjectKind.FORGOTTEN.prefix
+
+
+def snapshot_name(seq: int) -> str:
+    return Handle.numbered(ObjectKind.SNAPSHOT, seq).name
+
+
+def pack_name(digest: str) -> str:
+    return Handle.pack(digest).name
+
+
+def snapshot_id(sealed: bytes) -> str:
+    return hashlib.sha256(sealed).hexdigest()
+
+
+@dataclass(frozen=True)
+class RepoConfig:
+    repo_id: str
+    chunker: ChunkerParams
+    created: str
+    version: int = REPO_FORMAT
+
+
+def config_body(config: RepoConfig) -> dict[str, Any]:
+    return {
+        "version": config.version,
+        "repo_id": config.repo_id,
+        "created": config.created,
+        "chunker": dict(config.chunker.__dict__),
+    }
+
+
+def parse_config(obj: Any) -> RepoConfig:
+    try:
+        if obj["version"] not in REPO_FORMATS:
+            raise ConfigError(
+                f"this repository uses format version {obj['version']}; "
+                f"this claude-sync reads versions {REPO_FORMATS}: upgrade claude-sync"
+            )
+        chunker = obj["chunker"]
+        params = ChunkerParams(
+            min_size=int(chunker["min_size"]),
+            avg_size=int(chunker["avg_size"]),
+            max_size=int(chunker["max_size"]),
+            seed=int(chunker["seed"]),
+        )
+        if not (64 <= params.min_size <= params.avg_size <= params.max_size <= 16 * 1024 * 1024):
+            raise CorruptionError("the config object has invalid chunker parameters")
+        if not 1 <= params.seed < 2**63:
+            raise CorruptionError("the config object has invalid chunker parameters")
+        return RepoConfig(
+            repo_id=str(obj["repo_id"]),
+            chunker=params,
+            created=str(obj["created"]),
+            version=int(obj["version"]),
+        )
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise CorruptionError("the config object is malformed") from None
+
+
+def encode_json(obj: Any) -> bytes:
+    text = json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
+    return compression.pack(text, padded=True)
+
+
+def decode_json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(compression.unpack(data, what))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise CorruptionError(f"{what} is not valid JSON") from None
+
+
+def manifest_group(path: str) -> str:
+    """The manifest group of a path: its folder cut to two levels (a project's folder,
+    `agents`, `skills/<name>`), or "" for the files at the top."""
+    return "/".join(path.split("/")[:-1][:2])
+
+
+def grouped(files: dict[str, FileEntry]) -> dict[str, dict[str, FileEntry]]:
+    groups: dict[str, dict[str, FileEntry]] = {}
+    for path, entry in files.items():
+        groups.setdefault(manifest_group(path), {})[path] = entry
+    return groups
+
+
+def piece_of(path: str, pieces: int) -> int:
+    """Which of a group's pieces lists a path: a stable hash, so a path stays in its piece
+    from push to push and a change rewrites only that piece."""
+    return int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], "big") % pieces
+
+
+def piece_count(files: int, before: int | None) -> int:
+    """How many pieces a group of that many files is split into: a power of two giving
+    about PIECE_FILES files each. The count it had before is kept while it is within a
+    factor of two of that, so a group growing or shrinking by a file does not move every
+    path to another piece."""
+    wanted = 1
+    while wanted * PIECE_FILES < files:
+        wanted *= 2
+    if before is not None and wanted // 2 <= before <= wanted * 2:
+        return before
+    return wanted
+
+
+def split_pieces(files: dict[str, FileEntry], pieces: int) -> list[dict[str, FileEntry]]:
+    split: list[dict[str, FileEntry]] = [{} for _ in range(pieces)]
+    for path, entry in files.items():
+        split[piece_of(path, pieces)][path] = entry
+    return split
+
+
+def piece_names(names: Any, version: int, what: str) -> tuple[str, ...]:
+    """A group's part names in a snapshot root: one name, or (version 3) a list of them,
+    one per piece, whose length is a power of two."""
+    if isinstance(names, str):
+        pieces: tuple[Any, ...] = (names,)
+    elif isinstance(names, list) and version >= SPLIT_SNAPSHOT_VERSION:
+        pieces = tuple(names)
+    else:
+        raise CorruptionError(f"{what} names an invalid manifest part")
+    if (
+        not pieces
+        or len(pieces) & (len(pieces) - 1)
+        or any(
+            not isinstance(n, str) or Handle.parse_as(ObjectKind.MANIFEST, n) is None
+            for n in pieces
+        )
+    ):
+        raise CorruptionError(f"{what} names an invalid manifest part")
+    return pieces

@@ -1,0 +1,236 @@
+"""Packs and indexes: blobs sealed and packed together, each pack's own header, and the index
+objects that say which pack holds a blob (docs/FORMAT.md §4, §5)."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import os
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from claude_sync import compression
+from claude_sync.errors import CorruptionError, ObjectNotFoundError, SyncError
+from claude_sync.model import HEX64, BlobLocation
+from claude_sync.repository.access import StoreAccess
+from claude_sync.repository.format import (
+    DATA_PREFIX,
+    FORMAT_VERSION,
+    decode_json,
+    encode_json,
+    pack_name,
+)
+from claude_sync.store.handle import Handle, ObjectKind
+
+PACK_TARGET_SIZE = 8 * 1024 * 1024
+#: packs a push or pull holds at once, whatever the number of transfers: bounded memory
+#: (4 x 8 MiB) at about the parallelism restic uses for S3
+PACKS_IN_MEMORY = 4
+
+
+class Packs(StoreAccess):
+    """The pack and index objects of a repository."""
+
+    def write_pack(self, name: str, data: bytes) -> bool:
+        """Upload a sealed pack (see PackWriter); False when it was there already."""
+        return self._put(name, data)
+
+    def read_packs(
+        self,
+        packs: dict[str, dict[str, BlobLocation]],
+        sink: Callable[[str, bytes], None],
+        damaged: Callable[[str, SyncError], None] | None = None,
+    ) -> None:
+        """Hand every wanted blob of many packs to sink, `parallel` packs at a time. Each
+        worker holds one pack and one blob at a time, so memory stays bounded. With
+        `damaged`, a pack that is damaged or missing is reported there and the others are
+        still read; without it, it fails the whole read."""
+
+        def one(item: tuple[str, dict[str, BlobLocation]]) -> None:
+            try:
+                for blob_id, plain in self.iter_pack(*item):
+                    sink(blob_id, plain)
+            except (CorruptionError, ObjectNotFoundError) as exc:
+                if damaged is None:
+                    raise
+                damaged(item[0], exc)
+
+        self._each(one, list(packs.items()), PACKS_IN_MEMORY)
+
+    def pack_names(self) -> set[str]:
+        return set(self.store.list(DATA_PREFIX))
+
+    def index_names(self) -> list[str]:
+        return [handle.name for handle in self._handles(ObjectKind.INDEX)]
+
+    def load_index(self, name: str) -> dict[str, BlobLocation]:
+        obj = decode_json(self.keys.open(name, self._get(name)), f"index {name}")
+        locations: dict[str, BlobLocation] = {}
+        try:
+            if obj["version"] != FORMAT_VERSION:
+                raise CorruptionError(f"index {name} has an unknown format version")
+            for pack, blobs in obj["packs"].items():
+                if Handle.parse_as(ObjectKind.PACK, pack) is None:
+                    raise CorruptionError(f"index {name} names an invalid pack")
+                for blob_id, offset, length in blobs:
+                    if not HEX64.fullmatch(blob_id) or int(offset) < 0 or int(length) <= 0:
+                        raise CorruptionError(f"index {name} has an invalid entry")
+                    locations[blob_id] = BlobLocation(pack, int(offset), int(length))
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            raise CorruptionError(f"index {name} is malformed") from None
+        return locations
+
+    def write_index(self, packs: dict[str, list[tuple[str, int, int]]]) -> str:
+        name = Handle.random(ObjectKind.INDEX).name
+        body = {
+            "version": FORMAT_VERSION,
+            "packs": {p: [list(b) for b in bl] for p, bl in packs.items()},
+        }
+        self._put(name, self.keys.seal(name, encode_json(body)))
+        return name
+
+    def pack_header(self, pack: str) -> dict[str, BlobLocation]:
+        """Where the blobs of a pack are, from the pack itself (to rebuild lost indexes)."""
+        data = self._get(pack)
+        if hashlib.sha256(data).hexdigest() != pack.rsplit("/", 1)[-1]:
+            raise CorruptionError(f"pack {pack} is damaged (content does not match its name)")
+        if len(data) < 4:
+            raise CorruptionError(f"pack {pack} is too short")
+        (size,) = struct.unpack("<I", data[-4:])
+        if size > len(data) - 4:
+            raise CorruptionError(f"pack {pack} has a damaged header")
+        header = self.keys.open("pack-header", data[-4 - size : -4])
+        entries = decode_json(header, f"the header of pack {pack}")
+        try:
+            found = {
+                str(b): BlobLocation(pack, int(offset), int(length))
+                for b, offset, length in entries
+            }
+        except (TypeError, ValueError, OverflowError):
+            raise CorruptionError(f"pack {pack} has a malformed header") from None
+        if any(
+            not HEX64.fullmatch(b) or loc.offset < 0 or loc.offset + loc.length > len(data)
+            for b, loc in found.items()
+        ):
+            raise CorruptionError(f"pack {pack} has an invalid header")
+        return found
+
+    def read_pack(self, pack: str, wanted: dict[str, BlobLocation]) -> dict[str, bytes]:
+        return dict(self.iter_pack(pack, wanted))
+
+    def iter_pack(self, pack: str, wanted: dict[str, BlobLocation]) -> Iterator[tuple[str, bytes]]:
+        """Download a pack, check it is the pack its name promises, and open the wanted blobs."""
+        data = self._get(pack)
+        if hashlib.sha256(data).hexdigest() != pack.rsplit("/", 1)[-1]:
+            raise CorruptionError(f"pack {pack} is damaged (content does not match its name)")
+        view = memoryview(data)
+        for blob_id, loc in wanted.items():
+            sealed = view[loc.offset : loc.offset + loc.length]
+            if len(sealed) != loc.length:
+                raise CorruptionError(f"pack {pack} is shorter than its index says")
+            plain = compression.unpack(self.keys.open(blob_aad(blob_id), sealed), f"blob in {pack}")
+            if self.keys.blob_id(plain) != blob_id:
+                raise CorruptionError(f"a blob in {pack} does not match its id")
+            yield blob_id, plain
+
+
+def blob_aad(blob_id: str) -> str:
+    return "blob/" + blob_id
+
+
+class PackWriter:
+    """Gathers sealed blobs into packs of about PACK_TARGET_SIZE and uploads each when full.
+
+    A pack is the sealed blobs back to back, then a sealed header listing them, then the
+    header's length as 4 little-endian bytes, so packs can be re-indexed from themselves.
+    """
+
+    def __init__(self, repo: Packs) -> None:
+        self.repo = repo
+        self.sealed: list[bytes] = []  # joined once per pack: no growing buffer to copy
+        self.size = 0
+        self.entries: list[tuple[str, int, int]] = []
+        self.written: dict[str, list[tuple[str, int, int]]] = {}
+        self.pending: set[str] = set()
+        # Compressing is most of a push's work: blobs are compressed and sealed on every
+        # core, in order, with a bounded number in flight so memory stays bounded.
+        workers = os.cpu_count() or 1
+        self._sealer = ThreadPoolExecutor(max_workers=workers)
+        self._sealing: collections.deque[tuple[str, Future[bytes]]] = collections.deque()
+        self._max_sealing = 2 * workers
+        # Packs upload in the background while the next one fills, at most `transfers` at once.
+        self._parallel = min(repo.parallel, PACKS_IN_MEMORY)
+        self._pool = ThreadPoolExecutor(max_workers=self._parallel) if self._parallel > 1 else None
+        self._uploads: list[Future[bool]] = []
+
+    def close(self) -> None:
+        self._sealer.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _wait(self, in_flight: int) -> None:
+        while len(self._uploads) > in_flight:
+            self._uploads.pop(0).result()
+
+    def add(self, blob_id: str, plaintext: bytes | memoryview) -> None:
+        if blob_id in self.pending:
+            return
+        self.pending.add(blob_id)
+        self._sealing.append((blob_id, self._sealer.submit(self._seal, blob_id, plaintext)))
+        self._collect(self._max_sealing)
+
+    def _seal(self, blob_id: str, plaintext: bytes | memoryview) -> bytes:
+        return self.repo.keys.seal(blob_aad(blob_id), compression.pack(plaintext, padded=True))
+
+    def _collect(self, in_flight: int) -> None:
+        """Append sealed blobs, oldest first, until at most in_flight are left."""
+        while len(self._sealing) > in_flight:
+            blob_id, future = self._sealing.popleft()
+            sealed = future.result()
+            self.entries.append((blob_id, self.size, len(sealed)))
+            self.sealed.append(sealed)
+            self.size += len(sealed)
+            if self.size >= PACK_TARGET_SIZE:
+                self._flush()
+
+    def _flush(self) -> None:
+        if not self.entries:
+            return
+        header = self.repo.keys.seal("pack-header", encode_json(self.entries))
+        data = b"".join([*self.sealed, header, struct.pack("<I", len(header))])
+        name = pack_name(hashlib.sha256(data).hexdigest())
+        if self._pool is None:
+            self.repo.write_pack(name, data)
+        else:
+            self._wait(self._parallel - 1)
+            self._uploads.append(self._pool.submit(self.repo.write_pack, name, data))
+        self.written[name] = self.entries
+        self.sealed = []
+        self.size = 0
+        self.entries = []
+
+    def finish(self) -> tuple[str, dict[str, BlobLocation]] | None:
+        """Upload the last pack and an index of the packs written since the last finish."""
+        self._collect(0)
+        self._flush()
+        self._wait(0)
+        if not self.written:
+            return None
+        name = self.repo.write_index(self.written)
+        locations = {
+            blob: BlobLocation(pack, offset, length)
+            for pack, entries in self.written.items()
+            for blob, offset, length in entries
+        }
+        self.written = {}
+        return name, locations
+
+
+def group_by_pack(
+    locations: Iterable[tuple[str, BlobLocation]],
+) -> dict[str, dict[str, BlobLocation]]:
+    packs: dict[str, dict[str, BlobLocation]] = {}
+    for blob_id, loc in locations:
+        packs.setdefault(loc.pack, {})[blob_id] = loc
+    return packs

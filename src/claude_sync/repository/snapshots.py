@@ -1,0 +1,273 @@
+"""Snapshots: their sealed roots (a hash chain), their file lists in manifest parts, and the
+records of the snapshots prune deleted (docs/FORMAT.md §6, §7)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from claude_sync import resources
+from claude_sync.errors import CorruptionError, ObjectNotFoundError
+from claude_sync.model import HEX64, FileEntry, Snapshot, SnapshotRoot
+from claude_sync.repository import epochs
+from claude_sync.repository.access import StoreAccess
+from claude_sync.repository.cache import ManifestCache
+from claude_sync.repository.format import (
+    FORMAT_VERSION,
+    PART_VERSIONS,
+    SNAPSHOT_VERSION,
+    SNAPSHOT_VERSIONS,
+    SPLIT_FORMAT,
+    SPLIT_SNAPSHOT_VERSION,
+    decode_json,
+    encode_json,
+    grouped,
+    manifest_group,
+    piece_count,
+    piece_names,
+    piece_of,
+    snapshot_id,
+    snapshot_name,
+    split_pieces,
+)
+from claude_sync.store.handle import Handle, ObjectKind
+
+
+class Snapshots(StoreAccess):
+    """The snapshot objects of a repository, and the manifest parts they name."""
+
+    _cache: ManifestCache | None = None
+
+    @property
+    def cache_dir(self) -> Path | None:
+        """Where manifest parts are kept as fetched: a push need not download the list it
+        wrote. None: no cache."""
+        return None if self._cache is None else self._cache.folder
+
+    @cache_dir.setter
+    def cache_dir(self, folder: Path | None) -> None:
+        self._cache = None if folder is None else ManifestCache(folder, self.config.repo_id)
+
+    def snapshot_seqs(self, start_after: str = "") -> list[int]:
+        return sorted(h.number for h in self._handles(ObjectKind.SNAPSHOT, start_after))
+
+    def head_seq(self, seen: int = 0) -> int | None:
+        """The newest snapshot's number. Given one this machine has seen, only names from
+        it on are listed (where the store can): one request, however long the history. When
+        none is there any more (older data served, or pruned), everything is listed."""
+        if seen > 1:
+            seqs = self.snapshot_seqs(snapshot_name(seen - 1))
+            if seqs:
+                return seqs[-1]
+        seqs = self.snapshot_seqs()
+        return seqs[-1] if seqs else None
+
+    def load_root(self, seq: int) -> SnapshotRoot:
+        """A snapshot's root, always read from the store (a few hundred bytes; a number can
+        come back with other content after a rollback or a prune) and authenticated."""
+        name = snapshot_name(seq)
+        sealed = self._get(name)
+        obj = decode_json(self.keys.open(name, sealed), f"snapshot {seq}")
+        epochs.check_snapshot(self.keys, seq, sealed)
+        what = f"snapshot {seq}"
+        try:
+            version = obj["version"]
+            if version not in SNAPSHOT_VERSIONS or obj["repo_id"] != self.config.repo_id:
+                raise CorruptionError(f"{what} belongs to another repository or format")
+            if int(obj["seq"]) != seq:
+                raise CorruptionError(f"{what} claims another sequence number")
+            parent = None if obj["parent"] is None else int(obj["parent"])
+            parent_id = obj.get("parent_id")
+            if parent_id is not None and (
+                not isinstance(parent_id, str) or not HEX64.fullmatch(parent_id)
+            ):
+                raise CorruptionError(f"{what} names its parent wrongly")
+            if parent is not None and parent >= seq:
+                raise CorruptionError(f"{what} names a later snapshot as its parent")
+            return SnapshotRoot(
+                seq,
+                snapshot_id(sealed),
+                parent,
+                parent_id,
+                str(obj["device"]),
+                float(obj["time"]),
+                obj,
+            )
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            raise CorruptionError(f"{what} is malformed") from None
+
+    def load_roots(self, seqs: Iterable[int]) -> dict[int, SnapshotRoot]:
+        """The roots of those snapshots that exist, fetched `parallel` at a time."""
+
+        def one(seq: int) -> SnapshotRoot | None:
+            try:
+                return self.load_root(seq)
+            except ObjectNotFoundError:
+                return None
+
+        return {r.seq: r for r in self._each(one, sorted(set(seqs))) if r is not None}
+
+    def load_snapshot(self, seq: int, cached_ok: bool = True) -> Snapshot:
+        """A snapshot; its manifest parts, whose random names are never reused, come from
+        this machine's cache when it has them (unless only the stored copies will do, as for
+        verify)."""
+        return self.snapshot(self.load_root(seq), cached_ok)
+
+    def snapshot(self, root: SnapshotRoot, cached_ok: bool = True) -> Snapshot:
+        """The whole snapshot of an already authenticated root."""
+        obj, seq, what = root.body, root.seq, f"snapshot {root.seq}"
+        try:
+            parts: dict[str, tuple[str, ...]] = {}
+            if obj["version"] == 1:
+                files = {str(p): FileEntry.from_json(e, what) for p, e in obj["files"].items()}
+            else:
+                parts = {
+                    str(group): piece_names(names, obj["version"], what)
+                    for group, names in obj["parts"].items()
+                }
+                files = self._load_parts(parts, what, cached_ok)
+            _check_paths(files, what)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
+            raise CorruptionError(f"{what} is malformed") from None
+        snapshot = Snapshot(
+            seq, root.parent, root.device, root.time, files, parts, root.parent_id, root.id
+        )
+        self._evict(snapshot)
+        return snapshot
+
+    def _load_parts(
+        self, parts: dict[str, tuple[str, ...]], what: str, cached_ok: bool
+    ) -> dict[str, FileEntry]:
+        def load(name: str) -> tuple[str, Any]:
+            try:
+                body = decode_json(self._open_part(name, cached_ok), f"{what}'s manifest")
+            except ObjectNotFoundError:
+                raise CorruptionError(f"{what} needs a manifest part that is missing") from None
+            if body["version"] not in PART_VERSIONS:
+                raise CorruptionError(f"{what} has a manifest part of an unknown format")
+            return name, body["groups"]
+
+        names = sorted({name for pieces in parts.values() for name in pieces})
+        loaded = dict(self._each(load, names))
+        files: dict[str, FileEntry] = {}
+        for group, pieces in parts.items():
+            for piece, name in enumerate(pieces):
+                for path, entry in loaded[name][group].items():
+                    path = str(path)
+                    if manifest_group(path) != group:
+                        raise CorruptionError(f"{what} lists a file in the wrong manifest part")
+                    # A part may also hold other pieces of the group (written by the same
+                    # push) or pieces no snapshot uses any more: each piece is taken from
+                    # the part its snapshot names for it.
+                    if piece_of(path, len(pieces)) == piece:
+                        files[path] = FileEntry.from_json(entry, what)
+        return files
+
+    def write_snapshot(self, snapshot: Snapshot, base: Snapshot | None = None) -> bool:
+        """Create-only: False when another machine took this sequence number first.
+
+        The file list is split into groups (manifest_group), and in a repository of format
+        5 a big group into pieces (piece_of); pieces unchanged since base keep base's
+        manifest part, the changed ones go into one new part: a push uploads only the part
+        of the list that changed."""
+        split = self.config.version >= SPLIT_FORMAT
+        old = grouped(base.files) if base is not None else {}
+        old_parts = base.parts if base is not None else {}
+        parts: dict[str, list[str | None]] = {}
+        changed: dict[str, dict[str, FileEntry]] = {}
+        for group, files in grouped(snapshot.files).items():
+            before = old_parts.get(group)
+            count = piece_count(len(files), len(before) if before else None) if split else 1
+            kept = (
+                split_pieces(old.get(group, {}), count) if before and len(before) == count else []
+            )
+            parts[group] = []
+            for piece, listed in enumerate(split_pieces(files, count)):
+                if kept and kept[piece] == listed:
+                    parts[group].append(before[piece])  # type: ignore[index]
+                else:
+                    parts[group].append(None)
+                    changed.setdefault(group, {}).update(listed)
+        part = Handle.random(ObjectKind.MANIFEST).name
+        if changed:
+            listing = {
+                group: {path: e.to_json() for path, e in sorted(files.items())}
+                for group, files in sorted(changed.items())
+            }
+            body = {"version": SNAPSHOT_VERSION, "groups": listing}
+            sealed = self.keys.seal(part, encode_json(body))
+            self._put(part, sealed)
+            if self._cache is not None:
+                self._cache.put(part, sealed)
+        pieces = {g: tuple(n or part for n in names) for g, names in sorted(parts.items())}
+        name = snapshot_name(snapshot.seq)
+        whole = all(len(names) == 1 for names in pieces.values())
+        root = {
+            # Snapshots with no split group stay readable by claude-sync before format 5.
+            "version": SNAPSHOT_VERSION if whole else SPLIT_SNAPSHOT_VERSION,
+            "repo_id": self.config.repo_id,
+            "seq": snapshot.seq,
+            "parent": snapshot.parent,
+            "device": snapshot.device,
+            "time": snapshot.time,
+            "parts": {g: n[0] if len(n) == 1 else list(n) for g, n in pieces.items()},
+        }
+        if snapshot.parent_id is not None:
+            # An optional field for readers of version 2: older claude-sync ignores it.
+            root["parent_id"] = snapshot.parent_id
+        if snapshot.formerly:
+            root["formerly"] = list(snapshot.formerly)
+        sealed = self.keys.seal(name, encode_json(root))
+        if not self._put(name, sealed):
+            return False
+        snapshot.parts = pieces
+        snapshot.id = snapshot_id(sealed)
+        self._evict(snapshot)
+        return True
+
+    def _open_part(self, name: str, cached_ok: bool) -> bytes:
+        """A manifest part's plaintext, through this machine's cache when there is one."""
+        if self._cache is None:
+            return self.keys.open(name, self._get(name))
+        return self._cache.open(name, self._get, self.keys.open, cached_ok)
+
+    def _evict(self, current: Snapshot) -> None:
+        if self._cache is not None:
+            self._cache.keep_only(current.seq, current.part_names())
+
+    # -- forgotten history ------------------------------------------------------------------
+
+    def forgotten(self) -> dict[str, tuple[int, int | None, str | None]]:
+        """id -> (seq, parent, parent id) of every snapshot prune deleted: a machine that
+        last saw one of them can still check that the head descends from it."""
+        links: dict[str, tuple[int, int | None, str | None]] = {}
+        for name in (h.name for h in self._handles(ObjectKind.FORGOTTEN)):
+            obj = decode_json(self.keys.open(name, self._get(name)), f"history record {name}")
+            try:
+                for seq, ident, parent, parent_id in obj["links"]:
+                    if not HEX64.fullmatch(ident) or not (
+                        parent_id is None or HEX64.fullmatch(parent_id)
+                    ):
+                        raise CorruptionError(f"history record {name} is malformed")
+                    links[ident] = (int(seq), None if parent is None else int(parent), parent_id)
+            except (KeyError, TypeError, ValueError, OverflowError):
+                raise CorruptionError(f"history record {name} is malformed") from None
+        return links
+
+    def write_forgotten(self, roots: Iterable[SnapshotRoot]) -> None:
+        links = [[r.seq, r.id, r.parent, r.parent_id] for r in roots]
+        if links:
+            name = Handle.random(ObjectKind.FORGOTTEN).name
+            body = {"version": FORMAT_VERSION, "links": links}
+            self._put(name, self.keys.seal(name, encode_json(body)))
+
+
+def _check_paths(files: dict[str, FileEntry], what: str) -> None:
+    """Only paths some resource type claims can be in a snapshot: anything else (a credential
+    file, a plugin cache, `..`) was put there to be written where it must not be."""
+    for path in files:
+        if resources.type_of(path) is None:
+            raise CorruptionError(
+                f"{what} lists a path no synced type claims ({path!r}); refusing it"
+            )
