@@ -32,6 +32,7 @@ from claude_sync.planner import (
     Conflict,
     LocalFile,
     LocalView,
+    Merge,
     Plan,
     has_local_changes,
     plan_pull,
@@ -548,10 +549,10 @@ class Engine:
             return
         if not self._covers(sel, path):
             return
-        theirs = plan.head.files.get(path)
+        remote = plan.head.files.get(path)
         if plan.strategy == "local":
-            plan.adopt[path] = theirs
-        elif waiting.get("remote_sha256") == _sha(theirs) and waiting.get("local_sha256") == _sha(
+            plan.adopt[path] = remote
+        elif waiting.get("remote_sha256") == _sha(remote) and waiting.get("local_sha256") == _sha(
             local.files.get(path)
         ):
             plan.conflicts.append(Conflict(**waiting))  # type: ignore[arg-type]
@@ -568,7 +569,7 @@ class Engine:
         path = settings_trust.PATH
         if self.trust_settings or plan.head is None:
             return
-        theirs = plan.head.files.get(path)
+        remote = plan.head.files.get(path)
         if path in plan.merged:
             incoming = plan.merged[path][0]
         elif path in plan.write:
@@ -581,12 +582,12 @@ class Engine:
             incoming = b"{}"
         else:
             return
-        ours = local.files.get(path)
+        local_file = local.files.get(path)
         try:
-            mine = self._logical_bytes(path, ours.abspath) if ours else b"{}"
+            local_bytes = self._logical_bytes(path, local_file.abspath) if local_file else b"{}"
         except OSError:
             return  # gone meanwhile: the install step notices and keeps it
-        changes = settings_trust.changed_keys(mine, incoming)
+        changes = settings_trust.changed_keys(local_bytes, incoming)
         device = plan.head.device
         if not changes or self.reporter.trust(path, changes, device):
             return
@@ -594,12 +595,12 @@ class Engine:
         plan.write.pop(path, None)
         if path in plan.delete:
             plan.delete.remove(path)
-        held = settings_trust.blend(incoming, mine)
-        local_sha = _sha(ours)
-        if held is not None and held != mine:
+        held = settings_trust.blend(incoming, local_bytes)
+        local_sha = _sha(local_file)
+        if held is not None and held != local_bytes:
             plan.held[path] = held
             local_sha = hashlib.sha256(held).hexdigest()
-        conflict = make_conflict(path, ours, self.state.bases().get(path), theirs, plan.head)
+        conflict = make_conflict(path, local_file, self.state.bases().get(path), remote, plan.head)
         conflict.local_sha256 = local_sha
         conflict.held = sorted(changes)
         conflict.keys = plan.unsettled.pop(path, None)
@@ -609,10 +610,10 @@ class Engine:
         """A JSON file merged but for keys changed differently on both sides: the merge is
         written here, the base stays, and those keys wait as a conflict for `resolve`."""
         for path, keys in plan.unsettled.items():
-            ours, base, theirs = plan.merges[path]
+            local_file, base, remote = plan.merges[path]
             data, _ = plan.merged.pop(path)
-            conflict = make_conflict(path, ours, base, theirs, plan.head)
-            if hashlib.sha256(data).hexdigest() != ours.sha256:
+            conflict = make_conflict(path, local_file, base, remote, plan.head)
+            if hashlib.sha256(data).hexdigest() != local_file.sha256:
                 plan.held[path] = data
                 conflict.local_sha256 = hashlib.sha256(data).hexdigest()
             conflict.keys = keys
@@ -622,7 +623,7 @@ class Engine:
         """Try the automatic merges; what does not merge cleanly becomes a conflict."""
         if not plan.merges:
             return
-        entries = [e for _, base, theirs in plan.merges.values() for e in (base, theirs) if e]
+        entries = [e for _, base, remote in plan.merges.values() for e in (base, remote) if e]
         staging = self._fetch_blobs(entries, result, allow_missing=True)
         try:
             self._merge_staged(plan, staging, result)
@@ -630,43 +631,45 @@ class Engine:
             shutil.rmtree(staging, ignore_errors=True)
 
     def _merge_staged(self, plan: Plan, staging: Path, result: Result) -> None:
-        for path, (ours, base, theirs) in plan.merges.items():
+        for path, (local_file, base, remote) in plan.merges.items():
             try:
-                mine = self._logical_bytes(path, ours.abspath)
+                local_bytes = self._logical_bytes(path, local_file.abspath)
             except OSError:
                 plan.skipped.append(path)
                 continue
             # A record still being written is not part of what the scan hashed.
-            synced = mine[: ours.entry().size] if ours.unfinished else mine
-            if hashlib.sha256(synced).hexdigest() != ours.sha256:
+            synced = local_bytes
+            if local_file.unfinished:
+                synced = local_bytes[: local_file.entry().size]
+            if hashlib.sha256(synced).hexdigest() != local_file.sha256:
                 result.warnings.append(
                     f"{path} changed during the pull; it goes with the next sync"
                 )
                 plan.skipped.append(path)
                 continue
-            base_bytes, remote = _content(staging, base), _content(staging, theirs) or b""
-            merged = merge_file(path, base_bytes, mine, remote)
+            base_bytes, remote_bytes = _content(staging, base), _content(staging, remote) or b""
+            merged = merge_file(path, base_bytes, local_bytes, remote_bytes)
             if merged is None and plan.strategy == "ask":
-                conflict = make_conflict(path, ours, base, theirs, plan.head)
-                merged = self._ask(plan, conflict, mine, remote, base_bytes)
+                conflict = make_conflict(path, local_file, base, remote, plan.head)
+                merged = self._ask(plan, conflict, local_bytes, remote_bytes, base_bytes)
             if merged is None and plan.strategy != "both":
                 # A JSON file: only the keys changed on both sides conflict (a strategy
                 # settles just those); the rest merges.
-                by_key = merge_keys(path, base_bytes, mine, remote, plan.strategy)
+                by_key = merge_keys(path, base_bytes, local_bytes, remote_bytes, plan.strategy)
                 if by_key is not None:
                     merged, keys = by_key
                     if plan.strategy == "ask":
-                        plan.merged[path] = (merged, theirs)
+                        plan.merged[path] = (merged, remote)
                         plan.unsettled[path] = keys
                         continue
             if merged is None:
-                settle_conflict(plan, path, ours, base, theirs)
-            elif merged == mine:
-                plan.adopt[path] = theirs
-            elif hashlib.sha256(merged).hexdigest() == theirs.sha256:
-                plan.write[path] = theirs
+                settle_conflict(plan, path, local_file, base, remote)
+            elif merged == local_bytes:
+                plan.adopt[path] = remote
+            elif hashlib.sha256(merged).hexdigest() == remote.sha256:
+                plan.write[path] = remote
             else:
-                plan.merged[path] = (merged, theirs)
+                plan.merged[path] = (merged, remote)
 
     # -- push -------------------------------------------------------------------------------
 
@@ -696,7 +699,7 @@ class Engine:
         dry_run: bool,
     ) -> Result:
         sent_before = self.repo.uploaded_bytes
-        mine: dict[str, dict[str, BlobLocation]] = {}  # indexes this push wrote
+        written_indexes: dict[str, dict[str, BlobLocation]] = {}  # indexes this push wrote
         for attempt in range(MAX_PUSH_ATTEMPTS):
             if attempt:
                 # Another machine won the race for this snapshot number. Waiting a random,
@@ -726,10 +729,10 @@ class Engine:
                     entries = summarized.result()
             written = writer.finish()
             if written:
-                mine[written[0]] = written[1]
+                written_indexes[written[0]] = written[1]
                 with self.state.transaction():
                     self.state.add_index(*written)
-            if not self._data_still_there(plan, writer, mine):
+            if not self._data_still_there(plan, writer, written_indexes):
                 continue  # a prune got to some of it meanwhile: upload that again
             if self._commit_push(plan, result, entries):
                 result.uploaded_bytes = self.repo.uploaded_bytes - sent_before
@@ -758,37 +761,39 @@ class Engine:
             return False
         bases = self.state.bases()
         todo = {
-            c.path: (local.files[c.path], bases.get(c.path), head.files[c.path])
+            c.path: Merge(local.files[c.path], bases.get(c.path), head.files[c.path])
             for c in plan.conflicts
             if c.path in local.files and c.path in head.files and c.path != settings_trust.PATH
         }
         if not todo:
             return False
-        entries = [e for _, base, theirs in todo.values() for e in (base, theirs) if e]
+        entries = [e for _, base, remote in todo.values() for e in (base, remote) if e]
         staging = self._fetch_blobs(entries, result, allow_missing=True)
         wrote = False
         try:
-            for path, (ours, base, theirs) in todo.items():
+            for path, (local_file, base, remote) in todo.items():
                 try:
-                    mine = self._logical_bytes(path, ours.abspath)
+                    local_bytes = self._logical_bytes(path, local_file.abspath)
                 except OSError:
                     continue
-                remote = _content(staging, theirs)
-                if remote is None or hashlib.sha256(mine).hexdigest() != ours.sha256:
+                remote_bytes = _content(staging, remote)
+                if remote_bytes is None:
                     continue
-                merged = merge_file(path, _content(staging, base), mine, remote)
+                if hashlib.sha256(local_bytes).hexdigest() != local_file.sha256:
+                    continue
+                merged = merge_file(path, _content(staging, base), local_bytes, remote_bytes)
                 if merged is None:
                     continue
-                if merged == mine or self._write_merged(path, merged, ours, result):
+                if merged == local_bytes or self._write_merged(path, merged, local_file, result):
                     with self.state.transaction():
-                        self.state.set_base(path, theirs, head.seq)
+                        self.state.set_base(path, remote, head.seq)
                     wrote = True
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return wrote
 
     def _data_still_there(
-        self, plan: Plan, writer: PackWriter, mine: dict[str, dict[str, BlobLocation]]
+        self, plan: Plan, writer: PackWriter, written_indexes: dict[str, dict[str, BlobLocation]]
     ) -> bool:
         """Just before the snapshot is written: every pack it leans on for blobs the head
         does not already use still exists and is not marked by prune. A push can take
@@ -804,10 +809,10 @@ class Engine:
         gone = {p for p in packs if p in marked or not self.repo.has_object(p)}
         if not gone:
             return True
-        for name, locations in list(mine.items()):
+        for name, locations in list(written_indexes.items()):
             if any(loc.pack in gone for loc in locations.values()):
                 kept = {b: loc for b, loc in locations.items() if loc.pack not in gone}
-                del mine[name]
+                del written_indexes[name]
                 if kept:
                     replacement = self.repo.write_index(
                         {
@@ -815,7 +820,7 @@ class Engine:
                             for pack, blobs in group_by_pack(kept.items()).items()
                         }
                     )
-                    mine[replacement] = kept
+                    written_indexes[replacement] = kept
                 self.repo.delete_objects([name])
         with self.state.transaction():
             lost = self.state.forget_packs(gone)
@@ -973,7 +978,7 @@ class Engine:
         if raw is None:
             return
         journal = json.loads(raw)
-        ours: SnapshotRoot | None = None
+        written: SnapshotRoot | None = None
         with contextlib.suppress(ObjectNotFoundError):
             root = self.repo.load_root(int(journal["seq"]))
             if (
@@ -982,12 +987,12 @@ class Engine:
                 and root.parent_id == journal["parent_id"]
                 and self._holds(self.repo.snapshot(root), journal["bases"])
             ):
-                ours = root
-        if ours is None:
+                written = root
+        if written is None:
             with self.state.transaction():
                 self.state.set_meta(PUSH_JOURNAL, None)
             return
-        self._record_push(journal, ours)
+        self._record_push(journal, written)
 
     @staticmethod
     def _holds(snapshot: Snapshot, bases: dict[str, Any]) -> bool:
@@ -1076,17 +1081,17 @@ class Engine:
     def _report_dry_pull(self, plan: Plan, result: Result) -> None:
         """What the pull would do, merges tried (nobody asked) but nothing written here."""
         if plan.merges:
-            entries = [e for _, base, theirs in plan.merges.values() for e in (base, theirs) if e]
+            entries = [e for _, base, remote in plan.merges.values() for e in (base, remote) if e]
             staging = self._fetch_blobs(entries, result, allow_missing=True)
             try:
-                for path, (ours, base, theirs) in plan.merges.items():
+                for path, (local_file, base, remote) in plan.merges.items():
                     try:
-                        mine = self._logical_bytes(path, ours.abspath)
+                        local_bytes = self._logical_bytes(path, local_file.abspath)
                     except OSError:
                         continue
-                    remote = _content(staging, theirs) or b""
-                    if merge_file(path, _content(staging, base), mine, remote) is None:
-                        settle_conflict(plan, path, ours, base, theirs)
+                    remote_bytes = _content(staging, remote) or b""
+                    if merge_file(path, _content(staging, base), local_bytes, remote_bytes) is None:
+                        settle_conflict(plan, path, local_file, base, remote)
                     else:
                         result.merged.append(path)
             finally:
@@ -1333,24 +1338,24 @@ class Engine:
         result.downloaded_bytes += self.repo.downloaded_bytes - received_before
 
     def _ask(
-        self, plan: Plan, conflict: Conflict, mine: bytes, remote: bytes, base: bytes | None
+        self, plan: Plan, conflict: Conflict, local: bytes, remote: bytes, base: bytes | None
     ) -> bytes | None:
         """The user's decision as merged bytes, or None to fall back to a strategy."""
-        by_key = merge_keys(conflict.path, base, mine, remote, "local")
+        by_key = merge_keys(conflict.path, base, local, remote, "local")
         conflict.keys = None if by_key is None else by_key[1]
-        answer = self.reporter.resolve(conflict, mine, remote, base)
+        answer = self.reporter.resolve(conflict, local, remote, base)
         if isinstance(answer, bytes):
             return answer
         if answer in ("local", "remote"):
             # A JSON file: the answer settles the keys named; the other keys merge.
-            settled = merge_keys(conflict.path, base, mine, remote, answer)
+            settled = merge_keys(conflict.path, base, local, remote, answer)
             if settled is not None:
                 return settled[0]
-            return mine if answer == "local" else remote
+            return local if answer == "local" else remote
         if answer == "both":
-            # Keep ours, theirs beside it, and count it as settled.
-            plan.copies[conflict.path] = plan.merges[conflict.path][2]
-            return mine
+            # Keep the local version, the remote one beside it, and count it as settled.
+            plan.copies[conflict.path] = plan.merges[conflict.path].remote
+            return local
         return None
 
     def fetch(self, head: Snapshot, files: dict[str, FileEntry], result: Result) -> None:
@@ -1421,9 +1426,9 @@ class Engine:
                     plan.skipped.append(path)
             for path, entry in plan.adopt.items():
                 self.state.set_base(path, entry, seq)
-            for path, (data, theirs) in plan.merged.items():
+            for path, (data, remote) in plan.merged.items():
                 if self._write_merged(path, data, local.files.get(path), result):
-                    self.state.set_base(path, theirs, seq)
+                    self.state.set_base(path, remote, seq)
                 else:
                     plan.skipped.append(path)
             for path, data in plan.held.items():

@@ -84,17 +84,17 @@ def guarded(data: bytes) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if is_guarded(k) and v not in _EMPTY}
 
 
-def changed_keys(mine: bytes, incoming: bytes) -> dict[str, tuple[Any, Any]]:
-    """Guarded keys whose value would change: key -> (here, incoming); None when absent."""
-    here, there = guarded(mine), guarded(incoming)
+def changed_keys(local: bytes, incoming: bytes) -> dict[str, tuple[Any, Any]]:
+    """Guarded keys whose value would change: key -> (local, incoming); None when absent."""
+    local_keys, incoming_keys = guarded(local), guarded(incoming)
     return {
-        k: (here.get(k), there.get(k))
-        for k in sorted(here.keys() | there.keys())
-        if here.get(k) != there.get(k)
+        k: (local_keys.get(k), incoming_keys.get(k))
+        for k in sorted(local_keys.keys() | incoming_keys.keys())
+        if local_keys.get(k) != incoming_keys.get(k)
     }
 
 
-def blend(incoming: bytes, mine: bytes) -> bytes | None:
+def blend(incoming: bytes, local: bytes) -> bytes | None:
     """The incoming file with this machine's guarded keys instead of its own: what a pull
     writes while the guarded change waits. None when incoming is not a JSON object (there
     is nothing to take from it)."""
@@ -102,7 +102,7 @@ def blend(incoming: bytes, mine: bytes) -> bytes | None:
     if obj is None:
         return None
     kept = {k: v for k, v in obj.items() if not is_guarded(k)}
-    return _dump(kept | {k: v for k, v in (_object(mine) or {}).items() if is_guarded(k)})
+    return _dump(kept | {k: v for k, v in (_object(local) or {}).items() if is_guarded(k)})
 
 
 # -- claude-sync's own hooks ------------------------------------------------------------------
