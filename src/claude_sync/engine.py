@@ -203,7 +203,7 @@ class Engine:
             reads: list[Future[list[tuple[resources.FoundFile, str, _Outcome]]]] = []
             batch: list[tuple[resources.FoundFile, str, CachedFile | None]] = []
             for found in resources.scan(self.root, sel, skipped):
-                path = self.mapper.to_logical(found.path)
+                path = self.mapper.to_logical(found.local_path)
                 if not self._covers(sel, path):
                     continue
                 cached = cache.get(path)
@@ -226,12 +226,12 @@ class Engine:
                     if isinstance(outcome, OSError):
                         skipped.append(
                             resources.Skipped(
-                                found.path, False, f"cannot be read ({outcome.strerror})"
+                                found.local_path, False, f"cannot be read ({outcome.strerror})"
                             )
                         )
                     elif isinstance(outcome, str):
                         view.unknown.add(path)
-                        warnings.append(f"{found.path} {outcome}")
+                        warnings.append(f"{found.local_path} {outcome}")
                     else:
                         fresh_files.append((path, outcome))
                         local[path] = LocalFile(path, found.abspath, outcome, is_transcript(path))
@@ -248,12 +248,12 @@ class Engine:
             return  # the usual case: no need to read the bases
         bases = self.state.base_shas()
         for skip in skipped:
-            path = self.mapper.to_logical(skip.path)
+            path = self.mapper.to_logical(skip.local_path)
             if skip.reason == resources.EMPTY and path not in bases:
                 continue  # an empty file never synced: nothing to keep, nothing to say
             (view.unknown_dirs if skip.folder else view.unknown).add(path)
             kept = "; its last synced version is kept" if skip.reason == resources.EMPTY else ""
-            warnings.append(f"{skip.path} {skip.reason}; skipped{kept}")
+            warnings.append(f"{skip.local_path} {skip.reason}; skipped{kept}")
 
     def _read_batch(
         self, batch: list[tuple[resources.FoundFile, str, CachedFile | None]]

@@ -130,7 +130,10 @@ def capped_mode(path: str, mode: int) -> int:
 
 @dataclass(frozen=True)
 class FoundFile:
-    path: str  # logical
+    """A regular file the scan selected, as it is on disk here."""
+
+    #: relative to the Claude folder, as named on this machine (the mapper gives its logical path)
+    local_path: str
     abspath: str
     st: os.stat_result
 
@@ -139,7 +142,8 @@ class FoundFile:
 class Skipped:
     """Something that exists but was not read this time: never a deletion."""
 
-    path: str
+    #: relative to the Claude folder, as named on this machine
+    local_path: str
     folder: bool
     reason: str
 
@@ -197,10 +201,10 @@ def scan(root: Path, selection: Selection, skipped: list[Skipped]) -> Iterator[F
     if selection.only:
         for rel in selection.only:
             if (root / rel).is_dir():
-                yield from (f for f in walk.folder(rel) if selection.covers(f.path))
+                yield from (f for f in walk.folder(rel) if selection.covers(f.local_path))
             else:
                 found = walk.file(rel, walk.boundary(rel))
-                if found and selection.covers(found.path):
+                if found and selection.covers(found.local_path):
                     yield found
         return
     for rtype in selection.types:
