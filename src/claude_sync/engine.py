@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from claude_sync import casefold, chain, limits, mcp, portable, resources, settings_trust
 from claude_sync.chunking import Chunker
@@ -73,6 +73,24 @@ SMALL_READ = 1 << 16
 READ_BATCH = 64
 # What reading a changed file gave the scan: its content, the error, or why it waits.
 _Outcome = CachedFile | OSError | str
+
+
+class StagedFile(NamedTuple):
+    """A downloaded, verified file waiting in a temporary file beside its destination."""
+
+    path: str  # logical
+    tmp: Path
+    dest: Path
+    entry: FileEntry
+
+
+class ProjectSessions(NamedTuple):
+    """A project directory as `where` sees it."""
+
+    folder: str  # Claude Code's folder name for it under projects/ here
+    logical: str  # that folder's logical name
+    local: list[str]  # session ids found here
+    remote: list[str]  # session ids in the remote head
 
 
 @dataclass
@@ -339,7 +357,7 @@ class Engine:
     def links(self) -> dict[str, str]:
         return resources.linked_tops(self.root)
 
-    def where(self, directory: Path) -> tuple[str, str, list[str], list[str]]:
+    def where(self, directory: Path) -> ProjectSessions:
         """For a project directory: Claude Code's folder here, its logical name, and the
         sessions (ids) found there locally and in the remote head."""
         folder = encode(os.path.realpath(directory))
@@ -357,7 +375,8 @@ class Engine:
             [f"{prefix}{p.name}" for p in local_dir.glob("*.jsonl")] if local_dir.is_dir() else []
         )
         head = self.head()
-        return folder, logical, sessions(here), sessions(list(head.files) if head else [])
+        remote = sessions(list(head.files) if head else [])
+        return ProjectSessions(folder, logical, sessions(here), remote)
 
     # -- remote -----------------------------------------------------------------------------
 
@@ -1180,12 +1199,12 @@ class Engine:
         root: Path,
         result: Result,
         partial: bool = False,
-    ) -> Iterator[list[tuple[str, Path, Path, FileEntry]]]:
+    ) -> Iterator[list[StagedFile]]:
         """Download and verify every output into a temporary file beside its destination,
         all before the caller moves any into place; leftovers are removed afterwards. With
         `partial`, outputs whose data cannot be had are left out and named in
         result.unavailable."""
-        staged: list[tuple[str, Path, Path, FileEntry]] = []
+        staged: list[StagedFile] = []
         # One fsync per file costs more than everything else on a fresh pull of thousands
         # of files: past a few files, one sync of the filesystem makes them all durable.
         each = len(outputs) <= FSYNC_EACH_UP_TO
@@ -1202,14 +1221,14 @@ class Engine:
             for i, (path, (dest, entry)) in enumerate(outputs.items()):
                 # Short: a name near NAME_MAX must still get a temporary file beside it.
                 tmp = dest.parent / f"{TMP_MARKER}-{token}-{i}"
-                staged.append((path, tmp, dest, entry))
+                staged.append(StagedFile(path, tmp, dest, entry))
             lost = self._download_into(staged, result, partial)
             for path, tmp, _, _ in staged:
                 if path in lost:
                     tmp.unlink(missing_ok=True)
                     result.unavailable.append(path)
                     result.warnings.append(f"{path} could not be downloaded: {lost[path]}")
-            staged[:] = [s for s in staged if s[0] not in lost]
+            staged[:] = [s for s in staged if s.path not in lost]
             for path, tmp, _, entry in staged:
                 if not entry.chunks:
                     _open_new(tmp).close()
@@ -1220,11 +1239,11 @@ class Engine:
                 os.utime(tmp, ns=(mtime, mtime))
             _check_inside(allowed, folders, root)
             if not each:
-                portable.sync_all(tmp for _, tmp, _, _ in staged)
+                portable.sync_all(s.tmp for s in staged)
             yield staged
         finally:
-            for _, tmp, _, _ in staged:
-                tmp.unlink(missing_ok=True)
+            for s in staged:
+                s.tmp.unlink(missing_ok=True)
 
     def _allowed_roots(self, root: Path) -> list[Path]:
         """Where writes may land: root, and the targets of its linked top-level resources
@@ -1251,7 +1270,7 @@ class Engine:
         return None
 
     def _download_into(
-        self, staged: list[tuple[str, Path, Path, FileEntry]], result: Result, partial: bool
+        self, staged: list[StagedFile], result: Result, partial: bool
     ) -> dict[str, str]:
         """Write each downloaded blob straight to its place in every temporary file that
         holds it: no staging copy, and packs are read in parallel. A blob's id is a MAC of
@@ -1387,7 +1406,7 @@ class Engine:
 
     def _install(
         self,
-        staged: list[tuple[str, Path, Path, FileEntry]],
+        staged: list[StagedFile],
         local: LocalView,
         plan: Plan,
         result: Result,

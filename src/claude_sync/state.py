@@ -66,6 +66,20 @@ class CachedFile:
         return raw
 
 
+@dataclass(frozen=True)
+class SnapshotSummary:
+    """One snapshot as `log` lists it: who wrote it, when, and how many files it changed
+    against its parent (cached here: working it out downloads two snapshots)."""
+
+    seq: int
+    device: str
+    time: float
+    files: int
+    added: int
+    changed: int
+    removed: int
+
+
 class State:
     def __init__(self, path: Path) -> None:
         try:
@@ -226,18 +240,19 @@ class State:
                 "INSERT OR REPLACE INTO conflicts VALUES (?, ?)", (path, json.dumps(detail))
             )
 
-    def snapshot_summaries(self) -> list[tuple[int, str, float, int, int, int, int]]:
-        return list(
-            self.db.execute(
+    def snapshot_summaries(self) -> list[SnapshotSummary]:
+        return [
+            SnapshotSummary(*row)
+            for row in self.db.execute(
                 "SELECT seq, device, time, files, added, changed, removed FROM snapshots"
             )
-        )
+        ]
 
-    def add_snapshot_summary(self, entry: dict[str, object]) -> None:
+    def add_snapshot_summary(self, summary: SnapshotSummary) -> None:
         self.db.execute(
             "INSERT OR REPLACE INTO snapshots VALUES "
             "(:seq, :device, :time, :files, :added, :changed, :removed)",
-            entry,
+            summary.__dict__,
         )
 
     # -- history this machine has seen -------------------------------------------------------
