@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from claude_sync.integration import is_own_hook
+from claude_sync.hook_install import is_own_hook
 from claude_sync.pathmap import HomeFilter
 
 PATH = "settings.json"

@@ -1,4 +1,5 @@
-"""What runs when Claude Code fires our hooks.
+"""What runs when one of claude-sync's Claude Code hooks fires (`hook_install` puts them in
+settings.json; the git hooks it installs call `push`/`pull` directly).
 
 The hook itself (`claude-sync hook EVENT`) only hands the event to a detached worker and waits
 for it at most `--timeout` seconds: Claude Code is never held up longer, never sees a failure
@@ -19,7 +20,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from claude_sync import config, integration, portable
+from claude_sync import config, hook_install, portable
 from claude_sync.errors import SyncError
 from claude_sync.store.base import redact
 from claude_sync.terminal import clean
@@ -64,7 +65,7 @@ def log(where: Locations, message: str) -> None:
 
 def run_hook(where: Locations, event: str, timeout: float, from_plugin: bool = False) -> None:
     payload = _read_event()
-    if from_plugin and integration.has_claude_hooks(where.claude_dir / "settings.json"):
+    if from_plugin and hook_install.has_claude_hooks(where.claude_dir / "settings.json"):
         return  # the settings.json hooks run too: one sync per event is enough
     if not config.is_set_up(where.config_dir):
         if from_plugin and event == "session-start":

@@ -1,4 +1,5 @@
-"""Automatic sync: Claude Code hooks in settings.json, and git hooks in project repositories.
+"""Installing (and removing) claude-sync's hooks: Claude Code hooks in settings.json, and git
+hooks in project repositories. What a hook runs once fired is `hook_run`.
 
 What we add is recognised by its command (`claude-sync hook …` / the `claude-sync` marker in
 git hook scripts), so `--uninstall` removes exactly that and nothing the user wrote.
