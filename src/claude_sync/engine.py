@@ -95,6 +95,9 @@ class ProjectSessions(NamedTuple):
 
 @dataclass
 class Result:
+    """What one push, pull or sync did (or, in a dry run, would do), path by path: what the
+    CLI prints and `--json` emits."""
+
     #: every path the push changed remotely; removed: those of them it deleted there
     pushed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -113,6 +116,7 @@ class Result:
     snapshot: int | None = None
 
     def merge(self, other: Result) -> None:
+        """Fold a later operation's result into this one (a sync's pull, then push)."""
         self.pushed += other.pushed
         self.removed += other.removed
         self.pulled += other.pulled
@@ -128,6 +132,7 @@ class Result:
         self.snapshot = other.snapshot if other.snapshot is not None else self.snapshot
 
     def to_json(self) -> dict[str, Any]:
+        """The `--json` form: lists sorted, keys as documented in docs/CLI.md."""
         return {
             "pushed": sorted(self.pushed),
             "removed": sorted(self.removed),
@@ -164,10 +169,15 @@ class Reporter:
         """One planned or applied action on one path."""
 
     def progress(self, description: str, total: int) -> Callable[[int], None]:
+        """Start a progress display of total units; the returned function advances it."""
         return lambda advance: None
 
 
 class Engine:
+    """Push, pull and sync of one Claude folder with one opened repository: scans the
+    files, asks the planner what to do, moves the data and records the new bases. Local
+    files are only ever replaced by a verified download, never half-written."""
+
     def __init__(
         self,
         claude_dir: Path,
@@ -201,6 +211,7 @@ class Engine:
 
     @functools.cached_property
     def chunker(self) -> Chunker:
+        """The repository's content-defined chunker (its parameters are per repository)."""
         return Chunker(self.repo.config.chunker)
 
     # -- scanning ---------------------------------------------------------------------------
@@ -355,6 +366,7 @@ class Engine:
 
     @functools.cached_property
     def links(self) -> dict[str, str]:
+        """Top-level resources of the Claude folder that are links, with their targets."""
         return resources.linked_tops(self.root)
 
     def where(self, directory: Path) -> ProjectSessions:
@@ -457,6 +469,7 @@ class Engine:
             self.state.set_meta("pulled_seq", None)
 
     def head(self) -> Snapshot | None:
+        """The newest snapshot, as `head_root` accepts it; None in an empty repository."""
         root = self.head_root()
         return None if root is None else self.repo.snapshot(root)
 
@@ -507,11 +520,14 @@ class Engine:
         return sorted(label for label in labels if label)
 
     def plan_push(self, sel: Selection, local: LocalView, head: Snapshot | None) -> Plan:
+        """The planner's push decisions for the selection, against this machine's bases."""
         return plan_push(local, self.state.bases(), head, functools.partial(self._covers, sel))
 
     def plan_pull(
         self, sel: Selection, local: LocalView, head: Snapshot | None, strategy: str
     ) -> Plan:
+        """The planner's pull decisions, with the session window and the projects that have
+        no folder here applied (both left in the repository)."""
         plan = plan_pull(
             local,
             self.state.bases(),
@@ -693,6 +709,9 @@ class Engine:
     # -- push -------------------------------------------------------------------------------
 
     def push(self, sel: Selection, dry_run: bool = False) -> Result:
+        """Send what changed here as the next snapshot. Changes made on both sides are not
+        pushed over: they merge first when they merge cleanly, else stay conflicts for a
+        pull; a lost race with another machine plans again."""
         result = Result()
         local = self.scan(sel, result.warnings)
         result.skipped = local.skipped()

@@ -55,6 +55,8 @@ def _read_event() -> bytes:
 
 
 def log(where: Locations, message: str) -> None:
+    """Append one line to hooks.log (credentials cut out, control characters shown as `?`),
+    keeping it under LOG_LIMIT by rotating; a log that cannot be written is not an error."""
     path = where.config_dir / LOG_FILE
     with contextlib.suppress(OSError):
         if path.exists() and path.stat().st_size > LOG_LIMIT:
@@ -64,6 +66,8 @@ def log(where: Locations, message: str) -> None:
 
 
 def run_hook(where: Locations, event: str, timeout: float, from_plugin: bool = False) -> None:
+    """`claude-sync hook EVENT`: start the worker detached with the event on its stdin and
+    wait for it at most timeout seconds; never fails (problems go to hooks.log)."""
     payload = _read_event()
     if from_plugin and hook_install.has_claude_hooks(where.claude_dir / "settings.json"):
         return  # the settings.json hooks run too: one sync per event is enough
@@ -131,6 +135,8 @@ def _session_paths(claude_dir: Path, transcript: object) -> tuple[str, ...]:
 
 
 def work(where: Locations, event: str, payload: str) -> None:
+    """The worker: pull at session start, push the session's files at its end; the
+    outcome, or the error, goes to hooks.log."""
     try:
         data = json.loads(payload) if payload.strip() else {}
     except ValueError:

@@ -152,6 +152,7 @@ def merge_keys(
 
 
 def is_transcript(path: str) -> bool:
+    """Whether path is a session transcript: append-only, merged as a union of records."""
     return _kind(path) == "transcript"
 
 

@@ -25,6 +25,9 @@ from claude_sync.state import CachedFile
 
 @dataclass(frozen=True)
 class LocalFile:
+    """A file as the scan saw it here: its logical path, where it is on disk, and the
+    cached stat and content hash its version is compared by."""
+
     path: str
     abspath: str
     cached: CachedFile
@@ -33,6 +36,7 @@ class LocalFile:
 
     @property
     def sha256(self) -> str:
+        """The hash of the content that is synced (without an unfinished last record)."""
         return self.cached.sha256
 
     @property
@@ -41,6 +45,7 @@ class LocalFile:
         return self.append_only and self.cached.stat.size > self.entry().size
 
     def entry(self) -> FileEntry:
+        """This version as a snapshot would list it."""
         return FileEntry(
             sha256=self.cached.sha256,
             # The stored content's size: a filtered file's differs from its size on disk.
@@ -62,9 +67,12 @@ class LocalView:
     unknown_dirs: set[str] = field(default_factory=set)
 
     def skipped(self) -> list[str]:
+        """Every unknown path and folder, sorted (what a command reports as skipped)."""
         return sorted(self.unknown | self.unknown_dirs)
 
     def is_unknown(self, path: str) -> bool:
+        """Whether path exists here but was not seen: it must be neither pushed as deleted
+        nor written over."""
         if path in self.unknown:
             return True
         return any(path.startswith(d + "/") for d in self.unknown_dirs)
@@ -72,6 +80,9 @@ class LocalView:
 
 @dataclass
 class Conflict:
+    """A path changed differently on both sides and not settled: the versions involved
+    (by hash), and who changed it remotely. Stored as JSON in the state until resolved."""
+
     path: str
     local_sha256: str | None
     remote_sha256: str | None
@@ -87,11 +98,16 @@ class Conflict:
     keys: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The form kept in the state and printed by `--json` (field names are a contract)."""
         return dict(self.__dict__)
 
 
 @dataclass
 class Plan:
+    """What a push or pull is to do against one remote head, path by path. The planner
+    fills it; the engine carries it out and may move paths between its lists (a merge that
+    fails becomes a conflict, a file changed meanwhile is skipped)."""
+
     head: Snapshot | None
     upload: dict[str, LocalFile] = field(default_factory=dict)
     remove: list[str] = field(default_factory=list)
@@ -118,6 +134,7 @@ class Plan:
 
 
 def sha(entry: FileEntry | LocalFile | None) -> str | None:
+    """A version's content hash; None for an absent one, so absence compares as a version."""
     return None if entry is None else entry.sha256
 
 
@@ -160,6 +177,9 @@ def plan_push(
     head: Snapshot | None,
     covers: Callable[[str], bool],
 ) -> Plan:
+    """What to send: paths changed here only are uploaded (or removed remotely, for types
+    that propagate deletes); a path changed on both sides is a conflict, never pushed over;
+    an unknown path is left out."""
     plan = Plan(head)
     for path, rtype, local, base, remote in _versions(set(view.files), view, bases, head, covers):
         if sha(local) == sha(base) or view.is_unknown(path):
@@ -273,6 +293,7 @@ def conflict(
     remote: FileEntry | None,
     head: Snapshot | None,
 ) -> Conflict:
+    """The record of a conflict over path, its remote side credited to head."""
     return Conflict(
         path=path,
         local_sha256=sha(local),

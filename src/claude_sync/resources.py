@@ -37,6 +37,9 @@ EXECUTABLE_MODE_CAP = 0o755
 
 @dataclass(frozen=True)
 class ResourceType:
+    """A kind of thing in the Claude folder that is synced (or not) as a whole, by the
+    folders and files it owns: `agents`, `sessions`, `settings`, ..."""
+
     name: str
     description: str
     folders: tuple[str, ...] = ()
@@ -115,6 +118,8 @@ assert all("/" not in folder for folder in _BY_FOLDER), "type_of looks up top fo
 
 
 def type_of(path: str) -> ResourceType | None:
+    """The type that owns logical path; None for a path no type syncs (or not a valid
+    logical path), which is never read, written or deleted."""
     if not valid_logical_path(path):
         return None
     top, sep, _ = path.partition("/")
@@ -180,6 +185,8 @@ class Selection:
     exclude: tuple[str, ...] = ()
 
     def covers(self, path: str, only: tuple[str, ...] | None = None) -> bool:
+        """Whether path is part of this selection: its type selected, under one of the
+        `only` prefixes (this selection's unless given), and through the globs."""
         prefixes = self.only if only is None else only
         if type_of(path) not in self.types:
             return False
