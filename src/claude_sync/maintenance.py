@@ -214,6 +214,8 @@ def verify(engine: Engine, read_data: bool) -> list[str]:
 
 @dataclass
 class PruneReport:
+    """What `prune` removed, marked and freed."""
+
     snapshots_removed: list[int]
     packs_marked: int
     packs_deleted: int
@@ -355,6 +357,8 @@ def _sweep(
 
 @dataclass
 class RepairReport:
+    """What `repair` checked, found damaged and rebuilt."""
+
     packs_checked: int
     #: packs whose bytes fail their check: no index leads to them any more
     packs_damaged: int

@@ -62,6 +62,8 @@ _EMPTY: tuple[Any, ...] = (None, False, "", {}, [])
 
 
 def is_guarded(key: str) -> bool:
+    """Whether a settings.json key can run or authorise code, so a remote change to it
+    waits for the user's consent."""
     return key in GUARDED or bool(_GUARDED_NAME.search(key))
 
 
@@ -150,6 +152,7 @@ class SettingsFilter:
         self.local = local
 
     def to_logical(self, data: bytes) -> bytes:
+        """The file as stored: home as a token, claude-sync's own hooks left out."""
         obj = _object(data)
         if obj is not None:
             stripped, own = _split_own(obj)
@@ -158,6 +161,7 @@ class SettingsFilter:
         return self.home.to_logical(data)
 
     def to_local(self, data: bytes) -> bytes:
+        """The file as written here: this home, and this machine's own hooks kept."""
         data = self.home.to_local(data)
         try:
             current = _object(self.local.read_bytes())
