@@ -18,6 +18,9 @@ from claude_sync.session_policy import is_transcript, session_of, updated
 
 @dataclass
 class SessionInfo:
+    """One session as `sessions` lists it: where it belongs, what it is about, who
+    updated it last, and the files that make it up."""
+
     id: str
     #: the logical project folder (`~-code-app`) and the transcript's logical path
     folder: str
@@ -37,9 +40,11 @@ class SessionInfo:
 
     @property
     def project(self) -> str:
+        """The project directory on this machine, else the logical folder name."""
         return str(self.directory) if self.directory is not None else self.folder
 
     def to_json(self) -> dict[str, Any]:
+        """The `sessions --json` form (field names are a contract)."""
         return {
             "id": self.id,
             "project": self.project,
@@ -56,6 +61,7 @@ class SessionInfo:
 
 
 def iso(seconds: float) -> str:
+    """A moment as ISO 8601 in UTC (`2026-11-30T14:02:09Z`), the `--json` time format."""
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 

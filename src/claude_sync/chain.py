@@ -17,6 +17,9 @@ from claude_sync.repository import CHAINED_FORMAT, Repository, SnapshotRoot, sna
 
 @dataclass(frozen=True)
 class Link:
+    """One snapshot in the hash chain: its number and id, and its parent's (None before
+    the chain began, or for the first snapshot)."""
+
     seq: int
     id: str
     parent: int | None

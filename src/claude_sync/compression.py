@@ -60,6 +60,8 @@ def pack(data: bytes | memoryview, padded: bool = False) -> bytes:
 
 
 def unpack(data: bytes, what: str) -> bytes:
+    """The content of a packed frame; CorruptionError (naming `what`) for an empty frame,
+    an unknown flag or zstd data that does not decompress."""
     view = memoryview(data)  # no copy of the frame behind the flag byte
     if not view:
         raise CorruptionError(f"{what} is empty")

@@ -43,6 +43,7 @@ MAX_KDF_ITERATIONS = 64
 
 
 def random_key() -> bytes:
+    """A fresh 32-byte key from the operating system's CSPRNG."""
     return os.urandom(KEY_SIZE)
 
 
@@ -51,6 +52,8 @@ def _aad(name: str) -> bytes:
 
 
 def seal(key: bytes, name: str, plaintext: bytes) -> bytes:
+    """An envelope of plaintext under key, bound to the name it is stored under (a fresh
+    random nonce each time)."""
     nonce = os.urandom(NONCE_SIZE)
     return bytes([ENVELOPE_VERSION]) + nonce + AESGCM(key).encrypt(nonce, plaintext, _aad(name))
 
@@ -83,6 +86,8 @@ def envelope_epoch(envelope: bytes | memoryview) -> int:
 
 
 def hkdf(master: bytes, purpose: str) -> bytes:
+    """A 32-byte key for one purpose, derived from master with HKDF-SHA256: keys of
+    different purposes are independent."""
     return HKDF(
         algorithm=hashes.SHA256(),
         length=KEY_SIZE,
@@ -116,9 +121,11 @@ class KeyRing:
 
     @property
     def epoch(self) -> int:
+        """The newest key epoch this machine holds (0: none, the master key seals)."""
         return max(self._encryption)
 
     def add_epoch(self, number: int, key: bytes) -> None:
+        """Hold the data key of key epoch number (new objects are sealed under the newest)."""
         self.epoch_keys[number] = key
         self._encryption[number] = hkdf(key, "epoch-encryption")
 
@@ -127,9 +134,12 @@ class KeyRing:
         return self.master if number == 0 else self.epoch_keys[number]
 
     def blob_id(self, data: bytes | memoryview) -> str:
+        """A blob's name: the keyed MAC of its content, so the backend learns no content hash."""
         return hmac.new(self.mac_key, data, hashlib.sha256).hexdigest()
 
     def seal(self, name: str, plaintext: bytes) -> bytes:
+        """An envelope under the newest epoch's key (the master key before any epoch), bound to
+        name; an epoch envelope carries the epoch's number."""
         epoch = self.epoch
         if epoch == 0:
             return seal(self._encryption[0], name, plaintext)
@@ -142,6 +152,9 @@ class KeyRing:
         return seal(self._encryption[0], name, plaintext)
 
     def open(self, name: str, envelope: bytes | memoryview) -> bytes:
+        """The plaintext of an envelope stored under name, whichever key sealed it;
+        CorruptionError when it fails authentication, RevokedError when its epoch's key is
+        not held here."""
         view = memoryview(envelope)
         if len(view) and view[0] == EPOCH_ENVELOPE_VERSION:
             if len(view) < 1 + EPOCH_SIZE + NONCE_SIZE + TAG_SIZE:
@@ -169,6 +182,8 @@ class KeyRing:
 
     @classmethod
     def from_held(cls, master: bytes, held: dict[str, object]) -> KeyRing:
+        """The key ring `held` describes (as the key file keeps it); CorruptionError when it
+        is damaged."""
         try:
             found_epochs = held.get("epochs") or {}
             found_since = held.get("since") or {}
@@ -194,6 +209,7 @@ def new_identity() -> tuple[bytes, bytes]:
 
 
 def public_of(private: bytes) -> bytes:
+    """The raw X25519 public key of a raw private key."""
     return X25519PrivateKey.from_private_bytes(private).public_key().public_bytes_raw()
 
 
@@ -221,6 +237,8 @@ def seal_to(recipient: bytes, name: str, plaintext: bytes) -> bytes:
 
 
 def open_from(private: bytes, name: str, sealed: bytes) -> bytes:
+    """Open what `seal_to` sealed to this private key's public key; CorruptionError when it
+    is malformed or fails authentication."""
     identity = X25519PrivateKey.from_private_bytes(private)
     eph_public = sealed[:KEY_SIZE]
     try:
@@ -232,10 +250,13 @@ def open_from(private: bytes, name: str, sealed: bytes) -> bytes:
 
 
 def mac(key: bytes, purpose: str, data: bytes) -> bytes:
+    """HMAC-SHA256 of data under the key derived from key for purpose."""
     return hmac.new(hkdf(key, purpose), data, hashlib.sha256).digest()
 
 
 def derive_kek(passphrase: str, salt: bytes, params: dict[str, int]) -> bytes:
+    """The key-encryption key of a passphrase: Argon2id with the key object's salt and
+    parameters, refused (CorruptionError) when they are malformed or out of bounds."""
     try:
         iterations = int(params["iterations"])
         lanes = int(params["lanes"])
@@ -304,10 +325,12 @@ def unwrap_master(
 
 
 def b64(data: bytes) -> str:
+    """Standard base64 text, as keys are written in JSON."""
     return base64.b64encode(data).decode()
 
 
 def unb64(value: object, name: str) -> bytes:
+    """Strict base64 decoding of a JSON value; CorruptionError naming `name` otherwise."""
     if not isinstance(value, str):
         raise CorruptionError(f"object {name} is malformed")
     try:

@@ -35,6 +35,8 @@ _HOOK = re.compile(r"claude[-_]sync hook session-(start|end)\b")
 
 @dataclass
 class Check:
+    """One line of `doctor`'s report: what was checked, whether it passed, and how to fix it."""
+
     name: str
     ok: bool
     detail: str
@@ -42,6 +44,8 @@ class Check:
 
 
 def run(where: Locations) -> list[Check]:
+    """Every check, in the order shown; a failed one does not stop those that do not
+    depend on it."""
     checks: list[Check] = []
     settings = _settings(where, checks)
     if settings is not None:

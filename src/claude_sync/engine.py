@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from claude_sync import casefold, chain, limits, mcp, portable, resources, settings_trust
 from claude_sync.chunking import Chunker
@@ -32,6 +32,7 @@ from claude_sync.planner import (
     Conflict,
     LocalFile,
     LocalView,
+    Merge,
     Plan,
     has_local_changes,
     plan_pull,
@@ -74,8 +75,29 @@ READ_BATCH = 64
 _Outcome = CachedFile | OSError | str
 
 
+class StagedFile(NamedTuple):
+    """A downloaded, verified file waiting in a temporary file beside its destination."""
+
+    path: str  # logical
+    tmp: Path
+    dest: Path
+    entry: FileEntry
+
+
+class ProjectSessions(NamedTuple):
+    """A project directory as `where` sees it."""
+
+    folder: str  # Claude Code's folder name for it under projects/ here
+    logical: str  # that folder's logical name
+    local: list[str]  # session ids found here
+    remote: list[str]  # session ids in the remote head
+
+
 @dataclass
 class Result:
+    """What one push, pull or sync did (or, in a dry run, would do), path by path: what the
+    CLI prints and `--json` emits."""
+
     #: every path the push changed remotely; removed: those of them it deleted there
     pushed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -94,6 +116,7 @@ class Result:
     snapshot: int | None = None
 
     def merge(self, other: Result) -> None:
+        """Fold a later operation's result into this one (a sync's pull, then push)."""
         self.pushed += other.pushed
         self.removed += other.removed
         self.pulled += other.pulled
@@ -109,6 +132,7 @@ class Result:
         self.snapshot = other.snapshot if other.snapshot is not None else self.snapshot
 
     def to_json(self) -> dict[str, Any]:
+        """The `--json` form: lists sorted, keys as documented in docs/CLI.md."""
         return {
             "pushed": sorted(self.pushed),
             "removed": sorted(self.removed),
@@ -145,10 +169,15 @@ class Reporter:
         """One planned or applied action on one path."""
 
     def progress(self, description: str, total: int) -> Callable[[int], None]:
+        """Start a progress display of total units; the returned function advances it."""
         return lambda advance: None
 
 
 class Engine:
+    """Push, pull and sync of one Claude folder with one opened repository: scans the
+    files, asks the planner what to do, moves the data and records the new bases. Local
+    files are only ever replaced by a verified download, never half-written."""
+
     def __init__(
         self,
         claude_dir: Path,
@@ -182,6 +211,7 @@ class Engine:
 
     @functools.cached_property
     def chunker(self) -> Chunker:
+        """The repository's content-defined chunker (its parameters are per repository)."""
         return Chunker(self.repo.config.chunker)
 
     # -- scanning ---------------------------------------------------------------------------
@@ -202,7 +232,7 @@ class Engine:
             reads: list[Future[list[tuple[resources.FoundFile, str, _Outcome]]]] = []
             batch: list[tuple[resources.FoundFile, str, CachedFile | None]] = []
             for found in resources.scan(self.root, sel, skipped):
-                path = self.mapper.to_logical(found.path)
+                path = self.mapper.to_logical(found.local_path)
                 if not self._covers(sel, path):
                     continue
                 cached = cache.get(path)
@@ -225,12 +255,12 @@ class Engine:
                     if isinstance(outcome, OSError):
                         skipped.append(
                             resources.Skipped(
-                                found.path, False, f"cannot be read ({outcome.strerror})"
+                                found.local_path, False, f"cannot be read ({outcome.strerror})"
                             )
                         )
                     elif isinstance(outcome, str):
                         view.unknown.add(path)
-                        warnings.append(f"{found.path} {outcome}")
+                        warnings.append(f"{found.local_path} {outcome}")
                     else:
                         fresh_files.append((path, outcome))
                         local[path] = LocalFile(path, found.abspath, outcome, is_transcript(path))
@@ -247,12 +277,12 @@ class Engine:
             return  # the usual case: no need to read the bases
         bases = self.state.base_shas()
         for skip in skipped:
-            path = self.mapper.to_logical(skip.path)
+            path = self.mapper.to_logical(skip.local_path)
             if skip.reason == resources.EMPTY and path not in bases:
                 continue  # an empty file never synced: nothing to keep, nothing to say
             (view.unknown_dirs if skip.folder else view.unknown).add(path)
             kept = "; its last synced version is kept" if skip.reason == resources.EMPTY else ""
-            warnings.append(f"{skip.path} {skip.reason}; skipped{kept}")
+            warnings.append(f"{skip.local_path} {skip.reason}; skipped{kept}")
 
     def _read_batch(
         self, batch: list[tuple[resources.FoundFile, str, CachedFile | None]]
@@ -336,9 +366,10 @@ class Engine:
 
     @functools.cached_property
     def links(self) -> dict[str, str]:
+        """Top-level resources of the Claude folder that are links, with their targets."""
         return resources.linked_tops(self.root)
 
-    def where(self, directory: Path) -> tuple[str, str, list[str], list[str]]:
+    def where(self, directory: Path) -> ProjectSessions:
         """For a project directory: Claude Code's folder here, its logical name, and the
         sessions (ids) found there locally and in the remote head."""
         folder = encode(os.path.realpath(directory))
@@ -356,7 +387,8 @@ class Engine:
             [f"{prefix}{p.name}" for p in local_dir.glob("*.jsonl")] if local_dir.is_dir() else []
         )
         head = self.head()
-        return folder, logical, sessions(here), sessions(list(head.files) if head else [])
+        remote = sessions(list(head.files) if head else [])
+        return ProjectSessions(folder, logical, sessions(here), remote)
 
     # -- remote -----------------------------------------------------------------------------
 
@@ -437,6 +469,7 @@ class Engine:
             self.state.set_meta("pulled_seq", None)
 
     def head(self) -> Snapshot | None:
+        """The newest snapshot, as `head_root` accepts it; None in an empty repository."""
         root = self.head_root()
         return None if root is None else self.repo.snapshot(root)
 
@@ -487,11 +520,14 @@ class Engine:
         return sorted(label for label in labels if label)
 
     def plan_push(self, sel: Selection, local: LocalView, head: Snapshot | None) -> Plan:
+        """The planner's push decisions for the selection, against this machine's bases."""
         return plan_push(local, self.state.bases(), head, functools.partial(self._covers, sel))
 
     def plan_pull(
         self, sel: Selection, local: LocalView, head: Snapshot | None, strategy: str
     ) -> Plan:
+        """The planner's pull decisions, with the session window and the projects that have
+        no folder here applied (both left in the repository)."""
         plan = plan_pull(
             local,
             self.state.bases(),
@@ -548,10 +584,10 @@ class Engine:
             return
         if not self._covers(sel, path):
             return
-        theirs = plan.head.files.get(path)
+        remote = plan.head.files.get(path)
         if plan.strategy == "local":
-            plan.adopt[path] = theirs
-        elif waiting.get("remote_sha256") == _sha(theirs) and waiting.get("local_sha256") == _sha(
+            plan.adopt[path] = remote
+        elif waiting.get("remote_sha256") == _sha(remote) and waiting.get("local_sha256") == _sha(
             local.files.get(path)
         ):
             plan.conflicts.append(Conflict(**waiting))  # type: ignore[arg-type]
@@ -568,7 +604,7 @@ class Engine:
         path = settings_trust.PATH
         if self.trust_settings or plan.head is None:
             return
-        theirs = plan.head.files.get(path)
+        remote = plan.head.files.get(path)
         if path in plan.merged:
             incoming = plan.merged[path][0]
         elif path in plan.write:
@@ -586,12 +622,12 @@ class Engine:
             incoming = b"{}"
         else:
             return
-        ours = local.files.get(path)
+        local_file = local.files.get(path)
         try:
-            mine = self._logical_bytes(path, ours.abspath) if ours else b"{}"
+            local_bytes = self._logical_bytes(path, local_file.abspath) if local_file else b"{}"
         except OSError:
             return  # gone meanwhile: the install step notices and keeps it
-        changes = settings_trust.changed_keys(mine, incoming)
+        changes = settings_trust.changed_keys(local_bytes, incoming)
         device = plan.head.device
         if not changes or self.reporter.trust(path, changes, device):
             return
@@ -599,12 +635,12 @@ class Engine:
         plan.write.pop(path, None)
         if path in plan.delete:
             plan.delete.remove(path)
-        held = settings_trust.blend(incoming, mine)
-        local_sha = _sha(ours)
-        if held is not None and held != mine:
+        held = settings_trust.blend(incoming, local_bytes)
+        local_sha = _sha(local_file)
+        if held is not None and held != local_bytes:
             plan.held[path] = held
             local_sha = hashlib.sha256(held).hexdigest()
-        conflict = make_conflict(path, ours, self.state.bases().get(path), theirs, plan.head)
+        conflict = make_conflict(path, local_file, self.state.bases().get(path), remote, plan.head)
         conflict.local_sha256 = local_sha
         conflict.held = sorted(changes)
         conflict.keys = plan.unsettled.pop(path, None)
@@ -614,10 +650,10 @@ class Engine:
         """A JSON file merged but for keys changed differently on both sides: the merge is
         written here, the base stays, and those keys wait as a conflict for `resolve`."""
         for path, keys in plan.unsettled.items():
-            ours, base, theirs = plan.merges[path]
+            local_file, base, remote = plan.merges[path]
             data, _ = plan.merged.pop(path)
-            conflict = make_conflict(path, ours, base, theirs, plan.head)
-            if hashlib.sha256(data).hexdigest() != ours.sha256:
+            conflict = make_conflict(path, local_file, base, remote, plan.head)
+            if hashlib.sha256(data).hexdigest() != local_file.sha256:
                 plan.held[path] = data
                 conflict.local_sha256 = hashlib.sha256(data).hexdigest()
             conflict.keys = keys
@@ -627,7 +663,7 @@ class Engine:
         """Try the automatic merges; what does not merge cleanly becomes a conflict."""
         if not plan.merges:
             return
-        entries = [e for _, base, theirs in plan.merges.values() for e in (base, theirs) if e]
+        entries = [e for _, base, remote in plan.merges.values() for e in (base, remote) if e]
         lost: dict[str, str] = {}
         staging = self._fetch_blobs(entries, result, allow_missing=True, lost=lost)
         try:
@@ -642,51 +678,56 @@ class Engine:
         version could not be had is left as it is here, unpulled: merged with nothing, its
         remote records would be taken for deleted. A missing base only makes the merge
         more cautious."""
-        for path, (ours, base, theirs) in plan.merges.items():
+        for path, (local_file, base, remote) in plan.merges.items():
             try:
-                mine = self._logical_bytes(path, ours.abspath)
+                local_bytes = self._logical_bytes(path, local_file.abspath)
             except OSError:
                 plan.skipped.append(path)
                 continue
             # A record still being written is not part of what the scan hashed.
-            synced = mine[: ours.entry().size] if ours.unfinished else mine
-            if hashlib.sha256(synced).hexdigest() != ours.sha256:
+            synced = local_bytes
+            if local_file.unfinished:
+                synced = local_bytes[: local_file.entry().size]
+            if hashlib.sha256(synced).hexdigest() != local_file.sha256:
                 result.warnings.append(
                     f"{path} changed during the pull; it goes with the next sync"
                 )
                 plan.skipped.append(path)
                 continue
-            remote = _content(staging, theirs)
-            if remote is None:
-                self._unavailable(plan, result, path, _why_lost(lost, theirs))
+            remote_bytes = _content(staging, remote)
+            if remote_bytes is None:
+                self._unavailable(plan, result, path, _why_lost(lost, remote))
                 continue
             base_bytes = _content(staging, base)
-            merged = merge_file(path, base_bytes, mine, remote)
+            merged = merge_file(path, base_bytes, local_bytes, remote_bytes)
             if merged is None and plan.strategy == "ask":
-                conflict = make_conflict(path, ours, base, theirs, plan.head)
-                merged = self._ask(plan, conflict, mine, remote, base_bytes)
+                conflict = make_conflict(path, local_file, base, remote, plan.head)
+                merged = self._ask(plan, conflict, local_bytes, remote_bytes, base_bytes)
             if merged is None and plan.strategy != "both":
                 # A JSON file: only the keys changed on both sides conflict (a strategy
                 # settles just those); the rest merges.
-                by_key = merge_keys(path, base_bytes, mine, remote, plan.strategy)
+                by_key = merge_keys(path, base_bytes, local_bytes, remote_bytes, plan.strategy)
                 if by_key is not None:
                     merged, keys = by_key
                     if plan.strategy == "ask":
-                        plan.merged[path] = (merged, theirs)
+                        plan.merged[path] = (merged, remote)
                         plan.unsettled[path] = keys
                         continue
             if merged is None:
-                settle_conflict(plan, path, ours, base, theirs)
-            elif merged == mine:
-                plan.adopt[path] = theirs
-            elif hashlib.sha256(merged).hexdigest() == theirs.sha256:
-                plan.write[path] = theirs
+                settle_conflict(plan, path, local_file, base, remote)
+            elif merged == local_bytes:
+                plan.adopt[path] = remote
+            elif hashlib.sha256(merged).hexdigest() == remote.sha256:
+                plan.write[path] = remote
             else:
-                plan.merged[path] = (merged, theirs)
+                plan.merged[path] = (merged, remote)
 
     # -- push -------------------------------------------------------------------------------
 
     def push(self, sel: Selection, dry_run: bool = False) -> Result:
+        """Send what changed here as the next snapshot. Changes made on both sides are not
+        pushed over: they merge first when they merge cleanly, else stay conflicts for a
+        pull; a lost race with another machine plans again."""
         result = Result()
         local = self.scan(sel, result.warnings)
         result.skipped = local.skipped()
@@ -712,7 +753,7 @@ class Engine:
         dry_run: bool,
     ) -> Result:
         sent_before = self.repo.uploaded_bytes
-        mine: dict[str, dict[str, BlobLocation]] = {}  # indexes this push wrote
+        written_indexes: dict[str, dict[str, BlobLocation]] = {}  # indexes this push wrote
         for attempt in range(MAX_PUSH_ATTEMPTS):
             if attempt:
                 # Another machine won the race for this snapshot number. Waiting a random,
@@ -742,10 +783,10 @@ class Engine:
                     entries = summarized.result()
             written = writer.finish()
             if written:
-                mine[written[0]] = written[1]
+                written_indexes[written[0]] = written[1]
                 with self.state.transaction():
                     self.state.add_index(*written)
-            if not self._data_still_there(plan, writer, mine):
+            if not self._data_still_there(plan, writer, written_indexes):
                 continue  # a prune got to some of it meanwhile: upload that again
             if self._commit_push(plan, result, entries):
                 result.uploaded_bytes = self.repo.uploaded_bytes - sent_before
@@ -774,38 +815,40 @@ class Engine:
             return False
         bases = self.state.bases()
         todo = {
-            c.path: (local.files[c.path], bases.get(c.path), head.files[c.path])
+            c.path: Merge(local.files[c.path], bases.get(c.path), head.files[c.path])
             for c in plan.conflicts
             if c.path in local.files and c.path in head.files and c.path != settings_trust.PATH
         }
         if not todo:
             return False
-        entries = [e for _, base, theirs in todo.values() for e in (base, theirs) if e]
+        entries = [e for _, base, remote in todo.values() for e in (base, remote) if e]
         # What cannot be had (a damaged pack) is not merged: it stays a conflict for sync.
         staging = self._fetch_blobs(entries, result, allow_missing=True, lost={})
         wrote = False
         try:
-            for path, (ours, base, theirs) in todo.items():
+            for path, (local_file, base, remote) in todo.items():
                 try:
-                    mine = self._logical_bytes(path, ours.abspath)
+                    local_bytes = self._logical_bytes(path, local_file.abspath)
                 except OSError:
                     continue
-                remote = _content(staging, theirs)
-                if remote is None or hashlib.sha256(mine).hexdigest() != ours.sha256:
+                remote_bytes = _content(staging, remote)
+                if remote_bytes is None:
                     continue
-                merged = merge_file(path, _content(staging, base), mine, remote)
+                if hashlib.sha256(local_bytes).hexdigest() != local_file.sha256:
+                    continue
+                merged = merge_file(path, _content(staging, base), local_bytes, remote_bytes)
                 if merged is None:
                     continue
-                if merged == mine or self._write_merged(path, merged, ours, result):
+                if merged == local_bytes or self._write_merged(path, merged, local_file, result):
                     with self.state.transaction():
-                        self.state.set_base(path, theirs, head.seq)
+                        self.state.set_base(path, remote, head.seq)
                     wrote = True
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return wrote
 
     def _data_still_there(
-        self, plan: Plan, writer: PackWriter, mine: dict[str, dict[str, BlobLocation]]
+        self, plan: Plan, writer: PackWriter, written_indexes: dict[str, dict[str, BlobLocation]]
     ) -> bool:
         """Just before the snapshot is written: every pack it leans on for blobs the head
         does not already use still exists and is not marked by prune. A push can take
@@ -821,10 +864,10 @@ class Engine:
         gone = {p for p in packs if p in marked or not self.repo.has_object(p)}
         if not gone:
             return True
-        for name, locations in list(mine.items()):
+        for name, locations in list(written_indexes.items()):
             if any(loc.pack in gone for loc in locations.values()):
                 kept = {b: loc for b, loc in locations.items() if loc.pack not in gone}
-                del mine[name]
+                del written_indexes[name]
                 if kept:
                     replacement = self.repo.write_index(
                         {
@@ -832,7 +875,7 @@ class Engine:
                             for pack, blobs in group_by_pack(kept.items()).items()
                         }
                     )
-                    mine[replacement] = kept
+                    written_indexes[replacement] = kept
                 self.repo.delete_objects([name])
         with self.state.transaction():
             lost = self.state.forget_packs(gone)
@@ -990,7 +1033,7 @@ class Engine:
         if raw is None:
             return
         journal = json.loads(raw)
-        ours: SnapshotRoot | None = None
+        written: SnapshotRoot | None = None
         with contextlib.suppress(ObjectNotFoundError):
             root = self.repo.load_root(int(journal["seq"]))
             if (
@@ -999,12 +1042,12 @@ class Engine:
                 and root.parent_id == journal["parent_id"]
                 and self._holds(self.repo.snapshot(root), journal["bases"])
             ):
-                ours = root
-        if ours is None:
+                written = root
+        if written is None:
             with self.state.transaction():
                 self.state.set_meta(PUSH_JOURNAL, None)
             return
-        self._record_push(journal, ours)
+        self._record_push(journal, written)
 
     @staticmethod
     def _holds(snapshot: Snapshot, bases: dict[str, Any]) -> bool:
@@ -1093,20 +1136,22 @@ class Engine:
     def _report_dry_pull(self, plan: Plan, result: Result) -> None:
         """What the pull would do, merges tried (nobody asked) but nothing written here."""
         if plan.merges:
-            entries = [e for _, base, theirs in plan.merges.values() for e in (base, theirs) if e]
+            entries = [e for _, base, remote in plan.merges.values() for e in (base, remote) if e]
             lost: dict[str, str] = {}
             staging = self._fetch_blobs(entries, result, allow_missing=True, lost=lost)
             try:
-                for path, (ours, base, theirs) in plan.merges.items():
+                for path, (local_file, base, remote) in plan.merges.items():
                     try:
-                        mine = self._logical_bytes(path, ours.abspath)
+                        local_bytes = self._logical_bytes(path, local_file.abspath)
                     except OSError:
                         continue
-                    remote = _content(staging, theirs)
-                    if remote is None:
-                        self._unavailable(plan, result, path, _why_lost(lost, theirs))
-                    elif merge_file(path, _content(staging, base), mine, remote) is None:
-                        settle_conflict(plan, path, ours, base, theirs)
+                    remote_bytes = _content(staging, remote)
+                    if remote_bytes is None:
+                        self._unavailable(plan, result, path, _why_lost(lost, remote))
+                    elif (
+                        merge_file(path, _content(staging, base), local_bytes, remote_bytes) is None
+                    ):
+                        settle_conflict(plan, path, local_file, base, remote)
                     else:
                         result.merged.append(path)
             finally:
@@ -1195,12 +1240,12 @@ class Engine:
         root: Path,
         result: Result,
         partial: bool = False,
-    ) -> Iterator[list[tuple[str, Path, Path, FileEntry]]]:
+    ) -> Iterator[list[StagedFile]]:
         """Download and verify every output into a temporary file beside its destination,
         all before the caller moves any into place; leftovers are removed afterwards. With
         `partial`, outputs whose data cannot be had are left out and named in
         result.unavailable."""
-        staged: list[tuple[str, Path, Path, FileEntry]] = []
+        staged: list[StagedFile] = []
         # One fsync per file costs more than everything else on a fresh pull of thousands
         # of files: past a few files, one sync of the filesystem makes them all durable.
         each = len(outputs) <= FSYNC_EACH_UP_TO
@@ -1217,14 +1262,14 @@ class Engine:
             for i, (path, (dest, entry)) in enumerate(outputs.items()):
                 # Short: a name near NAME_MAX must still get a temporary file beside it.
                 tmp = dest.parent / f"{TMP_MARKER}-{token}-{i}"
-                staged.append((path, tmp, dest, entry))
+                staged.append(StagedFile(path, tmp, dest, entry))
             lost = self._download_into(staged, result, partial)
             for path, tmp, _, _ in staged:
                 if path in lost:
                     tmp.unlink(missing_ok=True)
                     result.unavailable.append(path)
                     result.warnings.append(f"{path} could not be downloaded: {lost[path]}")
-            staged[:] = [s for s in staged if s[0] not in lost]
+            staged[:] = [s for s in staged if s.path not in lost]
             for path, tmp, _, entry in staged:
                 if not entry.chunks:
                     _open_new(tmp).close()
@@ -1235,11 +1280,11 @@ class Engine:
                 os.utime(tmp, ns=(mtime, mtime))
             _check_inside(allowed, folders, root)
             if not each:
-                portable.sync_all(tmp for _, tmp, _, _ in staged)
+                portable.sync_all(s.tmp for s in staged)
             yield staged
         finally:
-            for _, tmp, _, _ in staged:
-                tmp.unlink(missing_ok=True)
+            for s in staged:
+                s.tmp.unlink(missing_ok=True)
 
     def _allowed_roots(self, root: Path) -> list[Path]:
         """Where writes may land: root, and the targets of its linked top-level resources
@@ -1266,7 +1311,7 @@ class Engine:
         return None
 
     def _download_into(
-        self, staged: list[tuple[str, Path, Path, FileEntry]], result: Result, partial: bool
+        self, staged: list[StagedFile], result: Result, partial: bool
     ) -> dict[str, str]:
         """Write each downloaded blob straight to its place in every temporary file that
         holds it: no staging copy, and packs are read in parallel. A blob's id is a MAC of
@@ -1360,24 +1405,24 @@ class Engine:
         plan.skipped.append(path)
 
     def _ask(
-        self, plan: Plan, conflict: Conflict, mine: bytes, remote: bytes, base: bytes | None
+        self, plan: Plan, conflict: Conflict, local: bytes, remote: bytes, base: bytes | None
     ) -> bytes | None:
         """The user's decision as merged bytes, or None to fall back to a strategy."""
-        by_key = merge_keys(conflict.path, base, mine, remote, "local")
+        by_key = merge_keys(conflict.path, base, local, remote, "local")
         conflict.keys = None if by_key is None else by_key[1]
-        answer = self.reporter.resolve(conflict, mine, remote, base)
+        answer = self.reporter.resolve(conflict, local, remote, base)
         if isinstance(answer, bytes):
             return answer
         if answer in ("local", "remote"):
             # A JSON file: the answer settles the keys named; the other keys merge.
-            settled = merge_keys(conflict.path, base, mine, remote, answer)
+            settled = merge_keys(conflict.path, base, local, remote, answer)
             if settled is not None:
                 return settled[0]
-            return mine if answer == "local" else remote
+            return local if answer == "local" else remote
         if answer == "both":
-            # Keep ours, theirs beside it, and count it as settled.
-            plan.copies[conflict.path] = plan.merges[conflict.path][2]
-            return mine
+            # Keep the local version, the remote one beside it, and count it as settled.
+            plan.copies[conflict.path] = plan.merges[conflict.path].remote
+            return local
         return None
 
     def fetch(self, head: Snapshot, files: dict[str, FileEntry], result: Result) -> None:
@@ -1414,7 +1459,7 @@ class Engine:
 
     def _install(
         self,
-        staged: list[tuple[str, Path, Path, FileEntry]],
+        staged: list[StagedFile],
         local: LocalView,
         plan: Plan,
         result: Result,
@@ -1453,9 +1498,9 @@ class Engine:
                     plan.skipped.append(path)
             for path, entry in plan.adopt.items():
                 self.state.set_base(path, entry, seq)
-            for path, (data, theirs) in plan.merged.items():
+            for path, (data, remote) in plan.merged.items():
                 if self._write_merged(path, data, local.files.get(path), result):
-                    self.state.set_base(path, theirs, seq)
+                    self.state.set_base(path, remote, seq)
                 else:
                     plan.skipped.append(path)
             for path, data in plan.held.items():

@@ -23,6 +23,7 @@ from claude_sync.repository import (
     snapshot_name,
 )
 from claude_sync.resources import Selection
+from claude_sync.state import SnapshotSummary
 
 #: the shortest grace period prune accepts (seconds): a push must get from its last check of
 #: the packs it leans on to writing its snapshot within it. Tests that race prune against
@@ -31,20 +32,9 @@ MIN_GRACE = 15 * 60
 MIN_GRACE_ENV = "CLAUDE_SYNC_MIN_GRACE"
 
 
-@dataclass(frozen=True)
-class LogEntry:
-    seq: int
-    device: str
-    time: float
-    files: int
-    added: int
-    changed: int
-    removed: int
-
-
-def log(engine: Engine) -> list[LogEntry]:
+def log(engine: Engine) -> list[SnapshotSummary]:
     """Every snapshot with its changes against its parent; summaries are cached locally."""
-    cached = {e.seq: e for e in (LogEntry(*row) for row in engine.state.snapshot_summaries())}
+    cached = {e.seq: e for e in engine.state.snapshot_summaries()}
     seqs = engine.repo.snapshot_seqs()
     previous: tuple[int, dict[str, str]] | None = None
     for seq in seqs:
@@ -59,7 +49,7 @@ def log(engine: Engine) -> list[LogEntry]:
             elif snap.parent in seqs:
                 loaded = engine.repo.load_snapshot(snap.parent)
                 parent = {p: e.sha256 for p, e in loaded.files.items()}
-        entry = LogEntry(
+        entry = SnapshotSummary(
             seq,
             snap.device,
             snap.time,
@@ -69,13 +59,13 @@ def log(engine: Engine) -> list[LogEntry]:
             removed=len(parent.keys() - files.keys()),
         )
         with engine.state.transaction():
-            engine.state.add_snapshot_summary(entry.__dict__)
+            engine.state.add_snapshot_summary(entry)
         cached[seq] = entry
         previous = (seq, files)
     return [cached[s] for s in seqs]
 
 
-def devices(engine: Engine, entries: list[LogEntry]) -> dict[str, tuple[int, float]]:
+def devices(engine: Engine, entries: list[SnapshotSummary]) -> dict[str, tuple[int, float]]:
     """Per device, under its current name: snapshots pushed and the time of the last one."""
     renamed = _renames(engine, entries)
 
@@ -93,11 +83,11 @@ def devices(engine: Engine, entries: list[LogEntry]) -> dict[str, tuple[int, flo
     return seen
 
 
-def _renames(engine: Engine, entries: list[LogEntry]) -> dict[str, str]:
+def _renames(engine: Engine, entries: list[SnapshotSummary]) -> dict[str, str]:
     """Old device name -> new: from this machine's settings, and from the newest snapshot
     of each device (a renamed device names its former names there). A name pushed under
     after the rename is not taken over: another machine uses it now."""
-    newest: dict[str, LogEntry] = {}
+    newest: dict[str, SnapshotSummary] = {}
     for e in entries:
         newest[e.device] = e
     renamed = dict.fromkeys(engine.former_names, engine.device)
@@ -224,6 +214,8 @@ def verify(engine: Engine, read_data: bool) -> list[str]:
 
 @dataclass
 class PruneReport:
+    """What `prune` removed, marked and freed."""
+
     snapshots_removed: list[int]
     packs_marked: int
     packs_deleted: int
@@ -365,6 +357,8 @@ def _sweep(
 
 @dataclass
 class RepairReport:
+    """What `repair` checked, found damaged and rebuilt."""
+
     packs_checked: int
     #: packs whose bytes fail their check: no index leads to them any more
     packs_damaged: int

@@ -152,6 +152,7 @@ def merge_keys(
 
 
 def is_transcript(path: str) -> bool:
+    """Whether path is a session transcript: append-only, merged as a union of records."""
     return _kind(path) == "transcript"
 
 
@@ -226,8 +227,9 @@ def _merge_lines(local: bytes, remote: bytes) -> bytes:
         return remote
     if local.startswith(remote):
         return local
-    ours, theirs = _records(local), _records(remote)
-    return _join(_interleave(ours, theirs, _winners(ours, theirs)))
+    local_records, remote_records = _records(local), _records(remote)
+    winners = _winners(local_records, remote_records)
+    return _join(_interleave(local_records, remote_records, winners))
 
 
 def split_unfinished(data: bytes) -> tuple[bytes, bytes]:
@@ -290,7 +292,7 @@ def _winners(*sides: list[_Record]) -> dict[_Identity, bytes]:
 
 
 def _interleave(
-    ours: list[_Record], theirs: list[_Record], winners: dict[_Identity, bytes]
+    local: list[_Record], remote: list[_Record], winners: dict[_Identity, bytes]
 ) -> list[bytes]:
     """Merge step of merge sort over the not-yet-emitted heads of both sides.
 
@@ -302,16 +304,16 @@ def _interleave(
     emitted: set[_Identity] = set()
     i = j = 0
     while True:
-        while i < len(ours) and ours[i].identity in emitted:
+        while i < len(local) and local[i].identity in emitted:
             i += 1
-        while j < len(theirs) and theirs[j].identity in emitted:
+        while j < len(remote) and remote[j].identity in emitted:
             j += 1
-        if i == len(ours) and j == len(theirs):
+        if i == len(local) and j == len(remote):
             return out
-        if j == len(theirs) or (i < len(ours) and ours[i].key <= theirs[j].key):
-            chosen = ours[i]
+        if j == len(remote) or (i < len(local) and local[i].key <= remote[j].key):
+            chosen = local[i]
         else:
-            chosen = theirs[j]
+            chosen = remote[j]
         emitted.add(chosen.identity)
         out.append(winners[chosen.identity])
 
@@ -409,11 +411,11 @@ def merge_entries(
     keys = list(local) + [key for key in remote if key not in local]
     keys += [key for key in base if key not in local and key not in remote]
     for key in keys:
-        b, lo, r = (d.get(key, _MISSING) for d in (base, local, remote))
-        value = lo
-        if _same(lo, b) and not _same(r, b):
-            value = r
-        elif not (_same(lo, r) or _same(r, b)):
+        at_base, at_local, at_remote = (d.get(key, _MISSING) for d in (base, local, remote))
+        value = at_local
+        if _same(at_local, at_base) and not _same(at_remote, at_base):
+            value = at_remote
+        elif not (_same(at_local, at_remote) or _same(at_remote, at_base)):
             conflicts.append(key)
         if value is not _MISSING:
             merged[key] = value
@@ -578,14 +580,19 @@ def _split_keepends(data: bytes) -> list[bytes]:
 
 def _diff3(base: bytes, local: bytes, remote: bytes) -> Iterator[_Hunk]:
     """Split the three versions into hunks, between stretches of base unchanged on both sides."""
-    b, x, y = _split_keepends(base), _split_keepends(local), _split_keepends(remote)
+    whole = _Hunk(_split_keepends(base), _split_keepends(local), _split_keepends(remote))
+    regions = _stable_regions(whole.base, whole.local, whole.remote)
     base_at = local_at = remote_at = 0
-    for base_lo, base_hi, local_lo, remote_lo in _stable_regions(b, x, y):
+    for base_lo, base_hi, local_lo, remote_lo in regions:
         if base_at < base_lo or local_at < local_lo or remote_at < remote_lo:
-            yield _Hunk(b[base_at:base_lo], x[local_at:local_lo], y[remote_at:remote_lo])
+            yield _Hunk(
+                whole.base[base_at:base_lo],
+                whole.local[local_at:local_lo],
+                whole.remote[remote_at:remote_lo],
+            )
         length = base_hi - base_lo
         if length:
-            stable = b[base_lo:base_hi]
+            stable = whole.base[base_lo:base_hi]
             yield _Hunk(stable, stable, stable)
         base_at, local_at, remote_at = base_hi, local_lo + length, remote_lo + length
 

@@ -110,6 +110,7 @@ def weakness(passphrase: str) -> str | None:
 
 
 def require_strong(passphrase: str) -> None:
+    """Refuse a new passphrase `weakness` finds too weak, saying why."""
     problem = weakness(passphrase)
     if problem:
         raise ConfigError(problem)

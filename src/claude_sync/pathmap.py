@@ -35,6 +35,10 @@ def encode(path: str) -> str:
 
 
 class PathMapper:
+    """Translates project folder names (`projects/-home-ann-code-app`) between this
+    machine's form and the logical form stored in snapshots (`projects/~-code-app`), so a
+    project under the home or a mapped directory lands in the right folder on every machine."""
+
     def __init__(
         self,
         home: PurePath | str,
@@ -70,6 +74,7 @@ class PathMapper:
         self._local: dict[str, str] = {}
 
     def folder_to_logical(self, name: str) -> str:
+        """The logical name of a project folder here; a name under no rule is its own."""
         if (found := self._logical.get(name)) is None:
             found = self._logical[name] = self._folder_to_logical(name)
         return found
@@ -83,6 +88,8 @@ class PathMapper:
         return name
 
     def folder_to_local(self, logical: str) -> str:
+        """The folder name here for a logical project name: the inverse of
+        folder_to_logical, and the logical name itself when no rule gives one that maps back."""
         if (found := self._local.get(logical)) is None:
             found = self._local[logical] = self._folder_to_local(logical)
         return found
@@ -97,6 +104,7 @@ class PathMapper:
         return logical
 
     def has_label(self, label: str) -> bool:
+        """Whether a directory here is mapped to label (`map`)."""
         return any(prefix == "@" + label for _, prefix in self.places)
 
     def unmapped_label(self, logical: str) -> str | None:
@@ -110,9 +118,11 @@ class PathMapper:
         return folder[1:].partition("-")[0]
 
     def to_logical(self, rel: str) -> str:
+        """The logical path of a path relative to the Claude folder here."""
         return self._translate(rel, to_logical=True)
 
     def to_local(self, logical: str) -> str:
+        """The path relative to the Claude folder here of a logical path."""
         return self._translate(logical, to_logical=False)
 
     def _translate(self, path: str, to_logical: bool) -> str:
@@ -210,6 +220,7 @@ class HomeFilter:
         self._token = re.compile(re.escape(HOME_TOKEN) + rb"(?P<rest>(?:/" + _SEGMENT + rb")*)")
 
     def to_logical(self, data: bytes) -> bytes:
+        """The file as stored: this home replaced by the token."""
         if len(self.home) < 2:
             return data
         if self._windows_home is not None:
@@ -220,6 +231,7 @@ class HomeFilter:
         return data.replace(b'"' + self.home + b'"', b'"' + HOME_TOKEN + b'"')
 
     def to_local(self, data: bytes) -> bytes:
+        """The file as written here: the token replaced by this home."""
         if len(self.home) < 2:
             return data
         if self.windows:
@@ -245,9 +257,11 @@ class HistoryFilter:
             self.local[logical] = directory
 
     def to_logical(self, data: bytes) -> bytes:
+        """The file as stored: each record's project directory as a token."""
         return _PROJECT.sub(lambda m: m[1] + self._logical(m[2]) + m[3], data)
 
     def to_local(self, data: bytes) -> bytes:
+        """The file as written here: each token back to this machine's directory."""
         return _PROJECT.sub(lambda m: m[1] + self._local(m[2]) + m[3], data)
 
     def _logical(self, value: bytes) -> bytes:

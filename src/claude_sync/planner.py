@@ -1,9 +1,9 @@
 """The sync decision, as pure functions: (local view, merge base, remote head) -> plan.
 
-Every decision is three-way, per logical path: the local version (L), the version at the last
-sync (the base, B) and the remote head's version (R). Only a path whose L differs from B has
-something to push; only one whose R differs from B has something to pull; only one where both
-differ, and differently, is a conflict.
+Every decision is three-way, per logical path: the *local* version, the *base* (the version at
+the last sync) and the *remote* head's version. Only a path whose local version differs from
+its base has something to push; only one whose remote version differs from its base has
+something to pull; only one where both differ, and differently, is a conflict.
 
 Nothing here reads a file, the state or the backend: the engine scans, loads and transfers
 around these functions, so they can be tested against any interleaving of machines.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from claude_sync import resources
 from claude_sync.repository import FileEntry, Snapshot
@@ -25,6 +25,9 @@ from claude_sync.state import CachedFile
 
 @dataclass(frozen=True)
 class LocalFile:
+    """A file as the scan saw it here: its logical path, where it is on disk, and the
+    cached stat and content hash its version is compared by."""
+
     path: str
     abspath: str
     cached: CachedFile
@@ -33,6 +36,7 @@ class LocalFile:
 
     @property
     def sha256(self) -> str:
+        """The hash of the content that is synced (without an unfinished last record)."""
         return self.cached.sha256
 
     @property
@@ -41,6 +45,7 @@ class LocalFile:
         return self.append_only and self.cached.stat.size > self.entry().size
 
     def entry(self) -> FileEntry:
+        """This version as a snapshot would list it."""
         return FileEntry(
             sha256=self.cached.sha256,
             # The stored content's size: a filtered file's differs from its size on disk.
@@ -62,9 +67,12 @@ class LocalView:
     unknown_dirs: set[str] = field(default_factory=set)
 
     def skipped(self) -> list[str]:
+        """Every unknown path and folder, sorted (what a command reports as skipped)."""
         return sorted(self.unknown | self.unknown_dirs)
 
     def is_unknown(self, path: str) -> bool:
+        """Whether path exists here but was not seen: it must be neither pushed as deleted
+        nor written over."""
         if path in self.unknown:
             return True
         return any(path.startswith(d + "/") for d in self.unknown_dirs)
@@ -72,6 +80,9 @@ class LocalView:
 
 @dataclass
 class Conflict:
+    """A path changed differently on both sides and not settled: the versions involved
+    (by hash), and who changed it remotely. Stored as JSON in the state until resolved."""
+
     path: str
     local_sha256: str | None
     remote_sha256: str | None
@@ -87,11 +98,16 @@ class Conflict:
     keys: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """The form kept in the state and printed by `--json` (field names are a contract)."""
         return dict(self.__dict__)
 
 
 @dataclass
 class Plan:
+    """What a push or pull is to do against one remote head, path by path. The planner
+    fills it; the engine carries it out and may move paths between its lists (a merge that
+    fails becomes a conflict, a file changed meanwhile is skipped)."""
+
     head: Snapshot | None
     upload: dict[str, LocalFile] = field(default_factory=dict)
     remove: list[str] = field(default_factory=list)
@@ -100,8 +116,8 @@ class Plan:
     copies: dict[str, FileEntry] = field(default_factory=dict)
     delete: list[str] = field(default_factory=list)
     conflicts: list[Conflict] = field(default_factory=list)
-    #: changed on both sides: (ours, base, theirs), settled by an automatic merge if possible
-    merges: dict[str, tuple[LocalFile, FileEntry | None, FileEntry]] = field(default_factory=dict)
+    #: changed on both sides, settled by an automatic merge if possible
+    merges: dict[str, Merge] = field(default_factory=dict)
     #: merge results to write here (the next push sends them)
     merged: dict[str, tuple[bytes, FileEntry]] = field(default_factory=dict)
     #: remote changes not applied this time (unknown here, or changed during the pull): the
@@ -118,52 +134,71 @@ class Plan:
 
 
 def sha(entry: FileEntry | LocalFile | None) -> str | None:
+    """A version's content hash; None for an absent one, so absence compares as a version."""
     return None if entry is None else entry.sha256
 
 
-Triple = tuple[str, ResourceType, LocalFile | None, FileEntry | None, FileEntry | None]
+class Versions(NamedTuple):
+    """One path's three versions, as the planner weighs them (None: absent on that side)."""
+
+    path: str
+    rtype: ResourceType
+    local: LocalFile | None
+    base: FileEntry | None
+    remote: FileEntry | None
 
 
-def _triples(
+class Merge(NamedTuple):
+    """A path changed on both sides, to be merged: its local, base and remote versions."""
+
+    local: LocalFile
+    base: FileEntry | None
+    remote: FileEntry
+
+
+def _versions(
     paths: set[str],
-    local: LocalView,
+    view: LocalView,
     bases: Mapping[str, FileEntry],
     head: Snapshot | None,
     covers: Callable[[str], bool],
-) -> Iterator[Triple]:
+) -> Iterator[Versions]:
     remote = head.files if head else {}
     for path in sorted(paths | set(bases)):
         rtype = resources.type_of(path)
         if rtype is None or not covers(path):
             continue
-        yield path, rtype, local.files.get(path), bases.get(path), remote.get(path)
+        yield Versions(path, rtype, view.files.get(path), bases.get(path), remote.get(path))
 
 
 def plan_push(
-    local: LocalView,
+    view: LocalView,
     bases: Mapping[str, FileEntry],
     head: Snapshot | None,
     covers: Callable[[str], bool],
 ) -> Plan:
+    """What to send: paths changed here only are uploaded (or removed remotely, for types
+    that propagate deletes); a path changed on both sides is a conflict, never pushed over;
+    an unknown path is left out."""
     plan = Plan(head)
-    for path, rtype, ours, base, theirs in _triples(set(local.files), local, bases, head, covers):
-        if sha(ours) == sha(base) or local.is_unknown(path):
+    for path, rtype, local, base, remote in _versions(set(view.files), view, bases, head, covers):
+        if sha(local) == sha(base) or view.is_unknown(path):
             continue
-        if ours is None:
-            if rtype.propagate_deletes and sha(theirs) == sha(base):
+        if local is None:
+            if rtype.propagate_deletes and sha(remote) == sha(base):
                 plan.remove.append(path)
             continue
-        if sha(theirs) == ours.sha256:
-            plan.adopt[path] = theirs
-        elif sha(theirs) == sha(base):
-            plan.upload[path] = ours
+        if sha(remote) == local.sha256:
+            plan.adopt[path] = remote
+        elif sha(remote) == sha(base):
+            plan.upload[path] = local
         else:
-            plan.conflicts.append(conflict(path, ours, base, theirs, head))
+            plan.conflicts.append(conflict(path, local, base, remote, head))
     return plan
 
 
 def plan_pull(
-    local: LocalView,
+    view: LocalView,
     bases: Mapping[str, FileEntry],
     head: Snapshot | None,
     covers: Callable[[str], bool],
@@ -172,53 +207,53 @@ def plan_pull(
 ) -> Plan:
     """was_synced(path, sha256): whether that content of path is in an earlier snapshot."""
     plan = Plan(head, strategy=strategy)
-    remote = set(head.files) if head else set()
-    for path, rtype, ours, base, theirs in _triples(remote, local, bases, head, covers):
-        if sha(theirs) == sha(base):
+    remote_paths = set(head.files) if head else set()
+    for path, rtype, local, base, remote in _versions(remote_paths, view, bases, head, covers):
+        if sha(remote) == sha(base):
             continue
-        if local.is_unknown(path):
+        if view.is_unknown(path):
             plan.skipped.append(path)
-        elif sha(ours) == sha(theirs):
-            plan.adopt[path] = theirs
-        elif sha(ours) == sha(base):
-            if theirs is not None and ours is not None and ours.unfinished:
+        elif sha(local) == sha(remote):
+            plan.adopt[path] = remote
+        elif sha(local) == sha(base):
+            if remote is not None and local is not None and local.unfinished:
                 # Written over, the record being appended here would be lost: it stays at
                 # the end, after what arrives (the transcript merge keeps it there).
-                plan.merges[path] = (ours, base, theirs)
-            elif theirs is not None:
-                plan.write[path] = theirs
+                plan.merges[path] = Merge(local, base, remote)
+            elif remote is not None:
+                plan.write[path] = remote
             elif rtype.propagate_deletes:
                 plan.delete.append(path)
             else:
                 plan.adopt[path] = None
-        elif ours is not None and theirs is not None:
-            if base is None and was_synced(path, ours.sha256):
-                plan.write[path] = theirs  # an old version here: the local state was lost
+        elif local is not None and remote is not None:
+            if base is None and was_synced(path, local.sha256):
+                plan.write[path] = remote  # an old version here: the local state was lost
             else:
-                plan.merges[path] = (ours, base, theirs)
+                plan.merges[path] = Merge(local, base, remote)
         elif not rtype.propagate_deletes:
             # Claude Code's own clean-up of a transcript that grew elsewhere: restore it.
-            if theirs is not None:
-                plan.write[path] = theirs
+            if remote is not None:
+                plan.write[path] = remote
             else:
                 plan.adopt[path] = None
         else:
-            settle_conflict(plan, path, ours, base, theirs)
+            settle_conflict(plan, path, local, base, remote)
     return plan
 
 
 def has_local_changes(
-    local: LocalView, bases: Mapping[str, str], covers: Callable[[str], bool]
+    view: LocalView, bases: Mapping[str, str], covers: Callable[[str], bool]
 ) -> bool:
     """Whether a push has anything to do (bases: each path's base content hash)."""
-    for path in set(local.files) | set(bases):
-        if not covers(path) or sha(local.files.get(path)) == bases.get(path):
+    for path in set(view.files) | set(bases):
+        if not covers(path) or sha(view.files.get(path)) == bases.get(path):
             continue
-        if path in local.files:
+        if path in view.files:
             return True
         # A vanished session is Claude Code's clean-up, not a change to push.
         rtype = resources.type_of(path)
-        if rtype is not None and rtype.propagate_deletes and not local.is_unknown(path):
+        if rtype is not None and rtype.propagate_deletes and not view.is_unknown(path):
             return True
     return False
 
@@ -226,45 +261,46 @@ def has_local_changes(
 def settle_conflict(
     plan: Plan,
     path: str,
-    ours: LocalFile | None,
+    local: LocalFile | None,
     base: FileEntry | None,
-    theirs: FileEntry | None,
+    remote: FileEntry | None,
 ) -> None:
     """A real conflict (a deletion counts as a change): settle it as the strategy says.
-    Until it is settled both versions are kept: ours in place, theirs beside it."""
+    Until it is settled both versions are kept: the local one in place, the remote one beside it."""
     strategy = plan.strategy
     if strategy == "local":
-        plan.adopt[path] = theirs
+        plan.adopt[path] = remote
     elif strategy == "remote":
-        if theirs is None:
+        if remote is None:
             plan.delete.append(path)
         else:
-            plan.write[path] = theirs
-    elif ours is None and theirs is not None and strategy == "both":
-        plan.write[path] = theirs
+            plan.write[path] = remote
+    elif local is None and remote is not None and strategy == "both":
+        plan.write[path] = remote
     else:
-        if theirs is not None and ours is not None:
-            plan.copies[path] = theirs
+        if remote is not None and local is not None:
+            plan.copies[path] = remote
         if strategy == "both":
-            plan.adopt[path] = theirs
+            plan.adopt[path] = remote
         else:
-            plan.conflicts.append(conflict(path, ours, base, theirs, plan.head))
+            plan.conflicts.append(conflict(path, local, base, remote, plan.head))
 
 
 def conflict(
     path: str,
-    ours: LocalFile | None,
+    local: LocalFile | None,
     base: FileEntry | None,
-    theirs: FileEntry | None,
+    remote: FileEntry | None,
     head: Snapshot | None,
 ) -> Conflict:
+    """The record of a conflict over path, its remote side credited to head."""
     return Conflict(
         path=path,
-        local_sha256=sha(ours),
-        remote_sha256=sha(theirs),
+        local_sha256=sha(local),
+        remote_sha256=sha(remote),
         base_sha256=sha(base),
         remote_device=head.device if head else "",
         remote_seq=head.seq if head else 0,
         remote_time=head.time if head else 0.0,
-        local_mtime_ns=ours.cached.stat.mtime_ns if ours else None,
+        local_mtime_ns=local.cached.stat.mtime_ns if local else None,
     )

@@ -29,12 +29,16 @@ CHECKOUT = Path(__file__).resolve().parents[2]
 
 @dataclass(frozen=True)
 class Missing:
+    """A marketplace or plugin enabled in settings.json but not installed here, with the
+    `claude` command that installs it."""
+
     kind: str  # "marketplace" or "plugin"
     name: str
     command: tuple[str, ...]
 
     @property
     def shell(self) -> str:
+        """The command as one shell-quoted line, to show the user."""
         return shlex.join(self.command)
 
 
@@ -59,6 +63,7 @@ def installed(claude_dir: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def marketplaces(claude_dir: Path) -> dict[str, dict[str, Any]]:
+    """The marketplaces Claude Code knows here, by name (none when its file is unreadable)."""
     data = _load(claude_dir / MARKETPLACES)
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, dict)}
 

@@ -41,6 +41,8 @@ def _edit(conflict: Conflict, local: bytes, remote: bytes, base: bytes | None) -
 
 
 def ask(conflict: Conflict, local: bytes, remote: bytes, base: bytes | None) -> str | bytes | None:
+    """Ask on the terminal how to settle one conflict, until the user picks a side, a
+    merge or to skip: the answer as `Reporter.resolve` returns it."""
     device = clean_value(conflict.remote_device) or "another machine"
     keys = f": {clean_value(', '.join(conflict.keys))}" if conflict.keys else ""
     click.echo(f"conflict: {conflict.path}{keys} changed here and on {device}", err=True)

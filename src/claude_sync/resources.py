@@ -37,6 +37,9 @@ EXECUTABLE_MODE_CAP = 0o755
 
 @dataclass(frozen=True)
 class ResourceType:
+    """A kind of thing in the Claude folder that is synced (or not) as a whole, by the
+    folders and files it owns: `agents`, `sessions`, `settings`, ..."""
+
     name: str
     description: str
     folders: tuple[str, ...] = ()
@@ -115,6 +118,8 @@ assert all("/" not in folder for folder in _BY_FOLDER), "type_of looks up top fo
 
 
 def type_of(path: str) -> ResourceType | None:
+    """The type that owns logical path; None for a path no type syncs (or not a valid
+    logical path), which is never read, written or deleted."""
     if not valid_logical_path(path):
         return None
     top, sep, _ = path.partition("/")
@@ -130,7 +135,10 @@ def capped_mode(path: str, mode: int) -> int:
 
 @dataclass(frozen=True)
 class FoundFile:
-    path: str  # logical
+    """A regular file the scan selected, as it is on disk here."""
+
+    #: relative to the Claude folder, as named on this machine (the mapper gives its logical path)
+    local_path: str
     abspath: str
     st: os.stat_result
 
@@ -139,7 +147,8 @@ class FoundFile:
 class Skipped:
     """Something that exists but was not read this time: never a deletion."""
 
-    path: str
+    #: relative to the Claude folder, as named on this machine
+    local_path: str
     folder: bool
     reason: str
 
@@ -176,6 +185,8 @@ class Selection:
     exclude: tuple[str, ...] = ()
 
     def covers(self, path: str, only: tuple[str, ...] | None = None) -> bool:
+        """Whether path is part of this selection: its type selected, under one of the
+        `only` prefixes (this selection's unless given), and through the globs."""
         prefixes = self.only if only is None else only
         if type_of(path) not in self.types:
             return False
@@ -197,10 +208,10 @@ def scan(root: Path, selection: Selection, skipped: list[Skipped]) -> Iterator[F
     if selection.only:
         for rel in selection.only:
             if (root / rel).is_dir():
-                yield from (f for f in walk.folder(rel) if selection.covers(f.path))
+                yield from (f for f in walk.folder(rel) if selection.covers(f.local_path))
             else:
                 found = walk.file(rel, walk.boundary(rel))
-                if found and selection.covers(found.path):
+                if found and selection.covers(found.local_path):
                     yield found
         return
     for rtype in selection.types:

@@ -89,6 +89,7 @@ def place(
 
 
 def command(directory: Path, session: str) -> str:
+    """The shell command that resumes session in directory, quoted for copying."""
     return f"cd {shlex.quote(str(directory))} && claude --resume {shlex.quote(session)}"
 
 

@@ -51,6 +51,8 @@ def _session_id(root: Path, query: str) -> str:
 
 
 def export_session(root: Path, mapper: PathMapper, query: str, target: Path) -> int:
+    """Write the session matching query (all its files, logical paths) to target as a
+    .tar.gz archive; returns how many files it holds."""
     session = _session_id(root, query)
     files = _session_files(root, session)
     manifest = {"format": 1, "session": session, "files": [mapper.to_logical(f) for f in files]}

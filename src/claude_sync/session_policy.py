@@ -44,10 +44,12 @@ def session_of(path: str) -> tuple[str, str] | None:
 
 
 def transcript_path(project: str, session: str) -> str:
+    """The logical path of a session's transcript in a project folder."""
     return f"projects/{project}/{session}.jsonl"
 
 
 def is_transcript(path: str) -> bool:
+    """Whether path is a session's main transcript (not a sub-agent's or a result file)."""
     return path.count("/") == 2 and session_of(path) is not None
 
 
@@ -81,6 +83,9 @@ def parse_window(text: str) -> float | None:
 
 @dataclass
 class SessionPolicy:
+    """Which sessions a pull fetches (the window) and the mtimes it gives them, so Claude
+    Code's own clean-up does not delete what just arrived."""
+
     #: fetch sessions updated this many seconds ago or later; None: all of them
     window: float | None = None
     #: Claude Code's clean-up period here, in seconds; None: keep stored mtimes
@@ -89,6 +94,8 @@ class SessionPolicy:
 
     @classmethod
     def for_machine(cls, window: str | None, claude_dir: Path) -> SessionPolicy:
+        """The policy of this machine: its `session-window` setting, else Claude Code's
+        clean-up period."""
         cleanup = cleanup_days(claude_dir) * DAY
         return cls(cleanup if window is None else parse_window(window), cleanup)
 
@@ -104,6 +111,7 @@ class SessionPolicy:
         return self.window is not None and self.window <= float(key)
 
     def is_old(self, entry: FileEntry) -> bool:
+        """Whether a transcript was last updated before the window (left in the repository)."""
         return self.window is not None and updated(entry) < self.now - self.window
 
     def defer(self, plan: Plan, local: dict[str, LocalFile]) -> None:

@@ -46,6 +46,9 @@ _NOT_TYPED = (
 
 @dataclass(frozen=True)
 class SessionSummary:
+    """What `sessions` shows of a transcript without downloading it: stored, encrypted,
+    in the snapshot beside the transcript's entry."""
+
     title: str
     cwd: str
     #: unix seconds of the first and last record that has a time (None: no record has one)
@@ -57,10 +60,12 @@ class SessionSummary:
     device: str
 
     def to_json(self) -> dict[str, Any]:
+        """The form stored in a snapshot."""
         return dict(self.__dict__)
 
     @classmethod
     def from_json(cls, obj: Any, what: str) -> SessionSummary:
+        """Decode the stored form; CorruptionError (naming `what`) when it is malformed."""
         try:
             summary = cls(
                 title=str(obj["title"]),

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from claude_sync.integration import is_own_hook
+from claude_sync.hook_install import is_own_hook
 from claude_sync.pathmap import HomeFilter
 
 PATH = "settings.json"
@@ -62,6 +62,8 @@ _EMPTY: tuple[Any, ...] = (None, False, "", {}, [])
 
 
 def is_guarded(key: str) -> bool:
+    """Whether a settings.json key can run or authorise code, so a remote change to it
+    waits for the user's consent."""
     return key in GUARDED or bool(_GUARDED_NAME.search(key))
 
 
@@ -84,17 +86,17 @@ def guarded(data: bytes) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if is_guarded(k) and v not in _EMPTY}
 
 
-def changed_keys(mine: bytes, incoming: bytes) -> dict[str, tuple[Any, Any]]:
-    """Guarded keys whose value would change: key -> (here, incoming); None when absent."""
-    here, there = guarded(mine), guarded(incoming)
+def changed_keys(local: bytes, incoming: bytes) -> dict[str, tuple[Any, Any]]:
+    """Guarded keys whose value would change: key -> (local, incoming); None when absent."""
+    local_keys, incoming_keys = guarded(local), guarded(incoming)
     return {
-        k: (here.get(k), there.get(k))
-        for k in sorted(here.keys() | there.keys())
-        if here.get(k) != there.get(k)
+        k: (local_keys.get(k), incoming_keys.get(k))
+        for k in sorted(local_keys.keys() | incoming_keys.keys())
+        if local_keys.get(k) != incoming_keys.get(k)
     }
 
 
-def blend(incoming: bytes, mine: bytes) -> bytes | None:
+def blend(incoming: bytes, local: bytes) -> bytes | None:
     """The incoming file with this machine's guarded keys instead of its own: what a pull
     writes while the guarded change waits. None when incoming is not a JSON object (there
     is nothing to take from it)."""
@@ -102,7 +104,7 @@ def blend(incoming: bytes, mine: bytes) -> bytes | None:
     if obj is None:
         return None
     kept = {k: v for k, v in obj.items() if not is_guarded(k)}
-    return _dump(kept | {k: v for k, v in (_object(mine) or {}).items() if is_guarded(k)})
+    return _dump(kept | {k: v for k, v in (_object(local) or {}).items() if is_guarded(k)})
 
 
 # -- claude-sync's own hooks ------------------------------------------------------------------
@@ -150,6 +152,7 @@ class SettingsFilter:
         self.local = local
 
     def to_logical(self, data: bytes) -> bytes:
+        """The file as stored: home as a token, claude-sync's own hooks left out."""
         obj = _object(data)
         if obj is not None:
             stripped, own = _split_own(obj)
@@ -158,6 +161,7 @@ class SettingsFilter:
         return self.home.to_logical(data)
 
     def to_local(self, data: bytes) -> bytes:
+        """The file as written here: this home, and this machine's own hooks kept."""
         data = self.home.to_local(data)
         try:
             current = _object(self.local.read_bytes())

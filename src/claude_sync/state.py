@@ -43,6 +43,9 @@ _IDS_PER_QUERY = 500
 
 @dataclass(frozen=True)
 class StatKey:
+    """What a file's stat must still say for its cached hash to stand: any change to
+    size, mtime, inode or ctime means the file is read again."""
+
     size: int
     mtime_ns: int
     ino: int
@@ -51,6 +54,9 @@ class StatKey:
 
 @dataclass(frozen=True)
 class CachedFile:
+    """What the last read of a file found, kept so an unchanged file is never read
+    again: the stat it had, its mode, content hash and chunks."""
+
     stat: StatKey
     mode: int
     sha256: str
@@ -60,13 +66,32 @@ class CachedFile:
 
     @functools.cached_property
     def chunks(self) -> tuple[tuple[str, int, int], ...]:
+        """(blob id, offset, length) of each chunk, parsed on first use."""
         raw = self.raw_chunks
         if isinstance(raw, str):
             return tuple(tuple(c) for c in json.loads(raw))  # type: ignore[misc]
         return raw
 
 
+@dataclass(frozen=True)
+class SnapshotSummary:
+    """One snapshot as `log` lists it: who wrote it, when, and how many files it changed
+    against its parent (cached here: working it out downloads two snapshots)."""
+
+    seq: int
+    device: str
+    time: float
+    files: int
+    added: int
+    changed: int
+    removed: int
+
+
 class State:
+    """This machine's SQLite state for one Claude folder and repository: the stat
+    cache, the merge bases, the blob index cache, conflicts and bookkeeping. Writes that
+    belong together go in one `transaction`."""
+
     def __init__(self, path: Path) -> None:
         try:
             self.db = sqlite3.connect(path, isolation_level=None)
@@ -81,10 +106,13 @@ class State:
             ) from None
 
     def close(self) -> None:
+        """Close the database; the object is unusable afterwards."""
         self.db.close()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
+        """All or nothing: the writes inside are committed together, or rolled back
+        when the block raises (a kill leaves the state as before)."""
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -96,6 +124,7 @@ class State:
     # -- stat cache ---------------------------------------------------------------------------
 
     def cached_files(self) -> dict[str, CachedFile]:
+        """Everything the stat cache holds, by logical path."""
         rows = self.db.execute(
             "SELECT path, size, mtime_ns, ino, ctime_ns, mode, sha256, chunks FROM local"
         )
@@ -105,6 +134,7 @@ class State:
         }
 
     def remember_file(self, path: str, cached: CachedFile) -> None:
+        """Cache what reading path found."""
         self.remember_files([(path, cached)])
 
     def remember_files(self, files: Iterable[tuple[str, CachedFile]]) -> None:
@@ -127,14 +157,17 @@ class State:
         )
 
     def forget_file(self, path: str) -> None:
+        """Drop path from the stat cache: it is read again next time."""
         self.forget_files([path])
 
     def forget_files(self, paths: Iterable[str]) -> None:
+        """Drop these paths from the stat cache."""
         self.db.executemany("DELETE FROM local WHERE path = ?", ((p,) for p in paths))
 
     # -- merge base ---------------------------------------------------------------------------
 
     def bases(self) -> dict[str, FileEntry]:
+        """Each path's merge base: its version at the last sync that moved it."""
         return {
             path: FileEntry.from_json(json.loads(entry), "local state")
             for path, entry in self.db.execute("SELECT path, entry FROM base")
@@ -145,6 +178,7 @@ class State:
         return dict(self.db.execute("SELECT path, json_extract(entry, '$.sha256') FROM base"))
 
     def set_base(self, path: str, entry: FileEntry | None, seq: int | None) -> None:
+        """Record path's merge base as entry, taken from snapshot seq (None removes it)."""
         self.set_bases([(path, entry)], seq)
 
     def set_bases(self, entries: Iterable[tuple[str, FileEntry | None]], seq: int | None) -> None:
@@ -161,9 +195,11 @@ class State:
     # -- blob index cache ---------------------------------------------------------------------
 
     def known_indexes(self) -> set[str]:
+        """Names of the index objects loaded into the blob cache."""
         return {name for (name,) in self.db.execute("SELECT name FROM indexes")}
 
     def add_index(self, name: str, locations: dict[str, BlobLocation]) -> None:
+        """Load one index object's blob locations into the cache."""
         self.db.executemany(
             "INSERT OR REPLACE INTO blobs VALUES (?, ?, ?, ?)",
             ((b, loc.pack, loc.offset, loc.length) for b, loc in locations.items()),
@@ -191,6 +227,7 @@ class State:
         return float(row.fetchone()[0])
 
     def blob_pack(self, blob_id: str) -> str | None:
+        """The pack holding blob_id, as far as the cache knows; None when unknown."""
         return self.blob_packs([blob_id]).get(blob_id)
 
     def blob_packs(self, blob_ids: Iterable[str]) -> dict[str, str]:
@@ -204,6 +241,7 @@ class State:
         return found
 
     def locate(self, blob_ids: Iterable[str]) -> dict[str, BlobLocation]:
+        """Where each blob the cache knows is stored (pack, offset, length)."""
         found = {}
         for blob_id in blob_ids:
             row = self.db.execute(
@@ -216,9 +254,11 @@ class State:
     # -- conflicts and bookkeeping -----------------------------------------------------------
 
     def conflicts(self) -> dict[str, dict[str, object]]:
+        """The unresolved conflicts, by path, as `Conflict.to_json` recorded them."""
         return {p: json.loads(d) for p, d in self.db.execute("SELECT path, detail FROM conflicts")}
 
     def set_conflict(self, path: str, detail: dict[str, object] | None) -> None:
+        """Record path's conflict (None: it is resolved)."""
         if detail is None:
             self.db.execute("DELETE FROM conflicts WHERE path = ?", (path,))
         else:
@@ -226,18 +266,21 @@ class State:
                 "INSERT OR REPLACE INTO conflicts VALUES (?, ?)", (path, json.dumps(detail))
             )
 
-    def snapshot_summaries(self) -> list[tuple[int, str, float, int, int, int, int]]:
-        return list(
-            self.db.execute(
+    def snapshot_summaries(self) -> list[SnapshotSummary]:
+        """The `log` summaries worked out so far, in no particular order."""
+        return [
+            SnapshotSummary(*row)
+            for row in self.db.execute(
                 "SELECT seq, device, time, files, added, changed, removed FROM snapshots"
             )
-        )
+        ]
 
-    def add_snapshot_summary(self, entry: dict[str, object]) -> None:
+    def add_snapshot_summary(self, summary: SnapshotSummary) -> None:
+        """Cache one snapshot's `log` summary."""
         self.db.execute(
             "INSERT OR REPLACE INTO snapshots VALUES "
             "(:seq, :device, :time, :files, :added, :changed, :removed)",
-            entry,
+            summary.__dict__,
         )
 
     # -- history this machine has seen -------------------------------------------------------
@@ -247,6 +290,7 @@ class State:
         return set(self.db.execute("SELECT seq, id FROM known"))
 
     def add_known_snapshot(self, seq: int, ident: str) -> None:
+        """Remember that this machine took snapshot (seq, ident) as head or wrote it."""
         self.db.execute("INSERT OR IGNORE INTO known VALUES (?, ?)", (seq, ident))
 
     def forget_bases_after(self, seq: int) -> list[str]:
@@ -257,10 +301,12 @@ class State:
         return paths
 
     def get_meta(self, key: str) -> str | None:
+        """A bookkeeping value (last pull, the snapshot seen last, ...); None when unset."""
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str | None) -> None:
+        """Set a bookkeeping value (None removes it)."""
         if value is None:
             self.db.execute("DELETE FROM meta WHERE key = ?", (key,))
         else:

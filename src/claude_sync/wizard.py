@@ -81,6 +81,8 @@ class Place:
 
 
 def run(where: Locations, *, force: bool, device: str | None, hint: bool = True) -> InitOutcome:
+    """Interactive `init`: ask where the repository lives and check it, then join or create
+    it. Nothing is written anywhere until the last step."""
     refuse_if_set_up(where, force)
     say("Set up claude-sync on this machine. Press Ctrl-C at any time to stop: nothing is")
     say("written anywhere until the last step.\n")
@@ -139,6 +141,7 @@ def _holds_repository(store: ObjectStore, place: Place) -> bool:
 
 
 def say(text: str = "") -> None:
+    """One line of the wizard's conversation on stdout."""
     click.echo(text)
 
 
@@ -153,6 +156,7 @@ def ask(prompt: str, parse: Callable[[str], T], default: str | None = None) -> T
 
 
 def ask_place() -> Place:
+    """Ask which storage provider, then where in it (each answer checked as it is given)."""
     say("Where should the encrypted repository live?")
     for number, (_, label) in enumerate(PROVIDERS, 1):
         say(f"  {number}) {label}")
@@ -233,6 +237,7 @@ def _s3_compatible() -> Place:
 
 
 def endpoint_url(text: str) -> str:
+    """Parse an S3-compatible endpoint URL (http or https with a host), without trailing `/`."""
     scheme, sep, rest = text.partition("://")
     if not sep or scheme not in ("http", "https") or not rest.split("/")[0]:
         raise ConfigError("an endpoint URL looks like https://host[:port]")
@@ -375,6 +380,7 @@ def _choose_protection() -> str | None:
 
 
 def ask_new_passphrase() -> str:
+    """Ask for a new passphrase (twice) until it is long and strong enough."""
     while True:
         text: str = click.prompt("New passphrase", hide_input=True, confirmation_prompt=True)
         problem = weakness(text) if len(text) >= MIN_PASSPHRASE else None

@@ -36,16 +36,22 @@ LOCK_TIMEOUT_ENV = "CLAUDE_SYNC_LOCK_TIMEOUT"
 
 @dataclass
 class Locations:
+    """Where one machine's claude-sync works: the Claude folder it syncs and its own
+    config folder (settings, key, state)."""
+
     claude_dir: Path
     config_dir: Path
 
     @classmethod
     def from_options(cls, claude_dir: str | None, config_dir: str | None) -> Locations:
+        """From the command-line options, each defaulting as `config` says."""
         return cls(config.claude_dir(claude_dir), config.config_dir(config_dir))
 
 
 @dataclass
 class InitOutcome:
+    """What `init` did: joined or created the repository at `remote`."""
+
     created: bool
     remote: str
     repo_id: str
@@ -237,6 +243,7 @@ def save_setup(
 
 
 def check_empty(store: ObjectStore) -> None:
+    """Refuse to create a repository where other objects already are."""
     if store.list(""):
         raise ConfigError(
             f"{store.display} is not empty and holds no claude-sync repository; "
@@ -260,6 +267,9 @@ def _reset_state_if_other_repo(config_dir: Path, repo_id: str) -> None:
 
 @dataclass
 class Workspace:
+    """One opened repository with this machine's settings and state, under the machine-wide
+    lock (see `open_workspace`): what every syncing command works on."""
+
     where: Locations
     settings: config.Settings
     repo: Repository
@@ -271,6 +281,7 @@ class Workspace:
         return select(list(names), s.types, tuple(s.include), tuple(s.exclude))
 
     def engine(self, reporter: Reporter | None = None, allow_rollback: bool = False) -> Engine:
+        """An engine set up by this machine's settings (path maps, session window, trust)."""
         engine = Engine(
             self.where.claude_dir,
             self.repo,
@@ -349,6 +360,7 @@ def machine_keys(config_dir: Path, repo_id: str) -> crypto.KeyRing:
 
 
 def save_keys(config_dir: Path, repo: Repository) -> None:
+    """Keep the repository's keys on this machine, so later commands need no passphrase."""
     config.save_master_key(
         config_dir, repo.config.repo_id, repo.keys.master, repo.config_body(), repo.keys.held()
     )

@@ -22,7 +22,8 @@ def found(root: Path, names: list[str] | None = None, only: tuple[str, ...] = ()
     sel = select(names or [], {"hooks": True})
     if only:
         sel = type(sel)(sel.types, only=only)
-    return sorted(f.path for f in scan(root, sel, skipped)), {s.path: s for s in skipped}
+    files = sorted(f.local_path for f in scan(root, sel, skipped))
+    return files, {s.local_path: s for s in skipped}
 
 
 def write(root: Path, rel: str, data: str = "x") -> Path:
@@ -59,7 +60,7 @@ def test_a_scan_reads_synced_files_and_reports_the_rest(tmp_path: Path) -> None:
         Skipped("agents/out.md", False, f"is a link to {outside}, outside the synced folder"),
         Skipped("agents/pipe.md", False, "is not a regular file"),
     ]
-    assert sorted(skipped.values(), key=lambda s: s.path) == expected
+    assert sorted(skipped.values(), key=lambda s: s.local_path) == expected
 
 
 def test_a_scan_of_some_paths_reads_only_those(tmp_path: Path) -> None:

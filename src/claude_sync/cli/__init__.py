@@ -29,6 +29,7 @@ class App(click.Group):
     """Turns every SyncError into one `error:` line and its exit code; never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a SyncError becomes its `error:` line and exit code."""
         try:
             return super().invoke(ctx)
         except SyncError as exc:

@@ -34,6 +34,7 @@ GLOBAL = (claude_dir_option, config_dir_option, _json_flag(), verbose_flag, quie
 
 
 def global_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that may also stand before the command, for the `main` group."""
     for option in reversed(GLOBAL):
         fn = option(fn)
     return fn
@@ -54,6 +55,8 @@ def _with_globals(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def location_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--claude-dir and --config-dir, handed to the command as one `where: Locations`."""
+
     @claude_dir_option
     @config_dir_option
     @_with_globals
@@ -67,6 +70,7 @@ def location_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--json for a command whose output is one JSON object."""
     return _json_flag()(_with_globals(fn))
 
 
@@ -98,6 +102,8 @@ allow_rollback_option = click.option(
 
 
 def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--json, --verbose, --quiet and --allow-rollback: the options of a syncing command."""
+
     @_json_flag()
     @verbose_flag
     @quiet_flag

@@ -48,6 +48,7 @@ err = _LazyConsole(stderr=True)
 
 
 def table(*columns: str) -> Any:
+    """A Rich table with these columns whose cells are always printed as plain text."""
     from rich.table import Table
     from rich.text import Text
 
@@ -61,6 +62,7 @@ def table(*columns: str) -> Any:
 
 
 def print_json(body: object) -> None:
+    """`--json` output: body as one line of JSON on stdout."""
     click.echo(json.dumps(body))
 
 
@@ -72,10 +74,12 @@ def local_time(seconds: float, *, with_seconds: bool = False, date: bool = True)
 
 
 def count(n: int, noun: str) -> str:
+    """`1 file`, `2 files`: n with noun, plural unless n is 1."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def size(n: int) -> str:
+    """n bytes for people: `512 B`, `1.5 KiB`, ... up to GiB."""
     for unit in ("B", "KiB", "MiB", "GiB"):
         if n < 1024 or unit == "GiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -104,6 +108,7 @@ class ConsoleReporter(Reporter):
     def resolve(
         self, conflict: Conflict, local: bytes, remote: bytes, base: bytes | None
     ) -> str | bytes | None:
+        """On a terminal, the user's answer to the conflict prompt; otherwise None."""
         if not self.interactive:
             return None
         from claude_sync import prompt
@@ -111,6 +116,7 @@ class ConsoleReporter(Reporter):
         return prompt.ask(conflict, local, remote, base)
 
     def trust(self, path: str, changes: dict[str, tuple[Any, Any]], device: str) -> bool:
+        """On a terminal, the user's consent to the change; otherwise no."""
         if not self.interactive:
             return False
         from claude_sync import prompt
@@ -118,10 +124,12 @@ class ConsoleReporter(Reporter):
         return prompt.ask_trust(path, changes, device)
 
     def action(self, verb: str, path: str) -> None:
+        """With --verbose, one line per action: the verb right-aligned, then the path."""
         if self.verbose:
             out.print(f"{verb:>8} {path}", markup=False)
 
     def progress(self, description: str, total: int) -> Callable[[int], None]:
+        """A bar on stderr for transfers of 4 MiB or more on a terminal; else nothing."""
         if not self.bars or total < 4 * 1024 * 1024:
             return lambda advance: None
         from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
@@ -186,6 +194,8 @@ def print_plan(result: Result, *verbs: str) -> None:
 
 
 def summary(result: Result, dry_run: bool = False) -> str:
+    """The one-line summary of a push, pull or sync; never "up to date" while anything
+    was skipped."""
     parts = []
     # Deletions pushed are reported as such, not as files sent.
     uploads = len(result.pushed) - len(result.removed)
@@ -230,6 +240,7 @@ def summary(result: Result, dry_run: bool = False) -> str:
 
 
 def held_line(path: str, device: str, held: list[str]) -> str:
+    """How a settings change held back is reported, with the commands that settle it."""
     return (
         f"{path}: {clean_value(device) or 'another machine'} changed settings that run code "
         f"({', '.join(held)}); held back: `claude-sync resolve {path} --take remote` "
@@ -238,6 +249,8 @@ def held_line(path: str, device: str, held: list[str]) -> str:
 
 
 def keys_line(path: str, device: str, keys: list[str], when: str) -> str:
+    """How a JSON file merged but for some keys is reported, with the commands that
+    settle them."""
     return (
         f"{path}: {clean_value(', '.join(keys))} changed here and on "
         f"{clean_value(device) or 'another machine'}{when}; the other keys merged: "
@@ -253,6 +266,8 @@ def changed_when(seconds: object) -> str:
 
 
 def print_conflicts(conflicts: list[Conflict], verbose: bool) -> None:
+    """One `conflict:` line per conflict on stderr; with verbose, each side's hash and
+    time too."""
     for c in conflicts:
         if c.held:
             err.print("conflict: " + held_line(c.path, c.remote_device, c.held), markup=False)
@@ -282,6 +297,7 @@ def print_conflicts(conflicts: list[Conflict], verbose: bool) -> None:
 
 
 def print_missing_plugins(missing: list[plugins.Missing]) -> None:
+    """Each plugin or marketplace missing here, with the command that installs it."""
     for item in missing:
         out.print(f"missing {item.kind} {item.name}: {item.shell}", markup=False)
     if missing:

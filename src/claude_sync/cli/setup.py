@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from claude_sync import config, hooks, integration, passphrase, plugins
+from claude_sync import config, hook_install, hook_run, passphrase, plugins
 from claude_sync.cli.options import json_option, location_options
 from claude_sync.cli.output import (
     ConsoleReporter,
@@ -283,13 +283,13 @@ def install(
 ) -> None:
     """Sync automatically: pull when a Claude Code session starts, push when it ends."""
     if git_repo is not None:
-        names = integration.install_git_hooks(Path(git_repo), uninstall)
+        names = hook_install.install_git_hooks(Path(git_repo), uninstall)
         verb = "Removed" if uninstall else "Installed"
         out.print(f"{verb} git hooks: {', '.join(names) or 'none'}", markup=False)
         return
     if use_plugin:
         settings = where.claude_dir / "settings.json"
-        if integration.install_claude_hooks(settings, timeout, uninstall=True):
+        if hook_install.install_claude_hooks(settings, timeout, uninstall=True):
             out.print(f"Hooks removed from {settings}: the plugin runs them now", markup=False)
         pid = plugins.self_plugin(where.claude_dir)
         if pid:
@@ -300,9 +300,9 @@ def install(
             out.print("  claude plugin install claude-sync@claude-sync", markup=False)
         return
     if not uninstall:
-        integration.refuse_with_plugin(where.claude_dir)
+        hook_install.refuse_with_plugin(where.claude_dir)
     target = (Path(project) / ".claude" if project else where.claude_dir) / "settings.json"
-    changed = integration.install_claude_hooks(target, timeout, uninstall)
+    changed = hook_install.install_claude_hooks(target, timeout, uninstall)
     state = "removed from" if uninstall else "installed in"
     out.print(
         f"Hooks {state} {target}" if changed else f"Nothing to change in {target}", markup=False
@@ -310,20 +310,20 @@ def install(
 
 
 @click.command(hidden=True)
-@click.argument("event", type=click.Choice(list(integration.EVENTS.values())))
+@click.argument("event", type=click.Choice(list(hook_install.EVENTS.values())))
 @click.option("--timeout", type=float, default=10.0)
 @click.option("--plugin", "from_plugin", is_flag=True, hidden=True)
 @location_options
 def hook(where: Locations, event: str, timeout: float, from_plugin: bool) -> None:
     """Run by Claude Code's hooks: syncs in the background, never fails or holds it up."""
-    hooks.run_hook(where, event, timeout, from_plugin)
+    hook_run.run_hook(where, event, timeout, from_plugin)
 
 
 @click.command("hook-worker", hidden=True)
-@click.argument("event", type=click.Choice(list(integration.EVENTS.values())))
+@click.argument("event", type=click.Choice(list(hook_install.EVENTS.values())))
 @location_options
 def hook_worker(where: Locations, event: str) -> None:
-    hooks.work(where, event, sys.stdin.read())
+    hook_run.work(where, event, sys.stdin.read())
 
 
 @click.command()

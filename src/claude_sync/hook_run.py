@@ -1,4 +1,5 @@
-"""What runs when Claude Code fires our hooks.
+"""What runs when one of claude-sync's Claude Code hooks fires (`hook_install` puts them in
+settings.json; the git hooks it installs call `push`/`pull` directly).
 
 The hook itself (`claude-sync hook EVENT`) only hands the event to a detached worker and waits
 for it at most `--timeout` seconds: Claude Code is never held up longer, never sees a failure
@@ -19,7 +20,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from claude_sync import config, integration, portable
+from claude_sync import config, hook_install, portable
 from claude_sync.errors import SyncError
 from claude_sync.terminal import clean, redact
 from claude_sync.workspace import Locations, open_workspace
@@ -53,6 +54,8 @@ def _read_event() -> bytes:
 
 
 def log(where: Locations, message: str) -> None:
+    """Append one line to hooks.log (credentials cut out, control characters shown as `?`),
+    keeping it under LOG_LIMIT by rotating; a log that cannot be written is not an error."""
     path = where.config_dir / LOG_FILE
     with contextlib.suppress(OSError):
         if path.exists() and path.stat().st_size > LOG_LIMIT:
@@ -62,8 +65,10 @@ def log(where: Locations, message: str) -> None:
 
 
 def run_hook(where: Locations, event: str, timeout: float, from_plugin: bool = False) -> None:
+    """`claude-sync hook EVENT`: start the worker detached with the event on its stdin and
+    wait for it at most timeout seconds; never fails (problems go to hooks.log)."""
     payload = _read_event()
-    if from_plugin and integration.has_claude_hooks(where.claude_dir / "settings.json"):
+    if from_plugin and hook_install.has_claude_hooks(where.claude_dir / "settings.json"):
         return  # the settings.json hooks run too: one sync per event is enough
     if not config.is_set_up(where.config_dir):
         if from_plugin and event == "session-start":
@@ -129,6 +134,8 @@ def _session_paths(claude_dir: Path, transcript: object) -> tuple[str, ...]:
 
 
 def work(where: Locations, event: str, payload: str) -> None:
+    """The worker: pull at session start, push the session's files at its end; the
+    outcome, or the error, goes to hooks.log."""
     try:
         data = json.loads(payload) if payload.strip() else {}
     except ValueError:

@@ -1,4 +1,5 @@
-"""Automatic sync: Claude Code hooks in settings.json, and git hooks in project repositories.
+"""Installing (and removing) claude-sync's hooks: Claude Code hooks in settings.json, and git
+hooks in project repositories. What a hook runs once fired is `hook_run`.
 
 What we add is recognised by its command (`claude-sync hook …` / the `claude-sync` marker in
 git hook scripts), so `--uninstall` removes exactly that and nothing the user wrote.
@@ -78,6 +79,7 @@ def _without_ours(groups: list[Any]) -> list[Any]:
 
 
 def has_claude_hooks(settings_path: Path) -> bool:
+    """Whether that settings.json holds claude-sync's hooks (an unreadable one: no)."""
     try:
         return bool(_OURS.search(settings_path.read_text(encoding="utf-8")))
     except OSError:
@@ -126,6 +128,7 @@ def install_claude_hooks(settings_path: Path, timeout: float, uninstall: bool = 
 
 
 def git_hooks_dir(repo: Path) -> Path:
+    """The hooks folder git itself uses for repo, as `git rev-parse --git-path hooks` says."""
     try:
         out = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "--git-path", "hooks"],
