@@ -45,3 +45,15 @@ def test_every_option_is_named() -> None:
             if name.startswith("--") and f"`{name}" not in REFERENCE:
                 missing.add(f"{command} {name}")
     assert sorted(missing) == []
+
+
+def test_every_commands_description_reads_as_wrapped_prose() -> None:
+    """The description above the examples is re-wrapped by Click: an indent left on the
+    docstring's lines came out as runs of spaces in the middle of sentences."""
+    ragged = []
+    for command in listed(help_of(), "Commands:"):
+        text = help_of(command).split("Examples:")[0].split("Options:")[0]
+        ragged += [
+            f"{command}: {line}" for line in text.splitlines() if re.search(r"\S {2,}\S", line)
+        ]
+    assert ragged == []

@@ -5,6 +5,7 @@ per group of commands, and what they print in output.py."""
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from typing import Any
@@ -139,7 +140,10 @@ def _add_commands() -> None:
         takes_types = any(p.name == "types" for p in command.params)
         extra = f"\n\n{TYPES_HELP}" if takes_types and name != "types" else ""
         block = "\n".join(f"  {line}" for line in lines)
-        command.help = f"{command.help or ''}{extra}\n\n\b\nExamples:\n{block}"
+        # Dedented first: Click dedents the whole help, and the examples' indent would
+        # otherwise stay on the docstring's lines.
+        text = inspect.cleandoc(command.help or "")
+        command.help = f"{text}{extra}\n\n\b\nExamples:\n{block}"
 
 
 _add_commands()
