@@ -540,6 +540,12 @@ def test_an_unmounted_repository_folder_is_a_failure_not_a_setting(machines, rep
     a.run("init", str(repo_dir))
     a.run("push")
     repo_dir.rename(repo_dir.with_name("away"))
+    # With nothing to send, a push would not need the repository: it still must not say
+    # all is well.
+    nothing_new = a.run("push", check=False)
+    assert nothing_new.returncode == 1, nothing_new.stdout + nothing_new.stderr
+    assert "up to date" not in nothing_new.stdout
+    assert nothing_new.stderr.startswith("error: cannot reach the repository"), nothing_new.stderr
     a.write("agents/x.md", "changed\n")
     for command in ("push", "pull", "status"):
         proc = a.run(command, check=False)

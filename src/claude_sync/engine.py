@@ -732,6 +732,7 @@ class Engine:
         local = self.scan(sel, result.warnings)
         result.skipped = local.skipped()
         if not dry_run and not self._has_local_changes(sel, local):
+            self.repo.check_place()
             self._record_success("push")
             return result
         with contextlib.closing(PackWriter(self.repo)) as writer:

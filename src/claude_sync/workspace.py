@@ -23,6 +23,7 @@ from claude_sync.repository import (
     ObjectStore,
     RemoteOptions,
     Repository,
+    local_folder,
     normalize_remote,
     open_store,
 )
@@ -336,7 +337,7 @@ def _repository(
 
     cached = config.load_repo_config(where.config_dir)
     if cached is not None:
-        return Repository.deferred(connect, keys, cached)
+        return Repository.deferred(connect, keys, cached, local_folder(settings.remote))
     store = connect()
     try:
         repo = Repository.open(store, keys)

@@ -21,6 +21,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from claude_sync import crypto
@@ -76,7 +77,7 @@ from claude_sync.repository.packs import (
     group_by_pack,
 )
 from claude_sync.repository.snapshots import Snapshots
-from claude_sync.store import RemoteOptions, normalize_remote, open_store
+from claude_sync.store import RemoteOptions, local_folder, normalize_remote, open_store
 from claude_sync.store.base import ObjectStore
 from claude_sync.store.handle import Handle, ObjectKind
 
@@ -114,6 +115,7 @@ __all__ = [
     "Snapshot",
     "SnapshotRoot",
     "group_by_pack",
+    "local_folder",
     "manifest_group",
     "normalize_remote",
     "open_store",
@@ -130,11 +132,18 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
 
     @classmethod
     def deferred(
-        cls, open_store: Callable[[], ObjectStore], keys: crypto.KeyRing, config_body: Any
+        cls,
+        open_store: Callable[[], ObjectStore],
+        keys: crypto.KeyRing,
+        config_body: Any,
+        folder: Path | None = None,
     ) -> Repository:
         """A repository known from this machine's cache: the store is opened, and checked to
-        still hold this repository, only when first needed (a no-op push never needs it)."""
-        return cls(None, keys, parse_config(config_body), open_store)
+        still hold this repository, only when first needed (a no-op push never needs it).
+        folder: where a folder store will be, so check_place can look without opening it."""
+        repo = cls(None, keys, parse_config(config_body), open_store)
+        repo.folder = folder
+        return repo
 
     @staticmethod
     def exists(store: ObjectStore) -> bool:

@@ -8,10 +8,11 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from claude_sync import crypto
-from claude_sync.errors import ConfigError
+from claude_sync.errors import BackendError, ConfigError
 from claude_sync.repository.format import RepoConfig, config_body
 from claude_sync.store.base import ObjectStore
 from claude_sync.store.handle import Handle, ObjectKind
@@ -43,6 +44,8 @@ class StoreAccess(ABC):
         #: how many objects may travel at once, for stores that are thread-safe
         self.transfers = 1
         self._counter_lock = threading.Lock()
+        #: the folder of a folder store not opened yet (see Repository.deferred)
+        self.folder: Path | None = None
 
     @classmethod
     @abstractmethod
@@ -75,6 +78,17 @@ class StoreAccess(ABC):
             store.close()
             raise
         return store
+
+    def check_place(self) -> None:
+        """Raise BackendError when the repository's folder is gone (an unmounted drive),
+        which a push with nothing to send would otherwise not notice. No request is made:
+        other stores are not checked."""
+        folder = self.folder if self._store is None else self._store.local_folder
+        if folder is not None and not folder.is_dir():
+            raise BackendError(
+                f"cannot reach the repository: the folder {folder} does not exist "
+                "(unmounted or deleted?)"
+            )
 
     def open_in_background(self) -> None:
         """Start opening the store now, for a caller that will need it soon (a push that

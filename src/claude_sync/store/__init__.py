@@ -76,6 +76,12 @@ def normalize_remote(remote: str) -> str:
     )
 
 
+def local_folder(remote: str) -> Path | None:
+    """The folder a folder remote names, without opening anything; None for the others."""
+    remote = normalize_remote(remote)
+    return None if _scheme(remote) in BACKENDS else Path(remote)
+
+
 def open_store(remote: str, options: RemoteOptions | None = None) -> ObjectStore:
     remote = normalize_remote(remote)
     scheme = _scheme(remote)
