@@ -13,7 +13,7 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import Machine, snapshot_tree
 from processes import free_port
-from test_core_cli import populate, synced_view
+from scenarios import populate, synced_view
 
 from claude_sync.errors import ConfigError
 from claude_sync.store import ObjectStore, RemoteOptions, normalize_remote, open_store
@@ -218,7 +218,7 @@ def test_missing_bucket_needs_create_bucket(cloud: Cloud, make_machine):
     assert not a.config_dir.joinpath("settings.json").exists()
     cloud.init(a, bucket, "", "--create-bucket")  # and with the flag it works
     a.run("push")
-    # `--create` (issue 16: creating a repository is deliberate) also makes a missing bucket.
+    # `--create` (creating a repository is deliberate) also makes a missing bucket.
     b = cloud.machine(make_machine, "b")
     other = new_bucket()
     cloud.init(b, other, "claude", "--create")

@@ -1,4 +1,4 @@
-"""Never lose a change, never diverge in silence: local quirks and races (issue 13).
+"""Never lose a change, never diverge in silence: local quirks and races.
 
 Every test drives the real CLI, with one HOME per machine.
 """

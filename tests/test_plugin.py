@@ -152,7 +152,7 @@ def test_plugins_follow_the_user_with_paths_mapped(machines, repo_dir, tmp_path)
     a.run("init", str(repo_dir))
     a.run("push")
     b.run("init", str(repo_dir))
-    # enabledPlugins and extraKnownMarketplaces can run code: b agrees to them (issue 15).
+    # enabledPlugins and extraKnownMarketplaces can run code: b agrees to them.
     assert b.run("pull", check=False).returncode == 3
     b.run("resolve", "settings.json", "--take", "remote")
     installed = json.loads((b.claude / "plugins/installed_plugins.json").read_text())

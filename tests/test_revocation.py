@@ -1,4 +1,4 @@
-"""`key remove` and `key passwd` revoke (issue 14, finding 3): a new key epoch that the old
+"""`key remove` and `key passwd` revoke: a new key epoch that the old
 key, its machine's cached keys and a restored copy of its key object cannot open."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 from conftest import Machine
 from git_servers import git, git_server
-from test_core_cli import populate
+from scenarios import populate
 
 from claude_sync import config, crypto
 from claude_sync.errors import RevokedError, SyncError
