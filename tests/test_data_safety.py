@@ -388,3 +388,30 @@ def test_a_push_killed_after_writing_its_snapshot_is_not_taken_for_a_remote_chan
     assert (a.claude / "agents/reviewer.md").read_text() == "v3\n"
     b.run("pull")
     assert (b.claude / "agents/reviewer.md").read_text() == "v3\n"
+
+
+def test_an_include_glob_on_synced_paths_keeps_a_project_whose_folder_is_named_otherwise_here(
+    machines, repo_dir
+):
+    """Include globs are on synced (logical) paths. A project's folder is named after the
+    home it is in, so on another machine its local name differs: the glob must still
+    select the session a SessionEnd hook pushes there, not take it for deleted."""
+    from claude_sync.pathmap import encode
+
+    a, b = machines
+    folder_a = encode(str(a.home / "code" / "app"))
+    folder_b = encode(str(b.home / "code" / "app"))
+    a.write(f"projects/{folder_a}/s.jsonl", transcript("s", 2))
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b.run("init", str(repo_dir))
+    (logical,) = b.json("pull")["pulled"]
+    assert logical != f"projects/{folder_b}/s.jsonl"
+    b.run("types", "--include", logical.rsplit("/", 1)[0] + "/*")
+    session = b.claude / f"projects/{folder_b}/s.jsonl"
+    b.append(f"projects/{folder_b}/s.jsonl", transcript("s", 1, start=2))
+    event = {"session_id": "s", "transcript_path": str(session), "hook_event_name": "SessionEnd"}
+    b.run("hook", "session-end", "--timeout", "10", stdin=json.dumps(event))
+    assert "pushed 1," in (b.config_dir / "hooks.log").read_text()
+    a.run("pull")
+    assert (a.claude / f"projects/{folder_a}/s.jsonl").read_text() == transcript("s", 3)

@@ -206,12 +206,14 @@ def scan(root: Path, selection: Selection, skipped: list[Skipped]) -> Iterator[F
         return
     walk = _Walk(str(root), real_root, skipped)
     if selection.only:
+        # Only the types here: the include and exclude globs are on synced paths, which the
+        # caller knows (a project folder is named otherwise on another machine).
         for rel in selection.only:
             if (root / rel).is_dir():
-                yield from (f for f in walk.folder(rel) if selection.covers(f.local_path))
+                yield from (f for f in walk.folder(rel) if type_of(f.local_path) in selection.types)
             else:
                 found = walk.file(rel, walk.boundary(rel))
-                if found and selection.covers(found.local_path):
+                if found and type_of(found.local_path) in selection.types:
                     yield found
         return
     for rtype in selection.types:
