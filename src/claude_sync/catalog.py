@@ -13,7 +13,7 @@ from typing import Any
 from claude_sync.engine import Engine, Result
 from claude_sync.pathmap import encode
 from claude_sync.repository import FileEntry, Snapshot
-from claude_sync.session_policy import is_transcript, session_of, updated
+from claude_sync.session_policy import is_main_transcript, session_of, updated
 
 
 @dataclass
@@ -80,7 +80,7 @@ def build(engine: Engine, head: Snapshot | None) -> list[SessionInfo]:
     for (folder, session), files in grouped.items():
         transcript = f"projects/{folder}/{session}.jsonl"
         entry = files.get(transcript)
-        if entry is None or not is_transcript(transcript):
+        if entry is None or not is_main_transcript(transcript):
             continue  # a sub-agent folder whose transcript is not synced
         summary = entry.session
         cwd = summary.cwd if summary else ""

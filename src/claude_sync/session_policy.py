@@ -48,7 +48,7 @@ def transcript_path(project: str, session: str) -> str:
     return f"projects/{project}/{session}.jsonl"
 
 
-def is_transcript(path: str) -> bool:
+def is_main_transcript(path: str) -> bool:
     """Whether path is a session's main transcript (not a sub-agent's or a result file)."""
     return path.count("/") == 2 and session_of(path) is not None
 
@@ -140,7 +140,7 @@ class SessionPolicy:
     def with_summary(self, path: str, abspath: str, entry: FileEntry, device: str) -> FileEntry:
         """A transcript's entry with its summary, read from the bytes the entry describes (a
         file that grew since the scan is read only as far as the scan saw it)."""
-        if not is_transcript(path):
+        if not is_main_transcript(path):
             return entry
         try:
             with open(abspath, "rb") as fh:
