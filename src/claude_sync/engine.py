@@ -906,11 +906,23 @@ class Engine:
         # pull) downloads few of the packs a first push of years of history writes.
         todo.sort(key=lambda f: -f.cached.stat.mtime_ns)
         advance = self.reporter.progress("uploading", sum(f.cached.stat.size for f in todo))
+        changed = []
         for f in todo:
             if not self._upload_file(f, writer, is_new):
-                warnings.append(f"{f.path} changed while being pushed; it goes with the next push")
-                del plan.upload[f.path]
+                changed.append(f.path)
             advance(f.cached.stat.size)
+        # A blob whose bytes no longer match the scan leaves out every file that needs it
+        # (another file may have counted on this one to upload it).
+        mismatched = writer.drain()
+        changed += [
+            path
+            for path, f in plan.upload.items()
+            if path not in changed and any(b in mismatched for b, _, _ in f.cached.chunks)
+        ]
+        mismatched.clear()
+        for path in changed:
+            warnings.append(f"{path} changed while being pushed; it goes with the next push")
+            del plan.upload[path]
 
     def _upload_file(self, f: LocalFile, writer: PackWriter, is_new: Callable[[str], bool]) -> bool:
         try:
@@ -920,14 +932,16 @@ class Engine:
                 def read(offset: int, n: int) -> bytes:
                     return content[offset : offset + n]
 
-                return self._add_chunks(f, writer, is_new, read)
+                self._add_chunks(f, writer, is_new, read)
+                return True
             with open(f.abspath, "rb") as fh:
 
                 def read_file(offset: int, n: int) -> bytes:
                     fh.seek(offset)
                     return fh.read(n)
 
-                return self._add_chunks(f, writer, is_new, read_file)
+                self._add_chunks(f, writer, is_new, read_file)
+                return True
         except OSError:
             return False
 
@@ -937,15 +951,12 @@ class Engine:
         writer: PackWriter,
         is_new: Callable[[str], bool],
         read: Callable[[int, int], bytes],
-    ) -> bool:
-        """Add the file's new chunks; False when the content no longer matches the scan."""
+    ) -> None:
+        """Add the file's new chunks; the writer leaves out any whose bytes no longer match
+        the scan (writer.drain)."""
         for blob_id, offset, length in f.cached.chunks:
             if is_new(blob_id):
-                data = read(offset, length)
-                if self.repo.keys.blob_id(data) != blob_id:
-                    return False
-                writer.add(blob_id, data)
-        return True
+                writer.add(blob_id, read(offset, length))
 
     def _entries(self, files: list[LocalFile]) -> dict[str, FileEntry]:
         """What the snapshot lists for each file pushed: a transcript's with its summary."""

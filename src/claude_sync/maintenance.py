@@ -441,11 +441,9 @@ def _restore_missing_blobs(engine: Engine, stored: set[str]) -> tuple[int, list[
             with contextlib.suppress(OSError):
                 data = engine._logical_bytes(f.path, f.abspath)
                 for blob_id, offset, length in wanted:
-                    chunk = data[offset : offset + length]
-                    if repo.keys.blob_id(chunk) == blob_id:
-                        writer.add(blob_id, chunk)
-        restored = set(writer.pending)
+                    writer.add(blob_id, data[offset : offset + length])
         written = writer.finish()
+        restored = set(writer.pending)
     if written:
         with engine.state.transaction():
             engine.state.add_index(*written)

@@ -153,6 +153,9 @@ class PackWriter:
         self.entries: list[tuple[str, int, int]] = []
         self.written: dict[str, list[tuple[str, int, int]]] = {}
         self.pending: set[str] = set()
+        #: blobs whose bytes were not what their id says (their file changed since it was
+        #: read): left out of the packs, and of pending
+        self.mismatched: set[str] = set()
         # Compressing is most of a push's work: blobs are compressed and sealed on every
         # core, in order, with a bounded number in flight so memory stays bounded.
         workers = os.cpu_count() or 1
@@ -180,7 +183,11 @@ class PackWriter:
         self._sealing.append((blob_id, self._sealer.submit(self._seal, blob_id, plaintext)))
         self._collect(self._max_sealing)
 
-    def _seal(self, blob_id: str, plaintext: bytes | memoryview) -> bytes:
+    def _seal(self, blob_id: str, plaintext: bytes | memoryview) -> bytes | None:
+        # The id is checked here, on every core, not by the caller: a keyed hash of the
+        # whole blob costs about as much as compressing it.
+        if self.repo.keys.blob_id(plaintext) != blob_id:
+            return None
         return self.repo.keys.seal(blob_aad(blob_id), compression.pack(plaintext, padded=True))
 
     def _collect(self, in_flight: int) -> None:
@@ -188,6 +195,10 @@ class PackWriter:
         while len(self._sealing) > in_flight:
             blob_id, future = self._sealing.popleft()
             sealed = future.result()
+            if sealed is None:
+                self.pending.discard(blob_id)
+                self.mismatched.add(blob_id)
+                continue
             self.entries.append((blob_id, self.size, len(sealed)))
             self.sealed.append(sealed)
             self.size += len(sealed)
@@ -209,6 +220,12 @@ class PackWriter:
         self.sealed = []
         self.size = 0
         self.entries = []
+
+    def drain(self) -> set[str]:
+        """Wait until every blob added so far is sealed; the ids of those left out because
+        their bytes did not match (see mismatched)."""
+        self._collect(0)
+        return self.mismatched
 
     def finish(self) -> tuple[str, dict[str, BlobLocation]] | None:
         """Upload the last pack and an index of the packs written since the last finish."""
