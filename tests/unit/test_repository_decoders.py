@@ -18,16 +18,20 @@ import pytest
 from memory_store import MemoryStore
 
 from claude_sync import compression
-from claude_sync.errors import CorruptionError
+from claude_sync.errors import ConfigError, CorruptionError
 from claude_sync.repository import (
     MANIFEST_PREFIX,
+    REPO_FORMATS,
     BlobLocation,
+    ChunkerParams,
     FileEntry,
     PackWriter,
+    RepoConfig,
     Repository,
     Snapshot,
     snapshot_name,
 )
+from claude_sync.repository.format import parse_config
 from claude_sync.session_summary import SessionSummary
 
 H = "a" * 64
@@ -48,6 +52,55 @@ def seal(repo: Repository, name: str, body: object) -> None:
 def refused(message: str) -> Any:
     """The error, with exactly this message (users read it)."""
     return pytest.raises(CorruptionError, match=f"^{re.escape(message)}$")
+
+
+# -- the config object ---------------------------------------------------------------------------
+
+MIB16 = 16 * 1024 * 1024
+
+
+def config(version: int = 1, **chunker: int) -> dict[str, object]:
+    sizes = {"min_size": 64, "avg_size": 64, "max_size": 64, "seed": 1} | chunker
+    return {"version": version, "repo_id": "r", "created": "now", "chunker": sizes}
+
+
+@pytest.mark.parametrize(
+    "chunker",
+    [
+        {"min_size": 64, "avg_size": 64, "max_size": 64, "seed": 1},
+        {"min_size": MIB16, "avg_size": MIB16, "max_size": MIB16, "seed": 2**63 - 1},
+    ],
+)
+def test_a_config_at_the_limits_decodes_as_written(chunker: dict[str, int]) -> None:
+    assert parse_config(config(1, **chunker)) == RepoConfig("r", ChunkerParams(**chunker), "now", 1)
+
+
+@pytest.mark.parametrize(
+    "chunker",
+    [
+        {"min_size": 63, "avg_size": 64},
+        {"min_size": 65},
+        {"avg_size": 65, "max_size": 64},
+        {"max_size": MIB16 + 1, "avg_size": MIB16 + 1, "min_size": MIB16 + 1},
+        {"seed": 0},
+        {"seed": 2**63},
+    ],
+)
+def test_a_config_with_impossible_chunker_parameters_is_refused(chunker: dict[str, int]) -> None:
+    with refused("the config object has invalid chunker parameters"):
+        parse_config(config(1, **chunker))
+
+
+def test_a_config_of_a_newer_format_or_malformed_is_refused() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(config(99))
+    assert str(caught.value) == (
+        f"this repository uses format version 99; this claude-sync reads versions "
+        f"{REPO_FORMATS}: upgrade claude-sync"
+    )
+    for broken in ({"version": 1}, config(1, seed="x"), [1]):  # type: ignore[arg-type]
+        with refused("the config object is malformed"):
+            parse_config(broken)
 
 
 # -- file entries ---------------------------------------------------------------------------------
@@ -303,6 +356,7 @@ def test_each_piece_of_a_group_is_taken_from_the_part_that_names_it(repo: Reposi
         ),
         ({"agents": PART}, b"{no", "'s manifest is not valid JSON"),
         ({"agents": 5}, None, "names an invalid manifest part"),
+        ({"agents": [PART]}, None, "names an invalid manifest part"),  # a list before version 3
         (
             {"agents": PART},
             {"version": 2, "groups": {"agents": {"agents/a.md": ENTRY | {"size": 1}}}},
@@ -322,6 +376,15 @@ def test_a_snapshot_whose_parts_disagree_with_it_is_refused(
         repo.load_snapshot(2)
     sep = "" if message.startswith("'") else " "
     assert str(caught.value) == f"snapshot 2{sep}{message}"
+
+
+@pytest.mark.parametrize(
+    "pieces", [[], [PART, OTHER, PART], [MANIFEST_PREFIX + "zz"], [PART, "index/" + "c" * 64]]
+)
+def test_a_group_split_into_pieces_wrongly_is_refused(repo: Repository, pieces: list[str]) -> None:
+    seal(repo, snapshot_name(2), root_body(repo, 2, version=3, parts={"agents": pieces}))
+    with refused("snapshot 2 names an invalid manifest part"):
+        repo.load_snapshot(2)
 
 
 def test_a_snapshot_missing_its_file_list_is_malformed(repo: Repository) -> None:
