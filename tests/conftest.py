@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -33,6 +34,12 @@ def fresh_type_cache() -> Iterator[None]:
     resources._valid_folder.cache_clear()
     yield
 
+
+# A suite started in the background by a shell (`… &`) inherits an ignored SIGINT, and so
+# would every CLI it runs: the tests of what Ctrl-C does would see nothing happen. Python
+# passes a handler on to a child as the default action, which is what a terminal gives.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 PASSPHRASE = "correct horse battery staple"
 #: the day test transcripts were recorded: yesterday, so that pull's default window (sessions
