@@ -7,45 +7,12 @@ import os
 from pathlib import Path
 from unittest import mock
 
-from memory_store import MemoryStore
+from engine_pair import EngineMachines
 
-from claude_sync.engine import Engine, Result
-from claude_sync.repository import Repository
-from claude_sync.resources import select
-from claude_sync.state import State
+from claude_sync.engine import Engine
 
 
-class Machines:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.store = MemoryStore()
-        self.master = Repository.create(self.store, None).keys.master
-
-    def root(self, m: int) -> Path:
-        return self.tmp / f"m{m}" / ".claude"
-
-    def run(self, m: int, action: str) -> Result:
-        self.root(m).mkdir(parents=True, exist_ok=True)
-        (self.tmp / f"m{m}-work").mkdir(exist_ok=True)
-        repo = Repository.open(self.store, self.master)
-        engine = Engine(
-            self.root(m), repo, State(self.tmp / f"m{m}.db"), f"m{m}", self.tmp / f"m{m}-work"
-        )
-        try:
-            return engine.push(select([], {})) if action == "push" else engine.pull(select([], {}))
-        finally:
-            engine.state.close()
-
-    def write(self, m: int, rel: str, text: str) -> None:
-        path = self.root(m) / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-
-    def read(self, m: int, rel: str) -> str:
-        return (self.root(m) / rel).read_text()
-
-
-def edited_during_upload(pair: Machines, rel: str, text: str) -> mock._patch:  # type: ignore[type-arg]
+def edited_during_upload(pair: EngineMachines, rel: str, text: str) -> mock._patch:  # type: ignore[type-arg]
     upload = Engine._upload
 
     def edit_then_upload(engine: Engine, *args: object) -> None:
@@ -56,7 +23,7 @@ def edited_during_upload(pair: Machines, rel: str, text: str) -> mock._patch:  #
 
 
 def test_a_file_edited_during_the_upload_waits_for_the_next_push(tmp_path: Path) -> None:
-    pair = Machines(tmp_path)
+    pair = EngineMachines(tmp_path)
     pair.write(0, "agents/x.md", "scanned\n")
     with edited_during_upload(pair, "agents/x.md", "edited!\n"):
         result = pair.run(0, "push")
@@ -70,7 +37,7 @@ def test_a_file_edited_during_the_upload_waits_for_the_next_push(tmp_path: Path)
 def test_a_file_that_counted_on_the_edited_one_for_its_data_waits_too(tmp_path: Path) -> None:
     """Two files with the same content share one blob, uploaded once: when the file it was
     read from changed, the other file must not be listed with a blob that was never stored."""
-    pair = Machines(tmp_path)
+    pair = EngineMachines(tmp_path)
     pair.write(0, "agents/a.md", "same text\n")
     pair.write(0, "agents/b.md", "same text\n")
     # The newest file is uploaded first: the shared blob is read from a, which changes.
