@@ -347,21 +347,22 @@ class ReplacingStore(MemoryStore):
 def test_an_index_replaced_while_being_read_is_looked_up_again(tmp_path):
     store = ReplacingStore()
     repo = Repository.create(store, None)
+    blob = repo.keys.blob_id(b"some data")
     with contextlib.closing(PackWriter(repo)) as writer:
-        writer.add("a" * 64, b"some data")
+        writer.add(blob, b"some data")
         name, locations = writer.finish()
     replacement: list[str] = []
 
     def prune() -> None:
         (loc,) = locations.values()
-        replacement.append(repo.write_index({loc.pack: [("a" * 64, loc.offset, loc.length)]}))
+        replacement.append(repo.write_index({loc.pack: [(blob, loc.offset, loc.length)]}))
         store.delete(name)
 
     store.before_get[name] = prune
     engine = Engine(tmp_path, repo, State(tmp_path / "state.db"), "dev", tmp_path)
     engine.refresh_index()
     assert engine.state.known_indexes() == set(replacement)
-    assert engine.state.blob_pack("a" * 64) == locations["a" * 64].pack
+    assert engine.state.blob_pack(blob) == locations[blob].pack
 
 
 @FAST
