@@ -371,15 +371,23 @@ def merge_json_keys(
     """The key-by-key merge of two JSON objects even when some keys conflict: a conflicting
     key takes `prefer`'s value ("local" or "remote"); the second value names those keys
     (dotted paths, sorted). None when a version is not a JSON object."""
-    try:
-        values = [{} if base is None else json.loads(base), json.loads(local), json.loads(remote)]
-    except (ValueError, RecursionError):
-        return None
-    if not all(isinstance(v, dict) for v in values):
+    values = _objects(base, local, remote)
+    if values is None:
         return None
     conflicts: list[str] = []
     merged = _merge_value(*values, _Merge(conflicts, prefer), ())
     return _dump(merged), sorted(conflicts)
+
+
+def _objects(
+    base: bytes | None, local: bytes, remote: bytes
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]] | None:
+    """The three versions as JSON objects (no base: an empty one); None when one is not."""
+    try:
+        values = ({} if base is None else json.loads(base), json.loads(local), json.loads(remote))
+    except (ValueError, RecursionError):
+        return None
+    return values if all(isinstance(v, dict) for v in values) else None
 
 
 def _dump(value: Any) -> bytes:
@@ -389,11 +397,8 @@ def _dump(value: Any) -> bytes:
 def merge_json_entries(base: bytes | None, local: bytes, remote: bytes) -> bytes | None:
     """Three-way merge of JSON objects entry by entry, each entry's value taken whole (an MCP
     server's settings belong together); None when both sides changed one entry differently."""
-    try:
-        values = [{} if base is None else json.loads(base), json.loads(local), json.loads(remote)]
-    except (ValueError, RecursionError):
-        return None
-    if not all(isinstance(v, dict) for v in values):
+    values = _objects(base, local, remote)
+    if values is None:
         return None
     merged, conflicts = merge_entries(*values)
     if conflicts:

@@ -34,11 +34,11 @@ from claude_sync.cli.output import (
     print_plan,
     summary,
 )
-from claude_sync.engine import Engine, Result
+from claude_sync.engine import Result
 from claude_sync.errors import EXIT_CONFLICTS
 from claude_sync.resources import linked_tops
 from claude_sync.terminal import clean_value, redact
-from claude_sync.workspace import Locations, Workspace, open_workspace
+from claude_sync.workspace import Locations, open_workspace
 
 every_session_option = click.option(
     "--all", "every_session", is_flag=True, help="Also fetch sessions older than the window."
@@ -81,27 +81,20 @@ def incoming_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.command()
 @incoming_options
-def pull(
-    where: Locations,
-    types: tuple[str, ...],
-    strategy: str,
-    dry_run: bool,
-    as_json: bool,
-    verbose: bool,
-    quiet: bool,
-    allow_rollback: bool,
-    every_session: bool,
-) -> None:
+def pull(**options: Any) -> None:
     """Download what changed on other machines."""
-    with open_workspace(where) as ws, ConsoleReporter(verbose, quiet, as_json) as reporter:
-        engine = _engine(ws, reporter, allow_rollback, every_session)
-        result = engine.pull(ws.selection(types), strategy, dry_run, complete=not types)
-    finish(result, as_json, quiet, verbose, dry_run)
+    _incoming("pull", **options)
 
 
 @click.command()
 @incoming_options
-def sync(
+def sync(**options: Any) -> None:
+    """Pull, then push."""
+    _incoming("sync", **options)
+
+
+def _incoming(
+    action: str,
     where: Locations,
     types: tuple[str, ...],
     strategy: str,
@@ -112,21 +105,14 @@ def sync(
     allow_rollback: bool,
     every_session: bool,
 ) -> None:
-    """Pull, then push."""
+    """pull or sync: the same options, the same engine set-up, the same report."""
     with open_workspace(where) as ws, ConsoleReporter(verbose, quiet, as_json) as reporter:
-        engine = _engine(ws, reporter, allow_rollback, every_session)
-        result = engine.sync(ws.selection(types), strategy, dry_run, complete=not types)
+        engine = ws.engine(reporter, allow_rollback)
+        if every_session:  # `--all` lifts the sessions window for this run
+            engine.sessions.window = None
+        run = engine.pull if action == "pull" else engine.sync
+        result = run(ws.selection(types), strategy, dry_run, complete=not types)
     finish(result, as_json, quiet, verbose, dry_run)
-
-
-def _engine(
-    ws: Workspace, reporter: ConsoleReporter, allow_rollback: bool, every_session: bool
-) -> Engine:
-    """The engine of a pull or sync; `--all` lifts the sessions window for this run."""
-    engine = ws.engine(reporter, allow_rollback)
-    if every_session:
-        engine.sessions.window = None
-    return engine
 
 
 @click.command()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import abstractmethod
 
 from claude_sync.errors import ConfigError
-from claude_sync.store.base import PROBE_PREFIX, ObjectStore
+from claude_sync.store.base import PROBE_PREFIX, ObjectInfo, ObjectStore
 
 __all__ = ["PROBE_PREFIX", "BucketStore"]
 
@@ -18,6 +18,16 @@ class BucketStore(ObjectStore):
 
     def _key(self, name: str) -> str:
         return self._key_prefix + name
+
+    @abstractmethod
+    def _listing(self, prefix: str, start_after: str) -> list[ObjectInfo]:
+        """The objects under prefix after start_after, with the service's size and time."""
+
+    def _list(self, prefix: str, start_after: str) -> list[str]:
+        return [info.name for info in self._listing(prefix, start_after)]
+
+    def list_info(self, prefix: str) -> list[ObjectInfo]:
+        return self._listing(prefix, "")
 
     @abstractmethod
     def _where(self) -> str:

@@ -133,14 +133,8 @@ class GCSStore(BucketStore):
         except _LostRace:
             return self._holds_our_bytes(name, data)
 
-    def _list(self, prefix: str, start_after: str) -> list[str]:
-        return [info.name for info in self._listing(prefix, start_after)]
-
-    def list_info(self, prefix: str) -> list[ObjectInfo]:
-        # `updated` is set by the GCS service when the object (this generation) was written.
-        return self._listing(prefix, "")
-
     def _listing(self, prefix: str, start_after: str) -> list[ObjectInfo]:
+        # `updated` is set by the GCS service when the object (this generation) was written.
         start = len(self._key_prefix)
         # start_offset is inclusive: the name itself is dropped by list().
         after = {"start_offset": self._key_prefix + start_after} if start_after else {}

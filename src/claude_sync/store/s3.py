@@ -170,14 +170,8 @@ class S3Store(BucketStore):
         except BotoCoreError as exc:
             raise self._error(exc, "write to") from None
 
-    def _list(self, prefix: str, start_after: str) -> list[str]:
-        return [info.name for info in self._listing(prefix, start_after)]
-
-    def list_info(self, prefix: str) -> list[ObjectInfo]:
-        # LastModified is the S3 server's clock at the time the upload completed.
-        return self._listing(prefix, "")
-
     def _listing(self, prefix: str, start_after: str) -> list[ObjectInfo]:
+        # LastModified is the S3 server's clock at the time the upload completed.
         start = len(self._key_prefix)
         infos = []
         after = {"StartAfter": self._key_prefix + start_after} if start_after else {}
