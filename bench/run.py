@@ -186,7 +186,8 @@ class Bench:
     def check_pulls(self) -> None:
         """Every tool must bring back every file, and the transcripts byte for byte.
 
-        (claude-sync rewrites home paths in settings.json, so only transcripts are summed.)
+        (claude-sync rewrites home paths in settings.json and history.jsonl, so only the
+        transcripts under projects/ are summed.)
         """
         want = _census(self.src / ".claude")
         for tool in self.tools:
@@ -198,7 +199,8 @@ class Bench:
 
 def _census(root: Path) -> tuple[int, int]:
     files = [p for p in root.rglob("*") if p.is_file()]
-    return len(files), sum(p.stat().st_size for p in files if p.suffix == ".jsonl")
+    transcripts = [p for p in files if p.suffix == ".jsonl" and p.name != "history.jsonl"]
+    return len(files), sum(p.stat().st_size for p in transcripts)
 
 
 # -- main -------------------------------------------------------------------------------------

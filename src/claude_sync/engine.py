@@ -328,6 +328,15 @@ class Engine:
                 if logical in self.filters:
                     data = self._logical_bytes(logical, path)
                     sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id)
+                elif st.st_size < SMALL_READ:
+                    # One read, no stream: a first scan meets tens of thousands of small
+                    # files (each a single chunk), and opening each twice costs more than
+                    # hashing it. A transcript's unfinished last record is left out as below.
+                    with open(path, "rb") as fh:
+                        data = fh.read()
+                    if is_transcript(logical):
+                        data = split_unfinished(data)[0]
+                    sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id)
                 else:
                     # A transcript's last record may be half-written (its writer is busy, or
                     # died): only the whole records before it are synced. Shipped, half a
