@@ -831,31 +831,46 @@ class Engine:
         }
         if not todo:
             return False
-        entries = [e for _, base, remote in todo.values() for e in (base, remote) if e]
-        # What cannot be had (a damaged pack) is not merged: it stays a conflict for sync.
-        staging = self._fetch_blobs(entries, result, allow_missing=True, lost={})
         wrote = False
-        try:
-            for path, (local_file, base, remote) in todo.items():
-                try:
-                    local_bytes = self._logical_bytes(path, local_file.abspath)
-                except OSError:
-                    continue
-                remote_bytes = _content(staging, remote)
+        # What cannot be had (a damaged pack) is not merged: it stays a conflict for sync.
+        with self._merge_inputs(todo, result, {}) as inputs:
+            for path, (local_file, _, remote), local_bytes, base_bytes, remote_bytes in inputs:
                 if remote_bytes is None:
                     continue
                 if hashlib.sha256(local_bytes).hexdigest() != local_file.sha256:
                     continue
-                merged = merge_file(path, _content(staging, base), local_bytes, remote_bytes)
+                merged = merge_file(path, base_bytes, local_bytes, remote_bytes)
                 if merged is None:
                     continue
                 if merged == local_bytes or self._write_merged(path, merged, local_file, result):
                     with self.state.transaction():
                         self.state.set_base(path, remote, head.seq)
                     wrote = True
+        return wrote
+
+    @contextlib.contextmanager
+    def _merge_inputs(
+        self, merges: dict[str, Merge], result: Result, lost: dict[str, str]
+    ) -> Iterator[Iterator[tuple[str, Merge, bytes, bytes | None, bytes | None]]]:
+        """The versions each merge needs, staged: (path, merge, local bytes, base bytes,
+        remote bytes), base or remote None when not to be had (see lost). A file that
+        cannot be read here now is left out."""
+        entries = [e for _, base, remote in merges.values() for e in (base, remote) if e]
+        staging = self._fetch_blobs(entries, result, allow_missing=True, lost=lost)
+
+        def inputs() -> Iterator[tuple[str, Merge, bytes, bytes | None, bytes | None]]:
+            for path, merge in merges.items():
+                try:
+                    local_bytes = self._logical_bytes(path, merge.local.abspath)
+                except OSError:
+                    continue
+                base, remote = _content(staging, merge.base), _content(staging, merge.remote)
+                yield path, merge, local_bytes, base, remote
+
+        try:
+            yield inputs()
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        return wrote
 
     def _data_still_there(
         self, plan: Plan, writer: PackWriter, written_indexes: dict[str, dict[str, BlobLocation]]
@@ -1157,26 +1172,15 @@ class Engine:
     def _report_dry_pull(self, plan: Plan, result: Result) -> None:
         """What the pull would do, merges tried (nobody asked) but nothing written here."""
         if plan.merges:
-            entries = [e for _, base, remote in plan.merges.values() for e in (base, remote) if e]
             lost: dict[str, str] = {}
-            staging = self._fetch_blobs(entries, result, allow_missing=True, lost=lost)
-            try:
-                for path, (local_file, base, remote) in plan.merges.items():
-                    try:
-                        local_bytes = self._logical_bytes(path, local_file.abspath)
-                    except OSError:
-                        continue
-                    remote_bytes = _content(staging, remote)
+            with self._merge_inputs(plan.merges, result, lost) as inputs:
+                for path, merge, local_bytes, base_bytes, remote_bytes in inputs:
                     if remote_bytes is None:
-                        self._unavailable(plan, result, path, _why_lost(lost, remote))
-                    elif (
-                        merge_file(path, _content(staging, base), local_bytes, remote_bytes) is None
-                    ):
-                        settle_conflict(plan, path, local_file, base, remote)
+                        self._unavailable(plan, result, path, _why_lost(lost, merge.remote))
+                    elif merge_file(path, base_bytes, local_bytes, remote_bytes) is None:
+                        settle_conflict(plan, path, *merge)
                     else:
                         result.merged.append(path)
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
         self._name_authors(plan.conflicts, plan.head)
         result.conflicts = plan.conflicts
         result.pulled = sorted(plan.write)
