@@ -10,7 +10,14 @@ import threading
 from conftest import PASSPHRASE
 
 from claude_sync import compression, config
-from claude_sync.repository import CHAINED_FORMAT, CONFIG_NAME, REPO_FORMAT, Repository
+from claude_sync.repository import (
+    BLAKE3_FORMAT,
+    CHAINED_FORMAT,
+    CONFIG_NAME,
+    REPO_FORMAT,
+    SPLIT_FORMAT,
+    Repository,
+)
 from claude_sync.store.folder import FolderStore
 
 
@@ -128,3 +135,27 @@ def test_an_upgraded_repository_splits_a_big_project_and_reads_back(make_machine
     b.run("pull")
     for path in sessions:
         assert (b.claude / path).read_bytes() == (a.claude / path).read_bytes()
+
+
+def test_a_transcript_that_grows_across_the_upgrade_to_blake3_names_reads_back(
+    make_machine, repo_dir
+):
+    """Format 6 names new blobs by keyed BLAKE3; a file pushed before the upgrade keeps its
+    HMAC-named chunks when it grows, and a machine that joined before the upgrade (its cached
+    config says format 5) reads both."""
+    old_format_repository(repo_dir, SPLIT_FORMAT)
+    a, b = make_machine("a"), make_machine("b")
+    for m in (a, b):
+        m.run("init", str(repo_dir))
+    path = "projects/-p/00000000-0000-4000-8000-000000000001.jsonl"
+    record = '{"type":"user","message":{"role":"user","content":"%06d %s"}}\n'
+    a.write(path, "".join(record % (i, "x" * (i % 97)) for i in range(8000)))
+    a.run("push")
+    a.run("upgrade")
+    assert stored_format(a, repo_dir) == BLAKE3_FORMAT
+    a.append(path, "".join(record % (i, "y" * (i % 89)) for i in range(8000, 12000)))
+    a.run("push")
+    b.run("pull")
+    assert (b.claude / path).read_bytes() == (a.claude / path).read_bytes()
+    for m in (a, b):
+        assert "No problems found" in m.run("verify", "--read-data").stdout

@@ -13,19 +13,21 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO
 
 from claude_sync.errors import CorruptionError
 
-T = TypeVar("T")
 TITLE_MAX = 80
 #: records decoded from each end before giving up on a fact
 SCAN_LIMIT = 2000
 #: bytes read at a time
 BLOCK = 1 << 20
+#: bytes read first from the end of a transcript
+TAIL_FIRST_READ = 64 * 1024
+NEWLINE = ord("\n")
 # A line after the first that holds nothing but whitespace.
 _BLANK = re.compile(rb"\n[ \t\r\x0b\x0c]*(?=\n|\Z)")
 _SUMMARY = re.compile(rb'"type"\s*:\s*"(?:summary|custom-title)"')
@@ -89,34 +91,44 @@ def summarize(data: bytes, device: str) -> SessionSummary:
 
 
 def summarize_file(fh: BinaryIO, size: int, device: str, block: int = BLOCK) -> SessionSummary:
-    """The summary of a transcript's first `size` bytes, read a block at a time: a
-    transcript can be far bigger than the memory a hook should take."""
+    """The summary of a transcript's first `size` bytes, read a block at a time into one
+    buffer: a transcript can be far bigger than the memory a hook should take, and a fresh
+    buffer per block costs more than searching it."""
     scan = _Scan()
     fh.seek(0)
-    carry = b""
+    buf = bytearray(block)
+    filled = 0  # bytes in buf: a carried partial line, then what was read
     left = size
-    while left > 0 and (piece := fh.read(min(block, left))):
-        left -= len(piece)
-        data = carry + piece
-        cut = data.rfind(b"\n") + 1
+    while left > 0:
+        if filled == len(buf):  # a line longer than the buffer
+            buf.extend(bytes(len(buf)))
+        view = memoryview(buf)
+        got = fh.readinto(view[filled : filled + min(len(buf) - filled, left)])
+        del view  # a bytearray with an export cannot be resized
+        if not got:
+            break
+        left -= got
+        filled += got
+        cut = buf.rfind(b"\n", 0, filled) + 1
         if cut:
-            scan.add(data[:cut])
-        carry = data[cut:]
-    if carry:
-        scan.add(carry)
-    read = size - left
+            scan.add(buf, cut)
+            buf[: filled - cut] = buf[cut:filled]
+            filled -= cut
+    if filled:
+        scan.add(buf, filled)
+    last = branch = None
+    for record in _records(_lines_from_end(fh, size - left, block)):
+        last = last or _time(record.get("timestamp"))
+        branch = branch or _text(record.get("gitBranch"))
+        if last and branch:
+            break
     return SessionSummary(
         title=one_line(scan.custom or scan.summary or scan.prompt or ""),
         cwd=scan.cwd or "",
         first=scan.first,
-        last=_first(
-            _records(_lines_from_end(fh, read, block)), lambda r: _time(r.get("timestamp"))
-        ),
+        last=last,
         records=scan.records,
-        branch=_first(
-            _records(_lines_from_end(fh, read, block)), lambda r: _text(r.get("gitBranch"))
-        )
-        or "",
+        branch=branch or "",
         device=device,
     )
 
@@ -134,28 +146,27 @@ class _Scan:
         self.cwd: str | None = None
         self.first: float | None = None
 
-    def add(self, data: bytes) -> None:
-        """Whole lines (the last one may lack its newline only at the end of the file).
-        Counted and searched without splitting them: a transcript can hold millions."""
-        body = data[:-1] if data.endswith(b"\n") else data
-        lines = body.count(b"\n") + 1
-        first_end = body.find(b"\n")
-        first = body if first_end < 0 else body[:first_end]
-        blank = len(_BLANK.findall(body)) + (not first.strip())
+    def add(self, data: bytearray, end: int) -> None:
+        """Whole lines, data[:end] (the last one may lack its newline only at the end of
+        the file). Counted and searched in place, without splitting or copying them: a
+        transcript can hold millions."""
+        body = end - 1 if data[end - 1] == NEWLINE else end
+        lines = data.count(b"\n", 0, body) + 1
+        first_end = data.find(b"\n", 0, body)
+        first_blank = not data[: body if first_end < 0 else first_end].strip()
+        blank = len(_BLANK.findall(data, 0, body)) + first_blank
         self.records += lines - blank
         if self.lines < SCAN_LIMIT and not (self.prompt and self.cwd and self.first):
-            head = body.split(b"\n", SCAN_LIMIT - self.lines)[: SCAN_LIMIT - self.lines]
-            self.prompt = self.prompt or _first(_records(head), _prompt)
-            self.cwd = self.cwd or _first(_records(head), lambda r: _text(r.get("cwd")))
-            self.first = self.first or _first(_records(head), lambda r: _time(r.get("timestamp")))
+            wanted = SCAN_LIMIT - self.lines
+            self._head(bytes(data[:body]).split(b"\n", wanted)[:wanted])
         self.lines += lines
-        if b'"summary"' not in data and b'"custom-title"' not in data:
+        if data.find(b'"summary"', 0, end) < 0 and data.find(b'"custom-title"', 0, end) < 0:
             return
-        for match in _SUMMARY.finditer(data):
+        for match in _SUMMARY.finditer(data, 0, end):
             start = data.rfind(b"\n", 0, match.start()) + 1
-            end = data.find(b"\n", match.end())
+            stop = data.find(b"\n", match.end(), end)
             try:
-                record = json.loads(data[start : end if end >= 0 else len(data)])
+                record = json.loads(data[start : stop if stop >= 0 else end])
             except ValueError:
                 continue
             if not isinstance(record, dict):
@@ -165,12 +176,24 @@ class _Scan:
             elif record.get("type") == "summary":
                 self.summary = _text(record.get("summary")) or self.summary
 
+    def _head(self, lines: list[bytes]) -> None:
+        """The title, folder and start time, from the first records that have them."""
+        for record in _records(lines):
+            self.prompt = self.prompt or _prompt(record)
+            self.cwd = self.cwd or _text(record.get("cwd"))
+            self.first = self.first or _time(record.get("timestamp"))
+            if self.prompt and self.cwd and self.first:
+                return
+
 
 def _lines_from_end(fh: BinaryIO, size: int, block: int) -> Iterator[bytes]:
-    """The last SCAN_LIMIT lines of the first `size` bytes, the last one first."""
+    """The last SCAN_LIMIT lines of the first `size` bytes, the last one first. The first
+    read is small: the facts wanted are nearly always in the last record or two."""
     end, carry, count = size, b"", 0
+    step = min(block, TAIL_FIRST_READ)
     while end > 0 and count < SCAN_LIMIT:
-        start = max(0, end - block)
+        start = max(0, end - step)
+        step = min(block, step * 4)
         fh.seek(start)
         data = fh.read(end - start) + carry
         end = start
@@ -194,16 +217,6 @@ def _records(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
             continue
         if isinstance(record, dict):
             yield record
-
-
-def _first(
-    records: Iterator[dict[str, Any]], fact: Callable[[dict[str, Any]], T | None]
-) -> T | None:
-    for record in records:
-        value = fact(record)
-        if value:
-            return value
-    return None
 
 
 def _text(value: Any) -> str | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from claude_sync import crypto
@@ -174,3 +176,23 @@ def test_a_recovery_key_survives_retyping_and_catches_typos() -> None:
             crypto.parse_recovery_key(bad)
     assert crypto.recovery_key_name(secret) != crypto.recovery_key_name(bytes(32))
     assert len(crypto.recovery_key_name(secret)) == 32
+
+
+def test_blob_names_follow_the_format_and_an_upgrade_keeps_old_names_valid() -> None:
+    ring = crypto.KeyRing(bytes(range(32)))
+    data = b"a chunk of a transcript\n" * 100
+    mac = ring.blob_id(data)  # a format 5 repository: HMAC-SHA256
+    ring.keyed_blake3 = True  # format 6
+    blake = ring.blob_id(data)
+    assert blake != mac and len(blake) == len(mac) == 64
+    # keyed: neither name is a plain hash of the content, and another key names differently
+    assert blake not in (hashlib.sha256(data).hexdigest(), hashlib.blake2s(data).hexdigest())
+    other = crypto.KeyRing(bytes(32))
+    other.keyed_blake3 = True
+    assert other.blob_id(data) != blake
+    # a format 6 repository reads blobs named before its upgrade, and nothing else
+    assert ring.names(blake, data) and ring.names(mac, data)
+    assert not ring.names(blake, data + b"x") and not ring.names(mac, data + b"x")
+    # a format 5 repository takes no BLAKE3 name
+    ring.keyed_blake3 = False
+    assert ring.names(mac, data) and not ring.names(blake, data)

@@ -64,3 +64,58 @@ def test_only_the_first_size_bytes_count() -> None:
     later = b'{"type": "summary", "summary": "later"}\n'
     summary = summarize_file(io.BytesIO(first + later), len(first), "d", block=5)
     assert (summary.title, summary.records, summary.branch) == ("hello", 1, "a")
+
+
+def _model(data: bytes, limit: int) -> tuple[str, str, float | None, float | None, int, str]:
+    """The summary as a whole-file reader of lines would make it: the reference the block
+    reader must agree with."""
+    lines = data.split(b"\n")
+    whole = lines[:-1] if data.endswith(b"\n") else lines
+
+    def records(some: list[bytes]) -> list[dict]:
+        out = []
+        for line in some:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                out.append(record)
+        return out
+
+    def first(found: list) -> object:
+        return next((x for x in found if x), None)
+
+    every = records(whole)
+    head = records(lines[:limit])
+    tail = records(lines[::-1][:limit])
+    title = (
+        first([r.get("customTitle") for r in every[::-1] if r.get("type") == "custom-title"])
+        or first([r.get("summary") for r in every[::-1] if r.get("type") == "summary"])
+        or first([session_summary._prompt(r) for r in head])
+        or ""
+    )
+    return (
+        session_summary.one_line(title),
+        first([r.get("cwd") for r in head]) or "",
+        first([session_summary._time(r.get("timestamp")) for r in head]),
+        first([session_summary._time(r.get("timestamp")) for r in tail]),
+        sum(1 for line in whole if line.strip()),
+        first([r.get("gitBranch") for r in tail]) or "",
+    )
+
+
+@given(
+    lines=LINES,
+    unfinished=st.sampled_from(["", '{"type": "user", "timest', "\n", "  "]),
+    block=st.integers(1, 64),
+    limit=st.integers(1, 12),
+)
+def test_the_block_reader_says_what_a_reader_of_whole_lines_says(
+    lines: list[str], unfinished: str, block: int, limit: int
+) -> None:
+    data = ("".join(line + "\n" for line in lines) + unfinished).encode()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(session_summary, "SCAN_LIMIT", limit)
+        got = summarize_file(io.BytesIO(data), len(data), "d", block=block)
+    assert (got.title, got.cwd, got.first, got.last, got.records, got.branch) == _model(data, limit)

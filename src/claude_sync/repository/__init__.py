@@ -37,6 +37,7 @@ from claude_sync.errors import (
 from claude_sync.model import BlobLocation, FileEntry, Snapshot, SnapshotRoot
 from claude_sync.repository import epochs
 from claude_sync.repository.format import (
+    BLAKE3_FORMAT,
     CHAINED_FORMAT,
     CONFIG_NAME,
     DATA_PREFIX,
@@ -82,6 +83,7 @@ from claude_sync.store.base import ObjectStore
 from claude_sync.store.handle import Handle, ObjectKind
 
 __all__ = [
+    "BLAKE3_FORMAT",
     "CHAINED_FORMAT",
     "CONFIG_NAME",
     "DATA_PREFIX",

@@ -13,7 +13,7 @@ from typing import Any, Self, TypeVar
 
 from claude_sync import crypto
 from claude_sync.errors import BackendError, ConfigError
-from claude_sync.repository.format import RepoConfig, config_body
+from claude_sync.repository.format import BLAKE3_FORMAT, RepoConfig, config_body
 from claude_sync.store.base import ObjectStore
 from claude_sync.store.handle import Handle, ObjectKind
 
@@ -38,7 +38,8 @@ class StoreAccess(ABC):
         self._background = False
         self._closed = False
         self.keys = keys
-        self.config = config
+        self._config = config
+        keys.keyed_blake3 = config.version >= BLAKE3_FORMAT
         self.uploaded_bytes = 0
         self.downloaded_bytes = 0
         #: how many objects may travel at once, for stores that are thread-safe
@@ -46,6 +47,17 @@ class StoreAccess(ABC):
         self._counter_lock = threading.Lock()
         #: the folder of a folder store not opened yet (see Repository.deferred)
         self.folder: Path | None = None
+
+    @property
+    def config(self) -> RepoConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: RepoConfig) -> None:
+        # The config's format decides how blobs are named (docs/FORMAT.md §4): the keys that
+        # name them must follow it, also after an upgrade.
+        self._config = config
+        self.keys.keyed_blake3 = config.version >= BLAKE3_FORMAT
 
     @classmethod
     @abstractmethod

@@ -27,8 +27,11 @@ EPOCH_FORMAT = 4
 #: format 4 whose snapshots may split a big manifest group into pieces (snapshot version 3):
 #: claude-sync before it refuses the config instead of failing on such a snapshot
 SPLIT_FORMAT = 5
-REPO_FORMAT = SPLIT_FORMAT
-REPO_FORMATS = (1, CHAINED_FORMAT, EPOCH_FORMAT, SPLIT_FORMAT)
+#: format 5 whose new blobs are named by keyed BLAKE3 instead of HMAC-SHA256 (a third of the
+#: cost): claude-sync before it would take such blobs for damaged ones
+BLAKE3_FORMAT = 6
+REPO_FORMAT = BLAKE3_FORMAT
+REPO_FORMATS = (1, CHAINED_FORMAT, EPOCH_FORMAT, SPLIT_FORMAT, BLAKE3_FORMAT)
 UPGRADE_NAME = ObjectKind.CONFIG_UPGRADE.prefix
 #: 1: the file list inside the snapshot; 2: in manifest parts; 3: a group may be split into
 #: pieces, each in its own part. Readers take all three.
