@@ -52,6 +52,7 @@ from claude_sync.repository import (
 )
 from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, Selection
 from claude_sync.session_policy import SessionPolicy
+from claude_sync.session_summary import SessionSummary
 from claude_sync.state import CachedFile, State, StatKey
 
 STRATEGIES = ("ask", "local", "remote", "both")
@@ -73,6 +74,15 @@ SMALL_READ = 1 << 16
 READ_BATCH = 64
 # What reading a changed file gave the scan: its content, the error, or why it waits.
 _Outcome = CachedFile | OSError | str
+
+
+class _Read(NamedTuple):
+    """A changed file as a scan's reader found it."""
+
+    found: resources.FoundFile
+    path: str
+    outcome: _Outcome
+    summary: SessionSummary | None
 
 
 class StagedFile(NamedTuple):
@@ -216,10 +226,13 @@ class Engine:
 
     # -- scanning ---------------------------------------------------------------------------
 
-    def scan(self, sel: Selection, warnings: list[str]) -> LocalView:
+    def scan(self, sel: Selection, warnings: list[str], summaries: bool = False) -> LocalView:
         """Current local files; only files whose stat changed since last time are read
         (several at once: hashing and chunking run on every core). Only a file that is gone
-        is missing from the view: one that could not be read this time is unknown."""
+        is missing from the view: one that could not be read this time is unknown.
+        summaries: also read each changed transcript's summary (a push's scan: the file is
+        read anyway, and a summary costs ~2 s per GiB of one core, better spent while the
+        other core hashes)."""
         if mcp.TYPE in sel.types:
             warnings += mcp.reconcile(self.root, self.work_dir)
         cache = self.state.cached_files()
@@ -229,7 +242,7 @@ class Engine:
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             # Small files go to the pool in batches: a task per tiny file costs more than
             # reading it, and a first scan can meet tens of thousands of them.
-            reads: list[Future[list[tuple[resources.FoundFile, str, _Outcome]]]] = []
+            reads: list[Future[list[_Read]]] = []
             batch: list[tuple[resources.FoundFile, str, CachedFile | None]] = []
             for found in resources.scan(self.root, sel, skipped):
                 path = self.mapper.to_logical(found.local_path)
@@ -241,15 +254,15 @@ class Engine:
                     continue
                 batch.append((found, path, cached))
                 if len(batch) >= READ_BATCH or found.st.st_size >= SMALL_READ:
-                    reads.append(pool.submit(self._read_batch, batch))
+                    reads.append(pool.submit(self._read_batch, batch, summaries))
                     batch = []
                 # Something changed, so the store will be needed: open it meanwhile.
                 self.repo.open_in_background()
             if batch:
-                reads.append(pool.submit(self._read_batch, batch))
+                reads.append(pool.submit(self._read_batch, batch, summaries))
             fresh_files: list[tuple[str, CachedFile]] = []
             for future in reads:
-                for found, path, outcome in future.result():
+                for found, path, outcome, summary in future.result():
                     if isinstance(outcome, FileNotFoundError):
                         continue  # deleted since it was listed: gone, so a deletion
                     if isinstance(outcome, OSError):
@@ -263,7 +276,9 @@ class Engine:
                         warnings.append(f"{found.local_path} {outcome}")
                     else:
                         fresh_files.append((path, outcome))
-                        local[path] = LocalFile(path, found.abspath, outcome, is_transcript(path))
+                        local[path] = LocalFile(
+                            path, found.abspath, outcome, is_transcript(path), summary
+                        )
             with self.state.transaction():
                 self.state.remember_files(fresh_files)
                 self.state.forget_files(p for p in cache if p not in local and self._covers(sel, p))
@@ -285,11 +300,17 @@ class Engine:
             warnings.append(f"{skip.local_path} {skip.reason}; skipped{kept}")
 
     def _read_batch(
-        self, batch: list[tuple[resources.FoundFile, str, CachedFile | None]]
-    ) -> list[tuple[resources.FoundFile, str, _Outcome]]:
-        return [
-            (found, path, self._read_checked(found, path, cached)) for found, path, cached in batch
-        ]
+        self, batch: list[tuple[resources.FoundFile, str, CachedFile | None]], summaries: bool
+    ) -> list[_Read]:
+        done = []
+        for found, path, cached in batch:
+            outcome = self._read_checked(found, path, cached)
+            summary = None
+            if summaries and isinstance(outcome, CachedFile):
+                size = sum(length for _, _, length in outcome.chunks)
+                summary = self.sessions.summary(path, found.abspath, size, self.device)
+            done.append(_Read(found, path, outcome, summary))
+        return done
 
     def _read_checked(
         self, found: resources.FoundFile, path: str, cached: CachedFile | None
@@ -738,7 +759,7 @@ class Engine:
         pushed over: they merge first when they merge cleanly, else stay conflicts for a
         pull; a lost race with another machine plans again."""
         result = Result()
-        local = self.scan(sel, result.warnings)
+        local = self.scan(sel, result.warnings, summaries=not dry_run)
         result.skipped = local.skipped()
         if not dry_run and not self._has_local_changes(sel, local):
             self.repo.check_place()
@@ -771,7 +792,7 @@ class Engine:
                 time.sleep(random.uniform(0, min(PUSH_BACKOFF_CAP, 0.05 * 2**attempt)))
             plan = self.plan_push(sel, local, self.head())
             if not dry_run and self._merge_before_push(plan, local, result):
-                local = self.scan(sel, result.warnings)
+                local = self.scan(sel, result.warnings, summaries=True)
                 plan = self.plan_push(sel, local, plan.head)
             self._name_authors(plan.conflicts, plan.head)
             result.conflicts = self._as_recorded(plan.conflicts)
@@ -985,7 +1006,7 @@ class Engine:
     def _entries(self, files: list[LocalFile]) -> dict[str, FileEntry]:
         """What the snapshot lists for each file pushed: a transcript's with its summary."""
         return {
-            f.path: self.sessions.with_summary(f.path, f.abspath, f.entry(), self.device)
+            f.path: self.sessions.with_summary(f.path, f.abspath, f.entry(), self.device, f.summary)
             for f in files
         }
 

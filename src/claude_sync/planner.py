@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from claude_sync import resources
 from claude_sync.repository import FileEntry, Snapshot
 from claude_sync.resources import ResourceType
+from claude_sync.session_summary import SessionSummary
 from claude_sync.state import CachedFile
 
 
@@ -33,6 +34,8 @@ class LocalFile:
     cached: CachedFile
     #: a transcript: its last record, while being written, is not part of what is synced
     append_only: bool = False
+    #: a main transcript's summary, when a push's scan read it (see SessionPolicy.summary)
+    summary: SessionSummary | None = None
 
     @property
     def sha256(self) -> str:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from claude_sync.config import parse_duration
 from claude_sync.errors import ConfigError
 from claude_sync.repository import FileEntry
-from claude_sync.session_summary import summarize_file
+from claude_sync.session_summary import SessionSummary, summarize_file
 
 if TYPE_CHECKING:
     from claude_sync.planner import LocalFile, Plan
@@ -137,14 +137,30 @@ class SessionPolicy:
             return int(self.now * 1e9)
         return stored_ns
 
-    def with_summary(self, path: str, abspath: str, entry: FileEntry, device: str) -> FileEntry:
-        """A transcript's entry with its summary, read from the bytes the entry describes (a
-        file that grew since the scan is read only as far as the scan saw it)."""
-        if not is_main_transcript(path):
-            return entry
-        try:
-            with open(abspath, "rb") as fh:
-                summary = summarize_file(fh, entry.size, device)
-        except OSError:
+    def with_summary(
+        self,
+        path: str,
+        abspath: str,
+        entry: FileEntry,
+        device: str,
+        known: SessionSummary | None = None,
+    ) -> FileEntry:
+        """A transcript's entry with its summary: known (read by the scan), or read now from
+        the bytes the entry describes."""
+        summary = known or self.summary(path, abspath, entry.size, device)
+        if summary is None:
             return entry
         return FileEntry(**{**entry.__dict__, "session": summary})
+
+    @staticmethod
+    def summary(path: str, abspath: str, size: int, device: str) -> SessionSummary | None:
+        """A main transcript's summary, from its first size bytes (a file that grew since the
+        scan is read only as far as the scan saw it); None for any other file, or when it
+        cannot be read."""
+        if not is_main_transcript(path):
+            return None
+        try:
+            with open(abspath, "rb") as fh:
+                return summarize_file(fh, size, device)
+        except OSError:
+            return None

@@ -28,8 +28,9 @@ BLOCK = 1 << 20
 #: bytes read first from the end of a transcript
 TAIL_FIRST_READ = 64 * 1024
 NEWLINE = ord("\n")
-# A line after the first that holds nothing but whitespace.
-_BLANK = re.compile(rb"\n[ \t\r\x0b\x0c]*(?=\n|\Z)")
+# The start of a line after the first that holds more than whitespace: a record. Counted in
+# one pass, without a count of the lines and one of the blank ones.
+_RECORD = re.compile(rb"\n(?=[ \t\r\x0b\x0c]*[^ \t\r\x0b\x0c\n])")
 _SUMMARY = re.compile(rb'"type"\s*:\s*"(?:summary|custom-title)"')
 # Text Claude Code puts in user records that the user did not type.
 _NOT_TYPED = (
@@ -151,17 +152,11 @@ class _Scan:
         the file). Counted and searched in place, without splitting or copying them: a
         transcript can hold millions."""
         body = end - 1 if data[end - 1] == NEWLINE else end
-        lines = data.count(b"\n", 0, body) + 1
         first_end = data.find(b"\n", 0, body)
         first_blank = not data[: body if first_end < 0 else first_end].strip()
-        blank = len(_BLANK.findall(data, 0, body)) + first_blank
-        self.records += lines - blank
+        self.records += len(_RECORD.findall(data, 0, body)) + (not first_blank)
         if self.lines < SCAN_LIMIT and not (self.prompt and self.cwd and self.first):
-            wanted = SCAN_LIMIT - self.lines
-            self._head(bytes(data[:body]).split(b"\n", wanted)[:wanted])
-        self.lines += lines
-        if data.find(b'"summary"', 0, end) < 0 and data.find(b'"custom-title"', 0, end) < 0:
-            return
+            self._head(self._lines(data, body))
         for match in _SUMMARY.finditer(data, 0, end):
             start = data.rfind(b"\n", 0, match.start()) + 1
             stop = data.find(b"\n", match.end(), end)
@@ -176,7 +171,19 @@ class _Scan:
             elif record.get("type") == "summary":
                 self.summary = _text(record.get("summary")) or self.summary
 
-    def _head(self, lines: list[bytes]) -> None:
+    def _lines(self, data: bytearray, body: int) -> Iterator[bytearray]:
+        """The lines of data[:body], one at a time, counted, up to the SCAN_LIMIT-th of the
+        file: the facts wanted are nearly always in the first line or two."""
+        start = 0
+        while self.lines < SCAN_LIMIT:
+            end = data.find(b"\n", start, body)
+            self.lines += 1
+            yield data[start : body if end < 0 else end]
+            if end < 0:
+                return
+            start = end + 1
+
+    def _head(self, lines: Iterable[bytes | bytearray]) -> None:
         """The title, folder and start time, from the first records that have them."""
         for record in _records(lines):
             self.prompt = self.prompt or _prompt(record)
@@ -204,7 +211,7 @@ def _lines_from_end(fh: BinaryIO, size: int, block: int) -> Iterator[bytes]:
             count += 1
 
 
-def _records(lines: Iterable[bytes]) -> Iterator[dict[str, Any]]:
+def _records(lines: Iterable[bytes | bytearray]) -> Iterator[dict[str, Any]]:
     """Decoded records, at most SCAN_LIMIT; lines that are not JSON objects are skipped."""
     for n, line in enumerate(lines):
         if n >= SCAN_LIMIT:
