@@ -54,6 +54,13 @@ PROFILES = {
     "small": Profile(files=200, total_bytes=20 * MIB, projects=8, big_mib=(6,)),
     "medium": Profile(files=2_000, total_bytes=300 * MIB, projects=40, big_mib=(64, 32)),
     "large": Profile(files=5_000, total_bytes=1024 * MIB, projects=80, big_mib=(200, 100, 64, 50)),
+    # 10x large (issue 18, goal 3): ~50,000 files, ~10 GiB, the largest transcript 1 GiB
+    "huge": Profile(
+        files=50_000,
+        total_bytes=10 * 1024 * MIB,
+        projects=500,
+        big_mib=(1024, 512, 400, 300, 200, 200, 100, 100),
+    ),
     "many-small": Profile(
         files=50_000, total_bytes=30 * MIB, projects=500, big_mib=(), small_bytes=(300, 1000)
     ),
