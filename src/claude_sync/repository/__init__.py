@@ -5,14 +5,15 @@ epochs exist (epochs.py), with the newest epoch's data key; the name an object i
 under is its associated data. The package turns those objects into Python values and back,
 and validates everything it decodes: a hostile backend gets clean errors, never a crash.
 
-The rest of claude-sync reaches a store only through this package: `open_store` (with
-`RemoteOptions` and `normalize_remote`, re-exported from claude_sync.store) opens the place
-a remote names, to hand to Repository; object names are built from `Handle`s.
+The rest of claude-sync never holds a store: it works on a Repository, and setting a machine
+up works on the `place.Place` a remote names (with `RemoteOptions` and `normalize_remote`,
+re-exported from claude_sync.store); object names are built from `Handle`s.
 
 One concept a module: `format` (versions, names, the config, JSON bodies, manifest pieces),
 `access` (reaching the store), `keys` and `epochs`, `snapshots` (with the manifest `cache`),
-`packs` (packs, indexes, PackWriter), `marks` (prune marks). Repository composes them and
-holds what spans them: creating, opening, upgrading, revoking a key.
+`packs` (packs, indexes, PackWriter), `marks` (prune marks), `place` (a remote before a
+repository is opened there). Repository composes them and holds what spans them: creating,
+opening, upgrading, revoking a key.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ from claude_sync.repository.packs import (
     group_by_pack,
 )
 from claude_sync.repository.snapshots import Snapshots
-from claude_sync.store import RemoteOptions, local_folder, normalize_remote, open_store
+from claude_sync.store import RemoteOptions, normalize_remote
 from claude_sync.store.base import ObjectStore
 from claude_sync.store.handle import Handle, ObjectKind
 
@@ -108,7 +109,6 @@ __all__ = [
     "FileEntry",
     "Handle",
     "ObjectKind",
-    "ObjectStore",
     "PackWriter",
     "PruneMark",
     "RemoteOptions",
@@ -117,10 +117,8 @@ __all__ = [
     "Snapshot",
     "SnapshotRoot",
     "group_by_pack",
-    "local_folder",
     "manifest_group",
     "normalize_remote",
-    "open_store",
     "pack_name",
     "piece_count",
     "piece_of",
@@ -146,10 +144,6 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
         repo = cls(None, keys, parse_config(config_body), open_store)
         repo.folder = folder
         return repo
-
-    @staticmethod
-    def exists(store: ObjectStore) -> bool:
-        return bool(store.list(KEYS_PREFIX)) or bool(store.list(CONFIG_NAME))
 
     @classmethod
     def create(cls, store: ObjectStore, passphrase: str | None, label: str = "") -> Repository:
