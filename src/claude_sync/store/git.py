@@ -58,18 +58,18 @@ _INDEX_PATH = re.compile(r"(index|manifest)/([0-9a-f]{2})/([0-9a-f]{2})([0-9a-f]
 
 # The user's global config must not sign, hook or slow down our commits; everything else of it
 # (credentials, insteadOf, proxies, core.sshCommand) still applies.
-_CONFIG = (
-    "core.hooksPath=/dev/null",
-    "commit.gpgSign=false",
-    "push.gpgSign=false",
-    "core.fsmonitor=false",
-    "fetch.recurseSubmodules=false",
-    "push.recurseSubmodules=no",
-    "gc.autoDetach=false",
+_CONFIG = {
+    "core.hooksPath": "/dev/null",
+    "commit.gpgSign": "false",
+    "push.gpgSign": "false",
+    "core.fsmonitor": "false",
+    "fetch.recurseSubmodules": "false",
+    "push.recurseSubmodules": "no",
+    "gc.autoDetach": "false",
     # Objects are encrypted: zlib and delta search only cost time.
-    "core.compression=0",
-    "core.bigFileThreshold=1m",
-)
+    "core.compression": "0",
+    "core.bigFileThreshold": "1m",
+}
 # Variables that would point git at another repository (set when run from inside a git hook).
 _SCRUB = (
     "GIT_DIR",
@@ -200,8 +200,8 @@ class GitStore(ObjectStore):
         timeout: float | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         cmd = ["git"]
-        for item in _CONFIG:
-            cmd += ["-c", item]
+        for key, value in _CONFIG.items():
+            cmd += ["-c", f"{key}={value}"]
         try:
             proc = subprocess.run(
                 [*cmd, *args],
