@@ -61,6 +61,8 @@ from claude_sync.repository.format import (
     config_body,
     decode_json,
     encode_json,
+    key_id_of,
+    key_name,
     manifest_group,
     pack_name,
     parse_config,
@@ -117,6 +119,7 @@ __all__ = [
     "Snapshot",
     "SnapshotRoot",
     "group_by_pack",
+    "key_name",
     "manifest_group",
     "normalize_remote",
     "pack_name",
@@ -254,7 +257,7 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
                     "only data pushed before the first `key remove`; make a new one with "
                     "`claude-sync key export` on a machine that is set up"
                 ) from None
-        name = KEYS_PREFIX + crypto.recovery_key_name(secret)
+        name = key_name(crypto.recovery_key_name(secret))
         found = cls._match_key(store, [name], secret)
         if found is None:
             raise WrongKeyError("that recovery key was removed or belongs to another repository")
@@ -264,7 +267,7 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
         """Revoke a key: a new key epoch for the others, then delete its key object. Returns
         the ids of remaining keys too old to receive the new epoch (they are cut off too)."""
         names = self.store.list(KEYS_PREFIX)
-        name = KEYS_PREFIX + key_id
+        name = key_name(key_id)
         if name not in names:
             raise ConfigError(f"no key {key_id} in this repository (see `claude-sync key list`)")
         if len(names) == 1:
@@ -278,7 +281,7 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
         old_name = self.key_opened_by(old)
         new = ask_new()
         labels = {k: label for k, label, _ in self.list_keys()}
-        new_name, private = self.add_key(new, labels.get(old_name[len(KEYS_PREFIX) :], ""))
+        new_name, private = self.add_key(new, labels.get(key_id_of(old_name), ""))
         if self.keys.identity is None or self.keys.identity[0] == old_name:
             self.keys.identity = (new_name, private)
         return self._revoke(old_name, self.store.list(KEYS_PREFIX))
@@ -294,7 +297,7 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
                 obj = None
             public = epochs.verified_recipient(self.keys, other, obj, current)
             if public is None:
-                stale.append(other[len(KEYS_PREFIX) :])
+                stale.append(key_id_of(other))
             else:
                 recipients[other] = public
         if not recipients:
