@@ -293,15 +293,32 @@ def open_workspace(where: Locations) -> Iterator[Workspace]:
         try:
             repo.transfers = options.transfers
             repo.cache_dir = where.config_dir / "cache" / "objects"
-            state = State(config.state_file(where.config_dir, where.claude_dir))
-            try:
-                yield Workspace(where, settings, repo, state)
-            finally:
-                state.close()
-                if keys.held() != held:  # learned a key epoch, or started one
-                    save_keys(where.config_dir, repo)
+            with _state(where) as state:
+                try:
+                    yield Workspace(where, settings, repo, state)
+                finally:
+                    if keys.held() != held:  # learned a key epoch, or started one
+                        save_keys(where.config_dir, repo)
         finally:
             repo.close()
+
+
+@contextmanager
+def open_state(where: Locations) -> Iterator[State]:
+    """This machine's sync state alone (the conflicts pulls left), holding the machine-wide
+    lock: for a command that needs neither the key nor the repository."""
+    config.load_settings(where.config_dir)  # a machine not set up has none
+    with _lock(where.config_dir), _state(where) as state:
+        yield state
+
+
+@contextmanager
+def _state(where: Locations) -> Iterator[State]:
+    state = State(config.state_file(where.config_dir, where.claude_dir))
+    try:
+        yield state
+    finally:
+        state.close()
 
 
 def _repository(

@@ -39,7 +39,7 @@ from claude_sync.engine import Engine, Result
 from claude_sync.errors import EXIT_CONFLICTS
 from claude_sync.resources import linked_tops
 from claude_sync.terminal import clean_value, redact
-from claude_sync.workspace import Locations, Workspace, open_workspace
+from claude_sync.workspace import Locations, Workspace, open_state, open_workspace
 
 every_session_option = click.option(
     "--all", "every_session", is_flag=True, help="Also fetch sessions older than the window."
@@ -190,8 +190,8 @@ def _print_status(
 @json_option
 def conflicts(where: Locations, as_json: bool) -> None:
     """List the conflicts left unresolved by earlier pulls."""
-    with open_workspace(where) as ws:
-        found = ws.state.conflicts()
+    with open_state(where) as state:
+        found = state.conflicts()
     if as_json:
         print_json({"conflicts": sorted(found), "details": found})
         return
