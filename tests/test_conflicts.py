@@ -117,6 +117,16 @@ def test_conflicts_and_resolve_commands(make_machine, repo_dir):
     assert "No unresolved conflicts." in b.run("conflicts").stdout
 
 
+def test_conflicts_are_listed_from_this_machine_alone(make_machine, repo_dir):
+    """What pulls left is in the local state: listing it needs neither the key nor the
+    repository (a damaged key file, an unplugged drive)."""
+    _a, b = make_conflict(make_machine, repo_dir)
+    b.run("pull", check=False)
+    repo_dir.rename(repo_dir.with_name("unplugged"))
+    (b.config_dir / "key").write_text("{not json")
+    assert b.json("conflicts")["conflicts"] == ["agents/reviewer.md"]
+
+
 def test_resolve_take_local_pushes_it(make_machine, repo_dir):
     a, b = make_conflict(make_machine, repo_dir)
     b.run("pull", check=False)

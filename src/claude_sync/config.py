@@ -22,13 +22,14 @@ LOCK_FILE = "lock"
 CONFIG_VERSION = 1
 
 
+def _given_folder(option: str | None, variable: str) -> Path | None:
+    """The folder an option names, else the one an environment variable names, if any."""
+    given = option or os.environ.get(variable)
+    return Path(given).expanduser() if given else None
+
+
 def claude_dir(option: str | None) -> Path:
-    if option:
-        return Path(option).expanduser()
-    env = os.environ.get("CLAUDE_CONFIG_DIR")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".claude"
+    return _given_folder(option, "CLAUDE_CONFIG_DIR") or Path.home() / ".claude"
 
 
 def state_file(config_dir: Path, claude_dir: Path) -> Path:
@@ -51,11 +52,9 @@ def state_files(config_dir: Path) -> list[Path]:
 
 
 def config_dir(option: str | None) -> Path:
-    if option:
-        return Path(option).expanduser()
-    env = os.environ.get("CLAUDE_SYNC_CONFIG_DIR")
-    if env:
-        return Path(env).expanduser()
+    given = _given_folder(option, "CLAUDE_SYNC_CONFIG_DIR")
+    if given is not None:
+        return given
     import platformdirs  # only here: it costs more to import than a no-op push takes
 
     return Path(platformdirs.user_config_dir("claude-sync", appauthor=False))

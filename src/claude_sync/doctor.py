@@ -16,13 +16,8 @@ from dataclasses import dataclass
 from claude_sync import config, crypto, plugins
 from claude_sync.engine import HISTORY_ALARM
 from claude_sync.errors import SyncError
-from claude_sync.repository import (
-    CONFIG_NAME,
-    ObjectStore,
-    RemoteOptions,
-    Repository,
-    open_store,
-)
+from claude_sync.repository import RemoteOptions, Repository
+from claude_sync.repository.place import Place
 from claude_sync.state import State
 from claude_sync.terminal import redact
 from claude_sync.workspace import Locations, machine_keys
@@ -50,10 +45,10 @@ def run(where: Locations) -> list[Check]:
     settings = _settings(where, checks)
     if settings is not None:
         keys = _key(where, settings, checks)
-        with _opened(where, settings, checks) as store:
-            if store is not None:
-                _writes(store, checks)
-                repo = _repository(store, settings, keys, checks)
+        with _opened(where, settings, checks) as place:
+            if place is not None:
+                _writes(place, checks)
+                repo = _repository(place, settings, keys, checks)
                 if repo is not None:
                     checks.append(_clock(repo))
         checks += _local_state(where)
@@ -87,7 +82,7 @@ def _key(where: Locations, settings: config.Settings, checks: list[Check]) -> cr
 @contextmanager
 def _opened(
     where: Locations, settings: config.Settings, checks: list[Check]
-) -> Iterator[ObjectStore | None]:
+) -> Iterator[Place | None]:
     """The remote, when it answers a listing of the repository's config object."""
     options = RemoteOptions(
         endpoint_url=settings.endpoint_url,
@@ -96,38 +91,38 @@ def _opened(
     )
     name = "remote reachable"
     try:
-        store = open_store(settings.remote, options)
+        place = Place(settings.remote, options)
     except SyncError as exc:
         checks.append(Check(name, False, str(exc), "check the remote's address and credentials"))
         yield None
         return
     try:
-        if gone := store.missing():
+        if gone := place.missing():
             raise SyncError(gone)
-        found = store.list(CONFIG_NAME)
+        holds = place.holds_config()
     except SyncError as exc:
         checks.append(Check(name, False, str(exc), f"make the remote reachable, or {REINIT}"))
         yield None
     else:
-        if CONFIG_NAME not in found:
+        if not holds:
             checks.append(
-                Check(name, False, f"{store.display} holds no repository (emptied?)", REINIT)
+                Check(name, False, f"{place.display} holds no repository (emptied?)", REINIT)
             )
             yield None
         else:
-            checks.append(Check(name, True, store.display))
-            yield store
+            checks.append(Check(name, True, place.display))
+            yield place
     finally:
-        store.close()
+        place.close()
 
 
-def _writes(store: ObjectStore, checks: list[Check]) -> None:
+def _writes(place: Place, checks: list[Check]) -> None:
     try:
-        honoured = store.probe_writes()
+        honoured = place.probe_writes()
     except SyncError as exc:
         checks.append(Check("remote writable", False, str(exc), "grant write access"))
         return
-    checks.append(Check("remote writable", True, store.write_probe))
+    checks.append(Check("remote writable", True, place.write_probe))
     checks.append(
         Check(
             "conditional writes",
@@ -142,7 +137,7 @@ def _writes(store: ObjectStore, checks: list[Check]) -> None:
 
 
 def _repository(
-    store: ObjectStore,
+    place: Place,
     settings: config.Settings,
     keys: crypto.KeyRing | None,
     checks: list[Check],
@@ -151,7 +146,7 @@ def _repository(
     if keys is None:
         return None
     try:
-        repo = Repository.open(store, keys)
+        repo = place.open(keys)
     except SyncError as exc:
         checks.append(Check(name, False, f"the local key does not open it: {exc}", REINIT))
         return None

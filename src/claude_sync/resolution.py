@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from claude_sync.engine import Reporter, Result
+from claude_sync.engine import Engine, Result
 from claude_sync.errors import ConfigError
 from claude_sync.resources import CONFLICT_MARKER
 from claude_sync.workspace import Workspace
 
 
-def resolve(
-    ws: Workspace, path: str, take: str, reporter: Reporter, allow_rollback: bool
-) -> Result:
+def resolve(ws: Workspace, engine: Engine, path: str, take: str) -> Result:
     """Sync PATH alone with TAKE (local, remote or both) as the strategy, so the result is
     pushed; once settled, the remote copies left beside the file go (with `both` they stay:
     they are the version kept)."""
     if path not in ws.state.conflicts():
         raise ConfigError(f"{path} has no unresolved conflict (see `claude-sync conflicts`)")
-    engine = ws.engine(reporter, allow_rollback)
     # Taking the remote version is the user's consent to its settings that run code.
     engine.trust_settings = engine.trust_settings or take == "remote"
     sel = replace(ws.selection(), only=(engine.mapper.to_local(path),))

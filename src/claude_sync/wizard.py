@@ -25,20 +25,12 @@ import click
 from claude_sync import config, crypto
 from claude_sync.errors import ConfigError, SyncError, WrongKeyError
 from claude_sync.passphrase import in_environment, read_passphrase, require_strong, weakness
-from claude_sync.repository import (
-    CONFIG_NAME,
-    KEYS_PREFIX,
-    ObjectStore,
-    RemoteOptions,
-    Repository,
-    normalize_remote,
-    open_store,
-)
+from claude_sync.repository import RemoteOptions, Repository, normalize_remote
+from claude_sync.repository.place import Place
 from claude_sync.terminal import redact
 from claude_sync.workspace import (
     InitOutcome,
     Locations,
-    check_empty,
     machine_name,
     refuse_if_set_up,
     save_setup,
@@ -62,8 +54,8 @@ _SCP_LIKE = re.compile(r"(?P<user>[^@/:\s]+@)?(?P<host>[^/:\s]+):(?P<path>[^/\s]
 
 
 @dataclass
-class Place:
-    """Where the repository lives, as the user chose it."""
+class Choice:
+    """Where the repository lives, as the user chose it (a remote and how to reach it)."""
 
     remote: str
     options: RemoteOptions = field(default_factory=RemoteOptions)
@@ -90,10 +82,10 @@ def run(where: Locations, *, force: bool, device: str | None, hint: bool = True)
     # folder comes to exist only when the set-up is complete.
     with tempfile.TemporaryDirectory(prefix="claude-sync-wizard-") as cache:
         while True:
-            place = ask_place()
-            place.options.cache_dir = Path(cache)
+            choice = ask_place()
+            choice.options.cache_dir = Path(cache)
             try:
-                return _set_up(where, place, device, hint)
+                return _set_up(where, choice, device, hint)
             except _TryAgain as exc:
                 say(f"error: {exc}\nLet's choose the storage again.\n")
 
@@ -102,36 +94,33 @@ class _TryAgain(Exception):
     """The chosen place cannot be used: back to the provider menu."""
 
 
-def _set_up(where: Locations, place: Place, device: str | None, hint: bool) -> InitOutcome:
-    say(f"Checking {redact(place.remote)} ...")
-    store = _open(place)
-    try:
-        if _holds_repository(store, place):
-            return _join(where, place, store, device, hint)
-        return _create(where, place, store, device, hint)
-    finally:
-        store.close()
+def _set_up(where: Locations, choice: Choice, device: str | None, hint: bool) -> InitOutcome:
+    say(f"Checking {redact(choice.remote)} ...")
+    with _open(choice) as place:
+        if _holds_repository(place, choice):
+            return _join(where, choice, place, device, hint)
+        return _create(where, choice, place, device, hint)
 
 
-def _open(place: Place) -> ObjectStore:
+def _open(choice: Choice) -> Place:
     try:
-        return open_store(place.remote, place.options)
+        return Place(choice.remote, choice.options)
     except SyncError as exc:
         raise _TryAgain(str(exc)) from None
 
 
-def _holds_repository(store: ObjectStore, place: Place) -> bool:
+def _holds_repository(place: Place, choice: Choice) -> bool:
     """Reachable? Then: a repository to join, or room for a new one (maybe a new bucket)."""
     try:
-        if Repository.exists(store):
+        if place.holds_repository():
             return True
-        check_empty(store)
+        place.check_empty()
     except ConfigError as exc:
         if "bucket" not in str(exc) or "does not exist" not in str(exc):
             raise _TryAgain(str(exc)) from None
         if not click.confirm(f"{str(exc).split(';')[0]}. Create it at the end?", default=True):
             raise _TryAgain("the bucket does not exist") from None
-        place.options.create_bucket = True
+        choice.options.create_bucket = True
     except SyncError as exc:
         raise _TryAgain(str(exc)) from None
     return False
@@ -155,7 +144,7 @@ def ask(prompt: str, parse: Callable[[str], T], default: str | None = None) -> T
             say(f"  {exc}")
 
 
-def ask_place() -> Place:
+def ask_place() -> Choice:
     """Ask which storage provider, then where in it (each answer checked as it is given)."""
     say("Where should the encrypted repository live?")
     for number, (_, label) in enumerate(PROVIDERS, 1):
@@ -169,7 +158,7 @@ def ask_place() -> Place:
     return QUESTIONS[kind]()
 
 
-def _folder() -> Place:
+def _folder() -> Choice:
     def parse(text: str) -> str:
         path = Path(text).expanduser()
         if not path.is_absolute():
@@ -178,13 +167,13 @@ def _folder() -> Place:
             raise ConfigError(f"{path} is a file, not a folder")
         return normalize_remote(str(path))
 
-    return Place(ask("Folder", parse, default=config.default_remote()))
+    return Choice(ask("Folder", parse, default=config.default_remote()))
 
 
-def _git() -> Place:
+def _git() -> Choice:
     remote = ask("Git repository URL (e.g. git@github.com:you/claude-vault.git)", git_remote)
     branch = ask("Branch (empty: the repository's default)", _branch, default="")
-    return Place(remote, RemoteOptions(git_branch=branch or None))
+    return Choice(remote, RemoteOptions(git_branch=branch or None))
 
 
 def git_remote(text: str) -> str:
@@ -206,7 +195,7 @@ def _branch(text: str) -> str:
     return text
 
 
-def _bucket_place(scheme: str, account: str = "", options: RemoteOptions | None = None) -> Place:
+def _bucket_place(scheme: str, account: str = "", options: RemoteOptions | None = None) -> Choice:
     head = f"{scheme}://{account + '/' if account else ''}"
     bucket = ask("Bucket", lambda b: _validated(head + b, b))
     prefix = ask(
@@ -215,7 +204,7 @@ def _bucket_place(scheme: str, account: str = "", options: RemoteOptions | None 
         default=DEFAULT_PREFIX,
     )
     remote = head + bucket + ("/" + prefix.strip("/") if prefix.strip("/") else "")
-    return Place(normalize_remote(remote), options or RemoteOptions())
+    return Choice(normalize_remote(remote), options or RemoteOptions())
 
 
 def _validated(remote: str, answer: str) -> str:
@@ -225,13 +214,13 @@ def _validated(remote: str, answer: str) -> str:
     return answer
 
 
-def _s3() -> Place:
+def _s3() -> Choice:
     say("Credentials come from boto3's usual chain (AWS_PROFILE, the environment, SSO, an")
     say("instance role); claude-sync never stores them.")
     return _bucket_place("s3")
 
 
-def _s3_compatible() -> Place:
+def _s3_compatible() -> Choice:
     endpoint = ask("Endpoint URL (e.g. https://s3.eu-central-003.backblazeb2.com)", endpoint_url)
     return _bucket_place("s3", options=RemoteOptions(endpoint_url=endpoint))
 
@@ -244,20 +233,20 @@ def endpoint_url(text: str) -> str:
     return text.rstrip("/")
 
 
-def _r2() -> Place:
+def _r2() -> Choice:
     say("Use an R2 API token's key pair as AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.")
     account = ask("Cloudflare account id", lambda a: _validated(f"r2://{a}/bucket", a))
     return _bucket_place("r2", account)
 
 
-def _gs() -> Place:
+def _gs() -> Choice:
     say("Credentials come from Application Default Credentials (gcloud auth")
     say("application-default login, or GOOGLE_APPLICATION_CREDENTIALS).")
     return _bucket_place("gs")
 
 
-QUESTIONS: dict[str, Callable[[], Place]] = {
-    "default": lambda: Place(config.default_remote()),
+QUESTIONS: dict[str, Callable[[], Choice]] = {
+    "default": lambda: Choice(config.default_remote()),
     "folder": _folder,
     "git": _git,
     "s3": _s3,
@@ -271,29 +260,29 @@ QUESTIONS: dict[str, Callable[[], Place]] = {
 
 
 def _join(
-    where: Locations, place: Place, store: ObjectStore, device: str | None, hint: bool
+    where: Locations, choice: Choice, place: Place, device: str | None, hint: bool
 ) -> InitOutcome:
-    say(f"{redact(place.remote)} already holds a claude-sync repository: joining it.")
-    repo = _unlock(store)
-    save_setup(where, place.remote, place.options, repo, machine_name(where, device))
-    say(f"\nJoined the repository at {redact(place.remote)}.")
+    say(f"{redact(choice.remote)} already holds a claude-sync repository: joining it.")
+    repo = _unlock(place)
+    save_setup(where, choice.remote, choice.options, repo, machine_name(where, device))
+    say(f"\nJoined the repository at {redact(choice.remote)}.")
     if hint:
         say("Next: claude-sync pull")
-    return InitOutcome(False, place.remote, repo.config.repo_id)
+    return InitOutcome(False, choice.remote, repo.config.repo_id)
 
 
-def _unlock(store: ObjectStore) -> Repository:
+def _unlock(place: Place) -> Repository:
     """The passphrase (re-asked when wrong), or the recovery key of a passphrase-less one."""
     env = _passphrase_from_environment()
-    no_keys = not store.list(KEYS_PREFIX)
+    no_keys = not place.has_passphrase_keys()
     while True:
         try:
             if no_keys:
                 text = click.prompt("This repository has no passphrase. Recovery key")
-                return Repository.recover(store, text)
+                return place.recover(text)
             if env is not None:
-                return Repository.unlock(store, env)
-            return Repository.unlock(store, click.prompt("Passphrase", hide_input=True))
+                return place.unlock(env)
+            return place.unlock(click.prompt("Passphrase", hide_input=True))
         except WrongKeyError as exc:
             if env is not None:
                 raise
@@ -312,45 +301,45 @@ def _passphrase_from_environment() -> str | None:
 
 
 def _create(
-    where: Locations, place: Place, store: ObjectStore, device: str | None, hint: bool
+    where: Locations, choice: Choice, place: Place, device: str | None, hint: bool
 ) -> InitOutcome:
-    _confirm_new_folder(store, place)
-    say(f"{redact(place.remote)} is empty: a new repository will be created there.")
-    _check_usable(store, place)
+    _confirm_new_folder(place, choice)
+    say(f"{redact(choice.remote)} is empty: a new repository will be created there.")
+    _check_usable(place, choice)
     passphrase = _choose_protection()
     name = machine_name(where, device)
-    with _undo_on_interrupt(store, place):
+    with _undo_on_interrupt(place, choice):
         # Makes the bucket (S3/GCS probe conditional writes again) or the folder.
-        store.prepare(create=place.options.create_bucket)
-        repo = Repository.create(store, passphrase, name)
+        place.prepare(create=choice.options.create_bucket)
+        repo = place.create(passphrase, name)
         recovery = None
         if passphrase is None:
             recovery = crypto.recovery_key(repo.keys.master, crypto.RECOVERY_PREFIX)
             _confirm_saved(recovery)
-    save_setup(where, place.remote, place.options, repo, name)
-    _summary(where, place, recovery, hint)
-    return InitOutcome(True, place.remote, repo.config.repo_id)
+    save_setup(where, choice.remote, choice.options, repo, name)
+    _summary(where, choice, recovery, hint)
+    return InitOutcome(True, choice.remote, repo.config.repo_id)
 
 
-def _confirm_new_folder(store: ObjectStore, place: Place) -> None:
+def _confirm_new_folder(place: Place, choice: Choice) -> None:
     """A folder typed here that does not exist may be a typo or an unmounted drive."""
-    folder = store.local_folder
+    folder = place.folder
     if folder is None or folder.exists():
         return
-    if place.remote == normalize_remote(config.default_remote()):
+    if choice.remote == normalize_remote(config.default_remote()):
         return
     if not click.confirm(f"{folder} does not exist. Create it?", default=True):
         raise _TryAgain(f"{folder} does not exist")
 
 
-def _check_usable(store: ObjectStore, place: Place) -> None:
+def _check_usable(place: Place, choice: Choice) -> None:
     """Writable (and, for S3/GCS, honouring conditional writes) before anything is created.
     A bucket still to be made is checked when it is made, at the end."""
     try:
-        if store.local_folder is not None:
-            _check_folder_writable(store.local_folder)
-        elif not place.options.create_bucket:
-            store.prepare(create=False)
+        if place.folder is not None:
+            _check_folder_writable(place.folder)
+        elif not choice.options.create_bucket:
+            place.prepare(create=False)
     except SyncError as exc:
         raise _TryAgain(str(exc)) from None
 
@@ -402,15 +391,15 @@ def _confirm_saved(recovery: str) -> None:
 
 
 @contextmanager
-def _undo_on_interrupt(store: ObjectStore, place: Place) -> Iterator[None]:
+def _undo_on_interrupt(place: Place, choice: Choice) -> Iterator[None]:
     """Ctrl-C while creating (or before the recovery key is confirmed): remove the repository
     objects written so far. Safe because the place was empty when the wizard checked it."""
-    folder = store.local_folder
+    folder = place.folder
     made = _missing_parents(folder) if folder else []
     try:
         yield
     except (KeyboardInterrupt, click.Abort):
-        _remove_new_repository(store, made)
+        _remove_new_repository(place, made)
         raise
 
 
@@ -422,25 +411,16 @@ def _missing_parents(path: Path) -> list[Path]:
     return missing
 
 
-def _remove_new_repository(store: ObjectStore, made: list[Path]) -> None:
-    names = store.list("")
-    if not all(n == CONFIG_NAME or n.startswith(KEYS_PREFIX) for n in names):
-        return  # not only what this run wrote: leave it alone
-    for name in names:
-        store.delete(name)
-    root = store.local_folder
-    if root is not None:
-        for dirpath, _, _ in sorted(os.walk(root), reverse=True):
-            if Path(dirpath) != root:
-                with contextlib.suppress(OSError):  # only empty folders go
-                    Path(dirpath).rmdir()
-        for folder in made:  # the folder and parents this run created, deepest first
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+def _remove_new_repository(place: Place, made: list[Path]) -> None:
+    if not place.remove_new_repository():
+        return  # not only what this run wrote: left alone
+    for folder in made:  # the folder and parents this run created, deepest first
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
-def _summary(where: Locations, place: Place, recovery: str | None, hint: bool) -> None:
-    say(f"\nCreated a new encrypted repository at {redact(place.remote)}.")
+def _summary(where: Locations, choice: Choice, recovery: str | None, hint: bool) -> None:
+    say(f"\nCreated a new encrypted repository at {redact(choice.remote)}.")
     say(f"  this machine's settings and key: {where.config_dir}")
     say(f"  Claude Code folder synced:       {where.claude_dir}")
     if recovery is None:
@@ -449,4 +429,4 @@ def _summary(where: Locations, place: Place, recovery: str | None, hint: bool) -
     if hint:
         say("\nNext: claude-sync push")
     say("On your next machine run:")
-    say(f"  {place.init_command(recovery)}")
+    say(f"  {choice.init_command(recovery)}")

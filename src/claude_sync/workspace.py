@@ -19,14 +19,8 @@ from claude_sync.engine import Engine, Reporter
 from claude_sync.errors import ConfigError, SyncError, WrongKeyError
 from claude_sync.passphrase import in_environment, read_passphrase
 from claude_sync.pathmap import PathMapper
-from claude_sync.repository import (
-    ObjectStore,
-    RemoteOptions,
-    Repository,
-    local_folder,
-    normalize_remote,
-    open_store,
-)
+from claude_sync.repository import RemoteOptions, Repository, normalize_remote
+from claude_sync.repository.place import Place, open_repository
 from claude_sync.resources import Selection, select
 from claude_sync.session_policy import SessionPolicy
 from claude_sync.state import State
@@ -83,38 +77,32 @@ def init(
     device = machine_name(where, device)
     options.cache_dir = where.config_dir / "cache"
     options.create_bucket = options.create_bucket or create
-    store = open_store(remote, options)
-    try:
-        if Repository.exists(store):
+    with Place(remote, options) as place:
+        if place.holds_repository():
             created = False
-            if recovery_key:
-                repo = Repository.recover(store, recovery_key)
-            else:
-                repo = _unlock(store, passphrase_file)
+            repo = place.recover(recovery_key) if recovery_key else _unlock(place, passphrase_file)
         else:
             if recovery_key:
                 raise ConfigError(f"{remote} holds no repository to join with a recovery key")
-            check_empty(store)
+            place.check_empty()
             if given and not create:
-                check_place_exists(store, confirm)
+                check_place_exists(place, confirm)
             passphrase = read_passphrase(passphrase_file, confirm=True)
-            store.prepare(create=options.create_bucket)
-            repo = Repository.create(store, passphrase, device)
+            place.prepare(create=options.create_bucket)
+            repo = place.create(passphrase, device)
             created = True
-    finally:
-        store.close()
     abandoned = _abandoned_first_repository(where, previous, remote)
     save_setup(where, remote, options, repo, device)
     removed = _remove_repository(abandoned) if abandoned else None
     return InitOutcome(created, remote, repo.config.repo_id, removed)
 
 
-def _unlock(store: ObjectStore, passphrase_file: str | None) -> Repository:
+def _unlock(place: Place, passphrase_file: str | None) -> Repository:
     """A mistyped passphrase at a prompt is asked again (three tries in all)."""
     tries = 3
     while True:
         try:
-            return Repository.unlock(store, read_passphrase(passphrase_file, confirm=False))
+            return place.unlock(read_passphrase(passphrase_file, confirm=False))
         except WrongKeyError as exc:
             tries -= 1
             typed = sys.stdin.isatty() and not passphrase_file and not in_environment()
@@ -140,11 +128,11 @@ def default_device() -> str:
     return f"{socket.gethostname()}-{os.urandom(2).hex()}"
 
 
-def check_place_exists(store: ObjectStore, confirm: Callable[[str], bool] | None) -> None:
+def check_place_exists(place: Place, confirm: Callable[[str], bool] | None) -> None:
     """A folder that is not there is a typo or an unmounted drive, unless the user says
     otherwise (`--create`, or yes on a terminal). Buckets and Git repositories are never
     made implicitly: their backends already refuse a missing one."""
-    root = store.local_folder
+    root = place.folder
     if root is None:
         return
     if root.exists() and not root.is_dir():
@@ -187,16 +175,16 @@ class AlreadySetUp(SyncError):
 
 def _abandoned_first_repository(
     where: Locations, previous: str | None, remote: str
-) -> ObjectStore | None:
+) -> Place | None:
     """The repository a machine made with the Quick start before it joined the real one:
     the default folder, holding this machine's key, one key object and at most one snapshot
     by this machine. Anything else (another machine joined, more history) is left alone."""
     if previous is None or previous == remote or previous != config.default_remote():
         return None
-    store = open_store(previous)
+    place = Place(previous)
     try:
         settings = config.load_settings(where.config_dir)
-        repo = Repository.open(store, machine_keys(where.config_dir, settings.repo_id))
+        repo = place.open(machine_keys(where.config_dir, settings.repo_id))
         seqs = repo.snapshot_seqs()
         untouched = (
             repo.config.repo_id == settings.repo_id
@@ -207,24 +195,20 @@ def _abandoned_first_repository(
     except SyncError:
         untouched = False
     if not untouched:
-        store.close()
+        place.close()
         return None
-    return store
+    return place
 
 
-def _remove_repository(store: ObjectStore) -> str | None:
+def _remove_repository(place: Place) -> str | None:
     """Delete every object of an abandoned repository, and its folder when empty."""
     try:
-        store.delete_many(store.list(""))
-        if store.local_folder is not None:
-            for dirpath, _, _ in sorted(os.walk(store.local_folder), reverse=True):
-                with contextlib.suppress(OSError):  # only empty folders go
-                    Path(dirpath).rmdir()
+        place.remove_everything()
     except SyncError:
         return None
     finally:
-        store.close()
-    return store.display
+        place.close()
+    return place.display
 
 
 def save_setup(
@@ -241,15 +225,6 @@ def save_setup(
     _reset_state_if_other_repo(where.config_dir, repo.config.repo_id)
     save_keys(where.config_dir, repo)
     config.save_settings(where.config_dir, settings)
-
-
-def check_empty(store: ObjectStore) -> None:
-    """Refuse to create a repository where other objects already are."""
-    if store.list(""):
-        raise ConfigError(
-            f"{store.display} is not empty and holds no claude-sync repository; "
-            "choose an empty or new place"
-        )
 
 
 def _reset_state_if_other_repo(config_dir: Path, repo_id: str) -> None:
@@ -318,34 +293,43 @@ def open_workspace(where: Locations) -> Iterator[Workspace]:
         try:
             repo.transfers = options.transfers
             repo.cache_dir = where.config_dir / "cache" / "objects"
-            state = State(config.state_file(where.config_dir, where.claude_dir))
-            try:
-                yield Workspace(where, settings, repo, state)
-            finally:
-                state.close()
-                if keys.held() != held:  # learned a key epoch, or started one
-                    save_keys(where.config_dir, repo)
+            with _state(where) as state:
+                try:
+                    yield Workspace(where, settings, repo, state)
+                finally:
+                    if keys.held() != held:  # learned a key epoch, or started one
+                        save_keys(where.config_dir, repo)
         finally:
             repo.close()
+
+
+@contextmanager
+def open_state(where: Locations) -> Iterator[State]:
+    """This machine's sync state alone (the conflicts pulls left), holding the machine-wide
+    lock: for a command that needs neither the key nor the repository."""
+    config.load_settings(where.config_dir)  # a machine not set up has none
+    with _lock(where.config_dir), _state(where) as state:
+        yield state
+
+
+@contextmanager
+def _state(where: Locations) -> Iterator[State]:
+    state = State(config.state_file(where.config_dir, where.claude_dir))
+    try:
+        yield state
+    finally:
+        state.close()
 
 
 def _repository(
     where: Locations, settings: config.Settings, keys: crypto.KeyRing, options: RemoteOptions
 ) -> Repository:
-    def connect() -> ObjectStore:
-        return open_store(settings.remote, options)
-
     cached = config.load_repo_config(where.config_dir)
+    repo = open_repository(settings.remote, options, keys, cached)
     if cached is not None:
-        return Repository.deferred(connect, keys, cached, local_folder(settings.remote))
-    store = connect()
-    try:
-        repo = Repository.open(store, keys)
-    except BaseException:
-        store.close()
-        raise
+        return repo
     if repo.config.repo_id != settings.repo_id:
-        store.close()
+        repo.close()
         raise ConfigError(
             f"{redact(settings.remote)} now holds a different repository than the one this "
             "machine joined; run `claude-sync init --force` to join it"

@@ -8,7 +8,7 @@ from claude_sync.cli.options import json_option, location_options
 from claude_sync.cli.output import err, local_time, out, print_json, table
 from claude_sync.errors import ConfigError
 from claude_sync.passphrase import read_passphrase
-from claude_sync.repository import KEYS_PREFIX
+from claude_sync.repository import key_name
 from claude_sync.workspace import Locations, open_workspace
 
 
@@ -58,7 +58,7 @@ def key_list(where: Locations, as_json: bool) -> None:
 def key_remove(where: Locations, key_id: str, force: bool) -> None:
     """Remove a key: its passphrase no longer opens the repository."""
     with open_workspace(where) as ws:
-        own = ws.repo.keys.identity is not None and ws.repo.keys.identity[0] == KEYS_PREFIX + key_id
+        own = ws.repo.keys.identity is not None and ws.repo.keys.identity[0] == key_name(key_id)
         if own and not force:
             # Every machine that joined with the same passphrase is cut off with it.
             raise ConfigError(

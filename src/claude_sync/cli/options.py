@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -101,8 +102,20 @@ allow_rollback_option = click.option(
 )
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a syncing command reports (--json, --verbose, --quiet) and whether it accepts an
+    older remote (--allow-rollback)."""
+
+    as_json: bool
+    verbose: bool
+    quiet: bool
+    allow_rollback: bool
+
+
 def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--json, --verbose, --quiet and --allow-rollback: the options of a syncing command."""
+    """--json, --verbose, --quiet and --allow-rollback, handed to the command as one
+    `run: RunOptions`."""
 
     @_json_flag()
     @verbose_flag
@@ -110,8 +123,10 @@ def output_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     @allow_rollback_option
     @_with_globals
     @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return fn(*args, **kwargs)
+    def wrapper(
+        *args: Any, as_json: bool, verbose: bool, quiet: bool, allow_rollback: bool, **kwargs: Any
+    ) -> Any:
+        return fn(*args, run=RunOptions(as_json, verbose, quiet, allow_rollback), **kwargs)
 
     return wrapper
 

@@ -196,47 +196,41 @@ def print_plan(result: Result, *verbs: str) -> None:
 def summary(result: Result, dry_run: bool = False) -> str:
     """The one-line summary of a push, pull or sync; never "up to date" while anything
     was skipped."""
-    parts = []
     # Deletions pushed are reported as such, not as files sent.
     uploads = len(result.pushed) - len(result.removed)
+    sent, received = size(result.uploaded_bytes), size(result.downloaded_bytes)
     if dry_run:
-        if uploads:
-            pushed = count(uploads, "file")
-            parts.append(f"would push {pushed} (≈{size(result.uploaded_bytes)})")
-        if result.removed:
-            parts.append(f"would remove {count(len(result.removed), 'deleted file')} everywhere")
-        if result.pulled or result.merged:
-            pulled = count(len(result.pulled) + len(result.merged), "file")
-            parts.append(f"would pull {pulled} (≈{size(result.downloaded_bytes)})")
-        if result.deleted:
-            parts.append(f"would delete {count(len(result.deleted), 'file')}")
-        if result.conflicts:
-            parts.append(f"{count(len(result.conflicts), 'conflict')} would be left")
-        if result.unavailable:
-            lost = count(len(result.unavailable), "file")
-            parts.append(f"{lost} cannot be downloaded (damaged data: see the warnings)")
+        pulls, lost = len(result.pulled) + len(result.merged), len(result.unavailable)
+        parts = [
+            *_counted(uploads, "file", f"would push {{}} (≈{sent})"),
+            *_counted(len(result.removed), "deleted file", "would remove {} everywhere"),
+            *_counted(pulls, "file", f"would pull {{}} (≈{received})"),
+            *_counted(len(result.deleted), "file", "would delete {}"),
+            *_counted(len(result.conflicts), "conflict", "{} would be left"),
+            *_counted(lost, "file", "{} cannot be downloaded (damaged data: see the warnings)"),
+        ]
         return ", ".join(parts) if parts else "Nothing to do: everything is up to date."
-    if uploads:
-        sent = size(result.uploaded_bytes)
-        parts.append(f"pushed {count(uploads, 'file')} ({sent} sent)")
-    if result.removed:
-        removed = count(len(result.removed), "deleted file")
-        parts.append(f"removed {removed} from every machine")
+    parts = [
+        *_counted(uploads, "file", f"pushed {{}} ({sent} sent)"),
+        *_counted(len(result.removed), "deleted file", "removed {} from every machine"),
+    ]
     if result.pulled or result.deleted:
-        received = size(result.downloaded_bytes)
         parts.append(f"pulled {count(len(result.pulled), 'file')} ({received} received)")
-    if result.merged:
-        parts.append(f"merged {count(len(result.merged), 'file')}")
+    parts += _counted(len(result.merged), "file", "merged {}")
     if result.deleted:
         parts.append(f"deleted {len(result.deleted)}")
-    if result.conflicts:
-        parts.append(f"{count(len(result.conflicts), 'conflict')} left unresolved")
+    parts += _counted(len(result.conflicts), "conflict", "{} left unresolved")
     if parts:
         return ", ".join(parts)
     if result.skipped:
         # Not "up to date": what was skipped (see the warnings) has not been synced.
         return f"{count(len(result.skipped), 'file')} skipped this time; nothing else to do."
     return "Everything is up to date."
+
+
+def _counted(n: int, noun: str, text: str) -> list[str]:
+    """text with `{}` as n of noun (see count), or nothing when n is 0."""
+    return [text.format(count(n, noun))] if n else []
 
 
 def held_line(path: str, device: str, held: list[str]) -> str:

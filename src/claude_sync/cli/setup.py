@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from claude_sync import config, hook_install, hook_run, passphrase, plugins
-from claude_sync.cli.options import json_option, location_options
+from claude_sync.cli.options import Decorator, json_option, location_options
 from claude_sync.cli.output import (
     ConsoleReporter,
     err,
@@ -240,25 +240,17 @@ def map_command(where: Locations, directory: str, label: str | None, remove: boo
         out.print(f"{folder} -> {name}", markup=False)
 
 
+def _folder_option(*decls: str, help: str) -> Decorator:
+    """An option that names a folder, or this folder when it is given alone."""
+    return click.option(
+        *decls, type=click.Path(file_okay=False), is_flag=False, flag_value=".", help=help
+    )
+
+
 @click.command()
 @location_options
-@click.option(
-    "--project",
-    type=click.Path(file_okay=False),
-    is_flag=False,
-    flag_value=".",
-    default=None,
-    help="Use PROJECT/.claude/settings.json (default: this folder).",
-)
-@click.option(
-    "--git-hooks",
-    "git_repo",
-    type=click.Path(file_okay=False),
-    is_flag=False,
-    flag_value=".",
-    default=None,
-    help="Install git hooks in a repository instead.",
-)
+@_folder_option("--project", help="Use PROJECT/.claude/settings.json (default: this folder).")
+@_folder_option("--git-hooks", "git_repo", help="Install git hooks in a repository instead.")
 @click.option("--uninstall", is_flag=True, help="Remove exactly what install added.")
 @click.option(
     "--plugin",

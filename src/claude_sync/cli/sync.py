@@ -11,6 +11,7 @@ import click
 
 from claude_sync import plugins
 from claude_sync.cli.options import (
+    RunOptions,
     allow_rollback_option,
     dry_run_option,
     json_option,
@@ -34,11 +35,11 @@ from claude_sync.cli.output import (
     print_plan,
     summary,
 )
-from claude_sync.engine import Result
+from claude_sync.engine import Engine, Result
 from claude_sync.errors import EXIT_CONFLICTS
 from claude_sync.resources import linked_tops
 from claude_sync.terminal import clean_value, redact
-from claude_sync.workspace import Locations, open_workspace
+from claude_sync.workspace import Locations, Workspace, open_state, open_workspace
 
 every_session_option = click.option(
     "--all", "every_session", is_flag=True, help="Also fetch sessions older than the window."
@@ -50,19 +51,20 @@ every_session_option = click.option(
 @location_options
 @dry_run_option
 @output_options
-def push(
-    where: Locations,
-    types: tuple[str, ...],
-    dry_run: bool,
-    as_json: bool,
-    verbose: bool,
-    quiet: bool,
-    allow_rollback: bool,
-) -> None:
+def push(where: Locations, types: tuple[str, ...], dry_run: bool, run: RunOptions) -> None:
     """Upload what changed locally."""
-    with open_workspace(where) as ws, ConsoleReporter(verbose, quiet, as_json) as reporter:
-        result = ws.engine(reporter, allow_rollback).push(ws.selection(types), dry_run)
-    finish(result, as_json, quiet, verbose, dry_run)
+    _run(where, run, dry_run, lambda ws, engine: engine.push(ws.selection(types), dry_run))
+
+
+def _run(
+    where: Locations, run: RunOptions, dry_run: bool, work: Callable[[Workspace, Engine], Result]
+) -> None:
+    """work on the workspace with an engine that reports on the console, then print what it
+    did."""
+    reporter = ConsoleReporter(run.verbose, run.quiet, run.as_json)
+    with open_workspace(where) as ws, reporter:
+        result = work(ws, ws.engine(reporter, run.allow_rollback))
+    finish(result, run.as_json, run.quiet, run.verbose, dry_run)
 
 
 def incoming_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -99,20 +101,18 @@ def _incoming(
     types: tuple[str, ...],
     strategy: str,
     dry_run: bool,
-    as_json: bool,
-    verbose: bool,
-    quiet: bool,
-    allow_rollback: bool,
+    run: RunOptions,
     every_session: bool,
 ) -> None:
     """pull or sync: the same options, the same engine set-up, the same report."""
-    with open_workspace(where) as ws, ConsoleReporter(verbose, quiet, as_json) as reporter:
-        engine = ws.engine(reporter, allow_rollback)
+
+    def work(ws: Workspace, engine: Engine) -> Result:
         if every_session:  # `--all` lifts the sessions window for this run
             engine.sessions.window = None
-        run = engine.pull if action == "pull" else engine.sync
-        result = run(ws.selection(types), strategy, dry_run, complete=not types)
-    finish(result, as_json, quiet, verbose, dry_run)
+        incoming = engine.pull if action == "pull" else engine.sync
+        return incoming(ws.selection(types), strategy, dry_run, complete=not types)
+
+    _run(where, run, dry_run, work)
 
 
 @click.command()
@@ -190,8 +190,8 @@ def _print_status(
 @json_option
 def conflicts(where: Locations, as_json: bool) -> None:
     """List the conflicts left unresolved by earlier pulls."""
-    with open_workspace(where) as ws:
-        found = ws.state.conflicts()
+    with open_state(where) as state:
+        found = state.conflicts()
     if as_json:
         print_json({"conflicts": sorted(found), "details": found})
         return
@@ -222,21 +222,11 @@ def conflicts(where: Locations, as_json: bool) -> None:
 )
 @location_options
 @output_options
-def resolve(
-    where: Locations,
-    path: str,
-    take: str,
-    as_json: bool,
-    verbose: bool,
-    quiet: bool,
-    allow_rollback: bool,
-) -> None:
+def resolve(where: Locations, path: str, take: str, run: RunOptions) -> None:
     """Settle one conflict, then push the result."""
     from claude_sync import resolution
 
-    with open_workspace(where) as ws, ConsoleReporter(verbose, quiet, as_json) as reporter:
-        result = resolution.resolve(ws, path, take, reporter, allow_rollback)
-    finish(result, as_json, quiet, verbose, dry_run=False)
+    _run(where, run, False, lambda ws, engine: resolution.resolve(ws, engine, path, take))
 
 
 COMMANDS = (push, pull, sync, status, conflicts, resolve)

@@ -5,14 +5,15 @@ epochs exist (epochs.py), with the newest epoch's data key; the name an object i
 under is its associated data. The package turns those objects into Python values and back,
 and validates everything it decodes: a hostile backend gets clean errors, never a crash.
 
-The rest of claude-sync reaches a store only through this package: `open_store` (with
-`RemoteOptions` and `normalize_remote`, re-exported from claude_sync.store) opens the place
-a remote names, to hand to Repository; object names are built from `Handle`s.
+The rest of claude-sync never holds a store: it works on a Repository, and setting a machine
+up works on the `place.Place` a remote names (with `RemoteOptions` and `normalize_remote`,
+re-exported from claude_sync.store); object names are built from `Handle`s.
 
 One concept a module: `format` (versions, names, the config, JSON bodies, manifest pieces),
 `access` (reaching the store), `keys` and `epochs`, `snapshots` (with the manifest `cache`),
-`packs` (packs, indexes, PackWriter), `marks` (prune marks). Repository composes them and
-holds what spans them: creating, opening, upgrading, revoking a key.
+`packs` (packs, indexes, PackWriter), `marks` (prune marks), `place` (a remote before a
+repository is opened there). Repository composes them and holds what spans them: creating,
+opening, upgrading, revoking a key.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ from claude_sync.repository.format import (
     config_body,
     decode_json,
     encode_json,
+    key_id_of,
+    key_name,
     manifest_group,
     pack_name,
     parse_config,
@@ -78,7 +81,7 @@ from claude_sync.repository.packs import (
     group_by_pack,
 )
 from claude_sync.repository.snapshots import Snapshots
-from claude_sync.store import RemoteOptions, local_folder, normalize_remote, open_store
+from claude_sync.store import RemoteOptions, normalize_remote
 from claude_sync.store.base import ObjectStore
 from claude_sync.store.handle import Handle, ObjectKind
 
@@ -108,7 +111,6 @@ __all__ = [
     "FileEntry",
     "Handle",
     "ObjectKind",
-    "ObjectStore",
     "PackWriter",
     "PruneMark",
     "RemoteOptions",
@@ -117,10 +119,9 @@ __all__ = [
     "Snapshot",
     "SnapshotRoot",
     "group_by_pack",
-    "local_folder",
+    "key_name",
     "manifest_group",
     "normalize_remote",
-    "open_store",
     "pack_name",
     "piece_count",
     "piece_of",
@@ -146,10 +147,6 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
         repo = cls(None, keys, parse_config(config_body), open_store)
         repo.folder = folder
         return repo
-
-    @staticmethod
-    def exists(store: ObjectStore) -> bool:
-        return bool(store.list(KEYS_PREFIX)) or bool(store.list(CONFIG_NAME))
 
     @classmethod
     def create(cls, store: ObjectStore, passphrase: str | None, label: str = "") -> Repository:
@@ -260,7 +257,7 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
                     "only data pushed before the first `key remove`; make a new one with "
                     "`claude-sync key export` on a machine that is set up"
                 ) from None
-        name = KEYS_PREFIX + crypto.recovery_key_name(secret)
+        name = key_name(crypto.recovery_key_name(secret))
         found = cls._match_key(store, [name], secret)
         if found is None:
             raise WrongKeyError("that recovery key was removed or belongs to another repository")
@@ -270,7 +267,7 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
         """Revoke a key: a new key epoch for the others, then delete its key object. Returns
         the ids of remaining keys too old to receive the new epoch (they are cut off too)."""
         names = self.store.list(KEYS_PREFIX)
-        name = KEYS_PREFIX + key_id
+        name = key_name(key_id)
         if name not in names:
             raise ConfigError(f"no key {key_id} in this repository (see `claude-sync key list`)")
         if len(names) == 1:
@@ -284,7 +281,7 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
         old_name = self.key_opened_by(old)
         new = ask_new()
         labels = {k: label for k, label, _ in self.list_keys()}
-        new_name, private = self.add_key(new, labels.get(old_name[len(KEYS_PREFIX) :], ""))
+        new_name, private = self.add_key(new, labels.get(key_id_of(old_name), ""))
         if self.keys.identity is None or self.keys.identity[0] == old_name:
             self.keys.identity = (new_name, private)
         return self._revoke(old_name, self.store.list(KEYS_PREFIX))
@@ -300,7 +297,7 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
                 obj = None
             public = epochs.verified_recipient(self.keys, other, obj, current)
             if public is None:
-                stale.append(other[len(KEYS_PREFIX) :])
+                stale.append(key_id_of(other))
             else:
                 recipients[other] = public
         if not recipients:

@@ -62,6 +62,16 @@ def pack_name(digest: str) -> str:
     return Handle.pack(digest).name
 
 
+def key_name(key_id: str) -> str:
+    """The key object of an id as `key list` shows it."""
+    return Handle(ObjectKind.KEY, key_id).name
+
+
+def key_id_of(name: str) -> str:
+    """The id `key list` shows for a key object."""
+    return name[len(KEYS_PREFIX) :]
+
+
 def snapshot_id(sealed: bytes) -> str:
     return hashlib.sha256(sealed).hexdigest()
 

@@ -10,7 +10,7 @@ from claude_sync import crypto
 from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, WrongKeyError
 from claude_sync.repository import epochs
 from claude_sync.repository.access import StoreAccess
-from claude_sync.repository.format import KEYS_PREFIX
+from claude_sync.repository.format import KEYS_PREFIX, key_id_of, key_name
 from claude_sync.store.base import ObjectStore
 from claude_sync.store.handle import Handle, ObjectKind
 
@@ -63,14 +63,14 @@ class KeyObjects(StoreAccess):
         obj["label"] = crypto.b64(self.keys.seal_master(name + "/label", label.encode()))
         obj["created"] = int(time.time())
         if not self._put(name, json.dumps(obj, sort_keys=True).encode()):
-            raise ConfigError(f"key {name[len(KEYS_PREFIX) :]} already exists")
+            raise ConfigError(f"key {key_id_of(name)} already exists")
         return name, private
 
     def add_recovery_key(self) -> str:
         """A new recovery key (csr2): the secret of a key object of its own, so it follows
         key epochs and `key remove` revokes it like any other key."""
         secret = crypto.random_key()
-        self.add_key(secret, "recovery key", KEYS_PREFIX + crypto.recovery_key_name(secret))
+        self.add_key(secret, "recovery key", key_name(crypto.recovery_key_name(secret)))
         return crypto.recovery_key(secret)
 
     def list_keys(self) -> list[tuple[str, str, int]]:
@@ -84,5 +84,5 @@ class KeyObjects(StoreAccess):
                 created = int(obj.get("created", 0))
             except (ValueError, AttributeError, CorruptionError, UnicodeDecodeError):
                 label, created = "(damaged key object)", 0
-            keys.append((name[len(KEYS_PREFIX) :], label, created))
+            keys.append((key_id_of(name), label, created))
         return keys

@@ -3,7 +3,6 @@ passed (docs/FORMAT.md §7)."""
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
@@ -41,7 +40,7 @@ class PruneMarks(StoreAccess):
         clock enters. None where the storage keeps no time (Git)."""
         if any(info.modified is None for info in self.store.list_info(PRUNE_PREFIX)):
             return None
-        probe = f"{PRUNE_PREFIX}probe-{os.urandom(16).hex()}"  # marks() skips the name
+        probe = Handle.probe(ObjectKind.PRUNE_MARK)
         self.store.put_if_absent(probe, b"")
         try:
             times = {info.name: info.modified for info in self.store.list_info(PRUNE_PREFIX)}

@@ -1,4 +1,5 @@
-"""What the bucket stores (S3/R2 and GCS) share: a prefix, create-only probing, messages."""
+"""What the bucket stores (S3/R2 and GCS) share: their remotes' paths, a prefix, create-only
+probing, messages."""
 
 from __future__ import annotations
 
@@ -7,7 +8,22 @@ from abc import abstractmethod
 from claude_sync.errors import ConfigError
 from claude_sync.store.base import PROBE_PREFIX, ObjectInfo, ObjectStore
 
-__all__ = ["PROBE_PREFIX", "BucketStore"]
+__all__ = ["PROBE_PREFIX", "BucketStore", "remote_path"]
+
+
+def remote_path(remote: str, schemes: tuple[str, ...], article: str = "a") -> tuple[str, list[str]]:
+    """The scheme and the '/'-separated segments after it of a bucket remote; a ConfigError
+    for another scheme, or characters and segments that have no place in a bucket path."""
+    scheme, sep, rest = remote.partition("://")
+    if not sep or scheme not in schemes:
+        accepted = " or ".join(f"{s}://" for s in schemes)
+        raise ConfigError(f"not {article} {accepted} remote: {remote}")
+    if any(c in rest for c in "?#\\") or any(ord(c) < 32 for c in rest):
+        raise ConfigError(f"remote {remote} has characters that do not belong in a bucket path")
+    segments = rest.removesuffix("/").split("/")
+    if any(s in ("", ".", "..") for s in segments):
+        raise ConfigError(f"remote {remote} has an empty or relative path segment")
+    return scheme, segments
 
 
 class BucketStore(ObjectStore):

@@ -28,7 +28,7 @@ from google.cloud.storage.retry import DEFAULT_RETRY
 from claude_sync.errors import BackendError, ConfigError, ObjectNotFoundError, SyncError
 from claude_sync.store import RemoteOptions
 from claude_sync.store.base import ObjectInfo
-from claude_sync.store.bucket import PROBE_PREFIX, BucketStore
+from claude_sync.store.bucket import PROBE_PREFIX, BucketStore, remote_path
 
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]")
 EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
@@ -52,14 +52,7 @@ class Location:
 
 
 def parse(remote: str) -> Location:
-    scheme, sep, rest = remote.partition("://")
-    if not sep or scheme != "gs":
-        raise ConfigError(f"not a gs:// remote: {remote}")
-    if any(c in rest for c in "?#\\") or any(ord(c) < 32 for c in rest):
-        raise ConfigError(f"remote {remote} has characters that do not belong in a bucket path")
-    segments = rest.removesuffix("/").split("/")
-    if any(s in ("", ".", "..") for s in segments):
-        raise ConfigError(f"remote {remote} has an empty or relative path segment")
+    _, segments = remote_path(remote, ("gs",))
     bucket, *prefix = segments
     if not _BUCKET.fullmatch(bucket):
         raise ConfigError(

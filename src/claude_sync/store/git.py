@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import re
 import shutil
 import subprocess
 import sys
@@ -53,23 +52,21 @@ FETCHED_REF = "refs/claude-sync/fetched"
 # new tree objects small instead of rewriting one folder listing every snapshot ever made.
 # kind -> how many leading characters of a name (after the kind's prefix) name its folder
 _FANNED_OUT = {ObjectKind.SNAPSHOT: 8, ObjectKind.INDEX: 2, ObjectKind.MANIFEST: 2}
-_SNAPSHOT_PATH = re.compile(r"snapshots/(\d{8})/(\d{8})(\d{2})")
-_INDEX_PATH = re.compile(r"(index|manifest)/([0-9a-f]{2})/([0-9a-f]{2})([0-9a-f]{62})")
 
 # The user's global config must not sign, hook or slow down our commits; everything else of it
 # (credentials, insteadOf, proxies, core.sshCommand) still applies.
-_CONFIG = (
-    "core.hooksPath=/dev/null",
-    "commit.gpgSign=false",
-    "push.gpgSign=false",
-    "core.fsmonitor=false",
-    "fetch.recurseSubmodules=false",
-    "push.recurseSubmodules=no",
-    "gc.autoDetach=false",
+_CONFIG = {
+    "core.hooksPath": "/dev/null",
+    "commit.gpgSign": "false",
+    "push.gpgSign": "false",
+    "core.fsmonitor": "false",
+    "fetch.recurseSubmodules": "false",
+    "push.recurseSubmodules": "no",
+    "gc.autoDetach": "false",
     # Objects are encrypted: zlib and delta search only cost time.
-    "core.compression=0",
-    "core.bigFileThreshold=1m",
-)
+    "core.compression": "0",
+    "core.bigFileThreshold": "1m",
+}
 # Variables that would point git at another repository (set when run from inside a git hook).
 _SCRUB = (
     "GIT_DIR",
@@ -146,10 +143,13 @@ def to_path(name: str) -> str:
 
 
 def to_name(path: str) -> str:
-    if (m := _SNAPSHOT_PATH.fullmatch(path)) and m.group(1) == m.group(2):
-        return f"snapshots/{m.group(2)}{m.group(3)}"
-    if (m := _INDEX_PATH.fullmatch(path)) and m.group(2) == m.group(3):
-        return f"{m.group(1)}/{m.group(3)}{m.group(4)}"
+    """The object at a path of the tree (to_path's inverse)."""
+    for kind, width in _FANNED_OUT.items():
+        if path.startswith(kind.prefix):
+            fan, folder, ident = path[len(kind.prefix) :].partition("/")
+            name = kind.prefix + ident
+            if folder and fan == ident[:width] and Handle.parse_as(kind, name):
+                return name
     return path
 
 
@@ -200,8 +200,8 @@ class GitStore(ObjectStore):
         timeout: float | None = None,
     ) -> subprocess.CompletedProcess[bytes]:
         cmd = ["git"]
-        for item in _CONFIG:
-            cmd += ["-c", item]
+        for key, value in _CONFIG.items():
+            cmd += ["-c", f"{key}={value}"]
         try:
             proc = subprocess.run(
                 [*cmd, *args],

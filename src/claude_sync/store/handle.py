@@ -101,6 +101,16 @@ class Handle:
         return None
 
     @classmethod
+    def probe(cls, kind: ObjectKind) -> str:
+        """A new name among a kind's objects that no handle parses to, so reading the kind
+        skips it: for a probe that a listing of the kind must show (prune's clock probe).
+        Key objects take any name: none can hide among them."""
+        name = f"{kind.prefix}probe-{os.urandom(16).hex()}"
+        if cls.parse(name) is not None:
+            raise ValueError(f"no probe can hide among {kind.prefix} objects")
+        return name
+
+    @classmethod
     def parse_as(cls, kind: ObjectKind, name: str) -> Handle | None:
         """The handle of a well-formed name of that kind; None for any other name."""
         handle = cls.parse(name)

@@ -28,7 +28,7 @@ from botocore.exceptions import (
 from claude_sync.errors import BackendError, ConfigError, ObjectNotFoundError, SyncError
 from claude_sync.store import RemoteOptions
 from claude_sync.store.base import ObjectInfo
-from claude_sync.store.bucket import PROBE_PREFIX, BucketStore
+from claude_sync.store.bucket import PROBE_PREFIX, BucketStore, remote_path
 
 # Bucket names as S3 and R2 accept them (lower case, 3-63 characters).
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -65,14 +65,7 @@ class Location:
 
 
 def parse(remote: str) -> Location:
-    scheme, sep, rest = remote.partition("://")
-    if not sep or scheme not in ("s3", "r2"):
-        raise ConfigError(f"not an s3:// or r2:// remote: {remote}")
-    if any(c in rest for c in "?#\\") or any(ord(c) < 32 for c in rest):
-        raise ConfigError(f"remote {remote} has characters that do not belong in a bucket path")
-    segments = rest.removesuffix("/").split("/")
-    if any(s in ("", ".", "..") for s in segments):
-        raise ConfigError(f"remote {remote} has an empty or relative path segment")
+    scheme, segments = remote_path(remote, ("s3", "r2"), "an")
     account = None
     if scheme == "r2":
         if len(segments) < 2:
