@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import sys
@@ -435,3 +436,41 @@ def test_a_session_resumed_elsewhere_syncs_as_the_same_session(pair, repo_dir, t
     a.run("push")
     b.run("pull")
     assert "a-added" in (b.claude / placed).read_text()
+
+
+def test_a_growing_transcripts_summary_resumes_only_where_its_bytes_are_unchanged(
+    make_machine, repo_dir
+):
+    """Each push reads a transcript's summary from where the last one stopped (a multi-GiB
+    transcript is not read again per push), but only while the file begins with the bytes
+    that summary covers: a file changed before that point is read from the start."""
+    a = make_machine("a")
+    a.run("init", str(repo_dir), "--create")
+    sid = "5e551011-0000-4000-8000-000000000001"
+    path = f"projects/-p/{sid}.jsonl"
+
+    def record(i: int) -> str:
+        # varied text, so that content-defined cuts fall between records
+        noise = hashlib.sha256(str(i).encode()).hexdigest() * (i % 16)
+        content = "hello" if i == 0 else f"step {i} {noise}"
+        return json.dumps({"type": "user", "message": {"content": content}}) + "\n"
+
+    a.write(path, "".join(record(i) for i in range(6000)))  # ~3 MiB: several chunks
+    a.run("push")
+    a.append(path, json.dumps({"type": "summary", "summary": "Grown"}) + "\n")
+    a.append(path, "".join(record(i) for i in range(6000, 7000)))
+    a.run("push")
+    (listed,) = catalog(a)
+    assert (listed["title"], listed["records"]) == ("Grown", 7001)
+    # An early record blanked out in place (same size), and more appended: the count must
+    # lose the blanked record, not follow the stale checkpoint.
+    data = (a.claude / path).read_bytes()
+    start = data.index(record(10).encode())
+    blanked = data[:start] + b" " * (len(record(10)) - 1) + b"\n" + data[start + len(record(10)) :]
+    # Enough appended that the new last chunk starts past the old checkpoint (chunks are
+    # at most 2 MiB), where the stale one could be taken.
+    more = "".join(record(i) for i in range(7000, 13000)).encode()
+    (a.claude / path).write_bytes(blanked + more)
+    a.run("push")
+    (listed,) = catalog(a)
+    assert (listed["title"], listed["records"]) == ("Grown", 13000)

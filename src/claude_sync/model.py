@@ -27,6 +27,14 @@ class FileEntry:
     #: a conversation transcript's summary (optional: older writers have none)
     session: SessionSummary | None = None
 
+    def located_chunks(self) -> tuple[tuple[str, int, int], ...]:
+        """The chunks as (blob id, offset in the file, length)."""
+        chunks, offset = [], 0
+        for blob_id, length in self.chunks:
+            chunks.append((blob_id, offset, length))
+            offset += length
+        return tuple(chunks)
+
     def to_json(self) -> dict[str, Any]:
         body = {
             "sha256": self.sha256,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING
 from claude_sync.config import parse_duration
 from claude_sync.errors import ConfigError
 from claude_sync.repository import FileEntry
-from claude_sync.session_summary import SessionSummary, summarize_file
+from claude_sync.session_summary import SessionSummary, SummaryMark, summarize_from
 
 if TYPE_CHECKING:
     from claude_sync.planner import LocalFile, Plan
@@ -147,20 +148,33 @@ class SessionPolicy:
     ) -> FileEntry:
         """A transcript's entry with its summary: known (read by the scan), or read now from
         the bytes the entry describes."""
-        summary = known or self.summary(path, abspath, entry.size, device)
+        summary = known or self.summary(path, abspath, entry.located_chunks(), device)[0]
         if summary is None:
             return entry
         return FileEntry(**{**entry.__dict__, "session": summary})
 
     @staticmethod
-    def summary(path: str, abspath: str, size: int, device: str) -> SessionSummary | None:
-        """A main transcript's summary, from its first size bytes (a file that grew since the
-        scan is read only as far as the scan saw it); None for any other file, or when it
-        cannot be read."""
+    def summary(
+        path: str,
+        abspath: str,
+        chunks: Sequence[tuple[str, int, int]],
+        device: str,
+        mark: SummaryMark | None = None,
+    ) -> tuple[SessionSummary | None, SummaryMark | None]:
+        """A main transcript's summary, from the bytes its chunks cover (a file that grew
+        since the scan is read only as far as the scan saw it), and the mark the next push
+        can resume from. mark: the one the last push left: when the file still begins with
+        the bytes it covers, only what follows is read (a transcript grows by appends, and
+        can be gigabytes). (None, None) for any other file, or when it cannot be read."""
         if not is_main_transcript(path):
-            return None
+            return None, None
+        size = sum(length for _, _, length in chunks)
+        resume = None if mark is None else mark.resume_point(chunks)
         try:
             with open(abspath, "rb") as fh:
-                return summarize_file(fh, size, device)
+                summary, checkpoint = summarize_from(
+                    fh, size, device, resume, chunks[-1][1] if chunks else None
+                )
         except OSError:
-            return None
+            return None, None
+        return summary, SummaryMark.taken(chunks, checkpoint)

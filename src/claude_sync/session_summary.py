@@ -10,10 +10,11 @@ decoded: the first few (title, cwd, start), the last few (end, branch) and the s
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -92,14 +93,105 @@ def summarize(data: bytes, device: str) -> SessionSummary:
 
 
 def summarize_file(fh: BinaryIO, size: int, device: str, block: int = BLOCK) -> SessionSummary:
-    """The summary of a transcript's first `size` bytes, read a block at a time into one
-    buffer: a transcript can be far bigger than the memory a hook should take, and a fresh
-    buffer per block costs more than searching it."""
-    scan = _Scan()
-    fh.seek(0)
+    """The summary of a transcript's first `size` bytes, read a block at a time."""
+    return summarize_from(fh, size, device, block=block)[0]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a summary's pass from the start can pick up again: the facts of the first
+    `offset` bytes of a transcript (a line boundary). A transcript only grows, so the next
+    push reads from here, not the whole file again (the caller makes sure those bytes did
+    not change)."""
+
+    offset: int
+    facts: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SummaryMark:
+    """A checkpoint kept between pushes (in the local state), with what proves its bytes
+    unchanged: the keyed hashes of the file's first chunks, which cover it."""
+
+    #: how many of the file's first chunks cover the checkpoint
+    chunks: int
+    #: a hash of those chunks' ids, offsets and lengths
+    key: str
+    checkpoint: Checkpoint
+
+    @staticmethod
+    def key_of(chunks: Sequence[tuple[str, int, int]], count: int) -> str | None:
+        """The key of a file's first count chunks; None when it has fewer."""
+        if len(chunks) < count:
+            return None
+        return hashlib.sha256(json.dumps(list(chunks[:count])).encode()).hexdigest()
+
+    def resume_point(self, chunks: Sequence[tuple[str, int, int]]) -> Checkpoint | None:
+        """The checkpoint, when the file whose chunks these are still begins with the bytes
+        it summarizes; else None."""
+        return self.checkpoint if self.key_of(chunks, self.chunks) == self.key else None
+
+    @classmethod
+    def taken(
+        cls, chunks: Sequence[tuple[str, int, int]], checkpoint: Checkpoint | None
+    ) -> SummaryMark | None:
+        """The mark of a checkpoint taken before the file's last chunk (see summarize_from's
+        mark); None without one."""
+        key = cls.key_of(chunks, len(chunks) - 1)
+        if checkpoint is None or key is None:
+            return None
+        return cls(len(chunks) - 1, key, checkpoint)
+
+    def to_json(self) -> str:
+        return json.dumps([self.chunks, self.key, self.checkpoint.offset, self.checkpoint.facts])
+
+    @classmethod
+    def from_json(cls, text: str) -> SummaryMark | None:
+        """The stored mark; None when it is not one (it is then read from the start)."""
+        try:
+            chunks, key, offset, facts = json.loads(text)
+            if set(facts) != set(_Scan().facts()):
+                return None
+            return cls(int(chunks), str(key), Checkpoint(int(offset), dict(facts)))
+        except (ValueError, TypeError):
+            return None
+
+
+def summarize_from(
+    fh: BinaryIO,
+    size: int,
+    device: str,
+    resume: Checkpoint | None = None,
+    mark: int | None = None,
+    block: int = BLOCK,
+) -> tuple[SessionSummary, Checkpoint | None]:
+    """The summary of a transcript's first `size` bytes, read from resume on (else from
+    the start) a block at a time into one buffer: a transcript can be far bigger than the
+    memory a hook should take, and a fresh buffer per block costs more than searching it.
+    With mark, also the checkpoint at the last line boundary at or before it (a resume
+    point past mark is not used: checkpoints only move forward)."""
+    limit = size if mark is None else min(size, mark)
+    start = 0 if resume is None or resume.offset > limit else resume.offset
+    scan = _Scan.resumed(resume.facts) if start else _Scan()
+    checkpoint = None
+    pos = start  # the file offset of buf[0], always a line boundary
+    fh.seek(start)
     buf = bytearray(block)
     filled = 0  # bytes in buf: a carried partial line, then what was read
-    left = size
+    left = size - start
+
+    def feed(end: int) -> None:
+        """Add buf[:end], whole lines; take the checkpoint when mark falls in them."""
+        nonlocal checkpoint
+        split = 0
+        if mark is not None and checkpoint is None and mark < pos + end:
+            split = buf.rfind(b"\n", 0, max(0, mark - pos)) + 1
+            if split:
+                scan.add(buf, 0, split)
+            checkpoint = Checkpoint(pos + split, scan.facts())
+        if split < end:
+            scan.add(buf, split, end)
+
     while left > 0:
         if filled == len(buf):  # a line longer than the buffer
             buf.extend(bytes(len(buf)))
@@ -112,18 +204,19 @@ def summarize_file(fh: BinaryIO, size: int, device: str, block: int = BLOCK) -> 
         filled += got
         cut = buf.rfind(b"\n", 0, filled) + 1
         if cut:
-            scan.add(buf, cut)
+            feed(cut)
             buf[: filled - cut] = buf[cut:filled]
             filled -= cut
+            pos += cut
     if filled:
-        scan.add(buf, filled)
+        feed(filled)
     last = branch = None
     for record in _records(_lines_from_end(fh, size - left, block)):
         last = last or _time(record.get("timestamp"))
         branch = branch or _text(record.get("gitBranch"))
         if last and branch:
             break
-    return SessionSummary(
+    summary = SessionSummary(
         title=one_line(scan.custom or scan.summary or scan.prompt or ""),
         cwd=scan.cwd or "",
         first=scan.first,
@@ -132,6 +225,7 @@ def summarize_file(fh: BinaryIO, size: int, device: str, block: int = BLOCK) -> 
         branch=branch or "",
         device=device,
     )
+    return summary, checkpoint
 
 
 class _Scan:
@@ -147,21 +241,32 @@ class _Scan:
         self.cwd: str | None = None
         self.first: float | None = None
 
-    def add(self, data: bytearray, end: int) -> None:
-        """Whole lines, data[:end] (the last one may lack its newline only at the end of
-        the file). Counted and searched in place, without splitting or copying them: a
+    def facts(self) -> dict[str, Any]:
+        """What the pass knows so far, in a form a checkpoint keeps."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def resumed(cls, facts: dict[str, Any]) -> _Scan:
+        """The pass as it was when facts were taken."""
+        scan = cls()
+        scan.__dict__.update(facts)
+        return scan
+
+    def add(self, data: bytearray, start: int, end: int) -> None:
+        """Whole lines, data[start:end] (the last one may lack its newline only at the end
+        of the file). Counted and searched in place, without splitting or copying them: a
         transcript can hold millions."""
         body = end - 1 if data[end - 1] == NEWLINE else end
-        first_end = data.find(b"\n", 0, body)
-        first_blank = not data[: body if first_end < 0 else first_end].strip()
-        self.records += len(_RECORD.findall(data, 0, body)) + (not first_blank)
+        first_end = data.find(b"\n", start, body)
+        first_blank = not data[start : body if first_end < 0 else first_end].strip()
+        self.records += len(_RECORD.findall(data, start, body)) + (not first_blank)
         if self.lines < SCAN_LIMIT and not (self.prompt and self.cwd and self.first):
-            self._head(self._lines(data, body))
-        for match in _SUMMARY.finditer(data, 0, end):
-            start = data.rfind(b"\n", 0, match.start()) + 1
+            self._head(self._lines(data, start, body))
+        for match in _SUMMARY.finditer(data, start, end):
+            line = data.rfind(b"\n", start, match.start()) + 1 or start
             stop = data.find(b"\n", match.end(), end)
             try:
-                record = json.loads(data[start : stop if stop >= 0 else end])
+                record = json.loads(data[line : stop if stop >= 0 else end])
             except ValueError:
                 continue
             if not isinstance(record, dict):
@@ -171,10 +276,9 @@ class _Scan:
             elif record.get("type") == "summary":
                 self.summary = _text(record.get("summary")) or self.summary
 
-    def _lines(self, data: bytearray, body: int) -> Iterator[bytearray]:
-        """The lines of data[:body], one at a time, counted, up to the SCAN_LIMIT-th of the
-        file: the facts wanted are nearly always in the first line or two."""
-        start = 0
+    def _lines(self, data: bytearray, start: int, body: int) -> Iterator[bytearray]:
+        """The lines of data[start:body], one at a time, counted, up to the SCAN_LIMIT-th of
+        the file: the facts wanted are nearly always in the first line or two."""
         while self.lines < SCAN_LIMIT:
             end = data.find(b"\n", start, body)
             self.lines += 1

@@ -18,12 +18,14 @@ from pathlib import Path
 
 from claude_sync.errors import SyncError
 from claude_sync.model import BlobLocation, FileEntry
+from claude_sync.session_summary import SummaryMark
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS local (
     path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ino INTEGER, ctime_ns INTEGER,
     mode INTEGER, sha256 TEXT, chunks TEXT
 );
+CREATE TABLE IF NOT EXISTS summary_marks (path TEXT PRIMARY KEY, mark TEXT);
 CREATE TABLE IF NOT EXISTS base (path TEXT PRIMARY KEY, entry TEXT, seq INTEGER);
 CREATE TABLE IF NOT EXISTS blobs (id TEXT PRIMARY KEY, pack TEXT, offset INTEGER, length INTEGER);
 CREATE TABLE IF NOT EXISTS indexes (name TEXT PRIMARY KEY);
@@ -162,7 +164,20 @@ class State:
 
     def forget_files(self, paths: Iterable[str]) -> None:
         """Drop these paths from the stat cache."""
-        self.db.executemany("DELETE FROM local WHERE path = ?", ((p,) for p in paths))
+        gone = [(p,) for p in paths]
+        self.db.executemany("DELETE FROM local WHERE path = ?", gone)
+        self.db.executemany("DELETE FROM summary_marks WHERE path = ?", gone)
+
+    def summary_marks(self) -> dict[str, SummaryMark]:
+        """Where each transcript's summary can resume (session_summary.SummaryMark)."""
+        rows = self.db.execute("SELECT path, mark FROM summary_marks")
+        return {path: mark for path, text in rows if (mark := SummaryMark.from_json(text))}
+
+    def remember_summary_marks(self, marks: Iterable[tuple[str, SummaryMark]]) -> None:
+        self.db.executemany(
+            "INSERT OR REPLACE INTO summary_marks VALUES (?, ?)",
+            ((path, mark.to_json()) for path, mark in marks),
+        )
 
     # -- merge base ---------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from claude_sync import session_summary
-from claude_sync.session_summary import summarize_file
+from claude_sync.session_summary import summarize_file, summarize_from
 
 RECORDS = st.one_of(
     st.builds(
@@ -119,3 +119,33 @@ def test_the_block_reader_says_what_a_reader_of_whole_lines_says(
         mp.setattr(session_summary, "SCAN_LIMIT", limit)
         got = summarize_file(io.BytesIO(data), len(data), "d", block=block)
     assert (got.title, got.cwd, got.first, got.last, got.records, got.branch) == _model(data, limit)
+
+
+@given(
+    first=LINES,
+    appended=st.lists(LINES, max_size=3),
+    marks=st.lists(st.integers(0, 4000), min_size=4, max_size=4),
+    block=st.integers(1, 64),
+    limit=st.integers(1, 12),
+)
+def test_a_summary_resumed_at_its_checkpoint_equals_one_read_from_the_start(
+    first: list[str], appended: list[list[str]], marks: list[int], block: int, limit: int
+) -> None:
+    """A transcript grows by whole records; each push resumes from the checkpoint the last
+    one left, wherever its mark fell, and says what a pass over the whole file says."""
+    data = "".join(line + "\n" for line in first).encode()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(session_summary, "SCAN_LIMIT", limit)
+        checkpoint = None
+        for more, mark in zip([[], *appended], marks, strict=False):
+            data += "".join(line + "\n" for line in more).encode()
+            mark = min(mark, len(data))
+            got, checkpoint_next = summarize_from(
+                io.BytesIO(data), len(data), "d", checkpoint, mark, block=block
+            )
+            assert got == summarize_file(io.BytesIO(data), len(data), "d", block=block + 7)
+            if mark < len(data):
+                assert checkpoint_next is not None
+                offset = checkpoint_next.offset
+                assert offset <= mark and (offset == 0 or data[offset - 1 : offset] == b"\n")
+            checkpoint = checkpoint_next or checkpoint
