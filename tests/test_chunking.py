@@ -6,6 +6,7 @@ How weak that seed is, and why it is not yet a key-derived gear table, is in SEC
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from memory_store import MemoryStore
 
 from claude_sync import crypto
-from claude_sync.chunking import Chunker, Digest
+from claude_sync.chunking import SPLIT_HASH_SIZE, Chunker, Digest
 from claude_sync.repository import ChunkerParams, Repository
 
 
@@ -71,3 +72,21 @@ def test_chunks_put_the_file_back_together(tmp_path_factory, data, seed):
     path = tmp_path_factory.mktemp("chunks") / "t.jsonl"
     path.write_bytes(data)
     assert chunker.digest_file(path, blob_id) == in_memory
+
+
+def test_a_big_file_is_hashed_aside_and_says_what_it_holds(tmp_path):
+    """Past SPLIT_HASH_SIZE a second reader hashes the file while the chunker cuts it: the
+    same digest as hashing it in memory, also when only its first bytes count."""
+    data = transcript(SPLIT_HASH_SIZE + 300_000)
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(data)
+    ring = crypto.KeyRing(b"k" * 32)
+    ring.keyed_blake3 = True
+    chunker = Chunker(ChunkerParams(131072, 524288, 2097152, 7))
+    digest = chunker.digest_file(path, ring.blob_id)
+    assert digest == chunker.digest_bytes(data, ring.blob_id)
+    assert digest[0] == hashlib.sha256(data).hexdigest()
+    size = len(data) - 1000
+    assert chunker.digest_file(path, ring.blob_id, size=size) == chunker.digest_bytes(
+        data[:size], ring.blob_id
+    )

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import queue
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 SPLIT_HASH_SIZE = 8 * 1024 * 1024
 Digest = tuple[str, tuple[tuple[str, int, int], ...]]
@@ -52,12 +51,17 @@ class Chunker:
                 return grown
             fh.seek(0)
             reader = _Prefix(fh, size)
-            sha = hashlib.sha256()
             if size < SPLIT_HASH_SIZE:
+                sha = hashlib.sha256()
                 chunks = self._chunks(reader, blob_id, lambda data, _: sha.update(data))
-            else:
-                chunks = self._chunks_hashed_aside(reader, blob_id, sha)
-        return sha.hexdigest(), chunks
+                return sha.hexdigest(), chunks
+            # A big file is hashed by a second reader while this one chunks: both cores
+            # work on it, and each reads into a buffer of its own (the chunker's is reused,
+            # so handing its bytes over would cost a copy and a lock per chunk).
+            with ThreadPoolExecutor(max_workers=1) as aside:
+                hashed = aside.submit(_sha256_of_prefix, path, size)
+                chunks = self._chunks(reader, blob_id, lambda data, _: None)
+                return hashed.result(), chunks
 
     def _grown(
         self, fh: BinaryIO, size: int, previous: Digest, blob_id: Callable[[memoryview], str]
@@ -94,25 +98,6 @@ class Chunker:
         tail = self._chunks(_Prefix(fh, size - start), blob_id, hash_new_bytes, start)
         return sha.hexdigest(), (*kept, *tail)
 
-    def _chunks_hashed_aside(
-        self, fh: _Prefix, blob_id: Callable[[memoryview], str], sha: Any
-    ) -> tuple[tuple[str, int, int], ...]:
-        """A second thread feeds the same bytes to sha while this one chunks: a big file
-        must not cost one core two passes over it."""
-        pieces: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
-
-        def consume() -> None:
-            while (piece := pieces.get()) is not None:
-                sha.update(piece)
-
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            hashed = pool.submit(consume)
-            try:
-                return self._chunks(fh, blob_id, lambda data, _: pieces.put(bytes(data)))
-            finally:
-                pieces.put(None)
-                hashed.result()
-
     def _chunks(
         self,
         fh: _Prefix,
@@ -137,6 +122,22 @@ class Chunker:
             for c in self._cdc.cut_buf(data)
         )
         return hashlib.sha256(data).hexdigest(), chunks
+
+
+def _sha256_of_prefix(path: str | Path, size: int) -> str:
+    """The SHA-256 of a file's first size bytes (of fewer, when it shrank meanwhile: the
+    caller's check of its stat after reading catches that)."""
+    sha = hashlib.sha256()
+    buffer = memoryview(bytearray(1 << 20))
+    with open(path, "rb", buffering=0) as fh:
+        left = size
+        while left:
+            got = fh.readinto(buffer[: min(left, len(buffer))])
+            if not got:
+                break
+            sha.update(buffer[:got])
+            left -= got
+    return sha.hexdigest()
 
 
 class _Prefix:
