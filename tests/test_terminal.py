@@ -69,6 +69,20 @@ def test_push_and_pull_of_tens_of_mib_draw_a_bar_and_finish(pair: tuple[Machine,
     ).read_bytes()
 
 
+def test_an_append_to_a_big_transcript_is_measured_by_what_it_sends(
+    pair: tuple[Machine, Machine],
+) -> None:
+    """The bar counts the bytes a push sends, not the size of the files they belong to: a
+    few records appended to a 24 MiB transcript are no transfer worth a bar."""
+    a, _ = pair
+    a.write("projects/-home-ann-code-app/big.jsonl", os.urandom(24 * MIB).hex()[: 24 * MIB] + "\n")
+    assert on_terminal(a, "push")[0] == 0
+    a.append("projects/-home-ann-code-app/big.jsonl", '{"type":"user"}\n' * 100)
+    code, screen = on_terminal(a, "push")
+    assert code == 0, screen
+    assert "pushed 1 file" in screen and not BAR.search(screen), screen
+
+
 def test_sync_draws_bars_both_ways(pair: tuple[Machine, Machine]) -> None:
     a, b = pair
     big_sessions(a, 12, files=2)

@@ -961,12 +961,15 @@ class Engine:
         # Newest first: recent files share packs, so a pull of recent sessions only (lazy
         # pull) downloads few of the packs a first push of years of history writes.
         todo.sort(key=lambda f: -f.cached.stat.mtime_ns)
-        advance = self.reporter.progress("uploading", sum(f.cached.stat.size for f in todo))
+        # What is sent, not the files' sizes: an append to a big transcript sends its end.
+        new = {b: length for f in todo for b, _, length in f.cached.chunks if is_new(b)}
+        advance = self.reporter.progress("uploading", sum(new.values()))
         changed = []
         for f in todo:
+            sending = sum(new.pop(b, 0) for b, _, _ in f.cached.chunks)
             if not self._upload_file(f, writer, is_new):
                 changed.append(f.path)
-            advance(f.cached.stat.size)
+            advance(sending)
         # A blob whose bytes no longer match the scan leaves out every file that needs it
         # (another file may have counted on this one to upload it).
         mismatched = writer.drain()
