@@ -82,6 +82,17 @@ def test_a_missing_object_is_not_found(store: ObjectStore) -> None:
         store.get(SNAPSHOT.format(1))
 
 
+def test_part_of_an_object_is_read_by_range(store: ObjectStore) -> None:
+    data = bytes(range(256)) * 40
+    assert store.put_if_absent("data/ab/range", data)
+    assert store.get_range("data/ab/range", 0, 10) == data[:10]
+    assert store.get_range("data/ab/range", 1000, 2345) == data[1000:3345]
+    assert store.get_range("data/ab/range", len(data) - 5, 100) == data[-5:]
+    assert store.get_range("data/ab/range", len(data) + 10, 5) == b""
+    with pytest.raises(ObjectNotFoundError):
+        store.get_range("data/ab/absent", 0, 10)
+
+
 def test_create_only_writes_keep_the_first(store: ObjectStore) -> None:
     name = SNAPSHOT.format(1)
     assert store.put_if_absent(name, b"first") is True

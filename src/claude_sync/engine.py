@@ -1454,7 +1454,8 @@ class Engine:
             assert lost is not None
             lost.update(dict.fromkeys(packs[pack], str(exc)))
 
-        self.repo.read_packs(packs, keep, None if lost is None else damaged)
+        extents = self.state.pack_extents(packs)
+        self.repo.read_packs(packs, keep, None if lost is None else damaged, extents)
         result.downloaded_bytes += self.repo.downloaded_bytes - received_before
 
     @staticmethod

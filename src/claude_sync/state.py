@@ -255,6 +255,22 @@ class State:
             found.update(self.db.execute(f"SELECT id, pack FROM blobs WHERE id IN ({marks})", part))
         return found
 
+    def pack_extents(self, packs: Iterable[str]) -> dict[str, int]:
+        """Where the last blob the cache knows of each pack ends: about the pack's size."""
+        names = list(packs)
+        found: dict[str, int] = {}
+        for i in range(0, len(names), _IDS_PER_QUERY):
+            part = names[i : i + _IDS_PER_QUERY]
+            marks = ",".join("?" * len(part))
+            found.update(
+                self.db.execute(
+                    f"SELECT pack, MAX(offset + length) FROM blobs WHERE pack IN ({marks}) "
+                    "GROUP BY pack",
+                    part,
+                )
+            )
+        return found
+
     def locate(self, blob_ids: Iterable[str]) -> dict[str, BlobLocation]:
         """Where each blob the cache knows is stored (pack, offset, length)."""
         found = {}

@@ -149,6 +149,12 @@ class StoreAccess(ABC):
             self.downloaded_bytes += len(data)
         return data
 
+    def _get_range(self, name: str, offset: int, length: int) -> bytes:
+        data = self.store.get_range(name, offset, length)
+        with self._counter_lock:
+            self.downloaded_bytes += len(data)
+        return data
+
     def _each(self, fn: Callable[[T], R], items: list[T], most: int = 1 << 16) -> list[R]:
         """fn over items, `parallel` (and at most `most`) at a time; the first error is
         re-raised."""

@@ -7,7 +7,7 @@ import collections
 import hashlib
 import os
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from claude_sync import compression
@@ -27,6 +27,12 @@ PACK_TARGET_SIZE = 8 * 1024 * 1024
 #: packs a push or pull holds at once, whatever the number of transfers: bounded memory
 #: (4 x 8 MiB) at about the parallelism restic uses for S3
 PACKS_IN_MEMORY = 4
+#: a pack's wanted blobs are read by range when they lie in at most MAX_RANGES runs (blobs
+#: less than RANGE_GAP apart make one run) that are at most 1/RANGED_SHARE of the pack; else
+#: the whole pack is downloaded, and checked against its name
+MAX_RANGES = 4
+RANGE_GAP = 256 * 1024
+RANGED_SHARE = 4
 
 
 class Packs(StoreAccess):
@@ -41,15 +47,18 @@ class Packs(StoreAccess):
         packs: dict[str, dict[str, BlobLocation]],
         sink: Callable[[str, bytes], None],
         damaged: Callable[[str, SyncError], None] | None = None,
+        extents: Mapping[str, int] | None = None,
     ) -> None:
         """Hand every wanted blob of many packs to sink, `parallel` packs at a time. Each
         worker holds one pack and one blob at a time, so memory stays bounded. With
         `damaged`, a pack that is damaged or missing is reported there and the others are
-        still read; without it, it fails the whole read."""
+        still read; without it, it fails the whole read. extents: about how big each pack
+        is (State.pack_extents), so that a few blobs of a big one are read by range."""
 
         def one(item: tuple[str, dict[str, BlobLocation]]) -> None:
+            pack, wanted = item
             try:
-                for blob_id, plain in self.iter_pack(*item):
+                for blob_id, plain in self.iter_pack(pack, wanted, (extents or {}).get(pack)):
                     sink(blob_id, plain)
             except (CorruptionError, ObjectNotFoundError) as exc:
                 if damaged is None:
@@ -119,20 +128,46 @@ class Packs(StoreAccess):
     def read_pack(self, pack: str, wanted: dict[str, BlobLocation]) -> dict[str, bytes]:
         return dict(self.iter_pack(pack, wanted))
 
-    def iter_pack(self, pack: str, wanted: dict[str, BlobLocation]) -> Iterator[tuple[str, bytes]]:
-        """Download a pack, check it is the pack its name promises, and open the wanted blobs."""
-        data = self._get(pack)
-        if hashlib.sha256(data).hexdigest() != pack.rsplit("/", 1)[-1]:
-            raise CorruptionError(f"pack {pack} is damaged (content does not match its name)")
-        view = memoryview(data)
+    def iter_pack(
+        self, pack: str, wanted: dict[str, BlobLocation], extent: int | None = None
+    ) -> Iterator[tuple[str, bytes]]:
+        """Open the wanted blobs of a pack. A pack is downloaded whole and checked to be
+        the pack its name promises, unless it is big (extent: about its size) and only a
+        small part of it is wanted (a session resumed on demand): then that part is read by
+        range, each blob still authenticated and checked against its id."""
+        spans = _spans(wanted.values())
+        part = sum(end - start for start, end in spans)
+        if extent is None or len(spans) > MAX_RANGES or part * RANGED_SHARE > extent:
+            data = self._get(pack)
+            if hashlib.sha256(data).hexdigest() != pack.rsplit("/", 1)[-1]:
+                raise CorruptionError(f"pack {pack} is damaged (content does not match its name)")
+            spans = [(0, len(data))]
+            parts = [memoryview(data)]
+        else:
+            parts = [memoryview(self._get_range(pack, s, e - s)) for s, e in spans]
         for blob_id, loc in wanted.items():
-            sealed = view[loc.offset : loc.offset + loc.length]
+            start, end = next((s, e) for s, e in spans if s <= loc.offset < e)
+            view = parts[spans.index((start, end))]
+            sealed = view[loc.offset - start : loc.offset - start + loc.length]
             if len(sealed) != loc.length:
                 raise CorruptionError(f"pack {pack} is shorter than its index says")
             plain = compression.unpack(self.keys.open(blob_aad(blob_id), sealed), f"blob in {pack}")
             if not self.keys.names(blob_id, plain):
                 raise CorruptionError(f"a blob in {pack} does not match its id")
             yield blob_id, plain
+
+
+def _spans(locations: Iterable[BlobLocation]) -> list[tuple[int, int]]:
+    """The (start, end) byte ranges that cover the locations, those less than RANGE_GAP
+    apart read as one."""
+    spans: list[tuple[int, int]] = []
+    for loc in sorted(locations, key=lambda loc: loc.offset):
+        end = loc.offset + loc.length
+        if spans and loc.offset - spans[-1][1] < RANGE_GAP:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((loc.offset, end))
+    return spans
 
 
 def blob_aad(blob_id: str) -> str:

@@ -43,6 +43,12 @@ class ObjectStore(ABC):
     def get(self, name: str) -> bytes:
         """Return the object's bytes; raise ObjectNotFoundError when it does not exist."""
 
+    def get_range(self, name: str, offset: int, length: int) -> bytes:
+        """At most length bytes of the object from offset (fewer where it ends first);
+        ObjectNotFoundError when it does not exist. Stores that can read part of an object
+        do: a session resumed on demand needs a few blobs of a pack, not the whole pack."""
+        return self.get(name)[offset : offset + length]
+
     @abstractmethod
     def put_if_absent(self, name: str, data: bytes) -> bool:
         """Store data under name unless the name is taken; True when this call created it."""

@@ -44,6 +44,16 @@ class FolderStore(ObjectStore):
         except OSError as exc:
             raise BackendError(f"cannot read {self.display}: {exc.strerror}") from None
 
+    def get_range(self, name: str, offset: int, length: int) -> bytes:
+        try:
+            with open(self._path(name), "rb") as fh:
+                fh.seek(offset)
+                return fh.read(length)
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"object {name} is missing from {self.display}") from None
+        except OSError as exc:
+            raise BackendError(f"cannot read {self.display}: {exc.strerror}") from None
+
     def put_if_absent(self, name: str, data: bytes) -> bool:
         path = self._path(name)
         try:

@@ -112,6 +112,25 @@ class GCSStore(BucketStore):
         except _Missing:
             raise ObjectNotFoundError(f"object {name} is missing from {self.display}") from None
 
+    def get_range(self, name: str, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        blob = self._bucket.blob(self._key(name))
+
+        def read() -> bytes:
+            try:
+                part: bytes = blob.download_as_bytes(
+                    start=offset, end=offset + length - 1, retry=RETRY, timeout=TIMEOUT
+                )
+                return part
+            except gexc.RequestRangeNotSatisfiable:
+                return b""  # starts at or past the end
+
+        try:
+            return self._call("read from", read)
+        except _Missing:
+            raise ObjectNotFoundError(f"object {name} is missing from {self.display}") from None
+
     def put_if_absent(self, name: str, data: bytes) -> bool:
         blob = self._bucket.blob(self._key(name))
         try:

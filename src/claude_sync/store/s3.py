@@ -149,6 +149,25 @@ class S3Store(BucketStore):
         except BotoCoreError as exc:
             raise self._error(exc, "read from") from None
 
+    def get_range(self, name: str, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        key = self._key(name)
+        try:
+            response = self._client.get_object(
+                Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}"
+            )
+            body: bytes = response["Body"].read()
+            return body
+        except ClientError as exc:
+            if _code(exc) in _NO_KEY:
+                raise ObjectNotFoundError(f"object {name} is missing from {self.display}") from None
+            if _code(exc) == "InvalidRange":  # starts at or past the end
+                return b""
+            raise self._error(exc, "read from") from None
+        except BotoCoreError as exc:
+            raise self._error(exc, "read from") from None
+
     def put_if_absent(self, name: str, data: bytes) -> bool:
         key = self._key(name)
         try:

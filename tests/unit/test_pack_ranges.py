@@ -1,0 +1,81 @@
+"""A few blobs of a big pack are read by range, the rest of it left on the store; most of a
+pack is downloaded whole and checked against its name (so a full pull notices a flipped
+byte anywhere). Either way every blob is authenticated."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+from memory_store import MemoryStore
+
+from claude_sync.errors import CorruptionError
+from claude_sync.repository import BlobLocation, PackWriter, Repository
+
+MIB = 1024 * 1024
+
+
+@dataclass
+class OnePack:
+    """A repository holding one pack of twelve incompressible half-MiB blobs."""
+
+    repo: Repository
+    store: MemoryStore
+    contents: dict[str, bytes]
+    pack: str
+    locations: dict[str, BlobLocation]
+
+    def read(self, ids: list[str]) -> dict[str, bytes]:
+        wanted = {b: loc for b, loc in self.locations.items() if b in ids}
+        got: dict[str, bytes] = {}
+        extent = max(loc.offset + loc.length for loc in self.locations.values())
+        self.repo.read_packs({self.pack: wanted}, got.__setitem__, extents={self.pack: extent})
+        return got
+
+    def flip(self, offset: int) -> None:
+        data = bytearray(self.store.objects[self.pack])
+        data[offset] ^= 1
+        self.store.objects[self.pack] = bytes(data)
+
+
+@pytest.fixture
+def one() -> OnePack:
+    store = MemoryStore()
+    repo = Repository.create(store, None)
+    writer = PackWriter(repo)
+    contents = {}
+    for _ in range(12):
+        data = os.urandom(MIB // 2)
+        contents[repo.keys.blob_id(data)] = data
+        writer.add(repo.keys.blob_id(data), data)
+    written = writer.finish()
+    assert written is not None
+    (pack,) = {loc.pack for loc in written[1].values()}
+    return OnePack(repo, store, contents, pack, written[1])
+
+
+def test_one_blob_of_a_big_pack_costs_about_its_own_size(one: OnePack) -> None:
+    wanted = list(one.contents)[5]
+    before = one.repo.downloaded_bytes
+    assert one.read([wanted]) == {wanted: one.contents[wanted]}
+    assert one.repo.downloaded_bytes - before < len(one.store.objects[one.pack]) // 8
+
+
+def test_most_of_a_pack_is_read_whole_and_checked_against_its_name(one: OnePack) -> None:
+    before = one.repo.downloaded_bytes
+    assert one.read(list(one.contents)) == one.contents
+    assert one.repo.downloaded_bytes - before == len(one.store.objects[one.pack])
+    # A byte flipped in a blob nobody asks for: a whole read still notices.
+    first = min(one.locations.values(), key=lambda loc: loc.offset)
+    one.flip(first.offset + 10)
+    with pytest.raises(CorruptionError, match="does not match its name"):
+        one.read([b for b, loc in one.locations.items() if loc != first])
+
+
+def test_a_blob_read_by_range_is_still_authenticated(one: OnePack) -> None:
+    wanted, neighbour = list(one.contents)[3], list(one.contents)[7]
+    one.flip(one.locations[wanted].offset + 100)
+    with pytest.raises(CorruptionError):
+        one.read([wanted])
+    assert one.read([neighbour]) == {neighbour: one.contents[neighbour]}
