@@ -326,13 +326,20 @@ def test_a_small_snapshot_cannot_make_a_pull_write_a_huge_file(machines, repo_di
     a, b = machines
     set_up(a, b, repo_dir)
     blob = os.urandom(1024 * 1024)
-    craft(a, repo_dir, {"CLAUDE.md": (blob, 0o644, 400)})
+    craft(a, repo_dir, {"CLAUDE.md": (blob, 0o644, 400), "rules/fine.md": (b"fine\n", 0o644, 1)})
     b.env["CLAUDE_SYNC_MAX_FILE_SIZE"] = "100M"
     before = snapshot_tree(b.claude)
     proc = b.run("pull", check=False)
     assert proc.returncode == 1, proc.stderr
-    assert "CLAUDE.md would be 400.0 MiB, more than the 100.0 MiB" in proc.stderr
-    assert snapshot_tree(b.claude) == before
+    assert (
+        "CLAUDE.md could not be downloaded: it would be 400.0 MiB, more than the 100.0 MiB"
+        in proc.stderr
+    )
+    # The rest of the pull goes on; the big file is not written, and is not up to date.
+    assert (b.claude / "rules/fine.md").read_bytes() == b"fine\n"
+    assert {p: v for p, v in snapshot_tree(b.claude).items() if p != "rules/fine.md"} == before
+    assert "up to date" not in b.run("status", check=False).stdout
+    (b.claude / "rules/fine.md").unlink()
 
     # Within the file size limit, but more than the disk holds.
     free = shutil.disk_usage(b.claude).free

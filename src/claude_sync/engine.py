@@ -219,6 +219,8 @@ class Engine:
         self.reporter = reporter or Reporter()
         self._only: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._covered: dict[Selection, dict[str, bool]] = {}
+        #: read a few blobs of a big pack by range (see fetch)
+        self._by_range = False
         self.sessions = SessionPolicy()
 
     @functools.cached_property
@@ -1315,6 +1317,13 @@ class Engine:
         # lead out of root before anything is written, and again once they exist.
         token = secrets.token_hex(8)
         allowed = self._allowed_roots(root)
+        if partial:
+            # One implausibly big file must not stop the rest of the pull.
+            big = limits.too_large((path, entry.size) for path, (_, entry) in outputs.items())
+            for path, why in big.items():
+                result.unavailable.append(path)
+                result.warnings.append(f"{path} could not be downloaded: {why}")
+            outputs = {path: out for path, out in outputs.items() if path not in big}
         folders = {dest.parent for dest, _ in outputs.values()}
         try:
             limits.check_room(((path, entry.size) for path, (_, entry) in outputs.items()), root)
@@ -1454,7 +1463,10 @@ class Engine:
             assert lost is not None
             lost.update(dict.fromkeys(packs[pack], str(exc)))
 
-        extents = self.state.pack_extents(packs)
+        # Only on demand: a pull reads whole packs, so that a flipped byte anywhere in one
+        # stops it before it changes anything here (a few authentic blobs read by range
+        # would still make, say, a conflict copy).
+        extents = self.state.pack_extents(packs) if self._by_range else None
         self.repo.read_packs(packs, keep, None if lost is None else damaged, extents)
         result.downloaded_bytes += self.repo.downloaded_bytes - received_before
 
@@ -1487,10 +1499,15 @@ class Engine:
         return None
 
     def fetch(self, head: Snapshot, files: dict[str, FileEntry], result: Result) -> None:
-        """Place the stored files that are missing here, as a pull would (for `resume`)."""
+        """Place the stored files that are missing here, as a pull would (for `resume`): a
+        few blobs of a big pack are read by range (one session among a pack's many)."""
         plan = Plan(head, write={p: e for p, e in files.items() if not self.local_path(p).exists()})
         if plan.write:
-            self._apply_pull(plan, LocalView(), result)
+            self._by_range = True
+            try:
+                self._apply_pull(plan, LocalView(), result)
+            finally:
+                self._by_range = False
 
     def file_bytes(self, entry: FileEntry, result: Result) -> bytes:
         """One stored file's content, downloaded and verified, in memory."""

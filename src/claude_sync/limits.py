@@ -11,9 +11,9 @@ from pathlib import Path
 from claude_sync.errors import ConfigError, SyncError
 
 MAX_FILE_SIZE_ENV = "CLAUDE_SYNC_MAX_FILE_SIZE"
-#: A transcript of a very long session is tens of MiB; nothing Claude Code writes comes
-#: near this.
-DEFAULT_MAX_FILE_SIZE = 1 << 30
+#: A long session's transcript is hundreds of MiB and a very long one more than a GiB; a
+#: file far beyond this is a snapshot that lies about a size, not a transcript.
+DEFAULT_MAX_FILE_SIZE = 16 << 30
 #: Left free after a pull: a full disk breaks Claude Code and everything else.
 RESERVE = 64 * 1024 * 1024
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
@@ -36,18 +36,24 @@ def max_file_size() -> int:
     return value
 
 
+def too_large(files: Iterable[tuple[str, int]]) -> dict[str, str]:
+    """The files larger than is plausible, each with why it is not written."""
+    limit = max_file_size()
+    return {
+        path: f"it would be {_size(size)}, more than the {_size(limit)} a synced file may be "
+        f"(raise {MAX_FILE_SIZE_ENV} if it is genuine)"
+        for path, size in files
+        if size > limit
+    }
+
+
 def check_room(files: Iterable[tuple[str, int]], root: Path) -> None:
     """Refuse, before anything is downloaded, a file larger than is plausible or a set of
     files that would not fit on the disk holding root."""
-    limit = max_file_size()
-    total = 0
-    for path, size in files:
-        if size > limit:
-            raise SyncError(
-                f"{path} would be {_size(size)}, more than the {_size(limit)} a synced file "
-                f"may be; refusing to write it (raise {MAX_FILE_SIZE_ENV} if it is genuine)"
-            )
-        total += size
+    files = list(files)
+    for path, why in too_large(files).items():
+        raise SyncError(f"refusing to write {path}: {why}")
+    total = sum(size for _, size in files)
     if not total:
         return
     existing = root

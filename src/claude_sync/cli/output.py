@@ -174,9 +174,10 @@ def finish(result: Result, as_json: bool, quiet: bool, verbose: bool, dry_run: b
         out.print(summary(result, dry_run), markup=False)
     if result.unavailable:
         raise SyncError(
-            f"{count(len(result.unavailable), 'file')} could not be downloaded: their data in "
-            "the repository is damaged or missing (`claude-sync verify --read-data` lists the "
-            "damage); run `claude-sync repair` on a machine that has them, then pull again"
+            f"{count(len(result.unavailable), 'file')} could not be downloaded (the warnings "
+            "say why): for data damaged or missing in the repository, run `claude-sync "
+            "repair` on a machine that has them (`verify --read-data` lists the damage), "
+            "then pull again"
         )
     if result.conflicts:
         sys.exit(EXIT_CONFLICTS)
