@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REFERENCE = (Path(__file__).resolve().parent.parent / "docs" / "CLI.md").read_text()
+REFERENCE = (Path(__file__).resolve().parents[2] / "docs" / "CLI.md").read_text()
 
 
 def help_of(*command: str) -> str:
