@@ -174,12 +174,12 @@ def test_join_suggests_pull_and_restore_in_place_is_pushed(machines, repo_dir):
     assert (b.claude / "agents/x.md").read_text() == "v1\n"
 
 
-def test_types_json_help_and_config_errors(machines, repo_dir):
+def test_types_json_help_and_config_errors(cli_inprocess, machines, repo_dir):
     a, _ = machines
-    body = json.loads(a.run("types", "--json").stdout)
+    body = json.loads(cli_inprocess("types", "--json", machine=a).stdout)
     names = {t["name"]: t for t in body["types"]}
     assert names["sessions"]["synced"] is True and names["todos"]["opt_in"] is True
-    helptext = a.run("--help").stdout
+    helptext = cli_inprocess("--help", machine=a).stdout
     commands = helptext.split("Commands:")[1]
     assert " hook " not in commands and "hook-worker" not in commands
     flat = " ".join(commands.split())
@@ -187,19 +187,19 @@ def test_types_json_help_and_config_errors(machines, repo_dir):
         "Show which sessions `claude --resume` finds in DIRECTORY (default: here) after a pull."
         in flat
     )
-    push_help = " ".join(a.run("push", "--help").stdout.split())
+    push_help = " ".join(cli_inprocess("push", "--help", machine=a).stdout.split())
     assert "TYPE limits the command to some resource types" in push_help
     assert "Examples: claude-sync push" in push_help
     a.run("init", str(repo_dir))
     config = a.config_dir / "config.json"
     settings = json.loads(config.read_text())
     config.write_text(json.dumps(settings | {"remote": None}))
-    proc = a.run("status", check=False)
-    assert proc.returncode == 2 and "remote" in proc.stderr and "up to date" not in proc.stdout
+    proc = cli_inprocess("status", machine=a)
+    assert proc.exit_code == 2 and "remote" in proc.stderr and "up to date" not in proc.stdout
     config.write_text(json.dumps(settings))
     (a.config_dir / "state.db").write_bytes(b"not a database" * 100)
-    proc = a.run("status", check=False)
-    assert proc.returncode == 1 and "safe to delete" in proc.stderr
+    proc = cli_inprocess("status", machine=a)
+    assert proc.exit_code == 1 and "safe to delete" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -215,10 +215,10 @@ def test_same_host_name_gives_distinct_device_names(machines, repo_dir):
 # -- passphrases, recovery keys, bad remotes ------------------------------------------------------
 
 
-def test_no_passphrase_without_terminal_is_a_clear_error(machines, repo_dir):
+def test_no_passphrase_without_terminal_is_a_clear_error(cli_inprocess, machines, repo_dir):
     a, _ = machines
-    proc = a.run("init", str(repo_dir), check=False, passphrase=None)
-    assert proc.returncode == 2
+    proc = cli_inprocess("init", str(repo_dir), machine=a, passphrase=None)
+    assert proc.exit_code == 2
     assert proc.stderr.startswith("error: a passphrase is needed and there is no terminal")
     assert not repo_dir.exists() or not any(repo_dir.iterdir())
 
@@ -279,15 +279,15 @@ def test_default_remote_is_a_local_folder(machines):
     assert (b.claude / "CLAUDE.md").read_text() == "Be terse.\n"
 
 
-def test_bad_remote_and_not_set_up_are_usage_errors(machines, tmp_path):
+def test_bad_remote_and_not_set_up_are_usage_errors(cli_inprocess, machines, tmp_path):
     a, _ = machines
     for remote in ("relative/path", "ftp://host/x", "file://host/x"):
-        proc = a.run("init", remote, check=False)
-        assert proc.returncode == 2 and proc.stderr.startswith("error:"), proc.stderr
-    proc = a.run("push", check=False)
-    assert proc.returncode == 2 and "not set up" in proc.stderr
+        proc = cli_inprocess("init", remote, machine=a)
+        assert proc.exit_code == 2 and proc.stderr.startswith("error:"), proc.stderr
+    proc = cli_inprocess("push", machine=a)
+    assert proc.exit_code == 2 and "not set up" in proc.stderr
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "somefile").write_text("x")
-    proc = a.run("init", str(busy), check=False)
-    assert proc.returncode == 2 and "not empty" in proc.stderr
+    proc = cli_inprocess("init", str(busy), machine=a)
+    assert proc.exit_code == 2 and "not empty" in proc.stderr

@@ -315,27 +315,35 @@ def test_dry_run_changes_nothing(machines, repo_dir):
     assert "would pull CLAUDE.md" in out
 
 
-def test_status_reports_pending_work(machines, repo_dir):
+def test_status_reports_pending_work(cli_inprocess, machines, repo_dir):
     a, b = machines
     populate(a)
     set_up_pair(a, b, repo_dir)
-    status = b.json("status")
-    assert "CLAUDE.md" in status["pulled"] and status["pushed"] == []
-    assert "to pull: CLAUDE.md" in b.run("status").stdout
+
+    def status(*args: str) -> str:
+        code, out, err = cli_inprocess("status", *args, machine=b)
+        assert code == 0, err
+        return out
+
+    body = json.loads(status("--json"))
+    assert "CLAUDE.md" in body["pulled"] and body["pushed"] == []
+    assert "to pull: CLAUDE.md" in status()
     b.run("pull")
-    assert "up to date" in b.run("status").stdout
+    assert "up to date" in status()
     b.write("rules/new.md", "new\n")
-    assert b.json("status")["pushed"] == ["rules/new.md"]
+    assert json.loads(status("--json"))["pushed"] == ["rules/new.md"]
 
 
-def test_quiet_and_verbose_output(machines, repo_dir):
+def test_quiet_and_verbose_output(cli_inprocess, machines, repo_dir):
     a, _ = machines
     populate(a)
     a.run("init", str(repo_dir))
-    assert a.run("push", "-q").stdout == ""
+    assert cli_inprocess("push", "-q", machine=a)[:2] == (0, "")
     a.write("CLAUDE.md", "changed\n")
-    assert "push CLAUDE.md" in a.run("push", "-v").stdout
-    assert "Everything is up to date." in a.run("pull").stdout
+    code, out, _ = cli_inprocess("push", "-v", machine=a)
+    assert code == 0 and "push CLAUDE.md" in out
+    code, out, _ = cli_inprocess("pull", machine=a)
+    assert code == 0 and "Everything is up to date." in out
 
 
 def test_claude_dir_and_config_dir_options(make_machine, repo_dir, tmp_path):
@@ -418,7 +426,9 @@ def test_an_unmounted_repository_folder_is_a_failure_not_a_setting(machines, rep
 # -- status and dry runs say what pull and push will do -------------------------------------------
 
 
-def test_status_shows_conflicts_merges_and_deletions_as_pull_will_do(machines, repo_dir):
+def test_status_shows_conflicts_merges_and_deletions_as_pull_will_do(
+    cli_inprocess, machines, repo_dir
+):
     a, b = machines
     a.write("agents/x.md", "one\n")
     a.write("agents/gone.md", "bye\n")
@@ -427,8 +437,8 @@ def test_status_shows_conflicts_merges_and_deletions_as_pull_will_do(machines, r
     # b joins with its own settings.json: no base, keys on one side only are additions.
     b.write("settings.json", json.dumps({"theme": "dark"}) + "\n")
     b.run("init", str(repo_dir))
-    status = b.run("status").stdout
-    assert re.search(r"will merge: settings\.json", status), status
+    code, status, _ = cli_inprocess("status", machine=b)
+    assert code == 0 and re.search(r"will merge: settings\.json", status), status
     assert "to pull: agents/x.md" in status
     b.run("pull")
     assert json.loads((b.claude / "settings.json").read_text()) == {
@@ -442,12 +452,14 @@ def test_status_shows_conflicts_merges_and_deletions_as_pull_will_do(machines, r
     (a.claude / "agents/gone.md").unlink()
     a.run("push")
     b.write("agents/x.md", "b's\n")
-    proc = b.run("status", check=False)
-    assert proc.returncode == 3  # a conflict is coming: a script learns it from the exit code
+    proc = cli_inprocess("status", machine=b)
+    assert proc.exit_code == 3  # a conflict is coming: a script learns it from the exit code
     assert "to pull: agents/x.md" not in proc.stdout
     assert "conflict: agents/x.md" in proc.stderr
     assert "to delete: agents/gone.md" in proc.stdout
-    body = b.json("status", expect=3)
+    code, out, _ = cli_inprocess("status", "--json", machine=b)
+    body = json.loads(out)
+    assert code == 3
     assert body["conflicts"] == ["agents/x.md"] and body["deleted"] == ["agents/gone.md"]
     assert b.run("pull", check=False).returncode == 3  # as status said
 
