@@ -1,5 +1,6 @@
-"""The session catalog, lazy pull and `resume`, on two machines whose home directories differ
-(`…/Users/ann` and `…/home/ann`), with realistic transcripts."""
+"""The session catalog (`sessions`), lazy pull and `resume`, on two machines whose home
+directories differ (`…/Users/ann` and `…/home/ann`), with realistic transcripts; `export` and
+`import` of one session. `where` and `map`: test_sessions_anywhere.py."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from pathlib import Path
 import pexpect
 import pytest
 from claude_cli import run_claude
-from conftest import Machine, Outcome
+from conftest import Machine, Outcome, transcript
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -453,7 +454,7 @@ def test_a_session_resumed_elsewhere_syncs_as_the_same_session(catalog, pair, re
 
 
 def test_a_growing_transcripts_summary_resumes_only_where_its_bytes_are_unchanged(
-    make_machine, repo_dir
+    catalog, make_machine, repo_dir
 ):
     """Each push reads a transcript's summary from where the last one stopped (a multi-GiB
     transcript is not read again per push), but only while the file begins with the bytes
@@ -488,3 +489,36 @@ def test_a_growing_transcripts_summary_resumes_only_where_its_bytes_are_unchange
     a.run("push")
     (listed,) = catalog(a)
     assert (listed["title"], listed["records"]) == ("Grown", 13000)
+
+
+def test_export_and_import_a_session(tmp_path):
+    a = Machine(tmp_path / "a" / "Users" / "ann")
+    b = Machine(tmp_path / "b" / "home" / "bob")
+    for m in (a, b):
+        m.home.mkdir(parents=True)
+    folder_a = encode(str(a.home / "code" / "app"))
+    a.write(f"projects/{folder_a}/s1.jsonl", transcript("s1", 3), mtime=1_700_000_000)
+    a.write(f"projects/{folder_a}/s1/subagents/agent-1.jsonl", transcript("x", 2))
+    a.write(f"projects/{folder_a}/s2.jsonl", transcript("s2", 3))
+    archive = tmp_path / "s1.tar.gz"
+    assert "Exported 2 files" in a.run("export", "s1", str(archive)).stdout
+    b.run("import", str(archive))
+    folder_b = encode(str(b.home / "code" / "app"))
+    got = b.claude / f"projects/{folder_b}/s1.jsonl"
+    assert got.read_text() == transcript("s1", 3) and got.stat().st_mtime == 1_700_000_000
+    assert (b.claude / f"projects/{folder_b}/s1/subagents/agent-1.jsonl").exists()
+    assert not (b.claude / f"projects/{folder_b}/s2.jsonl").exists()
+    got.write_text("changed\n")
+    assert b.run("import", str(archive), check=False).returncode == 2
+    b.run("import", str(archive), "--force")
+    assert got.read_text() == transcript("s1", 3)
+    assert a.run("export", "nope", str(archive), check=False).returncode == 2
+    # A unique id prefix names a session, as `resume` takes it; no wildcard widens it.
+    assert "several sessions" in a.run("export", "s", str(archive), check=False).stderr
+    assert a.run("export", "*", str(archive), check=False).returncode == 2
+    a.write(f"projects/{folder_a}/7d3e9f00-aaaa.jsonl", transcript("7d", 1))
+    assert "Exported 1 file" in a.run("export", "7d3e", str(archive)).stdout
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not an archive")
+    bad = b.run("import", str(junk), check=False)
+    assert bad.returncode == 1 and "not a claude-sync session archive" in bad.stderr
