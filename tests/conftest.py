@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -158,6 +158,67 @@ def make_machine(tmp_path: Path) -> Callable[[str], Machine]:
         return Machine(home)
 
     return make
+
+
+class Outcome(NamedTuple):
+    """A command run in-process: unpacks as (exit_code, stdout, stderr)."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+def cli_inprocess(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Outcome]:
+    """claude-sync run by Click's test runner in this process, for tests of what a command
+    prints and its exit code, where starting Python anew only costs time: help, argument and
+    config errors, JSON shapes. Each call sees what Machine.run gives its subprocess (the
+    machine's environment, HOME as working folder, a standard input that is no terminal)
+    and a passphrase and consoles taken anew, as a new process would.
+
+    Call it as `cli_inprocess(*args, machine=m, passphrase=..., stdin=...)`; without a
+    machine, it runs on a fresh HOME of its own. Tests of what only a real process shows
+    (signals, terminals, hooks, child processes, the environment it hands on) use Machine.run.
+    """
+    from click.testing import CliRunner
+
+    from claude_sync import passphrase as passphrases
+    from claude_sync.cli import main, output
+
+    def run(
+        *args: str,
+        machine: Machine | None = None,
+        passphrase: str | None = PASSPHRASE,
+        stdin: str = "",
+    ) -> Outcome:
+        if machine is None:
+            home = tmp_path / "in-process"
+            home.mkdir(exist_ok=True)
+            machine = Machine(home)
+        # A subprocess's output is a pipe: Click and Rich wrap at 80 columns unless told.
+        env = {"COLUMNS": "80"} | machine.environ(passphrase)
+        with monkeypatch.context() as mp:
+            for var in set(os.environ) - set(env):
+                mp.delenv(var)
+            for var, value in env.items():
+                mp.setenv(var, value)
+            mp.chdir(machine.home)
+            mp.setattr(passphrases, "_taken", {})
+            mp.setattr(output.out, "_console", None)
+            mp.setattr(output.err, "_console", None)
+            result = CliRunner().invoke(
+                main,
+                args,
+                input=stdin,
+                prog_name="python -m claude_sync",
+                catch_exceptions=False,
+                # The runner forces help to 80 columns; a process wraps it as Click's
+                # HelpFormatter does, to the terminal's columns (at most 80) less 2.
+                terminal_width=max(min(int(env["COLUMNS"]), 80) - 2, 50),
+            )
+        return Outcome(result.exit_code, result.stdout, result.stderr)
+
+    return run
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ def populate(m: Machine) -> dict[str, str]:
     session = str(uuid.uuid4())
     agent = str(uuid.uuid4())
     # Older than a day, but younger than Claude Code's clean-up period: a pull keeps it (an
-    # older one gets a fresh mtime, test_sessions.py).
+    # older one gets a fresh mtime, e2e/test_sessions.py).
     old = int(time.time()) - 86400
     m.write(f"projects/{PROJECT}/{session}.jsonl", transcript(session, 200), mtime=old)
     m.write(f"projects/{PROJECT}/{session}/subagents/agent-{agent}.jsonl", transcript(agent, 5))

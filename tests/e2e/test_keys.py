@@ -1,5 +1,6 @@
-"""`key remove` and `key passwd` revoke: a new key epoch that the old
-key, its machine's cached keys and a restored copy of its key object cannot open."""
+"""The `key` commands: add, list, passwd, remove, export. `key remove` and `key passwd`
+revoke: a new key epoch that the old key, its machine's cached keys and a restored copy of
+its key object cannot open."""
 
 from __future__ import annotations
 
@@ -320,3 +321,27 @@ def test_removing_the_key_this_machine_joined_with_needs_force(make_machine, rep
     assert own in a.run("key", "list", passphrase=None).stdout
     a.run("key", "remove", own, "--force", passphrase=None)
     assert own not in a.run("key", "list", passphrase=None).stdout
+
+
+def test_key_add_list_passwd_remove(make_machine, repo_dir):
+    a, c = make_machine("a"), make_machine("c")
+    a.write("CLAUDE.md", "memory\n")
+    a.run("init", str(repo_dir), "--device", "laptop")
+    a.env["CLAUDE_SYNC_NEW_PASSPHRASE"] = "second passphrase"
+    a.run("key", "add", "--label", "colleague")
+    listing = a.run("key", "list").stdout
+    assert "laptop" in listing and "colleague" in listing
+    assert "colleague" not in "".join(p.read_text() for p in (repo_dir / "keys").iterdir())
+    c.run("init", str(repo_dir), passphrase="second passphrase")
+    a.env["CLAUDE_SYNC_NEW_PASSPHRASE"] = "third passphrase"
+    a.run("key", "passwd")
+    d = make_machine("d")
+    assert d.run("init", str(repo_dir), check=False).returncode == 1  # the old one is gone
+    d.run("init", str(repo_dir), passphrase="third passphrase")
+    ids = [line.split()[0] for line in a.run("key", "list").stdout.splitlines()[1:]]
+    assert len(ids) == 2
+    a.run("key", "remove", ids[0], "--force")  # which of them is a's own does not matter here
+    last = a.run("key", "remove", ids[1], "--force", check=False)
+    assert last.returncode == 2 and "last key" in last.stderr
+    wrong = a.run("key", "passwd", check=False, passphrase="not it")
+    assert wrong.returncode == 1

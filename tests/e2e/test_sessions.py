@@ -1,5 +1,6 @@
-"""The session catalog, lazy pull and `resume`, on two machines whose home directories differ
-(`…/Users/ann` and `…/home/ann`), with realistic transcripts."""
+"""The session catalog (`sessions`), lazy pull and `resume`, on two machines whose home
+directories differ (`…/Users/ann` and `…/home/ann`), with realistic transcripts; `export` and
+`import` of one session. `where` and `map`: test_sessions_anywhere.py."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pexpect
 import pytest
 from claude_cli import run_claude
-from conftest import Machine
+from conftest import Machine, Outcome, transcript
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -146,11 +148,19 @@ def set_up(a: Machine, b: Machine, repo: Path) -> dict[str, str]:
     return ids
 
 
-def catalog(m: Machine, *args: str) -> list[dict]:
-    return json.loads(m.run("sessions", "--json", *args).stdout)
+@pytest.fixture
+def catalog(cli_inprocess: Callable[..., Outcome]) -> Callable[..., list[dict]]:
+    """`sessions --json` on a machine, run in-process: it only reads and prints."""
+
+    def read(m: Machine, *args: str) -> list[dict]:
+        code, out, err = cli_inprocess("sessions", "--json", *args, machine=m)
+        assert code == 0, err
+        return json.loads(out)
+
+    return read
 
 
-def test_catalog_lists_every_session_without_downloading(pair, repo_dir):
+def test_catalog_lists_every_session_without_downloading(catalog, cli_inprocess, pair, repo_dir):
     a, b = pair
     ids = set_up(a, b, repo_dir)
     listed = catalog(b)
@@ -175,7 +185,7 @@ def test_catalog_lists_every_session_without_downloading(pair, repo_dir):
     assert other["title"] == "elsewhere"
     assert not (b.claude / "projects").exists()  # listing downloaded no transcript
     # --json before the command, as for every other command.
-    assert json.loads(b.run("--json", "sessions").stdout) == listed
+    assert json.loads(cli_inprocess("--json", "sessions", machine=b).stdout) == listed
 
     # The filters.
     app = str(b.home / "code" / "app")
@@ -186,13 +196,13 @@ def test_catalog_lists_every_session_without_downloading(pair, repo_dir):
     assert catalog(b, "--grep", "compacted") == []
     found = catalog(b, "--grep", "Conversation compacted", "--content")
     assert {s["id"] for s in found} == set(ids.values())
-    text = b.run("sessions").stdout
-    assert ids["old"] in text and "Refactor billing" in text
-    bad = b.run("sessions", "--here", "--project", app, check=False)
-    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    code, text, _ = cli_inprocess("sessions", machine=b)
+    assert code == 0 and ids["old"] in text and "Refactor billing" in text
+    bad = cli_inprocess("sessions", "--here", "--project", app, machine=b)
+    assert bad.exit_code == 2 and "Traceback" not in bad.stderr
 
 
-def test_lazy_pull_leaves_old_sessions_remote(pair, repo_dir):
+def test_lazy_pull_leaves_old_sessions_remote(catalog, pair, repo_dir):
     a, b = pair
     ids = set_up(a, b, repo_dir)
     # Before the pull, only what it will leave behind counts as remote-only.
@@ -232,15 +242,19 @@ def test_lazy_pull_leaves_old_sessions_remote(pair, repo_dir):
     assert (here / ids["old"] / "subagents" / "agent-2.jsonl").exists()
 
 
-def test_pull_all_and_window_setting(pair, repo_dir):
+def test_pull_all_and_window_setting(cli_inprocess, pair, repo_dir):
     a, b = pair
     ids = set_up(a, b, repo_dir)
-    b.run("config", "sessions.window", "500d")
-    assert "500d" in b.run("config", "sessions.window").stdout
-    bad = b.run("config", "sessions.window", "soon", check=False)
-    assert bad.returncode == 2 and bad.stderr.startswith("error:")
-    b.run("config", "sessions.window", "default")
-    assert "30d" in b.run("config", "sessions.window").stdout
+
+    def window(*value: str) -> Outcome:
+        return cli_inprocess("config", "sessions.window", *value, machine=b)
+
+    assert window("500d").exit_code == 0
+    assert "500d" in window().stdout
+    bad = window("soon")
+    assert bad.exit_code == 2 and bad.stderr.startswith("error:")
+    assert window("default").exit_code == 0
+    assert "30d" in window().stdout
     b.run("pull")
     assert b.json("status")["remote_only_sessions"] == 1
     b.run("pull", "--all")
@@ -248,7 +262,7 @@ def test_pull_all_and_window_setting(pair, repo_dir):
     assert b.json("status")["remote_only_sessions"] == 0
 
 
-def test_resume_print_places_an_old_session_that_survives_cleanup(pair, repo_dir):
+def test_resume_print_places_an_old_session_that_survives_cleanup(catalog, pair, repo_dir):
     a, b = pair
     ids = set_up(a, b, repo_dir)
     b.run("pull")
@@ -285,21 +299,22 @@ def test_pulled_session_with_an_old_mtime_gets_a_fresh_one(pair, repo_dir):
     assert memory.stat().st_mtime_ns == kept  # not a session file: Claude Code keeps it
 
 
-def test_resume_errors_and_cwd(pair, repo_dir, tmp_path):
+def test_resume_errors_and_cwd(cli_inprocess, pair, repo_dir, tmp_path):
     a, b = pair
     ids = set_up(a, b, repo_dir)
-    missing = b.run("resume", ids["other"], "--print", check=False)
-    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    missing = cli_inprocess("resume", ids["other"], "--print", machine=b)
+    assert missing.exit_code == 1 and "Traceback" not in missing.stderr
     assert missing.stderr.startswith("error:") and "code/other" in missing.stderr
     assert "--cwd" in missing.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    proc = b.run("resume", ids["other"], "--print", "--cwd", str(elsewhere))
+    proc = cli_inprocess("resume", ids["other"], "--print", "--cwd", str(elsewhere), machine=b)
+    assert proc.exit_code == 0
     assert proc.stdout.strip() == f"cd {elsewhere} && claude --resume {ids['other']}"
     assert (b.claude / "projects" / encode(str(elsewhere)) / f"{ids['other']}.jsonl").exists()
     for query, expect in (("zzz-no-such", "no session matches"), ("i", "sessions match")):
-        proc = b.run("resume", query, "--print", check=False)
-        assert proc.returncode == 2 and expect in proc.stderr, proc.stderr
+        proc = cli_inprocess("resume", query, "--print", machine=b)
+        assert proc.exit_code == 2 and expect in proc.stderr, proc.stderr
 
 
 def test_resume_asks_on_a_terminal_when_several_match(pair, repo_dir):
@@ -352,7 +367,7 @@ def strip_summaries(a: Machine, repo_dir: Path) -> None:
     assert repo.write_snapshot(Snapshot(head.seq + 1, head.seq, "old", time.time(), files))
 
 
-def test_sessions_pushed_without_summaries_are_listed_and_resumable(pair, repo_dir):
+def test_sessions_pushed_without_summaries_are_listed_and_resumable(catalog, pair, repo_dir):
     a, b = pair
     ids = set_up(a, b, repo_dir)
     strip_summaries(a, repo_dir)
@@ -411,7 +426,7 @@ def test_title_is_one_short_line(prompt, summary):
     assert len(title) <= TITLE_MAX and "\n" not in title and title == title.strip()
 
 
-def test_a_session_resumed_elsewhere_syncs_as_the_same_session(pair, repo_dir, tmp_path):
+def test_a_session_resumed_elsewhere_syncs_as_the_same_session(catalog, pair, repo_dir, tmp_path):
     """resume --cwd places the session in another folder's project; what is added there
     goes back to the same session, not to a copy in a new project."""
     a, b = pair
@@ -439,7 +454,7 @@ def test_a_session_resumed_elsewhere_syncs_as_the_same_session(pair, repo_dir, t
 
 
 def test_a_growing_transcripts_summary_resumes_only_where_its_bytes_are_unchanged(
-    make_machine, repo_dir
+    catalog, make_machine, repo_dir
 ):
     """Each push reads a transcript's summary from where the last one stopped (a multi-GiB
     transcript is not read again per push), but only while the file begins with the bytes
@@ -474,3 +489,36 @@ def test_a_growing_transcripts_summary_resumes_only_where_its_bytes_are_unchange
     a.run("push")
     (listed,) = catalog(a)
     assert (listed["title"], listed["records"]) == ("Grown", 13000)
+
+
+def test_export_and_import_a_session(tmp_path):
+    a = Machine(tmp_path / "a" / "Users" / "ann")
+    b = Machine(tmp_path / "b" / "home" / "bob")
+    for m in (a, b):
+        m.home.mkdir(parents=True)
+    folder_a = encode(str(a.home / "code" / "app"))
+    a.write(f"projects/{folder_a}/s1.jsonl", transcript("s1", 3), mtime=1_700_000_000)
+    a.write(f"projects/{folder_a}/s1/subagents/agent-1.jsonl", transcript("x", 2))
+    a.write(f"projects/{folder_a}/s2.jsonl", transcript("s2", 3))
+    archive = tmp_path / "s1.tar.gz"
+    assert "Exported 2 files" in a.run("export", "s1", str(archive)).stdout
+    b.run("import", str(archive))
+    folder_b = encode(str(b.home / "code" / "app"))
+    got = b.claude / f"projects/{folder_b}/s1.jsonl"
+    assert got.read_text() == transcript("s1", 3) and got.stat().st_mtime == 1_700_000_000
+    assert (b.claude / f"projects/{folder_b}/s1/subagents/agent-1.jsonl").exists()
+    assert not (b.claude / f"projects/{folder_b}/s2.jsonl").exists()
+    got.write_text("changed\n")
+    assert b.run("import", str(archive), check=False).returncode == 2
+    b.run("import", str(archive), "--force")
+    assert got.read_text() == transcript("s1", 3)
+    assert a.run("export", "nope", str(archive), check=False).returncode == 2
+    # A unique id prefix names a session, as `resume` takes it; no wildcard widens it.
+    assert "several sessions" in a.run("export", "s", str(archive), check=False).stderr
+    assert a.run("export", "*", str(archive), check=False).returncode == 2
+    a.write(f"projects/{folder_a}/7d3e9f00-aaaa.jsonl", transcript("7d", 1))
+    assert "Exported 1 file" in a.run("export", "7d3e", str(archive)).stdout
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(b"not an archive")
+    bad = b.run("import", str(junk), check=False)
+    assert bad.returncode == 1 and "not a claude-sync session archive" in bad.stderr

@@ -1,24 +1,28 @@
-"""docs/CLI.md is the command-line reference: every command and option the CLI offers is in it."""
+"""docs/CLI.md is the command-line reference: every command and option the CLI offers is in it.
+
+The help texts are read in-process (the cli_inprocess fixture): a new Python per command only
+cost time."""
 
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
-REFERENCE = (Path(__file__).resolve().parent.parent / "docs" / "CLI.md").read_text()
+import pytest
+from conftest import Outcome
+
+REFERENCE = (Path(__file__).resolve().parents[2] / "docs" / "CLI.md").read_text()
 
 
-def help_of(*command: str) -> str:
-    proc = subprocess.run(
-        [sys.executable, "-m", "claude_sync", *command, "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return proc.stdout
+@pytest.fixture
+def help_of(cli_inprocess: Callable[..., Outcome]) -> Callable[..., str]:
+    def read(*command: str) -> str:
+        code, stdout, stderr = cli_inprocess(*command, "--help")
+        assert code == 0, stderr
+        return stdout
+
+    return read
 
 
 def listed(help_text: str, section: str) -> list[str]:
@@ -27,7 +31,7 @@ def listed(help_text: str, section: str) -> list[str]:
     return re.findall(r"^  (\S+)", body.split("\n\n", 1)[0], flags=re.MULTILINE)
 
 
-def test_every_command_has_an_entry() -> None:
+def test_every_command_has_an_entry(help_of: Callable[..., str]) -> None:
     commands = listed(help_of(), "Commands:")
     assert len(commands) > 20
     missing = [c for c in commands if f"- **`{c}" not in REFERENCE]
@@ -36,7 +40,7 @@ def test_every_command_has_an_entry() -> None:
         assert re.search(rf"\*\*`key [^`]*\b{sub}\b", REFERENCE), sub
 
 
-def test_every_option_is_named() -> None:
+def test_every_option_is_named(help_of: Callable[..., str]) -> None:
     commands = listed(help_of(), "Commands:")
     missing = set()
     for command in [*commands, "key add", "key passwd"]:
@@ -47,7 +51,7 @@ def test_every_option_is_named() -> None:
     assert sorted(missing) == []
 
 
-def test_every_commands_description_reads_as_wrapped_prose() -> None:
+def test_every_commands_description_reads_as_wrapped_prose(help_of: Callable[..., str]) -> None:
     """The description above the examples is re-wrapped by Click: an indent left on the
     docstring's lines came out as runs of spaces in the middle of sentences."""
     ragged = []

@@ -1,4 +1,7 @@
-"""Issue 9: `claude-sync doctor` passes on a healthy set-up and names each kind of failure."""
+"""Issue 9: `claude-sync doctor` passes on a healthy set-up and names each kind of failure.
+
+The set-up runs the real CLI; doctor itself, which only reads and reports, runs in-process
+(the cli_inprocess fixture)."""
 
 from __future__ import annotations
 
@@ -7,9 +10,10 @@ import shutil
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from conftest import Machine
+from conftest import Machine, Outcome
 
 if TYPE_CHECKING:
     from cloud_servers import Server
@@ -17,10 +21,10 @@ if TYPE_CHECKING:
 pytest_plugins = ["cloud_servers"]
 
 
-def doctor(m: Machine, expect: int) -> dict[str, dict[str, object]]:
-    proc = m.run("doctor", "--json", check=False, passphrase=None)
-    assert proc.returncode == expect, proc.stdout + proc.stderr
-    body = json.loads(proc.stdout)
+def doctor(cli: Callable[..., Outcome], m: Machine, expect: int) -> dict[str, dict[str, object]]:
+    code, stdout, stderr = cli("doctor", "--json", machine=m, passphrase=None)
+    assert code == expect, stdout + stderr
+    body = json.loads(stdout)
     assert body["ok"] is (expect == 0)
     return {c["name"]: c for c in body["checks"]}
 
@@ -36,10 +40,10 @@ def healthy(m: Machine, remote: list[str]) -> None:
     m.run("pull")
 
 
-def test_healthy_folder_set_up_with_hooks(make_machine, repo_dir):
+def test_healthy_folder_set_up_with_hooks(cli_inprocess, make_machine, repo_dir):
     a = make_machine("a")
     healthy(a, [str(repo_dir)])
-    checks = doctor(a, 0)
+    checks = doctor(cli_inprocess, a, 0)
     assert failed(checks) == set()
     assert "hooks" in checks and "not installed" in str(checks["hooks"]["detail"])
     assert "push" in str(checks["last sync"]["detail"]) and "never" not in str(
@@ -47,60 +51,60 @@ def test_healthy_folder_set_up_with_hooks(make_machine, repo_dir):
     )
     assert not [p for p in repo_dir.iterdir() if p.name.startswith(".probe")]
     a.run("install")
-    assert "installed in" in str(doctor(a, 0)["hooks"]["detail"])
-    text = a.run("doctor").stdout
-    assert "✓ remote writable" in text and "✗" not in text
+    assert "installed in" in str(doctor(cli_inprocess, a, 0)["hooks"]["detail"])
+    code, text, _ = cli_inprocess("doctor", machine=a)
+    assert code == 0 and "✓ remote writable" in text and "✗" not in text
 
 
-def test_healthy_s3_checks_conditional_writes(make_machine, moto_server: Server):
+def test_healthy_s3_checks_conditional_writes(cli_inprocess, make_machine, moto_server: Server):
     a = make_machine("a")
     a.env.update(moto_server.env)
     bucket = f"doctor-{uuid.uuid4().hex[:8]}"
     healthy(a, [f"s3://{bucket}/claude", "--create-bucket", *moto_server.init_args()])
-    checks = doctor(a, 0)
+    checks = doctor(cli_inprocess, a, 0)
     assert checks["conditional writes"]["ok"]
     assert not [k for k in moto_server.objects(bucket) if ".probe-" in k]
 
 
-def test_no_config(make_machine):
+def test_no_config(cli_inprocess, make_machine):
     a = make_machine("a")
-    checks = doctor(a, 1)
+    checks = doctor(cli_inprocess, a, 1)
     assert failed(checks) == {"config", "Claude Code folder"}
-    text = a.run("doctor", check=False).stdout
+    text = cli_inprocess("doctor", machine=a).stdout
     assert "✗ config" in text and "fix: run `claude-sync init`" in text
     assert not a.config_dir.exists(), "doctor creates nothing"
 
 
-def test_damaged_key_file(make_machine, repo_dir):
+def test_damaged_key_file(cli_inprocess, make_machine, repo_dir):
     a = make_machine("a")
     healthy(a, [str(repo_dir)])
     (a.config_dir / "key").write_text("{not json")
-    checks = doctor(a, 1)
+    checks = doctor(cli_inprocess, a, 1)
     assert failed(checks) == {"key"}
     assert "damaged" in str(checks["key"]["detail"])
     assert "init --force" in str(checks["key"]["fix"])
 
 
-def test_repository_replaced_by_another(make_machine, repo_dir):
+def test_repository_replaced_by_another(cli_inprocess, make_machine, repo_dir):
     a, b = make_machine("a"), make_machine("b")
     healthy(a, [str(repo_dir)])
     shutil.rmtree(repo_dir)
     b.run("init", str(repo_dir), "--create", passphrase="another passphrase entirely")
-    checks = doctor(a, 1)
+    checks = doctor(cli_inprocess, a, 1)
     assert failed(checks) == {"key matches repository"}
 
 
-def test_remote_gone(make_machine, repo_dir):
+def test_remote_gone(cli_inprocess, make_machine, repo_dir):
     a = make_machine("a")
     healthy(a, [str(repo_dir)])
     shutil.rmtree(repo_dir)
-    checks = doctor(a, 1)
+    checks = doctor(cli_inprocess, a, 1)
     assert failed(checks) == {"remote reachable"}
     assert "does not exist" in str(checks["remote reachable"]["detail"])
     assert not repo_dir.exists(), "doctor does not make the folder again"
 
 
-def test_unresolved_conflict(make_machine, repo_dir):
+def test_unresolved_conflict(cli_inprocess, make_machine, repo_dir):
     a, b = make_machine("a"), make_machine("b")
     healthy(a, [str(repo_dir)])
     b.run("init", str(repo_dir))
@@ -109,13 +113,13 @@ def test_unresolved_conflict(make_machine, repo_dir):
     a.run("push")
     b.write("agents/a.md", "from b\n")
     assert b.run("pull", check=False).returncode == 3
-    checks = doctor(b, 1)
+    checks = doctor(cli_inprocess, b, 1)
     assert failed(checks) == {"conflicts"}
     assert "agents/a.md" in str(checks["conflicts"]["detail"])
     assert "claude-sync resolve agents/a.md" in str(checks["conflicts"]["fix"])
 
 
-def test_snapshot_from_the_future_is_clock_skew(make_machine, repo_dir):
+def test_snapshot_from_the_future_is_clock_skew(cli_inprocess, make_machine, repo_dir):
     a = make_machine("a")
     a.write("agents/a.md", "hello\n")
     a.run("init", str(repo_dir))
@@ -125,6 +129,6 @@ def test_snapshot_from_the_future_is_clock_skew(make_machine, repo_dir):
         "from claude_sync.cli import main; sys.argv[0] = 'claude-sync'; main()"
     )
     subprocess.run([sys.executable, "-c", ahead, "push"], env=a.environ(), cwd=a.home, check=True)
-    checks = doctor(a, 1)
+    checks = doctor(cli_inprocess, a, 1)
     assert failed(checks) == {"clock"}
     assert "future" in str(checks["clock"]["detail"])

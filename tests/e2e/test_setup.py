@@ -1,20 +1,23 @@
-"""Issue 16: a new user's first hour, through the real CLI with separate HOMEs.
+"""`init` (and `types`): a new user's first hour, through the real CLI with separate HOMEs.
 
 A second machine joins in one command, a typo never becomes a repository, the wizard offers
-the default folder first, `status` shows what pull will do, and dry runs and summaries say
-exactly what happens. Interactive paths run on a pseudo-terminal.
+the default folder first, and init says what to do next; passphrases, recovery keys and bad
+remotes. Interactive paths run on a pseudo-terminal; the wizard itself is in
+test_setup_wizard.py.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pexpect
 from conftest import PASSPHRASE, Machine
+from scenarios import populate
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def terminal(m: Machine, *args: str, passphrase: str | None = PASSPHRASE) -> pexpect.spawn:
@@ -152,66 +155,7 @@ def test_no_answer_in_the_wizard_is_a_clear_error_not_aborted(make_machine):
     assert not a.config_dir.exists() and not default_repo(a).exists()
 
 
-# -- 5. status shows what pull will do -----------------------------------------------------------
-
-
-def test_status_shows_conflicts_merges_and_deletions_as_pull_will_do(machines, repo_dir):
-    a, b = machines
-    a.write("agents/x.md", "one\n")
-    a.write("agents/gone.md", "bye\n")
-    a.write("settings.json", json.dumps({"model": "opus"}) + "\n")
-    a.run("init", str(repo_dir), "--sync")
-    # b joins with its own settings.json: no base, keys on one side only are additions.
-    b.write("settings.json", json.dumps({"theme": "dark"}) + "\n")
-    b.run("init", str(repo_dir))
-    status = b.run("status").stdout
-    assert re.search(r"will merge: settings\.json", status), status
-    assert "to pull: agents/x.md" in status
-    b.run("pull")
-    assert json.loads((b.claude / "settings.json").read_text()) == {
-        "theme": "dark",
-        "model": "opus",
-    }
-    b.run("push")
-    a.run("pull")
-    # Both change agents/x.md, a deletes agents/gone.md: status says conflict and deletion.
-    a.write("agents/x.md", "a's\n")
-    (a.claude / "agents/gone.md").unlink()
-    a.run("push")
-    b.write("agents/x.md", "b's\n")
-    proc = b.run("status", check=False)
-    assert proc.returncode == 3  # a conflict is coming: a script learns it from the exit code
-    assert "to pull: agents/x.md" not in proc.stdout
-    assert "conflict: agents/x.md" in proc.stderr
-    assert "to delete: agents/gone.md" in proc.stdout
-    body = b.json("status", expect=3)
-    assert body["conflicts"] == ["agents/x.md"] and body["deleted"] == ["agents/gone.md"]
-    assert b.run("pull", check=False).returncode == 3  # as status said
-
-
-# -- 6. dry runs and summaries tell the truth -------------------------------------------------
-
-
-def test_dry_runs_say_would_and_json_marks_them(machines, repo_dir):
-    a, b = machines
-    a.write("agents/x.md", "x" * 3000)
-    a.write("agents/y.md", "y\n")
-    a.run("init", str(repo_dir))
-    out = a.run("push", "--dry-run").stdout
-    assert re.search(r"would push 2 files \(≈2\.9 KiB\)", out), out
-    assert "pushed" not in out
-    body = a.json("push", "--dry-run")
-    assert body["dry_run"] is True and body["pushed"] == ["agents/x.md", "agents/y.md"]
-    assert "dry_run" not in a.json("push")
-    a.write("agents/y.md", "y2\n")
-    assert "pushed 1 file (" in a.run("push").stdout
-    # Global options before the command.
-    assert "push agents/" not in a.run("-v", "push").stdout  # nothing to do
-    assert json.loads(a.run("--json", "status").stdout)["head"] == 2
-    b.run("init", str(repo_dir))
-    assert "would pull 2 files (≈" in b.run("pull", "--dry-run").stdout
-    assert b.json("pull", "--dry-run")["dry_run"] is True
-    assert "pull agents/x.md" in b.run("-v", "pull").stdout
+# -- 5. what init says next; types, help and a damaged set-up ----------------------------------
 
 
 def test_join_suggests_pull_and_restore_in_place_is_pushed(machines, repo_dir):
@@ -230,12 +174,12 @@ def test_join_suggests_pull_and_restore_in_place_is_pushed(machines, repo_dir):
     assert (b.claude / "agents/x.md").read_text() == "v1\n"
 
 
-def test_types_json_help_and_config_errors(machines, repo_dir):
+def test_types_json_help_and_config_errors(cli_inprocess, machines, repo_dir):
     a, _ = machines
-    body = json.loads(a.run("types", "--json").stdout)
+    body = json.loads(cli_inprocess("types", "--json", machine=a).stdout)
     names = {t["name"]: t for t in body["types"]}
     assert names["sessions"]["synced"] is True and names["todos"]["opt_in"] is True
-    helptext = a.run("--help").stdout
+    helptext = cli_inprocess("--help", machine=a).stdout
     commands = helptext.split("Commands:")[1]
     assert " hook " not in commands and "hook-worker" not in commands
     flat = " ".join(commands.split())
@@ -243,19 +187,19 @@ def test_types_json_help_and_config_errors(machines, repo_dir):
         "Show which sessions `claude --resume` finds in DIRECTORY (default: here) after a pull."
         in flat
     )
-    push_help = " ".join(a.run("push", "--help").stdout.split())
+    push_help = " ".join(cli_inprocess("push", "--help", machine=a).stdout.split())
     assert "TYPE limits the command to some resource types" in push_help
     assert "Examples: claude-sync push" in push_help
     a.run("init", str(repo_dir))
     config = a.config_dir / "config.json"
     settings = json.loads(config.read_text())
     config.write_text(json.dumps(settings | {"remote": None}))
-    proc = a.run("status", check=False)
-    assert proc.returncode == 2 and "remote" in proc.stderr and "up to date" not in proc.stdout
+    proc = cli_inprocess("status", machine=a)
+    assert proc.exit_code == 2 and "remote" in proc.stderr and "up to date" not in proc.stdout
     config.write_text(json.dumps(settings))
     (a.config_dir / "state.db").write_bytes(b"not a database" * 100)
-    proc = a.run("status", check=False)
-    assert proc.returncode == 1 and "safe to delete" in proc.stderr
+    proc = cli_inprocess("status", machine=a)
+    assert proc.exit_code == 1 and "safe to delete" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -266,3 +210,84 @@ def test_same_host_name_gives_distinct_device_names(machines, repo_dir):
     names = [json.loads((m.config_dir / "config.json").read_text())["device"] for m in (a, b)]
     assert names[0] != names[1]
     assert all(re.fullmatch(r".+-[0-9a-f]{4}", n) for n in names), names
+
+
+# -- passphrases, recovery keys, bad remotes ------------------------------------------------------
+
+
+def test_no_passphrase_without_terminal_is_a_clear_error(cli_inprocess, machines, repo_dir):
+    a, _ = machines
+    proc = cli_inprocess("init", str(repo_dir), machine=a, passphrase=None)
+    assert proc.exit_code == 2
+    assert proc.stderr.startswith("error: a passphrase is needed and there is no terminal")
+    assert not repo_dir.exists() or not any(repo_dir.iterdir())
+
+
+def test_passphrase_file_and_init_refuses_twice(machines, repo_dir, tmp_path):
+    a, b = machines
+    secret = tmp_path / "pass.txt"
+    secret.write_text(PASSPHRASE + "\n")
+    secret.chmod(0o644)
+    proc = a.run("init", str(repo_dir), "--passphrase-file", str(secret), passphrase=None)
+    assert "other users can read the passphrase file" in proc.stderr
+    secret.chmod(0o600)
+    key_before = (a.config_dir / "key").read_bytes()
+    # The same remote again: nothing to do; another one is refused.
+    proc = a.run("init", str(repo_dir), check=False)
+    assert proc.returncode == 0 and "already set up with" in proc.stdout
+    proc = a.run("init", str(tmp_path), check=False)
+    assert proc.returncode == 2 and "already set up" in proc.stderr
+    assert (a.config_dir / "key").read_bytes() == key_before
+    b.env["CLAUDE_SYNC_PASSPHRASE_FILE"] = str(secret)
+    assert "warning" not in b.run("init", f"file://{repo_dir}", passphrase=None).stderr
+    a.run("init", str(repo_dir), "--force")
+    assert json.loads((a.config_dir / "key").read_text()) == json.loads(key_before)
+    assert oct(os.stat(a.config_dir / "key").st_mode & 0o777) == "0o600"
+    assert oct(os.stat(a.config_dir).st_mode & 0o777) == "0o700"
+
+
+def test_recovery_key_joins(machines, make_machine, repo_dir):
+    a, b = machines
+    populate(a)
+    a.run("init", str(repo_dir))
+    a.run("push")
+    recovery = a.run("key", "export").stdout.strip()
+    assert recovery.startswith("csr2-")
+    bad = b.run(
+        "init", str(repo_dir), "--recovery-key", recovery[:-2] + "AA", check=False, passphrase=None
+    )
+    assert bad.returncode == 1 and "mistyped" in bad.stderr
+    b.run("init", str(repo_dir), "--recovery-key", recovery, passphrase=None)
+    b.run("pull")
+    assert (b.claude / "agents/reviewer.md").read_text().endswith("Review code.\n")
+    other = make_machine("other")
+    other.run("init", str(other.home / "other-repo"), "--create")
+    c = make_machine("c")
+    proc = c.run("init", str(other.home / "other-repo"), "--recovery-key", recovery, check=False)
+    assert proc.returncode == 1 and "belongs to another repository" in proc.stderr
+
+
+def test_default_remote_is_a_local_folder(machines):
+    a, b = machines
+    populate(a)
+    a.run("init")
+    a.run("push")
+    repo = a.home / ".local/share/claude-sync/repository"
+    assert (repo / "config").exists()
+    b.run("init", str(repo))
+    b.run("pull")
+    assert (b.claude / "CLAUDE.md").read_text() == "Be terse.\n"
+
+
+def test_bad_remote_and_not_set_up_are_usage_errors(cli_inprocess, machines, tmp_path):
+    a, _ = machines
+    for remote in ("relative/path", "ftp://host/x", "file://host/x"):
+        proc = cli_inprocess("init", remote, machine=a)
+        assert proc.exit_code == 2 and proc.stderr.startswith("error:"), proc.stderr
+    proc = cli_inprocess("push", machine=a)
+    assert proc.exit_code == 2 and "not set up" in proc.stderr
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "somefile").write_text("x")
+    proc = cli_inprocess("init", str(busy), machine=a)
+    assert proc.exit_code == 2 and "not empty" in proc.stderr
