@@ -1,4 +1,4 @@
-"""Issue 14, findings 1 and 2: history is a hash chain; a fork or rollback served by the
+"""History is a hash chain; a fork or rollback served by the
 storage is refused (and resolved without losing either side), junk names cannot move the
 counter, and what a hook found reaches the user."""
 

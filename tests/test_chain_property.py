@@ -1,4 +1,4 @@
-"""Issue 14: a property of the history chain (claude_sync.chain), on an in-memory store."""
+"""A property of the history chain (claude_sync.chain), on an in-memory store."""
 
 from __future__ import annotations
 

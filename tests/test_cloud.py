@@ -1,4 +1,4 @@
-"""Issue 3: S3, R2 and GCS backends against real servers on 127.0.0.1, through the real CLI."""
+"""S3, R2 and GCS backends against real servers on 127.0.0.1, through the real CLI."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 5 end to end: automatic merges converge, real conflicts are asked about or kept."""
+"""Automatic merges converge, real conflicts are asked about or kept."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 4: the git backend over a path, `git daemon` and ssh, against real git servers."""
+"""The git backend over a path, `git daemon` and ssh, against real git servers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 18: a project's manifest group is split into pieces (format 5), so a push that
+"""A project's manifest group is split into pieces (format 5), so a push that
 changes one transcript rewrites one piece of about PIECE_FILES entries, not the project's
 whole list; readers see exactly the files the writer listed, whatever the history."""
 

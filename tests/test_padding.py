@@ -1,4 +1,4 @@
-"""Issue 14, finding 5: sealed objects are padded (Padmé), so sizes say little about how
+"""Sealed objects are padded (Padmé), so sizes say little about how
 well content compressed, and a pack header's size little about how many blobs it lists."""
 
 from __future__ import annotations

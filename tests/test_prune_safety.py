@@ -1,4 +1,4 @@
-"""Issue 14, finding 6: prune cannot make a snapshot point at deleted data, whatever the
+"""Prune cannot make a snapshot point at deleted data, whatever the
 machines' clocks say and however long a push is stopped half-way."""
 
 from __future__ import annotations

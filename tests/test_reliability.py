@@ -1,4 +1,4 @@
-"""Issue 8: reliability under crashes, network faults and concurrency, through the real CLI.
+"""Reliability under crashes, network faults and concurrency, through the real CLI.
 
 Three families of tests, each against real backends on 127.0.0.1:
 

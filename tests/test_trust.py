@@ -1,4 +1,4 @@
-"""Issue 15: anyone who can write to the repository cannot run code on the other machines,
+"""Anyone who can write to the repository cannot run code on the other machines,
 plant files outside what is synced, flood the disk, or make secrets leak through a pull.
 
 Two machines are two HOMEs running the real CLI; hostile snapshots are written with the

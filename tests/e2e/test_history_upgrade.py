@@ -1,6 +1,6 @@
-"""Issue 14: `claude-sync upgrade` moves a format 1/2 repository to the current format (every
-snapshot chained; older claude-sync refuses it), while another machine keeps pushing. Issue 18:
-format 5 splits a big project's file list into pieces once upgraded."""
+"""`claude-sync upgrade` moves a format 1/2 repository to the current format (every
+snapshot chained; older claude-sync refuses it), while another machine keeps pushing.
+Format 5 splits a big project's file list into pieces once upgraded."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 9: `claude-sync doctor` passes on a healthy set-up and names each kind of failure.
+"""`claude-sync doctor` passes on a healthy set-up and names each kind of failure.
 
 The set-up runs the real CLI; doctor itself, which only reads and reports, runs in-process
 (the cli_inprocess fixture)."""

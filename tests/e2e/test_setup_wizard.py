@@ -1,4 +1,4 @@
-"""Issue 9: the `init` wizard, driven through a pseudo-terminal like a person would."""
+"""The `init` wizard, driven through a pseudo-terminal like a person would."""
 
 from __future__ import annotations
 
