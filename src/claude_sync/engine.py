@@ -66,6 +66,8 @@ HISTORY_ALARM = "history-alarm"
 #: in the state: the bases a push will record once its snapshot is written
 PUSH_JOURNAL = "push_journal"
 FSYNC_EACH_UP_TO = 16
+# Rows written to the state in one statement (a pull records thousands of files).
+WRITE_BATCH = 1024
 STABLE_READ_ATTEMPTS = 3
 INDEX_READ_ATTEMPTS = 3
 TAIL_READ = 1 << 16
@@ -1274,11 +1276,11 @@ class Engine:
             for c in plan.conflicts:
                 if c.path == path:
                     c.copy = copy
-        new_folders = _missing_folders({d.parent for d, _ in outputs.values()}, self.root)
+        folders = {d.parent for d, _ in outputs.values()}
+        new_folders = _missing_folders(folders, self.root)
         # One folder that cannot be written must not stop the rest of the pull.
-        unwritable = {
-            f: why for f in {d.parent for d, _ in outputs.values()} if (why := self._unwritable(f))
-        }
+        allowed = self._allowed_roots(self.root)
+        unwritable = {f: why for f in folders if (why := self._unwritable(f, allowed))}
         for path, (dest, _) in list(outputs.items()):
             if dest.parent in unwritable:
                 result.warnings.append(f"cannot write {path}: {unwritable[dest.parent]}; skipped")
@@ -1363,9 +1365,9 @@ class Engine:
             allowed.append(Path(target) if os.path.isdir(target) else Path(target).parent)
         return allowed
 
-    def _unwritable(self, folder: Path) -> str | None:
-        """Why files cannot be written in folder, or None when they can."""
-        allowed = self._allowed_roots(self.root)
+    def _unwritable(self, folder: Path, allowed: list[Path]) -> str | None:
+        """Why files cannot be written in folder (allowed: see _allowed_roots), or None
+        when they can."""
         try:
             # Checked before and after: mkdir must not follow a link out to create folders.
             _check_inside(allowed, {folder}, self.root)
@@ -1403,8 +1405,13 @@ class Engine:
             for tmp, offset, length in places.get(blob_id, ()):
                 if len(data) != length:
                     raise CorruptionError("a blob does not have the length its snapshot says")
-                with _open_new(tmp) as fh:
-                    portable.pwrite(fh.fileno(), data, offset)
+                # A bare descriptor: a file object per blob costs more than the write when a
+                # pull brings tens of thousands of small files.
+                fd = _open_new_fd(tmp)
+                try:
+                    portable.pwrite(fd, data, offset)
+                finally:
+                    os.close(fd)
             if blob_id in held:
                 held[blob_id] = data
 
@@ -1546,6 +1553,10 @@ class Engine:
         assert plan.head is not None
         seq = plan.head.seq
         with self.state.transaction():
+            # Recorded in one statement each, in the same transaction: a pull of thousands
+            # of files otherwise spends more on single-row writes than on the files.
+            pulled: list[tuple[str, CachedFile]] = []
+            bases: list[tuple[str, FileEntry | None]] = []
             for path, tmp, dest, entry in staged:
                 if path in plan.write and not _unchanged_since_scan(dest, local.files.get(path)):
                     result.warnings.append(
@@ -1557,13 +1568,19 @@ class Engine:
                 if path not in plan.write:
                     continue
                 self.reporter.action("pull", path)
-                st = dest.stat()
+                st = os.stat(dest)
                 located = entry.located_chunks()
-                self.state.remember_file(
-                    path, CachedFile(_stat_key(st), portable.mode_of(st), entry.sha256, located)
+                pulled.append(
+                    (path, CachedFile(_stat_key(st), portable.mode_of(st), entry.sha256, located))
                 )
-                self.state.set_base(path, entry, seq)
+                bases.append((path, entry))
                 result.pulled.append(path)
+                if len(pulled) >= WRITE_BATCH:
+                    self.state.remember_files(pulled)
+                    self.state.set_bases(bases, seq)
+                    pulled, bases = [], []
+            self.state.remember_files(pulled)
+            self.state.set_bases(bases, seq)
             for path in plan.delete:
                 dest = self.local_path(path)
                 if _unchanged_since_scan(dest, local.files.get(path)):
@@ -1653,7 +1670,7 @@ def _stat_key(st: os.stat_result) -> StatKey:
 
 def _unchanged_since_scan(dest: Path, scanned: LocalFile | None) -> bool:
     try:
-        st = dest.stat()
+        st = os.stat(dest)
     except FileNotFoundError:
         return scanned is None
     return scanned is not None and _stat_key(st) == scanned.cached.stat
@@ -1662,13 +1679,17 @@ def _unchanged_since_scan(dest: Path, scanned: LocalFile | None) -> bool:
 def _open_new(path: Path) -> Any:
     """A temporary output for writing, created (with its folder) if needed; never through
     a symlink."""
+    return os.fdopen(_open_new_fd(path), "wb")
+
+
+def _open_new_fd(path: Path) -> int:
+    """_open_new's descriptor."""
     flags = os.O_WRONLY | os.O_CREAT | portable.O_NOFOLLOW | portable.O_CLOEXEC | portable.O_BINARY
     try:
-        fd = os.open(path, flags, 0o600)
+        return os.open(path, flags, 0o600)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, flags, 0o600)
-    return os.fdopen(fd, "wb")
+        return os.open(path, flags, 0o600)
 
 
 def _missing_folders(folders: set[Path], root: Path) -> set[Path]:
@@ -1692,8 +1713,25 @@ def _sync_dirs(dirs: set[Path]) -> None:
 def _check_inside(allowed: list[Path], folders: set[Path], root: Path) -> None:
     """Refuse folders (existing, or the existing part of their path) that a symlink leads
     out of the Claude directory (or the target of one of its linked resources)."""
+    # What os.path.realpath gives, each parent resolved once for all its sub-folders: a
+    # pull can write into tens of thousands of folders, and realpath looks at every
+    # component of every one of them.
+    real: dict[str, str] = {}
+
+    def resolve(path: str) -> str:
+        if (known := real.get(path)) is None:
+            parent, name = os.path.split(path)
+            if not name or parent == path:
+                known = os.path.realpath(path)
+            else:
+                known = os.path.join(resolve(parent), name)
+                if os.path.islink(known):
+                    known = os.path.realpath(known)
+            real[path] = known
+        return known
+
     for folder in folders:
-        with contextlib.suppress(FileNotFoundError):
-            real = folder.resolve()
-            if not any(real.is_relative_to(a) for a in allowed):
-                raise SyncError(f"refusing to write in {folder}: it leads outside {root}")
+        # Windows' junctions are no links to os.path.islink: there, Path.resolve decides.
+        found = folder.resolve() if portable.WINDOWS else Path(resolve(os.path.abspath(folder)))
+        if not any(found.is_relative_to(a) for a in allowed):
+            raise SyncError(f"refusing to write in {folder}: it leads outside {root}")
