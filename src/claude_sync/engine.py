@@ -1060,19 +1060,27 @@ class Engine:
                     self.state.set_meta(PUSH_JOURNAL, None)
                 return False
             result.snapshot = seq
-            self._record_push(journal, snapshot)
+            self._record_push(journal, snapshot, self._new_bases(plan))
         else:
-            self._record_push(self._push_journal(plan, None), None)
+            self._record_push(self._push_journal(plan, None), None, self._new_bases(plan))
         result.pushed = sorted(plan.upload) + sorted(plan.remove)
         result.removed = sorted(plan.remove)
         return True
 
-    def _push_journal(self, plan: Plan, snapshot: Snapshot | None) -> dict[str, Any]:
-        """What a push records once its snapshot is written: each path's new base."""
-        head = plan.head
-        bases: dict[str, Any] = {p: f.entry().to_json() for p, f in plan.upload.items()}
+    @staticmethod
+    def _new_bases(plan: Plan) -> dict[str, FileEntry | None]:
+        """Each path's base once the push's snapshot is written (None: no base)."""
+        bases: dict[str, FileEntry | None] = {p: f.entry() for p, f in plan.upload.items()}
         bases.update(dict.fromkeys(plan.remove))
-        bases.update({p: e and e.to_json() for p, e in plan.adopt.items()})
+        bases.update(plan.adopt)
+        return bases
+
+    def _push_journal(self, plan: Plan, snapshot: Snapshot | None) -> dict[str, Any]:
+        """What a push records before its snapshot is written: the content hash of each
+        path's new base (None: none). The entries themselves are in the snapshot: a push
+        of thousands of files would write each one twice more in the state."""
+        head = plan.head
+        bases = {p: _sha(e) for p, e in self._new_bases(plan).items()}
         return {
             "seq": head.seq + 1 if head else 1,
             "time": snapshot.time if snapshot else None,
@@ -1083,17 +1091,14 @@ class Engine:
         }
 
     def _record_push(
-        self, journal: dict[str, Any], snapshot: Snapshot | SnapshotRoot | None
+        self,
+        journal: dict[str, Any],
+        snapshot: Snapshot | SnapshotRoot | None,
+        bases: dict[str, FileEntry | None],
     ) -> None:
         seq = int(journal["seq"])
         with self.state.transaction():
-            self.state.set_bases(
-                (
-                    (path, None if entry is None else FileEntry.from_json(entry, "local state"))
-                    for path, entry in journal["bases"].items()
-                ),
-                seq,
-            )
+            self.state.set_bases(bases.items(), seq)
             if snapshot is not None and journal["was_current"]:
                 self.state.set_meta("pulled_seq", str(seq))
             self.state.set_meta(PUSH_JOURNAL, None)
@@ -1108,28 +1113,27 @@ class Engine:
         if raw is None:
             return
         journal = json.loads(raw)
-        written: SnapshotRoot | None = None
+        # An earlier version journaled each base's whole entry: its hash is enough.
+        shas = {
+            path: base["sha256"] if isinstance(base, dict) else base
+            for path, base in journal["bases"].items()
+        }
+        written: Snapshot | None = None
         with contextlib.suppress(ObjectNotFoundError):
             root = self.repo.load_root(int(journal["seq"]))
             if (
                 root.device == self.device
                 and root.time == journal["time"]
                 and root.parent_id == journal["parent_id"]
-                and self._holds(self.repo.snapshot(root), journal["bases"])
             ):
-                written = root
+                snapshot = self.repo.snapshot(root)
+                if all(_sha(snapshot.files.get(path)) == sha for path, sha in shas.items()):
+                    written = snapshot
         if written is None:
             with self.state.transaction():
                 self.state.set_meta(PUSH_JOURNAL, None)
             return
-        self._record_push(journal, written)
-
-    @staticmethod
-    def _holds(snapshot: Snapshot, bases: dict[str, Any]) -> bool:
-        return all(
-            _sha(snapshot.files.get(path)) == (entry and entry["sha256"])
-            for path, entry in bases.items()
-        )
+        self._record_push(journal, written, {path: written.files.get(path) for path in shas})
 
     # -- sync -------------------------------------------------------------------------------
 
