@@ -214,6 +214,7 @@ class Engine:
             Path.home(), claude_dir / settings_trust.PATH
         )
         self._history: list[Snapshot] | None = None
+        self._read_last: Snapshot | None = None
         self.repo = repo
         self.state = state
         self.device = device
@@ -516,7 +517,15 @@ class Engine:
     def head(self) -> Snapshot | None:
         """The newest snapshot, as `head_root` accepts it; None in an empty repository."""
         root = self.head_root()
-        return None if root is None else self.repo.snapshot(root)
+        return None if root is None else self._snapshot(root)
+
+    def _snapshot(self, root: SnapshotRoot) -> Snapshot:
+        """The whole snapshot of an authenticated root. The last one read is kept: `status`
+        and a push's rounds ask for the same head again, and its file list can hold tens of
+        thousands of entries (a root's id is the hash of its sealed bytes)."""
+        if self._read_last is None or self._read_last.id != root.id:
+            self._read_last = self.repo.snapshot(root)
+        return self._read_last
 
     def refresh_index(self) -> None:
         """Load index objects we have not seen yet into the local blob cache; when one we
@@ -857,7 +866,7 @@ class Engine:
         not merge stays a conflict for `sync`; settings.json waits for a pull, which asks
         before applying keys that run code. True when a merge was written."""
         head = plan.head
-        if head is None:
+        if head is None or not plan.conflicts:
             return False
         bases = self.state.bases()
         todo = {
@@ -1173,7 +1182,7 @@ class Engine:
             if not dry_run:
                 self._record_success("pull")
             return result
-        head = self.repo.snapshot(root)
+        head = self._snapshot(root)
         local = self.scan(sel, result.warnings)
         plan = self.plan_pull(sel, local, head, strategy)
         result.skipped = local.skipped()
@@ -1245,7 +1254,7 @@ class Engine:
         )
         if in_step and not self.state.conflicts() and not self._has_local_changes(sel, local):
             return result, seq  # nothing either way: the file list need not be read
-        head = None if root is None else self.repo.snapshot(root)
+        head = None if root is None else self._snapshot(root)
         plan = self.plan_pull(sel, local, head, "ask")
         self._keep_held(sel, plan, local)
         self._report_dry_pull(plan, result)
