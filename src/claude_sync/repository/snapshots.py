@@ -152,7 +152,9 @@ class Snapshots(StoreAccess):
         loaded = dict(self._each(load, names))
         files: dict[str, FileEntry] = {}
         for group, pieces in parts.items():
-            for piece, name in enumerate(pieces):
+            # Each part once, however many of the group's pieces it holds (a first push
+            # writes them all into one).
+            for name in dict.fromkeys(pieces):
                 for path, entry in loaded[name][group].items():
                     path = str(path)
                     if manifest_group(path) != group:
@@ -160,7 +162,7 @@ class Snapshots(StoreAccess):
                     # A part may also hold other pieces of the group (written by the same
                     # push) or pieces no snapshot uses any more: each piece is taken from
                     # the part its snapshot names for it.
-                    if piece_of(path, len(pieces)) == piece:
+                    if len(pieces) == 1 or pieces[piece_of(path, len(pieces))] == name:
                         files[path] = FileEntry.from_json(entry, what)
         return files
 
