@@ -220,8 +220,7 @@ class Engine:
         self.device = device
         self.work_dir = work_dir
         self.reporter = reporter or Reporter()
-        self._only: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self._covered: dict[Selection, dict[str, bool]] = {}
+        self._covered: dict[Selection, Callable[[str], bool]] = {}
         #: read a few blobs of a big pack by range (see fetch)
         self._by_range = False
         self.sessions = SessionPolicy()
@@ -253,9 +252,10 @@ class Engine:
             # reading it, and a first scan can meet tens of thousands of them.
             reads: list[Future[list[_Read]]] = []
             batch: list[tuple[resources.FoundFile, str, CachedFile | None]] = []
+            covers = self._coverage(sel)
             for found in resources.scan(self.root, sel, skipped):
                 path = self.mapper.to_logical(found.local_path)
-                if not self._covers(sel, path):
+                if not covers(path):
                     continue
                 cached = cache.get(path)
                 if cached is not None and cached.stat == _stat_key(found.st):
@@ -294,7 +294,7 @@ class Engine:
             with self.state.transaction():
                 self.state.remember_files(fresh_files)
                 self.state.remember_summary_marks(new_marks)
-                self.state.forget_files(p for p in cache if p not in local and self._covers(sel, p))
+                self.state.forget_files(p for p in cache if p not in local and covers(p))
         self._note_skipped(skipped, view, warnings)
         return view
 
@@ -551,15 +551,25 @@ class Engine:
     # -- planning ---------------------------------------------------------------------------
 
     def _covers(self, sel: Selection, path: str) -> bool:
-        # Remembered: a push asks for every path of the tree twice (scan, then plan).
-        covered = self._covered.setdefault(sel, {})
-        if (known := covered.get(path)) is not None:
-            return known
-        only = self._only.get(sel.only)
-        if only is None:
-            only = self._only[sel.only] = tuple(self.mapper.to_logical(o) for o in sel.only)
-        covered[path] = sel.covers(path, only) and self.mapper.unmapped_label(path) is None
-        return covered[path]
+        return self._coverage(sel)(path)
+
+    def _coverage(self, sel: Selection) -> Callable[[str], bool]:
+        """Whether sel covers a path, remembered per path: a push asks for every path of the
+        tree more than once (scan, plan), and a selection is too costly to hash for each."""
+        covers = self._covered.get(sel)
+        if covers is None:
+            only = tuple(self.mapper.to_logical(o) for o in sel.only)
+            known: dict[str, bool] = {}
+
+            def remembered(path: str) -> bool:
+                found = known.get(path)
+                if found is None:
+                    found = sel.covers(path, only) and self.mapper.unmapped_label(path) is None
+                    known[path] = found
+                return found
+
+            covers = self._covered[sel] = remembered
+        return covers
 
     def _labels_mapped_since_pull(self) -> bool:
         """Whether a label the last complete pull left in the repository is mapped now: the
@@ -575,7 +585,7 @@ class Engine:
 
     def plan_push(self, sel: Selection, local: LocalView, head: Snapshot | None) -> Plan:
         """The planner's push decisions for the selection, against this machine's bases."""
-        return plan_push(local, self.state.bases(), head, functools.partial(self._covers, sel))
+        return plan_push(local, self.state.bases(), head, self._coverage(sel))
 
     def plan_pull(
         self, sel: Selection, local: LocalView, head: Snapshot | None, strategy: str
@@ -586,7 +596,7 @@ class Engine:
             local,
             self.state.bases(),
             head,
-            functools.partial(self._covers, sel),
+            self._coverage(sel),
             strategy,
             functools.partial(self._was_synced, head=head),
         )
@@ -953,9 +963,7 @@ class Engine:
         return False
 
     def _has_local_changes(self, sel: Selection, local: LocalView) -> bool:
-        return has_local_changes(
-            local, self.state.base_shas(), functools.partial(self._covers, sel)
-        )
+        return has_local_changes(local, self.state.base_shas(), self._coverage(sel))
 
     def _upload(self, plan: Plan, writer: PackWriter, warnings: list[str]) -> None:
         # Packs marked by prune may vanish: never lean on a blob stored only there.
