@@ -1717,7 +1717,13 @@ def _missing_folders(folders: set[Path], root: Path) -> set[Path]:
     """The folders (and their parents inside root) that do not exist yet."""
     missing: set[Path] = set()
     for folder in folders:
-        while folder != root and folder.is_relative_to(root) and not folder.exists():
+        # A folder already found missing had its parents looked at then.
+        while (
+            folder not in missing
+            and folder != root
+            and folder.is_relative_to(root)
+            and not folder.exists()
+        ):
             missing.add(folder)
             folder = folder.parent
     return missing
@@ -1751,8 +1757,13 @@ def _check_inside(allowed: list[Path], folders: set[Path], root: Path) -> None:
             real[path] = known
         return known
 
+    bounds = [str(a).rstrip(os.sep) for a in allowed]
     for folder in folders:
-        # Windows' junctions are no links to os.path.islink: there, Path.resolve decides.
-        found = folder.resolve() if portable.WINDOWS else Path(resolve(os.path.abspath(folder)))
-        if not any(found.is_relative_to(a) for a in allowed):
+        if portable.WINDOWS:
+            # Junctions are no links to os.path.islink: there, Path.resolve decides.
+            inside = any(folder.resolve().is_relative_to(a) for a in allowed)
+        else:
+            found = resolve(os.path.abspath(folder))
+            inside = any(found == b or found.startswith(b + os.sep) for b in bounds)
+        if not inside:
             raise SyncError(f"refusing to write in {folder}: it leads outside {root}")
