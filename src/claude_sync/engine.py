@@ -334,15 +334,18 @@ class Engine:
         """What a changed file holds for the scan, the error reading it, or why it waits
         for a later push."""
         try:
-            fresh = self._read(path, found.abspath, found.st, cached, True)
+            read = self._read_data(path, found.abspath, found.st, cached, True)
         except OSError as exc:
             return exc
-        if fresh is None:
+        if read is None:
             return "kept changing while being read; skipped"
+        fresh, data = read
         if not fresh.chunks and found.st.st_size:
             # Nothing but the first record, still being written: it goes once whole.
             return "is being written; skipped this time"
-        if path.endswith(".json") and not _is_json(found.abspath):
+        # The bytes just hashed, unless a filter gave their logical form: the file must parse.
+        checked = data if path not in self.filters else None
+        if path.endswith(".json") and not _is_json(found.abspath, checked):
             # Caught between an editor's truncate and write (or saved broken): shipped, it
             # would break every machine's copy.
             return "is not valid JSON (being written?); skipped, its last synced version is kept"
@@ -359,8 +362,22 @@ class Engine:
         """What the file holds now; previous (what it held when last read) spares chunking
         again the part of a file that only grew. None when it kept changing, or (unless
         strict, which raises) could not be read."""
+        read = self._read_data(logical, path, st, previous, strict)
+        return None if read is None else read[0]
+
+    def _read_data(
+        self,
+        logical: str,
+        path: str | Path,
+        st: os.stat_result,
+        previous: CachedFile | None = None,
+        strict: bool = False,
+    ) -> tuple[CachedFile, bytes | None] | None:
+        """_read, with the bytes the chunks were cut from when the file was read whole in
+        one go (a small or filtered file), else None."""
         before = None if previous is None else (previous.sha256, previous.chunks)
         for _ in range(STABLE_READ_ATTEMPTS):
+            data: bytes | None = None
             try:
                 if logical in self.filters:
                     data = self._logical_bytes(logical, path)
@@ -388,7 +405,7 @@ class Engine:
                     raise
                 return None
             if _stat_key(after) == _stat_key(st):
-                return CachedFile(_stat_key(st), portable.mode_of(st), sha, chunks)
+                return CachedFile(_stat_key(st), portable.mode_of(st), sha, chunks), data
             st = after
         return None
 
@@ -1660,10 +1677,13 @@ def _content(staging: Path, entry: FileEntry | None) -> bytes | None:
         return None
 
 
-def _is_json(path: str) -> bool:
+def _is_json(path: str, data: bytes | None = None) -> bool:
+    """Whether the file (or data, its bytes already read) is JSON."""
     try:
-        with open(path, "rb") as fh:
-            json.loads(fh.read())
+        if data is None:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        json.loads(data)
     except (OSError, ValueError):
         return False
     return True
