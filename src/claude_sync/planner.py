@@ -24,7 +24,7 @@ from claude_sync.session_summary import SessionSummary
 from claude_sync.state import Bases, CachedFile
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocalFile:
     """A file as the scan saw it here: its logical path, where it is on disk, and the
     cached stat and content hash its version is compared by."""

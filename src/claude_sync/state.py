@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
 _IDS_PER_QUERY = 500
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatKey:
     """What a file's stat must still say for its cached hash to stand: any change to
     size, mtime, inode or ctime means the file is read again."""
