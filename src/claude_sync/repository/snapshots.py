@@ -22,6 +22,7 @@ from claude_sync.repository.format import (
     SPLIT_SNAPSHOT_VERSION,
     decode_json,
     encode_json,
+    encode_manifest,
     grouped,
     manifest_group,
     piece_count,
@@ -193,12 +194,7 @@ class Snapshots(StoreAccess):
                     changed.setdefault(group, {}).update(listed)
         part = Handle.random(ObjectKind.MANIFEST).name
         if changed:
-            listing = {
-                group: {path: e.to_json() for path, e in sorted(files.items())}
-                for group, files in sorted(changed.items())
-            }
-            body = {"version": SNAPSHOT_VERSION, "groups": listing}
-            sealed = self.keys.seal(part, encode_json(body))
+            sealed = self.keys.seal(part, encode_manifest(changed))
             self._put(part, sealed)
             if self._cache is not None:
                 self._cache.put(part, sealed)
