@@ -40,7 +40,7 @@ from claude_sync.planner import (
 )
 from claude_sync.repository import FileEntry, Repository, Snapshot
 from claude_sync.resources import CONFLICT_MARKER, select
-from claude_sync.state import CachedFile, State, StatKey
+from claude_sync.state import Bases, CachedFile, State, StatKey
 
 AGENT = "agents/x.md"
 COMMAND = "commands/k.md"
@@ -120,6 +120,28 @@ def test_plan_pull(ours, base, theirs, expected):
     remote = head({AGENT: theirs})
     plan = plan_pull(view(ours), bases, remote, everything, "ask", never_synced)
     assert kinds(plan) == expected
+
+
+def state_bases(entries: dict[str, FileEntry]) -> Bases:
+    """The bases as the state gives them: decoded only when an entry is needed."""
+    return Bases((p, e.sha256, json.dumps(e.to_json())) for p, e in entries.items())
+
+
+@pytest.mark.parametrize(("ours", "base", "theirs", "expected"), PUSH_TABLE + PULL_TABLE)
+def test_the_states_bases_plan_as_decoded_ones(ours, base, theirs, expected):
+    """The state's lazily decoded bases give the plans decoded ones give (hashes in the
+    form a stored entry has)."""
+
+    def hexed(name: str | None) -> str | None:
+        return None if name is None else name * 64
+
+    ours, base, theirs = hexed(ours), hexed(base), hexed(theirs)
+    decoded = {AGENT: FileEntry(base, 0, 0, 0o644, ())} if base else {}
+    remote = head({AGENT: theirs})
+    for plan in (plan_push, lambda *a: plan_pull(*a, "ask", never_synced)):
+        assert plan(view(ours), state_bases(decoded), remote, everything) == plan(
+            view(ours), decoded, remote, everything
+        )
 
 
 def test_unknown_paths_are_never_pushed_deleted_or_overwritten():

@@ -66,6 +66,8 @@ HISTORY_ALARM = "history-alarm"
 #: in the state: the bases a push will record once its snapshot is written
 PUSH_JOURNAL = "push_journal"
 FSYNC_EACH_UP_TO = 16
+# Rows written to the state in one statement (a pull records thousands of files).
+WRITE_BATCH = 1024
 STABLE_READ_ATTEMPTS = 3
 INDEX_READ_ATTEMPTS = 3
 TAIL_READ = 1 << 16
@@ -212,13 +214,13 @@ class Engine:
             Path.home(), claude_dir / settings_trust.PATH
         )
         self._history: list[Snapshot] | None = None
+        self._read_last: Snapshot | None = None
         self.repo = repo
         self.state = state
         self.device = device
         self.work_dir = work_dir
         self.reporter = reporter or Reporter()
-        self._only: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self._covered: dict[Selection, dict[str, bool]] = {}
+        self._covered: dict[Selection, Callable[[str], bool]] = {}
         #: read a few blobs of a big pack by range (see fetch)
         self._by_range = False
         self.sessions = SessionPolicy()
@@ -250,9 +252,10 @@ class Engine:
             # reading it, and a first scan can meet tens of thousands of them.
             reads: list[Future[list[_Read]]] = []
             batch: list[tuple[resources.FoundFile, str, CachedFile | None]] = []
+            covers = self._coverage(sel)
             for found in resources.scan(self.root, sel, skipped):
                 path = self.mapper.to_logical(found.local_path)
-                if not self._covers(sel, path):
+                if not covers(path):
                     continue
                 cached = cache.get(path)
                 if cached is not None and cached.stat == _stat_key(found.st):
@@ -291,7 +294,7 @@ class Engine:
             with self.state.transaction():
                 self.state.remember_files(fresh_files)
                 self.state.remember_summary_marks(new_marks)
-                self.state.forget_files(p for p in cache if p not in local and self._covers(sel, p))
+                self.state.forget_files(p for p in cache if p not in local and covers(p))
         self._note_skipped(skipped, view, warnings)
         return view
 
@@ -331,15 +334,18 @@ class Engine:
         """What a changed file holds for the scan, the error reading it, or why it waits
         for a later push."""
         try:
-            fresh = self._read(path, found.abspath, found.st, cached, True)
+            read = self._read_data(path, found.abspath, found.st, cached, True)
         except OSError as exc:
             return exc
-        if fresh is None:
+        if read is None:
             return "kept changing while being read; skipped"
+        fresh, data = read
         if not fresh.chunks and found.st.st_size:
             # Nothing but the first record, still being written: it goes once whole.
             return "is being written; skipped this time"
-        if path.endswith(".json") and not _is_json(found.abspath):
+        # The bytes just hashed, unless a filter gave their logical form: the file must parse.
+        checked = data if path not in self.filters else None
+        if path.endswith(".json") and not _is_json(found.abspath, checked):
             # Caught between an editor's truncate and write (or saved broken): shipped, it
             # would break every machine's copy.
             return "is not valid JSON (being written?); skipped, its last synced version is kept"
@@ -356,8 +362,22 @@ class Engine:
         """What the file holds now; previous (what it held when last read) spares chunking
         again the part of a file that only grew. None when it kept changing, or (unless
         strict, which raises) could not be read."""
+        read = self._read_data(logical, path, st, previous, strict)
+        return None if read is None else read[0]
+
+    def _read_data(
+        self,
+        logical: str,
+        path: str | Path,
+        st: os.stat_result,
+        previous: CachedFile | None = None,
+        strict: bool = False,
+    ) -> tuple[CachedFile, bytes | None] | None:
+        """_read, with the bytes the chunks were cut from when the file was read whole in
+        one go (a small or filtered file), else None."""
         before = None if previous is None else (previous.sha256, previous.chunks)
         for _ in range(STABLE_READ_ATTEMPTS):
+            data: bytes | None = None
             try:
                 if logical in self.filters:
                     data = self._logical_bytes(logical, path)
@@ -385,7 +405,7 @@ class Engine:
                     raise
                 return None
             if _stat_key(after) == _stat_key(st):
-                return CachedFile(_stat_key(st), portable.mode_of(st), sha, chunks)
+                return CachedFile(_stat_key(st), portable.mode_of(st), sha, chunks), data
             st = after
         return None
 
@@ -514,7 +534,15 @@ class Engine:
     def head(self) -> Snapshot | None:
         """The newest snapshot, as `head_root` accepts it; None in an empty repository."""
         root = self.head_root()
-        return None if root is None else self.repo.snapshot(root)
+        return None if root is None else self._snapshot(root)
+
+    def _snapshot(self, root: SnapshotRoot) -> Snapshot:
+        """The whole snapshot of an authenticated root. The last one read is kept: `status`
+        and a push's rounds ask for the same head again, and its file list can hold tens of
+        thousands of entries (a root's id is the hash of its sealed bytes)."""
+        if self._read_last is None or self._read_last.id != root.id:
+            self._read_last = self.repo.snapshot(root)
+        return self._read_last
 
     def refresh_index(self) -> None:
         """Load index objects we have not seen yet into the local blob cache; when one we
@@ -540,15 +568,25 @@ class Engine:
     # -- planning ---------------------------------------------------------------------------
 
     def _covers(self, sel: Selection, path: str) -> bool:
-        # Remembered: a push asks for every path of the tree twice (scan, then plan).
-        covered = self._covered.setdefault(sel, {})
-        if (known := covered.get(path)) is not None:
-            return known
-        only = self._only.get(sel.only)
-        if only is None:
-            only = self._only[sel.only] = tuple(self.mapper.to_logical(o) for o in sel.only)
-        covered[path] = sel.covers(path, only) and self.mapper.unmapped_label(path) is None
-        return covered[path]
+        return self._coverage(sel)(path)
+
+    def _coverage(self, sel: Selection) -> Callable[[str], bool]:
+        """Whether sel covers a path, remembered per path: a push asks for every path of the
+        tree more than once (scan, plan), and a selection is too costly to hash for each."""
+        covers = self._covered.get(sel)
+        if covers is None:
+            only = tuple(self.mapper.to_logical(o) for o in sel.only)
+            known: dict[str, bool] = {}
+
+            def remembered(path: str) -> bool:
+                found = known.get(path)
+                if found is None:
+                    found = sel.covers(path, only) and self.mapper.unmapped_label(path) is None
+                    known[path] = found
+                return found
+
+            covers = self._covered[sel] = remembered
+        return covers
 
     def _labels_mapped_since_pull(self) -> bool:
         """Whether a label the last complete pull left in the repository is mapped now: the
@@ -564,7 +602,7 @@ class Engine:
 
     def plan_push(self, sel: Selection, local: LocalView, head: Snapshot | None) -> Plan:
         """The planner's push decisions for the selection, against this machine's bases."""
-        return plan_push(local, self.state.bases(), head, functools.partial(self._covers, sel))
+        return plan_push(local, self.state.bases(), head, self._coverage(sel))
 
     def plan_pull(
         self, sel: Selection, local: LocalView, head: Snapshot | None, strategy: str
@@ -575,7 +613,7 @@ class Engine:
             local,
             self.state.bases(),
             head,
-            functools.partial(self._covers, sel),
+            self._coverage(sel),
             strategy,
             functools.partial(self._was_synced, head=head),
         )
@@ -855,7 +893,7 @@ class Engine:
         not merge stays a conflict for `sync`; settings.json waits for a pull, which asks
         before applying keys that run code. True when a merge was written."""
         head = plan.head
-        if head is None:
+        if head is None or not plan.conflicts:
             return False
         bases = self.state.bases()
         todo = {
@@ -942,9 +980,7 @@ class Engine:
         return False
 
     def _has_local_changes(self, sel: Selection, local: LocalView) -> bool:
-        return has_local_changes(
-            local, self.state.base_shas(), functools.partial(self._covers, sel)
-        )
+        return has_local_changes(local, self.state.base_shas(), self._coverage(sel))
 
     def _upload(self, plan: Plan, writer: PackWriter, warnings: list[str]) -> None:
         # Packs marked by prune may vanish: never lean on a blob stored only there.
@@ -1058,19 +1094,27 @@ class Engine:
                     self.state.set_meta(PUSH_JOURNAL, None)
                 return False
             result.snapshot = seq
-            self._record_push(journal, snapshot)
+            self._record_push(journal, snapshot, self._new_bases(plan))
         else:
-            self._record_push(self._push_journal(plan, None), None)
+            self._record_push(self._push_journal(plan, None), None, self._new_bases(plan))
         result.pushed = sorted(plan.upload) + sorted(plan.remove)
         result.removed = sorted(plan.remove)
         return True
 
-    def _push_journal(self, plan: Plan, snapshot: Snapshot | None) -> dict[str, Any]:
-        """What a push records once its snapshot is written: each path's new base."""
-        head = plan.head
-        bases: dict[str, Any] = {p: f.entry().to_json() for p, f in plan.upload.items()}
+    @staticmethod
+    def _new_bases(plan: Plan) -> dict[str, FileEntry | None]:
+        """Each path's base once the push's snapshot is written (None: no base)."""
+        bases: dict[str, FileEntry | None] = {p: f.entry() for p, f in plan.upload.items()}
         bases.update(dict.fromkeys(plan.remove))
-        bases.update({p: e and e.to_json() for p, e in plan.adopt.items()})
+        bases.update(plan.adopt)
+        return bases
+
+    def _push_journal(self, plan: Plan, snapshot: Snapshot | None) -> dict[str, Any]:
+        """What a push records before its snapshot is written: the content hash of each
+        path's new base (None: none). The entries themselves are in the snapshot: a push
+        of thousands of files would write each one twice more in the state."""
+        head = plan.head
+        bases = {p: _sha(e) for p, e in self._new_bases(plan).items()}
         return {
             "seq": head.seq + 1 if head else 1,
             "time": snapshot.time if snapshot else None,
@@ -1081,17 +1125,14 @@ class Engine:
         }
 
     def _record_push(
-        self, journal: dict[str, Any], snapshot: Snapshot | SnapshotRoot | None
+        self,
+        journal: dict[str, Any],
+        snapshot: Snapshot | SnapshotRoot | None,
+        bases: dict[str, FileEntry | None],
     ) -> None:
         seq = int(journal["seq"])
         with self.state.transaction():
-            self.state.set_bases(
-                (
-                    (path, None if entry is None else FileEntry.from_json(entry, "local state"))
-                    for path, entry in journal["bases"].items()
-                ),
-                seq,
-            )
+            self.state.set_bases(bases.items(), seq)
             if snapshot is not None and journal["was_current"]:
                 self.state.set_meta("pulled_seq", str(seq))
             self.state.set_meta(PUSH_JOURNAL, None)
@@ -1106,28 +1147,27 @@ class Engine:
         if raw is None:
             return
         journal = json.loads(raw)
-        written: SnapshotRoot | None = None
+        # An earlier version journaled each base's whole entry: its hash is enough.
+        shas = {
+            path: base["sha256"] if isinstance(base, dict) else base
+            for path, base in journal["bases"].items()
+        }
+        written: Snapshot | None = None
         with contextlib.suppress(ObjectNotFoundError):
             root = self.repo.load_root(int(journal["seq"]))
             if (
                 root.device == self.device
                 and root.time == journal["time"]
                 and root.parent_id == journal["parent_id"]
-                and self._holds(self.repo.snapshot(root), journal["bases"])
             ):
-                written = root
+                snapshot = self.repo.snapshot(root)
+                if all(_sha(snapshot.files.get(path)) == sha for path, sha in shas.items()):
+                    written = snapshot
         if written is None:
             with self.state.transaction():
                 self.state.set_meta(PUSH_JOURNAL, None)
             return
-        self._record_push(journal, written)
-
-    @staticmethod
-    def _holds(snapshot: Snapshot, bases: dict[str, Any]) -> bool:
-        return all(
-            _sha(snapshot.files.get(path)) == (entry and entry["sha256"])
-            for path, entry in bases.items()
-        )
+        self._record_push(journal, written, {path: written.files.get(path) for path in shas})
 
     # -- sync -------------------------------------------------------------------------------
 
@@ -1167,7 +1207,7 @@ class Engine:
             if not dry_run:
                 self._record_success("pull")
             return result
-        head = self.repo.snapshot(root)
+        head = self._snapshot(root)
         local = self.scan(sel, result.warnings)
         plan = self.plan_pull(sel, local, head, strategy)
         result.skipped = local.skipped()
@@ -1239,7 +1279,7 @@ class Engine:
         )
         if in_step and not self.state.conflicts() and not self._has_local_changes(sel, local):
             return result, seq  # nothing either way: the file list need not be read
-        head = None if root is None else self.repo.snapshot(root)
+        head = None if root is None else self._snapshot(root)
         plan = self.plan_pull(sel, local, head, "ask")
         self._keep_held(sel, plan, local)
         self._report_dry_pull(plan, result)
@@ -1274,11 +1314,11 @@ class Engine:
             for c in plan.conflicts:
                 if c.path == path:
                     c.copy = copy
-        new_folders = _missing_folders({d.parent for d, _ in outputs.values()}, self.root)
+        folders = {d.parent for d, _ in outputs.values()}
+        new_folders = _missing_folders(folders, self.root)
         # One folder that cannot be written must not stop the rest of the pull.
-        unwritable = {
-            f: why for f in {d.parent for d, _ in outputs.values()} if (why := self._unwritable(f))
-        }
+        allowed = self._allowed_roots(self.root)
+        unwritable = {f: why for f in folders if (why := self._unwritable(f, allowed))}
         for path, (dest, _) in list(outputs.items()):
             if dest.parent in unwritable:
                 result.warnings.append(f"cannot write {path}: {unwritable[dest.parent]}; skipped")
@@ -1363,9 +1403,9 @@ class Engine:
             allowed.append(Path(target) if os.path.isdir(target) else Path(target).parent)
         return allowed
 
-    def _unwritable(self, folder: Path) -> str | None:
-        """Why files cannot be written in folder, or None when they can."""
-        allowed = self._allowed_roots(self.root)
+    def _unwritable(self, folder: Path, allowed: list[Path]) -> str | None:
+        """Why files cannot be written in folder (allowed: see _allowed_roots), or None
+        when they can."""
         try:
             # Checked before and after: mkdir must not follow a link out to create folders.
             _check_inside(allowed, {folder}, self.root)
@@ -1403,8 +1443,13 @@ class Engine:
             for tmp, offset, length in places.get(blob_id, ()):
                 if len(data) != length:
                     raise CorruptionError("a blob does not have the length its snapshot says")
-                with _open_new(tmp) as fh:
-                    portable.pwrite(fh.fileno(), data, offset)
+                # A bare descriptor: a file object per blob costs more than the write when a
+                # pull brings tens of thousands of small files.
+                fd = _open_new_fd(tmp)
+                try:
+                    portable.pwrite(fd, data, offset)
+                finally:
+                    os.close(fd)
             if blob_id in held:
                 held[blob_id] = data
 
@@ -1546,6 +1591,10 @@ class Engine:
         assert plan.head is not None
         seq = plan.head.seq
         with self.state.transaction():
+            # Recorded in one statement each, in the same transaction: a pull of thousands
+            # of files otherwise spends more on single-row writes than on the files.
+            pulled: list[tuple[str, CachedFile]] = []
+            bases: list[tuple[str, FileEntry | None]] = []
             for path, tmp, dest, entry in staged:
                 if path in plan.write and not _unchanged_since_scan(dest, local.files.get(path)):
                     result.warnings.append(
@@ -1557,13 +1606,19 @@ class Engine:
                 if path not in plan.write:
                     continue
                 self.reporter.action("pull", path)
-                st = dest.stat()
+                st = os.stat(dest)
                 located = entry.located_chunks()
-                self.state.remember_file(
-                    path, CachedFile(_stat_key(st), portable.mode_of(st), entry.sha256, located)
+                pulled.append(
+                    (path, CachedFile(_stat_key(st), portable.mode_of(st), entry.sha256, located))
                 )
-                self.state.set_base(path, entry, seq)
+                bases.append((path, entry))
                 result.pulled.append(path)
+                if len(pulled) >= WRITE_BATCH:
+                    self.state.remember_files(pulled)
+                    self.state.set_bases(bases, seq)
+                    pulled, bases = [], []
+            self.state.remember_files(pulled)
+            self.state.set_bases(bases, seq)
             for path in plan.delete:
                 dest = self.local_path(path)
                 if _unchanged_since_scan(dest, local.files.get(path)):
@@ -1622,10 +1677,13 @@ def _content(staging: Path, entry: FileEntry | None) -> bytes | None:
         return None
 
 
-def _is_json(path: str) -> bool:
+def _is_json(path: str, data: bytes | None = None) -> bool:
+    """Whether the file (or data, its bytes already read) is JSON."""
     try:
-        with open(path, "rb") as fh:
-            json.loads(fh.read())
+        if data is None:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        json.loads(data)
     except (OSError, ValueError):
         return False
     return True
@@ -1653,7 +1711,7 @@ def _stat_key(st: os.stat_result) -> StatKey:
 
 def _unchanged_since_scan(dest: Path, scanned: LocalFile | None) -> bool:
     try:
-        st = dest.stat()
+        st = os.stat(dest)
     except FileNotFoundError:
         return scanned is None
     return scanned is not None and _stat_key(st) == scanned.cached.stat
@@ -1662,20 +1720,30 @@ def _unchanged_since_scan(dest: Path, scanned: LocalFile | None) -> bool:
 def _open_new(path: Path) -> Any:
     """A temporary output for writing, created (with its folder) if needed; never through
     a symlink."""
+    return os.fdopen(_open_new_fd(path), "wb")
+
+
+def _open_new_fd(path: Path) -> int:
+    """_open_new's descriptor."""
     flags = os.O_WRONLY | os.O_CREAT | portable.O_NOFOLLOW | portable.O_CLOEXEC | portable.O_BINARY
     try:
-        fd = os.open(path, flags, 0o600)
+        return os.open(path, flags, 0o600)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, flags, 0o600)
-    return os.fdopen(fd, "wb")
+        return os.open(path, flags, 0o600)
 
 
 def _missing_folders(folders: set[Path], root: Path) -> set[Path]:
     """The folders (and their parents inside root) that do not exist yet."""
     missing: set[Path] = set()
     for folder in folders:
-        while folder != root and folder.is_relative_to(root) and not folder.exists():
+        # A folder already found missing had its parents looked at then.
+        while (
+            folder not in missing
+            and folder != root
+            and folder.is_relative_to(root)
+            and not folder.exists()
+        ):
             missing.add(folder)
             folder = folder.parent
     return missing
@@ -1692,8 +1760,30 @@ def _sync_dirs(dirs: set[Path]) -> None:
 def _check_inside(allowed: list[Path], folders: set[Path], root: Path) -> None:
     """Refuse folders (existing, or the existing part of their path) that a symlink leads
     out of the Claude directory (or the target of one of its linked resources)."""
+    # What os.path.realpath gives, each parent resolved once for all its sub-folders: a
+    # pull can write into tens of thousands of folders, and realpath looks at every
+    # component of every one of them.
+    real: dict[str, str] = {}
+
+    def resolve(path: str) -> str:
+        if (known := real.get(path)) is None:
+            parent, name = os.path.split(path)
+            if not name or parent == path:
+                known = os.path.realpath(path)
+            else:
+                known = os.path.join(resolve(parent), name)
+                if os.path.islink(known):
+                    known = os.path.realpath(known)
+            real[path] = known
+        return known
+
+    bounds = [str(a).rstrip(os.sep) for a in allowed]
     for folder in folders:
-        with contextlib.suppress(FileNotFoundError):
-            real = folder.resolve()
-            if not any(real.is_relative_to(a) for a in allowed):
-                raise SyncError(f"refusing to write in {folder}: it leads outside {root}")
+        if portable.WINDOWS:
+            # Junctions are no links to os.path.islink: there, Path.resolve decides.
+            inside = any(folder.resolve().is_relative_to(a) for a in allowed)
+        else:
+            found = resolve(os.path.abspath(folder))
+            inside = any(found == b or found.startswith(b + os.sep) for b in bounds)
+        if not inside:
+            raise SyncError(f"refusing to write in {folder}: it leads outside {root}")

@@ -15,7 +15,7 @@ from claude_sync.session_summary import SessionSummary
 HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileEntry:
     """One synced file in a snapshot: its content is the concatenation of its chunks."""
 
@@ -113,7 +113,7 @@ class SnapshotRoot:
     body: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BlobLocation:
     pack: str
     offset: int

@@ -21,10 +21,10 @@ from claude_sync import resources
 from claude_sync.repository import FileEntry, Snapshot
 from claude_sync.resources import ResourceType
 from claude_sync.session_summary import SessionSummary
-from claude_sync.state import CachedFile
+from claude_sync.state import Bases, CachedFile
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LocalFile:
     """A file as the scan saw it here: its logical path, where it is on disk, and the
     cached stat and content hash its version is compared by."""
@@ -159,19 +159,31 @@ class Merge(NamedTuple):
     remote: FileEntry
 
 
+def _base_sha(bases: Mapping[str, FileEntry], path: str) -> str | None:
+    # The state's bases know each hash without decoding the entry.
+    return bases.sha(path) if isinstance(bases, Bases) else sha(bases.get(path))
+
+
 def _versions(
     paths: set[str],
     view: LocalView,
     bases: Mapping[str, FileEntry],
     head: Snapshot | None,
     covers: Callable[[str], bool],
+    settled: Callable[[str, str | None, str | None, str | None], bool],
 ) -> Iterator[Versions]:
+    """Each path's versions, but for those settled(path, local, base, remote hash) says
+    need nothing: told apart by hashes alone, so a plan over tens of thousands of
+    unchanged paths decodes no entry."""
     remote = head.files if head else {}
     for path in sorted(paths | set(bases)):
+        local, theirs = view.files.get(path), remote.get(path)
+        if settled(path, sha(local), _base_sha(bases, path), sha(theirs)):
+            continue
         rtype = resources.type_of(path)
         if rtype is None or not covers(path):
             continue
-        yield Versions(path, rtype, view.files.get(path), bases.get(path), remote.get(path))
+        yield Versions(path, rtype, local, bases.get(path), theirs)
 
 
 def plan_push(
@@ -184,9 +196,12 @@ def plan_push(
     that propagate deletes); a path changed on both sides is a conflict, never pushed over;
     an unknown path is left out."""
     plan = Plan(head)
-    for path, rtype, local, base, remote in _versions(set(view.files), view, bases, head, covers):
-        if sha(local) == sha(base) or view.is_unknown(path):
-            continue
+
+    def settled(path: str, local: str | None, base: str | None, remote: str | None) -> bool:
+        return local == base or view.is_unknown(path)
+
+    paths = set(view.files)
+    for path, rtype, local, base, remote in _versions(paths, view, bases, head, covers, settled):
         if local is None:
             if rtype.propagate_deletes and sha(remote) == sha(base):
                 plan.remove.append(path)
@@ -211,9 +226,13 @@ def plan_pull(
     """was_synced(path, sha256): whether that content of path is in an earlier snapshot."""
     plan = Plan(head, strategy=strategy)
     remote_paths = set(head.files) if head else set()
-    for path, rtype, local, base, remote in _versions(remote_paths, view, bases, head, covers):
-        if sha(remote) == sha(base):
-            continue
+
+    def settled(path: str, local: str | None, base: str | None, remote: str | None) -> bool:
+        return remote == base
+
+    for path, rtype, local, base, remote in _versions(
+        remote_paths, view, bases, head, covers, settled
+    ):
         if view.is_unknown(path):
             plan.skipped.append(path)
         elif sha(local) == sha(remote):

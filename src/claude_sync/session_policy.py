@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -151,7 +151,7 @@ class SessionPolicy:
         summary = known or self.summary(path, abspath, entry.located_chunks(), device)[0]
         if summary is None:
             return entry
-        return FileEntry(**{**entry.__dict__, "session": summary})
+        return replace(entry, session=summary)
 
     @staticmethod
     def summary(

@@ -15,7 +15,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -48,7 +48,7 @@ _NOT_TYPED = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SessionSummary:
     """What `sessions` shows of a transcript without downloading it: stored, encrypted,
     in the snapshot beside the transcript's entry."""
@@ -65,7 +65,7 @@ class SessionSummary:
 
     def to_json(self) -> dict[str, Any]:
         """The form stored in a snapshot."""
-        return dict(self.__dict__)
+        return asdict(self)
 
     @classmethod
     def from_json(cls, obj: Any, what: str) -> SessionSummary:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
 _IDS_PER_QUERY = 500
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatKey:
     """What a file's stat must still say for its cached hash to stand: any change to
     size, mtime, inode or ctime means the file is read again."""
@@ -87,6 +87,36 @@ class SnapshotSummary:
     added: int
     changed: int
     removed: int
+
+
+class Bases(Mapping[str, FileEntry]):
+    """The merge bases by path, each entry decoded on first use: a plan compares the content
+    hashes of every path (see sha) and needs the whole entries of the few that changed."""
+
+    def __init__(self, rows: Iterable[tuple[str, str, str]]) -> None:
+        self._rows = {path: (sha256, raw) for path, sha256, raw in rows}
+        self._decoded: dict[str, FileEntry] = {}
+
+    def sha(self, path: str) -> str | None:
+        """The base's content hash; None when path has none."""
+        row = self._rows.get(path)
+        return None if row is None else row[0]
+
+    def __getitem__(self, path: str) -> FileEntry:
+        entry = self._decoded.get(path)
+        if entry is None:
+            raw = self._rows[path][1]
+            entry = self._decoded[path] = FileEntry.from_json(json.loads(raw), "local state")
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._rows
 
 
 class State:
@@ -181,12 +211,11 @@ class State:
 
     # -- merge base ---------------------------------------------------------------------------
 
-    def bases(self) -> dict[str, FileEntry]:
+    def bases(self) -> Bases:
         """Each path's merge base: its version at the last sync that moved it."""
-        return {
-            path: FileEntry.from_json(json.loads(entry), "local state")
-            for path, entry in self.db.execute("SELECT path, entry FROM base")
-        }
+        return Bases(
+            self.db.execute("SELECT path, json_extract(entry, '$.sha256'), entry FROM base")
+        )
 
     def base_shas(self) -> dict[str, str]:
         """Each path's base content hash, without decoding whole entries."""

@@ -10,7 +10,10 @@ from memory_store import MemoryStore
 
 from claude_sync import compression
 from claude_sync.errors import CorruptionError
+from claude_sync.model import FileEntry
 from claude_sync.repository import Repository, snapshot_name
+from claude_sync.repository.format import SNAPSHOT_VERSION, encode_json, encode_manifest
+from claude_sync.session_summary import SessionSummary
 
 
 def sealed_root(repo: Repository, number: int, **body: object) -> None:
@@ -49,3 +52,24 @@ def test_a_root_that_disagrees_with_its_name_is_refused(
     sealed_root(repo, 3, **body)
     with pytest.raises(CorruptionError, match=message):
         repo.load_root(3)
+
+
+def test_a_manifest_part_is_encoded_as_the_whole_body_would_be() -> None:
+    """Built a group at a time to spare memory, a manifest part is the same bytes as the
+    whole body encoded at once (the on-backend format does not change)."""
+    summary = SessionSummary('a "title" é\n', "/c", 1.5, None, 3, "main", "dev")
+    groups = {
+        "projects/-b": {
+            "projects/-b/z.jsonl": FileEntry("a" * 64, 3, 7, 0o644, (("b" * 64, 3),), summary),
+            "projects/-b/a.jsonl": FileEntry("c" * 64, 0, 8, 0o600, ()),
+        },
+        "": {"CLAUDE.md": FileEntry("d" * 64, 1, 9, 0o644, (("e" * 64, 1),))},
+    }
+    body = {
+        "version": SNAPSHOT_VERSION,
+        "groups": {g: {p: e.to_json() for p, e in files.items()} for g, files in groups.items()},
+    }
+    assert compression.unpack(encode_manifest(groups), "x") == compression.unpack(
+        encode_json(body), "x"
+    )
+    assert encode_manifest({}) == encode_json({"version": SNAPSHOT_VERSION, "groups": {}})

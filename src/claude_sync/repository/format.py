@@ -121,9 +121,23 @@ def parse_config(obj: Any) -> RepoConfig:
         raise CorruptionError("the config object is malformed") from None
 
 
+def _dump(obj: Any) -> str:
+    return json.dumps(obj, separators=(",", ":"), sort_keys=True)
+
+
 def encode_json(obj: Any) -> bytes:
-    text = json.dumps(obj, separators=(",", ":"), sort_keys=True).encode()
-    return compression.pack(text, padded=True)
+    return compression.pack(_dump(obj).encode(), padded=True)
+
+
+def encode_manifest(groups: dict[str, dict[str, FileEntry]]) -> bytes:
+    """encode_json of a manifest part listing these groups' entries, built a group at a time:
+    the same bytes without every entry of a first push held as a dict at once."""
+    pieces = [b'{"groups":{']
+    for n, group in enumerate(sorted(groups)):
+        listing = {path: entry.to_json() for path, entry in groups[group].items()}
+        pieces.append(f"{',' if n else ''}{_dump(group)}:{_dump(listing)}".encode())
+    pieces.append(f'}},"version":{SNAPSHOT_VERSION}}}'.encode())
+    return compression.pack(b"".join(pieces), padded=True)
 
 
 def decode_json(data: bytes, what: str) -> Any:

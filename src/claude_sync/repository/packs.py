@@ -33,6 +33,9 @@ PACKS_IN_MEMORY = 4
 MAX_RANGES = 4
 RANGE_GAP = 256 * 1024
 RANGED_SHARE = 4
+#: blobs sealed by one task, in bytes: a task per small blob costs more than sealing it, and
+#: a first push can meet tens of thousands of small files (each its own blob)
+SEAL_BATCH = 256 * 1024
 
 
 class Packs(StoreAccess):
@@ -195,8 +198,12 @@ class PackWriter:
         # core, in order, with a bounded number in flight so memory stays bounded.
         workers = os.cpu_count() or 1
         self._sealer = ThreadPoolExecutor(max_workers=workers)
-        self._sealing: collections.deque[tuple[str, Future[bytes]]] = collections.deque()
+        self._sealing: collections.deque[tuple[list[str], Future[list[bytes | None]]]] = (
+            collections.deque()
+        )
         self._max_sealing = 2 * workers
+        self._batch: list[tuple[str, bytes | memoryview]] = []
+        self._batch_size = 0
         # Packs upload in the background while the next one fills, at most `transfers` at once.
         self._parallel = min(repo.parallel, PACKS_IN_MEMORY)
         self._pool = ThreadPoolExecutor(max_workers=self._parallel) if self._parallel > 1 else None
@@ -215,8 +222,22 @@ class PackWriter:
         if blob_id in self.pending:
             return
         self.pending.add(blob_id)
-        self._sealing.append((blob_id, self._sealer.submit(self._seal, blob_id, plaintext)))
+        self._batch.append((blob_id, plaintext))
+        self._batch_size += len(plaintext)
+        if self._batch_size >= SEAL_BATCH:
+            self._submit()
+
+    def _submit(self) -> None:
+        """Hand the blobs gathered so far to the sealing threads, as one task."""
+        if not self._batch:
+            return
+        batch, self._batch, self._batch_size = self._batch, [], 0
+        ids = [blob_id for blob_id, _ in batch]
+        self._sealing.append((ids, self._sealer.submit(self._seal_all, batch)))
         self._collect(self._max_sealing)
+
+    def _seal_all(self, batch: list[tuple[str, bytes | memoryview]]) -> list[bytes | None]:
+        return [self._seal(blob_id, plaintext) for blob_id, plaintext in batch]
 
     def _seal(self, blob_id: str, plaintext: bytes | memoryview) -> bytes | None:
         # The id is checked here, on every core, not by the caller: a keyed hash of the
@@ -228,17 +249,17 @@ class PackWriter:
     def _collect(self, in_flight: int) -> None:
         """Append sealed blobs, oldest first, until at most in_flight are left."""
         while len(self._sealing) > in_flight:
-            blob_id, future = self._sealing.popleft()
-            sealed = future.result()
-            if sealed is None:
-                self.pending.discard(blob_id)
-                self.mismatched.add(blob_id)
-                continue
-            self.entries.append((blob_id, self.size, len(sealed)))
-            self.sealed.append(sealed)
-            self.size += len(sealed)
-            if self.size >= PACK_TARGET_SIZE:
-                self._flush()
+            ids, future = self._sealing.popleft()
+            for blob_id, sealed in zip(ids, future.result(), strict=True):
+                if sealed is None:
+                    self.pending.discard(blob_id)
+                    self.mismatched.add(blob_id)
+                    continue
+                self.entries.append((blob_id, self.size, len(sealed)))
+                self.sealed.append(sealed)
+                self.size += len(sealed)
+                if self.size >= PACK_TARGET_SIZE:
+                    self._flush()
 
     def _flush(self) -> None:
         if not self.entries:
@@ -259,11 +280,13 @@ class PackWriter:
     def drain(self) -> set[str]:
         """Wait until every blob added so far is sealed; the ids of those left out because
         their bytes did not match (see mismatched)."""
+        self._submit()
         self._collect(0)
         return self.mismatched
 
     def finish(self) -> tuple[str, dict[str, BlobLocation]] | None:
         """Upload the last pack and an index of the packs written since the last finish."""
+        self._submit()
         self._collect(0)
         self._flush()
         self._wait(0)

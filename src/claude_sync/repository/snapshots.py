@@ -22,6 +22,7 @@ from claude_sync.repository.format import (
     SPLIT_SNAPSHOT_VERSION,
     decode_json,
     encode_json,
+    encode_manifest,
     grouped,
     manifest_group,
     piece_count,
@@ -152,7 +153,9 @@ class Snapshots(StoreAccess):
         loaded = dict(self._each(load, names))
         files: dict[str, FileEntry] = {}
         for group, pieces in parts.items():
-            for piece, name in enumerate(pieces):
+            # Each part once, however many of the group's pieces it holds (a first push
+            # writes them all into one).
+            for name in dict.fromkeys(pieces):
                 for path, entry in loaded[name][group].items():
                     path = str(path)
                     if manifest_group(path) != group:
@@ -160,7 +163,7 @@ class Snapshots(StoreAccess):
                     # A part may also hold other pieces of the group (written by the same
                     # push) or pieces no snapshot uses any more: each piece is taken from
                     # the part its snapshot names for it.
-                    if piece_of(path, len(pieces)) == piece:
+                    if len(pieces) == 1 or pieces[piece_of(path, len(pieces))] == name:
                         files[path] = FileEntry.from_json(entry, what)
         return files
 
@@ -191,12 +194,7 @@ class Snapshots(StoreAccess):
                     changed.setdefault(group, {}).update(listed)
         part = Handle.random(ObjectKind.MANIFEST).name
         if changed:
-            listing = {
-                group: {path: e.to_json() for path, e in sorted(files.items())}
-                for group, files in sorted(changed.items())
-            }
-            body = {"version": SNAPSHOT_VERSION, "groups": listing}
-            sealed = self.keys.seal(part, encode_json(body))
+            sealed = self.keys.seal(part, encode_manifest(changed))
             self._put(part, sealed)
             if self._cache is not None:
                 self._cache.put(part, sealed)
