@@ -334,7 +334,7 @@ class Engine:
         """What a changed file holds for the scan, the error reading it, or why it waits
         for a later push."""
         try:
-            read = self._read_data(path, found.abspath, found.st, cached, True)
+            read = self._read(path, found.abspath, found.st, cached, True)
         except OSError as exc:
             return exc
         if read is None:
@@ -358,23 +358,11 @@ class Engine:
         st: os.stat_result,
         previous: CachedFile | None = None,
         strict: bool = False,
-    ) -> CachedFile | None:
-        """What the file holds now; previous (what it held when last read) spares chunking
-        again the part of a file that only grew. None when it kept changing, or (unless
-        strict, which raises) could not be read."""
-        read = self._read_data(logical, path, st, previous, strict)
-        return None if read is None else read[0]
-
-    def _read_data(
-        self,
-        logical: str,
-        path: str | Path,
-        st: os.stat_result,
-        previous: CachedFile | None = None,
-        strict: bool = False,
     ) -> tuple[CachedFile, bytes | None] | None:
-        """_read, with the bytes the chunks were cut from when the file was read whole in
-        one go (a small or filtered file), else None."""
+        """What the file holds now, and the bytes its chunks were cut from when it was read
+        whole in one go (a small or filtered file; else None). previous (what it held when
+        last read) spares chunking again the part of a file that only grew. None when it
+        kept changing, or (unless strict, which raises) could not be read."""
         before = None if previous is None else (previous.sha256, previous.chunks)
         for _ in range(STABLE_READ_ATTEMPTS):
             data: bytes | None = None
@@ -1655,7 +1643,8 @@ class Engine:
         if not write_atomically(dest, data, prefix=f"{TMP_MARKER}-", before_rename=unchanged):
             result.warnings.append(f"{path} changed during the pull; it goes with the next sync")
             return False
-        cached = self._read(path, dest, dest.stat())
+        read = self._read(path, dest, dest.stat())
+        cached = None if read is None else read[0]
         if cached is not None:
             self.state.remember_file(path, cached)
         self.reporter.action("merge", path)

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from claude_sync.errors import SyncError
 from claude_sync.model import BlobLocation, FileEntry
@@ -276,29 +277,19 @@ class State:
 
     def blob_packs(self, blob_ids: Iterable[str]) -> dict[str, str]:
         """The pack of each blob the cache knows, a few hundred ids per statement."""
-        ids = list(blob_ids)
-        found: dict[str, str] = {}
-        for i in range(0, len(ids), _IDS_PER_QUERY):
-            part = ids[i : i + _IDS_PER_QUERY]
-            marks = ",".join("?" * len(part))
-            found.update(self.db.execute(f"SELECT id, pack FROM blobs WHERE id IN ({marks})", part))
-        return found
+        return dict(self._in_parts("SELECT id, pack FROM blobs WHERE id IN ({})", blob_ids))
 
     def pack_extents(self, packs: Iterable[str]) -> dict[str, int]:
         """Where the last blob the cache knows of each pack ends: about the pack's size."""
-        names = list(packs)
-        found: dict[str, int] = {}
-        for i in range(0, len(names), _IDS_PER_QUERY):
-            part = names[i : i + _IDS_PER_QUERY]
-            marks = ",".join("?" * len(part))
-            found.update(
-                self.db.execute(
-                    f"SELECT pack, MAX(offset + length) FROM blobs WHERE pack IN ({marks}) "
-                    "GROUP BY pack",
-                    part,
-                )
-            )
-        return found
+        query = "SELECT pack, MAX(offset + length) FROM blobs WHERE pack IN ({}) GROUP BY pack"
+        return dict(self._in_parts(query, packs))
+
+    def _in_parts(self, query: str, values: Iterable[str]) -> Iterator[Any]:
+        """The rows of query, whose IN ({}) takes the values a few hundred at a time."""
+        items = list(values)
+        for i in range(0, len(items), _IDS_PER_QUERY):
+            part = items[i : i + _IDS_PER_QUERY]
+            yield from self.db.execute(query.format(",".join("?" * len(part))), part)
 
     def locate(self, blob_ids: Iterable[str]) -> dict[str, BlobLocation]:
         """Where each blob the cache knows is stored (pack, offset, length)."""
