@@ -12,6 +12,8 @@ from typing import BinaryIO
 
 SPLIT_HASH_SIZE = 8 * 1024 * 1024
 Digest = tuple[str, tuple[tuple[str, int, int], ...]]
+#: sees each chunk cut (its id and bytes) before its buffer is reused
+ChunkSink = Callable[[str, memoryview], None]
 
 
 @dataclass(frozen=True)
@@ -40,31 +42,37 @@ class Chunker:
         blob_id: Callable[[memoryview], str],
         previous: Digest | None = None,
         size: int | None = None,
+        keep: ChunkSink | None = None,
     ) -> Digest:
         """SHA-256 of the file and its chunks as (blob id, offset, length), from one read of
         it. previous: the file's digest when it was last read; size: how many of its first
-        bytes count (None: all)."""
+        bytes count (None: all); keep: sees every chunk cut (not those kept from previous)."""
         with open(path, "rb") as fh:
             end = os.fstat(fh.fileno()).st_size
             size = end if size is None else min(size, end)
-            if previous is not None and (grown := self._grown(fh, size, previous, blob_id)):
+            if previous is not None and (grown := self._grown(fh, size, previous, blob_id, keep)):
                 return grown
             fh.seek(0)
             reader = _Prefix(fh, size)
             if size < SPLIT_HASH_SIZE:
                 sha = hashlib.sha256()
-                chunks = self._chunks(reader, blob_id, lambda data, _: sha.update(data))
+                chunks = self._chunks(reader, blob_id, lambda data, _: sha.update(data), keep)
                 return sha.hexdigest(), chunks
             # A big file is hashed by a second reader while this one chunks: both cores
             # work on it, and each reads into a buffer of its own (the chunker's is reused,
             # so handing its bytes over would cost a copy and a lock per chunk).
             with ThreadPoolExecutor(max_workers=1) as aside:
                 hashed = aside.submit(_sha256_of_prefix, path, size)
-                chunks = self._chunks(reader, blob_id, lambda data, _: None)
+                chunks = self._chunks(reader, blob_id, lambda data, _: None, keep)
                 return hashed.result(), chunks
 
     def _grown(
-        self, fh: BinaryIO, size: int, previous: Digest, blob_id: Callable[[memoryview], str]
+        self,
+        fh: BinaryIO,
+        size: int,
+        previous: Digest,
+        blob_id: Callable[[memoryview], str],
+        keep: ChunkSink | None,
     ) -> Digest | None:
         """The digest of a file that only grew since `previous`, or None. Its old part is
         hashed, not chunked again: a content-defined cut depends only on the bytes from its
@@ -95,7 +103,7 @@ class Chunker:
                 sha.update(data[max(0, old_size - offset) :])
 
         fh.seek(start)
-        tail = self._chunks(_Prefix(fh, size - start), blob_id, hash_new_bytes, start)
+        tail = self._chunks(_Prefix(fh, size - start), blob_id, hash_new_bytes, keep, start)
         return sha.hexdigest(), (*kept, *tail)
 
     def _chunks(
@@ -103,6 +111,7 @@ class Chunker:
         fh: _Prefix,
         blob_id: Callable[[memoryview], str],
         also: Callable[[memoryview, int], object],
+        keep: ChunkSink | None,
         base: int = 0,
     ) -> tuple[tuple[str, int, int], ...]:
         """Chunks from the stream's position, which is offset `base` in the file; also()
@@ -111,17 +120,25 @@ class Chunker:
         for chunk in self._cdc.cut_stream(fh):
             data = memoryview(chunk.data)
             also(data, base + chunk.offset)
-            chunks.append((blob_id(data), base + chunk.offset, chunk.length))
+            name = blob_id(data)
+            if keep is not None:
+                keep(name, data)
+            chunks.append((name, base + chunk.offset, chunk.length))
         return tuple(chunks)
 
-    def digest_bytes(self, data: bytes, blob_id: Callable[[memoryview], str]) -> Digest:
+    def digest_bytes(
+        self, data: bytes, blob_id: Callable[[memoryview], str], keep: ChunkSink | None = None
+    ) -> Digest:
         """The same as digest_file, for content that exists only in memory."""
         view = memoryview(data)
-        chunks = tuple(
-            (blob_id(view[c.offset : c.offset + c.length]), c.offset, c.length)
-            for c in self._cdc.cut_buf(data)
-        )
-        return hashlib.sha256(data).hexdigest(), chunks
+        chunks = []
+        for c in self._cdc.cut_buf(data):
+            piece = view[c.offset : c.offset + c.length]
+            name = blob_id(piece)
+            if keep is not None:
+                keep(name, piece)
+            chunks.append((name, c.offset, c.length))
+        return hashlib.sha256(data).hexdigest(), tuple(chunks)
 
 
 def _sha256_of_prefix(path: str | Path, size: int) -> str:

@@ -16,13 +16,13 @@ import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from claude_sync import casefold, chain, limits, mcp, portable, resources, settings_trust
-from claude_sync.chunking import Chunker
+from claude_sync.chunking import Chunker, ChunkSink
 from claude_sync.config import write_private
 from claude_sync.durable import fsync_path, write_atomically
 from claude_sync.errors import CorruptionError, HistoryError, ObjectNotFoundError, SyncError
@@ -232,45 +232,56 @@ class Engine:
 
     # -- scanning ---------------------------------------------------------------------------
 
-    def scan(self, sel: Selection, warnings: list[str], summaries: bool = False) -> LocalView:
+    def scan(
+        self,
+        sel: Selection,
+        warnings: list[str],
+        summaries: bool = False,
+        stream: Callable[[], ChunkSink] | None = None,
+    ) -> LocalView:
         """Current local files; only files whose stat changed since last time are read
         (several at once: hashing and chunking run on every core). Only a file that is gone
         is missing from the view: one that could not be read this time is unknown.
         summaries: also read each changed transcript's summary (a push's scan: the file is
         read anyway, and a summary costs ~1.5 s per GiB of one core, better spent while the
-        other core hashes), from where the last one stopped when the file only grew."""
+        other core hashes), from where the last one stopped when the file only grew.
+        stream: a push's; called once, if some file changed, for where the chunks cut go
+        as they are read (sealed while in memory, they need no second read to be sent)."""
         if mcp.TYPE in sel.types:
             warnings += mcp.reconcile(self.root, self.work_dir)
         cache = self.state.cached_files()
-        # Where each transcript's summary can resume: None, no summaries.
-        marks = self.state.summary_marks() if summaries else None
         view = LocalView()
         local = view.files
         skipped: list[resources.Skipped] = []
+        changed: list[tuple[resources.FoundFile, str, CachedFile | None]] = []
+        covers = self._coverage(sel)
+        for found in resources.scan(self.root, sel, skipped):
+            path = self.mapper.to_logical(found.local_path)
+            if not covers(path):
+                continue
+            cached = cache.get(path)
+            if cached is not None and cached.stat == _stat_key(found.st):
+                local[path] = LocalFile(path, found.abspath, cached, is_transcript(path))
+            else:
+                changed.append((found, path, cached))
+        if changed:
+            # The store will be needed: open it while the files are read.
+            self.repo.open_in_background()
+            # Biggest first: a big file read last would leave the other cores idle.
+            changed.sort(key=lambda item: -item[0].st.st_size)
+        keep = self._progress_sink(stream(), changed) if stream and changed else None
+        fresh_files: list[tuple[str, CachedFile]] = []
+        new_marks: list[tuple[str, SummaryMark]] = []
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            # Small files go to the pool in batches: a task per tiny file costs more than
-            # reading it, and a first scan can meet tens of thousands of them.
-            reads: list[Future[list[_Read]]] = []
-            batch: list[tuple[resources.FoundFile, str, CachedFile | None]] = []
-            covers = self._coverage(sel)
-            for found in resources.scan(self.root, sel, skipped):
-                path = self.mapper.to_logical(found.local_path)
-                if not covers(path):
-                    continue
-                cached = cache.get(path)
-                if cached is not None and cached.stat == _stat_key(found.st):
-                    local[path] = LocalFile(path, found.abspath, cached, is_transcript(path))
-                    continue
-                batch.append((found, path, cached))
-                if len(batch) >= READ_BATCH or found.st.st_size >= SMALL_READ:
-                    reads.append(pool.submit(self._read_batch, batch, marks))
-                    batch = []
-                # Something changed, so the store will be needed: open it meanwhile.
-                self.repo.open_in_background()
-            if batch:
-                reads.append(pool.submit(self._read_batch, batch, marks))
-            fresh_files: list[tuple[str, CachedFile]] = []
-            new_marks: list[tuple[str, SummaryMark]] = []
+            reads = [
+                pool.submit(
+                    self._read_batch,
+                    batch,
+                    self.state.summary_marks(p for _, p, _ in batch) if summaries else None,
+                    keep,
+                )
+                for batch in _read_batches(changed)
+            ]
             for future in reads:
                 for found, path, outcome, summary, mark in future.result():
                     if isinstance(outcome, FileNotFoundError):
@@ -291,12 +302,36 @@ class Engine:
                         )
                         if mark is not None:
                             new_marks.append((path, mark))
-            with self.state.transaction():
-                self.state.remember_files(fresh_files)
-                self.state.remember_summary_marks(new_marks)
-                self.state.forget_files(p for p in cache if p not in local and covers(p))
+        with self.state.transaction():
+            self.state.remember_files(fresh_files)
+            self.state.remember_summary_marks(new_marks)
+            self.state.forget_files(p for p in cache if p not in local and covers(p))
         self._note_skipped(skipped, view, warnings)
         return view
+
+    def _progress_sink(
+        self, sink: ChunkSink, changed: list[tuple[resources.FoundFile, str, CachedFile | None]]
+    ) -> ChunkSink:
+        """sink, drawing how much of the changed files' new bytes was read (a first push
+        does most of its work while reading)."""
+        advance = self.reporter.progress("pushing", sum(_new_bytes(f.st, c) for f, _, c in changed))
+
+        def keep(blob_id: str, data: memoryview) -> None:
+            sink(blob_id, data)
+            advance(len(data))
+
+        return keep
+
+    def _chunk_sink(self, writer: PackWriter) -> ChunkSink:
+        """Where a push's scan sends the chunks it cuts: those the blob cache does not know
+        go to the writer (one named twice by two files is sealed once)."""
+        known = self.state.blob_ids()
+
+        def keep(blob_id: str, data: memoryview) -> None:
+            if blob_id not in known:
+                writer.seal_read(blob_id, data)
+
+        return keep
 
     def _note_skipped(
         self, skipped: list[resources.Skipped], view: LocalView, warnings: list[str]
@@ -316,10 +351,11 @@ class Engine:
         self,
         batch: list[tuple[resources.FoundFile, str, CachedFile | None]],
         marks: dict[str, SummaryMark] | None,
+        keep: ChunkSink | None,
     ) -> list[_Read]:
         done = []
         for found, path, cached in batch:
-            outcome = self._read_checked(found, path, cached)
+            outcome = self._read_checked(found, path, cached, keep)
             summary = mark = None
             if marks is not None and isinstance(outcome, CachedFile):
                 summary, mark = self.sessions.summary(
@@ -329,12 +365,16 @@ class Engine:
         return done
 
     def _read_checked(
-        self, found: resources.FoundFile, path: str, cached: CachedFile | None
+        self,
+        found: resources.FoundFile,
+        path: str,
+        cached: CachedFile | None,
+        keep: ChunkSink | None,
     ) -> _Outcome:
         """What a changed file holds for the scan, the error reading it, or why it waits
         for a later push."""
         try:
-            read = self._read(path, found.abspath, found.st, cached, True)
+            read = self._read(path, found.abspath, found.st, cached, True, keep)
         except OSError as exc:
             return exc
         if read is None:
@@ -358,18 +398,20 @@ class Engine:
         st: os.stat_result,
         previous: CachedFile | None = None,
         strict: bool = False,
+        keep: ChunkSink | None = None,
     ) -> tuple[CachedFile, bytes | None] | None:
         """What the file holds now, and the bytes its chunks were cut from when it was read
         whole in one go (a small or filtered file; else None). previous (what it held when
-        last read) spares chunking again the part of a file that only grew. None when it
-        kept changing, or (unless strict, which raises) could not be read."""
+        last read) spares chunking again the part of a file that only grew; keep sees the
+        chunks cut. None when it kept changing, or (unless strict, which raises) could not
+        be read."""
         before = None if previous is None else (previous.sha256, previous.chunks)
         for _ in range(STABLE_READ_ATTEMPTS):
             data: bytes | None = None
             try:
                 if logical in self.filters:
                     data = self._logical_bytes(logical, path)
-                    sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id)
+                    sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id, keep)
                 elif st.st_size < SMALL_READ:
                     # One read, no stream: a first scan meets tens of thousands of small
                     # files (each a single chunk), and opening each twice costs more than
@@ -378,14 +420,14 @@ class Engine:
                         data = fh.read()
                     if is_transcript(logical):
                         data = split_unfinished(data)[0]
-                    sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id)
+                    sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id, keep)
                 else:
                     # A transcript's last record may be half-written (its writer is busy, or
                     # died): only the whole records before it are synced. Shipped, half a
                     # record would be split by the next append on another machine.
                     size = st.st_size - _unfinished_length(path) if is_transcript(logical) else None
                     sha, chunks = self.chunker.digest_file(
-                        path, self.repo.keys.blob_id, before, size
+                        path, self.repo.keys.blob_id, before, size, keep
                     )
                 after = os.stat(path)
             except OSError:
@@ -798,14 +840,29 @@ class Engine:
         pushed over: they merge first when they merge cleanly, else stay conflicts for a
         pull; a lost race with another machine plans again."""
         result = Result()
-        local = self.scan(sel, result.warnings, summaries=not dry_run)
-        result.skipped = local.skipped()
-        if not dry_run and not self._has_local_changes(sel, local):
-            self.repo.check_place()
-            self._record_success("push")
-            return result
-        with contextlib.closing(PackWriter(self.repo)) as writer:
-            result = self._push_rounds(sel, local, writer, result, dry_run)
+        sent_before = self.repo.uploaded_bytes  # the scan sends packs already
+        writers: list[PackWriter] = []  # made when the scan meets a changed file
+
+        def stream() -> ChunkSink:
+            writers.append(PackWriter(self.repo))
+            return self._chunk_sink(writers[0])
+
+        try:
+            local = self.scan(sel, result.warnings, not dry_run, None if dry_run else stream)
+            result.skipped = local.skipped()
+            if not dry_run and not self._has_local_changes(sel, local):
+                # What the scan sealed is left out: nothing is sent, no snapshot written.
+                self.repo.check_place()
+                self._record_success("push")
+                return result
+            if not writers:
+                writers.append(PackWriter(self.repo))
+            result = self._push_rounds(sel, local, writers[0], result, dry_run)
+            if not dry_run:
+                result.uploaded_bytes = self.repo.uploaded_bytes - sent_before
+        finally:
+            for writer in writers:
+                writer.close()
         if not dry_run:
             self._record_success("push")
         return result
@@ -822,7 +879,6 @@ class Engine:
         result: Result,
         dry_run: bool,
     ) -> Result:
-        sent_before = self.repo.uploaded_bytes
         written_indexes: dict[str, dict[str, BlobLocation]] = {}  # indexes this push wrote
         for attempt in range(MAX_PUSH_ATTEMPTS):
             if attempt:
@@ -859,7 +915,6 @@ class Engine:
             if not self._data_still_there(plan, writer, written_indexes):
                 continue  # a prune got to some of it meanwhile: upload that again
             if self._commit_push(plan, result, entries):
-                result.uploaded_bytes = self.repo.uploaded_bytes - sent_before
                 return result
         raise SyncError("another machine kept pushing at the same time; try again")
 
@@ -1692,6 +1747,28 @@ def _unfinished_length(path: str | Path) -> int:
     except OSError:
         return 0
     return len(split_unfinished(tail[tail.find(b"\n") + 1 :])[1])
+
+
+def _read_batches(
+    changed: list[tuple[resources.FoundFile, str, CachedFile | None]],
+) -> Iterator[list[tuple[resources.FoundFile, str, CachedFile | None]]]:
+    """Changed files in the readers' tasks: small files READ_BATCH at a time (a task per
+    tiny file costs more than reading it, and a first scan can meet tens of thousands)."""
+    batch: list[tuple[resources.FoundFile, str, CachedFile | None]] = []
+    for item in changed:
+        batch.append(item)
+        if len(batch) >= READ_BATCH or item[0].st.st_size >= SMALL_READ:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _new_bytes(st: os.stat_result, cached: CachedFile | None) -> int:
+    """About how many bytes of a changed file are new: a grown file's growth."""
+    if cached is not None and st.st_size > cached.stat.size:
+        return st.st_size - cached.stat.size
+    return st.st_size
 
 
 def _stat_key(st: os.stat_result) -> StatKey:

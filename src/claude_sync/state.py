@@ -199,9 +199,9 @@ class State:
         self.db.executemany("DELETE FROM local WHERE path = ?", gone)
         self.db.executemany("DELETE FROM summary_marks WHERE path = ?", gone)
 
-    def summary_marks(self) -> dict[str, SummaryMark]:
-        """Where each transcript's summary can resume (session_summary.SummaryMark)."""
-        rows = self.db.execute("SELECT path, mark FROM summary_marks")
+    def summary_marks(self, paths: Iterable[str]) -> dict[str, SummaryMark]:
+        """Where these transcripts' summaries can resume (session_summary.SummaryMark)."""
+        rows = self._in_parts("SELECT path, mark FROM summary_marks WHERE path IN ({})", paths)
         return {path: mark for path, text in rows if (mark := SummaryMark.from_json(text))}
 
     def remember_summary_marks(self, marks: Iterable[tuple[str, SummaryMark]]) -> None:
@@ -278,6 +278,10 @@ class State:
     def blob_packs(self, blob_ids: Iterable[str]) -> dict[str, str]:
         """The pack of each blob the cache knows, a few hundred ids per statement."""
         return dict(self._in_parts("SELECT id, pack FROM blobs WHERE id IN ({})", blob_ids))
+
+    def blob_ids(self) -> set[str]:
+        """Every blob the cache knows."""
+        return {blob_id for (blob_id,) in self.db.execute("SELECT id FROM blobs")}
 
     def pack_extents(self, packs: Iterable[str]) -> dict[str, int]:
         """Where the last blob the cache knows of each pack ends: about the pack's size."""

@@ -1,9 +1,18 @@
 """A file that changes between the scan and the upload is not stored under the id of what the
-scan read: the engine in-process, two machines sharing one in-memory repository."""
+scan read: the engine in-process, two machines sharing one in-memory repository.
+
+A push seals the new chunks its scan reads; what the scan did not seal (a merged file, a blob
+left only in a pack marked by prune) is read again for the upload, the case tested here with
+the scan's sealing turned off."""
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import os
+import random
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
@@ -22,10 +31,15 @@ def edited_during_upload(pair: EngineMachines, rel: str, text: str) -> mock._pat
     return mock.patch.object(Engine, "_upload", edit_then_upload)
 
 
+def sealed_at_upload() -> mock._patch:  # type: ignore[type-arg]
+    """The scan seals nothing: every new chunk is read again by the upload."""
+    return mock.patch.object(Engine, "_chunk_sink", lambda engine, writer: lambda *chunk: None)
+
+
 def test_a_file_edited_during_the_upload_waits_for_the_next_push(tmp_path: Path) -> None:
     pair = EngineMachines(tmp_path)
     pair.write(0, "agents/x.md", "scanned\n")
-    with edited_during_upload(pair, "agents/x.md", "edited!\n"):
+    with sealed_at_upload(), edited_during_upload(pair, "agents/x.md", "edited!\n"):
         result = pair.run(0, "push")
     assert result.pushed == []
     assert any("agents/x.md changed while being pushed" in w for w in result.warnings)
@@ -42,7 +56,7 @@ def test_a_file_that_counted_on_the_edited_one_for_its_data_waits_too(tmp_path: 
     pair.write(0, "agents/b.md", "same text\n")
     # The newest file is uploaded first: the shared blob is read from a, which changes.
     os.utime(pair.root(0) / "agents/b.md", (1_700_000_000, 1_700_000_000))
-    with edited_during_upload(pair, "agents/a.md", "different\n"):
+    with sealed_at_upload(), edited_during_upload(pair, "agents/a.md", "different\n"):
         result = pair.run(0, "push")
     assert "agents/a.md" not in result.pushed
     pair.run(1, "pull")
@@ -54,3 +68,53 @@ def test_a_file_that_counted_on_the_edited_one_for_its_data_waits_too(tmp_path: 
         "different\n",
         "same text\n",
     )
+
+
+def test_a_file_edited_after_the_scan_goes_as_the_scan_read_it(tmp_path: Path) -> None:
+    """The scan sealed what it read: the snapshot lists those bytes, and the edit goes with
+    the next push."""
+    pair = EngineMachines(tmp_path)
+    pair.write(0, "agents/x.md", "scanned\n")
+    with edited_during_upload(pair, "agents/x.md", "edited!\n"):
+        assert pair.run(0, "push").pushed == ["agents/x.md"]
+    pair.run(1, "pull")
+    assert pair.read(1, "agents/x.md") == "scanned\n"
+    assert pair.run(0, "push").pushed == ["agents/x.md"]
+    pair.run(1, "pull")
+    assert pair.read(1, "agents/x.md") == "edited!\n"
+
+
+@contextlib.contextmanager
+def opened(paths: list[Path]) -> Iterator[collections.Counter[str]]:
+    """How many times each of paths is opened inside the block."""
+    counts: collections.Counter[str] = collections.Counter()
+    wanted = {str(p) for p in paths}
+    recording = [True]
+
+    def hook(event: str, args: tuple[object, ...]) -> None:
+        if recording[0] and event == "open" and str(args[0]) in wanted:
+            counts[str(args[0])] += 1
+
+    sys.addaudithook(hook)  # cannot be removed: it stops recording instead
+    try:
+        yield counts
+    finally:
+        recording[0] = False
+
+
+def test_a_push_reads_each_new_file_once(tmp_path: Path) -> None:
+    """The scan's read is the upload's: a first push does not read its files twice."""
+    pair = EngineMachines(tmp_path)
+    rng = random.Random(7)
+    big = "".join(f"line {i} {rng.random()}\n" for i in range(150_000))  # ~4 MiB, many chunks
+    pair.write(0, "agents/big.md", big)
+    pair.write(0, "agents/small.md", "small\n")
+    files = [pair.root(0) / "agents/big.md", pair.root(0) / "agents/small.md"]
+    with opened(files) as counts:
+        result = pair.run(0, "push")
+    assert result.pushed == ["agents/big.md", "agents/small.md"]
+    assert counts == {str(f): 1 for f in files}
+    # what the scan sent counts: random digits compress to less than half, not less
+    assert result.uploaded_bytes > len(big) // 4
+    pair.run(1, "pull")
+    assert pair.read(1, "agents/big.md") == big

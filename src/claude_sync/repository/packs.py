@@ -7,6 +7,7 @@ import collections
 import hashlib
 import os
 import struct
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -177,6 +178,10 @@ def blob_aad(blob_id: str) -> str:
     return "blob/" + blob_id
 
 
+#: a full pack's sealed blobs and its header's entries (blob id, offset, length)
+_Pack = tuple[list[bytes], list[tuple[str, int, int]]]
+
+
 class PackWriter:
     """Gathers sealed blobs into packs of about PACK_TARGET_SIZE and uploads each when full.
 
@@ -204,6 +209,10 @@ class PackWriter:
         self._max_sealing = 2 * workers
         self._batch: list[tuple[str, bytes | memoryview]] = []
         self._batch_size = 0
+        # A push's scan seals the chunks it reads on its own threads (seal_read): they and
+        # the caller's thread append to the same pack.
+        self._lock = threading.Lock()
+        self._sending = threading.Lock()  # the uploads in flight, and what was written
         # Packs upload in the background while the next one fills, at most `transfers` at once.
         self._parallel = min(repo.parallel, PACKS_IN_MEMORY)
         self._pool = ThreadPoolExecutor(max_workers=self._parallel) if self._parallel > 1 else None
@@ -236,6 +245,21 @@ class PackWriter:
         self._sealing.append((ids, self._sealer.submit(self._seal_all, batch)))
         self._collect(self._max_sealing)
 
+    def seal_read(self, blob_id: str, plaintext: bytes | memoryview) -> None:
+        """Seal a blob on the calling thread, right after it was read and named there: a
+        push's scan streams new chunks here, so they need no second read, and no check of
+        their id either. Safe from several threads at once; plaintext may be reused as soon
+        as this returns."""
+        with self._lock:
+            if blob_id in self.pending:
+                return
+            self.pending.add(blob_id)
+        sealed = self.repo.keys.seal(blob_aad(blob_id), compression.pack(plaintext, padded=True))
+        with self._lock:
+            full = self._append(blob_id, sealed)
+        if full:
+            self._send(*full)
+
     def _seal_all(self, batch: list[tuple[str, bytes | memoryview]]) -> list[bytes | None]:
         return [self._seal(blob_id, plaintext) for blob_id, plaintext in batch]
 
@@ -251,31 +275,43 @@ class PackWriter:
         while len(self._sealing) > in_flight:
             ids, future = self._sealing.popleft()
             for blob_id, sealed in zip(ids, future.result(), strict=True):
-                if sealed is None:
-                    self.pending.discard(blob_id)
-                    self.mismatched.add(blob_id)
-                    continue
-                self.entries.append((blob_id, self.size, len(sealed)))
-                self.sealed.append(sealed)
-                self.size += len(sealed)
-                if self.size >= PACK_TARGET_SIZE:
-                    self._flush()
+                full = None
+                with self._lock:
+                    if sealed is None:
+                        self.pending.discard(blob_id)
+                        self.mismatched.add(blob_id)
+                    else:
+                        full = self._append(blob_id, sealed)
+                if full:
+                    self._send(*full)
 
-    def _flush(self) -> None:
+    def _append(self, blob_id: str, sealed: bytes) -> _Pack | None:
+        """Put a sealed blob into the current pack; the pack, when that filled it."""
+        self.entries.append((blob_id, self.size, len(sealed)))
+        self.sealed.append(sealed)
+        self.size += len(sealed)
+        return self._take() if self.size >= PACK_TARGET_SIZE else None
+
+    def _take(self) -> _Pack | None:
+        """The current pack's blobs and entries (None when empty); a new pack starts."""
         if not self.entries:
-            return
-        header = self.repo.keys.seal("pack-header", encode_json(self.entries))
-        data = b"".join([*self.sealed, header, struct.pack("<I", len(header))])
+            return None
+        full = (self.sealed, self.entries)
+        self.sealed, self.entries, self.size = [], [], 0
+        return full
+
+    def _send(self, sealed: list[bytes], entries: list[tuple[str, int, int]]) -> None:
+        """Write a pack: built outside the lock, so other threads seal meanwhile."""
+        header = self.repo.keys.seal("pack-header", encode_json(entries))
+        data = b"".join([*sealed, header, struct.pack("<I", len(header))])
         name = pack_name(hashlib.sha256(data).hexdigest())
-        if self._pool is None:
-            self.repo.write_pack(name, data)
-        else:
-            self._wait(self._parallel - 1)
-            self._uploads.append(self._pool.submit(self.repo.write_pack, name, data))
-        self.written[name] = self.entries
-        self.sealed = []
-        self.size = 0
-        self.entries = []
+        with self._sending:
+            if self._pool is None:
+                self.repo.write_pack(name, data)
+            else:
+                self._wait(self._parallel - 1)
+                self._uploads.append(self._pool.submit(self.repo.write_pack, name, data))
+            self.written[name] = entries
 
     def drain(self) -> set[str]:
         """Wait until every blob added so far is sealed; the ids of those left out because
@@ -288,7 +324,8 @@ class PackWriter:
         """Upload the last pack and an index of the packs written since the last finish."""
         self._submit()
         self._collect(0)
-        self._flush()
+        if last := self._take():
+            self._send(*last)
         self._wait(0)
         if not self.written:
             return None
