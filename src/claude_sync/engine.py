@@ -355,11 +355,11 @@ class Engine:
     ) -> list[_Read]:
         done = []
         for found, path, cached in batch:
-            outcome = self._read_checked(found, path, cached, keep)
+            outcome, data = self._read_checked(found, path, cached, keep)
             summary = mark = None
             if marks is not None and isinstance(outcome, CachedFile):
                 summary, mark = self.sessions.summary(
-                    path, found.abspath, outcome.chunks, self.device, marks.get(path)
+                    path, found.abspath, outcome.chunks, self.device, marks.get(path), data
                 )
             done.append(_Read(found, path, outcome, summary, mark))
         return done
@@ -370,26 +370,30 @@ class Engine:
         path: str,
         cached: CachedFile | None,
         keep: ChunkSink | None,
-    ) -> _Outcome:
+    ) -> tuple[_Outcome, bytes | None]:
         """What a changed file holds for the scan, the error reading it, or why it waits
-        for a later push."""
+        for a later push; with the bytes synced when the file was read whole (a small file
+        that is not filtered), else None."""
         try:
             read = self._read(path, found.abspath, found.st, cached, True, keep)
         except OSError as exc:
-            return exc
+            return exc, None
         if read is None:
-            return "kept changing while being read; skipped"
+            return "kept changing while being read; skipped", None
         fresh, data = read
         if not fresh.chunks and found.st.st_size:
             # Nothing but the first record, still being written: it goes once whole.
-            return "is being written; skipped this time"
+            return "is being written; skipped this time", None
         # The bytes just hashed, unless a filter gave their logical form: the file must parse.
         checked = data if path not in self.filters else None
         if path.endswith(".json") and not _is_json(found.abspath, checked):
             # Caught between an editor's truncate and write (or saved broken): shipped, it
             # would break every machine's copy.
-            return "is not valid JSON (being written?); skipped, its last synced version is kept"
-        return fresh
+            return (
+                "is not valid JSON (being written?); skipped, its last synced version is kept",
+                None,
+            )
+        return fresh, checked
 
     def _read(
         self,
@@ -412,12 +416,12 @@ class Engine:
                 if logical in self.filters:
                     data = self._logical_bytes(logical, path)
                     sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id, keep)
+                    after = os.stat(path)
                 elif st.st_size < SMALL_READ:
                     # One read, no stream: a first scan meets tens of thousands of small
                     # files (each a single chunk), and opening each twice costs more than
                     # hashing it. A transcript's unfinished last record is left out as below.
-                    with open(path, "rb") as fh:
-                        data = fh.read()
+                    data, after = _read_whole(path, st.st_size)
                     if is_transcript(logical):
                         data = split_unfinished(data)[0]
                     sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id, keep)
@@ -429,7 +433,7 @@ class Engine:
                     sha, chunks = self.chunker.digest_file(
                         path, self.repo.keys.blob_id, before, size, keep
                     )
-                after = os.stat(path)
+                    after = os.stat(path)
             except OSError:
                 if strict:
                     raise
@@ -1129,7 +1133,8 @@ class Engine:
             )
             # Recorded before the snapshot is written: a kill between writing it and
             # recording it here must not make the next run take it for another machine's.
-            journal = self._push_journal(plan, snapshot)
+            bases = self._new_bases(plan)
+            journal = self._push_journal(plan, snapshot, bases)
             with self.state.transaction():
                 self.state.set_meta(PUSH_JOURNAL, json.dumps(journal))
             if not self.repo.write_snapshot(snapshot, head):
@@ -1137,9 +1142,10 @@ class Engine:
                     self.state.set_meta(PUSH_JOURNAL, None)
                 return False
             result.snapshot = seq
-            self._record_push(journal, snapshot, self._new_bases(plan))
+            self._record_push(journal, snapshot, bases)
         else:
-            self._record_push(self._push_journal(plan, None), None, self._new_bases(plan))
+            bases = self._new_bases(plan)
+            self._record_push(self._push_journal(plan, None, bases), None, bases)
         result.pushed = sorted(plan.upload) + sorted(plan.remove)
         result.removed = sorted(plan.remove)
         return True
@@ -1152,19 +1158,20 @@ class Engine:
         bases.update(plan.adopt)
         return bases
 
-    def _push_journal(self, plan: Plan, snapshot: Snapshot | None) -> dict[str, Any]:
+    def _push_journal(
+        self, plan: Plan, snapshot: Snapshot | None, bases: dict[str, FileEntry | None]
+    ) -> dict[str, Any]:
         """What a push records before its snapshot is written: the content hash of each
-        path's new base (None: none). The entries themselves are in the snapshot: a push
-        of thousands of files would write each one twice more in the state."""
+        path's new base (bases, see _new_bases). The entries themselves are in the
+        snapshot: a push of thousands of files would write each one twice more in the state."""
         head = plan.head
-        bases = {p: _sha(e) for p, e in self._new_bases(plan).items()}
         return {
             "seq": head.seq + 1 if head else 1,
             "time": snapshot.time if snapshot else None,
             "parent_id": snapshot.parent_id if snapshot else None,
             # On an empty repository there was nothing to pull: this push makes us current.
             "was_current": head is None or self.state.get_meta("pulled_seq") == str(head.seq),
-            "bases": bases,
+            "bases": {p: _sha(e) for p, e in bases.items()},
         }
 
     def _record_push(
@@ -1762,6 +1769,21 @@ def _read_batches(
             batch = []
     if batch:
         yield batch
+
+
+def _read_whole(path: str | Path, size: int) -> tuple[bytes, os.stat_result]:
+    """A small file's bytes, and its stat once they were read (of the file read, even if
+    its name now leads to another: what was read is then consistent, and the next scan
+    sees the new one). A bare descriptor: a file object costs more syscalls than reading
+    a small file, and a first scan can meet tens of thousands."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        parts = []
+        while block := os.read(fd, size + 1):  # size + 1: end of file in one read
+            parts.append(block)
+        return b"".join(parts), os.fstat(fd)
+    finally:
+        os.close(fd)
 
 
 def _new_bytes(st: os.stat_result, cached: CachedFile | None) -> int:

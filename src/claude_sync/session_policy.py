@@ -11,6 +11,7 @@ machine's clean-up period, and gives a fetched file older than it the pull's tim
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Sequence
@@ -160,21 +161,25 @@ class SessionPolicy:
         chunks: Sequence[tuple[str, int, int]],
         device: str,
         mark: SummaryMark | None = None,
+        data: bytes | None = None,
     ) -> tuple[SessionSummary | None, SummaryMark | None]:
         """A main transcript's summary, from the bytes its chunks cover (a file that grew
         since the scan is read only as far as the scan saw it), and the mark the next push
         can resume from. mark: the one the last push left: when the file still begins with
         the bytes it covers, only what follows is read (a transcript grows by appends, and
-        can be gigabytes). (None, None) for any other file, or when it cannot be read."""
+        can be gigabytes). data: those bytes, when the scan has them in memory (a small
+        file: opening it again costs more than summarizing it). (None, None) for any other
+        file, or when it cannot be read."""
         if not is_main_transcript(path):
             return None, None
         size = sum(length for _, _, length in chunks)
         resume = None if mark is None else mark.resume_point(chunks)
+        # A checkpoint where the last chunk starts; none in a one-chunk file (it would be
+        # at its start).
+        last_start = chunks[-1][1] if chunks else 0
         try:
-            with open(abspath, "rb") as fh:
-                summary, checkpoint = summarize_from(
-                    fh, size, device, resume, chunks[-1][1] if chunks else None
-                )
+            with open(abspath, "rb") if data is None else io.BytesIO(data) as fh:
+                summary, checkpoint = summarize_from(fh, size, device, resume, last_start or None)
         except OSError:
             return None, None
         return summary, SummaryMark.taken(chunks, checkpoint)

@@ -176,9 +176,10 @@ def summarize_from(
     checkpoint = None
     pos = start  # the file offset of buf[0], always a line boundary
     fh.seek(start)
-    buf = bytearray(block)
-    filled = 0  # bytes in buf: a carried partial line, then what was read
     left = size - start
+    # No bigger than what is to be read: most transcripts are far smaller than a block.
+    buf = bytearray(max(1, min(block, left)))
+    filled = 0  # bytes in buf: a carried partial line, then what was read
 
     def feed(end: int) -> None:
         """Add buf[:end], whole lines; take the checkpoint when mark falls in them."""

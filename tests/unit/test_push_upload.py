@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import random
 import sys
@@ -19,6 +20,7 @@ from unittest import mock
 from engine_pair import EngineMachines
 
 from claude_sync.engine import Engine
+from claude_sync.repository import Repository
 
 
 def edited_during_upload(pair: EngineMachines, rel: str, text: str) -> mock._patch:  # type: ignore[type-arg]
@@ -102,18 +104,27 @@ def opened(paths: list[Path]) -> Iterator[collections.Counter[str]]:
         recording[0] = False
 
 
+SESSION = "projects/-home-u-code-app/0b7c5a52-31a5-4f49-a2a7-3d4a2b8e1f10.jsonl"
+
+
 def test_a_push_reads_each_new_file_once(tmp_path: Path) -> None:
-    """The scan's read is the upload's: a first push does not read its files twice."""
+    """The scan's read is the upload's, and a small transcript's summary is read from the
+    same bytes: a first push does not read its files twice."""
     pair = EngineMachines(tmp_path)
     rng = random.Random(7)
     big = "".join(f"line {i} {rng.random()}\n" for i in range(150_000))  # ~4 MiB, many chunks
     pair.write(0, "agents/big.md", big)
     pair.write(0, "agents/small.md", "small\n")
-    files = [pair.root(0) / "agents/big.md", pair.root(0) / "agents/small.md"]
+    prompt = {"type": "user", "message": {"role": "user", "content": "hello there"}}
+    pair.write(0, SESSION, json.dumps(prompt) + "\n")
+    paths = ["agents/big.md", "agents/small.md", SESSION]
+    files = [pair.root(0) / p for p in paths]
     with opened(files) as counts:
         result = pair.run(0, "push")
-    assert result.pushed == ["agents/big.md", "agents/small.md"]
+    assert result.pushed == sorted(paths)
     assert counts == {str(f): 1 for f in files}
+    summary = Repository.open(pair.store, pair.master).load_snapshot(1).files[SESSION].session
+    assert summary is not None and summary.title == "hello there"
     # what the scan sent counts: random digits compress to less than half, not less
     assert result.uploaded_bytes > len(big) // 4
     pair.run(1, "pull")
