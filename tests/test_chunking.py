@@ -65,13 +65,19 @@ def test_two_repositories_cut_the_same_file_at_different_places():
 @settings(max_examples=150, deadline=None, print_blob=True)
 @given(data=st.binary(max_size=20_000), seed=st.integers(1, 2**63 - 1))
 def test_chunks_put_the_file_back_together(tmp_path_factory, data, seed):
+    """Read whole or streamed, a file is cut the same, and the chunks a push seals as they
+    are cut (keep) are exactly the chunks listed, bytes and all."""
     chunker = Chunker(ChunkerParams(64, 256, 1024, seed))
     blob_id = crypto.KeyRing(b"k" * 32).blob_id
-    in_memory = chunker.digest_bytes(data, blob_id)
+    kept: list[list[tuple[str, bytes]]] = [[], []]
+    in_memory = chunker.digest_bytes(data, blob_id, lambda i, b: kept[0].append((i, bytes(b))))
     assert_reassembles(data, in_memory, blob_id)
     path = tmp_path_factory.mktemp("chunks") / "t.jsonl"
     path.write_bytes(data)
-    assert chunker.digest_file(path, blob_id) == in_memory
+    streamed = chunker.digest_file(path, blob_id, keep=lambda i, b: kept[1].append((i, bytes(b))))
+    assert streamed == in_memory
+    listed = [(i, data[start : start + length]) for i, start, length in in_memory[1]]
+    assert kept[0] == kept[1] == listed
 
 
 def test_a_big_file_is_hashed_aside_and_says_what_it_holds(tmp_path):

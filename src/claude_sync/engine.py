@@ -73,6 +73,8 @@ INDEX_READ_ATTEMPTS = 3
 TAIL_READ = 1 << 16
 # A scan hands files under SMALL_READ bytes to its readers READ_BATCH at a time.
 SMALL_READ = 1 << 16
+# A file up to this size is read whole when it is read for the first time.
+WHOLE_READ = 2 << 20
 READ_BATCH = 64
 # What reading a changed file gave the scan: its content, the error, or why it waits.
 _Outcome = CachedFile | OSError | str
@@ -417,10 +419,13 @@ class Engine:
                     data = self._logical_bytes(logical, path)
                     sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id, keep)
                     after = os.stat(path)
-                elif st.st_size < SMALL_READ:
+                elif st.st_size < SMALL_READ or (before is None and st.st_size < WHOLE_READ):
                     # One read, no stream: a first scan meets tens of thousands of small
                     # files (each a single chunk), and opening each twice costs more than
-                    # hashing it. A transcript's unfinished last record is left out as below.
+                    # hashing it; a stream costs a buffer of two maximum chunks, allocated
+                    # and zeroed for each file. (A file read before is streamed: its old
+                    # chunks stand, see Chunker.digest_file.) A transcript's unfinished
+                    # last record is left out as below.
                     data, after = _read_whole(path, st.st_size)
                     if is_transcript(logical):
                         data = split_unfinished(data)[0]
