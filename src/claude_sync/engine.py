@@ -269,8 +269,10 @@ class Engine:
         if changed:
             # The store will be needed: open it while the files are read.
             self.repo.open_in_background()
-            # Biggest first: a big file read last would leave the other cores idle.
-            changed.sort(key=lambda item: -item[0].st.st_size)
+            # Newest first: a push seals what it reads, in that order, so recent files share
+            # packs and a pull of recent sessions only (lazy pull) downloads few of the packs
+            # a first push of years of history writes.
+            changed.sort(key=lambda item: -item[0].st.st_mtime_ns)
         keep = self._progress_sink(stream(), changed) if stream and changed else None
         fresh_files: list[tuple[str, CachedFile]] = []
         new_marks: list[tuple[str, SummaryMark]] = []
@@ -1035,11 +1037,18 @@ class Engine:
         return has_local_changes(local, self.state.base_shas(), self._coverage(sel))
 
     def _upload(self, plan: Plan, writer: PackWriter, warnings: list[str]) -> None:
+        # What the scan sealed is on its way: only the rest may need reading.
+        rest = {
+            b
+            for f in plan.upload.values()
+            for b, _, _ in f.cached.chunks
+            if b not in writer.pending
+        }
+        if not rest:
+            return
         # Packs marked by prune may vanish: never lean on a blob stored only there.
         doomed = self.repo.marked_packs()
-        packs = self.state.blob_packs(
-            {b for f in plan.upload.values() for b, _, _ in f.cached.chunks}
-        )
+        packs = self.state.blob_packs(rest)
 
         def is_new(blob_id: str) -> bool:
             if blob_id in writer.pending:
@@ -1048,9 +1057,7 @@ class Engine:
             return pack is None or pack in doomed
 
         todo = [f for f in plan.upload.values() if any(is_new(b) for b, _, _ in f.cached.chunks)]
-        # Newest first: recent files share packs, so a pull of recent sessions only (lazy
-        # pull) downloads few of the packs a first push of years of history writes.
-        todo.sort(key=lambda f: -f.cached.stat.mtime_ns)
+        todo.sort(key=lambda f: -f.cached.stat.mtime_ns)  # newest first, as the scan
         # What is sent, not the files' sizes: an append to a big transcript sends its end.
         new = {b: length for f in todo for b, _, length in f.cached.chunks if is_new(b)}
         advance = self.reporter.progress("uploading", sum(new.values()))

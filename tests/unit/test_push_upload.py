@@ -13,6 +13,7 @@ import json
 import os
 import random
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
@@ -21,6 +22,7 @@ from engine_pair import EngineMachines
 
 from claude_sync.engine import Engine
 from claude_sync.repository import Repository
+from claude_sync.state import State
 
 
 def edited_during_upload(pair: EngineMachines, rel: str, text: str) -> mock._patch:  # type: ignore[type-arg]
@@ -129,3 +131,30 @@ def test_a_push_reads_each_new_file_once(tmp_path: Path) -> None:
     assert result.uploaded_bytes > len(big) // 4
     pair.run(1, "pull")
     assert pair.read(1, "agents/big.md") == big
+
+
+def test_a_first_push_packs_recent_sessions_together(tmp_path: Path) -> None:
+    """A push seals files newest first, so after a first push of years of history a pull of
+    recent sessions only (lazy pull) needs few packs."""
+    pair = EngineMachines(tmp_path)
+    rng = random.Random(3)
+    now = time.time()
+    ages = list(range(120))
+    rng.shuffle(ages)  # the scan meets them in name order: any order of ages
+    paths = {}
+    for n, age in enumerate(ages):
+        path = f"projects/-home-u-code-app/{n:08d}-{rng.getrandbits(64):016x}.jsonl"
+        record = {"type": "user", "message": {"content": rng.randbytes(225_000).hex()}}
+        pair.write(0, path, json.dumps(record) + "\n")
+        os.utime(pair.root(0) / path, (now - age * 86400, now - age * 86400))
+        paths[path] = age
+    pair.run(0, "push")
+    files = Repository.open(pair.store, pair.master).load_snapshot(1).files
+    state = State(tmp_path / "m0.db")
+    try:
+        pack_of = state.blob_packs(b for e in files.values() for b, _ in e.chunks)
+    finally:
+        state.close()
+    recent = {pack_of[b] for p, e in files.items() if paths[p] < 12 for b, _ in e.chunks}
+    assert len(set(pack_of.values())) >= 4  # ~27 MiB in packs of 8 MiB
+    assert len(recent) <= 2  # the newest tenth: ~2.7 MiB
