@@ -24,6 +24,8 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
+import zstandard
+
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
@@ -65,15 +67,15 @@ def largest_transcript(claude: Path) -> Path:
     return max((claude / "projects").rglob("*.jsonl"), key=lambda p: p.stat().st_size)
 
 
-def append_records(path: Path, seed: int) -> int:
-    """Append whole new records, at least 64 KiB of them, to a transcript; returns bytes added."""
+def append_records(path: Path, seed: int) -> bytes:
+    """Append whole new records, at least 64 KiB of them, to a transcript; returns them."""
     material = generate._material or generate.Material(seed)
     spec = generate.FileSpec("", "transcript", APPEND_BYTES, seed, path.stem, "/append")
     buffer = io.BytesIO()
     generate.Writer(material, spec).jsonl(buffer)
     with path.open("ab") as fh:
         fh.write(buffer.getvalue())
-    return len(buffer.getvalue())
+    return buffer.getvalue()
 
 
 # -- one backend ------------------------------------------------------------------------------
@@ -91,6 +93,8 @@ class Bench:
         self.work = work
         self.server = server
         self.rows: list[report.Row] = []
+        self.append_zstd: int | None = None  # the appended records' zstd-3 size
+        self.append_neighbours = 0  # sessions in the appended transcript's project
         self.tools = [tools.TOOLS[n](src, self.place(n), work) for n in names]
 
     def place(self, name: str) -> tools.Place:
@@ -154,7 +158,9 @@ class Bench:
         self.each("no-op push", lambda t: t.push())
         target = largest_transcript(self.src / ".claude")
         added = append_records(target, seed)
-        log(f"appended {added} bytes to {target.name} ({report.size(target.stat().st_size)})")
+        self.append_zstd = len(zstandard.ZstdCompressor(level=3).compress(added))
+        self.append_neighbours = sum(1 for _ in target.parent.glob("*.jsonl"))
+        log(f"appended {len(added)} bytes to {target.name} ({report.size(target.stat().st_size)})")
         self.each("append 64 KiB + push", lambda t: t.push())
         self.each("fresh pull", lambda t: t.pull(self.fresh(t)))
         self.check_pulls()
@@ -252,6 +258,7 @@ def bench(args: argparse.Namespace, backends: list[str], names: list[str], root:
     ratio = generate.jsonl_zstd_ratio(src / ".claude")
     log(f"{count} files, {report.size(total)} in {took:.1f} s, .jsonl zstd-3 ratio {ratio:.1f}x")
     rows: list[report.Row] = []
+    appended: tuple[int | None, int] = (None, 0)
     with ExitStack() as stack:
         for backend in backends:
             server = None
@@ -260,16 +267,19 @@ def bench(args: argparse.Namespace, backends: list[str], names: list[str], root:
             b = Bench(backend, names, src, root / backend, server)
             b.run(args.seed)
             rows += b.rows
+            appended = b.append_zstd, b.append_neighbours
     weed = s3server.weed_binary()
     facts = [
         *report.machine(str(weed) if weed and "s3" in backends else None),
         ("data set", f"{args.size}, seed {args.seed}: {count} files, {report.size(total)}, "
                      f"largest transcript {report.size(largest)} (generated in {took:.0f} s), "
                      f".jsonl files compress {ratio:.1f}x with zstd-3 (real transcripts ~10x)"),
-        ("append", f"{APPEND_BYTES} bytes of new records to the largest transcript"),
+        ("append", f"{APPEND_BYTES} bytes of new records to the largest transcript "
+                   f"(zstd-3: {report.size(appended[0])}), in a project of {appended[1]} "
+                   "sessions"),
     ]  # fmt: skip
     command = "python bench/run.py " + shlex.join(sys.argv[1:])
-    return report.document(rows, backends, facts, command.strip())
+    return report.document(rows, backends, facts, command.strip(), appended[0])
 
 
 if __name__ == "__main__":
