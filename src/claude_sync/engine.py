@@ -14,6 +14,7 @@ import os
 import random
 import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -89,6 +90,32 @@ class _Read(NamedTuple):
     summary: SessionSummary | None
     #: where the next push's summary of it can resume
     mark: SummaryMark | None
+
+
+class NewChunks:
+    """Where a push's scan sends the chunks it cuts: those the repository does not hold go
+    to the writer (one cut twice, by two files, is sealed once). What it holds is learnt on
+    the scan's thread (reading other machines' indexes, into the state) while the readers
+    start: they wait for it at their first chunk."""
+
+    def __init__(self, writer: PackWriter, known: Callable[[], set[str]]) -> None:
+        self._writer = writer
+        self._known_now = known
+        self._known: set[str] | None = None
+        self._learnt = threading.Event()
+
+    def learn(self) -> None:
+        """Find out what the repository holds; when that fails, the readers seal nothing
+        (the upload reads what is new again) and the error goes on."""
+        try:
+            self._known = self._known_now()
+        finally:
+            self._learnt.set()
+
+    def __call__(self, blob_id: str, data: memoryview) -> None:
+        self._learnt.wait()
+        if self._known is not None and blob_id not in self._known:
+            self._writer.seal_read(blob_id, data)
 
 
 class StagedFile(NamedTuple):
@@ -239,7 +266,7 @@ class Engine:
         sel: Selection,
         warnings: list[str],
         summaries: bool = False,
-        stream: Callable[[], ChunkSink] | None = None,
+        stream: Callable[[], NewChunks] | None = None,
     ) -> LocalView:
         """Current local files; only files whose stat changed since last time are read
         (several at once: hashing and chunking run on every core). Only a file that is gone
@@ -273,7 +300,8 @@ class Engine:
             # packs and a pull of recent sessions only (lazy pull) downloads few of the packs
             # a first push of years of history writes.
             changed.sort(key=lambda item: -item[0].st.st_mtime_ns)
-        keep = self._progress_sink(stream(), changed) if stream and changed else None
+        new_chunks = stream() if stream and changed else None
+        keep = self._progress_sink(new_chunks, changed) if new_chunks else None
         fresh_files: list[tuple[str, CachedFile]] = []
         new_marks: list[tuple[str, SummaryMark]] = []
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -286,6 +314,8 @@ class Engine:
                 )
                 for batch in _read_batches(changed)
             ]
+            if new_chunks is not None:
+                new_chunks.learn()  # while the readers start
             for future in reads:
                 for found, path, outcome, summary, mark in future.result():
                     if isinstance(outcome, FileNotFoundError):
@@ -326,16 +356,11 @@ class Engine:
 
         return keep
 
-    def _chunk_sink(self, writer: PackWriter) -> ChunkSink:
-        """Where a push's scan sends the chunks it cuts: those the blob cache does not know
-        go to the writer (one named twice by two files is sealed once)."""
-        known = self.state.blob_ids()
-
-        def keep(blob_id: str, data: memoryview) -> None:
-            if blob_id not in known:
-                writer.seal_read(blob_id, data)
-
-        return keep
+    def _known_blobs(self) -> set[str]:
+        """Every blob the repository holds as far as its indexes say (read for those other
+        machines wrote since)."""
+        self.refresh_index()
+        return self.state.blob_ids()
 
     def _note_skipped(
         self, skipped: list[resources.Skipped], view: LocalView, warnings: list[str]
@@ -854,9 +879,9 @@ class Engine:
         sent_before = self.repo.uploaded_bytes  # the scan sends packs already
         writers: list[PackWriter] = []  # made when the scan meets a changed file
 
-        def stream() -> ChunkSink:
+        def stream() -> NewChunks:
             writers.append(PackWriter(self.repo))
-            return self._chunk_sink(writers[0])
+            return NewChunks(writers[0], self._known_blobs)
 
         try:
             local = self.scan(sel, result.warnings, not dry_run, None if dry_run else stream)

@@ -20,7 +20,7 @@ from unittest import mock
 
 from engine_pair import EngineMachines
 
-from claude_sync.engine import Engine
+from claude_sync.engine import Engine, NewChunks
 from claude_sync.repository import Repository
 from claude_sync.state import State
 
@@ -37,7 +37,7 @@ def edited_during_upload(pair: EngineMachines, rel: str, text: str) -> mock._pat
 
 def sealed_at_upload() -> mock._patch:  # type: ignore[type-arg]
     """The scan seals nothing: every new chunk is read again by the upload."""
-    return mock.patch.object(Engine, "_chunk_sink", lambda engine, writer: lambda *chunk: None)
+    return mock.patch.object(NewChunks, "__call__", lambda sink, blob_id, data: None)
 
 
 def test_a_file_edited_during_the_upload_waits_for_the_next_push(tmp_path: Path) -> None:
@@ -158,3 +158,17 @@ def test_a_first_push_packs_recent_sessions_together(tmp_path: Path) -> None:
     recent = {pack_of[b] for p, e in files.items() if paths[p] < 12 for b, _ in e.chunks}
     assert len(set(pack_of.values())) >= 4  # ~27 MiB in packs of 8 MiB
     assert len(recent) <= 2  # the newest tenth: ~2.7 MiB
+
+
+def test_a_machine_that_pushes_what_another_stored_does_not_send_it_again(tmp_path: Path) -> None:
+    """The scan seals only what the repository lacks, as its indexes say now (another
+    machine's included), not as this machine last saw them."""
+    pair = EngineMachines(tmp_path)
+    data = random.Random(5).randbytes(3_000_000).hex()
+    pair.write(0, "agents/shared.md", data)
+    assert pair.run(0, "push").uploaded_bytes > len(data) // 4
+    pair.write(1, "agents/shared.md", data)  # the same file, made there too
+    pair.write(1, "agents/own.md", "only here\n")
+    result = pair.run(1, "push")
+    assert "agents/own.md" in result.pushed
+    assert result.uploaded_bytes < 64 * 1024
