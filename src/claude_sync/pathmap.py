@@ -129,7 +129,7 @@ class PathMapper:
         folder, rest = _split(path)
         if folder is None:
             return path
-        moved = self.moved.get(_session_of(rest))
+        moved = self.moved.get(_session_of(rest)) if self.moved else None
         # moved: session id -> (folder here, its project's logical folder)
         here, there = (0, 1) if to_logical else (1, 0)
         if moved is not None and moved[here] == folder:
