@@ -176,9 +176,3 @@ def transcript_bytes(engine: Engine, info: SessionInfo) -> bytes:
         except OSError:
             pass
     return engine.file_bytes(entry, Result())
-
-
-def remote_only(engine: Engine, head: Snapshot | None, arriving: set[str]) -> int:
-    """Sessions a plain pull leaves in the repository: not here, and not among the paths
-    the next pull brings (arriving)."""
-    return sum(1 for info in build(engine, head) if not info.local and info.path not in arriving)

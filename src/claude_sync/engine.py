@@ -52,7 +52,7 @@ from claude_sync.repository import (
     group_by_pack,
 )
 from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, Selection
-from claude_sync.session_policy import SessionPolicy
+from claude_sync.session_policy import SessionPolicy, is_main_transcript
 from claude_sync.session_summary import SessionSummary, SummaryMark
 from claude_sync.state import CachedFile, State, StatKey
 
@@ -191,6 +191,15 @@ class Result:
             "downloaded_bytes": self.downloaded_bytes,
             "snapshot": self.snapshot,
         }
+
+
+class Status(NamedTuple):
+    """What `status` reports: what pull and push would do, the head's number (None: an
+    empty repository), and how many sessions are only in the repository."""
+
+    result: Result
+    head: int | None
+    remote_only: int
 
 
 class Reporter:
@@ -1214,12 +1223,14 @@ class Engine:
     def _record_push(
         self,
         journal: dict[str, Any],
-        snapshot: Snapshot | SnapshotRoot | None,
+        snapshot: Snapshot | None,
         bases: dict[str, FileEntry | None],
     ) -> None:
         seq = int(journal["seq"])
         with self.state.transaction():
             self.state.set_bases(bases.items(), seq)
+            if snapshot is not None:
+                self._record_transcripts(snapshot)
             if snapshot is not None and journal["was_current"]:
                 self.state.set_meta("pulled_seq", str(seq))
             self.state.set_meta(PUSH_JOURNAL, None)
@@ -1295,6 +1306,8 @@ class Engine:
                 self._record_success("pull")
             return result
         head = self._snapshot(root)
+        with self.state.transaction():
+            self._record_transcripts(head)  # the next status need not read the head again
         local = self.scan(sel, result.warnings)
         plan = self.plan_pull(sel, local, head, strategy)
         result.skipped = local.skipped()
@@ -1351,7 +1364,7 @@ class Engine:
         result.deleted = sorted(plan.delete)
         result.downloaded_bytes = sum(plan.write[p].size for p in result.pulled)
 
-    def status(self, sel: Selection) -> tuple[Result, int | None]:
+    def status(self, sel: Selection) -> Status:
         """What pull and push would do, from one look at the remote head."""
         result = Result()
         local = self.scan(sel, result.warnings)
@@ -1364,16 +1377,45 @@ class Engine:
             and self.sessions.covered_by(self.state.get_meta("session_window"))
             and not self._labels_mapped_since_pull()
         )
-        if in_step and not self.state.conflicts() and not self._has_local_changes(sel, local):
-            return result, seq  # nothing either way: the file list need not be read
-        head = None if root is None else self._snapshot(root)
-        plan = self.plan_pull(sel, local, head, "ask")
-        self._keep_held(sel, plan, local)
-        self._report_dry_pull(plan, result)
-        push = self.plan_push(sel, local, head)
-        result.pushed = sorted(push.upload) + sorted(push.remove)
-        result.removed = sorted(push.remove)
-        return result, head.seq if head else None
+        settled = in_step and not self.state.conflicts() and not self._has_local_changes(sel, local)
+        if not settled:  # else nothing either way: the file list need not be read
+            head = None if root is None else self._snapshot(root)
+            plan = self.plan_pull(sel, local, head, "ask")
+            self._keep_held(sel, plan, local)
+            self._report_dry_pull(plan, result)
+            push = self.plan_push(sel, local, head)
+            result.pushed = sorted(push.upload) + sorted(push.remove)
+            result.removed = sorted(push.remove)
+        return Status(result, seq, self._remote_only(root, local, set(result.pulled)))
+
+    def _remote_only(self, root: SnapshotRoot | None, local: LocalView, arriving: set[str]) -> int:
+        """Sessions a plain pull leaves in the repository: their transcript is not here
+        (the scan saw it, else the disk says), nor among the paths the next pull brings."""
+        return sum(
+            1
+            for path in self._transcripts(root)
+            if path not in local.files
+            and path not in arriving
+            and not self.local_path(path).is_file()
+        )
+
+    def _transcripts(self, root: SnapshotRoot | None) -> list[str]:
+        """The main transcripts of the head, recorded in the state by its id: counting the
+        sessions only in the repository must not decode a file list of tens of thousands of
+        entries at every `status`."""
+        if root is None:
+            return []
+        paths = self.state.snapshot_transcripts(root.id)
+        if paths is None:
+            with self.state.transaction():
+                paths = self._record_transcripts(self._snapshot(root))
+        return paths
+
+    def _record_transcripts(self, snapshot: Snapshot) -> list[str]:
+        """Record the snapshot's main transcripts (see _transcripts); returns them."""
+        paths = [p for p in snapshot.files if is_main_transcript(p)]
+        self.state.set_snapshot_transcripts(snapshot.id, paths)
+        return paths
 
     def _apply_pull(
         self, plan: Plan, local: LocalView, result: Result, partial: bool = False

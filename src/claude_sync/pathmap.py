@@ -110,10 +110,10 @@ class PathMapper:
     def unmapped_label(self, logical: str) -> str | None:
         """The label of a logical path's project (`projects/@work-app/…` -> `work`) when no
         folder here is mapped to it: such a project has no place on this machine."""
+        if not logical.startswith(PROJECTS + "@"):
+            return None  # the usual answer, found without splitting: asked of every path
         folder, _ = _split(logical)
-        if folder is None or not folder.startswith("@"):
-            return None
-        if self.folder_to_local(folder) != folder:
+        if folder is None or self.folder_to_local(folder) != folder:
             return None
         return folder[1:].partition("-")[0]
 
@@ -129,7 +129,7 @@ class PathMapper:
         folder, rest = _split(path)
         if folder is None:
             return path
-        moved = self.moved.get(_session_of(rest))
+        moved = self.moved.get(_session_of(rest)) if self.moved else None
         # moved: session id -> (folder here, its project's logical folder)
         here, there = (0, 1) if to_logical else (1, 0)
         if moved is not None and moved[here] == folder:

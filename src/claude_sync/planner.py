@@ -24,10 +24,10 @@ from claude_sync.session_summary import SessionSummary
 from claude_sync.state import Bases, CachedFile
 
 
-@dataclass(frozen=True, slots=True)
-class LocalFile:
+class LocalFile(NamedTuple):
     """A file as the scan saw it here: its logical path, where it is on disk, and the
-    cached stat and content hash its version is compared by."""
+    cached stat and content hash its version is compared by. A tuple: a scan makes one
+    per file of the tree, and a frozen dataclass sets each field through a call."""
 
     path: str
     abspath: str
@@ -268,14 +268,19 @@ def has_local_changes(
     view: LocalView, bases: Mapping[str, str], covers: Callable[[str], bool]
 ) -> bool:
     """Whether a push has anything to do (bases: each path's base content hash)."""
-    for path in set(view.files) | set(bases):
-        if not covers(path) or sha(view.files.get(path)) == bases.get(path):
-            continue
-        if path in view.files:
+    files = view.files
+    for path, local in files.items():
+        if local.cached.sha256 != bases.get(path) and covers(path):
             return True
+    for path in bases.keys() - files.keys():
         # A vanished session is Claude Code's clean-up, not a change to push.
         rtype = resources.type_of(path)
-        if rtype is not None and rtype.propagate_deletes and not view.is_unknown(path):
+        if (
+            rtype is not None
+            and rtype.propagate_deletes
+            and covers(path)
+            and not view.is_unknown(path)
+        ):
             return True
     return False
 

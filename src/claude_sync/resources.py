@@ -10,13 +10,15 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+import operator
 import os
 import re
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from claude_sync.merge import MCP_SERVERS
 
@@ -104,6 +106,18 @@ def valid_logical_path(path: str) -> bool:
     return name not in NEVER and CONFLICT_MARKER not in name and TMP_MARKER not in name
 
 
+def _plain_name(name: str) -> bool:
+    """A file name valid_logical_path accepts in any valid folder."""
+    return not (
+        name in NEVER
+        or CONFLICT_MARKER in name
+        or TMP_MARKER in name
+        or "\\" in name
+        or name in ("", ".", "..")
+        or _CONTROL.search(name)
+    )
+
+
 @functools.lru_cache(maxsize=1 << 14)
 def _valid_folder(folder: str) -> bool:
     """Once per folder, not per file: a scan checks tens of thousands of paths."""
@@ -115,11 +129,24 @@ def _valid_folder(folder: str) -> bool:
 _BY_FILE = {name: t for t in reversed(TYPES) for name in t.files}
 _BY_FOLDER = {folder: t for t in reversed(TYPES) for folder in t.folders}
 assert all("/" not in folder for folder in _BY_FOLDER), "type_of looks up top folders only"
+assert not any(f.partition("/")[0] in _BY_FOLDER for f in _BY_FILE), "_folder_type claims all"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _folder_type(folder: str) -> ResourceType | None:
+    """The type that claims each file of folder with a _plain_name, by the folder alone;
+    None when its files are to be checked one by one. Once per folder, not per file: a
+    scan asks for each of tens of thousands of files, and paths there share few folders."""
+    rtype = _BY_FOLDER.get(folder.partition("/")[0])
+    return rtype if rtype is not None and valid_logical_path(f"{folder}/_") else None
 
 
 def type_of(path: str) -> ResourceType | None:
     """The type that owns logical path; None for a path no type syncs (or not a valid
     logical path), which is never read, written or deleted."""
+    folder, sep, name = path.rpartition("/")
+    if sep and (rtype := _folder_type(folder)) is not None and _plain_name(name):
+        return rtype
     if not valid_logical_path(path):
         return None
     top, sep, _ = path.partition("/")
@@ -133,9 +160,9 @@ def capped_mode(path: str, mode: int) -> int:
     return mode & cap or 0o600
 
 
-@dataclass(frozen=True)
-class FoundFile:
-    """A regular file the scan selected, as it is on disk here."""
+class FoundFile(NamedTuple):
+    """A regular file the scan selected, as it is on disk here (a tuple: a scan makes one
+    per file of the tree)."""
 
     #: relative to the Claude folder, as named on this machine (the mapper gives its logical path)
     local_path: str
@@ -194,7 +221,7 @@ class Selection:
             return False
         if self.include and not any(fnmatch.fnmatchcase(path, g) for g in self.include):
             return False
-        return not any(fnmatch.fnmatchcase(path, g) for g in self.exclude)
+        return not (self.exclude and any(fnmatch.fnmatchcase(path, g) for g in self.exclude))
 
 
 def scan(root: Path, selection: Selection, skipped: list[Skipped]) -> Iterator[FoundFile]:
@@ -253,6 +280,9 @@ class _Walk:
     def file(self, path: str, boundary: str) -> FoundFile | None:
         if type_of(path) is None:
             return None
+        return self._claimed_file(path, boundary)
+
+    def _claimed_file(self, path: str, boundary: str) -> FoundFile | None:
         abspath = f"{self.root}/{path}"
         try:
             lst = os.lstat(abspath)
@@ -299,23 +329,35 @@ class _Walk:
         if not _inside(real, boundary):
             self.skip(folder, True, f"is a link to {real}, outside the synced folder")
             return
-        yield from self._dir(folder, boundary)
+        yield from self._tree(folder, boundary)
 
-    def _dir(self, rel: str, boundary: str) -> Iterator[FoundFile]:
+    def _tree(self, top: str, boundary: str) -> Iterator[FoundFile]:
+        """Each folder's files in name order, then its subfolders one after the other
+        (depth first); a stack, not recursion, since each level of `yield from` costs
+        every file below it a step."""
+        pending = [top]
+        while pending:
+            rel = pending.pop()
+            subdirs = yield from self._dir(rel, boundary)
+            pending.extend(reversed(subdirs))
+
+    def _dir(self, rel: str, boundary: str) -> Generator[FoundFile, None, list[str]]:
+        """The files of one folder; returns its subfolders, in name order."""
         try:
             with os.scandir(f"{self.root}/{rel}") as it:
-                entries = sorted(it, key=lambda e: e.name)
+                entries = sorted(it, key=_name)
         except FileNotFoundError:
-            return
+            return []
         except OSError as exc:
             self.skip(rel, True, f"cannot be read ({exc.strerror})")
-            return
+            return []
+        claimed = _folder_type(rel) is not None
         subdirs = []
         for entry in entries:
             name = entry.name
             if TMP_MARKER in name:
                 _remove_if_stale(entry.path)
-            elif not _utf8(name):
+            elif not (name.isascii() or _utf8(name)):
                 self.skip(
                     f"{rel}/{name.encode('utf-8', 'replace').decode()}",
                     False,
@@ -324,13 +366,19 @@ class _Walk:
             elif "\\" in name:
                 self.skip(f"{rel}/{name}", False, "has a backslash in its name")
             elif entry.is_dir(follow_symlinks=False):
-                subdirs.append(name)
+                subdirs.append(f"{rel}/{name}")
             else:
-                found = self.file(f"{rel}/{name}", boundary)
+                path = f"{rel}/{name}"
+                if claimed and _plain_name(name):
+                    found = self._claimed_file(path, boundary)
+                else:
+                    found = self.file(path, boundary)
                 if found:
                     yield found
-        for name in subdirs:
-            yield from self._dir(f"{rel}/{name}", boundary)
+        return subdirs
+
+
+_name = operator.attrgetter("name")
 
 
 def _utf8(name: str) -> bool:

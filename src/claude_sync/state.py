@@ -8,46 +8,53 @@ version each path had at its last successful sync: the common ancestor for three
 
 from __future__ import annotations
 
-import functools
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from claude_sync.errors import SyncError
 from claude_sync.model import BlobLocation, FileEntry
 from claude_sync.session_summary import SummaryMark
 
-SCHEMA = """
+# The base's content hash, kept by SQLite itself: no JSON is parsed per row when a push
+# compares every path, and no writer (an older claude-sync either, whose three-value
+# inserts still fit) can let it drift from the entry.
+BASE_SHA256 = "sha256 TEXT AS (json_extract(entry, '$.sha256')) STORED"
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS local (
     path TEXT PRIMARY KEY, size INTEGER, mtime_ns INTEGER, ino INTEGER, ctime_ns INTEGER,
     mode INTEGER, sha256 TEXT, chunks TEXT
 );
 CREATE TABLE IF NOT EXISTS summary_marks (path TEXT PRIMARY KEY, mark TEXT);
-CREATE TABLE IF NOT EXISTS base (path TEXT PRIMARY KEY, entry TEXT, seq INTEGER);
+CREATE TABLE IF NOT EXISTS base (path TEXT PRIMARY KEY, entry TEXT, seq INTEGER, {BASE_SHA256});
 CREATE TABLE IF NOT EXISTS blobs (id TEXT PRIMARY KEY, pack TEXT, offset INTEGER, length INTEGER);
 CREATE TABLE IF NOT EXISTS indexes (name TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS conflicts (path TEXT PRIMARY KEY, detail TEXT);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS known (seq INTEGER, id TEXT, PRIMARY KEY (seq, id));
 CREATE TABLE IF NOT EXISTS marks_seen (name TEXT PRIMARY KEY, first_seen REAL);
+CREATE TABLE IF NOT EXISTS transcripts (snapshot TEXT PRIMARY KEY, paths TEXT);
 CREATE TABLE IF NOT EXISTS snapshots (
     seq INTEGER PRIMARY KEY, device TEXT, time REAL, files INTEGER, added INTEGER,
     changed INTEGER, removed INTEGER
 );
 """
 
+#: PRAGMA user_version of a state database this code has brought up to date (see _migrate)
+SCHEMA_VERSION = 1
+
 # Well under SQLite's limit on bound parameters (32,766 since 3.32, 999 before).
 _IDS_PER_QUERY = 500
 
 
-@dataclass(frozen=True, slots=True)
-class StatKey:
+class StatKey(NamedTuple):
     """What a file's stat must still say for its cached hash to stand: any change to
-    size, mtime, inode or ctime means the file is read again."""
+    size, mtime, inode or ctime means the file is read again. A tuple: a scan makes and
+    compares one per file, tens of thousands."""
 
     size: int
     mtime_ns: int
@@ -55,10 +62,12 @@ class StatKey:
     ctime_ns: int
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CachedFile:
     """What the last read of a file found, kept so an unchanged file is never read
-    again: the stat it had, its mode, content hash and chunks."""
+    again: the stat it had, its mode, content hash and chunks. Not frozen: a frozen
+    dataclass sets each field through object.__setattr__, and the stat cache makes one
+    per file of the tree on every scan."""
 
     stat: StatKey
     mode: int
@@ -66,14 +75,19 @@ class CachedFile:
     #: (blob id, offset, length) of each chunk; as stored (JSON text) until first needed,
     #: because a scan of an unchanged tree must not parse thousands of chunk lists
     raw_chunks: tuple[tuple[str, int, int], ...] | str
+    _parsed: tuple[tuple[str, int, int], ...] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
-    @functools.cached_property
+    @property
     def chunks(self) -> tuple[tuple[str, int, int], ...]:
         """(blob id, offset, length) of each chunk, parsed on first use."""
         raw = self.raw_chunks
-        if isinstance(raw, str):
-            return tuple(tuple(c) for c in json.loads(raw))  # type: ignore[misc]
-        return raw
+        if not isinstance(raw, str):
+            return raw
+        if self._parsed is None:
+            self._parsed = tuple(tuple(c) for c in json.loads(raw))  # type: ignore[misc]
+        return self._parsed
 
 
 @dataclass(frozen=True)
@@ -131,12 +145,33 @@ class State:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self._migrate()
         except sqlite3.DatabaseError as exc:
             raise SyncError(
                 f"the local state database {path} cannot be opened ({exc}); it is safe to "
                 f"delete: remove {path.name}, {path.name}-wal and {path.name}-shm in "
                 f"{path.parent} and run the command again (the next sync rebuilds it)"
             ) from None
+
+    def _migrate(self) -> None:
+        """Bring a database an older claude-sync wrote up to SCHEMA_VERSION: its base table
+        gets the sha256 column (SQLite adds no stored column to a table in place, so the
+        table is copied)."""
+        if self.db.execute("PRAGMA user_version").fetchone()[0] >= SCHEMA_VERSION:
+            return
+        with self.transaction():
+            columns = {row[1] for row in self.db.execute("PRAGMA table_xinfo(base)")}
+            if "sha256" not in columns:
+                self.db.execute(
+                    "CREATE TABLE base_new (path TEXT PRIMARY KEY, entry TEXT, seq INTEGER, "
+                    f"{BASE_SHA256})"
+                )
+                self.db.execute(
+                    "INSERT INTO base_new (path, entry, seq) SELECT path, entry, seq FROM base"
+                )
+                self.db.execute("DROP TABLE base")
+                self.db.execute("ALTER TABLE base_new RENAME TO base")
+            self.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def close(self) -> None:
         """Close the database; the object is unusable afterwards."""
@@ -214,13 +249,11 @@ class State:
 
     def bases(self) -> Bases:
         """Each path's merge base: its version at the last sync that moved it."""
-        return Bases(
-            self.db.execute("SELECT path, json_extract(entry, '$.sha256'), entry FROM base")
-        )
+        return Bases(self.db.execute("SELECT path, sha256, entry FROM base"))
 
     def base_shas(self) -> dict[str, str]:
         """Each path's base content hash, without decoding whole entries."""
-        return dict(self.db.execute("SELECT path, json_extract(entry, '$.sha256') FROM base"))
+        return dict(self.db.execute("SELECT path, sha256 FROM base"))
 
     def set_base(self, path: str, entry: FileEntry | None, seq: int | None) -> None:
         """Record path's merge base as entry, taken from snapshot seq (None removes it)."""
@@ -236,6 +269,24 @@ class State:
             "INSERT OR REPLACE INTO base VALUES (?, ?, ?)",
             ((p, json.dumps(e.to_json()), seq) for p, e in entries if e is not None),
         )
+
+    # -- the head's sessions -------------------------------------------------------------
+
+    def snapshot_transcripts(self, snapshot_id: str) -> list[str] | None:
+        """The main transcripts of snapshot snapshot_id, when they were recorded for it."""
+        row = self.db.execute(
+            "SELECT paths FROM transcripts WHERE snapshot = ?", (snapshot_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return row[0].split("\n") if row[0] else []
+
+    def set_snapshot_transcripts(self, snapshot_id: str, paths: Iterable[str]) -> None:
+        """Record the main transcripts of snapshot snapshot_id, in place of any other
+        snapshot's (one text: a logical path holds no newline, and there can be tens of
+        thousands)."""
+        self.db.execute("DELETE FROM transcripts")
+        self.db.execute("INSERT INTO transcripts VALUES (?, ?)", (snapshot_id, "\n".join(paths)))
 
     # -- blob index cache ---------------------------------------------------------------------
 

@@ -242,6 +242,28 @@ def test_lazy_pull_leaves_old_sessions_remote(catalog, pair, repo_dir):
     assert (here / ids["old"] / "subagents" / "agent-2.jsonl").exists()
 
 
+def test_status_counts_the_sessions_of_the_head_it_sees(pair, repo_dir):
+    # status keeps the head's transcripts between runs: a new head must not be counted by
+    # the old one's list, nor a local transcript deleted since.
+    a, b = pair
+    ids = set_up(a, b, repo_dir)
+    b.run("pull")
+    assert b.json("status")["remote_only_sessions"] == 1
+    older = str(uuid.uuid4())
+    app = str(a.home / "code" / "app")
+    a.write(
+        f"projects/{folder(a)}/{older}.jsonl",
+        realistic(older, app, NOW - 501 * DAY, NOW - 500 * DAY, "older prompt"),
+        mtime=NOW - 500 * DAY,
+    )
+    a.run("push")
+    status = b.json("status")
+    assert status["head"] == 2 and status["remote_only_sessions"] == 2
+    assert b.json("status")["remote_only_sessions"] == 2
+    (b.claude / f"projects/{folder(b)}/{ids['new']}.jsonl").unlink()
+    assert b.json("status")["remote_only_sessions"] == 3
+
+
 def test_pull_all_and_window_setting(cli_inprocess, pair, repo_dir):
     a, b = pair
     ids = set_up(a, b, repo_dir)

@@ -332,6 +332,11 @@ def test_status_reports_pending_work(cli_inprocess, machines, repo_dir):
     assert "up to date" in status()
     b.write("rules/new.md", "new\n")
     assert json.loads(status("--json"))["pushed"] == ["rules/new.md"]
+    # In step before, the head moved since: status reads it again.
+    a.write("CLAUDE.md", "moved\n")
+    a.run("push")
+    body = json.loads(status("--json"))
+    assert "CLAUDE.md" in body["pulled"] and body["head"] == 2
 
 
 def test_quiet_and_verbose_output(cli_inprocess, machines, repo_dir):

@@ -60,3 +60,38 @@ def test_modes_from_the_repository_are_capped() -> None:
     assert capped_mode("hooks/x.sh", 0o4700) == 0o700
     assert capped_mode("agents/x.md", 0o7000) == 0o600  # nothing left: owner read-write
     assert capped_mode("junk/x", 0o777) == 0o644
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "projects/-p/s.jsonl",
+        "projects/-p/s/subagents/a.jsonl",
+        "projects/-p/..",
+        "projects/-p/.",
+        "projects/-p/x\x01y",
+        "projects/-p/back\\slash",
+        "projects/-p/a.claude-sync-conflict-1",
+        "projects/-p/a.claude-sync-tmp-1",
+        "projects/-p/settings.local.json",
+        "projects//x",
+        "projects/./x",
+        "projects/../x",
+        "projects/a\x7f/x",
+        "agents/.claude.json/x",
+        "plugins/installed_plugins.json",
+        "plugins/other.json",
+        "/agents/x",
+    ],
+)
+def test_a_path_s_type_is_the_same_whether_its_folder_was_seen_before(path: str) -> None:
+    # type_of remembers what each folder's files are: a name is still judged every time.
+    valid = valid_logical_path(path)
+    first = type_of(path)
+    assert type_of(path) is first
+    assert (first is not None) == (
+        valid and (path.startswith(("projects/", "agents/")) or path.startswith("plugins/inst"))
+    )
+    for sibling in ("projects/-p/ok.md", "projects/-p/s/ok.md", "agents/.claude.json/ok"):
+        assert type_of(sibling) is not None
+        assert type_of(path) is first

@@ -63,6 +63,26 @@ def test_a_scan_reads_synced_files_and_reports_the_rest(tmp_path: Path) -> None:
     assert sorted(skipped.values(), key=lambda s: s.local_path) == expected
 
 
+def test_a_scan_lists_each_folder_s_files_before_its_subfolders(tmp_path: Path) -> None:
+    root = tmp_path / ".claude"
+    for rel in (
+        "agents/b/x.md",
+        "agents/b/c/y.md",
+        "agents/b/a.md",
+        "agents/z.md",
+        "agents/a/q.md",
+    ):
+        write(root, rel)
+    sel = select(["agents"], {})
+    assert [f.local_path for f in scan(root, sel, [])] == [
+        "agents/z.md",
+        "agents/a/q.md",
+        "agents/b/a.md",
+        "agents/b/x.md",
+        "agents/b/c/y.md",
+    ]
+
+
 def test_a_scan_of_some_paths_reads_only_those(tmp_path: Path) -> None:
     root = tmp_path / ".claude"
     write(root, "agents/a.md")

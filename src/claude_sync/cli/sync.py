@@ -121,13 +121,9 @@ def _incoming(
 @allow_rollback_option
 def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
     """Show what push and pull would do, and unresolved conflicts."""
-    from claude_sync import catalog
-
     with open_workspace(where) as ws:
-        selected = ws.selection()
         engine = ws.engine(None, allow_rollback)
-        result, head = engine.status(selected)
-        remote_only = catalog.remote_only(engine, engine.head(), set(result.pulled))
+        result, head, remote_only = engine.status(ws.selection())
     missing = plugins.missing(where.claude_dir)
     links = linked_tops(where.claude_dir)
     if as_json:

@@ -1,0 +1,70 @@
+"""The local state database: its schema moves forward without losing what it holds."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from claude_sync.model import FileEntry
+from claude_sync.state import SCHEMA_VERSION, CachedFile, State, StatKey
+
+SHA = "a" * 64
+
+
+def entry(sha: str = SHA) -> FileEntry:
+    return FileEntry(sha256=sha, size=1, mtime_ns=5, mode=0o644, chunks=(("b" * 64, 1),))
+
+
+def test_a_state_written_before_the_base_hash_column_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "state.db"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE base (path TEXT PRIMARY KEY, entry TEXT, seq INTEGER)")
+    old.execute(
+        "INSERT INTO base VALUES (?, ?, ?)", ("agents/a.md", json.dumps(entry().to_json()), 3)
+    )
+    old.commit()
+    old.close()
+
+    state = State(path)
+    assert state.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert state.base_shas() == {"agents/a.md": SHA}
+    bases = state.bases()
+    assert bases.sha("agents/a.md") == SHA and bases["agents/a.md"] == entry()
+    assert state.forget_bases_after(2) == ["agents/a.md"]
+    state.close()
+    # Opened again: nothing left to migrate, nothing lost.
+    State(path).close()
+
+
+def test_the_base_hash_follows_every_write_of_the_entry(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    state.set_base("agents/a.md", entry(), 1)
+    state.set_base("agents/a.md", entry("c" * 64), 2)
+    # An older claude-sync writes bases as three values: the hash is SQLite's to keep.
+    state.db.execute(
+        "INSERT OR REPLACE INTO base VALUES (?, ?, ?)",
+        ("agents/b.md", json.dumps(entry("d" * 64).to_json()), 2),
+    )
+    assert state.base_shas() == {"agents/a.md": "c" * 64, "agents/b.md": "d" * 64}
+    state.set_base("agents/a.md", None, 3)
+    assert state.base_shas() == {"agents/b.md": "d" * 64}
+
+
+def test_the_stat_cache_gives_back_what_it_was_given(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    chunks = (("b" * 64, 0, 3), ("c" * 64, 3, 2))
+    state.remember_files([("agents/a.md", CachedFile(StatKey(5, 6, 7, 8), 0o644, SHA, chunks))])
+    cached = state.cached_files()["agents/a.md"]
+    assert cached.stat == StatKey(5, 6, 7, 8) and cached.mode == 0o644 and cached.sha256 == SHA
+    assert cached.chunks == chunks and cached.chunks is cached.chunks  # parsed once
+
+
+def test_a_snapshot_s_transcripts_are_kept_for_that_snapshot_only(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    assert state.snapshot_transcripts("s1") is None
+    state.set_snapshot_transcripts("s1", ["projects/p/a.jsonl", "projects/p/b.jsonl"])
+    assert state.snapshot_transcripts("s1") == ["projects/p/a.jsonl", "projects/p/b.jsonl"]
+    state.set_snapshot_transcripts("s2", [])
+    assert state.snapshot_transcripts("s2") == []
+    assert state.snapshot_transcripts("s1") is None
