@@ -26,7 +26,13 @@ from claude_sync import casefold, chain, limits, mcp, portable, resources, setti
 from claude_sync.chunking import Chunker, ChunkSink
 from claude_sync.config import write_private
 from claude_sync.durable import fsync_path, write_atomically
-from claude_sync.errors import CorruptionError, HistoryError, ObjectNotFoundError, SyncError
+from claude_sync.errors import (
+    BackendError,
+    CorruptionError,
+    HistoryError,
+    ObjectNotFoundError,
+    SyncError,
+)
 from claude_sync.merge import is_transcript, merge_file, merge_keys, split_unfinished
 from claude_sync.pathmap import PathMapper, encode, file_filters
 from claude_sync.planner import (
@@ -105,17 +111,23 @@ class NewChunks:
         self._learnt = threading.Event()
 
     def learn(self) -> None:
-        """Find out what the repository holds; when that fails, the readers seal nothing
-        (the upload reads what is new again) and the error goes on."""
-        try:
-            self._known = self._known_now()
-        finally:
-            self._learnt.set()
+        """Find out what the repository holds, and let the readers on."""
+        self._known = self._known_now()
+        self._learnt.set()
+
+    def release(self) -> None:
+        """Let the readers on even if learn failed or never ran: they then seal nothing."""
+        self._learnt.set()
 
     def __call__(self, blob_id: str, data: memoryview) -> None:
         self._learnt.wait()
         if self._known is not None and blob_id not in self._known:
-            self._writer.seal_read(blob_id, data)
+            try:
+                self._writer.seal_read(blob_id, data)
+            except OSError as exc:
+                # Sending a full pack failed: that is the repository's error, not one
+                # reading the file (which the scan would report and skip it for).
+                raise BackendError(f"cannot write to the repository: {exc}") from exc
 
 
 class StagedFile(NamedTuple):
@@ -314,17 +326,21 @@ class Engine:
         fresh_files: list[tuple[str, CachedFile]] = []
         new_marks: list[tuple[str, SummaryMark]] = []
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            reads = [
-                pool.submit(
-                    self._read_batch,
-                    batch,
-                    self.state.summary_marks(p for _, p, _ in batch) if summaries else None,
-                    keep,
-                )
-                for batch in _read_batches(changed)
-            ]
-            if new_chunks is not None:
-                new_chunks.learn()  # while the readers start
+            try:
+                reads = [
+                    pool.submit(
+                        self._read_batch,
+                        batch,
+                        self.state.summary_marks(p for _, p, _ in batch) if summaries else None,
+                        keep,
+                    )
+                    for batch in _read_batches(changed)
+                ]
+                if new_chunks is not None:
+                    new_chunks.learn()  # while the readers start
+            finally:
+                if new_chunks is not None:
+                    new_chunks.release()  # the readers must not wait for what never comes
             for future in reads:
                 for found, path, outcome, summary, mark in future.result():
                     if isinstance(outcome, FileNotFoundError):

@@ -18,9 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
 
+import pytest
 from engine_pair import EngineMachines
+from memory_store import MemoryStore
 
 from claude_sync.engine import Engine, NewChunks
+from claude_sync.errors import BackendError, SyncError
 from claude_sync.repository import Repository
 from claude_sync.state import State
 
@@ -172,3 +175,47 @@ def test_a_machine_that_pushes_what_another_stored_does_not_send_it_again(tmp_pa
     result = pair.run(1, "push")
     assert "agents/own.md" in result.pushed
     assert result.uploaded_bytes < 64 * 1024
+
+
+class _FailingPacks(MemoryStore):
+    """A repository whose packs cannot be written (a dropped connection, as a raw OSError)."""
+
+    def put_if_absent(self, name: str, data: bytes) -> bool:
+        if name.startswith("data/"):
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return super().put_if_absent(name, data)
+
+
+def test_a_repository_that_fails_while_the_scan_sends_fails_the_push(tmp_path: Path) -> None:
+    """The scan sends full packs as it reads: a failure there is the repository's, and
+    stops the push; it is not taken for a file that cannot be read (and skipped)."""
+    pair = EngineMachines(tmp_path)
+    pair.store.__class__ = _FailingPacks
+    pair.write(0, "agents/big.md", random.Random(9).randbytes(12_000_000).hex())
+    with pytest.raises(SyncError, match="cannot write to the repository"):
+        pair.run(0, "push")
+    pair.store.__class__ = MemoryStore
+    assert pair.run(0, "push").pushed == ["agents/big.md"]
+
+
+class _NoIndexes(MemoryStore):
+    """A repository whose index listing fails (a timeout, say)."""
+
+    def _list(self, prefix: str, start_after: str) -> list[str]:
+        if prefix.startswith("index"):
+            raise BackendError("cannot list the repository's indexes: timed out")
+        return super()._list(prefix, start_after)
+
+
+def test_a_push_that_cannot_learn_what_the_repository_holds_fails_without_hanging(
+    tmp_path: Path,
+) -> None:
+    """The readers wait for the indexes at their first chunk: when reading those fails,
+    they are let go and the push fails with the repository's error."""
+    pair = EngineMachines(tmp_path)
+    pair.write(0, "agents/a.md", random.Random(2).randbytes(3_000_000).hex())
+    pair.store.__class__ = _NoIndexes
+    with pytest.raises(SyncError, match="timed out"):
+        pair.run(0, "push")
+    pair.store.__class__ = MemoryStore
+    assert pair.run(0, "push").pushed == ["agents/a.md"]
