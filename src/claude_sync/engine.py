@@ -1463,7 +1463,7 @@ class Engine:
         new_folders = _missing_folders(folders, self.root)
         # One folder that cannot be written must not stop the rest of the pull.
         allowed = self._allowed_roots(self.root)
-        unwritable = {f: why for f in folders if (why := self._unwritable(f, allowed))}
+        unwritable = self._unwritable(folders, allowed)
         for path, (dest, _) in list(outputs.items()):
             if dest.parent in unwritable:
                 result.warnings.append(f"cannot write {path}: {unwritable[dest.parent]}; skipped")
@@ -1548,21 +1548,22 @@ class Engine:
             allowed.append(Path(target) if os.path.isdir(target) else Path(target).parent)
         return allowed
 
-    def _unwritable(self, folder: Path, allowed: list[Path]) -> str | None:
-        """Why files cannot be written in folder (allowed: see _allowed_roots), or None
-        when they can."""
-        try:
-            # Checked before and after: mkdir must not follow a link out to create folders.
-            _check_inside(allowed, {folder}, self.root)
-            folder.mkdir(parents=True, exist_ok=True)
-            _check_inside(allowed, {folder}, self.root)
-        except SyncError as exc:
-            return str(exc)
-        except OSError as exc:
-            return f"{folder} cannot be created ({exc.strerror})"
-        if not os.access(folder, os.W_OK | os.X_OK):
-            return f"{folder} is not writable"
-        return None
+    def _unwritable(self, folders: set[Path], allowed: list[Path]) -> dict[Path, str]:
+        """Why files cannot be written in some of these folders (allowed: see
+        _allowed_roots); the others exist afterwards. All at once: a pull can write into
+        thousands of folders, and each check resolves the parts of a path they share."""
+        # Checked before and after: mkdir must not follow a link out to create folders.
+        why = _outside(allowed, folders, self.root)
+        for folder in sorted(folders - why.keys(), key=lambda f: len(f.parts)):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                why[folder] = f"{folder} cannot be created ({exc.strerror})"
+        why.update(_outside(allowed, folders - why.keys(), self.root))
+        for folder in folders - why.keys():
+            if not os.access(folder, os.W_OK | os.X_OK):
+                why[folder] = f"{folder} is not writable"
+        return why
 
     def _download_into(
         self, staged: list[StagedFile], result: Result, partial: bool
@@ -1943,6 +1944,14 @@ def _sync_dirs(dirs: set[Path]) -> None:
 def _check_inside(allowed: list[Path], folders: set[Path], root: Path) -> None:
     """Refuse folders (existing, or the existing part of their path) that a symlink leads
     out of the Claude directory (or the target of one of its linked resources)."""
+    if outside := _outside(allowed, folders, root):
+        raise SyncError(outside[min(outside)])
+
+
+def _outside(allowed: list[Path], folders: set[Path], root: Path) -> dict[Path, str]:
+    """The folders among these (existing, or the existing part of their path) that a
+    symlink leads out of the Claude directory (or the target of one of its linked
+    resources), each with why."""
     # What os.path.realpath gives, each parent resolved once for all its sub-folders: a
     # pull can write into tens of thousands of folders, and realpath looks at every
     # component of every one of them.
@@ -1961,6 +1970,7 @@ def _check_inside(allowed: list[Path], folders: set[Path], root: Path) -> None:
         return known
 
     bounds = [str(a).rstrip(os.sep) for a in allowed]
+    outside = {}
     for folder in folders:
         if portable.WINDOWS:
             # Junctions are no links to os.path.islink: there, Path.resolve decides.
@@ -1969,4 +1979,5 @@ def _check_inside(allowed: list[Path], folders: set[Path], root: Path) -> None:
             found = resolve(os.path.abspath(folder))
             inside = any(found == b or found.startswith(b + os.sep) for b in bounds)
         if not inside:
-            raise SyncError(f"refusing to write in {folder}: it leads outside {root}")
+            outside[folder] = f"refusing to write in {folder}: it leads outside {root}"
+    return outside
