@@ -1062,7 +1062,7 @@ class Engine:
         if not packs:
             return True
         marked = self.repo.marked_packs()
-        gone = {p for p in packs if p in marked or not self.repo.has_object(p)}
+        gone = (packs & marked) | self.repo.missing_objects(packs - marked)
         if not gone:
             return True
         for name, locations in list(written_indexes.items()):

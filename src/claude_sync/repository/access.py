@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -173,6 +173,13 @@ class StoreAccess(ABC):
 
     def has_object(self, name: str) -> bool:
         return name in self.store.list(name)
+
+    def missing_objects(self, names: Iterable[str]) -> set[str]:
+        """Those of names the store does not hold, looked up `parallel` at a time (a push
+        checks each pack it leans on: one request each)."""
+        ordered = sorted(set(names))
+        found = self._each(self.has_object, ordered)
+        return {name for name, here in zip(ordered, found, strict=True) if not here}
 
     def delete_objects(self, names: list[str]) -> None:
         """Remove objects (snapshots, indexes, packs, marks); missing ones are no error."""
