@@ -1875,8 +1875,10 @@ def _read_whole(path: str | Path, size: int) -> tuple[bytes, os.stat_result]:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     try:
         parts = []
-        while block := os.read(fd, size + 1):  # size + 1: end of file in one read
+        want = size + 1  # end of file seen in one read; more if it grew since its stat
+        while block := os.read(fd, want):
             parts.append(block)
+            want = max(want, SMALL_READ)
         return b"".join(parts), os.fstat(fd)
     finally:
         os.close(fd)

@@ -22,7 +22,7 @@ import pytest
 from engine_pair import EngineMachines
 from memory_store import MemoryStore
 
-from claude_sync.engine import Engine, NewChunks
+from claude_sync.engine import SMALL_READ, Engine, NewChunks, _read_whole
 from claude_sync.errors import BackendError, SyncError
 from claude_sync.repository import Repository
 from claude_sync.state import State
@@ -219,3 +219,21 @@ def test_a_push_that_cannot_learn_what_the_repository_holds_fails_without_hangin
         pair.run(0, "push")
     pair.store.__class__ = MemoryStore
     assert pair.run(0, "push").pushed == ["agents/a.md"]
+
+
+def test_a_small_file_that_grew_after_the_walk_is_read_in_few_calls(tmp_path: Path) -> None:
+    """Read whole, a file is read in blocks of at least SMALL_READ once it proves longer
+    than its stat said: never a system call per couple of bytes."""
+    path = tmp_path / "grew.md"
+    path.write_bytes(b"x" * 300_000)
+    reads: list[int] = []
+    real_read = os.read
+
+    def counted(fd: int, n: int) -> bytes:
+        reads.append(n)
+        return real_read(fd, n)
+
+    with mock.patch.object(os, "read", counted):
+        data, st = _read_whole(path, 1)  # the walk saw one byte
+    assert data == b"x" * 300_000 and st.st_size == 300_000
+    assert len(reads) <= 300_000 // SMALL_READ + 3
