@@ -6,22 +6,29 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
+from unittest import mock
 
+from engine_pair import EngineMachines
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from memory_store import MemoryStore
 
 from claude_sync import compression
+from claude_sync.model import FileEntry as ModelEntry
 from claude_sync.repository import (
     CHAINED_FORMAT,
     CONFIG_NAME,
     MANIFEST_PREFIX,
+    PART_FILES,
     PIECE_FILES,
     SPLIT_SNAPSHOT_VERSION,
+    ChangedFiles,
     FileEntry,
     Repository,
     Snapshot,
 )
+from claude_sync.repository import snapshots as snapshots_module
 
 PROJECT = "projects/-home-ann-app"
 
@@ -76,6 +83,80 @@ def test_a_reader_sees_exactly_what_the_writer_listed(history, seed):
         assert writer.write_snapshot(snapshot, head)
         head = snapshot
         assert reader.load_snapshot(seq, cached_ok=False).files == files
+
+
+@settings(max_examples=60, deadline=None, print_blob=True)
+@given(
+    history=steps,
+    seed=st.integers(0, 2**32 - 1),
+    part_files=st.sampled_from([1, 5, 40, PART_FILES]),
+)
+def test_a_push_written_as_its_changes_is_read_as_the_whole_list(history, seed, part_files):
+    """A push writes its head, read a group at a time, plus what changed (ChangedFiles), in
+    parts of any size: a machine with no cache reads back the whole list it stands for,
+    path by path before decoding it all, and all at once."""
+    with mock.patch.object(snapshots_module, "PART_FILES", part_files):
+        store = MemoryStore()
+        writer = Repository.create(store, None)
+        reader = Repository.open(store, writer.keys.master)
+        rng = random.Random(seed)
+        files = {session(i): entry(i % 6) for i in range(rng.randint(0, 300))}
+        assert writer.write_snapshot(Snapshot(1, None, "dev", 1.0, dict(files)), None)
+        for seq, step in enumerate(history, start=2):
+            head = writer.snapshot(writer.load_root(seq - 1), lazy=True)
+            changes: dict[str, FileEntry | None] = {}
+            for i, size in step:
+                path = session(i) if i % 7 else f"agents/a{i}.md"
+                changes[path] = None if size is None else entry(size)
+                if size is None:
+                    files.pop(path, None)
+                else:
+                    files[path] = entry(size)
+            pushed = Snapshot(seq, seq - 1, "dev", 1.0, ChangedFiles(head.files, changes))
+            assert writer.write_snapshot(pushed, head)
+            assert dict(pushed.files) == files
+            lazy = reader.snapshot(reader.load_root(seq), cached_ok=False, lazy=True)
+            for path in rng.sample(sorted(set(files) | set(changes)), min(5, len(changes))):
+                assert lazy.files.get(path) == files.get(path)
+                assert (path in lazy.files) == (path in files)
+            assert dict(lazy.files) == files
+            assert reader.load_snapshot(seq, cached_ok=False).files == files
+
+
+def test_a_push_after_an_append_decodes_only_that_project(tmp_path: Path) -> None:
+    """At tens of thousands of files, decoding the head's whole list costs more than the
+    rest of a push: an append decodes the entries of the appended transcript's project."""
+    pair = EngineMachines(tmp_path)
+    record = json.dumps({"type": "user", "message": {"role": "user", "content": "hi"}})
+    for p in range(20):
+        for i in range(10):
+            pair.write(0, f"projects/-home-u-p{p}/{i:08x}-0000-4000-8000-0.jsonl", record + "\n")
+    pair.run(0, "push")
+    appended = pair.root(0) / "projects/-home-u-p3/00000001-0000-4000-8000-0.jsonl"
+    with appended.open("a") as f:
+        f.write(record + "\n")
+    decoded = mock.patch.object(ModelEntry, "from_json", wraps=ModelEntry.from_json)
+    with decoded as from_json:
+        assert pair.run(0, "push").pushed == ["projects/-home-u-p3/00000001-0000-4000-8000-0.jsonl"]
+    # the project's 10 entries, and the appended transcript's base from the state (the
+    # whole list holds 200)
+    assert from_json.call_count == 11
+    pair.run(1, "pull")
+    assert (pair.root(1) / "projects/-home-u-p3/00000001-0000-4000-8000-0.jsonl").read_text() == (
+        2 * (record + "\n")
+    )
+
+
+def test_a_first_push_of_many_files_writes_parts_of_bounded_size():
+    """A later push that needs one group parses a part of at most about PART_FILES entries,
+    not the first push's whole list."""
+    store = MemoryStore()
+    repo = Repository.create(store, None)
+    files = {f"projects/-home-ann-p{i % 97}/{i:08x}.jsonl": entry(i % 6) for i in range(5000)}
+    assert repo.write_snapshot(Snapshot(1, None, "dev", 1.0, files), None)
+    sizes = [listed(repo, part) for part in store.list(MANIFEST_PREFIX)]
+    assert len(sizes) == 3 and max(sizes) <= PART_FILES + PIECE_FILES
+    assert repo.load_snapshot(1, cached_ok=False).files == files
 
 
 def test_changing_one_session_rewrites_one_piece_whatever_the_project_size():

@@ -50,6 +50,7 @@ from claude_sync.planner import conflict as make_conflict
 from claude_sync.planner import sha as _sha
 from claude_sync.repository import (
     BlobLocation,
+    ChangedFiles,
     FileEntry,
     PackWriter,
     Repository,
@@ -628,11 +629,13 @@ class Engine:
         return None if root is None else self._snapshot(root)
 
     def _snapshot(self, root: SnapshotRoot) -> Snapshot:
-        """The whole snapshot of an authenticated root. The last one read is kept: `status`
-        and a push's rounds ask for the same head again, and its file list can hold tens of
-        thousands of entries (a root's id is the hash of its sealed bytes)."""
+        """The snapshot of an authenticated root, its file list decoded a group at a time as
+        it is asked for (a push that changed one project reads that project's entries). The
+        last one read is kept: `status` and a push's rounds ask for the same head again, and
+        its file list can hold tens of thousands of entries (a root's id is the hash of its
+        sealed bytes)."""
         if self._read_last is None or self._read_last.id != root.id:
-            self._read_last = self.repo.snapshot(root)
+            self._read_last = self.repo.snapshot(root, lazy=True)
         return self._read_last
 
     def refresh_index(self) -> None:
@@ -1056,7 +1059,11 @@ class Engine:
         longer than prune's grace period (a laptop asleep mid-push, a wrong clock); then
         the blobs it found or wrote there are forgotten and uploaded again, and the indexes
         this push wrote stop naming packs that are gone (a reader could pick them)."""
-        in_head = {b for e in plan.head.files.values() for b, _ in e.chunks} if plan.head else set()
+        # What the head lists for the same paths (an appended transcript's old chunks)
+        # cannot be pruned from under it; a blob shared with another of its files is
+        # checked anyway rather than the whole list decoded to find it.
+        head = plan.head.files if plan.head else {}
+        in_head = {b for p in plan.upload if (e := head.get(p)) for b, _ in e.chunks}
         relied = {b for f in plan.upload.values() for b, _, _ in f.cached.chunks} - in_head
         packs = set(self.state.blob_packs(relied).values())
         if not packs:
@@ -1177,19 +1184,20 @@ class Engine:
         head = plan.head
         seq = head.seq + 1 if head else 1
         if plan.upload or plan.remove:
-            files = dict(head.files) if head else {}
+            changes: dict[str, FileEntry | None] = {}
             for path, f in plan.upload.items():
                 self.reporter.action("push", path)
-                files[path] = entries.get(path) or self._entries([f])[path]
+                changes[path] = entries.get(path) or self._entries([f])[path]
             for path in plan.remove:
                 self.reporter.action("remove", path)
-                files.pop(path, None)
+                changes[path] = None
             snapshot = Snapshot(
                 seq,
                 head.seq if head else None,
                 self.device,
                 time.time(),
-                files,
+                # Only the groups these paths are in are decoded and written again.
+                ChangedFiles(head.files if head else {}, changes),
                 parent_id=head.id if head else None,
                 formerly=self.former_names,
             )
@@ -1428,8 +1436,21 @@ class Engine:
         return paths
 
     def _record_transcripts(self, snapshot: Snapshot) -> list[str]:
-        """Record the snapshot's main transcripts (see _transcripts); returns them."""
-        paths = [p for p in snapshot.files if is_main_transcript(p)]
+        """Record the snapshot's main transcripts (see _transcripts); returns them. A push's
+        snapshot takes its parent's, when they are recorded, and its own changes: the rest
+        of its list need not be decoded."""
+        files = snapshot.files
+        before = (
+            self.state.snapshot_transcripts(snapshot.parent_id)
+            if isinstance(files, ChangedFiles) and snapshot.parent_id
+            else None
+        )
+        if before is None:
+            paths = [p for p in files if is_main_transcript(p)]
+        else:
+            kept = [p for p in before if p not in files.changes]
+            changed = [p for p, e in files.changes.items() if e and is_main_transcript(p)]
+            paths = sorted(kept + changed)
         self.state.set_snapshot_transcripts(snapshot.id, paths)
         return paths
 

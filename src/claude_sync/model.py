@@ -5,6 +5,7 @@ catalog work on them without depending on the repository (docs/FORMAT.md §4, §
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,7 +81,8 @@ class Snapshot:
     parent: int | None
     device: str
     time: float
-    files: dict[str, FileEntry] = field(default_factory=dict)
+    #: a dict, or a list read or written a group at a time (repository/file_list.py)
+    files: Mapping[str, FileEntry] = field(default_factory=dict)
     #: manifest group -> the manifest part of each of its pieces, piece k holding the paths
     #: whose piece_of(path, n) is k (one piece: the whole group); empty for a version 1
     #: snapshot

@@ -170,20 +170,21 @@ def _versions(
     bases: Mapping[str, FileEntry],
     head: Snapshot | None,
     covers: Callable[[str], bool],
-    settled: Callable[[str, str | None, str | None, str | None], bool],
+    settled: Callable[[str, str | None, str | None, Callable[[], str | None]], bool],
 ) -> Iterator[Versions]:
     """Each path's versions, but for those settled(path, local, base, remote hash) says
     need nothing: told apart by hashes alone, so a plan over tens of thousands of
-    unchanged paths decodes no entry."""
+    unchanged paths decodes no entry. The remote hash is a call: a push asks for it only
+    where the local version changed, so the head's other groups are never decoded."""
     remote = head.files if head else {}
     for path in sorted(paths | set(bases)):
-        local, theirs = view.files.get(path), remote.get(path)
-        if settled(path, sha(local), _base_sha(bases, path), sha(theirs)):
+        local = view.files.get(path)
+        if settled(path, sha(local), _base_sha(bases, path), lambda p=path: sha(remote.get(p))):
             continue
         rtype = resources.type_of(path)
         if rtype is None or not covers(path):
             continue
-        yield Versions(path, rtype, local, bases.get(path), theirs)
+        yield Versions(path, rtype, local, bases.get(path), remote.get(path))
 
 
 def plan_push(
@@ -197,7 +198,7 @@ def plan_push(
     an unknown path is left out."""
     plan = Plan(head)
 
-    def settled(path: str, local: str | None, base: str | None, remote: str | None) -> bool:
+    def settled(path: str, local: str | None, base: str | None, remote: Callable[[], Any]) -> bool:
         return local == base or view.is_unknown(path)
 
     paths = set(view.files)
@@ -227,8 +228,8 @@ def plan_pull(
     plan = Plan(head, strategy=strategy)
     remote_paths = set(head.files) if head else set()
 
-    def settled(path: str, local: str | None, base: str | None, remote: str | None) -> bool:
-        return remote == base
+    def settled(path: str, local: str | None, base: str | None, remote: Callable[[], Any]) -> bool:
+        return remote() == base
 
     for path, rtype, local, base, remote in _versions(
         remote_paths, view, bases, head, covers, settled

@@ -37,6 +37,7 @@ from claude_sync.errors import (
 )
 from claude_sync.model import BlobLocation, FileEntry, Snapshot, SnapshotRoot
 from claude_sync.repository import epochs
+from claude_sync.repository.file_list import ChangedFiles, StoredFiles
 from claude_sync.repository.format import (
     BLAKE3_FORMAT,
     CHAINED_FORMAT,
@@ -48,6 +49,7 @@ from claude_sync.repository.format import (
     INDEX_PREFIX,
     KEYS_PREFIX,
     MANIFEST_PREFIX,
+    PART_FILES,
     PIECE_FILES,
     PRUNE_PREFIX,
     REPO_FORMAT,
@@ -98,6 +100,7 @@ __all__ = [
     "MANIFEST_PREFIX",
     "PACKS_IN_MEMORY",
     "PACK_TARGET_SIZE",
+    "PART_FILES",
     "PIECE_FILES",
     "PRUNE_PREFIX",
     "REPO_FORMAT",
@@ -107,6 +110,7 @@ __all__ = [
     "SPLIT_FORMAT",
     "SPLIT_SNAPSHOT_VERSION",
     "BlobLocation",
+    "ChangedFiles",
     "ChunkerParams",
     "FileEntry",
     "Handle",
@@ -118,6 +122,7 @@ __all__ = [
     "Repository",
     "Snapshot",
     "SnapshotRoot",
+    "StoredFiles",
     "group_by_pack",
     "key_name",
     "manifest_group",

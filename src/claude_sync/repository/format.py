@@ -43,6 +43,10 @@ PART_VERSIONS = (1, SNAPSHOT_VERSION)
 #: files per piece of a split manifest group: a push that changes one file of a project
 #: rewrites about this many entries, however many sessions the project holds
 PIECE_FILES = 32
+#: entries per manifest part a push writes (whole pieces, so a part may hold a few more):
+#: a later push that needs one group of a first push's 50,000 files parses a part this
+#: size, not all of them
+PART_FILES = 2048
 # The names and prefixes callers list or name objects by (store/handle.py spells them).
 CONFIG_NAME = ObjectKind.CONFIG.prefix
 KEYS_PREFIX = ObjectKind.KEY.prefix

@@ -3,18 +3,19 @@ records of the snapshots prune deleted (docs/FORMAT.md §6, §7)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from claude_sync import resources
 from claude_sync.errors import CorruptionError, ObjectNotFoundError
 from claude_sync.model import HEX64, FileEntry, Snapshot, SnapshotRoot
 from claude_sync.repository import epochs
 from claude_sync.repository.access import StoreAccess
 from claude_sync.repository.cache import ManifestCache
+from claude_sync.repository.file_list import ChangedFiles, PartBodies, StoredFiles, check_paths
 from claude_sync.repository.format import (
     FORMAT_VERSION,
+    PART_FILES,
     PART_VERSIONS,
     SNAPSHOT_VERSION,
     SNAPSHOT_VERSIONS,
@@ -24,10 +25,8 @@ from claude_sync.repository.format import (
     encode_json,
     encode_manifest,
     grouped,
-    manifest_group,
     piece_count,
     piece_names,
-    piece_of,
     snapshot_id,
     snapshot_name,
     split_pieces,
@@ -115,20 +114,25 @@ class Snapshots(StoreAccess):
         verify)."""
         return self.snapshot(self.load_root(seq), cached_ok)
 
-    def snapshot(self, root: SnapshotRoot, cached_ok: bool = True) -> Snapshot:
-        """The whole snapshot of an already authenticated root."""
+    def snapshot(self, root: SnapshotRoot, cached_ok: bool = True, lazy: bool = False) -> Snapshot:
+        """The snapshot of an already authenticated root. Lazy: its file list's groups are
+        read and checked when first asked for (StoredFiles); else all of them now."""
         obj, seq, what = root.body, root.seq, f"snapshot {root.seq}"
         try:
             parts: dict[str, tuple[str, ...]] = {}
             if obj["version"] == 1:
-                files = {str(p): FileEntry.from_json(e, what) for p, e in obj["files"].items()}
+                files: Mapping[str, FileEntry] = {
+                    str(p): FileEntry.from_json(e, what) for p, e in obj["files"].items()
+                }
+                check_paths(files, what)
             else:
                 parts = {
                     str(group): piece_names(names, obj["version"], what)
                     for group, names in obj["parts"].items()
                 }
-                files = self._load_parts(parts, what, cached_ok)
-            _check_paths(files, what)
+                files = StoredFiles(parts, self._part_bodies(what, cached_ok), what)
+                if not lazy:
+                    files.everything()
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             raise CorruptionError(f"{what} is malformed") from None
         snapshot = Snapshot(
@@ -137,68 +141,62 @@ class Snapshots(StoreAccess):
         self._evict(snapshot)
         return snapshot
 
-    def _load_parts(
-        self, parts: dict[str, tuple[str, ...]], what: str, cached_ok: bool
-    ) -> dict[str, FileEntry]:
-        def load(name: str) -> tuple[str, Any]:
+    def _part_bodies(self, what: str, cached_ok: bool) -> PartBodies:
+        """How a snapshot's file list reads its manifest parts: several at a time, each
+        parsed to its `groups` object."""
+
+        def load(name: str) -> tuple[str, dict[str, Any]]:
             try:
                 body = decode_json(self._open_part(name, cached_ok), f"{what}'s manifest")
             except ObjectNotFoundError:
                 raise CorruptionError(f"{what} needs a manifest part that is missing") from None
-            if body["version"] not in PART_VERSIONS:
+            if not isinstance(body, dict) or body.get("version") not in PART_VERSIONS:
                 raise CorruptionError(f"{what} has a manifest part of an unknown format")
+            if not isinstance(body.get("groups"), dict):
+                raise CorruptionError(f"{what} is malformed")
             return name, body["groups"]
 
-        names = sorted({name for pieces in parts.values() for name in pieces})
-        loaded = dict(self._each(load, names))
-        files: dict[str, FileEntry] = {}
-        for group, pieces in parts.items():
-            # Each part once, however many of the group's pieces it holds (a first push
-            # writes them all into one).
-            for name in dict.fromkeys(pieces):
-                for path, entry in loaded[name][group].items():
-                    path = str(path)
-                    if manifest_group(path) != group:
-                        raise CorruptionError(f"{what} lists a file in the wrong manifest part")
-                    # A part may also hold other pieces of the group (written by the same
-                    # push) or pieces no snapshot uses any more: each piece is taken from
-                    # the part its snapshot names for it.
-                    if len(pieces) == 1 or pieces[piece_of(path, len(pieces))] == name:
-                        files[path] = FileEntry.from_json(entry, what)
-        return files
+        return lambda names: dict(self._each(load, names))
 
     def write_snapshot(self, snapshot: Snapshot, base: Snapshot | None = None) -> bool:
         """Create-only: False when another machine took this sequence number first.
 
         The file list is split into groups (manifest_group), and in a repository of format
         5 a big group into pieces (piece_of); pieces unchanged since base keep base's
-        manifest part, the changed ones go into one new part: a push uploads only the part
-        of the list that changed."""
+        manifest part, the changed ones go into new parts of at most PART_FILES entries: a
+        push uploads only the part of the list that changed, and a later one that needs a
+        few groups reads small parts. A list built as base plus changes (ChangedFiles)
+        is compared with base only in the groups the changes are in."""
         split = self.config.version >= SPLIT_FORMAT
-        old = grouped(base.files) if base is not None else {}
         old_parts = base.parts if base is not None else {}
+        files = snapshot.files
         parts: dict[str, list[str | None]] = {}
-        changed: dict[str, dict[str, FileEntry]] = {}
-        for group, files in grouped(snapshot.files).items():
+        if isinstance(files, ChangedFiles) and base is not None and files.base is base.files:
+            touched, listing = files.touched(), files.group
+            parts = {g: list(names) for g, names in old_parts.items() if g not in touched}
+        else:
+            by_group = grouped(dict(files))
+            touched, listing = set(by_group), lambda g: by_group.get(g, {})
+        old = _grouping(base.files) if base is not None else lambda g: {}
+        changed: list[tuple[str, dict[str, FileEntry]]] = []
+        for group in sorted(touched):
+            now = listing(group)
+            if not now:
+                continue  # its last file went
             before = old_parts.get(group)
-            count = piece_count(len(files), len(before) if before else None) if split else 1
-            kept = (
-                split_pieces(old.get(group, {}), count) if before and len(before) == count else []
-            )
+            count = piece_count(len(now), len(before) if before else None) if split else 1
+            kept = split_pieces(old(group), count) if before and len(before) == count else []
             parts[group] = []
-            for piece, listed in enumerate(split_pieces(files, count)):
+            for piece, listed in enumerate(split_pieces(now, count)):
                 if kept and kept[piece] == listed:
                     parts[group].append(before[piece])  # type: ignore[index]
                 else:
                     parts[group].append(None)
-                    changed.setdefault(group, {}).update(listed)
-        part = Handle.random(ObjectKind.MANIFEST).name
-        if changed:
-            sealed = self.keys.seal(part, encode_manifest(changed))
-            self._put(part, sealed)
-            if self._cache is not None:
-                self._cache.put(part, sealed)
-        pieces = {g: tuple(n or part for n in names) for g, names in sorted(parts.items())}
+                    changed.append((group, listed))
+        new_names = self._write_parts(changed)
+        pieces = {
+            g: tuple(n or new_names.pop(0) for n in names) for g, names in sorted(parts.items())
+        }
         name = snapshot_name(snapshot.seq)
         whole = all(len(names) == 1 for names in pieces.values())
         root = {
@@ -223,6 +221,32 @@ class Snapshots(StoreAccess):
         snapshot.id = snapshot_id(sealed)
         self._evict(snapshot)
         return True
+
+    def _write_parts(self, pieces: list[tuple[str, dict[str, FileEntry]]]) -> list[str]:
+        """Store the changed pieces, in order, in new parts of at most PART_FILES entries
+        (a piece is never split); returns each piece's part name."""
+        parts: list[dict[str, dict[str, FileEntry]]] = []
+        names: list[str] = []
+        where: list[str] = []
+        filled = PART_FILES
+        for group, listed in pieces:
+            if filled and filled + len(listed) > PART_FILES:
+                parts.append({})
+                names.append(Handle.random(ObjectKind.MANIFEST).name)
+                filled = 0
+            # Even an empty piece names its group in its part: readers look the group up.
+            parts[-1].setdefault(group, {}).update(listed)
+            filled += len(listed)
+            where.append(names[-1])
+
+        def store(name: str, groups: dict[str, dict[str, FileEntry]]) -> None:
+            sealed = self.keys.seal(name, encode_manifest(groups))
+            self._put(name, sealed)
+            if self._cache is not None:
+                self._cache.put(name, sealed)
+
+        self._each(lambda part: store(*part), list(zip(names, parts, strict=True)))
+        return where
 
     def _open_part(self, name: str, cached_ok: bool) -> bytes:
         """A manifest part's plaintext, through this machine's cache when there is one."""
@@ -261,11 +285,9 @@ class Snapshots(StoreAccess):
             self._put(name, self.keys.seal(name, encode_json(body)))
 
 
-def _check_paths(files: dict[str, FileEntry], what: str) -> None:
-    """Only paths some resource type claims can be in a snapshot: anything else (a credential
-    file, a plugin cache, `..`) was put there to be written where it must not be."""
-    for path in files:
-        if resources.type_of(path) is None:
-            raise CorruptionError(
-                f"{what} lists a path no synced type claims ({path!r}); refusing it"
-            )
+def _grouping(files: Mapping[str, FileEntry]) -> Callable[[str], dict[str, FileEntry]]:
+    """A file list's groups one at a time, decoding no other where the list allows it."""
+    if isinstance(files, StoredFiles | ChangedFiles):
+        return files.group
+    by_group = grouped(dict(files))
+    return lambda group: by_group.get(group, {})
