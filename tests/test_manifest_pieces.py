@@ -29,6 +29,7 @@ from claude_sync.repository import (
     Snapshot,
 )
 from claude_sync.repository import snapshots as snapshots_module
+from claude_sync.state import State
 
 PROJECT = "projects/-home-ann-app"
 
@@ -145,6 +146,21 @@ def test_a_push_after_an_append_decodes_only_that_project(tmp_path: Path) -> Non
     assert (pair.root(1) / "projects/-home-u-p3/00000001-0000-4000-8000-0.jsonl").read_text() == (
         2 * (record + "\n")
     )
+    # The sessions `status` counts are the new snapshot's, taken from its parent's and the
+    # push's changes: one session more here, one less on the other machine.
+    pair.write(1, "projects/-home-u-p9/0000000a-0000-4000-8000-0.jsonl", record + "\n")
+    (pair.root(1) / "projects/-home-u-p5/00000002-0000-4000-8000-0.jsonl").unlink()
+    pair.run(1, "push")
+    repo = Repository.open(pair.store, pair.master)
+    head = repo.load_snapshot(repo.head_seq())
+    state = State(tmp_path / "m1.db")
+    try:
+        recorded = state.snapshot_transcripts(head.id)
+    finally:
+        state.close()
+    assert recorded == sorted(p for p in head.files if p.count("/") == 2)
+    assert "projects/-home-u-p9/0000000a-0000-4000-8000-0.jsonl" in recorded
+    assert len(recorded) == 201
 
 
 def test_a_first_push_of_many_files_writes_parts_of_bounded_size():
