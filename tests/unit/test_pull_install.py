@@ -3,6 +3,7 @@ it: the engine in-process, two machines sharing one in-memory repository."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
@@ -11,6 +12,7 @@ import pytest
 from engine_pair import EngineMachines
 
 from claude_sync.engine import Engine
+from claude_sync.errors import SyncError
 
 AGENT = "agents/x.md"
 
@@ -28,9 +30,9 @@ def edited_during_install(pair: EngineMachines, m: int, text: str) -> mock._patc
     """The user saves the file after the pull planned, just before it installs."""
     install = Engine._install
 
-    def racing(engine: Engine, *args: object) -> None:
+    def racing(engine: Engine, *args: object) -> set[Path]:
         pair.write(m, AGENT, text)
-        install(engine, *args)  # type: ignore[arg-type]
+        return install(engine, *args)  # type: ignore[arg-type]
 
     return mock.patch.object(Engine, "_install", racing)
 
@@ -51,3 +53,45 @@ def test_a_file_edited_during_the_pull_is_not_deleted(machines: EngineMachines) 
         result = machines.run(1, "pull")
     assert (machines.root(1) / AGENT).read_text() == "edited on m1 meanwhile\n"
     assert AGENT not in result.deleted  # type: ignore[attr-defined]
+
+
+_removals: list[str] | None = None
+
+
+def _audit(event: str, args: tuple[object, ...]) -> None:
+    if _removals is not None and event in ("os.remove", "os.rmdir"):
+        _removals.append(str(args[0]))
+
+
+sys.addaudithook(_audit)
+
+
+def test_a_pull_removes_only_what_did_not_arrive(machines: EngineMachines) -> None:
+    """Nothing moved into place is removed again (at 50,000 files, a failed unlink per file
+    and a failed rmdir per folder), and a folder made for a file that did not arrive is."""
+    global _removals
+    sessions = [f"projects/-home-u-p{p}/s{i}.jsonl" for p in range(3) for i in range(4)]
+    for path in sessions:
+        machines.write(0, path, '{"type":"user"}\n')
+    machines.write(0, "skills/review/SKILL.md", "review\n")
+    machines.run(0, "push")
+    download = Engine._download_into
+
+    def losing_the_skill(engine: Engine, staged, result, partial):  # type: ignore[no-untyped-def]
+        lost = download(engine, staged, result, partial)
+        return lost | {s.path: "damaged" for s in staged if s.path.startswith("skills/")}
+
+    _removals = []
+    try:
+        with mock.patch.object(Engine, "_download_into", losing_the_skill):
+            result = machines.run(1, "pull")
+        removed, _removals = _removals, None
+    except SyncError:
+        _removals = None
+        raise
+    assert sorted(result.pulled) == sorted(sessions)  # type: ignore[attr-defined]
+    root = machines.root(1)
+    assert not (root / "skills/review").exists()
+    here = [Path(r) for r in removed if Path(r).is_relative_to(root)]
+    assert here[-2:] == [root / "skills/review", root / "skills"]
+    assert [p.parent for p in here[:-2]] == [root / "skills/review"]  # the lost file's
