@@ -5,6 +5,7 @@ whole list; readers see exactly the files the writer listed, whatever the histor
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 from unittest import mock
@@ -212,3 +213,151 @@ def test_a_repository_of_an_older_format_keeps_whole_groups():
     assert root.body["version"] == SPLIT_SNAPSHOT_VERSION
     assert len(root.body["parts"][PROJECT]) == 8
     assert repo.load_snapshot(2, cached_ok=False).files == files | {session(1): entry(2)}
+
+
+def chunked(rng: random.Random, count: int) -> tuple[tuple[str, int], ...]:
+    return tuple((rng.randbytes(32).hex(), rng.randint(1, 9)) for _ in range(count))
+
+
+def big(chunks: tuple[tuple[str, int], ...]) -> FileEntry:
+    size = sum(n for _, n in chunks)
+    return FileEntry(f"{size:064x}", size, size, 0o600, chunks)
+
+
+# Each step: (path, what happens): append n chunks, rewrite with n chunks, or remove.
+file_steps = st.lists(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5),
+            st.sampled_from(["append", "rewrite", "remove"]),
+            st.integers(0, 30),
+        ),
+        max_size=4,
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+@settings(max_examples=80, deadline=None, print_blob=True)
+@given(history=file_steps, seed=st.integers(0, 2**32 - 1), lazy_head=st.booleans())
+def test_a_big_file_reads_back_as_its_chunks_whatever_its_appends_and_rewrites(
+    history, seed, lazy_head
+):
+    """Format 7: a file of many chunks names chunk lists of LIST_CHUNKS (4 here) chunks
+    each. Whatever the history of appends, rewrites and removals, a machine with no cache
+    reads each file back as exactly its chunks; an append writes no list again but the
+    one its new chunks fill; prune's view of what a snapshot needs names every list."""
+    with mock.patch.object(snapshots_module, "LIST_CHUNKS", 4):
+        store = MemoryStore()
+        writer = Repository.create(store, None)
+        reader = Repository.open(store, writer.keys.master)
+        rng = random.Random(seed)
+        files: dict[str, FileEntry] = {}
+        head: Snapshot | None = None
+        for seq, step in enumerate(history, start=1):
+            changes: dict[str, FileEntry | None] = {}
+            appended: dict[str, int] = {}
+            for i, action, n in step:
+                path = f"{PROJECT}/big{i}.jsonl"
+                before = files.get(path)
+                if action == "remove":
+                    changes[path] = None
+                    files.pop(path, None)
+                    continue
+                old = before.chunks if before is not None and action == "append" else ()
+                if action == "append" and path not in appended:
+                    appended[path] = len(old)
+                files[path] = changes[path] = big(old + chunked(rng, n))
+            # The base is read back, as a push reads its head: lazily or whole.
+            base = (
+                None
+                if head is None
+                else writer.snapshot(writer.load_root(head.seq), lazy=lazy_head)
+            )
+            listing = ChangedFiles(base.files, changes) if base is not None else dict(files)
+            before_objects = set(store.list(MANIFEST_PREFIX))
+            snapshot = Snapshot(seq, head.seq if head else None, "dev", 1.0, listing)
+            assert writer.write_snapshot(snapshot, base)
+            head = snapshot
+            written = set(store.list(MANIFEST_PREFIX)) - before_objects
+            new_lists = [n for n in written if "chunks" in json.loads(unsealed(writer, n))]
+            # Appends alone (no rewrite in this step): only lists their new chunks filled.
+            if all(a == "append" for _, a, _ in step) and len({i for i, _, _ in step}) == len(step):
+                filled = sum(len(files[p].chunks) // 4 - old // 4 for p, old in appended.items())
+                assert len(new_lists) <= filled
+            read = reader.snapshot(reader.load_root(seq), cached_ok=False, lazy=True)
+            assert dict(read.files) == files
+            for path, entry in read.files.items():
+                assert entry.chunks == files[path].chunks
+                assert len(entry.lists) == len(entry.chunks) // 4
+            everything = reader.load_snapshot(seq, cached_ok=False)
+            assert {n for n in everything.manifest_names()} >= {
+                n for e in everything.files.values() for n, _, _ in e.lists
+            }
+            assert everything.manifest_names() <= set(store.list(MANIFEST_PREFIX))
+
+
+def unsealed(repo: Repository, name: str) -> bytes:
+    return compression.unpack(repo.keys.open(name, repo.store.get(name)), name)
+
+
+def test_an_append_to_a_big_transcript_rewrites_no_chunk_list_and_prune_keeps_them(
+    tmp_path: Path,
+) -> None:
+    """End to end, with lists of 2 chunks: an append to a transcript of many chunks sends
+    its new chunk, not the whole chunk list again; another machine gets it byte for byte;
+    prune keeps the lists the head names and sweeps those nothing names any more."""
+    from claude_sync import maintenance
+    from claude_sync.engine import Engine
+
+    pair = EngineMachines(tmp_path)
+    rng = random.Random(5)
+    session = f"{PROJECT}/0b7c5a52-31a5-4f49-a2a7-3d4a2b8e1f10.jsonl"
+
+    def record() -> str:
+        return json.dumps({"type": "user", "message": {"content": rng.randbytes(600).hex()}})
+
+    text = "".join(record() + "\n" for _ in range(3000))  # ~3.7 MiB: about 5 chunks
+    pair.write(0, session, text)
+    with mock.patch.object(snapshots_module, "LIST_CHUNKS", 2):
+        pair.run(0, "push")
+        repo = Repository.open(pair.store, pair.master)
+        first = repo.load_snapshot(1).files[session]
+        assert len(first.lists) == len(first.chunks) // 2 >= 2
+        before = set(pair.store.list(MANIFEST_PREFIX))
+        appended = "".join(record() + "\n" for _ in range(50))  # ~60 KiB
+        with (pair.root(0) / session).open("a") as f:
+            f.write(appended)
+        pair.run(0, "push")
+        second = repo.load_snapshot(2).files[session]
+        # the old lists all stand (the old last chunk is kept whole: it is long enough)
+        assert second.lists[: len(first.lists)] == first.lists
+        new = set(pair.store.list(MANIFEST_PREFIX)) - before
+        assert len(new) <= 2  # the part of the changed piece, and a list the append filled
+        pair.run(1, "pull")
+        assert pair.read(1, session) == text + appended
+
+        # Rewritten whole: its old lists are named by no snapshot prune keeps.
+        pair.write(0, session, "".join(record() + "\n" for _ in range(2500)))
+        pair.run(0, "push")
+        engine = Engine(
+            pair.root(0),
+            Repository.open(pair.store, pair.master),
+            State(tmp_path / "m0.db"),
+            "m0",
+            tmp_path / "m0-work",
+        )
+        try:
+            with mock.patch.dict(os.environ, {maintenance.MIN_GRACE_ENV: "0"}):
+                for _ in range(2):  # mark, then sweep
+                    maintenance.prune(engine, keep_last=1, keep_within=None, grace=0, dry_run=False)
+            assert maintenance.verify(engine, read_data=True) == []
+            head = engine.repo.load_snapshot(3)
+            left = set(pair.store.list(MANIFEST_PREFIX))
+            assert head.manifest_names() == left
+            assert not {n for n, _, _ in second.lists} & left
+        finally:
+            engine.state.close()
+        pair.run(2, "pull")
+        assert pair.read(2, session) == pair.read(0, session)

@@ -265,9 +265,9 @@ def prune(
     indexed = {loc.pack for locations in indexes.values() for loc in locations.values()}
     sizes = repo.sizes(DATA_PREFIX) | repo.sizes(MANIFEST_PREFIX)
     orphans = frozenset({n for n in sizes if n.startswith(DATA_PREFIX)} - indexed)
-    # Manifest parts no kept snapshot uses (replaced, forgotten, or written by a push that
-    # lost its race or was killed) go the same two-phase way as packs.
-    used_parts = set().union(*(snap.part_names() for snap in kept))
+    # Manifest parts and chunk lists no kept snapshot uses (replaced, forgotten, or written
+    # by a push that lost its race or was killed) go the same two-phase way as packs.
+    used_parts = set().union(*(snap.manifest_names() for snap in kept))
     stale_parts = frozenset({n for n in sizes if n.startswith(MANIFEST_PREFIX)} - used_parts)
     unreferenced = _unreferenced_packs(indexes, needed, marked) | orphans | stale_parts
     fresh = unreferenced - marked
@@ -297,7 +297,7 @@ def prune(
 def _used_by_late_snapshots(
     repo: Repository, listed: set[int], indexes: dict[str, dict[str, BlobLocation]]
 ) -> frozenset[str]:
-    """Packs and manifest parts needed by snapshots pushed since this prune listed them."""
+    """Packs and manifest objects needed by snapshots pushed since this prune listed them."""
     late = [repo.load_snapshot(s) for s in repo.snapshot_seqs() if s not in listed]
     if not late:
         return frozenset()
@@ -308,7 +308,7 @@ def _used_by_late_snapshots(
             with contextlib.suppress(ObjectNotFoundError):
                 where[name] = repo.load_index(name)
     packs = {loc.pack for idx in where.values() for b, loc in idx.items() if b in needed}
-    return frozenset(packs | set().union(*(snap.part_names() for snap in late)))
+    return frozenset(packs | set().union(*(snap.manifest_names() for snap in late)))
 
 
 def _unreferenced_packs(

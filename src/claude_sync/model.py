@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from claude_sync.errors import CorruptionError
@@ -27,6 +27,10 @@ class FileEntry:
     chunks: tuple[tuple[str, int], ...]  # (blob id, plaintext length)
     #: a conversation transcript's summary (optional: older writers have none)
     session: SessionSummary | None = None
+    #: where a big file's chunks are listed in a manifest (docs/FORMAT.md §6, chunk lists):
+    #: (chunk list object, chunks, bytes) for its first chunks, LIST_CHUNKS at a time. Not
+    #: part of the version: `chunks` always holds them all once the entry is read.
+    lists: tuple[tuple[str, int, int], ...] = field(default=(), compare=False)
 
     def located_chunks(self) -> tuple[tuple[str, int, int], ...]:
         """The chunks as (blob id, offset in the file, length)."""
@@ -36,22 +40,30 @@ class FileEntry:
             offset += length
         return tuple(chunks)
 
-    def to_json(self) -> dict[str, Any]:
-        body = {
+    def to_json(self, lists: bool = False) -> dict[str, Any]:
+        """The entry as JSON: with every chunk, or (lists, for a manifest part) with its
+        chunk lists and only the chunks after them."""
+        listed = sum(n for _, n, _ in self.lists) if lists else 0
+        body: dict[str, Any] = {
             "sha256": self.sha256,
             "size": self.size,
             "mtime_ns": self.mtime_ns,
             "mode": self.mode,
-            "chunks": [list(c) for c in self.chunks],
+            "chunks": [list(c) for c in self.chunks[listed:]],
         }
+        if listed:
+            body["lists"] = [list(ref) for ref in self.lists]
         if self.session is not None:
             body["session"] = self.session.to_json()
         return body
 
     @classmethod
-    def from_json(cls, obj: Any, what: str) -> FileEntry:
+    def from_json(cls, obj: Any, what: str, lists_ok: bool = False) -> FileEntry:
+        """An entry as to_json wrote it. One with chunk lists (only where lists_ok) holds
+        just the chunks after them, until its reader resolves them (with_listed)."""
         try:
             chunks = tuple((str(b), int(n)) for b, n in obj["chunks"])
+            lists = tuple((str(name), int(n), int(size)) for name, n, size in obj.get("lists", ()))
             entry = cls(
                 sha256=str(obj["sha256"]),
                 size=int(obj["size"]),
@@ -61,6 +73,7 @@ class FileEntry:
                 session=(
                     None if "session" not in obj else SessionSummary.from_json(obj["session"], what)
                 ),
+                lists=lists,
             )
         except (KeyError, TypeError, ValueError, OverflowError):
             raise CorruptionError(f"{what} has a malformed file entry") from None
@@ -69,10 +82,23 @@ class FileEntry:
             or entry.size < 0
             or not 0 <= entry.mode <= 0o7777
             or any(not HEX64.fullmatch(b) or n < 0 for b, n in chunks)
-            or sum(n for _, n in chunks) != entry.size
+            or any(n <= 0 or size < 0 for _, n, size in lists)
+            or sum(n for _, n in chunks) + sum(size for _, _, size in lists) != entry.size
+            or (lists and not lists_ok)
         ):
             raise CorruptionError(f"{what} has an inconsistent file entry")
         return entry
+
+    def with_listed(self, listed: dict[str, tuple[tuple[str, int], ...]], what: str) -> FileEntry:
+        """This entry, read with chunk lists, with all its chunks: listed holds each list's
+        chunks, as read."""
+        chunks: list[tuple[str, int]] = []
+        for name, count, size in self.lists:
+            found = listed[name]
+            if len(found) != count or sum(n for _, n in found) != size:
+                raise CorruptionError(f"{what} has a chunk list that does not match its entry")
+            chunks += found
+        return replace(self, chunks=(*chunks, *self.chunks))
 
 
 @dataclass
@@ -97,6 +123,11 @@ class Snapshot:
 
     def part_names(self) -> set[str]:
         return {name for names in self.parts.values() for name in names}
+
+    def manifest_names(self) -> set[str]:
+        """Every manifest object the snapshot needs: its parts, and the chunk lists its
+        entries name (this reads its whole file list)."""
+        return self.part_names() | {name for e in self.files.values() for name, _, _ in e.lists}
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from claude_sync.durable import write_private
 from claude_sync.errors import CorruptionError
 from claude_sync.repository.format import MANIFEST_PREFIX
 
+LISTS_CACHE = "lists"
+
 
 class ManifestCache:
     """Sealed manifest parts of one repository, as files in a folder."""
@@ -21,8 +23,12 @@ class ManifestCache:
         self._prefix = f"{repo_id}-"
         self._newest_seen = 0
 
-    def _path(self, name: str) -> Path:
-        return self.folder / f"{self._prefix}{name.replace('/', '-')}"
+    def _path(self, name: str, lasting: bool = False) -> Path:
+        # Chunk lists are kept apart: keep_only knows a snapshot's parts without decoding
+        # its entries, not the lists they name. (A list is written once per LIST_CHUNKS
+        # chunks a big file gains: they add up to little.)
+        kind = f"{LISTS_CACHE}-" if lasting else ""
+        return self.folder / f"{self._prefix}{kind}{name.replace('/', '-')}"
 
     def open(
         self,
@@ -30,23 +36,24 @@ class ManifestCache:
         fetch: Callable[[str], bytes],
         unseal: Callable[[str, bytes], bytes],
         cached_ok: bool,
+        lasting: bool = False,
     ) -> bytes:
         """A part's plaintext, from the cache (unsealed like a download) or fetched; what is
-        fetched is cached."""
+        fetched is cached. lasting: a chunk list, not evicted with its snapshot's parts."""
         if cached_ok:
             try:
-                return unseal(name, self._path(name).read_bytes())
+                return unseal(name, self._path(name, lasting).read_bytes())
             except (OSError, CorruptionError):
                 pass  # not cached, or a damaged copy: fetch it
         sealed = fetch(name)
         plain = unseal(name, sealed)
-        self.put(name, sealed)
+        self.put(name, sealed, lasting)
         return plain
 
-    def put(self, name: str, sealed: bytes) -> None:
+    def put(self, name: str, sealed: bytes, lasting: bool = False) -> None:
         """The cache only saves requests: failing to write it is not an error."""
         with contextlib.suppress(OSError):
-            write_private(self._path(name), sealed)
+            write_private(self._path(name, lasting), sealed)
 
     def keep_only(self, seq: int, parts: Iterable[str]) -> None:
         """Once the newest snapshot this process has seen (number seq) is loaded or written,

@@ -15,21 +15,31 @@ from claude_sync.errors import CorruptionError
 from claude_sync.model import FileEntry
 from claude_sync.repository.format import grouped, manifest_group, piece_of
 
-#: a part name -> the part's "groups" object, as parsed
+#: part names -> each part's "groups" object, as parsed
 PartBodies = Callable[[list[str]], dict[str, dict[str, Any]]]
+#: chunk list names -> each list's chunks, checked
+ChunkLists = Callable[[list[str]], dict[str, tuple[tuple[str, int], ...]]]
 
 
 class StoredFiles(Mapping[str, FileEntry]):
-    """The file list of a stored snapshot, its groups decoded on demand.
+    """The file list of a stored snapshot, its groups decoded on demand (a big file's
+    chunk lists with its group).
 
     A group's entries are checked as the whole list used to be at load (its paths in their
     own group, each claimed by a synced type, each entry consistent): a snapshot is refused
     by whoever reads the group that is wrong. Iterating decodes every group, so a pull (and
     anything that walks the list) refuses a bad snapshot before it writes anything."""
 
-    def __init__(self, parts: dict[str, tuple[str, ...]], load: PartBodies, what: str) -> None:
+    def __init__(
+        self,
+        parts: dict[str, tuple[str, ...]],
+        load: PartBodies,
+        load_lists: ChunkLists,
+        what: str,
+    ) -> None:
         self.parts = parts
         self._load = load
+        self._load_lists = load_lists
         self._what = what
         self._groups: dict[str, dict[str, FileEntry]] = {}
         self._all: dict[str, FileEntry] | None = None  # every group, once all are decoded
@@ -70,10 +80,16 @@ class StoredFiles(Mapping[str, FileEntry]):
                     # push) or pieces no snapshot uses any more: each piece is taken from
                     # the part its snapshot names for it.
                     if len(pieces) == 1 or pieces[piece_of(path, len(pieces))] == name:
-                        files[path] = FileEntry.from_json(entry, what)
+                        files[path] = FileEntry.from_json(entry, what, lists_ok=True)
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             raise CorruptionError(f"{what} is malformed") from None
         check_paths(files, what)
+        listing = [e for e in files.values() if e.lists]
+        if listing:
+            listed = self._load_lists(sorted({n for e in listing for n, _, _ in e.lists}))
+            for path, entry in files.items():
+                if entry.lists:
+                    files[path] = entry.with_listed(listed, what)
         for name in pieces:
             waiting = self._waiting.get(name)
             if waiting is not None:

@@ -30,8 +30,11 @@ SPLIT_FORMAT = 5
 #: format 5 whose new blobs are named by keyed BLAKE3 instead of HMAC-SHA256 (a third of the
 #: cost): claude-sync before it would take such blobs for damaged ones
 BLAKE3_FORMAT = 6
-REPO_FORMAT = BLAKE3_FORMAT
-REPO_FORMATS = (1, CHAINED_FORMAT, EPOCH_FORMAT, SPLIT_FORMAT, BLAKE3_FORMAT)
+#: format 6 whose big files' entries name chunk lists (manifest objects of their own)
+#: instead of listing every chunk: claude-sync before it would take them for malformed
+LISTS_FORMAT = 7
+REPO_FORMAT = LISTS_FORMAT
+REPO_FORMATS = (1, CHAINED_FORMAT, EPOCH_FORMAT, SPLIT_FORMAT, BLAKE3_FORMAT, LISTS_FORMAT)
 UPGRADE_NAME = ObjectKind.CONFIG_UPGRADE.prefix
 #: 1: the file list inside the snapshot; 2: in manifest parts; 3: a group may be split into
 #: pieces, each in its own part. Readers take all three.
@@ -43,6 +46,12 @@ PART_VERSIONS = (1, SNAPSHOT_VERSION)
 #: files per piece of a split manifest group: a push that changes one file of a project
 #: rewrites about this many entries, however many sessions the project holds
 PIECE_FILES = 32
+#: chunks per chunk list (format 7): an entry names a list for each LIST_CHUNKS of its
+#: chunks and lists the rest itself, so appending to a 1 GiB transcript (2,000 chunks)
+#: rewrites fewer than this many chunk ids, not all of them
+LIST_CHUNKS = 128
+#: the version of a chunk list's body
+LIST_VERSION = 1
 #: entries per manifest part a push writes (whole pieces, so a part may hold a few more):
 #: a later push that needs one group of a first push's 50,000 files parses a part this
 #: size, not all of them
@@ -138,10 +147,15 @@ def encode_manifest(groups: dict[str, dict[str, FileEntry]]) -> bytes:
     the same bytes without every entry of a first push held as a dict at once."""
     pieces = [b'{"groups":{']
     for n, group in enumerate(sorted(groups)):
-        listing = {path: entry.to_json() for path, entry in groups[group].items()}
+        listing = {path: entry.to_json(lists=True) for path, entry in groups[group].items()}
         pieces.append(f"{',' if n else ''}{_dump(group)}:{_dump(listing)}".encode())
     pieces.append(f'}},"version":{SNAPSHOT_VERSION}}}'.encode())
     return compression.pack(b"".join(pieces), padded=True)
+
+
+def encode_chunk_list(chunks: tuple[tuple[str, int], ...]) -> bytes:
+    """encode_json of a chunk list (docs/FORMAT.md §6)."""
+    return encode_json({"version": LIST_VERSION, "chunks": [list(c) for c in chunks]})
 
 
 def decode_json(data: bytes, what: str) -> Any:

@@ -4,6 +4,7 @@ records of the snapshots prune deleted (docs/FORMAT.md §6, §7)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,18 @@ from claude_sync.model import HEX64, FileEntry, Snapshot, SnapshotRoot
 from claude_sync.repository import epochs
 from claude_sync.repository.access import StoreAccess
 from claude_sync.repository.cache import ManifestCache
-from claude_sync.repository.file_list import ChangedFiles, PartBodies, StoredFiles, check_paths
+from claude_sync.repository.file_list import (
+    ChangedFiles,
+    ChunkLists,
+    PartBodies,
+    StoredFiles,
+    check_paths,
+)
 from claude_sync.repository.format import (
     FORMAT_VERSION,
+    LIST_CHUNKS,
+    LIST_VERSION,
+    LISTS_FORMAT,
     PART_FILES,
     PART_VERSIONS,
     SNAPSHOT_VERSION,
@@ -22,6 +32,7 @@ from claude_sync.repository.format import (
     SPLIT_FORMAT,
     SPLIT_SNAPSHOT_VERSION,
     decode_json,
+    encode_chunk_list,
     encode_json,
     encode_manifest,
     grouped,
@@ -130,7 +141,14 @@ class Snapshots(StoreAccess):
                     str(group): piece_names(names, obj["version"], what)
                     for group, names in obj["parts"].items()
                 }
-                stored = StoredFiles(parts, self._part_bodies(what, cached_ok), what)
+                # Lists are read whatever this machine's copy of the config says (it may
+                # predate an upgrade); only writing them waits for format 7.
+                stored = StoredFiles(
+                    parts,
+                    self._part_bodies(what, cached_ok),
+                    self._chunk_lists(what, cached_ok),
+                    what,
+                )
                 files = stored if lazy else stored.everything()
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError):
             raise CorruptionError(f"{what} is malformed") from None
@@ -157,6 +175,32 @@ class Snapshots(StoreAccess):
 
         return lambda names: dict(self._each(load, names))
 
+    def _chunk_lists(self, what: str, cached_ok: bool) -> ChunkLists:
+        """How a snapshot's file list reads the chunk lists its big files name."""
+
+        def load(name: str) -> tuple[str, tuple[tuple[str, int], ...]]:
+            if Handle.parse_as(ObjectKind.MANIFEST, name) is None:
+                raise CorruptionError(f"{what} names an invalid chunk list")
+            try:
+                body = decode_json(self._open_part(name, cached_ok, True), f"{what}'s chunk list")
+                if body["version"] != LIST_VERSION:
+                    raise CorruptionError(f"{what} has a chunk list of an unknown format")
+                chunks = tuple((str(b), int(n)) for b, n in body["chunks"])
+            except ObjectNotFoundError:
+                raise CorruptionError(f"{what} needs a chunk list that is missing") from None
+            except (KeyError, TypeError, ValueError, OverflowError):
+                raise CorruptionError(f"{what} has a malformed chunk list") from None
+            if any(not HEX64.fullmatch(b) or n < 0 for b, n in chunks):
+                raise CorruptionError(f"{what} has a malformed chunk list")
+            return name, chunks
+
+        return lambda names: dict(self._each(load, names))
+
+    @property
+    def lists(self) -> bool:
+        """Whether big files' entries name chunk lists here (format 7)."""
+        return self.config.version >= LISTS_FORMAT
+
     def write_snapshot(self, snapshot: Snapshot, base: Snapshot | None = None) -> bool:
         """Create-only: False when another machine took this sequence number first.
 
@@ -178,21 +222,27 @@ class Snapshots(StoreAccess):
             touched, listing = set(by_group), lambda g: by_group.get(g, {})
         old = _grouping(base.files) if base is not None else lambda g: {}
         changed: list[tuple[str, dict[str, FileEntry]]] = []
+        new_lists: dict[str, tuple[tuple[str, int], ...]] = {}
         for group in sorted(touched):
             now = listing(group)
             if not now:
                 continue  # its last file went
             before = old_parts.get(group)
             count = piece_count(len(now), len(before) if before else None) if split else 1
-            kept = split_pieces(old(group), count) if before and len(before) == count else []
+            was = old(group)
+            kept = split_pieces(was, count) if before and len(before) == count else []
             parts[group] = []
             for piece, listed in enumerate(split_pieces(now, count)):
                 if kept and kept[piece] == listed:
                     parts[group].append(before[piece])  # type: ignore[index]
                 else:
                     parts[group].append(None)
+                    if self.lists:
+                        listed = {
+                            p: _with_lists(e, was.get(p), new_lists) for p, e in listed.items()
+                        }
                     changed.append((group, listed))
-        new_names = self._write_parts(changed)
+        new_names = self._write_parts(changed, new_lists)
         pieces = {
             g: tuple(n or new_names.pop(0) for n in names) for g, names in sorted(parts.items())
         }
@@ -221,9 +271,14 @@ class Snapshots(StoreAccess):
         self._evict(snapshot)
         return True
 
-    def _write_parts(self, pieces: list[tuple[str, dict[str, FileEntry]]]) -> list[str]:
+    def _write_parts(
+        self,
+        pieces: list[tuple[str, dict[str, FileEntry]]],
+        lists: dict[str, tuple[tuple[str, int], ...]],
+    ) -> list[str]:
         """Store the changed pieces, in order, in new parts of at most PART_FILES entries
-        (a piece is never split); returns each piece's part name."""
+        (a piece is never split), and the new chunk lists their entries name; returns each
+        piece's part name."""
         parts: list[dict[str, dict[str, FileEntry]]] = []
         names: list[str] = []
         where: list[str] = []
@@ -242,19 +297,24 @@ class Snapshots(StoreAccess):
         # the store's threads, each part's transient dicts and strings landed in another
         # allocator arena: +50 MiB at 50,000 files), sent several at once.
         sealed = {}
+        for name, chunks in lists.items():
+            sealed[name] = self.keys.seal(name, encode_chunk_list(chunks))
+            if self._cache is not None:
+                self._cache.put(name, sealed[name], lasting=True)
         for name, groups in zip(names, parts, strict=True):
             sealed[name] = self.keys.seal(name, encode_manifest(groups))
             if self._cache is not None:
                 self._cache.put(name, sealed[name])
         parts.clear()
-        self._each(lambda name: self._put(name, sealed[name]), names)
+        self._each(lambda name: self._put(name, sealed[name]), list(sealed))
         return where
 
-    def _open_part(self, name: str, cached_ok: bool) -> bytes:
-        """A manifest part's plaintext, through this machine's cache when there is one."""
+    def _open_part(self, name: str, cached_ok: bool, lasting: bool = False) -> bytes:
+        """A manifest object's plaintext, through this machine's cache when there is one
+        (lasting: a chunk list, which a later snapshot may still name)."""
         if self._cache is None:
             return self.keys.open(name, self._get(name))
-        return self._cache.open(name, self._get, self.keys.open, cached_ok)
+        return self._cache.open(name, self._get, self.keys.open, cached_ok, lasting)
 
     def _evict(self, current: Snapshot) -> None:
         if self._cache is not None:
@@ -293,3 +353,30 @@ def _grouping(files: Mapping[str, FileEntry]) -> Callable[[str], dict[str, FileE
         return files.group
     by_group = grouped(dict(files))
     return lambda group: by_group.get(group, {})
+
+
+def _with_lists(
+    entry: FileEntry, old: FileEntry | None, new: dict[str, tuple[tuple[str, int], ...]]
+) -> FileEntry:
+    """entry naming a chunk list for each LIST_CHUNKS of its chunks (format 7): the list
+    it (as read) or its previous version names for the same chunks, else a new one, put in
+    new. An append leaves every full list as it was."""
+    full = len(entry.chunks) // LIST_CHUNKS
+    if not full:
+        return replace(entry, lists=()) if entry.lists else entry
+    known: dict[int, tuple[str, tuple[tuple[str, int], ...]]] = {}
+    for source in (entry, old):
+        offset = 0
+        for name, count, _ in source.lists if source is not None else ():
+            if count == LIST_CHUNKS and offset % LIST_CHUNKS == 0:
+                known.setdefault(offset, (name, source.chunks[offset : offset + count]))
+            offset += count
+    lists = []
+    for start in range(0, full * LIST_CHUNKS, LIST_CHUNKS):
+        block = entry.chunks[start : start + LIST_CHUNKS]
+        name, chunks = known.get(start, ("", ()))
+        if chunks != block:
+            name = Handle.random(ObjectKind.MANIFEST).name
+            new[name] = block
+        lists.append((name, LIST_CHUNKS, sum(n for _, n in block)))
+    return replace(entry, lists=tuple(lists))
