@@ -16,7 +16,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -1493,7 +1493,7 @@ class Engine:
                 plan.write.pop(path, None)
         filled: set[Path] = set()  # folders something was moved into
         try:
-            with self.staged_files(outputs, self.root, result, partial) as staged:
+            with self.staged_files(outputs, self.root, result, partial, local.files) as staged:
                 plan.skipped += [p for p in result.unavailable if p in outputs]
                 filled = self._install(staged, local, plan, result)
         finally:
@@ -1511,11 +1511,13 @@ class Engine:
         root: Path,
         result: Result,
         partial: bool = False,
+        here: Mapping[str, LocalFile] | None = None,
     ) -> Iterator[list[StagedFile]]:
         """Download and verify every output into a temporary file beside its destination,
         all before the caller moves any into place; the temporary files still in the list
         afterwards are removed (the caller takes out those it moved). With `partial`,
-        outputs whose data cannot be had are left out and named in result.unavailable."""
+        outputs whose data cannot be had are left out and named in result.unavailable.
+        here: the files the scan saw here, whose chunks need not be downloaded."""
         staged: list[StagedFile] = []
         # One fsync per file costs more than everything else on a fresh pull of thousands
         # of files: past a few files, one sync of the filesystem makes them all durable.
@@ -1541,7 +1543,7 @@ class Engine:
                 # Short: a name near NAME_MAX must still get a temporary file beside it.
                 tmp = dest.parent / f"{TMP_MARKER}-{token}-{i}"
                 staged.append(StagedFile(path, tmp, dest, entry))
-            lost = self._download_into(staged, result, partial)
+            lost = self._download_into(staged, result, partial, here or {})
             for path, tmp, _, _ in staged:
                 if path in lost:
                     tmp.unlink(missing_ok=True)
@@ -1590,14 +1592,20 @@ class Engine:
         return why
 
     def _download_into(
-        self, staged: list[StagedFile], result: Result, partial: bool
+        self,
+        staged: list[StagedFile],
+        result: Result,
+        partial: bool,
+        here: Mapping[str, LocalFile],
     ) -> dict[str, str]:
         """Write each downloaded blob straight to its place in every temporary file that
         holds it: no staging copy, and packs are read in parallel. A blob's id is a MAC of
         its content, checked on download, and the snapshot lists the ids of each file, so a
         file made of checked blobs of the listed lengths is the file the snapshot describes.
-        Filtered files are rebuilt in memory, where their whole hash is checked. With
-        `partial`, returns the paths whose data could not be had, with why."""
+        Blobs a file here already holds (here: as the scan saw them) are read from it and
+        checked the same way, not downloaded. Filtered files are rebuilt in memory, where
+        their whole hash is checked. With `partial`, returns the paths whose data could
+        not be had, with why."""
         places: dict[str, list[tuple[Path, int, int]]] = {}
         held: dict[str, bytes | None] = {}
         for path, tmp, _, entry in staged:
@@ -1624,9 +1632,9 @@ class Engine:
                 held[blob_id] = data
 
         lost_blobs: dict[str, str] = {}
-        self._download(
-            set(places) | set(held), deliver, result, lost=lost_blobs if partial else None
-        )
+        wanted = set(places) | set(held)
+        wanted -= self._deliver_from_here(wanted, here, deliver)
+        self._download(wanted, deliver, result, lost=lost_blobs if partial else None)
         lost: dict[str, str] = {}
         for path, _, _, entry in staged:
             why = next((lost_blobs[b] for b, _ in entry.chunks if b in lost_blobs), None)
@@ -1640,6 +1648,38 @@ class Engine:
                 with _open_new(tmp) as fh:
                     fh.write(self.filters[path].to_local(data))
         return lost
+
+    def _deliver_from_here(
+        self,
+        wanted: set[str],
+        here: Mapping[str, LocalFile],
+        deliver: Callable[[str, bytes], None],
+    ) -> set[str]:
+        """Hand deliver the wanted blobs that files here hold, read from them and checked
+        against their ids; returns those delivered. A transcript that grew on another
+        machine then costs a pull its new chunks, not the whole file again. (Filtered
+        files are left out: their chunks are of their logical form, not of what is on
+        disk. A file changed since the scan fails the check: its blobs are downloaded.)"""
+        sources: dict[str, list[tuple[str, int, int]]] = {}
+        for path, f in here.items():
+            if path not in self.filters:
+                for blob_id, offset, length in f.cached.chunks:
+                    if blob_id in wanted:
+                        sources.setdefault(f.abspath, []).append((blob_id, offset, length))
+        delivered: set[str] = set()
+        for abspath, chunks in sources.items():
+            try:
+                with open(abspath, "rb") as fh:
+                    for blob_id, offset, length in chunks:
+                        if blob_id not in delivered:
+                            fh.seek(offset)
+                            data = fh.read(length)
+                            if len(data) == length and self.repo.keys.names(blob_id, data):
+                                deliver(blob_id, data)
+                                delivered.add(blob_id)
+            except OSError:
+                continue  # what was not read is downloaded
+        return delivered
 
     def _download(
         self,

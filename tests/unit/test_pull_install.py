@@ -77,8 +77,8 @@ def test_a_pull_removes_only_what_did_not_arrive(machines: EngineMachines) -> No
     machines.run(0, "push")
     download = Engine._download_into
 
-    def losing_the_skill(engine: Engine, staged, result, partial):  # type: ignore[no-untyped-def]
-        lost = download(engine, staged, result, partial)
+    def losing_the_skill(engine: Engine, staged, result, partial, here):  # type: ignore[no-untyped-def]
+        lost = download(engine, staged, result, partial, here)
         return lost | {s.path: "damaged" for s in staged if s.path.startswith("skills/")}
 
     _removals = []
@@ -95,3 +95,62 @@ def test_a_pull_removes_only_what_did_not_arrive(machines: EngineMachines) -> No
     here = [Path(r) for r in removed if Path(r).is_relative_to(root)]
     assert here[-2:] == [root / "skills/review", root / "skills"]
     assert [p.parent for p in here[:-2]] == [root / "skills/review"]  # the lost file's
+
+
+def test_a_pull_takes_the_chunks_a_file_here_already_holds_from_it(tmp_path: Path) -> None:
+    """A transcript that grew on another machine costs a pull its new chunks, not the whole
+    file again: the old chunks are read from the copy here and checked against their ids."""
+    import json
+    import random
+
+    pair = EngineMachines(tmp_path)
+    rng = random.Random(2)
+    session = "projects/-home-u-app/0b7c5a52-31a5-4f49-a2a7-3d4a2b8e1f10.jsonl"
+
+    def records(n: int) -> str:
+        return "".join(
+            json.dumps({"type": "user", "message": {"content": rng.randbytes(600).hex()}}) + "\n"
+            for _ in range(n)
+        )
+
+    pair.write(0, session, records(3000))  # ~3.7 MiB of hex (~1.9 MiB packed): several chunks
+    pair.run(0, "push")
+    assert pair.run(1, "pull").downloaded_bytes > 1_500_000  # type: ignore[attr-defined]
+    with (pair.root(0) / session).open("a") as f:
+        f.write(records(20))
+    pair.run(0, "push")
+    result = pair.run(1, "pull")
+    assert result.pulled == [session]  # type: ignore[attr-defined]
+    assert pair.read(1, session) == pair.read(0, session)
+    assert result.downloaded_bytes < 300_000  # type: ignore[attr-defined]
+
+
+def test_chunks_a_file_here_no_longer_holds_are_not_taken_from_it(tmp_path: Path) -> None:
+    """What the scan said a file holds is checked against each chunk's id: a file changed
+    since gives nothing, and its chunks are downloaded."""
+    from claude_sync.planner import LocalFile
+    from claude_sync.repository import Repository
+    from claude_sync.state import CachedFile, State, StatKey
+
+    pair = EngineMachines(tmp_path)
+    repo = Repository.open(pair.store, pair.master)
+    engine = Engine(tmp_path, repo, State(tmp_path / "s.db"), "m", tmp_path / "w")
+    try:
+        file = tmp_path / "f.md"
+        file.write_bytes(b"hello world\n")
+        right = repo.keys.blob_id(b"hello world\n")
+        wrong = repo.keys.blob_id(b"hello there\n")
+        stat = StatKey(12, 0, 0, 0)
+        here = {
+            "agents/f.md": LocalFile(
+                "agents/f.md", str(file), CachedFile(stat, 0o644, "0" * 64, ((right, 0, 12),))
+            ),
+            "agents/g.md": LocalFile(
+                "agents/g.md", str(file), CachedFile(stat, 0o644, "0" * 64, ((wrong, 0, 12),))
+            ),
+        }
+        got: dict[str, bytes] = {}
+        assert engine._deliver_from_here({right, wrong}, here, got.__setitem__) == {right}
+        assert got == {right: b"hello world\n"}
+    finally:
+        engine.state.close()
