@@ -840,7 +840,8 @@ class Engine:
             return
         entries = [e for _, base, remote in plan.merges.values() for e in (base, remote) if e]
         lost: dict[str, str] = {}
-        staging = self._fetch_blobs(entries, result, allow_missing=True, lost=lost)
+        here = {path: merge.local for path, merge in plan.merges.items()}
+        staging = self._fetch_blobs(entries, result, allow_missing=True, lost=lost, here=here)
         try:
             self._merge_staged(plan, staging, result, lost)
         finally:
@@ -1035,7 +1036,8 @@ class Engine:
         remote bytes), base or remote None when not to be had (see lost). A file that
         cannot be read here now is left out."""
         entries = [e for _, base, remote in merges.values() for e in (base, remote) if e]
-        staging = self._fetch_blobs(entries, result, allow_missing=True, lost=lost)
+        here = {path: merge.local for path, merge in merges.items()}
+        staging = self._fetch_blobs(entries, result, allow_missing=True, lost=lost, here=here)
 
         def inputs() -> Iterator[tuple[str, Merge, bytes, bytes | None, bytes | None]]:
             for path, merge in merges.items():
@@ -1776,9 +1778,12 @@ class Engine:
         result: Result,
         allow_missing: bool = False,
         lost: dict[str, str] | None = None,
+        here: Mapping[str, LocalFile] | None = None,
     ) -> Path:
         """Download every blob the entries need into a staging folder; all verified. With
-        `lost`, blobs in a damaged or missing pack are named there and left out."""
+        `lost`, blobs in a damaged or missing pack are named there and left out. here:
+        files here whose chunks need not be downloaded (see _deliver_from_here): both
+        sides of a transcript merge share its old records."""
         staging = self.work_dir / "staging"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True, mode=0o700)
@@ -1787,6 +1792,7 @@ class Engine:
             (staging / blob_id).write_bytes(data)
 
         needed = {blob for e in entries for blob, _ in e.chunks}
+        needed -= self._deliver_from_here(needed, here or {}, keep)
         self._download(needed, keep, result, allow_missing, lost)
         return staging
 

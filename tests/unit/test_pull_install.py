@@ -125,6 +125,40 @@ def test_a_pull_takes_the_chunks_a_file_here_already_holds_from_it(tmp_path: Pat
     assert result.downloaded_bytes < 300_000  # type: ignore[attr-defined]
 
 
+def test_a_transcript_merge_takes_the_shared_chunks_from_the_copy_here(tmp_path: Path) -> None:
+    """Appended on both machines, a transcript merges: its base and remote versions share
+    their old chunks with the copy here, so only the other machine's new ones travel."""
+    import json
+    import random
+
+    pair = EngineMachines(tmp_path)
+    rng = random.Random(3)
+    session = "projects/-home-u-app/0b7c5a52-31a5-4f49-a2a7-3d4a2b8e1f10.jsonl"
+
+    def record(who: str) -> str:
+        body = {
+            "type": "user",
+            "uuid": f"{who}{rng.random()}",
+            "message": {"content": rng.randbytes(600).hex()},
+        }
+        return json.dumps(body) + "\n"
+
+    pair.write(0, session, "".join(record("o") for _ in range(3000)))
+    pair.run(0, "push")
+    pair.run(1, "pull")
+    mine, theirs = record("m1"), record("m0")
+    with (pair.root(1) / session).open("a") as f:
+        f.write(mine)
+    with (pair.root(0) / session).open("a") as f:
+        f.write(theirs)
+    pair.run(0, "push")
+    result = pair.run(1, "pull")
+    assert result.downloaded_bytes < 300_000  # type: ignore[attr-defined]
+    merged = pair.read(1, session)
+    assert merged.endswith(mine) or merged.endswith(theirs)
+    assert mine in merged and theirs in merged
+
+
 def test_chunks_a_file_here_no_longer_holds_are_not_taken_from_it(tmp_path: Path) -> None:
     """What the scan said a file holds is checked against each chunk's id: a file changed
     since gives nothing, and its chunks are downloaded."""
