@@ -214,7 +214,14 @@ class Snapshots(StoreAccess):
         old_parts = base.parts if base is not None else {}
         files = snapshot.files
         parts: dict[str, list[str | None]] = {}
-        if isinstance(files, ChangedFiles) and base is not None and files.base is base.files:
+        # A version 1 base lists its files in its root and names no parts: its untouched
+        # groups would have no part to keep, so it is written whole.
+        if (
+            isinstance(files, ChangedFiles)
+            and base is not None
+            and files.base is base.files
+            and (base.parts or not base.files)
+        ):
             touched, listing = files.touched(), files.group
             parts = {g: list(names) for g, names in old_parts.items() if g not in touched}
         else:
