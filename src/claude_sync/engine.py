@@ -17,7 +17,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -62,6 +62,7 @@ from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, Selection
 from claude_sync.session_policy import SessionPolicy, is_main_transcript
 from claude_sync.session_summary import SessionSummary, SummaryMark
 from claude_sync.state import CachedFile, State, StatKey
+from claude_sync.summary_worker import Summary, SummaryWorker
 
 STRATEGIES = ("ask", "local", "remote", "both")
 MAX_PUSH_ATTEMPTS = 16
@@ -84,6 +85,12 @@ SMALL_READ = 1 << 16
 # A file up to this size is read whole when it is read for the first time.
 WHOLE_READ = 2 << 20
 READ_BATCH = 64
+#: a push's scan summarizes transcripts in a worker process when it reads at least this
+#: many new transcript bytes (a first push; a hook's push of a few appends stays in-process)
+OFFLOAD_SUMMARIES = 32 << 20
+#: and then only transcripts of at least this size: smaller ones cost less here than a
+#: round trip
+OFFLOAD_FILE = 256 << 10
 # What reading a changed file gave the scan: its content, the error, or why it waits.
 _Outcome = CachedFile | OSError | str
 
@@ -94,7 +101,8 @@ class _Read(NamedTuple):
     found: resources.FoundFile
     path: str
     outcome: _Outcome
-    summary: SessionSummary | None
+    #: a transcript's summary, or its coming from the summary worker
+    summary: SessionSummary | Future[Summary] | None
     #: where the next push's summary of it can resume
     mark: SummaryMark | None
 
@@ -326,7 +334,8 @@ class Engine:
         keep = self._progress_sink(new_chunks, changed) if new_chunks else None
         fresh_files: list[tuple[str, CachedFile]] = []
         new_marks: list[tuple[str, SummaryMark]] = []
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        worker = self._summary_worker(changed) if summaries else None
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool, _closing(worker):
             try:
                 reads = [
                     pool.submit(
@@ -334,6 +343,7 @@ class Engine:
                         batch,
                         self.state.summary_marks(p for _, p, _ in batch) if summaries else None,
                         keep,
+                        worker,
                     )
                     for batch in _read_batches(changed)
                 ]
@@ -343,7 +353,8 @@ class Engine:
                 if new_chunks is not None:
                     new_chunks.release()  # the readers must not wait for what never comes
             for future in reads:
-                for found, path, outcome, summary, mark in future.result():
+                for read in future.result():
+                    found, path, outcome = read.found, read.path, read.outcome
                     if isinstance(outcome, FileNotFoundError):
                         continue  # deleted since it was listed: gone, so a deletion
                     if isinstance(outcome, OSError):
@@ -356,6 +367,7 @@ class Engine:
                         view.unknown.add(path)
                         warnings.append(f"{found.local_path} {outcome}")
                     else:
+                        summary, mark = self._summary_of(read, outcome)
                         fresh_files.append((path, outcome))
                         local[path] = LocalFile(
                             path, found.abspath, outcome, is_transcript(path), summary
@@ -407,17 +419,53 @@ class Engine:
         batch: list[tuple[resources.FoundFile, str, CachedFile | None]],
         marks: dict[str, SummaryMark] | None,
         keep: ChunkSink | None,
+        worker: SummaryWorker | None = None,
     ) -> list[_Read]:
         done = []
         for found, path, cached in batch:
             outcome, data = self._read_checked(found, path, cached, keep)
-            summary = mark = None
+            summary: SessionSummary | Future[Summary] | None = None
+            mark = None
             if marks is not None and isinstance(outcome, CachedFile):
-                summary, mark = self.sessions.summary(
-                    path, found.abspath, outcome.chunks, self.device, marks.get(path), data
-                )
+                if (
+                    worker is not None
+                    and found.st.st_size >= OFFLOAD_FILE
+                    and is_main_transcript(path)
+                ):
+                    summary = worker.submit(
+                        path, found.abspath, outcome.chunks, self.device, marks.get(path)
+                    )
+                else:
+                    summary, mark = self.sessions.summary(
+                        path, found.abspath, outcome.chunks, self.device, marks.get(path), data
+                    )
             done.append(_Read(found, path, outcome, summary, mark))
         return done
+
+    @staticmethod
+    def _summary_worker(
+        changed: list[tuple[resources.FoundFile, str, CachedFile | None]],
+    ) -> SummaryWorker | None:
+        """A worker for the scan's summaries when it reads many new transcript bytes."""
+        new = sum(_new_bytes(f.st, c) for f, p, c in changed if is_main_transcript(p))
+        if new < OFFLOAD_SUMMARIES:
+            return None
+        try:
+            return SummaryWorker()
+        except OSError:
+            return None  # summarized here, as without a worker
+
+    def _summary_of(
+        self, read: _Read, outcome: CachedFile
+    ) -> tuple[SessionSummary | None, SummaryMark | None]:
+        """A read file's summary and mark, waiting for the worker's when it has it; if the
+        worker failed, summarized here (from the start)."""
+        if not isinstance(read.summary, Future):
+            return read.summary, read.mark
+        try:
+            return read.summary.result()
+        except OSError:  # the worker stopped
+            return self.sessions.summary(read.path, read.found.abspath, outcome.chunks, self.device)
 
     def _read_checked(
         self,
@@ -1927,6 +1975,15 @@ def _unfinished_length(path: str | Path) -> int:
     except OSError:
         return 0
     return len(split_unfinished(tail[tail.find(b"\n") + 1 :])[1])
+
+
+@contextlib.contextmanager
+def _closing(worker: SummaryWorker | None) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        if worker is not None:
+            worker.close()
 
 
 def _read_batches(
