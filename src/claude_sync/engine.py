@@ -88,9 +88,10 @@ READ_BATCH = 64
 #: a push's scan summarizes transcripts in a worker process when it reads at least this
 #: many new transcript bytes (a first push; a hook's push of a few appends stays in-process)
 OFFLOAD_SUMMARIES = 32 << 20
-#: and then only transcripts of at least this size: smaller ones cost less here than a
-#: round trip
-OFFLOAD_FILE = 256 << 10
+#: and then only transcripts too big to be read whole (a smaller one's summary comes from
+#: the bytes in memory; the worker would read it again). On the large set, 256 KiB and 1 MiB
+#: gave the same times within noise.
+OFFLOAD_FILE = WHOLE_READ
 # What reading a changed file gave the scan: its content, the error, or why it waits.
 _Outcome = CachedFile | OSError | str
 
