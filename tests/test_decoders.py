@@ -24,6 +24,7 @@ from claude_sync.engine import Engine
 from claude_sync.errors import SyncError
 from claude_sync.repository import (
     MANIFEST_PREFIX,
+    ChangedFiles,
     FileEntry,
     PackWriter,
     Repository,
@@ -325,7 +326,10 @@ def test_version_1_snapshots_are_read_and_built_upon():
     assert set(old.files) == set(files) and old.parts == {}
     newer = dict(old.files)
     newer["agents/b.md"] = old.files["agents/a.md"]
-    assert repo.write_snapshot(Snapshot(2, 1, "new", 2.0, newer), old)
+    # Built as a push builds it, the head plus its changes: a version 1 head names no parts
+    # to keep for the groups the push did not touch, so it is written whole.
+    changed = ChangedFiles(old.files, {"agents/b.md": old.files["agents/a.md"]})
+    assert repo.write_snapshot(Snapshot(2, 1, "new", 2.0, changed), old)
     (part,) = store.list(MANIFEST_PREFIX)
     assert repo.load_snapshot(2).files == newer
     assert repo.load_snapshot(2).parts == {"": (part,), "agents": (part,)}
