@@ -16,7 +16,7 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -889,8 +889,9 @@ class Engine:
             return
         entries = [e for _, base, remote in plan.merges.values() for e in (base, remote) if e]
         lost: dict[str, str] = {}
-        here = {path: merge.local for path, merge in plan.merges.items()}
-        staging = self._fetch_blobs(entries, result, allow_missing=True, lost=lost, here=here)
+        staging = self._fetch_blobs(
+            entries, result, allow_missing=True, lost=lost, merges=plan.merges
+        )
         try:
             self._merge_staged(plan, staging, result, lost)
         finally:
@@ -1085,8 +1086,7 @@ class Engine:
         remote bytes), base or remote None when not to be had (see lost). A file that
         cannot be read here now is left out."""
         entries = [e for _, base, remote in merges.values() for e in (base, remote) if e]
-        here = {path: merge.local for path, merge in merges.items()}
-        staging = self._fetch_blobs(entries, result, allow_missing=True, lost=lost, here=here)
+        staging = self._fetch_blobs(entries, result, allow_missing=True, lost=lost, merges=merges)
 
         def inputs() -> Iterator[tuple[str, Merge, bytes, bytes | None, bytes | None]]:
             for path, merge in merges.items():
@@ -1684,7 +1684,8 @@ class Engine:
 
         lost_blobs: dict[str, str] = {}
         wanted = set(places) | set(held)
-        wanted -= self._deliver_from_here(wanted, here, deliver)
+        versions = [(s.path, s.entry) for s in staged]
+        wanted -= self._deliver_from_here(wanted, here, deliver, versions)
         self._download(wanted, deliver, result, lost=lost_blobs if partial else None)
         lost: dict[str, str] = {}
         for path, _, _, entry in staged:
@@ -1705,17 +1706,27 @@ class Engine:
         wanted: set[str],
         here: Mapping[str, LocalFile],
         deliver: Callable[[str, bytes], None],
+        versions: Iterable[tuple[str, FileEntry]] = (),
     ) -> set[str]:
         """Hand deliver the wanted blobs that files here hold, read from them and checked
         against their ids; returns those delivered. A transcript that grew on another
-        machine then costs a pull its new chunks, not the whole file again. (Filtered
-        files are left out: their chunks are of their logical form, not of what is on
-        disk. A file changed since the scan fails the check: its blobs are downloaded.)"""
+        machine then costs a pull its new chunks, not the whole file again. versions:
+        other versions of files here (path, entry), whose chunks may stand at the same
+        places in the copy here though it was cut otherwise (a merge base whose short last
+        chunk the copy here cut again with its own append). (Filtered files are left out:
+        their chunks are of their logical form, not of what is on disk. A file changed
+        since the scan fails the check: its blobs are downloaded.)"""
         sources: dict[str, list[tuple[str, int, int]]] = {}
         for path, f in here.items():
             if path not in self.filters:
                 for blob_id, offset, length in f.cached.chunks:
                     if blob_id in wanted:
+                        sources.setdefault(f.abspath, []).append((blob_id, offset, length))
+        for path, entry in versions:
+            f = here.get(path)
+            if f is not None and path not in self.filters:
+                for blob_id, offset, length in entry.located_chunks():
+                    if blob_id in wanted and offset + length <= f.cached.stat.size:
                         sources.setdefault(f.abspath, []).append((blob_id, offset, length))
         delivered: set[str] = set()
         for abspath, chunks in sources.items():
@@ -1827,12 +1838,12 @@ class Engine:
         result: Result,
         allow_missing: bool = False,
         lost: dict[str, str] | None = None,
-        here: Mapping[str, LocalFile] | None = None,
+        merges: Mapping[str, Merge] | None = None,
     ) -> Path:
         """Download every blob the entries need into a staging folder; all verified. With
-        `lost`, blobs in a damaged or missing pack are named there and left out. here:
-        files here whose chunks need not be downloaded (see _deliver_from_here): both
-        sides of a transcript merge share its old records."""
+        `lost`, blobs in a damaged or missing pack are named there and left out. merges:
+        those the entries are for, whose files here hold most of their chunks (see
+        _deliver_from_here): both sides of a transcript merge share its old records."""
         staging = self.work_dir / "staging"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True, mode=0o700)
@@ -1841,7 +1852,10 @@ class Engine:
             (staging / blob_id).write_bytes(data)
 
         needed = {blob for e in entries for blob, _ in e.chunks}
-        needed -= self._deliver_from_here(needed, here or {}, keep)
+        merges = merges or {}
+        here = {path: merge.local for path, merge in merges.items()}
+        versions = [(p, e) for p, (_, base, remote) in merges.items() for e in (base, remote) if e]
+        needed -= self._deliver_from_here(needed, here, keep, versions)
         self._download(needed, keep, result, allow_missing, lost)
         return staging
 

@@ -163,7 +163,7 @@ def test_chunks_a_file_here_no_longer_holds_are_not_taken_from_it(tmp_path: Path
     """What the scan said a file holds is checked against each chunk's id: a file changed
     since gives nothing, and its chunks are downloaded."""
     from claude_sync.planner import LocalFile
-    from claude_sync.repository import Repository
+    from claude_sync.repository import FileEntry, Repository
     from claude_sync.state import CachedFile, State, StatKey
 
     pair = EngineMachines(tmp_path)
@@ -186,5 +186,16 @@ def test_chunks_a_file_here_no_longer_holds_are_not_taken_from_it(tmp_path: Path
         got: dict[str, bytes] = {}
         assert engine._deliver_from_here({right, wrong}, here, got.__setitem__) == {right}
         assert got == {right: b"hello world\n"}
+        # Another version's chunk that stands in the file though the file was cut otherwise
+        # (a merge base whose short last chunk the copy here cut again with its append):
+        # found at its place; one past the file's end is not looked for.
+        world = repo.keys.blob_id(b"world\n")
+        beyond = repo.keys.blob_id(b"world\n!")
+        base = FileEntry("0" * 64, 13, 0, 0o644, (("a" * 64, 6), (world, 6), ("b" * 64, 1)))
+        later = FileEntry("0" * 64, 13, 0, 0o644, (("a" * 64, 6), (beyond, 7)))
+        got.clear()
+        versions = [("agents/f.md", base), ("agents/f.md", later), ("agents/x.md", base)]
+        found = engine._deliver_from_here({world, beyond}, here, got.__setitem__, versions)
+        assert found == {world} and got == {world: b"world\n"}
     finally:
         engine.state.close()
