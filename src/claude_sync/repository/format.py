@@ -47,8 +47,8 @@ PART_VERSIONS = (1, SNAPSHOT_VERSION)
 #: rewrites about this many entries, however many sessions the project holds
 PIECE_FILES = 32
 #: chunks per chunk list (format 7): an entry names a list for each LIST_CHUNKS of its
-#: chunks and lists the rest itself, so appending to a 1 GiB transcript (2,000 chunks)
-#: rewrites fewer than this many chunk ids, not all of them
+#: chunks (never its last one) and lists the rest itself, so appending to a 1 GiB transcript
+#: (2,000 chunks) rewrites at most this many chunk ids, not all of them
 LIST_CHUNKS = 128
 #: the version of a chunk list's body
 LIST_VERSION = 1

@@ -365,10 +365,11 @@ def _grouping(files: Mapping[str, FileEntry]) -> Callable[[str], dict[str, FileE
 def _with_lists(
     entry: FileEntry, old: FileEntry | None, new: dict[str, tuple[tuple[str, int], ...]]
 ) -> FileEntry:
-    """entry naming a chunk list for each LIST_CHUNKS of its chunks (format 7): the list
-    it (as read) or its previous version names for the same chunks, else a new one, put in
-    new. An append leaves every full list as it was."""
-    full = len(entry.chunks) // LIST_CHUNKS
+    """entry naming a chunk list for each LIST_CHUNKS of its chunks but the last (format
+    7): the list it (as read) or its previous version names for the same chunks, else a new
+    one, put in new. An append leaves every list as it was: it can cut the last chunk again
+    (when that is short), which is never in a list."""
+    full = max(0, len(entry.chunks) - 1) // LIST_CHUNKS
     if not full:
         return replace(entry, lists=()) if entry.lists else entry
     known: dict[int, tuple[str, tuple[tuple[str, int], ...]]] = {}
