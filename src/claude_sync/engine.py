@@ -1072,7 +1072,9 @@ class Engine:
                 merged = merge_file(path, base_bytes, local_bytes, remote_bytes)
                 if merged is None:
                     continue
-                if merged == local_bytes or self._write_merged(path, merged, local_file, result):
+                if merged == local_bytes or self._write_merged(
+                    path, merged, local_file, result, remote
+                ):
                     with self.state.transaction():
                         self.state.set_base(path, remote, head.seq)
                     wrote = True
@@ -1915,7 +1917,7 @@ class Engine:
             for path, entry in plan.adopt.items():
                 self.state.set_base(path, entry, seq)
             for path, (data, remote) in plan.merged.items():
-                if self._write_merged(path, data, local.files.get(path), result):
+                if self._write_merged(path, data, local.files.get(path), result, remote):
                     self.state.set_base(path, remote, seq)
                 else:
                     plan.skipped.append(path)
@@ -1928,8 +1930,17 @@ class Engine:
         return filled
 
     def _write_merged(
-        self, path: str, data: bytes, scanned: LocalFile | None, result: Result
+        self,
+        path: str,
+        data: bytes,
+        scanned: LocalFile | None,
+        result: Result,
+        remote: FileEntry | None = None,
     ) -> bool:
+        """Write a merge's result over the file scanned here (unless it changed since). Its
+        chunks are cut as if it had grown from whichever of the versions merged (here, or
+        remote) it begins with: a transcript appended on two machines keeps its old chunks,
+        and the push sends the new records, not its old last chunk again."""
         dest = self.local_path(path)
 
         def unchanged(tmp: Path) -> bool:
@@ -1937,17 +1948,35 @@ class Engine:
                 portable.set_mode(tmp, scanned.cached.mode)
             return _unchanged_since_scan(dest, scanned)
 
+        grown_from = None if path in self.filters else _begins_with(data, scanned, remote)
         data = self._local_bytes(path, data)
         if not write_atomically(dest, data, prefix=f"{TMP_MARKER}-", before_rename=unchanged):
             result.warnings.append(f"{path} changed during the pull; it goes with the next sync")
             return False
-        read = self._read(path, dest, dest.stat())
+        read = self._read(path, dest, dest.stat(), grown_from)
         cached = None if read is None else read[0]
         if cached is not None:
             self.state.remember_file(path, cached)
         self.reporter.action("merge", path)
         result.pulled.append(path)
         return True
+
+
+def _begins_with(
+    data: bytes, scanned: LocalFile | None, remote: FileEntry | None
+) -> CachedFile | None:
+    """The longest of the merged versions that data begins with, as a previous read of the
+    file (see Engine._read): its chunks stand, and only what follows is cut."""
+    versions = []
+    if remote is not None:
+        versions.append((remote.size, remote.sha256, remote.located_chunks()))
+    if scanned is not None:
+        versions.append((scanned.entry().size, scanned.sha256, scanned.cached.chunks))
+    view = memoryview(data)
+    for size, sha, chunks in sorted(versions, key=lambda v: -v[0]):
+        if 0 < size < len(data) and hashlib.sha256(view[:size]).hexdigest() == sha:
+            return CachedFile(StatKey(size, 0, 0, 0), 0, sha, chunks)
+    return None
 
 
 def _why_lost(lost: dict[str, str], entry: FileEntry) -> str:

@@ -157,6 +157,11 @@ def test_a_transcript_merge_takes_the_shared_chunks_from_the_copy_here(tmp_path:
     merged = pair.read(1, session)
     assert merged.endswith(mine) or merged.endswith(theirs)
     assert mine in merged and theirs in merged
+    # The merge is cut as grown from the version it begins with: its push sends the new
+    # record, not the old last chunk again, and the other machine fetches just that.
+    assert pair.run(1, "push").uploaded_bytes < 100_000  # type: ignore[attr-defined]
+    assert pair.run(0, "pull").downloaded_bytes < 100_000  # type: ignore[attr-defined]
+    assert pair.read(0, session) == merged
 
 
 def test_chunks_a_file_here_no_longer_holds_are_not_taken_from_it(tmp_path: Path) -> None:
