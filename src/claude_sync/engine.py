@@ -92,6 +92,8 @@ OFFLOAD_SUMMARIES = 32 << 20
 #: the bytes in memory; the worker would read it again). On the large set, 256 KiB and 1 MiB
 #: gave the same times within noise.
 OFFLOAD_FILE = WHOLE_READ
+#: how long the scan waits for one summary from the worker before it takes it for hung
+SUMMARY_WAIT = 120.0
 # What reading a changed file gave the scan: its content, the error, or why it waits.
 _Outcome = CachedFile | OSError | str
 
@@ -368,7 +370,7 @@ class Engine:
                         view.unknown.add(path)
                         warnings.append(f"{found.local_path} {outcome}")
                     else:
-                        summary, mark = self._summary_of(read, outcome)
+                        summary, mark = self._summary_of(read, outcome, worker)
                         fresh_files.append((path, outcome))
                         local[path] = LocalFile(
                             path, found.abspath, outcome, is_transcript(path), summary
@@ -457,16 +459,20 @@ class Engine:
             return None  # summarized here, as without a worker
 
     def _summary_of(
-        self, read: _Read, outcome: CachedFile
+        self, read: _Read, outcome: CachedFile, worker: SummaryWorker | None
     ) -> tuple[SessionSummary | None, SummaryMark | None]:
         """A read file's summary and mark, waiting for the worker's when it has it; if the
-        worker failed, summarized here (from the start)."""
-        if not isinstance(read.summary, Future):
-            return read.summary, read.mark
+        worker failed, or hangs, summarized here (from the start): a push run by a hook
+        must not wait on it for ever."""
+        if not isinstance(read.summary, Future) or worker is None:
+            return read.summary, read.mark  # type: ignore[return-value]
         try:
-            return read.summary.result()
-        except OSError:  # the worker stopped
-            return self.sessions.summary(read.path, read.found.abspath, outcome.chunks, self.device)
+            return read.summary.result(timeout=SUMMARY_WAIT)
+        except TimeoutError:
+            worker.stop()  # the summaries still waiting fail at once, and are made here
+        except OSError:
+            pass  # the worker stopped
+        return self.sessions.summary(read.path, read.found.abspath, outcome.chunks, self.device)
 
     def _read_checked(
         self,

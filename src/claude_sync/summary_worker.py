@@ -33,11 +33,13 @@ _KEEP = ("PATH", "SYSTEMROOT", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP")
 class SummaryWorker:
     """One worker process, fed SessionPolicy.summary's arguments from any thread."""
 
+    command = (sys.executable, "-m", "claude_sync.summary_worker")
+
     def __init__(self) -> None:
         env = {name: value for name in _KEEP if (value := os.environ.get(name)) is not None}
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "claude_sync.summary_worker"],
+            self.command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -98,6 +100,11 @@ class SummaryWorker:
                 for future in self._waiting.values():
                     future.set_exception(OSError("the summary worker stopped"))
                 self._waiting.clear()
+
+    def stop(self) -> None:
+        """Kill the worker: every summary still waiting fails, to be made by the caller."""
+        with contextlib.suppress(OSError):
+            self._proc.kill()
 
     def close(self) -> None:
         with contextlib.suppress(OSError, ValueError):

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import sys
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -131,3 +132,28 @@ def test_a_push_summarizes_in_the_worker_and_without_it_alike(tmp_path: Path) ->
     without = pushed_summaries(tmp_path / "b", texts, dies=True)
     assert through == without
     assert all(s is not None and s.records > 400 for s in through.values())  # type: ignore[attr-defined]
+
+
+def test_a_push_does_not_wait_for_ever_on_a_hung_worker(tmp_path: Path) -> None:
+    """A worker that never answers is taken for hung after SUMMARY_WAIT and killed; the
+    push makes the summaries itself."""
+    rng = random.Random(4)
+    texts = {
+        f"{PROJECT}/{n:08x}-0000-4000-8000-000000000000.jsonl": transcript(rng, 300)
+        for n in range(3)
+    }
+    pair = EngineMachines(tmp_path)
+    for path, text in texts.items():
+        pair.write(0, path, text)
+    hung = (sys.executable, "-c", "import time; time.sleep(60)")
+    started = time.monotonic()
+    with (
+        mock.patch.object(engine_module, "OFFLOAD_SUMMARIES", 1),
+        mock.patch.object(engine_module, "OFFLOAD_FILE", 1),
+        mock.patch.object(engine_module, "SUMMARY_WAIT", 0.5),
+        mock.patch.object(SummaryWorker, "command", hung),
+    ):
+        pair.run(0, "push")
+    assert time.monotonic() - started < 20
+    files = Repository.open(pair.store, pair.master).load_snapshot(1).files
+    assert all(files[p].session is not None and files[p].session.records == 301 for p in texts)
