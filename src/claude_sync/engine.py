@@ -1714,33 +1714,32 @@ class Engine:
         wanted: set[str],
         here: Mapping[str, LocalFile],
         deliver: Callable[[str, bytes], None],
-        versions: Iterable[tuple[str, FileEntry]] = (),
+        versions: Iterable[tuple[str, FileEntry]],
     ) -> set[str]:
-        """Hand deliver the wanted blobs that files here hold, read from them and checked
-        against their ids; returns those delivered. A transcript that grew on another
-        machine then costs a pull its new chunks, not the whole file again. versions:
-        other versions of files here (path, entry), whose chunks may stand at the same
-        places in the copy here though it was cut otherwise (a merge base whose short last
-        chunk the copy here cut again with its own append). (Filtered files are left out:
-        their chunks are of their logical form, not of what is on disk. A file changed
-        since the scan fails the check: its blobs are downloaded.)"""
-        sources: dict[str, list[tuple[str, int, int]]] = {}
-        for path, f in here.items():
-            if path not in self.filters:
-                for blob_id, offset, length in f.cached.chunks:
-                    if blob_id in wanted:
-                        sources.setdefault(f.abspath, []).append((blob_id, offset, length))
+        """Hand deliver the wanted blobs that the copies here of versions' files hold,
+        read from them and checked against their ids; returns those delivered. A
+        transcript that grew on another machine then costs a pull its new chunks, not the
+        whole file again. A copy is looked at for its own chunks (as the scan saw them,
+        here) and for the version's chunks at their places: it may hold them though it was
+        cut otherwise (a merge base whose short last chunk the copy here cut again with its
+        own append). (Filtered files are left out: their chunks are of their logical form,
+        not of what is on disk. A file changed since the scan fails the check: its blobs
+        are downloaded.)"""
+        # Only the copies of the files wanted: a pull into a tree of 50,000 files must not
+        # look through every file's chunks to bring one.
+        sources: dict[str, set[tuple[str, int, int]]] = {}
         for path, entry in versions:
             f = here.get(path)
-            if f is not None and path not in self.filters:
-                for blob_id, offset, length in entry.located_chunks():
-                    if blob_id in wanted and offset + length <= f.cached.stat.size:
-                        sources.setdefault(f.abspath, []).append((blob_id, offset, length))
+            if f is None or path in self.filters:
+                continue
+            for blob_id, offset, length in (*f.cached.chunks, *entry.located_chunks()):
+                if blob_id in wanted and offset + length <= f.cached.stat.size:
+                    sources.setdefault(f.abspath, set()).add((blob_id, offset, length))
         delivered: set[str] = set()
         for abspath, chunks in sources.items():
             try:
                 with open(abspath, "rb") as fh:
-                    for blob_id, offset, length in chunks:
+                    for blob_id, offset, length in sorted(chunks, key=lambda c: c[1]):
                         if blob_id not in delivered:
                             fh.seek(offset)
                             data = fh.read(length)
@@ -2056,7 +2055,7 @@ def _read_whole(path: str | Path, size: int) -> tuple[bytes, os.stat_result]:
     its name now leads to another: what was read is then consistent, and the next scan
     sees the new one). A bare descriptor: a file object costs more syscalls than reading
     a small file, and a first scan can meet tens of thousands."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    fd = os.open(path, os.O_RDONLY | portable.O_BINARY | portable.O_CLOEXEC)
     try:
         parts = []
         want = size + 1  # end of file seen in one read; more if it grew since its stat

@@ -187,10 +187,20 @@ def test_chunks_a_file_here_no_longer_holds_are_not_taken_from_it(tmp_path: Path
             "agents/g.md": LocalFile(
                 "agents/g.md", str(file), CachedFile(stat, 0o644, "0" * 64, ((wrong, 0, 12),))
             ),
+            "agents/h.md": LocalFile(
+                "agents/h.md", str(file), CachedFile(stat, 0o644, "0" * 64, ((right, 0, 12),))
+            ),
         }
+        wanted = FileEntry("0" * 64, 0, 0, 0o644, ())
         got: dict[str, bytes] = {}
-        assert engine._deliver_from_here({right, wrong}, here, got.__setitem__) == {right}
+        pulled = [("agents/f.md", wanted), ("agents/g.md", wanted)]
+        assert engine._deliver_from_here({right, wrong}, here, got.__setitem__, pulled) == {right}
         assert got == {right: b"hello world\n"}
+        # Only the copies of the files wanted are looked at.
+        got.clear()
+        only_g = [("agents/g.md", wanted)]
+        assert engine._deliver_from_here({right, wrong}, here, got.__setitem__, only_g) == set()
+        assert got == {}
         # Another version's chunk that stands in the file though the file was cut otherwise
         # (a merge base whose short last chunk the copy here cut again with its append):
         # found at its place; one past the file's end is not looked for.

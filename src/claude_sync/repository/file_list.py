@@ -107,9 +107,14 @@ class StoredFiles(Mapping[str, FileEntry]):
         return self._all
 
     def __getitem__(self, path: str) -> FileEntry:
+        # Once all is decoded (a pull), a lookup per path is a plain dict's.
+        if self._all is not None:
+            return self._all[path]
         return self.group(manifest_group(path))[path]
 
     def __contains__(self, path: object) -> bool:
+        if self._all is not None:
+            return path in self._all
         return isinstance(path, str) and path in self.group(manifest_group(path))
 
     def __iter__(self) -> Iterator[str]:
