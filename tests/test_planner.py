@@ -370,6 +370,21 @@ class ThreeMachines(RuleBasedStateMachine):
     # -- what must hold -----------------------------------------------------------------------
 
     @invariant()
+    def a_clean_tree_has_nothing_to_push(self) -> None:
+        """Where a push would skip looking at each file (engine.TreeWalk), a full look
+        must find nothing to push either."""
+        for m in range(MACHINES if hasattr(self, "roots") else 0):
+            engine = self.engine(m)
+            try:
+                sel = select([], {})
+                walked = engine.walk(sel, [])
+                if walked.digest == engine.state.clean_tree():
+                    local = engine.scan(sel, [], walked=walked)
+                    assert not engine._has_local_changes(sel, local), f"machine {m}"
+            finally:
+                engine.state.close()
+
+    @invariant()
     def conflicts_only_where_two_machines_changed_a_plain_file(self) -> None:
         for path in getattr(self, "conflicts", set()):
             assert path in (AGENT, COMMAND), path

@@ -16,13 +16,22 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from claude_sync import casefold, chain, limits, mcp, portable, resources, settings_trust
+from claude_sync import (
+    __version__,
+    casefold,
+    chain,
+    limits,
+    mcp,
+    portable,
+    resources,
+    settings_trust,
+)
 from claude_sync.chunking import Chunker, ChunkSink
 from claude_sync.config import write_private
 from claude_sync.durable import fsync_path, write_atomically
@@ -94,6 +103,8 @@ OFFLOAD_SUMMARIES = 32 << 20
 OFFLOAD_FILE = WHOLE_READ
 #: how long the scan waits for one summary from the worker before it takes it for hung
 SUMMARY_WAIT = 120.0
+#: the form of a walk's digest (TreeWalk): a new one makes every recorded clean tree stale
+TREE_DIGEST = 1
 # What reading a changed file gave the scan: its content, the error, or why it waits.
 _Outcome = CachedFile | OSError | str
 
@@ -140,6 +151,24 @@ class NewChunks:
                 # Sending a full pack failed: that is the repository's error, not one
                 # reading the file (which the scan would report and skip it for).
                 raise BackendError(f"cannot write to the repository: {exc}") from exc
+
+
+@dataclass
+class TreeWalk:
+    """One walk of the selection (Engine.walk): the files found, with the stat each had,
+    what was left out, and a digest of it all. A push whose walk has the digest of the last
+    tree found with nothing to push, while the stat cache and the bases have not changed
+    since (State.clean_tree), has nothing to push either: it need not look at each file."""
+
+    found: list[resources.FoundFile]
+    skipped: list[resources.Skipped]
+    digest: str
+
+    def take(self) -> list[resources.FoundFile]:
+        """The files found, handed over once: a scan lets go of each unchanged one as it
+        goes (at 50,000 files, 25 MiB)."""
+        found, self.found = self.found, []
+        return found
 
 
 class StagedFile(NamedTuple):
@@ -294,12 +323,45 @@ class Engine:
 
     # -- scanning ---------------------------------------------------------------------------
 
+    def walk(self, sel: Selection, warnings: list[str]) -> TreeWalk:
+        """The selection's files as they are on disk, with nothing read, and the digest of
+        what was seen (see TreeWalk)."""
+        if mcp.TYPE in sel.types:
+            warnings += mcp.reconcile(self.root, self.work_dir)
+        skipped: list[resources.Skipped] = []
+        found = list(resources.scan(self.root, sel, skipped))
+        return TreeWalk(found, skipped, self._tree_digest(sel, found, skipped))
+
+    def _tree_digest(
+        self, sel: Selection, found: list[resources.FoundFile], skipped: list[resources.Skipped]
+    ) -> str:
+        """What a walk saw, and all that decides how its files are read and mapped: equal
+        digests, with the same stat cache and bases, make equal scans."""
+        m = self.mapper
+        types = tuple(t.name for t in sel.types)
+        setting = (TREE_DIGEST, __version__, str(self.root), str(Path.home()), types, sel.only)
+        setting += (sel.include, sel.exclude)
+        mapping = (m.rules, sorted(m.read_only), sorted(m.moved.items()), sorted(self.filters))
+        text = "\n".join(
+            [
+                repr((setting, mapping, skipped)),
+                *[
+                    f"{f.local_path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
+                    f"\0{st.st_ctime_ns}\0{st.st_mode}"
+                    for f in found
+                    for st in (f.st,)
+                ],
+            ]
+        )
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
     def scan(
         self,
         sel: Selection,
         warnings: list[str],
         summaries: bool = False,
         stream: Callable[[], NewChunks] | None = None,
+        walked: TreeWalk | None = None,
     ) -> LocalView:
         """Current local files; only files whose stat changed since last time are read
         (several at once: hashing and chunking run on every core). Only a file that is gone
@@ -308,21 +370,33 @@ class Engine:
         read anyway, and a summary costs ~1.5 s per GiB of one core, better spent while the
         other core hashes), from where the last one stopped when the file only grew.
         stream: a push's; called once, if some file changed, for where the chunks cut go
-        as they are read (sealed while in memory, they need no second read to be sent)."""
-        if mcp.TYPE in sel.types:
-            warnings += mcp.reconcile(self.root, self.work_dir)
+        as they are read (sealed while in memory, they need no second read to be sent).
+        walked: this selection's walk, when the caller made it (it is used up)."""
+        if walked is None:
+            walked = self.walk(sel, warnings)
         cache = self.state.cached_files()
-        view = LocalView()
+        view = LocalView(tree=walked.digest)
         local = view.files
-        skipped: list[resources.Skipped] = []
+        skipped = walked.skipped
         changed: list[tuple[resources.FoundFile, str, CachedFile | None]] = []
         covers = self._coverage(sel)
-        for found in resources.scan(self.root, sel, skipped):
-            path = self.mapper.to_logical(found.local_path)
+        to_logical = self.mapper.to_logical
+        pending = walked.take()
+        pending.reverse()
+        while pending:
+            found = pending.pop()  # each let go of once looked at, unless it changed
+            path = to_logical(found.local_path)
             if not covers(path):
                 continue
             cached = cache.get(path)
-            if cached is not None and cached.stat == _stat_key(found.st):
+            st = found.st
+            # Inline, not _stat_key: this loop runs for every file of the tree on every push.
+            if cached is not None and cached.stat == (
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_ino,
+                st.st_ctime_ns,
+            ):
                 local[path] = LocalFile(path, found.abspath, cached, is_transcript(path))
             else:
                 changed.append((found, path, cached))
@@ -358,6 +432,8 @@ class Engine:
             for future in reads:
                 for read in future.result():
                     found, path, outcome = read.found, read.path, read.outcome
+                    if not isinstance(outcome, CachedFile):
+                        view.tree = None  # not what the walk saw: never recorded as clean
                     if isinstance(outcome, FileNotFoundError):
                         continue  # deleted since it was listed: gone, so a deletion
                     if isinstance(outcome, OSError):
@@ -509,7 +585,7 @@ class Engine:
         self,
         logical: str,
         path: str | Path,
-        st: os.stat_result,
+        st: resources.AnyStat,
         previous: CachedFile | None = None,
         strict: bool = False,
         keep: ChunkSink | None = None,
@@ -551,8 +627,8 @@ class Engine:
                 if strict:
                     raise
                 return None
-            if _stat_key(after) == _stat_key(st):
-                return CachedFile(_stat_key(st), portable.mode_of(st), sha, chunks), data
+            if (key := _stat_key(st)) == _stat_key(after):
+                return CachedFile(key, portable.mode_of(st), sha, chunks), data
             st = after
         return None
 
@@ -969,10 +1045,24 @@ class Engine:
             return NewChunks(writers[0], self._known_blobs)
 
         try:
-            local = self.scan(sel, result.warnings, not dry_run, None if dry_run else stream)
+            walked = self.walk(sel, result.warnings)
+            if not dry_run and walked.digest == self.state.clean_tree():
+                # As it was when a push last found nothing to send: no file need be looked at.
+                view = LocalView()
+                self._note_skipped(walked.skipped, view, result.warnings)
+                result.skipped = view.skipped()
+                self.repo.check_place()
+                self._record_success("push")
+                return result
+            local = self.scan(
+                sel, result.warnings, not dry_run, None if dry_run else stream, walked
+            )
+            del walked
             result.skipped = local.skipped()
             if not dry_run and not self._has_local_changes(sel, local):
                 # What the scan sealed is left out: nothing is sent, no snapshot written.
+                if local.tree is not None:
+                    self.state.set_clean_tree(local.tree)
                 self.repo.check_place()
                 self._record_success("push")
                 return result
@@ -1262,7 +1352,7 @@ class Engine:
             )
             # Recorded before the snapshot is written: a kill between writing it and
             # recording it here must not make the next run take it for another machine's.
-            bases = self._new_bases(plan)
+            bases = self._new_bases(plan, changes)
             journal = self._push_journal(plan, snapshot, bases)
             with self.state.transaction():
                 self.state.set_meta(PUSH_JOURNAL, json.dumps(journal))
@@ -1273,16 +1363,22 @@ class Engine:
             result.snapshot = seq
             self._record_push(journal, snapshot, bases)
         else:
-            bases = self._new_bases(plan)
+            bases = self._new_bases(plan, {})
             self._record_push(self._push_journal(plan, None, bases), None, bases)
         result.pushed = sorted(plan.upload) + sorted(plan.remove)
         result.removed = sorted(plan.remove)
         return True
 
     @staticmethod
-    def _new_bases(plan: Plan) -> dict[str, FileEntry | None]:
-        """Each path's base once the push's snapshot is written (None: no base)."""
-        bases: dict[str, FileEntry | None] = {p: f.entry() for p, f in plan.upload.items()}
+    def _new_bases(
+        plan: Plan, entries: Mapping[str, FileEntry | None]
+    ) -> dict[str, FileEntry | None]:
+        """Each path's base once the push's snapshot is written (None: no base); entries:
+        those the snapshot lists, when made already (a base keeps no summary)."""
+        bases: dict[str, FileEntry | None] = {
+            p: e.with_session(None) if (e := entries.get(p)) else f.entry()
+            for p, f in plan.upload.items()
+        }
         bases.update(dict.fromkeys(plan.remove))
         bases.update(plan.adopt)
         return bases
@@ -1450,8 +1546,7 @@ class Engine:
     def status(self, sel: Selection) -> Status:
         """What pull and push would do, from one look at the remote head."""
         result = Result()
-        local = self.scan(sel, result.warnings)
-        result.skipped = local.skipped()
+        walked = self.walk(sel, result.warnings)
         root = self.head_root()
         seq = None if root is None else root.seq
         in_step = (
@@ -1459,9 +1554,22 @@ class Engine:
             and self.state.get_meta("pulled_seq") == str(seq)
             and self.sessions.covered_by(self.state.get_meta("session_window"))
             and not self._labels_mapped_since_pull()
+            and not self.state.conflicts()
         )
-        settled = in_step and not self.state.conflicts() and not self._has_local_changes(sel, local)
-        if not settled:  # else nothing either way: the file list need not be read
+        if in_step and walked.digest == self.state.clean_tree():
+            # Nothing to push (see TreeWalk) and nothing new to pull: no file need be read.
+            view = LocalView()
+            self._note_skipped(walked.skipped, view, result.warnings)
+            result.skipped = view.skipped()
+            here = {self.mapper.to_logical(f.local_path) for f in walked.found}
+            return Status(result, seq, self._remote_only(root, here, set()))
+        local = self.scan(sel, result.warnings, walked=walked)
+        del walked
+        result.skipped = local.skipped()
+        clean = not self._has_local_changes(sel, local)
+        if clean and local.tree is not None:
+            self.state.set_clean_tree(local.tree)
+        if not (in_step and clean):  # else nothing either way: the file list need not be read
             head = None if root is None else self._snapshot(root)
             plan = self.plan_pull(sel, local, head, "ask")
             self._keep_held(sel, plan, local)
@@ -1469,17 +1577,18 @@ class Engine:
             push = self.plan_push(sel, local, head)
             result.pushed = sorted(push.upload) + sorted(push.remove)
             result.removed = sorted(push.remove)
-        return Status(result, seq, self._remote_only(root, local, set(result.pulled)))
+        return Status(result, seq, self._remote_only(root, local.files, set(result.pulled)))
 
-    def _remote_only(self, root: SnapshotRoot | None, local: LocalView, arriving: set[str]) -> int:
+    def _remote_only(
+        self, root: SnapshotRoot | None, here: Container[str], arriving: set[str]
+    ) -> int:
         """Sessions a plain pull leaves in the repository: their transcript is not here
-        (the scan saw it, else the disk says), nor among the paths the next pull brings."""
+        (here: the logical paths a scan saw, else the disk says), nor among the paths the
+        next pull brings."""
         return sum(
             1
             for path in self._transcripts(root)
-            if path not in local.files
-            and path not in arriving
-            and not self.local_path(path).is_file()
+            if path not in here and path not in arriving and not self.local_path(path).is_file()
         )
 
     def _transcripts(self, root: SnapshotRoot | None) -> list[str]:
@@ -2058,23 +2167,27 @@ def _read_whole(path: str | Path, size: int) -> tuple[bytes, os.stat_result]:
     fd = os.open(path, os.O_RDONLY | portable.O_BINARY | portable.O_CLOEXEC)
     try:
         parts = []
+        got = 0
         want = size + 1  # end of file seen in one read; more if it grew since its stat
         while block := os.read(fd, want):
             parts.append(block)
+            got += len(block)
+            if got >= size and len(block) < want:
+                break  # a local file reads short only at its end: no read just to see it
             want = max(want, SMALL_READ)
         return b"".join(parts), os.fstat(fd)
     finally:
         os.close(fd)
 
 
-def _new_bytes(st: os.stat_result, cached: CachedFile | None) -> int:
+def _new_bytes(st: resources.AnyStat, cached: CachedFile | None) -> int:
     """About how many bytes of a changed file are new: a grown file's growth."""
     if cached is not None and st.st_size > cached.stat.size:
         return st.st_size - cached.stat.size
     return st.st_size
 
 
-def _stat_key(st: os.stat_result) -> StatKey:
+def _stat_key(st: resources.AnyStat) -> StatKey:
     return StatKey(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 

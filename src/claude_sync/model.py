@@ -40,6 +40,13 @@ class FileEntry:
             offset += length
         return tuple(chunks)
 
+    def with_session(self, session: SessionSummary | None) -> FileEntry:
+        """This entry with a transcript's summary (built directly: `dataclasses.replace`
+        looks up every field, and a first push adds one per transcript)."""
+        return FileEntry(
+            self.sha256, self.size, self.mtime_ns, self.mode, self.chunks, session, self.lists
+        )
+
     def to_json(self, lists: bool = False) -> dict[str, Any]:
         """The entry as JSON: with every chunk, or (lists, for a manifest part) with its
         chunk lists and only the chunks after them."""

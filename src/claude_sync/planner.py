@@ -49,14 +49,11 @@ class LocalFile(NamedTuple):
 
     def entry(self) -> FileEntry:
         """This version as a snapshot would list it."""
-        return FileEntry(
-            sha256=self.cached.sha256,
-            # The stored content's size: a filtered file's differs from its size on disk.
-            size=sum(length for _, _, length in self.cached.chunks),
-            mtime_ns=self.cached.stat.mtime_ns,
-            mode=self.cached.mode,
-            chunks=tuple((blob, length) for blob, _, length in self.cached.chunks),
-        )
+        cached = self.cached
+        chunks = tuple([(blob, length) for blob, _, length in cached.chunks])
+        # The stored content's size: a filtered file's differs from its size on disk.
+        size = sum([length for _, length in chunks])
+        return FileEntry(cached.sha256, size, cached.stat.mtime_ns, cached.mode, chunks)
 
 
 @dataclass
@@ -68,6 +65,9 @@ class LocalView:
     unknown: set[str] = field(default_factory=set)
     #: logical folders that could not be listed (or links not followed): all below is unknown
     unknown_dirs: set[str] = field(default_factory=set)
+    #: the digest of the walk the view was made from (engine.TreeWalk); None when a file
+    #: it found could not be read as it was found
+    tree: str | None = None
 
     def skipped(self) -> list[str]:
         """Every unknown path and folder, sorted (what a command reports as skipped)."""

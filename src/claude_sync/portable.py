@@ -9,9 +9,12 @@ import stat
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from claude_sync.durable import fsync_path
+
+if TYPE_CHECKING:
+    from claude_sync import resources
 
 WINDOWS = os.name == "nt"
 #: flags that exist only on some systems; 0 (no effect) elsewhere
@@ -34,7 +37,7 @@ def pwrite(fd: int, data: bytes, offset: int) -> None:
         offset += written
 
 
-def mode_of(st: os.stat_result) -> int:
+def mode_of(st: os.stat_result | resources.FileStat) -> int:
     """A file's permission bits to store. Windows has only a read-only flag, which would come
     out as 0o666 (world-writable) elsewhere: its files are stored as private."""
     return 0o600 if WINDOWS else stat.S_IMODE(st.st_mode)

@@ -160,6 +160,22 @@ def capped_mode(path: str, mode: int) -> int:
     return mode & cap or 0o600
 
 
+class FileStat(NamedTuple):
+    """What a scan keeps of a file's stat, under os.stat_result's names: a scan keeps one
+    per file of the tree until it knows which changed, and an os.stat_result holds three
+    times as much."""
+
+    st_size: int
+    st_mtime_ns: int
+    st_ino: int
+    st_ctime_ns: int
+    st_mode: int
+
+
+#: a stat as the scan keeps it, or as os.stat gives it
+AnyStat = FileStat | os.stat_result
+
+
 class FoundFile(NamedTuple):
     """A regular file the scan selected, as it is on disk here (a tuple: a scan makes one
     per file of the tree)."""
@@ -167,7 +183,7 @@ class FoundFile(NamedTuple):
     #: relative to the Claude folder, as named on this machine (the mapper gives its logical path)
     local_path: str
     abspath: str
-    st: os.stat_result
+    st: FileStat
 
 
 @dataclass(frozen=True)
@@ -310,7 +326,11 @@ class _Walk:
         if lst.st_size == 0:
             self.skip(path, False, EMPTY)
             return None
-        return FoundFile(path, abspath, lst)
+        return FoundFile(
+            path,
+            abspath,
+            FileStat(lst.st_size, lst.st_mtime_ns, lst.st_ino, lst.st_ctime_ns, lst.st_mode),
+        )
 
     def folder(self, folder: str) -> Iterator[FoundFile]:
         boundary = self.boundary(folder)

@@ -15,7 +15,7 @@ import io
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -152,7 +152,7 @@ class SessionPolicy:
         summary = known or self.summary(path, abspath, entry.located_chunks(), device)[0]
         if summary is None:
             return entry
-        return replace(entry, session=summary)
+        return entry.with_session(summary)
 
     @staticmethod
     def summary(

@@ -15,7 +15,7 @@ import io
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 
@@ -64,8 +64,17 @@ class SessionSummary:
     device: str
 
     def to_json(self) -> dict[str, Any]:
-        """The form stored in a snapshot."""
-        return asdict(self)
+        """The form stored in a snapshot (built by hand: `asdict` copies each field
+        deeply, and a first push writes one per transcript)."""
+        return {
+            "title": self.title,
+            "cwd": self.cwd,
+            "first": self.first,
+            "last": self.last,
+            "records": self.records,
+            "branch": self.branch,
+            "device": self.device,
+        }
 
     @classmethod
     def from_json(cls, obj: Any, what: str) -> SessionSummary:

@@ -44,6 +44,17 @@ CREATE TABLE IF NOT EXISTS snapshots (
 );
 """
 
+#: meta key: the tree a no-op push last found in step with its bases (see State.clean_tree)
+CLEAN_TREE = "clean_tree"
+# Any write to the stat cache or the bases, by any code (an older claude-sync's too), forgets
+# the clean tree: it stands only for the rows it was recorded with.
+TRIGGERS = "\n".join(
+    f"CREATE TRIGGER IF NOT EXISTS {table}_{op.lower()}_unclean AFTER {op} ON {table} "
+    f"BEGIN DELETE FROM meta WHERE key = '{CLEAN_TREE}'; END;"
+    for table in ("local", "base")
+    for op in ("INSERT", "UPDATE", "DELETE")
+)
+
 #: PRAGMA user_version of a state database this code has brought up to date (see _migrate)
 SCHEMA_VERSION = 1
 
@@ -146,6 +157,7 @@ class State:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
             self._migrate()
+            self.db.executescript(TRIGGERS)  # after _migrate, which builds base anew
         except sqlite3.DatabaseError as exc:
             raise SyncError(
                 f"the local state database {path} cannot be opened ({exc}); it is safe to "
@@ -405,6 +417,16 @@ class State:
         paths = [p for (p,) in self.db.execute("SELECT path FROM base WHERE seq > ?", (seq,))]
         self.db.execute("DELETE FROM base WHERE seq > ?", (seq,))
         return paths
+
+    def clean_tree(self) -> str | None:
+        """The digest of the tree (see Engine.scan) a push last found with nothing to send,
+        while the stat cache and the bases are as they were then; None otherwise."""
+        return self.get_meta(CLEAN_TREE)
+
+    def set_clean_tree(self, digest: str) -> None:
+        """Record that the tree digest names has nothing to push; forgotten at the next
+        write to the stat cache or the bases."""
+        self.set_meta(CLEAN_TREE, digest)
 
     def get_meta(self, key: str) -> str | None:
         """A bookkeeping value (last pull, the snapshot seen last, ...); None when unset."""

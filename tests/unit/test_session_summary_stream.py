@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -149,3 +150,12 @@ def test_a_summary_resumed_at_its_checkpoint_equals_one_read_from_the_start(
                 offset = checkpoint_next.offset
                 assert offset <= mark and (offset == 0 or data[offset - 1 : offset] == b"\n")
             checkpoint = checkpoint_next or checkpoint
+
+
+@given(LINES)
+def test_a_summary_is_stored_with_every_field_and_read_back_as_it_was(lines: list[str]) -> None:
+    data = "".join(line + "\n" for line in lines).encode()
+    summary = summarize_file(io.BytesIO(data), len(data), "laptop")
+    stored = summary.to_json()
+    assert stored == dataclasses.asdict(summary)
+    assert session_summary.SessionSummary.from_json(json.loads(json.dumps(stored)), "x") == summary

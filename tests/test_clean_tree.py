@@ -1,0 +1,240 @@
+"""A push that finds the tree as the last push with nothing to send left it (same files,
+same stats, same stat cache and bases) says so without looking at each file; anything that
+could give a full look another answer makes it look again."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import DAY0, Machine, transcript
+from memory_store import MemoryStore
+from test_trust import push_malicious, set_up, settings_of
+
+from claude_sync.engine import Engine
+from claude_sync.model import FileEntry
+from claude_sync.repository import Repository
+from claude_sync.resources import select
+from claude_sync.state import CLEAN_TREE, CachedFile, State, StatKey
+
+SESSION = "projects/-srv-app/s1.jsonl"
+AGENT = "agents/reviewer.md"
+
+
+class Machine1:
+    """One machine running the engine in-process on an in-memory repository."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.root = tmp / ".claude"
+        self.root.mkdir()
+        (tmp / "work").mkdir()
+        self.tmp = tmp
+        self.store = MemoryStore()
+        self.master = Repository.create(self.store, None).keys.master
+
+    def engine(self) -> Engine:
+        repo = Repository.open(self.store, self.master)
+        return Engine(self.root, repo, State(self.tmp / "state.db"), "m", self.tmp / "work")
+
+    def push(self) -> list[str]:
+        engine = self.engine()
+        try:
+            return engine.push(select([], {})).pushed
+        finally:
+            engine.state.close()
+
+    def clean_tree(self) -> str | None:
+        state = State(self.tmp / "state.db")
+        try:
+            return state.clean_tree()
+        finally:
+            state.close()
+
+
+@pytest.fixture
+def machine(tmp_path: Path) -> Machine1:
+    m = Machine1(tmp_path)
+    (m.root / "agents").mkdir()
+    (m.root / AGENT).write_text("v1\n")
+    (m.root / "projects" / "-srv-app").mkdir(parents=True)
+    (m.root / SESSION).write_text(transcript("s1", 3))
+    return m
+
+
+def test_an_unchanged_tree_is_pushed_without_reading_the_stat_cache(machine, monkeypatch):
+    assert sorted(machine.push()) == [AGENT, SESSION]
+    assert machine.clean_tree() is None  # the push changed the bases
+    assert machine.push() == []  # looks at every file, finds nothing: records the tree
+    assert machine.clean_tree() is not None
+
+    def refused(self: State) -> None:
+        raise AssertionError("the stat cache was read")
+
+    with monkeypatch.context() as m:
+        m.setattr(State, "cached_files", refused)
+        assert machine.push() == []
+    with (machine.root / SESSION).open("a") as fh:
+        fh.write(transcript("s1", 1, start=10))
+    assert machine.push() == [SESSION]
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["append", "touch", "new file", "delete", "rename", "chmod", "same size rewrite"],
+)
+def test_any_change_to_the_tree_is_looked_at(machine, change):
+    machine.push()
+    machine.push()
+    recorded = machine.clean_tree()
+    agent = machine.root / AGENT
+    if change == "append":
+        with agent.open("a") as fh:
+            fh.write("more\n")
+    elif change == "touch":
+        st = agent.stat()
+        os.utime(agent, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    elif change == "new file":
+        (machine.root / "agents" / "new.md").write_text("new\n")
+    elif change == "delete":
+        agent.unlink()
+    elif change == "rename":
+        agent.rename(machine.root / "agents" / "renamed.md")
+    elif change == "chmod":
+        agent.chmod(0o600)
+    else:
+        agent.write_text("v2\n")
+    pushed = machine.push()
+    expected = {
+        "append": [AGENT],
+        "touch": [],
+        "new file": ["agents/new.md"],
+        "delete": [AGENT],
+        "rename": [AGENT, "agents/renamed.md"],
+        "chmod": [],
+        "same size rewrite": [AGENT],
+    }[change]
+    assert sorted(pushed) == sorted(expected)
+    assert machine.clean_tree() != recorded
+
+
+def _entry() -> FileEntry:
+    return FileEntry("a" * 64, 3, 1, 0o644, (("b" * 64, 3),))
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        lambda s: s.remember_files([("x", CachedFile(StatKey(1, 2, 3, 4), 0o644, "a" * 64, ()))]),
+        lambda s: s.forget_files(["agents/reviewer.md"]),
+        lambda s: s.set_bases([("x", _entry())], 1),
+        lambda s: s.set_base(AGENT, None, 1),
+        lambda s: s.forget_bases_after(0),
+        # an older claude-sync, which knows nothing of the clean tree
+        lambda s: s.db.execute("UPDATE base SET seq = 7"),
+        lambda s: s.db.execute("DELETE FROM local"),
+    ],
+)
+def test_any_write_to_the_stat_cache_or_the_bases_forgets_the_clean_tree(machine, write):
+    machine.push()
+    machine.push()
+    assert machine.clean_tree() is not None
+    state = State(machine.tmp / "state.db")
+    try:
+        write(state)
+        assert state.clean_tree() is None
+    finally:
+        state.close()
+
+
+def test_a_state_written_before_the_clean_tree_gets_its_triggers(tmp_path):
+    path = tmp_path / "state.db"
+    State(path).close()
+    db = sqlite3.connect(path)
+    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        db.execute(f"DROP TRIGGER {name}")
+    db.execute("INSERT INTO meta VALUES (?, 'stale')", (CLEAN_TREE,))
+    db.commit()
+    db.close()
+    state = State(path)
+    try:
+        state.set_bases([(AGENT, _entry())], 1)
+        assert state.clean_tree() is None
+    finally:
+        state.close()
+
+
+def test_a_file_that_could_not_be_read_is_never_recorded_clean(machine, monkeypatch):
+    machine.push()
+    with (machine.root / AGENT).open("a") as fh:
+        fh.write("more\n")
+
+    def unreadable(self, found, path, cached, keep):  # type: ignore[no-untyped-def]
+        return PermissionError(13, "Permission denied"), None
+
+    with monkeypatch.context() as m:
+        m.setattr(Engine, "_read_checked", unreadable)
+        assert machine.push() == []  # nothing readable changed
+    assert machine.clean_tree() is None
+    assert machine.push() == [AGENT]
+
+
+# -- as users run it -------------------------------------------------------------------------
+
+
+def test_keeping_local_settings_after_no_op_pushes_still_sends_them(machines, repo_dir):
+    """Pushes that find nothing to send (conflicts wait) record the tree; the resolve after
+    them syncs one path, with a selection of its own, and must still send it."""
+    a, b = machines
+    set_up(a, b, repo_dir)
+    push_malicious(a)
+    assert b.run("pull", check=False).returncode == 3
+    for _ in range(2):  # conflicts wait: exit code 3, nothing sent
+        assert json.loads(b.run("push", "--json", check=False).stdout)["pushed"] == []
+    b.run("resolve", "settings.json", "--take", "local")
+    assert a.run("pull", check=False).returncode == 3
+    a.run("resolve", "settings.json", "--take", "remote")
+    assert settings_of(a) == {"model": "opus", "env": {"MINE": "1"}}
+
+
+def test_a_skipped_file_is_reported_by_every_push(machines, repo_dir):
+    a, _ = machines
+    a.write(AGENT, "v1\n")
+    (a.claude / "agents" / "gone.md").symlink_to(a.claude / "agents" / "nowhere.md")
+    a.run("init", str(repo_dir))
+    a.run("push", check=False)
+    for _ in range(3):
+        push = a.run("push", check=False)
+        assert "agents/gone.md is a broken link" in push.stderr, push.stderr
+        assert json.loads(a.run("push", "--json", check=False).stdout)["skipped"] == [
+            "agents/gone.md"
+        ]
+
+
+def _status(m: Machine) -> dict[str, object]:
+    return m.json("status")
+
+
+def test_status_of_an_unchanged_tree_says_what_a_full_look_says(machines, repo_dir):
+    a, b = machines
+    a.write(AGENT, "v1\n")
+    for i in range(3):  # sessions from 2020: older than any pull's window
+        old = transcript(f"s{i}", 2).replace(DAY0, "2020-01-01")
+        a.write(f"projects/-srv-app/s{i}.jsonl", old, mtime=1_600_000_000 + i)
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b.run("init", str(repo_dir))
+    b.run("pull")  # recent sessions only: these three stay in the repository
+    first = _status(b)
+    assert first["remote_only_sessions"] == 3, first
+    for _ in range(2):
+        assert _status(b) == first
+    b.run("pull", "--all")
+    after = _status(b)
+    assert after["remote_only_sessions"] == 0, after
+    assert _status(b) == after
+    b.append(AGENT, "more\n")
+    changed = _status(b)
+    assert changed["pushed"] == [AGENT], changed
