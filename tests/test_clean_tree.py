@@ -11,14 +11,18 @@ from pathlib import Path
 
 import pytest
 from conftest import DAY0, Machine, transcript
+from hypothesis import given
+from hypothesis import strategies as st
 from memory_store import MemoryStore
 from test_trust import push_malicious, set_up, settings_of
 
+from claude_sync.clean_tree import TreeWalk, unit_of
 from claude_sync.engine import Engine
 from claude_sync.model import FileEntry
+from claude_sync.planner import LocalView
 from claude_sync.repository import Repository
-from claude_sync.resources import select
-from claude_sync.state import CLEAN_TREE, CachedFile, State, StatKey
+from claude_sync.resources import FileStat, FoundFile, select
+from claude_sync.state import WHOLE_TREE, CachedFile, State, StatKey
 
 SESSION = "projects/-srv-app/s1.jsonl"
 AGENT = "agents/reviewer.md"
@@ -66,9 +70,7 @@ def machine(tmp_path: Path) -> Machine1:
 
 def test_an_unchanged_tree_is_pushed_without_reading_the_stat_cache(machine, monkeypatch):
     assert sorted(machine.push()) == [AGENT, SESSION]
-    assert machine.clean_tree() is None  # the push changed the bases
-    assert machine.push() == []  # looks at every file, finds nothing: records the tree
-    assert machine.clean_tree() is not None
+    assert machine.clean_tree() is not None  # all sent: nothing left to push
 
     def refused(self: State) -> None:
         raise AssertionError("the stat cache was read")
@@ -155,7 +157,7 @@ def test_a_state_written_before_the_clean_tree_gets_its_triggers(tmp_path):
     db = sqlite3.connect(path)
     for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
         db.execute(f"DROP TRIGGER {name}")
-    db.execute("INSERT INTO meta VALUES (?, 'stale')", (CLEAN_TREE,))
+    db.execute("INSERT INTO clean_units VALUES (?, 'stale')", (WHOLE_TREE,))
     db.commit()
     db.close()
     state = State(path)
@@ -238,3 +240,133 @@ def test_status_of_an_unchanged_tree_says_what_a_full_look_says(machines, repo_d
     b.append(AGENT, "more\n")
     changed = _status(b)
     assert changed["pushed"] == [AGENT], changed
+
+
+# -- a push after a session: only the projects that changed ----------------------------------
+
+
+def _projects(machine: Machine1, n: int) -> list[str]:
+    sessions = []
+    for i in range(n):
+        rel = f"projects/-srv-p{i}/s{i}.jsonl"
+        (machine.root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (machine.root / rel).write_text(transcript(f"s{i}", 2))
+        sessions.append(rel)
+    return sessions
+
+
+def test_a_push_after_an_append_reads_only_the_changed_projects_rows(machine, monkeypatch):
+    sessions = _projects(machine, 3)
+    machine.push()
+    machine.push()
+    with (machine.root / sessions[1]).open("a") as fh:
+        fh.write(transcript("s1", 1, start=5))
+    asked: list[object] = []
+    cached_files = State.cached_files
+
+    def spy(self: State, under: tuple[str, ...] | None = None) -> object:
+        asked.append(under)
+        return cached_files(self, under)
+
+    with monkeypatch.context() as m:
+        m.setattr(State, "cached_files", spy)
+        assert machine.push() == [sessions[1]]
+    assert asked == [("projects/-srv-p1",)]
+    # Sent whole: the tree is clean again, and the next push reads nothing.
+    assert set(machine_units(machine)) == {
+        WHOLE_TREE,
+        "agents",
+        "projects/-srv-app",
+        "projects/-srv-p0",
+        "projects/-srv-p1",
+        "projects/-srv-p2",
+    }
+    with monkeypatch.context() as m:
+        m.setattr(State, "cached_files", None)
+        assert machine.push() == []
+
+
+def test_a_push_that_leaves_a_conflict_keeps_only_the_units_it_did_not_look_at(machines, repo_dir):
+    a, b = machines
+    for m in (a, b):
+        m.write(AGENT, "v1\n")
+        m.write("commands/c.md", "c\n")
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b.run("init", str(repo_dir))
+    b.run("pull")
+    for _ in range(2):
+        b.run("push")
+    a.write(AGENT, "from a\n")
+    a.run("push")
+    b.write(AGENT, "from b\n")
+    assert b.run("push", check=False).returncode == 3  # a conflict: pull first
+    state = State(next(b.config_dir.glob("state-*.db")))
+    try:
+        kept = state.clean_units()
+    finally:
+        state.close()
+    assert "agents" not in kept and WHOLE_TREE not in kept
+    assert "commands" in kept
+    pushed = b.json("sync", "--strategy", "local")["pushed"]
+    assert pushed == [AGENT]
+    assert a.json("pull")["pulled"] == [AGENT]
+    assert (a.claude / AGENT).read_text() == "from b\n"
+
+
+def machine_units(machine: Machine1) -> dict[str, str]:
+    state = State(machine.tmp / "state.db")
+    try:
+        return state.clean_units()
+    finally:
+        state.close()
+
+
+def test_a_session_moved_to_another_project_is_pushed_there(machine):
+    sessions = _projects(machine, 2)
+    machine.push()
+    machine.push()
+    moved = "projects/-srv-p1/s0.jsonl"
+    (machine.root / sessions[0]).rename(machine.root / moved)
+    # A vanished session is Claude Code's clean-up, not a deletion to push.
+    assert machine.push() == [moved]
+
+
+def test_a_unit_whose_rows_a_push_touched_is_not_kept_clean(machine):
+    """(A push that finishes one killed before it records bases for any path.)"""
+    engine = machine.engine()
+    sel = select([], {})
+    walked = engine.walk(sel, [])
+    clean = {"agents": "a", "projects/-srv-app": "b"}
+    try:
+        engine.state.touched = {AGENT}
+        engine._record_clean(sel, LocalView(tree=walked.digest), walked, clean, set())
+        assert engine.state.clean_units() == {"projects/-srv-app": "b"}
+        engine._record_clean(sel, LocalView(), walked, clean, {"projects/-srv-app"})
+        assert engine.state.clean_units() == {}
+    finally:
+        engine.state.close()
+
+
+# -- the digests -----------------------------------------------------------------------------
+
+NAMES = st.sampled_from(
+    [
+        *("projects/-a/s.jsonl", "projects/-a-b/s.jsonl", "projects/-a/x/y.jsonl"),
+        *("projects/f.txt", "agents/r.md", "agents/sub/r.md", "settings.json"),
+        *("settings.json.bak", "CLAUDE.md"),
+    ]
+)
+
+
+@given(st.lists(st.tuples(NAMES, st.integers(0, 3)), max_size=30))
+def test_each_unit_digests_its_files_wherever_the_walk_lists_them(files):
+    """The digest of a unit is that of its files in walk order, even when a walk lists a
+    unit's files apart (the walk does not, but the digest must not rely on it)."""
+    found = [FoundFile(p, "/x/" + p, FileStat(n, n, n, n, 0o644)) for p, n in files]
+    walk = TreeWalk.of("s", found, [])
+    for unit in {unit_of(p) for p, _ in files}:
+        mine = [f for f in found if unit_of(f.local_path) == unit]
+        assert walk.units[unit] == TreeWalk.of("s", mine, []).units[unit]
+    assert set(walk.units) == {unit_of(p) for p, _ in files}
+    assert TreeWalk.of("t", found, []).digest != walk.digest  # the setting counts

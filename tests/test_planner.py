@@ -15,6 +15,7 @@ import random
 import shutil
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from unittest import mock
 
@@ -40,7 +41,7 @@ from claude_sync.planner import (
 )
 from claude_sync.repository import FileEntry, Repository, Snapshot
 from claude_sync.resources import CONFLICT_MARKER, select
-from claude_sync.state import Bases, CachedFile, State, StatKey
+from claude_sync.state import WHOLE_TREE, Bases, CachedFile, State, StatKey
 
 AGENT = "agents/x.md"
 COMMAND = "commands/k.md"
@@ -370,17 +371,24 @@ class ThreeMachines(RuleBasedStateMachine):
     # -- what must hold -----------------------------------------------------------------------
 
     @invariant()
-    def a_clean_tree_has_nothing_to_push(self) -> None:
-        """Where a push would skip looking at each file (engine.TreeWalk), a full look
-        must find nothing to push either."""
+    def a_clean_unit_has_nothing_to_push(self) -> None:
+        """Where a push would skip looking at files (clean_tree.py), the whole tree or a
+        unit of it, a full look must find nothing to push there either."""
         for m in range(MACHINES if hasattr(self, "roots") else 0):
             engine = self.engine(m)
             try:
                 sel = select([], {})
                 walked = engine.walk(sel, [])
-                if walked.digest == engine.state.clean_tree():
+                clean = engine.state.clean_units()
+                whole = clean.pop(WHOLE_TREE, None) == walked.digest
+                units = [u for u, digest in clean.items() if walked.units.get(u) == digest]
+                if whole:
                     local = engine.scan(sel, [], walked=walked)
                     assert not engine._has_local_changes(sel, local), f"machine {m}"
+                for unit in units:
+                    part = replace(sel, only=(unit,))
+                    local = engine.scan(part, [])
+                    assert not engine._has_local_changes(part, local), f"machine {m}, {unit}"
             finally:
                 engine.state.close()
 

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -33,6 +33,7 @@ from claude_sync import (
     settings_trust,
 )
 from claude_sync.chunking import Chunker, ChunkSink
+from claude_sync.clean_tree import TreeWalk, unit_of
 from claude_sync.config import write_private
 from claude_sync.durable import fsync_path, write_atomically
 from claude_sync.errors import (
@@ -70,7 +71,7 @@ from claude_sync.repository import (
 from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, Selection
 from claude_sync.session_policy import SessionPolicy, is_main_transcript
 from claude_sync.session_summary import SessionSummary, SummaryMark
-from claude_sync.state import CachedFile, State, StatKey
+from claude_sync.state import WHOLE_TREE, CachedFile, State, StatKey
 from claude_sync.summary_worker import Summary, SummaryWorker
 
 STRATEGIES = ("ask", "local", "remote", "both")
@@ -103,8 +104,8 @@ OFFLOAD_SUMMARIES = 32 << 20
 OFFLOAD_FILE = WHOLE_READ
 #: how long the scan waits for one summary from the worker before it takes it for hung
 SUMMARY_WAIT = 120.0
-#: the form of a walk's digest (TreeWalk): a new one makes every recorded clean tree stale
-TREE_DIGEST = 1
+#: at most this many paths a push is narrowed to are named in a query of the state
+ROWS_UNDER = 200
 # What reading a changed file gave the scan: its content, the error, or why it waits.
 _Outcome = CachedFile | OSError | str
 
@@ -151,24 +152,6 @@ class NewChunks:
                 # Sending a full pack failed: that is the repository's error, not one
                 # reading the file (which the scan would report and skip it for).
                 raise BackendError(f"cannot write to the repository: {exc}") from exc
-
-
-@dataclass
-class TreeWalk:
-    """One walk of the selection (Engine.walk): the files found, with the stat each had,
-    what was left out, and a digest of it all. A push whose walk has the digest of the last
-    tree found with nothing to push, while the stat cache and the bases have not changed
-    since (State.clean_tree), has nothing to push either: it need not look at each file."""
-
-    found: list[resources.FoundFile]
-    skipped: list[resources.Skipped]
-    digest: str
-
-    def take(self) -> list[resources.FoundFile]:
-        """The files found, handed over once: a scan lets go of each unchanged one as it
-        goes (at 50,000 files, 25 MiB)."""
-        found, self.found = self.found, []
-        return found
 
 
 class StagedFile(NamedTuple):
@@ -324,36 +307,17 @@ class Engine:
     # -- scanning ---------------------------------------------------------------------------
 
     def walk(self, sel: Selection, warnings: list[str]) -> TreeWalk:
-        """The selection's files as they are on disk, with nothing read, and the digest of
-        what was seen (see TreeWalk)."""
+        """The selection's files as they are on disk, with nothing read, and the digests of
+        what was seen (clean_tree.py)."""
         if mcp.TYPE in sel.types:
             warnings += mcp.reconcile(self.root, self.work_dir)
         skipped: list[resources.Skipped] = []
         found = list(resources.scan(self.root, sel, skipped))
-        return TreeWalk(found, skipped, self._tree_digest(sel, found, skipped))
-
-    def _tree_digest(
-        self, sel: Selection, found: list[resources.FoundFile], skipped: list[resources.Skipped]
-    ) -> str:
-        """What a walk saw, and all that decides how its files are read and mapped: equal
-        digests, with the same stat cache and bases, make equal scans."""
         m = self.mapper
         types = tuple(t.name for t in sel.types)
-        setting = (TREE_DIGEST, __version__, str(self.root), str(Path.home()), types, sel.only)
-        setting += (sel.include, sel.exclude)
-        mapping = (m.rules, sorted(m.read_only), sorted(m.moved.items()), sorted(self.filters))
-        text = "\n".join(
-            [
-                repr((setting, mapping, skipped)),
-                *[
-                    f"{f.local_path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
-                    f"\0{st.st_ctime_ns}\0{st.st_mode}"
-                    for f in found
-                    for st in (f.st,)
-                ],
-            ]
-        )
-        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        setting = (__version__, str(self.root), str(Path.home()), types, sel.only, sel.include)
+        setting += (sel.exclude, m.rules, sorted(m.read_only), sorted(m.moved.items()))
+        return TreeWalk.of(repr((setting, sorted(self.filters))), found, skipped)
 
     def scan(
         self,
@@ -374,7 +338,7 @@ class Engine:
         walked: this selection's walk, when the caller made it (it is used up)."""
         if walked is None:
             walked = self.walk(sel, warnings)
-        cache = self.state.cached_files()
+        cache = self.state.cached_files(self._rows_under(sel))
         view = LocalView(tree=walked.digest)
         local = view.files
         skipped = walked.skipped
@@ -792,6 +756,13 @@ class Engine:
 
     # -- planning ---------------------------------------------------------------------------
 
+    def _rows_under(self, sel: Selection) -> tuple[str, ...] | None:
+        """The logical paths sel is narrowed to (`only`), for reading just their rows of the
+        state; None for all rows (too many to name in a query are not worth naming)."""
+        if not sel.only or len(sel.only) > ROWS_UNDER:
+            return None
+        return tuple(self.mapper.to_logical(o) for o in sel.only)
+
     def _covers(self, sel: Selection, path: str) -> bool:
         return self._coverage(sel)(path)
 
@@ -827,7 +798,7 @@ class Engine:
 
     def plan_push(self, sel: Selection, local: LocalView, head: Snapshot | None) -> Plan:
         """The planner's push decisions for the selection, against this machine's bases."""
-        return plan_push(local, self.state.bases(), head, self._coverage(sel))
+        return plan_push(local, self.state.bases(self._rows_under(sel)), head, self._coverage(sel))
 
     def plan_pull(
         self, sel: Selection, local: LocalView, head: Snapshot | None, strategy: str
@@ -1046,23 +1017,32 @@ class Engine:
 
         try:
             walked = self.walk(sel, result.warnings)
-            if not dry_run and walked.digest == self.state.clean_tree():
-                # As it was when a push last found nothing to send: no file need be looked at.
+            # Units as the last push with nothing to send left them need no look (see
+            # clean_tree.py).
+            recording = not (dry_run or sel.only)
+            clean = self.state.clean_units() if recording else {}
+            whole = clean.pop(WHOLE_TREE, None)
+            if self.mapper.moved:
+                clean = {}  # a moved session's files are in another project's unit
+            changed = walked.changed_units(clean)
+            if walked.digest == whole or (clean and not changed):
                 view = LocalView()
                 self._note_skipped(walked.skipped, view, result.warnings)
                 result.skipped = view.skipped()
                 self.repo.check_place()
                 self._record_success("push")
                 return result
+            if clean:
+                sel = replace(sel, only=tuple(sorted(changed)))
+                walked = walked.narrowed(changed)
             local = self.scan(
                 sel, result.warnings, not dry_run, None if dry_run else stream, walked
             )
-            del walked
             result.skipped = local.skipped()
             if not dry_run and not self._has_local_changes(sel, local):
                 # What the scan sealed is left out: nothing is sent, no snapshot written.
-                if local.tree is not None:
-                    self.state.set_clean_tree(local.tree)
+                if recording:
+                    self._record_clean(sel, local, walked, clean, changed)
                 self.repo.check_place()
                 self._record_success("push")
                 return result
@@ -1071,12 +1051,37 @@ class Engine:
             result = self._push_rounds(sel, local, writers[0], result, dry_run)
             if not dry_run:
                 result.uploaded_bytes = self.repo.uploaded_bytes - sent_before
+                if recording:
+                    self._record_clean(sel, local, walked, clean, changed)
         finally:
             for writer in writers:
                 writer.close()
         if not dry_run:
             self._record_success("push")
         return result
+
+    def _record_clean(
+        self,
+        sel: Selection,
+        local: LocalView,
+        walked: TreeWalk,
+        clean: dict[str, str],
+        changed: set[str],
+    ) -> None:
+        """After a push (clean_tree.py): the whole tree is clean when the files it looked
+        at were read as the walk found them, have nothing left to push, and the units it
+        did not look at (clean: recorded so; changed: those it looked at) were not touched
+        meanwhile; else those untouched units stay clean (the push's writes forgot them)."""
+        touched = {unit_of(self.mapper.to_local(p)) for p in self.state.touched}
+        others = clean.keys() - changed
+        if (
+            local.tree is not None
+            and not others & touched
+            and not self._has_local_changes(sel, local)
+        ):
+            self.state.set_clean_units({WHOLE_TREE: walked.digest, **walked.units})
+        else:
+            self.state.set_clean_units({u: clean[u] for u in others - touched})
 
     def _record_success(self, direction: str) -> None:
         """`doctor` reports when each direction last completed (local time, seconds)."""
@@ -1240,7 +1245,9 @@ class Engine:
         return False
 
     def _has_local_changes(self, sel: Selection, local: LocalView) -> bool:
-        return has_local_changes(local, self.state.base_shas(), self._coverage(sel))
+        return has_local_changes(
+            local, self.state.base_shas(self._rows_under(sel)), self._coverage(sel)
+        )
 
     def _upload(self, plan: Plan, writer: PackWriter, warnings: list[str]) -> None:
         # What the scan sealed is on its way: only the rest may need reading.
@@ -1563,12 +1570,13 @@ class Engine:
             result.skipped = view.skipped()
             here = {self.mapper.to_logical(f.local_path) for f in walked.found}
             return Status(result, seq, self._remote_only(root, here, set()))
+        walked_units = walked.units
         local = self.scan(sel, result.warnings, walked=walked)
         del walked
         result.skipped = local.skipped()
         clean = not self._has_local_changes(sel, local)
-        if clean and local.tree is not None:
-            self.state.set_clean_tree(local.tree)
+        if clean and local.tree is not None and not sel.only:
+            self.state.set_clean_units({WHOLE_TREE: local.tree, **walked_units})
         if not (in_step and clean):  # else nothing either way: the file list need not be read
             head = None if root is None else self._snapshot(root)
             plan = self.plan_pull(sel, local, head, "ask")

@@ -65,7 +65,7 @@ class LocalView:
     unknown: set[str] = field(default_factory=set)
     #: logical folders that could not be listed (or links not followed): all below is unknown
     unknown_dirs: set[str] = field(default_factory=set)
-    #: the digest of the walk the view was made from (engine.TreeWalk); None when a file
+    #: the digest of the walk the view was made from (clean_tree.TreeWalk); None when a file
     #: it found could not be read as it was found
     tree: str | None = None
 

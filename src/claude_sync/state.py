@@ -38,22 +38,23 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS known (seq INTEGER, id TEXT, PRIMARY KEY (seq, id));
 CREATE TABLE IF NOT EXISTS marks_seen (name TEXT PRIMARY KEY, first_seen REAL);
 CREATE TABLE IF NOT EXISTS transcripts (snapshot TEXT PRIMARY KEY, paths TEXT);
+CREATE TABLE IF NOT EXISTS clean_units (unit TEXT PRIMARY KEY, digest TEXT);
 CREATE TABLE IF NOT EXISTS snapshots (
     seq INTEGER PRIMARY KEY, device TEXT, time REAL, files INTEGER, added INTEGER,
     changed INTEGER, removed INTEGER
 );
 """
 
-#: meta key: the tree a no-op push last found in step with its bases (see State.clean_tree)
-CLEAN_TREE = "clean_tree"
 # Any write to the stat cache or the bases, by any code (an older claude-sync's too), forgets
-# the clean tree: it stands only for the rows it was recorded with.
+# every clean unit (see clean_tree.py): each stands only for the rows it was recorded with.
 TRIGGERS = "\n".join(
-    f"CREATE TRIGGER IF NOT EXISTS {table}_{op.lower()}_unclean AFTER {op} ON {table} "
-    f"BEGIN DELETE FROM meta WHERE key = '{CLEAN_TREE}'; END;"
+    f"CREATE TRIGGER IF NOT EXISTS {table}_{op.lower()}_forgets_clean AFTER {op} ON {table} "
+    "BEGIN DELETE FROM clean_units; END;"
     for table in ("local", "base")
     for op in ("INSERT", "UPDATE", "DELETE")
 )
+#: the clean_units row of the whole tree
+WHOLE_TREE = ""
 
 #: PRAGMA user_version of a state database this code has brought up to date (see _migrate)
 SCHEMA_VERSION = 1
@@ -151,6 +152,9 @@ class State:
     belong together go in one `transaction`."""
 
     def __init__(self, path: Path) -> None:
+        #: logical paths whose stat cache or base rows this process wrote: a push keeps the
+        #: clean units (clean_tree.py) it did not touch
+        self.touched: set[str] = set()
         try:
             self.db = sqlite3.connect(path, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
@@ -203,10 +207,10 @@ class State:
 
     # -- stat cache ---------------------------------------------------------------------------
 
-    def cached_files(self) -> dict[str, CachedFile]:
-        """Everything the stat cache holds, by logical path."""
-        rows = self.db.execute(
-            "SELECT path, size, mtime_ns, ino, ctime_ns, mode, sha256, chunks FROM local"
+    def cached_files(self, under: tuple[str, ...] | None = None) -> dict[str, CachedFile]:
+        """What the stat cache holds, by logical path (under: only at or below these)."""
+        rows = self._under(
+            "SELECT path, size, mtime_ns, ino, ctime_ns, mode, sha256, chunks FROM local", under
         )
         return {
             path: CachedFile(StatKey(size, mtime, ino, ctime), mode, sha, chunks)
@@ -219,6 +223,8 @@ class State:
 
     def remember_files(self, files: Iterable[tuple[str, CachedFile]]) -> None:
         """One statement for many files: a first scan of a large tree remembers thousands."""
+        files = list(files)
+        self.touched.update(path for path, _ in files)
         self.db.executemany(
             "INSERT OR REPLACE INTO local VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -243,6 +249,7 @@ class State:
     def forget_files(self, paths: Iterable[str]) -> None:
         """Drop these paths from the stat cache."""
         gone = [(p,) for p in paths]
+        self.touched.update(p for (p,) in gone)
         self.db.executemany("DELETE FROM local WHERE path = ?", gone)
         self.db.executemany("DELETE FROM summary_marks WHERE path = ?", gone)
 
@@ -259,13 +266,24 @@ class State:
 
     # -- merge base ---------------------------------------------------------------------------
 
-    def bases(self) -> Bases:
-        """Each path's merge base: its version at the last sync that moved it."""
-        return Bases(self.db.execute("SELECT path, sha256, entry FROM base"))
+    def bases(self, under: tuple[str, ...] | None = None) -> Bases:
+        """Each path's merge base: its version at the last sync that moved it (under: only
+        at or below these paths)."""
+        return Bases(self._under("SELECT path, sha256, entry FROM base", under))
 
-    def base_shas(self) -> dict[str, str]:
+    def base_shas(self, under: tuple[str, ...] | None = None) -> dict[str, str]:
         """Each path's base content hash, without decoding whole entries."""
-        return dict(self.db.execute("SELECT path, sha256 FROM base"))
+        return dict(self._under("SELECT path, sha256 FROM base", under))
+
+    def _under(self, query: str, under: tuple[str, ...] | None) -> Iterable[Any]:
+        """query's rows, only those whose path is one of under or below one (None: all).
+        As ranges of the primary key: a push of one project reads its rows, not all."""
+        if under is None:
+            return self.db.execute(query)
+        # "/" and "0" are neighbours: [p + "/", p + "0") is every path below p.
+        where = " OR ".join(["path = ? OR (path >= ? AND path < ?)"] * len(under)) or "0"
+        bounds = [b for p in under for b in (p, p + "/", p + "0")]
+        return self.db.execute(f"{query} WHERE {where}", bounds)
 
     def set_base(self, path: str, entry: FileEntry | None, seq: int | None) -> None:
         """Record path's merge base as entry, taken from snapshot seq (None removes it)."""
@@ -274,6 +292,7 @@ class State:
     def set_bases(self, entries: Iterable[tuple[str, FileEntry | None]], seq: int | None) -> None:
         """Many bases in two statements (None removes one): a first push sets thousands."""
         entries = list(entries)
+        self.touched.update(p for p, _ in entries)
         self.db.executemany(
             "DELETE FROM base WHERE path = ?", ((p,) for p, e in entries if e is None)
         )
@@ -416,17 +435,27 @@ class State:
         history): those files become local changes again, never silently replaced."""
         paths = [p for (p,) in self.db.execute("SELECT path FROM base WHERE seq > ?", (seq,))]
         self.db.execute("DELETE FROM base WHERE seq > ?", (seq,))
+        self.touched.update(paths)
         return paths
 
     def clean_tree(self) -> str | None:
-        """The digest of the tree (see Engine.scan) a push last found with nothing to send,
-        while the stat cache and the bases are as they were then; None otherwise."""
-        return self.get_meta(CLEAN_TREE)
+        """The digest of the whole tree (see clean_tree.py) a push last found with nothing
+        to send, while the stat cache and the bases are as they were then; None otherwise."""
+        row = self.db.execute(
+            "SELECT digest FROM clean_units WHERE unit = ?", (WHOLE_TREE,)
+        ).fetchone()
+        return row[0] if row else None
 
-    def set_clean_tree(self, digest: str) -> None:
-        """Record that the tree digest names has nothing to push; forgotten at the next
-        write to the stat cache or the bases."""
-        self.set_meta(CLEAN_TREE, digest)
+    def clean_units(self) -> dict[str, str]:
+        """Each unit's digest (see clean_tree.py) recorded clean, the whole tree's too."""
+        return dict(self.db.execute("SELECT unit, digest FROM clean_units"))
+
+    def set_clean_units(self, units: dict[str, str]) -> None:
+        """Record these units as clean (WHOLE_TREE: the whole tree), and no other; forgotten
+        at the next write to the stat cache or the bases."""
+        with self.transaction():
+            self.db.execute("DELETE FROM clean_units")
+            self.db.executemany("INSERT INTO clean_units VALUES (?, ?)", units.items())
 
     def get_meta(self, key: str) -> str | None:
         """A bookkeeping value (last pull, the snapshot seen last, ...); None when unset."""

@@ -1,0 +1,99 @@
+"""What a walk of the Claude folder saw, and when that is enough to know a push has nothing
+to send there.
+
+A push that finds nothing to send records the digest of its walk (State.set_clean_tree), and
+one per *unit*: a project folder, or a top-level entry (`agents`, `settings.json`). A digest
+covers each file's path and stat (size, times, inode, mode), what the walk left out, and all
+that decides how files are read and mapped (the selection, the path maps, this version).
+SQLite triggers forget every record at any write to the stat cache or the bases.
+
+So while a unit's files have the digest recorded for it, and no write touched its rows since,
+a full scan would find it as in step as it was: the next push need not look at its files.
+That is the whole tree for a push with nothing to do, and all but the projects that changed
+for a push after a session: it costs as much as the walk, not as much as the tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from claude_sync.resources import FoundFile, Skipped
+
+#: the form of the digests: a new one makes every recorded one stale
+DIGEST_FORM = 1
+PROJECTS = "projects/"
+
+
+def unit_of(local_path: str) -> str:
+    """The unit a path (relative to the Claude folder) is in: `projects/<folder>` for a
+    project's files, else its top-level entry."""
+    if local_path.startswith(PROJECTS):
+        folder = local_path[len(PROJECTS) :].partition("/")[0]
+        if folder:
+            return PROJECTS + folder
+    return local_path.partition("/")[0]
+
+
+@dataclass
+class TreeWalk:
+    """One walk of the selection (Engine.walk): the files found, with the stat each had,
+    what was left out, and the digests of it all (the whole tree's, and each unit's)."""
+
+    found: list[FoundFile]
+    skipped: list[Skipped]
+    digest: str
+    units: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, setting: str, found: list[FoundFile], skipped: list[Skipped]) -> TreeWalk:
+        """The walk of found and skipped; setting: all else that decides how files are read
+        and mapped (see Engine.walk)."""
+        lines: dict[str, list[str]] = {}
+        start, count = 0, len(found)
+        while start < count:
+            # A walk lists each unit's files one after the other: one lookup per unit.
+            unit = unit_of(found[start].local_path)
+            below, end = unit + "/", start + 1
+            while end < count and found[end].local_path.startswith(below):
+                end += 1
+            lines.setdefault(unit, []).extend(
+                [
+                    f"{f.local_path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
+                    f"\0{st.st_ctime_ns}\0{st.st_mode}"
+                    for f in found[start:end]
+                    for st in (f.st,)
+                ]
+            )
+            start = end
+        for s in skipped:
+            lines.setdefault(unit_of(s.local_path), []).append(repr(s))
+        head = f"{DIGEST_FORM}\0{setting}"
+        units = {unit: _sha(head, text) for unit, text in lines.items()}
+        whole = _sha(head, [f"{unit}\0{digest}" for unit, digest in sorted(units.items())])
+        return cls(found, skipped, whole, units)
+
+    def take(self) -> list[FoundFile]:
+        """The files found, handed over once: a scan lets go of each unchanged one as it
+        goes (at 50,000 files, 25 MiB)."""
+        found, self.found = self.found, []
+        return found
+
+    def changed_units(self, recorded: Mapping[str, str]) -> set[str]:
+        """The units whose digest is not the one recorded for them (new, changed or gone)."""
+        return {
+            u for u in self.units.keys() | recorded.keys() if self.units.get(u) != recorded.get(u)
+        }
+
+    def narrowed(self, units: Iterable[str]) -> TreeWalk:
+        """This walk with only the files of units (what was left out stays whole: it is
+        reported, not read)."""
+        keep = set(units)
+        found = [f for f in self.take() if unit_of(f.local_path) in keep]
+        return TreeWalk(found, self.skipped, self.digest, self.units)
+
+
+def _sha(head: str, lines: list[str]) -> str:
+    text = "\n".join([head, *lines])
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
