@@ -1042,7 +1042,7 @@ class Engine:
             if not dry_run and not self._has_local_changes(sel, local):
                 # What the scan sealed is left out: nothing is sent, no snapshot written.
                 if recording:
-                    self._record_clean(sel, local, walked, clean, changed)
+                    self._record_clean(sel, local, walked, clean, changed, settled=True)
                 self.repo.check_place()
                 self._record_success("push")
                 return result
@@ -1067,17 +1067,19 @@ class Engine:
         walked: TreeWalk,
         clean: dict[str, str],
         changed: set[str],
+        settled: bool = False,
     ) -> None:
         """After a push (clean_tree.py): the whole tree is clean when the files it looked
-        at were read as the walk found them, have nothing left to push, and the units it
-        did not look at (clean: recorded so; changed: those it looked at) were not touched
-        meanwhile; else those untouched units stay clean (the push's writes forgot them)."""
+        at were read as the walk found them, have nothing left to push (settled: known
+        already), and the units it did not look at (clean: recorded so; changed: those it
+        looked at) were not touched meanwhile; else those untouched units stay clean (the
+        push's writes forgot them)."""
         touched = {unit_of(self.mapper.to_local(p)) for p in self.state.touched}
         others = clean.keys() - changed
         if (
             local.tree is not None
             and not others & touched
-            and not self._has_local_changes(sel, local)
+            and (settled or not self._has_local_changes(sel, local))
         ):
             self.state.set_clean_units({WHOLE_TREE: walked.digest, **walked.units})
         else:
