@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -16,9 +17,10 @@ from hypothesis import strategies as st
 from memory_store import MemoryStore
 from test_trust import push_malicious, set_up, settings_of
 
-from claude_sync.clean_tree import TreeWalk, unit_of
+from claude_sync.clean_tree import UNCLEAN, TreeWalk, unit_of
 from claude_sync.engine import Engine
 from claude_sync.model import FileEntry
+from claude_sync.pathmap import PathMapper
 from claude_sync.planner import LocalView
 from claude_sync.repository import Repository
 from claude_sync.resources import FileStat, FoundFile, select
@@ -306,8 +308,8 @@ def test_a_push_that_leaves_a_conflict_keeps_only_the_units_it_did_not_look_at(m
         kept = state.clean_units()
     finally:
         state.close()
-    assert "agents" not in kept and WHOLE_TREE not in kept
-    assert "commands" in kept
+    assert kept["agents"] == UNCLEAN and WHOLE_TREE not in kept
+    assert kept["commands"] != UNCLEAN
     pushed = b.json("sync", "--strategy", "local")["pushed"]
     assert pushed == [AGENT]
     assert a.json("pull")["pulled"] == [AGENT]
@@ -341,9 +343,55 @@ def test_a_unit_whose_rows_a_push_touched_is_not_kept_clean(machine):
     try:
         engine.state.touched = {AGENT}
         engine._record_clean(sel, LocalView(tree=walked.digest), walked, clean, set())
-        assert engine.state.clean_units() == {"projects/-srv-app": "b"}
+        assert engine.state.clean_units() == {"agents": UNCLEAN, "projects/-srv-app": "b"}
         engine._record_clean(sel, LocalView(), walked, clean, {"projects/-srv-app"})
-        assert engine.state.clean_units() == {}
+        assert engine.state.clean_units() == {"agents": UNCLEAN, "projects/-srv-app": UNCLEAN}
+        engine._record_clean(sel, LocalView(), walked, {}, set(walked.units))
+        assert engine.state.clean_units() == {}  # it relied on nothing: nothing is kept
+    finally:
+        engine.state.close()
+
+
+def test_a_unit_looked_at_then_removed_is_pushed_as_removed(machine):
+    """Found by review: a push that does not end clean must not forget the units it looked
+    at, or one removed afterwards is in neither the walk nor the record."""
+    (machine.root / "agents" / "cfg.json").write_text('{"x": 1}\n')
+    machine.push()
+    machine.push()
+    (machine.root / "agents" / "cfg.json").write_text('{"x": ')  # caught half-written
+    assert machine.push() == []
+    assert machine_units(machine)["agents"] == UNCLEAN
+    shutil.rmtree(machine.root / "agents")
+    with (machine.root / SESSION).open("a") as fh:
+        fh.write(transcript("s1", 1, start=10))
+    assert sorted(machine.push()) == sorted([AGENT, "agents/cfg.json", SESSION])
+    assert machine.push() == []
+
+
+def test_a_push_narrowed_to_a_project_covers_its_aliases(machine):
+    """Two folders here with the same logical paths (the home's folder under another drive
+    letter case, or a WSL user's Windows home) are looked at together."""
+    engine = machine.engine()
+    try:
+        engine.mapper = PathMapper("/home/ann", home_aliases=["/mnt/c/Users/ann"])
+        home, alias = "projects/-home-ann-app", "projects/-mnt-c-Users-ann-app"
+        units = {home, alias, "projects/-srv-app", "agents"}
+        assert engine._with_aliases({home}, units) == {home, alias}
+        assert engine._with_aliases({"agents"}, units) == {"agents"}
+    finally:
+        engine.state.close()
+
+
+def test_a_changed_setting_makes_a_full_look(machine):
+    """Every unit's digest holds the setting: when none matches, nothing recorded is relied
+    on (a type enabled since could cover paths no unit holds)."""
+    machine.push()
+    machine.push()
+    engine = machine.engine()
+    try:
+        sel = select(["agents"], {})  # another selection: no digest matches
+        walked = engine.walk(sel, [])
+        assert not walked.units.items() & engine.state.clean_units().items()
     finally:
         engine.state.close()
 

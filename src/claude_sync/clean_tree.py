@@ -23,6 +23,9 @@ from claude_sync.resources import FoundFile, Skipped
 
 #: the form of the digests: a new one makes every recorded one stale
 DIGEST_FORM = 1
+#: the record of a unit a push looked at without leaving it clean: never a walk's digest,
+#: so the next push looks at it again, whether it is still there or gone
+UNCLEAN = "unclean"
 PROJECTS = "projects/"
 
 

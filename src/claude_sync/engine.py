@@ -33,7 +33,7 @@ from claude_sync import (
     settings_trust,
 )
 from claude_sync.chunking import Chunker, ChunkSink
-from claude_sync.clean_tree import TreeWalk, unit_of
+from claude_sync.clean_tree import UNCLEAN, TreeWalk, unit_of
 from claude_sync.config import write_private
 from claude_sync.durable import fsync_path, write_atomically
 from claude_sync.errors import (
@@ -1024,17 +1024,19 @@ class Engine:
             whole = clean.pop(WHOLE_TREE, None)
             if self.mapper.moved:
                 clean = {}  # a moved session's files are in another project's unit
-            changed = walked.changed_units(clean)
-            if walked.digest == whole or (clean and not changed):
+            changed = self.units_to_look_at(walked, clean, whole)
+            if changed is not None and not changed:
                 view = LocalView()
                 self._note_skipped(walked.skipped, view, result.warnings)
                 result.skipped = view.skipped()
                 self.repo.check_place()
                 self._record_success("push")
                 return result
-            if clean:
+            if changed is not None:
                 sel = replace(sel, only=tuple(sorted(changed)))
                 walked = walked.narrowed(changed)
+            else:
+                clean, changed = {}, set(walked.units)  # a full look: no record relied on
             local = self.scan(
                 sel, result.warnings, not dry_run, None if dry_run else stream, walked
             )
@@ -1060,6 +1062,19 @@ class Engine:
             self._record_success("push")
         return result
 
+    def units_to_look_at(
+        self, walked: TreeWalk, clean: dict[str, str], whole: str | None
+    ) -> set[str] | None:
+        """The units a push must look at, given those recorded clean (whole: the whole
+        tree's record): none when nothing changed, None for every file."""
+        if walked.digest == whole:
+            return set()
+        changed = walked.changed_units(clean)
+        if not clean or len(changed) == len(walked.units.keys() | clean.keys()):
+            return None  # no unit is as recorded: the setting may have changed
+        # Some unit is as recorded, so the setting is too (every digest holds it).
+        return self._with_aliases(changed, walked.units.keys() | clean.keys()) if changed else set()
+
     def _record_clean(
         self,
         sel: Selection,
@@ -1069,21 +1084,35 @@ class Engine:
         changed: set[str],
         settled: bool = False,
     ) -> None:
-        """After a push (clean_tree.py): the whole tree is clean when the files it looked
-        at were read as the walk found them, have nothing left to push (settled: known
-        already), and the units it did not look at (clean: recorded so; changed: those it
-        looked at) were not touched meanwhile; else those untouched units stay clean (the
-        push's writes forgot them)."""
-        touched = {unit_of(self.mapper.to_local(p)) for p in self.state.touched}
-        others = clean.keys() - changed
+        """After a push (clean_tree.py). clean: the units recorded clean that it relied on
+        (none: it looked at everything); changed: the units it looked at. The whole tree is
+        clean when the files it looked at were read as the walk found them and have nothing
+        left to push (settled: known already), and it wrote no row outside them. Else the
+        units it relied on and wrote no row of stay clean, and those it looked at or wrote
+        keep a place as not clean: one that is gone later is then still looked at."""
+        units = walked.units.keys() | clean.keys()
+        touched = self._with_aliases(
+            {unit_of(self.mapper.to_local(p)) for p in self.state.touched}, units
+        )
         if (
             local.tree is not None
-            and not others & touched
+            and (not clean or touched <= changed)
             and (settled or not self._has_local_changes(sel, local))
         ):
             self.state.set_clean_units({WHOLE_TREE: walked.digest, **walked.units})
+        elif clean:
+            kept = {u: d for u, d in clean.items() if u not in changed | touched}
+            self.state.set_clean_units({**dict.fromkeys(changed | touched, UNCLEAN), **kept})
         else:
-            self.state.set_clean_units({u: clean[u] for u in others - touched})
+            self.state.set_clean_units({})
+
+    def _with_aliases(self, chosen: set[str], units: Iterable[str]) -> set[str]:
+        """chosen, with the other units whose files have the same logical paths (a read-only
+        alias of the home's folder, such as `C--Users-ann` beside `c--Users-ann`): a push
+        narrowed to one covers the other's logical paths too."""
+        logical = {u: self.mapper.to_logical(u) for u in {*units, *chosen}}
+        wanted = {logical[u] for u in chosen}
+        return chosen | {u for u, name in logical.items() if name in wanted}
 
     def _record_success(self, direction: str) -> None:
         """`doctor` reports when each direction last completed (local time, seconds)."""
