@@ -1,11 +1,14 @@
 """What a walk of the Claude folder saw, and when that is enough to know a push has nothing
 to send there.
 
-A push that finds nothing to send records the digest of its walk (State.set_clean_tree), and
-one per *unit*: a project folder, or a top-level entry (`agents`, `settings.json`). A digest
-covers each file's path and stat (size, times, inode, mode), what the walk left out, and all
-that decides how files are read and mapped (the selection, the path maps, this version).
-SQLite triggers forget every record at any write to the stat cache or the bases.
+A push that ends with nothing left to push records the digest of its walk, and one per
+*unit*: a project folder, or a top-level entry (`agents`, `settings.json`)
+(State.set_clean_units). A digest covers each file's path and stat (size, times, inode,
+mode), what the walk left out, and all that decides how files are read and mapped (the
+selection, the path maps, this version). SQLite triggers forget every record at any write to
+the stat cache or the bases; a push that relied on the records keeps those it did not touch,
+and the units it looked at without leaving them clean keep a place as UNCLEAN, so that one
+gone later is still looked at (Engine._record_clean).
 
 So while a unit's files have the digest recorded for it, and no write touched its rows since,
 a full scan would find it as in step as it was: the next push need not look at its files.
