@@ -24,14 +24,22 @@ class EngineMachines:
         """Machine m's Claude folder."""
         return self.tmp / f"m{m}" / ".claude"
 
-    def run(self, m: int, action: str) -> Result:
-        """A push or a pull of everything on machine m."""
+    def state_path(self, m: int) -> Path:
+        """Machine m's state database."""
+        return self.tmp / f"m{m}.db"
+
+    def engine(self, m: int) -> Engine:
+        """An engine for machine m, as a command opens one (the caller closes its state)."""
         self.root(m).mkdir(parents=True, exist_ok=True)
         (self.tmp / f"m{m}-work").mkdir(exist_ok=True)
         repo = Repository.open(self.store, self.master)
-        engine = Engine(
-            self.root(m), repo, State(self.tmp / f"m{m}.db"), f"m{m}", self.tmp / f"m{m}-work"
+        return Engine(
+            self.root(m), repo, State(self.state_path(m)), f"m{m}", self.tmp / f"m{m}-work"
         )
+
+    def run(self, m: int, action: str) -> Result:
+        """A push or a pull of everything on machine m."""
+        engine = self.engine(m)
         try:
             return engine.push(select([], {})) if action == "push" else engine.pull(select([], {}))
         finally:

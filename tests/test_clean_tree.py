@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 from conftest import DAY0, Machine, transcript
+from engine_pair import EngineMachines
 from hypothesis import given
 from hypothesis import strategies as st
-from memory_store import MemoryStore
 from test_trust import push_malicious, set_up, settings_of
 
 from claude_sync.clean_tree import UNCLEAN, TreeWalk, unit_of
@@ -22,7 +22,6 @@ from claude_sync.engine import Engine
 from claude_sync.model import FileEntry
 from claude_sync.pathmap import PathMapper
 from claude_sync.planner import LocalView
-from claude_sync.repository import Repository
 from claude_sync.resources import FileStat, FoundFile, select
 from claude_sync.state import WHOLE_TREE, CachedFile, State, StatKey
 
@@ -31,29 +30,23 @@ AGENT = "agents/reviewer.md"
 
 
 class Machine1:
-    """One machine running the engine in-process on an in-memory repository."""
+    """Machine 0 of EngineMachines (the engine in-process, an in-memory repository), with
+    what these tests look at."""
 
     def __init__(self, tmp: Path) -> None:
-        self.root = tmp / ".claude"
-        self.root.mkdir()
-        (tmp / "work").mkdir()
-        self.tmp = tmp
-        self.store = MemoryStore()
-        self.master = Repository.create(self.store, None).keys.master
+        self.machines = EngineMachines(tmp)
+        self.root = self.machines.root(0)
+        self.root.mkdir(parents=True)
+        self.state_path = self.machines.state_path(0)
 
     def engine(self) -> Engine:
-        repo = Repository.open(self.store, self.master)
-        return Engine(self.root, repo, State(self.tmp / "state.db"), "m", self.tmp / "work")
+        return self.machines.engine(0)
 
     def push(self) -> list[str]:
-        engine = self.engine()
-        try:
-            return engine.push(select([], {})).pushed
-        finally:
-            engine.state.close()
+        return self.machines.run(0, "push").pushed
 
     def clean_tree(self) -> str | None:
-        state = State(self.tmp / "state.db")
+        state = State(self.state_path)
         try:
             return state.clean_tree()
         finally:
@@ -145,7 +138,7 @@ def test_any_write_to_the_stat_cache_or_the_bases_forgets_the_clean_tree(machine
     machine.push()
     machine.push()
     assert machine.clean_tree() is not None
-    state = State(machine.tmp / "state.db")
+    state = State(machine.state_path)
     try:
         write(state)
         assert state.clean_tree() is None
@@ -317,7 +310,7 @@ def test_a_push_that_leaves_a_conflict_keeps_only_the_units_it_did_not_look_at(m
 
 
 def machine_units(machine: Machine1) -> dict[str, str]:
-    state = State(machine.tmp / "state.db")
+    state = State(machine.state_path)
     try:
         return state.clean_units()
     finally:

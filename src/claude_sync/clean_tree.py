@@ -81,8 +81,8 @@ class TreeWalk:
         return cls(found, skipped, whole, units)
 
     def take(self) -> list[FoundFile]:
-        """The files found, handed over once: a scan lets go of each unchanged one as it
-        goes (at 50,000 files, 25 MiB)."""
+        """The files found, handed over once: the scan that takes them lets go of each
+        unchanged one as it goes."""
         found, self.found = self.found, []
         return found
 

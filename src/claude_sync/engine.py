@@ -348,19 +348,12 @@ class Engine:
         pending = walked.take()
         pending.reverse()
         while pending:
-            found = pending.pop()  # each let go of once looked at, unless it changed
+            found = pending.pop()  # let go of once looked at, unless it changed: 13 MiB
             path = to_logical(found.local_path)
             if not covers(path):
                 continue
             cached = cache.get(path)
-            st = found.st
-            # Inline, not _stat_key: this loop runs for every file of the tree on every push.
-            if cached is not None and cached.stat == (
-                st.st_size,
-                st.st_mtime_ns,
-                st.st_ino,
-                st.st_ctime_ns,
-            ):
+            if cached is not None and cached.stat == _stat_key(found.st):
                 local[path] = LocalFile(path, found.abspath, cached, is_transcript(path))
             else:
                 changed.append((found, path, cached))
@@ -442,6 +435,12 @@ class Engine:
         machines wrote since)."""
         self.refresh_index()
         return self.state.blob_ids()
+
+    def _report_skipped(self, walked: TreeWalk, result: Result) -> None:
+        """What the walk left out, in result, for a command that reads no file."""
+        view = LocalView()
+        self._note_skipped(walked.skipped, view, result.warnings)
+        result.skipped = view.skipped()
 
     def _note_skipped(
         self, skipped: list[resources.Skipped], view: LocalView, warnings: list[str]
@@ -1026,9 +1025,7 @@ class Engine:
                 clean = {}  # a moved session's files are in another project's unit
             changed = self.units_to_look_at(walked, clean, whole)
             if changed is not None and not changed:
-                view = LocalView()
-                self._note_skipped(walked.skipped, view, result.warnings)
-                result.skipped = view.skipped()
+                self._report_skipped(walked, result)
                 self.repo.check_place()
                 self._record_success("push")
                 return result
@@ -1596,9 +1593,7 @@ class Engine:
         )
         if in_step and walked.digest == self.state.clean_tree():
             # Nothing to push (see TreeWalk) and nothing new to pull: no file need be read.
-            view = LocalView()
-            self._note_skipped(walked.skipped, view, result.warnings)
-            result.skipped = view.skipped()
+            self._report_skipped(walked, result)
             here = {self.mapper.to_logical(f.local_path) for f in walked.found}
             return Status(result, seq, self._remote_only(root, here, set()))
         walked_units = walked.units
