@@ -148,6 +148,61 @@ def test_deleted_config_changed_elsewhere_is_a_conflict(make_machine, repo_dir):
     assert (a.claude / "agents/reviewer.md").read_text() == "B kept working on it\n"
 
 
+def test_a_push_reports_a_file_changed_here_and_deleted_elsewhere(make_machine, repo_dir):
+    """Before any pull recorded the conflict, a push meeting the other machine's deletion
+    reports it (it was `error: unexpected KeyError`)."""
+    a, b = setup_machines(make_machine, repo_dir, "ab")
+    (a.claude / "agents/reviewer.md").unlink()
+    a.run("push")
+    b.write("agents/reviewer.md", "B kept working on it\n")
+    pushed = b.run("push", check=False)
+    assert pushed.returncode == 3, pushed.stderr
+    assert "agents/reviewer.md changed here and deleted on " in pushed.stderr
+    assert b.json("push", expect=3)["conflicts"] == ["agents/reviewer.md"]
+    assert (b.claude / "agents/reviewer.md").read_text() == "B kept working on it\n"
+
+
+def test_a_file_deleted_here_and_changed_elsewhere_is_a_conflict_for_push_and_sync(
+    make_machine, repo_dir
+):
+    """The deletion is not pushed over the other machine's change, and neither push nor
+    sync calls the machines up to date while they differ."""
+    a, b = setup_machines(make_machine, repo_dir, "ab")
+    a.write("agents/reviewer.md", "A changed it\n")
+    a.run("push")
+    (b.claude / "agents/reviewer.md").unlink()
+    pushed = b.run("push", check=False)
+    assert pushed.returncode == 3, pushed.stderr
+    assert "agents/reviewer.md deleted here and changed on " in pushed.stderr
+    assert "up to date" not in pushed.stdout + pushed.stderr
+    assert b.json("sync", expect=3)["conflicts"] == ["agents/reviewer.md"]
+    assert "deleted here and changed on " in b.run("conflicts").stdout
+    a.run("pull")
+    assert (a.claude / "agents/reviewer.md").read_text() == "A changed it\n"
+    b.run("resolve", "agents/reviewer.md", "--take", "remote")
+    assert (b.claude / "agents/reviewer.md").read_text() == "A changed it\n"
+
+
+def test_a_project_memory_file_deleted_is_deleted_everywhere(make_machine, repo_dir):
+    """Auto memory is kept and pruned on purpose (Claude Code's clean-up leaves it): a
+    memory file deleted on one machine goes on the others, and a transcript still stays."""
+    memory = "projects/-srv-app/memory/wrong.md"
+    a, b = make_machine("a"), make_machine("b")
+    a.write(SESSION, transcript("s1", 3))
+    a.write(memory, "- the tests use npm\n")
+    a.write("projects/-srv-app/memory/MEMORY.md", "- [wrong](wrong.md)\n")
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b.run("init", str(repo_dir))
+    b.run("pull")
+    (a.claude / memory).unlink()
+    (a.claude / SESSION).unlink()
+    assert a.json("push")["removed"] == [memory]
+    assert b.json("pull")["deleted"] == [memory]
+    assert not (b.claude / memory).exists() and (b.claude / SESSION).exists()
+    assert (b.claude / "projects/-srv-app/memory/MEMORY.md").exists()
+
+
 def test_old_transcript_deleted_locally_stays_everywhere(make_machine, repo_dir):
     a, b = setup_machines(make_machine, repo_dir, "ab")
     (a.claude / SESSION).unlink()  # Claude Code's cleanupPeriodDays

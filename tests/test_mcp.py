@@ -123,6 +123,24 @@ def test_off_by_default(machines, repo_dir):
     assert not (a.claude / mcp.SIDECAR).exists()
 
 
+def test_off_means_no_command_copies_the_servers(machines, repo_dir):
+    """An in-place restore and a repair look at every local file of every type: that look
+    must not mirror `mcpServers` (tokens in their env) into the Claude folder."""
+    a, _ = machines
+    servers = {"gh": {"command": "gh-mcp", "env": {"GITHUB_TOKEN": "ghp_SECRET"}}}
+    (a.home / ".claude.json").write_text(json.dumps({"userID": "u", "mcpServers": servers}))
+    a.write("agents/x.md", "v1\n")
+    a.run("init", str(repo_dir))
+    a.run("push")
+    a.write("agents/x.md", "v2\n")
+    a.run("push")
+    a.run("restore", "agents/x.md", "--snapshot", "1")
+    a.run("repair")
+    assert (a.claude / "agents/x.md").read_text() == "v1\n"
+    copies = [p for root in (a.claude, a.config_dir) for p in root.rglob("mcp-servers*")]
+    assert copies == []
+
+
 # -- pure logic ---------------------------------------------------------------------------
 
 

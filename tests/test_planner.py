@@ -76,7 +76,7 @@ PUSH_TABLE = [
     (None, "a", "a", {"remove"}),
     ("b", "a", "b", {"adopt"}),
     ("b", "a", "c", {"conflict"}),
-    (None, "a", "c", set()),  # deleted here, changed there: the pull decides
+    (None, "a", "c", {"conflict"}),  # deleted here, changed there: as the pull says
     ("b", None, None, {"upload"}),
 ]
 PULL_TABLE = [

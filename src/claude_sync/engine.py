@@ -84,6 +84,10 @@ HISTORY_LOOKBACK = 100
 HISTORY_ALARM = "history-alarm"
 #: in the state: the bases a push will record once its snapshot is written
 PUSH_JOURNAL = "push_journal"
+#: in the state: the selection (types, globs) of the last complete pull, or ANY_SELECTION
+#: while the head holds nothing but this machine's pushes
+PULLED_SELECTION = "pulled_selection"
+ANY_SELECTION = "*"
 FSYNC_EACH_UP_TO = 16
 # Rows written to the state in one statement (a pull records thousands of files).
 WRITE_BATCH = 1024
@@ -306,10 +310,12 @@ class Engine:
 
     # -- scanning ---------------------------------------------------------------------------
 
-    def walk(self, sel: Selection, warnings: list[str]) -> TreeWalk:
+    def walk(self, sel: Selection, warnings: list[str], look_only: bool = False) -> TreeWalk:
         """The selection's files as they are on disk, with nothing read, and the digests of
-        what was seen (clean_tree.py)."""
-        if mcp.TYPE in sel.types:
+        what was seen (clean_tree.py). Unless look_only, the MCP servers of Claude Code's
+        config and their synced copy are brought in step first (mcp.reconcile) when the
+        selection syncs them."""
+        if mcp.TYPE in sel.types and not look_only:
             warnings += mcp.reconcile(self.root, self.work_dir)
         skipped: list[resources.Skipped] = []
         found = list(resources.scan(self.root, sel, skipped))
@@ -783,6 +789,18 @@ class Engine:
             covers = self._covered[sel] = remembered
         return covers
 
+    def _pulled_in_full(self, sel: Selection, seq: int) -> bool:
+        """Whether the last complete pull left this machine with all of head seq that sel
+        and the session window take in: files a pull with another selection left out (a
+        type enabled since, a glob cleared) are not pulled."""
+        return (
+            self.state.get_meta("pulled_seq") == str(seq)
+            and self.state.get_meta(PULLED_SELECTION) in (ANY_SELECTION, _selection_key(sel))
+            and self.sessions.covered_by(self.state.get_meta("session_window"))
+            and not self._labels_mapped_since_pull()
+            and not self.state.conflicts()
+        )
+
     def _labels_mapped_since_pull(self) -> bool:
         """Whether a label the last complete pull left in the repository is mapped now: the
         head is then not fully pulled any more."""
@@ -1167,8 +1185,9 @@ class Engine:
         keys that conflict, settings held back, the copy beside): a push reports that."""
         recorded = self.state.conflicts()
         return [
+            # (A remote deletion has no hash: compared with a missing record's, it matched.)
             Conflict(**recorded[c.path])  # type: ignore[arg-type]
-            if recorded.get(c.path, {}).get("remote_sha256") == c.remote_sha256
+            if c.path in recorded and recorded[c.path].get("remote_sha256") == c.remote_sha256
             else c
             for c in conflicts
         ]
@@ -1447,6 +1466,10 @@ class Engine:
                 self._record_transcripts(snapshot)
             if snapshot is not None and journal["was_current"]:
                 self.state.set_meta("pulled_seq", str(seq))
+                if snapshot.parent is None:
+                    # The first snapshot: nothing in it to pull, whatever is selected. A
+                    # push keeps what a pull recorded: it adds only what is here.
+                    self.state.set_meta(PULLED_SELECTION, ANY_SELECTION)
             self.state.set_meta(PUSH_JOURNAL, None)
         if snapshot is not None and snapshot.seq > int(self.state.get_meta("seen_seq") or 0):
             self._remember(snapshot)
@@ -1508,14 +1531,7 @@ class Engine:
         so a clean pull may mark the head as fully pulled."""
         result = Result()
         root = self.head_root()
-        if root is None or (
-            complete
-            and not dry_run
-            and self.state.get_meta("pulled_seq") == str(root.seq)
-            and self.sessions.covered_by(self.state.get_meta("session_window"))
-            and not self._labels_mapped_since_pull()
-            and not self.state.conflicts()
-        ):
+        if root is None or (complete and not dry_run and self._pulled_in_full(sel, root.seq)):
             if not dry_run:
                 self._record_success("pull")
             return result
@@ -1554,6 +1570,7 @@ class Engine:
             # takes it up again (and merges what changed here meanwhile).
             if complete and not plan.conflicts and not plan.skipped:
                 self.state.set_meta("pulled_seq", str(head.seq))
+                self.state.set_meta(PULLED_SELECTION, _selection_key(sel))
                 self.state.set_meta("session_window", self.sessions.key())
                 self.state.set_meta("unmapped_labels", ",".join(plan.unmapped))
         if not result.unavailable:
@@ -1584,13 +1601,7 @@ class Engine:
         walked = self.walk(sel, result.warnings)
         root = self.head_root()
         seq = None if root is None else root.seq
-        in_step = (
-            seq is not None
-            and self.state.get_meta("pulled_seq") == str(seq)
-            and self.sessions.covered_by(self.state.get_meta("session_window"))
-            and not self._labels_mapped_since_pull()
-            and not self.state.conflicts()
-        )
+        in_step = seq is not None and self._pulled_in_full(sel, seq)
         if in_step and walked.digest == self.state.clean_tree():
             # Nothing to push (see TreeWalk) and nothing new to pull: no file need be read.
             self._report_skipped(walked, result)
@@ -2219,6 +2230,11 @@ def _new_bytes(st: resources.AnyStat, cached: CachedFile | None) -> int:
     if cached is not None and st.st_size > cached.stat.size:
         return st.st_size - cached.stat.size
     return st.st_size
+
+
+def _selection_key(sel: Selection) -> str:
+    """What a complete pull took in, as the state records it."""
+    return json.dumps([sorted(t.name for t in sel.types), sel.include, sel.exclude])
 
 
 def _stat_key(st: resources.AnyStat) -> StatKey:

@@ -11,7 +11,7 @@ from pathlib import Path
 from claude_sync import chain, settings_trust
 from claude_sync.engine import Engine, Result
 from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, SyncError
-from claude_sync.planner import sha
+from claude_sync.planner import LocalFile, sha
 from claude_sync.repository import (
     DATA_PREFIX,
     MANIFEST_PREFIX,
@@ -155,9 +155,16 @@ def restore(
     return result
 
 
+def _look_at_everything(engine: Engine) -> dict[str, LocalFile]:
+    """Every local file of every type, synced here or not, as a scan reads it; nothing is
+    changed (not Claude Code's MCP servers of a type this machine does not sync)."""
+    sel = engine.everything()
+    return engine.scan(sel, [], walked=engine.walk(sel, [], look_only=True)).files
+
+
 def _refuse_unsynced(engine: Engine, files: dict[str, object]) -> None:
     """In-place restore must not destroy changes that exist nowhere else."""
-    local = engine.scan(engine.everything(), []).files
+    local = _look_at_everything(engine)
     bases = engine.state.bases()
     unsynced = [p for p in files if p in local and sha(local[p]) != sha(bases.get(p))]
     if unsynced:
@@ -432,7 +439,7 @@ def _restore_missing_blobs(engine: Engine, stored: set[str]) -> tuple[int, list[
     missing = set().union(*needs.values()) if needs else set()
     if not missing:
         return 0, []
-    local = engine.scan(engine.everything(), []).files
+    local = _look_at_everything(engine)
     with contextlib.closing(PackWriter(repo)) as writer:
         for f in local.values():
             wanted = [c for c in f.cached.chunks if c[0] in missing]

@@ -204,8 +204,12 @@ def plan_push(
     paths = set(view.files)
     for path, rtype, local, base, remote in _versions(paths, view, bases, head, covers, settled):
         if local is None:
-            if rtype.propagate_deletes and sha(remote) == sha(base):
+            spreads = rtype.spreads_deletion(path)
+            if spreads and sha(remote) == sha(base):
                 plan.remove.append(path)
+            elif spreads and remote is not None:
+                # Deleted here, changed there: as a pull would say, not "up to date".
+                plan.conflicts.append(conflict(path, None, base, remote, head))
             continue
         if sha(remote) == local.sha256:
             plan.adopt[path] = remote
@@ -245,7 +249,7 @@ def plan_pull(
                 plan.merges[path] = Merge(local, base, remote)
             elif remote is not None:
                 plan.write[path] = remote
-            elif rtype.propagate_deletes:
+            elif rtype.spreads_deletion(path):
                 plan.delete.append(path)
             else:
                 plan.adopt[path] = None
@@ -254,7 +258,7 @@ def plan_pull(
                 plan.write[path] = remote  # an old version here: the local state was lost
             else:
                 plan.merges[path] = Merge(local, base, remote)
-        elif not rtype.propagate_deletes:
+        elif not rtype.spreads_deletion(path):
             # Claude Code's own clean-up of a transcript that grew elsewhere: restore it.
             if remote is not None:
                 plan.write[path] = remote
@@ -278,7 +282,7 @@ def has_local_changes(
         rtype = resources.type_of(path)
         if (
             rtype is not None
-            and rtype.propagate_deletes
+            and rtype.spreads_deletion(path)
             and covers(path)
             and not view.is_unknown(path)
         ):

@@ -50,6 +50,19 @@ class ResourceType:
     # Claude Code deletes old transcripts on its own: such deletions must never spread.
     propagate_deletes: bool = True
 
+    def spreads_deletion(self, path: str) -> bool:
+        """Whether deleting path (a logical path of this type) deletes it everywhere. A
+        project's auto memory (`projects/<project>/memory/`) is notes the user and Claude
+        keep, edit and consolidate, which Claude Code's clean-up of old transcripts leaves
+        alone: a memory file that is gone was deleted on purpose."""
+        if self.propagate_deletes:
+            return True
+        top, _, rest = path.partition("/")
+        return top == "projects" and rest.partition("/")[2].startswith(PROJECT_MEMORY)
+
+
+#: a project's auto-memory folder, under its folder in projects/
+PROJECT_MEMORY = "memory/"
 
 TYPES: tuple[ResourceType, ...] = (
     ResourceType(

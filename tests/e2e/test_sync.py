@@ -215,6 +215,37 @@ def test_types_and_selective_push(machines, repo_dir):
     assert proc.returncode == 2
 
 
+def test_a_pull_after_the_selection_grew_takes_what_the_last_pull_left_out(machines, repo_dir):
+    """A head pulled in full with fewer types or more excludes is not "up to date" for a
+    wider selection: status, pull and a later push-then-pull see what was left out."""
+    a, b = machines
+    a.write("agents/one.md", "one\n")
+    a.write("agents/secret.md", "secret v1\n")
+    a.write("todos/t1.json", '[{"content": "do it", "status": "pending"}]\n')
+    a.run("init", str(repo_dir))
+    a.run("types", "--enable", "todos")
+    a.run("push")
+    b.run("init", str(repo_dir))
+    b.run("types", "--exclude", "agents/secret*")
+    b.run("pull")
+    assert not (b.claude / "todos").exists() and not (b.claude / "agents/secret.md").exists()
+    b.run("types", "--enable", "todos")
+    assert "todos/t1.json" in b.run("status").stdout
+    assert b.json("pull")["pulled"] == ["todos/t1.json"]
+    b.run("types", "--clear-globs")
+    b.run("push")  # records the head as current again: still not pulled with this selection
+    assert b.json("pull")["pulled"] == ["agents/secret.md"]
+    # Disabled, then enabled again after a deletion elsewhere: the deletion arrives.
+    b.run("types", "--disable", "agents")
+    (a.claude / "agents/one.md").unlink()
+    a.run("push")
+    b.run("pull")
+    assert (b.claude / "agents/one.md").exists()
+    b.run("types", "--enable", "agents")
+    assert b.json("pull")["deleted"] == ["agents/one.md"]
+    assert b.run("pull").stdout.strip() == "Everything is up to date."
+
+
 def test_true_conflict_keeps_both_and_exits_3(machines, repo_dir):
     a, b = machines
     populate(a)

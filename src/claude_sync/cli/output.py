@@ -253,6 +253,15 @@ def keys_line(path: str, device: str, keys: list[str], when: str) -> str:
     )
 
 
+def how_changed(local_sha256: object, remote_sha256: object, device: str) -> str:
+    """`changed here and on ann-laptop`, or which side deleted it."""
+    if local_sha256 is None:
+        return f"deleted here and changed on {device}"
+    if remote_sha256 is None:
+        return f"changed here and deleted on {device}"
+    return f"changed here and on {device}"
+
+
 def changed_when(seconds: object) -> str:
     """` (2026-11-30 14:02)`: when the other machine made its change, if known."""
     if not isinstance(seconds, int | float) or seconds <= 0:
@@ -272,7 +281,8 @@ def print_conflicts(conflicts: list[Conflict], verbose: bool) -> None:
         if c.held or c.keys:
             continue
         device = clean_value(c.remote_device) or "another machine"
-        line = f"conflict: {c.path} changed here and on {device}{changed_when(c.remote_time)}"
+        how = how_changed(c.local_sha256, c.remote_sha256, device)
+        line = f"conflict: {c.path} {how}{changed_when(c.remote_time)}"
         if c.copy:
             line += f"; the remote version is saved as {c.copy}"
         err.print(line, markup=False)

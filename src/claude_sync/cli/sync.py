@@ -27,6 +27,7 @@ from claude_sync.cli.output import (
     err,
     finish,
     held_line,
+    how_changed,
     keys_line,
     out,
     print_conflicts,
@@ -205,7 +206,8 @@ def conflicts(where: Locations, as_json: bool) -> None:
             continue
         copy = detail.get("copy")
         beside = f" (remote version in {copy})" if copy else ""
-        out.print(f"{path}: changed here and on {device}{when}{beside}", markup=False)
+        how = how_changed(detail.get("local_sha256"), detail.get("remote_sha256"), device)
+        out.print(f"{path}: {how}{when}{beside}", markup=False)
 
 
 @click.command()
