@@ -28,6 +28,7 @@ from claude_sync import (
     chain,
     limits,
     mcp,
+    memory,
     portable,
     resources,
     settings_trust,
@@ -1065,6 +1066,7 @@ class Engine:
                 return result
             if not writers:
                 writers.append(PackWriter(self.repo))
+            memory.give_back()  # what the scan's readers freed, before the commit's peak
             result = self._push_rounds(sel, local, writers[0], result, dry_run)
             if not dry_run:
                 result.uploaded_bytes = self.repo.uploaded_bytes - sent_before
@@ -1408,6 +1410,7 @@ class Engine:
             # recording it here must not make the next run take it for another machine's.
             bases = self._new_bases(plan, changes)
             journal = self._push_journal(plan, snapshot, bases)
+            memory.give_back()
             with self.state.transaction():
                 self.state.set_meta(PUSH_JOURNAL, json.dumps(journal))
             if not self.repo.write_snapshot(snapshot, head):

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from claude_sync import __version__, passphrase
+from claude_sync import __version__, memory, passphrase
 from claude_sync.cli import history, keys, sessions, setup, sync
 from claude_sync.cli.options import global_options
 from claude_sync.cli.output import err
@@ -39,6 +39,7 @@ class App(click.Group):
         # the collector's default (a pass every 700 new objects, and whole passes over all
         # of them) took a tenth of a status or no-op push. Cycles are still collected.
         gc.set_threshold(GC_THRESHOLD, 10, 10)
+        memory.share_arenas()
         try:
             return super().invoke(ctx)
         except SyncError as exc:
