@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import sys
 
 import pexpect
@@ -160,6 +161,13 @@ def test_a_push_reports_a_file_changed_here_and_deleted_elsewhere(make_machine, 
     assert "agents/reviewer.md changed here and deleted on " in pushed.stderr
     assert b.json("push", expect=3)["conflicts"] == ["agents/reviewer.md"]
     assert (b.claude / "agents/reviewer.md").read_text() == "B kept working on it\n"
+    # What the push reported is there for `conflicts` and `resolve`, before any pull.
+    assert "changed here and deleted on " in b.run("conflicts").stdout
+    assert b.json("resolve", "agents/reviewer.md", "--take", "local")["pushed"] == [
+        "agents/reviewer.md"
+    ]
+    a.run("pull")
+    assert (a.claude / "agents/reviewer.md").read_text() == "B kept working on it\n"
 
 
 def test_a_file_deleted_here_and_changed_elsewhere_is_a_conflict_for_push_and_sync(
@@ -183,24 +191,18 @@ def test_a_file_deleted_here_and_changed_elsewhere_is_a_conflict_for_push_and_sy
     assert (b.claude / "agents/reviewer.md").read_text() == "A changed it\n"
 
 
-def test_a_project_memory_file_deleted_is_deleted_everywhere(make_machine, repo_dir):
-    """Auto memory is kept and pruned on purpose (Claude Code's clean-up leaves it): a
-    memory file deleted on one machine goes on the others, and a transcript still stays."""
-    memory = "projects/-srv-app/memory/wrong.md"
-    a, b = make_machine("a"), make_machine("b")
-    a.write(SESSION, transcript("s1", 3))
-    a.write(memory, "- the tests use npm\n")
-    a.write("projects/-srv-app/memory/MEMORY.md", "- [wrong](wrong.md)\n")
-    a.run("init", str(repo_dir))
+def test_a_project_folder_removed_here_stays_everywhere_memory_included(make_machine, repo_dir):
+    """Removed to free space (or renamed, or mapped to a label): its transcripts and its
+    auto memory stay on the other machines."""
+    memory = "projects/-srv-app/memory/MEMORY.md"
+    a, b = setup_machines(make_machine, repo_dir, "ab")
+    a.write(memory, "- the tests use pnpm\n")
     a.run("push")
-    b.run("init", str(repo_dir))
     b.run("pull")
-    (a.claude / memory).unlink()
-    (a.claude / SESSION).unlink()
-    assert a.json("push")["removed"] == [memory]
-    assert b.json("pull")["deleted"] == [memory]
-    assert not (b.claude / memory).exists() and (b.claude / SESSION).exists()
-    assert (b.claude / "projects/-srv-app/memory/MEMORY.md").exists()
+    shutil.rmtree(a.claude / "projects/-srv-app")
+    assert a.json("push")["removed"] == []
+    b.run("pull")
+    assert (b.claude / memory).exists() and (b.claude / SESSION).exists()
 
 
 def test_old_transcript_deleted_locally_stays_everywhere(make_machine, repo_dir):

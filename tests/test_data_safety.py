@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from conftest import Machine, snapshot_tree, transcript
 
 SESSION = "projects/-home-ann-code-app/1b2c3d4e-0000-4000-8000-000000000001.jsonl"
@@ -144,6 +145,28 @@ def test_links_elsewhere_are_skipped_with_a_warning_not_deleted(machines, repo_d
     assert any("outside the synced folder" in w for w in result["warnings"])
     b.run("pull")
     assert (b.claude / "skills/pdf/SKILL.md").read_text() == "skill\n"
+
+
+@pytest.mark.parametrize("mounted", [True, False])
+def test_a_synced_folder_replaced_by_a_link_is_not_deleted_anywhere(
+    machines, repo_dir, tmp_path, mounted
+):
+    """agents/team moved to a dotfiles checkout (outside the Claude folder) and linked
+    back, or that checkout on a drive not mounted now: the link is not followed, and the
+    files it hides stay on every machine (they were read as deleted before)."""
+    a, b = machines
+    a.write("agents/team/lead.md", "lead\n")
+    a.write("agents/team/dev.md", "dev\n")
+    set_up(a, b, repo_dir)
+    moved = tmp_path / "dotfiles-team"
+    (a.claude / "agents/team").rename(moved)
+    (a.claude / "agents/team").symlink_to(moved if mounted else tmp_path / "not-mounted")
+    result = a.json("push")
+    assert result["pushed"] == [] and result["removed"] == []
+    assert result["skipped"] == ["agents/team"]
+    b.run("pull")
+    assert (b.claude / "agents/team/lead.md").read_text() == "lead\n"
+    assert (b.claude / "agents/team/dev.md").read_text() == "dev\n"
 
 
 def test_dotfiles_links_on_the_pulling_machine_are_written_through(machines, repo_dir):

@@ -1155,6 +1155,8 @@ class Engine:
                 plan = self.plan_push(sel, local, plan.head)
             self._name_authors(plan.conflicts, plan.head)
             result.conflicts = self._as_recorded(plan.conflicts)
+            if not dry_run:
+                self._record_new_conflicts(result.conflicts)
             if dry_run:
                 result.pushed = sorted(plan.upload) + plan.remove
                 # At most this much: compression and data already stored make it less.
@@ -1193,6 +1195,16 @@ class Engine:
             else c
             for c in conflicts
         ]
+
+    def _record_new_conflicts(self, conflicts: list[Conflict]) -> None:
+        """A push's conflicts that no pull recorded yet, for `conflicts` and `resolve`. Only
+        added: a pull, which looks at the remote side too, decides when one is settled."""
+        recorded = self.state.conflicts()
+        new = [c for c in conflicts if c.path not in recorded]
+        if new:
+            with self.state.transaction():
+                for c in new:
+                    self.state.set_conflict(c.path, c.to_json())
 
     def _merge_before_push(self, plan: Plan, local: LocalView, result: Result) -> bool:
         """Files another machine changed too that merge automatically (a transcript's

@@ -78,7 +78,8 @@ class LocalView:
         nor written over."""
         if path in self.unknown:
             return True
-        return any(path.startswith(d + "/") for d in self.unknown_dirs)
+        # A folder skipped covers its own path too: a link skipped may hide either.
+        return any(path == d or path.startswith(d + "/") for d in self.unknown_dirs)
 
 
 @dataclass
@@ -204,10 +205,9 @@ def plan_push(
     paths = set(view.files)
     for path, rtype, local, base, remote in _versions(paths, view, bases, head, covers, settled):
         if local is None:
-            spreads = rtype.spreads_deletion(path)
-            if spreads and sha(remote) == sha(base):
+            if rtype.propagate_deletes and sha(remote) == sha(base):
                 plan.remove.append(path)
-            elif spreads and remote is not None:
+            elif rtype.propagate_deletes and remote is not None:
                 # Deleted here, changed there: as a pull would say, not "up to date".
                 plan.conflicts.append(conflict(path, None, base, remote, head))
             continue
@@ -249,7 +249,7 @@ def plan_pull(
                 plan.merges[path] = Merge(local, base, remote)
             elif remote is not None:
                 plan.write[path] = remote
-            elif rtype.spreads_deletion(path):
+            elif rtype.propagate_deletes:
                 plan.delete.append(path)
             else:
                 plan.adopt[path] = None
@@ -258,7 +258,7 @@ def plan_pull(
                 plan.write[path] = remote  # an old version here: the local state was lost
             else:
                 plan.merges[path] = Merge(local, base, remote)
-        elif not rtype.spreads_deletion(path):
+        elif not rtype.propagate_deletes:
             # Claude Code's own clean-up of a transcript that grew elsewhere: restore it.
             if remote is not None:
                 plan.write[path] = remote
@@ -282,7 +282,7 @@ def has_local_changes(
         rtype = resources.type_of(path)
         if (
             rtype is not None
-            and rtype.spreads_deletion(path)
+            and rtype.propagate_deletes
             and covers(path)
             and not view.is_unknown(path)
         ):

@@ -50,19 +50,6 @@ class ResourceType:
     # Claude Code deletes old transcripts on its own: such deletions must never spread.
     propagate_deletes: bool = True
 
-    def spreads_deletion(self, path: str) -> bool:
-        """Whether deleting path (a logical path of this type) deletes it everywhere. A
-        project's auto memory (`projects/<project>/memory/`) is notes the user and Claude
-        keep, edit and consolidate, which Claude Code's clean-up of old transcripts leaves
-        alone: a memory file that is gone was deleted on purpose."""
-        if self.propagate_deletes:
-            return True
-        top, _, rest = path.partition("/")
-        return top == "projects" and rest.partition("/")[2].startswith(PROJECT_MEMORY)
-
-
-#: a project's auto-memory folder, under its folder in projects/
-PROJECT_MEMORY = "memory/"
 
 TYPES: tuple[ResourceType, ...] = (
     ResourceType(
@@ -321,14 +308,17 @@ class _Walk:
             self.skip(path, False, f"cannot be read ({exc.strerror})")
             return None
         if stat.S_ISLNK(lst.st_mode):
+            # A link not followed hides what its path held when last synced, a file or a
+            # whole folder (one replaced by a link to a dotfiles checkout, or to a drive
+            # not mounted now): skipped as a folder, neither is taken for deleted.
             try:
                 target = os.path.realpath(abspath, strict=True)
                 lst = os.stat(abspath)
             except OSError:
-                self.skip(path, False, "is a broken link or a link loop")
+                self.skip(path, True, "is a broken link or a link loop")
                 return None
             if not _inside(target, boundary):
-                self.skip(path, False, f"is a link to {target}, outside the synced folder")
+                self.skip(path, True, f"is a link to {target}, outside the synced folder")
                 return None
             if stat.S_ISDIR(lst.st_mode):
                 self.skip(path, True, "is a linked folder, which is not followed")

@@ -95,22 +95,3 @@ def test_a_path_s_type_is_the_same_whether_its_folder_was_seen_before(path: str)
     for sibling in ("projects/-p/ok.md", "projects/-p/s/ok.md", "agents/.claude.json/ok"):
         assert type_of(sibling) is not None
         assert type_of(path) is first
-
-
-@pytest.mark.parametrize(
-    ("path", "spreads"),
-    [
-        ("agents/a.md", True),
-        ("projects/-srv-app/memory/MEMORY.md", True),
-        ("projects/-srv-app/memory/topics/api.md", True),
-        ("projects/-srv-app/s1.jsonl", False),
-        ("projects/-srv-app/s1/subagents/agent-1.jsonl", False),
-        ("projects/memory/s1.jsonl", False),
-        ("projects/-srv-app/memory.jsonl", False),
-        ("history.jsonl", False),
-    ],
-)
-def test_a_deletion_spreads_but_for_transcripts_and_history(path: str, spreads: bool) -> None:
-    rtype = type_of(path)
-    assert rtype is not None
-    assert rtype.spreads_deletion(path) is spreads
