@@ -339,6 +339,24 @@ class ThreeMachines(RuleBasedStateMachine):
     def sync(self, m: int, action: str) -> None:
         self.run(m, action)
 
+    @rule(
+        first=st.integers(0, MACHINES - 1),
+        second=st.integers(0, MACHINES - 1),
+        path=st.sampled_from([AGENT, COMMAND]),
+        deletes_first=st.booleans(),
+    )
+    def both_change_then_push(self, first: int, second: int, path: str, deletes_first: bool):
+        """One machine deletes a file and pushes; another edits it and pushes before any
+        pull (or the other way round): rare in random sequences, common in life."""
+        if first == second:
+            return
+        for m, deletes in ((first, deletes_first), (second, not deletes_first)):
+            if deletes:
+                self.delete(m, path)
+            else:
+                self.edit(m, path)
+            self.run(m, "push")
+
     @rule(m=st.integers(0, MACHINES - 1))
     def pull_racing_claude_code(self, m: int) -> None:
         """Claude Code appends to the transcript while the pull downloads it."""
