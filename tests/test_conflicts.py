@@ -205,6 +205,31 @@ def test_a_project_folder_removed_here_stays_everywhere_memory_included(make_mac
     assert (b.claude / memory).exists() and (b.claude / SESSION).exists()
 
 
+def test_a_prompt_half_appended_to_the_history_is_neither_pushed_nor_split(make_machine, repo_dir):
+    """Claude Code writes history.jsonl a piece at a time: a push while a prompt is half
+    written sends the lines before it, and a pull meanwhile keeps it whole at the end."""
+    a, b = setup_machines(make_machine, repo_dir, "ab")
+    half, rest = history_line("a", 3)[:25], history_line("a", 3)[25:]
+    a.append("history.jsonl", half)
+    a.run("push")
+    b.append("history.jsonl", history_line("b", 2))
+    b.run("pull")
+    b.run("push")
+    assert half not in (b.claude / "history.jsonl").read_text()
+    a.run("pull")
+    assert (a.claude / "history.jsonl").read_text().endswith(history_line("b", 2) + half)
+    a.append("history.jsonl", rest)
+    a.run("push")
+    b.run("pull")
+    for m in (a, b):
+        lines = records(m, "history.jsonl")
+        assert [json.loads(line)["display"] for line in lines] == [
+            "base prompt 0",
+            "b prompt 2",
+            "a prompt 3",
+        ]
+
+
 def test_old_transcript_deleted_locally_stays_everywhere(make_machine, repo_dir):
     a, b = setup_machines(make_machine, repo_dir, "ab")
     (a.claude / SESSION).unlink()  # Claude Code's cleanupPeriodDays

@@ -357,13 +357,22 @@ def test_transcript_unterminated_last_line_and_empty_sides() -> None:
 
 
 @PROPERTY
-@given(history_file, history_file, history_file)
+@given(*[history_file.map(lambda data: unfinished(data)[0])] * 3)
 def test_history_properties(a: bytes, b: bytes, c: bytes) -> None:
     ab = merge_history(a, b)
     assert set(ab.splitlines()) == set(a.splitlines() + b.splitlines()) - {b""}
     assert ab == merge_history(b, a)
     assert merge_history(ab, ab) == ab
     assert len(all_orders(merge_history, [a, b, c])) == 1
+
+
+@PROPERTY
+@given(history_file, history_file)
+def test_history_keeps_the_local_write_in_progress_at_the_end(local: bytes, remote: bytes) -> None:
+    """A prompt line Claude Code is still writing here stays last, whole once finished;
+    the other side's is its own, and comes with its next sync."""
+    (local_done, tail), (remote_done, _) = unfinished(local), unfinished(remote)
+    assert merge_history(local, remote) == merge_history(local_done, remote_done) + tail
 
 
 def test_history_orders_by_numeric_timestamp() -> None:

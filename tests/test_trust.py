@@ -306,6 +306,13 @@ def test_session_titles_from_the_repository_are_printed_clean(machines, repo_dir
     listing = b.run("sessions")
     assert "s1" in listing.stdout and "fix?]0;owned? this?[2J" in listing.stdout
     assert not any(c in listing.stdout + listing.stderr for c in ESCAPES)
+    # Half an emoji (a JS string cut between its two UTF-16 halves) is valid JSON, and
+    # cannot be printed: `sessions` stopped there with UnicodeEncodeError.
+    record |= {"sessionId": "s2", "message": {"role": "user", "content": "look \ud83d"}}
+    a.write("projects/-srv-app/s2.jsonl", json.dumps(record) + "\n")
+    a.run("push")
+    listing = b.run("sessions")
+    assert "look ?" in listing.stdout and "fix?]0;owned" in listing.stdout
 
 
 @settings(print_blob=True)
@@ -316,6 +323,7 @@ def test_cleaned_text_has_no_control_characters(text):
             (ord(c) < 32 and c != "\n") or 0x7F <= ord(c) <= 0x9F or c in "\u202e\u2066"
             for c in out
         )
+        out.encode("utf-8")  # no lone surrogate: printable
     assert "\n" not in clean_value(text)
 
 

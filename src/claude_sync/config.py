@@ -53,8 +53,11 @@ def state_files(config_dir: Path) -> list[Path]:
 
 def config_dir(option: str | None) -> Path:
     given = _given_folder(option, "CLAUDE_SYNC_CONFIG_DIR")
-    if given is not None:
-        return given
+    return given if given is not None else default_config_dir()
+
+
+def default_config_dir() -> Path:
+    """The config folder when neither the option nor the variable names one."""
     import platformdirs  # only here: it costs more to import than a no-op push takes
 
     return Path(platformdirs.user_config_dir("claude-sync", appauthor=False))

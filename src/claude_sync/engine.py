@@ -44,7 +44,13 @@ from claude_sync.errors import (
     ObjectNotFoundError,
     SyncError,
 )
-from claude_sync.merge import is_transcript, merge_file, merge_keys, split_unfinished
+from claude_sync.merge import (
+    HISTORY_PATH,
+    is_transcript,
+    merge_file,
+    merge_keys,
+    split_unfinished,
+)
 from claude_sync.pathmap import PathMapper, encode, file_filters
 from claude_sync.planner import (
     Conflict,
@@ -288,6 +294,9 @@ class Engine:
         self.former_names: tuple[str, ...] = ()
         #: apply guarded settings.json keys from the remote without asking
         self.trust_settings = False
+        #: a pull of every session (`pull --all`): also those gone here, which Claude Code
+        #: cleaned up (their deletion never spreads, so the head was pulled "in full")
+        self.every_session = False
         self.filters = file_filters(Path.home(), self.mapper)
         self.filters[settings_trust.PATH] = settings_trust.SettingsFilter(
             Path.home(), claude_dir / settings_trust.PATH
@@ -571,6 +580,9 @@ class Engine:
             try:
                 if logical in self.filters:
                     data = self._logical_bytes(logical, path)
+                    if logical == HISTORY_PATH:
+                        # As a transcript's below: a prompt still being appended waits.
+                        data = split_unfinished(data)[0]
                     sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id, keep)
                     after = os.stat(path)
                 elif st.st_size < SMALL_READ or (before is None and st.st_size < WHOLE_READ):
@@ -830,6 +842,7 @@ class Engine:
             self._coverage(sel),
             strategy,
             functools.partial(self._was_synced, head=head),
+            restore_gone=self.every_session,
         )
         self.sessions.defer(plan, local.files)
         plan.unmapped = self._unmapped_labels(head)
@@ -985,6 +998,8 @@ class Engine:
             synced = local_bytes
             if local_file.unfinished:
                 synced = local_bytes[: local_file.entry().size]
+            elif path == HISTORY_PATH:
+                synced = split_unfinished(local_bytes)[0]
             if hashlib.sha256(synced).hexdigest() != local_file.sha256:
                 result.warnings.append(
                     f"{path} changed during the pull; it goes with the next sync"
@@ -1546,7 +1561,12 @@ class Engine:
         so a clean pull may mark the head as fully pulled."""
         result = Result()
         root = self.head_root()
-        if root is None or (complete and not dry_run and self._pulled_in_full(sel, root.seq)):
+        if root is None or (
+            complete
+            and not dry_run
+            and not self.every_session
+            and self._pulled_in_full(sel, root.seq)
+        ):
             if not dry_run:
                 self._record_success("pull")
             return result

@@ -96,8 +96,12 @@ def refuse_with_plugin(claude_dir: Path) -> None:
         )
 
 
-def install_claude_hooks(settings_path: Path, timeout: float, uninstall: bool = False) -> bool:
-    """Add (or remove) our SessionStart/SessionEnd hooks; True when the file changed."""
+def install_claude_hooks(
+    settings_path: Path, timeout: float, uninstall: bool = False, config_dir: Path | None = None
+) -> bool:
+    """Add (or remove) our SessionStart/SessionEnd hooks; True when the file changed.
+    config_dir: a config folder other than the default, which the hooks must name: Claude
+    Code runs them without the option or the variable that chose it."""
     data = _load_settings(settings_path)
     hooks = data.get("hooks", {})
     if not isinstance(hooks, dict):
@@ -111,6 +115,8 @@ def install_claude_hooks(settings_path: Path, timeout: float, uninstall: bool = 
         prefix = command_prefix()
         for event, verb in EVENTS.items():
             command = f"{prefix} hook {verb} --timeout {timeout:g}"
+            if config_dir is not None:
+                command += f" --config-dir {shlex.quote(str(config_dir))}"
             entry = {"type": "command", "command": command, "timeout": int(timeout) + 5}
             new_hooks.setdefault(event, []).append({"hooks": [entry]})
     new = dict(data)

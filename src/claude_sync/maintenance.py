@@ -145,9 +145,17 @@ def restore(
             f"no file this machine syncs in snapshot {seq} matches {' '.join(prefixes)}"
         )
     root = target or engine.root
+    outputs = {p: (root / engine.mapper.to_local(p), e) for p, e in files.items()}
     if target is None and not force:
         _refuse_unsynced(engine, files)
-    outputs = {p: (root / engine.mapper.to_local(p), e) for p, e in files.items()}
+    elif not force:
+        there = sorted(p for p, (dest, _) in outputs.items() if os.path.lexists(dest))
+        if there:
+            # What is there may exist nowhere else: a restore elsewhere adds, never replaces.
+            raise ConfigError(
+                f"{len(there)} of the files to restore already exist in {target} (e.g. "
+                f"{there[0]}); restore into an empty folder, or use --force"
+            )
     with engine.staged_files(outputs, root, result) as staged:
         for path, tmp, dest, _ in staged:
             os.replace(tmp, dest)

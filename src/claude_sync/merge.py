@@ -322,13 +322,17 @@ def _interleave(
 
 
 def merge_history(local: bytes, remote: bytes) -> bytes:
-    """Union of the lines of two history.jsonl versions, sorted by (timestamp ms, line bytes)."""
+    """Union of the lines of two history.jsonl versions, sorted by (timestamp ms, line bytes).
+    As in a transcript, a last line Claude Code is still writing is no line yet: this
+    machine's stays at the end, where its writer finishes it; another's is left out."""
+    local, tail = split_unfinished(local)
+    remote, _ = split_unfinished(remote)
     # One line per record whatever its line ending (CRLF vs LF copies): the greater bytes.
     lines: dict[bytes, bytes] = {}
     for line in _lines(local) + _lines(remote):
         record = line.removesuffix(b"\r")
         lines[record] = max(line, lines.get(record, line))
-    return _join(sorted(lines.values(), key=_history_key))
+    return _join(sorted(lines.values(), key=_history_key)) + tail
 
 
 def _history_key(line: bytes) -> tuple[int, float, bytes]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from claude_sync import resources
+from claude_sync.merge import HISTORY_PATH
 from claude_sync.repository import FileEntry, Snapshot
 from claude_sync.resources import ResourceType
 from claude_sync.session_summary import SessionSummary
@@ -227,13 +228,18 @@ def plan_pull(
     covers: Callable[[str], bool],
     strategy: str,
     was_synced: Callable[[str, str], bool],
+    restore_gone: bool = False,
 ) -> Plan:
-    """was_synced(path, sha256): whether that content of path is in an earlier snapshot."""
+    """was_synced(path, sha256): whether that content of path is in an earlier snapshot.
+    restore_gone: also bring back files gone here whose deletion does not spread (sessions
+    Claude Code cleaned up), unchanged elsewhere: a pull of every session (`pull --all`)."""
     plan = Plan(head, strategy=strategy)
     remote_paths = set(head.files) if head else set()
 
     def settled(path: str, local: str | None, base: str | None, remote: Callable[[], Any]) -> bool:
-        return remote() == base
+        if remote() != base:
+            return False
+        return not (restore_gone and local is None and base is not None and _kept(path))
 
     for path, rtype, local, base, remote in _versions(
         remote_paths, view, bases, head, covers, settled
@@ -243,9 +249,15 @@ def plan_pull(
         elif sha(local) == sha(remote):
             plan.adopt[path] = remote
         elif sha(local) == sha(base):
-            if remote is not None and local is not None and local.unfinished:
+            if (
+                remote is not None
+                and local is not None
+                and (local.unfinished or path == HISTORY_PATH)
+            ):
                 # Written over, the record being appended here would be lost: it stays at
-                # the end, after what arrives (the transcript merge keeps it there).
+                # the end, after what arrives (the transcript merge keeps it there). A
+                # prompt half-appended to the history is not seen by its size (its filter
+                # changes it): the history, lines only ever added, is always merged.
                 plan.merges[path] = Merge(local, base, remote)
             elif remote is not None:
                 plan.write[path] = remote
@@ -267,6 +279,12 @@ def plan_pull(
         else:
             settle_conflict(plan, path, local, base, remote)
     return plan
+
+
+def _kept(path: str) -> bool:
+    """Whether path is of a type whose deletions do not spread."""
+    rtype = resources.type_of(path)
+    return rtype is not None and not rtype.propagate_deletes
 
 
 def has_local_changes(

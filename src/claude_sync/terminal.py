@@ -9,7 +9,10 @@ import re
 
 # C0 controls but newline, DEL, C1 controls, and the Unicode bidi overrides that reorder
 # what the user reads.
-_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Lone surrogates too: valid in JSON (a JS string cut mid-emoji), they cannot be printed.
+_CONTROL = re.compile(
+    "[\x00-\x09\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+)
 _LINE_BREAKS = re.compile("[\n\r\u2028\u2029]")
 # Up to the last @ before the host: a password may hold an unescaped @.
 _USERINFO = re.compile(r"\b([a-z][a-z0-9+.-]*://)[^/\s?#\"']*@", re.IGNORECASE)

@@ -62,6 +62,26 @@ def test_restore_in_place_and_to_target(make_machine, repo_dir, tmp_path):
     assert a.run("restore", "nope", "--snapshot", "1", check=False).returncode == 2
 
 
+def test_restore_to_a_target_never_replaces_what_is_there(make_machine, repo_dir, tmp_path):
+    """A target that holds the files already (an earlier copy, or the Claude folder itself
+    by another name) is not written over: unpushed work there may exist nowhere else."""
+    a, _ = two_snapshots(make_machine, repo_dir)
+    target = tmp_path / "copy"
+    (target / "agents").mkdir(parents=True)
+    (target / "agents/x.md").write_text("precious\n")
+    refused = a.run("restore", "--snapshot", "1", "--target", str(target), check=False)
+    assert refused.returncode == 2 and "already exist" in refused.stderr
+    assert (target / "agents/x.md").read_text() == "precious\n"
+    a.run("restore", "--snapshot", "1", "--target", str(target), "--force")
+    assert (target / "agents/x.md").read_text() == "version 1\n"
+    a.write("agents/x.md", "unsynced work\n")
+    (tmp_path / "live").symlink_to(a.claude)
+    for live in (a.claude, tmp_path / "live"):
+        refused = a.run("restore", "--snapshot", "1", "--target", str(live), check=False)
+        assert refused.returncode == 1 and "not pushed yet" in refused.stderr
+    assert (a.claude / "agents/x.md").read_text() == "unsynced work\n"
+
+
 def test_verify_finds_missing_and_damaged_data(make_machine, repo_dir):
     a, _ = two_snapshots(make_machine, repo_dir)
     assert "No problems found" in a.run("verify", "--read-data").stdout

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 import uuid
@@ -281,6 +282,17 @@ def test_pull_all_and_window_setting(cli_inprocess, pair, repo_dir):
     assert b.json("status")["remote_only_sessions"] == 1
     b.run("pull", "--all")
     assert (b.claude / f"projects/{folder(b)}/{ids['old']}.jsonl").exists()
+    assert b.json("status")["remote_only_sessions"] == 0
+    # Claude Code cleans the old session up here: it stays in the repository, and `pull
+    # --all` brings it back, as status says (it said "up to date" and brought nothing).
+    old = b.claude / f"projects/{folder(b)}/{ids['old']}.jsonl"
+    old.unlink()
+    shutil.rmtree(old.with_suffix(""))
+    assert b.json("push")["removed"] == []
+    assert b.json("status")["remote_only_sessions"] == 1
+    pulled = b.json("pull", "--all")["pulled"]
+    assert any(p.endswith(f"{ids['old']}.jsonl") for p in pulled)
+    assert old.exists() and (old.with_suffix("") / "subagents" / "agent-2.jsonl").exists()
     assert b.json("status")["remote_only_sessions"] == 0
 
 

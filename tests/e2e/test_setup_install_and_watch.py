@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -47,6 +48,34 @@ def test_install_is_idempotent_and_uninstall_restores(make_machine, repo_dir):
     assert "SessionEnd" in (project / ".claude/settings.json").read_text()
     m.run("install", "--project", str(project), "--uninstall")
     assert json.loads((project / ".claude/settings.json").read_text()) == {}
+
+
+def test_hooks_installed_with_another_config_dir_use_it(make_machine, repo_dir):
+    """Claude Code runs the hook's command line alone: a config folder chosen by option or
+    variable at install must be on it (the hooks exited 0 and synced nothing)."""
+    m: Machine = make_machine("m")
+    chosen = m.home / "elsewhere config"
+    m.write("agents/a.md", "mine\n")
+    m.run("--config-dir", str(chosen), "init", str(repo_dir))
+    m.env["CLAUDE_SYNC_CONFIG_DIR"] = str(chosen)
+    m.run("install")
+    data = json.loads((m.claude / "settings.json").read_text())
+    command = data["hooks"]["SessionEnd"][0]["hooks"][0]["command"]
+    assert "--config-dir" in command
+    del m.env["CLAUDE_SYNC_CONFIG_DIR"]
+    event = json.dumps({"session_id": "s1", "hook_event_name": "SessionEnd", "cwd": "/srv"})
+    env = m.environ() | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    env.pop("CLAUDE_SYNC_CONFIG_DIR", None)
+    done = subprocess.run(command, shell=True, input=event, env=env, capture_output=True, text=True)
+    assert done.returncode == 0
+    log = chosen / "hooks.log"
+    for _ in range(150):  # the hook syncs in the background
+        if log.exists() and "session-end: pushed 2" in log.read_text():
+            break
+        time.sleep(0.1)
+    assert "session-end: pushed 2" in log.read_text()  # the agent and settings.json
+    m.env["CLAUDE_SYNC_CONFIG_DIR"] = str(chosen)
+    assert m.json("status")["pushed"] == []
 
 
 def hook(m: Machine, event: str, payload: dict[str, object], timeout: float = 10):

@@ -50,3 +50,15 @@ def test_a_transcript_line_without_timestamp_goes_before_any_timestamp() -> None
     old = b'{"uuid": "a", "timestamp": "1969-12-31T23:59:59Z"}\n'
     assert merge_transcript(summary, old) == summary + old
     assert merge_transcript(old, summary) == summary + old
+
+
+def test_history_keeps_a_prompt_still_being_written_at_the_end():
+    """Claude Code appends a prompt line in pieces: half of it is no line to sort in, and
+    another machine's half line is left to that machine."""
+    done = b'{"display":"one","timestamp":1000}\n'
+    theirs = b'{"display":"from B","timestamp":2000}\n'
+    half = b'{"display":"A prompt being wri'
+    merged = merge_history(done + half, done + theirs + b'{"display":"B half')
+    assert merged == done + theirs + half
+    finished = merged + b'tten","timestamp":3000}\n'
+    assert all(line.startswith(b"{") and line.endswith(b"}") for line in finished.splitlines())

@@ -104,15 +104,11 @@ def restore(
 
     with open_workspace(where) as ws, ConsoleReporter(False, False, as_json) as reporter:
         engine = ws.engine(reporter)
-        result = maintenance.restore(
-            engine,
-            ws.selection(),
-            seq,
-            list(paths),
-            Path(target) if target else None,
-            force,
-        )
-        if target is None:
+        into = Path(target) if target else None
+        if into is not None and into.resolve() == engine.root.resolve():
+            into = None  # the Claude folder itself, by another name: a restore in place
+        result = maintenance.restore(engine, ws.selection(), seq, list(paths), into, force)
+        if into is None:
             # The restored version is a new change: push it, so other machines get it too.
             only = tuple(engine.mapper.to_local(p) for p in result.pulled)
             pushed = engine.push(replace(ws.selection(), only=only))

@@ -294,7 +294,9 @@ def install(
     if not uninstall:
         hook_install.refuse_with_plugin(where.claude_dir)
     target = (Path(project) / ".claude" if project else where.claude_dir) / "settings.json"
-    changed = hook_install.install_claude_hooks(target, timeout, uninstall)
+    default = config.default_config_dir()
+    chosen = None if where.config_dir.resolve() == default.resolve() else where.config_dir
+    changed = hook_install.install_claude_hooks(target, timeout, uninstall, chosen)
     state = "removed from" if uninstall else "installed in"
     out.print(
         f"Hooks {state} {target}" if changed else f"Nothing to change in {target}", markup=False

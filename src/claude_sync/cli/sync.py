@@ -110,6 +110,7 @@ def _incoming(
     def work(ws: Workspace, engine: Engine) -> Result:
         if every_session:  # `--all` lifts the sessions window for this run
             engine.sessions.window = None
+            engine.every_session = True
         incoming = engine.pull if action == "pull" else engine.sync
         return incoming(ws.selection(types), strategy, dry_run, complete=not types)
 
