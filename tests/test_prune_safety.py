@@ -170,3 +170,26 @@ def test_repair_rebuilds_indexes_and_uploads_lost_data_again(make_machine, repo_
     b.run("pull")
     assert (b.claude / "agents/x.md").read_text() == unique_text(3)
     assert (b.claude / "agents/y.md").read_text() == unique_text(4)
+
+
+def test_repair_replaces_a_damaged_index(make_machine, repo_dir):
+    """One flipped byte in an index stopped every new machine's pull, and `repair` (which
+    the error names) failed on the same index: it now indexes those packs from their own
+    headers and removes it."""
+    a, c = make_machine("a"), make_machine("c")
+    a.write("agents/x.md", unique_text(3))
+    a.run("init", str(repo_dir))
+    a.run("push")
+    a.write("agents/y.md", unique_text(4))
+    a.run("push")
+    index = max((p for p in (repo_dir / "index").rglob("*") if p.is_file()), key=os.path.getmtime)
+    data = bytearray(index.read_bytes())
+    data[len(data) // 2] ^= 1
+    index.write_bytes(bytes(data))
+    c.run("init", str(repo_dir))
+    assert c.run("pull", check=False).returncode == 1
+    assert "Indexed 1 packs" in a.run("repair").stdout
+    assert "No problems found" in a.run("verify", "--read-data").stdout
+    c.run("pull")
+    assert (c.claude / "agents/x.md").read_text() == unique_text(3)
+    assert (c.claude / "agents/y.md").read_text() == unique_text(4)

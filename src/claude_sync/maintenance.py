@@ -389,7 +389,14 @@ def repair(engine: Engine) -> RepairReport:
     that snapshots need and no intact pack holds. A damaged pack counts as missing (prune
     collects it later). What no machine that runs this still has stays missing."""
     repo = engine.repo
-    indexes = {name: repo.load_index(name) for name in repo.index_names()}
+    indexes: dict[str, dict[str, BlobLocation]] = {}
+    unreadable: list[str] = []
+    for name in repo.index_names():
+        try:
+            indexes[name] = repo.load_index(name)
+        except (CorruptionError, ObjectNotFoundError):
+            # Its packs are then indexed by nobody: their own headers say what they hold.
+            unreadable.append(name)
     present = repo.pack_names()
     indexed = {loc.pack for locations in indexes.values() for loc in locations.values()}
     damaged = _damaged_packs(engine, indexes, present)
@@ -404,13 +411,13 @@ def repair(engine: Engine) -> RepairReport:
     for pack in orphans + sorted(damaged):
         with contextlib.suppress(CorruptionError, ObjectNotFoundError):
             found.update(repo.pack_header(pack))
-    if orphans or damaged or indexed - present:
+    if orphans or damaged or indexed - present or unreadable:
         packs: dict[str, list[tuple[str, int, int]]] = {}
         for blob, loc in found.items():
             packs.setdefault(loc.pack, []).append((blob, loc.offset, loc.length))
         if packs:
             repo.write_index(packs)
-        repo.delete_objects(list(indexes))  # those a push writes meanwhile stay
+        repo.delete_objects([*indexes, *unreadable])  # those a push writes meanwhile stay
     with engine.state.transaction():
         engine.state.forget_indexes()
     engine.refresh_index()
