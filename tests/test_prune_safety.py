@@ -146,13 +146,23 @@ def test_grace_below_the_minimum_is_refused(make_machine, repo_dir):
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_repair_rebuilds_indexes_and_uploads_lost_data_again(make_machine, repo_dir):
-    a, b = make_machine("a"), make_machine("b")
+def pushed_twice(a: Machine, repo_dir: Path) -> None:
+    """Two agents, pushed one at a time: two snapshots, two packs, two indexes."""
     a.write("agents/x.md", unique_text(3))
     a.run("init", str(repo_dir))
     a.run("push")
     a.write("agents/y.md", unique_text(4))
     a.run("push")
+
+
+def assert_both_agents(m: Machine) -> None:
+    assert (m.claude / "agents/x.md").read_text() == unique_text(3)
+    assert (m.claude / "agents/y.md").read_text() == unique_text(4)
+
+
+def test_repair_rebuilds_indexes_and_uploads_lost_data_again(make_machine, repo_dir):
+    a, b = make_machine("a"), make_machine("b")
+    pushed_twice(a, repo_dir)
     b.run("init", str(repo_dir))
     # The storage loses one pack and every index.
     packs = sorted(p for p in (repo_dir / "data").rglob("*") if p.is_file())
@@ -168,8 +178,7 @@ def test_repair_rebuilds_indexes_and_uploads_lost_data_again(make_machine, repo_
     assert "uploaded" in out and "uploaded 0" not in out
     assert "No problems found" in b.run("verify", "--read-data").stdout
     b.run("pull")
-    assert (b.claude / "agents/x.md").read_text() == unique_text(3)
-    assert (b.claude / "agents/y.md").read_text() == unique_text(4)
+    assert_both_agents(b)
 
 
 def test_repair_replaces_a_damaged_index(make_machine, repo_dir):
@@ -177,11 +186,7 @@ def test_repair_replaces_a_damaged_index(make_machine, repo_dir):
     the error names) failed on the same index: it now indexes those packs from their own
     headers and removes it."""
     a, c = make_machine("a"), make_machine("c")
-    a.write("agents/x.md", unique_text(3))
-    a.run("init", str(repo_dir))
-    a.run("push")
-    a.write("agents/y.md", unique_text(4))
-    a.run("push")
+    pushed_twice(a, repo_dir)
     index = max((p for p in (repo_dir / "index").rglob("*") if p.is_file()), key=os.path.getmtime)
     data = bytearray(index.read_bytes())
     data[len(data) // 2] ^= 1
@@ -191,5 +196,4 @@ def test_repair_replaces_a_damaged_index(make_machine, repo_dir):
     assert "Indexed 1 packs" in a.run("repair").stdout
     assert "No problems found" in a.run("verify", "--read-data").stdout
     c.run("pull")
-    assert (c.claude / "agents/x.md").read_text() == unique_text(3)
-    assert (c.claude / "agents/y.md").read_text() == unique_text(4)
+    assert_both_agents(c)
