@@ -294,8 +294,7 @@ class Engine:
         self.former_names: tuple[str, ...] = ()
         #: apply guarded settings.json keys from the remote without asking
         self.trust_settings = False
-        #: a pull of every session (`pull --all`): also those gone here, which Claude Code
-        #: cleaned up (their deletion never spreads, so the head was pulled "in full")
+        #: a pull of every session (see want_every_session)
         self.every_session = False
         self.filters = file_filters(Path.home(), self.mapper)
         self.filters[settings_trust.PATH] = settings_trust.SettingsFilter(
@@ -663,6 +662,13 @@ class Engine:
     def everything(self) -> Selection:
         """Every type, for operations that look at the whole local state."""
         return Selection(resources.TYPES)
+
+    def want_every_session(self) -> None:
+        """This run pulls every session (`pull --all`): none is left out by the window, and
+        those gone here, which Claude Code cleaned up, come back (their deletion never
+        spreads, so the head counts as pulled in full without them)."""
+        self.sessions.window = None
+        self.every_session = True
 
     def head_root(self) -> SnapshotRoot | None:
         """The newest snapshot's authenticated root. One that does not continue the history
@@ -1214,6 +1220,8 @@ class Engine:
     def _record_new_conflicts(self, conflicts: list[Conflict]) -> None:
         """A push's conflicts that no pull recorded yet, for `conflicts` and `resolve`. Only
         added: a pull, which looks at the remote side too, decides when one is settled."""
+        if not conflicts:
+            return
         recorded = self.state.conflicts()
         new = [c for c in conflicts if c.path not in recorded]
         if new:

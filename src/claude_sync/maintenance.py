@@ -146,12 +146,12 @@ def restore(
         )
     root = target or engine.root
     outputs = {p: (root / engine.mapper.to_local(p), e) for p, e in files.items()}
-    if target is None and not force:
+    if not force and target is None:
         _refuse_unsynced(engine, files)
     elif not force:
+        # What is there may exist nowhere else: a restore elsewhere adds, never replaces.
         there = sorted(p for p, (dest, _) in outputs.items() if os.path.lexists(dest))
         if there:
-            # What is there may exist nowhere else: a restore elsewhere adds, never replaces.
             raise ConfigError(
                 f"{len(there)} of the files to restore already exist in {target} (e.g. "
                 f"{there[0]}); restore into an empty folder, or use --force"

@@ -108,9 +108,8 @@ def _incoming(
     """pull or sync: the same options, the same engine set-up, the same report."""
 
     def work(ws: Workspace, engine: Engine) -> Result:
-        if every_session:  # `--all` lifts the sessions window for this run
-            engine.sessions.window = None
-            engine.every_session = True
+        if every_session:
+            engine.want_every_session()
         incoming = engine.pull if action == "pull" else engine.sync
         return incoming(ws.selection(types), strategy, dry_run, complete=not types)
 
