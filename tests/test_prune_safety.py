@@ -197,3 +197,72 @@ def test_repair_replaces_a_damaged_index(make_machine, repo_dir):
     assert "No problems found" in a.run("verify", "--read-data").stdout
     c.run("pull")
     assert_both_agents(c)
+
+
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 1
+    path.write_bytes(bytes(data))
+
+
+def test_repair_removes_a_damaged_head_and_its_machines_push_it_again(make_machine, repo_dir):
+    """A damaged head snapshot blocked every command, repair included, though each error
+    named repair. Repair now removes it; the machines that had it push its files again."""
+    a, b, c = make_machine("a"), make_machine("b"), make_machine("c")
+    pushed_twice(a, repo_dir)
+    b.run("init", str(repo_dir))
+    b.run("pull")
+    flip_byte(repo_dir / "snapshots" / "0000000002")
+    proc = b.run("pull", check=False)
+    assert proc.returncode == 1 and "claude-sync repair" in proc.stderr
+    proc = a.run("repair", check=False)
+    assert proc.returncode == 1 and "snapshots 2 cannot be read" in proc.stderr
+    assert "--forget-damaged" in proc.stderr
+    out = a.run("repair", "--forget-damaged").stdout
+    assert "Removed damaged snapshots 2" in out and "--allow-rollback" in out
+    # Its machines see a rollback, and are told how to accept it.
+    proc = b.run("pull", check=False)
+    assert proc.returncode != 0 and "--allow-rollback" in proc.stderr
+    a.run("sync", "--allow-rollback")
+    b.run("sync", "--allow-rollback")
+    assert_both_agents(b)
+    c.run("init", str(repo_dir))
+    c.run("pull")
+    assert_both_agents(c)
+    assert "No problems found" in c.run("verify", "--read-data").stdout
+
+
+def test_repair_puts_back_a_damaged_file_list_or_forgets_its_snapshot(make_machine, repo_dir):
+    """A damaged manifest part blocked repair and prune for good. A machine holding a copy
+    of it puts it back; one without removes the snapshot it belongs to, recorded as
+    forgotten, so machines that saw that snapshot follow the history past it."""
+    a, b, c = make_machine("a"), make_machine("b"), make_machine("c")
+    a.write("agents/x.md", unique_text(3))
+    a.run("init", str(repo_dir))
+    a.run("push")
+    (first_part,) = (repo_dir / "manifest").iterdir()
+    b.run("init", str(repo_dir))
+    b.run("pull")  # B's copy of snapshot 1's list
+    a.write("agents/y.md", unique_text(4))
+    a.run("push")  # A's copy of snapshot 2's list
+    for part in (repo_dir / "manifest").iterdir():
+        flip_byte(part)
+    c.run("init", str(repo_dir))
+    assert c.run("pull", check=False).returncode == 1
+    # Each of A and B holds a copy of one snapshot's list; without a flag, neither
+    # removes the snapshot it cannot mend.
+    proc = a.run("repair", check=False)
+    assert "Put back 1 damaged" in proc.stdout and "snapshots 1 cannot be read" in proc.stderr
+    c.run("pull")
+    assert_both_agents(c)
+    assert "Put back 1 damaged" in b.run("repair").stdout
+    assert "No problems found" in c.run("verify", "--read-data").stdout
+    # Damaged again, where nobody has a copy: removed, recorded as forgotten, so B,
+    # which saw snapshot 1 only, follows the history past it.
+    flip_byte(first_part)
+    out = c.run("repair", "--forget-damaged").stdout
+    assert "Removed damaged snapshots 1" in out
+    b.run("pull")
+    assert_both_agents(b)
+    assert "No problems found" in a.run("verify", "--read-data").stdout
+    a.run("prune", "--keep-last", "1")

@@ -381,14 +381,22 @@ class RepairReport:
     blobs_restored: int
     #: snapshots still missing data that this machine does not have
     incomplete: list[int]
+    #: snapshots whose root or file list is damaged or lost
+    snapshots_damaged: list[int]
+    #: of those, the ones removed
+    snapshots_removed: list[int]
+    #: file list objects put back from this machine's cache
+    lists_mended: int
 
 
-def repair(engine: Engine) -> RepairReport:
+def repair(engine: Engine, forget_damaged: bool = False) -> RepairReport:
     """Read every indexed pack, then rebuild the indexes from the packs themselves (one index
     for every intact pack present), then upload again, from this machine's files, the blobs
     that snapshots need and no intact pack holds. A damaged pack counts as missing (prune
     collects it later). What no machine that runs this still has stays missing."""
     repo = engine.repo
+    mended = repo.mend_manifests()
+    needs, damaged_snapshots, removed = _readable_snapshots(engine, forget_damaged)
     indexes: dict[str, dict[str, BlobLocation]] = {}
     unreadable: list[str] = []
     for name in repo.index_names():
@@ -421,8 +429,54 @@ def repair(engine: Engine) -> RepairReport:
     with engine.state.transaction():
         engine.state.forget_indexes()
     engine.refresh_index()
-    restored, incomplete = _restore_missing_blobs(engine, set(found))
-    return RepairReport(len(indexed & present), len(damaged), len(orphans), restored, incomplete)
+    restored, incomplete = _restore_missing_blobs(engine, set(found), needs)
+    return RepairReport(
+        len(indexed & present),
+        len(damaged),
+        len(orphans),
+        restored,
+        incomplete,
+        damaged_snapshots,
+        removed,
+        mended,
+    )
+
+
+def _readable_snapshots(
+    engine: Engine, forget: bool
+) -> tuple[dict[int, set[str]], list[int], list[int]]:
+    """The blobs each readable snapshot needs, as stored (no cached copy); the snapshots
+    that cannot be read (a root that fails authentication, or whose file list does or is
+    gone); and those of them removed (with `forget`). Such a snapshot blocks every command
+    that reaches it. Removing it loses history, not files: they are still on the machines
+    that pushed or pulled it, and `sync --allow-rollback` there pushes them again. But a
+    machine that pulled it may hold a copy of its list that puts it back, hence the flag.
+    A root that still reads is recorded as forgotten first, as prune does, so the chain
+    can be followed across it."""
+    repo = engine.repo
+    needs: dict[int, set[str]] = {}
+    broken: list[int] = []
+    unlisted: list[SnapshotRoot] = []
+    for seq in repo.snapshot_seqs():
+        try:
+            root = repo.load_root(seq)
+        except ObjectNotFoundError:
+            continue  # pruned meanwhile
+        except CorruptionError:
+            broken.append(seq)
+            continue
+        try:
+            snap = repo.snapshot(root, cached_ok=False)
+        except CorruptionError:
+            unlisted.append(root)
+            continue
+        needs[seq] = {b for e in snap.files.values() for b, _ in e.chunks}
+    unreadable = sorted(broken + [r.seq for r in unlisted])
+    if not forget:
+        return needs, unreadable, []
+    repo.write_forgotten(unlisted)
+    repo.delete_objects([snapshot_name(seq) for seq in unreadable])
+    return needs, unreadable, unreadable
 
 
 def _damaged_packs(
@@ -444,13 +498,11 @@ def _damaged_packs(
     return damaged
 
 
-def _restore_missing_blobs(engine: Engine, stored: set[str]) -> tuple[int, list[int]]:
+def _restore_missing_blobs(
+    engine: Engine, stored: set[str], needs: dict[int, set[str]]
+) -> tuple[int, list[int]]:
     repo = engine.repo
-    needs = {}
-    for seq in repo.snapshot_seqs():
-        with contextlib.suppress(ObjectNotFoundError):
-            snap = repo.load_snapshot(seq)
-            needs[seq] = {b for e in snap.files.values() for b, _ in e.chunks} - stored
+    needs = {seq: blobs - stored for seq, blobs in needs.items()}
     missing = set().union(*needs.values()) if needs else set()
     if not missing:
         return 0, []

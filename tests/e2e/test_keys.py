@@ -150,7 +150,10 @@ def test_removed_key_reads_nothing_new_and_its_pushes_are_refused(three, repo_di
 
     # The storage (or a Git history) brings the removed key object back: it opens the
     # master key, but not the new epoch.
-    (repo_dir / snapshot_name(seq)).unlink()  # the user deleted the forged snapshot
+    # As the error says, repair removes the forged snapshot.
+    repaired = a.run("repair", "--forget-damaged", passphrase=None)
+    assert f"Removed damaged snapshots {seq}" in repaired.stdout
+    assert not (repo_dir / snapshot_name(seq)).exists()
     (repo_dir / "keys" / laptop_id).write_bytes(stolen_key_object)
     thief = make_machine("thief")
     joined = thief.run("init", str(repo_dir), passphrase=LAPTOP_PASSPHRASE, check=False)

@@ -213,19 +213,45 @@ def upgrade(where: Locations) -> None:
 
 @click.command()
 @location_options
-def repair(where: Locations) -> None:
+@click.option(
+    "--forget-damaged",
+    is_flag=True,
+    help="Remove snapshots that cannot be read and that this machine cannot put back.",
+)
+def repair(where: Locations, forget_damaged: bool) -> None:
     """Rebuild the indexes from the packs, and upload again from this machine's files the
     data snapshots need that the repository lost."""
     from claude_sync import maintenance
 
     with open_workspace(where) as ws:
-        report = maintenance.repair(ws.engine())
+        report = maintenance.repair(ws.engine(), forget_damaged)
+    if report.lists_mended:
+        out.print(
+            f"Put back {report.lists_mended} damaged or lost file-list objects from this "
+            "machine's copies.",
+            markup=False,
+        )
     out.print(
         f"Read {report.packs_checked} packs: {report.packs_damaged} damaged (no longer "
         f"indexed). Indexed {report.packs_indexed} packs no index named; uploaded "
         f"{report.blobs_restored} missing or damaged blobs again.",
         markup=False,
     )
+    numbers = ", ".join(map(str, report.snapshots_damaged))
+    if report.snapshots_removed:
+        out.print(
+            f"Removed damaged snapshots {numbers}. Machines that pushed or pulled them (this "
+            "one too) still have their files: run `claude-sync sync --allow-rollback` on "
+            "each to push them again.",
+            markup=False,
+        )
+    elif report.snapshots_damaged:
+        raise SyncError(
+            f"snapshots {numbers} cannot be read and this machine has no copy to put back: "
+            "run `claude-sync repair` on a machine that pulled them, or `claude-sync repair "
+            "--forget-damaged` to remove them (their machines then push their files again "
+            "with `claude-sync sync --allow-rollback`)"
+        )
     if report.incomplete:
         raise SyncError(
             f"{len(report.incomplete)} snapshots still miss data this machine does not have "

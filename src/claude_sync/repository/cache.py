@@ -5,7 +5,7 @@ fetched, sealed, so a cached copy is checked exactly like a download."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from claude_sync.durable import write_private
@@ -54,6 +54,18 @@ class ManifestCache:
         """The cache only saves requests: failing to write it is not an error."""
         with contextlib.suppress(OSError):
             write_private(self._path(name, lasting), sealed)
+
+    def intact(self, unseal: Callable[[str, bytes], bytes]) -> Iterator[tuple[str, bytes]]:
+        """(name, sealed bytes) of every cached part and chunk list that still authenticates:
+        a copy `repair` can put back when the stored one is damaged or lost."""
+        for kind in ("", f"{LISTS_CACHE}-"):
+            start = f"{self._prefix}{kind}{MANIFEST_PREFIX[:-1]}-"
+            for path in sorted(self.folder.glob(f"{start}*")):
+                name = MANIFEST_PREFIX + path.name[len(start) :]
+                with contextlib.suppress(OSError, CorruptionError):
+                    sealed = path.read_bytes()
+                    unseal(name, sealed)
+                    yield name, sealed
 
     def keep_only(self, seq: int, parts: Iterable[str]) -> None:
         """Once the newest snapshot this process has seen (number seq) is loaded or written,

@@ -238,5 +238,5 @@ def check_snapshot(keys: crypto.KeyRing, seq: int, sealed: bytes) -> None:
         raise CorruptionError(
             f"snapshot {seq} is sealed under key epoch {found}, but it was written after key "
             f"epoch {required} started: it comes from a machine whose key was removed (or from "
-            "claude-sync older than 0.4); delete that snapshot object from the storage"
+            "claude-sync older than 0.4); `claude-sync repair --forget-damaged` removes it"
         )

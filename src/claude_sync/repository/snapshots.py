@@ -316,6 +316,23 @@ class Snapshots(StoreAccess):
         self._each(lambda name: self._put(name, sealed[name]), list(sealed))
         return where
 
+    def mend_manifests(self) -> int:
+        """Put back, from this machine's cache, the manifest parts and chunk lists the store
+        lost or holds damaged: a snapshot naming one can be read again. Returns how many."""
+        if self._cache is None:
+            return 0
+        mended = 0
+        for name, sealed in self._cache.intact(self.keys.open):
+            try:
+                self.keys.open(name, self._get(name))
+                continue
+            except ObjectNotFoundError:
+                pass  # lost; or pruned, then the next prune collects it again
+            except CorruptionError:
+                self.delete_objects([name])
+            mended += self._put(name, sealed)
+        return mended
+
     def _open_part(self, name: str, cached_ok: bool, lasting: bool = False) -> bytes:
         """A manifest object's plaintext, through this machine's cache when there is one
         (lasting: a chunk list, which a later snapshot may still name)."""
