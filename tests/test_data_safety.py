@@ -367,6 +367,7 @@ def test_deletions_and_skipped_files_are_reported_as_such(machines, repo_dir):
     (a.claude / "agents/old.md").unlink()
     os.mkfifo(a.claude / "agents/pipe.md")
     a.write("agents/back\\slash.md", "odd\n")
+    a.write("agents/new\nline.md", "odder\n")
     proc = a.run("push")
     assert "removed 1 deleted file from every machine" in proc.stdout
     assert "pushed" not in proc.stdout
@@ -377,9 +378,12 @@ def test_deletions_and_skipped_files_are_reported_as_such(machines, repo_dir):
     assert [w for w in warnings if "slash" in w] == [
         "warning: agents/back\\slash.md has a backslash in its name; skipped"
     ]
+    assert [w for w in warnings if "line" in w] == [
+        "warning: agents/new?line.md has a control character in its name; skipped"
+    ]
     result = a.json("sync")
-    assert result["skipped"] == ["agents/back\\slash.md", "agents/pipe.md"]
-    assert len(result["warnings"]) == 2
+    assert result["skipped"] == ["agents/back\\slash.md", "agents/new\nline.md", "agents/pipe.md"]
+    assert len(result["warnings"]) == 3
     b.run("pull")
     assert sorted(p.name for p in (b.claude / "agents").iterdir()) == ["kept.md"]
 

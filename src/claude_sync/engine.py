@@ -32,6 +32,7 @@ from claude_sync import (
     portable,
     resources,
     settings_trust,
+    terminal,
 )
 from claude_sync.chunking import Chunker, ChunkSink
 from claude_sync.clean_tree import UNCLEAN, TreeWalk, unit_of
@@ -469,7 +470,9 @@ class Engine:
                 continue  # an empty file never synced: nothing to keep, nothing to say
             (view.unknown_dirs if skip.folder else view.unknown).add(path)
             kept = "; its last synced version is kept" if skip.reason == resources.EMPTY else ""
-            warnings.append(f"{skip.local_path} {skip.reason}; skipped{kept}")
+            # A warning is one line, whatever the name holds.
+            shown = terminal.clean_value(skip.local_path)
+            warnings.append(f"{shown} {skip.reason}; skipped{kept}")
 
     def _read_batch(
         self,

@@ -388,6 +388,11 @@ class _Walk:
                 )
             elif "\\" in name:
                 self.skip(f"{rel}/{name}", False, "has a backslash in its name")
+            elif _CONTROL.search(name):
+                # Never synced (a line break would split every listing of it), but
+                # said, where a plain name would be.
+                if type_of(f"{rel}/{_CONTROL.sub('_', name)}") is not None:
+                    self.skip(f"{rel}/{name}", False, "has a control character in its name")
             elif entry.is_dir(follow_symlinks=False):
                 subdirs.append(f"{rel}/{name}")
             else:

@@ -152,17 +152,25 @@ def test_stale_temporary_files_are_removed_and_fresh_ones_kept(tmp_path: Path) -
     assert not stale.exists() and fresh.exists()
 
 
-def test_names_that_are_not_utf8_or_hold_backslashes_are_reported(tmp_path: Path) -> None:
+def test_names_not_utf8_or_holding_backslashes_or_control_characters_are_reported(
+    tmp_path: Path,
+) -> None:
     root = tmp_path / ".claude"
     write(root, "agents/ok.md")
     with open(os.fsencode(root / "agents") + b"/caf\xe9.md", "w") as fh:
         fh.write("x")
     write(root, "agents/sub\\dir/x.md")
+    write(root, "agents/new\nline.md")
+    write(root, "agents/tab\tdir/x.md")
+    write(root, "statsig/new\nline")  # in no synced folder: not said
     paths, skipped = found(root)
     assert paths == ["agents/ok.md"]
+    control = "has a control character in its name"
     assert skipped == {
         "agents/caf?.md": Skipped("agents/caf?.md", False, "has a name that is not valid UTF-8"),
         "agents/sub\\dir": Skipped("agents/sub\\dir", False, "has a backslash in its name"),
+        "agents/new\nline.md": Skipped("agents/new\nline.md", False, control),
+        "agents/tab\tdir": Skipped("agents/tab\tdir", False, control),
     }
 
 
