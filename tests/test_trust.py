@@ -354,7 +354,11 @@ def test_a_small_snapshot_cannot_make_a_pull_write_a_huge_file(machines, repo_di
     craft(a, repo_dir, {"CLAUDE.md": (blob, 0o644, free // len(blob) + 1)})
     b.env["CLAUDE_SYNC_MAX_FILE_SIZE"] = str(free * 2)
     proc = b.run("pull", check=False)
-    assert proc.returncode == 1 and "not enough free space" in proc.stderr, proc.stderr
+    assert (
+        proc.returncode == 1
+        and "not enough free space" in proc.stderr
+        and "64.0 MiB left free" in proc.stderr
+    ), proc.stderr
     assert snapshot_tree(b.claude) == before
 
 

@@ -39,3 +39,20 @@ class ObjectNotFoundError(BackendError):
 
 class RevokedError(WrongKeyError):
     """This machine's key no longer opens the repository's current key epoch."""
+
+
+def no_space(exc: BaseException) -> str | None:
+    """The message for a write that failed because a disk is full, wherever it happened
+    (SQLite says `database or disk is full`, which reads like damage); None otherwise."""
+    import errno
+    import sqlite3
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" to write {exc.filename}" if exc.filename else ""
+    elif isinstance(exc, sqlite3.Error) and getattr(exc, "sqlite_errorcode", None) == getattr(
+        sqlite3, "SQLITE_FULL", 13
+    ):
+        where = " for this machine's state database"
+    else:
+        return None
+    return f"no space left on the disk{where}: free some space and run the command again"

@@ -62,8 +62,9 @@ def check_room(files: Iterable[tuple[str, int]], root: Path) -> None:
     free = shutil.disk_usage(existing).free
     if total + RESERVE > free:
         raise SyncError(
-            f"not enough free space: writing these files needs {_size(total)} and "
-            f"{_size(free)} is free on the disk of {root}"
+            f"not enough free space: writing these files needs {_size(total)}, plus "
+            f"{_size(RESERVE)} left free for everything else, and {_size(free)} is free on "
+            f"the disk of {root}; free some space and run the command again"
         )
 
 

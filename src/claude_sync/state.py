@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from claude_sync.errors import SyncError
+from claude_sync.errors import SyncError, no_space
 from claude_sync.model import BlobLocation, FileEntry
 from claude_sync.session_summary import SummaryMark
 
@@ -163,6 +163,8 @@ class State:
             self._migrate()
             self.db.executescript(TRIGGERS)  # after _migrate, which builds base anew
         except sqlite3.DatabaseError as exc:
+            if full := no_space(exc):
+                raise SyncError(full) from None
             raise SyncError(
                 f"the local state database {path} cannot be opened ({exc}); it is safe to "
                 f"delete: remove {path.name}, {path.name}-wal and {path.name}-shm in "

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from claude_sync.errors import no_space
 from claude_sync.model import FileEntry
 from claude_sync.state import SCHEMA_VERSION, CachedFile, State, StatKey
 
@@ -68,3 +72,24 @@ def test_a_snapshot_s_transcripts_are_kept_for_that_snapshot_only(tmp_path: Path
     state.set_snapshot_transcripts("s2", [])
     assert state.snapshot_transcripts("s2") == []
     assert state.snapshot_transcripts("s1") is None
+
+
+def test_a_full_disk_is_said_as_such(tmp_path: Path) -> None:
+    """SQLite's `database or disk is full` read like damage, and the state's error told the
+    user to delete it: a full disk is now named, wherever it stops a command."""
+    path = tmp_path / "state.db"
+    State(path).close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA max_page_count = 1")  # what a full disk does to SQLite
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        db.execute("CREATE TABLE big (x)")
+        db.execute("INSERT INTO big VALUES (randomblob(100000))")
+    db.close()
+    assert no_space(caught.value) == (
+        "no space left on the disk for this machine's state database: free some space and "
+        "run the command again"
+    )
+    full = OSError(errno.ENOSPC, "No space left on device", "/home/u/.claude/agents/a.md")
+    assert "to write /home/u/.claude/agents/a.md" in (no_space(full) or "")
+    assert no_space(OSError(errno.EACCES, "Permission denied")) is None
+    assert no_space(sqlite3.OperationalError("no such table")) is None

@@ -23,6 +23,7 @@ from claude_sync.errors import (
     HistoryError,
     ObjectNotFoundError,
     SyncError,
+    no_space,
 )
 from claude_sync.resources import TYPES
 
@@ -69,6 +70,9 @@ class App(click.Group):
         except Exception as exc:
             if os.environ.get("CLAUDE_SYNC_DEBUG"):
                 raise
+            if full := no_space(exc):
+                err.print(f"error: {full}", markup=False)
+                sys.exit(EXIT_FAILED)
             err.print(f"error: unexpected {type(exc).__name__}: {exc}", markup=False)
             sys.exit(EXIT_FAILED)
 
