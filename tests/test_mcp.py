@@ -141,6 +141,32 @@ def test_off_means_no_command_copies_the_servers(machines, repo_dir):
     assert copies == []
 
 
+def test_commands_that_only_look_never_write_claude_codes_config(machines, repo_dir):
+    """status and the dry runs show what a sync would do to the servers; only a sync
+    writes `~/.claude.json`."""
+    a, _ = machines
+    live = a.home / ".claude.json"
+    live.write_text(json.dumps({"userID": "u", "mcpServers": {"s": {"command": "one"}}}))
+    a.claude.mkdir(exist_ok=True)
+    set_up(a, repo_dir)
+    a.run("push")
+    # The synced copy changes (as `resolve --take remote` changes it), and so does the
+    # config: both sides of the merge a sync would write.
+    sidecar = a.claude / "claude-sync/mcp-servers.json"
+    sidecar.write_text(json.dumps({"s": {"command": "one"}, "t": {"command": "two"}}))
+    live.write_text(
+        json.dumps({"userID": "u", "mcpServers": {"s": {"command": "one"}, "u": {"command": "3"}}})
+    )
+    before = live.read_bytes()
+    a.run("status", check=False)
+    assert a.json("push", "--dry-run")["pushed"] == ["claude-sync/mcp-servers.json"]
+    a.run("sync", "--dry-run")
+    assert live.read_bytes() == before
+    a.run("sync")
+    assert set(config(a)["mcpServers"]) == {"s", "t", "u"}
+    assert set(json.loads(sidecar.read_text())) == {"s", "t", "u"}
+
+
 # -- pure logic ---------------------------------------------------------------------------
 
 

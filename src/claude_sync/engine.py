@@ -320,13 +320,15 @@ class Engine:
 
     # -- scanning ---------------------------------------------------------------------------
 
-    def walk(self, sel: Selection, warnings: list[str], look_only: bool = False) -> TreeWalk:
+    def walk(self, sel: Selection, warnings: list[str], servers: str = "sync") -> TreeWalk:
         """The selection's files as they are on disk, with nothing read, and the digests of
-        what was seen (clean_tree.py). Unless look_only, the MCP servers of Claude Code's
-        config and their synced copy are brought in step first (mcp.reconcile) when the
-        selection syncs them."""
-        if mcp.TYPE in sel.types and not look_only:
-            warnings += mcp.reconcile(self.root, self.work_dir)
+        what was seen (clean_tree.py). When the selection syncs MCP servers, Claude Code's
+        config and their synced copy are first brought in step both ways (servers "sync",
+        mcp.reconcile), or only the copy made to show the config ("mirror": a command that
+        only looks, which must not write the config), or left alone ("leave": a scan of
+        every type, restore's or repair's)."""
+        if mcp.TYPE in sel.types and servers != "leave":
+            warnings += mcp.reconcile(self.root, self.work_dir, mirror_only=servers == "mirror")
         skipped: list[resources.Skipped] = []
         found = list(resources.scan(self.root, sel, skipped))
         m = self.mapper
@@ -1058,7 +1060,7 @@ class Engine:
             return NewChunks(writers[0], self._known_blobs)
 
         try:
-            walked = self.walk(sel, result.warnings)
+            walked = self.walk(sel, result.warnings, "mirror" if dry_run else "sync")
             # Units as the last push with nothing to send left them need no look (see
             # clean_tree.py).
             recording = not (dry_run or sel.only)
@@ -1584,7 +1586,8 @@ class Engine:
         head = self._snapshot(root)
         with self.state.transaction():
             self._record_transcripts(head)  # the next status need not read the head again
-        local = self.scan(sel, result.warnings)
+        walked = self.walk(sel, result.warnings, "mirror" if dry_run else "sync")
+        local = self.scan(sel, result.warnings, walked=walked)
         plan = self.plan_pull(sel, local, head, strategy)
         result.skipped = local.skipped()
         result.warnings += [
@@ -1644,7 +1647,7 @@ class Engine:
     def status(self, sel: Selection) -> Status:
         """What pull and push would do, from one look at the remote head."""
         result = Result()
-        walked = self.walk(sel, result.warnings)
+        walked = self.walk(sel, result.warnings, "mirror")
         root = self.head_root()
         seq = None if root is None else root.seq
         in_step = seq is not None and self._pulled_in_full(sel, seq)

@@ -167,7 +167,7 @@ def _look_at_everything(engine: Engine) -> dict[str, LocalFile]:
     """Every local file of every type, synced here or not, as a scan reads it; nothing is
     changed (not Claude Code's MCP servers of a type this machine does not sync)."""
     sel = engine.everything()
-    return engine.scan(sel, [], walked=engine.walk(sel, [], look_only=True)).files
+    return engine.scan(sel, [], walked=engine.walk(sel, [], "leave")).files
 
 
 def _refuse_unsynced(engine: Engine, files: dict[str, object]) -> None:

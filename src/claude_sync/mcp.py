@@ -123,8 +123,11 @@ def _read_json(path: Path) -> Servers | None:
     return value if isinstance(value, dict) else None
 
 
-def reconcile(claude_dir: Path, state_dir: Path) -> list[str]:
-    """Bring SIDECAR and Claude Code's `mcpServers` to the same servers; warnings."""
+def reconcile(claude_dir: Path, state_dir: Path, mirror_only: bool = False) -> list[str]:
+    """Bring SIDECAR and Claude Code's `mcpServers` to the same servers; warnings.
+    mirror_only: write only SIDECAR (what a push would send), never Claude Code's config
+    nor the record of what the two agreed on: a later reconcile then sees the same
+    change and does the rest."""
     live_path = config_file(claude_dir)
     sidecar = claude_dir / SIDECAR
     last_path = state_dir / LAST_FILE
@@ -145,12 +148,12 @@ def reconcile(claude_dir: Path, state_dir: Path) -> list[str]:
                     f"MCP servers {', '.join(both)} changed both in {live_path} and by a pull; "
                     "kept this machine's version"
                 )
-        if agreed != live:
+        if agreed != live and not mirror_only:
             write_servers(live_path, agreed)
         if mirrored != agreed:
             sidecar.parent.mkdir(parents=True, exist_ok=True)
             _write_atomic(sidecar, _dump(agreed), 0o600)
-        if last != agreed:
+        if last != agreed and not mirror_only:
             _write_atomic(last_path, _dump(agreed), 0o600)
     except SyncError as exc:
         return [str(exc)]
