@@ -62,6 +62,10 @@ def test_hooks_installed_with_another_config_dir_use_it(make_machine, repo_dir):
     data = json.loads((m.claude / "settings.json").read_text())
     command = data["hooks"]["SessionEnd"][0]["hooks"][0]["command"]
     assert "--config-dir" in command
+    # The plugin's fixed command cannot name it: refused, the hooks stay.
+    refused = m.run("install", "--plugin", check=False)
+    assert refused.returncode == 2 and "use `claude-sync install`" in refused.stderr
+    assert json.loads((m.claude / "settings.json").read_text()) == data
     del m.env["CLAUDE_SYNC_CONFIG_DIR"]
     event = json.dumps({"session_id": "s1", "hook_event_name": "SessionEnd", "cwd": "/srv"})
     env = m.environ() | {"PYTHONPATH": os.pathsep.join(sys.path)}

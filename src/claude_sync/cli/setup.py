@@ -279,6 +279,15 @@ def install(
         verb = "Removed" if uninstall else "Installed"
         out.print(f"{verb} git hooks: {', '.join(names) or 'none'}", markup=False)
         return
+    default = config.default_config_dir()
+    chosen = None if where.config_dir.resolve() == default.resolve() else where.config_dir
+    if use_plugin and chosen is not None and not uninstall:
+        # The plugin's hook command is fixed, and Claude Code runs it without the option
+        # or (unless set where Claude Code starts) the variable: it would sync nothing.
+        raise ConfigError(
+            f"the plugin's hooks use the default config folder {default}, not {chosen}: "
+            "use `claude-sync install`, whose hooks name it"
+        )
     if use_plugin:
         settings = where.claude_dir / "settings.json"
         if hook_install.install_claude_hooks(settings, timeout, uninstall=True):
@@ -294,8 +303,6 @@ def install(
     if not uninstall:
         hook_install.refuse_with_plugin(where.claude_dir)
     target = (Path(project) / ".claude" if project else where.claude_dir) / "settings.json"
-    default = config.default_config_dir()
-    chosen = None if where.config_dir.resolve() == default.resolve() else where.config_dir
     changed = hook_install.install_claude_hooks(target, timeout, uninstall, chosen)
     state = "removed from" if uninstall else "installed in"
     out.print(
