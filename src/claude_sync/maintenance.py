@@ -185,6 +185,11 @@ def _refuse_unsynced(engine: Engine, files: dict[str, object]) -> None:
 def verify(engine: Engine, read_data: bool) -> list[str]:
     """Problems found: referenced data missing, and with read_data any byte that fails."""
     repo, problems = engine.repo, []
+    problems += [
+        f"key {key_id} is damaged or was changed in the storage: its passphrase may not open "
+        f"the repository any more (`claude-sync key add`, then `claude-sync key remove {key_id}`)"
+        for key_id in repo.damaged_keys()
+    ]
     indexes: dict[str, dict[str, object]] = {}
     for name in repo.index_names():
         try:

@@ -223,7 +223,7 @@ def test_keys_older_than_epochs_are_reported_and_cut_off(three, repo_dir):
     a, b, laptop = three
     for path in (repo_dir / "keys").iterdir():
         obj = json.loads(path.read_bytes())
-        for field in ("identity", "recipient", "grant"):
+        for field in ("identity", "recipient", "grant", "check"):
             obj.pop(field, None)
         path.write_text(json.dumps(obj))
     for m in (a, b, laptop):  # key files of claude-sync before key epochs
@@ -348,3 +348,26 @@ def test_key_add_list_passwd_remove(make_machine, repo_dir):
     assert last.returncode == 2 and "last key" in last.stderr
     wrong = a.run("key", "passwd", check=False, passphrase="not it")
     assert wrong.returncode == 1
+
+
+def test_verify_names_a_key_object_damaged_or_changed_in_the_storage(make_machine, repo_dir):
+    """A flipped byte in a key object went unnoticed until someone tried its passphrase
+    (and was told it was wrong); a key's creation time, which `key list` shows to tell
+    keys apart, could be changed by the storage. Both are now caught by its check."""
+    a = make_machine("a")
+    a.write("CLAUDE.md", "memory\n")
+    a.run("init", str(repo_dir), "--device", "laptop")
+    a.env["CLAUDE_SYNC_NEW_PASSPHRASE"] = "second passphrase"
+    a.run("key", "add", "--label", "colleague")
+    assert "No problems found" in a.run("verify").stdout
+    spare = key_id_labelled(a, "colleague")
+    path = repo_dir / "keys" / spare
+    obj = json.loads(path.read_text())
+    obj["created"] -= 30 * 86400
+    path.write_text(json.dumps(obj, sort_keys=True))
+    proc = a.run("verify", check=False)
+    assert proc.returncode == 1 and f"key {spare} is damaged" in proc.stderr
+    assert f"key remove {spare}" in proc.stderr
+    assert "(damaged key object)" in a.run("key", "list").stdout
+    a.run("key", "remove", spare)
+    assert "No problems found" in a.run("verify").stdout

@@ -3,8 +3,10 @@ X25519 identity that receives key epochs (docs/FORMAT.md §2; epochs.py for the 
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
+from typing import Any
 
 from claude_sync import crypto
 from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, WrongKeyError
@@ -62,6 +64,7 @@ class KeyObjects(StoreAccess):
         # The label may name a person or machine: readable only with the master key.
         obj["label"] = crypto.b64(self.keys.seal_master(name + "/label", label.encode()))
         obj["created"] = int(time.time())
+        obj["check"] = crypto.b64(_check(self.keys.master, obj))
         if not self._put(name, json.dumps(obj, sort_keys=True).encode()):
             raise ConfigError(f"key {key_id_of(name)} already exists")
         return name, private
@@ -78,7 +81,7 @@ class KeyObjects(StoreAccess):
         keys = []
         for name in sorted(self.store.list(KEYS_PREFIX)):
             try:
-                obj = json.loads(self._get(name))
+                obj = self._checked_key(name)
                 sealed = crypto.unb64(obj.get("label", ""), name) if obj.get("label") else b""
                 label = self.keys.open(name + "/label", sealed).decode() if sealed else ""
                 created = int(obj.get("created", 0))
@@ -86,3 +89,36 @@ class KeyObjects(StoreAccess):
                 label, created = "(damaged key object)", 0
             keys.append((key_id_of(name), label, created))
         return keys
+
+    def damaged_keys(self) -> list[str]:
+        """The ids of key objects that are damaged or were changed in the storage: their
+        passphrase may no longer open the repository, and nothing else would say so until
+        a machine tried it (as a wrong passphrase)."""
+        damaged = []
+        for name in sorted(self.store.list(KEYS_PREFIX)):
+            try:
+                obj = self._checked_key(name)
+                if obj.get("label"):
+                    self.keys.open(name + "/label", crypto.unb64(obj["label"], name))
+            except (ValueError, AttributeError, CorruptionError, ObjectNotFoundError):
+                damaged.append(key_id_of(name))
+        return damaged
+
+    def _checked_key(self, name: str) -> dict[str, Any]:
+        """A key object, with its check (under the master key, over every other field)
+        verified when it has one (older key objects have none); CorruptionError if not."""
+        obj = json.loads(self._get(name))
+        if not isinstance(obj, dict) or obj.get("version") != 1:
+            raise CorruptionError(f"key object {name} is malformed")
+        if "check" in obj:
+            tag = crypto.unb64(obj["check"], name)
+            if not hmac.compare_digest(tag, _check(self.keys.master, obj)):
+                raise CorruptionError(f"key object {name} failed its check")
+        return obj
+
+
+def _check(master: bytes, obj: dict[str, Any]) -> bytes:
+    """The check of a key object: every field but the check itself, under the master key
+    (whoever can write a key object holds it anyway)."""
+    signed = json.dumps({k: v for k, v in obj.items() if k != "check"}, sort_keys=True)
+    return crypto.mac(master, "key-object", signed.encode())
