@@ -643,12 +643,13 @@ class Engine:
 
     def where(self, directory: Path) -> ProjectSessions:
         """For a project directory: Claude Code's folder here, its logical name, and the
-        sessions (ids) found there locally and in the remote head."""
+        sessions (ids) found there locally and those a pull places there (a session moved
+        here or away by `resume --cwd` counts where it is placed)."""
         folder = encode(os.path.realpath(directory))
         logical = self.mapper.folder_to_logical(folder)
-        prefix = f"projects/{logical}/"
+        prefix = f"projects/{folder}/"
 
-        def sessions(paths: Iterator[str] | list[str]) -> list[str]:
+        def sessions(paths: Iterable[str]) -> list[str]:
             names = (p[len(prefix) :] for p in paths if p.startswith(prefix))
             return sorted(
                 n[: -len(".jsonl")] for n in names if "/" not in n and n.endswith(".jsonl")
@@ -659,8 +660,8 @@ class Engine:
             [f"{prefix}{p.name}" for p in local_dir.glob("*.jsonl")] if local_dir.is_dir() else []
         )
         head = self.head()
-        remote = sessions(list(head.files) if head else [])
-        return ProjectSessions(folder, logical, sessions(here), remote)
+        placed = (self.mapper.to_local(p) for p in (head.files if head else ()))
+        return ProjectSessions(folder, logical, sessions(here), sessions(placed))
 
     # -- remote -----------------------------------------------------------------------------
 

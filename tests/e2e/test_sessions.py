@@ -470,6 +470,11 @@ def test_a_session_resumed_elsewhere_syncs_as_the_same_session(catalog, pair, re
     elsewhere.mkdir()
     b.run("resume", sid, "--print", "--cwd", str(elsewhere))
     placed = f"projects/{encode(str(elsewhere))}/{sid}.jsonl"
+    # `where` counts it where a pull places it: there, and no longer in its project.
+    assert "Sessions after a pull: 1" in b.run("where", str(elsewhere)).stdout
+    original_dir = b.home / "code" / "other"
+    original_dir.mkdir(parents=True)
+    assert sid not in b.run("where", str(original_dir)).stdout
     b.append(
         placed, json.dumps({"uuid": "b-added", "sessionId": sid, "cwd": str(elsewhere)}) + "\n"
     )
