@@ -21,6 +21,7 @@ from claude_sync import resources
 from claude_sync.merge import HISTORY_PATH
 from claude_sync.repository import FileEntry, Snapshot
 from claude_sync.resources import ResourceType
+from claude_sync.session_policy import session_of
 from claude_sync.session_summary import SessionSummary
 from claude_sync.state import Bases, CachedFile
 
@@ -278,7 +279,32 @@ def plan_pull(
                 plan.adopt[path] = None
         else:
             settle_conflict(plan, path, local, base, remote)
+    if not restore_gone:
+        _whole_sessions(plan, view, remote_paths, covers)
     return plan
+
+
+def _whole_sessions(
+    plan: Plan, view: LocalView, remote_paths: set[str], covers: Callable[[str], bool]
+) -> None:
+    """A session this pull writes arrives whole: its files gone here and unchanged elsewhere
+    (Claude Code cleaned the session up, then another machine continued it) come back with
+    it, else it would be listed as here without its sub-agents and tool results."""
+    if plan.head is None:
+        return
+    keys = {key for p in plan.write if (key := session_of(p)) is not None}
+    prefixes = tuple(f"projects/{f}/{sid}{end}" for f, sid in keys for end in ("/", ".jsonl"))
+    if not prefixes:
+        return
+    for path in remote_paths:
+        if (
+            path.startswith(prefixes)
+            and path not in view.files
+            and path not in plan.write
+            and not view.is_unknown(path)
+            and covers(path)
+        ):
+            plan.write[path] = plan.head.files[path]
 
 
 def _kept(path: str) -> bool:

@@ -126,6 +126,23 @@ def test_pull_skips_unknown_paths_and_adopts_a_vanished_session_deleted_there() 
     assert LocalView(set(), {"b"}, {"a"}).skipped() == ["a", "b"]  # type: ignore[arg-type]
 
 
+def test_a_session_cleaned_up_here_and_continued_elsewhere_comes_back_whole() -> None:
+    """Claude Code deleted the session here; another machine continued it: its sub-agents
+    and tool results, unchanged there, come back with the transcript. Another session
+    cleaned up here, and the project's memory, stay as they are."""
+    sub, result = "projects/-p/s/subagents/agent-1.jsonl", "projects/-p/s/tool-results/r.txt"
+    other, memory = "projects/-p/t.jsonl", "projects/-p/memory/MEMORY.md"
+    base = {SESSION: "a", sub: "a", result: "a", other: "a", memory: "a"}
+    plan = pull(view({}), base, {**base, SESSION: "grown"})
+    assert sorted(plan.write) == sorted([SESSION, sub, result])
+    # The same when only a sub-agent grew there.
+    plan = pull(view({}), base, {**base, sub: "grown"})
+    assert sorted(plan.write) == sorted([SESSION, sub, result])
+    # A file of it that cannot be read here is not written over.
+    plan = pull(view({}, unknown={result}), base, {**base, SESSION: "grown"})
+    assert sorted(plan.write) == sorted([SESSION, sub])
+
+
 def test_pull_merges_a_new_file_on_both_sides_unless_this_one_was_synced_before() -> None:
     plan = pull(view({AGENT: "mine"}), {}, {AGENT: "theirs"})
     assert plan.merges == {AGENT: (view({AGENT: "mine"}).files[AGENT], None, entry("theirs"))}

@@ -11,6 +11,7 @@ from pathlib import Path
 from claude_sync.durable import write_private
 from claude_sync.errors import CorruptionError
 from claude_sync.repository.format import MANIFEST_PREFIX
+from claude_sync.store.handle import Handle, ObjectKind
 
 LISTS_CACHE = "lists"
 
@@ -61,7 +62,7 @@ class ManifestCache:
         for kind in ("", f"{LISTS_CACHE}-"):
             start = f"{self._prefix}{kind}{MANIFEST_PREFIX[:-1]}-"
             for path in sorted(self.folder.glob(f"{start}*")):
-                name = MANIFEST_PREFIX + path.name[len(start) :]
+                name = Handle(ObjectKind.MANIFEST, path.name[len(start) :]).name
                 with contextlib.suppress(OSError, CorruptionError):
                     sealed = path.read_bytes()
                     unseal(name, sealed)
