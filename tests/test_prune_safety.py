@@ -266,3 +266,53 @@ def test_repair_puts_back_a_damaged_file_list_or_forgets_its_snapshot(make_machi
     assert_both_agents(b)
     assert "No problems found" in a.run("verify", "--read-data").stdout
     a.run("prune", "--keep-last", "1")
+
+
+def test_a_damaged_history_record_or_prune_mark_stops_nobody(make_machine, repo_dir):
+    """A flipped byte in a `forgotten/` record stopped every machine whose last snapshot
+    was pruned (even `sync --allow-rollback`), and one in a prune mark stopped every prune;
+    verify saw neither and repair did nothing. Both are now left out where read, named by
+    verify and removed by repair."""
+    a, b = make_machine("a"), make_machine("b")
+    a.write("agents/x.md", unique_text(3))
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b.run("init", str(repo_dir))
+    b.run("pull")  # B last saw snapshot 1
+    for n in range(3):
+        a.write(f"agents/n{n}.md", unique_text(10 + n))
+        a.run("push")
+    a.run("prune", "--keep-last", "2")  # forgets 1 and 2, marks their packs
+    for folder in ("forgotten", "prune"):
+        for damaged in (repo_dir / folder).iterdir():
+            flip_byte(damaged)
+    b.write("agents/b.md", "from b\n")
+    # The chain from the head no longer reaches what B saw: a fork, which B accepts.
+    refused = b.run("sync", check=False)
+    assert refused.returncode == 1 and "--allow-rollback" in refused.stderr
+    b.run("sync", "--allow-rollback")
+    a.run("pull")
+    assert (a.claude / "agents/b.md").read_text() == "from b\n"
+    assert sorted(p.name for p in (b.claude / "agents").iterdir()) == sorted(
+        p.name for p in (a.claude / "agents").iterdir()
+    )
+    proc = a.run("verify", check=False)
+    assert proc.returncode == 1 and proc.stderr.count("is damaged (`claude-sync repair`") == 2
+    a.run("repair")
+    assert "No problems found" in a.run("verify").stdout
+    a.run("prune", "--keep-last", "1")
+
+
+def test_forgetting_a_damaged_middle_snapshot_leaves_a_history_verify_accepts(
+    make_machine, repo_dir
+):
+    a, c = make_machine("a"), make_machine("c")
+    pushed_twice(a, repo_dir)
+    a.write("agents/z.md", "third\n")
+    a.run("push")
+    flip_byte(repo_dir / "snapshots" / "0000000002")
+    assert "Removed damaged snapshots 2" in a.run("repair", "--forget-damaged").stdout
+    assert "No problems found" in a.run("verify").stdout
+    c.run("init", str(repo_dir))
+    c.run("pull")
+    assert_both_agents(c)

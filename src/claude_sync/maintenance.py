@@ -190,6 +190,10 @@ def verify(engine: Engine, read_data: bool) -> list[str]:
         f"the repository any more (`claude-sync key add`, then `claude-sync key remove {key_id}`)"
         for key_id in repo.damaged_keys()
     ]
+    problems += [
+        f"object {name} is damaged (`claude-sync repair` removes it)"
+        for name in repo.read_forgotten()[1] + repo.read_marks()[1]
+    ]
     indexes: dict[str, dict[str, object]] = {}
     for name in repo.index_names():
         try:
@@ -400,6 +404,9 @@ def repair(engine: Engine, forget_damaged: bool = False) -> RepairReport:
     that snapshots need and no intact pack holds. A damaged pack counts as missing (prune
     collects it later). What no machine that runs this still has stays missing."""
     repo = engine.repo
+    # A damaged history record or prune mark is already left out by everyone who reads
+    # it, and nothing can put it back: it goes.
+    repo.delete_objects(repo.read_forgotten()[1] + repo.read_marks()[1])
     mended = repo.mend_manifests()
     needs, damaged_snapshots, removed = _readable_snapshots(engine, forget_damaged)
     indexes: dict[str, dict[str, BlobLocation]] = {}
@@ -462,6 +469,7 @@ def _readable_snapshots(
     needs: dict[int, set[str]] = {}
     broken: list[int] = []
     unlisted: list[SnapshotRoot] = []
+    roots: list[SnapshotRoot] = []
     for seq in repo.snapshot_seqs():
         try:
             root = repo.load_root(seq)
@@ -470,6 +478,7 @@ def _readable_snapshots(
         except CorruptionError:
             broken.append(seq)
             continue
+        roots.append(root)
         try:
             snap = repo.snapshot(root, cached_ok=False)
         except CorruptionError:
@@ -479,7 +488,15 @@ def _readable_snapshots(
     unreadable = sorted(broken + [r.seq for r in unlisted])
     if not forget:
         return needs, unreadable, []
-    repo.write_forgotten(unlisted)
+    # A damaged root's id is known from its child, its parent is not: its record ends the
+    # chain there (a machine that saw only older snapshots is told of a fork), and the
+    # child no longer looks as if its parent were missing.
+    ends = [
+        SnapshotRoot(r.parent, r.parent_id, None, None, "", 0.0, {})
+        for r in roots
+        if r.parent in broken and r.parent_id is not None
+    ]
+    repo.write_forgotten([*unlisted, *ends])
     repo.delete_objects([snapshot_name(seq) for seq in unreadable])
     return needs, unreadable, unreadable
 

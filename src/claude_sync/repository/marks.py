@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from claude_sync.errors import CorruptionError
+from claude_sync.errors import CorruptionError, ObjectNotFoundError
 from claude_sync.repository.access import StoreAccess
 from claude_sync.repository.format import FORMAT_VERSION, PRUNE_PREFIX, decode_json, encode_json
 from claude_sync.store.handle import Handle, ObjectKind
@@ -25,14 +25,22 @@ class PruneMarks(StoreAccess):
     """The prune mark objects of a repository."""
 
     def marks(self) -> list[PruneMark]:
-        found = []
+        """The prune marks that can be read. A damaged one is left out: nothing is deleted
+        on its account, and the next prune marks what is still unused anew."""
+        return self.read_marks()[0]
+
+    def read_marks(self) -> tuple[list[PruneMark], list[str]]:
+        """The prune marks that can be read, and the names of those that cannot."""
+        found, damaged = [], []
         for name in (h.name for h in self._handles(ObjectKind.PRUNE_MARK)):
-            obj = decode_json(self.keys.open(name, self._get(name)), f"prune mark {name}")
             try:
+                obj = decode_json(self.keys.open(name, self._get(name)), f"prune mark {name}")
                 found.append(PruneMark(name, float(obj["time"]), frozenset(map(str, obj["packs"]))))
-            except (KeyError, TypeError, ValueError, OverflowError):
-                raise CorruptionError(f"prune mark {name} is malformed") from None
-        return found
+            except ObjectNotFoundError:
+                continue  # swept meanwhile
+            except (CorruptionError, KeyError, TypeError, ValueError, OverflowError):
+                damaged.append(name)
+        return found, damaged
 
     def mark_ages(self) -> dict[str, float] | None:
         """Seconds since each prune mark was written, by the storage's clock alone: a probe

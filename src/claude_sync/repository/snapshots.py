@@ -348,20 +348,32 @@ class Snapshots(StoreAccess):
 
     def forgotten(self) -> dict[str, tuple[int, int | None, str | None]]:
         """id -> (seq, parent, parent id) of every snapshot prune deleted: a machine that
-        last saw one of them can still check that the head descends from it."""
+        last saw one of them can still check that the head descends from it. A damaged
+        record is left out: the chain then ends there, which a machine that needed it
+        takes for a fork (`sync --allow-rollback`), never for a history it can trust."""
+        return self.read_forgotten()[0]
+
+    def read_forgotten(self) -> tuple[dict[str, tuple[int, int | None, str | None]], list[str]]:
+        """The links of the history records that can be read, and the names of those that
+        cannot."""
         links: dict[str, tuple[int, int | None, str | None]] = {}
+        damaged = []
         for name in (h.name for h in self._handles(ObjectKind.FORGOTTEN)):
-            obj = decode_json(self.keys.open(name, self._get(name)), f"history record {name}")
             try:
+                obj = decode_json(self.keys.open(name, self._get(name)), f"history record {name}")
+                found = {}
                 for seq, ident, parent, parent_id in obj["links"]:
                     if not HEX64.fullmatch(ident) or not (
                         parent_id is None or HEX64.fullmatch(parent_id)
                     ):
-                        raise CorruptionError(f"history record {name} is malformed")
-                    links[ident] = (int(seq), None if parent is None else int(parent), parent_id)
-            except (KeyError, TypeError, ValueError, OverflowError):
-                raise CorruptionError(f"history record {name} is malformed") from None
-        return links
+                        raise ValueError
+                    found[ident] = (int(seq), None if parent is None else int(parent), parent_id)
+                links.update(found)
+            except ObjectNotFoundError:
+                continue
+            except (CorruptionError, KeyError, TypeError, ValueError, OverflowError):
+                damaged.append(name)
+        return links, damaged
 
     def write_forgotten(self, roots: Iterable[SnapshotRoot]) -> None:
         links = [[r.seq, r.id, r.parent, r.parent_id] for r in roots]
