@@ -371,7 +371,7 @@ def test_status_reports_pending_work(cli_inprocess, machines, repo_dir):
 
 
 def test_quiet_and_verbose_output(cli_inprocess, machines, repo_dir):
-    a, _ = machines
+    a, b = machines
     populate(a)
     a.run("init", str(repo_dir))
     assert cli_inprocess("push", "-q", machine=a)[:2] == (0, "")
@@ -380,6 +380,12 @@ def test_quiet_and_verbose_output(cli_inprocess, machines, repo_dir):
     assert code == 0 and "push CLAUDE.md" in out
     code, out, _ = cli_inprocess("pull", machine=a)
     assert code == 0 and "Everything is up to date." in out
+    # A push with nothing to send does not look at the repository: it cannot say more.
+    b.write("agents/x.md", "x\n")
+    b.run("init", str(repo_dir))
+    b.run("sync")
+    code, out, _ = cli_inprocess("push", machine=b)
+    assert code == 0 and out.strip() == "Nothing to push: every change here is in the repository."
 
 
 def test_claude_dir_and_config_dir_options(make_machine, repo_dir, tmp_path):

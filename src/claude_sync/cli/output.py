@@ -154,8 +154,21 @@ class ConsoleReporter(Reporter):
         return advance
 
 
-def finish(result: Result, as_json: bool, quiet: bool, verbose: bool, dry_run: bool) -> None:
-    """Print a push, pull or sync's result; exit non-zero if it left something undone."""
+#: what a push with nothing to send can say: it does not look at the repository, so it
+#: cannot say everything is up to date
+NOTHING_TO_PUSH = "Nothing to push: every change here is in the repository."
+
+
+def finish(
+    result: Result,
+    as_json: bool,
+    quiet: bool,
+    verbose: bool,
+    dry_run: bool,
+    idle: str = "Everything is up to date.",
+) -> None:
+    """Print a push, pull or sync's result (idle: the line when it did nothing); exit
+    non-zero if it left something undone."""
     if as_json:
         print_json(result.to_json() | ({"dry_run": True} if dry_run else {}))
     elif not quiet:
@@ -171,7 +184,7 @@ def finish(result: Result, as_json: bool, quiet: bool, verbose: bool, dry_run: b
                 "would delete",
             )
         print_conflicts(result.conflicts, verbose)
-        out.print(summary(result, dry_run), markup=False)
+        out.print(summary(result, dry_run, idle), markup=False)
     if result.unavailable:
         raise SyncError(
             f"{count(len(result.unavailable), 'file')} could not be downloaded (the warnings "
@@ -194,9 +207,9 @@ def print_plan(result: Result, *verbs: str) -> None:
             out.print(f"{verb:>{width}} {path}", markup=False)
 
 
-def summary(result: Result, dry_run: bool = False) -> str:
-    """The one-line summary of a push, pull or sync; never "up to date" while anything
-    was skipped."""
+def summary(result: Result, dry_run: bool = False, idle: str = "Everything is up to date.") -> str:
+    """The one-line summary of a push, pull or sync (idle: when it did nothing); never
+    "up to date" while anything was skipped."""
     # Deletions pushed are reported as such, not as files sent.
     uploads = len(result.pushed) - len(result.removed)
     sent, received = size(result.uploaded_bytes), size(result.downloaded_bytes)
@@ -210,7 +223,7 @@ def summary(result: Result, dry_run: bool = False) -> str:
             *_counted(len(result.conflicts), "conflict", "{} would be left"),
             *_counted(lost, "file", "{} cannot be downloaded (damaged data: see the warnings)"),
         ]
-        return ", ".join(parts) if parts else "Nothing to do: everything is up to date."
+        return ", ".join(parts) if parts else f"Nothing to do. {idle}"
     parts = [
         *_counted(uploads, "file", f"pushed {{}} ({sent} sent)"),
         *_counted(len(result.removed), "deleted file", "removed {} from every machine"),
@@ -226,7 +239,7 @@ def summary(result: Result, dry_run: bool = False) -> str:
     if result.skipped:
         # Not "up to date": what was skipped (see the warnings) has not been synced.
         return f"{count(len(result.skipped), 'file')} skipped this time; nothing else to do."
-    return "Everything is up to date."
+    return idle
 
 
 def _counted(n: int, noun: str, text: str) -> list[str]:

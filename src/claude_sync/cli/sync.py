@@ -21,6 +21,7 @@ from claude_sync.cli.options import (
     type_argument,
 )
 from claude_sync.cli.output import (
+    NOTHING_TO_PUSH,
     ConsoleReporter,
     changed_when,
     count,
@@ -54,18 +55,28 @@ every_session_option = click.option(
 @output_options
 def push(where: Locations, types: tuple[str, ...], dry_run: bool, run: RunOptions) -> None:
     """Upload what changed locally."""
-    _run(where, run, dry_run, lambda ws, engine: engine.push(ws.selection(types), dry_run))
+    _run(
+        where,
+        run,
+        dry_run,
+        lambda ws, engine: engine.push(ws.selection(types), dry_run),
+        NOTHING_TO_PUSH,
+    )
 
 
 def _run(
-    where: Locations, run: RunOptions, dry_run: bool, work: Callable[[Workspace, Engine], Result]
+    where: Locations,
+    run: RunOptions,
+    dry_run: bool,
+    work: Callable[[Workspace, Engine], Result],
+    idle: str = "Everything is up to date.",
 ) -> None:
     """work on the workspace with an engine that reports on the console, then print what it
     did."""
     reporter = ConsoleReporter(run.verbose, run.quiet, run.as_json)
     with open_workspace(where) as ws, reporter:
         result = work(ws, ws.engine(reporter, run.allow_rollback))
-    finish(result, run.as_json, run.quiet, run.verbose, dry_run)
+    finish(result, run.as_json, run.quiet, run.verbose, dry_run, idle)
 
 
 def incoming_options(fn: Callable[..., Any]) -> Callable[..., Any]:
