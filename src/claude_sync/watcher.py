@@ -60,12 +60,17 @@ def watch(
     """Run until Ctrl-C or SIGTERM; push and pull report their own errors and never stop us.
     ready() is called once changes are observed and both signals stop us cleanly: a banner
     printed earlier would promise more than is true (and tests would have to guess when)."""
-    stop = threading.Event()
+    stopping: list[int] = []  # a plain flag: Event.set() takes a lock the main thread may hold
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        # A KeyboardInterrupt raised wherever the main thread is (a lazy import, a pack being
+        # written) can turn into another error or stop work halfway: stop between two pulls
+        # or pushes instead. A second Ctrl-C interrupts at once.
+        stopping.append(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGTERM, on_signal)
+    previous_int = signal.signal(signal.SIGINT, on_signal)
     root.mkdir(parents=True, exist_ok=True)
     changes = _Changes(root, mapper)
     observer = Observer()
@@ -74,16 +79,17 @@ def watch(
     next_pull = time.monotonic()
     try:
         ready()
-        while not stop.is_set():
+        while not stopping:
             if time.monotonic() >= next_pull:
                 pull()
                 next_pull = time.monotonic() + interval
             if changes.take_if_quiet(debounce):
                 push()
-            stop.wait(0.2)
+            time.sleep(0.2)
     except KeyboardInterrupt:
-        pass
+        pass  # a second Ctrl-C
     finally:
         observer.stop()
         observer.join(timeout=5)
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
