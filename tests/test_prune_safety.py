@@ -172,8 +172,8 @@ def test_repair_rebuilds_indexes_and_uploads_lost_data_again(make_machine, repo_
     assert b.run("verify", check=False).returncode == 1
     # B has none of the files: it can re-index what is there, not bring back what is lost.
     proc = b.run("repair", check=False)
-    assert proc.returncode == 1 and "run `claude-sync repair` on the machine" in proc.stderr
-    assert "Indexed 1 packs" in proc.stdout
+    assert proc.returncode == 1 and "run `claude-sync repair` on each machine" in proc.stderr
+    assert "Indexed 1 pack no index" in proc.stdout
     out = a.run("repair").stdout
     assert "uploaded" in out and "uploaded 0" not in out
     assert "No problems found" in b.run("verify", "--read-data").stdout
@@ -193,7 +193,7 @@ def test_repair_replaces_a_damaged_index(make_machine, repo_dir):
     index.write_bytes(bytes(data))
     c.run("init", str(repo_dir))
     assert c.run("pull", check=False).returncode == 1
-    assert "Indexed 1 packs" in a.run("repair").stdout
+    assert "Indexed 1 pack no index" in a.run("repair").stdout
     assert "No problems found" in a.run("verify", "--read-data").stdout
     c.run("pull")
     assert_both_agents(c)
@@ -216,8 +216,8 @@ def test_repair_removes_a_damaged_head_and_its_machines_push_it_again(make_machi
     proc = b.run("pull", check=False)
     assert proc.returncode == 1 and "claude-sync repair" in proc.stderr
     proc = a.run("repair", check=False)
-    assert proc.returncode == 1 and "snapshots 2 cannot be read" in proc.stderr
-    assert "--forget-damaged" in proc.stderr
+    assert proc.returncode == 1 and "1 snapshot (2) cannot be read" in proc.stderr
+    assert "no machine keeps a copy" in proc.stderr and "--forget-damaged" in proc.stderr
     out = a.run("repair", "--forget-damaged").stdout
     assert "Removed damaged snapshots 2" in out and "--allow-rollback" in out
     # Its machines see a rollback, and are told how to accept it.
@@ -252,7 +252,7 @@ def test_repair_puts_back_a_damaged_file_list_or_forgets_its_snapshot(make_machi
     # Each of A and B holds a copy of one snapshot's list; without a flag, neither
     # removes the snapshot it cannot mend.
     proc = a.run("repair", check=False)
-    assert "Put back 1 damaged" in proc.stdout and "snapshots 1 cannot be read" in proc.stderr
+    assert "Put back 1 damaged" in proc.stdout and "1 snapshot (1) cannot be read" in proc.stderr
     c.run("pull")
     assert_both_agents(c)
     assert "Put back 1 damaged" in b.run("repair").stdout

@@ -392,6 +392,8 @@ class RepairReport:
     incomplete: list[int]
     #: snapshots whose root or file list is damaged or lost
     snapshots_damaged: list[int]
+    #: of those, the ones whose root is (no machine keeps a copy of a root)
+    roots_damaged: list[int]
     #: of those, the ones removed
     snapshots_removed: list[int]
     #: file list objects put back from this machine's cache
@@ -408,7 +410,7 @@ def repair(engine: Engine, forget_damaged: bool = False) -> RepairReport:
     # it, and nothing can put it back: it goes.
     repo.delete_objects(repo.read_forgotten()[1] + repo.read_marks()[1])
     mended = repo.mend_manifests()
-    needs, damaged_snapshots, removed = _readable_snapshots(engine, forget_damaged)
+    needs, damaged_snapshots, roots, removed = _readable_snapshots(engine, forget_damaged)
     indexes: dict[str, dict[str, BlobLocation]] = {}
     unreadable: list[str] = []
     for name in repo.index_names():
@@ -449,6 +451,7 @@ def repair(engine: Engine, forget_damaged: bool = False) -> RepairReport:
         restored,
         incomplete,
         damaged_snapshots,
+        roots,
         removed,
         mended,
     )
@@ -456,13 +459,14 @@ def repair(engine: Engine, forget_damaged: bool = False) -> RepairReport:
 
 def _readable_snapshots(
     engine: Engine, forget: bool
-) -> tuple[dict[int, set[str]], list[int], list[int]]:
+) -> tuple[dict[int, set[str]], list[int], list[int], list[int]]:
     """The blobs each readable snapshot needs, as stored (no cached copy); the snapshots
     that cannot be read (a root that fails authentication, or whose file list does or is
     gone); and those of them removed (with `forget`). Such a snapshot blocks every command
     that reaches it. Removing it loses history, not files: they are still on the machines
     that pushed or pulled it, and `sync --allow-rollback` there pushes them again. But a
     machine that pulled it may hold a copy of its list that puts it back, hence the flag.
+    Also returned: those whose root is damaged.
     A root that still reads is recorded as forgotten first, as prune does, so the chain
     can be followed across it."""
     repo = engine.repo
@@ -487,7 +491,7 @@ def _readable_snapshots(
         needs[seq] = {b for e in snap.files.values() for b, _ in e.chunks}
     unreadable = sorted(broken + [r.seq for r in unlisted])
     if not forget:
-        return needs, unreadable, []
+        return needs, unreadable, broken, []
     # A damaged root's id is known from its child, its parent is not: its record ends the
     # chain there (a machine that saw only older snapshots is told of a fork), and the
     # child no longer looks as if its parent were missing.
@@ -498,7 +502,7 @@ def _readable_snapshots(
     ]
     repo.write_forgotten([*unlisted, *ends])
     repo.delete_objects([snapshot_name(seq) for seq in unreadable])
-    return needs, unreadable, unreadable
+    return needs, unreadable, broken, unreadable
 
 
 def _damaged_packs(

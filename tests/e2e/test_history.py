@@ -195,7 +195,7 @@ def test_prune_is_two_phase_and_marked_data_is_not_reused(make_machine, repo_dir
     a.write("agents/x.md", "v2\n")
     a.run("push")
     out = a.run("prune", "--keep-last", "1").stdout  # default grace: mark only
-    assert "marked 1 unused packs; deleted 0 packs" in out
+    assert "marked 1 unused pack; deleted 0 packs" in out
     assert list((repo_dir / "prune").iterdir())
     # A push after the mark that needs v1's data again must not lean on the marked pack.
     a.write("agents/x.md", v1)
@@ -219,9 +219,9 @@ def test_prune_collects_packs_no_index_names(make_machine, repo_dir):
     orphan = repo_dir / "data" / "ab" / ("ab" + "0" * 62)
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"left by a killed push")
-    assert "marked 1 unused packs; deleted 0 packs" in a.run("prune").stdout
+    assert "marked 1 unused pack; deleted 0 packs" in a.run("prune").stdout
     assert orphan.exists()  # within the grace period a running push may still index it
-    assert "deleted 1 packs" in a.run("prune", "--grace", "0").stdout
+    assert "deleted 1 pack " in a.run("prune", "--grace", "0").stdout
     assert not orphan.exists()
     assert "No problems found" in a.run("verify", "--read-data").stdout
 

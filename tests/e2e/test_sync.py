@@ -178,7 +178,8 @@ def test_flipped_key_object_or_wrong_passphrase_writes_nothing(machines, repo_di
     before = snapshot_tree(b.claude)
     proc = b.run("init", str(repo_dir), check=False, passphrase="not the passphrase")
     assert proc.returncode == 1
-    assert proc.stderr.strip() == "error: wrong passphrase for this repository"
+    assert proc.stderr.startswith("error: wrong passphrase for this repository (")
+    assert len(proc.stderr.strip().splitlines()) == 1
     assert not b.config_dir.exists()
     assert snapshot_tree(b.claude) == before
     (key_obj,) = (repo_dir / "keys").iterdir()

@@ -157,15 +157,16 @@ def prune(
         )
     if dry_run:
         out.print(
-            f"Would remove {len(report.snapshots_removed)} snapshots and mark "
-            f"{report.packs_marked} unused packs (marked packs are deleted by a later prune).",
+            f"Would remove {count(len(report.snapshots_removed), 'snapshot')} and mark "
+            f"{count(report.packs_marked, 'unused pack')} (marked packs are deleted by a later "
+            "prune).",
             markup=False,
         )
         return
     out.print(
-        f"Removed {len(report.snapshots_removed)} snapshots; marked {report.packs_marked} "
-        f"unused packs; deleted {report.packs_deleted} packs "
-        f"({size(report.bytes_freed)} freed).",
+        f"Removed {count(len(report.snapshots_removed), 'snapshot')}; marked "
+        f"{count(report.packs_marked, 'unused pack')}; deleted "
+        f"{count(report.packs_deleted, 'pack')} ({size(report.bytes_freed)} freed).",
         markup=False,
     )
 
@@ -182,7 +183,7 @@ def verify(where: Locations, read_data: bool) -> None:
     for problem in problems:
         err.print(f"problem: {problem}", markup=False)
     if problems:
-        raise SyncError(f"the repository has {len(problems)} problems")
+        raise SyncError(f"the repository has {count(len(problems), 'problem')}")
     if read_data:
         out.print("No problems found.")
     else:
@@ -232,9 +233,9 @@ def repair(where: Locations, forget_damaged: bool) -> None:
             markup=False,
         )
     out.print(
-        f"Read {report.packs_checked} packs: {report.packs_damaged} damaged (no longer "
-        f"indexed). Indexed {report.packs_indexed} packs no index named; uploaded "
-        f"{report.blobs_restored} missing or damaged blobs again.",
+        f"Read {count(report.packs_checked, 'pack')}: {report.packs_damaged} damaged (no "
+        f"longer indexed). Indexed {count(report.packs_indexed, 'pack')} no index named; "
+        f"uploaded {count(report.blobs_restored, 'missing or damaged blob')} again.",
         markup=False,
     )
     numbers = ", ".join(map(str, report.snapshots_damaged))
@@ -246,17 +247,25 @@ def repair(where: Locations, forget_damaged: bool) -> None:
             markup=False,
         )
     elif report.snapshots_damaged:
+        lists = [n for n in report.snapshots_damaged if n not in report.roots_damaged]
+        where = (
+            "; a machine that pulled one whose file list is damaged may put it back (run "
+            "`claude-sync repair` there first)"
+            if lists
+            else " (no machine keeps a copy of a snapshot itself)"
+        )
         raise SyncError(
-            f"snapshots {numbers} cannot be read and this machine has no copy to put back: "
-            "run `claude-sync repair` on a machine that pulled them, or `claude-sync repair "
-            "--forget-damaged` to remove them (their machines then push their files again "
-            "with `claude-sync sync --allow-rollback`)"
+            f"{count(len(report.snapshots_damaged), 'snapshot')} ({numbers}) cannot be read "
+            f"and this machine cannot put them back{where}. `claude-sync repair "
+            "--forget-damaged` removes them; their machines then push their files again with "
+            "`claude-sync sync --allow-rollback`"
         )
     if report.incomplete:
         raise SyncError(
-            f"{len(report.incomplete)} snapshots still miss data this machine does not have "
-            f"(e.g. snapshot {report.incomplete[-1]}): run `claude-sync repair` on the machine "
-            "that pushed it"
+            f"{count(len(report.incomplete), 'snapshot')} still miss data this machine does "
+            f"not have (e.g. snapshot {report.incomplete[-1]}): run `claude-sync repair` on "
+            "each machine that may still have those files; what none has is lost, and "
+            "`verify` reports it until `claude-sync prune` forgets the snapshots that need it"
         )
 
 

@@ -183,7 +183,7 @@ def _print_status(
     print_missing_plugins(missing)
     if result.unavailable:
         out.print(
-            f"{count(len(result.unavailable), 'file')} cannot be pulled: their data in the "
+            f"{count(len(result.unavailable), 'file')} cannot be pulled: the data in the "
             "repository is damaged or missing (`claude-sync repair` on a machine that has them)",
             markup=False,
         )

@@ -245,7 +245,10 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
             raise ConfigError(f"{store.display} is not a claude-sync repository")
         found = cls._match_key(store, names, passphrase)
         if found is None:
-            raise WrongKeyError("wrong passphrase for this repository")
+            raise WrongKeyError(
+                "wrong passphrase for this repository (if you are sure of it, its key object "
+                "may be damaged: `claude-sync verify` on a machine already set up says so)"
+            )
         return cls.open(store, machine_keys(*found))
 
     @classmethod
