@@ -442,3 +442,28 @@ def test_an_include_glob_on_synced_paths_keeps_a_project_whose_folder_is_named_o
     assert "pushed 1," in (b.config_dir / "hooks.log").read_text()
     a.run("pull")
     assert (a.claude / f"projects/{folder_a}/s.jsonl").read_text() == transcript("s", 3)
+
+
+def test_a_transcript_rewritten_without_a_record_loses_it_nowhere(machines, repo_dir):
+    """Claude Code rewrites a transcript from what it holds (NOTES.md): a record that a pull
+    brought meanwhile is not in it. Pushed as a plain change, that took the record off every
+    machine; it is merged with the repository's version first, as a two-sided change is."""
+    a, b = machines
+    a.write(SESSION, transcript("s", 3))
+    set_up(a, b, repo_dir)
+    held = (a.claude / SESSION).read_bytes()  # what A's Claude Code holds
+    b.append(SESSION, transcript("s", 1, start=3))
+    b.run("push")
+    a.run("pull")
+    (a.claude / SESSION).write_bytes(held + transcript("s", 1, start=4).encode())
+    a.run("sync")
+    b.run("sync")
+    for m in (a, b):
+        uuids = [json.loads(line)["uuid"] for line in (m.claude / SESSION).read_text().splitlines()]
+        assert sorted(uuids) == [f"s-{i:05d}" for i in range(5)], m
+    assert (a.claude / SESSION).read_bytes() == (b.claude / SESSION).read_bytes()
+    # Shorter, with no record added: merged back too, and nothing new to push.
+    (a.claude / SESSION).write_bytes(held)
+    a.run("sync")
+    assert len((a.claude / SESSION).read_text().splitlines()) == 5
+    assert a.json("status")["pushed"] == []

@@ -281,6 +281,21 @@ class ThreeMachines(RuleBasedStateMachine):
         self.append(m, self.pending.pop(m))
         self.records.add(self.pending_uuid.pop(m))
 
+    @rule(m=st.integers(0, MACHINES - 1), which=st.integers(0, 50))
+    def rewrite_without_a_record(self, m: int, which: int) -> None:
+        """Claude Code rewrites the transcript from what it holds, without a record another
+        machine added meanwhile: every machine must keep that record all the same."""
+        path = self.roots[m] / SESSION
+        if not path.exists():
+            return
+        data = path.read_bytes()
+        cut = data.rfind(b"\n") + 1
+        lines = data[:cut].splitlines(keepends=True)
+        others = [i for i, line in enumerate(lines) if not line.startswith(b'{"uuid": "m%d-' % m)]
+        if others:
+            del lines[others[which % len(others)]]
+            path.write_bytes(b"".join(lines) + data[cut:])
+
     @rule(m=st.integers(0, MACHINES - 1))
     def finish_half_record(self, m: int) -> None:
         if m in self.pending:

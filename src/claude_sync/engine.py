@@ -1242,14 +1242,16 @@ class Engine:
         not merge stays a conflict for `sync`; settings.json waits for a pull, which asks
         before applying keys that run code. True when a merge was written."""
         head = plan.head
-        if head is None or not plan.conflicts:
+        if head is None:
             return False
-        bases = self.state.bases()
-        todo = {
-            c.path: Merge(local.files[c.path], bases.get(c.path), head.files[c.path])
-            for c in plan.conflicts
-            if c.path in local.files and c.path in head.files and c.path != settings_trust.PATH
-        }
+        todo = self._rewritten_transcripts(plan)
+        if plan.conflicts:
+            bases = self.state.bases()
+            todo |= {
+                c.path: Merge(local.files[c.path], bases.get(c.path), head.files[c.path])
+                for c in plan.conflicts
+                if c.path in local.files and c.path in head.files and c.path != settings_trust.PATH
+            }
         if not todo:
             return False
         wrote = False
@@ -1270,6 +1272,39 @@ class Engine:
                         self.state.set_base(path, remote, head.seq)
                     wrote = True
         return wrote
+
+    def _rewritten_transcripts(self, plan: Plan) -> dict[str, Merge]:
+        """Transcripts to upload whose version here does not begin with the one in the
+        repository (which is their base): records were dropped here (Claude Code rewrote
+        the file from what it held, without records that arrived meanwhile), and a plain
+        push would drop them everywhere. They are merged with the repository's version
+        first, as a transcript changed on both sides is: no record is lost."""
+        head = plan.head
+        rewritten = {}
+        for path, mine in plan.upload.items():
+            stored = head.files.get(path) if head is not None else None
+            if mine.append_only and stored is not None and not self._extends(mine, stored):
+                rewritten[path] = Merge(mine, stored, stored)
+        return rewritten
+
+    def _extends(self, mine: LocalFile, stored: FileEntry) -> bool:
+        """Whether the file here begins with stored's bytes: their chunks but the last
+        are its first chunks (an append keeps them), and the bytes where stored's last
+        chunk lies have that chunk's id. Reads at most one chunk."""
+        if mine.path in self.filters or mine.entry().size < stored.size:
+            return False
+        if not stored.chunks:
+            return True
+        *before, (last_id, offset, length) = stored.located_chunks()
+        if tuple(mine.cached.chunks[: len(before)]) != tuple(before):
+            return False
+        try:
+            with open(mine.abspath, "rb") as fh:
+                fh.seek(offset)
+                data = fh.read(length)
+        except OSError:
+            return True  # unreadable now: the upload reports it
+        return len(data) == length and self.repo.keys.blob_id(data) == last_id
 
     @contextlib.contextmanager
     def _merge_inputs(
