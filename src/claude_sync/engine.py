@@ -95,6 +95,8 @@ PUSH_JOURNAL = "push_journal"
 #: in the state: the selection (types, globs) of the last complete pull, or ANY_SELECTION
 #: while the head holds nothing but this machine's pushes
 PULLED_SELECTION = "pulled_selection"
+#: in the state: the selection this machine was set to sync, as last seen
+SYNCED_SELECTION = "synced_selection"
 ANY_SELECTION = "*"
 FSYNC_EACH_UP_TO = 16
 # Rows written to the state in one statement (a pull records thousands of files).
@@ -813,6 +815,29 @@ class Engine:
 
             covers = self._covered[sel] = remembered
         return covers
+
+    def take_selection(self, sel: Selection) -> None:
+        """The selection this machine is set to sync (types and globs). A file it takes in
+        that the one before left out, and that is gone here, loses its merge base: removed
+        while it was left out (its type off: "not on this machine"), it is not a deletion
+        to push, and what the repository holds of it comes back. One still here keeps its
+        base: an edit here is pushed, a deletion elsewhere arrives."""
+        key = _selection_key(sel)
+        before = self.state.get_meta(SYNCED_SELECTION)
+        if before == key:
+            return
+        with self.state.transaction():
+            if before is not None:
+                old = _selection_of_key(before)
+                gone = [
+                    p
+                    for p in self.state.base_shas()
+                    if sel.covers(p)
+                    and not old.covers(p)
+                    and not os.path.lexists(self.root / self.mapper.to_local(p))
+                ]
+                self.state.set_bases([(p, None) for p in gone], None)
+            self.state.set_meta(SYNCED_SELECTION, key)
 
     def _pulled_in_full(self, sel: Selection, seq: int) -> bool:
         """Whether the last complete pull left this machine with all of head seq that sel
@@ -2320,6 +2345,13 @@ def _new_bytes(st: resources.AnyStat, cached: CachedFile | None) -> int:
 def _selection_key(sel: Selection) -> str:
     """What a complete pull took in, as the state records it."""
     return json.dumps([sorted(t.name for t in sel.types), sel.include, sel.exclude])
+
+
+def _selection_of_key(key: str) -> Selection:
+    """The selection a state recorded (types no longer known are left out)."""
+    names, include, exclude = json.loads(key)
+    types = tuple(t for t in resources.TYPES if t.name in names)
+    return Selection(types, include=tuple(include), exclude=tuple(exclude))
 
 
 def _stat_key(st: resources.AnyStat) -> StatKey:

@@ -273,6 +273,7 @@ class Workspace:
             self.settings.session_window, self.where.claude_dir
         )
         engine.trust_settings = self.settings.types.get(settings_trust.TRUST_TYPE, False)
+        engine.take_selection(self.selection())
         return engine
 
 

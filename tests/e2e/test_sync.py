@@ -245,6 +245,22 @@ def test_a_pull_after_the_selection_grew_takes_what_the_last_pull_left_out(machi
     b.run("types", "--enable", "agents")
     assert b.json("pull")["deleted"] == ["agents/one.md"]
     assert b.run("pull").stdout.strip() == "Everything is up to date."
+    # Disabled ("not on this machine"), removed here, enabled again: they come back, and
+    # are deleted nowhere. The same for a file excluded, removed, then included again.
+    a.write("agents/two.md", "two\n")
+    a.run("push")
+    b.run("pull")
+    b.run("types", "--disable", "agents")
+    shutil.rmtree(b.claude / "agents")
+    b.run("sync")
+    b.run("types", "--enable", "agents", "--exclude", "agents/secret*")
+    b.run("sync")
+    assert sorted(p.name for p in (b.claude / "agents").iterdir()) == ["two.md"]
+    b.run("types", "--clear-globs")
+    b.run("sync")
+    a.run("sync")
+    for m in (a, b):
+        assert sorted(p.name for p in (m.claude / "agents").iterdir()) == ["secret.md", "two.md"]
 
 
 def test_true_conflict_keeps_both_and_exits_3(machines, repo_dir):
