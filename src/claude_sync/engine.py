@@ -1031,13 +1031,7 @@ class Engine:
             except OSError:
                 plan.skipped.append(path)
                 continue
-            # A record still being written is not part of what the scan hashed.
-            synced = local_bytes
-            if local_file.unfinished:
-                synced = local_bytes[: local_file.entry().size]
-            elif path == HISTORY_PATH:
-                synced = split_unfinished(local_bytes)[0]
-            if hashlib.sha256(synced).hexdigest() != local_file.sha256:
+            if not _as_scanned(path, local_file, local_bytes):
                 result.warnings.append(
                     f"{path} changed during the pull; it goes with the next sync"
                 )
@@ -1202,9 +1196,19 @@ class Engine:
                 # growing while spreads out machines that keep colliding.
                 time.sleep(random.uniform(0, min(PUSH_BACKOFF_CAP, 0.05 * 2**attempt)))
             plan = self.plan_push(sel, local, self.head())
-            if not dry_run and self._merge_before_push(plan, local, result):
-                local = self.scan(sel, result.warnings, summaries=True)
-                plan = self.plan_push(sel, local, plan.head)
+            if not dry_run:
+                wrote, unmerged = self._merge_before_push(plan, local, result)
+                if wrote:
+                    local = self.scan(sel, result.warnings, summaries=True)
+                    plan = self.plan_push(sel, local, plan.head)
+                for path in unmerged & set(plan.upload):
+                    # Pushed as it is, it would take its lost records off every machine.
+                    del plan.upload[path]
+                    result.skipped.append(path)
+                    result.warnings.append(
+                        f"{path} lost records here that could not be merged back this time; "
+                        "not pushed"
+                    )
             self._name_authors(plan.conflicts, plan.head)
             result.conflicts = self._as_recorded(plan.conflicts)
             if not dry_run:
@@ -1260,16 +1264,20 @@ class Engine:
                 for c in new:
                     self.state.set_conflict(c.path, c.to_json())
 
-    def _merge_before_push(self, plan: Plan, local: LocalView, result: Result) -> bool:
+    def _merge_before_push(
+        self, plan: Plan, local: LocalView, result: Result
+    ) -> tuple[bool, set[str]]:
         """Files another machine changed too that merge automatically (a transcript's
         records, history lines, text changed in different places) are merged here first, as
         sync would, so the push sends the merge instead of calling it a conflict. What does
         not merge stays a conflict for `sync`; settings.json waits for a pull, which asks
-        before applying keys that run code. True when a merge was written."""
+        before applying keys that run code. Returns whether a merge was written, and the
+        rewritten transcripts (see _rewritten_transcripts) that could not be merged."""
         head = plan.head
         if head is None:
-            return False
-        todo = self._rewritten_transcripts(plan)
+            return False, set()
+        rewritten = self._rewritten_transcripts(plan)
+        todo = dict(rewritten)
         if plan.conflicts:
             bases = self.state.bases()
             todo |= {
@@ -1278,14 +1286,14 @@ class Engine:
                 if c.path in local.files and c.path in head.files and c.path != settings_trust.PATH
             }
         if not todo:
-            return False
+            return False, set()
         wrote = False
         # What cannot be had (a damaged pack) is not merged: it stays a conflict for sync.
         with self._merge_inputs(todo, result, {}) as inputs:
             for path, (local_file, _, remote), local_bytes, base_bytes, remote_bytes in inputs:
                 if remote_bytes is None:
                     continue
-                if hashlib.sha256(local_bytes).hexdigest() != local_file.sha256:
+                if not _as_scanned(path, local_file, local_bytes):
                     continue
                 merged = merge_file(path, base_bytes, local_bytes, remote_bytes)
                 if merged is None:
@@ -1296,7 +1304,8 @@ class Engine:
                     with self.state.transaction():
                         self.state.set_base(path, remote, head.seq)
                     wrote = True
-        return wrote
+                    rewritten.pop(path, None)
+        return wrote, set(rewritten)
 
     def _rewritten_transcripts(self, plan: Plan) -> dict[str, Merge]:
         """Transcripts to upload whose version here does not begin with the one in the
@@ -1803,6 +1812,13 @@ class Engine:
             for c in plan.conflicts:
                 if c.path == path:
                     c.copy = copy
+        # A file the pull deletes where a folder of files it writes goes must go first.
+        above = {p[:i] for p in plan.write for i, c in enumerate(p) if c == "/"}
+        if in_way := [p for p in plan.delete if p in above]:
+            with self.state.transaction():
+                for path in in_way:
+                    self._delete_here(path, local, seq, result, plan)
+            plan.delete = [p for p in plan.delete if p not in in_way]
         folders = {d.parent for d, _ in outputs.values()}
         new_folders = _missing_folders(folders, self.root)
         # One folder that cannot be written must not stop the rest of the pull.
@@ -2146,10 +2162,19 @@ class Engine:
         with self.state.transaction():
             # Recorded in one statement each, in the same transaction: a pull of thousands
             # of files otherwise spends more on single-row writes than on the files.
+            # Deletions first: a folder whose files went may be where a file now goes.
+            for path in plan.delete:
+                self._delete_here(path, local, seq, result, plan)
             pulled: list[tuple[str, CachedFile]] = []
             bases: list[tuple[str, FileEntry | None]] = []
             for path, tmp, dest, entry in staged:
-                if path in plan.write and not _unchanged_since_scan(dest, local.files.get(path)):
+                scanned = local.files.get(path)
+                if (
+                    path in plan.write
+                    and not _unchanged_since_scan(dest, scanned)
+                    # an empty folder where the file goes: nothing is lost
+                    and not (scanned is None and _removed_if_empty(dest))
+                ):
                     result.warnings.append(
                         f"{path} changed during the pull; kept the local version"
                     )
@@ -2173,16 +2198,6 @@ class Engine:
                     pulled, bases = [], []
             self.state.remember_files(pulled)
             self.state.set_bases(bases, seq)
-            for path in plan.delete:
-                dest = self.local_path(path)
-                if _unchanged_since_scan(dest, local.files.get(path)):
-                    self.reporter.action("delete", path)
-                    dest.unlink(missing_ok=True)
-                    self.state.forget_file(path)
-                    self.state.set_base(path, None, seq)
-                    result.deleted.append(path)
-                else:
-                    plan.skipped.append(path)
             for path, entry in plan.adopt.items():
                 self.state.set_base(path, entry, seq)
             for path, (data, remote) in plan.merged.items():
@@ -2197,6 +2212,29 @@ class Engine:
         filled = {s.dest.parent for s in staged if s.path in moved}
         staged[:] = [s for s in staged if s.path not in moved]
         return filled
+
+    def _delete_here(
+        self, path: str, local: LocalView, seq: int, result: Result, plan: Plan
+    ) -> None:
+        """Delete a file the pull removes, unless it changed since the scan; then the
+        folders that held only it, up to its top folder (a file may take their name)."""
+        dest = self.local_path(path)
+        if not _unchanged_since_scan(dest, local.files.get(path)):
+            plan.skipped.append(path)
+            return
+        self.reporter.action("delete", path)
+        dest.unlink(missing_ok=True)
+        self.state.forget_file(path)
+        self.state.set_base(path, None, seq)
+        result.deleted.append(path)
+        top = self.root / Path(self.mapper.to_local(path)).parts[0]
+        folder = dest.parent
+        while folder != top and top in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty
+            folder = folder.parent
 
     def _write_merged(
         self,
@@ -2356,6 +2394,25 @@ def _selection_of_key(key: str) -> Selection:
 
 def _stat_key(st: resources.AnyStat) -> StatKey:
     return StatKey(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def _removed_if_empty(folder: Path) -> bool:
+    try:
+        folder.rmdir()
+    except OSError:
+        return False
+    return True
+
+
+def _as_scanned(path: str, scanned: LocalFile, data: bytes) -> bool:
+    """Whether data, read from the file now, is what the scan hashed (a record still
+    being written at its end is not part of that)."""
+    synced = data
+    if scanned.unfinished:
+        synced = data[: scanned.entry().size]
+    elif path == HISTORY_PATH:
+        synced = split_unfinished(data)[0]
+    return hashlib.sha256(synced).hexdigest() == scanned.sha256
 
 
 def _unchanged_since_scan(dest: Path, scanned: LocalFile | None) -> bool:

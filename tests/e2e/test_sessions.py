@@ -507,7 +507,8 @@ def test_a_growing_transcripts_summary_resumes_only_where_its_bytes_are_unchange
         # varied text, so that content-defined cuts fall between records
         noise = hashlib.sha256(str(i).encode()).hexdigest() * (i % 16)
         content = "hello" if i == 0 else f"step {i} {noise}"
-        return json.dumps({"type": "user", "message": {"content": content}}) + "\n"
+        uuid = {"uuid": f"r{i}"} if i == 10 else {}
+        return json.dumps({"type": "user", **uuid, "message": {"content": content}}) + "\n"
 
     a.write(path, "".join(record(i) for i in range(6000)))  # ~3 MiB: several chunks
     a.run("push")
@@ -516,18 +517,26 @@ def test_a_growing_transcripts_summary_resumes_only_where_its_bytes_are_unchange
     a.run("push")
     (listed,) = catalog(a)
     assert (listed["title"], listed["records"]) == ("Grown", 7001)
-    # An early record blanked out in place (same size), and more appended: the count must
-    # lose the blanked record, not follow the stale checkpoint.
+    # An early record split in place into two (same size; the first keeps its uuid, so a
+    # push's merge keeps one of it), and more appended: the count must take in the new
+    # record, not follow the stale checkpoint.
     data = (a.claude / path).read_bytes()
     start = data.index(record(10).encode())
-    blanked = data[:start] + b" " * (len(record(10)) - 1) + b"\n" + data[start + len(record(10)) :]
+    first = json.dumps({"type": "user", "uuid": "r10", "message": {"content": "x"}}) + "\n"
+    second = {"type": "user", "uuid": "r10b", "message": {"content": ""}}
+    second["message"]["content"] = "y" * (
+        len(record(10)) - len(first) - len(json.dumps(second)) - 1
+    )
+    edited = (first + json.dumps(second) + "\n").encode()
+    assert len(edited) == len(record(10))
+    blanked = data[:start] + edited + data[start + len(record(10)) :]
     # Enough appended that the new last chunk starts past the old checkpoint (chunks are
     # at most 2 MiB), where the stale one could be taken.
     more = "".join(record(i) for i in range(7000, 13000)).encode()
     (a.claude / path).write_bytes(blanked + more)
     a.run("push")
     (listed,) = catalog(a)
-    assert (listed["title"], listed["records"]) == ("Grown", 13000)
+    assert (listed["title"], listed["records"]) == ("Grown", 13002)
 
 
 def test_export_and_import_a_session(tmp_path):

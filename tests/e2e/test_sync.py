@@ -544,3 +544,25 @@ def test_dry_runs_say_would_and_json_marks_them(machines, repo_dir):
     assert "would pull 2 files (≈" in b.run("pull", "--dry-run").stdout
     assert b.json("pull", "--dry-run")["dry_run"] is True
     assert "pull agents/x.md" in b.run("-v", "pull").stdout
+
+
+def test_a_folder_replaced_by_a_file_and_back_arrives_in_one_pull(machines, repo_dir):
+    """A folder's files deleted left the folder, which then took the place of the file of
+    that name: the pull kept "the local version" on every sync, the machines differed and
+    sync exited 0. The other way, the file was in the way of the folder for one pull."""
+    a, b = machines
+    a.write("commands/tools/a.md", "a\n")
+    a.write("commands/tools/b.md", "b\n")
+    set_up_pair(a, b, repo_dir)
+    b.run("pull")
+    shutil.rmtree(a.claude / "commands/tools")
+    a.write("commands/tools", "now a file\n")
+    a.run("push")
+    assert b.json("pull")["warnings"] == []
+    assert (b.claude / "commands/tools").read_text() == "now a file\n"
+    (a.claude / "commands/tools").unlink()
+    a.write("commands/tools/x.md", "x\n")
+    a.run("push")
+    assert b.json("pull")["warnings"] == []
+    assert (b.claude / "commands/tools/x.md").read_text() == "x\n"
+    assert b.run("status").stdout.strip().endswith("Everything is up to date.")
