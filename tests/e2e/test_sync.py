@@ -566,3 +566,21 @@ def test_a_folder_replaced_by_a_file_and_back_arrives_in_one_pull(machines, repo
     assert b.json("pull")["warnings"] == []
     assert (b.claude / "commands/tools/x.md").read_text() == "x\n"
     assert b.run("status").stdout.strip().endswith("Everything is up to date.")
+
+
+def test_json_output_is_one_object_even_when_the_command_fails(machines, repo_dir, tmp_path):
+    """A script asking for --json read nothing on stdout when the command failed."""
+    a, _ = machines
+    proc = a.run("status", "--json", check=False)
+    assert proc.returncode == 2 and json.loads(proc.stdout)["exit_code"] == 2
+    assert "not set up" in json.loads(proc.stdout)["error"]
+    gone = tmp_path / "unplugged"
+    a.write("agents/x.md", "x\n")
+    a.run("init", str(gone), "--create")
+    a.run("push")
+    shutil.rmtree(gone)
+    for command in (("push", "--json"), ("--json", "sync"), ("log", "--json")):
+        proc = a.run(*command, check=False)
+        assert proc.returncode == 1, command
+        (line,) = proc.stdout.splitlines()
+        assert "does not exist" in json.loads(line)["error"], command

@@ -9,14 +9,14 @@ import gc
 import inspect
 import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from claude_sync import __version__, memory, passphrase
 from claude_sync.cli import history, keys, sessions, setup, sync
 from claude_sync.cli.options import global_options
-from claude_sync.cli.output import err
+from claude_sync.cli.output import err, json_output, print_json
 from claude_sync.errors import (
     EXIT_FAILED,
     CorruptionError,
@@ -26,6 +26,7 @@ from claude_sync.errors import (
     no_space,
 )
 from claude_sync.resources import TYPES
+from claude_sync.terminal import redact
 
 #: new objects between two passes of the collector (CPython's default: 700)
 GC_THRESHOLD = 100_000
@@ -56,25 +57,18 @@ class App(click.Group):
                     "; `claude-sync verify` lists what is damaged, and `claude-sync repair` "
                     "uploads again what this machine still has"
                 )
-            err.print(f"error: {message}", markup=False)  # the console redacts and cleans it
-            sys.exit(exc.exit_code)
+            _fail(message, exc.exit_code)
         except KeyboardInterrupt:
-            err.print("error: interrupted", markup=False)
-            sys.exit(EXIT_FAILED)
+            _fail("interrupted", EXIT_FAILED)
         except click.Abort:
             # Click's own message is a bare `Aborted!`: say what happened to the user's data.
-            err.print("error: cancelled at a question; nothing was changed", markup=False)
-            sys.exit(EXIT_FAILED)
+            _fail("cancelled at a question; nothing was changed", EXIT_FAILED)
         except (click.exceptions.Exit, click.ClickException):
             raise
         except Exception as exc:
             if os.environ.get("CLAUDE_SYNC_DEBUG"):
                 raise
-            if full := no_space(exc):
-                err.print(f"error: {full}", markup=False)
-                sys.exit(EXIT_FAILED)
-            err.print(f"error: unexpected {type(exc).__name__}: {exc}", markup=False)
-            sys.exit(EXIT_FAILED)
+            _fail(no_space(exc) or f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILED)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Each command's whole first line: Click would cut it to the terminal's width."""
@@ -87,14 +81,25 @@ class App(click.Group):
             formatter.write_dl(rows)
 
 
+def _fail(message: str, code: int) -> NoReturn:
+    """The `error:` line (the console redacts and cleans it) and the exit code; with
+    --json, also `{"error": …, "exit_code": …}` on stdout unless the command printed its
+    JSON already, so a script always reads one object."""
+    err.print(f"error: {message}", markup=False)
+    if json_output.asked and not json_output.printed:
+        print_json({"error": redact(message), "exit_code": code})
+    sys.exit(code)
+
+
 @click.group(cls=App, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="claude-sync")
 @global_options
 def main(**_: Any) -> None:
     """Encrypted, incremental sync of your Claude Code environment across machines.
 
-    The options below may also come after the command. `claude-sync COMMAND --help` shows a
-    command's options and examples.
+    The options below may also come after the command, where it takes them (`--help` of a
+    command lists its own). `claude-sync COMMAND --help` shows a command's options and
+    examples.
 
     \b
     Examples:

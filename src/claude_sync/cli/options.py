@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from claude_sync.cli.output import err
+from claude_sync.cli.output import err, note_json
 from claude_sync.engine import HISTORY_ALARM, STRATEGIES
 from claude_sync.resources import TYPES
 from claude_sync.workspace import Locations
@@ -25,7 +25,7 @@ config_dir_option = click.option(
 
 
 def _json_flag(help: str = "Print one JSON object on stdout.") -> Decorator:
-    return click.option("--json", "as_json", is_flag=True, help=help)
+    return click.option("--json", "as_json", is_flag=True, help=help, callback=note_json)
 
 
 verbose_flag = click.option("-v", "--verbose", is_flag=True, help="Print every action.")

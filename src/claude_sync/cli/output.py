@@ -61,9 +61,27 @@ def table(*columns: str) -> Any:
     return SafeTable(*columns, box=None)
 
 
+class _JsonOutput:
+    """Whether this run was asked for JSON (`--json`), and whether it printed it yet: a
+    command that fails still gives a script one JSON object, `{"error": …}`."""
+
+    asked = False
+    printed = False
+
+
+json_output = _JsonOutput()
+
+
+def note_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """The --json option's callback."""
+    json_output.asked = json_output.asked or value
+    return value
+
+
 def print_json(body: object) -> None:
     """`--json` output: body as one line of JSON on stdout."""
     click.echo(json.dumps(body))
+    json_output.printed = True
 
 
 def local_time(seconds: float, *, with_seconds: bool = False, date: bool = True) -> str:
