@@ -1661,8 +1661,11 @@ class Engine:
         plan = self.plan_pull(sel, local, head, strategy)
         result.skipped = local.skipped()
         result.warnings += [
-            f"projects labelled {label!r} stay in the repository: no folder here is mapped "
-            f"to that label (`claude-sync map DIR {label}`)"
+            "projects pushed from under the home before their folder was mapped to a label "
+            "stay in the repository under their old name: here they sync under the label"
+            if label == "~"
+            else f"projects labelled {label!r} stay in the repository: no folder here is "
+            f"mapped to that label (`claude-sync map DIR {label}`)"
             for label in plan.unmapped
         ]
         self._keep_held(sel, plan, local)
@@ -1746,13 +1749,17 @@ class Engine:
     def _remote_only(
         self, root: SnapshotRoot | None, here: Container[str], arriving: set[str]
     ) -> int:
-        """Sessions a plain pull leaves in the repository: their transcript is not here
-        (here: the logical paths a scan saw, else the disk says), nor among the paths the
-        next pull brings."""
+        """Sessions a plain pull leaves in the repository that `pull --all` would bring:
+        their transcript is not here (here: the logical paths a scan saw, else the disk
+        says), nor among the paths the next pull brings, nor an old copy of a project
+        that is here under a label now (see PathMapper.unmapped_label)."""
         return sum(
             1
             for path in self._transcripts(root)
-            if path not in here and path not in arriving and not self.local_path(path).is_file()
+            if path not in here
+            and path not in arriving
+            and self.mapper.unmapped_label(path) != "~"
+            and not self.local_path(path).is_file()
         )
 
     def _transcripts(self, root: SnapshotRoot | None) -> list[str]:

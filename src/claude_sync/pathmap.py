@@ -24,6 +24,8 @@ from claude_sync.merge import HISTORY_PATH, MCP_SERVERS
 
 MAX_NAME = 200
 PROJECTS = "projects/"
+HOME_PROJECTS = PROJECTS + "~"
+LABELLED_PROJECTS = PROJECTS + "@"
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]")
 _WINDOWS_PATH = re.compile(r"^[A-Za-z]:[\\/]")
 LABEL = re.compile(r"[A-Za-z0-9]+")
@@ -109,13 +111,16 @@ class PathMapper:
 
     def unmapped_label(self, logical: str) -> str | None:
         """The label of a logical path's project (`projects/@work-app/…` -> `work`) when no
-        folder here is mapped to it: such a project has no place on this machine."""
-        if not logical.startswith(PROJECTS + "@"):
+        folder here is mapped to it: such a project has no place on this machine. `~` for
+        a project stored under the home (`projects/~-work-app/…`) whose folder here is
+        mapped to a label now (`map` after it was pushed): its place here holds the
+        labelled copy, and the name stored is no folder Claude Code reads."""
+        if not logical.startswith((HOME_PROJECTS, LABELLED_PROJECTS)):
             return None  # the usual answer, found without splitting: asked of every path
         folder, _ = _split(logical)
         if folder is None or self.folder_to_local(folder) != folder:
             return None
-        return folder[1:].partition("-")[0]
+        return "~" if folder[0] == "~" else folder[1:].partition("-")[0]
 
     def to_logical(self, rel: str) -> str:
         """The logical path of a path relative to the Claude folder here."""

@@ -100,3 +100,22 @@ def test_settings_paths_follow_the_home(tmp_path):
     a.run("pull")
     back = json.loads((a.claude / "settings.json").read_text())
     assert back["model"] == "sonnet" and back["additionalDirectories"][1] == f"{a.home}/code"
+
+
+def test_a_map_added_after_a_push_writes_no_folder_named_after_the_old_copy(tmp_path):
+    """A project pushed from under the home, then mapped to a label: the repository keeps
+    its old copy (`~-work-api`), which has no folder here any more. `pull --all` wrote it
+    to a folder literally named `~-work-api`, which Claude Code never reads."""
+    a = Machine(tmp_path / "a" / "home" / "ann")
+    a.home.mkdir(parents=True)
+    folder = encode(str(a.home / "work" / "api"))
+    a.write(f"projects/{folder}/s1.jsonl", transcript("s1", 3))
+    a.run("init", str(tmp_path / "repository"), "--create")
+    a.run("push")
+    a.run("map", str(a.home / "work"), "work")
+    a.append(f"projects/{folder}/s1.jsonl", transcript("s1", 1, start=3))
+    a.run("push")  # now stored as @work-api too
+    result = a.json("pull", "--all")
+    assert any("under their old name" in w for w in result["warnings"])
+    assert sorted(p.name for p in (a.claude / "projects").iterdir()) == [folder]
+    assert a.json("status")["remote_only_sessions"] == 0
