@@ -50,6 +50,7 @@ def test_joining_with_a_damaged_pack_installs_the_intact_files(make_machine, rep
     status = c.run("status", check=False)
     assert "up to date" not in status.stdout, status.stdout
     assert "agents/deep/new.md" in status.stdout, status.stdout
+    assert "1 file cannot be pulled" in status.stdout, status.stdout
     again = c.run("pull", check=False)
     assert again.returncode == 1 and "agents/deep/new.md" in again.stderr, again.stderr
 

@@ -95,6 +95,8 @@ PUSH_JOURNAL = "push_journal"
 #: in the state: the selection (types, globs) of the last complete pull, or ANY_SELECTION
 #: while the head holds nothing but this machine's pushes
 PULLED_SELECTION = "pulled_selection"
+#: in the state: the files the last pull could not download (path -> content hash)
+UNAVAILABLE = "unavailable"
 #: in the state: the selection this machine was set to sync, as last seen
 SYNCED_SELECTION = "synced_selection"
 ANY_SELECTION = "*"
@@ -1695,6 +1697,10 @@ class Engine:
                 self.state.set_meta(PULLED_SELECTION, _selection_key(sel))
                 self.state.set_meta("session_window", self.sessions.key())
                 self.state.set_meta("unmapped_labels", ",".join(plan.unmapped))
+        with self.state.transaction():
+            # For status: these stay "to pull" until a repair elsewhere brings their data.
+            lost = {p: plan.write[p].sha256 for p in result.unavailable if p in plan.write}
+            self.state.set_meta(UNAVAILABLE, json.dumps(lost) if lost else None)
         if not result.unavailable:
             self._record_success("pull")
         return result
@@ -1713,6 +1719,8 @@ class Engine:
                         result.merged.append(path)
         self._name_authors(plan.conflicts, plan.head)
         result.conflicts = plan.conflicts
+        lost = json.loads(self.state.get_meta(UNAVAILABLE) or "{}")
+        result.unavailable += [p for p, e in plan.write.items() if lost.get(p) == e.sha256]
         result.pulled = sorted(plan.write)
         result.deleted = sorted(plan.delete)
         result.downloaded_bytes = sum(plan.write[p].size for p in result.pulled)
