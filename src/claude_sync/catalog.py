@@ -130,8 +130,10 @@ def _is_project_dir(directory: str, folder: str) -> bool:
 
 
 def belongs_to(info: SessionInfo, directory: Path, engine: Engine) -> bool:
-    """Whether `claude --resume` in directory would find the session once it is here."""
-    return engine.mapper.folder_to_local(info.folder) == encode(os.path.realpath(directory))
+    """Whether `claude --resume` in directory would find the session once it is here (in
+    the folder a pull places it in: `resume --cwd` may have moved it)."""
+    placed = engine.mapper.to_local(info.path).split("/")[1]
+    return placed == encode(os.path.realpath(directory))
 
 
 def select(

@@ -475,6 +475,9 @@ def test_a_session_resumed_elsewhere_syncs_as_the_same_session(catalog, pair, re
     original_dir = b.home / "code" / "other"
     original_dir.mkdir(parents=True)
     assert sid not in b.run("where", str(original_dir)).stdout
+    # And `sessions --here` lists it where `claude --resume` finds it.
+    assert [s["id"] for s in catalog(b, "--project", str(elsewhere))] == [sid]
+    assert sid not in [s["id"] for s in catalog(b, "--project", str(original_dir))]
     b.append(
         placed, json.dumps({"uuid": "b-added", "sessionId": sid, "cwd": str(elsewhere)}) + "\n"
     )
