@@ -464,6 +464,13 @@ def test_a_transcript_rewritten_without_a_record_loses_it_nowhere(machines, repo
     assert (a.claude / SESSION).read_bytes() == (b.claude / SESSION).read_bytes()
     # Shorter, with no record added: merged back too, and nothing new to push.
     (a.claude / SESSION).write_bytes(held)
-    a.run("sync")
+    warned = a.json("sync")["warnings"]
+    assert any("missing records the repository holds: put back" in w for w in warned)
     assert len((a.claude / SESSION).read_text().splitlines()) == 5
     assert a.json("status")["pushed"] == []
+    # A record edited here (a secret taken out) is an edit: it goes everywhere as it is.
+    edited = (a.claude / SESSION).read_text().replace("message 1 ", "REDACTED ")
+    (a.claude / SESSION).write_text(edited)
+    a.run("push")
+    b.run("pull")
+    assert (b.claude / SESSION).read_text() == edited

@@ -165,6 +165,13 @@ def test_commands_that_only_look_never_write_claude_codes_config(machines, repo_
     a.run("sync")
     assert set(config(a)["mcpServers"]) == {"s", "t", "u"}
     assert set(json.loads(sidecar.read_text())) == {"s", "t", "u"}
+    # A server added, looked at, removed again: the look must not make it come back.
+    servers = config(a)["mcpServers"]
+    live.write_text(json.dumps({"userID": "u", "mcpServers": {**servers, "x": {"command": "x"}}}))
+    a.run("status", check=False)
+    live.write_text(json.dumps({"userID": "u", "mcpServers": servers}))
+    a.run("sync")
+    assert set(config(a)["mcpServers"]) == {"s", "t", "u"}
 
 
 # -- pure logic ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from claude_sync.merge import (
     merge_json,
     merge_text,
     merge_transcript,
+    restore_records,
 )
 
 Merge = Callable[[bytes, bytes], bytes]
@@ -194,6 +195,38 @@ def test_transcript_loses_no_record(local: bytes, remote: bytes) -> None:
     assert merged.endswith(tail)
     expected = (identities(local_done) | identities(remote_done)) + identities(tail)
     assert identities(merged) == expected
+
+
+@PROPERTY
+@given(finished_file, any_file)
+def test_restoring_records_loses_none_and_keeps_the_lines_here(stored: bytes, local: bytes) -> None:
+    """A push of a transcript rewritten here: every record of the repository's version is
+    kept, and a record both hold keeps this machine's line (an edit here is not undone)."""
+    restored = restore_records(local, stored)
+    local_done, tail = unfinished(local)
+    assert restored.endswith(tail)
+    kept = identities(restored[: len(restored) - len(tail)] if tail else restored)
+    assert kept == identities(local_done) | identities(stored)
+    if not identities(stored) - identities(local_done):
+        assert restored == local  # it lacks nothing: pushed as it is
+    ours = {line for line in local_done.split(b"\n") if line}
+    theirs = {line for line in stored.split(b"\n") if line}
+    assert {line for line in restored.split(b"\n") if line} <= ours | theirs | {tail}
+    by_uuid = {}
+    for line in local_done.split(b"\n"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("uuid"), str):
+            by_uuid.setdefault(record["uuid"], line)
+    for line in restored.split(b"\n"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("uuid") in by_uuid:
+            assert line in ours, line
 
 
 @PROPERTY

@@ -50,6 +50,7 @@ from claude_sync.merge import (
     is_transcript,
     merge_file,
     merge_keys,
+    restore_records,
     split_unfinished,
 )
 from claude_sync.pathmap import PathMapper, encode, file_filters
@@ -1208,8 +1209,9 @@ class Engine:
                     del plan.upload[path]
                     result.skipped.append(path)
                     result.warnings.append(
-                        f"{path} lost records here that could not be merged back this time; "
-                        "not pushed"
+                        f"{path} lost records here that could not be put back (the "
+                        "repository's version cannot be read now: if it is damaged, "
+                        "`claude-sync repair` on a machine that has it); not pushed"
                     )
             self._name_authors(plan.conflicts, plan.head)
             result.conflicts = self._as_recorded(plan.conflicts)
@@ -1297,7 +1299,13 @@ class Engine:
                     continue
                 if not _as_scanned(path, local_file, local_bytes):
                     continue
-                merged = merge_file(path, base_bytes, local_bytes, remote_bytes)
+                if path in rewritten:
+                    merged = restore_records(local_bytes, remote_bytes)
+                    if merged == local_bytes:
+                        del rewritten[path]  # edited here, no record lost: pushed as it is
+                        continue
+                else:
+                    merged = merge_file(path, base_bytes, local_bytes, remote_bytes)
                 if merged is None:
                     continue
                 if merged == local_bytes or self._write_merged(
@@ -1306,7 +1314,12 @@ class Engine:
                     with self.state.transaction():
                         self.state.set_base(path, remote, head.seq)
                     wrote = True
-                    rewritten.pop(path, None)
+                    if rewritten.pop(path, None) is not None:
+                        result.pulled.remove(path)  # nothing new came: records came back
+                        result.warnings.append(
+                            f"{path} was missing records the repository holds: put back (a "
+                            "transcript loses no record through a push; edit one to change it)"
+                        )
         return wrote, set(rewritten)
 
     def _rewritten_transcripts(self, plan: Plan) -> dict[str, Merge]:
@@ -1699,7 +1712,10 @@ class Engine:
                 self.state.set_meta("unmapped_labels", ",".join(plan.unmapped))
         with self.state.transaction():
             # For status: these stay "to pull" until a repair elsewhere brings their data.
-            lost = {p: plan.write[p].sha256 for p in result.unavailable if p in plan.write}
+            # (A pull of some types only says nothing of the others.)
+            before = json.loads(self.state.get_meta(UNAVAILABLE) or "{}")
+            lost = {p: e for p, e in before.items() if not self._covers(sel, p)}
+            lost |= {p: plan.write[p].sha256 for p in result.unavailable if p in plan.write}
             self.state.set_meta(UNAVAILABLE, json.dumps(lost) if lost else None)
         if not result.unavailable:
             self._record_success("pull")

@@ -410,7 +410,6 @@ def repair(engine: Engine, forget_damaged: bool = False) -> RepairReport:
     # it, and nothing can put it back: it goes.
     repo.delete_objects(repo.read_forgotten()[1] + repo.read_marks()[1])
     mended = repo.mend_manifests()
-    needs, damaged_snapshots, roots, removed = _readable_snapshots(engine, forget_damaged)
     indexes: dict[str, dict[str, BlobLocation]] = {}
     unreadable: list[str] = []
     for name in repo.index_names():
@@ -443,7 +442,10 @@ def repair(engine: Engine, forget_damaged: bool = False) -> RepairReport:
     with engine.state.transaction():
         engine.state.forget_indexes()
     engine.refresh_index()
-    restored, incomplete = _restore_missing_blobs(engine, set(found), needs)
+    needs, damaged_snapshots, roots, removed = _readable_snapshots(
+        engine, forget_damaged, set(found)
+    )
+    restored, incomplete = _restore_missing_blobs(engine, needs)
     return RepairReport(
         len(indexed & present),
         len(damaged),
@@ -458,9 +460,10 @@ def repair(engine: Engine, forget_damaged: bool = False) -> RepairReport:
 
 
 def _readable_snapshots(
-    engine: Engine, forget: bool
+    engine: Engine, forget: bool, stored: set[str]
 ) -> tuple[dict[int, set[str]], list[int], list[int], list[int]]:
-    """The blobs each readable snapshot needs, as stored (no cached copy); the snapshots
+    """The blobs each readable snapshot needs (read as stored, no cached copy) and no intact
+    pack holds (stored: those some pack holds); the snapshots
     that cannot be read (a root that fails authentication, or whose file list does or is
     gone); and those of them removed (with `forget`). Such a snapshot blocks every command
     that reaches it. Removing it loses history, not files: they are still on the machines
@@ -488,7 +491,7 @@ def _readable_snapshots(
         except CorruptionError:
             unlisted.append(root)
             continue
-        needs[seq] = {b for e in snap.files.values() for b, _ in e.chunks}
+        needs[seq] = {b for e in snap.files.values() for b, _ in e.chunks if b not in stored}
     unreadable = sorted(broken + [r.seq for r in unlisted])
     if not forget:
         return needs, unreadable, broken, []
@@ -524,11 +527,8 @@ def _damaged_packs(
     return damaged
 
 
-def _restore_missing_blobs(
-    engine: Engine, stored: set[str], needs: dict[int, set[str]]
-) -> tuple[int, list[int]]:
+def _restore_missing_blobs(engine: Engine, needs: dict[int, set[str]]) -> tuple[int, list[int]]:
     repo = engine.repo
-    needs = {seq: blobs - stored for seq, blobs in needs.items()}
     missing = set().union(*needs.values()) if needs else set()
     if not missing:
         return 0, []

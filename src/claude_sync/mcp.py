@@ -125,9 +125,10 @@ def _read_json(path: Path) -> Servers | None:
 
 def reconcile(claude_dir: Path, state_dir: Path, mirror_only: bool = False) -> list[str]:
     """Bring SIDECAR and Claude Code's `mcpServers` to the same servers; warnings.
-    mirror_only: write only SIDECAR (what a push would send), never Claude Code's config
-    nor the record of what the two agreed on: a later reconcile then sees the same
-    change and does the rest."""
+    mirror_only: never write Claude Code's config; so where it would have to change (a
+    pull changed the servers), nothing is written, and a later reconcile does it all. (A
+    synced copy ahead of the record of what the two agreed on reads as a pull: the two
+    move together or not at all.)"""
     live_path = config_file(claude_dir)
     sidecar = claude_dir / SIDECAR
     last_path = state_dir / LAST_FILE
@@ -148,12 +149,14 @@ def reconcile(claude_dir: Path, state_dir: Path, mirror_only: bool = False) -> l
                     f"MCP servers {', '.join(both)} changed both in {live_path} and by a pull; "
                     "kept this machine's version"
                 )
-        if agreed != live and not mirror_only:
+        if agreed != live:
+            if mirror_only:
+                return warnings
             write_servers(live_path, agreed)
         if mirrored != agreed:
             sidecar.parent.mkdir(parents=True, exist_ok=True)
             _write_atomic(sidecar, _dump(agreed), 0o600)
-        if last != agreed and not mirror_only:
+        if last != agreed:
             _write_atomic(last_path, _dump(agreed), 0o600)
     except SyncError as exc:
         return [str(exc)]

@@ -222,6 +222,27 @@ def merge_transcript(local: bytes, remote: bytes) -> bytes:
     return merged + tail
 
 
+def restore_records(local: bytes, stored: bytes) -> bytes:
+    """local with the records of stored it lacks put back where they belong (Claude Code
+    rewrote the file from what it held, without records another machine added). Unlike
+    merge_transcript, a record both hold keeps local's line: an edit here (a secret
+    replaced) stays. local itself when it lacks none. A record without uuid that was
+    edited here lacks its old line, which comes back beside the new one."""
+    mine, tail = split_unfinished(local)
+    theirs, _ = split_unfinished(stored)
+    local_records, stored_records = _records(mine), _records(theirs)
+    have = {r.identity for r in local_records}
+    if all(r.identity in have for r in stored_records):
+        return local
+    lines = {r.identity: r.line for r in stored_records} | {
+        r.identity: r.line for r in local_records
+    }
+    merged = _join(_interleave(local_records, stored_records, lines))
+    if tail and merged and not merged.endswith(b"\n"):
+        merged += b"\n"
+    return merged + tail
+
+
 def _merge_lines(local: bytes, remote: bytes) -> bytes:
     if remote.startswith(local):
         return remote

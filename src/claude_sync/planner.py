@@ -293,14 +293,14 @@ def _whole_sessions(
     if plan.head is None:
         return
     keys = {key for p in plan.write if (key := session_of(p)) is not None}
-    prefixes = tuple(f"projects/{f}/{sid}{end}" for f, sid in keys for end in ("/", ".jsonl"))
-    if not prefixes:
+    if not keys:
         return
     for path in remote_paths:
         if (
-            path.startswith(prefixes)
+            path.startswith("projects/")
             and path not in view.files
             and path not in plan.write
+            and session_of(path) in keys
             and not view.is_unknown(path)
             and covers(path)
         ):

@@ -100,7 +100,9 @@ class KeyObjects(StoreAccess):
                 obj = self._checked_key(name)
                 if obj.get("label"):
                     self.keys.open(name + "/label", crypto.unb64(obj["label"], name))
-            except (ValueError, AttributeError, CorruptionError, ObjectNotFoundError):
+            except ObjectNotFoundError:
+                continue  # removed meanwhile (`key remove` elsewhere)
+            except (ValueError, AttributeError, CorruptionError):
                 damaged.append(key_id_of(name))
         return damaged
 

@@ -3,6 +3,7 @@ records of the snapshots prune deleted (docs/FORMAT.md §6, §7)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -318,20 +319,38 @@ class Snapshots(StoreAccess):
 
     def mend_manifests(self) -> int:
         """Put back, from this machine's cache, the manifest parts and chunk lists the store
-        lost or holds damaged: a snapshot naming one can be read again. Returns how many."""
+        holds damaged, and the parts it lost that a snapshot names: a snapshot naming one
+        can be read again. (A lost chunk list is not told from one prune removed.) Returns
+        how many."""
         if self._cache is None:
             return 0
+        named: set[str] | None = None
         mended = 0
         for name, sealed in self._cache.intact(self.keys.open):
             try:
                 self.keys.open(name, self._get(name))
                 continue
             except ObjectNotFoundError:
-                pass  # lost; or pruned, then the next prune collects it again
+                if named is None:
+                    named = self._named_parts()
+                if name not in named:
+                    continue  # pruned, or a chunk list
             except CorruptionError:
                 self.delete_objects([name])
             mended += self._put(name, sealed)
         return mended
+
+    def _named_parts(self) -> set[str]:
+        """The manifest parts the snapshot roots that can be read name."""
+        named: set[str] = set()
+        for seq in self.snapshot_seqs():
+            with contextlib.suppress(
+                CorruptionError, ObjectNotFoundError, KeyError, TypeError, AttributeError
+            ):
+                root = self.load_root(seq)
+                for names in root.body["parts"].values():
+                    named.update(piece_names(names, root.body["version"], f"snapshot {seq}"))
+        return named
 
     def _open_part(self, name: str, cached_ok: bool, lasting: bool = False) -> bytes:
         """A manifest object's plaintext, through this machine's cache when there is one
