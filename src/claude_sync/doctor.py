@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from claude_sync import config, crypto, plugins
 from claude_sync.engine import HISTORY_ALARM
-from claude_sync.errors import SyncError
+from claude_sync.errors import SyncError, WrongKeyError
 from claude_sync.repository import RemoteOptions, Repository
 from claude_sync.repository.place import Place
 from claude_sync.state import State
@@ -147,6 +147,18 @@ def _repository(
         return None
     try:
         repo = place.open(keys)
+    except WrongKeyError as exc:
+        # The same for a key that never matched and a config object damaged since.
+        checks.append(
+            Check(
+                name,
+                False,
+                f"the local key does not open it: {exc}",
+                "if this machine synced with it before, its `config` object is damaged: "
+                f"restore that object from a backup of the storage; else {REINIT}",
+            )
+        )
+        return None
     except SyncError as exc:
         checks.append(Check(name, False, f"the local key does not open it: {exc}", REINIT))
         return None
@@ -163,9 +175,15 @@ def _clock(repo: Repository) -> Check:
         seq = repo.head_seq()
         if seq is None:
             return Check("clock", True, "no snapshot yet to compare with")
-        snapshot = repo.load_snapshot(seq)
+        snapshot = repo.load_root(seq)
     except SyncError as exc:
-        return Check("clock", False, f"cannot read the newest snapshot: {exc}", "run verify")
+        return Check(
+            "clock",
+            False,
+            f"cannot read the newest snapshot: {exc}",
+            "run `claude-sync repair` (`repair --forget-damaged` for a snapshot nobody can "
+            "read), then `claude-sync sync --allow-rollback` on the machines that had it",
+        )
     ahead = snapshot.time - time.time()
     if ahead > MAX_SKEW:
         return Check(
