@@ -466,3 +466,20 @@ def test_own_hooks_never_leave_the_machine_and_always_come_back(stored, own_time
     written = filt.to_local(json.dumps(stored).encode())
     assert own in json.loads(written)["hooks"]["SessionStart"][-1]["hooks"]
     assert "claude-sync hook" not in filt.to_logical(written).decode()
+
+
+def test_the_question_shows_paths_as_they_would_be_written_here(machines, repo_dir):
+    """Home paths are stored with a placeholder: the question showed the placeholder, not
+    the text the answer writes."""
+    a, b = machines
+    set_up(a, b, repo_dir)
+    a.write("settings.json", json.dumps({"permissions": {"allow": [f"Read({a.home}/code/**)"]}}))
+    a.run("push")
+    child = pull_on_terminal(b)
+    child.expect("Apply it")
+    shown = child.before
+    child.sendline("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert f"Read({b.home}/code/**)" in shown and "CLAUDE_SYNC_HOME" not in shown
+    assert settings_of(b)["permissions"]["allow"] == [f"Read({b.home}/code/**)"]

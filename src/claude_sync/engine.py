@@ -977,7 +977,13 @@ class Engine:
             return  # gone meanwhile: the install step notices and keeps it
         changes = settings_trust.changed_keys(local_bytes, incoming)
         device = plan.head.device
-        if not changes or self.reporter.trust(path, changes, device):
+        if not changes:
+            return
+        # Shown as they would be written here (home paths this machine's, not the token).
+        here = settings_trust.changed_keys(
+            self._local_bytes(path, local_bytes), self._local_bytes(path, incoming)
+        )
+        if self.reporter.trust(path, {k: here.get(k, v) for k, v in changes.items()}, device):
             return
         plan.merged.pop(path, None)
         plan.write.pop(path, None)

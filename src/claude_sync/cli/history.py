@@ -254,11 +254,12 @@ def repair(where: Locations, forget_damaged: bool) -> None:
             if lists
             else " (no machine keeps a copy of a snapshot itself)"
         )
+        one = len(report.snapshots_damaged) == 1
         raise SyncError(
             f"{count(len(report.snapshots_damaged), 'snapshot')} ({numbers}) cannot be read "
-            f"and this machine cannot put them back{where}. `claude-sync repair "
-            "--forget-damaged` removes them; their machines then push their files again with "
-            "`claude-sync sync --allow-rollback`"
+            f"and this machine cannot put {'it' if one else 'them'} back{where}. `claude-sync "
+            f"repair --forget-damaged` removes {'it' if one else 'them'}; the machines that "
+            "had it then push their files again with `claude-sync sync --allow-rollback`"
         )
     if report.incomplete:
         raise SyncError(
