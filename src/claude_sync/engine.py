@@ -317,6 +317,8 @@ class Engine:
         #: read a few blobs of a big pack by range (see fetch)
         self._by_range = False
         self.sessions = SessionPolicy()
+        #: this machine's `sessions.window` setting, when sessions came from it (workspace)
+        self.window_setting: str | None = None
 
     @functools.cached_property
     def chunker(self) -> Chunker:
@@ -1725,7 +1727,21 @@ class Engine:
             self.state.set_meta(UNAVAILABLE, json.dumps(lost) if lost else None)
         if not result.unavailable:
             self._record_success("pull")
+        if settings_trust.PATH in result.pulled + result.merged and self._window_widened():
+            # A first pull brought a longer clean-up period: what it takes in comes now,
+            # not with the next pull.
+            result.merge(self.pull(sel, strategy, dry_run, complete))
         return result
+
+    def _window_widened(self) -> bool:
+        """Whether settings.json, as pulled, gives this machine a longer session window
+        than the one this pull used (which then becomes the one used)."""
+        now = SessionPolicy.for_machine(self.window_setting, self.root)
+        old = self.sessions.window
+        if old is None or (now.window is not None and now.window <= old):
+            return False
+        self.sessions = now
+        return True
 
     def _report_dry_pull(self, plan: Plan, result: Result) -> None:
         """What the pull would do, merges tried (nobody asked) but nothing written here."""

@@ -269,9 +269,8 @@ class Workspace:
         )
         engine.allow_rollback = allow_rollback
         engine.former_names = tuple(self.settings.former_names)
-        engine.sessions = SessionPolicy.for_machine(
-            self.settings.session_window, self.where.claude_dir
-        )
+        engine.window_setting = self.settings.session_window
+        engine.sessions = SessionPolicy.for_machine(engine.window_setting, self.where.claude_dir)
         engine.trust_settings = self.settings.types.get(settings_trust.TRUST_TYPE, False)
         engine.take_selection(self.selection())
         return engine

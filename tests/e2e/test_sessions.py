@@ -573,3 +573,17 @@ def test_export_and_import_a_session(tmp_path):
     junk.write_bytes(b"not an archive")
     bad = b.run("import", str(junk), check=False)
     assert bad.returncode == 1 and "not a claude-sync session archive" in bad.stderr
+
+
+def test_a_first_pull_uses_the_clean_up_period_it_brings(pair, repo_dir):
+    """A new machine's first pull brought settings.json with a longer clean-up period, but
+    chose sessions by the default one: the next pull brought more, right after a join
+    that said it was done."""
+    a, b = pair
+    ids = set_up(a, b, repo_dir)
+    a.write("settings.json", json.dumps({"cleanupPeriodDays": 1000}) + "\n")
+    a.run("push")
+    result = b.json("pull")
+    assert any(p.endswith(f"{ids['old']}.jsonl") for p in result["pulled"])  # 400 days old
+    assert b.json("pull")["pulled"] == []
+    assert b.json("status")["remote_only_sessions"] == 0
