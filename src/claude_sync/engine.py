@@ -2120,9 +2120,8 @@ class Engine:
             assert lost is not None
             lost.update(dict.fromkeys(packs[pack], str(exc)))
 
-        # Only on demand: a pull reads whole packs, so that a flipped byte anywhere in one
-        # stops it before it changes anything here (a few authentic blobs read by range
-        # would still make, say, a conflict copy).
+        # Only on demand (resume, merges): a pull reads whole packs, so that a flipped byte
+        # anywhere in one is seen, and the files that need it are named, at once.
         extents = self.state.pack_extents(packs) if self._by_range else None
         self.repo.read_packs(packs, keep, None if lost is None else damaged, extents)
         result.downloaded_bytes += self.repo.downloaded_bytes - received_before
@@ -2160,11 +2159,18 @@ class Engine:
         few blobs of a big pack are read by range (one session among a pack's many)."""
         plan = Plan(head, write={p: e for p, e in files.items() if not self.local_path(p).exists()})
         if plan.write:
-            self._by_range = True
-            try:
+            with self._reading_by_range():
                 self._apply_pull(plan, LocalView(), result)
-            finally:
-                self._by_range = False
+
+    @contextlib.contextmanager
+    def _reading_by_range(self) -> Iterator[None]:
+        """Downloads meanwhile read a few blobs of a big pack by range, each authenticated,
+        instead of the whole pack (see _download)."""
+        self._by_range = True
+        try:
+            yield
+        finally:
+            self._by_range = False
 
     def file_bytes(self, entry: FileEntry, result: Result) -> bytes:
         """One stored file's content, downloaded and verified, in memory."""
@@ -2196,7 +2202,10 @@ class Engine:
         here = {path: merge.local for path, merge in merges.items()}
         versions = [(p, e) for p, (_, base, remote) in merges.items() for e in (base, remote) if e]
         needed -= self._deliver_from_here(needed, here, keep, versions)
-        self._download(needed, keep, result, allow_missing, lost)
+        # A few files' versions (a merge's, settings.json's): often a few blobs of the big
+        # pack a first push made.
+        with self._reading_by_range():
+            self._download(needed, keep, result, allow_missing, lost)
         return staging
 
     def _install(

@@ -158,14 +158,22 @@ def test_any_flipped_byte_fails_pull_cleanly(machines, repo_dir, tmp_path):
                 obj.write_bytes(original)
             assert proc.returncode == 1, (obj, offset, proc.stdout, proc.stderr)
             lines = proc.stderr.strip().splitlines()
-            # One error; before it, only the files a damaged pack keeps from this pull.
+            # One error; before it, only the files a damaged pack keeps from this pull, and
+            # the conflict over CLAUDE.md, whose versions a merge reads by range (each blob
+            # authenticated: damage elsewhere in their pack does not touch them).
             assert lines[-1].startswith("error:"), proc.stderr
             assert all(
-                line.startswith("warning:") and "could not be downloaded" in line
+                (line.startswith("warning:") and "could not be downloaded" in line)
+                or line.startswith("conflict: CLAUDE.md")
                 for line in lines[:-1]
             ), proc.stderr
             assert "Traceback" not in proc.stderr
-            assert snapshot_tree(b.claude) == before, obj
+            after = snapshot_tree(b.claude)
+            copies = {p for p in after if "claude-sync-conflict" in p}
+            assert {p: v for p, v in after.items() if p not in copies} == before, obj
+            assert all(after[p][0] == snapshot_tree(a.claude)["CLAUDE.md"][0] for p in copies)
+            for copy in copies:
+                (b.claude / copy).unlink()
     assert b.run("pull", "--strategy", "local").returncode == 0
 
 
@@ -584,3 +592,21 @@ def test_json_output_is_one_object_even_when_the_command_fails(machines, repo_di
         assert proc.returncode == 1, command
         (line,) = proc.stdout.splitlines()
         assert "does not exist" in json.loads(line)["error"], command
+
+
+def test_a_merge_of_a_small_file_reads_its_base_by_range(machines, repo_dir):
+    """Merging a 2 KiB agent downloaded the whole pack of the first push its base was in
+    (3.3 MiB in a user's run)."""
+    a, b = machines
+    a.write("agents/x.md", "".join(f"line {i}\n" for i in range(50)))
+    a.write("skills/big/data.txt", os.urandom(3 << 20).hex())  # one big first pack
+    set_up_pair(a, b, repo_dir)
+    b.run("pull")
+    a.write("agents/x.md", (a.claude / "agents/x.md").read_text() + "last\n")
+    a.run("push")
+    b.write("agents/x.md", "first\n" + (b.claude / "agents/x.md").read_text())
+    result = b.json("sync")
+    assert result["conflicts"] == [] and result["pushed"] == ["agents/x.md"], result
+    assert result["downloaded_bytes"] < 64 << 10, result
+    merged = (b.claude / "agents/x.md").read_text()
+    assert merged.startswith("first\n") and merged.endswith("last\n")
