@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -474,3 +475,30 @@ def test_a_transcript_rewritten_without_a_record_loses_it_nowhere(machines, repo
     a.run("push")
     b.run("pull")
     assert (b.claude / SESSION).read_text() == edited
+
+
+def test_a_claude_folder_gone_or_emptied_deletes_nothing_anywhere(machines, repo_dir):
+    """`~/.claude` moved aside, or a drive not mounted on it: every file looked deleted,
+    and one push deleted every agent, command and setting on every machine."""
+    a, b = machines
+    a.write("agents/x.md", "x\n")
+    a.write("CLAUDE.md", "memory\n")
+    set_up(a, b, repo_dir)
+    shutil.move(a.claude, a.home / "aside")
+    for folder in ("missing", "empty"):
+        if folder == "empty":
+            a.claude.mkdir()
+        for command in ("push", "sync", "status"):
+            proc = a.run(command, check=False)
+            assert proc.returncode == 1 and "missing or empty" in proc.stderr
+    b.run("pull")
+    assert (b.claude / "agents/x.md").read_text() == "x\n"
+    a.run("restore", "--snapshot", "1")
+    assert (a.claude / "CLAUDE.md").read_text() == "memory\n"
+    assert a.run("status").stdout.strip().endswith("Everything is up to date.")
+    # The last synced file deleted, the folder still there: a deletion like any other.
+    (a.claude / "agents/x.md").unlink()
+    (a.claude / "CLAUDE.md").unlink()
+    a.run("push")
+    b.run("pull")
+    assert not (b.claude / "agents/x.md").exists()

@@ -1092,6 +1092,8 @@ class Engine:
 
         try:
             walked = self.walk(sel, result.warnings, "mirror" if dry_run else "sync")
+            if not sel.only:
+                self._refuse_a_vanished_folder(sel, walked)
             # Units as the last push with nothing to send left them need no look (see
             # clean_tree.py).
             recording = not (dry_run or sel.only)
@@ -1329,6 +1331,30 @@ class Engine:
                             "transcript loses no record through a push; edit one to change it)"
                         )
         return wrote, set(rewritten)
+
+    def _refuse_a_vanished_folder(self, sel: Selection, walked: TreeWalk) -> None:
+        """A Claude folder that is gone or empty, where this machine synced files whose
+        deletion spreads, is a folder not there (a drive not mounted on it, another HOME),
+        not everything deleted on purpose (Claude Code keeps files of its own there):
+        pushed, it would delete them on every machine."""
+        if walked.found or walked.skipped:
+            return
+        with contextlib.suppress(OSError), os.scandir(self.root) as entries:
+            if next(entries, None) is not None:
+                return  # the last synced files deleted, the folder still there
+        synced = [
+            p
+            for p in self.state.base_shas()
+            if self._covers(sel, p) and (t := resources.type_of(p)) and t.propagate_deletes
+        ]
+        if synced:
+            files = f"{len(synced)} file{'s' * (len(synced) != 1)}"
+            raise SyncError(
+                f"the Claude folder {self.root} is missing or empty, though "
+                f"this machine synced {files} there: nothing was pushed (not mounted, or "
+                "another HOME?). To fill it again from the repository: `claude-sync restore "
+                "--snapshot N` (`claude-sync log` lists them)"
+            )
 
     def _rewritten_transcripts(self, plan: Plan) -> dict[str, Merge]:
         """Transcripts to upload whose version here does not begin with the one in the
@@ -1767,6 +1793,8 @@ class Engine:
         """What pull and push would do, from one look at the remote head."""
         result = Result()
         walked = self.walk(sel, result.warnings, "mirror")
+        if not sel.only:
+            self._refuse_a_vanished_folder(sel, walked)
         root = self.head_root()
         seq = None if root is None else root.seq
         in_step = seq is not None and self._pulled_in_full(sel, seq)
