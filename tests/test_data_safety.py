@@ -215,6 +215,21 @@ def test_unwritable_path_on_the_pulling_machine_skips_only_that_path(machines, r
     # Not marked as pulled: once writable, the next pull brings the rest.
     b.run("pull")
     assert (b.claude / "agents/reviewer.md").read_text() == "reviewer\n"
+    # A deletion in a folder that became read-only here: skipped, not a failed pull.
+    (a.claude / "agents/reviewer.md").unlink()
+    a.write("CLAUDE.md", "memory\n")
+    a.run("push")
+    (b.claude / "agents").chmod(0o500)
+    try:
+        proc = run_as(b, UNPRIVILEGED, "", "pull", "--json")
+        assert proc.returncode == 0, proc.stderr
+        result = json.loads(proc.stdout)
+        assert result["pulled"] == ["CLAUDE.md"] and result["skipped"] == ["agents/reviewer.md"]
+        assert any("cannot delete agents/reviewer.md" in w for w in result["warnings"])
+    finally:
+        (b.claude / "agents").chmod(0o700)
+    b.run("pull")
+    assert not (b.claude / "agents/reviewer.md").exists()
 
 
 def test_a_second_claude_folder_is_a_new_side_not_the_old_state(machines, repo_dir):
@@ -502,3 +517,20 @@ def test_a_claude_folder_gone_or_emptied_deletes_nothing_anywhere(machines, repo
     a.run("push")
     b.run("pull")
     assert not (b.claude / "agents/x.md").exists()
+
+
+def test_a_conflict_over_a_long_name_keeps_the_other_version_beside_it(machines, repo_dir):
+    """The copy's marker made a 240-byte name longer than a file name may be: every pull
+    and sync then failed with an unexpected error."""
+    a, b = machines
+    name = "agents/" + "n" * 240 + ".md"
+    a.write(name, "first\n")
+    set_up(a, b, repo_dir)
+    a.write(name, "A's version\n")
+    a.run("push")
+    b.write(name, "B's version\n")
+    proc = b.run("pull", check=False)
+    assert proc.returncode == 3, proc.stderr
+    (copy,) = [p for p in (b.claude / "agents").iterdir() if "claude-sync-conflict" in p.name]
+    assert len(copy.name.encode()) <= 255 and copy.read_text() == "A's version\n"
+    assert (b.claude / name).read_text() == "B's version\n"

@@ -102,6 +102,8 @@ UNAVAILABLE = "unavailable"
 SYNCED_SELECTION = "synced_selection"
 ANY_SELECTION = "*"
 FSYNC_EACH_UP_TO = 16
+#: the longest name of a temporary file beside a pulled one (TMP_MARKER, a token, a number)
+TMP_NAME_ROOM = 64
 # Rows written to the state in one statement (a pull records thousands of files).
 WRITE_BATCH = 1024
 STABLE_READ_ATTEMPTS = 3
@@ -1880,7 +1882,7 @@ class Engine:
             result.warnings.append(f"{path} differs from another file only in case: kept as {free}")
         waiting = self.state.conflicts() if plan.copies else {}
         for path, entry in plan.copies.items():
-            copy = f"{path}{CONFLICT_MARKER}-{seq}"
+            copy = _copy_name(path, seq)
             earlier = waiting.get(path) or {}
             if (
                 earlier.get("copy")
@@ -2009,6 +2011,10 @@ class Engine:
         for folder in folders - why.keys():
             if not os.access(folder, os.W_OK | os.X_OK):
                 why[folder] = f"{folder} is not writable"
+            elif len(os.fsencode(folder)) + TMP_NAME_ROOM >= _path_max(folder):
+                # A longer home than the machine that pushed it: the file's temporary
+                # name beside it would be too long a path.
+                why[folder] = f"{folder} is too long a path here"
         return why
 
     def _download_into(
@@ -2312,8 +2318,14 @@ class Engine:
         if not _unchanged_since_scan(dest, local.files.get(path)):
             plan.skipped.append(path)
             return
+        try:
+            dest.unlink(missing_ok=True)
+        except OSError as exc:
+            # One file that cannot be deleted here must not stop the pull.
+            result.warnings.append(f"cannot delete {path}: {exc.strerror}; skipped")
+            plan.skipped.append(path)
+            return
         self.reporter.action("delete", path)
-        dest.unlink(missing_ok=True)
         self.state.forget_file(path)
         self.state.set_base(path, None, seq)
         result.deleted.append(path)
@@ -2484,6 +2496,24 @@ def _selection_of_key(key: str) -> Selection:
 
 def _stat_key(st: resources.AnyStat) -> StatKey:
     return StatKey(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+def _copy_name(path: str, seq: int) -> str:
+    """Where a conflict's remote version goes beside path: its name, cut short when the
+    marker would make it longer than a file name may be (255 bytes)."""
+    folder, _, name = path.rpartition("/")
+    suffix = f"{CONFLICT_MARKER}-{seq}"
+    room = 255 - len(suffix.encode())
+    if len(name.encode()) > room:
+        name = name.encode()[:room].decode(errors="ignore")
+    return f"{folder}/{name}{suffix}" if folder else f"{name}{suffix}"
+
+
+def _path_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 4096  # Linux's; pathconf is not on every system
 
 
 def _removed_if_empty(folder: Path) -> bool:
