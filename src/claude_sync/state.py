@@ -8,7 +8,10 @@ version each path had at its last successful sync: the common ancestor for three
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -146,6 +149,21 @@ class Bases(Mapping[str, FileEntry]):
         return path in self._rows
 
 
+#: SQLite's longest file name (its default SQLITE_MAX_PATHNAME), terminator included
+SQLITE_MAX_PATH = 512
+
+
+def _no_room(path: Path) -> str | None:
+    """A full disk's message when the state's folder has no room left: SQLite reports
+    some writes on a full disk as I/O errors."""
+    try:
+        if shutil.disk_usage(path.parent).free < 1 << 20:
+            return no_space(OSError(errno.ENOSPC, "No space left on device"))
+    except OSError:
+        pass
+    return None
+
+
 class State:
     """This machine's SQLite state for one Claude folder and repository: the stat
     cache, the merge bases, the blob index cache, conflicts and bookkeeping. Writes that
@@ -163,8 +181,13 @@ class State:
             self._migrate()
             self.db.executescript(TRIGGERS)  # after _migrate, which builds base anew
         except sqlite3.DatabaseError as exc:
-            if full := no_space(exc):
+            if full := no_space(exc) or _no_room(path):
                 raise SyncError(full) from None
+            if len(os.fsencode(path)) >= SQLITE_MAX_PATH:
+                raise SyncError(
+                    f"the local state database's path is longer than SQLite takes "
+                    f"({SQLITE_MAX_PATH - 1} bytes): {path}; choose a shorter --config-dir"
+                ) from None
             raise SyncError(
                 f"the local state database {path} cannot be opened ({exc}); it is safe to "
                 f"delete: remove {path.name}, {path.name}-wal and {path.name}-shm in "

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from claude_sync.errors import no_space
+from claude_sync.errors import SyncError, no_space
 from claude_sync.model import FileEntry
 from claude_sync.state import SCHEMA_VERSION, CachedFile, State, StatKey
 
@@ -93,3 +93,12 @@ def test_a_full_disk_is_said_as_such(tmp_path: Path) -> None:
     assert "to write /home/u/.claude/agents/a.md" in (no_space(full) or "")
     assert no_space(OSError(errno.EACCES, "Permission denied")) is None
     assert no_space(sqlite3.OperationalError("no such table")) is None
+
+
+def test_a_state_path_too_long_for_sqlite_is_said_as_such(tmp_path: Path) -> None:
+    folder = tmp_path
+    while len(str(folder)) < 600:
+        folder = folder / ("d" * 100)
+    folder.mkdir(parents=True)
+    with pytest.raises(SyncError, match="longer than SQLite takes"):
+        State(folder / "state.db")
