@@ -64,6 +64,7 @@ from claude_sync.planner import (
     plan_pull,
     plan_push,
     settle_conflict,
+    shape_clashes,
 )
 from claude_sync.planner import conflict as make_conflict
 from claude_sync.planner import sha as _sha
@@ -1216,6 +1217,13 @@ class Engine:
                 if wrote:
                     local = self.scan(sel, result.warnings, summaries=True)
                     plan = self.plan_push(sel, local, plan.head)
+                for path, other in shape_clashes(plan).items():
+                    del plan.upload[path]
+                    result.skipped.append(path)
+                    result.warnings.append(
+                        f"{path} is a file here and {other} a file in the repository: one "
+                        "cannot be written where the other is; not pushed (rename one of them)"
+                    )
                 for path in unmerged & set(plan.upload):
                     # Pushed as it is, it would take its lost records off every machine.
                     del plan.upload[path]

@@ -307,6 +307,32 @@ def _whole_sessions(
             plan.write[path] = plan.head.files[path]
 
 
+def shape_clashes(plan: Plan) -> dict[str, str]:
+    """New files to upload that the head holds as a folder, or under a path it holds as a
+    file (a file here, a folder of that name on another machine): path -> the head's path
+    it clashes with. Pushed, the repository would hold both, and neither machine could
+    write the other's (sessions, named by ids, are left out of the look)."""
+    head = plan.head
+    if head is None:
+        return {}
+    new = [p for p in plan.upload if p not in head.files and not p.startswith("projects/")]
+    if not new:
+        return {}
+    gone = set(plan.remove)
+    clashes = {}
+    for path in new:
+        for i, c in enumerate(path):
+            if c == "/" and path[:i] in head.files and path[:i] not in gone:
+                clashes[path] = path[:i]
+    folders = tuple(p + "/" for p in new if p not in clashes)
+    if folders:
+        for other in head.files:
+            if other.startswith(folders) and other not in gone:
+                path = next(p for p in new if other.startswith(p + "/"))
+                clashes.setdefault(path, other)
+    return clashes
+
+
 def _kept(path: str) -> bool:
     """Whether path is of a type whose deletions do not spread."""
     rtype = resources.type_of(path)

@@ -267,3 +267,23 @@ def test_a_conflict_with_no_remote_head_records_an_empty_remote() -> None:
     timed = Snapshot(4, 3, "laptop", 12.5, {AGENT: entry("theirs")})
     [found] = plan_push(view({AGENT: "mine"}), bases({AGENT: "old"}), timed, everything).conflicts
     assert (found.remote_device, found.remote_seq, found.remote_time) == ("laptop", 4, 12.5)
+
+
+def test_a_new_file_where_the_head_has_a_folder_of_that_name_clashes() -> None:
+    """Pushed, the repository would hold skills/foo and skills/foo/SKILL.md, and neither
+    machine could write the other's."""
+    from claude_sync.planner import shape_clashes
+
+    theirs = {"skills/foo/SKILL.md": "a", "agents/a.md": "a"}  # not pulled here yet
+    here = view({"skills/foo": "mine", "agents/a.md/x.md": "mine", "agents/b.md": "new"})
+    plan = plan_push(here, {}, head(theirs), everything)
+    assert shape_clashes(plan) == {
+        "skills/foo": "skills/foo/SKILL.md",
+        "agents/a.md/x.md": "agents/a.md",
+    }
+    # Once the other side's files are removed by the same push, nothing clashes.
+    here = view({"skills/foo": "mine"})
+    plan = plan_push(
+        here, bases({"skills/foo/SKILL.md": "a"}), head({"skills/foo/SKILL.md": "a"}), everything
+    )
+    assert plan.remove == ["skills/foo/SKILL.md"] and shape_clashes(plan) == {}
