@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from conftest import Machine, snapshot_tree, transcript
@@ -53,6 +54,9 @@ def test_joining_with_a_damaged_pack_installs_the_intact_files(make_machine, rep
     assert "1 file cannot be pulled" in status.stdout, status.stdout
     again = c.run("pull", check=False)
     assert again.returncode == 1 and "agents/deep/new.md" in again.stderr, again.stderr
+    as_json = json.loads(c.run("pull", "--json", check=False).stdout)
+    assert as_json["unavailable"] == ["agents/deep/new.md"] and as_json["exit_code"] == 1
+    assert "could not be downloaded" in as_json["error"]
 
     # a still has the file: repair finds the damaged pack and uploads its data again.
     fixed = a.run("repair", check=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pexpect
@@ -291,3 +292,17 @@ def test_bad_remote_and_not_set_up_are_usage_errors(cli_inprocess, machines, tmp
     (busy / "somefile").write_text("x")
     proc = cli_inprocess("init", str(busy), machine=a)
     assert proc.exit_code == 2 and "not empty" in proc.stderr
+
+
+def test_init_again_on_an_emptied_remote_says_so(make_machine, repo_dir):
+    """It said "already set up … Nothing to do." while the remote held nothing."""
+    a = make_machine("a")
+    a.write("agents/x.md", "x\n")
+    a.run("init", str(repo_dir))
+    a.run("push")
+    assert "Nothing to do" in a.run("init", str(repo_dir)).stdout
+    for child in repo_dir.iterdir():
+        shutil.rmtree(child) if child.is_dir() else child.unlink()
+    proc = a.run("init", str(repo_dir), check=False)
+    assert proc.returncode != 0 and "holds no claude-sync repository" in proc.stderr
+    assert "--create --force" in proc.stderr

@@ -410,7 +410,7 @@ def test_quiet_and_verbose_output(cli_inprocess, machines, repo_dir):
     b.run("init", str(repo_dir))
     b.run("sync")
     code, out, _ = cli_inprocess("push", machine=b)
-    assert code == 0 and out.strip() == "Nothing to push: every change here is in the repository."
+    assert code == 0 and out.strip() == "Nothing to push: nothing changed here since the last sync."
 
 
 def test_claude_dir_and_config_dir_options(make_machine, repo_dir, tmp_path):
@@ -587,6 +587,8 @@ def test_json_output_is_one_object_even_when_the_command_fails(machines, repo_di
     a.run("init", str(gone), "--create")
     a.run("push")
     shutil.rmtree(gone)
+    usage = a.run("--json", "push", "--bogus", check=False)
+    assert usage.returncode == 2 and json.loads(usage.stdout)["exit_code"] == 2
     for command in (("push", "--json"), ("--json", "sync"), ("log", "--json")):
         proc = a.run(*command, check=False)
         assert proc.returncode == 1, command

@@ -63,7 +63,12 @@ class App(click.Group):
         except click.Abort:
             # Click's own message is a bare `Aborted!`: say what happened to the user's data.
             _fail("cancelled at a question; nothing was changed", EXIT_FAILED)
-        except (click.exceptions.Exit, click.ClickException):
+        except click.ClickException as exc:
+            # Click prints its usage error; a script that asked for JSON still gets one.
+            if json_output.asked and not json_output.printed:
+                print_json({"error": exc.format_message(), "exit_code": exc.exit_code})
+            raise
+        except click.exceptions.Exit:
             raise
         except Exception as exc:
             if os.environ.get("CLAUDE_SYNC_DEBUG"):

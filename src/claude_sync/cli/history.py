@@ -262,8 +262,9 @@ def repair(where: Locations, forget_damaged: bool) -> None:
             "had it then push their files again with `claude-sync sync --allow-rollback`"
         )
     if report.incomplete:
+        verb = "misses" if len(report.incomplete) == 1 else "miss"
         raise SyncError(
-            f"{count(len(report.incomplete), 'snapshot')} still miss data this machine does "
+            f"{count(len(report.incomplete), 'snapshot')} still {verb} data this machine does "
             f"not have (e.g. snapshot {report.incomplete[-1]}): run `claude-sync repair` on "
             "each machine that may still have those files; what none has is lost, and "
             "`verify` reports it until `claude-sync prune` forgets the snapshots that need it"

@@ -174,7 +174,7 @@ class ConsoleReporter(Reporter):
 
 #: what a push with nothing to send can say: it does not look at the repository, so it
 #: cannot say everything is up to date
-NOTHING_TO_PUSH = "Nothing to push: every change here is in the repository."
+NOTHING_TO_PUSH = "Nothing to push: nothing changed here since the last sync."
 
 
 def finish(
@@ -187,8 +187,17 @@ def finish(
 ) -> None:
     """Print a push, pull or sync's result (idle: the line when it did nothing); exit
     non-zero if it left something undone."""
+    failed = (
+        f"{count(len(result.unavailable), 'file')} could not be downloaded (the warnings "
+        "say why): for data damaged or missing in the repository, run `claude-sync "
+        "repair` on a machine that has them (`verify --read-data` lists the damage), "
+        "then pull again"
+        if result.unavailable
+        else None
+    )
     if as_json:
-        print_json(result.to_json() | ({"dry_run": True} if dry_run else {}))
+        error = {"error": failed, "exit_code": SyncError.exit_code} if failed else {}
+        print_json(result.to_json() | ({"dry_run": True} if dry_run else {}) | error)
     elif not quiet:
         for warning in result.warnings:
             err.print(f"warning: {warning}", markup=False)
@@ -203,13 +212,8 @@ def finish(
             )
         print_conflicts(result.conflicts, verbose)
         out.print(summary(result, dry_run, idle), markup=False)
-    if result.unavailable:
-        raise SyncError(
-            f"{count(len(result.unavailable), 'file')} could not be downloaded (the warnings "
-            "say why): for data damaged or missing in the repository, run `claude-sync "
-            "repair` on a machine that has them (`verify --read-data` lists the damage), "
-            "then pull again"
-        )
+    if failed:
+        raise SyncError(failed)
     if result.conflicts:
         sys.exit(EXIT_CONFLICTS)
 

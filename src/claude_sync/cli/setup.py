@@ -104,6 +104,16 @@ def init_command(
             )
             _print_init(outcome, hint=not then_sync)
     except AlreadySetUp as exc:
+        if not then_sync:
+            # Nothing to do only if the repository is still there.
+            try:
+                with open_workspace(where) as ws:
+                    ws.repo.check_config()
+            except SyncError as gone:
+                raise SyncError(
+                    f"{exc}, but {gone}; if it was emptied, `claude-sync init REMOTE --create "
+                    "--force` makes a new one from this machine's files"
+                ) from None
         out.print(
             f"{str(exc).capitalize()}." + ("" if then_sync else " Nothing to do."), markup=False
         )

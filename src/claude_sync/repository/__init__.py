@@ -215,6 +215,15 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
         store.put_if_absent(CONFIG_NAME, keys.seal_master(CONFIG_NAME, body))
         return store.get(CONFIG_NAME)
 
+    def check_config(self) -> None:
+        """That the storage still holds this repository's config (a machine opens the
+        repository with its own copy): an error when it was emptied or replaced."""
+        try:
+            sealed = self.store.get(CONFIG_NAME)
+        except ObjectNotFoundError:
+            raise ConfigError(f"{self.store.display} holds no claude-sync repository") from None
+        decode_json(self.keys.open(CONFIG_NAME, sealed), "the config object")
+
     def upgrade(self, version: int = REPO_FORMAT) -> bool:
         """Rewrite the config at that format; False when it already was at least. The new
         config is stored aside first, so a crash in between is completed by the next open."""
