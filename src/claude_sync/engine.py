@@ -842,7 +842,7 @@ class Engine:
                     for p in self.state.base_shas()
                     if sel.covers(p)
                     and not old.covers(p)
-                    and not os.path.lexists(self.root / self.mapper.to_local(p))
+                    and not os.path.lexists(self.local_path(p))
                 ]
                 self.state.set_bases([(p, None) for p in gone], None)
             self.state.set_meta(SYNCED_SELECTION, key)
