@@ -324,13 +324,25 @@ def shape_clashes(plan: Plan) -> dict[str, str]:
         for i, c in enumerate(path):
             if c == "/" and path[:i] in head.files and path[:i] not in gone:
                 clashes[path] = path[:i]
-    folders = tuple(p + "/" for p in new if p not in clashes)
-    if folders:
-        for other in head.files:
-            if other.startswith(folders) and other not in gone:
-                path = next(p for p in new if other.startswith(p + "/"))
-                clashes.setdefault(path, other)
+    for path in new:
+        if path not in clashes:
+            below = next((p for p in _paths_below(head, path) if p not in gone), None)
+            if below is not None:
+                clashes[path] = below
     return clashes
+
+
+def _paths_below(head: Snapshot, folder: str) -> Iterator[str]:
+    """The head's paths under folder, decoding only the manifest groups that can hold them
+    (a push decodes the groups it changes, not a list of tens of thousands)."""
+    prefix = folder + "/"
+    group = getattr(head.files, "group", None)
+    if not head.parts or group is None:
+        yield from (p for p in head.files if p.startswith(prefix))
+        return
+    for name in head.parts:
+        if name == folder or name.startswith(prefix) or folder.startswith(name + "/"):
+            yield from (p for p in group(name) if p.startswith(prefix))
 
 
 def _kept(path: str) -> bool:

@@ -612,3 +612,22 @@ def test_a_merge_of_a_small_file_reads_its_base_by_range(machines, repo_dir):
     assert result["downloaded_bytes"] < 64 << 10, result
     merged = (b.claude / "agents/x.md").read_text()
     assert merged.startswith("first\n") and merged.endswith("last\n")
+
+
+def test_a_file_where_another_machine_made_a_folder_is_held_back(machines, repo_dir):
+    """With `--strategy local`, the repository held both skills/foo and skills/foo/SKILL.md,
+    and each machine warned on every sync, for good."""
+    a, b = machines
+    a.write("skills/foo", "a skill file\n")
+    set_up_pair(a, b, repo_dir)
+    b.run("pull")
+    b.write("skills/foo", "B's edit\n")
+    (a.claude / "skills/foo").unlink()
+    a.write("skills/foo/SKILL.md", "# skill\n")
+    a.run("push")
+    result = json.loads(b.run("--json", "sync", "--strategy", "local", check=False).stdout)
+    assert "skills/foo" in result["skipped"], result
+    assert any("skills/foo/SKILL.md a file in the repository" in w for w in result["warnings"])
+    a.run("pull")
+    assert (a.claude / "skills/foo/SKILL.md").read_text() == "# skill\n"
+    assert (b.claude / "skills/foo").read_text() == "B's edit\n"  # kept here, not lost
