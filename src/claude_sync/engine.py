@@ -1388,7 +1388,10 @@ class Engine:
             return False
         if not stored.chunks:
             return True
-        *before, (last_id, offset, length) = stored.located_chunks()
+        located = stored.located_chunks()
+        if tuple(mine.cached.chunks[: len(located)]) == located:
+            return True  # the scan kept every chunk (an append after a long last chunk)
+        *before, (last_id, offset, length) = located
         if tuple(mine.cached.chunks[: len(before)]) != tuple(before):
             return False
         try:
