@@ -1361,7 +1361,7 @@ class Engine:
             files = f"{len(synced)} file{'s' * (len(synced) != 1)}"
             raise SyncError(
                 f"the Claude folder {self.root} is missing or empty, though "
-                f"this machine synced {files} there: nothing was pushed (not mounted, or "
+                f"this machine synced {files} there: nothing was changed (not mounted, or "
                 "another HOME?). To fill it again from the repository: `claude-sync restore "
                 "--snapshot N` (`claude-sync log` lists them)"
             )
