@@ -462,16 +462,15 @@ def repair(engine: Engine, forget_damaged: bool = False) -> RepairReport:
 def _readable_snapshots(
     engine: Engine, forget: bool, stored: set[str]
 ) -> tuple[dict[int, set[str]], list[int], list[int], list[int]]:
-    """The blobs each readable snapshot needs (read as stored, no cached copy) and no intact
-    pack holds (stored: those some pack holds); the snapshots
-    that cannot be read (a root that fails authentication, or whose file list does or is
-    gone); and those of them removed (with `forget`). Such a snapshot blocks every command
-    that reaches it. Removing it loses history, not files: they are still on the machines
-    that pushed or pulled it, and `sync --allow-rollback` there pushes them again. But a
-    machine that pulled it may hold a copy of its list that puts it back, hence the flag.
-    Also returned: those whose root is damaged.
-    A root that still reads is recorded as forgotten first, as prune does, so the chain
-    can be followed across it."""
+    """(The blobs each readable snapshot needs, read as stored, that no intact pack holds
+    (stored: those some pack holds); the snapshots that cannot be read, their root or
+    file list damaged or gone; those of them whose root is; those removed.)
+
+    Such a snapshot blocks every command that reaches it. With `forget` it is removed:
+    that loses history, not files, which the machines that pushed or pulled it still have
+    (`sync --allow-rollback` there pushes them again). Without, a machine that pulled it
+    may still put its list back. A root that still reads is recorded as forgotten first,
+    as prune does, so the chain can be followed across it."""
     repo = engine.repo
     needs: dict[int, set[str]] = {}
     broken: list[int] = []

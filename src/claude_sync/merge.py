@@ -216,9 +216,14 @@ def merge_transcript(local: bytes, remote: bytes) -> bytes:
     # at the end, where its writer finishes it; the other's is left to the machine writing it.
     local, tail = split_unfinished(local)
     remote, _ = split_unfinished(remote)
-    merged = _merge_lines(local, remote)
+    return _with_tail(_merge_lines(local, remote), tail)
+
+
+def _with_tail(merged: bytes, tail: bytes) -> bytes:
+    """merged, then this machine's unfinished write, which starts a line of its own (after
+    a whole last record that lacks its newline, one is added)."""
     if tail and merged and not merged.endswith(b"\n"):
-        merged += b"\n"  # a whole last record without its newline: the tail starts a line
+        merged += b"\n"
     return merged + tail
 
 
@@ -237,10 +242,7 @@ def restore_records(local: bytes, stored: bytes) -> bytes:
     lines = {r.identity: r.line for r in stored_records} | {
         r.identity: r.line for r in local_records
     }
-    merged = _join(_interleave(local_records, stored_records, lines))
-    if tail and merged and not merged.endswith(b"\n"):
-        merged += b"\n"
-    return merged + tail
+    return _with_tail(_join(_interleave(local_records, stored_records, lines)), tail)
 
 
 def _merge_lines(local: bytes, remote: bytes) -> bytes:
