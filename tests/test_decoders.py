@@ -176,7 +176,7 @@ def test_key_object_decoder(obj, passphrase):
 def test_pack_reader(repo, data, cut):
     writer = PackWriter(repo)
     writer.add(repo.keys.blob_id(b"hello"), b"hello")
-    name, locations = writer.finish()
+    ((name, locations),) = writer.finish().items()
     real = repo.store.objects[next(iter(locations.values())).pack]  # type: ignore[attr-defined]
     pack = next(iter(locations.values())).pack
     for damaged in {data, real[:cut] + data} - {real}:
@@ -354,7 +354,7 @@ def test_an_index_replaced_while_being_read_is_looked_up_again(tmp_path):
     blob = repo.keys.blob_id(b"some data")
     with contextlib.closing(PackWriter(repo)) as writer:
         writer.add(blob, b"some data")
-        name, locations = writer.finish()
+        ((name, locations),) = writer.finish().items()
     replacement: list[str] = []
 
     def prune() -> None:

@@ -1262,10 +1262,10 @@ class Engine:
                     self._upload(plan, writer, result.warnings)
                     entries = summarized.result()
             written = writer.finish()
-            if written:
-                written_indexes[written[0]] = written[1]
-                with self.state.transaction():
-                    self.state.add_index(*written)
+            written_indexes.update(written)
+            with self.state.transaction():
+                for name, locations in written.items():
+                    self.state.add_index(name, locations)
             if not self._data_still_there(plan, writer, written_indexes):
                 continue  # a prune got to some of it meanwhile: upload that again
             if self._commit_push(plan, result, entries):

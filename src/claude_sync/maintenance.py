@@ -543,7 +543,7 @@ def _restore_missing_blobs(engine: Engine, needs: dict[int, set[str]]) -> tuple[
                     writer.add(blob_id, data[offset : offset + length])
         written = writer.finish()
         restored = set(writer.pending)
-    if written:
-        with engine.state.transaction():
-            engine.state.add_index(*written)
+    with engine.state.transaction():
+        for name, locations in written.items():
+            engine.state.add_index(name, locations)
     return len(restored), sorted(seq for seq, blobs in needs.items() if blobs - restored)

@@ -9,6 +9,9 @@ import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -62,6 +65,47 @@ def test_second_push_sends_little_more_than_the_change(machines, repo_dir):
     size = (a.claude / f"projects/{PROJECT}/big.jsonl").stat().st_size
     assert size > 1_000_000
     assert result["uploaded_bytes"] < size / 3, (result["uploaded_bytes"], size)
+
+
+def test_a_push_cut_off_midway_is_not_sent_again(machines, repo_dir):
+    """A long push indexes the packs it sent as it goes: killed (a laptop closed, a
+    connection dropped), the next push sends only what they lack."""
+    a, b = machines
+    files = {f"skills/data/part-{i}.bin": os.urandom(6 << 20) for i in range(6)}
+    for rel, data in files.items():
+        a.write(rel, data)
+    a.run("init", str(repo_dir))
+    a.env["CLAUDE_SYNC_INDEX_EVERY"] = "0"  # an index after each pack, not each 30 s
+    a.env["CLAUDE_SYNC_TRANSFERS"] = "1"
+    push = subprocess.Popen(
+        [sys.executable, "-m", "claude_sync", "push"],
+        env=a.environ(),
+        cwd=a.home,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not any((repo_dir / "index").glob("*")) and push.poll() is None:
+            assert time.monotonic() < deadline, "no index written while the push ran"
+            time.sleep(0.005)
+    finally:
+        push.kill()
+        push.wait()
+    assert not any((repo_dir / "snapshots").glob("*")), "killed too late: push finished"
+    sent = sum(f.stat().st_size for f in (repo_dir / "data").rglob("*") if f.is_file())
+    assert sent > 0
+
+    result = a.json("push")
+    total = sum(f.stat().st_size for f in (repo_dir / "data").rglob("*") if f.is_file())
+    assert sent < total * 3 / 4, "the first index came only once everything was sent"
+    assert result["uploaded_bytes"] < total - sent / 2, (result["uploaded_bytes"], sent, total)
+    b.run("init", str(repo_dir))
+    b.run("pull")
+    for rel, data in files.items():
+        assert (b.claude / rel).read_bytes() == data
+    assert a.run("verify", "--read-data").returncode == 0
 
 
 def test_backend_holds_nothing_readable(machines, repo_dir):

@@ -49,10 +49,9 @@ def one() -> OnePack:
         data = os.urandom(MIB // 2)
         contents[repo.keys.blob_id(data)] = data
         writer.add(repo.keys.blob_id(data), data)
-    written = writer.finish()
-    assert written is not None
-    (pack,) = {loc.pack for loc in written[1].values()}
-    return OnePack(repo, store, contents, pack, written[1])
+    ((_, locations),) = writer.finish().items()
+    (pack,) = {loc.pack for loc in locations.values()}
+    return OnePack(repo, store, contents, pack, locations)
 
 
 def test_one_blob_of_a_big_pack_costs_about_its_own_size(one: OnePack) -> None:

@@ -452,7 +452,7 @@ def test_a_pack_header_lists_where_its_blobs_are(repo: Repository) -> None:
     writer = PackWriter(repo)
     for text in (b"one", b"two"):
         writer.add(repo.keys.blob_id(text), text)
-    _, locations = writer.finish()
+    ((_, locations),) = writer.finish().items()
     pack = next(iter(locations.values())).pack
     assert repo.pack_header(pack) == locations
 

@@ -8,6 +8,7 @@ import hashlib
 import os
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -37,6 +38,19 @@ RANGED_SHARE = 4
 #: blobs sealed by one task, in bytes: a task per small blob costs more than sealing it, and
 #: a first push can meet tens of thousands of small files (each its own blob)
 SEAL_BATCH = 256 * 1024
+
+
+#: a long push writes an index of the packs it has sent at least this often (seconds), so
+#: one killed or cut off (a laptop closed, a connection dropped) leaves them named, and the
+#: next push sends only what they lack (an index costs one small object)
+def _index_every() -> float:
+    try:
+        return float(os.environ.get("CLAUDE_SYNC_INDEX_EVERY", "30"))
+    except ValueError:
+        return 30.0  # a tuning knob set wrong is no reason for a push to fail
+
+
+INDEX_EVERY = _index_every()
 
 
 class Packs(StoreAccess):
@@ -194,7 +208,11 @@ class PackWriter:
         self.sealed: list[bytes] = []  # joined once per pack: no growing buffer to copy
         self.size = 0
         self.entries: list[tuple[str, int, int]] = []
-        self.written: dict[str, list[tuple[str, int, int]]] = {}
+        #: packs sent or on their way that no index names yet, with their uploads
+        self._unindexed: list[tuple[str, list[tuple[str, int, int]], Future[bool] | None]] = []
+        #: the indexes written since the last finish
+        self.indexes: dict[str, dict[str, BlobLocation]] = {}
+        self._indexed_at = time.monotonic()
         self.pending: set[str] = set()
         #: blobs whose bytes were not what their id says (their file changed since it was
         #: read): left out of the packs, and of pending
@@ -306,12 +324,36 @@ class PackWriter:
         data = b"".join([*sealed, header, struct.pack("<I", len(header))])
         name = pack_name(hashlib.sha256(data).hexdigest())
         with self._sending:
+            upload = None
             if self._pool is None:
                 self.repo.write_pack(name, data)
             else:
                 self._wait(self._parallel - 1)
-                self._uploads.append(self._pool.submit(self.repo.write_pack, name, data))
-            self.written[name] = entries
+                upload = self._pool.submit(self.repo.write_pack, name, data)
+                self._uploads.append(upload)
+            self._unindexed.append((name, entries, upload))
+            if time.monotonic() - self._indexed_at >= INDEX_EVERY:
+                self._index(sent_only=True)
+
+    def _index(self, sent_only: bool) -> None:
+        """Write an index of the packs no index names (sent_only: of those whose upload
+        is done; the others wait for the next one)."""
+        ready = [
+            (name, entries)
+            for name, entries, upload in self._unindexed
+            if not sent_only or upload is None or (upload.done() and not upload.exception())
+        ]
+        if not ready:
+            return
+        packs = dict(ready)
+        index = self.repo.write_index(packs)
+        self.indexes[index] = {
+            blob: BlobLocation(pack, offset, length)
+            for pack, entries in packs.items()
+            for blob, offset, length in entries
+        }
+        self._unindexed = [u for u in self._unindexed if u[0] not in packs]
+        self._indexed_at = time.monotonic()
 
     def drain(self) -> set[str]:
         """Wait until every blob added so far is sealed; the ids of those left out because
@@ -320,23 +362,18 @@ class PackWriter:
         self._collect(0)
         return self.mismatched
 
-    def finish(self) -> tuple[str, dict[str, BlobLocation]] | None:
-        """Upload the last pack and an index of the packs written since the last finish."""
+    def finish(self) -> dict[str, dict[str, BlobLocation]]:
+        """Upload the last pack and an index of the packs no index names yet; the indexes
+        written since the last finish, with where each names every blob."""
         self._submit()
         self._collect(0)
         if last := self._take():
             self._send(*last)
         self._wait(0)
-        if not self.written:
-            return None
-        name = self.repo.write_index(self.written)
-        locations = {
-            blob: BlobLocation(pack, offset, length)
-            for pack, entries in self.written.items()
-            for blob, offset, length in entries
-        }
-        self.written = {}
-        return name, locations
+        with self._sending:
+            self._index(sent_only=False)
+            written, self.indexes = self.indexes, {}
+        return written
 
 
 def group_by_pack(
