@@ -142,6 +142,10 @@ class _Read(NamedTuple):
     mark: SummaryMark | None
 
 
+class PushStopped(Exception):
+    """Raised in a push's readers once it stops: what they read is not wanted any more."""
+
+
 class NewChunks:
     """Where a push's scan sends the chunks it cuts: those the repository does not hold go
     to the writer (one cut twice, by two files, is sealed once). What it holds is learnt on
@@ -153,6 +157,7 @@ class NewChunks:
         self._known_now = known
         self._known: set[str] | None = None
         self._learnt = threading.Event()
+        self._stopped = False
 
     def learn(self) -> None:
         """Find out what the repository holds, and let the readers on."""
@@ -163,8 +168,15 @@ class NewChunks:
         """Let the readers on even if learn failed or never ran: they then seal nothing."""
         self._learnt.set()
 
+    def stop(self) -> None:
+        """The push stops (Ctrl-C, an error): a reader's next chunk ends its task."""
+        self._stopped = True
+        self._learnt.set()
+
     def __call__(self, blob_id: str, data: memoryview) -> None:
         self._learnt.wait()
+        if self._stopped:
+            raise PushStopped
         if self._known is not None and blob_id not in self._known:
             try:
                 self._writer.seal_read(blob_id, data)
@@ -406,8 +418,9 @@ class Engine:
             ThreadPoolExecutor(max_workers=1) as small_files,
             _closing(worker),
         ):
+            reads: list[Future[list[_Read]]] = []
             try:
-                reads = [
+                reads += [
                     (small_files if small else pool).submit(
                         self._read_batch,
                         batch,
@@ -422,30 +435,39 @@ class Engine:
             finally:
                 if new_chunks is not None:
                     new_chunks.release()  # the readers must not wait for what never comes
-            for future in reads:
-                for read in future.result():
-                    found, path, outcome = read.found, read.path, read.outcome
-                    if not isinstance(outcome, CachedFile):
-                        view.tree = None  # not what the walk saw: never recorded as clean
-                    if isinstance(outcome, FileNotFoundError):
-                        continue  # deleted since it was listed: gone, so a deletion
-                    if isinstance(outcome, OSError):
-                        skipped.append(
-                            resources.Skipped(
-                                found.local_path, False, f"cannot be read ({outcome.strerror})"
-                            )
+            try:
+                done = [read for future in reads for read in future.result()]
+            except BaseException:
+                # Ctrl-C, or a pack that could not be sent: the files not read yet are not,
+                # and those being read send nothing more (leaving the pools waits for them).
+                for future in reads:
+                    future.cancel()
+                if new_chunks is not None:
+                    new_chunks.stop()
+                raise
+            for read in done:
+                found, path, outcome = read.found, read.path, read.outcome
+                if not isinstance(outcome, CachedFile):
+                    view.tree = None  # not what the walk saw: never recorded as clean
+                if isinstance(outcome, FileNotFoundError):
+                    continue  # deleted since it was listed: gone, so a deletion
+                if isinstance(outcome, OSError):
+                    skipped.append(
+                        resources.Skipped(
+                            found.local_path, False, f"cannot be read ({outcome.strerror})"
                         )
-                    elif isinstance(outcome, str):
-                        view.unknown.add(path)
-                        warnings.append(f"{found.local_path} {outcome}")
-                    else:
-                        summary, mark = self._summary_of(read, outcome, worker)
-                        fresh_files.append((path, outcome))
-                        local[path] = LocalFile(
-                            path, found.abspath, outcome, is_transcript(path), summary
-                        )
-                        if mark is not None:
-                            new_marks.append((path, mark))
+                    )
+                elif isinstance(outcome, str):
+                    view.unknown.add(path)
+                    warnings.append(f"{found.local_path} {outcome}")
+                else:
+                    summary, mark = self._summary_of(read, outcome, worker)
+                    fresh_files.append((path, outcome))
+                    local[path] = LocalFile(
+                        path, found.abspath, outcome, is_transcript(path), summary
+                    )
+                    if mark is not None:
+                        new_marks.append((path, mark))
         with self.state.transaction():
             self.state.remember_files(fresh_files)
             self.state.remember_summary_marks(new_marks)

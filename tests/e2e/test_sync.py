@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -106,6 +107,90 @@ def test_a_push_cut_off_midway_is_not_sent_again(machines, repo_dir):
     for rel, data in files.items():
         assert (b.claude / rel).read_bytes() == data
     assert a.run("verify", "--read-data").returncode == 0
+
+
+def _repository_data(repo_dir: Path) -> int:
+    return sum(f.stat().st_size for f in (repo_dir / "data").rglob("*") if f.is_file())
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stopped_push_stops_sending_and_says_so(machines, repo_dir, stop):
+    """Ctrl-C or `kill` stops a first push within a few packs (it used to read, seal and
+    send every file first), with one line; the next push finishes the job."""
+    a, b = machines
+    files = {f"skills/data/part-{i}.bin": os.urandom(6 << 20) for i in range(12)}
+    for rel, data in files.items():
+        a.write(rel, data)
+    a.run("init", str(repo_dir))
+    a.env["CLAUDE_SYNC_TRANSFERS"] = "1"
+    push = subprocess.Popen(
+        [sys.executable, "-m", "claude_sync", "push"],
+        env=a.environ(),
+        cwd=a.home,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not _repository_data(repo_dir) and push.poll() is None:
+        assert time.monotonic() < deadline, "the push sent nothing"
+        time.sleep(0.005)
+    push.send_signal(stop)
+    _, stderr = push.communicate(timeout=60)
+    assert push.returncode == 1, stderr
+    assert stderr.strip().splitlines()[-1] == "error: interrupted"
+    assert not any((repo_dir / "snapshots").glob("*"))
+    whole = sum(len(d) for d in files.values())
+    assert _repository_data(repo_dir) < whole * 0.6, "the push went on after the signal"
+
+    a.run("push")
+    b.run("init", str(repo_dir))
+    b.run("pull")
+    assert all((b.claude / rel).read_bytes() == data for rel, data in files.items())
+
+
+def test_output_into_a_closed_pipe_ends_quietly(machines, repo_dir):
+    """`claude-sync log | head -1`: the reader went away, which is no error to report."""
+    a, _ = machines
+    populate(a)
+    a.run("init", str(repo_dir))
+    a.run("push")
+    for command in (["log"], ["sessions"], ["status"], ["sessions", "--json"]):
+        read, write = os.pipe()
+        os.close(read)
+        proc = subprocess.run(
+            [sys.executable, "-m", "claude_sync", *command],
+            env=a.environ(),
+            cwd=a.home,
+            stdin=subprocess.DEVNULL,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.close(write)
+        assert (proc.returncode, proc.stderr) == (128 + signal.SIGPIPE, ""), command
+
+
+def test_ctrl_c_while_starting_is_one_line(machines):
+    """Loading the program takes a fifth of a second: Ctrl-C then is no traceback."""
+    a, _ = machines
+    for delay in (0.06, 0.09, 0.12, 0.15, 0.18, 0.21):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "claude_sync", "status"],
+            env=a.environ(),
+            cwd=a.home,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+        # (On a loaded machine the interpreter itself may still be starting: a traceback
+        # there, through none of the program's frames, is not the program's to catch.)
+        assert "Traceback" not in stderr or "claude_sync" not in stderr, (delay, stderr)
 
 
 def test_backend_holds_nothing_readable(machines, repo_dir):

@@ -5,9 +5,12 @@ per group of commands, and what they print in output.py."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import inspect
 import os
+import select
+import signal
 import sys
 from typing import Any, NoReturn
 
@@ -42,8 +45,19 @@ class App(click.Group):
         # of them) took a tenth of a status or no-op push. Cycles are still collected.
         gc.set_threshold(GC_THRESHOLD, 10, 10)
         memory.share_arenas()
+        # A `kill` (a logout, a service manager) stops a command as Ctrl-C does: what it
+        # wrote is whole, and the next run goes on from there.
+        with contextlib.suppress(ValueError):  # not the main thread (a test's): left as is
+            signal.signal(signal.SIGTERM, _interrupt)
         try:
             return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            if not _stdout_closed():
+                _fail(f"unexpected BrokenPipeError: {exc}", EXIT_FAILED)
+            # `claude-sync sessions | head -1`: the reader has what it wanted. Quiet, and
+            # the status of a program stopped by the closed pipe, as other tools have.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(128 + signal.SIGPIPE)
         except SyncError as exc:
             message = str(exc)
             if (
@@ -84,6 +98,20 @@ class App(click.Group):
         ]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _interrupt(signum: int, frame: object) -> NoReturn:
+    raise KeyboardInterrupt
+
+
+def _stdout_closed() -> bool:
+    """Whether nothing reads standard output any more (a pipe whose reader exited)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False  # no poll (Windows), or no descriptor: not known closed
 
 
 def _fail(message: str, code: int) -> NoReturn:

@@ -37,10 +37,16 @@ class _LazyConsole:
             from rich.console import Console
 
             self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+            # Rich exits 1 on a closed pipe; the command line says what that means.
+            self._console.on_broken_pipe = _closed_pipe
         return self._console
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
+
+
+def _closed_pipe() -> None:
+    raise BrokenPipeError
 
 
 out = _LazyConsole(stderr=False)
