@@ -492,6 +492,29 @@ def test_a_transcript_rewritten_without_a_record_loses_it_nowhere(machines, repo
     assert (b.claude / SESSION).read_text() == edited
 
 
+def test_a_rewritten_transcript_that_keeps_changing_waits_without_blaming_damage(
+    machines, repo_dir
+):
+    """A transcript rewritten without a record, and changing again while its records are
+    put back, waits for the next push; it used to point to `repair`, as if damaged."""
+    a, b = machines
+    a.write(SESSION, transcript("s", 3))
+    set_up(a, b, repo_dir)
+    held = (a.claude / SESSION).read_bytes()
+    b.append(SESSION, transcript("s", 1, start=3))
+    b.run("push")
+    a.run("pull")
+    (a.claude / SESSION).write_bytes(held)
+    # The file changes between the scan and the merge (Claude Code writing meanwhile).
+    code = "from claude_sync import engine\nengine._as_scanned = lambda *a: False"
+    proc = run_as(a, (), code, "push", "--json")
+    warned = json.loads(proc.stdout)["warnings"]
+    assert any("changed while its records were being put back" in w for w in warned), warned
+    assert not any("repair" in w for w in warned), warned
+    a.run("sync")
+    assert len((a.claude / SESSION).read_text().splitlines()) == 4
+
+
 def test_a_claude_folder_gone_or_emptied_deletes_nothing_anywhere(machines, repo_dir):
     """`~/.claude` moved aside, or a drive not mounted on it: every file looked deleted,
     and one push deleted every agent, command and setting on every machine."""

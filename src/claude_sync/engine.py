@@ -1254,14 +1254,13 @@ class Engine:
                         f"{path} is a file here and {other} a file in the repository: one "
                         "cannot be written where the other is; not pushed (rename one of them)"
                     )
-                for path in unmerged & set(plan.upload):
+                for path in unmerged.keys() & plan.upload.keys():
                     # Pushed as it is, it would take its lost records off every machine.
                     del plan.upload[path]
                     result.skipped.append(path)
                     result.warnings.append(
-                        f"{path} lost records here that could not be put back (the "
-                        "repository's version cannot be read now: if it is damaged, "
-                        "`claude-sync repair` on a machine that has it); not pushed"
+                        f"{path} lost records here that could not be put back "
+                        f"({unmerged[path]}); not pushed"
                     )
             self._name_authors(plan.conflicts, plan.head)
             result.conflicts = self._as_recorded(plan.conflicts)
@@ -1320,16 +1319,22 @@ class Engine:
 
     def _merge_before_push(
         self, plan: Plan, local: LocalView, result: Result
-    ) -> tuple[bool, set[str]]:
+    ) -> tuple[bool, dict[str, str]]:
         """Files another machine changed too that merge automatically (a transcript's
         records, history lines, text changed in different places) are merged here first, as
         sync would, so the push sends the merge instead of calling it a conflict. What does
         not merge stays a conflict for `sync`; settings.json waits for a pull, which asks
         before applying keys that run code. Returns whether a merge was written, and the
-        rewritten transcripts (see _rewritten_transcripts) that could not be merged."""
+        rewritten transcripts (see _rewritten_transcripts) that could not be merged, with
+        why."""
         head = plan.head
         if head is None:
-            return False, set()
+            return False, {}
+        unreadable = (
+            "the repository's version cannot be read now: if it is damaged, `claude-sync "
+            "repair` on a machine that has it"
+        )
+        why: dict[str, str] = {}
         rewritten = self._rewritten_transcripts(plan)
         todo = dict(rewritten)
         if plan.conflicts:
@@ -1340,12 +1345,13 @@ class Engine:
                 if c.path in local.files and c.path in head.files and c.path != settings_trust.PATH
             }
         if not todo:
-            return False, set()
+            return False, {}
         wrote = False
         # What cannot be had (a damaged pack) is not merged: it stays a conflict for sync.
         with self._merge_inputs(todo, result, {}) as inputs:
             for path, (local_file, _, remote), local_bytes, base_bytes, remote_bytes in inputs:
                 if remote_bytes is None:
+                    why[path] = unreadable
                     continue
                 if not _as_scanned(path, local_file, local_bytes):
                     continue
@@ -1370,7 +1376,8 @@ class Engine:
                             f"{path} was missing records the repository holds: put back (a "
                             "transcript loses no record through a push; edit one to change it)"
                         )
-        return wrote, set(rewritten)
+        changing = "it changed while its records were being put back; the next push tries again"
+        return wrote, {path: why.get(path, changing) for path in rewritten}
 
     def _refuse_a_vanished_folder(self, sel: Selection, walked: TreeWalk) -> None:
         """A Claude folder that is gone or empty, where this machine synced files whose
