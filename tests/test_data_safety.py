@@ -515,6 +515,26 @@ def test_a_rewritten_transcript_that_keeps_changing_waits_without_blaming_damage
     assert len((a.claude / SESSION).read_text().splitlines()) == 4
 
 
+def test_a_file_being_written_under_a_temporary_name_is_never_synced(machines, repo_dir):
+    """Claude Code (and other tools) write NAME.tmp or NAME.tmp.PID.TIME, then rename it
+    over NAME. Pushed in between, the copy stayed on every machine for good (a transcript's
+    deletion never spreads), and both said they were up to date."""
+    a, b = machines
+    a.write(SESSION, transcript("s", 2))
+    set_up(a, b, repo_dir)
+    grown = transcript("s", 3)
+    temporary = [f"{SESSION}.tmp", "skills/x/SKILL.md.tmp.4242.1764633600000"]
+    for rel in temporary:
+        a.write(rel, grown)
+    a.run("push")
+    (a.claude / temporary[0]).rename(a.claude / SESSION)
+    a.run("push")
+    b.run("pull")
+    assert (b.claude / SESSION).read_text() == grown
+    assert not any((b.claude / rel).exists() for rel in temporary)
+    assert a.json("status")["pushed"] == [] and b.json("status")["pulled"] == []
+
+
 def test_a_claude_folder_gone_or_emptied_deletes_nothing_anywhere(machines, repo_dir):
     """`~/.claude` moved aside, or a drive not mounted on it: every file looked deleted,
     and one push deleted every agent, command and setting on every machine."""

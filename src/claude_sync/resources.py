@@ -231,13 +231,21 @@ class Selection:
         """Whether path is part of this selection: its type selected, under one of the
         `only` prefixes (this selection's unless given), and through the globs."""
         prefixes = self.only if only is None else only
-        if type_of(path) not in self.types:
+        if type_of(path) not in self.types or is_temporary(path):
             return False
         if prefixes and not any(path == o or path.startswith(o + "/") for o in prefixes):
             return False
         if self.include and not any(fnmatch.fnmatchcase(path, g) for g in self.include):
             return False
         return not (self.exclude and any(fnmatch.fnmatchcase(path, g) for g in self.exclude))
+
+
+def is_temporary(path: str) -> bool:
+    """A file a program writes under a temporary name, to rename it over the real one once
+    whole (Claude Code's own: `NAME.tmp`, `NAME.tmp.PID.TIME`). Never synced, nor deleted:
+    pushed, it became a copy every machine kept, a transcript's deletion never spreading."""
+    name = path.rpartition("/")[2]
+    return name.endswith(".tmp") or ".tmp." in name
 
 
 def scan(root: Path, selection: Selection, skipped: list[Skipped]) -> Iterator[FoundFile]:
