@@ -274,6 +274,18 @@ def scan(root: Path, selection: Selection, skipped: list[Skipped]) -> Iterator[F
                 yield found
         for folder in rtype.folders:
             yield from walk.folder(folder)
+    _sweep_top(root)
+
+
+def _sweep_top(root: Path) -> None:
+    """A killed pull's temporary files beside the top-level files (CLAUDE.md, settings.json,
+    or their targets in a dotfiles folder): no folder walk passes there."""
+    folders = {str(root)} | {os.path.dirname(target) for target in linked_tops(root).values()}
+    for folder in folders:
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(TMP_MARKER):
+                    _remove_if_stale(entry.path)
 
 
 def _inside(path: str, real_root: str) -> bool:

@@ -144,12 +144,14 @@ def test_an_unreadable_folder_is_skipped_not_empty(tmp_path: Path) -> None:
 
 def test_stale_temporary_files_are_removed_and_fresh_ones_kept(tmp_path: Path) -> None:
     root = tmp_path / ".claude"
-    stale = write(root, f"agents/{TMP_MARKER}-old")
-    fresh = write(root, f"agents/{TMP_MARKER}-new")
+    # In a folder, and at the top, beside CLAUDE.md (no folder walk passes there).
+    stale = [write(root, f"agents/{TMP_MARKER}-old"), write(root, f"{TMP_MARKER}-old-0")]
+    fresh = [write(root, f"agents/{TMP_MARKER}-new"), write(root, f"{TMP_MARKER}-new-0")]
     old = time.time() - 3600
-    os.utime(stale, (old, old))
+    for path in stale:
+        os.utime(path, (old, old))
     assert found(root)[0] == []
-    assert not stale.exists() and fresh.exists()
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in fresh)
 
 
 def test_names_not_utf8_or_holding_backslashes_or_control_characters_are_reported(
