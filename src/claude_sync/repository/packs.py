@@ -40,9 +40,10 @@ RANGED_SHARE = 4
 SEAL_BATCH = 256 * 1024
 
 
-#: a long push writes an index of the packs it has sent at least this often (seconds), so
-#: one killed or cut off (a laptop closed, a connection dropped) leaves them named, and the
-#: next push sends only what they lack (an index costs one small object)
+#: a long push writes an index of the packs it has sent at least this often (seconds), and
+#: once INDEX_PACKS of them wait for one, so one killed or cut off (a laptop closed, a
+#: connection dropped) leaves them named, and the next push sends only what they lack (an
+#: index costs one small object)
 def _index_every() -> float:
     try:
         return float(os.environ.get("CLAUDE_SYNC_INDEX_EVERY", "30"))
@@ -51,6 +52,7 @@ def _index_every() -> float:
 
 
 INDEX_EVERY = _index_every()
+INDEX_PACKS = 8
 
 
 class Packs(StoreAccess):
@@ -332,7 +334,10 @@ class PackWriter:
                 upload = self._pool.submit(self.repo.write_pack, name, data)
                 self._uploads.append(upload)
             self._unindexed.append((name, entries, upload))
-            if time.monotonic() - self._indexed_at >= INDEX_EVERY:
+            if (
+                len(self._unindexed) > INDEX_PACKS
+                or time.monotonic() - self._indexed_at >= INDEX_EVERY
+            ):
                 self._index(sent_only=True)
 
     def _index(self, sent_only: bool) -> None:
