@@ -1236,6 +1236,7 @@ class Engine:
         dry_run: bool,
     ) -> Result:
         written_indexes: dict[str, dict[str, BlobLocation]] = {}  # indexes this push wrote
+        pruned = False
         for attempt in range(MAX_PUSH_ATTEMPTS):
             if attempt:
                 # Another machine won the race for this snapshot number. Waiting a random,
@@ -1287,10 +1288,16 @@ class Engine:
             with self.state.transaction():
                 for name, locations in written.items():
                     self.state.add_index(name, locations)
-            if not self._data_still_there(plan, writer, written_indexes):
+            pruned = not self._data_still_there(plan, writer, written_indexes)
+            if pruned:
                 continue  # a prune got to some of it meanwhile: upload that again
             if self._commit_push(plan, result, entries):
                 return result
+        if pruned:
+            raise SyncError(
+                "a prune on another machine kept marking data this push relies on (is its "
+                "--grace shorter than this push takes?); try again"
+            )
         raise SyncError("another machine kept pushing at the same time; try again")
 
     def _as_recorded(self, conflicts: list[Conflict]) -> list[Conflict]:
