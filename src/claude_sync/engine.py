@@ -78,7 +78,7 @@ from claude_sync.repository import (
     SnapshotRoot,
     group_by_pack,
 )
-from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, Selection
+from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, Selection, is_temporary
 from claude_sync.session_policy import SessionPolicy, is_main_transcript
 from claude_sync.session_summary import SessionSummary, SummaryMark
 from claude_sync.state import WHOLE_TREE, CachedFile, State, StatKey
@@ -420,22 +420,21 @@ class Engine:
         ):
             reads: list[Future[list[_Read]]] = []
             try:
-                reads += [
-                    (small_files if small else pool).submit(
-                        self._read_batch,
-                        batch,
-                        self.state.summary_marks(p for _, p, _ in batch) if summaries else None,
-                        keep,
-                        worker,
-                    )
-                    for small, batch in _read_batches(changed)
-                ]
-                if new_chunks is not None:
-                    new_chunks.learn()  # while the readers start
-            finally:
-                if new_chunks is not None:
-                    new_chunks.release()  # the readers must not wait for what never comes
-            try:
+                try:
+                    for small, batch in _read_batches(changed):
+                        marks = (
+                            self.state.summary_marks(p for _, p, _ in batch) if summaries else None
+                        )
+                        reads.append(
+                            (small_files if small else pool).submit(
+                                self._read_batch, batch, marks, keep, worker
+                            )
+                        )
+                    if new_chunks is not None:
+                        new_chunks.learn()  # while the readers start
+                finally:
+                    if new_chunks is not None:
+                        new_chunks.release()  # the readers must not wait for what never comes
                 done = [read for future in reads for read in future.result()]
             except BaseException:
                 # Ctrl-C, or a pack that could not be sent: the files not read yet are not,
@@ -1295,8 +1294,9 @@ class Engine:
                 return result
         if pruned:
             raise SyncError(
-                "a prune on another machine kept marking data this push relies on (is its "
-                "--grace shorter than this push takes?); try again"
+                "data this push relies on kept being marked for deletion or going missing "
+                "from the repository (a prune on another machine with a --grace shorter than "
+                "this push takes?); try again"
             )
         raise SyncError("another machine kept pushing at the same time; try again")
 
@@ -1342,6 +1342,7 @@ class Engine:
             "repair` on a machine that has it"
         )
         why: dict[str, str] = {}
+        read: set[str] = set()  # the files here that could be read for their merge
         rewritten = self._rewritten_transcripts(plan)
         todo = dict(rewritten)
         if plan.conflicts:
@@ -1357,6 +1358,7 @@ class Engine:
         # What cannot be had (a damaged pack) is not merged: it stays a conflict for sync.
         with self._merge_inputs(todo, result, {}) as inputs:
             for path, (local_file, _, remote), local_bytes, base_bytes, remote_bytes in inputs:
+                read.add(path)
                 if remote_bytes is None:
                     why[path] = unreadable
                     continue
@@ -1384,7 +1386,10 @@ class Engine:
                             "transcript loses no record through a push; edit one to change it)"
                         )
         changing = "it changed while its records were being put back; the next push tries again"
-        return wrote, {path: why.get(path, changing) for path in rewritten}
+        unread = "it cannot be read here now"
+        return wrote, {
+            path: why.get(path) or (changing if path in read else unread) for path in rewritten
+        }
 
     def _refuse_a_vanished_folder(self, sel: Selection, walked: TreeWalk) -> None:
         """A Claude folder that is gone or empty, where this machine synced files whose
@@ -1477,7 +1482,9 @@ class Engine:
         does not already use still exists and is not marked by prune. A push can take
         longer than prune's grace period (a laptop asleep mid-push, a wrong clock); then
         the blobs it found or wrote there are forgotten and uploaded again, and the indexes
-        this push wrote stop naming packs that are gone (a reader could pick them)."""
+        this push wrote stop naming packs that are gone (a reader could pick them). A pack
+        only marked stays named: another machine may lean on it already (this push's
+        indexes are written as it goes), and prune's sweep reads the indexes to spare it."""
         # What the head lists for the same paths (an appended transcript's old chunks)
         # cannot be pruned from under it; a blob shared with another of its files is
         # checked anyway rather than the whole list decoded to find it.
@@ -1488,12 +1495,13 @@ class Engine:
         if not packs:
             return True
         marked = self.repo.marked_packs()
-        gone = (packs & marked) | self.repo.missing_objects(packs - marked)
+        missing = self.repo.missing_objects(packs - marked)
+        gone = (packs & marked) | missing
         if not gone:
             return True
         for name, locations in list(written_indexes.items()):
-            if any(loc.pack in gone for loc in locations.values()):
-                kept = {b: loc for b, loc in locations.items() if loc.pack not in gone}
+            if any(loc.pack in missing for loc in locations.values()):
+                kept = {b: loc for b, loc in locations.items() if loc.pack not in missing}
                 del written_indexes[name]
                 if kept:
                     replacement = self.repo.write_index(
@@ -1789,7 +1797,11 @@ class Engine:
         result.skipped = sorted(set(result.skipped) | set(plan.skipped))
         with self.state.transaction():
             unresolved = {c.path for c in plan.conflicts}
-            selected = {p for p in self.state.conflicts() if self._covers(sel, p)}
+            # (A conflict over a temporary name, recorded before those were left out, is
+            # over a file nothing syncs any more.)
+            selected = {
+                p for p in self.state.conflicts() if self._covers(sel, p) or is_temporary(p)
+            }
             for path in selected - unresolved:
                 self.state.set_conflict(path, None)
             for c in plan.conflicts:
@@ -1805,7 +1817,9 @@ class Engine:
             # For status: these stay "to pull" until a repair elsewhere brings their data.
             # (A pull of some types only says nothing of the others.)
             before = json.loads(self.state.get_meta(UNAVAILABLE) or "{}")
-            lost = {p: e for p, e in before.items() if not self._covers(sel, p)}
+            lost = {
+                p: e for p, e in before.items() if not self._covers(sel, p) and not is_temporary(p)
+            }
             lost |= {p: plan.write[p].sha256 for p in result.unavailable if p in plan.write}
             self.state.set_meta(UNAVAILABLE, json.dumps(lost) if lost else None)
         if not result.unavailable:

@@ -22,7 +22,7 @@ from claude_sync.repository import (
     group_by_pack,
     snapshot_name,
 )
-from claude_sync.resources import Selection
+from claude_sync.resources import Selection, is_temporary
 from claude_sync.state import SnapshotSummary
 
 #: the shortest grace period prune accepts (seconds): a push must get from its last check of
@@ -119,10 +119,12 @@ def restore(
         raise ConfigError(f"there is no snapshot {seq} (see `claude-sync log`)")
     snap = engine.repo.load_snapshot(seq)
     wanted = [p.rstrip("/") for p in prefixes]
+    # A file under a temporary name, stored by an older version, is no file to restore.
     matching = {
         p: e
         for p, e in snap.files.items()
-        if not wanted or any(p == w or p.startswith(w + "/") for w in wanted)
+        if (not wanted or any(p == w or p.startswith(w + "/") for w in wanted))
+        and not is_temporary(p)
     }
     files = {p: e for p, e in matching.items() if sel.covers(p)}
     result = Result()

@@ -68,7 +68,8 @@ def test_second_push_sends_little_more_than_the_change(machines, repo_dir):
     assert result["uploaded_bytes"] < size / 3, (result["uploaded_bytes"], size)
 
 
-def test_a_push_cut_off_midway_is_not_sent_again(machines, repo_dir):
+@pytest.mark.parametrize("transfers", ["1", "8"])
+def test_a_push_cut_off_midway_is_not_sent_again(machines, repo_dir, transfers):
     """A long push indexes the packs it sent as it goes: killed (a laptop closed, a
     connection dropped), the next push sends only what they lack."""
     a, b = machines
@@ -77,7 +78,7 @@ def test_a_push_cut_off_midway_is_not_sent_again(machines, repo_dir):
         a.write(rel, data)
     a.run("init", str(repo_dir))
     a.env["CLAUDE_SYNC_INDEX_EVERY"] = "0"  # an index after each pack, not each 30 s
-    a.env["CLAUDE_SYNC_TRANSFERS"] = "1"
+    a.env["CLAUDE_SYNC_TRANSFERS"] = transfers
     push = subprocess.Popen(
         [sys.executable, "-m", "claude_sync", "push"],
         env=a.environ(),

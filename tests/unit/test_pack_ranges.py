@@ -11,7 +11,7 @@ import pytest
 from memory_store import MemoryStore
 
 from claude_sync.errors import CorruptionError
-from claude_sync.repository import BlobLocation, PackWriter, Repository
+from claude_sync.repository import BlobLocation, PackWriter, Repository, group_by_pack
 
 MIB = 1024 * 1024
 
@@ -78,3 +78,31 @@ def test_a_blob_read_by_range_is_still_authenticated(one: OnePack) -> None:
     with pytest.raises(CorruptionError):
         one.read([wanted])
     assert one.read([neighbour]) == {neighbour: one.contents[neighbour]}
+
+
+def test_a_long_push_indexes_its_packs_as_it_goes() -> None:
+    """Every few packs (or every 30 s) the writer indexes those whose upload is done, so a
+    push cut off leaves them named; finish indexes the rest. Each pack is in exactly one
+    index, which places every blob where it is."""
+    store = MemoryStore()
+    repo = Repository.create(store, None)
+    writer = PackWriter(repo)
+    contents = {}
+    for _ in range(80):
+        data = os.urandom(MIB)
+        contents[repo.keys.blob_id(data)] = data
+        writer.add(repo.keys.blob_id(data), data)
+    indexes = writer.finish()
+    writer.close()
+    assert len(indexes) >= 2
+    assert set(indexes) == set(repo.index_names())
+    per_index = [{loc.pack for loc in locations.values()} for locations in indexes.values()]
+    assert sum(map(len, per_index)) == len(set().union(*per_index))  # a pack in one index
+    placed = {b: loc for locations in indexes.values() for b, loc in locations.items()}
+    assert placed.keys() == contents.keys()
+    for name, locations in indexes.items():
+        assert repo.load_index(name) == locations
+    for pack, wanted in group_by_pack(placed.items()).items():
+        got: dict[str, bytes] = {}
+        repo.read_packs({pack: wanted}, got.__setitem__)
+        assert all(got[b] == contents[b] for b in wanted)

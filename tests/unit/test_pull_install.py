@@ -11,8 +11,11 @@ from unittest import mock
 import pytest
 from engine_pair import EngineMachines
 
+from claude_sync import engine as engine_module
+from claude_sync import resources
 from claude_sync.engine import Engine
 from claude_sync.errors import SyncError
+from claude_sync.resources import select
 
 AGENT = "agents/x.md"
 
@@ -212,5 +215,32 @@ def test_chunks_a_file_here_no_longer_holds_are_not_taken_from_it(tmp_path: Path
         versions = [("agents/f.md", base), ("agents/f.md", later), ("agents/x.md", base)]
         found = engine._deliver_from_here({world, beyond}, here, got.__setitem__, versions)
         assert found == {world} and got == {world: b"world\n"}
+    finally:
+        engine.state.close()
+
+
+def test_a_conflict_over_a_temporary_name_recorded_before_the_upgrade_is_let_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A version that synced NAME.tmp files may have recorded a conflict over one; once
+    such names are left out, the next pull lets it go (it kept `status` from ever being in
+    step, and `conflicts` listed it for good)."""
+    machines = EngineMachines(tmp_path)
+    path = "agents/x.md.tmp"
+    with monkeypatch.context() as old_version:
+        old_version.setattr(resources, "is_temporary", lambda p: False)
+        old_version.setattr(engine_module, "is_temporary", lambda p: False, raising=False)
+        machines.write(0, path, "v0")
+        machines.run(0, "push")
+        machines.run(1, "pull")
+        machines.write(0, path, "edit on m0")
+        machines.run(0, "push")
+        machines.write(1, path, "edit on m1")
+        assert [c.path for c in machines.run(1, "pull").conflicts] == [path]
+    machines.run(1, "pull")
+    engine = machines.engine(1)
+    try:
+        assert engine.state.conflicts() == {}
+        assert engine._pulled_in_full(select([], {}), engine.head_root().seq)
     finally:
         engine.state.close()

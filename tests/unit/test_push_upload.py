@@ -25,6 +25,7 @@ from memory_store import MemoryStore
 from claude_sync.engine import SMALL_READ, Engine, NewChunks, _read_whole
 from claude_sync.errors import BackendError, SyncError
 from claude_sync.repository import Repository
+from claude_sync.resources import select
 from claude_sync.state import State
 
 
@@ -237,3 +238,31 @@ def test_a_small_file_that_grew_after_the_walk_is_read_in_few_calls(tmp_path: Pa
         data, st = _read_whole(path, 1)  # the walk saw one byte
     assert data == b"x" * 300_000 and st.st_size == 300_000
     assert len(reads) <= 300_000 // SMALL_READ + 3
+
+
+def test_ctrl_c_while_the_push_learns_what_is_stored_reads_no_more_files(tmp_path: Path) -> None:
+    """Ctrl-C while a first push reads the repository's indexes (every one of a big
+    repository) stops it there: the files queued for reading are not read."""
+    machines = EngineMachines(tmp_path)
+    for i in range(60):
+        machines.write(0, f"skills/s/f{i}.bin", os.urandom(1 << 20).hex())
+    read = []
+    checked = Engine._read_checked
+
+    def counted(self: Engine, *args: object, **kwargs: object) -> object:
+        read.append(1)
+        return checked(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def interrupted(self: Engine) -> set[str]:
+        time.sleep(0.05)
+        raise KeyboardInterrupt
+
+    engine = machines.engine(0)
+    with (
+        mock.patch.object(Engine, "_read_checked", counted),
+        mock.patch.object(Engine, "_known_blobs", interrupted),
+        pytest.raises(KeyboardInterrupt),
+    ):
+        engine.push(select([], {}))
+    engine.state.close()
+    assert len(read) < 30, len(read)

@@ -47,8 +47,9 @@ class App(click.Group):
         memory.share_arenas()
         # A `kill` (a logout, a service manager) stops a command as Ctrl-C does: what it
         # wrote is whole, and the next run goes on from there.
+        previous = None
         with contextlib.suppress(ValueError):  # not the main thread (a test's): left as is
-            signal.signal(signal.SIGTERM, _interrupt)
+            previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             return super().invoke(ctx)
         except BrokenPipeError as exc:
@@ -88,6 +89,9 @@ class App(click.Group):
             if os.environ.get("CLAUDE_SYNC_DEBUG"):
                 raise
             _fail(no_space(exc) or f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILED)
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Each command's whole first line: Click would cut it to the terminal's width."""
@@ -109,7 +113,8 @@ def _stdout_closed() -> bool:
     try:
         poller = select.poll()
         poller.register(sys.stdout.fileno(), select.POLLOUT)
-        return any(event & select.POLLERR for _, event in poller.poll(0))
+        # Linux says POLLERR, macOS POLLHUP.
+        return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
     except (AttributeError, OSError, ValueError):
         return False  # no poll (Windows), or no descriptor: not known closed
 
@@ -118,7 +123,8 @@ def _fail(message: str, code: int) -> NoReturn:
     """The `error:` line (the console redacts and cleans it) and the exit code; with
     --json, also `{"error": …, "exit_code": …}` on stdout unless the command printed its
     JSON already, so a script always reads one object."""
-    err.print(f"error: {message}", markup=False)
+    with contextlib.suppress(BrokenPipeError):  # standard error closed: nothing to tell
+        err.print(f"error: {message}", markup=False)
     if json_output.asked and not json_output.printed:
         print_json({"error": redact(message), "exit_code": code})
     sys.exit(code)

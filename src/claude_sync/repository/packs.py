@@ -335,18 +335,19 @@ class PackWriter:
                 self._uploads.append(upload)
             self._unindexed.append((name, entries, upload))
             if (
-                len(self._unindexed) > INDEX_PACKS
+                len(self._unindexed) >= INDEX_PACKS
                 or time.monotonic() - self._indexed_at >= INDEX_EVERY
             ):
-                self._index(sent_only=True)
+                self._index()
 
-    def _index(self, sent_only: bool) -> None:
-        """Write an index of the packs no index names (sent_only: of those whose upload
-        is done; the others wait for the next one)."""
+    def _index(self) -> None:
+        """Write an index of the packs sent that no index names yet (those still on their
+        way wait for the next one; one that failed, for ever)."""
         ready = [
             (name, entries)
             for name, entries, upload in self._unindexed
-            if not sent_only or upload is None or (upload.done() and not upload.exception())
+            if upload is None
+            or (upload.done() and not upload.cancelled() and upload.exception() is None)
         ]
         if not ready:
             return
@@ -376,7 +377,7 @@ class PackWriter:
             self._send(*last)
         self._wait(0)
         with self._sending:
-            self._index(sent_only=False)
+            self._index()
             written, self.indexes = self.indexes, {}
         return written
 
