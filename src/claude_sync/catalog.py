@@ -5,6 +5,7 @@ except to search their content)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,19 +110,31 @@ def build(engine: Engine, head: Snapshot | None) -> list[SessionInfo]:
 
 def local_directory(engine: Engine, folder: str, cwd: str) -> Path | None:
     """The directory here whose sessions Claude Code keeps in the folder the logical folder
-    maps to, when it exists. The folder name is the directory's path encoded character by
-    character, so the part of the recorded cwd past the mapped prefix is the same here."""
+    maps to, when it exists."""
     local = engine.mapper.folder_to_local(folder)
+    found = (c for c in _candidates(engine, folder, cwd) if _is_project_dir(c, local))
+    return next((Path(c) for c in found), None)
+
+
+def expected_directory(engine: Engine, folder: str, cwd: str) -> str:
+    """Where the project directory would be here (for a message when it is not): the
+    recorded cwd under the directory its folder maps to, else as recorded."""
+    return next(_candidates(engine, folder, cwd), folder)
+
+
+def _candidates(engine: Engine, folder: str, cwd: str) -> Iterator[str]:
+    """The directories here that may be the project's, most likely first. The folder name
+    is the directory's path encoded character by character, so the part of the recorded cwd
+    past the mapped prefix is the same here."""
     for directory, prefix in engine.mapper.places:
         if folder != prefix and not folder.startswith(prefix + "-"):
             continue
         rest = folder[len(prefix) :]
         if len(cwd) < len(rest):
             continue
-        candidate = directory + (cwd[len(cwd) - len(rest) :] if rest else "")
-        if _is_project_dir(candidate, local):
-            return Path(candidate)
-    return Path(cwd) if cwd and _is_project_dir(cwd, local) else None
+        yield directory + (cwd[len(cwd) - len(rest) :] if rest else "")
+    if cwd:
+        yield cwd
 
 
 def _is_project_dir(directory: str, folder: str) -> bool:

@@ -71,10 +71,10 @@ def place(
             remember_move([local_folder, info.folder])
             engine.mapper.moved[info.id] = (local_folder, info.folder)
     elif info.directory is None:
+        here = catalog.expected_directory(engine, info.folder, info.cwd)
         raise SyncError(
-            f"the project directory of session {info.id} "
-            f"({info.cwd or info.folder}) does not exist on this machine; "
-            "create it, or give --cwd DIR to resume it elsewhere"
+            f"the project directory of session {info.id} ({here}) does not exist on this "
+            "machine; create it, or give --cwd DIR to resume it elsewhere"
         )
     else:
         directory = info.directory
