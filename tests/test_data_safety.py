@@ -529,9 +529,12 @@ def test_a_file_being_written_under_a_temporary_name_is_never_synced(machines, r
     a.run("push")
     (a.claude / temporary[0]).rename(a.claude / SESSION)
     a.run("push")
+    a.write("commands/notes.tmp.md", "a user's own name\n")
+    a.run("push")
     b.run("pull")
     assert (b.claude / SESSION).read_text() == grown
     assert not any((b.claude / rel).exists() for rel in temporary)
+    assert (b.claude / "commands/notes.tmp.md").exists()
     assert a.json("status")["pushed"] == [] and b.json("status")["pulled"] == []
 
 

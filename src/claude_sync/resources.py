@@ -240,12 +240,15 @@ class Selection:
         return not (self.exclude and any(fnmatch.fnmatchcase(path, g) for g in self.exclude))
 
 
+#: NAME.tmp, NAME.tmp.PID.TIME, NAME.tmp.1a2b3c: not NAME.tmp.md, a user's own name
+_TEMPORARY = re.compile(r"\.tmp(?:\.[0-9a-f]+)*\Z")
+
+
 def is_temporary(path: str) -> bool:
     """A file a program writes under a temporary name, to rename it over the real one once
     whole (Claude Code's own: `NAME.tmp`, `NAME.tmp.PID.TIME`). Never synced, nor deleted:
     pushed, it became a copy every machine kept, a transcript's deletion never spreading."""
-    name = path.rpartition("/")[2]
-    return name.endswith(".tmp") or ".tmp." in name
+    return ".tmp" in path and _TEMPORARY.search(path.rpartition("/")[2]) is not None
 
 
 def scan(root: Path, selection: Selection, skipped: list[Skipped]) -> Iterator[FoundFile]:
