@@ -146,6 +146,8 @@ def test_a_stopped_push_stops_sending_and_says_so(machines, repo_dir, stop):
     assert _repository_data(repo_dir) < whole * 0.6, "the push went on after the signal"
 
     a.run("push")
+    # What the stopped push sent was indexed as it stopped: nothing was sent twice.
+    assert "mark 0 unused packs" in a.run("prune", "--dry-run").stdout
     b.run("init", str(repo_dir))
     b.run("pull")
     assert all((b.claude / rel).read_bytes() == data for rel, data in files.items())

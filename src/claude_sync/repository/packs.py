@@ -4,6 +4,7 @@ objects that say which pack holds a blob (docs/FORMAT.md §4, §5)."""
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import os
 import struct
@@ -239,9 +240,13 @@ class PackWriter:
         self._uploads: list[Future[bool]] = []
 
     def close(self) -> None:
+        """Stop, once the uploads on their way are done; a push that stopped (Ctrl-C, an
+        error) leaves the packs it sent indexed, so the next one does not send them again."""
         self._sealer.shutdown(wait=True, cancel_futures=True)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._sending, contextlib.suppress(SyncError, OSError):
+            self._index()  # an index that cannot be written leaves them to prune
 
     def _wait(self, in_flight: int) -> None:
         while len(self._uploads) > in_flight:
