@@ -41,10 +41,6 @@ RANGED_SHARE = 4
 SEAL_BATCH = 256 * 1024
 
 
-#: a long push writes an index of the packs it has sent at least this often (seconds), and
-#: once INDEX_PACKS of them wait for one, so one killed or cut off (a laptop closed, a
-#: connection dropped) leaves them named, and the next push sends only what they lack (an
-#: index costs one small object)
 def _index_every() -> float:
     try:
         return float(os.environ.get("CLAUDE_SYNC_INDEX_EVERY", "30"))
@@ -52,6 +48,10 @@ def _index_every() -> float:
         return 30.0  # a tuning knob set wrong is no reason for a push to fail
 
 
+#: a long push writes an index of the packs it has sent at least this often (seconds), and
+#: once INDEX_PACKS of them wait for one, so one killed or cut off (a laptop closed, a
+#: connection dropped) leaves them named, and the next push sends only what they lack (an
+#: index costs one small object)
 INDEX_EVERY = _index_every()
 INDEX_PACKS = 8
 
