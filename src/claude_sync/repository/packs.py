@@ -245,8 +245,10 @@ class PackWriter:
         self._sealer.shutdown(wait=True, cancel_futures=True)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        with self._sending, contextlib.suppress(SyncError, OSError):
-            self._index()  # an index that cannot be written leaves them to prune
+        # Best effort, often while an error or Ctrl-C unwinds: an index that cannot be
+        # written leaves the packs to prune, and must not hide what stopped the push.
+        with self._sending, contextlib.suppress(Exception):
+            self._index()
 
     def _wait(self, in_flight: int) -> None:
         while len(self._uploads) > in_flight:
