@@ -108,6 +108,19 @@ class Machine:
             )
         return proc
 
+    def start(self, *args: str, **popen: Any) -> subprocess.Popen[str]:
+        """claude-sync running in the background (to be stopped, killed or raced); popen:
+        Popen's arguments, over these."""
+        options: dict[str, Any] = {
+            "env": self.environ(),
+            "cwd": self.home,
+            "stdin": subprocess.DEVNULL,
+            "stdout": subprocess.PIPE,
+            "stderr": subprocess.PIPE,
+            "text": True,
+        }
+        return subprocess.Popen([sys.executable, "-m", "claude_sync", *args], **options | popen)
+
     def spawn(
         self,
         *args: str,

@@ -41,7 +41,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -201,16 +200,7 @@ def assert_converged(machines: list[Machine], expected: Expected, context: str) 
 
 def start(m: Machine, *args: str) -> subprocess.Popen[str]:
     # A session of its own, so that kill -9 reaches the CLI and any helper it started.
-    return subprocess.Popen(
-        [sys.executable, "-m", "claude_sync", *args],
-        env=m.environ(),
-        cwd=m.home,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    return m.start(*args, start_new_session=True)
 
 
 def kill_group(proc: subprocess.Popen[str]) -> None:

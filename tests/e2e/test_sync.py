@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -79,14 +78,7 @@ def test_a_push_cut_off_midway_is_not_sent_again(machines, repo_dir, transfers):
     a.run("init", str(repo_dir))
     a.env["CLAUDE_SYNC_INDEX_EVERY"] = "0"  # an index after each pack, not each 30 s
     a.env["CLAUDE_SYNC_TRANSFERS"] = transfers
-    push = subprocess.Popen(
-        [sys.executable, "-m", "claude_sync", "push"],
-        env=a.environ(),
-        cwd=a.home,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    push = a.start("push", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while not any((repo_dir / "index").glob("*")) and push.poll() is None:
@@ -124,15 +116,7 @@ def test_a_stopped_push_stops_sending_and_says_so(machines, repo_dir, stop):
         a.write(rel, data)
     a.run("init", str(repo_dir))
     a.env["CLAUDE_SYNC_TRANSFERS"] = "1"
-    push = subprocess.Popen(
-        [sys.executable, "-m", "claude_sync", "push"],
-        env=a.environ(),
-        cwd=a.home,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    push = a.start("push")
     deadline = time.monotonic() + 60
     while not _repository_data(repo_dir) and push.poll() is None:
         assert time.monotonic() < deadline, "the push sent nothing"
@@ -162,32 +146,17 @@ def test_output_into_a_closed_pipe_ends_quietly(machines, repo_dir):
     for command in (["log"], ["sessions"], ["status"], ["sessions", "--json"]):
         read, write = os.pipe()
         os.close(read)
-        proc = subprocess.run(
-            [sys.executable, "-m", "claude_sync", *command],
-            env=a.environ(),
-            cwd=a.home,
-            stdin=subprocess.DEVNULL,
-            stdout=write,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = a.start(*command, stdout=write)
+        _, stderr = proc.communicate(timeout=60)
         os.close(write)
-        assert (proc.returncode, proc.stderr) == (128 + signal.SIGPIPE, ""), command
+        assert (proc.returncode, stderr) == (128 + signal.SIGPIPE, ""), command
 
 
 def test_ctrl_c_while_starting_is_one_line(machines):
     """Loading the program takes a fifth of a second: Ctrl-C then is no traceback."""
     a, _ = machines
     for delay in (0.06, 0.09, 0.12, 0.15, 0.18, 0.21):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "claude_sync", "status"],
-            env=a.environ(),
-            cwd=a.home,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = a.start("status")
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=30)
