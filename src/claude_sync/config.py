@@ -142,10 +142,11 @@ def load_settings(directory: Path) -> Settings:
             exclude=_strings(raw.get("exclude", []), path),
             session_window=_optional_string(raw.get("session_window"), path),
             former_names=[str(n) for n in raw.get("former_names") or [] if isinstance(n, str)],
+            # [folder here, logical folder], and since 0.2 the directory it was placed for
             moved_sessions={
-                str(k): [str(v[0]), str(v[1])]
+                str(k): [str(part) for part in v]
                 for k, v in (raw.get("moved_sessions") or {}).items()
-                if isinstance(v, list) and len(v) == 2
+                if isinstance(v, list) and len(v) in (2, 3)
             },
         )
     except (KeyError, TypeError):

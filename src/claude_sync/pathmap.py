@@ -117,9 +117,12 @@ class PathMapper:
         labelled copy, and the name stored is no folder Claude Code reads."""
         if not logical.startswith((HOME_PROJECTS, LABELLED_PROJECTS)):
             return None  # the usual answer, found without splitting: asked of every path
-        folder, _ = _split(logical)
+        folder, rest = _split(logical)
         if folder is None or self.folder_to_local(folder) != folder:
             return None
+        moved = self.moved.get(_session_of(rest)) if self.moved and rest else None
+        if moved is not None and moved[1] == folder:
+            return None  # placed here by `resume --cwd`: it has a place, and syncs from it
         return "~" if folder[0] == "~" else folder[1:].partition("-")[0]
 
     def to_logical(self, rel: str) -> str:

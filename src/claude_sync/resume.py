@@ -3,6 +3,7 @@ them on this machine, and start `claude --resume` in its project's directory."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from claude_sync import catalog
 from claude_sync.catalog import SessionInfo
 from claude_sync.engine import Engine, Result
 from claude_sync.errors import ConfigError, SyncError
-from claude_sync.pathmap import encode
+from claude_sync.pathmap import PROJECTS, encode
 from claude_sync.repository import Snapshot
 from claude_sync.session_policy import SessionPolicy
 from claude_sync.session_summary import summarize
@@ -53,24 +54,46 @@ def place(
     info: SessionInfo,
     cwd: Path | None,
     remember_move: Callable[[list[str]], None],
+    placed_in: str | None = None,
 ) -> Path:
     """Bring the session's missing files into the project folder Claude Code reads for the
     directory it will run in, fresh enough for Claude Code's clean-up to keep them; return
     that directory. When that is another project's folder, remember_move gets [local folder,
-    logical folder] (kept for the mapper's `moved`) before anything is written: the files
-    there stay that session's and sync with it, never as a copy in another project."""
+    logical folder, directory] (kept for the mapper's `moved`) before anything is written:
+    the files there stay that session's and sync with it, never as a copy in another
+    project; [] when the session goes back to its own. placed_in: the directory an earlier
+    `--cwd` placed it in, where it is resumed again (its files are there)."""
     if not info.cwd:  # pushed by an older claude-sync: the transcript says where it ran
         info.cwd = summarize(catalog.transcript_bytes(engine, info), "").cwd
         info.directory = catalog.local_directory(engine, info.folder, info.cwd)
+    moved = engine.mapper.moved.get(info.id)
+    if cwd is None and moved is not None:
+        if placed_in is None or encode(os.path.realpath(placed_in)) != moved[0]:
+            raise SyncError(
+                f"session {info.id} was placed in another project's folder here by `resume "
+                "--cwd`: give --cwd with that directory again"
+            )
+        cwd = Path(placed_in)
     if cwd is not None:
         if not cwd.is_dir():
             raise ConfigError(f"--cwd {cwd} is not a directory")
         directory = Path(os.path.realpath(cwd))
         local_folder = encode(str(directory))
+        was = {path: engine.local_path(path) for path in info.files}
         if engine.mapper.folder_to_logical(local_folder) != info.folder:
-            remember_move([local_folder, info.folder])
+            remember_move([local_folder, info.folder, str(directory)])
             engine.mapper.moved[info.id] = (local_folder, info.folder)
+        elif engine.mapper.moved.pop(info.id, None) is not None:
+            remember_move([])  # back in its own project's folder: no move to remember
+        _move_files(was, {path: engine.local_path(path) for path in info.files})
     elif info.directory is None:
+        label = engine.mapper.unmapped_label(f"{PROJECTS}{info.folder}/")
+        if label not in (None, "~"):
+            raise SyncError(
+                f"session {info.id} is in project {info.folder}, whose label {label!r} no "
+                f"folder here is mapped to: `claude-sync map DIR {label}` (DIR: where those "
+                "projects are on this machine), or give --cwd DIR to resume it elsewhere"
+            )
         here = catalog.expected_directory(engine, info.folder, info.cwd)
         raise SyncError(
             f"the project directory of session {info.id} ({here}) does not exist on this "
@@ -86,6 +109,20 @@ def place(
         if target.is_file():
             os.utime(target)  # files that were here already may be as old
     return directory
+
+
+def _move_files(was: dict[str, Path], now: dict[str, Path]) -> None:
+    """The session's files here (a pull put them in its project's folder, or an earlier
+    `--cwd` in another) go where it is resumed now: left behind, a copy there would be
+    the same session under a second name, and what it got would never sync."""
+    for path, old in was.items():
+        new = now[path]
+        if old == new or not old.is_file() or new.exists():
+            continue
+        new.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(old, new)
+        with contextlib.suppress(OSError):
+            old.parent.rmdir()  # a sub-agents folder left empty; a project folder is kept
 
 
 def command(directory: Path, session: str) -> str:

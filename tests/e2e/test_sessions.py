@@ -588,3 +588,64 @@ def test_a_first_pull_uses_the_clean_up_period_it_brings(pair, repo_dir):
     assert any(p.endswith(f"{ids['old']}.jsonl") for p in result["pulled"])  # 400 days old
     assert b.json("pull")["pulled"] == []
     assert b.json("status")["remote_only_sessions"] == 0
+
+
+def test_a_session_already_here_moves_with_resume_cwd_and_back(catalog, pair, repo_dir):
+    """A pull put the session in its project's folder (whose directory is not here yet):
+    `resume --cwd` moves it, a later `resume` goes on where it is, and `resume --cwd` into
+    its own directory brings it back. One copy all along, and what is added syncs (a copy
+    left behind was the same session twice, and what it got never synced)."""
+    a, b = pair
+    sid = set_up(a, b, repo_dir)["other"]
+    b.run("pull")
+    own = b.home / "code" / "other"
+    at_home = b.claude / f"projects/{encode(str(own))}/{sid}.jsonl"
+    assert at_home.exists()
+    elsewhere = b.home / "scratch"
+    elsewhere.mkdir()
+    b.run("resume", sid, "--print", "--cwd", str(elsewhere))
+    placed = b.claude / f"projects/{encode(str(elsewhere))}/{sid}.jsonl"
+    assert placed.exists() and not at_home.exists()
+    own.mkdir(parents=True)  # the project cloned here since
+    again = b.run("resume", sid, "--print").stdout.strip()
+    assert again == f"cd {elsewhere} && claude --resume {sid}"
+    with placed.open("a") as fh:
+        fh.write(json.dumps({"uuid": "b-added", "sessionId": sid}) + "\n")
+    b.run("sync")
+    original = a.claude / f"projects/{folder(a, 'other')}/{sid}.jsonl"
+    a.run("pull")
+    assert "b-added" in original.read_text()
+
+    b.run("resume", sid, "--print", "--cwd", str(own))
+    assert at_home.exists() and not placed.exists()
+    with at_home.open("a") as fh:
+        fh.write(json.dumps({"uuid": "b-again", "sessionId": sid}) + "\n")
+    b.run("sync")
+    a.run("pull")
+    assert "b-again" in original.read_text()
+    assert [s["id"] for s in catalog(b)].count(sid) == 1
+
+
+def test_a_session_under_a_label_not_mapped_here_continues_with_resume_cwd(pair, repo_dir):
+    """A's projects are stored under a label (`map ~/code work`) that B does not map: resume
+    says how to map it, and a session resumed with --cwd syncs back (it was never pushed:
+    its path was left out as a label with no place here)."""
+    a, b = pair
+    sid = str(uuid.uuid4())
+    app = str(a.home / "code" / "app")
+    a.write(f"projects/{folder(a)}/{sid}.jsonl", realistic(sid, app, NOW - DAY, NOW, "hello"))
+    a.run("init", str(repo_dir), "--create")
+    a.run("map", str(a.home / "code"), "work")
+    a.run("push")
+    b.run("init", str(repo_dir))
+    refused = b.run("resume", sid, "--print", check=False)
+    assert refused.returncode == 1 and "claude-sync map DIR work" in refused.stderr, refused.stderr
+    elsewhere = b.home / "scratch"
+    elsewhere.mkdir()
+    b.run("resume", sid, "--print", "--cwd", str(elsewhere))
+    placed = b.claude / f"projects/{encode(str(elsewhere))}/{sid}.jsonl"
+    with placed.open("a") as fh:
+        fh.write(json.dumps({"uuid": "b-added", "sessionId": sid}) + "\n")
+    assert b.json("push")["pushed"] == [f"projects/@work-app/{sid}.jsonl"]
+    a.run("pull")
+    assert "b-added" in (a.claude / f"projects/{folder(a)}/{sid}.jsonl").read_text()

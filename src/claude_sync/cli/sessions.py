@@ -91,10 +91,21 @@ def resume(where: Locations, query: str, print_only: bool, cwd: str | None) -> N
         chosen = resuming.pick(catalog.build(engine, head), query, ask)
 
         def remember_move(move: list[str]) -> None:
-            ws.settings.moved_sessions[chosen.id] = move
+            if move:
+                ws.settings.moved_sessions[chosen.id] = move
+            else:
+                ws.settings.moved_sessions.pop(chosen.id, None)
             config.save_settings(where.config_dir, ws.settings)
 
-        directory = resuming.place(engine, head, chosen, Path(cwd) if cwd else None, remember_move)
+        placed = ws.settings.moved_sessions.get(chosen.id, [])
+        directory = resuming.place(
+            engine,
+            head,
+            chosen,
+            Path(cwd) if cwd else None,
+            remember_move,
+            placed[2] if len(placed) > 2 else None,
+        )
     if print_only:
         click.echo(resuming.command(directory, chosen.id))
         return
