@@ -7,6 +7,7 @@ import contextlib
 import os
 import shlex
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from claude_sync import catalog
@@ -15,6 +16,7 @@ from claude_sync.engine import Engine, Result
 from claude_sync.errors import ConfigError, SyncError
 from claude_sync.pathmap import PROJECTS, encode
 from claude_sync.repository import Snapshot
+from claude_sync.resources import select
 from claude_sync.session_policy import SessionPolicy
 from claude_sync.session_summary import summarize
 
@@ -103,7 +105,14 @@ def place(
         directory = info.directory
     files = info.files
     engine.sessions = SessionPolicy(window=None, cleanup=0.0)  # every placed file: now
+    here = [path for path in files if engine.local_path(path).exists()]
     engine.fetch(head, files, Result())
+    if here:
+        # A copy here may be behind the repository (continued on another machine since):
+        # a pull of just its files brings it up to date, merged with what was added here,
+        # so Claude Code goes on from the newest records.
+        only = tuple(engine.mapper.to_local(path) for path in files)
+        engine.pull(replace(select(["sessions"], {}), only=only), "local", complete=False)
     for path in files:
         target = engine.local_path(path)
         if target.is_file():

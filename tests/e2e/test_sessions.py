@@ -649,3 +649,21 @@ def test_a_session_under_a_label_not_mapped_here_continues_with_resume_cwd(pair,
     assert b.json("push")["pushed"] == [f"projects/@work-app/{sid}.jsonl"]
     a.run("pull")
     assert "b-added" in (a.claude / f"projects/{folder(a)}/{sid}.jsonl").read_text()
+
+
+def test_resume_brings_a_session_here_up_to_date_first(pair, repo_dir):
+    """The copy here is behind: the session went on on another machine. resume brings the
+    new records (merged with any added here) before Claude Code goes on from it."""
+    a, b = pair
+    sid = set_up(a, b, repo_dir)["new"]
+    b.run("pull")
+    mine = b.claude / f"projects/{folder(b)}/{sid}.jsonl"
+    theirs = a.claude / f"projects/{folder(a)}/{sid}.jsonl"
+    with theirs.open("a") as fh:
+        fh.write(json.dumps({"uuid": "a-went-on", "sessionId": sid}) + "\n")
+    a.run("push")
+    with mine.open("a") as fh:
+        fh.write(json.dumps({"uuid": "b-unpushed", "sessionId": sid}) + "\n")
+    b.run("resume", sid, "--print")
+    text = mine.read_text()
+    assert "a-went-on" in text and "b-unpushed" in text
