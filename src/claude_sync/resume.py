@@ -43,7 +43,7 @@ def pick(
         return candidates[0]  # newest first: the copy updated last
     if choose is not None:
         return choose(candidates)
-    listed = "; ".join(f"{s.id} {s.title!r}" for s in candidates[:SHOWN])
+    listed = "; ".join(f"{s.id} {s.title!r} in {s.project}" for s in candidates[:SHOWN])
     more = f" and {len(candidates) - SHOWN} more" if len(candidates) > SHOWN else ""
     raise ConfigError(
         f"{len(candidates)} sessions match {query!r}: {listed}{more}; give more of the id"

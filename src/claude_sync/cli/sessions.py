@@ -114,7 +114,8 @@ def resume(where: Locations, query: str, print_only: bool, cwd: str | None) -> N
 
 def _choose_session(candidates: list[Any]) -> Any:
     for n, s in enumerate(candidates, 1):
-        out.print(f"{n:>3}. {local_time(s.updated)} {s.id} {clean_value(s.title)}", markup=False)
+        shown = f"{local_time(s.updated)} {s.id} {clean_value(s.title)} ({clean_value(s.project)})"
+        out.print(f"{n:>3}. {shown}", markup=False)
     number = click.prompt("Which session", type=click.IntRange(1, len(candidates)))
     return candidates[number - 1]
 
