@@ -202,6 +202,7 @@ class ProjectSessions(NamedTuple):
     logical: str  # that folder's logical name
     local: list[str]  # session ids found here
     remote: list[str]  # session ids in the remote head
+    older: list[str]  # of those, the ones a pull leaves there (updated before the window)
 
 
 @dataclass
@@ -699,8 +700,10 @@ class Engine:
             [f"{prefix}{p.name}" for p in local_dir.glob("*.jsonl")] if local_dir.is_dir() else []
         )
         head = self.head()
-        placed = (self.mapper.to_local(p) for p in (head.files if head else ()))
-        return ProjectSessions(folder, logical, sessions(here), sessions(placed))
+        files = head.files if head else {}
+        placed = {self.mapper.to_local(p): e for p, e in files.items()}
+        old = (p for p, e in placed.items() if self.sessions.is_old(e))
+        return ProjectSessions(folder, logical, sessions(here), sessions(placed), sessions(old))
 
     # -- remote -----------------------------------------------------------------------------
 

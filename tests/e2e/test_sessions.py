@@ -667,3 +667,16 @@ def test_resume_brings_a_session_here_up_to_date_first(pair, repo_dir):
     b.run("resume", sid, "--print")
     text = mine.read_text()
     assert "a-went-on" in text and "b-unpushed" in text
+
+
+def test_where_promises_only_what_a_pull_brings(pair, repo_dir):
+    """A session older than the window stays in the repository at a pull: `where` lists it
+    apart, not among the sessions a pull places here."""
+    a, b = pair
+    ids = set_up(a, b, repo_dir)
+    where = b.run("where", str(b.home / "code" / "app")).stdout
+    assert "Sessions after a pull: 1" in where, where
+    assert f"+ {ids['new']} (from the remote)" in where
+    assert f"~ {ids['old']} (older: `claude-sync resume` or `pull --all`)" in where
+    b.run("pull")
+    assert "Sessions here:      1" in b.run("where", str(b.home / "code" / "app")).stdout

@@ -126,13 +126,16 @@ def _choose_session(candidates: list[Any]) -> Any:
 def where(where: Locations, directory: str | None) -> None:
     """Show which sessions `claude --resume` finds in DIRECTORY (default: here) after a pull."""
     with open_workspace(where) as ws:
-        folder, logical, local, remote = ws.engine().where(Path(directory or os.getcwd()))
+        folder, logical, local, remote, older = ws.engine().where(Path(directory or os.getcwd()))
     out.print(f"Claude Code folder: projects/{folder}", markup=False)
     out.print(f"Stored as:          projects/{logical}", markup=False)
     out.print(f"Sessions here:      {len(local)}", markup=False)
-    out.print(f"Sessions after a pull: {len(set(local) | set(remote))}", markup=False)
-    for session in sorted(set(remote) - set(local)):
+    coming = set(remote) - set(local) - set(older)
+    out.print(f"Sessions after a pull: {len(set(local) | coming)}", markup=False)
+    for session in sorted(coming):
         out.print(f"  + {session} (from the remote)", markup=False)
+    for session in sorted(set(older) - set(local)):
+        out.print(f"  ~ {session} (older: `claude-sync resume` or `pull --all`)", markup=False)
 
 
 def _mapper(where: Locations) -> PathMapper:
