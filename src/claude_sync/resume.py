@@ -3,7 +3,6 @@ them on this machine, and start `claude --resume` in its project's directory."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shlex
 from collections.abc import Callable
@@ -87,7 +86,7 @@ def place(
             engine.mapper.moved[info.id] = (local_folder, info.folder)
         elif engine.mapper.moved.pop(info.id, None) is not None:
             remember_move([])  # back in its own project's folder: no move to remember
-        _move_files(was, {path: engine.local_path(path) for path in info.files})
+        _move_files(was, {path: engine.local_path(path) for path in info.files}, info.id)
     elif info.directory is None:
         label = engine.mapper.unmapped_label(f"{PROJECTS}{info.folder}/")
         if label not in (None, "~"):
@@ -120,18 +119,26 @@ def place(
     return directory
 
 
-def _move_files(was: dict[str, Path], now: dict[str, Path]) -> None:
+def _move_files(was: dict[str, Path], now: dict[str, Path], session: str) -> None:
     """The session's files here (a pull put them in its project's folder, or an earlier
     `--cwd` in another) go where it is resumed now: left behind, a copy there would be
-    the same session under a second name, and what it got would never sync."""
+    the same session under a second name, and what it got would never sync. The folders
+    of its own that this empties (`<id>/subagents`…) go too; the project's folder stays."""
+    moved = set()
     for path, old in was.items():
         new = now[path]
         if old == new or not old.is_file() or new.exists():
             continue
         new.parent.mkdir(parents=True, exist_ok=True)
         os.replace(old, new)
-        with contextlib.suppress(OSError):
-            old.parent.rmdir()  # a sub-agents folder left empty; a project folder is kept
+        moved.add(old.parent)
+    for folder in sorted(moved, key=lambda f: len(f.parts), reverse=True):
+        while session in folder.parts:
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty
+            folder = folder.parent
 
 
 def command(directory: Path, session: str) -> str:

@@ -597,6 +597,8 @@ def test_a_session_already_here_moves_with_resume_cwd_and_back(catalog, pair, re
     left behind was the same session twice, and what it got never synced)."""
     a, b = pair
     sid = set_up(a, b, repo_dir)["other"]
+    a.write(f"projects/{folder(a, 'other')}/{sid}/subagents/agent-9.jsonl", '{"z": 9}\n')
+    a.run("push")
     b.run("pull")
     own = b.home / "code" / "other"
     at_home = b.claude / f"projects/{encode(str(own))}/{sid}.jsonl"
@@ -606,6 +608,8 @@ def test_a_session_already_here_moves_with_resume_cwd_and_back(catalog, pair, re
     b.run("resume", sid, "--print", "--cwd", str(elsewhere))
     placed = b.claude / f"projects/{encode(str(elsewhere))}/{sid}.jsonl"
     assert placed.exists() and not at_home.exists()
+    assert (placed.parent / sid / "subagents" / "agent-9.jsonl").exists()
+    assert not (at_home.parent / sid).exists() and at_home.parent.is_dir()
     own.mkdir(parents=True)  # the project cloned here since
     again = b.run("resume", sid, "--print").stdout.strip()
     assert again == f"cd {elsewhere} && claude --resume {sid}"
