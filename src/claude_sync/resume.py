@@ -3,19 +3,21 @@ them on this machine, and start `claude --resume` in its project's directory."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from claude_sync import catalog
+from claude_sync import catalog, durable
 from claude_sync.catalog import SessionInfo
 from claude_sync.engine import Engine, Result
 from claude_sync.errors import ConfigError, SyncError
+from claude_sync.merge import restore_records
 from claude_sync.pathmap import PROJECTS, encode
 from claude_sync.repository import Snapshot
-from claude_sync.resources import select
+from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, select
 from claude_sync.session_policy import SessionPolicy
 from claude_sync.session_summary import summarize
 
@@ -74,19 +76,24 @@ def place(
                 f"session {info.id} was placed in another project's folder here by `resume "
                 "--cwd`: give --cwd with that directory again"
             )
+        if not os.path.isdir(placed_in):
+            raise SyncError(
+                f"session {info.id} was placed for {placed_in} by `resume --cwd`, which is "
+                "gone: give --cwd DIR (its project's directory, or another) to go on there"
+            )
         cwd = Path(placed_in)
     if cwd is not None:
         if not cwd.is_dir():
             raise ConfigError(f"--cwd {cwd} is not a directory")
         directory = Path(os.path.realpath(cwd))
         local_folder = encode(str(directory))
-        was = {path: engine.local_path(path) for path in info.files}
+        was = engine.local_path(info.path).parent
         if engine.mapper.folder_to_logical(local_folder) != info.folder:
             remember_move([local_folder, info.folder, str(directory)])
             engine.mapper.moved[info.id] = (local_folder, info.folder)
         elif engine.mapper.moved.pop(info.id, None) is not None:
             remember_move([])  # back in its own project's folder: no move to remember
-        _move_files(was, {path: engine.local_path(path) for path in info.files}, info.id)
+        _move_session(was, engine.local_path(info.path).parent, info.id)
     elif info.directory is None:
         label = engine.mapper.unmapped_label(f"{PROJECTS}{info.folder}/")
         if label not in (None, "~"):
@@ -119,26 +126,39 @@ def place(
     return directory
 
 
-def _move_files(was: dict[str, Path], now: dict[str, Path], session: str) -> None:
-    """The session's files here (a pull put them in its project's folder, or an earlier
-    `--cwd` in another) go where it is resumed now: left behind, a copy there would be
-    the same session under a second name, and what it got would never sync. The folders
-    of its own that this empties (`<id>/subagents`…) go too; the project's folder stays."""
-    moved = set()
-    for path, old in was.items():
-        new = now[path]
-        if old == new or not old.is_file() or new.exists():
+def _move_session(old: Path, new: Path, session: str) -> None:
+    """The session's files here (a pull put them in its project's folder `old`, or an
+    earlier `--cwd` another) go to the folder `new` it is resumed from: left behind, a copy
+    would be the same session under a second name, and what it got would never sync. All of
+    them, those no push took yet too: `<id>.jsonl` and everything under `<id>/`. A file
+    already there (a copy an older claude-sync left) keeps every record of both; another
+    file that differs keeps this one beside it as a conflict copy, which never syncs. The
+    folders of its own this empties go; the project's folder stays."""
+    if old == new:
+        return
+    files = [old / f"{session}.jsonl"] if (old / f"{session}.jsonl").is_file() else []
+    own = old / session
+    if own.is_dir():
+        files += sorted(p for p in own.rglob("*") if p.is_file() and not p.is_symlink())
+    for source in files:
+        target = new / source.relative_to(old)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            os.replace(source, target)
             continue
-        new.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(old, new)
-        moved.add(old.parent)
-    for folder in sorted(moved, key=lambda f: len(f.parts), reverse=True):
-        while session in folder.parts:
-            try:
-                folder.rmdir()
-            except OSError:
-                break  # not empty
-            folder = folder.parent
+        mine, theirs = source.read_bytes(), target.read_bytes()
+        if mine != theirs and target.suffix == ".jsonl":
+            merged = restore_records(theirs, mine)
+            durable.write_atomically(target, merged, prefix=f"{TMP_MARKER}-")
+        elif mine != theirs:
+            os.replace(source, target.with_name(f"{target.name}{CONFLICT_MARKER}-resume"))
+            continue
+        source.unlink()
+    for folder in sorted((p for p in own.rglob("*") if p.is_dir()), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # emptied, unless something else is there
+    with contextlib.suppress(OSError):
+        own.rmdir()
 
 
 def command(directory: Path, session: str) -> str:

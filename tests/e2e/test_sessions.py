@@ -684,3 +684,36 @@ def test_where_promises_only_what_a_pull_brings(pair, repo_dir):
     assert f"~ {ids['old']} (older: `claude-sync resume` or `pull --all`)" in where
     b.run("pull")
     assert "Sessions here:      1" in b.run("where", str(b.home / "code" / "app")).stdout
+
+
+def test_resume_cwd_moves_all_of_a_session_and_merges_a_copy_already_there(pair, repo_dir):
+    """What no push took yet (a sub-agent started here) moves with the session; a copy
+    already where it goes (an older claude-sync copied instead of moving) keeps every
+    record of both. One transcript remains, and it all syncs."""
+    a, b = pair
+    sid = set_up(a, b, repo_dir)["other"]
+    b.run("pull")
+    home_copy = b.claude / f"projects/{encode(str(b.home / 'code' / 'other'))}"
+    (home_copy / sid / "subagents").mkdir(parents=True)
+    (home_copy / sid / "subagents" / "agent-b.jsonl").write_text('{"uuid": "sub-b"}\n')
+    with (home_copy / f"{sid}.jsonl").open("a") as fh:
+        fh.write(json.dumps({"uuid": "b-home", "sessionId": sid}) + "\n")
+    elsewhere = b.home / "scratch"
+    elsewhere.mkdir()
+    there = b.claude / f"projects/{encode(str(elsewhere))}"
+    there.mkdir(parents=True)
+    stale = (home_copy / f"{sid}.jsonl").read_text().splitlines()[:-1]
+    extra = json.dumps({"uuid": "b-there", "sessionId": sid})
+    (there / f"{sid}.jsonl").write_text("\n".join([*stale, extra]) + "\n")
+    b.run("resume", sid, "--print", "--cwd", str(elsewhere))
+    assert not (home_copy / f"{sid}.jsonl").exists() and not (home_copy / sid).exists()
+    merged = (there / f"{sid}.jsonl").read_text()
+    assert "b-home" in merged and "b-there" in merged
+    assert (there / sid / "subagents" / "agent-b.jsonl").exists()
+    b.run("sync")
+    a.run("pull")
+    original = a.claude / f"projects/{folder(a, 'other')}"
+    lines = (original / f"{sid}.jsonl").read_text().splitlines()
+    assert {"b-home", "b-there"} <= {json.loads(line).get("uuid") for line in lines}
+    assert (original / sid / "subagents" / "agent-b.jsonl").exists()
+    assert len(list((b.claude / "projects").rglob(f"{sid}.jsonl"))) == 1
