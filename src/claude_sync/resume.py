@@ -93,7 +93,14 @@ def place(
             engine.mapper.moved[info.id] = (local_folder, info.folder)
         elif engine.mapper.moved.pop(info.id, None) is not None:
             remember_move([])  # back in its own project's folder: no move to remember
-        _move_session(was, engine.local_path(info.path).parent, info.id)
+        now = engine.local_path(info.path).parent
+        try:
+            _move_session(was, now, info.id)
+        except OSError as exc:
+            raise SyncError(
+                f"the files of session {info.id} could not all be moved from {was} to {now} "
+                f"({exc.strerror or exc}): move what is left there by hand, then resume again"
+            ) from None
     elif info.directory is None:
         label = engine.mapper.unmapped_label(f"{PROJECTS}{info.folder}/")
         if label not in (None, "~"):
