@@ -701,7 +701,8 @@ class Engine:
         )
         head = self.head()
         files = head.files if head else {}
-        placed = {self.mapper.to_local(p): e for p, e in files.items()}
+        to_local = self.mapper.to_local
+        placed = {local: e for p, e in files.items() if (local := to_local(p)).startswith(prefix)}
         old = (p for p, e in placed.items() if self.sessions.is_old(e))
         return ProjectSessions(folder, logical, sessions(here), sessions(placed), sessions(old))
 
