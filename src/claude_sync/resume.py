@@ -154,7 +154,9 @@ def _move_session(old: Path, new: Path, session: str) -> None:
             os.replace(source, target)
             continue
         mine, theirs = source.read_bytes(), target.read_bytes()
-        if mine != theirs and target.suffix == ".jsonl":
+        # (A transcript with a record still being written is not merged: that half record
+        # would be lost. It stays beside, as any other file that differs.)
+        if mine != theirs and target.suffix == ".jsonl" and mine.endswith(b"\n"):
             merged = restore_records(theirs, mine)
             durable.write_atomically(target, merged, prefix=f"{TMP_MARKER}-")
         elif mine != theirs:
