@@ -53,7 +53,7 @@ def entry(sha: str) -> FileEntry:
 
 
 def local(sha: str, path: str = AGENT) -> LocalFile:
-    return LocalFile(path, f"/x/{path}", CachedFile(StatKey(1, 0, 0, 0), 0o644, sha, ()))
+    return LocalFile(path, "/x", path, CachedFile(StatKey(1, 0, 0, 0), 0o644, sha, ()))
 
 
 def head(files: dict[str, str | None]) -> Snapshot:

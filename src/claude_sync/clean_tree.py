@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from claude_sync.resources import FoundFile, Skipped
 
@@ -30,6 +31,7 @@ DIGEST_FORM = 1
 #: so the next push looks at it again, whether it is still there or gone
 UNCLEAN = "unclean"
 PROJECTS = "projects/"
+_ENCODING = ("utf-8", "surrogatepass")
 
 
 def unit_of(local_path: str) -> str:
@@ -56,7 +58,16 @@ class TreeWalk:
     def of(cls, setting: str, found: list[FoundFile], skipped: list[Skipped]) -> TreeWalk:
         """The walk of found and skipped; setting: all else that decides how files are read
         and mapped (see Engine.walk)."""
-        lines: dict[str, list[str]] = {}
+        head = f"{DIGEST_FORM}\0{setting}".encode(*_ENCODING)
+        # Hashed a unit's run at a time: the lines of a whole tree, held together, left the
+        # heap fragmented for the rest of the push.
+        digests: dict[str, Any] = {}
+
+        def add(unit: str, lines: list[str]) -> None:
+            if unit not in digests:
+                digests[unit] = hashlib.sha256(head)
+            digests[unit].update(_joined(lines))
+
         start, count = 0, len(found)
         while start < count:
             # A walk lists each unit's files one after the other: one lookup per unit.
@@ -64,19 +75,19 @@ class TreeWalk:
             below, end = unit + "/", start + 1
             while end < count and found[end].local_path.startswith(below):
                 end += 1
-            lines.setdefault(unit, []).extend(
+            add(
+                unit,
                 [
                     f"{f.local_path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
                     f"\0{st.st_ctime_ns}\0{st.st_mode}"
                     for f in found[start:end]
                     for st in (f.st,)
-                ]
+                ],
             )
             start = end
         for s in skipped:
-            lines.setdefault(unit_of(s.local_path), []).append(repr(s))
-        head = f"{DIGEST_FORM}\0{setting}"
-        units = {unit: _sha(head, text) for unit, text in lines.items()}
+            add(unit_of(s.local_path), [repr(s)])
+        units = {unit: h.hexdigest() for unit, h in digests.items()}
         whole = _sha(head, [f"{unit}\0{digest}" for unit, digest in sorted(units.items())])
         return cls(found, skipped, whole, units)
 
@@ -100,6 +111,10 @@ class TreeWalk:
         return TreeWalk(found, self.skipped, self.digest, self.units)
 
 
-def _sha(head: str, lines: list[str]) -> str:
-    text = "\n".join([head, *lines])
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+def _joined(lines: list[str]) -> bytes:
+    """The lines as they follow the head in a digest, each after a line break."""
+    return "".join(["\n" + line for line in lines]).encode(*_ENCODING)
+
+
+def _sha(head: bytes, lines: list[str]) -> str:
+    return hashlib.sha256(head + _joined(lines)).hexdigest()

@@ -395,7 +395,9 @@ class Engine:
                 continue
             cached = cache.get(path)
             if cached is not None and cached.stat == _stat_key(found.st):
-                local[path] = LocalFile(path, found.abspath, cached, is_transcript(path))
+                local[path] = LocalFile(
+                    path, found.root, found.local_path, cached, is_transcript(path)
+                )
             else:
                 changed.append((found, path, cached))
         if changed:
@@ -464,7 +466,12 @@ class Engine:
                     summary, mark = self._summary_of(read, outcome, worker)
                     fresh_files.append((path, outcome))
                     local[path] = LocalFile(
-                        path, found.abspath, outcome, is_transcript(path), summary
+                        path,
+                        found.root,
+                        found.local_path,
+                        outcome,
+                        is_transcript(path),
+                        summary,
                     )
                     if mark is not None:
                         new_marks.append((path, mark))

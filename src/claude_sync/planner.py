@@ -32,12 +32,19 @@ class LocalFile(NamedTuple):
     per file of the tree, and a frozen dataclass sets each field through a call."""
 
     path: str
-    abspath: str
+    #: where it is: the Claude folder and the path in it (its absolute path is made when
+    #: asked for, as FoundFile's)
+    root: str
+    local_path: str
     cached: CachedFile
     #: a transcript: its last record, while being written, is not part of what is synced
     append_only: bool = False
     #: a main transcript's summary, when a push's scan read it (see SessionPolicy.summary)
     summary: SessionSummary | None = None
+
+    @property
+    def abspath(self) -> str:
+        return f"{self.root}/{self.local_path}"
 
     @property
     def sha256(self) -> str:

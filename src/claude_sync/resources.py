@@ -178,12 +178,18 @@ AnyStat = FileStat | os.stat_result
 
 class FoundFile(NamedTuple):
     """A regular file the scan selected, as it is on disk here (a tuple: a scan makes one
-    per file of the tree)."""
+    per file of the tree; its absolute path is made when asked for, not kept: 8 MiB at
+    50,000 files)."""
 
     #: relative to the Claude folder, as named on this machine (the mapper gives its logical path)
     local_path: str
-    abspath: str
+    #: the Claude folder (one string shared by all)
+    root: str
     st: FileStat
+
+    @property
+    def abspath(self) -> str:
+        return f"{self.root}/{self.local_path}"
 
 
 @dataclass(frozen=True)
@@ -354,7 +360,7 @@ class _Walk:
             return None
         return FoundFile(
             path,
-            abspath,
+            self.root,
             FileStat(lst.st_size, lst.st_mtime_ns, lst.st_ino, lst.st_ctime_ns, lst.st_mode),
         )
 

@@ -20,17 +20,18 @@ def _fresh_lookup():
 def test_on_this_linux_the_calls_reach_glibc():
     libc = memory._glibc()
     assert libc is not None
-    memory.share_arenas()
+    memory.tune()
     memory.give_back()
     # mallopt answers 1 when it accepts the setting.
     assert libc.mallopt(memory.M_ARENA_MAX, memory.ARENAS) == 1
+    assert libc.mallopt(memory.M_MMAP_THRESHOLD, memory.MMAP_THRESHOLD) == 1
 
 
 @pytest.mark.parametrize("platform", ["darwin", "win32"])
 def test_elsewhere_they_do_nothing(monkeypatch, platform):
     monkeypatch.setattr(sys, "platform", platform)
     assert memory._glibc() is None
-    memory.share_arenas()
+    memory.tune()
     memory.give_back()
 
 

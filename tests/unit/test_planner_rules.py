@@ -20,7 +20,7 @@ def head(files: dict[str, str]) -> Snapshot:
 
 
 def local(sha: str) -> LocalFile:
-    return LocalFile(AGENT, f"/x/{AGENT}", CachedFile(StatKey(1, 0, 0, 0), 0o644, sha, ()))
+    return LocalFile(AGENT, "/x", AGENT, CachedFile(StatKey(1, 0, 0, 0), 0o644, sha, ()))
 
 
 def test_a_deletion_here_does_not_win_over_an_edit_there() -> None:
@@ -52,7 +52,7 @@ EARLY = "agents/a.md"  # sorts before AGENT: a decision on it must not end the l
 
 def view(files: dict[str, str], unknown: set[str] | None = None) -> LocalView:
     found = {
-        p: LocalFile(p, f"/x/{p}", CachedFile(StatKey(1, 5, 0, 0), 0o644, s, ()))
+        p: LocalFile(p, "/x", p, CachedFile(StatKey(1, 5, 0, 0), 0o644, s, ()))
         for p, s in files.items()
     }
     return LocalView(found, unknown or set())

@@ -185,13 +185,22 @@ def test_chunks_a_file_here_no_longer_holds_are_not_taken_from_it(tmp_path: Path
         stat = StatKey(12, 0, 0, 0)
         here = {
             "agents/f.md": LocalFile(
-                "agents/f.md", str(file), CachedFile(stat, 0o644, "0" * 64, ((right, 0, 12),))
+                "agents/f.md",
+                str(tmp_path),
+                "f.md",
+                CachedFile(stat, 0o644, "0" * 64, ((right, 0, 12),)),
             ),
             "agents/g.md": LocalFile(
-                "agents/g.md", str(file), CachedFile(stat, 0o644, "0" * 64, ((wrong, 0, 12),))
+                "agents/g.md",
+                str(tmp_path),
+                "f.md",
+                CachedFile(stat, 0o644, "0" * 64, ((wrong, 0, 12),)),
             ),
             "agents/h.md": LocalFile(
-                "agents/h.md", str(file), CachedFile(stat, 0o644, "0" * 64, ((right, 0, 12),))
+                "agents/h.md",
+                str(tmp_path),
+                "f.md",
+                CachedFile(stat, 0o644, "0" * 64, ((right, 0, 12),)),
             ),
         }
         wanted = FileEntry("0" * 64, 0, 0, 0o644, ())

@@ -44,7 +44,7 @@ class App(click.Group):
         # the collector's default (a pass every 700 new objects, and whole passes over all
         # of them) took a tenth of a status or no-op push. Cycles are still collected.
         gc.set_threshold(GC_THRESHOLD, 10, 10)
-        memory.share_arenas()
+        memory.tune()
         # A `kill` (a logout, a service manager) stops a command as Ctrl-C does: what it
         # wrote is whole, and the next run goes on from there.
         previous = None
