@@ -4,6 +4,7 @@ them on this machine, and start `claude --resume` in its project's directory."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shlex
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from claude_sync.session_summary import summarize
 
 #: candidates named in an error about an ambiguous choice
 SHOWN = 10
+#: how much of a transcript's end is read for the directory it last ran in
+TAIL = 1 << 16
 
 
 def pick(
@@ -71,6 +74,12 @@ def place(
         info.directory = catalog.local_directory(engine, info.folder, info.cwd)
     moved = engine.mapper.moved.get(info.id)
     if cwd is None and moved is not None:
+        if placed_in is None:
+            # Moved by a claude-sync that did not remember the directory: Claude Code's own
+            # records there say where it went on.
+            placed_in = _ran_in(engine.local_path(info.path), moved[0])
+            if placed_in is not None:
+                remember_move([*moved, placed_in])
         if placed_in is None or encode(os.path.realpath(placed_in)) != moved[0]:
             raise SyncError(
                 f"session {info.id} was placed in another project's folder here by `resume "
@@ -184,3 +193,22 @@ def run_claude(directory: Path, session: str) -> None:
         raise SyncError(
             f"cannot start Claude Code ({exc.strerror}); run: {command(directory, session)}"
         ) from None
+
+
+def _ran_in(transcript: Path, local_folder: str) -> str | None:
+    """The directory whose project folder is local_folder that the transcript's last
+    records ran in (their `cwd`), if it is still here."""
+    try:
+        with transcript.open("rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - TAIL))
+            tail = fh.read()
+    except OSError:
+        return None
+    for line in reversed(tail.splitlines()):
+        try:
+            cwd = json.loads(line).get("cwd")
+        except (ValueError, AttributeError):
+            continue  # the cut first line, or a record that is not an object
+        if isinstance(cwd, str) and encode(os.path.realpath(cwd)) == local_folder:
+            return cwd if os.path.isdir(cwd) else None
+    return None

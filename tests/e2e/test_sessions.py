@@ -630,6 +630,27 @@ def test_a_session_already_here_moves_with_resume_cwd_and_back(catalog, pair, re
     assert [s["id"] for s in catalog(b)].count(sid) == 1
 
 
+def test_a_move_remembered_by_the_previous_version_is_resumed_where_it_went_on(pair, repo_dir):
+    """claude-sync 0.1 remembered a `--cwd` move without its directory: a plain `resume`
+    asked for --cwd again. The transcript's own records say where Claude Code ran it."""
+    a, b = pair
+    sid = set_up(a, b, repo_dir)["other"]
+    b.run("pull")
+    elsewhere = b.home / "scratch"
+    elsewhere.mkdir()
+    b.run("resume", sid, "--print", "--cwd", str(elsewhere))
+    settings = json.loads((b.config_dir / "config.json").read_text())
+    settings["moved_sessions"][sid] = settings["moved_sessions"][sid][:2]  # as 0.1 kept it
+    (b.config_dir / "config.json").write_text(json.dumps(settings))
+    placed = b.claude / f"projects/{encode(str(elsewhere))}/{sid}.jsonl"
+    with placed.open("a") as fh:
+        fh.write(json.dumps({"uuid": "b-1", "sessionId": sid, "cwd": str(elsewhere)}) + "\n")
+    again = b.run("resume", sid, "--print").stdout.strip()
+    assert again == f"cd {elsewhere} && claude --resume {sid}"
+    kept = json.loads((b.config_dir / "config.json").read_text())["moved_sessions"][sid]
+    assert kept[2] == str(elsewhere)
+
+
 def test_a_session_under_a_label_not_mapped_here_continues_with_resume_cwd(pair, repo_dir):
     """A's projects are stored under a label (`map ~/code work`) that B does not map: resume
     says how to map it, and a session resumed with --cwd syncs back (it was never pushed:
