@@ -143,13 +143,25 @@ def test_output_into_a_closed_pipe_ends_quietly(machines, repo_dir):
     populate(a)
     a.run("init", str(repo_dir))
     a.run("push")
-    for command in (["log"], ["sessions"], ["status"], ["sessions", "--json"]):
+    for command in (["log"], ["sessions"], ["status"], ["sessions", "--json"], ["--help"]):
         read, write = os.pipe()
         os.close(read)
         proc = a.start(*command, stdout=write)
         _, stderr = proc.communicate(timeout=60)
         os.close(write)
         assert (proc.returncode, stderr) == (128 + signal.SIGPIPE, ""), command
+
+
+def test_help_that_cannot_be_written_is_one_line(machines):
+    """`claude-sync --help > /dev/full`: printed while the options are read, before any
+    command runs (it was a traceback)."""
+    a, _ = machines
+    for args in (["--help"], ["--version"], ["push", "--help"]):
+        with open("/dev/full", "w") as full:
+            proc = a.start(*args, stdout=full)
+            _, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 1 and stderr.startswith("error: "), (args, stderr)
+        assert "Traceback" not in stderr
 
 
 def test_ctrl_c_while_starting_is_one_line(machines):

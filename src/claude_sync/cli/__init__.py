@@ -53,12 +53,7 @@ class App(click.Group):
         try:
             return super().invoke(ctx)
         except BrokenPipeError as exc:
-            if not _stdout_closed():
-                _fail(f"unexpected BrokenPipeError: {exc}", EXIT_FAILED)
-            # `claude-sync sessions | head -1`: the reader has what it wanted. Quiet, and
-            # the status of a program stopped by the closed pipe, as other tools have.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(128 + signal.SIGPIPE)
+            _closed_pipe(exc)
         except SyncError as exc:
             message = str(exc)
             if (
@@ -93,6 +88,16 @@ class App(click.Group):
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
 
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        """The top-level options are read: `--help` and `--version` print there, before any
+        command runs."""
+        try:
+            return super().make_context(*args, **kwargs)
+        except BrokenPipeError as exc:
+            _closed_pipe(exc)
+        except OSError as exc:  # `claude-sync --help > /dev/full`
+            _fail(no_space(exc) or f"cannot write the output: {exc.strerror or exc}", EXIT_FAILED)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Each command's whole first line: Click would cut it to the terminal's width."""
         rows = [
@@ -102,6 +107,15 @@ class App(click.Group):
         ]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _closed_pipe(exc: BrokenPipeError) -> NoReturn:
+    if not _stdout_closed():
+        _fail(f"unexpected BrokenPipeError: {exc}", EXIT_FAILED)
+    # `claude-sync sessions | head -1`: the reader has what it wanted. Quiet, and the
+    # status of a program stopped by the closed pipe, as other tools have.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(128 + signal.SIGPIPE)
 
 
 def _interrupt(signum: int, frame: object) -> NoReturn:
