@@ -190,7 +190,8 @@ class StagedFile(NamedTuple):
     """A downloaded, verified file waiting in a temporary file beside its destination."""
 
     path: str  # logical
-    tmp: Path
+    #: a string, not a Path: a pull of 50,000 files keeps one per file (20 MiB as Paths)
+    tmp: str
     dest: Path
     entry: FileEntry
 
@@ -2043,12 +2044,12 @@ class Engine:
             _check_inside(allowed, folders, root)
             for i, (path, (dest, entry)) in enumerate(outputs.items()):
                 # Short: a name near NAME_MAX must still get a temporary file beside it.
-                tmp = dest.parent / f"{TMP_MARKER}-{token}-{i}"
+                tmp = os.path.join(os.path.dirname(dest), f"{TMP_MARKER}-{token}-{i}")
                 staged.append(StagedFile(path, tmp, dest, entry))
             lost = self._download_into(staged, result, partial, here or {})
             for path, tmp, _, _ in staged:
                 if path in lost:
-                    tmp.unlink(missing_ok=True)
+                    _remove(tmp)
                     result.unavailable.append(path)
                     result.warnings.append(f"{path} could not be downloaded: {lost[path]}")
             staged[:] = [s for s in staged if s.path not in lost]
@@ -2066,7 +2067,7 @@ class Engine:
             yield staged
         finally:
             for s in staged:
-                s.tmp.unlink(missing_ok=True)
+                _remove(s.tmp)
 
     def _allowed_roots(self, root: Path) -> list[Path]:
         """Where writes may land: root, and the targets of its linked top-level resources
@@ -2112,7 +2113,7 @@ class Engine:
         checked the same way, not downloaded. Filtered files are rebuilt in memory, where
         their whole hash is checked. With `partial`, returns the paths whose data could
         not be had, with why."""
-        places: dict[str, list[tuple[Path, int, int]]] = {}
+        places: dict[str, list[tuple[str, int, int]]] = {}
         held: dict[str, bytes | None] = {}
         for path, tmp, _, entry in staged:
             if path in self.filters:
@@ -2630,19 +2631,24 @@ def _unchanged_since_scan(dest: Path, scanned: LocalFile | None) -> bool:
     return scanned is not None and _stat_key(st) == scanned.cached.stat
 
 
-def _open_new(path: Path) -> Any:
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _open_new(path: str) -> Any:
     """A temporary output for writing, created (with its folder) if needed; never through
     a symlink."""
     return os.fdopen(_open_new_fd(path), "wb")
 
 
-def _open_new_fd(path: Path) -> int:
+def _open_new_fd(path: str) -> int:
     """_open_new's descriptor."""
     flags = os.O_WRONLY | os.O_CREAT | portable.O_NOFOLLOW | portable.O_CLOEXEC | portable.O_BINARY
     try:
         return os.open(path, flags, 0o600)
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         return os.open(path, flags, 0o600)
 
 

