@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,27 @@ def test_push_then_pull_is_byte_identical_with_mtimes(machines, repo_dir):
     assert result["conflicts"] == [] and result["downloaded_bytes"] > 0
     assert not (b.home / ".claude.json").exists()
     assert "agents/link-in.md" in got  # a symlink inside the root is synced as a file
+
+
+def test_a_first_push_of_thousands_of_small_files_arrives_whole(machines, repo_dir):
+    """A heavy user's first push: thousands of small transcripts, sub-agents and tool
+    results, read by worker processes (engine.WORKER_FILES). The other machine gets each
+    file as it is, and each session's title from the summaries the workers made."""
+    a, b = machines
+    populate(a)
+    for p in range(30):
+        for n in range(70):
+            sid = str(uuid.UUID(int=p * 1000 + n + 1))
+            rel = f"projects/-home-ann-code-p{p}/{sid}"
+            a.write(f"{rel}.jsonl", transcript(sid, 2 + n % 5, cwd=f"/home/ann/code/p{p}"))
+            if n % 7 == 0:
+                a.write(f"{rel}/tool-results/r{n}.txt", f"output {p} {n}\n" * (1 + n))
+    set_up_pair(a, b, repo_dir)
+    b.run("pull", "--all")
+    assert snapshot_tree(b.claude) == synced_view(a)
+    listed = {s["id"]: s for s in b.json("sessions")}
+    sid = str(uuid.UUID(int=29 * 1000 + 69 + 1))
+    assert listed[sid]["records"] == 2 + 69 % 5 and listed[sid]["title"].startswith("message 0")
 
 
 def test_second_push_sends_little_more_than_the_change(machines, repo_dir):

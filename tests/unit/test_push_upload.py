@@ -22,8 +22,9 @@ import pytest
 from engine_pair import EngineMachines
 from memory_store import MemoryStore
 
-from claude_sync.engine import SMALL_READ, Engine, NewChunks, _read_whole
+from claude_sync.engine import SMALL_READ, Engine, NewChunks
 from claude_sync.errors import BackendError, SyncError
+from claude_sync.read_worker import read_whole
 from claude_sync.repository import Repository
 from claude_sync.resources import select
 from claude_sync.state import State
@@ -235,7 +236,7 @@ def test_a_small_file_that_grew_after_the_walk_is_read_in_few_calls(tmp_path: Pa
         return real_read(fd, n)
 
     with mock.patch.object(os, "read", counted):
-        data, st = _read_whole(path, 1)  # the walk saw one byte
+        data, st = read_whole(path, 1, SMALL_READ)  # the walk saw one byte
     assert data == b"x" * 300_000 and st.st_size == 300_000
     assert len(reads) <= 300_000 // SMALL_READ + 3
 

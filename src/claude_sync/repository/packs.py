@@ -282,6 +282,18 @@ class PackWriter:
                 return
             self.pending.add(blob_id)
         sealed = self.repo.keys.seal(blob_aad(blob_id), compression.pack(plaintext, padded=True))
+        self._append_sealed(blob_id, sealed)
+
+    def add_sealed(self, blob_id: str, sealed: bytes) -> None:
+        """A blob sealed elsewhere (a read worker, see read_worker), whose id was made from
+        its plaintext there: as seal_read."""
+        with self._lock:
+            if blob_id in self.pending:
+                return
+            self.pending.add(blob_id)
+        self._append_sealed(blob_id, sealed)
+
+    def _append_sealed(self, blob_id: str, sealed: bytes) -> None:
         with self._lock:
             full = self._append(blob_id, sealed)
         if full:

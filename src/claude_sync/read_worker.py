@@ -1,0 +1,286 @@
+"""Small files read, hashed, summarized, compressed and sealed in worker processes, for a push
+that reads thousands of them (a first push).
+
+Reading a small file is mostly the interpreter's work, under its lock: with the scan's own
+thread doing it, a first push of 50,000 small files kept one core busy and the other idle
+while the scan also walked, planned and wrote the state (~100 µs a file). Each worker is a
+plain child process, started with only what an interpreter needs in its environment, that
+answers a batch of files at a time over its pipes: what each file's stat was once read, its
+content hash, its chunks, its summary, and each chunk sealed as a push stores it. The caller
+keeps deciding everything else: it compares the stat with the walk's (a file that changed is
+read again on the caller's thread), and only chunks the repository lacks go into packs.
+
+The repository's keys reach a worker on its standard input, never through its environment or
+arguments; it holds them in memory as the caller does, and exits when its input closes.
+
+Frames are a 4-byte little-endian length and its bytes: JSON, or sealed blobs back to back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import struct
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+from claude_sync import portable
+
+#: all the worker keeps of this process's environment: what an interpreter needs to start
+_KEEP = ("PATH", "SYSTEMROOT", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP")
+_LENGTH = struct.Struct("<I")
+#: the most a frame may claim: a batch of files under 64 KiB each, sealed, with its header
+MAX_FRAME = 1 << 28
+#: how long a batch may take before its worker is taken for hung and killed (the caller
+#: then reads the files itself: a push run by a hook must not wait on it for ever)
+READ_WAIT = 120.0
+
+
+def read_whole(path: str | Path, size: int, block: int) -> tuple[bytes, os.stat_result]:
+    """A small file's bytes, and its stat once they were read (of the file read, even if
+    its name now leads to another: what was read is then consistent, and the next scan
+    sees the new one). A bare descriptor: a file object costs more syscalls than reading
+    a small file, and a first scan can meet tens of thousands. block: the least to ask for
+    after the first read, when it grew since its stat."""
+    fd = os.open(path, os.O_RDONLY | portable.O_BINARY | portable.O_CLOEXEC)
+    try:
+        parts = []
+        got = 0
+        want = size + 1  # end of file seen in one read; more if it grew since its stat
+        while chunk := os.read(fd, want):
+            parts.append(chunk)
+            got += len(chunk)
+            if got >= size and len(chunk) < want:
+                break  # a local file reads short only at its end: no read just to see it
+            want = max(want, block)
+        return b"".join(parts), os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
+class FileToRead(NamedTuple):
+    """What a worker needs to read one file as the scan would."""
+
+    abspath: str
+    #: its logical path (whether it is a transcript, JSON, a main transcript to summarize)
+    path: str
+    size: int
+    #: where its last summary can resume (SummaryMark.to_json), if summarized
+    mark: str | None
+    summarize: bool
+
+
+class WorkerRead(NamedTuple):
+    """One file as a worker read it: the error, or its content's description."""
+
+    #: (errno, strerror) when it could not be read
+    error: tuple[int, str] | None
+    #: size, mtime_ns, ino, ctime_ns once read
+    stat: tuple[int, int, int, int]
+    sha256: str
+    chunks: tuple[tuple[str, int, int], ...]
+    #: each chunk as a pack stores it, in order (empty for an error)
+    sealed: list[bytes]
+    #: SessionSummary.to_json and SummaryMark.to_json, or None
+    summary: dict[str, Any] | None
+    mark: str | None
+    #: False for a `.json` file that does not parse (caught mid-write)
+    parses: bool
+
+
+class ReadWorkers:
+    """A few worker processes, each used by one caller thread at a time."""
+
+    command = (sys.executable, "-m", "claude_sync.read_worker")
+
+    def __init__(self, setup: dict[str, Any], count: int) -> None:
+        """setup: the keys, chunker and device the workers read with (see serve)."""
+        env = {name: value for name in _KEEP if (value := os.environ.get(name)) is not None}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        self.count = count
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self._free: queue.SimpleQueue[subprocess.Popen[bytes]] = queue.SimpleQueue()
+        try:
+            for _ in range(count):
+                proc = subprocess.Popen(
+                    self.command,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    env=env,
+                )
+                self._procs.append(proc)
+                assert proc.stdin is not None
+                _write_frame(proc.stdin, json.dumps(setup).encode())
+                proc.stdin.flush()
+                self._free.put(proc)
+        except (OSError, ValueError):
+            self.close()
+            raise
+
+    def read(self, files: Sequence[FileToRead]) -> list[WorkerRead]:
+        """The files, read by a free worker; OSError (or ValueError, for an answer that
+        makes no sense) when it failed: the caller reads them itself."""
+        proc = self._free.get()
+        # A timer, not a timeout on the pipe: Windows cannot wait on a pipe with one.
+        hung = threading.Timer(READ_WAIT, proc.kill)
+        hung.start()
+        try:
+            if proc.poll() is not None:
+                raise OSError("the read worker stopped")
+            assert proc.stdin is not None and proc.stdout is not None
+            _write_frame(proc.stdin, json.dumps([list(f) for f in files]).encode())
+            proc.stdin.flush()
+            header = json.loads(_read_frame(proc.stdout))
+            sealed = memoryview(_read_frame(proc.stdout))
+            if not isinstance(header, list) or len(header) != len(files):
+                raise ValueError("the read worker answered another batch")
+            reads, at = [], 0
+            for answer in header:
+                error, stat, sha, chunks, lengths, summary, mark, parses = answer
+                blobs = []
+                for length in lengths:
+                    blobs.append(bytes(sealed[at : at + length]))
+                    at += length
+                reads.append(
+                    WorkerRead(
+                        None if error is None else (int(error[0]), str(error[1])),
+                        (int(stat[0]), int(stat[1]), int(stat[2]), int(stat[3])),
+                        str(sha),
+                        tuple((str(b), int(o), int(n)) for b, o, n in chunks),
+                        blobs,
+                        summary,
+                        mark,
+                        bool(parses),
+                    )
+                )
+            if at != len(sealed):
+                raise ValueError("the read worker's sealed blobs do not add up")
+        except BaseException:
+            # Mid-frame, or killed: the worker is of no more use (the next caller finds it
+            # stopped, and reads the files itself).
+            with contextlib.suppress(OSError):
+                proc.kill()
+                proc.wait()
+            raise
+        finally:
+            hung.cancel()
+            self._free.put(proc)
+        return reads
+
+    def close(self) -> None:
+        for proc in self._procs:
+            with contextlib.suppress(OSError, ValueError):
+                assert proc.stdin is not None
+                proc.stdin.close()
+        for proc in self._procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            with contextlib.suppress(OSError, ValueError):
+                assert proc.stdout is not None
+                proc.stdout.close()
+
+
+def _write_frame(out: IO[bytes], body: bytes) -> None:
+    out.write(_LENGTH.pack(len(body)))
+    out.write(body)
+
+
+def _read_frame(source: IO[bytes]) -> bytes:
+    head = source.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError("the read worker stopped")
+    (length,) = _LENGTH.unpack(head)
+    if length > MAX_FRAME:
+        raise ValueError("the read worker sent an implausible frame")
+    body = source.read(length)
+    if len(body) < length:
+        raise EOFError("the read worker stopped")
+    return body
+
+
+def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
+    """The worker: a setup frame, then one answer (a header and the sealed blobs) per batch,
+    until its input closes."""
+    try:
+        reader = _Reader(json.loads(_read_frame(requests)))
+        while True:
+            header, sealed = [], []
+            for request in json.loads(_read_frame(requests)):
+                answer, blobs = reader.read(FileToRead(*request))
+                header.append(answer)
+                sealed += blobs
+            _write_frame(answers, json.dumps(header).encode())
+            _write_frame(answers, b"".join(sealed))
+            answers.flush()
+    except EOFError:
+        return  # the caller is done
+
+
+class _Reader:
+    """A worker's reading of one file, as Engine._read and _read_checked do it."""
+
+    def __init__(self, setup: dict[str, Any]) -> None:
+        from claude_sync.chunking import Chunker, ChunkerParams
+        from claude_sync.crypto import KeyRing
+
+        self.keys = KeyRing(
+            bytes.fromhex(setup["master"]),
+            {int(n): bytes.fromhex(k) for n, k in setup["epochs"].items()},
+        )
+        self.keys.keyed_blake3 = bool(setup["keyed_blake3"])
+        self.chunker = Chunker(ChunkerParams(**setup["chunker"]))
+        self.device = str(setup["device"])
+        self.block = int(setup["block"])
+
+    def read(self, f: FileToRead) -> tuple[list[Any], list[bytes]]:
+        """The file's answer (see ReadWorkers.read) and its chunks, sealed."""
+        from claude_sync import compression
+        from claude_sync.merge import is_transcript, split_unfinished
+        from claude_sync.repository.packs import blob_aad
+        from claude_sync.session_policy import SessionPolicy
+        from claude_sync.session_summary import SummaryMark
+
+        try:
+            data, after = read_whole(f.abspath, f.size, self.block)
+        except OSError as exc:
+            error = [exc.errno or 0, exc.strerror or str(exc)]
+            return [error, [0, 0, 0, 0], "", [], [], None, None, False], []
+        if is_transcript(f.path):
+            data = split_unfinished(data)[0]
+        sealed: list[bytes] = []
+
+        def keep(blob_id: str, piece: memoryview) -> None:
+            sealed.append(self.keys.seal(blob_aad(blob_id), compression.pack(piece, padded=True)))
+
+        sha, chunks = self.chunker.digest_bytes(data, self.keys.blob_id, keep)
+        summary = mark = None
+        if f.summarize:
+            last = SummaryMark.from_json(f.mark) if f.mark else None
+            made, next_mark = SessionPolicy.summary(
+                f.path, f.abspath, chunks, self.device, last, data
+            )
+            summary = None if made is None else made.to_json()
+            mark = None if next_mark is None else next_mark.to_json()
+        parses = True
+        if f.path.endswith(".json"):
+            try:
+                json.loads(data)
+            except ValueError:
+                parses = False
+        stat = [after.st_size, after.st_mtime_ns, after.st_ino, after.st_ctime_ns]
+        lengths = [len(blob) for blob in sealed]
+        return [None, stat, sha, chunks, lengths, summary, mark, parses], sealed
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)
