@@ -450,7 +450,7 @@ class Engine:
         readers = self._read_workers(changed) if keep_sealed is not None else None
         with (
             ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
-            ThreadPoolExecutor(max_workers=readers.count if readers else 1) as small_files,
+            ThreadPoolExecutor(max_workers=2 * readers.count if readers else 1) as small_files,
             _closing(worker),
             _closing(readers),
         ):

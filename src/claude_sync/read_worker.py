@@ -18,15 +18,17 @@ Frames are a 4-byte little-endian length and its bytes: JSON, or sealed blobs ba
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import itertools
 import json
 import os
-import queue
 import struct
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -95,7 +97,9 @@ class WorkerRead(NamedTuple):
 
 
 class ReadWorkers:
-    """A few worker processes, each used by one caller thread at a time."""
+    """A few worker processes. Callers on several threads hand each worker batches one
+    after the other, so that it always has the next one waiting; a thread per worker
+    collects its answers, in order."""
 
     command = (sys.executable, "-m", "claude_sync.read_worker")
 
@@ -104,90 +108,130 @@ class ReadWorkers:
         env = {name: value for name in _KEEP if (value := os.environ.get(name)) is not None}
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.count = count
-        self._procs: list[subprocess.Popen[bytes]] = []
-        self._free: queue.SimpleQueue[subprocess.Popen[bytes]] = queue.SimpleQueue()
+        self._workers: list[_Worker] = []
+        self._turn = itertools.count()
         try:
             for _ in range(count):
-                proc = subprocess.Popen(
-                    self.command,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.DEVNULL,
-                    env=env,
-                )
-                self._procs.append(proc)
-                assert proc.stdin is not None
-                _write_frame(proc.stdin, json.dumps(setup).encode())
-                proc.stdin.flush()
-                self._free.put(proc)
+                self._workers.append(_Worker(self.command, env, json.dumps(setup).encode()))
         except (OSError, ValueError):
             self.close()
             raise
 
     def read(self, files: Sequence[FileToRead]) -> list[WorkerRead]:
-        """The files, read by a free worker; OSError (or ValueError, for an answer that
-        makes no sense) when it failed: the caller reads them itself."""
-        proc = self._free.get()
-        # A timer, not a timeout on the pipe: Windows cannot wait on a pipe with one.
-        hung = threading.Timer(READ_WAIT, proc.kill)
-        hung.start()
-        try:
-            if proc.poll() is not None:
-                raise OSError("the read worker stopped")
-            assert proc.stdin is not None and proc.stdout is not None
-            _write_frame(proc.stdin, json.dumps([list(f) for f in files]).encode())
-            proc.stdin.flush()
-            header = json.loads(_read_frame(proc.stdout))
-            sealed = memoryview(_read_frame(proc.stdout))
-            if not isinstance(header, list) or len(header) != len(files):
-                raise ValueError("the read worker answered another batch")
-            reads, at = [], 0
-            for answer in header:
-                error, stat, sha, chunks, lengths, summary, mark, parses = answer
-                blobs = []
-                for length in lengths:
-                    blobs.append(bytes(sealed[at : at + length]))
-                    at += length
-                reads.append(
-                    WorkerRead(
-                        None if error is None else (int(error[0]), str(error[1])),
-                        (int(stat[0]), int(stat[1]), int(stat[2]), int(stat[3])),
-                        str(sha),
-                        tuple((str(b), int(o), int(n)) for b, o, n in chunks),
-                        blobs,
-                        summary,
-                        mark,
-                        bool(parses),
-                    )
-                )
-            if at != len(sealed):
-                raise ValueError("the read worker's sealed blobs do not add up")
-        except BaseException:
-            # Mid-frame, or killed: the worker is of no more use (the next caller finds it
-            # stopped, and reads the files itself).
-            with contextlib.suppress(OSError):
-                proc.kill()
-                proc.wait()
-            raise
-        finally:
-            hung.cancel()
-            self._free.put(proc)
-        return reads
+        """The files, read by the next worker; OSError when it failed or hung (it is then
+        stopped, and the caller reads them itself)."""
+        worker = self._workers[next(self._turn) % len(self._workers)]
+        return worker.ask(json.dumps([list(f) for f in files]).encode(), len(files))
 
     def close(self) -> None:
-        for proc in self._procs:
-            with contextlib.suppress(OSError, ValueError):
-                assert proc.stdin is not None
-                proc.stdin.close()
-        for proc in self._procs:
+        for worker in self._workers:
+            worker.close()
+
+
+class _Worker:
+    def __init__(self, command: Sequence[str], env: dict[str, str], setup: bytes) -> None:
+        self.proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        self._lock = threading.Lock()
+        self._waiting: collections.deque[tuple[Future[list[WorkerRead]], int]] = collections.deque()
+        self._stopped = False
+        self._send(setup)
+        self._collector = threading.Thread(target=self._collect, daemon=True)
+        self._collector.start()
+
+    def ask(self, request: bytes, count: int) -> list[WorkerRead]:
+        future: Future[list[WorkerRead]] = Future()
+        with self._lock:
+            if self._stopped:
+                raise OSError("the read worker stopped")
+            self._waiting.append((future, count))
             try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            with contextlib.suppress(OSError, ValueError):
-                assert proc.stdout is not None
-                proc.stdout.close()
+                self._send(request)
+            except (OSError, ValueError) as exc:
+                self._stop()
+                raise OSError(f"the read worker stopped ({exc})") from None
+        try:
+            return future.result(timeout=READ_WAIT)
+        except TimeoutError:
+            with self._lock:
+                self._stop()  # hung: what waits on it fails at once
+            raise OSError("the read worker did not answer") from None
+
+    def _send(self, body: bytes) -> None:
+        assert self.proc.stdin is not None
+        _write_frame(self.proc.stdin, body)
+        self.proc.stdin.flush()
+
+    def _stop(self) -> None:
+        """Kill the worker (under the lock); the collector fails what still waits."""
+        self._stopped = True
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+
+    def _collect(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            while True:
+                header = json.loads(_read_frame(self.proc.stdout))
+                sealed = memoryview(_read_frame(self.proc.stdout))
+                with self._lock:
+                    future, count = self._waiting.popleft()
+                future.set_result(_answers(header, sealed, count))
+        except (OSError, ValueError, EOFError, IndexError, TypeError, KeyError):
+            pass  # stopped, or an answer that makes no sense: the worker is of no more use
+        finally:
+            with self._lock:
+                self._stop()
+                waiting, self._waiting = self._waiting, collections.deque()
+            for future, _ in waiting:
+                if not future.done():
+                    future.set_exception(OSError("the read worker stopped"))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            assert self.proc.stdin is not None
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self._collector.join(timeout=5)
+        with contextlib.suppress(OSError, ValueError):
+            assert self.proc.stdout is not None
+            self.proc.stdout.close()
+
+
+def _answers(header: Any, sealed: memoryview, count: int) -> list[WorkerRead]:
+    """A batch's answers from its header and sealed blobs; ValueError when they do not fit."""
+    if not isinstance(header, list) or len(header) != count:
+        raise ValueError("the read worker answered another batch")
+    reads, at = [], 0
+    for error, stat, sha, chunks, lengths, summary, mark, parses in header:
+        blobs = []
+        for length in lengths:
+            blobs.append(bytes(sealed[at : at + length]))
+            at += length
+        reads.append(
+            WorkerRead(
+                None if error is None else (int(error[0]), str(error[1])),
+                (int(stat[0]), int(stat[1]), int(stat[2]), int(stat[3])),
+                str(sha),
+                tuple((str(b), int(o), int(n)) for b, o, n in chunks),
+                blobs,
+                summary,
+                mark,
+                bool(parses),
+            )
+        )
+    if at != len(sealed):
+        raise ValueError("the read worker's sealed blobs do not add up")
+    return reads
 
 
 def _write_frame(out: IO[bytes], body: bytes) -> None:

@@ -176,7 +176,7 @@ def test_the_keys_reach_a_worker_only_on_its_input(tmp_path: Path) -> None:
     with mock.patch.dict(os.environ, secrets):
         workers = ReadWorkers(setup, 1)
     try:
-        pid = workers._procs[0].pid
+        pid = workers._workers[0].proc.pid
         seen = Path(f"/proc/{pid}/environ").read_bytes() + Path(f"/proc/{pid}/cmdline").read_bytes()
         assert b"sentinel" not in seen
         assert keys.master.hex().encode() not in seen and keys.master not in seen
