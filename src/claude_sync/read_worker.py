@@ -24,7 +24,6 @@ import itertools
 import json
 import os
 import struct
-import subprocess
 import sys
 import threading
 from collections.abc import Sequence
@@ -32,10 +31,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from claude_sync import portable
+from claude_sync import portable, worker_process
 
-#: all the worker keeps of this process's environment: what an interpreter needs to start
-_KEEP = ("PATH", "SYSTEMROOT", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP")
 _LENGTH = struct.Struct("<I")
 #: the most a frame may claim: a batch of files under 64 KiB each, sealed, with its header
 MAX_FRAME = 1 << 28
@@ -105,14 +102,12 @@ class ReadWorkers:
 
     def __init__(self, setup: dict[str, Any], count: int) -> None:
         """setup: the keys, chunker and device the workers read with (see serve)."""
-        env = {name: value for name in _KEEP if (value := os.environ.get(name)) is not None}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         self.count = count
         self._workers: list[_Worker] = []
         self._turn = itertools.count()
         try:
             for _ in range(count):
-                self._workers.append(_Worker(self.command, env, json.dumps(setup).encode()))
+                self._workers.append(_Worker(self.command, json.dumps(setup).encode()))
         except (OSError, ValueError):
             self.close()
             raise
@@ -129,14 +124,8 @@ class ReadWorkers:
 
 
 class _Worker:
-    def __init__(self, command: Sequence[str], env: dict[str, str], setup: bytes) -> None:
-        self.proc = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
+    def __init__(self, command: Sequence[str], setup: bytes) -> None:
+        self.proc = worker_process.start(command)
         self._lock = threading.Lock()
         self._waiting: collections.deque[tuple[Future[list[WorkerRead]], int]] = collections.deque()
         self._stopped = False
@@ -193,18 +182,7 @@ class _Worker:
                     future.set_exception(OSError("the read worker stopped"))
 
     def close(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            assert self.proc.stdin is not None
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._collector.join(timeout=5)
-        with contextlib.suppress(OSError, ValueError):
-            assert self.proc.stdout is not None
-            self.proc.stdout.close()
+        worker_process.finish(self.proc, self._collector)
 
 
 def _answers(header: Any, sealed: memoryview, count: int) -> list[WorkerRead]:

@@ -12,22 +12,18 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import subprocess
 import sys
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import IO, Any
 
+from claude_sync import worker_process
 from claude_sync.errors import CorruptionError
 from claude_sync.session_policy import SessionPolicy
 from claude_sync.session_summary import SessionSummary, SummaryMark
 
 Summary = tuple[SessionSummary | None, SummaryMark | None]
-
-#: all the worker keeps of this process's environment: what an interpreter needs to start
-_KEEP = ("PATH", "SYSTEMROOT", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP")
 
 
 class SummaryWorker:
@@ -36,15 +32,7 @@ class SummaryWorker:
     command = (sys.executable, "-m", "claude_sync.summary_worker")
 
     def __init__(self) -> None:
-        env = {name: value for name in _KEEP if (value := os.environ.get(name)) is not None}
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-        self._proc = subprocess.Popen(
-            self.command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            env=env,
-        )
+        self._proc = worker_process.start(self.command)
         self._lock = threading.Lock()
         self._waiting: dict[int, Future[Summary]] = {}
         self._sent = 0
@@ -107,15 +95,7 @@ class SummaryWorker:
             self._proc.kill()
 
     def close(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            assert self._proc.stdin is not None
-            self._proc.stdin.close()
-        try:
-            self._proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait()
-        self._collector.join(timeout=5)
+        worker_process.finish(self._proc, self._collector)
 
 
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
