@@ -544,14 +544,17 @@ def test_a_claude_folder_gone_or_emptied_deletes_nothing_anywhere(machines, repo
     a, b = machines
     a.write("agents/x.md", "x\n")
     a.write("CLAUDE.md", "memory\n")
+    a.write(SESSION, transcript("s", 2))
     set_up(a, b, repo_dir)
     shutil.move(a.claude, a.home / "aside")
     for folder in ("missing", "empty"):
         if folder == "empty":
             a.claude.mkdir()
-        for command in ("push", "sync", "status"):
-            proc = a.run(command, check=False)
-            assert proc.returncode == 1 and "missing or empty" in proc.stderr
+        # A pull said it was up to date, and `pull --all` filled the folder with only the
+        # sessions: the next push deleted the rest everywhere.
+        for command in (["push"], ["sync"], ["status"], ["pull"], ["pull", "--all"]):
+            proc = a.run(*command, check=False)
+            assert proc.returncode == 1 and "missing or empty" in proc.stderr, command
     b.run("pull")
     assert (b.claude / "agents/x.md").read_text() == "x\n"
     a.run("restore", "--snapshot", "1")

@@ -1520,12 +1520,14 @@ class Engine:
             path: why.get(path) or (changing if path in read else unread) for path in rewritten
         }
 
-    def _refuse_a_vanished_folder(self, sel: Selection, walked: TreeWalk) -> None:
+    def _refuse_a_vanished_folder(self, sel: Selection, walked: TreeWalk | None) -> None:
         """A Claude folder that is gone or empty, where this machine synced files whose
         deletion spreads, is a folder not there (a drive not mounted on it, another HOME),
         not everything deleted on purpose (Claude Code keeps files of its own there):
-        pushed, it would delete them on every machine."""
-        if walked.found or walked.skipped:
+        pushed, it would delete them on every machine; pulled, it would be filled with only
+        what changed elsewhere, the rest then pushed as deleted. walked: the walk of it, if
+        one was made."""
+        if walked is not None and (walked.found or walked.skipped):
             return
         with contextlib.suppress(OSError), os.scandir(self.root) as entries:
             if next(entries, None) is not None:
@@ -1886,6 +1888,8 @@ class Engine:
         """Bring remote changes here. `complete` says sel is everything this machine syncs,
         so a clean pull may mark the head as fully pulled."""
         result = Result()
+        if not sel.only:
+            self._refuse_a_vanished_folder(sel, None)
         root = self.head_root()
         if root is None or (
             complete
