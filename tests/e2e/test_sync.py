@@ -174,16 +174,21 @@ def test_output_into_a_closed_pipe_ends_quietly(machines, repo_dir):
         assert (proc.returncode, stderr) == (128 + signal.SIGPIPE, ""), command
 
 
-def test_help_that_cannot_be_written_is_one_line(machines):
-    """`claude-sync --help > /dev/full`: printed while the options are read, before any
-    command runs (it was a traceback)."""
+def test_output_that_cannot_be_written_is_one_line(machines, repo_dir):
+    """`claude-sync --help > /dev/full` (printed while the options are read, before any
+    command runs) was a traceback; `status > /dev/full` ended with Python's own message and
+    status 120 once the output was buffered (as it is without PYTHONUNBUFFERED), and
+    `--json status` with two tracebacks."""
     a, _ = machines
-    for args in (["--help"], ["--version"], ["push", "--help"]):
+    a.write("agents/x.md", "x\n")
+    a.run("init", str(repo_dir), "--create")
+    env = {k: v for k, v in a.environ().items() if k != "PYTHONUNBUFFERED"}
+    for args in (["--help"], ["--version"], ["push", "--help"], ["status"], ["--json", "status"]):
         with open("/dev/full", "w") as full:
-            proc = a.start(*args, stdout=full)
+            proc = a.start(*args, stdout=full, env=env)
             _, stderr = proc.communicate(timeout=60)
         assert proc.returncode == 1 and stderr.startswith("error: "), (args, stderr)
-        assert "Traceback" not in stderr
+        assert len(stderr.splitlines()) == 1, (args, stderr)
 
 
 def test_ctrl_c_while_starting_is_one_line(machines):

@@ -51,7 +51,9 @@ class App(click.Group):
         with contextlib.suppress(ValueError):  # not the main thread (a test's): left as is
             previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
-            return super().invoke(ctx)
+            done = super().invoke(ctx)
+            _flush_output()
+            return done
         except BrokenPipeError as exc:
             _closed_pipe(exc)
         except SyncError as exc:
@@ -96,7 +98,7 @@ class App(click.Group):
         except BrokenPipeError as exc:
             _closed_pipe(exc)
         except OSError as exc:  # `claude-sync --help > /dev/full`
-            _fail(no_space(exc) or f"cannot write the output: {exc.strerror or exc}", EXIT_FAILED)
+            _fail(f"cannot write the output ({exc.strerror or exc})", EXIT_FAILED)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Each command's whole first line: Click would cut it to the terminal's width."""
@@ -116,6 +118,17 @@ def _closed_pipe(exc: BrokenPipeError) -> NoReturn:
     # status of a program stopped by the closed pipe, as other tools have.
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(128 + signal.SIGPIPE)
+
+
+def _flush_output() -> None:
+    """What is left of the command's output, written now: at exit, a failure would be
+    Python's own message and status 120."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # `claude-sync status > /dev/full`
+        _fail(f"cannot write the output ({exc.strerror or exc})", EXIT_FAILED)
 
 
 def _interrupt(signum: int, frame: object) -> NoReturn:
@@ -139,8 +152,15 @@ def _fail(message: str, code: int) -> NoReturn:
     JSON already, so a script always reads one object."""
     with contextlib.suppress(BrokenPipeError):  # standard error closed: nothing to tell
         err.print(f"error: {message}", markup=False)
-    if json_output.asked and not json_output.printed:
-        print_json({"error": redact(message), "exit_code": code})
+    # Standard output full or closed: the JSON goes nowhere, and what stays in its buffer
+    # must not fail again at exit (a second message, and status 120).
+    try:
+        if json_output.asked and not json_output.printed:
+            print_json({"error": redact(message), "exit_code": code})
+        sys.stdout.flush()
+    except OSError:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(code)
 
 
