@@ -38,7 +38,7 @@ _LENGTH = struct.Struct("<I")
 MAX_FRAME = 1 << 28
 #: how long a batch may take before its worker is taken for hung and killed (the caller
 #: then reads the files itself: a push run by a hook must not wait on it for ever)
-READ_WAIT = 120.0
+READ_WAIT = 30.0
 
 
 def read_whole(path: str | Path, size: int, block: int) -> tuple[bytes, os.stat_result]:
