@@ -449,10 +449,10 @@ class Engine:
         # Thousands of them are read by worker processes, one thread talking to each.
         readers = self._read_workers(changed) if keep_sealed is not None else None
         with (
+            _closing(readers),  # left last: once no thread still talks to them
             ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
             ThreadPoolExecutor(max_workers=2 * readers.count if readers else 1) as small_files,
             _closing(worker),
-            _closing(readers),
         ):
             reads: list[Future[list[_Read]]] = []
             try:
@@ -482,6 +482,8 @@ class Engine:
                     future.cancel()
                 if new_chunks is not None:
                     new_chunks.stop()
+                if readers is not None:
+                    readers.stop()  # what they still read is not wanted
                 raise
             for read in done:
                 found, path, outcome = read.found, read.path, read.outcome
@@ -658,6 +660,8 @@ class Engine:
         big = sum(_new_bytes(f.st, c) for f, _, c in changed if f.st.st_size >= SMALL_READ)
         if small < WORKER_FILES or big > small * WORKER_FILE_BYTES:
             return None
+        # The keys as they are once the store is open (stream() opened it, learning any new
+        # key epoch): what the workers seal is sealed under the newest.
         keys = self.repo.keys
         setup = {
             "master": keys.master.hex(),

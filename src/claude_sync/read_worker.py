@@ -118,6 +118,11 @@ class ReadWorkers:
         worker = self._workers[next(self._turn) % len(self._workers)]
         return worker.ask(json.dumps([list(f) for f in files]).encode(), len(files))
 
+    def stop(self) -> None:
+        """Kill every worker (the push stops): what waits on them fails at once."""
+        for worker in self._workers:
+            worker.stop()
+
     def close(self) -> None:
         for worker in self._workers:
             worker.close()
@@ -126,29 +131,38 @@ class ReadWorkers:
 class _Worker:
     def __init__(self, command: Sequence[str], setup: bytes) -> None:
         self.proc = worker_process.start(command)
-        self._lock = threading.Lock()
+        # Two locks: a sender may block writing while the worker blocks writing an answer,
+        # which the collector must be free to read (it takes only `_lock`, never held
+        # across a write).
+        self._lock = threading.Lock()  # the batches waiting, and whether it is stopped
+        self._sending = threading.Lock()  # one request written at a time, in their order
         self._waiting: collections.deque[tuple[Future[list[WorkerRead]], int]] = collections.deque()
         self._stopped = False
-        self._send(setup)
+        try:
+            self._send(setup)
+        except (OSError, ValueError):
+            self.stop()
+            worker_process.finish(self.proc, None)
+            raise
         self._collector = threading.Thread(target=self._collect, daemon=True)
         self._collector.start()
 
     def ask(self, request: bytes, count: int) -> list[WorkerRead]:
         future: Future[list[WorkerRead]] = Future()
-        with self._lock:
-            if self._stopped:
-                raise OSError("the read worker stopped")
-            self._waiting.append((future, count))
+        with self._sending:
+            with self._lock:
+                if self._stopped:
+                    raise OSError("the read worker stopped")
+                self._waiting.append((future, count))
             try:
                 self._send(request)
             except (OSError, ValueError) as exc:
-                self._stop()
+                self.stop()
                 raise OSError(f"the read worker stopped ({exc})") from None
         try:
             return future.result(timeout=READ_WAIT)
         except TimeoutError:
-            with self._lock:
-                self._stop()  # hung: what waits on it fails at once
+            self.stop()  # hung: what waits on it fails at once
             raise OSError("the read worker did not answer") from None
 
     def _send(self, body: bytes) -> None:
@@ -156,9 +170,10 @@ class _Worker:
         _write_frame(self.proc.stdin, body)
         self.proc.stdin.flush()
 
-    def _stop(self) -> None:
-        """Kill the worker (under the lock); the collector fails what still waits."""
-        self._stopped = True
+    def stop(self) -> None:
+        """Kill the worker: a write to it fails, and the collector fails what waits."""
+        with self._lock:
+            self._stopped = True
         with contextlib.suppress(OSError):
             self.proc.kill()
 
@@ -174,8 +189,8 @@ class _Worker:
         except (OSError, ValueError, EOFError, IndexError, TypeError, KeyError):
             pass  # stopped, or an answer that makes no sense: the worker is of no more use
         finally:
+            self.stop()
             with self._lock:
-                self._stop()
                 waiting, self._waiting = self._waiting, collections.deque()
             for future, _ in waiting:
                 if not future.done():

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Sequence
 
 #: all a worker keeps of this process's environment: what an interpreter needs to start
-_KEEP = ("PATH", "SYSTEMROOT", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP")
+_KEEP = ("PATH", "SYSTEMROOT", "LANG", "LC_ALL", "TZ", "TMPDIR", "TEMP", "TMP")
 
 
 def start(command: Sequence[str]) -> subprocess.Popen[bytes]:
@@ -28,9 +28,9 @@ def start(command: Sequence[str]) -> subprocess.Popen[bytes]:
     )
 
 
-def finish(proc: subprocess.Popen[bytes], collector: threading.Thread) -> None:
+def finish(proc: subprocess.Popen[bytes], collector: threading.Thread | None) -> None:
     """Close the worker's input (it exits), killed if it does not within 5 s, and wait for
-    the thread that reads its output."""
+    the thread that reads its output (if one was started)."""
     with contextlib.suppress(OSError, ValueError):
         assert proc.stdin is not None
         proc.stdin.close()
@@ -39,7 +39,8 @@ def finish(proc: subprocess.Popen[bytes], collector: threading.Thread) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-    collector.join(timeout=5)
+    if collector is not None:
+        collector.join(timeout=5)
     with contextlib.suppress(OSError, ValueError):
         assert proc.stdout is not None
         proc.stdout.close()

@@ -6,10 +6,12 @@ or arguments."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
 import sys
+import threading
 import time
 from pathlib import Path
 from unittest import mock
@@ -18,6 +20,7 @@ import pytest
 from engine_pair import EngineMachines
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from memory_store import MemoryStore
 
 from claude_sync import engine as engine_module
 from claude_sync import read_worker
@@ -26,6 +29,7 @@ from claude_sync.read_worker import ReadWorkers
 from claude_sync.repository import Repository
 
 PROJECT = "projects/-home-u-app"
+F_SETPIPE_SZ = 1031  # fcntl's, Linux
 
 
 def session(n: int) -> str:
@@ -69,7 +73,11 @@ def push(tmp: Path, files: dict[str, str], workers: bool) -> tuple[EngineMachine
     pair = EngineMachines(tmp)
     for path, text in files.items():
         pair.write(0, path, text)
-    with mock.patch.object(engine_module, "WORKER_FILES", 1 if workers else 10**9):
+    # Batches of 4: several in flight on each worker, answered in turn.
+    with (
+        mock.patch.object(engine_module, "WORKER_FILES", 1 if workers else 10**9),
+        mock.patch.object(engine_module, "READ_BATCH", 4),
+    ):
         result = pair.run(0, "push")
     return pair, result
 
@@ -121,25 +129,79 @@ def test_workers_push_what_the_push_would_read_itself(tmp_path_factory, seed: in
         assert (through.root(1) / path).read_bytes() == pushed, f"seed {seed}"
 
 
-def test_a_file_changed_since_the_walk_is_read_again_here(tmp_path: Path) -> None:
+def test_a_file_that_changed_while_a_worker_read_it_is_read_again_here(tmp_path: Path) -> None:
+    """A worker's answer whose stat is not the walk's (the file changed while it was read:
+    its bytes and its stat may not belong together) is not used: the push reads the file
+    itself, as it would without workers."""
     files = {session(n): record(random.Random(n), n) + "\n" for n in range(4)}
     pair = EngineMachines(tmp_path)
     for path, text in files.items():
         pair.write(0, path, text)
     read = ReadWorkers.read
 
-    def changing(self: ReadWorkers, asked: list) -> list:  # type: ignore[type-arg]
-        with open(pair.root(0) / session(2), "a") as fh:
-            fh.write(record(random.Random(9), 9) + "\n")
-        return read(self, asked)
+    def torn(self: ReadWorkers, asked: list) -> list:  # type: ignore[type-arg]
+        answers = read(self, asked)
+        return [
+            a._replace(stat=(a.stat[0] + 1, *a.stat[1:]), sha256="0" * 64)
+            if f.path == session(2)
+            else a
+            for f, a in zip(asked, answers, strict=True)
+        ]
 
     with (
         mock.patch.object(engine_module, "WORKER_FILES", 1),
-        mock.patch.object(ReadWorkers, "read", changing),
+        mock.patch.object(ReadWorkers, "read", torn),
     ):
         pair.run(0, "push")
     entry = Repository.open(pair.store, pair.master).load_snapshot(1).files[session(2)]
-    assert entry.size == (pair.root(0) / session(2)).stat().st_size
+    assert entry.sha256 == hashlib.sha256(files[session(2)].encode()).hexdigest()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sets pipe sizes (Linux)")
+def test_batches_in_flight_never_wait_on_each_other(tmp_path: Path) -> None:
+    """Several threads hand a worker batches while it answers earlier ones: with small
+    pipes (4 KiB, as on Windows) a sender blocked writing while holding the lock the
+    collector needed stopped every push for good."""
+    folder = tmp_path / ("d" * 40)
+    folder.mkdir()
+    asked = []
+    for i in range(64):
+        path = folder / f"{i:04d}{'x' * 60}.txt"
+        path.write_bytes(random.Random(i).randbytes(60_000))
+        asked.append(read_worker.FileToRead(str(path), f"agents/{i}.md", 60_000, None, False))
+    keys = Repository.create(MemoryStore(), None).keys
+    setup = {
+        "master": keys.master.hex(),
+        "epochs": {},
+        "keyed_blake3": True,
+        "chunker": {"min_size": 131072, "avg_size": 524288, "max_size": 8388608, "seed": 1},
+        "device": "d",
+        "block": 65536,
+    }
+    import fcntl  # Linux only, as the test
+
+    workers = ReadWorkers(setup, 2)
+    try:
+        for worker in workers._workers:
+            for pipe in (worker.proc.stdin, worker.proc.stdout):
+                fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, 4096)  # type: ignore[union-attr]
+        done: list[int] = []
+
+        def send() -> None:
+            for _ in range(50):
+                done.append(len(workers.read(asked)))
+
+        # Daemon threads, not a pool: a deadlock must fail the test, not hang the suite.
+        senders = [threading.Thread(target=send, daemon=True) for _ in range(4)]
+        for thread in senders:
+            thread.start()
+        deadline = time.monotonic() + 60
+        for thread in senders:
+            thread.join(timeout=max(0, deadline - time.monotonic()))
+        assert done == [64] * 200
+    finally:
+        workers.stop()
+        workers.close()
 
 
 @pytest.mark.parametrize(
