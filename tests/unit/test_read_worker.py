@@ -24,12 +24,25 @@ from memory_store import MemoryStore
 
 from claude_sync import engine as engine_module
 from claude_sync import read_worker
+from claude_sync.crypto import KeyRing
 from claude_sync.merge import split_unfinished
 from claude_sync.read_worker import ReadWorkers
 from claude_sync.repository import Repository
 
 PROJECT = "projects/-home-u-app"
 F_SETPIPE_SZ = 1031  # fcntl's, Linux
+
+
+def worker_setup(keys: KeyRing) -> dict[str, object]:
+    """What a push hands its read workers (Engine._read_workers), for a repository's keys."""
+    return {
+        "master": keys.master.hex(),
+        "epochs": {},
+        "keyed_blake3": True,
+        "chunker": {"min_size": 131072, "avg_size": 524288, "max_size": 8388608, "seed": 1},
+        "device": "d",
+        "block": 65536,
+    }
 
 
 def session(n: int) -> str:
@@ -169,15 +182,7 @@ def test_batches_in_flight_never_wait_on_each_other(tmp_path: Path) -> None:
         path = folder / f"{i:04d}{'x' * 60}.txt"
         path.write_bytes(random.Random(i).randbytes(60_000))
         asked.append(read_worker.FileToRead(str(path), f"agents/{i}.md", 60_000, None, False))
-    keys = Repository.create(MemoryStore(), None).keys
-    setup = {
-        "master": keys.master.hex(),
-        "epochs": {},
-        "keyed_blake3": True,
-        "chunker": {"min_size": 131072, "avg_size": 524288, "max_size": 8388608, "seed": 1},
-        "device": "d",
-        "block": 65536,
-    }
+    setup = worker_setup(Repository.create(MemoryStore(), None).keys)
     import fcntl  # Linux only, as the test
 
     workers = ReadWorkers(setup, 2)
@@ -227,14 +232,7 @@ def test_the_keys_reach_a_worker_only_on_its_input(tmp_path: Path) -> None:
     pair = EngineMachines(tmp_path)
     keys = Repository.open(pair.store, pair.master).keys
     secrets = {"AWS_SECRET_ACCESS_KEY": "sentinel-aws", "CLAUDE_SYNC_PASSPHRASE": "sentinel-pass"}
-    setup = {
-        "master": keys.master.hex(),
-        "epochs": {},
-        "keyed_blake3": True,
-        "chunker": {"min_size": 64, "avg_size": 256, "max_size": 1024, "seed": 1},
-        "device": "d",
-        "block": 65536,
-    }
+    setup = worker_setup(keys)
     with mock.patch.dict(os.environ, secrets):
         workers = ReadWorkers(setup, 1)
     try:
