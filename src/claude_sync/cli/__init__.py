@@ -98,7 +98,7 @@ class App(click.Group):
         except BrokenPipeError as exc:
             _closed_pipe(exc)
         except OSError as exc:  # `claude-sync --help > /dev/full`
-            _fail(f"cannot write the output ({exc.strerror or exc})", EXIT_FAILED)
+            _cannot_write(exc)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """Each command's whole first line: Click would cut it to the terminal's width."""
@@ -128,7 +128,11 @@ def _flush_output() -> None:
     except BrokenPipeError:
         raise
     except OSError as exc:  # `claude-sync status > /dev/full`
-        _fail(f"cannot write the output ({exc.strerror or exc})", EXIT_FAILED)
+        _cannot_write(exc)
+
+
+def _cannot_write(exc: OSError) -> NoReturn:
+    _fail(f"cannot write the output ({exc.strerror or exc})", EXIT_FAILED)
 
 
 def _interrupt(signum: int, frame: object) -> NoReturn:
