@@ -15,7 +15,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -31,6 +31,10 @@ NEVER = frozenset({".credentials.json", ".claude.json", "settings.local.json"})
 # Control characters have no place in a file name Claude Code writes; one in a snapshot
 # could only be there to play tricks on a terminal.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# What sets a folder entry's name apart from a plain one, in one search per entry: a
+# temporary file's marker, a control character, a backslash, or a byte that is not UTF-8
+# (os.scandir gives it as a lone surrogate).
+_ODD_NAME = re.compile(f"{re.escape(TMP_MARKER)}|[\x00-\x1f\x7f-\x9f\\\\\ud800-\udfff]")
 #: The most permissive modes a pull or restore sets: nothing group- or world-writable, and
 #: executable bits only on hook scripts (an opt-in type).
 MODE_CAP = 0o644
@@ -364,7 +368,7 @@ class _Walk:
             FileStat(lst.st_size, lst.st_mtime_ns, lst.st_ino, lst.st_ctime_ns, lst.st_mode),
         )
 
-    def folder(self, folder: str) -> Iterator[FoundFile]:
+    def folder(self, folder: str) -> list[FoundFile]:
         boundary = self.boundary(folder)
         try:
             real = os.path.realpath(f"{self.root}/{folder}", strict=True)
@@ -374,27 +378,31 @@ class _Walk:
             # everywhere.
             if os.path.islink(f"{self.root}/{folder}"):
                 self.skip(folder, True, "is a broken link or a link loop")
-            return
+            return []
         except OSError:
             self.skip(folder, True, "is a broken link or a link loop")
-            return
+            return []
         if not _inside(real, boundary):
             self.skip(folder, True, f"is a link to {real}, outside the synced folder")
-            return
-        yield from self._tree(folder, boundary)
+            return []
+        return self._tree(folder, boundary)
 
-    def _tree(self, top: str, boundary: str) -> Iterator[FoundFile]:
+    def _tree(self, top: str, boundary: str) -> list[FoundFile]:
         """Each folder's files in name order, then its subfolders one after the other
-        (depth first); a stack, not recursion, since each level of `yield from` costs
-        every file below it a step."""
+        (depth first), listed rather than yielded: a generator's each level costs every
+        file below it a step, and a push walks tens of thousands."""
+        # A folder's files are claimed (or not) by the tree's top folder alone
+        # (_folder_type): its subfolders, whose names passed _ODD_NAME, inherit that.
+        claimed = _folder_type(top) is not None
+        found: list[FoundFile] = []
         pending = [top]
         while pending:
-            rel = pending.pop()
-            subdirs = yield from self._dir(rel, boundary)
+            subdirs = self._dir(pending.pop(), boundary, claimed, found)
             pending.extend(reversed(subdirs))
+        return found
 
-    def _dir(self, rel: str, boundary: str) -> Generator[FoundFile, None, list[str]]:
-        """The files of one folder; returns its subfolders, in name order."""
+    def _dir(self, rel: str, boundary: str, claimed: bool, found: list[FoundFile]) -> list[str]:
+        """Adds the files of one folder to found; returns its subfolders, in name order."""
         try:
             with os.scandir(f"{self.root}/{rel}") as it:
                 entries = sorted(it, key=_name)
@@ -403,36 +411,41 @@ class _Walk:
         except OSError as exc:
             self.skip(rel, True, f"cannot be read ({exc.strerror})")
             return []
-        claimed = _folder_type(rel) is not None
         subdirs = []
         for entry in entries:
             name = entry.name
-            if TMP_MARKER in name:
-                _remove_if_stale(entry.path)
-            elif not (name.isascii() or _utf8(name)):
-                self.skip(
-                    f"{rel}/{name.encode('utf-8', 'replace').decode()}",
-                    False,
-                    "has a name that is not valid UTF-8",
-                )
-            elif "\\" in name:
-                self.skip(f"{rel}/{name}", False, "has a backslash in its name")
-            elif _CONTROL.search(name):
-                # Never synced (a line break would split every listing of it), but
-                # said, where a plain name would be.
-                if type_of(f"{rel}/{_CONTROL.sub('_', name)}") is not None:
-                    self.skip(f"{rel}/{name}", False, "has a control character in its name")
+            if _ODD_NAME.search(name):
+                self._odd(rel, entry)
             elif entry.is_dir(follow_symlinks=False):
                 subdirs.append(f"{rel}/{name}")
             else:
                 path = f"{rel}/{name}"
-                if claimed and _plain_name(name):
-                    found = self._claimed_file(path, boundary)
+                if claimed and name not in NEVER and CONFLICT_MARKER not in name:
+                    file = self._claimed_file(path, boundary)
                 else:
-                    found = self.file(path, boundary)
-                if found:
-                    yield found
+                    file = self.file(path, boundary)
+                if file:
+                    found.append(file)
         return subdirs
+
+    def _odd(self, rel: str, entry: os.DirEntry[str]) -> None:
+        """An entry whose name no file or folder synced has: a temporary file, or a name
+        that is said and never synced."""
+        name = entry.name
+        if TMP_MARKER in name:
+            _remove_if_stale(entry.path)
+        elif not _utf8(name):
+            self.skip(
+                f"{rel}/{name.encode('utf-8', 'replace').decode()}",
+                False,
+                "has a name that is not valid UTF-8",
+            )
+        elif "\\" in name:
+            self.skip(f"{rel}/{name}", False, "has a backslash in its name")
+        # Never synced (a line break would split every listing of it), but said, where a
+        # plain name would be.
+        elif type_of(f"{rel}/{_CONTROL.sub('_', name)}") is not None:
+            self.skip(f"{rel}/{name}", False, "has a control character in its name")
 
 
 _name = operator.attrgetter("name")
