@@ -265,7 +265,7 @@ APPEND_DURING_PULL = textwrap.dedent(
     def racing(self, staged, result, *args):
         failed = download(self, staged, result, *args)
         for path, _tmp, dest, _entry in staged:
-            if path.endswith(".jsonl") and dest.exists():
+            if path.endswith(".jsonl") and os.path.exists(dest):
                 with open(dest, "a") as fh:
                     fh.write(json.dumps({"uuid": "local-during-pull", "type": "user"}) + "\\n")
         return failed

@@ -4,6 +4,7 @@ GCS (fake-gcs-server). A new store joins by adding one opener to STORES."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -16,6 +17,7 @@ from memory_store import MemoryStore
 
 from claude_sync.errors import ObjectNotFoundError
 from claude_sync.store import ObjectStore, RemoteOptions, open_store
+from claude_sync.store.base import PIECE_SIZE
 from claude_sync.store.git import GitStore
 
 pytest_plugins = ["cloud_servers"]
@@ -196,3 +198,11 @@ def test_a_second_client_sees_what_a_snapshot_published(opener: Opener) -> None:
     assert second.list("data/") == [PACK.format(3)]
     first.close()
     second.close()
+
+
+def test_an_object_is_read_in_pieces_whole(store: ObjectStore) -> None:
+    data = os.urandom(2 * PIECE_SIZE + 12345)
+    assert store.put_if_absent("data/ab/pieces", data)
+    assert b"".join(store.get_pieces("data/ab/pieces")) == data
+    with pytest.raises(ObjectNotFoundError):
+        b"".join(store.get_pieces("data/ab/absent"))

@@ -147,7 +147,7 @@ def restore(
             f"no file this machine syncs in snapshot {seq} matches {' '.join(prefixes)}"
         )
     root = target or engine.root
-    outputs = {p: (root / engine.mapper.to_local(p), e) for p, e in files.items()}
+    outputs = {p: (os.path.join(root, engine.mapper.to_local(p)), e) for p, e in files.items()}
     if not force and target is None:
         _refuse_unsynced(engine, files)
     elif not force:

@@ -405,12 +405,16 @@ class State:
     def locate(self, blob_ids: Iterable[str]) -> dict[str, BlobLocation]:
         """Where each blob the cache knows is stored (pack, offset, length)."""
         found = {}
+        # Each pack's name kept once: a pull of 50,000 small files wants blobs of a few
+        # packs, and a copy of the name per blob was 5 MiB of its peak.
+        packs: dict[str, str] = {}
         for blob_id in blob_ids:
             row = self.db.execute(
                 "SELECT pack, offset, length FROM blobs WHERE id = ?", (blob_id,)
             ).fetchone()
             if row:
-                found[blob_id] = BlobLocation(*row)
+                pack, offset, length = row
+                found[blob_id] = BlobLocation(packs.setdefault(pack, pack), offset, length)
         return found
 
     # -- conflicts and bookkeeping -----------------------------------------------------------

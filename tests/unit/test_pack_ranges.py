@@ -5,13 +5,17 @@ byte anywhere). Either way every blob is authenticated."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
+from unittest import mock
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from memory_store import MemoryStore
 
 from claude_sync.errors import CorruptionError
-from claude_sync.repository import BlobLocation, PackWriter, Repository, group_by_pack
+from claude_sync.repository import BlobLocation, PackWriter, Repository, group_by_pack, packs
 
 MIB = 1024 * 1024
 
@@ -106,3 +110,69 @@ def test_a_long_push_indexes_its_packs_as_it_goes() -> None:
         got: dict[str, bytes] = {}
         repo.read_packs({pack: wanted}, got.__setitem__)
         assert all(got[b] == contents[b] for b in wanted)
+
+
+class PiecesStore(MemoryStore):
+    """Reads an object in pieces of a given size, as the folder and S3 stores do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.piece = 1
+
+    def get_pieces(self, name: str) -> Iterator[bytes]:
+        data = self.get(name)
+        for start in range(0, len(data), self.piece):
+            yield data[start : start + self.piece]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 3000), min_size=1, max_size=12),
+    piece=st.integers(1, 5000),
+    picks=st.lists(st.booleans(), min_size=12, max_size=12),
+    flip=st.one_of(st.none(), st.floats(0, 1, exclude_max=True)),
+    cut=st.booleans(),
+)
+def test_a_pack_read_in_pieces_gives_each_blob_holding_little(
+    sizes: list[int], piece: int, picks: list[bool], flip: float | None, cut: bool
+) -> None:
+    """Whatever the pieces a store reads a pack in: every wanted blob is what was packed,
+    the reader never holds much more than one piece and one blob, and a pack damaged
+    anywhere (a byte flipped, even in a blob not wanted or the header; cut short) fails."""
+    store = PiecesStore()
+    repo = Repository.create(store, None)
+    writer = PackWriter(repo)
+    contents = {}
+    for size in sizes:
+        data = os.urandom(size)  # incompressible: a sealed blob is as long as its data
+        contents[repo.keys.blob_id(data)] = data
+        writer.add(repo.keys.blob_id(data), data)
+    ((_, locations),) = writer.finish().items()
+    (pack,) = {loc.pack for loc in locations.values()}
+    wanted = {b: loc for (b, loc), pick in zip(locations.items(), picks, strict=False) if pick}
+    if not wanted:
+        wanted = dict(list(locations.items())[:1])
+    store.piece = piece
+    held: list[int] = []
+    read_more = packs._WholePack._read_more
+
+    def watched(self: packs._WholePack) -> bool:
+        more = read_more(self)
+        held.append(len(self._held))
+        return more
+
+    got: dict[str, bytes] = {}
+    if flip is None and not cut:
+        with mock.patch.object(packs._WholePack, "_read_more", watched):
+            repo.read_packs({pack: wanted}, got.__setitem__)
+        assert got == {b: contents[b] for b in wanted}
+        assert max(held) <= piece + max(loc.length for loc in wanted.values())
+        return
+    data = bytearray(store.objects[pack])
+    if flip is not None:
+        data[int(flip * len(data))] ^= 0x40
+    if cut:
+        del data[-1:]
+    store.objects[pack] = bytes(data)
+    with pytest.raises(CorruptionError):
+        repo.read_packs({pack: wanted}, got.__setitem__)

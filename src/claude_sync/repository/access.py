@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -148,6 +148,12 @@ class StoreAccess(ABC):
         with self._counter_lock:
             self.downloaded_bytes += len(data)
         return data
+
+    def _get_pieces(self, name: str) -> Iterator[bytes]:
+        for piece in self.store.get_pieces(name):
+            with self._counter_lock:
+                self.downloaded_bytes += len(piece)
+            yield piece
 
     def _get_range(self, name: str, offset: int, length: int) -> bytes:
         data = self.store.get_range(name, offset, length)

@@ -152,30 +152,87 @@ class Packs(StoreAccess):
     def iter_pack(
         self, pack: str, wanted: dict[str, BlobLocation], extent: int | None = None
     ) -> Iterator[tuple[str, bytes]]:
-        """Open the wanted blobs of a pack. A pack is downloaded whole and checked to be
-        the pack its name promises, unless it is big (extent: about its size) and only a
-        small part of it is wanted (a session resumed on demand): then that part is read by
-        range, each blob still authenticated and checked against its id."""
+        """Open the wanted blobs of a pack. A pack is read whole, in the order of its bytes,
+        and checked to be the pack its name promises, unless it is big (extent: about its
+        size) and only a small part of it is wanted (a session resumed on demand): then
+        that part is read by range. Each blob is authenticated and checked against its id
+        either way."""
         spans = _spans(wanted.values())
         part = sum(end - start for start, end in spans)
         if extent is None or len(spans) > MAX_RANGES or part * RANGED_SHARE > extent:
-            data = self._get(pack)
-            if hashlib.sha256(data).hexdigest() != pack.rsplit("/", 1)[-1]:
-                raise CorruptionError(f"pack {pack} is damaged (content does not match its name)")
-            spans = [(0, len(data))]
-            parts = [memoryview(data)]
-        else:
-            parts = [memoryview(self._get_range(pack, s, e - s)) for s, e in spans]
+            whole = _WholePack(pack, self._get_pieces(pack))
+            for blob_id, sealed in whole.blobs(wanted):
+                try:
+                    plain = self._open_blob(pack, blob_id, sealed)
+                except CorruptionError:
+                    whole.check()  # a damaged pack says so, whichever blob it damaged
+                    raise
+                yield blob_id, plain
+            whole.check()
+            return
+        parts = [memoryview(self._get_range(pack, s, e - s)) for s, e in spans]
         for blob_id, loc in wanted.items():
             start, end = next((s, e) for s, e in spans if s <= loc.offset < e)
             view = parts[spans.index((start, end))]
             sealed = view[loc.offset - start : loc.offset - start + loc.length]
             if len(sealed) != loc.length:
                 raise CorruptionError(f"pack {pack} is shorter than its index says")
-            plain = compression.unpack(self.keys.open(blob_aad(blob_id), sealed), f"blob in {pack}")
-            if not self.keys.names(blob_id, plain):
-                raise CorruptionError(f"a blob in {pack} does not match its id")
-            yield blob_id, plain
+            yield blob_id, self._open_blob(pack, blob_id, sealed)
+
+    def _open_blob(self, pack: str, blob_id: str, sealed: bytes | memoryview) -> bytes:
+        plain = compression.unpack(self.keys.open(blob_aad(blob_id), sealed), f"blob in {pack}")
+        if not self.keys.names(blob_id, plain):
+            raise CorruptionError(f"a blob in {pack} does not match its id")
+        return plain
+
+
+class _WholePack:
+    """A pack read from start to end, in the pieces its store reads (see
+    ObjectStore.get_pieces), keeping only the bytes from the next wanted blob on: several
+    packs are read at once, and a pull held 8 MiB of each."""
+
+    def __init__(self, name: str, pieces: Iterator[bytes]) -> None:
+        self.name = name
+        self._pieces = pieces
+        self._digest = hashlib.sha256()
+        self._held = bytearray()
+        #: where in the pack the bytes held begin
+        self._start = 0
+
+    def blobs(self, wanted: dict[str, BlobLocation]) -> Iterator[tuple[str, bytes]]:
+        """The sealed bytes of each wanted blob, in the order they are in the pack."""
+        for blob_id, loc in sorted(wanted.items(), key=lambda item: item[1].offset):
+            self._drop_before(loc.offset)
+            while self._start + len(self._held) < loc.offset + loc.length:
+                if not self._read_more():
+                    raise CorruptionError(f"pack {self.name} is shorter than its index says")
+                self._drop_before(loc.offset)
+            at = loc.offset - self._start
+            with memoryview(self._held) as held:
+                sealed = bytes(held[at : at + loc.length])
+            yield blob_id, sealed
+
+    def check(self) -> None:
+        """Read the rest of the pack; CorruptionError unless it is what its name says."""
+        self._held.clear()
+        while self._read_more():
+            self._held.clear()
+        if self._digest.hexdigest() != self.name.rsplit("/", 1)[-1]:
+            raise CorruptionError(f"pack {self.name} is damaged (content does not match its name)")
+
+    def _read_more(self) -> bool:
+        piece = next(self._pieces, None)
+        if piece is None:
+            return False
+        self._digest.update(piece)
+        self._held += piece
+        return True
+
+    def _drop_before(self, offset: int) -> None:
+        drop = min(offset - self._start, len(self._held))
+        if drop > 0:
+            del self._held[:drop]
+            self._start += drop
 
 
 def _spans(locations: Iterable[BlobLocation]) -> list[tuple[int, int]]:

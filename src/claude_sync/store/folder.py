@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from claude_sync.durable import write_atomically
 from claude_sync.errors import BackendError, ObjectNotFoundError
 from claude_sync.portable import create_only_rename
-from claude_sync.store.base import ObjectInfo, ObjectStore
+from claude_sync.store.base import PIECE_SIZE, ObjectInfo, ObjectStore
 
 TMP_PREFIX = ".tmp-"
 
@@ -39,6 +40,16 @@ class FolderStore(ObjectStore):
     def get(self, name: str) -> bytes:
         try:
             return self._path(name).read_bytes()
+        except FileNotFoundError:
+            raise ObjectNotFoundError(f"object {name} is missing from {self.display}") from None
+        except OSError as exc:
+            raise BackendError(f"cannot read {self.display}: {exc.strerror}") from None
+
+    def get_pieces(self, name: str) -> Iterator[bytes]:
+        try:
+            with open(self._path(name), "rb") as fh:
+                while piece := fh.read(PIECE_SIZE):
+                    yield piece
         except FileNotFoundError:
             raise ObjectNotFoundError(f"object {name} is missing from {self.display}") from None
         except OSError as exc:

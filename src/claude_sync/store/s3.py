@@ -7,7 +7,9 @@ Credentials come only from boto3's own chain (environment, profiles, instance ro
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +29,7 @@ from botocore.exceptions import (
 
 from claude_sync.errors import BackendError, ConfigError, ObjectNotFoundError, SyncError
 from claude_sync.store import RemoteOptions
-from claude_sync.store.base import ObjectInfo
+from claude_sync.store.base import PIECE_SIZE, ObjectInfo
 from claude_sync.store.bucket import PROBE_PREFIX, BucketStore, remote_path
 
 # Bucket names as S3 and R2 accept them (lower case, 3-63 characters).
@@ -137,11 +139,11 @@ class S3Store(BucketStore):
 
     # -- the ObjectStore operations ------------------------------------------------------
 
-    def get(self, name: str) -> bytes:
-        key = self._key(name)
+    @contextlib.contextmanager
+    def _reading(self, name: str) -> Iterator[None]:
+        """What a read of object name fails with, as this store says it."""
         try:
-            body: bytes = self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-            return body
+            yield
         except ClientError as exc:
             if _code(exc) in _NO_KEY:
                 raise ObjectNotFoundError(f"object {name} is missing from {self.display}") from None
@@ -149,24 +151,34 @@ class S3Store(BucketStore):
         except BotoCoreError as exc:
             raise self._error(exc, "read from") from None
 
+    def get(self, name: str) -> bytes:
+        with self._reading(name):
+            response = self._client.get_object(Bucket=self.bucket, Key=self._key(name))
+            body: bytes = response["Body"].read()
+            return body
+
+    def get_pieces(self, name: str) -> Iterator[bytes]:
+        with self._reading(name):
+            body = self._client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"]
+            with contextlib.closing(body):
+                yield from body.iter_chunks(PIECE_SIZE)
+
     def get_range(self, name: str, offset: int, length: int) -> bytes:
         if length <= 0:
             return b""
-        key = self._key(name)
-        try:
-            response = self._client.get_object(
-                Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}"
-            )
+        with self._reading(name):
+            try:
+                response = self._client.get_object(
+                    Bucket=self.bucket,
+                    Key=self._key(name),
+                    Range=f"bytes={offset}-{offset + length - 1}",
+                )
+            except ClientError as exc:
+                if _code(exc) == "InvalidRange":  # starts at or past the end
+                    return b""
+                raise
             body: bytes = response["Body"].read()
             return body
-        except ClientError as exc:
-            if _code(exc) in _NO_KEY:
-                raise ObjectNotFoundError(f"object {name} is missing from {self.display}") from None
-            if _code(exc) == "InvalidRange":  # starts at or past the end
-                return b""
-            raise self._error(exc, "read from") from None
-        except BotoCoreError as exc:
-            raise self._error(exc, "read from") from None
 
     def put_if_absent(self, name: str, data: bytes) -> bool:
         key = self._key(name)
