@@ -16,8 +16,10 @@ import pytest
 from conftest import PASSPHRASE, Machine
 
 MIB = 1024 * 1024
-# What Rich draws for a transfer in progress: a size done of a size in all ("12.3/40.0 MiB").
-BAR = re.compile(r"\d+(\.\d+)?/\d+(\.\d+)? (MB|MiB|GB|kB)")
+# What the bar draws for a transfer in progress: a size done of a size in all ("12.3/40.0 MiB"),
+# in the binary units the final line uses, and no decimal ones ("41.9 MB").
+BAR = re.compile(r"\d+(\.\d+)?/\d+(\.\d+)? (KiB|MiB|GiB)")
+DECIMAL = re.compile(r"\d (kB|MB|GB)\b")
 
 
 def on_terminal(m: Machine, *args: str) -> tuple[int, str]:
@@ -58,6 +60,8 @@ def test_push_and_pull_of_tens_of_mib_draw_a_bar_and_finish(pair: tuple[Machine,
     code, screen = on_terminal(a, "push")
     assert code == 0, screen
     assert BAR.search(screen), screen
+    assert re.search(r"\d MiB/s", screen), screen
+    assert not DECIMAL.search(screen), screen
     assert "pushed 4 files" in screen, screen
 
     code, screen = on_terminal(b, "pull")

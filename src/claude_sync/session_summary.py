@@ -376,5 +376,12 @@ def _prompt(record: dict[str, Any]) -> str | None:
 
 def one_line(text: str) -> str:
     """Whitespace collapsed, cut to TITLE_MAX characters."""
-    flat = " ".join(text.split())
+    # Of the start only, as much as the title needs: a first prompt can be pages of code,
+    # and a first push summarizes thousands of transcripts.
+    take = 4 * TITLE_MAX
+    while True:
+        flat = " ".join(text[:take].split())
+        if len(flat) > TITLE_MAX or take >= len(text):
+            break
+        take *= 4
     return flat if len(flat) <= TITLE_MAX else flat[: TITLE_MAX - 1] + "…"

@@ -159,3 +159,13 @@ def test_a_summary_is_stored_with_every_field_and_read_back_as_it_was(lines: lis
     stored = summary.to_json()
     assert stored == dataclasses.asdict(summary)
     assert session_summary.SessionSummary.from_json(json.loads(json.dumps(stored)), "x") == summary
+
+
+@given(st.text(alphabet=st.sampled_from("ab \n\t\u2003\u2028é"), max_size=4000))
+def test_a_title_is_the_prompt_on_one_line_however_long(text: str) -> None:
+    """Only the start of a long prompt is looked at: the title is still its whitespace
+    collapsed, cut to TITLE_MAX."""
+    flat = " ".join(text.split())
+    cut = session_summary.TITLE_MAX
+    expected = flat if len(flat) <= cut else flat[: cut - 1] + "…"
+    assert session_summary.one_line(text) == expected

@@ -156,16 +156,9 @@ class ConsoleReporter(Reporter):
         """A bar on stderr for transfers of 4 MiB or more on a terminal; else nothing."""
         if not self.bars or total < 4 * 1024 * 1024:
             return lambda advance: None
-        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+        from claude_sync.cli.transfer_bar import transfer_bar
 
-        bar = Progress(
-            "{task.description}",
-            BarColumn(),
-            DownloadColumn(),
-            TransferSpeedColumn(),
-            console=err.real,
-            transient=True,
-        )
+        bar = transfer_bar(err.real)
         task = bar.add_task(description, total=total)
         self._drawn.append(bar)
         bar.start()
