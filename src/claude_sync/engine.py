@@ -465,8 +465,11 @@ class Engine:
             try:
                 try:
                     for small, batch in _read_batches(changed):
+                        # Only a file read before can have a mark: a first push asks for none.
                         marks = (
-                            self.state.summary_marks(p for _, p, _ in batch) if summaries else None
+                            self.state.summary_marks(p for _, p, c in batch if c is not None)
+                            if summaries
+                            else None
                         )
                         if small and readers is not None:
                             args = (readers, batch, marks, keep, keep_sealed, worker)
@@ -1431,7 +1434,7 @@ class Engine:
             with self.state.transaction():
                 for name, locations in written.items():
                     self.state.add_index(name, locations)
-            pruned = not self._data_still_there(plan, writer, written_indexes)
+            pruned = not self._data_still_there(plan, writer, written_indexes, written)
             if pruned:
                 continue  # a prune got to some of it meanwhile: upload that again
             if self._commit_push(plan, result, entries):
@@ -1622,13 +1625,18 @@ class Engine:
             shutil.rmtree(staging, ignore_errors=True)
 
     def _data_still_there(
-        self, plan: Plan, writer: PackWriter, written_indexes: dict[str, dict[str, BlobLocation]]
+        self,
+        plan: Plan,
+        writer: PackWriter,
+        written_indexes: dict[str, dict[str, BlobLocation]],
+        written: dict[str, dict[str, BlobLocation]],
     ) -> bool:
         """Just before the snapshot is written: every pack it leans on for blobs the head
         does not already use still exists and is not marked by prune. A push can take
         longer than prune's grace period (a laptop asleep mid-push, a wrong clock); then
         the blobs it found or wrote there are forgotten and uploaded again, and the indexes
-        this push wrote stop naming packs that are gone (a reader could pick them). A pack
+        this push wrote stop naming packs that are gone (a reader could pick them); written:
+        the indexes this round wrote, part of written_indexes. A pack
         only marked stays named: another machine may lean on it already (this push's
         indexes are written as it goes), and prune's sweep reads the indexes to spare it."""
         # What the head lists for the same paths (an appended transcript's old chunks)
@@ -1637,7 +1645,14 @@ class Engine:
         head = plan.head.files if plan.head else {}
         in_head = {b for p in plan.upload if (e := head.get(p)) for b, _ in e.chunks}
         relied = {b for f in plan.upload.values() for b, _, _ in f.cached.chunks} - in_head
-        packs = set(self.state.blob_packs(relied).values())
+        # Where the blobs this round wrote went, its indexes say: only the others are looked
+        # up (a first push of 50,000 files asked the cache for each). Not earlier rounds':
+        # their packs may be the ones a prune took.
+        packs: set[str] = set()
+        for locations in written.values():
+            packs.update(loc.pack for b, loc in locations.items() if b in relied)
+            relied.difference_update(locations)
+        packs.update(self.state.blob_packs(relied).values())
         if not packs:
             return True
         marked = self.repo.marked_packs()

@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -189,6 +190,35 @@ def test_output_that_cannot_be_written_is_one_line(machines, repo_dir):
             _, stderr = proc.communicate(timeout=60)
         assert proc.returncode == 1 and stderr.startswith("error: "), (args, stderr)
         assert len(stderr.splitlines()) == 1, (args, stderr)
+
+
+def test_a_push_with_nothing_to_do_loads_little(machines, repo_dir):
+    """Hooks run a push many times a day, most with nothing to send: it prints its line
+    without loading Rich (a twentieth of its time) or any cloud SDK."""
+    a, _ = machines
+    a.write("agents/x.md", "x\n")
+    a.write(f"{PROJECT}/s.jsonl", transcript("s", 3))
+    a.run("init", str(repo_dir), "--create")
+    a.run("push")
+    program = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'rich', 'boto3', 'botocore', 'google'}), file=sys.stderr))\n"
+        "sys.argv = ['claude-sync', 'push']\n"
+        "from claude_sync.cli import main\n"
+        "main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", program],
+        env=a.environ(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=a.home,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "Nothing to push: nothing changed here since the last sync.\n"
+    assert proc.stderr == "[]\n"
 
 
 def test_ctrl_c_while_starting_is_one_line(machines):

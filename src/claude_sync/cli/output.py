@@ -27,6 +27,16 @@ class _LazyConsole:
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
         safe = [clean(redact(o)) if isinstance(o, str) else o for o in objects]
+        if (
+            self._console is None
+            and kwargs.keys() <= {"markup"}
+            and all(isinstance(o, str) for o in safe)
+        ):
+            # Plain lines as they are (nothing printed is markup), and Rich left unloaded:
+            # its import was a twentieth of a no-op push run by a hook.
+            stream = sys.stderr if self._stderr else sys.stdout
+            stream.write(" ".join(safe) + "\n")
+            return
         self.real.print(*safe, **kwargs)
 
     @property
