@@ -193,3 +193,33 @@ def test_a_weak_passphrase_is_refused_before_it_is_repeated_and_a_typo_is_asked_
     child.sendline(PASSPHRASE)
     finish(child)
     assert (b.config_dir / "key").exists()
+
+
+BAR_LEFT_UP = """
+from claude_sync.cli.output import ConsoleReporter, out
+with ConsoleReporter(verbose=True, quiet=False, as_json=False) as reporter:
+    advance = reporter.progress("downloading", 8 << 20)
+    advance(1 << 20)
+    reporter.action("pull", "projects/a.jsonl")
+    advance(1 << 20)  # short of its total: a pack that was damaged in a partial pull
+    out.print("pulled 1 file", markup=False)
+"""
+
+
+def test_lines_printed_while_a_bar_is_up_go_to_the_output(tmp_path: Path) -> None:
+    """A bar on the terminal takes over stdout while it is drawn (and one that never
+    reaches its total, to the end): the lines printed meanwhile still go where the output
+    is sent, not onto the terminal."""
+    target = tmp_path / "out.txt"
+    child = pexpect.spawn(
+        "/bin/sh",
+        ["-c", f'"{sys.executable}" -c "$PROGRAM" > "{target}"'],
+        env=dict(os.environ, PROGRAM=BAR_LEFT_UP, TERM="xterm-256color"),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 120),
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert target.read_text().splitlines() == ["    pull projects/a.jsonl", "pulled 1 file"]

@@ -2137,9 +2137,9 @@ class Engine:
         new_folders = _missing_folders(folders, self.root)
         # One folder that cannot be written must not stop the rest of the pull.
         allowed = self._allowed_roots(self.root)
-        unwritable = {str(f): why for f, why in self._unwritable(folders, allowed).items()}
-        for path, (dest, _) in list(outputs.items()):
-            if (why := unwritable.get(os.path.dirname(dest))) is not None:
+        unwritable = self._unwritable(folders, allowed)
+        for path, (dest, _) in list(outputs.items()) if unwritable else ():
+            if (why := unwritable.get(Path(os.path.dirname(dest)))) is not None:
                 result.warnings.append(f"cannot write {path}: {why}; skipped")
                 plan.skipped.append(path)
                 del outputs[path]

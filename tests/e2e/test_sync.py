@@ -221,6 +221,25 @@ def test_a_push_with_nothing_to_do_loads_little(machines, repo_dir):
     assert proc.stderr == "[]\n"
 
 
+def test_a_log_of_both_streams_has_the_lines_in_order(machines, repo_dir):
+    """A hook's log (`>> log 2>&1`) takes both streams, and stdout is buffered there (no
+    PYTHONUNBUFFERED): each line is written out in the order it was printed."""
+    a, _ = machines
+    a.write("agents/a.md", "x\n")
+    a.write("agents/b\x01.md", "y\n")
+    a.run("init", str(repo_dir), "--create")
+    env = {k: v for k, v in a.environ().items() if k != "PYTHONUNBUFFERED"}
+    for args, first, then in (
+        (["status"], "Remote: ", "warning: agents/b?.md"),
+        (["-v", "push"], "    push agents/a.md", "warning: agents/b?.md"),
+    ):
+        proc = a.start(*args, env=env, stderr=subprocess.STDOUT)
+        log, _ = proc.communicate(timeout=60)
+        lines = log.splitlines()
+        at = [next(i for i, line in enumerate(lines) if line.startswith(s)) for s in (first, then)]
+        assert at[0] < at[1], (args, log)
+
+
 def test_ctrl_c_while_starting_is_one_line(machines):
     """Loading the program takes a fifth of a second: Ctrl-C then is no traceback."""
     a, _ = machines

@@ -28,14 +28,16 @@ class _LazyConsole:
     def print(self, *objects: Any, **kwargs: Any) -> None:
         safe = [clean(redact(o)) if isinstance(o, str) else o for o in objects]
         if (
-            self._console is None
+            not _rich_in_use()
             and kwargs.keys() <= {"markup"}
             and all(isinstance(o, str) for o in safe)
         ):
             # Plain lines as they are (nothing printed is markup), and Rich left unloaded:
-            # its import was a twentieth of a no-op push run by a hook.
+            # its import was a twentieth of a no-op push run by a hook. Flushed as Rich
+            # does, so that a log taking both streams has them in order.
             stream = sys.stderr if self._stderr else sys.stdout
             stream.write(" ".join(safe) + "\n")
+            stream.flush()
             return
         self.real.print(*safe, **kwargs)
 
@@ -53,6 +55,12 @@ class _LazyConsole:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
+
+
+def _rich_in_use() -> bool:
+    """Whether either console is Rich's by now: a bar it draws takes over sys.stdout, and
+    what is printed then must go through it."""
+    return out._console is not None or err._console is not None
 
 
 def _closed_pipe() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Self, TypeVar
@@ -149,7 +149,7 @@ class StoreAccess(ABC):
             self.downloaded_bytes += len(data)
         return data
 
-    def _get_pieces(self, name: str) -> Iterator[bytes]:
+    def _get_pieces(self, name: str) -> Generator[bytes, None, None]:
         for piece in self.store.get_pieces(name):
             with self._counter_lock:
                 self.downloaded_bytes += len(piece)

@@ -160,15 +160,17 @@ class Packs(StoreAccess):
         spans = _spans(wanted.values())
         part = sum(end - start for start, end in spans)
         if extent is None or len(spans) > MAX_RANGES or part * RANGED_SHARE > extent:
-            whole = _WholePack(pack, self._get_pieces(pack))
-            for blob_id, sealed in whole.blobs(wanted):
-                try:
-                    plain = self._open_blob(pack, blob_id, sealed)
-                except CorruptionError:
-                    whole.check()  # a damaged pack says so, whichever blob it damaged
-                    raise
-                yield blob_id, plain
-            whole.check()
+            # Closed when the reading stops early: an S3 body holds its connection.
+            with contextlib.closing(self._get_pieces(pack)) as pieces:
+                whole = _WholePack(pack, pieces)
+                for blob_id, sealed in whole.blobs(wanted):
+                    try:
+                        plain = self._open_blob(pack, blob_id, sealed)
+                    except CorruptionError:
+                        whole.check()  # a damaged pack says so, whichever blob it damaged
+                        raise
+                    yield blob_id, plain
+                whole.check()
             return
         parts = [memoryview(self._get_range(pack, s, e - s)) for s, e in spans]
         for blob_id, loc in wanted.items():
