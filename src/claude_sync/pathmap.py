@@ -16,9 +16,11 @@ names under no rule keep their name: they are resumable on machines with the sam
 from __future__ import annotations
 
 import glob
+import io
 import os
 import re
 from pathlib import PurePath
+from typing import BinaryIO
 
 from claude_sync.merge import HISTORY_PATH, MCP_SERVERS
 
@@ -270,7 +272,20 @@ class HistoryFilter:
 
     def to_local(self, data: bytes) -> bytes:
         """The file as written here: each token back to this machine's directory."""
-        return _PROJECT.sub(lambda m: m[1] + self._local(m[2]) + m[3], data)
+        out = io.BytesIO()
+        self.write_local(data, out)
+        return out.getvalue()
+
+    def write_local(self, data: bytes, out: BinaryIO) -> None:
+        """to_local, written to out as it is made: a pull of a history of megabytes held
+        it, its pieces and the result at once."""
+        view = memoryview(data)
+        at = 0
+        for match in _PROJECT.finditer(data):
+            out.write(view[at : match.start(2)])
+            out.write(self._local(match[2]))
+            at = match.end(2)
+        out.write(view[at:])
 
     def _logical(self, value: bytes) -> bytes:
         text = value.decode("utf-8", "surrogateescape")

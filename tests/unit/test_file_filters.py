@@ -3,10 +3,15 @@ folder) as a token, written back with this machine's."""
 
 from __future__ import annotations
 
+import io
 from pathlib import PurePosixPath, PureWindowsPath
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from claude_sync.merge import HISTORY_PATH
 from claude_sync.pathmap import (
+    _PROJECT,
     HOME_MAPPED,
     HOME_TOKEN,
     HistoryFilter,
@@ -76,3 +81,32 @@ def test_every_path_holding_file_has_its_filter() -> None:
     assert set(filters) == {*HOME_MAPPED, HISTORY_PATH}
     assert isinstance(filters[HISTORY_PATH], HistoryFilter)
     assert all(isinstance(filters[p], HomeFilter) for p in HOME_MAPPED)
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b'{"display":"x","project":"${CLAUDE_SYNC_PATH:~}/code/app"}\n',
+                b'{"project" : "${CLAUDE_SYNC_PATH:w}"}\n',
+                b'{"project":"${CLAUDE_SYNC_PATH:other}/q"}\n',
+                b'{"project":"/abs/\\"quoted\\"/p"}\n',
+                b'{"project":"${CLAUDE_SYNC_PATH:~}/cut',
+                b"not json\n",
+                b"\n",
+            ]
+        ),
+        max_size=30,
+    )
+)
+def test_a_history_written_piece_by_piece_is_the_history_mapped_whole(lines: list[bytes]) -> None:
+    """A pull writes a history as it maps it, without holding the mapped copy: the bytes
+    are those of one substitution over the whole file, torn and odd lines included."""
+    history = HistoryFilter(
+        PathMapper(PurePosixPath("/home/ann"), {"/srv/w": "w"}, home_aliases=[])
+    )
+    data = b"".join(lines)
+    whole = _PROJECT.sub(lambda m: m[1] + history._local(m[2]) + m[3], data)
+    out = io.BytesIO()
+    history.write_local(data, out)
+    assert out.getvalue() == whole == history.to_local(data)
