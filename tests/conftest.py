@@ -108,6 +108,22 @@ class Machine:
             )
         return proc
 
+    def run_after(
+        self, code: str, *args: str, prefix: tuple[str, ...] = ()
+    ) -> subprocess.CompletedProcess[str]:
+        """The real CLI with a few lines of set-up code before it (a patch, a check at
+        exit), or behind a command prefix (another user)."""
+        program = f"{code}\nimport sys\nsys.argv = ['claude-sync', *sys.argv[1:]]\n"
+        program += "from claude_sync.cli import main\nmain()\n"
+        return subprocess.run(
+            [*prefix, sys.executable, "-c", program, *args],
+            env=self.environ(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=self.home,
+        )
+
     def start(self, *args: str, **popen: Any) -> subprocess.Popen[str]:
         """claude-sync running in the background (to be stopped, killed or raced); popen:
         Popen's arguments, over these."""

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -30,22 +28,6 @@ def set_up(a: Machine, b: Machine, repo: Path) -> None:
     a.run("push")
     b.run("init", str(repo))
     b.run("pull")
-
-
-def run_as(
-    m: Machine, prefix: tuple[str, ...], code: str, *args: str
-) -> subprocess.CompletedProcess[str]:
-    """The real CLI, behind a command prefix or with a line of set-up code before it."""
-    program = f"{code}\nimport sys\nsys.argv = ['claude-sync', *sys.argv[1:]]\n"
-    program += "from claude_sync.cli import main\nmain()\n"
-    return subprocess.run(
-        [*prefix, sys.executable, "-c", program, *args],
-        env=m.environ(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=m.home,
-    )
 
 
 def test_briefly_empty_settings_is_not_pushed_as_a_deletion(machines, repo_dir):
@@ -93,7 +75,7 @@ def test_unreadable_file_or_folder_is_not_pushed_as_a_deletion(machines, repo_di
     (a.claude / "agents/locked.md").chmod(0)
     (a.claude / "commands").chmod(0)
     a.write("CLAUDE.md", "memory 2\n")
-    proc = run_as(a, UNPRIVILEGED, "", "push", "--json")
+    proc = a.run_after("", "push", "--json", prefix=UNPRIVILEGED)
     assert proc.returncode == 0, proc.stderr
     b.run("pull")
     assert (b.claude / "agents/locked.md").read_text() == "agent\n"
@@ -205,7 +187,7 @@ def test_unwritable_path_on_the_pulling_machine_skips_only_that_path(machines, r
     (b.claude / "agents").mkdir(parents=True)
     (b.claude / "agents").chmod(0o500)
     try:
-        proc = run_as(b, UNPRIVILEGED, "", "pull", "--json")
+        proc = b.run_after("", "pull", "--json", prefix=UNPRIVILEGED)
         assert proc.returncode == 0, proc.stderr
         result = json.loads(proc.stdout)
         assert result["pulled"] == [SESSION] and result["skipped"] == ["agents/reviewer.md"]
@@ -221,7 +203,7 @@ def test_unwritable_path_on_the_pulling_machine_skips_only_that_path(machines, r
     a.run("push")
     (b.claude / "agents").chmod(0o500)
     try:
-        proc = run_as(b, UNPRIVILEGED, "", "pull", "--json")
+        proc = b.run_after("", "pull", "--json", prefix=UNPRIVILEGED)
         assert proc.returncode == 0, proc.stderr
         result = json.loads(proc.stdout)
         assert result["pulled"] == ["CLAUDE.md"] and result["skipped"] == ["agents/reviewer.md"]
@@ -281,7 +263,7 @@ def test_pull_that_keeps_a_local_version_is_not_marked_pulled(machines, repo_dir
     set_up(a, b, repo_dir)
     a.append(SESSION, transcript("s1", 2, start=2))
     a.run("push")
-    proc = run_as(b, (), APPEND_DURING_PULL, "pull")
+    proc = b.run_after(APPEND_DURING_PULL, "pull")
     assert proc.returncode == 0, proc.stderr
     assert "changed during the pull; kept the local version" in proc.stderr
     result = b.json("sync")
@@ -507,7 +489,7 @@ def test_a_rewritten_transcript_that_keeps_changing_waits_without_blaming_damage
     (a.claude / SESSION).write_bytes(held)
     # The file changes between the scan and the merge (Claude Code writing meanwhile).
     code = "from claude_sync import engine\nengine._as_scanned = lambda *a: False"
-    proc = run_as(a, (), code, "push", "--json")
+    proc = a.run_after(code, "push", "--json")
     warned = json.loads(proc.stdout)["warnings"]
     assert any("changed while its records were being put back" in w for w in warned), warned
     assert not any("repair" in w for w in warned), warned

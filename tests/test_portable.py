@@ -171,12 +171,8 @@ def test_case_probe_on_this_file_system(tmp_path):
 
 
 CASE_INSENSITIVE = """
-import sys
 from claude_sync import casefold
 casefold.is_case_insensitive = lambda folder: True
-from claude_sync.cli import main
-sys.argv[0] = "claude-sync"
-main()
 """
 
 
@@ -187,14 +183,7 @@ def test_pull_writes_a_name_differing_only_in_case_beside_the_file(machines, rep
     a.run("push")
     b.write("agents/review.md", "b's own\n")
     b.run("init", str(repo_dir))
-    proc = subprocess.run(
-        [sys.executable, "-c", CASE_INSENSITIVE, "pull", "--json"],
-        env=b.environ(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=b.home,
-    )
+    proc = b.run_after(CASE_INSENSITIVE, "pull", "--json")
     assert proc.returncode == 0, proc.stderr
     warnings = json.loads(proc.stdout)["warnings"]
     assert warnings == [

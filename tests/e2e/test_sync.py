@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -200,22 +199,12 @@ def test_a_push_with_nothing_to_do_loads_little(machines, repo_dir):
     a.write(f"{PROJECT}/s.jsonl", transcript("s", 3))
     a.run("init", str(repo_dir), "--create")
     a.run("push")
-    program = (
+    loaded = (
         "import atexit, sys\n"
         "atexit.register(lambda: print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'rich', 'boto3', 'botocore', 'google'}), file=sys.stderr))\n"
-        "sys.argv = ['claude-sync', 'push']\n"
-        "from claude_sync.cli import main\n"
-        "main()\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", program],
-        env=a.environ(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=a.home,
-    )
+    proc = a.run_after(loaded, "push")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "Nothing to push: nothing changed here since the last sync.\n"
     assert proc.stderr == "[]\n"
