@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 from conftest import Machine, snapshot_tree, transcript
 
+from claude_sync import resources
+
 SESSION = "projects/-home-ann-code-app/1b2c3d4e-0000-4000-8000-000000000001.jsonl"
 # Root reads anything: drop the capabilities that let it, so mode 000 means unreadable.
 UNPRIVILEGED = (
@@ -565,3 +567,45 @@ def test_a_conflict_over_a_long_name_keeps_the_other_version_beside_it(machines,
     (copy,) = [p for p in (b.claude / "agents").iterdir() if "claude-sync-conflict" in p.name]
     assert len(copy.name.encode()) <= 255 and copy.read_text() == "A's version\n"
     assert (b.claude / name).read_text() == "B's version\n"
+
+
+def _deep(home_claude: Path, margin: int) -> str:
+    """A file's path (relative to the Claude folder) that is `margin` characters short of
+    PATH_MAX under home_claude."""
+    room = os.pathconf(home_claude, "PC_PATH_MAX") - 1 - len(str(home_claude)) - 1 - margin
+    start, end = "projects/-srv-app/", "/deep.jsonl"
+    middle = room - len(start) - len(end)
+    parts = ["d" * 200] * (middle // 201)
+    parts.append("e" * (middle - 201 * len(parts)))
+    return start + "/".join(parts) + end
+
+
+def test_a_path_too_long_here_is_skipped_and_the_rest_arrives(make_machine, repo_dir):
+    """A machine with a longer home than the one that pushed cannot hold a path that was
+    just short enough there: that file is skipped with a warning, by pull and by restore;
+    every other file arrives, no temporary file is left, and the next pull does the same
+    (deleting a session never spreads, so the file may stay in the repository for good)."""
+    a, b = make_machine("a"), make_machine("b" * 80)
+    deep = _deep(a.claude, margin=10)
+    a.write(deep, transcript("deep", 2))
+    a.write("agents/x.md", "x\n")
+    a.write("projects/-srv-app/s.jsonl", transcript("s", 2))
+    a.run("init", str(repo_dir), "--create")
+    a.run("push")
+    b.run("init", str(repo_dir))
+    for _ in range(2):
+        proc = b.run("pull", "--all", check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert "(File name too long); skipped" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert (b.claude / "agents/x.md").read_text() == "x\n"
+        assert (b.claude / "projects/-srv-app/s.jsonl").exists()
+    target = b.home / "restored"
+    proc = b.run("restore", "--snapshot", "1", "--target", str(target), check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert "(File name too long); skipped" in proc.stderr, proc.stderr
+    assert proc.stderr.endswith("error: 1 file could not be restored (the warnings say why)\n")
+    assert (target / "agents/x.md").read_text() == "x\n"
+    for tree in (b.claude, target):
+        left = [p for p in tree.rglob("*") if resources.TMP_MARKER in p.name]
+        assert left == [], left

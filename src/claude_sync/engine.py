@@ -2140,15 +2140,9 @@ class Engine:
             plan.delete = [p for p in plan.delete if p not in in_way]
         folders = _folders_of(dest for dest, _ in outputs.values())
         new_folders = _missing_folders(folders, self.root)
-        # One folder that cannot be written must not stop the rest of the pull.
-        allowed = self._allowed_roots(self.root)
-        unwritable = self._unwritable(folders, allowed)
-        for path, (dest, _) in list(outputs.items()) if unwritable else ():
-            if (why := unwritable.get(Path(os.path.dirname(dest)))) is not None:
-                result.warnings.append(f"cannot write {path}: {why}; skipped")
-                plan.skipped.append(path)
-                del outputs[path]
-                plan.write.pop(path, None)
+        for path in self.drop_unwritable(outputs, self.root, result, folders):
+            plan.skipped.append(path)
+            plan.write.pop(path, None)
         filled: set[Path] = set()  # folders something was moved into
         try:
             with self.staged_files(outputs, self.root, result, partial, local.files) as staged:
@@ -2224,6 +2218,28 @@ class Engine:
             for s in staged:
                 _remove(s.tmp)
 
+    def drop_unwritable(
+        self,
+        outputs: dict[str, tuple[str, FileEntry]],
+        root: Path,
+        result: Result,
+        folders: set[Path] | None = None,
+    ) -> list[str]:
+        """Take out of outputs (to be written under root; folders: theirs, when known) the
+        files whose folder cannot be written here, each with a warning; returns their
+        paths. One such folder (not writable, a link out, a path too long for this machine)
+        must not stop the rest. The other folders exist afterwards."""
+        if folders is None:
+            folders = _folders_of(dest for dest, _ in outputs.values())
+        unwritable = self._unwritable(folders, self._allowed_roots(root), root)
+        dropped = []
+        for path, (dest, _) in list(outputs.items()) if unwritable else ():
+            if (why := unwritable.get(Path(os.path.dirname(dest)))) is not None:
+                result.warnings.append(f"cannot write {path}: {why}; skipped")
+                del outputs[path]
+                dropped.append(path)
+        return dropped
+
     def _allowed_roots(self, root: Path) -> list[Path]:
         """Where writes may land: root, and the targets of its linked top-level resources
         (the folder of a linked file)."""
@@ -2232,18 +2248,18 @@ class Engine:
             allowed.append(Path(target) if os.path.isdir(target) else Path(target).parent)
         return allowed
 
-    def _unwritable(self, folders: set[Path], allowed: list[Path]) -> dict[Path, str]:
+    def _unwritable(self, folders: set[Path], allowed: list[Path], root: Path) -> dict[Path, str]:
         """Why files cannot be written in some of these folders (allowed: see
         _allowed_roots); the others exist afterwards. All at once: a pull can write into
         thousands of folders, and each check resolves the parts of a path they share."""
         # Checked before and after: mkdir must not follow a link out to create folders.
-        why = _outside(allowed, folders, self.root)
+        why = _outside(allowed, folders, root)
         for folder in sorted(folders - why.keys(), key=lambda f: len(f.parts)):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 why[folder] = f"{folder} cannot be created ({exc.strerror})"
-        why.update(_outside(allowed, folders - why.keys(), self.root))
+        why.update(_outside(allowed, folders - why.keys(), root))
         for folder in folders - why.keys():
             if not os.access(folder, os.W_OK | os.X_OK):
                 why[folder] = f"{folder} is not writable"
@@ -2785,7 +2801,9 @@ def _unchanged_since_scan(dest: str | Path, scanned: LocalFile | None) -> bool:
 
 
 def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
+    # Any error: the files after it must still be removed (one whose folder could not be
+    # made was never there).
+    with contextlib.suppress(OSError):
         os.unlink(path)
 
 
@@ -2833,7 +2851,9 @@ def _missing_folders(folders: set[Path], root: Path) -> set[Path]:
             folder not in missing
             and folder != root
             and folder.is_relative_to(root)
-            and not folder.exists()
+            # Not Path.exists: a path too long here raises (it is missing, and its files
+            # are skipped with why by Engine._unwritable).
+            and not os.path.exists(folder)
         ):
             missing.add(folder)
             folder = folder.parent

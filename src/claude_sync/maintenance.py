@@ -158,6 +158,7 @@ def restore(
                 f"{len(there)} of the files to restore already exist in {target} (e.g. "
                 f"{there[0]}); restore into an empty folder, or use --force"
             )
+    result.skipped += engine.drop_unwritable(outputs, Path(root), result)
     with engine.staged_files(outputs, root, result) as staged:
         for path, tmp, dest, _ in staged:
             os.replace(tmp, dest)

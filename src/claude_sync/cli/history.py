@@ -121,6 +121,10 @@ def restore(
         restored = count(len(result.pulled), "file")
         tail = f"; pushed {count(len(result.pushed), 'file')}" if target is None else ""
         out.print(f"Restored {restored} from snapshot {seq}{tail}.", markup=False)
+    if result.skipped:
+        raise SyncError(
+            f"{count(len(result.skipped), 'file')} could not be restored (the warnings say why)"
+        )
 
 
 @click.command()
