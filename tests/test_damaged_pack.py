@@ -54,6 +54,11 @@ def test_joining_with_a_damaged_pack_installs_the_intact_files(make_machine, rep
     assert "1 file cannot be pulled" in status.stdout, status.stdout
     again = c.run("pull", check=False)
     assert again.returncode == 1 and "agents/deep/new.md" in again.stderr, again.stderr
+    # Quiet, the error still has the warning it points to, and nothing else is printed.
+    quiet = c.run("-q", "pull", check=False)
+    assert quiet.returncode == 1 and quiet.stdout == "", quiet.stdout
+    assert [line.split(":")[0] for line in quiet.stderr.splitlines()] == ["warning", "error"]
+    assert "agents/deep/new.md" in quiet.stderr.splitlines()[0], quiet.stderr
     as_json = json.loads(c.run("pull", "--json", check=False).stdout)
     assert as_json["unavailable"] == ["agents/deep/new.md"] and as_json["exit_code"] == 1
     assert "could not be downloaded" in as_json["error"]

@@ -215,9 +215,11 @@ def finish(
     if as_json:
         error = {"error": failed, "exit_code": SyncError.exit_code} if failed else {}
         print_json(result.to_json() | ({"dry_run": True} if dry_run else {}) | error)
-    elif not quiet:
-        for warning in result.warnings:
+    else:
+        # Quiet, a failure still names what failed: its error line points to the warnings.
+        for warning in result.warnings if not quiet or failed else ():
             err.print(f"warning: {warning}", markup=False)
+    if not as_json and not quiet:
         if dry_run:
             print_plan(
                 result,
