@@ -809,3 +809,20 @@ def test_a_file_where_another_machine_made_a_folder_is_held_back(machines, repo_
     a.run("pull")
     assert (a.claude / "skills/foo/SKILL.md").read_text() == "# skill\n"
     assert (b.claude / "skills/foo").read_text() == "B's edit\n"  # kept here, not lost
+
+
+def test_a_history_appended_out_of_order_arrives_as_it_is(machines, repo_dir):
+    """A prompt line appended elsewhere with an older time: the machine that added nothing
+    gets that history as it is, and has nothing to push back."""
+    a, b = machines
+    line = '{{"display":"{}","timestamp":{},"project":"/srv/app"}}\n'
+    a.write("history.jsonl", line.format("one", 1000) + line.format("two", 3000))
+    a.run("init", str(repo_dir), "--create")
+    a.run("push")
+    b.run("init", str(repo_dir))
+    b.run("pull")
+    a.append("history.jsonl", line.format("older", 2000))
+    a.run("push")
+    b.run("pull")
+    assert (b.claude / "history.jsonl").read_bytes() == (a.claude / "history.jsonl").read_bytes()
+    assert "Everything is up to date." in b.run("status").stdout

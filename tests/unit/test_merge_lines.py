@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from claude_sync.merge import merge_history, merge_transcript
+from claude_sync.merge import merge_file, merge_history, merge_transcript
 
 
 def test_a_line_that_is_not_json_is_not_taken_for_a_record_with_that_uuid() -> None:
@@ -62,3 +62,21 @@ def test_history_keeps_a_prompt_still_being_written_at_the_end():
     assert merged == done + theirs + half
     finished = merged + b'tten","timestamp":3000}\n'
     assert all(line.startswith(b"{") and line.endswith(b"}") for line in finished.splitlines())
+
+
+def test_a_history_unchanged_here_becomes_the_other_machines_as_it_is() -> None:
+    """A line appended elsewhere with an older time (prompts of two sessions, written as
+    they finished) is not sorted in here when nothing was added here: the copy would differ
+    from the pushed one, go back as a change, and reorder the other machine's too. A
+    prompt being written here stays at the end."""
+    base = b'{"display":"one","timestamp":1000}\n{"display":"two","timestamp":3000}\n'
+    remote = base + b'{"display":"older","timestamp":2000}\n'
+    half = b'{"display":"being wri'
+    assert merge_file("history.jsonl", base, base, remote) == remote
+    assert merge_file("history.jsonl", base, base + half, remote) == remote + half
+    # Added here too: the union, by time.
+    mine = base + b'{"display":"mine","timestamp":4000}\n'
+    assert merge_file("history.jsonl", base, mine, remote) == (
+        b'{"display":"one","timestamp":1000}\n{"display":"older","timestamp":2000}\n'
+        b'{"display":"two","timestamp":3000}\n{"display":"mine","timestamp":4000}\n'
+    )
