@@ -172,3 +172,46 @@ def test_a_merge_whose_remote_data_is_damaged_waits_and_loses_nothing(make_machi
     merged = (c.claude / SESSION).read_text()
     for record in transcript("s", 3).splitlines() + transcript("s", 1, start=10).splitlines():
         assert record in merged
+
+
+def test_a_pull_that_met_a_damaged_pack_reads_it_once(make_machine, repo_dir):
+    """A first pull whose settings.json widens the session window runs itself again for
+    the sessions that window adds; one that could not get some files stops there (the next
+    pull, after a repair, brings the rest), instead of reading every pack again."""
+    a = make_machine("a")
+    a.write("settings.json", json.dumps({"cleanupPeriodDays": 3650}) + "\n")
+    a.write("projects/-srv-app/old.jsonl", transcript("old", 3).replace("2026", "2021"))
+    a.run("init", str(repo_dir))
+    a.run("push")
+    before = _packs(repo_dir)
+    a.write("agents/new.md", "the newest file\n" * 50)
+    a.run("push")
+    (newest,) = _packs(repo_dir) - before
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    c = make_machine("c")
+    c.run("init", str(repo_dir))
+    proc = c.run_after(COUNT_PACK_READS, "pull", "--json")
+    got = json.loads(proc.stdout)
+    assert got["unavailable"] == ["agents/new.md"], got
+    assert got["pulled"] == ["settings.json"], got
+    reads = json.loads(proc.stderr.splitlines()[-1])
+    assert reads[newest.relative_to(repo_dir).as_posix()] == 1, reads
+    a.run("repair")
+    c.run("pull")
+    assert (c.claude / "projects/-srv-app/old.jsonl").exists()
+    assert (c.claude / "agents/new.md").read_text() == "the newest file\n" * 50
+
+
+COUNT_PACK_READS = """
+import atexit, collections, json, sys
+from claude_sync.repository import packs
+reads = collections.Counter()
+read = packs.Packs.iter_pack
+def counted(self, pack, *args, **kwargs):
+    reads[pack] += 1
+    return read(self, pack, *args, **kwargs)
+packs.Packs.iter_pack = counted
+atexit.register(lambda: print(json.dumps(reads), file=sys.stderr))
+"""

@@ -1987,9 +1987,14 @@ class Engine:
             self.state.set_meta(UNAVAILABLE, json.dumps(lost) if lost else None)
         if not result.unavailable:
             self._record_success("pull")
-        if settings_trust.PATH in result.pulled + result.merged and self._window_widened():
+        if (
+            settings_trust.PATH in result.pulled + result.merged
+            and self._window_widened()
+            and not result.unavailable
+        ):
             # A first pull brought a longer clean-up period: what it takes in comes now,
-            # not with the next pull.
+            # not with the next pull. (Not after a failure: the pull is run again anyway,
+            # and a second pass would read the damaged packs again.)
             result.merge(self.pull(sel, strategy, dry_run, complete))
         return result
 
