@@ -609,3 +609,18 @@ def test_a_path_too_long_here_is_skipped_and_the_rest_arrives(make_machine, repo
     for tree in (b.claude, target):
         left = [p for p in tree.rglob("*") if resources.TMP_MARKER in p.name]
         assert left == [], left
+
+
+def test_a_folder_where_the_repository_has_a_file_is_said_and_kept(machines, repo_dir):
+    a, b = machines
+    a.write("commands/clash.md", "a's command\n")
+    a.write("agents/x.md", "x\n")
+    a.run("init", str(repo_dir), "--create")
+    a.run("push")
+    b.write("commands/clash.md/inner.md", "b's file\n")
+    b.run("init", str(repo_dir))
+    proc = b.run("pull", check=False)
+    assert "commands/clash.md is a folder here, with files in it: not pulled" in proc.stderr
+    assert "changed during the pull" not in proc.stderr, proc.stderr
+    assert (b.claude / "commands/clash.md/inner.md").read_text() == "b's file\n"
+    assert (b.claude / "agents/x.md").read_text() == "x\n"

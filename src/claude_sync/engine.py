@@ -2548,7 +2548,10 @@ class Engine:
                     and not (scanned is None and _removed_if_empty(dest))
                 ):
                     result.warnings.append(
-                        f"{path} changed during the pull; kept the local version"
+                        f"{path} is a folder here, with files in it: not pulled (rename one "
+                        "of them)"
+                        if os.path.isdir(dest)
+                        else f"{path} changed during the pull; kept the local version"
                     )
                     plan.skipped.append(path)
                     continue
