@@ -85,6 +85,8 @@ class App(click.Group):
         except Exception as exc:
             if os.environ.get("CLAUDE_SYNC_DEBUG"):
                 raise
+            if isinstance(exc, OSError) and _output_broken():
+                _cannot_write(exc)  # `push --help > /dev/full`: not the data's disk
             _fail(no_space(exc) or f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILED)
         finally:
             if previous is not None:
@@ -129,6 +131,16 @@ def _flush_output() -> None:
         raise
     except OSError as exc:  # `claude-sync status > /dev/full`
         _cannot_write(exc)
+
+
+def _output_broken() -> bool:
+    """Whether standard output cannot take what is left to write (an output that failed
+    keeps its bytes, and fails again)."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        return True
+    return False
 
 
 def _cannot_write(exc: OSError) -> NoReturn:
