@@ -4,6 +4,7 @@ say beforehand."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -178,12 +179,25 @@ def test_output_that_cannot_be_written_is_one_line(machines, repo_dir):
     """`claude-sync --help > /dev/full` (printed while the options are read, before any
     command runs) was a traceback; `status > /dev/full` ended with Python's own message and
     status 120 once the output was buffered (as it is without PYTHONUNBUFFERED), and
-    `--json status` with two tracebacks."""
+    `--json status` with two tracebacks. Buffered or not, each says the output is at fault
+    (not the disk of the data)."""
     a, _ = machines
     a.write("agents/x.md", "x\n")
     a.run("init", str(repo_dir), "--create")
-    env = {k: v for k, v in a.environ().items() if k != "PYTHONUNBUFFERED"}
-    for args in (["--help"], ["--version"], ["push", "--help"], ["status"], ["--json", "status"]):
+    buffered = {k: v for k, v in a.environ().items() if k != "PYTHONUNBUFFERED"}
+    for env, args in itertools.product(
+        (buffered, a.environ()),
+        (
+            ["--help"],
+            ["--version"],
+            ["push", "--help"],
+            ["init", "--help"],  # longer than a buffer: written straight through
+            ["status"],
+            ["--json", "status"],
+            ["types"],  # a table, through Rich
+            ["--json", "types"],
+        ),
+    ):
         with open("/dev/full", "w") as full:
             proc = a.start(*args, stdout=full, env=env)
             _, stderr = proc.communicate(timeout=60)

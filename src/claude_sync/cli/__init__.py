@@ -19,7 +19,7 @@ import click
 from claude_sync import __version__, memory, passphrase
 from claude_sync.cli import history, keys, sessions, setup, sync
 from claude_sync.cli.options import global_options
-from claude_sync.cli.output import err, json_output, print_json
+from claude_sync.cli.output import OutputUnwritable, err, json_output, print_json
 from claude_sync.errors import (
     EXIT_FAILED,
     CorruptionError,
@@ -56,6 +56,8 @@ class App(click.Group):
             return done
         except BrokenPipeError as exc:
             _closed_pipe(exc)
+        except OutputUnwritable as exc:
+            _cannot_write(exc.args[0])
         except SyncError as exc:
             message = str(exc)
             if (
@@ -85,7 +87,7 @@ class App(click.Group):
         except Exception as exc:
             if os.environ.get("CLAUDE_SYNC_DEBUG"):
                 raise
-            if isinstance(exc, OSError) and _output_broken():
+            if isinstance(exc, OSError) and _raised_writing_output(exc):
                 _cannot_write(exc)  # `push --help > /dev/full`: not the data's disk
             _fail(no_space(exc) or f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILED)
         finally:
@@ -133,13 +135,15 @@ def _flush_output() -> None:
         _cannot_write(exc)
 
 
-def _output_broken() -> bool:
-    """Whether standard output cannot take what is left to write (an output that failed
-    keeps its bytes, and fails again)."""
-    try:
-        sys.stdout.flush()
-    except OSError:
-        return True
+def _raised_writing_output(exc: BaseException) -> bool:
+    """Whether exc was raised by Click writing the output (a command's `--help`, which Click
+    prints itself): the output's fault, not the data's disk."""
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "echo" and code.co_filename == click.utils.__file__:
+            return True
+        tb = tb.tb_next
     return False
 
 
@@ -174,7 +178,7 @@ def _fail(message: str, code: int) -> NoReturn:
         if json_output.asked and not json_output.printed:
             print_json({"error": redact(message), "exit_code": code})
         sys.stdout.flush()
-    except OSError:
+    except (OSError, OutputUnwritable):
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     sys.exit(code)

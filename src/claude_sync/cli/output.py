@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -26,6 +27,10 @@ class _LazyConsole:
         self._console: Any = None
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
+        with _writing():
+            self._print(*objects, **kwargs)
+
+    def _print(self, *objects: Any, **kwargs: Any) -> None:
         safe = [clean(redact(o)) if isinstance(o, str) else o for o in objects]
         if (
             not _rich_in_use()
@@ -55,6 +60,27 @@ class _LazyConsole:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
+
+
+class OutputUnwritable(Exception):
+    """What the command prints cannot be written (`> /dev/full`); the OSError is its
+    argument. Not the disk of the data: a message of its own."""
+
+
+@contextlib.contextmanager
+def _writing() -> Iterator[None]:
+    try:
+        yield
+    except BrokenPipeError:
+        raise  # the reader went away: quiet (see the command line's handling)
+    except OSError as exc:
+        raise OutputUnwritable(exc) from None
+
+
+def echo(line: str) -> None:
+    """One plain line on stdout, as it is (ids, commands to copy)."""
+    with _writing():
+        click.echo(line)
 
 
 def _rich_in_use() -> bool:
@@ -104,7 +130,7 @@ def note_json(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
 
 def print_json(body: object) -> None:
     """`--json` output: body as one line of JSON on stdout."""
-    click.echo(json.dumps(body))
+    echo(json.dumps(body))
     json_output.printed = True
 
 

@@ -11,7 +11,7 @@ import click
 
 from claude_sync import config
 from claude_sync.cli.options import json_list_option, location_options
-from claude_sync.cli.output import local_time, out, print_json
+from claude_sync.cli.output import echo, local_time, out, print_json
 from claude_sync.errors import ConfigError
 from claude_sync.pathmap import PathMapper
 from claude_sync.resources import Selection, select
@@ -61,7 +61,7 @@ def sessions(
         here_mark = "here  " if s.local else "remote"
         # Titles and device names come from the repository: one clean line each.
         fields = (s.id, local_time(s.updated), here_mark, s.device or "-", s.project, s.title)
-        click.echo("  ".join(clean_value(str(f)) for f in fields))
+        echo("  ".join(clean_value(str(f)) for f in fields))
     if not found:
         out.print("No sessions found.")
 
@@ -107,7 +107,7 @@ def resume(where: Locations, query: str, print_only: bool, cwd: str | None) -> N
             placed[2] if len(placed) > 2 else None,
         )
     if print_only:
-        click.echo(resuming.command(directory, chosen.id))
+        echo(resuming.command(directory, chosen.id))
         return
     resuming.run_claude(directory, chosen.id)
 

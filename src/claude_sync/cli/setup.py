@@ -14,6 +14,7 @@ from claude_sync import config, hook_install, hook_run, passphrase, plugins
 from claude_sync.cli.options import Decorator, json_option, location_options
 from claude_sync.cli.output import (
     ConsoleReporter,
+    echo,
     err,
     finish,
     local_time,
@@ -77,7 +78,7 @@ def init_command(
     REMOTE on a terminal, a wizard asks where (the default folder is the first answer).
     """
     if generate_passphrase:
-        click.echo(passphrase.generate())
+        echo(passphrase.generate())
         return
     if remote is not None and use_default:
         raise ConfigError("give either REMOTE or --default, not both")
