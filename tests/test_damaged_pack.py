@@ -21,15 +21,21 @@ def _damage_newest_pack(make_machine, repo_dir) -> tuple[Machine, Path]:
         a.write(f"agents/a{i}.md", f"agent {i}\n" * 50)
         a.write(f"rules/r{i}.md", f"rule {i}\n" * 50)
     a.run("init", str(repo_dir), "--device", "laptop")
+    return a, _push_then_damage(a, repo_dir, "agents/deep/new.md")
+
+
+def _push_then_damage(a: Machine, repo_dir: Path, newest: str) -> Path:
+    """Push what a has, then the file newest alone in a pack of its own, and flip a byte of
+    that pack; returns it."""
     a.run("push")
     before = _packs(repo_dir)
-    a.write("agents/deep/new.md", "the newest file\n" * 50)
+    a.write(newest, "the newest file\n" * 50)
     a.run("push")
-    (newest,) = _packs(repo_dir) - before
-    data = bytearray(newest.read_bytes())
+    (pack,) = _packs(repo_dir) - before
+    data = bytearray(pack.read_bytes())
     data[len(data) // 2] ^= 0xFF
-    newest.write_bytes(bytes(data))
-    return a, newest
+    pack.write_bytes(bytes(data))
+    return pack
 
 
 def test_joining_with_a_damaged_pack_installs_the_intact_files(make_machine, repo_dir):
@@ -182,14 +188,7 @@ def test_a_pull_that_met_a_damaged_pack_reads_it_once(make_machine, repo_dir):
     a.write("settings.json", json.dumps({"cleanupPeriodDays": 3650}) + "\n")
     a.write("projects/-srv-app/old.jsonl", transcript("old", 3).replace("2026", "2021"))
     a.run("init", str(repo_dir))
-    a.run("push")
-    before = _packs(repo_dir)
-    a.write("agents/new.md", "the newest file\n" * 50)
-    a.run("push")
-    (newest,) = _packs(repo_dir) - before
-    data = bytearray(newest.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    newest.write_bytes(bytes(data))
+    newest = _push_then_damage(a, repo_dir, "agents/new.md")
     c = make_machine("c")
     c.run("init", str(repo_dir))
     proc = c.run_after(COUNT_PACK_READS, "pull", "--json")
