@@ -605,6 +605,11 @@ def test_a_path_too_long_here_is_skipped_and_the_rest_arrives(make_machine, repo
     assert proc.returncode == 1, proc.stderr
     assert "(File name too long); skipped" in proc.stderr, proc.stderr
     assert proc.stderr.endswith("error: 1 file could not be restored (the warnings say why)\n")
+    again = b.run(
+        "--json", "restore", "--snapshot", "1", "--target", str(target), "--force", check=False
+    )
+    got = json.loads(again.stdout)
+    assert (got["exit_code"], got["skipped"]) == (1, [deep]), got
     assert (target / "agents/x.md").read_text() == "x\n"
     for tree in (b.claude, target):
         left = [p for p in tree.rglob("*") if resources.TMP_MARKER in p.name]

@@ -2040,12 +2040,7 @@ class Engine:
         if in_step and walked.digest == self.state.clean_tree():
             # Nothing to push (see TreeWalk) and nothing new to pull: no file need be read.
             self._report_skipped(walked, result)
-            # The head's transcripts looked for among the files here by their names here:
-            # fewer than the files, each of which would be mapped to its logical path. (A
-            # name that does not map back is looked for on disk by _remote_only.)
-            found = {f.local_path for f in walked.found}
-            to_local = self.mapper.to_local
-            here = {p for p in self._transcripts(root) if to_local(p) in found}
+            here = {self.mapper.to_logical(f.local_path) for f in walked.found}
             return Status(result, seq, self._remote_only(root, here, set()))
         walked_units = walked.units
         local = self.scan(sel, result.warnings, walked=walked)

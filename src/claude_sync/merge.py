@@ -64,9 +64,10 @@ The key-sorted union of distinct non-empty lines, key ``(timestamp in ms, line b
 without a finite numeric ``timestamp`` sort first. Exact duplicate lines appear once. This is a
 join semilattice for *all* inputs (commutative, associative, idempotent on its outputs and on
 any sorted duplicate-free file, no line lost); an unsorted input file gets sorted.
-`merge_file` does not use it when the local side added nothing to the base: the remote file
-is then taken as it is (with the local line still being written), so that a line appended
-out of time order elsewhere does not come back to it as a change.
+`merge_file` does not use it when the local side added nothing to the base and the remote
+only added lines after it: the remote file is then taken as it is (with the local line
+still being written, on a line of its own), so that a line appended out of time order
+elsewhere does not come back to it as a change.
 
 JSON (`merge_json`)
 -------------------
@@ -137,11 +138,16 @@ def merge_file(path: str, base: bytes | None, local: bytes, remote: bytes) -> by
         return merge_transcript(local, remote)
     if kind == "history":
         done, tail = split_unfinished(local)
-        if base is not None and done == split_unfinished(base)[0]:
-            # Nothing added here since the last sync: the other machine's history as it
-            # is (sorted by time here, a line it appended out of order came back as a
-            # change), and the prompt being written here still at the end.
-            return split_unfinished(remote)[0] + tail
+        theirs = split_unfinished(remote)[0]
+        synced = None if base is None else split_unfinished(base)[0]
+        if synced is not None and done == synced and theirs.startswith(synced):
+            # Nothing added here, only lines added there since the last sync: the other
+            # machine's history as it is (sorted by time here, a line it appended out of
+            # order came back as a change), and the prompt being written here still at
+            # the end, on a line of its own. (Lines gone there: the union, as always.)
+            if tail and theirs and not theirs.endswith(b"\n"):
+                theirs += b"\n"
+            return theirs + tail
         return merge_history(local, remote)
     if kind == "entries":
         return merge_json_entries(base, local, remote)

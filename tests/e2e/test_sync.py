@@ -840,3 +840,14 @@ def test_a_history_appended_out_of_order_arrives_as_it_is(machines, repo_dir):
     b.run("pull")
     assert (b.claude / "history.jsonl").read_bytes() == (a.claude / "history.jsonl").read_bytes()
     assert "Everything is up to date." in b.run("status").stdout
+
+
+def test_an_error_that_cannot_be_told_still_gives_its_code_and_json(machines):
+    """Standard error full: the `error:` line is lost, but a script still gets the exit
+    code and the JSON error object."""
+    a, _ = machines
+    with open("/dev/full", "w") as full:
+        proc = a.start("--json", "status", stderr=full)
+        stdout, _ = proc.communicate(timeout=60)
+    got = json.loads(stdout)
+    assert proc.returncode == got["exit_code"] == 2, (proc.returncode, stdout)

@@ -74,6 +74,14 @@ def test_a_history_unchanged_here_becomes_the_other_machines_as_it_is() -> None:
     half = b'{"display":"being wri'
     assert merge_file("history.jsonl", base, base, remote) == remote
     assert merge_file("history.jsonl", base, base + half, remote) == remote + half
+    # The last line there without its line break: the prompt being written here still
+    # starts a line of its own.
+    unbroken = base + b'{"display":"older","timestamp":2000}'
+    assert merge_file("history.jsonl", base, base + half, unbroken) == unbroken + b"\n" + half
+    # A line gone there: the union, as always (no prompt is lost by a merge).
+    assert merge_file("history.jsonl", base, base, b'{"display":"one","timestamp":1000}\n') == (
+        base
+    )
     # Added here too: the union, by time.
     mine = base + b'{"display":"mine","timestamp":4000}\n'
     assert merge_file("history.jsonl", base, mine, remote) == (

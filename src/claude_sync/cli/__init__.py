@@ -170,7 +170,8 @@ def _fail(message: str, code: int) -> NoReturn:
     """The `error:` line (the console redacts and cleans it) and the exit code; with
     --json, also `{"error": …, "exit_code": …}` on stdout unless the command printed its
     JSON already, so a script always reads one object."""
-    with contextlib.suppress(BrokenPipeError):  # standard error closed: nothing to tell
+    # Standard error closed or full: nothing to tell, but the JSON and the code still go.
+    with contextlib.suppress(BrokenPipeError, OutputUnwritable):
         err.print(f"error: {message}", markup=False)
     # Standard output full or closed: the JSON goes nowhere, and what stays in its buffer
     # must not fail again at exit (a second message, and status 120).

@@ -113,18 +113,22 @@ def restore(
             only = tuple(engine.mapper.to_local(p) for p in result.pulled)
             pushed = engine.push(replace(ws.selection(), only=only))
             result.pushed, result.uploaded_bytes = pushed.pushed, pushed.uploaded_bytes
+    failed = (
+        f"{count(len(result.skipped), 'file')} could not be restored (the warnings say why)"
+        if result.skipped
+        else None
+    )
     if as_json:
-        print_json(result.to_json())
+        error = {"error": failed, "exit_code": SyncError.exit_code} if failed else {}
+        print_json(result.to_json() | error)
     else:
         for warning in result.warnings:
             err.print(f"warning: {warning}", markup=False)
         restored = count(len(result.pulled), "file")
         tail = f"; pushed {count(len(result.pushed), 'file')}" if target is None else ""
         out.print(f"Restored {restored} from snapshot {seq}{tail}.", markup=False)
-    if result.skipped:
-        raise SyncError(
-            f"{count(len(result.skipped), 'file')} could not be restored (the warnings say why)"
-        )
+    if failed:
+        raise SyncError(failed)
 
 
 @click.command()
