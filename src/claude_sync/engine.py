@@ -22,7 +22,7 @@ from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO, NamedTuple
+from typing import Any, NamedTuple
 
 from claude_sync import (
     __version__,
@@ -55,7 +55,7 @@ from claude_sync.merge import (
     restore_records,
     split_unfinished,
 )
-from claude_sync.pathmap import HistoryFilter, PathMapper, encode, file_filters
+from claude_sync.pathmap import PathMapper, encode, file_filters
 from claude_sync.planner import (
     Conflict,
     LocalFile,
@@ -2344,7 +2344,7 @@ class Engine:
                         f"data for {os.path.basename(dest)} does not match its snapshot entry"
                     )
                 with _open_new(tmp) as fh:
-                    _write_local(self.filters[path], data, fh)
+                    self.filters[path].write_local(data, fh)
         return lost
 
     def _deliver_from_here(
@@ -2824,14 +2824,6 @@ def _open_new_fd(path: str) -> int:
     except FileNotFoundError:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return os.open(path, flags, 0o600)
-
-
-def _write_local(kind: Any, data: bytes, out: BinaryIO) -> None:
-    """A filtered file's logical bytes, written to out as this machine's form."""
-    if isinstance(kind, HistoryFilter):
-        kind.write_local(data, out)  # piece by piece: a history can be megabytes
-    else:
-        out.write(kind.to_local(data))
 
 
 def _in_the_way(deleted: list[str], written: Iterable[str]) -> list[str]:

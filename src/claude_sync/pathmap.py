@@ -19,6 +19,7 @@ import glob
 import io
 import os
 import re
+from abc import ABC, abstractmethod
 from pathlib import PurePath
 from typing import BinaryIO
 
@@ -200,7 +201,24 @@ HOME_MAPPED = (
 )
 
 
-class HomeFilter:
+class FileFilter(ABC):
+    """A file stored in a machine-independent form: to_logical as it is pushed, to_local
+    as it is pulled."""
+
+    @abstractmethod
+    def to_logical(self, data: bytes) -> bytes:
+        """The file as stored."""
+
+    @abstractmethod
+    def to_local(self, data: bytes) -> bytes:
+        """The file as written here."""
+
+    def write_local(self, data: bytes, out: BinaryIO) -> None:
+        """to_local, written to out (a filter of a big file writes it as it makes it)."""
+        out.write(self.to_local(data))
+
+
+class HomeFilter(FileFilter):
     """settings.json and the other HOME_MAPPED files hold absolute paths (hook commands,
     allowed directories, plugin folders): stored with the home directory as a token and
     `/` between the folders after it, written back with this machine's home and separator.
@@ -254,7 +272,7 @@ _PROJECT = re.compile(rb'("project"\s*:\s*")((?:[^"\\]|\\.)*)(")')
 _PROJECT_TOKEN = re.compile(r"\$\{CLAUDE_SYNC_PATH:([~@A-Za-z0-9]+)\}")
 
 
-class HistoryFilter:
+class HistoryFilter(FileFilter):
     """history.jsonl records each prompt's project directory: Claude Code's per-project
     prompt history (up-arrow) matches it against the current directory, so it is stored with
     the home directory or a mapped directory as a token, like project folders, and written
@@ -306,8 +324,8 @@ class HistoryFilter:
         return (local + text[found.end() :]).encode("utf-8", "surrogateescape")
 
 
-def file_filters(home: PurePath | str, mapper: PathMapper) -> dict[str, HomeFilter | HistoryFilter]:
+def file_filters(home: PurePath | str, mapper: PathMapper) -> dict[str, FileFilter]:
     """The files stored in a machine-independent form, by logical path."""
-    filters: dict[str, HomeFilter | HistoryFilter] = {p: HomeFilter(home) for p in HOME_MAPPED}
+    filters: dict[str, FileFilter] = {p: HomeFilter(home) for p in HOME_MAPPED}
     filters[HISTORY_PATH] = HistoryFilter(mapper)
     return filters

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from claude_sync.hook_install import is_own_hook
-from claude_sync.pathmap import HomeFilter
+from claude_sync.pathmap import FileFilter, HomeFilter
 
 PATH = "settings.json"
 TRUST_TYPE = "settings-commands"
@@ -143,7 +143,7 @@ def _split_own(obj: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[Any]
     return stripped, own
 
 
-class SettingsFilter:
+class SettingsFilter(FileFilter):
     """settings.json as stored: home directory as a token (HomeFilter) and without our own
     hooks; written back with this machine's home and this machine's own hooks."""
 
