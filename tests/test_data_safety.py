@@ -248,9 +248,9 @@ APPEND_DURING_PULL = textwrap.dedent(
 
     def racing(self, staged, result, *args):
         failed = download(self, staged, result, *args)
-        for path, _tmp, dest, _entry in staged:
-            if path.endswith(".jsonl") and os.path.exists(dest):
-                with open(dest, "a") as fh:
+        for s in staged:
+            if s.path.endswith(".jsonl") and os.path.exists(s.dest):
+                with open(s.dest, "a") as fh:
                     fh.write(json.dumps({"uuid": "local-during-pull", "type": "user"}) + "\\n")
         return failed
 
@@ -474,6 +474,33 @@ def test_a_transcript_rewritten_without_a_record_loses_it_nowhere(machines, repo
     a.run("push")
     b.run("pull")
     assert (b.claude / SESSION).read_text() == edited
+
+
+def test_a_transcript_left_empty_gets_its_records_back_and_what_comes_later(machines, repo_dir):
+    """Claude Code rewrites a transcript that holds only records another machine added
+    without them: an empty file. It was skipped as any empty file is (an editor truncates
+    a file before it writes it), its synced version kept: it then stayed empty on that
+    machine for good, whatever the others added (found by the model check, seed
+    128622796). Its records come back, and what the other machine adds arrives."""
+    a, b = machines
+    a.write(SESSION, transcript("s", 2))
+    set_up(a, b, repo_dir)
+    (b.claude / SESSION).write_bytes(b"")
+    a.append(SESSION, transcript("s", 1, start=2))
+    a.run("push")
+    b.run("pull")
+    assert (b.claude / SESSION).read_text() == transcript("s", 3)
+    (b.claude / SESSION).write_bytes(b"")
+    warned = b.json("sync")["warnings"]
+    assert any("missing records the repository holds: put back" in w for w in warned)
+    assert (b.claude / SESSION).read_text() == transcript("s", 3)
+    assert b.json("status")["pushed"] == []
+    a.run("pull")
+    assert (a.claude / SESSION).read_text() == transcript("s", 3)
+    # Never synced and empty: still nothing to send, nothing to say.
+    b.write("projects/-p/new.jsonl", "")
+    result = b.json("push")
+    assert result["pushed"] == [] and result["warnings"] == []
 
 
 def test_a_rewritten_transcript_that_keeps_changing_waits_without_blaming_damage(

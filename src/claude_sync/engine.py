@@ -16,6 +16,7 @@ import os
 import random
 import secrets
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
@@ -216,20 +217,27 @@ class NewChunks:
             raise BackendError(f"cannot write to the repository: {exc}") from exc
 
 
-#: where a blob goes in a file a pull writes: its temporary name, offset and length
-_Place = tuple[str, int, int]
-
-
 class StagedFile(NamedTuple):
     """A downloaded, verified file waiting in a temporary file beside its destination."""
 
     path: str  # logical
-    #: strings, not Paths: a pull of 50,000 files keeps one of each per file (a Path, with
-    #: the parts and string it caches, is ~400 bytes: 20 MiB for the temporary names, and
-    #: as much again for the destinations)
-    tmp: str
+    #: a string, not a Path: a pull of 50,000 files keeps one per file (a Path, with the
+    #: parts and string it caches, is ~400 bytes: 20 MiB)
     dest: str
     entry: FileEntry
+    #: the temporary file's name is prefix + number: one prefix per pull, shared
+    prefix: str
+    number: int
+
+    @property
+    def tmp(self) -> str:
+        """The temporary file, beside dest: made when asked for, not kept per file (a
+        pull of 50,000 files would keep 6 MiB more of them)."""
+        return os.path.join(os.path.dirname(self.dest), f"{self.prefix}{self.number}")
+
+
+#: where a blob goes in a file a pull writes: the file, offset and length
+_Place = tuple[StagedFile, int, int]
 
 
 class ProjectSessions(NamedTuple):
@@ -424,6 +432,7 @@ class Engine:
         covers = self._coverage(sel)
         to_logical = self.mapper.to_logical
         pending = walked.take()
+        pending += self._emptied_transcripts(skipped)
         pending.reverse()
         while pending:
             found = pending.pop()  # let go of once looked at, unless it changed: 13 MiB
@@ -529,6 +538,38 @@ class Engine:
             self.state.forget_files(p for p in cache if p not in local and covers(p))
         self._note_skipped(skipped, view, warnings)
         return view
+
+    def _emptied_transcripts(self, skipped: list[resources.Skipped]) -> list[resources.FoundFile]:
+        """Transcripts synced before and empty here now, taken out of skipped to be read as
+        they are. An empty file is otherwise skipped, its synced version kept (an editor
+        truncates a file before it writes it), and then nothing came to it any more. Claude
+        Code leaves a transcript empty when it rewrites one that held only records another
+        machine added: read as a transcript without them, it gets them back, as any other
+        rewrite does (see _rewritten_transcripts), and then what other machines add."""
+        candidates = [
+            (i, skip)
+            for i, skip in enumerate(skipped)
+            if skip.reason == resources.EMPTY
+            and is_transcript(self.mapper.to_logical(skip.local_path))
+        ]
+        bases = self.state.base_shas() if candidates else {}
+        found: list[resources.FoundFile] = []
+        taken: set[int] = set()
+        for i, skip in candidates:
+            if self.mapper.to_logical(skip.local_path) not in bases:
+                continue  # never synced: nothing to put back, nothing to send
+            try:
+                st = os.stat(self.root / skip.local_path)
+            except OSError:
+                continue  # gone meanwhile: as a deletion, which a transcript's never spreads
+            if stat.S_ISREG(st.st_mode):
+                file_stat = resources.FileStat(
+                    st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_mode
+                )
+                found.append(resources.FoundFile(skip.local_path, str(self.root), file_stat))
+                taken.add(i)
+        skipped[:] = [skip for i, skip in enumerate(skipped) if i not in taken]
+        return found
 
     def _progress_sink(
         self, sink: NewChunks, changed: list[tuple[resources.FoundFile, str, CachedFile | None]]
@@ -654,8 +695,8 @@ class Engine:
         else:
             for (blob_id, _, length), sealed in zip(answer.chunks, answer.sealed, strict=True):
                 keep_sealed(blob_id, sealed, length)
-            stat = StatKey(*answer.stat)
-            outcome = CachedFile(stat, portable.mode_of(found.st), answer.sha256, answer.chunks)
+            stat_key = StatKey(*answer.stat)
+            outcome = CachedFile(stat_key, portable.mode_of(found.st), answer.sha256, answer.chunks)
         summary = None if answer.summary is None else SessionSummary.from_json(answer.summary, path)
         mark = None if answer.mark is None else SummaryMark.from_json(answer.mark)
         return _Read(found, path, outcome, summary, mark)
@@ -2191,24 +2232,25 @@ class Engine:
         try:
             limits.check_room(((path, entry.size) for path, (_, entry) in outputs.items()), root)
             _check_inside(allowed, folders, root)
+            # Short: a name near NAME_MAX must still get a temporary file beside it.
+            prefix = f"{TMP_MARKER}-{token}-"
             for i, (path, (dest, entry)) in enumerate(outputs.items()):
-                # Short: a name near NAME_MAX must still get a temporary file beside it.
-                tmp = os.path.join(os.path.dirname(dest), f"{TMP_MARKER}-{token}-{i}")
-                staged.append(StagedFile(path, tmp, dest, entry))
+                staged.append(StagedFile(path, dest, entry, prefix, i))
             lost = self._download_into(staged, result, partial, here or {})
-            for path, tmp, _, _ in staged:
-                if path in lost:
-                    _remove(tmp)
-                    result.unavailable.append(path)
-                    result.warnings.append(f"{path} could not be downloaded: {lost[path]}")
+            for s in staged:
+                if s.path in lost:
+                    _remove(s.tmp)
+                    result.unavailable.append(s.path)
+                    result.warnings.append(f"{s.path} could not be downloaded: {lost[s.path]}")
             staged[:] = [s for s in staged if s.path not in lost]
-            for path, tmp, _, entry in staged:
-                if not entry.chunks:
+            for s in staged:
+                tmp = s.tmp
+                if not s.entry.chunks:
                     _open_new(tmp).close()
                 if each:
                     fsync_path(tmp)
-                portable.set_mode(tmp, resources.capped_mode(path, entry.mode))
-                mtime = self.sessions.mtime_ns(path, entry.mtime_ns)
+                portable.set_mode(tmp, resources.capped_mode(s.path, s.entry.mode))
+                mtime = self.sessions.mtime_ns(s.path, s.entry.mtime_ns)
                 os.utime(tmp, ns=(mtime, mtime))
             _check_inside(allowed, folders, root)
             if not each:
@@ -2288,13 +2330,13 @@ class Engine:
         # blob cost a pull of 50,000 small files 3 MiB more at its peak).
         places: dict[str, _Place | list[_Place]] = {}
         held: dict[str, bytes | None] = {}
-        for path, tmp, _, entry in staged:
-            if path in self.filters:
-                held.update((blob, None) for blob, _ in entry.chunks)
+        for s in staged:
+            if s.path in self.filters:
+                held.update((blob, None) for blob, _ in s.entry.chunks)
                 continue
             offset = 0
-            for blob, length in entry.chunks:
-                place = (tmp, offset, length)
+            for blob, length in s.entry.chunks:
+                place = (s, offset, length)
                 known = places.setdefault(blob, place)
                 if isinstance(known, list):
                     known.append(place)
@@ -2304,12 +2346,12 @@ class Engine:
 
         def deliver(blob_id: str, data: bytes) -> None:
             found = places.get(blob_id, [])
-            for tmp, offset, length in [found] if isinstance(found, tuple) else found:
+            for s, offset, length in [found] if isinstance(found, tuple) else found:
                 if len(data) != length:
                     raise CorruptionError("a blob does not have the length its snapshot says")
                 # A bare descriptor: a file object per blob costs more than the write when a
                 # pull brings tens of thousands of small files.
-                fd = _open_new_fd(tmp)
+                fd = _open_new_fd(s.tmp)
                 try:
                     portable.pwrite(fd, data, offset)
                 finally:
@@ -2323,16 +2365,17 @@ class Engine:
         wanted -= self._deliver_from_here(wanted, here, deliver, versions)
         self._download(wanted, deliver, result, lost=lost_blobs if partial else None)
         lost: dict[str, str] = {}
-        for path, _, _, entry in staged:
+        for path, _, entry, *_ in staged:
             why = next((lost_blobs[b] for b, _ in entry.chunks if b in lost_blobs), None)
             if why is not None:
                 lost[path] = why
         # Each held blob let go of once the last file made of it is: a prompt history of
         # megabytes is there once in blobs, once joined, and once as written here.
         uses = collections.Counter(
-            blob for path, _, _, entry in staged if path in self.filters for blob, _ in entry.chunks
+            blob for s in staged if s.path in self.filters for blob, _ in s.entry.chunks
         )
-        for path, tmp, dest, entry in staged:
+        for s in staged:
+            path, dest, entry = s.path, s.dest, s.entry
             if path in self.filters and path not in lost:
                 data = b"".join(held[blob] or b"" for blob, _ in entry.chunks)
                 for blob, _ in entry.chunks:
@@ -2343,7 +2386,7 @@ class Engine:
                     raise CorruptionError(
                         f"data for {os.path.basename(dest)} does not match its snapshot entry"
                     )
-                with _open_new(tmp) as fh:
+                with _open_new(s.tmp) as fh:
                     self.filters[path].write_local(data, fh)
         return lost
 
@@ -2534,7 +2577,8 @@ class Engine:
                 self._delete_here(path, local, seq, result, plan)
             pulled: list[tuple[str, CachedFile]] = []
             bases: list[tuple[str, FileEntry | None]] = []
-            for path, tmp, dest, entry in staged:
+            for s in staged:
+                path, dest, entry = s.path, s.dest, s.entry
                 scanned = local.files.get(path)
                 if (
                     path in plan.write
@@ -2550,7 +2594,7 @@ class Engine:
                     )
                     plan.skipped.append(path)
                     continue
-                os.replace(tmp, dest)
+                os.replace(s.tmp, dest)
                 moved.add(path)
                 if path not in plan.write:
                     continue
@@ -2578,7 +2622,7 @@ class Engine:
             for path, data in plan.held.items():
                 self._write_merged(path, data, local.files.get(path), result)
             # The renames must be on disk before the state says they happened.
-            _sync_dirs(_folders_of(dest for _, _, dest, _ in staged))
+            _sync_dirs(_folders_of(s.dest for s in staged))
         filled = _folders_of(s.dest for s in staged if s.path in moved)
         staged[:] = [s for s in staged if s.path not in moved]
         return filled

@@ -160,9 +160,9 @@ def restore(
             )
     result.skipped += engine.drop_unwritable(outputs, Path(root), result)
     with engine.staged_files(outputs, root, result) as staged:
-        for path, tmp, dest, _ in staged:
-            os.replace(tmp, dest)
-            result.pulled.append(path)
+        for s in staged:
+            os.replace(s.tmp, s.dest)
+            result.pulled.append(s.path)
     return result
 
 
