@@ -503,6 +503,77 @@ def test_a_transcript_left_empty_gets_its_records_back_and_what_comes_later(mach
     assert result["pushed"] == [] and result["warnings"] == []
 
 
+EMPTY_AT_FIRST_MERGE = """
+import os
+from claude_sync import engine
+merge = engine.Engine._merge_before_push
+def emptied(self, plan, local, result, when=os.environ["EMPTY_WHEN"]):
+    if when == "before":
+        open(os.environ["EMPTY_PATH"], "wb").close()
+    answer = merge(self, plan, local, result)
+    if when == "after":
+        open(os.environ["EMPTY_PATH"], "wb").close()
+    return answer
+engine.Engine._merge_before_push = emptied
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_transcript_emptied_while_a_push_merges_is_not_pushed_empty(machines, repo_dir, when):
+    """A push that merged a file scans and plans again. A transcript Claude Code left empty
+    meanwhile (before its records were put back, or again right after) was then planned
+    as an upload and sent: every other machine installed the empty file, and its base
+    became the empty version there too (found by a review)."""
+    a, b = machines
+    other = SESSION.replace("000000000001", "000000000002")
+    a.write(SESSION, transcript("s", 2))
+    a.write(other, transcript("o", 2))
+    set_up(a, b, repo_dir)
+    a.append(other, transcript("o", 1, start=2))
+    a.run("push")
+    b.append(other, transcript("o", 1, start=3))  # merged by B's push
+    if when == "after":
+        (b.claude / SESSION).write_bytes(b"")  # put back by B's push, then emptied again
+    env = {"EMPTY_PATH": str(b.claude / SESSION), "EMPTY_WHEN": when}
+    os.environ.update(env)
+    try:
+        proc = b.run_after(EMPTY_AT_FIRST_MERGE, "push")
+    finally:
+        for key in env:
+            del os.environ[key]
+    assert proc.returncode == 0, proc.stderr
+    assert "could not be put back" in proc.stderr
+    a.run("pull")
+    assert (a.claude / SESSION).read_text() == transcript("s", 2)
+    assert (a.claude / other).read_text() == transcript("o", 4)
+    b.run("sync")
+    assert (b.claude / SESSION).read_text() == transcript("s", 2)
+
+
+def test_an_empty_transcript_is_filled_by_a_pull_and_replaced_by_a_restore(machines, repo_dir):
+    """An empty file holds nothing: `pull --all` fills one it never synced (an old session
+    a plain pull left out, whose file Claude Code made), where it said "changed during
+    the pull" each time, and `restore` does not ask to push one first."""
+    a, b = machines
+    old = "projects/-home-ann-code-app/0ld00000-0000-4000-8000-000000000009.jsonl"
+    records = "".join(
+        json.dumps({"uuid": f"old-{i}", "type": "user", "timestamp": f"2020-01-0{i + 1}T10:00:00Z"})
+        + "\n"
+        for i in range(2)
+    )
+    a.write(old, records, mtime=1_577_000_000)
+    a.write(SESSION, transcript("s", 2))
+    set_up(a, b, repo_dir)
+    assert not (b.claude / old).exists()  # out of the session window
+    b.write(old, "")
+    result = b.json("pull", "--all")
+    assert result["warnings"] == [] and old in result["pulled"]
+    assert (b.claude / old).read_text() == records
+    (b.claude / SESSION).write_bytes(b"")
+    b.run("restore", SESSION, "--snapshot", "1")
+    assert (b.claude / SESSION).read_text() == transcript("s", 2)
+
+
 def test_a_rewritten_transcript_that_keeps_changing_waits_without_blaming_damage(
     machines, repo_dir
 ):

@@ -25,8 +25,9 @@ from typing import Any
 
 from claude_sync.resources import FoundFile, Skipped
 
-#: the form of the digests: a new one makes every recorded one stale
-DIGEST_FORM = 1
+#: the form of the digests: a new one makes every recorded one stale (2: a transcript left
+#: empty is read, no longer skipped; a record made while one was skipped would hide it)
+DIGEST_FORM = 2
 #: the record of a unit a push looked at without leaving it clean: never a walk's digest,
 #: so the next push looks at it again, whether it is still there or gone
 UNCLEAN = "unclean"

@@ -134,6 +134,8 @@ ROWS_UNDER = 200
 _Outcome = CachedFile | OSError | str
 BEING_WRITTEN = "is being written; skipped this time"
 NOT_JSON = "is not valid JSON (being written?); skipped, its last synced version is kept"
+#: why a transcript rewritten without records is not pushed this time
+REWRITTEN_MEANWHILE = "it changed while its records were being put back; the next push tries again"
 #: a push's scan reads small files in worker processes when it has at least this many
 #: (each process takes ~0.2 s to start; see read_worker), and they are most of its work
 WORKER_FILES = 2000
@@ -1431,10 +1433,16 @@ class Engine:
                 time.sleep(random.uniform(0, min(PUSH_BACKOFF_CAP, 0.05 * 2**attempt)))
             plan = self.plan_push(sel, local, self.head())
             if not dry_run:
-                wrote, unmerged = self._merge_before_push(plan, local, result)
+                wrote, checked, unmerged = self._merge_before_push(plan, local, result)
                 if wrote:
                     local = self.scan(sel, result.warnings, summaries=True)
                     plan = self.plan_push(sel, local, plan.head)
+                    # Planned again from a new scan: a transcript rewritten without records
+                    # since the first one (or again since they were put back) waits for the
+                    # next push, which puts them back; only one checked here goes.
+                    for path in self._rewritten_transcripts(plan):
+                        if local.files[path].sha256 != checked.get(path):
+                            unmerged[path] = REWRITTEN_MEANWHILE
                 for path, other in shape_clashes(plan).items():
                     del plan.upload[path]
                     result.skipped.append(path)
@@ -1514,17 +1522,18 @@ class Engine:
 
     def _merge_before_push(
         self, plan: Plan, local: LocalView, result: Result
-    ) -> tuple[bool, dict[str, str]]:
+    ) -> tuple[bool, dict[str, str], dict[str, str]]:
         """Files another machine changed too that merge automatically (a transcript's
         records, history lines, text changed in different places) are merged here first, as
         sync would, so the push sends the merge instead of calling it a conflict. What does
         not merge stays a conflict for `sync`; settings.json waits for a pull, which asks
-        before applying keys that run code. Returns whether a merge was written, and the
-        rewritten transcripts (see _rewritten_transcripts) that could not be merged, with
-        why."""
+        before applying keys that run code. Returns whether a merge was written; the
+        transcripts merged or found to lack no record, each with the content hash a scan
+        sees while it stays so; and the rewritten transcripts (see _rewritten_transcripts)
+        that could not be merged, with why."""
         head = plan.head
         if head is None:
-            return False, {}
+            return False, {}, {}
         unreadable = (
             "the repository's version cannot be read now: if it is damaged, `claude-sync "
             "repair` on a machine that has it"
@@ -1541,8 +1550,9 @@ class Engine:
                 if c.path in local.files and c.path in head.files and c.path != settings_trust.PATH
             }
         if not todo:
-            return False, {}
+            return False, {}, {}
         wrote = False
+        checked: dict[str, str] = {}
         # What cannot be had (a damaged pack) is not merged: it stays a conflict for sync.
         with self._merge_inputs(todo, result, {}) as inputs:
             for path, (local_file, _, remote), local_bytes, base_bytes, remote_bytes in inputs:
@@ -1556,6 +1566,7 @@ class Engine:
                     merged = restore_records(local_bytes, remote_bytes)
                     if merged == local_bytes:
                         del rewritten[path]  # edited here, no record lost: pushed as it is
+                        checked[path] = _synced_sha(local_bytes)
                         continue
                 else:
                     merged = merge_file(path, base_bytes, local_bytes, remote_bytes)
@@ -1567,17 +1578,23 @@ class Engine:
                     with self.state.transaction():
                         self.state.set_base(path, remote, head.seq)
                     wrote = True
+                    if is_transcript(path):
+                        checked[path] = _synced_sha(merged)
                     if rewritten.pop(path, None) is not None:
                         result.pulled.remove(path)  # nothing new came: records came back
                         result.warnings.append(
                             f"{path} was missing records the repository holds: put back (a "
                             "transcript loses no record through a push; edit one to change it)"
                         )
-        changing = "it changed while its records were being put back; the next push tries again"
         unread = "it cannot be read here now"
-        return wrote, {
-            path: why.get(path) or (changing if path in read else unread) for path in rewritten
-        }
+        return (
+            wrote,
+            checked,
+            {
+                path: why.get(path) or (REWRITTEN_MEANWHILE if path in read else unread)
+                for path in rewritten
+            },
+        )
 
     def _refuse_a_vanished_folder(self, sel: Selection, walked: TreeWalk | None) -> None:
         """A Claude folder that is gone or empty, where this machine synced files whose
@@ -2583,8 +2600,8 @@ class Engine:
                 if (
                     path in plan.write
                     and not _unchanged_since_scan(dest, scanned)
-                    # an empty folder where the file goes: nothing is lost
-                    and not (scanned is None and _removed_if_empty(dest))
+                    # an empty folder or file where it goes, not read: nothing is lost
+                    and not (scanned is None and _empty_or_removed_if_empty(dest))
                 ):
                     result.warnings.append(
                         f"{path} is a folder here, with files in it: not pulled (rename one "
@@ -2732,6 +2749,12 @@ def _is_json(path: str, data: bytes | None = None) -> bool:
     return True
 
 
+def _synced_sha(transcript: bytes) -> str:
+    """The content hash a scan gives a transcript with these bytes: of its whole records,
+    not the one still being written."""
+    return hashlib.sha256(split_unfinished(transcript)[0]).hexdigest()
+
+
 def _unfinished_length(path: str | Path) -> int:
     """How many bytes at the end of the file are a record still being written."""
     try:
@@ -2820,12 +2843,16 @@ def _path_max(folder: Path) -> int:
         return 4096  # Linux's; pathconf is not on every system
 
 
-def _removed_if_empty(folder: str) -> bool:
-    try:
-        os.rmdir(folder)
-    except OSError:
-        return False
-    return True
+def _empty_or_removed_if_empty(dest: str) -> bool:
+    """Whether dest is an empty file (a file not synced, such as a transcript of a session
+    a lazy pull left out, is skipped when empty), or was an empty folder, now removed."""
+    with contextlib.suppress(OSError):
+        st = os.lstat(dest)
+        if stat.S_ISREG(st.st_mode) and not st.st_size:
+            return True
+        os.rmdir(dest)
+        return True
+    return False
 
 
 def _as_scanned(path: str, scanned: LocalFile, data: bytes) -> bool:

@@ -177,7 +177,12 @@ def _refuse_unsynced(engine: Engine, files: dict[str, object]) -> None:
     """In-place restore must not destroy changes that exist nowhere else."""
     local = _look_at_everything(engine)
     bases = engine.state.bases()
-    unsynced = [p for p in files if p in local and sha(local[p]) != sha(bases.get(p))]
+    # An empty file holds nothing that could be lost (a transcript left empty is read).
+    unsynced = [
+        p
+        for p in files
+        if p in local and local[p].entry().size and sha(local[p]) != sha(bases.get(p))
+    ]
     if unsynced:
         raise SyncError(
             f"{len(unsynced)} files have changes not pushed yet (e.g. {unsynced[0]}); "
