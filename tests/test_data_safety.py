@@ -574,6 +574,27 @@ def test_an_empty_transcript_is_filled_by_a_pull_and_replaced_by_a_restore(machi
     assert (b.claude / SESSION).read_text() == transcript("s", 2)
 
 
+def test_a_settings_file_emptied_mid_save_is_left_to_its_editor(machines, repo_dir):
+    """An editor truncates settings.json, then writes it. A pull in between must leave the
+    empty file alone: filled with the other machine's version, the editor's write then
+    looked like an edit of that version, and took the other machine's keys out everywhere
+    (the model check found it when empty transcripts began to be filled)."""
+    a, b = machines
+    a.write(SESSION, transcript("s", 1))
+    set_up(a, b, repo_dir)
+    b.write("settings.json", "")  # a first settings.json, being saved
+    a.write("settings.json", json.dumps({"model": "opus"}))
+    a.run("push")
+    b.run("pull")
+    assert (b.claude / "settings.json").read_bytes() == b""
+    (b.claude / "settings.json").write_text(json.dumps({"theme": "light"}))
+    b.run("sync")
+    a.run("pull")
+    for m in (a, b):
+        merged = json.loads((m.claude / "settings.json").read_text())
+        assert merged == {"model": "opus", "theme": "light"}, m
+
+
 def test_a_rewritten_transcript_that_keeps_changing_waits_without_blaming_damage(
     machines, repo_dir
 ):

@@ -2600,8 +2600,8 @@ class Engine:
                 if (
                     path in plan.write
                     and not _unchanged_since_scan(dest, scanned)
-                    # an empty folder or file where it goes, not read: nothing is lost
-                    and not (scanned is None and _empty_or_removed_if_empty(dest))
+                    # nothing where it goes, unread: nothing is lost
+                    and not (scanned is None and _holds_nothing(dest, is_transcript(path)))
                 ):
                     result.warnings.append(
                         f"{path} is a folder here, with files in it: not pulled (rename one "
@@ -2843,13 +2843,15 @@ def _path_max(folder: Path) -> int:
         return 4096  # Linux's; pathconf is not on every system
 
 
-def _empty_or_removed_if_empty(dest: str) -> bool:
-    """Whether dest is an empty file (a file not synced, such as a transcript of a session
-    a lazy pull left out, is skipped when empty), or was an empty folder, now removed."""
+def _holds_nothing(dest: str, transcript: bool) -> bool:
+    """Whether dest was an empty folder, now removed, or is an empty transcript (one of a
+    session a lazy pull left out, which Claude Code made). Any other empty file may be one
+    an editor truncated and is about to write: replaced, the editor's write would then
+    look like an edit of the version pulled, and undo the other machine's changes."""
     with contextlib.suppress(OSError):
         st = os.lstat(dest)
-        if stat.S_ISREG(st.st_mode) and not st.st_size:
-            return True
+        if stat.S_ISREG(st.st_mode):
+            return transcript and not st.st_size
         os.rmdir(dest)
         return True
     return False
