@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import operator
 import os
 import shutil
 import sqlite3
@@ -153,6 +154,9 @@ class Bases(Mapping[str, FileEntry]):
 SQLITE_MAX_PATH = 512
 
 
+_path = operator.itemgetter(0)
+
+
 def _no_room(path: Path) -> str | None:
     """A full disk's message when the state's folder has no room left: SQLite reports
     some writes on a full disk as I/O errors."""
@@ -247,8 +251,10 @@ class State:
         self.remember_files([(path, cached)])
 
     def remember_files(self, files: Iterable[tuple[str, CachedFile]]) -> None:
-        """One statement for many files: a first scan of a large tree remembers thousands."""
-        files = list(files)
+        """One statement for many files: a first scan of a large tree remembers thousands
+        (in the order of their paths, the table's key: inserted in the order read, 50,000
+        rows took a third longer)."""
+        files = sorted(files, key=_path)
         self.touched.update(path for path, _ in files)
         self.db.executemany(
             "INSERT OR REPLACE INTO local VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -315,8 +321,9 @@ class State:
         self.set_bases([(path, entry)], seq)
 
     def set_bases(self, entries: Iterable[tuple[str, FileEntry | None]], seq: int | None) -> None:
-        """Many bases in two statements (None removes one): a first push sets thousands."""
-        entries = list(entries)
+        """Many bases in two statements (None removes one): a first push sets thousands
+        (in the order of their paths, as remember_files)."""
+        entries = sorted(entries, key=_path)
         self.touched.update(p for p, _ in entries)
         self.db.executemany(
             "DELETE FROM base WHERE path = ?", ((p,) for p, e in entries if e is None)
