@@ -379,3 +379,23 @@ def test_remote_urls_are_canonical(remote: str, canonical: str):
 def test_bad_remote_urls_are_refused(remote: str):
     with pytest.raises(ConfigError):
         normalize_remote(remote)
+
+
+def test_a_push_with_nothing_to_do_on_s3_loads_no_sdk(make_machine, moto_server: Server):
+    """A push with nothing to send makes no request, and imports no cloud SDK either
+    (boto3 took 0.1 s and 13 MiB of such a push, run by a hook after every session)."""
+    a = make_machine("a")
+    a.env.update(moto_server.env)
+    bucket = new_bucket()
+    moto_server.make_bucket(bucket)
+    a.write("agents/x.md", "x\n")
+    a.run("init", f"s3://{bucket}", *moto_server.init_args())
+    a.run("push")
+    loaded = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'boto3', 'botocore'}), file=sys.stderr))\n"
+    )
+    proc = a.run_after(loaded, "push")
+    assert (proc.returncode, proc.stderr) == (0, "[]\n")
+    assert "Everything is up to date" in a.run("status").stdout

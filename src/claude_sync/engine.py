@@ -2382,10 +2382,10 @@ class Engine:
         wanted -= self._deliver_from_here(wanted, here, deliver, versions)
         self._download(wanted, deliver, result, lost=lost_blobs if partial else None)
         lost: dict[str, str] = {}
-        for path, _, entry, *_ in staged:
-            why = next((lost_blobs[b] for b, _ in entry.chunks if b in lost_blobs), None)
+        for s in staged:
+            why = next((lost_blobs[b] for b, _ in s.entry.chunks if b in lost_blobs), None)
             if why is not None:
-                lost[path] = why
+                lost[s.path] = why
         # Each held blob let go of once the last file made of it is: a prompt history of
         # megabytes is there once in blobs, once joined, and once as written here.
         uses = collections.Counter(
