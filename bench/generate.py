@@ -158,14 +158,16 @@ class Material:
 
 
 class Workspace:
-    """The source files of one project, the same for every session in it (seeded by its path).
+    """The source files of one project, the same for every session in it (seeded by its name,
+    not its path: the bench's home is a new temporary folder each run, and the data set must
+    not change with it; seeded by the path, the .jsonl files compressed 11.6x to 12.1x).
 
     Sessions keep reading and editing a handful of these files: that repetition, more than the
     prose, is why real transcripts compress about 10x.
     """
 
     def __init__(self, material: Material, cwd: str) -> None:
-        rng = random.Random(f"{material.seed}:{cwd}")
+        rng = random.Random(f"{material.seed}:{os.path.basename(cwd)}")
         self.paths: list[str] = []
         self.files: dict[str, str] = {}
         self.tests = [
