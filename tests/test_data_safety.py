@@ -585,7 +585,10 @@ def test_a_settings_file_emptied_mid_save_is_left_to_its_editor(machines, repo_d
     b.write("settings.json", "")  # a first settings.json, being saved
     a.write("settings.json", json.dumps({"model": "opus"}))
     a.run("push")
-    b.run("pull")
+    warned = b.json("pull")["warnings"]
+    assert warned == [
+        "settings.json is empty here (an editor saving it?): not pulled, left as it is"
+    ]
     assert (b.claude / "settings.json").read_bytes() == b""
     (b.claude / "settings.json").write_text(json.dumps({"theme": "light"}))
     b.run("sync")

@@ -2603,12 +2603,7 @@ class Engine:
                     # nothing where it goes, unread: nothing is lost
                     and not (scanned is None and _holds_nothing(dest, is_transcript(path)))
                 ):
-                    result.warnings.append(
-                        f"{path} is a folder here, with files in it: not pulled (rename one "
-                        "of them)"
-                        if os.path.isdir(dest)
-                        else f"{path} changed during the pull; kept the local version"
-                    )
+                    result.warnings.append(_why_not_installed(path, dest, scanned))
                     plan.skipped.append(path)
                     continue
                 os.replace(s.tmp, dest)
@@ -2841,6 +2836,22 @@ def _path_max(folder: Path) -> int:
         return os.pathconf(folder, "PC_PATH_MAX")
     except (OSError, ValueError, AttributeError):
         return 4096  # Linux's; pathconf is not on every system
+
+
+def _why_not_installed(path: str, dest: str, scanned: LocalFile | None) -> str:
+    """What a pull says of a file it did not put in place: something is where it goes."""
+    if os.path.isdir(dest):
+        return f"{path} is a folder here, with files in it: not pulled (rename one of them)"
+    if scanned is None and _size_or_none(dest) == 0:
+        return f"{path} is empty here (an editor saving it?): not pulled, left as it is"
+    return f"{path} changed during the pull; kept the local version"
+
+
+def _size_or_none(path: str) -> int | None:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
 
 
 def _holds_nothing(dest: str, transcript: bool) -> bool:
