@@ -549,16 +549,16 @@ class Engine:
         machine added: read as a transcript without them, it gets them back, as any other
         rewrite does (see _rewritten_transcripts), and then what other machines add."""
         candidates = [
-            (i, skip)
+            (i, skip, path)
             for i, skip in enumerate(skipped)
             if skip.reason == resources.EMPTY
-            and is_transcript(self.mapper.to_logical(skip.local_path))
+            and is_transcript(path := self.mapper.to_logical(skip.local_path))
         ]
         bases = self.state.base_shas() if candidates else {}
         found: list[resources.FoundFile] = []
         taken: set[int] = set()
-        for i, skip in candidates:
-            if self.mapper.to_logical(skip.local_path) not in bases:
+        for i, skip, path in candidates:
+            if path not in bases:
                 continue  # never synced: nothing to put back, nothing to send
             try:
                 st = os.stat(self.root / skip.local_path)
