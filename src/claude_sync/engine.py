@@ -105,6 +105,9 @@ PULLED_SELECTION = "pulled_selection"
 UNAVAILABLE = "unavailable"
 #: in the state: the selection this machine was set to sync, as last seen
 SYNCED_SELECTION = "synced_selection"
+#: in the state: how many sessions a clean status found only in the repository, and for
+#: which head and walk
+REMOTE_ONLY = "remote_only"
 ANY_SELECTION = "*"
 FSYNC_EACH_UP_TO = 16
 #: the longest name of a temporary file beside a pulled one (TMP_MARKER, a token, a number)
@@ -2098,8 +2101,7 @@ class Engine:
         if in_step and walked.digest == self.state.clean_tree():
             # Nothing to push (see TreeWalk) and nothing new to pull: no file need be read.
             self._report_skipped(walked, result)
-            here = {self.mapper.to_logical(f.local_path) for f in walked.found}
-            return Status(result, seq, self._remote_only(root, here, set()))
+            return Status(result, seq, self._remote_only_in_step(root, walked))
         walked_units = walked.units
         local = self.scan(sel, result.warnings, walked=walked)
         del walked
@@ -2116,6 +2118,21 @@ class Engine:
             result.pushed = sorted(push.upload) + sorted(push.remove)
             result.removed = sorted(push.remove)
         return Status(result, seq, self._remote_only(root, local.files, set(result.pulled)))
+
+    def _remote_only_in_step(self, root: SnapshotRoot, walked: TreeWalk) -> int:
+        """_remote_only for a walk that found the tree clean, kept for that head and walk:
+        mapping the paths of tens of thousands of files cost a status ~30 ms every time."""
+        key = f"{root.id} {walked.digest}"
+        kept, _, count = (self.state.get_meta(REMOTE_ONLY) or "").rpartition(" ")
+        if kept == key:
+            return int(count)
+        # Only main transcripts are counted, all at this depth: not a sub-agent's file of
+        # each session mapped for nothing.
+        to_logical = self.mapper.to_logical
+        here = {to_logical(p) for f in walked.found if (p := f.local_path).count("/") == 2}
+        found = self._remote_only(root, here, set())
+        self.state.set_meta(REMOTE_ONLY, f"{key} {found}")
+        return found
 
     def _remote_only(
         self, root: SnapshotRoot | None, here: Container[str], arriving: set[str]
