@@ -503,6 +503,26 @@ def test_a_transcript_left_empty_gets_its_records_back_and_what_comes_later(mach
     assert result["pushed"] == [] and result["warnings"] == []
 
 
+def test_status_and_a_dry_run_say_an_emptied_transcript_will_merge(machines, repo_dir):
+    """A push puts an emptied transcript's records back and sends nothing of it; status and
+    `push --dry-run` listed it as a file to push (of 0 bytes), as if the empty file would
+    go everywhere."""
+    a, b = machines
+    a.write(SESSION, transcript("s", 2))
+    a.write("agents/x.md", "x\n")
+    set_up(a, b, repo_dir)
+    (b.claude / SESSION).write_bytes(b"")
+    b.write("agents/x.md", "x, changed\n")
+    for said in (b.json("status"), b.json("push", "--dry-run")):
+        assert said["merged"] == [SESSION]
+        assert said["pushed"] == ["agents/x.md"]
+        assert said["uploaded_bytes"] == len("x, changed\n")
+    assert (b.claude / SESSION).read_bytes() == b""  # a look changes nothing
+    assert "will merge:" in b.run("status").stdout
+    b.run("push")
+    assert (b.claude / SESSION).read_text() == transcript("s", 2)
+
+
 EMPTY_AT_FIRST_MERGE = """
 import os
 from claude_sync import engine

@@ -1466,10 +1466,7 @@ class Engine:
             if not dry_run:
                 self._record_new_conflicts(result.conflicts)
             if dry_run:
-                result.pushed = sorted(plan.upload) + plan.remove
-                # At most this much: compression and data already stored make it less.
-                result.uploaded_bytes = sum(f.entry().size for f in plan.upload.values())
-                result.removed = list(plan.remove)
+                self._report_dry_push(plan, result)
                 return result
             entries: dict[str, FileEntry] = {}
             if plan.upload:
@@ -1498,6 +1495,18 @@ class Engine:
                 "this push takes?); try again"
             )
         raise SyncError("another machine kept pushing at the same time; try again")
+
+    def _report_dry_push(self, plan: Plan, result: Result) -> None:
+        """What the push planned would send. A transcript that lost records the repository
+        holds (emptied, or rewritten by Claude Code without them) is merged with that version
+        first, its records put back here: it will merge, and is not sent as it is."""
+        rewritten = self._rewritten_transcripts(plan)
+        upload = sorted(p for p in plan.upload if p not in rewritten)
+        result.merged = sorted({*result.merged, *rewritten})
+        result.pushed = upload + sorted(plan.remove)
+        result.removed = sorted(plan.remove)
+        # At most this much: compression and data already stored make it less.
+        result.uploaded_bytes = sum(plan.upload[p].entry().size for p in upload)
 
     def _as_recorded(self, conflicts: list[Conflict]) -> list[Conflict]:
         """The pull's record of a conflict over the same remote version says more (the
@@ -2114,9 +2123,7 @@ class Engine:
             plan = self.plan_pull(sel, local, head, "ask")
             self._keep_held(sel, plan, local)
             self._report_dry_pull(plan, result)
-            push = self.plan_push(sel, local, head)
-            result.pushed = sorted(push.upload) + sorted(push.remove)
-            result.removed = sorted(push.remove)
+            self._report_dry_push(self.plan_push(sel, local, head), result)
         return Status(result, seq, self._remote_only(root, local.files, set(result.pulled)))
 
     def _remote_only_in_step(self, root: SnapshotRoot, walked: TreeWalk) -> int:
