@@ -508,19 +508,45 @@ def test_status_and_a_dry_run_say_an_emptied_transcript_will_merge(machines, rep
     `push --dry-run` listed it as a file to push (of 0 bytes), as if the empty file would
     go everywhere."""
     a, b = machines
+    edited = SESSION.replace("000000000001", "000000000002")
     a.write(SESSION, transcript("s", 2))
-    a.write("agents/x.md", "x\n")
+    a.write(edited, transcript("e", 2))
     set_up(a, b, repo_dir)
     (b.claude / SESSION).write_bytes(b"")
-    b.write("agents/x.md", "x, changed\n")
+    # Rewritten otherwise (here a record edited, none lost), it is sent: still a push.
+    noted = transcript("e", 2).replace('"uuid": "e-00001"', '"uuid": "e-00001", "note": "x"')
+    b.write(edited, noted)
     for said in (b.json("status"), b.json("push", "--dry-run")):
         assert said["merged"] == [SESSION]
-        assert said["pushed"] == ["agents/x.md"]
-        assert said["uploaded_bytes"] == len("x, changed\n")
+        assert said["pushed"] == [edited]
+        assert said["uploaded_bytes"] == (b.claude / edited).stat().st_size
+    assert b.json("push", "--dry-run")["downloaded_bytes"] == len(transcript("s", 2))
     assert (b.claude / SESSION).read_bytes() == b""  # a look changes nothing
     assert "will merge:" in b.run("status").stdout
-    b.run("push")
+    assert b.json("push")["pushed"] == [edited]
     assert (b.claude / SESSION).read_text() == transcript("s", 2)
+
+
+def test_the_count_of_sessions_only_in_the_repository_follows_what_no_walk_sees(
+    machines, repo_dir
+):
+    """A clean status keeps its count of sessions only in the repository for the head and
+    the walk; a transcript the walk does not see (sessions not synced here) must still be
+    counted when it goes (found by a review)."""
+    a, b = machines
+    a.write(SESSION, transcript("s", 2))
+    a.write("CLAUDE.md", "m\n")
+    set_up(a, b, repo_dir)
+    assert b.json("status")["remote_only_sessions"] == 0
+    (b.claude / SESSION).unlink()  # Claude Code's clean-up of old sessions
+    assert b.json("status")["remote_only_sessions"] == 1
+    b.run("pull", "--all")
+    b.run("types", "--disable", "sessions")
+    b.run("pull")
+    assert b.json("status")["remote_only_sessions"] == 0
+    assert b.json("status")["remote_only_sessions"] == 0
+    (b.claude / SESSION).unlink()
+    assert b.json("status")["remote_only_sessions"] == 1
 
 
 EMPTY_AT_FIRST_MERGE = """

@@ -14,7 +14,6 @@ import hashlib
 import json
 import os
 import random
-import secrets
 import shutil
 import stat
 import threading
@@ -110,7 +109,7 @@ SYNCED_SELECTION = "synced_selection"
 REMOTE_ONLY = "remote_only"
 ANY_SELECTION = "*"
 FSYNC_EACH_UP_TO = 16
-#: the longest name of a temporary file beside a pulled one (TMP_MARKER, a token, a number)
+#: the longest name of a temporary file beside a pulled one (StagedFile.tmp, or a rename's)
 TMP_NAME_ROOM = 64
 # Rows written to the state in one statement (a pull records thousands of files).
 WRITE_BATCH = 1024
@@ -230,15 +229,19 @@ class StagedFile(NamedTuple):
     #: parts and string it caches, is ~400 bytes: 20 MiB)
     dest: str
     entry: FileEntry
-    #: the temporary file's name is prefix + number: one prefix per pull, shared
-    prefix: str
-    number: int
+    #: the size of the temporary file a pull that failed or was killed left (see tmp)
+    left: int = 0
 
     @property
     def tmp(self) -> str:
         """The temporary file, beside dest: made when asked for, not kept per file (a
-        pull of 50,000 files would keep 6 MiB more of them)."""
-        return os.path.join(os.path.dirname(self.dest), f"{self.prefix}{self.number}")
+        pull of 50,000 files would keep 6 MiB more of them). Named after the path and the
+        version, so that a pull that failed or was killed leaves what it downloaded where
+        the next one finds it (staged_files); short, for a name near NAME_MAX."""
+        key = f"{self.path}\0{self.entry.sha256}\0{self.entry.size}"
+        digest = hashlib.blake2s(key.encode("utf-8", "surrogatepass"), digest_size=10)
+        name = f"{TMP_MARKER}-{digest.hexdigest()}"
+        return os.path.join(os.path.dirname(self.dest), name)
 
 
 #: where a blob goes in a file a pull writes: the file, offset and length
@@ -1497,16 +1500,19 @@ class Engine:
         raise SyncError("another machine kept pushing at the same time; try again")
 
     def _report_dry_push(self, plan: Plan, result: Result) -> None:
-        """What the push planned would send. A transcript that lost records the repository
-        holds (emptied, or rewritten by Claude Code without them) is merged with that version
-        first, its records put back here: it will merge, and is not sent as it is."""
-        rewritten = self._rewritten_transcripts(plan)
-        upload = sorted(p for p in plan.upload if p not in rewritten)
-        result.merged = sorted({*result.merged, *rewritten})
+        """What the push planned would send. A transcript left empty where the repository
+        has records gets them back from there first (see _rewritten_transcripts), and
+        nothing of it is sent: it will merge. (One rewritten otherwise may hold records of
+        its own, or only edited ones: what the push sends is known once both are read.)"""
+        rewritten = self._rewritten_transcripts(plan).items()
+        emptied = {p: m.remote for p, m in rewritten if not m.local.entry().size}
+        upload = sorted(p for p in plan.upload if p not in emptied)
+        result.merged = sorted({*result.merged, *emptied})
         result.pushed = upload + sorted(plan.remove)
         result.removed = sorted(plan.remove)
         # At most this much: compression and data already stored make it less.
         result.uploaded_bytes = sum(plan.upload[p].entry().size for p in upload)
+        result.downloaded_bytes += sum(stored.size for stored in emptied.values())
 
     def _as_recorded(self, conflicts: list[Conflict]) -> list[Conflict]:
         """The pull's record of a conflict over the same remote version says more (the
@@ -2110,7 +2116,7 @@ class Engine:
         if in_step and walked.digest == self.state.clean_tree():
             # Nothing to push (see TreeWalk) and nothing new to pull: no file need be read.
             self._report_skipped(walked, result)
-            return Status(result, seq, self._remote_only_in_step(root, walked))
+            return Status(result, seq, self._remote_only_in_step(sel, root, walked))
         walked_units = walked.units
         local = self.scan(sel, result.warnings, walked=walked)
         del walked
@@ -2126,19 +2132,25 @@ class Engine:
             self._report_dry_push(self.plan_push(sel, local, head), result)
         return Status(result, seq, self._remote_only(root, local.files, set(result.pulled)))
 
-    def _remote_only_in_step(self, root: SnapshotRoot, walked: TreeWalk) -> int:
+    def _remote_only_in_step(self, sel: Selection, root: SnapshotRoot, walked: TreeWalk) -> int:
         """_remote_only for a walk that found the tree clean, kept for that head and walk:
-        mapping the paths of tens of thousands of files cost a status ~30 ms every time."""
+        mapping the paths of tens of thousands of files cost a status ~30 ms every time.
+        Only while the walk saw every transcript here: not when sessions are not synced,
+        or a folder of them was not looked into (a link not followed)."""
         key = f"{root.id} {walked.digest}"
+        if resources.TYPES_BY_NAME["sessions"] not in sel.types or any(
+            s.folder and f"{s.local_path}/".startswith("projects/") for s in walked.skipped
+        ):
+            key = ""
         kept, _, count = (self.state.get_meta(REMOTE_ONLY) or "").rpartition(" ")
-        if kept == key:
+        if key and kept == key:
             return int(count)
         # Only main transcripts are counted, all at this depth: not a sub-agent's file of
         # each session mapped for nothing.
         to_logical = self.mapper.to_logical
         here = {to_logical(p) for f in walked.found if (p := f.local_path).count("/") == 2}
         found = self._remote_only(root, here, set())
-        self.state.set_meta(REMOTE_ONLY, f"{key} {found}")
+        self.state.set_meta(REMOTE_ONLY, f"{key} {found}" if key else None)
         return found
 
     def _remote_only(
@@ -2227,7 +2239,9 @@ class Engine:
             plan.write.pop(path, None)
         filled: set[Path] = set()  # folders something was moved into
         try:
-            with self.staged_files(outputs, self.root, result, partial, local.files) as staged:
+            with self.staged_files(
+                outputs, self.root, result, partial, local.files, resumable=True
+            ) as staged:
                 plan.skipped += [p for p in result.unavailable if p in outputs]
                 filled = self._install(staged, local, plan, result)
         finally:
@@ -2246,21 +2260,25 @@ class Engine:
         result: Result,
         partial: bool = False,
         here: Mapping[str, LocalFile] | None = None,
+        resumable: bool = False,
     ) -> Iterator[list[StagedFile]]:
         """Download and verify every output into a temporary file beside its destination,
         all before the caller moves any into place; the temporary files still in the list
         afterwards are removed (the caller takes out those it moved). With `partial`,
         outputs whose data cannot be had are left out and named in result.unavailable.
-        here: the files the scan saw here, whose chunks need not be downloaded."""
+        here: the files the scan saw here, whose chunks need not be downloaded.
+        resumable (a pull into the Claude folder): when the download fails or is
+        interrupted, the temporary files stay, and the next pull takes the chunks they hold
+        (each checked against its id) instead of downloading them again; a scan removes
+        them once they are STALE_TMP_SECONDS old."""
         staged: list[StagedFile] = []
         # One fsync per file costs more than everything else on a fresh pull of thousands
         # of files: past a few files, one sync of the filesystem makes them all durable.
         each = len(outputs) <= FSYNC_EACH_UP_TO
-        # Names no other run uses: the files (and missing folders) are created by the
-        # download threads, in parallel, as their first blob arrives; creating thousands of
-        # files one by one costs as much as downloading them. Folders are checked not to
-        # lead out of root before anything is written, and again once they exist.
-        token = secrets.token_hex(8)
+        # The files (and missing folders) are created by the download threads, in parallel,
+        # as their first blob arrives; creating thousands of files one by one costs as much
+        # as downloading them. Folders are checked not to lead out of root before anything
+        # is written, and again once they exist.
         allowed = self._allowed_roots(root)
         if partial:
             # One implausibly big file must not stop the rest of the pull.
@@ -2270,14 +2288,18 @@ class Engine:
                 result.warnings.append(f"{path} could not be downloaded: {why}")
             outputs = {path: out for path, out in outputs.items() if path not in big}
         folders = _folders_of(dest for dest, _ in outputs.values())
+        keep = False  # the temporary files, for the next pull
         try:
-            limits.check_room(((path, entry.size) for path, (_, entry) in outputs.items()), root)
             _check_inside(allowed, folders, root)
-            # Short: a name near NAME_MAX must still get a temporary file beside it.
-            prefix = f"{TMP_MARKER}-{token}-"
-            for i, (path, (dest, entry)) in enumerate(outputs.items()):
-                staged.append(StagedFile(path, dest, entry, prefix, i))
-            lost = self._download_into(staged, result, partial, here or {})
+            staged += (StagedFile(path, dest, entry) for path, (dest, entry) in outputs.items())
+            if left := _left_by_a_pull(folders) if resumable else {}:
+                staged[:] = [s._replace(left=left.get(s.tmp, 0)) for s in staged]
+            limits.check_room(((s.path, s.entry.size - s.left) for s in staged), root)
+            try:
+                lost = self._download_into(staged, result, partial, here or {})
+            except BaseException:
+                keep = resumable
+                raise
             for s in staged:
                 if s.path in lost:
                     _remove(s.tmp)
@@ -2298,8 +2320,9 @@ class Engine:
                 portable.sync_all(s.tmp for s in staged)
             yield staged
         finally:
-            for s in staged:
-                _remove(s.tmp)
+            if not keep:
+                for s in staged:
+                    _remove(s.tmp)
 
     def drop_unwritable(
         self,
@@ -2363,10 +2386,10 @@ class Engine:
         holds it: no staging copy, and packs are read in parallel. A blob's id is a MAC of
         its content, checked on download, and the snapshot lists the ids of each file, so a
         file made of checked blobs of the listed lengths is the file the snapshot describes.
-        Blobs a file here already holds (here: as the scan saw them) are read from it and
-        checked the same way, not downloaded. Filtered files are rebuilt in memory, where
-        their whole hash is checked. With `partial`, returns the paths whose data could
-        not be had, with why."""
+        Blobs a file here already holds (here: as the scan saw them), or the temporary file
+        a failed pull left (StagedFile.left), are read from it and checked the same way,
+        not downloaded. Filtered files are rebuilt in memory, where their whole hash is
+        checked. With `partial`, returns the paths whose data could not be had, with why."""
         # Where each blob goes: one place, or a list of them when files share it (a list per
         # blob cost a pull of 50,000 small files 3 MiB more at its peak).
         places: dict[str, _Place | list[_Place]] = {}
@@ -2385,14 +2408,17 @@ class Engine:
                     places[blob] = [known, place]
                 offset += length
 
-        def deliver(blob_id: str, data: bytes) -> None:
+        def deliver(blob_id: str, data: bytes, source: tuple[str, int] | None = None) -> None:
             found = places.get(blob_id, [])
             for s, offset, length in [found] if isinstance(found, tuple) else found:
                 if len(data) != length:
                     raise CorruptionError("a blob does not have the length its snapshot says")
+                tmp = s.tmp
+                if source == (tmp, offset):
+                    continue  # read from there: it is in place
                 # A bare descriptor: a file object per blob costs more than the write when a
                 # pull brings tens of thousands of small files.
-                fd = _open_new_fd(s.tmp)
+                fd = _open_new_fd(tmp)
                 try:
                     portable.pwrite(fd, data, offset)
                 finally:
@@ -2403,8 +2429,11 @@ class Engine:
         lost_blobs: dict[str, str] = {}
         wanted = set(places) | set(held)
         versions = ((s.path, s.entry) for s in staged)
-        wanted -= self._deliver_from_here(wanted, here, deliver, versions)
+        wanted -= self._deliver_from_here(wanted, here, deliver, versions, staged)
         self._download(wanted, deliver, result, lost=lost_blobs if partial else None)
+        for s in staged:
+            if s.left > s.entry.size and s.path not in self.filters:
+                os.truncate(s.tmp, s.entry.size)  # what was there past its end is no part
         lost: dict[str, str] = {}
         for s in staged:
             why = next((lost_blobs[b] for b, _ in s.entry.chunks if b in lost_blobs), None)
@@ -2435,13 +2464,16 @@ class Engine:
         self,
         wanted: set[str],
         here: Mapping[str, LocalFile],
-        deliver: Callable[[str, bytes], None],
+        deliver: Callable[..., None],
         versions: Iterable[tuple[str, FileEntry]],
+        staged: Iterable[StagedFile] = (),
     ) -> set[str]:
         """Hand deliver the wanted blobs that the copies here of versions' files hold,
         read from them and checked against their ids; returns those delivered. A
         transcript that grew on another machine then costs a pull its new chunks, not the
-        whole file again. A copy is looked at for its own chunks (as the scan saw them,
+        whole file again. So do the staged files' temporary files that a pull which
+        failed or was killed left (StagedFile.left): a pull started again downloads only
+        what is not there yet. A copy is looked at for its own chunks (as the scan saw them,
         here) and for the version's chunks at their places: it may hold them though it was
         cut otherwise (a merge base whose short last chunk the copy here cut again with its
         own append). (Filtered files are left out: their chunks are of their logical form,
@@ -2457,6 +2489,13 @@ class Engine:
             for blob_id, offset, length in (*f.cached.chunks, *entry.located_chunks()):
                 if blob_id in wanted and offset + length <= f.cached.stat.size:
                     sources.setdefault(f.abspath, set()).add((blob_id, offset, length))
+        left = set()  # the staged files' own: what is read there is in place
+        for s in staged:
+            if s.left and s.path not in self.filters:
+                left.add(s.tmp)
+                for blob_id, offset, length in s.entry.located_chunks():
+                    if blob_id in wanted and offset + length <= s.left:
+                        sources.setdefault(s.tmp, set()).add((blob_id, offset, length))
         delivered: set[str] = set()
         for abspath, chunks in sources.items():
             try:
@@ -2466,7 +2505,10 @@ class Engine:
                             fh.seek(offset)
                             data = fh.read(length)
                             if len(data) == length and self.repo.keys.names(blob_id, data):
-                                deliver(blob_id, data)
+                                if abspath in left:
+                                    deliver(blob_id, data, (abspath, offset))
+                                else:
+                                    deliver(blob_id, data)
                                 delivered.add(blob_id)
             except OSError:
                 continue  # what was not read is downloaded
@@ -2919,9 +2961,11 @@ def _remove(path: str) -> None:
 
 
 def _open_new(path: str) -> Any:
-    """A temporary output for writing, created (with its folder) if needed; never through
-    a symlink."""
-    return os.fdopen(_open_new_fd(path), "wb")
+    """A temporary output for writing whole, created (with its folder) if needed; never
+    through a symlink."""
+    fh = os.fdopen(_open_new_fd(path), "wb")
+    fh.truncate()  # a failed pull's, left to be taken up again (see staged_files)
+    return fh
 
 
 def _open_new_fd(path: str) -> int:
@@ -2938,6 +2982,19 @@ def _in_the_way(deleted: list[str], written: Iterable[str]) -> list[str]:
     """The files deleted whose path is a folder of files written."""
     above = {p[:i] for p in written for i, c in enumerate(p) if c == "/"}
     return [p for p in deleted if p in above]
+
+
+def _left_by_a_pull(folders: Iterable[Path]) -> dict[str, int]:
+    """The temporary files in folders (regular files only), with their sizes: what a pull
+    that failed or was killed downloaded (see staged_files)."""
+    left: dict[str, int] = {}
+    for folder in folders:
+        with contextlib.suppress(OSError), os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(TMP_MARKER) and entry.is_file(follow_symlinks=False):
+                    with contextlib.suppress(OSError):
+                        left[entry.path] = entry.stat(follow_symlinks=False).st_size
+    return left
 
 
 def _folders_of(files: Iterable[str]) -> set[Path]:
