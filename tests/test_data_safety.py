@@ -527,9 +527,7 @@ def test_status_and_a_dry_run_say_an_emptied_transcript_will_merge(machines, rep
     assert (b.claude / SESSION).read_text() == transcript("s", 2)
 
 
-def test_the_count_of_sessions_only_in_the_repository_follows_what_no_walk_sees(
-    machines, repo_dir
-):
+def test_the_count_of_sessions_only_in_the_repository_follows_what_no_walk_sees(machines, repo_dir):
     """A clean status keeps its count of sessions only in the repository for the head and
     the walk; a transcript the walk does not see (sessions not synced here) must still be
     counted when it goes (found by a review)."""

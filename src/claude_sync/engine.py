@@ -2232,8 +2232,8 @@ class Engine:
                 for path in in_way:
                     self._delete_here(path, local, seq, result, plan)
             plan.delete = [p for p in plan.delete if p not in in_way]
-        folders = _folders_of(dest for dest, _ in outputs.values())
-        new_folders = _missing_folders(folders, self.root)
+        folders = folders_of(dest for dest, _ in outputs.values())
+        new_folders = missing_folders(folders, self.root)
         for path in self.drop_unwritable(outputs, self.root, result, folders):
             plan.skipped.append(path)
             plan.write.pop(path, None)
@@ -2245,12 +2245,7 @@ class Engine:
                 plan.skipped += [p for p in result.unavailable if p in outputs]
                 filled = self._install(staged, local, plan, result)
         finally:
-            # Folders made for files that did not arrive would be left empty. (Only those:
-            # a pull of 50,000 files made 15,000 folders, and failed to remove each.)
-            filled = {a for folder in filled for a in (folder, *folder.parents)}
-            for folder in sorted(new_folders - filled, key=lambda f: len(f.parts), reverse=True):
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
+            remove_unfilled(new_folders, filled)
 
     @contextlib.contextmanager
     def staged_files(
@@ -2287,7 +2282,7 @@ class Engine:
                 result.unavailable.append(path)
                 result.warnings.append(f"{path} could not be downloaded: {why}")
             outputs = {path: out for path, out in outputs.items() if path not in big}
-        folders = _folders_of(dest for dest, _ in outputs.values())
+        folders = folders_of(dest for dest, _ in outputs.values())
         keep = False  # the temporary files, for the next pull
         try:
             _check_inside(allowed, folders, root)
@@ -2336,7 +2331,7 @@ class Engine:
         paths. One such folder (not writable, a link out, a path too long for this machine)
         must not stop the rest. The other folders exist afterwards."""
         if folders is None:
-            folders = _folders_of(dest for dest, _ in outputs.values())
+            folders = folders_of(dest for dest, _ in outputs.values())
         unwritable = self._unwritable(folders, self._allowed_roots(root), root)
         dropped = []
         for path, (dest, _) in list(outputs.items()) if unwritable else ():
@@ -2700,8 +2695,8 @@ class Engine:
             for path, data in plan.held.items():
                 self._write_merged(path, data, local.files.get(path), result)
             # The renames must be on disk before the state says they happened.
-            _sync_dirs(_folders_of(s.dest for s in staged))
-        filled = _folders_of(s.dest for s in staged if s.path in moved)
+            _sync_dirs(folders_of(s.dest for s in staged))
+        filled = folders_of(s.dest for s in staged if s.path in moved)
         staged[:] = [s for s in staged if s.path not in moved]
         return filled
 
@@ -2997,12 +2992,22 @@ def _left_by_a_pull(folders: Iterable[Path]) -> dict[str, int]:
     return left
 
 
-def _folders_of(files: Iterable[str]) -> set[Path]:
+def folders_of(files: Iterable[str]) -> set[Path]:
     """The folders files are in: one Path per folder, not per file."""
     return {Path(folder) for folder in {os.path.dirname(f) for f in files}}
 
 
-def _missing_folders(folders: set[Path], root: Path) -> set[Path]:
+def remove_unfilled(new: set[Path], filled: set[Path]) -> None:
+    """Of the folders made (new), those nothing was moved into (filled: the folders of the
+    files that were): they would be left empty. (Only those: a pull of 50,000 files made
+    15,000 folders, and failed to remove each.)"""
+    filled = {above for folder in filled for above in (folder, *folder.parents)}
+    for folder in sorted(new - filled, key=lambda f: len(f.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def missing_folders(folders: set[Path], root: Path) -> set[Path]:
     """The folders (and their parents inside root) that do not exist yet."""
     missing: set[Path] = set()
     for folder in folders:

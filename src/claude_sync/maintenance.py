@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from claude_sync import chain, settings_trust
-from claude_sync.engine import Engine, Result
+from claude_sync.engine import Engine, Result, folders_of, missing_folders, remove_unfilled
 from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, SyncError
 from claude_sync.planner import LocalFile, sha
 from claude_sync.repository import (
@@ -158,11 +158,19 @@ def restore(
                 f"{len(there)} of the files to restore already exist in {target} (e.g. "
                 f"{there[0]}); restore into an empty folder, or use --force"
             )
+    # A failed restore leaves no empty folders behind, nor the target folder it made.
+    made_in = Path(root) if os.path.exists(root) else Path(root).parent
+    new = missing_folders(folders_of(dest for dest, _ in outputs.values()), made_in)
     result.skipped += engine.drop_unwritable(outputs, Path(root), result)
-    with engine.staged_files(outputs, root, result) as staged:
-        for s in staged:
-            os.replace(s.tmp, s.dest)
-            result.pulled.append(s.path)
+    filled: set[Path] = set()
+    try:
+        with engine.staged_files(outputs, root, result) as staged:
+            for s in staged:
+                os.replace(s.tmp, s.dest)
+                filled.add(Path(s.dest).parent)
+                result.pulled.append(s.path)
+    finally:
+        remove_unfilled(new, filled)
     return result
 
 

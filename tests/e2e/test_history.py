@@ -62,6 +62,25 @@ def test_restore_in_place_and_to_target(make_machine, repo_dir, tmp_path):
     assert a.run("restore", "nope", "--snapshot", "1", check=False).returncode == 2
 
 
+def test_a_restore_that_fails_leaves_no_empty_folders(make_machine, repo_dir, tmp_path):
+    """A restore whose data cannot be read fails before anything is moved into place: the
+    folders it made for its files (and the target it made) go too."""
+    a, _ = two_snapshots(make_machine, repo_dir)
+    a.write("agents/deep/er/z.md", "z\n")
+    a.run("push")
+    for pack in (repo_dir / "data").rglob("*"):
+        if pack.is_file():
+            pack.write_bytes(b"damaged")
+    target = tmp_path / "restored"
+    failed = a.run("restore", "--snapshot", "3", "--target", str(target), check=False)
+    assert failed.returncode == 1, failed.stderr
+    assert not target.exists()
+    shutil.rmtree(a.claude / "agents")
+    failed = a.run("restore", "agents", "--snapshot", "3", check=False)
+    assert failed.returncode == 1, failed.stderr
+    assert not (a.claude / "agents").exists()
+
+
 def test_restore_to_a_target_never_replaces_what_is_there(make_machine, repo_dir, tmp_path):
     """A target that holds the files already (an earlier copy, or the Claude folder itself
     by another name) is not written over: unpushed work there may exist nowhere else."""
