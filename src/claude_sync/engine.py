@@ -46,6 +46,7 @@ from claude_sync.errors import (
     HistoryError,
     ObjectNotFoundError,
     SyncError,
+    no_space,
 )
 from claude_sync.merge import (
     HISTORY_PATH,
@@ -235,13 +236,11 @@ class StagedFile(NamedTuple):
     @property
     def tmp(self) -> str:
         """The temporary file, beside dest: made when asked for, not kept per file (a
-        pull of 50,000 files would keep 6 MiB more of them). Named after the path and the
-        version, so that a pull that failed or was killed leaves what it downloaded where
-        the next one finds it (staged_files); short, for a name near NAME_MAX."""
-        key = f"{self.path}\0{self.entry.sha256}\0{self.entry.size}"
-        digest = hashlib.blake2s(key.encode("utf-8", "surrogatepass"), digest_size=10)
-        name = f"{TMP_MARKER}-{digest.hexdigest()}"
-        return os.path.join(os.path.dirname(self.dest), name)
+        pull of 50,000 files would keep 6 MiB more of them). Named after the path alone, so
+        that the next pull finds what one that failed or was killed downloaded, also when
+        the file grew meanwhile (staged_files); short, for a name near NAME_MAX."""
+        digest = hashlib.blake2s(self.path.encode("utf-8", "surrogatepass"), digest_size=10)
+        return os.path.join(os.path.dirname(self.dest), f"{TMP_MARKER}-{digest.hexdigest()}")
 
 
 #: where a blob goes in a file a pull writes: the file, offset and length
@@ -2240,7 +2239,7 @@ class Engine:
         filled: set[Path] = set()  # folders something was moved into
         try:
             with self.staged_files(
-                outputs, self.root, result, partial, local.files, resumable=True
+                outputs, self.root, result, partial, local.files, new_folders, resumable=True
             ) as staged:
                 plan.skipped += [p for p in result.unavailable if p in outputs]
                 filled = self._install(staged, local, plan, result)
@@ -2255,17 +2254,19 @@ class Engine:
         result: Result,
         partial: bool = False,
         here: Mapping[str, LocalFile] | None = None,
+        made: set[Path] | None = None,
         resumable: bool = False,
     ) -> Iterator[list[StagedFile]]:
         """Download and verify every output into a temporary file beside its destination,
         all before the caller moves any into place; the temporary files still in the list
         afterwards are removed (the caller takes out those it moved). With `partial`,
         outputs whose data cannot be had are left out and named in result.unavailable.
-        here: the files the scan saw here, whose chunks need not be downloaded.
+        here: the files the scan saw here, whose chunks need not be downloaded. made: the
+        folders made for this call, where no earlier one can have left anything.
         resumable (a pull into the Claude folder): when the download fails or is
-        interrupted, the temporary files stay, and the next pull takes the chunks they hold
-        (each checked against its id) instead of downloading them again; a scan removes
-        them once they are STALE_TMP_SECONDS old."""
+        interrupted (but for a full disk), the temporary files stay; a scan removes them
+        once they are STALE_TMP_SECONDS old. Any call takes the chunks that such files
+        hold, each checked against its id at its place, instead of downloading them again."""
         staged: list[StagedFile] = []
         # One fsync per file costs more than everything else on a fresh pull of thousands
         # of files: past a few files, one sync of the filesystem makes them all durable.
@@ -2287,13 +2288,16 @@ class Engine:
         try:
             _check_inside(allowed, folders, root)
             staged += (StagedFile(path, dest, entry) for path, (dest, entry) in outputs.items())
-            if left := _left_by_a_pull(folders) if resumable else {}:
-                staged[:] = [s._replace(left=left.get(s.tmp, 0)) for s in staged]
-            limits.check_room(((s.path, s.entry.size - s.left) for s in staged), root)
+            held = 0  # bytes on the disk already in those temporary files
+            if left := _left_by_a_pull(folders - (made or set())):
+                staged[:] = [s._replace(left=left.get(s.tmp, (0, 0))[0]) for s in staged]
+                held = sum(left.get(s.tmp, (0, 0))[1] for s in staged)
+            limits.check_room(((s.path, s.entry.size) for s in staged), root, held)
             try:
                 lost = self._download_into(staged, result, partial, here or {})
-            except BaseException:
-                keep = resumable
+            except BaseException as exc:
+                # A full disk must get its space back: the next pull may be hours away.
+                keep = resumable and no_space(exc) is None
                 raise
             for s in staged:
                 if s.path in lost:
@@ -2979,16 +2983,20 @@ def _in_the_way(deleted: list[str], written: Iterable[str]) -> list[str]:
     return [p for p in deleted if p in above]
 
 
-def _left_by_a_pull(folders: Iterable[Path]) -> dict[str, int]:
-    """The temporary files in folders (regular files only), with their sizes: what a pull
+def _left_by_a_pull(folders: Iterable[Path]) -> dict[str, tuple[int, int]]:
+    """The temporary files in folders (regular files only), with their sizes and how much
+    of them is on the disk (written at scattered places, they have holes): what a pull
     that failed or was killed downloaded (see staged_files)."""
-    left: dict[str, int] = {}
+    left: dict[str, tuple[int, int]] = {}
     for folder in folders:
         with contextlib.suppress(OSError), os.scandir(folder) as entries:
             for entry in entries:
                 if entry.name.startswith(TMP_MARKER) and entry.is_file(follow_symlinks=False):
                     with contextlib.suppress(OSError):
-                        left[entry.path] = entry.stat(follow_symlinks=False).st_size
+                        st = entry.stat(follow_symlinks=False)
+                        # (Where blocks are not counted, nothing is taken as there.)
+                        stored = getattr(st, "st_blocks", 0) * 512
+                        left[entry.path] = (st.st_size, min(stored, st.st_size))
     return left
 
 

@@ -47,13 +47,13 @@ def too_large(files: Iterable[tuple[str, int]]) -> dict[str, str]:
     }
 
 
-def check_room(files: Iterable[tuple[str, int]], root: Path) -> None:
+def check_room(files: Iterable[tuple[str, int]], root: Path, held: int = 0) -> None:
     """Refuse, before anything is downloaded, a file larger than is plausible or a set of
-    files that would not fit on the disk holding root."""
+    files that would not fit on the disk holding root (held: bytes of them there already)."""
     files = list(files)
     for path, why in too_large(files).items():
         raise SyncError(f"refusing to write {path}: {why}")
-    total = sum(size for _, size in files)
+    total = max(0, sum(size for _, size in files) - held)
     if not total:
         return
     existing = root

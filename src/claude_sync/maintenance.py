@@ -164,7 +164,7 @@ def restore(
     result.skipped += engine.drop_unwritable(outputs, Path(root), result)
     filled: set[Path] = set()
     try:
-        with engine.staged_files(outputs, root, result) as staged:
+        with engine.staged_files(outputs, root, result, made=new) as staged:
             for s in staged:
                 os.replace(s.tmp, s.dest)
                 filled.add(Path(s.dest).parent)

@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import snapshot_tree, transcript
+from conftest import Machine, snapshot_tree, transcript
 from scenarios import PROJECT, SENTINEL, populate, set_up_pair, synced_view
 
 from claude_sync import compression, crypto
@@ -638,23 +638,59 @@ def test_leftover_temporary_files_are_cleaned_up(machines, repo_dir):
 
 
 COUNT_DOWNLOADS = """
-import os, sys
+import errno, os, sys
 from claude_sync import engine
 from claude_sync.errors import BackendError
 download = engine.Engine._download
 def counted(self, needed, deliver, *args, **kwargs):
     print(f"blobs to download: {len(needed)}", file=sys.stderr)
-    if not os.environ.get("FAIL_AFTER"):
+    if not os.environ.get("FAIL_AT"):
         return download(self, needed, deliver, *args, **kwargs)
+    # FAIL_AT: how many blobs are delivered first (or, negative, how many are not)
+    fail_at = int(os.environ["FAIL_AT"]) % len(needed)
     delivered = []
     def then_fail(blob_id, data, *rest):
-        if len(delivered) == int(os.environ["FAIL_AFTER"]):
+        if len(delivered) == fail_at:
+            if os.environ.get("FAIL_WITH") == "full":
+                raise OSError(errno.ENOSPC, "No space left on device")
             raise BackendError("the network went away")
         delivered.append(blob_id)
         deliver(blob_id, data, *rest)
     return download(self, needed, then_fail, *args, **kwargs)
 engine.Engine._download = counted
 """
+PULLED = [f"projects/-p/s{i}.jsonl" for i in range(3)]
+
+
+def pull_failing(
+    b: Machine, at: str, fail_with: str = ""
+) -> tuple[subprocess.CompletedProcess[str], int]:
+    """B's pull, failing (unless at is "") once that many blobs arrived (negative: all but
+    that many); and how many blobs it was to download."""
+    env = {"FAIL_AT": at, "FAIL_WITH": fail_with}
+    os.environ.update(env)
+    try:
+        proc = b.run_after(COUNT_DOWNLOADS, "--json", "pull")
+    finally:
+        for key in env:
+            del os.environ[key]
+    return proc, int(re.findall(r"blobs to download: (\d+)", proc.stderr)[-1])
+
+
+def three_big_files(a: Machine, b: Machine, repo_dir: Path) -> None:
+    for path in PULLED:  # several chunks each: incompressible, over the 2 MiB chunk maximum
+        a.write(path, os.urandom(3 << 20).hex()[: 5 << 20] + "\n")
+    a.run("init", str(repo_dir), "--create")
+    a.run("push")
+    b.run("init", str(repo_dir))
+
+
+def assert_pulled_whole(a: Machine, b: Machine) -> None:
+    for path in PULLED:
+        assert (b.claude / path).read_bytes() == (a.claude / path).read_bytes()
+    assert sorted(p.name for p in (b.claude / "projects/-p").iterdir()) == [
+        Path(p).name for p in PULLED
+    ]
 
 
 def test_a_pull_that_failed_midway_takes_up_what_it_downloaded(machines, repo_dir):
@@ -662,23 +698,10 @@ def test_a_pull_that_failed_midway_takes_up_what_it_downloaded(machines, repo_di
     nothing behind it could use: the next pull downloaded everything again. The staged
     files stay, and the next pull downloads only the chunks they do not hold."""
     a, b = machines
-    for i in range(3):  # several chunks each: incompressible, over the 2 MiB chunk maximum
-        a.write(f"projects/-p/s{i}.jsonl", os.urandom(3 << 20).hex()[: 5 << 20] + "\n")
-    a.run("init", str(repo_dir), "--create")
-    a.run("push")
-    b.run("init", str(repo_dir))
-
-    def pull(fail_after: str) -> tuple[subprocess.CompletedProcess[str], int]:
-        os.environ["FAIL_AFTER"] = fail_after
-        try:
-            proc = b.run_after(COUNT_DOWNLOADS, "--json", "pull")
-        finally:
-            del os.environ["FAIL_AFTER"]
-        return proc, int(re.findall(r"blobs to download: (\d+)", proc.stderr)[-1])
-
-    failed, wanted = pull("3")
+    three_big_files(a, b, repo_dir)
+    failed, wanted = pull_failing(b, "3")
     assert failed.returncode != 0 and "the network went away" in failed.stderr, failed.stderr
-    assert not (b.claude / "projects/-p/s0.jsonl").exists()
+    assert not (b.claude / PULLED[0]).exists()
     left = list((b.claude / "projects/-p").iterdir())
     assert left and all(p.name.startswith(".claude-sync-tmp-") for p in left), left
     # What is there is checked, not trusted: bytes changed, or more of them, are not taken.
@@ -687,15 +710,35 @@ def test_a_pull_that_failed_midway_takes_up_what_it_downloaded(machines, repo_di
         fh.write(b"X" * 10)
         fh.seek(0, os.SEEK_END)
         fh.write(b"junk past the end" * 100)
-    done, still_wanted = pull("")
+    done, still_wanted = pull_failing(b, "")
     assert done.returncode == 0, done.stderr
     assert wanted - 3 <= still_wanted < wanted  # at most one of the three spoiled
-    for i in range(3):
-        path = f"projects/-p/s{i}.jsonl"
-        assert (b.claude / path).read_bytes() == (a.claude / path).read_bytes()
-    assert sorted(p.name for p in (b.claude / "projects/-p").iterdir()) == [
-        f"s{i}.jsonl" for i in range(3)
-    ]
+    assert_pulled_whole(a, b)
+
+
+def test_a_pull_started_again_after_the_files_grew_takes_up_what_it_downloaded(machines, repo_dir):
+    """Transcripts grow: by the time a failed pull is started again, another machine may
+    have pushed more of them. The chunks of the old version that the new one keeps at their
+    places are taken from what the failed pull left."""
+    a, b = machines
+    three_big_files(a, b, repo_dir)
+    failed, _ = pull_failing(b, "-1")
+    assert failed.returncode != 0, failed.stderr
+    for path in PULLED:
+        a.append(path, "a new record\n")
+    a.run("push")
+    done, still_wanted = pull_failing(b, "")
+    assert done.returncode == 0, done.stderr
+    assert still_wanted <= 1 + len(PULLED)  # the one missing, and each file's new end
+    assert_pulled_whole(a, b)
+
+
+def test_a_pull_that_filled_the_disk_gives_the_space_back(machines, repo_dir):
+    a, b = machines
+    three_big_files(a, b, repo_dir)
+    failed, _ = pull_failing(b, "-1", "full")
+    assert failed.returncode == 1 and "no space left" in failed.stderr, failed.stderr
+    assert not [p for p in b.claude.rglob("*") if p.is_file()]
 
 
 def test_pull_never_writes_through_a_folder_symlinked_out_of_the_claude_dir(

@@ -12,7 +12,7 @@ import pytest
 from engine_pair import EngineMachines
 
 from claude_sync import engine as engine_module
-from claude_sync import resources
+from claude_sync import limits, resources
 from claude_sync.engine import Engine
 from claude_sync.errors import SyncError
 from claude_sync.resources import select
@@ -253,3 +253,28 @@ def test_a_conflict_over_a_temporary_name_recorded_before_the_upgrade_is_let_go(
         assert engine._pulled_in_full(select([], {}), engine.head_root().seq)
     finally:
         engine.state.close()
+
+
+def test_room_counts_only_what_a_cut_off_pull_left_on_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cut-off pull's files are written at scattered places: their size counts the holes,
+    which take no room. Only what they hold is taken as there already (found by a review:
+    a pull that trusted the size filled the disk past the room it keeps free)."""
+    folder = tmp_path / "projects" / "-p"
+    folder.mkdir(parents=True)
+    holes = folder / f"{resources.TMP_MARKER}-a"
+    with holes.open("wb") as fh:
+        fh.truncate(50 << 20)
+    held = folder / f"{resources.TMP_MARKER}-b"
+    held.write_bytes(b"x" * (1 << 20))
+    (folder / "other").write_bytes(b"y")
+    left = engine_module._left_by_a_pull([folder])
+    assert left[str(holes)] == (50 << 20, 0)
+    assert left[str(held)] == (1 << 20, 1 << 20)
+    assert str(folder / "other") not in left
+    free = limits.RESERVE + (60 << 20)
+    monkeypatch.setattr(limits.shutil, "disk_usage", lambda _: mock.Mock(free=free))
+    with pytest.raises(SyncError, match="not enough free space"):
+        limits.check_room([("big", 61 << 20)], tmp_path)
+    limits.check_room([("big", 61 << 20)], tmp_path, held=1 << 20)
