@@ -2288,10 +2288,7 @@ class Engine:
         try:
             _check_inside(allowed, folders, root)
             staged += (StagedFile(path, dest, entry) for path, (dest, entry) in outputs.items())
-            held = 0  # bytes on the disk already in those temporary files
-            if left := _left_by_a_pull(folders - (made or set())):
-                staged[:] = [s._replace(left=left.get(s.tmp, (0, 0))[0]) for s in staged]
-                held = sum(left.get(s.tmp, (0, 0))[1] for s in staged)
+            held = self._take_up_leftovers(staged, folders - (made or set()))
             limits.check_room(((s.path, s.entry.size) for s in staged), root, held)
             try:
                 lost = self._download_into(staged, result, partial, here or {})
@@ -2322,6 +2319,29 @@ class Engine:
             if not keep:
                 for s in staged:
                     _remove(s.tmp)
+
+    @staticmethod
+    def _take_up_leftovers(staged: list[StagedFile], folders: set[Path]) -> int:
+        """Tell each staged file what a pull that failed or was killed left under its
+        temporary name in folders (StagedFile.left); returns how many bytes of it are on
+        the disk already. What is not known is not there: the files no staged file takes up
+        are removed, and so are the staged files' temporary names in a folder that could
+        not be listed (a longer file left there would keep its tail)."""
+        left, unlisted = _left_by_a_pull(folders)
+        if not left and not unlisted:
+            return 0
+        held = 0
+        for i, s in enumerate(staged):
+            folder = Path(os.path.dirname(s.dest))
+            if folder in unlisted:
+                _remove(s.tmp)
+            elif found := left.pop((folder, os.path.basename(s.tmp)), None):
+                staged[i] = s._replace(left=found[0])
+                # Not more than the file takes: a longer one is cut after the download.
+                held += min(found[1], s.entry.size)
+        for folder, name in left:
+            _remove(os.path.join(folder, name))  # a claude-sync's that died: none runs now
+        return held
 
     def drop_unwritable(
         self,
@@ -2983,21 +3003,31 @@ def _in_the_way(deleted: list[str], written: Iterable[str]) -> list[str]:
     return [p for p in deleted if p in above]
 
 
-def _left_by_a_pull(folders: Iterable[Path]) -> dict[str, tuple[int, int]]:
-    """The temporary files in folders (regular files only), with their sizes and how much
-    of them is on the disk (written at scattered places, they have holes): what a pull
-    that failed or was killed downloaded (see staged_files)."""
-    left: dict[str, tuple[int, int]] = {}
+def _left_by_a_pull(
+    folders: Iterable[Path],
+) -> tuple[dict[tuple[Path, str], tuple[int, int]], set[Path]]:
+    """The temporary files in folders (regular files only), by folder and name, with their
+    sizes and how much of them is on the disk (written at scattered places, they have
+    holes): what a pull that failed or was killed downloaded (see staged_files); and the
+    folders that could not be listed."""
+    left: dict[tuple[Path, str], tuple[int, int]] = {}
+    unlisted: set[Path] = set()
     for folder in folders:
-        with contextlib.suppress(OSError), os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.name.startswith(TMP_MARKER) and entry.is_file(follow_symlinks=False):
-                    with contextlib.suppress(OSError):
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.startswith(TMP_MARKER) and entry.is_file(follow_symlinks=False):
                         st = entry.stat(follow_symlinks=False)
+                        if not st.st_mode & stat.S_IWUSR:
+                            os.chmod(entry.path, 0o600)  # its mode set, then the pull was cut off
                         # (Where blocks are not counted, nothing is taken as there.)
                         stored = getattr(st, "st_blocks", 0) * 512
-                        left[entry.path] = (st.st_size, min(stored, st.st_size))
-    return left
+                        left[folder, entry.name] = (st.st_size, min(stored, st.st_size))
+        except FileNotFoundError:
+            continue
+        except OSError:
+            unlisted.add(folder)
+    return left, unlisted
 
 
 def folders_of(files: Iterable[str]) -> set[Path]:

@@ -710,6 +710,8 @@ def test_a_pull_that_failed_midway_takes_up_what_it_downloaded(machines, repo_di
         fh.write(b"X" * 10)
         fh.seek(0, os.SEEK_END)
         fh.write(b"junk past the end" * 100)
+    # One no file of this pull takes up (a claude-sync's that died) goes too.
+    (b.claude / "projects/-p/.claude-sync-tmp-0123456789abcdef0123").write_bytes(b"old")
     done, still_wanted = pull_failing(b, "")
     assert done.returncode == 0, done.stderr
     assert wanted - 3 <= still_wanted < wanted  # at most one of the three spoiled
@@ -718,18 +720,21 @@ def test_a_pull_that_failed_midway_takes_up_what_it_downloaded(machines, repo_di
 
 def test_a_pull_started_again_after_the_files_grew_takes_up_what_it_downloaded(machines, repo_dir):
     """Transcripts grow: by the time a failed pull is started again, another machine may
-    have pushed more of them. The chunks of the old version that the new one keeps at their
-    places are taken from what the failed pull left."""
+    have pushed more of them (or cut one short). The chunks of the old version that the new
+    one keeps at their places are taken from what the failed pull left, and no byte past
+    the new end stays."""
     a, b = machines
     three_big_files(a, b, repo_dir)
     failed, _ = pull_failing(b, "-1")
     assert failed.returncode != 0, failed.stderr
-    for path in PULLED:
+    for path in PULLED[:2]:
         a.append(path, "a new record\n")
+    shorter = (a.claude / PULLED[2]).read_bytes()[: 3 << 20]
+    a.write(PULLED[2], shorter.decode() + "\n")
     a.run("push")
     done, still_wanted = pull_failing(b, "")
     assert done.returncode == 0, done.stderr
-    assert still_wanted <= 1 + len(PULLED)  # the one missing, and each file's new end
+    assert still_wanted <= 1 + 2 * len(PULLED)  # the one missing, and each new end (1-2 chunks)
     assert_pulled_whole(a, b)
 
 

@@ -269,10 +269,9 @@ def test_room_counts_only_what_a_cut_off_pull_left_on_the_disk(
     held = folder / f"{resources.TMP_MARKER}-b"
     held.write_bytes(b"x" * (1 << 20))
     (folder / "other").write_bytes(b"y")
-    left = engine_module._left_by_a_pull([folder])
-    assert left[str(holes)] == (50 << 20, 0)
-    assert left[str(held)] == (1 << 20, 1 << 20)
-    assert str(folder / "other") not in left
+    left, unlisted = engine_module._left_by_a_pull([folder, tmp_path / "gone"])
+    assert left == {(folder, holes.name): (50 << 20, 0), (folder, held.name): (1 << 20, 1 << 20)}
+    assert unlisted == set()
     free = limits.RESERVE + (60 << 20)
     monkeypatch.setattr(limits.shutil, "disk_usage", lambda _: mock.Mock(free=free))
     with pytest.raises(SyncError, match="not enough free space"):
