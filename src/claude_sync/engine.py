@@ -2483,12 +2483,13 @@ class Engine:
         self,
         wanted: set[str],
         here: Mapping[str, LocalFile],
-        deliver: Callable[..., None],
+        deliver: Callable[[str, bytes, tuple[str, int]], None],
         versions: Iterable[tuple[str, FileEntry]],
         staged: Iterable[StagedFile] = (),
     ) -> set[str]:
         """Hand deliver the wanted blobs that the copies here of versions' files hold,
-        read from them and checked against their ids; returns those delivered. A
+        read from them and checked against their ids, with where each was read; returns
+        those delivered. A
         transcript that grew on another machine then costs a pull its new chunks, not the
         whole file again. So do the staged files' temporary files that a pull which
         failed or was killed left (StagedFile.left): a pull started again downloads only
@@ -2508,10 +2509,8 @@ class Engine:
             for blob_id, offset, length in (*f.cached.chunks, *entry.located_chunks()):
                 if blob_id in wanted and offset + length <= f.cached.stat.size:
                     sources.setdefault(f.abspath, set()).add((blob_id, offset, length))
-        left = set()  # the staged files' own: what is read there is in place
         for s in staged:
             if s.left and s.path not in self.filters:
-                left.add(s.tmp)
                 for blob_id, offset, length in s.entry.located_chunks():
                     if blob_id in wanted and offset + length <= s.left:
                         sources.setdefault(s.tmp, set()).add((blob_id, offset, length))
@@ -2524,10 +2523,7 @@ class Engine:
                             fh.seek(offset)
                             data = fh.read(length)
                             if len(data) == length and self.repo.keys.names(blob_id, data):
-                                if abspath in left:
-                                    deliver(blob_id, data, (abspath, offset))
-                                else:
-                                    deliver(blob_id, data)
+                                deliver(blob_id, data, (abspath, offset))
                                 delivered.add(blob_id)
             except OSError:
                 continue  # what was not read is downloaded
@@ -2644,7 +2640,7 @@ class Engine:
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True, mode=0o700)
 
-        def keep(blob_id: str, data: bytes) -> None:
+        def keep(blob_id: str, data: bytes, source: object = None) -> None:
             (staging / blob_id).write_bytes(data)
 
         needed = {blob for e in entries for blob, _ in e.chunks}

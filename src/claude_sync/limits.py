@@ -56,16 +56,20 @@ def check_room(files: Iterable[tuple[str, int]], root: Path, held: int = 0) -> N
     total = max(0, sum(size for _, size in files) - held)
     if not total:
         return
-    existing = root
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    free = shutil.disk_usage(existing).free
+    free = shutil.disk_usage(existing_above(root)).free
     if total + RESERVE > free:
         raise SyncError(
             f"not enough free space: writing these files needs {_size(total)}, plus "
             f"{_size(RESERVE)} left free for everything else, and {_size(free)} is free on "
             f"the disk of {root}; free some space and run the command again"
         )
+
+
+def existing_above(path: Path) -> Path:
+    """path, or the nearest folder above it that exists."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
 
 
 def _size(n: float) -> str:

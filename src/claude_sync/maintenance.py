@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from claude_sync import chain, settings_trust
+from claude_sync import chain, limits, settings_trust
 from claude_sync.engine import Engine, Result, folders_of, missing_folders, remove_unfilled
 from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, SyncError
 from claude_sync.planner import LocalFile, sha
@@ -159,7 +159,7 @@ def restore(
                 f"{there[0]}); restore into an empty folder, or use --force"
             )
     # A failed restore leaves no empty folders behind, nor the target folder it made.
-    made_in = Path(root) if os.path.exists(root) else Path(root).parent
+    made_in = limits.existing_above(Path(root))
     new = missing_folders(folders_of(dest for dest, _ in outputs.values()), made_in)
     result.skipped += engine.drop_unwritable(outputs, Path(root), result)
     filled: set[Path] = set()

@@ -71,10 +71,10 @@ def test_a_restore_that_fails_leaves_no_empty_folders(make_machine, repo_dir, tm
     for pack in (repo_dir / "data").rglob("*"):
         if pack.is_file():
             pack.write_bytes(b"damaged")
-    target = tmp_path / "restored"
+    target = tmp_path / "new" / "restored"
     failed = a.run("restore", "--snapshot", "3", "--target", str(target), check=False)
     assert failed.returncode == 1, failed.stderr
-    assert not target.exists()
+    assert not (tmp_path / "new").exists()
     shutil.rmtree(a.claude / "agents")
     failed = a.run("restore", "agents", "--snapshot", "3", check=False)
     assert failed.returncode == 1, failed.stderr

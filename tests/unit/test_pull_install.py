@@ -205,13 +205,17 @@ def test_chunks_a_file_here_no_longer_holds_are_not_taken_from_it(tmp_path: Path
         }
         wanted = FileEntry("0" * 64, 0, 0, 0o644, ())
         got: dict[str, bytes] = {}
+
+        def keep(blob_id: str, data: bytes, source: object) -> None:
+            got[blob_id] = data
+
         pulled = [("agents/f.md", wanted), ("agents/g.md", wanted)]
-        assert engine._deliver_from_here({right, wrong}, here, got.__setitem__, pulled) == {right}
+        assert engine._deliver_from_here({right, wrong}, here, keep, pulled) == {right}
         assert got == {right: b"hello world\n"}
         # Only the copies of the files wanted are looked at.
         got.clear()
         only_g = [("agents/g.md", wanted)]
-        assert engine._deliver_from_here({right, wrong}, here, got.__setitem__, only_g) == set()
+        assert engine._deliver_from_here({right, wrong}, here, keep, only_g) == set()
         assert got == {}
         # Another version's chunk that stands in the file though the file was cut otherwise
         # (a merge base whose short last chunk the copy here cut again with its append):
@@ -222,7 +226,7 @@ def test_chunks_a_file_here_no_longer_holds_are_not_taken_from_it(tmp_path: Path
         later = FileEntry("0" * 64, 13, 0, 0o644, (("a" * 64, 6), (beyond, 7)))
         got.clear()
         versions = [("agents/f.md", base), ("agents/f.md", later), ("agents/x.md", base)]
-        found = engine._deliver_from_here({world, beyond}, here, got.__setitem__, versions)
+        found = engine._deliver_from_here({world, beyond}, here, keep, versions)
         assert found == {world} and got == {world: b"world\n"}
     finally:
         engine.state.close()
