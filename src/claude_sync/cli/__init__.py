@@ -28,6 +28,7 @@ from claude_sync.errors import (
     SyncError,
     no_space,
 )
+from claude_sync.interrupts import is_interrupt
 from claude_sync.resources import TYPES
 from claude_sync.terminal import redact
 
@@ -85,6 +86,8 @@ class App(click.Group):
         except click.exceptions.Exit:
             raise
         except Exception as exc:
+            if is_interrupt(exc):
+                _fail("interrupted", EXIT_FAILED)
             if os.environ.get("CLAUDE_SYNC_DEBUG"):
                 raise
             if isinstance(exc, OSError) and _raised_writing_output(exc):
