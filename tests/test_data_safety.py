@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import textwrap
 from pathlib import Path
 
@@ -391,8 +392,26 @@ def test_deletions_and_skipped_files_are_reported_as_such(machines, repo_dir):
 CLOCK = Path(__file__).parent / "clock"
 
 
+def _as_an_earlier_version_journaled(machine: Machine) -> None:
+    """The killed push's journal as claude-sync up to 0.2 wrote it: the bases' whole
+    entries (their hashes later) in the header, and no push_bases table."""
+    (path,) = machine.config_dir.glob("state-*.db")
+    db = sqlite3.connect(path)
+    with db:
+        header = json.loads(
+            db.execute("SELECT value FROM meta WHERE key = 'push_journal'").fetchone()[0]
+        )
+        header["bases"] = {
+            p: {"sha256": sha} for p, sha in db.execute("SELECT path, sha256 FROM push_bases")
+        }
+        db.execute("DROP TABLE push_bases")
+        db.execute("UPDATE meta SET value = ? WHERE key = 'push_journal'", (json.dumps(header),))
+    db.close()
+
+
+@pytest.mark.parametrize("earlier", [False, True], ids=["journal", "earlier-journal"])
 def test_a_push_killed_after_writing_its_snapshot_is_not_taken_for_a_remote_change(
-    machines, repo_dir
+    machines, repo_dir, earlier
 ):
     """SIGKILL between writing the snapshot and recording it here: the next run knows the
     snapshot as its own, so a newer local change is neither a conflict nor lost."""
@@ -409,6 +428,8 @@ def test_a_push_killed_after_writing_its_snapshot_is_not_taken_for_a_remote_chan
     killed = a.run("push", check=False)
     assert killed.returncode == -9, killed.stderr
     del a.env["CLAUDE_SYNC_TEST_KILL_AFTER"]
+    if earlier:
+        _as_an_earlier_version_journaled(a)
     a.write("agents/reviewer.md", "v3\n")
     result = a.json("sync", "--strategy", "remote")
     assert result["conflicts"] == [] and "agents/reviewer.md" in result["pushed"], result
@@ -549,6 +570,7 @@ def test_the_count_of_sessions_only_in_the_repository_follows_what_no_walk_sees(
 
 EMPTY_AT_FIRST_MERGE = """
 import os
+import sqlite3
 from claude_sync import engine
 merge = engine.Engine._merge_before_push
 def emptied(self, plan, local, result, when=os.environ["EMPTY_WHEN"]):

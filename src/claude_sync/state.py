@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS known (seq INTEGER, id TEXT, PRIMARY KEY (seq, id));
 CREATE TABLE IF NOT EXISTS marks_seen (name TEXT PRIMARY KEY, first_seen REAL);
 CREATE TABLE IF NOT EXISTS transcripts (snapshot TEXT PRIMARY KEY, paths TEXT);
 CREATE TABLE IF NOT EXISTS clean_units (unit TEXT PRIMARY KEY, digest TEXT);
+CREATE TABLE IF NOT EXISTS push_bases (path TEXT, sha256 TEXT);
 CREATE TABLE IF NOT EXISTS snapshots (
     seq INTEGER PRIMARY KEY, device TEXT, time REAL, files INTEGER, added INTEGER,
     changed INTEGER, removed INTEGER
@@ -59,6 +60,8 @@ TRIGGERS = "\n".join(
 )
 #: the clean_units row of the whole tree
 WHOLE_TREE = ""
+#: the meta row of a push's journal (see journal_push)
+PUSH_JOURNAL = "push_journal"
 
 #: PRAGMA user_version of a state database this code has brought up to date (see _migrate)
 SCHEMA_VERSION = 1
@@ -492,6 +495,30 @@ class State:
         with self.transaction():
             self.db.execute("DELETE FROM clean_units")
             self.db.executemany("INSERT INTO clean_units VALUES (?, ?)", units.items())
+
+    # -- a push's journal ----------------------------------------------------------------
+
+    def journal_push(self, header: str, bases: Iterable[tuple[str, str | None]]) -> None:
+        """What a push records before it writes its snapshot: header (its number, time and
+        parent), and the content hash of each path's new base (None: no base) a row each.
+        In one JSON text, a first push of 50,000 files held ~8 MiB, and twice as much again
+        while it was encoded and stored, at the push's peak of memory. (The table has no
+        key: its paths come from a dict, and without one it is written in half the time.)"""
+        with self.transaction():
+            self.db.execute("DELETE FROM push_bases")
+            self.db.executemany("INSERT INTO push_bases VALUES (?, ?)", bases)
+            self.set_meta(PUSH_JOURNAL, header)
+
+    def push_journal(self) -> tuple[str, dict[str, str | None]] | None:
+        """The journal of a push that did not end (header, and each path's base hash)."""
+        header = self.get_meta(PUSH_JOURNAL)
+        if header is None:
+            return None
+        return header, dict(self.db.execute("SELECT path, sha256 FROM push_bases"))
+
+    def end_push_journal(self) -> None:
+        self.db.execute("DELETE FROM push_bases")
+        self.set_meta(PUSH_JOURNAL, None)
 
     def get_meta(self, key: str) -> str | None:
         """A bookkeeping value (last pull, the snapshot seen last, ...); None when unset."""
