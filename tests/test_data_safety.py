@@ -394,18 +394,18 @@ CLOCK = Path(__file__).parent / "clock"
 
 def _as_an_earlier_version_journaled(machine: Machine) -> None:
     """The killed push's journal as claude-sync up to 0.2 wrote it: the bases' whole
-    entries (their hashes later) in the header, and no push_bases table."""
+    entries (their hashes later) in the header, in another row, and no push_bases table."""
     (path,) = machine.config_dir.glob("state-*.db")
     db = sqlite3.connect(path)
     with db:
-        header = json.loads(
-            db.execute("SELECT value FROM meta WHERE key = 'push_journal'").fetchone()[0]
-        )
+        (raw,) = db.execute("SELECT value FROM meta WHERE key = 'push_journal_header'").fetchone()
+        header = json.loads(raw)
         header["bases"] = {
             p: {"sha256": sha} for p, sha in db.execute("SELECT path, sha256 FROM push_bases")
         }
         db.execute("DROP TABLE push_bases")
-        db.execute("UPDATE meta SET value = ? WHERE key = 'push_journal'", (json.dumps(header),))
+        db.execute("DELETE FROM meta WHERE key = 'push_journal_header'")
+        db.execute("INSERT INTO meta VALUES ('push_journal', ?)", (json.dumps(header),))
     db.close()
 
 
@@ -570,7 +570,6 @@ def test_the_count_of_sessions_only_in_the_repository_follows_what_no_walk_sees(
 
 EMPTY_AT_FIRST_MERGE = """
 import os
-import sqlite3
 from claude_sync import engine
 merge = engine.Engine._merge_before_push
 def emptied(self, plan, local, result, when=os.environ["EMPTY_WHEN"]):

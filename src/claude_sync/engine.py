@@ -96,7 +96,6 @@ HISTORY_LOOKBACK = 100
 #: in the config dir: why the last look at the remote history was refused. Kept until a look
 #: passes, so what a hook could only log reaches the user (next command, `doctor`).
 HISTORY_ALARM = "history-alarm"
-#: in the state: the bases a push will record once its snapshot is written
 #: in the state: the selection (types, globs) of the last complete pull, or ANY_SELECTION
 #: while the head holds nothing but this machine's pushes
 PULLED_SELECTION = "pulled_selection"
@@ -121,7 +120,6 @@ SMALL_READ = 1 << 16
 # A file up to this size is read whole when it is read for the first time.
 WHOLE_READ = 2 << 20
 READ_BATCH = 64
-READ_BATCH_BYTES = 4 << 20
 #: a push's scan summarizes transcripts in a worker process when it reads at least this
 #: many new transcript bytes (a first push; a hook's push of a few appends stays in-process)
 OFFLOAD_SUMMARIES = 32 << 20
@@ -471,29 +469,33 @@ class Engine:
         # file's hashing, compression and sealing let go of the lock: those use every core.
         # Thousands of them are read by worker processes, one thread talking to each.
         readers = self._read_workers(changed) if keep_sealed is not None else None
+        cores = os.cpu_count() or 1
         with (
             _closing(readers),  # left last: once no thread still talks to them
-            ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool,
+            ThreadPoolExecutor(max_workers=cores) as pool,
             ThreadPoolExecutor(max_workers=2 * readers.count if readers else 1) as small_files,
             _closing(worker),
         ):
             reads: list[Future[list[_Read]]] = []
+            # Bigger files are read one at a time, newest first, by as many readers as cores
+            # taking the next in turn: a task each held a Future, its lock and condition
+            # (~60 MiB for the 20,000 files over 64 KiB of the `huge` bench set), and
+            # tasks of several files would seal files far apart in time together.
+            bigger = _InTurn([item for item in changed if item[0].st.st_size >= SMALL_READ])
             try:
                 try:
-                    for small, batch in _read_batches(changed):
-                        # Only a file read before can have a mark: a first push asks for none.
-                        marks = (
-                            self.state.summary_marks(p for _, p, c in batch if c is not None)
-                            if summaries
-                            else None
-                        )
-                        if small and readers is not None:
+                    if bigger:
+                        marks = self._marks_of(bigger.items) if summaries else None
+                        args = (bigger, marks, keep, worker)
+                        for _ in range(min(cores, len(bigger.items))):
+                            reads.append(pool.submit(self._read_in_turn, *args))
+                    for batch in _small_batches(changed):
+                        marks = self._marks_of(batch) if summaries else None
+                        if readers is not None:
                             args = (readers, batch, marks, keep, keep_sealed, worker)
                             task = small_files.submit(self._read_batch_elsewhere, *args)
                         else:
-                            task = (small_files if small else pool).submit(
-                                self._read_batch, batch, marks, keep, worker
-                            )
+                            task = small_files.submit(self._read_batch, batch, marks, keep, worker)
                         reads.append(task)
                     if new_chunks is not None:
                         new_chunks.learn()  # while the readers start
@@ -504,6 +506,7 @@ class Engine:
             except BaseException:
                 # Ctrl-C, or a pack that could not be sent: the files not read yet are not,
                 # and those being read send nothing more (leaving the pools waits for them).
+                bigger.stop()
                 for future in reads:
                     future.cancel()
                 if new_chunks is not None:
@@ -511,6 +514,10 @@ class Engine:
                 if readers is not None:
                     readers.stop()  # what they still read is not wanted
                 raise
+            if bigger:
+                # In the walk's order again, as the warnings are said.
+                at = {path: i for i, (_, path, _) in enumerate(changed)}
+                done.sort(key=lambda read: at[read.path])
             for read in done:
                 found, path, outcome = read.found, read.path, read.outcome
                 if not isinstance(outcome, CachedFile):
@@ -649,6 +656,30 @@ class Engine:
                         path, found.abspath, outcome.chunks, self.device, marks.get(path), data
                     )
             done.append(_Read(found, path, outcome, summary, mark))
+        return done
+
+    def _marks_of(
+        self, batch: list[tuple[resources.FoundFile, str, CachedFile | None]]
+    ) -> dict[str, SummaryMark]:
+        """Where the summaries of a batch's transcripts resume (only a file read before
+        has a mark: a first push asks for none)."""
+        return self.state.summary_marks(p for _, p, c in batch if c is not None)
+
+    def _read_in_turn(
+        self,
+        files: _InTurn,
+        marks: dict[str, SummaryMark] | None,
+        keep: ChunkSink | None,
+        worker: SummaryWorker | None,
+    ) -> list[_Read]:
+        """_read_batch of each file the others have not taken yet, in their order."""
+        done: list[_Read] = []
+        try:
+            while (item := files.next()) is not None:
+                done += self._read_batch([item], marks, keep, worker)
+        except BaseException:
+            files.stop()
+            raise
         return done
 
     def _read_batch_elsewhere(
@@ -2851,36 +2882,45 @@ def _closing(worker: SummaryWorker | ReadWorkers | None) -> Iterator[None]:
             worker.close()
 
 
-def _read_batches(
+def _small_batches(
     changed: list[tuple[resources.FoundFile, str, CachedFile | None]],
-) -> Iterator[tuple[bool, list[tuple[resources.FoundFile, str, CachedFile | None]]]]:
-    """Changed files in the readers' tasks, each with whether it holds small files only:
-    those READ_BATCH at a time (a task per tiny file costs more than reading it, and a first
-    scan can meet tens of thousands), bigger ones together up to READ_BATCH_BYTES (a task
-    holds a Future, with its lock and condition: one per file held ~60 MiB for the 20,000
-    files over 64 KiB of the `huge` bench set), and a file bigger than that alone."""
-    small: list[tuple[resources.FoundFile, str, CachedFile | None]] = []
-    bigger: list[tuple[resources.FoundFile, str, CachedFile | None]] = []
-    bigger_bytes = 0
+) -> Iterator[list[tuple[resources.FoundFile, str, CachedFile | None]]]:
+    """The changed files under SMALL_READ, READ_BATCH at a time: a task per tiny file costs
+    more than reading it, and a first scan can meet tens of thousands."""
+    batch: list[tuple[resources.FoundFile, str, CachedFile | None]] = []
     for item in changed:
-        size = item[0].st.st_size
-        if size < SMALL_READ:
-            small.append(item)
-            if len(small) >= READ_BATCH:
-                yield True, small
-                small = []
-        elif size >= READ_BATCH_BYTES:
-            yield False, [item]
-        else:
-            bigger.append(item)
-            bigger_bytes += size
-            if bigger_bytes >= READ_BATCH_BYTES or len(bigger) >= READ_BATCH:
-                yield False, bigger
-                bigger, bigger_bytes = [], 0
-    if small:
-        yield True, small
-    if bigger:
-        yield False, bigger
+        if item[0].st.st_size < SMALL_READ:
+            batch.append(item)
+            if len(batch) >= READ_BATCH:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+class _InTurn:
+    """Files handed out one at a time, in order, to whichever reader asks next."""
+
+    def __init__(self, items: list[tuple[resources.FoundFile, str, CachedFile | None]]):
+        self.items = items
+        self._next = 0
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def next(self) -> tuple[resources.FoundFile, str, CachedFile | None] | None:
+        """The next file, or None once all are taken or the reading stopped."""
+        with self._lock:
+            if self._next >= len(self.items):
+                return None
+            self._next += 1
+            return self.items[self._next - 1]
+
+    def stop(self) -> None:
+        """No reader takes another file (one failed, or the push stops)."""
+        with self._lock:
+            self._next = len(self.items)
 
 
 def _new_bytes(st: resources.AnyStat, cached: CachedFile | None) -> int:

@@ -60,8 +60,11 @@ TRIGGERS = "\n".join(
 )
 #: the clean_units row of the whole tree
 WHOLE_TREE = ""
-#: the meta row of a push's journal (see journal_push)
-PUSH_JOURNAL = "push_journal"
+#: the meta row of a push's journal (see journal_push): not the row claude-sync up to 0.2
+#: wrote it in, with the bases in it, which those versions still read and need whole
+PUSH_JOURNAL = "push_journal_header"
+#: that row, still read (see push_journal)
+EARLIER_PUSH_JOURNAL = "push_journal"
 
 #: PRAGMA user_version of a state database this code has brought up to date (see _migrate)
 SCHEMA_VERSION = 1
@@ -510,15 +513,20 @@ class State:
             self.set_meta(PUSH_JOURNAL, header)
 
     def push_journal(self) -> tuple[str, dict[str, str | None]] | None:
-        """The journal of a push that did not end (header, and each path's base hash)."""
+        """The journal of a push that did not end (header, and each path's base hash), or
+        the one an earlier version left, whose header holds the bases itself."""
         header = self.get_meta(PUSH_JOURNAL)
-        if header is None:
-            return None
-        return header, dict(self.db.execute("SELECT path, sha256 FROM push_bases"))
+        if header is not None:
+            return header, dict(self.db.execute("SELECT path, sha256 FROM push_bases"))
+        earlier = self.get_meta(EARLIER_PUSH_JOURNAL)
+        return None if earlier is None else (earlier, {})
 
     def end_push_journal(self) -> None:
-        self.db.execute("DELETE FROM push_bases")
+        """Forget the journal (inside the transaction that records the push, or gives it
+        up): the header first, as what a journal without one holds is never read."""
         self.set_meta(PUSH_JOURNAL, None)
+        self.set_meta(EARLIER_PUSH_JOURNAL, None)
+        self.db.execute("DELETE FROM push_bases")
 
     def get_meta(self, key: str) -> str | None:
         """A bookkeeping value (last pull, the snapshot seen last, ...); None when unset."""

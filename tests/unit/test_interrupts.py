@@ -52,3 +52,15 @@ def test_another_failure_while_loading_is_not_taken_for_one(monkeypatch):
     monkeypatch.setitem(sys.modules, "claude_sync.cli", _LoadingCli(RuntimeError("boom")))
     with pytest.raises(RuntimeError, match="boom"):
         entry.run()
+
+
+def test_ctrl_c_while_a_command_loads_a_class_is_one_line(cli_inprocess, monkeypatch):
+    """A lazy import in a command meets the same Ctrl-C: one line and exit 1."""
+    from claude_sync.cli import sync
+
+    def loading(*args, **kwargs):
+        raise _wrapped_interrupt()
+
+    monkeypatch.setattr(sync, "open_workspace", loading)
+    outcome = cli_inprocess("status")
+    assert (outcome.exit_code, outcome.stderr) == (1, "error: interrupted\n")

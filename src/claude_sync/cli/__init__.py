@@ -86,10 +86,10 @@ class App(click.Group):
         except click.exceptions.Exit:
             raise
         except Exception as exc:
-            if is_interrupt(exc):
-                _fail("interrupted", EXIT_FAILED)
             if os.environ.get("CLAUDE_SYNC_DEBUG"):
                 raise
+            if is_interrupt(exc):
+                _fail("interrupted", EXIT_FAILED)
             if isinstance(exc, OSError) and _raised_writing_output(exc):
                 _cannot_write(exc)  # `push --help > /dev/full`: not the data's disk
             _fail(no_space(exc) or f"unexpected {type(exc).__name__}: {exc}", EXIT_FAILED)

@@ -402,7 +402,7 @@ class PackWriter:
         """Write a pack: built outside the lock, so other threads seal meanwhile."""
         header = self.repo.keys.seal("pack-header", encode_json(entries))
         data = b"".join([*sealed, header, struct.pack("<I", len(header))])
-        sealed.clear()  # held twice while this waits for an upload to finish, otherwise
+        sealed.clear()  # else the blobs stay in memory beside data while _wait blocks
         name = pack_name(hashlib.sha256(data).hexdigest())
         with self._sending:
             upload = None
