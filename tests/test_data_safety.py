@@ -548,24 +548,6 @@ def test_status_and_a_dry_run_say_an_emptied_transcript_will_merge(machines, rep
     assert (b.claude / SESSION).read_text() == transcript("s", 2)
 
 
-def test_resuming_an_emptied_transcript_puts_its_records_back(machines, repo_dir):
-    """Claude Code leaves a transcript empty when it rewrites one that held only records
-    another machine added. A push put them back, but the pull at the start of a session
-    had nothing new to do: resumed here before the next push, the conversation was gone."""
-    a, b = machines
-    a.write(SESSION, transcript("s", 2))
-    set_up(a, b, repo_dir)
-    session = b.claude / SESSION
-    session.write_bytes(b"")
-    event = {"transcript_path": str(session), "hook_event_name": "SessionStart"}
-    b.run("hook-worker", "session-start", stdin=json.dumps(event | {"source": "startup"}))
-    assert session.read_bytes() == b""  # a new session's own transcript is not looked at
-    b.run("hook-worker", "session-start", stdin=json.dumps(event | {"source": "resume"}))
-    assert session.read_text() == transcript("s", 2)
-    assert "session-start: pushed 0, pulled 0" in (b.config_dir / "hooks.log").read_text()
-    assert b.json("status")["pushed"] == []
-
-
 def test_the_count_of_sessions_only_in_the_repository_follows_what_no_walk_sees(machines, repo_dir):
     """A clean status keeps its count of sessions only in the repository for the head and
     the walk; a transcript the walk does not see (sessions not synced here) must still be

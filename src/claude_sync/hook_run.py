@@ -122,14 +122,6 @@ def _hint_once(message: str) -> None:
     print(json.dumps({"systemMessage": f"claude-sync plugin: {message}."}))
 
 
-def _emptied(transcript: object) -> bool:
-    """Whether the event's transcript is there and empty."""
-    try:
-        return isinstance(transcript, str) and os.path.getsize(transcript) == 0
-    except OSError:
-        return False
-
-
 def _session_paths(claude_dir: Path, transcript: object) -> tuple[str, ...]:
     """The transcript and its sub-agent folder, relative to the Claude directory."""
     if not isinstance(transcript, str) or not transcript.endswith(".jsonl"):
@@ -156,13 +148,6 @@ def work(where: Locations, event: str, payload: str) -> None:
             engine = ws.engine()
             if event == "session-start":
                 result = engine.pull(sel)
-                transcript = data.get("transcript_path")
-                if data.get("source") == "resume" and _emptied(transcript):
-                    # Claude Code left it empty, rewriting it without the records another
-                    # machine added (NOTES.md): a pull with nothing new does not look, a
-                    # push of the session puts them back (and sends nothing of it).
-                    only = _session_paths(where.claude_dir, transcript)
-                    result.merge(engine.push(replace(sel, only=only)))
             else:
                 only = _session_paths(where.claude_dir, data.get("transcript_path"))
                 result = engine.push(replace(sel, only=only))
