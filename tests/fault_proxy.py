@@ -13,7 +13,8 @@ hurt it. The faults are the ones real networks and object stores produce:
 * ``delay``: the request is held back for up to ``max_delay`` seconds, then forwarded.
 
 Faults can be switched off and on (`enabled`), and `stats` counts what was done, so a test
-can check that faults really happened before it trusts a "no damage" result.
+can check that faults really happened before it trusts a "no damage" result; `seen` lists
+each request's method and path, for a test that counts what a command asks of the server.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class FaultProxy:
         self.faults = faults or Faults()
         self.enabled = False
         self.stats: Counter[str] = Counter()
+        self.seen: list[str] = []
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _Handler)
@@ -96,9 +98,10 @@ class FaultProxy:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def decide(self) -> tuple[str, float]:
+    def decide(self, request: str = "") -> tuple[str, float]:
         """The fault for the next request, and a delay (seconds) drawn at the same time."""
         with self._lock:
+            self.seen.append(request)
             fault = self.faults.pick(self._rng) if self.enabled else "pass"
             delay = self._rng.uniform(0, self.faults.max_delay)
             self.stats["requests"] += 1
@@ -156,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _relay(self) -> None:
         body = self._read_body()
-        fault, delay = self.server.proxy.decide()
+        fault, delay = self.server.proxy.decide(f"{self.command} {self.path}")
         if fault == "reset":
             self._reset()
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 from botocore.exceptions import ClientError
 from conftest import Machine, snapshot_tree
+from fault_proxy import FaultProxy
 from processes import free_port
 from scenarios import populate, synced_view
 
@@ -102,6 +104,73 @@ def test_two_machines_sync_through_the_bucket(cloud: Cloud, make_machine):
     assert "CLAUDE.md" in pushed  # (with agents/link-in.md, a symlink to it)
     assert sorted(b.json("pull")["pulled"]) == sorted(pushed)
     assert snapshot_of(b) == synced_view(a)
+
+
+def test_a_look_that_finds_nothing_new_lists_twice(make_machine, moto_server: Server):
+    """A hook's pull and `status` that find nothing new make two requests (the snapshots and
+    the key epochs, listed at once) instead of four: the head's root as last read is kept,
+    and stands in for reading it while the storage lists it under the same tag."""
+    with FaultProxy(moto_server.endpoint_url or "", seed=0) as proxy:
+        a, b = make_machine("a"), make_machine("b")
+        bucket = new_bucket()
+        moto_server.make_bucket(bucket)
+        for m in (a, b):
+            m.env.update(moto_server.env)
+        populate(a)
+        a.run("init", f"s3://{bucket}", "--endpoint-url", proxy.url)
+        a.run("push")
+        b.run("init", f"s3://{bucket}", "--endpoint-url", proxy.url)
+        b.run("pull")
+
+        def asked(m: Machine, *args: str) -> tuple[str, list[str]]:
+            del proxy.seen[:]
+            out = m.run(*args).stdout
+            return out, list(proxy.seen)
+
+        out, seen = asked(b, "status")
+        assert "Everything is up to date" in out
+        assert len(seen) == 2 and all("list-type=2" in r for r in seen), seen
+        assert len(asked(b, "pull")[1]) == 2
+        assert len(asked(a, "status")[1]) == 2  # the head it wrote, kept as written
+
+        # A new head is read as before (its config and root too), and pulled.
+        a.write("CLAUDE.md", "Be terse. Really.\n")
+        a.run("push")
+        out, seen = asked(b, "pull", "--json")
+        assert "CLAUDE.md" in json.loads(out)["pulled"]
+        assert len(seen) > 4, seen
+        assert len(asked(b, "status")[1]) == 2
+
+
+def test_a_head_written_anew_under_its_number_is_read_again(cloud: Cloud, make_machine):
+    """The kept root stands in only for the same object: when the storage loses the head and
+    another snapshot is written under its number, the tag differs, the new root is read, and
+    the fork is seen (a look by name alone would say "up to date")."""
+    a, b = cloud.machine(make_machine, "a"), cloud.machine(make_machine, "b")
+    bucket = new_bucket()
+    populate(a)
+    cloud.init(a, bucket, "claude", "--create-bucket")
+    a.run("push")
+    cloud.init(b, bucket, "claude")
+    b.run("pull")
+    a.write("CLAUDE.md", "first\n")
+    a.run("push")
+    b.run("pull")
+    assert "Everything is up to date" in b.run("status").stdout
+
+    head = max(k for k in cloud.server.objects(bucket) if k.startswith("claude/snapshots/"))
+    delete_object(cloud.server, bucket, head)
+    a.write("CLAUDE.md", "second\n")
+    a.run("sync", "--allow-rollback")
+    assert head in cloud.server.objects(bucket)  # another snapshot, under the same number
+    assert_one_error_line(b.run("status", check=False), 1, "does not continue the history")
+
+
+def delete_object(server: Server, bucket: str, key: str) -> None:
+    if server.kind == "s3":
+        server.s3().delete_object(Bucket=bucket, Key=key)
+    else:
+        server.gcs().bucket(bucket).blob(key).delete()
 
 
 def snapshot_of(m: Machine) -> dict[str, tuple[bytes, int]]:

@@ -28,6 +28,7 @@ from claude_sync import (
     __version__,
     casefold,
     chain,
+    kept_head,
     limits,
     mcp,
     memory,
@@ -950,14 +951,14 @@ class Engine:
         self._finish_killed_push()
         seen = int(self.state.get_meta("seen_seq") or 0)
         seen_id = self.state.get_meta("seen_id")
-        seq = self.repo.head_seq(seen)
-        root = None if seq is None else self.repo.load_root(seq)
+        root, read = self._newest_root(seen, seen_id)
         problem = None
         if root is None or root.seq < seen:
             if seen:
                 problem = (
-                    f"the repository's newest snapshot is {seq or 'none'}, but this machine has "
-                    f"already seen snapshot {seen}: the storage is serving old data (rollback)"
+                    f"the repository's newest snapshot is {root.seq if root else 'none'}, but "
+                    f"this machine has already seen snapshot {seen}: the storage is serving "
+                    "old data (rollback)"
                 )
         elif seen and seen_id and not chain.descends(self.repo, root, seen, seen_id):
             problem = (
@@ -978,8 +979,30 @@ class Engine:
                 self._rebase_on(root, seen, seen_id)
         if root is not None:
             self._remember(root)
+        if read is not None and read.tag:
+            kept_head.save(self.state, read)
         (self.work_dir / HISTORY_ALARM).unlink(missing_ok=True)
         return root
+
+    def _newest_root(
+        self, seen: int, seen_id: str | None
+    ) -> tuple[SnapshotRoot | None, kept_head.KeptHead | None]:
+        """The newest snapshot's authenticated root; with its bytes to keep when they were
+        read from the store (see kept_head)."""
+        kept = kept_head.load(self.state)
+        glance = None if kept is None or kept.seq != seen else self.repo.glance(seen)
+        if glance is None:
+            newest = self.repo.newest(seen)
+        else:
+            assert kept is not None
+            root = kept_head.still_head(self.repo, kept, (seen, seen_id), glance)
+            if root is not None:
+                return root, None
+            newest = glance[0]
+        if newest is None:
+            return None, None
+        read = kept_head.KeptHead(newest[0], newest[1] or "", self.repo.sealed_root(newest[0]))
+        return self.repo.open_root(read.seq, read.sealed), read
 
     def _remember(self, root: SnapshotRoot | Snapshot) -> None:
         """Take this snapshot (and, through its chain, its parent) as seen."""
@@ -1963,6 +1986,9 @@ class Engine:
             self.state.end_push_journal()
         if snapshot is not None and snapshot.seq > int(self.state.get_meta("seen_seq") or 0):
             self._remember(snapshot)
+            tag = self.repo.content_tag(snapshot.sealed) if snapshot.sealed else None
+            if tag is not None:
+                kept_head.save(self.state, kept_head.KeptHead(snapshot.seq, tag, snapshot.sealed))
 
     def _finish_killed_push(self) -> None:
         """A push killed after writing its snapshot but before recording it: when the

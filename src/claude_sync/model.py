@@ -127,6 +127,8 @@ class Snapshot:
     id: str = ""
     #: names the writing device had before it was renamed
     formerly: tuple[str, ...] = ()
+    #: the root's bytes as stored, once written here (see claude_sync.kept_head)
+    sealed: bytes = b""
 
     def part_names(self) -> set[str]:
         return {name for names in self.parts.values() for name in names}

@@ -266,7 +266,14 @@ def test_revocation_on_s3(moto_server: Server, make_machine):
     b.run("init", remote, *moto_server.init_args())
     laptop.run("init", remote, *moto_server.init_args(), passphrase=LAPTOP_PASSPHRASE)
     laptop.run("pull", passphrase=None)
+    b.run("pull", passphrase=None)
     a.run("key", "remove", key_id_labelled(a, "laptop"), passphrase=None)
+    # Nothing new pushed yet: a look that keeps the head it read last still lists the key
+    # epochs, so the laptop learns at once, and b takes up the new epoch.
+    told = laptop.run("status", passphrase=None, check=False)
+    assert told.returncode != 0 and "no longer opens" in told.stderr
+    assert "Everything is up to date" in b.run("status", passphrase=None).stdout
+    assert set(held_keys(b).epoch_keys) == {1}
     a.write("agents/secret.md", "after the removal\n")
     a.run("push", passphrase=None)
     b.run("pull", passphrase=None)

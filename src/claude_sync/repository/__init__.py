@@ -22,6 +22,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,21 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
         repo.folder = folder
         return repo
 
+    def glance(self, seen: int) -> tuple[tuple[int, str | None] | None, bool] | None:
+        """The newest snapshot (number and tag, see `newest`), and whether the storage lists
+        exactly the key epochs this machine holds: two listings at once, on the store not
+        yet checked (`glance_store`). What a machine that kept the head's root as it last
+        read it needs to know that it still may use it (see claude_sync.kept_head). None
+        where the store gives no tags: the look would save nothing."""
+        store = self.glance_store()
+        if not store.tagged:
+            return None
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            held = pool.submit(epochs.unchanged, store, self.keys)
+            newest = self.newest_in(store, seen)
+            self.epochs_known = held.result()
+        return newest, self.epochs_known
+
     @classmethod
     def create(cls, store: ObjectStore, passphrase: str | None, label: str = "") -> Repository:
         """A new repository with a fresh master key; a passphrase key object if one is given."""
@@ -181,9 +197,11 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
         return repo
 
     @classmethod
-    def open(cls, store: ObjectStore, master: bytes | crypto.KeyRing) -> Repository:
+    def open(
+        cls, store: ObjectStore, master: bytes | crypto.KeyRing, epochs_known: bool = False
+    ) -> Repository:
         """Open with a master key, or with the keys a machine holds (then the key epochs it
-        learns are added to them)."""
+        learns are added to them); epochs_known: they were listed just now (a glance)."""
         keys = master if isinstance(master, crypto.KeyRing) else crypto.KeyRing(master)
         try:
             sealed = store.get(CONFIG_NAME)
@@ -196,7 +214,8 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
                 "the key does not open this repository (wrong key, or the config object is damaged)"
             ) from None
         repo = cls(store, keys, parse_config(decode_json(plain, "the config object")))
-        epochs.refresh(store, keys)
+        if not epochs_known:
+            epochs.refresh(store, keys)
         return repo
 
     @staticmethod

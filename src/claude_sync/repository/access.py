@@ -33,6 +33,10 @@ class StoreAccess(ABC):
     ) -> None:
         self._store = store
         self._open_store = open_store
+        #: opened but not yet checked (see `glance_store`): `_connect` takes it over
+        self._bare: ObjectStore | None = None
+        #: a glance found the key epochs this machine holds: `_connect` need not list them
+        self.epochs_known = False
         self._opening = threading.Lock()
         self._open_error: Exception | None = None
         self._background = False
@@ -61,7 +65,9 @@ class StoreAccess(ABC):
 
     @classmethod
     @abstractmethod
-    def open(cls, store: ObjectStore, master: bytes | crypto.KeyRing) -> Self:
+    def open(
+        cls, store: ObjectStore, master: bytes | crypto.KeyRing, epochs_known: bool = False
+    ) -> Self:
         """Open the repository a store holds (Repository.open)."""
 
     @property
@@ -70,14 +76,27 @@ class StoreAccess(ABC):
             if self._store is None:
                 if self._open_error is not None:
                     raise self._open_error
-                assert self._open_store is not None
-                self._store = self._connect(self._open_store)
+                self._store = self._connect()
         return self._store
 
-    def _connect(self, open_store: Callable[[], ObjectStore]) -> ObjectStore:
-        store = open_store()
+    def glance_store(self) -> ObjectStore:
+        """The store opened without the checks `store` makes (its config, the key epochs):
+        for a look at a few names that a machine can trust without them (Engine.head_root)."""
+        with self._opening:
+            if self._store is not None:
+                return self._store
+            if self._bare is None:
+                assert self._open_store is not None
+                self._bare = self._open_store()
+            return self._bare
+
+    def _connect(self) -> ObjectStore:
+        store, self._bare = self._bare, None
+        if store is None:
+            assert self._open_store is not None
+            store = self._open_store()
         try:
-            stored = self.open(store, self.keys).config
+            stored = self.open(store, self.keys, self.epochs_known).config
             found = stored.repo_id
             if found == self.config.repo_id:
                 self.config = stored  # upgraded by another machine since it was cached
@@ -114,7 +133,7 @@ class StoreAccess(ABC):
             with self._opening:
                 if self._store is None and not self._closed:
                     try:
-                        self._store = self._connect(self._open_store)  # type: ignore[arg-type]
+                        self._store = self._connect()
                     except Exception as exc:  # raised where the store is needed
                         self._open_error = exc
 
@@ -125,8 +144,9 @@ class StoreAccess(ABC):
         # in the shared cache) may outlive the machine-wide lock the caller holds.
         with self._opening:
             self._closed = True
-            if self._store is not None:
-                self._store.close()
+            for store in (self._store, self._bare):
+                if store is not None:
+                    store.close()
 
     @property
     def parallel(self) -> int:

@@ -76,6 +76,16 @@ def grant(keys: crypto.KeyRing, name: str, public: bytes) -> dict[str, object] |
     return {"epoch": keys.epoch, "sealed": crypto.b64(sealed)}
 
 
+def unchanged(store: ObjectStore, keys: crypto.KeyRing) -> bool:
+    """Whether the storage lists exactly the key epochs this machine holds (none: none),
+    each checked when it was learned: then `refresh` would find nothing to do."""
+    return _held(_numbers(store), keys)
+
+
+def _held(numbers: list[int], keys: crypto.KeyRing) -> bool:
+    return set(numbers) == set(keys.epoch_keys) and set(numbers) <= set(keys.since)
+
+
 def _numbers(store: ObjectStore) -> list[int]:
     found = (Handle.parse_as(ObjectKind.EPOCH, n) for n in store.list(ObjectKind.EPOCH.prefix))
     return sorted(h.number for h in found if h is not None)
@@ -132,7 +142,7 @@ def refresh(store: ObjectStore, keys: crypto.KeyRing, own_key: Any = None) -> No
             f"key epoch {keys.epoch}, which this machine holds, is missing from the storage "
             "(rolled back or damaged)"
         )
-    if not numbers or (set(numbers) == set(keys.epoch_keys) and set(numbers) <= set(keys.since)):
+    if not numbers or _held(numbers, keys):
         return  # nothing new: what this machine holds was checked when it was learned
     if numbers != list(range(1, numbers[-1] + 1)):
         raise CorruptionError("the repository's key epochs are not numbered 1, 2, ... (damaged)")

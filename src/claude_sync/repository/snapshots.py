@@ -43,6 +43,7 @@ from claude_sync.repository.format import (
     snapshot_name,
     split_pieces,
 )
+from claude_sync.store.base import ObjectStore
 from claude_sync.store.handle import Handle, ObjectKind
 
 
@@ -65,21 +66,45 @@ class Snapshots(StoreAccess):
         return sorted(h.number for h in self._handles(ObjectKind.SNAPSHOT, start_after))
 
     def head_seq(self, seen: int = 0) -> int | None:
-        """The newest snapshot's number. Given one this machine has seen, only names from
-        it on are listed (where the store can): one request, however long the history. When
-        none is there any more (older data served, or pruned), everything is listed."""
-        if seen > 1:
-            seqs = self.snapshot_seqs(snapshot_name(seen - 1))
-            if seqs:
-                return seqs[-1]
-        seqs = self.snapshot_seqs()
-        return seqs[-1] if seqs else None
+        newest = self.newest(seen)
+        return None if newest is None else newest[0]
+
+    def newest(self, seen: int = 0) -> tuple[int, str | None] | None:
+        return self.newest_in(self.store, seen)
+
+    @staticmethod
+    def newest_in(store: ObjectStore, seen: int = 0) -> tuple[int, str | None] | None:
+        """The newest snapshot's number, and its tag where the store gives tags. Given one
+        this machine has seen, only names from it on are listed (where the store can): one
+        request, however long the history. When none is there any more (older data served,
+        or pruned), everything is listed."""
+        for start_after in (snapshot_name(seen - 1), "") if seen > 1 else ("",):
+            listed = store.list_tagged(ObjectKind.SNAPSHOT.prefix, start_after)
+            found = [
+                (handle.number, tag)
+                for name, tag in listed.items()
+                if (handle := Handle.parse_as(ObjectKind.SNAPSHOT, name)) is not None
+            ]
+            if found:
+                return max(found, key=lambda seq_tag: seq_tag[0])
+        return None
 
     def load_root(self, seq: int) -> SnapshotRoot:
-        """A snapshot's root, always read from the store (a few hundred bytes; a number can
-        come back with other content after a rollback or a prune) and authenticated."""
+        """A snapshot's root, read from the store (a few hundred bytes; a number can come
+        back with other content after a rollback or a prune) and authenticated."""
+        return self.open_root(seq, self.sealed_root(seq))
+
+    def sealed_root(self, seq: int) -> bytes:
+        return self._get(snapshot_name(seq))
+
+    def content_tag(self, sealed: bytes) -> str | None:
+        """The tag the store's listing gives an object holding exactly these bytes, where
+        it can be told here (ObjectStore.content_tag)."""
+        return self.store.content_tag(sealed)
+
+    def open_root(self, seq: int, sealed: bytes) -> SnapshotRoot:
+        """Snapshot seq's root from its sealed bytes, authenticated."""
         name = snapshot_name(seq)
-        sealed = self._get(name)
         obj = decode_json(self.keys.open(name, sealed), f"snapshot {seq}")
         epochs.check_snapshot(self.keys, seq, sealed)
         what = f"snapshot {seq}"
@@ -275,7 +300,7 @@ class Snapshots(StoreAccess):
         if not self._put(name, sealed):
             return False
         snapshot.parts = pieces
-        snapshot.id = snapshot_id(sealed)
+        snapshot.id, snapshot.sealed = snapshot_id(sealed), sealed
         self._evict(snapshot)
         return True
 

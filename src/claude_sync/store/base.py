@@ -29,6 +29,9 @@ class ObjectInfo:
     #: When the object was written, in seconds since the epoch by the storage's own clock (see
     #: each store's `list_info`), or None where the storage keeps no time it can vouch for.
     modified: float | None
+    #: The storage's digest of the object's bytes as its listing gives it (S3's ETag, GCS's
+    #: MD5), or None where it gives none: another object under the name has another tag.
+    tag: str | None = None
 
 
 class ObjectStore(ABC):
@@ -41,6 +44,9 @@ class ObjectStore(ABC):
     #: The local (or mounted) folder whose files are the objects; None for a bucket or Git.
     #: Set-up offers to create a missing one and removes the folders it made.
     local_folder: Path | None = None
+    #: Whether listings give each object's tag (ObjectInfo.tag): only where a read costs a
+    #: request, which a tag that has not changed can save (see `list_tagged`).
+    tagged: bool = False
 
     @abstractmethod
     def get(self, name: str) -> bytes:
@@ -72,6 +78,18 @@ class ObjectStore(ABC):
     def _list(self, prefix: str, start_after: str) -> list[str]:
         """Names under prefix. Stores that can start a listing after a name (S3, GCS) do,
         so finding the newest snapshot does not cost more as history grows."""
+
+    def list_tagged(self, prefix: str, start_after: str = "") -> dict[str, str | None]:
+        """The names `list` gives, each with its tag where the store is `tagged`: from the
+        same one request, so a machine holding an object's content as last read can tell
+        whether that name still holds it without reading it again."""
+        return dict.fromkeys(self.list(prefix, start_after))
+
+    def content_tag(self, data: bytes) -> str | None:
+        """The tag a listing gives an object holding exactly data, where it can be told
+        here: so a machine can keep what it wrote without listing it again. None where it
+        cannot (then it is kept only once listed)."""
+        return None
 
     @abstractmethod
     def list_info(self, prefix: str) -> list[ObjectInfo]:

@@ -45,6 +45,11 @@ class BucketStore(ObjectStore):
     def list_info(self, prefix: str) -> list[ObjectInfo]:
         return self._listing(prefix, "")
 
+    tagged = True
+
+    def list_tagged(self, prefix: str, start_after: str = "") -> dict[str, str | None]:
+        return {i.name: i.tag for i in self._listing(prefix, start_after) if i.name > start_after}
+
     @abstractmethod
     def _where(self) -> str:
         """The service or endpoint, for messages."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import os
 import re
 import struct
@@ -145,6 +146,9 @@ class GCSStore(BucketStore):
         except _LostRace:
             return self._holds_our_bytes(name, data)
 
+    def content_tag(self, data: bytes) -> str | None:
+        return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+
     def _listing(self, prefix: str, start_after: str) -> list[ObjectInfo]:
         # `updated` is set by the GCS service when the object (this generation) was written.
         start = len(self._key_prefix)
@@ -160,7 +164,12 @@ class GCSStore(BucketStore):
                 **after,
             )
             return [
-                ObjectInfo(b.name[start:], int(b.size or 0), b.updated and b.updated.timestamp())
+                ObjectInfo(
+                    b.name[start:],
+                    int(b.size or 0),
+                    b.updated and b.updated.timestamp(),
+                    b.md5_hash,
+                )
                 for b in blobs
                 if not b.name[start:].startswith(PROBE_PREFIX)
             ]

@@ -8,6 +8,7 @@ Credentials come only from boto3's own chain (environment, profiles, instance ro
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -151,6 +152,12 @@ class S3Store(BucketStore):
         except BotoCoreError as exc:
             raise self._error(exc, "read from") from None
 
+    def content_tag(self, data: bytes) -> str | None:
+        # The ETag of an object written in one request, unencrypted or with S3's own keys
+        # (SSE-S3), is its MD5; with KMS keys it is not, and a kept root is then taken up
+        # only from a listing.
+        return f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
+
     def get(self, name: str) -> bytes:
         with self._reading(name):
             response = self._client.get_object(Bucket=self.bucket, Key=self._key(name))
@@ -208,7 +215,8 @@ class S3Store(BucketStore):
                     name = item["Key"][start:]
                     if not name.startswith(PROBE_PREFIX):
                         modified = item["LastModified"].timestamp()
-                        infos.append(ObjectInfo(name, int(item["Size"]), modified))
+                        size, tag = int(item["Size"]), item.get("ETag") or None
+                        infos.append(ObjectInfo(name, size, modified, tag))
         except ClientError as exc:
             # `init --create-bucket` looks for an existing repository before it creates the
             # bucket: a bucket that is not there yet holds nothing.
