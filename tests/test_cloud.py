@@ -135,7 +135,11 @@ def test_a_look_that_finds_nothing_new_lists_twice(make_machine, moto_server: Se
 
         # A new head is read as before (its config and root too), and pulled.
         a.write("CLAUDE.md", "Be terse. Really.\n")
-        a.run("push")
+        _, seen = asked(a, "push")
+        # A push opens the store early and checks the key epochs then, once; its head's
+        # root is the one it kept.
+        assert sum("prefix=epochs" in r for r in seen) == 1, seen
+        assert not any(r.startswith("GET") and "/snapshots/" in r for r in seen), seen
         out, seen = asked(b, "pull", "--json")
         assert "CLAUDE.md" in json.loads(out)["pulled"]
         assert len(seen) > 4, seen

@@ -163,6 +163,8 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
         store = self.glance_store()
         if not store.tagged:
             return None
+        if self.epochs_known:  # the store was checked in this run (a push opens it early)
+            return self.newest_in(store, seen), True
         with ThreadPoolExecutor(max_workers=1) as pool:
             held = pool.submit(epochs.unchanged, store, self.keys)
             newest = self.newest_in(store, seen)

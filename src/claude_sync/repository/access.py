@@ -35,7 +35,8 @@ class StoreAccess(ABC):
         self._open_store = open_store
         #: opened but not yet checked (see `glance_store`): `_connect` takes it over
         self._bare: ObjectStore | None = None
-        #: a glance found the key epochs this machine holds: `_connect` need not list them
+        #: the key epochs the storage lists are those this machine holds, as a glance or the
+        #: check of the store found in this run: neither need list them again
         self.epochs_known = False
         self._opening = threading.Lock()
         self._open_error: Exception | None = None
@@ -108,6 +109,7 @@ class StoreAccess(ABC):
         except BaseException:
             store.close()
             raise
+        self.epochs_known = True
         return store
 
     def check_place(self) -> None:
