@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import signal
+import socket
 import threading
 import time
 import uuid
@@ -168,6 +170,60 @@ def test_a_head_written_anew_under_its_number_is_read_again(cloud: Cloud, make_m
     a.run("sync", "--allow-rollback")
     assert head in cloud.server.objects(bucket)  # another snapshot, under the same number
     assert_one_error_line(b.run("status", check=False), 1, "does not continue the history")
+
+
+def kept_on_moto(make_machine, moto_server: Server) -> tuple[Machine, str]:
+    """A machine that pulled from a bucket and keeps its head's root; and the bucket."""
+    a, b = make_machine("a"), make_machine("b")
+    bucket = new_bucket()
+    moto_server.make_bucket(bucket)
+    for m in (a, b):
+        m.env.update(moto_server.env)
+    populate(a)
+    a.run("init", f"s3://{bucket}/claude", *moto_server.init_args())
+    a.run("push")
+    b.run("init", f"s3://{bucket}/claude", *moto_server.init_args())
+    b.run("pull")
+    assert "Everything is up to date" in b.run("status").stdout
+    return b, bucket
+
+
+def test_an_emptied_place_is_no_rollback_for_a_kept_head(make_machine, moto_server: Server):
+    """A glance that finds no snapshot at all checks the store as before: the repository
+    is gone, which is said as such, and --allow-rollback does not take it for an empty one."""
+    b, bucket = kept_on_moto(make_machine, moto_server)
+    for key in moto_server.objects(bucket):
+        delete_object(moto_server, bucket, key)
+    assert_one_error_line(b.run("status", check=False), 2, "holds no claude-sync repository")
+    assert_one_error_line(b.run("sync", "--allow-rollback", check=False), 2, "holds no")
+    assert not (b.config_dir / "history-alarm").exists()
+
+
+def test_ctrl_c_while_a_look_waits_on_the_server(make_machine, moto_server: Server):
+    """Both listings of a glance wait on a server that never answers: Ctrl-C ends the
+    command at once, not after the other listing's timeouts and retries."""
+    b, _ = kept_on_moto(make_machine, moto_server)
+    stalled = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    threading.Thread(
+        target=lambda: held.extend(stalled.accept() for _ in range(8)), daemon=True
+    ).start()
+    settings = b.config_dir / "config.json"
+    body = json.loads(settings.read_text())
+    body["endpoint_url"] = f"http://127.0.0.1:{stalled.getsockname()[1]}"
+    settings.write_text(json.dumps(body))
+    proc = b.start("status")
+    try:
+        time.sleep(3)
+        assert proc.poll() is None and held  # asking, and waiting
+        began = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+        assert time.monotonic() - began < 5
+        assert err.strip() == "error: interrupted", err
+    finally:
+        proc.kill()
+        stalled.close()
 
 
 def delete_object(server: Server, bucket: str, key: str) -> None:

@@ -979,7 +979,7 @@ class Engine:
                 self._rebase_on(root, seen, seen_id)
         if root is not None:
             self._remember(root)
-        if read is not None and read.tag:
+        if read is not None:
             kept_head.save(self.state, read)
         (self.work_dir / HISTORY_ALARM).unlink(missing_ok=True)
         return root
@@ -998,11 +998,16 @@ class Engine:
             root = kept_head.still_head(self.repo, kept, (seen, seen_id), glance)
             if root is not None:
                 return root, None
+            # Not the kept head: the store is checked as before (a repository emptied or
+            # replaced says so, not "rollback").
+            self.repo.connect()
             newest = glance[0]
         if newest is None:
             return None, None
-        read = kept_head.KeptHead(newest[0], newest[1] or "", self.repo.sealed_root(newest[0]))
-        return self.repo.open_root(read.seq, read.sealed), read
+        seq, tag = newest
+        sealed = self.repo.sealed_root(seq)
+        read = None if tag is None else kept_head.KeptHead(seq, tag, sealed)
+        return self.repo.open_root(seq, sealed), read
 
     def _remember(self, root: SnapshotRoot | Snapshot) -> None:
         """Take this snapshot (and, through its chain, its parent) as seen."""

@@ -6,13 +6,15 @@ A push keeps the root it wrote, under the tag the storage's listing will give it
 can be told from the bytes (ObjectStore.content_tag); a look that reads a root keeps it with
 the tag it was listed under. A kept root stands in for reading it again only while the
 storage lists the same newest snapshot under the same tag (ObjectStore.list_tagged: S3's
-ETag, GCS's MD5), and exactly the key epochs this machine holds. Another object under that name (a
-rollback, a repository made anew in the same place) has another tag, and a key epoch started
-since (a key removed) is in the listing: either way the root is read and checked as before.
-The config is not read for such a look: nothing it decides depends on it. The kept bytes are
-opened and authenticated again each time, with the keys the machine holds then. A storage
-that lies about a tag can only show this machine the head it already has, which it could do
-anyway by hiding the newer snapshots (SECURITY.md).
+ETag, GCS's md5Hash), and exactly the key epochs this machine holds. Another object under
+that name (a rollback, a repository made anew in the same place) has another tag, and a key
+epoch started since (a key removed) is in the listing: either way the store is checked and
+the root read as before. The config is not read for such a look (it is as soon as anything
+else is needed): a repository upgraded to a format this version cannot read is noticed at the
+next new snapshot, or at this machine's next push with changes, not while nothing is new.
+The kept bytes are opened and authenticated again each time, with the keys the machine holds
+then. A storage that lies about a tag can only show this machine the head it already has,
+which it could do anyway by hiding the newer snapshots (SECURITY.md).
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def still_head(
 ) -> SnapshotRoot | None:
     """The kept root, when it is the head this machine saw last (`seen`: number and id) and
     the glance shows the storage unchanged there; else None."""
-    if (kept.seq, True) != (seen[0], glance[1]) or glance[0] != (kept.seq, kept.tag):
+    listed, epochs_unchanged = glance
+    if kept.seq != seen[0] or listed != (kept.seq, kept.tag) or not epochs_unchanged:
         return None
     try:
         root = repo.open_root(kept.seq, kept.sealed)

@@ -34,7 +34,7 @@ def written(repo: Repository, seq: int) -> Snapshot:
     return snapshot
 
 
-def test_the_kept_root_stands_in_only_for_the_same_object_and_epochs(tmp_path: Path) -> None:
+def test_the_kept_root_stands_in_only_for_the_same_object_and_epochs() -> None:
     store = TaggedStore()
     repo = Repository.create(store, None)
     first = written(repo, 1)

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -165,10 +165,23 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
             return None
         if self.epochs_known:  # the store was checked in this run (a push opens it early)
             return self.newest_in(store, seen), True
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            held = pool.submit(epochs.unchanged, store, self.keys)
-            newest = self.newest_in(store, seen)
-            self.epochs_known = held.result()
+        held: list[bool | BaseException] = []
+
+        def list_epochs() -> None:
+            try:
+                held.append(epochs.unchanged(store, self.keys))
+            except BaseException as exc:  # raised below, in the caller's thread
+                held.append(exc)
+
+        # A daemon thread, not a pool: a Ctrl-C while the other listing runs must not wait
+        # for this one's request (up to its timeouts and retries).
+        worker = threading.Thread(target=list_epochs, daemon=True)
+        worker.start()
+        newest = self.newest_in(store, seen)
+        worker.join()
+        if isinstance(held[0], BaseException):
+            raise held[0]
+        self.epochs_known = held[0]
         return newest, self.epochs_known
 
     @classmethod

@@ -80,6 +80,10 @@ class StoreAccess(ABC):
                 self._store = self._connect()
         return self._store
 
+    def connect(self) -> None:
+        """Open the store and check it now (see `store`)."""
+        self.store  # noqa: B018 - the property opens and checks it
+
     def glance_store(self) -> ObjectStore:
         """The store opened without the checks `store` makes (its config, the key epochs):
         for a look at a few names that a machine can trust without them (Engine.head_root)."""

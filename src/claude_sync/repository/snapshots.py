@@ -66,6 +66,7 @@ class Snapshots(StoreAccess):
         return sorted(h.number for h in self._handles(ObjectKind.SNAPSHOT, start_after))
 
     def head_seq(self, seen: int = 0) -> int | None:
+        """The newest snapshot's number (see `newest_in`)."""
         newest = self.newest(seen)
         return None if newest is None else newest[0]
 

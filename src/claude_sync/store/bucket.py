@@ -27,6 +27,7 @@ def remote_path(remote: str, schemes: tuple[str, ...], article: str = "a") -> tu
 
 
 class BucketStore(ObjectStore):
+    tagged = True
     bucket: str
     _key_prefix: str
     #: the conditional-write feature, named as the provider names it, for messages
@@ -44,8 +45,6 @@ class BucketStore(ObjectStore):
 
     def list_info(self, prefix: str) -> list[ObjectInfo]:
         return self._listing(prefix, "")
-
-    tagged = True
 
     def list_tagged(self, prefix: str, start_after: str = "") -> dict[str, str | None]:
         return {i.name: i.tag for i in self._listing(prefix, start_after) if i.name > start_after}

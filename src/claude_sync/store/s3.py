@@ -156,7 +156,7 @@ class S3Store(BucketStore):
         # The ETag of an object written in one request, unencrypted or with S3's own keys
         # (SSE-S3), is its MD5; with KMS keys it is not, and a kept root is then taken up
         # only from a listing.
-        return f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
+        return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
     def get(self, name: str) -> bytes:
         with self._reading(name):
@@ -215,8 +215,9 @@ class S3Store(BucketStore):
                     name = item["Key"][start:]
                     if not name.startswith(PROBE_PREFIX):
                         modified = item["LastModified"].timestamp()
-                        size, tag = int(item["Size"]), item.get("ETag") or None
-                        infos.append(ObjectInfo(name, size, modified, tag))
+                        # Servers quote the ETag or not, in either case.
+                        tag = item.get("ETag", "").strip('"').lower() or None
+                        infos.append(ObjectInfo(name, int(item["Size"]), modified, tag))
         except ClientError as exc:
             # `init --create-bucket` looks for an existing repository before it creates the
             # bucket: a bucket that is not there yet holds nothing.
