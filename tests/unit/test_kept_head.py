@@ -7,9 +7,11 @@ import hashlib
 import time
 from pathlib import Path
 
+import pytest
 from memory_store import MemoryStore
 
 from claude_sync import kept_head
+from claude_sync.errors import BackendError
 from claude_sync.kept_head import KeptHead
 from claude_sync.model import Snapshot
 from claude_sync.repository import Repository
@@ -55,6 +57,21 @@ def test_the_kept_root_stands_in_only_for_the_same_object_and_epochs() -> None:
 
     second = written(repo, 2)
     assert repo.glance(1) == ((2, repo.content_tag(second.sealed)), True)
+
+
+def test_a_listing_that_fails_in_a_glance_fails_it() -> None:
+    """The epochs are listed in a thread of their own: its error is the caller's."""
+
+    class Failing(TaggedStore):
+        def _list(self, prefix: str, start_after: str) -> list[str]:
+            if prefix.startswith("epochs/"):
+                raise BackendError("cannot list: the network is down")
+            return super()._list(prefix, start_after)
+
+    repo = Repository.create(Failing(), None)
+    written(repo, 1)
+    with pytest.raises(BackendError, match="network is down"):
+        repo.glance(1)
 
 
 def test_a_store_without_tags_gives_no_glance() -> None:
