@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 from claude_sync.errors import ObjectNotFoundError
@@ -37,3 +38,16 @@ class MemoryStore(ObjectStore):
 
     def delete(self, name: str) -> None:
         self.objects.pop(name, None)
+
+
+class TaggedMemoryStore(MemoryStore):
+    """A store whose listings give a digest of each object, as S3's and GCS's do (a head's
+    root is then kept between looks: claude_sync.kept_head)."""
+
+    tagged = True
+
+    def content_tag(self, data: bytes) -> str | None:
+        return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+    def list_tagged(self, prefix: str, start_after: str = "") -> dict[str, str | None]:
+        return {n: self.content_tag(self.objects[n]) for n in self.list(prefix, start_after)}

@@ -29,7 +29,7 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from memory_store import MemoryStore
+from memory_store import MemoryStore, TaggedMemoryStore
 
 from claude_sync.engine import Engine
 from claude_sync.planner import (
@@ -205,10 +205,11 @@ class ThreeMachines(RuleBasedStateMachine):
     """Three machines appending, editing, deleting, swapping links and syncing in any order;
     at the end all sync until quiet, and must hold the same bytes and every record."""
 
-    @initialize()
-    def set_up(self) -> None:
+    @initialize(tagged=st.booleans())
+    def set_up(self, tagged: bool) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="claude-sync-model-"))
-        self.store = MemoryStore()
+        # A store that lists tags, as S3 and GCS do, has machines keep the head between looks.
+        self.store = TaggedMemoryStore() if tagged else MemoryStore()
         self.master = Repository.create(self.store, None).keys.master
         self.roots = []
         for m in range(MACHINES):

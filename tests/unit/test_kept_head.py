@@ -3,12 +3,11 @@ the root again, and when it does not."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 
 import pytest
-from memory_store import MemoryStore
+from memory_store import MemoryStore, TaggedMemoryStore
 
 from claude_sync import kept_head
 from claude_sync.errors import BackendError
@@ -18,18 +17,6 @@ from claude_sync.repository import Repository
 from claude_sync.state import State
 
 
-class TaggedStore(MemoryStore):
-    """A store whose listings give a digest of each object, as S3's and GCS's do."""
-
-    tagged = True
-
-    def content_tag(self, data: bytes) -> str | None:
-        return hashlib.md5(data, usedforsecurity=False).hexdigest()
-
-    def list_tagged(self, prefix: str, start_after: str = "") -> dict[str, str | None]:
-        return {n: self.content_tag(self.objects[n]) for n in self.list(prefix, start_after)}
-
-
 def written(repo: Repository, seq: int) -> Snapshot:
     snapshot = Snapshot(seq, seq - 1 or None, "desk", time.time(), {})
     assert repo.write_snapshot(snapshot)
@@ -37,7 +24,7 @@ def written(repo: Repository, seq: int) -> Snapshot:
 
 
 def test_the_kept_root_stands_in_only_for_the_same_object_and_epochs() -> None:
-    store = TaggedStore()
+    store = TaggedMemoryStore()
     repo = Repository.create(store, None)
     first = written(repo, 1)
     tag = repo.content_tag(first.sealed)
@@ -62,7 +49,7 @@ def test_the_kept_root_stands_in_only_for_the_same_object_and_epochs() -> None:
 def test_a_listing_that_fails_in_a_glance_fails_it() -> None:
     """The epochs are listed in a thread of their own: its error is the caller's."""
 
-    class Failing(TaggedStore):
+    class Failing(TaggedMemoryStore):
         def _list(self, prefix: str, start_after: str) -> list[str]:
             if prefix.startswith("epochs/"):
                 raise BackendError("cannot list: the network is down")
