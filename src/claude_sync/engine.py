@@ -49,6 +49,7 @@ from claude_sync.errors import (
     SyncError,
     no_space,
 )
+from claude_sync.meanwhile import meanwhile
 from claude_sync.merge import (
     HISTORY_PATH,
     is_transcript,
@@ -1789,9 +1790,11 @@ class Engine:
         packs.update(self.state.blob_packs(relied).values())
         if not packs:
             return True
-        marked = self.repo.marked_packs()
-        missing = self.repo.missing_objects(packs - marked)
-        gone = (packs & marked) | missing
+        # The prune marks are read while the packs are looked up: a request's wait less,
+        # at the cost of looking up a marked pack too (it is gone either way).
+        marks = meanwhile(self.repo.marked_packs, self.repo.parallel > 1)
+        missing = self.repo.missing_objects(packs)
+        gone = (packs & marks()) | missing
         if not gone:
             return True
         for name, locations in list(written_indexes.items()):

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +35,7 @@ from claude_sync.errors import (
     RevokedError,
     WrongKeyError,
 )
+from claude_sync.meanwhile import meanwhile
 from claude_sync.model import BlobLocation, FileEntry, Snapshot, SnapshotRoot
 from claude_sync.repository import epochs
 from claude_sync.repository.file_list import ChangedFiles, StoredFiles
@@ -165,23 +165,9 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
             return None
         if self.epochs_known:  # the store was checked in this run (a push opens it early)
             return self.newest_in(store, seen), True
-        held: list[bool | BaseException] = []
-
-        def list_epochs() -> None:
-            try:
-                held.append(epochs.unchanged(store, self.keys))
-            except BaseException as exc:  # raised below, in the caller's thread
-                held.append(exc)
-
-        # A daemon thread, not a pool: a Ctrl-C while the other listing runs must not wait
-        # for this one's request (up to its timeouts and retries).
-        worker = threading.Thread(target=list_epochs, daemon=True)
-        worker.start()
+        held = meanwhile(lambda: epochs.unchanged(store, self.keys), store.parallel_safe)
         newest = self.newest_in(store, seen)
-        worker.join()
-        if isinstance(held[0], BaseException):
-            raise held[0]
-        self.epochs_known = held[0]
+        self.epochs_known = held()
         return newest, self.epochs_known
 
     @classmethod
@@ -218,6 +204,12 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
         """Open with a master key, or with the keys a machine holds (then the key epochs it
         learns are added to them); epochs_known: they were listed just now (a glance)."""
         keys = master if isinstance(master, crypto.KeyRing) else crypto.KeyRing(master)
+        # The key epochs are listed while the config is read: a request's wait less.
+        listed = (
+            None
+            if epochs_known
+            else meanwhile(lambda: epochs.listed_numbers(store), store.parallel_safe)
+        )
         try:
             sealed = store.get(CONFIG_NAME)
         except ObjectNotFoundError:
@@ -229,8 +221,8 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
                 "the key does not open this repository (wrong key, or the config object is damaged)"
             ) from None
         repo = cls(store, keys, parse_config(decode_json(plain, "the config object")))
-        if not epochs_known:
-            epochs.refresh(store, keys)
+        if listed is not None:
+            epochs.refresh(store, keys, numbers=listed())
         return repo
 
     @staticmethod

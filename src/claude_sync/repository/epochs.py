@@ -79,14 +79,15 @@ def grant(keys: crypto.KeyRing, name: str, public: bytes) -> dict[str, object] |
 def unchanged(store: ObjectStore, keys: crypto.KeyRing) -> bool:
     """Whether the storage lists exactly the key epochs this machine holds (none: none),
     each checked when it was learned: then `refresh` would find nothing to do."""
-    return _held(_numbers(store), keys)
+    return _held(listed_numbers(store), keys)
 
 
 def _held(numbers: list[int], keys: crypto.KeyRing) -> bool:
     return set(numbers) == set(keys.epoch_keys) and set(numbers) <= set(keys.since)
 
 
-def _numbers(store: ObjectStore) -> list[int]:
+def listed_numbers(store: ObjectStore) -> list[int]:
+    """The key epochs the storage lists."""
     found = (Handle.parse_as(ObjectKind.EPOCH, n) for n in store.list(ObjectKind.EPOCH.prefix))
     return sorted(h.number for h in found if h is not None)
 
@@ -131,12 +132,19 @@ def current_recipients(store: ObjectStore, keys: crypto.KeyRing) -> frozenset[st
     return frozenset(obj["recipients"])
 
 
-def refresh(store: ObjectStore, keys: crypto.KeyRing, own_key: Any = None) -> None:
+def refresh(
+    store: ObjectStore,
+    keys: crypto.KeyRing,
+    own_key: Any = None,
+    numbers: list[int] | None = None,
+) -> None:
     """Learn the repository's key epochs: open the newest with this machine's identity when
     it does not hold it yet, recover the earlier ones from it, and check each epoch object
     under the key before it. `own_key` is this machine's key object (read when the newest
-    epoch does not name it: it may hold a grant)."""
-    numbers = _numbers(store)
+    epoch does not name it: it may hold a grant); `numbers`: the epochs as the caller just
+    listed them."""
+    if numbers is None:
+        numbers = listed_numbers(store)
     if max(keys.epoch_keys, default=0) > max(numbers, default=0):
         raise CorruptionError(
             f"key epoch {keys.epoch}, which this machine holds, is missing from the storage "
