@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from claude_sync.errors import CorruptionError
 from claude_sync.model import SnapshotRoot
-from claude_sync.repository import Repository
+from claude_sync.repository import Glance, Repository
 from claude_sync.state import State
 
 #: in the state: the kept root, {"seq", "tag", "sealed" (base64)}
@@ -54,10 +54,6 @@ def save(state: State, head: KeptHead) -> None:
     if load(state) != head:
         sealed = base64.b64encode(head.sealed).decode()
         state.set_meta(KEPT_HEAD, json.dumps({"seq": head.seq, "tag": head.tag, "sealed": sealed}))
-
-
-#: Repository.glance's answer: the newest snapshot (number, tag), and the key epochs unchanged
-Glance = tuple[tuple[int, str | None] | None, bool]
 
 
 def still_head(

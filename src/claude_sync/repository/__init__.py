@@ -114,6 +114,7 @@ __all__ = [
     "ChangedFiles",
     "ChunkerParams",
     "FileEntry",
+    "Glance",
     "Handle",
     "ObjectKind",
     "PackWriter",
@@ -136,6 +137,11 @@ __all__ = [
 ]
 
 
+#: Repository.glance's answer: the newest snapshot (number, tag), and whether the key epochs
+#: listed are those this machine holds
+Glance = tuple[tuple[int, str | None] | None, bool]
+
+
 class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
     """An opened repository: a store plus the keys and config that make sense of it."""
 
@@ -154,7 +160,7 @@ class Repository(KeyObjects, Snapshots, Packs, PruneMarks):
         repo.folder = folder
         return repo
 
-    def glance(self, seen: int) -> tuple[tuple[int, str | None] | None, bool] | None:
+    def glance(self, seen: int) -> Glance | None:
         """The newest snapshot (number and tag, see `newest`), and whether the storage lists
         exactly the key epochs this machine holds: two listings at once, on the store not
         yet checked (`glance_store`). What a machine that kept the head's root as it last
