@@ -23,6 +23,7 @@ from claude_sync.model import FileEntry
 from claude_sync.pathmap import PathMapper
 from claude_sync.planner import LocalView
 from claude_sync.resources import FileStat, FoundFile, select
+from claude_sync.scanner import Scanner
 from claude_sync.state import WHOLE_TREE, CachedFile, State, StatKey
 
 SESSION = "projects/-srv-app/s1.jsonl"
@@ -172,7 +173,7 @@ def test_a_file_that_could_not_be_read_is_never_recorded_clean(machine, monkeypa
         return PermissionError(13, "Permission denied"), None
 
     with monkeypatch.context() as m:
-        m.setattr(Engine, "_read_checked", unreadable)
+        m.setattr(Scanner, "_read_checked", unreadable)
         assert machine.push() == []  # nothing readable changed
     assert machine.clean_tree() is None
     assert machine.push() == [AGENT]
@@ -331,7 +332,7 @@ def test_a_unit_whose_rows_a_push_touched_is_not_kept_clean(machine):
     """(A push that finishes one killed before it records bases for any path.)"""
     engine = machine.engine()
     sel = select([], {})
-    walked = engine.walk(sel, [])
+    walked = engine.scanner.walk(sel, [])
     clean = {"agents": "a", "projects/-srv-app": "b"}
     try:
         engine.state.touched = {AGENT}
@@ -383,7 +384,7 @@ def test_a_changed_setting_makes_a_full_look(machine):
     engine = machine.engine()
     try:
         sel = select(["agents"], {})  # another selection: no digest matches
-        walked = engine.walk(sel, [])
+        walked = engine.scanner.walk(sel, [])
         assert not walked.units.items() & engine.state.clean_units().items()
     finally:
         engine.state.close()

@@ -244,8 +244,8 @@ def test_a_second_claude_folder_is_a_new_side_not_the_old_state(machines, repo_d
 APPEND_DURING_PULL = textwrap.dedent(
     """
     import json, os
-    from claude_sync import engine
-    download = engine.Engine._download_into
+    from claude_sync import downloads
+    download = downloads.Downloads._download_into
 
     def racing(self, staged, result, *args):
         failed = download(self, staged, result, *args)
@@ -255,7 +255,7 @@ APPEND_DURING_PULL = textwrap.dedent(
                     fh.write(json.dumps({"uuid": "local-during-pull", "type": "user"}) + "\\n")
         return failed
 
-    engine.Engine._download_into = racing
+    downloads.Downloads._download_into = racing
     """
 )
 

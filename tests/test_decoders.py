@@ -364,7 +364,7 @@ def test_an_index_replaced_while_being_read_is_looked_up_again(tmp_path):
 
     store.before_get[name] = prune
     engine = Engine(tmp_path, repo, State(tmp_path / "state.db"), "dev", tmp_path)
-    engine.refresh_index()
+    engine.downloads.refresh_index()
     assert engine.state.known_indexes() == set(replacement)
     assert engine.state.blob_pack(blob) == locations[blob].pack
 

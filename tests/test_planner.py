@@ -31,6 +31,7 @@ from hypothesis.stateful import (
 )
 from memory_store import MemoryStore, TaggedMemoryStore
 
+from claude_sync.downloads import Downloads
 from claude_sync.engine import Engine
 from claude_sync.planner import (
     LocalFile,
@@ -376,17 +377,17 @@ class ThreeMachines(RuleBasedStateMachine):
     @rule(m=st.integers(0, MACHINES - 1))
     def pull_racing_claude_code(self, m: int) -> None:
         """Claude Code appends to the transcript while the pull downloads it."""
-        download = Engine._download_into
+        download = Downloads._download_into
         uuid, line = self.record(m)
 
-        def racing(engine: Engine, staged, result, *args):  # type: ignore[no-untyped-def]
-            failed = download(engine, staged, result, *args)
+        def racing(downloads: Downloads, staged, result, *args):  # type: ignore[no-untyped-def]
+            failed = download(downloads, staged, result, *args)
             if (self.roots[m] / SESSION).exists() and m not in self.pending:
                 self.append(m, line)
                 self.records.add(uuid)
             return failed
 
-        with mock.patch.object(Engine, "_download_into", racing):
+        with mock.patch.object(Downloads, "_download_into", racing):
             self.run(m, "pull")
 
     @rule(
@@ -414,7 +415,7 @@ class ThreeMachines(RuleBasedStateMachine):
                 sel = select([], {})
                 clean = engine.state.clean_units()
                 whole = clean.pop(WHOLE_TREE, None)
-                scope = engine.units_to_look_at(engine.walk(sel, []), clean, whole)
+                scope = engine.units_to_look_at(engine.scanner.walk(sel, []), clean, whole)
                 if scope is None:
                     continue
                 narrowed = replace(sel, only=tuple(sorted(scope)))
@@ -456,7 +457,7 @@ class ThreeMachines(RuleBasedStateMachine):
 
 def _sent(engine: Engine, sel: Selection) -> set[str]:
     """What a push of sel would send or hold as a conflict, as planned now."""
-    plan = engine.plan_push(sel, engine.scan(sel, []), engine.head())
+    plan = engine.plan_push(sel, engine.scanner.scan(sel, []), engine.head())
     return set(plan.upload) | set(plan.remove) | {c.path for c in plan.conflicts}
 
 

@@ -190,4 +190,4 @@ def transcript_bytes(engine: Engine, info: SessionInfo) -> bytes:
             return engine.local_path(info.path).read_bytes()
         except OSError:
             pass
-    return engine.file_bytes(entry, Result())
+    return engine.downloads.file_bytes(entry, Result())

@@ -47,7 +47,7 @@ def unit_of(local_path: str) -> str:
 
 @dataclass
 class TreeWalk:
-    """One walk of the selection (Engine.walk): the files found, with the stat each had,
+    """One walk of the selection (Scanner.walk): the files found, with the stat each had,
     what was left out, and the digests of it all (the whole tree's, and each unit's)."""
 
     found: list[FoundFile]
@@ -58,7 +58,7 @@ class TreeWalk:
     @classmethod
     def of(cls, setting: str, found: list[FoundFile], skipped: list[Skipped]) -> TreeWalk:
         """The walk of found and skipped; setting: all else that decides how files are read
-        and mapped (see Engine.walk)."""
+        and mapped (see Scanner.walk)."""
         head = f"{DIGEST_FORM}\0{setting}".encode(*_ENCODING)
         # Hashed a unit's run at a time: the lines of a whole tree, held together, left the
         # heap fragmented for the rest of the push.

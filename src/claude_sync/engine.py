@@ -6,9 +6,7 @@ The decisions themselves are the planner's pure functions; the engine gathers th
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import dataclasses
 import functools
 import hashlib
 import json
@@ -19,35 +17,38 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from claude_sync import (
-    __version__,
     casefold,
     chain,
     kept_head,
-    limits,
     mcp,
     memory,
     portable,
     resources,
     settings_trust,
-    terminal,
 )
-from claude_sync.chunking import Chunker, ChunkSink
 from claude_sync.clean_tree import UNCLEAN, TreeWalk, unit_of
 from claude_sync.config import write_private
-from claude_sync.durable import fsync_path, write_atomically
+from claude_sync.downloads import (
+    Downloads,
+    StagedFile,
+    folders_of,
+    missing_folders,
+    remove_unfilled,
+    sync_dirs,
+)
+from claude_sync.durable import write_atomically
 from claude_sync.errors import (
     BackendError,
     CorruptionError,
     HistoryError,
     ObjectNotFoundError,
     SyncError,
-    no_space,
 )
 from claude_sync.meanwhile import meanwhile
 from claude_sync.merge import (
@@ -73,7 +74,6 @@ from claude_sync.planner import (
 )
 from claude_sync.planner import conflict as make_conflict
 from claude_sync.planner import sha as _sha
-from claude_sync.read_worker import FileToRead, ReadWorkers, WorkerRead, read_whole
 from claude_sync.repository import (
     BlobLocation,
     ChangedFiles,
@@ -85,10 +85,9 @@ from claude_sync.repository import (
     group_by_pack,
 )
 from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, Selection, is_temporary
+from claude_sync.scanner import Scanner, stat_key
 from claude_sync.session_policy import SessionPolicy, is_main_transcript
-from claude_sync.session_summary import SessionSummary, SummaryMark
 from claude_sync.state import WHOLE_TREE, CachedFile, State, StatKey
-from claude_sync.summary_worker import Summary, SummaryWorker
 
 STRATEGIES = ("ask", "local", "remote", "both")
 MAX_PUSH_ATTEMPTS = 16
@@ -109,58 +108,12 @@ SYNCED_SELECTION = "synced_selection"
 #: which head and walk
 REMOTE_ONLY = "remote_only"
 ANY_SELECTION = "*"
-FSYNC_EACH_UP_TO = 16
-#: the longest name of a temporary file beside a pulled one (StagedFile.tmp, or a rename's)
-TMP_NAME_ROOM = 64
 # Rows written to the state in one statement (a pull records thousands of files).
 WRITE_BATCH = 1024
-STABLE_READ_ATTEMPTS = 3
-INDEX_READ_ATTEMPTS = 3
-TAIL_READ = 1 << 16
-# A scan hands files under SMALL_READ bytes to its readers READ_BATCH at a time.
-SMALL_READ = 1 << 16
-# A file up to this size is read whole when it is read for the first time.
-WHOLE_READ = 2 << 20
-READ_BATCH = 64
-#: a push's scan summarizes transcripts in a worker process when it reads at least this
-#: many new transcript bytes (a first push; a hook's push of a few appends stays in-process)
-OFFLOAD_SUMMARIES = 32 << 20
-#: and then only transcripts too big to be read whole (a smaller one's summary comes from
-#: the bytes in memory; the worker would read it again). On the large set, 256 KiB and 1 MiB
-#: gave the same times within noise.
-OFFLOAD_FILE = WHOLE_READ
-#: how long the scan waits for one summary from the worker before it takes it for hung
-SUMMARY_WAIT = 120.0
 #: at most this many paths a push is narrowed to are named in a query of the state
 ROWS_UNDER = 200
-# What reading a changed file gave the scan: its content, the error, or why it waits.
-_Outcome = CachedFile | OSError | str
-BEING_WRITTEN = "is being written; skipped this time"
-NOT_JSON = "is not valid JSON (being written?); skipped, its last synced version is kept"
 #: why a transcript rewritten without records is not pushed this time
 REWRITTEN_MEANWHILE = "it changed while its records were being put back; the next push tries again"
-#: a push's scan reads small files in worker processes when it has at least this many
-#: (each process takes ~0.2 s to start; see read_worker), and they are most of its work
-WORKER_FILES = 2000
-#: about how many bytes of a big file cost as much to read as one small file (~100 µs)
-WORKER_FILE_BYTES = 32 * 1024
-#: how many: one per core (on two cores one worker left the other core mostly idle, while
-#: the scan's thread only waited: 10.5 -> 11.5 s; two: 11.6 -> 9.4 s)
-READ_WORKERS = max(1, min(4, os.cpu_count() or 1))
-#: where chunks a read worker sealed go: (blob id, sealed, plaintext length)
-SealedSink = Callable[[str, bytes, int], None]
-
-
-class _Read(NamedTuple):
-    """A changed file as a scan's reader found it."""
-
-    found: resources.FoundFile
-    path: str
-    outcome: _Outcome
-    #: a transcript's summary, or its coming from the summary worker
-    summary: SessionSummary | Future[Summary] | None
-    #: where the next push's summary of it can resume
-    mark: SummaryMark | None
 
 
 class PushStopped(Exception):
@@ -220,31 +173,6 @@ class NewChunks:
             # Sending a full pack failed: that is the repository's error, not one reading
             # the file (which the scan would report and skip it for).
             raise BackendError(f"cannot write to the repository: {exc}") from exc
-
-
-class StagedFile(NamedTuple):
-    """A downloaded, verified file waiting in a temporary file beside its destination."""
-
-    path: str  # logical
-    #: a string, not a Path: a pull of 50,000 files keeps one per file (a Path, with the
-    #: parts and string it caches, is ~400 bytes: 20 MiB)
-    dest: str
-    entry: FileEntry
-    #: the size of the temporary file a pull that failed or was killed left (see tmp)
-    left: int = 0
-
-    @property
-    def tmp(self) -> str:
-        """The temporary file, beside dest: made when asked for, not kept per file (a
-        pull of 50,000 files would keep 6 MiB more of them). Named after the path alone, so
-        that the next pull finds what one that failed or was killed downloaded, also when
-        the file grew meanwhile (staged_files); short, for a name near NAME_MAX."""
-        digest = hashlib.blake2s(self.path.encode("utf-8", "surrogatepass"), digest_size=10)
-        return os.path.join(os.path.dirname(self.dest), f"{TMP_MARKER}-{digest.hexdigest()}")
-
-
-#: where a blob goes in a file a pull writes: the file, offset and length
-_Place = tuple[StagedFile, int, int]
 
 
 class ProjectSessions(NamedTuple):
@@ -382,506 +310,26 @@ class Engine:
         self.work_dir = work_dir
         self.reporter = reporter or Reporter()
         self._covered: dict[Selection, Callable[[str], bool]] = {}
-        #: read a few blobs of a big pack by range (see fetch)
-        self._by_range = False
         self.sessions = SessionPolicy()
+        self.scanner = Scanner(self)
+        self.downloads = Downloads(
+            repo,
+            state,
+            self.filters,
+            self.reporter,
+            work_dir,
+            lambda path, mtime_ns: self.sessions.mtime_ns(path, mtime_ns),
+        )
         #: this machine's `sessions.window` setting, when sessions came from it (workspace)
         self.window_setting: str | None = None
 
-    @functools.cached_property
-    def chunker(self) -> Chunker:
-        """The repository's content-defined chunker (its parameters are per repository)."""
-        return Chunker(self.repo.config.chunker)
-
     # -- scanning ---------------------------------------------------------------------------
-
-    def walk(self, sel: Selection, warnings: list[str], servers: str = "sync") -> TreeWalk:
-        """The selection's files as they are on disk, with nothing read, and the digests of
-        what was seen (clean_tree.py). When the selection syncs MCP servers, Claude Code's
-        config and their synced copy are first brought in step both ways (servers "sync",
-        mcp.reconcile), or only the copy made to show the config ("mirror": a command that
-        only looks, which must not write the config), or left alone ("leave": a scan of
-        every type, restore's or repair's)."""
-        if mcp.TYPE in sel.types and servers != "leave":
-            warnings += mcp.reconcile(self.root, self.work_dir, mirror_only=servers == "mirror")
-        skipped: list[resources.Skipped] = []
-        found = list(resources.scan(self.root, sel, skipped))
-        m = self.mapper
-        types = tuple(t.name for t in sel.types)
-        setting = (__version__, str(self.root), str(Path.home()), types, sel.only, sel.include)
-        setting += (sel.exclude, m.rules, sorted(m.read_only), sorted(m.moved.items()))
-        return TreeWalk.of(repr((setting, sorted(self.filters))), found, skipped)
-
-    def scan(
-        self,
-        sel: Selection,
-        warnings: list[str],
-        summaries: bool = False,
-        stream: Callable[[], NewChunks] | None = None,
-        walked: TreeWalk | None = None,
-    ) -> LocalView:
-        """Current local files; only files whose stat changed since last time are read
-        (several at once: hashing and chunking run on every core). Only a file that is gone
-        is missing from the view: one that could not be read this time is unknown.
-        summaries: also read each changed transcript's summary (a push's scan: the file is
-        read anyway, and a summary costs ~1.5 s per GiB of one core, better spent while the
-        other core hashes), from where the last one stopped when the file only grew.
-        stream: a push's; called once, if some file changed, for where the chunks cut go
-        as they are read (sealed while in memory, they need no second read to be sent).
-        walked: this selection's walk, when the caller made it (it is used up)."""
-        if walked is None:
-            walked = self.walk(sel, warnings)
-        cache = self.state.cached_files(self._rows_under(sel))
-        view = LocalView(tree=walked.digest)
-        local = view.files
-        skipped = walked.skipped
-        changed: list[tuple[resources.FoundFile, str, CachedFile | None]] = []
-        covers = self._coverage(sel)
-        to_logical = self.mapper.to_logical
-        pending = walked.take()
-        pending += self._emptied_transcripts(skipped)
-        pending.reverse()
-        while pending:
-            found = pending.pop()  # let go of once looked at, unless it changed: 13 MiB
-            path = to_logical(found.local_path)
-            if not covers(path):
-                continue
-            cached = cache.get(path)
-            if cached is not None and cached.stat == _stat_key(found.st):
-                local[path] = LocalFile(
-                    path, found.root, found.local_path, cached, is_transcript(path)
-                )
-            else:
-                changed.append((found, path, cached))
-        if changed:
-            # The store will be needed: open it while the files are read.
-            self.repo.open_in_background()
-            # Newest first: a push seals what it reads, in that order, so recent files share
-            # packs and a pull of recent sessions only (lazy pull) downloads few of the packs
-            # a first push of years of history writes.
-            changed.sort(key=lambda item: -item[0].st.st_mtime_ns)
-        new_chunks = stream() if stream and changed else None
-        keep, keep_sealed = self._progress_sink(new_chunks, changed) if new_chunks else (None, None)
-        fresh_files: list[tuple[str, CachedFile]] = []
-        new_marks: list[tuple[str, SummaryMark]] = []
-        worker = self._summary_worker(changed) if summaries else None
-        # Small files are read on one thread: their work is mostly Python's, under the
-        # interpreter lock, and with two threads taking it in turn at each read's system
-        # call a first push of 50,000 small files took 12.6 s instead of 8.6 s. A bigger
-        # file's hashing, compression and sealing let go of the lock: those use every core.
-        # Thousands of them are read by worker processes, one thread talking to each.
-        readers = self._read_workers(changed) if keep_sealed is not None else None
-        cores = os.cpu_count() or 1
-        with (
-            _closing(readers),  # left last: once no thread still talks to them
-            ThreadPoolExecutor(max_workers=cores) as pool,
-            ThreadPoolExecutor(max_workers=2 * readers.count if readers else 1) as small_files,
-            _closing(worker),
-        ):
-            reads: list[Future[list[_Read]]] = []
-            # Bigger files are read one at a time, newest first, by as many readers as cores
-            # taking the next in turn: a task each held a Future, its lock and condition
-            # (~60 MiB for the 20,000 files over 64 KiB of the `huge` bench set), and
-            # tasks of several files would seal files far apart in time together.
-            bigger = _InTurn([item for item in changed if item[0].st.st_size >= SMALL_READ])
-            try:
-                try:
-                    if bigger:
-                        marks = self._marks_of(bigger.items) if summaries else None
-                        args = (bigger, marks, keep, worker)
-                        for _ in range(min(cores, len(bigger.items))):
-                            reads.append(pool.submit(self._read_in_turn, *args))
-                    for batch in _small_batches(changed):
-                        marks = self._marks_of(batch) if summaries else None
-                        if readers is not None:
-                            args = (readers, batch, marks, keep, keep_sealed, worker)
-                            task = small_files.submit(self._read_batch_elsewhere, *args)
-                        else:
-                            task = small_files.submit(self._read_batch, batch, marks, keep, worker)
-                        reads.append(task)
-                    if new_chunks is not None:
-                        new_chunks.learn()  # while the readers start
-                finally:
-                    if new_chunks is not None:
-                        new_chunks.release()  # the readers must not wait for what never comes
-                done = [read for future in reads for read in future.result()]
-            except BaseException:
-                # Ctrl-C, or a pack that could not be sent: the files not read yet are not,
-                # and those being read send nothing more (leaving the pools waits for them).
-                bigger.stop()
-                for future in reads:
-                    future.cancel()
-                if new_chunks is not None:
-                    new_chunks.stop()
-                if readers is not None:
-                    readers.stop()  # what they still read is not wanted
-                raise
-            if bigger:
-                # In the walk's order again, as the warnings are said.
-                at = {path: i for i, (_, path, _) in enumerate(changed)}
-                done.sort(key=lambda read: at[read.path])
-            for read in done:
-                found, path, outcome = read.found, read.path, read.outcome
-                if not isinstance(outcome, CachedFile):
-                    view.tree = None  # not what the walk saw: never recorded as clean
-                if isinstance(outcome, FileNotFoundError):
-                    continue  # deleted since it was listed: gone, so a deletion
-                if isinstance(outcome, OSError):
-                    skipped.append(
-                        resources.Skipped(
-                            found.local_path, False, f"cannot be read ({outcome.strerror})"
-                        )
-                    )
-                elif isinstance(outcome, str):
-                    view.unknown.add(path)
-                    warnings.append(f"{found.local_path} {outcome}")
-                else:
-                    summary, mark = self._summary_of(read, outcome, worker)
-                    fresh_files.append((path, outcome))
-                    local[path] = LocalFile(
-                        path,
-                        found.root,
-                        found.local_path,
-                        outcome,
-                        is_transcript(path),
-                        summary,
-                    )
-                    if mark is not None:
-                        new_marks.append((path, mark))
-        with self.state.transaction():
-            self.state.remember_files(fresh_files)
-            self.state.remember_summary_marks(new_marks)
-            self.state.forget_files(p for p in cache if p not in local and covers(p))
-        self._note_skipped(skipped, view, warnings)
-        return view
-
-    def _emptied_transcripts(self, skipped: list[resources.Skipped]) -> list[resources.FoundFile]:
-        """Transcripts synced before and empty here now, taken out of skipped to be read as
-        they are. An empty file is otherwise skipped, its synced version kept (an editor
-        truncates a file before it writes it), and then nothing came to it any more. Claude
-        Code leaves a transcript empty when it rewrites one that held only records another
-        machine added: read as a transcript without them, it gets them back, as any other
-        rewrite does (see _rewritten_transcripts), and then what other machines add."""
-        candidates = [
-            (i, skip, path)
-            for i, skip in enumerate(skipped)
-            if skip.reason == resources.EMPTY
-            and is_transcript(path := self.mapper.to_logical(skip.local_path))
-        ]
-        bases = self.state.base_shas() if candidates else {}
-        found: list[resources.FoundFile] = []
-        taken: set[int] = set()
-        for i, skip, path in candidates:
-            if path not in bases:
-                continue  # never synced: nothing to put back, nothing to send
-            try:
-                st = os.stat(self.root / skip.local_path)
-            except OSError:
-                continue  # gone meanwhile: as a deletion, which a transcript's never spreads
-            if stat.S_ISREG(st.st_mode):
-                file_stat = resources.FileStat(
-                    st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_mode
-                )
-                found.append(resources.FoundFile(skip.local_path, str(self.root), file_stat))
-                taken.add(i)
-        skipped[:] = [skip for i, skip in enumerate(skipped) if i not in taken]
-        return found
-
-    def _progress_sink(
-        self, sink: NewChunks, changed: list[tuple[resources.FoundFile, str, CachedFile | None]]
-    ) -> tuple[ChunkSink, SealedSink]:
-        """sink, drawing how much of the changed files' new bytes was read (a first push
-        does most of its work while reading); and the same for chunks a worker sealed."""
-        advance = self.reporter.progress("pushing", sum(_new_bytes(f.st, c) for f, _, c in changed))
-
-        def keep(blob_id: str, data: memoryview) -> None:
-            sink(blob_id, data)
-            advance(len(data))
-
-        def keep_sealed(blob_id: str, sealed: bytes, length: int) -> None:
-            sink.take_sealed(blob_id, sealed)
-            advance(length)
-
-        return keep, keep_sealed
 
     def _known_blobs(self) -> set[str]:
         """Every blob the repository holds as far as its indexes say (read for those other
         machines wrote since)."""
-        self.refresh_index()
+        self.downloads.refresh_index()
         return self.state.blob_ids()
-
-    def _report_skipped(self, walked: TreeWalk, result: Result) -> None:
-        """What the walk left out, in result, for a command that reads no file."""
-        view = LocalView()
-        self._note_skipped(walked.skipped, view, result.warnings)
-        result.skipped = view.skipped()
-
-    def _note_skipped(
-        self, skipped: list[resources.Skipped], view: LocalView, warnings: list[str]
-    ) -> None:
-        if not skipped:
-            return  # the usual case: no need to read the bases
-        bases = self.state.base_shas()
-        for skip in skipped:
-            path = self.mapper.to_logical(skip.local_path)
-            if skip.reason == resources.EMPTY and path not in bases:
-                continue  # an empty file never synced: nothing to keep, nothing to say
-            (view.unknown_dirs if skip.folder else view.unknown).add(path)
-            kept = "; its last synced version is kept" if skip.reason == resources.EMPTY else ""
-            # A warning is one line, whatever the name holds.
-            shown = terminal.clean_value(skip.local_path)
-            warnings.append(f"{shown} {skip.reason}; skipped{kept}")
-
-    def _read_batch(
-        self,
-        batch: list[tuple[resources.FoundFile, str, CachedFile | None]],
-        marks: dict[str, SummaryMark] | None,
-        keep: ChunkSink | None,
-        worker: SummaryWorker | None = None,
-    ) -> list[_Read]:
-        done = []
-        for found, path, cached in batch:
-            outcome, data = self._read_checked(found, path, cached, keep)
-            summary: SessionSummary | Future[Summary] | None = None
-            mark = None
-            if marks is not None and isinstance(outcome, CachedFile):
-                if (
-                    worker is not None
-                    and found.st.st_size >= OFFLOAD_FILE
-                    and is_main_transcript(path)
-                ):
-                    summary = worker.submit(
-                        path, found.abspath, outcome.chunks, self.device, marks.get(path)
-                    )
-                else:
-                    summary, mark = self.sessions.summary(
-                        path, found.abspath, outcome.chunks, self.device, marks.get(path), data
-                    )
-            done.append(_Read(found, path, outcome, summary, mark))
-        return done
-
-    def _marks_of(
-        self, batch: list[tuple[resources.FoundFile, str, CachedFile | None]]
-    ) -> dict[str, SummaryMark]:
-        """Where the summaries of a batch's transcripts resume (only a file read before
-        has a mark: a first push asks for none)."""
-        return self.state.summary_marks(p for _, p, c in batch if c is not None)
-
-    def _read_in_turn(
-        self,
-        files: _InTurn,
-        marks: dict[str, SummaryMark] | None,
-        keep: ChunkSink | None,
-        worker: SummaryWorker | None,
-    ) -> list[_Read]:
-        """_read_batch of each file the others have not taken yet, in their order."""
-        done: list[_Read] = []
-        try:
-            while (item := files.next()) is not None:
-                done += self._read_batch([item], marks, keep, worker)
-        except BaseException:
-            files.stop()
-            raise
-        return done
-
-    def _read_batch_elsewhere(
-        self,
-        readers: ReadWorkers,
-        batch: list[tuple[resources.FoundFile, str, CachedFile | None]],
-        marks: dict[str, SummaryMark] | None,
-        keep: ChunkSink | None,
-        keep_sealed: SealedSink,
-        worker: SummaryWorker | None,
-    ) -> list[_Read]:
-        """_read_batch, with a read worker doing the reading. A file that changed since the
-        walk, or a filtered one (its logical form is made here), is read here; all of the
-        batch is, if the worker fails."""
-        here = [item for item in batch if item[1] in self.filters]
-        theirs = [item for item in batch if item[1] not in self.filters]
-        asked = [
-            FileToRead(
-                found.abspath,
-                path,
-                found.st.st_size,
-                None if (m := (marks or {}).get(path)) is None else m.to_json(),
-                marks is not None and is_main_transcript(path),
-            )
-            for found, path, _ in theirs
-        ]
-        try:
-            answers = readers.read(asked)
-        except (OSError, ValueError, EOFError):
-            return self._read_batch(batch, marks, keep, worker)
-        done: list[_Read] = []
-        for (found, path, cached), answer in zip(theirs, answers, strict=True):
-            if answer.error is None and StatKey(*answer.stat) != _stat_key(found.st):
-                here.append((found, path, cached))  # changed since the walk: read again here
-            else:
-                done.append(self._worker_read(found, path, answer, keep_sealed))
-        return done + (self._read_batch(here, marks, keep, worker) if here else [])
-
-    @staticmethod
-    def _worker_read(
-        found: resources.FoundFile, path: str, answer: WorkerRead, keep_sealed: SealedSink
-    ) -> _Read:
-        """What a read worker found, as _read_checked and _read_batch would have."""
-        outcome: _Outcome
-        if answer.error is not None:
-            return _Read(found, path, OSError(*answer.error), None, None)
-        if not answer.chunks and found.st.st_size:
-            outcome = BEING_WRITTEN
-        elif not answer.parses:
-            outcome = NOT_JSON
-        else:
-            for (blob_id, _, length), sealed in zip(answer.chunks, answer.sealed, strict=True):
-                keep_sealed(blob_id, sealed, length)
-            stat_key = StatKey(*answer.stat)
-            outcome = CachedFile(stat_key, portable.mode_of(found.st), answer.sha256, answer.chunks)
-        summary = None if answer.summary is None else SessionSummary.from_json(answer.summary, path)
-        mark = None if answer.mark is None else SummaryMark.from_json(answer.mark)
-        return _Read(found, path, outcome, summary, mark)
-
-    def _read_workers(
-        self, changed: list[tuple[resources.FoundFile, str, CachedFile | None]]
-    ) -> ReadWorkers | None:
-        """Read workers for a push's scan that reads thousands of small files, unless bigger
-        files are most of its work (their reading uses every core already: the workers would
-        only take cores from it)."""
-        small = sum(1 for f, p, _ in changed if f.st.st_size < SMALL_READ and p not in self.filters)
-        big = sum(_new_bytes(f.st, c) for f, _, c in changed if f.st.st_size >= SMALL_READ)
-        if small < WORKER_FILES or big > small * WORKER_FILE_BYTES:
-            return None
-        # The keys as they are once the store is open (stream() opened it, learning any new
-        # key epoch): what the workers seal is sealed under the newest.
-        keys = self.repo.keys
-        setup = {
-            "master": keys.master.hex(),
-            "epochs": {n: key.hex() for n, key in keys.epoch_keys.items()},
-            "keyed_blake3": keys.keyed_blake3,
-            "chunker": dataclasses.asdict(self.repo.config.chunker),
-            "device": self.device,
-            "block": SMALL_READ,
-        }
-        try:
-            return ReadWorkers(setup, READ_WORKERS)
-        except (OSError, ValueError):
-            return None  # read here, as without workers
-
-    @staticmethod
-    def _summary_worker(
-        changed: list[tuple[resources.FoundFile, str, CachedFile | None]],
-    ) -> SummaryWorker | None:
-        """A worker for the scan's summaries when it reads many new transcript bytes."""
-        new = sum(_new_bytes(f.st, c) for f, p, c in changed if is_main_transcript(p))
-        if new < OFFLOAD_SUMMARIES:
-            return None
-        try:
-            return SummaryWorker()
-        except OSError:
-            return None  # summarized here, as without a worker
-
-    def _summary_of(
-        self, read: _Read, outcome: CachedFile, worker: SummaryWorker | None
-    ) -> tuple[SessionSummary | None, SummaryMark | None]:
-        """A read file's summary and mark, waiting for the worker's when it has it; if the
-        worker failed, or hangs, summarized here (from the start): a push run by a hook
-        must not wait on it for ever."""
-        if not isinstance(read.summary, Future) or worker is None:
-            return read.summary, read.mark  # type: ignore[return-value]
-        try:
-            return read.summary.result(timeout=SUMMARY_WAIT)
-        except TimeoutError:
-            worker.stop()  # the summaries still waiting fail at once, and are made here
-        except OSError:
-            pass  # the worker stopped
-        return self.sessions.summary(read.path, read.found.abspath, outcome.chunks, self.device)
-
-    def _read_checked(
-        self,
-        found: resources.FoundFile,
-        path: str,
-        cached: CachedFile | None,
-        keep: ChunkSink | None,
-    ) -> tuple[_Outcome, bytes | None]:
-        """What a changed file holds for the scan, the error reading it, or why it waits
-        for a later push; with the bytes synced when the file was read whole (a small file
-        that is not filtered), else None."""
-        try:
-            read = self._read(path, found.abspath, found.st, cached, True, keep)
-        except OSError as exc:
-            return exc, None
-        if read is None:
-            return "kept changing while being read; skipped", None
-        fresh, data = read
-        if not fresh.chunks and found.st.st_size:
-            # Nothing but the first record, still being written: it goes once whole.
-            return BEING_WRITTEN, None
-        # The bytes just hashed, unless a filter gave their logical form: the file must parse.
-        checked = data if path not in self.filters else None
-        if path.endswith(".json") and not _is_json(found.abspath, checked):
-            # Caught between an editor's truncate and write (or saved broken): shipped, it
-            # would break every machine's copy.
-            return NOT_JSON, None
-        return fresh, checked
-
-    def _read(
-        self,
-        logical: str,
-        path: str | Path,
-        st: resources.AnyStat,
-        previous: CachedFile | None = None,
-        strict: bool = False,
-        keep: ChunkSink | None = None,
-    ) -> tuple[CachedFile, bytes | None] | None:
-        """What the file holds now, and the bytes its chunks were cut from when it was read
-        whole in one go (a small or filtered file; else None). previous (what it held when
-        last read) spares chunking again the part of a file that only grew; keep sees the
-        chunks cut. None when it kept changing, or (unless strict, which raises) could not
-        be read."""
-        before = None if previous is None else (previous.sha256, previous.chunks)
-        for _ in range(STABLE_READ_ATTEMPTS):
-            data: bytes | None = None
-            try:
-                if logical in self.filters:
-                    data = self._logical_bytes(logical, path)
-                    if logical == HISTORY_PATH:
-                        # As a transcript's below: a prompt still being appended waits.
-                        data = split_unfinished(data)[0]
-                    sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id, keep)
-                    after = os.stat(path)
-                elif st.st_size < SMALL_READ or (before is None and st.st_size < WHOLE_READ):
-                    # One read, no stream: a first scan meets tens of thousands of small
-                    # files (each a single chunk), and opening each twice costs more than
-                    # hashing it; a stream costs a buffer of two maximum chunks, allocated
-                    # and zeroed for each file. (A file read before is streamed: its old
-                    # chunks stand, see Chunker.digest_file.) A transcript's unfinished
-                    # last record is left out as below.
-                    data, after = read_whole(path, st.st_size, SMALL_READ)
-                    if is_transcript(logical):
-                        data = split_unfinished(data)[0]
-                    sha, chunks = self.chunker.digest_bytes(data, self.repo.keys.blob_id, keep)
-                else:
-                    # A transcript's last record may be half-written (its writer is busy, or
-                    # died): only the whole records before it are synced. Shipped, half a
-                    # record would be split by the next append on another machine.
-                    size = st.st_size - _unfinished_length(path) if is_transcript(logical) else None
-                    sha, chunks = self.chunker.digest_file(
-                        path, self.repo.keys.blob_id, before, size, keep
-                    )
-                    after = os.stat(path)
-            except OSError:
-                if strict:
-                    raise
-                return None
-            if (key := _stat_key(st)) == _stat_key(after):
-                return CachedFile(key, portable.mode_of(st), sha, chunks), data
-            st = after
-        return None
-
-    def _logical_bytes(self, logical: str, path: str | Path) -> bytes:
-        with open(path, "rb") as fh:
-            data = fh.read()
-        return self.filters[logical].to_logical(data) if logical in self.filters else data
 
     def _local_bytes(self, logical: str, data: bytes) -> bytes:
         return self.filters[logical].to_local(data) if logical in self.filters else data
@@ -1057,30 +505,9 @@ class Engine:
             self._read_last = self.repo.snapshot(root, lazy=True)
         return self._read_last
 
-    def refresh_index(self) -> None:
-        """Load index objects we have not seen yet into the local blob cache; when one we
-        knew is gone (pruned), rebuild the cache so no blob points at a deleted pack."""
-        for _ in range(INDEX_READ_ATTEMPTS):
-            known = self.state.known_indexes()
-            names = self.repo.index_names()
-            if known - set(names):
-                with self.state.transaction():
-                    self.state.forget_indexes()
-                known = set()
-            try:
-                for name in names:
-                    if name not in known:
-                        locations = self.repo.load_index(name)
-                        with self.state.transaction():
-                            self.state.add_index(name, locations)
-                return
-            except ObjectNotFoundError:
-                continue  # a prune replaced the indexes meanwhile: list them again
-        raise SyncError("the repository's indexes kept changing while being read; try again")
-
     # -- planning ---------------------------------------------------------------------------
 
-    def _rows_under(self, sel: Selection) -> tuple[str, ...] | None:
+    def rows_under(self, sel: Selection) -> tuple[str, ...] | None:
         """The logical paths sel is narrowed to (`only`), for reading just their rows of the
         state; None for all rows (too many to name in a query are not worth naming)."""
         if not sel.only or len(sel.only) > ROWS_UNDER:
@@ -1088,9 +515,9 @@ class Engine:
         return tuple(self.mapper.to_logical(o) for o in sel.only)
 
     def _covers(self, sel: Selection, path: str) -> bool:
-        return self._coverage(sel)(path)
+        return self.coverage(sel)(path)
 
-    def _coverage(self, sel: Selection) -> Callable[[str], bool]:
+    def coverage(self, sel: Selection) -> Callable[[str], bool]:
         """Whether sel covers a path, remembered per path: a push asks for every path of the
         tree more than once (scan, plan), and a selection is too costly to hash for each."""
         covers = self._covered.get(sel)
@@ -1157,7 +584,7 @@ class Engine:
 
     def plan_push(self, sel: Selection, local: LocalView, head: Snapshot | None) -> Plan:
         """The planner's push decisions for the selection, against this machine's bases."""
-        return plan_push(local, self.state.bases(self._rows_under(sel)), head, self._coverage(sel))
+        return plan_push(local, self.state.bases(self.rows_under(sel)), head, self.coverage(sel))
 
     def plan_pull(
         self, sel: Selection, local: LocalView, head: Snapshot | None, strategy: str
@@ -1168,7 +595,7 @@ class Engine:
             local,
             self.state.bases(),
             head,
-            self._coverage(sel),
+            self.coverage(sel),
             strategy,
             functools.partial(self._was_synced, head=head),
             restore_gone=self.every_session,
@@ -1246,7 +673,7 @@ class Engine:
             incoming = plan.merged[path][0]
         elif path in plan.write:
             lost: dict[str, str] = {}
-            staging = self._fetch_blobs([plan.write[path]], result, lost=lost)
+            staging = self.downloads.fetch_blobs([plan.write[path]], result, lost=lost)
             try:
                 fetched = _content(staging, plan.write[path])
             finally:
@@ -1261,7 +688,9 @@ class Engine:
             return
         local_file = local.files.get(path)
         try:
-            local_bytes = self._logical_bytes(path, local_file.abspath) if local_file else b"{}"
+            local_bytes = (
+                self.scanner.logical_bytes(path, local_file.abspath) if local_file else b"{}"
+            )
         except OSError:
             return  # gone meanwhile: the install step notices and keeps it
         changes = settings_trust.changed_keys(local_bytes, incoming)
@@ -1308,7 +737,7 @@ class Engine:
             return
         entries = [e for _, base, remote in plan.merges.values() for e in (base, remote) if e]
         lost: dict[str, str] = {}
-        staging = self._fetch_blobs(
+        staging = self.downloads.fetch_blobs(
             entries, result, allow_missing=True, lost=lost, merges=plan.merges
         )
         try:
@@ -1325,7 +754,7 @@ class Engine:
         more cautious."""
         for path, (local_file, base, remote) in plan.merges.items():
             try:
-                local_bytes = self._logical_bytes(path, local_file.abspath)
+                local_bytes = self.scanner.logical_bytes(path, local_file.abspath)
             except OSError:
                 plan.skipped.append(path)
                 continue
@@ -1378,7 +807,7 @@ class Engine:
             return NewChunks(writers[0], self._known_blobs)
 
         try:
-            walked = self.walk(sel, result.warnings, "mirror" if dry_run else "sync")
+            walked = self.scanner.walk(sel, result.warnings, "mirror" if dry_run else "sync")
             if not sel.only:
                 self._refuse_a_vanished_folder(sel, walked)
             # Units as the last push with nothing to send left them need no look (see
@@ -1390,7 +819,7 @@ class Engine:
                 clean = {}  # a moved session's files are in another project's unit
             changed = self.units_to_look_at(walked, clean, whole)
             if changed is not None and not changed:
-                self._report_skipped(walked, result)
+                self.scanner.report_skipped(walked, result)
                 self.repo.check_place()
                 self._record_success("push")
                 return result
@@ -1399,7 +828,7 @@ class Engine:
                 walked = walked.narrowed(changed)
             else:
                 clean, changed = {}, set(walked.units)  # a full look: no record relied on
-            local = self.scan(
+            local = self.scanner.scan(
                 sel, result.warnings, not dry_run, None if dry_run else stream, walked
             )
             result.skipped = local.skipped()
@@ -1500,7 +929,7 @@ class Engine:
             if not dry_run:
                 wrote, checked, unmerged = self._merge_before_push(plan, local, result)
                 if wrote:
-                    local = self.scan(sel, result.warnings, summaries=True)
+                    local = self.scanner.scan(sel, result.warnings, summaries=True)
                     plan = self.plan_push(sel, local, plan.head)
                     # Planned again from a new scan: a transcript rewritten without records
                     # since the first one (or again since they were put back) waits for the
@@ -1532,7 +961,7 @@ class Engine:
                 return result
             entries: dict[str, FileEntry] = {}
             if plan.upload:
-                self.refresh_index()
+                self.downloads.refresh_index()
                 with ThreadPoolExecutor(max_workers=1) as aside:
                     # Transcripts' summaries are read while the chunks are compressed and
                     # sealed, which free the interpreter: on a first push they cost ~3 s per
@@ -1743,12 +1172,14 @@ class Engine:
         remote bytes), base or remote None when not to be had (see lost). A file that
         cannot be read here now is left out."""
         entries = [e for _, base, remote in merges.values() for e in (base, remote) if e]
-        staging = self._fetch_blobs(entries, result, allow_missing=True, lost=lost, merges=merges)
+        staging = self.downloads.fetch_blobs(
+            entries, result, allow_missing=True, lost=lost, merges=merges
+        )
 
         def inputs() -> Iterator[tuple[str, Merge, bytes, bytes | None, bytes | None]]:
             for path, merge in merges.items():
                 try:
-                    local_bytes = self._logical_bytes(path, merge.local.abspath)
+                    local_bytes = self.scanner.logical_bytes(path, merge.local.abspath)
                 except OSError:
                     continue
                 base, remote = _content(staging, merge.base), _content(staging, merge.remote)
@@ -1817,7 +1248,7 @@ class Engine:
 
     def _has_local_changes(self, sel: Selection, local: LocalView) -> bool:
         return has_local_changes(
-            local, self.state.base_shas(self._rows_under(sel)), self._coverage(sel)
+            local, self.state.base_shas(self.rows_under(sel)), self.coverage(sel)
         )
 
     def _upload(self, plan: Plan, writer: PackWriter, warnings: list[str]) -> None:
@@ -1867,7 +1298,7 @@ class Engine:
     def _upload_file(self, f: LocalFile, writer: PackWriter, is_new: Callable[[str], bool]) -> bool:
         try:
             if f.path in self.filters:
-                content = self._logical_bytes(f.path, f.abspath)
+                content = self.scanner.logical_bytes(f.path, f.abspath)
 
                 def read(offset: int, n: int) -> bytes:
                     return content[offset : offset + n]
@@ -2068,8 +1499,8 @@ class Engine:
         head = self._snapshot(root)
         with self.state.transaction():
             self._record_transcripts(head)  # the next status need not read the head again
-        walked = self.walk(sel, result.warnings, "mirror" if dry_run else "sync")
-        local = self.scan(sel, result.warnings, walked=walked)
+        walked = self.scanner.walk(sel, result.warnings, "mirror" if dry_run else "sync")
+        local = self.scanner.scan(sel, result.warnings, walked=walked)
         plan = self.plan_pull(sel, local, head, strategy)
         result.skipped = local.skipped()
         result.warnings += [
@@ -2166,7 +1597,7 @@ class Engine:
     def status(self, sel: Selection) -> Status:
         """What pull and push would do, from one look at the remote head."""
         result = Result()
-        walked = self.walk(sel, result.warnings, "mirror")
+        walked = self.scanner.walk(sel, result.warnings, "mirror")
         if not sel.only:
             self._refuse_a_vanished_folder(sel, walked)
         root = self.head_root()
@@ -2174,10 +1605,10 @@ class Engine:
         in_step = seq is not None and self._pulled_in_full(sel, seq)
         if in_step and walked.digest == self.state.clean_tree():
             # Nothing to push (see TreeWalk) and nothing new to pull: no file need be read.
-            self._report_skipped(walked, result)
+            self.scanner.report_skipped(walked, result)
             return Status(result, seq, self._remote_only_in_step(sel, root, walked))
         walked_units = walked.units
-        local = self.scan(sel, result.warnings, walked=walked)
+        local = self.scanner.scan(sel, result.warnings, walked=walked)
         del walked
         result.skipped = local.skipped()
         clean = not self._has_local_changes(sel, local)
@@ -2293,344 +1724,18 @@ class Engine:
             plan.delete = [p for p in plan.delete if p not in in_way]
         folders = folders_of(dest for dest, _ in outputs.values())
         new_folders = missing_folders(folders, self.root)
-        for path in self.drop_unwritable(outputs, self.root, result, folders):
+        for path in self.downloads.drop_unwritable(outputs, self.root, result, folders):
             plan.skipped.append(path)
             plan.write.pop(path, None)
         filled: set[Path] = set()  # folders something was moved into
         try:
-            with self.staged_files(
+            with self.downloads.staged_files(
                 outputs, self.root, result, partial, local.files, new_folders, resumable=True
             ) as staged:
                 plan.skipped += [p for p in result.unavailable if p in outputs]
                 filled = self._install(staged, local, plan, result)
         finally:
             remove_unfilled(new_folders, filled)
-
-    @contextlib.contextmanager
-    def staged_files(
-        self,
-        outputs: dict[str, tuple[str, FileEntry]],
-        root: Path,
-        result: Result,
-        partial: bool = False,
-        here: Mapping[str, LocalFile] | None = None,
-        made: set[Path] | None = None,
-        resumable: bool = False,
-    ) -> Iterator[list[StagedFile]]:
-        """Download and verify every output into a temporary file beside its destination,
-        all before the caller moves any into place; the temporary files still in the list
-        afterwards are removed (the caller takes out those it moved). With `partial`,
-        outputs whose data cannot be had are left out and named in result.unavailable.
-        here: the files the scan saw here, whose chunks need not be downloaded. made: the
-        folders made for this call, where no earlier one can have left anything.
-        resumable (a pull into the Claude folder): when the download fails or is
-        interrupted (but for a full disk), the temporary files stay; a scan removes them
-        once they are STALE_TMP_SECONDS old. Any call takes the chunks that such files
-        hold, each checked against its id at its place, instead of downloading them again."""
-        staged: list[StagedFile] = []
-        # One fsync per file costs more than everything else on a fresh pull of thousands
-        # of files: past a few files, one sync of the filesystem makes them all durable.
-        each = len(outputs) <= FSYNC_EACH_UP_TO
-        # The files (and missing folders) are created by the download threads, in parallel,
-        # as their first blob arrives; creating thousands of files one by one costs as much
-        # as downloading them. Folders are checked not to lead out of root before anything
-        # is written, and again once they exist.
-        allowed = self._allowed_roots(root)
-        if partial:
-            # One implausibly big file must not stop the rest of the pull.
-            big = limits.too_large((path, entry.size) for path, (_, entry) in outputs.items())
-            for path, why in big.items():
-                result.unavailable.append(path)
-                result.warnings.append(f"{path} could not be downloaded: {why}")
-            outputs = {path: out for path, out in outputs.items() if path not in big}
-        folders = folders_of(dest for dest, _ in outputs.values())
-        keep = False  # the temporary files, for the next pull
-        try:
-            _check_inside(allowed, folders, root)
-            staged += (StagedFile(path, dest, entry) for path, (dest, entry) in outputs.items())
-            held = self._take_up_leftovers(staged, folders - (made or set()))
-            limits.check_room(((s.path, s.entry.size) for s in staged), root, held)
-            try:
-                lost = self._download_into(staged, result, partial, here or {})
-            except BaseException as exc:
-                # A full disk must get its space back: the next pull may be hours away.
-                keep = resumable and no_space(exc) is None
-                raise
-            for s in staged:
-                if s.path in lost:
-                    _remove(s.tmp)
-                    result.unavailable.append(s.path)
-                    result.warnings.append(f"{s.path} could not be downloaded: {lost[s.path]}")
-            staged[:] = [s for s in staged if s.path not in lost]
-            for s in staged:
-                tmp = s.tmp
-                if not s.entry.chunks:
-                    _open_new(tmp).close()
-                if each:
-                    fsync_path(tmp)
-                portable.set_mode(tmp, resources.capped_mode(s.path, s.entry.mode))
-                mtime = self.sessions.mtime_ns(s.path, s.entry.mtime_ns)
-                os.utime(tmp, ns=(mtime, mtime))
-            _check_inside(allowed, folders, root)
-            if not each:
-                portable.sync_all(s.tmp for s in staged)
-            yield staged
-        finally:
-            if not keep:
-                for s in staged:
-                    _remove(s.tmp)
-
-    @staticmethod
-    def _take_up_leftovers(staged: list[StagedFile], folders: set[Path]) -> int:
-        """Tell each staged file what a pull that failed or was killed left under its
-        temporary name in folders (StagedFile.left); returns how many bytes of it are on
-        the disk already. What is not known is not there: the files no staged file takes up
-        are removed, and so are the staged files' temporary names in a folder that could
-        not be listed (a longer file left there would keep its tail)."""
-        left, unlisted = _left_by_a_pull(folders)
-        if not left and not unlisted:
-            return 0
-        held = 0
-        for i, s in enumerate(staged):
-            folder = Path(os.path.dirname(s.dest))
-            if folder in unlisted:
-                _remove(s.tmp)
-            elif found := left.pop((folder, os.path.basename(s.tmp)), None):
-                staged[i] = s._replace(left=found[0])
-                # Not more than the file takes: a longer one is cut after the download.
-                held += min(found[1], s.entry.size)
-        for folder, name in left:
-            _remove(os.path.join(folder, name))  # a claude-sync's that died: none runs now
-        return held
-
-    def drop_unwritable(
-        self,
-        outputs: dict[str, tuple[str, FileEntry]],
-        root: Path,
-        result: Result,
-        folders: set[Path] | None = None,
-    ) -> list[str]:
-        """Take out of outputs (to be written under root; folders: theirs, when known) the
-        files whose folder cannot be written here, each with a warning; returns their
-        paths. One such folder (not writable, a link out, a path too long for this machine)
-        must not stop the rest. The other folders exist afterwards."""
-        if folders is None:
-            folders = folders_of(dest for dest, _ in outputs.values())
-        unwritable = self._unwritable(folders, self._allowed_roots(root), root)
-        dropped = []
-        for path, (dest, _) in list(outputs.items()) if unwritable else ():
-            if (why := unwritable.get(Path(os.path.dirname(dest)))) is not None:
-                result.warnings.append(f"cannot write {path}: {why}; skipped")
-                del outputs[path]
-                dropped.append(path)
-        return dropped
-
-    def _allowed_roots(self, root: Path) -> list[Path]:
-        """Where writes may land: root, and the targets of its linked top-level resources
-        (the folder of a linked file)."""
-        allowed = [root.resolve()]
-        for target in resources.linked_tops(root).values():
-            allowed.append(Path(target) if os.path.isdir(target) else Path(target).parent)
-        return allowed
-
-    def _unwritable(self, folders: set[Path], allowed: list[Path], root: Path) -> dict[Path, str]:
-        """Why files cannot be written in some of these folders (allowed: see
-        _allowed_roots); the others exist afterwards. All at once: a pull can write into
-        thousands of folders, and each check resolves the parts of a path they share."""
-        # Checked before and after: mkdir must not follow a link out to create folders.
-        why = _outside(allowed, folders, root)
-        for folder in sorted(folders - why.keys(), key=lambda f: len(f.parts)):
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                why[folder] = f"{folder} cannot be created ({exc.strerror})"
-        why.update(_outside(allowed, folders - why.keys(), root))
-        for folder in folders - why.keys():
-            if not os.access(folder, os.W_OK | os.X_OK):
-                why[folder] = f"{folder} is not writable"
-            elif len(os.fsencode(folder)) + TMP_NAME_ROOM >= _path_max(folder):
-                # A longer home than the machine that pushed it: the file's temporary
-                # name beside it would be too long a path.
-                why[folder] = f"{folder} is too long a path here"
-        return why
-
-    def _download_into(
-        self,
-        staged: list[StagedFile],
-        result: Result,
-        partial: bool,
-        here: Mapping[str, LocalFile],
-    ) -> dict[str, str]:
-        """Write each downloaded blob straight to its place in every temporary file that
-        holds it: no staging copy, and packs are read in parallel. A blob's id is a MAC of
-        its content, checked on download, and the snapshot lists the ids of each file, so a
-        file made of checked blobs of the listed lengths is the file the snapshot describes.
-        Blobs a file here already holds (here: as the scan saw them), or the temporary file
-        a failed pull left (StagedFile.left), are read from it and checked the same way,
-        not downloaded. Filtered files are rebuilt in memory, where their whole hash is
-        checked. With `partial`, returns the paths whose data could not be had, with why."""
-        # Where each blob goes: one place, or a list of them when files share it (a list per
-        # blob cost a pull of 50,000 small files 3 MiB more at its peak).
-        places: dict[str, _Place | list[_Place]] = {}
-        held: dict[str, bytes | None] = {}
-        for s in staged:
-            if s.path in self.filters:
-                held.update((blob, None) for blob, _ in s.entry.chunks)
-                continue
-            offset = 0
-            for blob, length in s.entry.chunks:
-                place = (s, offset, length)
-                known = places.setdefault(blob, place)
-                if isinstance(known, list):
-                    known.append(place)
-                elif known is not place:
-                    places[blob] = [known, place]
-                offset += length
-
-        def deliver(blob_id: str, data: bytes, source: tuple[str, int] | None = None) -> None:
-            found = places.get(blob_id, [])
-            for s, offset, length in [found] if isinstance(found, tuple) else found:
-                if len(data) != length:
-                    raise CorruptionError("a blob does not have the length its snapshot says")
-                tmp = s.tmp
-                if source == (tmp, offset):
-                    continue  # read from there: it is in place
-                # A bare descriptor: a file object per blob costs more than the write when a
-                # pull brings tens of thousands of small files.
-                fd = _open_new_fd(tmp)
-                try:
-                    portable.pwrite(fd, data, offset)
-                finally:
-                    os.close(fd)
-            if blob_id in held:
-                held[blob_id] = data
-
-        lost_blobs: dict[str, str] = {}
-        wanted = set(places) | set(held)
-        versions = ((s.path, s.entry) for s in staged)
-        wanted -= self._deliver_from_here(wanted, here, deliver, versions, staged)
-        self._download(wanted, deliver, result, lost=lost_blobs if partial else None)
-        for s in staged:
-            if s.left > s.entry.size and s.path not in self.filters:
-                os.truncate(s.tmp, s.entry.size)  # what was there past its end is no part
-        lost: dict[str, str] = {}
-        for s in staged:
-            why = next((lost_blobs[b] for b, _ in s.entry.chunks if b in lost_blobs), None)
-            if why is not None:
-                lost[s.path] = why
-        # Each held blob let go of once the last file made of it is: a prompt history of
-        # megabytes is there once in blobs, once joined, and once as written here.
-        uses = collections.Counter(
-            blob for s in staged if s.path in self.filters for blob, _ in s.entry.chunks
-        )
-        for s in staged:
-            path, dest, entry = s.path, s.dest, s.entry
-            if path in self.filters and path not in lost:
-                data = b"".join(held[blob] or b"" for blob, _ in entry.chunks)
-                for blob, _ in entry.chunks:
-                    uses[blob] -= 1
-                    if not uses[blob]:
-                        held[blob] = None
-                if hashlib.sha256(data).hexdigest() != entry.sha256:
-                    raise CorruptionError(
-                        f"data for {os.path.basename(dest)} does not match its snapshot entry"
-                    )
-                with _open_new(s.tmp) as fh:
-                    self.filters[path].write_local(data, fh)
-        return lost
-
-    def _deliver_from_here(
-        self,
-        wanted: set[str],
-        here: Mapping[str, LocalFile],
-        deliver: Callable[[str, bytes, tuple[str, int]], None],
-        versions: Iterable[tuple[str, FileEntry]],
-        staged: Iterable[StagedFile] = (),
-    ) -> set[str]:
-        """Hand deliver the wanted blobs that the copies here of versions' files hold,
-        read from them and checked against their ids, with where each was read; returns
-        those delivered. A
-        transcript that grew on another machine then costs a pull its new chunks, not the
-        whole file again. So do the staged files' temporary files that a pull which
-        failed or was killed left (StagedFile.left): a pull started again downloads only
-        what is not there yet. A copy is looked at for its own chunks (as the scan saw them,
-        here) and for the version's chunks at their places: it may hold them though it was
-        cut otherwise (a merge base whose short last chunk the copy here cut again with its
-        own append). (Filtered files are left out: their chunks are of their logical form,
-        not of what is on disk. A file changed since the scan fails the check: its blobs
-        are downloaded.)"""
-        # Only the copies of the files wanted: a pull into a tree of 50,000 files must not
-        # look through every file's chunks to bring one.
-        sources: dict[str, set[tuple[str, int, int]]] = {}
-        for path, entry in versions:
-            f = here.get(path)
-            if f is None or path in self.filters:
-                continue
-            for blob_id, offset, length in (*f.cached.chunks, *entry.located_chunks()):
-                if blob_id in wanted and offset + length <= f.cached.stat.size:
-                    sources.setdefault(f.abspath, set()).add((blob_id, offset, length))
-        for s in staged:
-            if s.left and s.path not in self.filters:
-                for blob_id, offset, length in s.entry.located_chunks():
-                    if blob_id in wanted and offset + length <= s.left:
-                        sources.setdefault(s.tmp, set()).add((blob_id, offset, length))
-        delivered: set[str] = set()
-        for abspath, chunks in sources.items():
-            try:
-                with open(abspath, "rb") as fh:
-                    for blob_id, offset, length in sorted(chunks, key=lambda c: c[1]):
-                        if blob_id not in delivered:
-                            fh.seek(offset)
-                            data = fh.read(length)
-                            if len(data) == length and self.repo.keys.names(blob_id, data):
-                                deliver(blob_id, data, (abspath, offset))
-                                delivered.add(blob_id)
-            except OSError:
-                continue  # what was not read is downloaded
-        return delivered
-
-    def _download(
-        self,
-        needed: set[str],
-        deliver: Callable[[str, bytes], None],
-        result: Result,
-        allow_missing: bool = False,
-        lost: dict[str, str] | None = None,
-    ) -> None:
-        """Hand every needed blob, verified, to deliver (from several threads at once).
-        With allow_missing, blobs no index knows (a pruned merge base) are left out. With
-        `lost`, blobs that cannot be had (in no index, or in a damaged or missing pack) are
-        put there with the reason, and the rest is still delivered."""
-        if not needed:
-            return
-        self.refresh_index()
-        located = self.state.locate(needed)
-        if len(located) != len(needed) and not allow_missing:
-            if lost is None:
-                raise CorruptionError(
-                    f"{len(needed) - len(located)} blobs the snapshot needs are missing from "
-                    "the repository's indexes"
-                )
-            lost.update(dict.fromkeys(needed - located.keys(), "its data is in no index"))
-        packs = group_by_pack(located.items())
-        advance = self.reporter.progress(
-            "downloading", sum(loc.length for pack in packs.values() for loc in pack.values())
-        )
-        received_before = self.repo.downloaded_bytes
-
-        def keep(blob_id: str, data: bytes) -> None:
-            deliver(blob_id, data)
-            advance(located[blob_id].length)
-
-        def damaged(pack: str, exc: SyncError) -> None:
-            assert lost is not None
-            lost.update(dict.fromkeys(packs[pack], str(exc)))
-
-        # Only on demand (resume, merges): a pull reads whole packs, so that a flipped byte
-        # anywhere in one is seen, and the files that need it are named, at once.
-        extents = self.state.pack_extents(packs) if self._by_range else None
-        self.repo.read_packs(packs, keep, None if lost is None else damaged, extents)
-        result.downloaded_bytes += self.repo.downloaded_bytes - received_before
 
     @staticmethod
     def _unavailable(plan: Plan, result: Result, path: str, why: str) -> None:
@@ -2665,54 +1770,8 @@ class Engine:
         few blobs of a big pack are read by range (one session among a pack's many)."""
         plan = Plan(head, write={p: e for p, e in files.items() if not self.local_path(p).exists()})
         if plan.write:
-            with self._reading_by_range():
+            with self.downloads.reading_by_range():
                 self._apply_pull(plan, LocalView(), result)
-
-    @contextlib.contextmanager
-    def _reading_by_range(self) -> Iterator[None]:
-        """Downloads meanwhile read a few blobs of a big pack by range, each authenticated,
-        instead of the whole pack (see _download)."""
-        self._by_range = True
-        try:
-            yield
-        finally:
-            self._by_range = False
-
-    def file_bytes(self, entry: FileEntry, result: Result) -> bytes:
-        """One stored file's content, downloaded and verified, in memory."""
-        pieces: dict[str, bytes] = {}
-        self._download({blob for blob, _ in entry.chunks}, pieces.__setitem__, result)
-        return b"".join(pieces[blob] for blob, _ in entry.chunks)
-
-    def _fetch_blobs(
-        self,
-        entries: list[FileEntry],
-        result: Result,
-        allow_missing: bool = False,
-        lost: dict[str, str] | None = None,
-        merges: Mapping[str, Merge] | None = None,
-    ) -> Path:
-        """Download every blob the entries need into a staging folder; all verified. With
-        `lost`, blobs in a damaged or missing pack are named there and left out. merges:
-        those the entries are for, whose files here hold most of their chunks (see
-        _deliver_from_here): both sides of a transcript merge share its old records."""
-        staging = self.work_dir / "staging"
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True, mode=0o700)
-
-        def keep(blob_id: str, data: bytes, source: object = None) -> None:
-            (staging / blob_id).write_bytes(data)
-
-        needed = {blob for e in entries for blob, _ in e.chunks}
-        merges = merges or {}
-        here = {path: merge.local for path, merge in merges.items()}
-        versions = [(p, e) for p, (_, base, remote) in merges.items() for e in (base, remote) if e]
-        needed -= self._deliver_from_here(needed, here, keep, versions)
-        # A few files' versions (a merge's, settings.json's): often a few blobs of the big
-        # pack a first push made.
-        with self._reading_by_range():
-            self._download(needed, keep, result, allow_missing, lost)
-        return staging
 
     def _install(
         self,
@@ -2755,7 +1814,7 @@ class Engine:
                 st = os.stat(dest)
                 located = entry.located_chunks()
                 pulled.append(
-                    (path, CachedFile(_stat_key(st), portable.mode_of(st), entry.sha256, located))
+                    (path, CachedFile(stat_key(st), portable.mode_of(st), entry.sha256, located))
                 )
                 bases.append((path, entry))
                 result.pulled.append(path)
@@ -2775,7 +1834,7 @@ class Engine:
             for path, data in plan.held.items():
                 self._write_merged(path, data, local.files.get(path), result)
             # The renames must be on disk before the state says they happened.
-            _sync_dirs(folders_of(s.dest for s in staged))
+            sync_dirs(folders_of(s.dest for s in staged))
         filled = folders_of(s.dest for s in staged if s.path in moved)
         staged[:] = [s for s in staged if s.path not in moved]
         return filled
@@ -2833,7 +1892,7 @@ class Engine:
         if not write_atomically(dest, data, prefix=f"{TMP_MARKER}-", before_rename=unchanged):
             result.warnings.append(f"{path} changed during the pull; it goes with the next sync")
             return False
-        read = self._read(path, dest, dest.stat(), grown_from)
+        read = self.scanner.read(path, dest, dest.stat(), grown_from)
         cached = None if read is None else read[0]
         if cached is not None:
             self.state.remember_file(path, cached)
@@ -2846,7 +1905,7 @@ def _begins_with(
     data: bytes, scanned: LocalFile | None, remote: FileEntry | None
 ) -> CachedFile | None:
     """The longest of the merged versions that data begins with, as a previous read of the
-    file (see Engine._read): its chunks stand, and only what follows is cut."""
+    file (see Scanner.read): its chunks stand, and only what follows is cut."""
     versions = []
     if remote is not None:
         versions.append((remote.size, remote.sha256, remote.located_chunks()))
@@ -2873,95 +1932,10 @@ def _content(staging: Path, entry: FileEntry | None) -> bytes | None:
         return None
 
 
-def _is_json(path: str, data: bytes | None = None) -> bool:
-    """Whether the file (or data, its bytes already read) is JSON."""
-    try:
-        if data is None:
-            with open(path, "rb") as fh:
-                data = fh.read()
-        json.loads(data)
-    except (OSError, ValueError):
-        return False
-    return True
-
-
 def _synced_sha(transcript: bytes) -> str:
     """The content hash a scan gives a transcript with these bytes: of its whole records,
     not the one still being written."""
     return hashlib.sha256(split_unfinished(transcript)[0]).hexdigest()
-
-
-def _unfinished_length(path: str | Path) -> int:
-    """How many bytes at the end of the file are a record still being written."""
-    try:
-        with open(path, "rb") as fh:
-            end = fh.seek(0, os.SEEK_END)
-            tail = b""
-            while end > 0 and b"\n" not in tail:
-                start = max(0, end - TAIL_READ)
-                fh.seek(start)
-                tail = fh.read(end - start) + tail
-                end = start
-    except OSError:
-        return 0
-    return len(split_unfinished(tail[tail.find(b"\n") + 1 :])[1])
-
-
-@contextlib.contextmanager
-def _closing(worker: SummaryWorker | ReadWorkers | None) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        if worker is not None:
-            worker.close()
-
-
-def _small_batches(
-    changed: list[tuple[resources.FoundFile, str, CachedFile | None]],
-) -> Iterator[list[tuple[resources.FoundFile, str, CachedFile | None]]]:
-    """The changed files under SMALL_READ, READ_BATCH at a time: a task per tiny file costs
-    more than reading it, and a first scan can meet tens of thousands."""
-    batch: list[tuple[resources.FoundFile, str, CachedFile | None]] = []
-    for item in changed:
-        if item[0].st.st_size < SMALL_READ:
-            batch.append(item)
-            if len(batch) >= READ_BATCH:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
-
-
-class _InTurn:
-    """Files handed out one at a time, in order, to whichever reader asks next."""
-
-    def __init__(self, items: list[tuple[resources.FoundFile, str, CachedFile | None]]):
-        self.items = items
-        self._next = 0
-        self._lock = threading.Lock()
-
-    def __bool__(self) -> bool:
-        return bool(self.items)
-
-    def next(self) -> tuple[resources.FoundFile, str, CachedFile | None] | None:
-        """The next file, or None once all are taken or the reading stopped."""
-        with self._lock:
-            if self._next >= len(self.items):
-                return None
-            self._next += 1
-            return self.items[self._next - 1]
-
-    def stop(self) -> None:
-        """No reader takes another file (one failed, or the push stops)."""
-        with self._lock:
-            self._next = len(self.items)
-
-
-def _new_bytes(st: resources.AnyStat, cached: CachedFile | None) -> int:
-    """About how many bytes of a changed file are new: a grown file's growth."""
-    if cached is not None and st.st_size > cached.stat.size:
-        return st.st_size - cached.stat.size
-    return st.st_size
 
 
 def _selection_key(sel: Selection) -> str:
@@ -2976,10 +1950,6 @@ def _selection_of_key(key: str) -> Selection:
     return Selection(types, include=tuple(include), exclude=tuple(exclude))
 
 
-def _stat_key(st: resources.AnyStat) -> StatKey:
-    return StatKey(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
-
-
 def _copy_name(path: str, seq: int) -> str:
     """Where a conflict's remote version goes beside path: its name, cut short when the
     marker would make it longer than a file name may be (255 bytes)."""
@@ -2989,13 +1959,6 @@ def _copy_name(path: str, seq: int) -> str:
     if len(name.encode()) > room:
         name = name.encode()[:room].decode(errors="ignore")
     return f"{folder}/{name}{suffix}" if folder else f"{name}{suffix}"
-
-
-def _path_max(folder: Path) -> int:
-    try:
-        return os.pathconf(folder, "PC_PATH_MAX")
-    except (OSError, ValueError, AttributeError):
-        return 4096  # Linux's; pathconf is not on every system
 
 
 def _why_not_installed(path: str, dest: str, scanned: LocalFile | None) -> str:
@@ -3044,145 +2007,10 @@ def _unchanged_since_scan(dest: str | Path, scanned: LocalFile | None) -> bool:
         st = os.stat(dest)
     except FileNotFoundError:
         return scanned is None
-    return scanned is not None and _stat_key(st) == scanned.cached.stat
-
-
-def _remove(path: str) -> None:
-    # Any error: the files after it must still be removed (one whose folder could not be
-    # made was never there).
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-
-
-def _open_new(path: str) -> Any:
-    """A temporary output for writing whole, created (with its folder) if needed; never
-    through a symlink."""
-    fh = os.fdopen(_open_new_fd(path), "wb")
-    fh.truncate()  # a failed pull's, left to be taken up again (see staged_files)
-    return fh
-
-
-def _open_new_fd(path: str) -> int:
-    """_open_new's descriptor."""
-    flags = os.O_WRONLY | os.O_CREAT | portable.O_NOFOLLOW | portable.O_CLOEXEC | portable.O_BINARY
-    try:
-        return os.open(path, flags, 0o600)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return os.open(path, flags, 0o600)
+    return scanned is not None and stat_key(st) == scanned.cached.stat
 
 
 def _in_the_way(deleted: list[str], written: Iterable[str]) -> list[str]:
     """The files deleted whose path is a folder of files written."""
     above = {p[:i] for p in written for i, c in enumerate(p) if c == "/"}
     return [p for p in deleted if p in above]
-
-
-def _left_by_a_pull(
-    folders: Iterable[Path],
-) -> tuple[dict[tuple[Path, str], tuple[int, int]], set[Path]]:
-    """The temporary files in folders (regular files only), by folder and name, with their
-    sizes and how much of them is on the disk (written at scattered places, they have
-    holes): what a pull that failed or was killed downloaded (see staged_files); and the
-    folders that could not be listed."""
-    left: dict[tuple[Path, str], tuple[int, int]] = {}
-    unlisted: set[Path] = set()
-    for folder in folders:
-        try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    if entry.name.startswith(TMP_MARKER) and entry.is_file(follow_symlinks=False):
-                        st = entry.stat(follow_symlinks=False)
-                        if not st.st_mode & stat.S_IWUSR:
-                            os.chmod(entry.path, 0o600)  # its mode set, then the pull was cut off
-                        # (Where blocks are not counted, nothing is taken as there.)
-                        stored = getattr(st, "st_blocks", 0) * 512
-                        left[folder, entry.name] = (st.st_size, min(stored, st.st_size))
-        except FileNotFoundError:
-            continue
-        except OSError:
-            unlisted.add(folder)
-    return left, unlisted
-
-
-def folders_of(files: Iterable[str]) -> set[Path]:
-    """The folders files are in: one Path per folder, not per file."""
-    return {Path(folder) for folder in {os.path.dirname(f) for f in files}}
-
-
-def remove_unfilled(new: set[Path], filled: set[Path]) -> None:
-    """Of the folders made (new), those nothing was moved into (filled: the folders of the
-    files that were): they would be left empty. (Only those: a pull of 50,000 files made
-    15,000 folders, and failed to remove each.)"""
-    filled = {above for folder in filled for above in (folder, *folder.parents)}
-    for folder in sorted(new - filled, key=lambda f: len(f.parts), reverse=True):
-        with contextlib.suppress(OSError):
-            folder.rmdir()
-
-
-def missing_folders(folders: set[Path], root: Path) -> set[Path]:
-    """The folders (and their parents inside root) that do not exist yet."""
-    missing: set[Path] = set()
-    for folder in folders:
-        # A folder already found missing had its parents looked at then.
-        while (
-            folder not in missing
-            and folder != root
-            and folder.is_relative_to(root)
-            # Not Path.exists: a path too long here raises (it is missing, and its files
-            # are skipped with why by Engine._unwritable).
-            and not os.path.exists(folder)
-        ):
-            missing.add(folder)
-            folder = folder.parent
-    return missing
-
-
-def _sync_dirs(dirs: set[Path]) -> None:
-    if len(dirs) > FSYNC_EACH_UP_TO:
-        portable.sync_all(dirs)
-        return
-    for directory in dirs:
-        fsync_path(directory)
-
-
-def _check_inside(allowed: list[Path], folders: set[Path], root: Path) -> None:
-    """Refuse folders (existing, or the existing part of their path) that a symlink leads
-    out of the Claude directory (or the target of one of its linked resources)."""
-    if outside := _outside(allowed, folders, root):
-        raise SyncError(outside[min(outside)])
-
-
-def _outside(allowed: list[Path], folders: set[Path], root: Path) -> dict[Path, str]:
-    """The folders among these (existing, or the existing part of their path) that a
-    symlink leads out of the Claude directory (or the target of one of its linked
-    resources), each with why."""
-    # What os.path.realpath gives, each parent resolved once for all its sub-folders: a
-    # pull can write into tens of thousands of folders, and realpath looks at every
-    # component of every one of them.
-    real: dict[str, str] = {}
-
-    def resolve(path: str) -> str:
-        if (known := real.get(path)) is None:
-            parent, name = os.path.split(path)
-            if not name or parent == path:
-                known = os.path.realpath(path)
-            else:
-                known = os.path.join(resolve(parent), name)
-                if os.path.islink(known):
-                    known = os.path.realpath(known)
-            real[path] = known
-        return known
-
-    bounds = [str(a).rstrip(os.sep) for a in allowed]
-    outside = {}
-    for folder in folders:
-        if portable.WINDOWS:
-            # Junctions are no links to os.path.islink: there, Path.resolve decides.
-            inside = any(folder.resolve().is_relative_to(a) for a in allowed)
-        else:
-            found = resolve(os.path.abspath(folder))
-            inside = any(found == b or found.startswith(b + os.sep) for b in bounds)
-        if not inside:
-            outside[folder] = f"refusing to write in {folder}: it leads outside {root}"
-    return outside

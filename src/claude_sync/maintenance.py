@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from claude_sync import chain, limits, settings_trust
-from claude_sync.engine import Engine, Result, folders_of, missing_folders, remove_unfilled
+from claude_sync.downloads import folders_of, missing_folders, remove_unfilled
+from claude_sync.engine import Engine, Result
 from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, SyncError
 from claude_sync.planner import LocalFile, sha
 from claude_sync.repository import (
@@ -161,10 +162,10 @@ def restore(
     # A failed restore leaves no empty folders behind, nor the target folder it made.
     made_in = limits.existing_above(Path(root))
     new = missing_folders(folders_of(dest for dest, _ in outputs.values()), made_in)
-    result.skipped += engine.drop_unwritable(outputs, Path(root), result)
+    result.skipped += engine.downloads.drop_unwritable(outputs, Path(root), result)
     filled: set[Path] = set()
     try:
-        with engine.staged_files(outputs, root, result, made=new) as staged:
+        with engine.downloads.staged_files(outputs, root, result, made=new) as staged:
             for s in staged:
                 os.replace(s.tmp, s.dest)
                 filled.add(Path(s.dest).parent)
@@ -178,7 +179,7 @@ def _look_at_everything(engine: Engine) -> dict[str, LocalFile]:
     """Every local file of every type, synced here or not, as a scan reads it; nothing is
     changed (not Claude Code's MCP servers of a type this machine does not sync)."""
     sel = engine.everything()
-    return engine.scan(sel, [], walked=engine.walk(sel, [], "leave")).files
+    return engine.scanner.scan(sel, [], walked=engine.scanner.walk(sel, [], "leave")).files
 
 
 def _refuse_unsynced(engine: Engine, files: dict[str, object]) -> None:
@@ -457,7 +458,7 @@ def repair(engine: Engine, forget_damaged: bool = False) -> RepairReport:
         repo.delete_objects([*indexes, *unreadable])  # those a push writes meanwhile stay
     with engine.state.transaction():
         engine.state.forget_indexes()
-    engine.refresh_index()
+    engine.downloads.refresh_index()
     needs, damaged_snapshots, roots, removed = _readable_snapshots(
         engine, forget_damaged, set(found)
     )
@@ -554,7 +555,7 @@ def _restore_missing_blobs(engine: Engine, needs: dict[int, set[str]]) -> tuple[
             if not wanted:
                 continue
             with contextlib.suppress(OSError):
-                data = engine._logical_bytes(f.path, f.abspath)
+                data = engine.scanner.logical_bytes(f.path, f.abspath)
                 for blob_id, offset, length in wanted:
                     writer.add(blob_id, data[offset : offset + length])
         written = writer.finish()

@@ -41,7 +41,7 @@ def test_push_then_pull_is_byte_identical_with_mtimes(machines, repo_dir):
 
 def test_a_first_push_of_thousands_of_small_files_arrives_whole(machines, repo_dir):
     """A heavy user's first push: thousands of small transcripts, sub-agents and tool
-    results, read by worker processes (engine.WORKER_FILES). The other machine gets each
+    results, read by worker processes (scanner.WORKER_FILES). The other machine gets each
     file as it is, and each session's title from the summaries the workers made."""
     a, b = machines
     populate(a)
@@ -639,9 +639,9 @@ def test_leftover_temporary_files_are_cleaned_up(machines, repo_dir):
 
 COUNT_DOWNLOADS = """
 import errno, os, sys
-from claude_sync import engine
+from claude_sync import downloads
 from claude_sync.errors import BackendError
-download = engine.Engine._download
+download = downloads.Downloads.download
 def counted(self, needed, deliver, *args, **kwargs):
     print(f"blobs to download: {len(needed)}", file=sys.stderr)
     if not os.environ.get("FAIL_AT"):
@@ -657,7 +657,7 @@ def counted(self, needed, deliver, *args, **kwargs):
         delivered.append(blob_id)
         deliver(blob_id, data, *rest)
     return download(self, needed, then_fail, *args, **kwargs)
-engine.Engine._download = counted
+downloads.Downloads.download = counted
 """
 # Two transcripts, and a file that may be cut short (a transcript cut short gets its records
 # back from the repository: it only grows)

@@ -11,8 +11,10 @@ from unittest import mock
 import pytest
 from engine_pair import EngineMachines
 
+from claude_sync import downloads as downloads_module
 from claude_sync import engine as engine_module
 from claude_sync import limits, resources
+from claude_sync.downloads import Downloads
 from claude_sync.engine import Engine
 from claude_sync.errors import SyncError
 from claude_sync.resources import select
@@ -78,15 +80,15 @@ def test_a_pull_removes_only_what_did_not_arrive(machines: EngineMachines) -> No
         machines.write(0, path, '{"type":"user"}\n')
     machines.write(0, "skills/review/SKILL.md", "review\n")
     machines.run(0, "push")
-    download = Engine._download_into
+    download = Downloads._download_into
 
-    def losing_the_skill(engine: Engine, staged, result, partial, here):  # type: ignore[no-untyped-def]
-        lost = download(engine, staged, result, partial, here)
+    def losing_the_skill(downloads: Downloads, staged, result, partial, here):  # type: ignore[no-untyped-def]
+        lost = download(downloads, staged, result, partial, here)
         return lost | {s.path: "damaged" for s in staged if s.path.startswith("skills/")}
 
     _removals = []
     try:
-        with mock.patch.object(Engine, "_download_into", losing_the_skill):
+        with mock.patch.object(Downloads, "_download_into", losing_the_skill):
             result = machines.run(1, "pull")
         removed, _removals = _removals, None
     except SyncError:
@@ -210,12 +212,12 @@ def test_chunks_a_file_here_no_longer_holds_are_not_taken_from_it(tmp_path: Path
             got[blob_id] = data
 
         pulled = [("agents/f.md", wanted), ("agents/g.md", wanted)]
-        assert engine._deliver_from_here({right, wrong}, here, keep, pulled) == {right}
+        assert engine.downloads.deliver_from_here({right, wrong}, here, keep, pulled) == {right}
         assert got == {right: b"hello world\n"}
         # Only the copies of the files wanted are looked at.
         got.clear()
         only_g = [("agents/g.md", wanted)]
-        assert engine._deliver_from_here({right, wrong}, here, keep, only_g) == set()
+        assert engine.downloads.deliver_from_here({right, wrong}, here, keep, only_g) == set()
         assert got == {}
         # Another version's chunk that stands in the file though the file was cut otherwise
         # (a merge base whose short last chunk the copy here cut again with its append):
@@ -226,7 +228,7 @@ def test_chunks_a_file_here_no_longer_holds_are_not_taken_from_it(tmp_path: Path
         later = FileEntry("0" * 64, 13, 0, 0o644, (("a" * 64, 6), (beyond, 7)))
         got.clear()
         versions = [("agents/f.md", base), ("agents/f.md", later), ("agents/x.md", base)]
-        found = engine._deliver_from_here({world, beyond}, here, keep, versions)
+        found = engine.downloads.deliver_from_here({world, beyond}, here, keep, versions)
         assert found == {world} and got == {world: b"world\n"}
     finally:
         engine.state.close()
@@ -273,7 +275,7 @@ def test_room_counts_only_what_a_cut_off_pull_left_on_the_disk(
     held = folder / f"{resources.TMP_MARKER}-b"
     held.write_bytes(b"x" * (1 << 20))
     (folder / "other").write_bytes(b"y")
-    left, unlisted = engine_module._left_by_a_pull([folder, tmp_path / "gone"])
+    left, unlisted = downloads_module._left_by_a_pull([folder, tmp_path / "gone"])
     assert left == {(folder, holes.name): (50 << 20, 0), (folder, held.name): (1 << 20, 1 << 20)}
     assert unlisted == set()
     free = limits.RESERVE + (60 << 20)

@@ -22,11 +22,12 @@ import pytest
 from engine_pair import EngineMachines
 from memory_store import MemoryStore
 
-from claude_sync.engine import SMALL_READ, Engine, NewChunks
+from claude_sync.engine import Engine, NewChunks
 from claude_sync.errors import BackendError, SyncError
 from claude_sync.read_worker import read_whole
 from claude_sync.repository import Repository
 from claude_sync.resources import select
+from claude_sync.scanner import SMALL_READ, Scanner
 from claude_sync.state import State
 
 
@@ -248,9 +249,9 @@ def test_ctrl_c_while_the_push_learns_what_is_stored_reads_no_more_files(tmp_pat
     for i in range(60):
         machines.write(0, f"skills/s/f{i}.bin", os.urandom(1 << 20).hex())
     read = []
-    checked = Engine._read_checked
+    checked = Scanner._read_checked
 
-    def counted(self: Engine, *args: object, **kwargs: object) -> object:
+    def counted(self: Scanner, *args: object, **kwargs: object) -> object:
         read.append(1)
         return checked(self, *args, **kwargs)  # type: ignore[arg-type]
 
@@ -260,7 +261,7 @@ def test_ctrl_c_while_the_push_learns_what_is_stored_reads_no_more_files(tmp_pat
 
     engine = machines.engine(0)
     with (
-        mock.patch.object(Engine, "_read_checked", counted),
+        mock.patch.object(Scanner, "_read_checked", counted),
         mock.patch.object(Engine, "_known_blobs", interrupted),
         pytest.raises(KeyboardInterrupt),
     ):

@@ -1,0 +1,621 @@
+"""Bringing stored files here: every blob downloaded and verified, or read from a copy
+here that holds it, and written straight into a temporary file beside its destination.
+Nothing is moved into place until every file of the call is whole (the engine installs).
+Also where a pull may write (never through a link out of the Claude folder), and the
+local cache of the repository's indexes that says which pack holds each blob."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import os
+import shutil
+import stat
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from claude_sync import limits, portable, resources
+from claude_sync.durable import fsync_path
+from claude_sync.errors import CorruptionError, ObjectNotFoundError, SyncError, no_space
+from claude_sync.pathmap import FileFilter
+from claude_sync.planner import LocalFile, Merge
+from claude_sync.repository import FileEntry, Repository, group_by_pack
+from claude_sync.resources import TMP_MARKER
+from claude_sync.state import State
+
+if TYPE_CHECKING:
+    from claude_sync.engine import Reporter, Result
+
+#: the longest name of a temporary file beside a pulled one (StagedFile.tmp, or a rename's)
+TMP_NAME_ROOM = 64
+
+
+FSYNC_EACH_UP_TO = 16
+
+
+INDEX_READ_ATTEMPTS = 3
+
+
+class StagedFile(NamedTuple):
+    """A downloaded, verified file waiting in a temporary file beside its destination."""
+
+    path: str  # logical
+    #: a string, not a Path: a pull of 50,000 files keeps one per file (a Path, with the
+    #: parts and string it caches, is ~400 bytes: 20 MiB)
+    dest: str
+    entry: FileEntry
+    #: the size of the temporary file a pull that failed or was killed left (see tmp)
+    left: int = 0
+
+    @property
+    def tmp(self) -> str:
+        """The temporary file, beside dest: made when asked for, not kept per file (a
+        pull of 50,000 files would keep 6 MiB more of them). Named after the path alone, so
+        that the next pull finds what one that failed or was killed downloaded, also when
+        the file grew meanwhile (staged_files); short, for a name near NAME_MAX."""
+        digest = hashlib.blake2s(self.path.encode("utf-8", "surrogatepass"), digest_size=10)
+        return os.path.join(os.path.dirname(self.dest), f"{TMP_MARKER}-{digest.hexdigest()}")
+
+
+#: where a blob goes in a file a pull writes: the file, offset and length
+_Place = tuple[StagedFile, int, int]
+
+
+def _path_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_PATH_MAX")
+    except (OSError, ValueError, AttributeError):
+        return 4096  # Linux's; pathconf is not on every system
+
+
+def remove_quietly(path: str) -> None:
+    # Any error: the files after it must still be removed (one whose folder could not be
+    # made was never there).
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def open_new(path: str) -> Any:
+    """A temporary output for writing whole, created (with its folder) if needed; never
+    through a symlink."""
+    fh = os.fdopen(_open_new_fd(path), "wb")
+    fh.truncate()  # a failed pull's, left to be taken up again (see staged_files)
+    return fh
+
+
+def _open_new_fd(path: str) -> int:
+    """_open_new's descriptor."""
+    flags = os.O_WRONLY | os.O_CREAT | portable.O_NOFOLLOW | portable.O_CLOEXEC | portable.O_BINARY
+    try:
+        return os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, flags, 0o600)
+
+
+def _left_by_a_pull(
+    folders: Iterable[Path],
+) -> tuple[dict[tuple[Path, str], tuple[int, int]], set[Path]]:
+    """The temporary files in folders (regular files only), by folder and name, with their
+    sizes and how much of them is on the disk (written at scattered places, they have
+    holes): what a pull that failed or was killed downloaded (see staged_files); and the
+    folders that could not be listed."""
+    left: dict[tuple[Path, str], tuple[int, int]] = {}
+    unlisted: set[Path] = set()
+    for folder in folders:
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.name.startswith(TMP_MARKER) and entry.is_file(follow_symlinks=False):
+                        st = entry.stat(follow_symlinks=False)
+                        if not st.st_mode & stat.S_IWUSR:
+                            os.chmod(entry.path, 0o600)  # its mode set, then the pull was cut off
+                        # (Where blocks are not counted, nothing is taken as there.)
+                        stored = getattr(st, "st_blocks", 0) * 512
+                        left[folder, entry.name] = (st.st_size, min(stored, st.st_size))
+        except FileNotFoundError:
+            continue
+        except OSError:
+            unlisted.add(folder)
+    return left, unlisted
+
+
+def folders_of(files: Iterable[str]) -> set[Path]:
+    """The folders files are in: one Path per folder, not per file."""
+    return {Path(folder) for folder in {os.path.dirname(f) for f in files}}
+
+
+def remove_unfilled(new: set[Path], filled: set[Path]) -> None:
+    """Of the folders made (new), those nothing was moved into (filled: the folders of the
+    files that were): they would be left empty. (Only those: a pull of 50,000 files made
+    15,000 folders, and failed to remove each.)"""
+    filled = {above for folder in filled for above in (folder, *folder.parents)}
+    for folder in sorted(new - filled, key=lambda f: len(f.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def missing_folders(folders: set[Path], root: Path) -> set[Path]:
+    """The folders (and their parents inside root) that do not exist yet."""
+    missing: set[Path] = set()
+    for folder in folders:
+        # A folder already found missing had its parents looked at then.
+        while (
+            folder not in missing
+            and folder != root
+            and folder.is_relative_to(root)
+            # Not Path.exists: a path too long here raises (it is missing, and its files
+            # are skipped with why by Engine._unwritable).
+            and not os.path.exists(folder)
+        ):
+            missing.add(folder)
+            folder = folder.parent
+    return missing
+
+
+def sync_dirs(dirs: set[Path]) -> None:
+    if len(dirs) > FSYNC_EACH_UP_TO:
+        portable.sync_all(dirs)
+        return
+    for directory in dirs:
+        fsync_path(directory)
+
+
+def _check_inside(allowed: list[Path], folders: set[Path], root: Path) -> None:
+    """Refuse folders (existing, or the existing part of their path) that a symlink leads
+    out of the Claude directory (or the target of one of its linked resources)."""
+    if outside := _outside(allowed, folders, root):
+        raise SyncError(outside[min(outside)])
+
+
+def _outside(allowed: list[Path], folders: set[Path], root: Path) -> dict[Path, str]:
+    """The folders among these (existing, or the existing part of their path) that a
+    symlink leads out of the Claude directory (or the target of one of its linked
+    resources), each with why."""
+    # What os.path.realpath gives, each parent resolved once for all its sub-folders: a
+    # pull can write into tens of thousands of folders, and realpath looks at every
+    # component of every one of them.
+    real: dict[str, str] = {}
+
+    def resolve(path: str) -> str:
+        if (known := real.get(path)) is None:
+            parent, name = os.path.split(path)
+            if not name or parent == path:
+                known = os.path.realpath(path)
+            else:
+                known = os.path.join(resolve(parent), name)
+                if os.path.islink(known):
+                    known = os.path.realpath(known)
+            real[path] = known
+        return known
+
+    bounds = [str(a).rstrip(os.sep) for a in allowed]
+    outside = {}
+    for folder in folders:
+        if portable.WINDOWS:
+            # Junctions are no links to os.path.islink: there, Path.resolve decides.
+            inside = any(folder.resolve().is_relative_to(a) for a in allowed)
+        else:
+            found = resolve(os.path.abspath(folder))
+            inside = any(found == b or found.startswith(b + os.sep) for b in bounds)
+        if not inside:
+            outside[folder] = f"refusing to write in {folder}: it leads outside {root}"
+    return outside
+
+
+class Downloads:
+    """The downloads of one engine: its repository, state and filters, and the mtime a
+    placed file gets (the session policy's, which a command may change)."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        state: State,
+        filters: Mapping[str, FileFilter],
+        reporter: Reporter,
+        work_dir: Path,
+        placed_mtime: Callable[[str, int], int],
+    ) -> None:
+        self.repo = repo
+        self.state = state
+        self.filters = filters
+        self.reporter = reporter
+        self.work_dir = work_dir
+        self.placed_mtime = placed_mtime
+        #: read a few blobs of a big pack by range (see reading_by_range)
+        self._by_range = False
+
+    def refresh_index(self) -> None:
+        """Load index objects we have not seen yet into the local blob cache; when one we
+        knew is gone (pruned), rebuild the cache so no blob points at a deleted pack."""
+        for _ in range(INDEX_READ_ATTEMPTS):
+            known = self.state.known_indexes()
+            names = self.repo.index_names()
+            if known - set(names):
+                with self.state.transaction():
+                    self.state.forget_indexes()
+                known = set()
+            try:
+                for name in names:
+                    if name not in known:
+                        locations = self.repo.load_index(name)
+                        with self.state.transaction():
+                            self.state.add_index(name, locations)
+                return
+            except ObjectNotFoundError:
+                continue  # a prune replaced the indexes meanwhile: list them again
+        raise SyncError("the repository's indexes kept changing while being read; try again")
+
+    @contextlib.contextmanager
+    def staged_files(
+        self,
+        outputs: dict[str, tuple[str, FileEntry]],
+        root: Path,
+        result: Result,
+        partial: bool = False,
+        here: Mapping[str, LocalFile] | None = None,
+        made: set[Path] | None = None,
+        resumable: bool = False,
+    ) -> Iterator[list[StagedFile]]:
+        """Download and verify every output into a temporary file beside its destination,
+        all before the caller moves any into place; the temporary files still in the list
+        afterwards are removed (the caller takes out those it moved). With `partial`,
+        outputs whose data cannot be had are left out and named in result.unavailable.
+        here: the files the scan saw here, whose chunks need not be downloaded. made: the
+        folders made for this call, where no earlier one can have left anything.
+        resumable (a pull into the Claude folder): when the download fails or is
+        interrupted (but for a full disk), the temporary files stay; a scan removes them
+        once they are STALE_TMP_SECONDS old. Any call takes the chunks that such files
+        hold, each checked against its id at its place, instead of downloading them again."""
+        staged: list[StagedFile] = []
+        # One fsync per file costs more than everything else on a fresh pull of thousands
+        # of files: past a few files, one sync of the filesystem makes them all durable.
+        each = len(outputs) <= FSYNC_EACH_UP_TO
+        # The files (and missing folders) are created by the download threads, in parallel,
+        # as their first blob arrives; creating thousands of files one by one costs as much
+        # as downloading them. Folders are checked not to lead out of root before anything
+        # is written, and again once they exist.
+        allowed = self._allowed_roots(root)
+        if partial:
+            # One implausibly big file must not stop the rest of the pull.
+            big = limits.too_large((path, entry.size) for path, (_, entry) in outputs.items())
+            for path, why in big.items():
+                result.unavailable.append(path)
+                result.warnings.append(f"{path} could not be downloaded: {why}")
+            outputs = {path: out for path, out in outputs.items() if path not in big}
+        folders = folders_of(dest for dest, _ in outputs.values())
+        keep = False  # the temporary files, for the next pull
+        try:
+            _check_inside(allowed, folders, root)
+            staged += (StagedFile(path, dest, entry) for path, (dest, entry) in outputs.items())
+            held = self._take_up_leftovers(staged, folders - (made or set()))
+            limits.check_room(((s.path, s.entry.size) for s in staged), root, held)
+            try:
+                lost = self._download_into(staged, result, partial, here or {})
+            except BaseException as exc:
+                # A full disk must get its space back: the next pull may be hours away.
+                keep = resumable and no_space(exc) is None
+                raise
+            for s in staged:
+                if s.path in lost:
+                    remove_quietly(s.tmp)
+                    result.unavailable.append(s.path)
+                    result.warnings.append(f"{s.path} could not be downloaded: {lost[s.path]}")
+            staged[:] = [s for s in staged if s.path not in lost]
+            for s in staged:
+                tmp = s.tmp
+                if not s.entry.chunks:
+                    open_new(tmp).close()
+                if each:
+                    fsync_path(tmp)
+                portable.set_mode(tmp, resources.capped_mode(s.path, s.entry.mode))
+                mtime = self.placed_mtime(s.path, s.entry.mtime_ns)
+                os.utime(tmp, ns=(mtime, mtime))
+            _check_inside(allowed, folders, root)
+            if not each:
+                portable.sync_all(s.tmp for s in staged)
+            yield staged
+        finally:
+            if not keep:
+                for s in staged:
+                    remove_quietly(s.tmp)
+
+    @staticmethod
+    def _take_up_leftovers(staged: list[StagedFile], folders: set[Path]) -> int:
+        """Tell each staged file what a pull that failed or was killed left under its
+        temporary name in folders (StagedFile.left); returns how many bytes of it are on
+        the disk already. What is not known is not there: the files no staged file takes up
+        are removed, and so are the staged files' temporary names in a folder that could
+        not be listed (a longer file left there would keep its tail)."""
+        left, unlisted = _left_by_a_pull(folders)
+        if not left and not unlisted:
+            return 0
+        held = 0
+        for i, s in enumerate(staged):
+            folder = Path(os.path.dirname(s.dest))
+            if folder in unlisted:
+                remove_quietly(s.tmp)
+            elif found := left.pop((folder, os.path.basename(s.tmp)), None):
+                staged[i] = s._replace(left=found[0])
+                # Not more than the file takes: a longer one is cut after the download.
+                held += min(found[1], s.entry.size)
+        for folder, name in left:
+            remove_quietly(os.path.join(folder, name))  # a claude-sync's that died: none runs now
+        return held
+
+    def drop_unwritable(
+        self,
+        outputs: dict[str, tuple[str, FileEntry]],
+        root: Path,
+        result: Result,
+        folders: set[Path] | None = None,
+    ) -> list[str]:
+        """Take out of outputs (to be written under root; folders: theirs, when known) the
+        files whose folder cannot be written here, each with a warning; returns their
+        paths. One such folder (not writable, a link out, a path too long for this machine)
+        must not stop the rest. The other folders exist afterwards."""
+        if folders is None:
+            folders = folders_of(dest for dest, _ in outputs.values())
+        unwritable = self._unwritable(folders, self._allowed_roots(root), root)
+        dropped = []
+        for path, (dest, _) in list(outputs.items()) if unwritable else ():
+            if (why := unwritable.get(Path(os.path.dirname(dest)))) is not None:
+                result.warnings.append(f"cannot write {path}: {why}; skipped")
+                del outputs[path]
+                dropped.append(path)
+        return dropped
+
+    def _allowed_roots(self, root: Path) -> list[Path]:
+        """Where writes may land: root, and the targets of its linked top-level resources
+        (the folder of a linked file)."""
+        allowed = [root.resolve()]
+        for target in resources.linked_tops(root).values():
+            allowed.append(Path(target) if os.path.isdir(target) else Path(target).parent)
+        return allowed
+
+    def _unwritable(self, folders: set[Path], allowed: list[Path], root: Path) -> dict[Path, str]:
+        """Why files cannot be written in some of these folders (allowed: see
+        _allowed_roots); the others exist afterwards. All at once: a pull can write into
+        thousands of folders, and each check resolves the parts of a path they share."""
+        # Checked before and after: mkdir must not follow a link out to create folders.
+        why = _outside(allowed, folders, root)
+        for folder in sorted(folders - why.keys(), key=lambda f: len(f.parts)):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                why[folder] = f"{folder} cannot be created ({exc.strerror})"
+        why.update(_outside(allowed, folders - why.keys(), root))
+        for folder in folders - why.keys():
+            if not os.access(folder, os.W_OK | os.X_OK):
+                why[folder] = f"{folder} is not writable"
+            elif len(os.fsencode(folder)) + TMP_NAME_ROOM >= _path_max(folder):
+                # A longer home than the machine that pushed it: the file's temporary
+                # name beside it would be too long a path.
+                why[folder] = f"{folder} is too long a path here"
+        return why
+
+    def _download_into(
+        self,
+        staged: list[StagedFile],
+        result: Result,
+        partial: bool,
+        here: Mapping[str, LocalFile],
+    ) -> dict[str, str]:
+        """Write each downloaded blob straight to its place in every temporary file that
+        holds it: no staging copy, and packs are read in parallel. A blob's id is a MAC of
+        its content, checked on download, and the snapshot lists the ids of each file, so a
+        file made of checked blobs of the listed lengths is the file the snapshot describes.
+        Blobs a file here already holds (here: as the scan saw them), or the temporary file
+        a failed pull left (StagedFile.left), are read from it and checked the same way,
+        not downloaded. Filtered files are rebuilt in memory, where their whole hash is
+        checked. With `partial`, returns the paths whose data could not be had, with why."""
+        # Where each blob goes: one place, or a list of them when files share it (a list per
+        # blob cost a pull of 50,000 small files 3 MiB more at its peak).
+        places: dict[str, _Place | list[_Place]] = {}
+        held: dict[str, bytes | None] = {}
+        for s in staged:
+            if s.path in self.filters:
+                held.update((blob, None) for blob, _ in s.entry.chunks)
+                continue
+            offset = 0
+            for blob, length in s.entry.chunks:
+                place = (s, offset, length)
+                known = places.setdefault(blob, place)
+                if isinstance(known, list):
+                    known.append(place)
+                elif known is not place:
+                    places[blob] = [known, place]
+                offset += length
+
+        def deliver(blob_id: str, data: bytes, source: tuple[str, int] | None = None) -> None:
+            found = places.get(blob_id, [])
+            for s, offset, length in [found] if isinstance(found, tuple) else found:
+                if len(data) != length:
+                    raise CorruptionError("a blob does not have the length its snapshot says")
+                tmp = s.tmp
+                if source == (tmp, offset):
+                    continue  # read from there: it is in place
+                # A bare descriptor: a file object per blob costs more than the write when a
+                # pull brings tens of thousands of small files.
+                fd = _open_new_fd(tmp)
+                try:
+                    portable.pwrite(fd, data, offset)
+                finally:
+                    os.close(fd)
+            if blob_id in held:
+                held[blob_id] = data
+
+        lost_blobs: dict[str, str] = {}
+        wanted = set(places) | set(held)
+        versions = ((s.path, s.entry) for s in staged)
+        wanted -= self.deliver_from_here(wanted, here, deliver, versions, staged)
+        self.download(wanted, deliver, result, lost=lost_blobs if partial else None)
+        for s in staged:
+            if s.left > s.entry.size and s.path not in self.filters:
+                os.truncate(s.tmp, s.entry.size)  # what was there past its end is no part
+        lost: dict[str, str] = {}
+        for s in staged:
+            why = next((lost_blobs[b] for b, _ in s.entry.chunks if b in lost_blobs), None)
+            if why is not None:
+                lost[s.path] = why
+        # Each held blob let go of once the last file made of it is: a prompt history of
+        # megabytes is there once in blobs, once joined, and once as written here.
+        uses = collections.Counter(
+            blob for s in staged if s.path in self.filters for blob, _ in s.entry.chunks
+        )
+        for s in staged:
+            path, dest, entry = s.path, s.dest, s.entry
+            if path in self.filters and path not in lost:
+                data = b"".join(held[blob] or b"" for blob, _ in entry.chunks)
+                for blob, _ in entry.chunks:
+                    uses[blob] -= 1
+                    if not uses[blob]:
+                        held[blob] = None
+                if hashlib.sha256(data).hexdigest() != entry.sha256:
+                    raise CorruptionError(
+                        f"data for {os.path.basename(dest)} does not match its snapshot entry"
+                    )
+                with open_new(s.tmp) as fh:
+                    self.filters[path].write_local(data, fh)
+        return lost
+
+    def deliver_from_here(
+        self,
+        wanted: set[str],
+        here: Mapping[str, LocalFile],
+        deliver: Callable[[str, bytes, tuple[str, int]], None],
+        versions: Iterable[tuple[str, FileEntry]],
+        staged: Iterable[StagedFile] = (),
+    ) -> set[str]:
+        """Hand deliver the wanted blobs that the copies here of versions' files hold,
+        read from them and checked against their ids, with where each was read; returns
+        those delivered. A
+        transcript that grew on another machine then costs a pull its new chunks, not the
+        whole file again. So do the staged files' temporary files that a pull which
+        failed or was killed left (StagedFile.left): a pull started again downloads only
+        what is not there yet. A copy is looked at for its own chunks (as the scan saw them,
+        here) and for the version's chunks at their places: it may hold them though it was
+        cut otherwise (a merge base whose short last chunk the copy here cut again with its
+        own append). (Filtered files are left out: their chunks are of their logical form,
+        not of what is on disk. A file changed since the scan fails the check: its blobs
+        are downloaded.)"""
+        # Only the copies of the files wanted: a pull into a tree of 50,000 files must not
+        # look through every file's chunks to bring one.
+        sources: dict[str, set[tuple[str, int, int]]] = {}
+        for path, entry in versions:
+            f = here.get(path)
+            if f is None or path in self.filters:
+                continue
+            for blob_id, offset, length in (*f.cached.chunks, *entry.located_chunks()):
+                if blob_id in wanted and offset + length <= f.cached.stat.size:
+                    sources.setdefault(f.abspath, set()).add((blob_id, offset, length))
+        for s in staged:
+            if s.left and s.path not in self.filters:
+                for blob_id, offset, length in s.entry.located_chunks():
+                    if blob_id in wanted and offset + length <= s.left:
+                        sources.setdefault(s.tmp, set()).add((blob_id, offset, length))
+        delivered: set[str] = set()
+        for abspath, chunks in sources.items():
+            try:
+                with open(abspath, "rb") as fh:
+                    for blob_id, offset, length in sorted(chunks, key=lambda c: c[1]):
+                        if blob_id not in delivered:
+                            fh.seek(offset)
+                            data = fh.read(length)
+                            if len(data) == length and self.repo.keys.names(blob_id, data):
+                                deliver(blob_id, data, (abspath, offset))
+                                delivered.add(blob_id)
+            except OSError:
+                continue  # what was not read is downloaded
+        return delivered
+
+    def download(
+        self,
+        needed: set[str],
+        deliver: Callable[[str, bytes], None],
+        result: Result,
+        allow_missing: bool = False,
+        lost: dict[str, str] | None = None,
+    ) -> None:
+        """Hand every needed blob, verified, to deliver (from several threads at once).
+        With allow_missing, blobs no index knows (a pruned merge base) are left out. With
+        `lost`, blobs that cannot be had (in no index, or in a damaged or missing pack) are
+        put there with the reason, and the rest is still delivered."""
+        if not needed:
+            return
+        self.refresh_index()
+        located = self.state.locate(needed)
+        if len(located) != len(needed) and not allow_missing:
+            if lost is None:
+                raise CorruptionError(
+                    f"{len(needed) - len(located)} blobs the snapshot needs are missing from "
+                    "the repository's indexes"
+                )
+            lost.update(dict.fromkeys(needed - located.keys(), "its data is in no index"))
+        packs = group_by_pack(located.items())
+        advance = self.reporter.progress(
+            "downloading", sum(loc.length for pack in packs.values() for loc in pack.values())
+        )
+        received_before = self.repo.downloaded_bytes
+
+        def keep(blob_id: str, data: bytes) -> None:
+            deliver(blob_id, data)
+            advance(located[blob_id].length)
+
+        def damaged(pack: str, exc: SyncError) -> None:
+            assert lost is not None
+            lost.update(dict.fromkeys(packs[pack], str(exc)))
+
+        # Only on demand (resume, merges): a pull reads whole packs, so that a flipped byte
+        # anywhere in one is seen, and the files that need it are named, at once.
+        extents = self.state.pack_extents(packs) if self._by_range else None
+        self.repo.read_packs(packs, keep, None if lost is None else damaged, extents)
+        result.downloaded_bytes += self.repo.downloaded_bytes - received_before
+
+    @contextlib.contextmanager
+    def reading_by_range(self) -> Iterator[None]:
+        """Downloads meanwhile read a few blobs of a big pack by range, each authenticated,
+        instead of the whole pack (see _download)."""
+        self._by_range = True
+        try:
+            yield
+        finally:
+            self._by_range = False
+
+    def file_bytes(self, entry: FileEntry, result: Result) -> bytes:
+        """One stored file's content, downloaded and verified, in memory."""
+        pieces: dict[str, bytes] = {}
+        self.download({blob for blob, _ in entry.chunks}, pieces.__setitem__, result)
+        return b"".join(pieces[blob] for blob, _ in entry.chunks)
+
+    def fetch_blobs(
+        self,
+        entries: list[FileEntry],
+        result: Result,
+        allow_missing: bool = False,
+        lost: dict[str, str] | None = None,
+        merges: Mapping[str, Merge] | None = None,
+    ) -> Path:
+        """Download every blob the entries need into a staging folder; all verified. With
+        `lost`, blobs in a damaged or missing pack are named there and left out. merges:
+        those the entries are for, whose files here hold most of their chunks (see
+        _deliver_from_here): both sides of a transcript merge share its old records."""
+        staging = self.work_dir / "staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True, mode=0o700)
+
+        def keep(blob_id: str, data: bytes, source: object = None) -> None:
+            (staging / blob_id).write_bytes(data)
+
+        needed = {blob for e in entries for blob, _ in e.chunks}
+        merges = merges or {}
+        here = {path: merge.local for path, merge in merges.items()}
+        versions = [(p, e) for p, (_, base, remote) in merges.items() for e in (base, remote) if e]
+        needed -= self.deliver_from_here(needed, here, keep, versions)
+        # A few files' versions (a merge's, settings.json's): often a few blobs of the big
+        # pack a first push made.
+        with self.reading_by_range():
+            self.download(needed, keep, result, allow_missing, lost)
+        return staging
