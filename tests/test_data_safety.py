@@ -570,8 +570,8 @@ def test_the_count_of_sessions_only_in_the_repository_follows_what_no_walk_sees(
 
 EMPTY_AT_FIRST_MERGE = """
 import os
-from claude_sync import engine
-merge = engine.Engine._merge_before_push
+from claude_sync import merging
+merge = merging.Merges.before_push
 def emptied(self, plan, local, result, when=os.environ["EMPTY_WHEN"]):
     if when == "before":
         open(os.environ["EMPTY_PATH"], "wb").close()
@@ -579,7 +579,7 @@ def emptied(self, plan, local, result, when=os.environ["EMPTY_WHEN"]):
     if when == "after":
         open(os.environ["EMPTY_PATH"], "wb").close()
     return answer
-engine.Engine._merge_before_push = emptied
+merging.Merges.before_push = emptied
 """
 
 
@@ -677,7 +677,7 @@ def test_a_rewritten_transcript_that_keeps_changing_waits_without_blaming_damage
     a.run("pull")
     (a.claude / SESSION).write_bytes(held)
     # The file changes between the scan and the merge (Claude Code writing meanwhile).
-    code = "from claude_sync import engine\nengine._as_scanned = lambda *a: False"
+    code = "from claude_sync import merging\nmerging.as_scanned = lambda *a: False"
     proc = a.run_after(code, "push", "--json")
     warned = json.loads(proc.stdout)["warnings"]
     assert any("changed while its records were being put back" in w for w in warned), warned

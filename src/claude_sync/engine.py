@@ -13,22 +13,18 @@ import json
 import os
 import random
 import shutil
-import stat
-import threading
 import time
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from claude_sync import (
-    casefold,
     chain,
     kept_head,
     mcp,
     memory,
-    portable,
     resources,
     settings_trust,
 )
@@ -36,35 +32,23 @@ from claude_sync.clean_tree import UNCLEAN, TreeWalk, unit_of
 from claude_sync.config import write_private
 from claude_sync.downloads import (
     Downloads,
-    StagedFile,
-    folders_of,
-    missing_folders,
-    remove_unfilled,
-    sync_dirs,
 )
-from claude_sync.durable import write_atomically
 from claude_sync.errors import (
-    BackendError,
     CorruptionError,
     HistoryError,
     ObjectNotFoundError,
     SyncError,
 )
-from claude_sync.meanwhile import meanwhile
+from claude_sync.install import Installer
 from claude_sync.merge import (
-    HISTORY_PATH,
-    is_transcript,
     merge_file,
-    merge_keys,
-    restore_records,
-    split_unfinished,
 )
+from claude_sync.merging import REWRITTEN_MEANWHILE, Merges, staged_content, unavailable, why_lost
 from claude_sync.pathmap import PathMapper, encode, file_filters
 from claude_sync.planner import (
     Conflict,
     LocalFile,
     LocalView,
-    Merge,
     Plan,
     has_local_changes,
     plan_pull,
@@ -82,12 +66,12 @@ from claude_sync.repository import (
     Repository,
     Snapshot,
     SnapshotRoot,
-    group_by_pack,
 )
-from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, Selection, is_temporary
-from claude_sync.scanner import Scanner, stat_key
+from claude_sync.resources import Selection, is_temporary
+from claude_sync.scanner import Scanner
 from claude_sync.session_policy import SessionPolicy, is_main_transcript
-from claude_sync.state import WHOLE_TREE, CachedFile, State, StatKey
+from claude_sync.state import WHOLE_TREE, State
+from claude_sync.uploads import NewChunks, Uploads
 
 STRATEGIES = ("ask", "local", "remote", "both")
 MAX_PUSH_ATTEMPTS = 16
@@ -108,71 +92,8 @@ SYNCED_SELECTION = "synced_selection"
 #: which head and walk
 REMOTE_ONLY = "remote_only"
 ANY_SELECTION = "*"
-# Rows written to the state in one statement (a pull records thousands of files).
-WRITE_BATCH = 1024
 #: at most this many paths a push is narrowed to are named in a query of the state
 ROWS_UNDER = 200
-#: why a transcript rewritten without records is not pushed this time
-REWRITTEN_MEANWHILE = "it changed while its records were being put back; the next push tries again"
-
-
-class PushStopped(Exception):
-    """Raised in a push's readers once it stops: what they read is not wanted any more."""
-
-
-class NewChunks:
-    """Where a push's scan sends the chunks it cuts: those the repository does not hold go
-    to the writer (one cut twice, by two files, is sealed once). What it holds is learnt on
-    the scan's thread (reading other machines' indexes, into the state) while the readers
-    start: they wait for it at their first chunk."""
-
-    def __init__(self, writer: PackWriter, known: Callable[[], set[str]]) -> None:
-        self._writer = writer
-        self._known_now = known
-        self._known: set[str] | None = None
-        self._learnt = threading.Event()
-        self._stopped = False
-
-    def learn(self) -> None:
-        """Find out what the repository holds, and let the readers on."""
-        self._known = self._known_now()
-        self._learnt.set()
-
-    def release(self) -> None:
-        """Let the readers on even if learn failed or never ran: they then seal nothing."""
-        self._learnt.set()
-
-    def stop(self) -> None:
-        """The push stops (Ctrl-C, an error): a reader's next chunk ends its task."""
-        self._stopped = True
-        self._learnt.set()
-
-    def __call__(self, blob_id: str, data: memoryview) -> None:
-        if self._wanted(blob_id):
-            with self._sending():
-                self._writer.seal_read(blob_id, data)
-
-    def take_sealed(self, blob_id: str, sealed: bytes) -> None:
-        """A chunk a read worker sealed already."""
-        if self._wanted(blob_id):
-            with self._sending():
-                self._writer.add_sealed(blob_id, sealed)
-
-    def _wanted(self, blob_id: str) -> bool:
-        self._learnt.wait()
-        if self._stopped:
-            raise PushStopped
-        return self._known is not None and blob_id not in self._known
-
-    @staticmethod
-    @contextlib.contextmanager
-    def _sending() -> Iterator[None]:
-        try:
-            yield
-        except OSError as exc:
-            # Sending a full pack failed: that is the repository's error, not one reading
-            # the file (which the scan would report and skip it for).
-            raise BackendError(f"cannot write to the repository: {exc}") from exc
 
 
 class ProjectSessions(NamedTuple):
@@ -312,6 +233,9 @@ class Engine:
         self._covered: dict[Selection, Callable[[str], bool]] = {}
         self.sessions = SessionPolicy()
         self.scanner = Scanner(self)
+        self.installer = Installer(self)
+        self.uploads = Uploads(self)
+        self.merges = Merges(self)
         self.downloads = Downloads(
             repo,
             state,
@@ -675,11 +599,11 @@ class Engine:
             lost: dict[str, str] = {}
             staging = self.downloads.fetch_blobs([plan.write[path]], result, lost=lost)
             try:
-                fetched = _content(staging, plan.write[path])
+                fetched = staged_content(staging, plan.write[path])
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
             if fetched is None:
-                self._unavailable(plan, result, path, _why_lost(lost, plan.write.pop(path)))
+                unavailable(plan, result, path, why_lost(lost, plan.write.pop(path)))
                 return
             incoming = fetched
         elif path in plan.delete:
@@ -717,80 +641,6 @@ class Engine:
         conflict.held = sorted(changes)
         conflict.keys = plan.unsettled.pop(path, None)
         plan.conflicts.append(conflict)
-
-    def _keep_unsettled(self, plan: Plan) -> None:
-        """A JSON file merged but for keys changed differently on both sides: the merge is
-        written here, the base stays, and those keys wait as a conflict for `resolve`."""
-        for path, keys in plan.unsettled.items():
-            local_file, base, remote = plan.merges[path]
-            data, _ = plan.merged.pop(path)
-            conflict = make_conflict(path, local_file, base, remote, plan.head)
-            if hashlib.sha256(data).hexdigest() != local_file.sha256:
-                plan.held[path] = data
-                conflict.local_sha256 = hashlib.sha256(data).hexdigest()
-            conflict.keys = keys
-            plan.conflicts.append(conflict)
-
-    def _merge(self, plan: Plan, result: Result) -> None:
-        """Try the automatic merges; what does not merge cleanly becomes a conflict."""
-        if not plan.merges:
-            return
-        entries = [e for _, base, remote in plan.merges.values() for e in (base, remote) if e]
-        lost: dict[str, str] = {}
-        staging = self.downloads.fetch_blobs(
-            entries, result, allow_missing=True, lost=lost, merges=plan.merges
-        )
-        try:
-            self._merge_staged(plan, staging, result, lost)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-
-    def _merge_staged(
-        self, plan: Plan, staging: Path, result: Result, lost: dict[str, str]
-    ) -> None:
-        """Merge each file with the staged remote (and base) versions. A file whose remote
-        version could not be had is left as it is here, unpulled: merged with nothing, its
-        remote records would be taken for deleted. A missing base only makes the merge
-        more cautious."""
-        for path, (local_file, base, remote) in plan.merges.items():
-            try:
-                local_bytes = self.scanner.logical_bytes(path, local_file.abspath)
-            except OSError:
-                plan.skipped.append(path)
-                continue
-            if not _as_scanned(path, local_file, local_bytes):
-                result.warnings.append(
-                    f"{path} changed during the pull; it goes with the next sync"
-                )
-                plan.skipped.append(path)
-                continue
-            remote_bytes = _content(staging, remote)
-            if remote_bytes is None:
-                self._unavailable(plan, result, path, _why_lost(lost, remote))
-                continue
-            base_bytes = _content(staging, base)
-            merged = merge_file(path, base_bytes, local_bytes, remote_bytes)
-            if merged is None and plan.strategy == "ask":
-                conflict = make_conflict(path, local_file, base, remote, plan.head)
-                merged = self._ask(plan, conflict, local_bytes, remote_bytes, base_bytes)
-            if merged is None and plan.strategy != "both":
-                # A JSON file: only the keys changed on both sides conflict (a strategy
-                # settles just those); the rest merges.
-                by_key = merge_keys(path, base_bytes, local_bytes, remote_bytes, plan.strategy)
-                if by_key is not None:
-                    merged, keys = by_key
-                    if plan.strategy == "ask":
-                        plan.merged[path] = (merged, remote)
-                        plan.unsettled[path] = keys
-                        continue
-            if merged is None:
-                settle_conflict(plan, path, local_file, base, remote)
-            elif merged == local_bytes:
-                plan.adopt[path] = remote
-            elif hashlib.sha256(merged).hexdigest() == remote.sha256:
-                plan.write[path] = remote
-            else:
-                plan.merged[path] = (merged, remote)
 
     # -- push -------------------------------------------------------------------------------
 
@@ -927,14 +777,14 @@ class Engine:
                 time.sleep(random.uniform(0, min(PUSH_BACKOFF_CAP, 0.05 * 2**attempt)))
             plan = self.plan_push(sel, local, self.head())
             if not dry_run:
-                wrote, checked, unmerged = self._merge_before_push(plan, local, result)
+                wrote, checked, unmerged = self.merges.before_push(plan, local, result)
                 if wrote:
                     local = self.scanner.scan(sel, result.warnings, summaries=True)
                     plan = self.plan_push(sel, local, plan.head)
                     # Planned again from a new scan: a transcript rewritten without records
                     # since the first one (or again since they were put back) waits for the
                     # next push, which puts them back; only one checked here goes.
-                    for path in self._rewritten_transcripts(plan):
+                    for path in self.merges.rewritten_transcripts(plan):
                         if local.files[path].sha256 != checked.get(path):
                             unmerged[path] = REWRITTEN_MEANWHILE
                 for path, other in shape_clashes(plan).items():
@@ -967,14 +817,14 @@ class Engine:
                     # sealed, which free the interpreter: on a first push they cost ~3 s per
                     # GiB of one core.
                     summarized = aside.submit(self._entries, list(plan.upload.values()))
-                    self._upload(plan, writer, result.warnings)
+                    self.uploads.upload(plan, writer, result.warnings)
                     entries = summarized.result()
             written = writer.finish()
             written_indexes.update(written)
             with self.state.transaction():
                 for name, locations in written.items():
                     self.state.add_index(name, locations)
-            pruned = not self._data_still_there(plan, writer, written_indexes, written)
+            pruned = not self.uploads.data_still_there(plan, writer, written_indexes, written)
             if pruned:
                 continue  # a prune got to some of it meanwhile: upload that again
             if self._commit_push(plan, result, entries):
@@ -989,10 +839,10 @@ class Engine:
 
     def _report_dry_push(self, plan: Plan, result: Result) -> None:
         """What the push planned would send. A transcript left empty where the repository
-        has records gets them back from there first (see _rewritten_transcripts), and
+        has records gets them back from there first (see Merges.rewritten_transcripts), and
         nothing of it is sent: it will merge. (One rewritten otherwise may hold records of
         its own, or only edited ones: what the push sends is known once both are read.)"""
-        rewritten = self._rewritten_transcripts(plan).items()
+        rewritten = self.merges.rewritten_transcripts(plan).items()
         emptied = {p: m.remote for p, m in rewritten if not m.local.entry().size}
         upload = sorted(p for p in plan.upload if p not in emptied)
         result.merged = sorted({*result.merged, *emptied})
@@ -1026,82 +876,6 @@ class Engine:
                 for c in new:
                     self.state.set_conflict(c.path, c.to_json())
 
-    def _merge_before_push(
-        self, plan: Plan, local: LocalView, result: Result
-    ) -> tuple[bool, dict[str, str], dict[str, str]]:
-        """Files another machine changed too that merge automatically (a transcript's
-        records, history lines, text changed in different places) are merged here first, as
-        sync would, so the push sends the merge instead of calling it a conflict. What does
-        not merge stays a conflict for `sync`; settings.json waits for a pull, which asks
-        before applying keys that run code. Returns whether a merge was written; the
-        transcripts merged or found to lack no record, each with the content hash a scan
-        sees while it stays so; and the rewritten transcripts (see _rewritten_transcripts)
-        that could not be merged, with why."""
-        head = plan.head
-        if head is None:
-            return False, {}, {}
-        unreadable = (
-            "the repository's version cannot be read now: if it is damaged, `claude-sync "
-            "repair` on a machine that has it"
-        )
-        why: dict[str, str] = {}
-        read: set[str] = set()  # the files here that could be read for their merge
-        rewritten = self._rewritten_transcripts(plan)
-        todo = dict(rewritten)
-        if plan.conflicts:
-            bases = self.state.bases()
-            todo |= {
-                c.path: Merge(local.files[c.path], bases.get(c.path), head.files[c.path])
-                for c in plan.conflicts
-                if c.path in local.files and c.path in head.files and c.path != settings_trust.PATH
-            }
-        if not todo:
-            return False, {}, {}
-        wrote = False
-        checked: dict[str, str] = {}
-        # What cannot be had (a damaged pack) is not merged: it stays a conflict for sync.
-        with self._merge_inputs(todo, result, {}) as inputs:
-            for path, (local_file, _, remote), local_bytes, base_bytes, remote_bytes in inputs:
-                read.add(path)
-                if remote_bytes is None:
-                    why[path] = unreadable
-                    continue
-                if not _as_scanned(path, local_file, local_bytes):
-                    continue
-                if path in rewritten:
-                    merged = restore_records(local_bytes, remote_bytes)
-                    if merged == local_bytes:
-                        del rewritten[path]  # edited here, no record lost: pushed as it is
-                        checked[path] = _synced_sha(local_bytes)
-                        continue
-                else:
-                    merged = merge_file(path, base_bytes, local_bytes, remote_bytes)
-                if merged is None:
-                    continue
-                if merged == local_bytes or self._write_merged(
-                    path, merged, local_file, result, remote
-                ):
-                    with self.state.transaction():
-                        self.state.set_base(path, remote, head.seq)
-                    wrote = True
-                    if is_transcript(path):
-                        checked[path] = _synced_sha(merged)
-                    if rewritten.pop(path, None) is not None:
-                        result.pulled.remove(path)  # nothing new came: records came back
-                        result.warnings.append(
-                            f"{path} was missing records the repository holds: put back (a "
-                            "transcript loses no record through a push; edit one to change it)"
-                        )
-        unread = "it cannot be read here now"
-        return (
-            wrote,
-            checked,
-            {
-                path: why.get(path) or (REWRITTEN_MEANWHILE if path in read else unread)
-                for path in rewritten
-            },
-        )
-
     def _refuse_a_vanished_folder(self, sel: Selection, walked: TreeWalk | None) -> None:
         """A Claude folder that is gone or empty, where this machine synced files whose
         deletion spreads, is a folder not there (a drive not mounted on it, another HOME),
@@ -1128,206 +902,10 @@ class Engine:
                 "--snapshot N` (`claude-sync log` lists them)"
             )
 
-    def _rewritten_transcripts(self, plan: Plan) -> dict[str, Merge]:
-        """Transcripts to upload whose version here does not begin with the one in the
-        repository (which is their base): records were dropped here (Claude Code rewrote
-        the file from what it held, without records that arrived meanwhile), and a plain
-        push would drop them everywhere. They are merged with the repository's version
-        first, as a transcript changed on both sides is: no record is lost."""
-        head = plan.head
-        rewritten = {}
-        for path, mine in plan.upload.items():
-            stored = head.files.get(path) if head is not None else None
-            if mine.append_only and stored is not None and not self._extends(mine, stored):
-                rewritten[path] = Merge(mine, stored, stored)
-        return rewritten
-
-    def _extends(self, mine: LocalFile, stored: FileEntry) -> bool:
-        """Whether the file here begins with stored's bytes: their chunks but the last
-        are its first chunks (an append keeps them), and the bytes where stored's last
-        chunk lies have that chunk's id. Reads at most one chunk."""
-        if mine.path in self.filters or mine.entry().size < stored.size:
-            return False
-        if not stored.chunks:
-            return True
-        located = stored.located_chunks()
-        if tuple(mine.cached.chunks[: len(located)]) == located:
-            return True  # the scan kept every chunk (an append after a long last chunk)
-        *before, (last_id, offset, length) = located
-        if tuple(mine.cached.chunks[: len(before)]) != tuple(before):
-            return False
-        try:
-            with open(mine.abspath, "rb") as fh:
-                fh.seek(offset)
-                data = fh.read(length)
-        except OSError:
-            return True  # unreadable now: the upload reports it
-        return len(data) == length and self.repo.keys.blob_id(data) == last_id
-
-    @contextlib.contextmanager
-    def _merge_inputs(
-        self, merges: dict[str, Merge], result: Result, lost: dict[str, str]
-    ) -> Iterator[Iterator[tuple[str, Merge, bytes, bytes | None, bytes | None]]]:
-        """The versions each merge needs, staged: (path, merge, local bytes, base bytes,
-        remote bytes), base or remote None when not to be had (see lost). A file that
-        cannot be read here now is left out."""
-        entries = [e for _, base, remote in merges.values() for e in (base, remote) if e]
-        staging = self.downloads.fetch_blobs(
-            entries, result, allow_missing=True, lost=lost, merges=merges
-        )
-
-        def inputs() -> Iterator[tuple[str, Merge, bytes, bytes | None, bytes | None]]:
-            for path, merge in merges.items():
-                try:
-                    local_bytes = self.scanner.logical_bytes(path, merge.local.abspath)
-                except OSError:
-                    continue
-                base, remote = _content(staging, merge.base), _content(staging, merge.remote)
-                yield path, merge, local_bytes, base, remote
-
-        try:
-            yield inputs()
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-
-    def _data_still_there(
-        self,
-        plan: Plan,
-        writer: PackWriter,
-        written_indexes: dict[str, dict[str, BlobLocation]],
-        written: dict[str, dict[str, BlobLocation]],
-    ) -> bool:
-        """Just before the snapshot is written: every pack it leans on for blobs the head
-        does not already use still exists and is not marked by prune. A push can take
-        longer than prune's grace period (a laptop asleep mid-push, a wrong clock); then
-        the blobs it found or wrote there are forgotten and uploaded again, and the indexes
-        this push wrote stop naming packs that are gone (a reader could pick them); written:
-        the indexes this round wrote, part of written_indexes. A pack
-        only marked stays named: another machine may lean on it already (this push's
-        indexes are written as it goes), and prune's sweep reads the indexes to spare it."""
-        # What the head lists for the same paths (an appended transcript's old chunks)
-        # cannot be pruned from under it; a blob shared with another of its files is
-        # checked anyway rather than the whole list decoded to find it.
-        head = plan.head.files if plan.head else {}
-        in_head = {b for p in plan.upload if (e := head.get(p)) for b, _ in e.chunks}
-        relied = {b for f in plan.upload.values() for b, _, _ in f.cached.chunks} - in_head
-        # Where the blobs this round wrote went, its indexes say: only the others are looked
-        # up (a first push of 50,000 files asked the cache for each). Not earlier rounds':
-        # their packs may be the ones a prune took.
-        packs: set[str] = set()
-        for locations in written.values():
-            packs.update(loc.pack for b, loc in locations.items() if b in relied)
-            relied.difference_update(locations)
-        packs.update(self.state.blob_packs(relied).values())
-        if not packs:
-            return True
-        # The prune marks are read while the packs are looked up: a request's wait less,
-        # at the cost of looking up a marked pack too (it is gone either way).
-        marks = meanwhile(self.repo.marked_packs, self.repo.parallel > 1)
-        missing = self.repo.missing_objects(packs)
-        gone = (packs & marks()) | missing
-        if not gone:
-            return True
-        for name, locations in list(written_indexes.items()):
-            if any(loc.pack in missing for loc in locations.values()):
-                kept = {b: loc for b, loc in locations.items() if loc.pack not in missing}
-                del written_indexes[name]
-                if kept:
-                    replacement = self.repo.write_index(
-                        {
-                            pack: [(b, loc.offset, loc.length) for b, loc in blobs.items()]
-                            for pack, blobs in group_by_pack(kept.items()).items()
-                        }
-                    )
-                    written_indexes[replacement] = kept
-                self.repo.delete_objects([name])
-        with self.state.transaction():
-            lost = self.state.forget_packs(gone)
-        writer.pending -= lost
-        return False
-
     def _has_local_changes(self, sel: Selection, local: LocalView) -> bool:
         return has_local_changes(
             local, self.state.base_shas(self.rows_under(sel)), self.coverage(sel)
         )
-
-    def _upload(self, plan: Plan, writer: PackWriter, warnings: list[str]) -> None:
-        # What the scan sealed is on its way: only the rest may need reading.
-        rest = {
-            b
-            for f in plan.upload.values()
-            for b, _, _ in f.cached.chunks
-            if b not in writer.pending
-        }
-        if not rest:
-            return
-        # Packs marked by prune may vanish: never lean on a blob stored only there.
-        doomed = self.repo.marked_packs()
-        packs = self.state.blob_packs(rest)
-
-        def is_new(blob_id: str) -> bool:
-            if blob_id in writer.pending:
-                return False
-            pack = packs.get(blob_id)
-            return pack is None or pack in doomed
-
-        todo = [f for f in plan.upload.values() if any(is_new(b) for b, _, _ in f.cached.chunks)]
-        todo.sort(key=lambda f: -f.cached.stat.mtime_ns)  # newest first, as the scan
-        # What is sent, not the files' sizes: an append to a big transcript sends its end.
-        new = {b: length for f in todo for b, _, length in f.cached.chunks if is_new(b)}
-        advance = self.reporter.progress("uploading", sum(new.values()))
-        changed = []
-        for f in todo:
-            sending = sum(new.pop(b, 0) for b, _, _ in f.cached.chunks)
-            if not self._upload_file(f, writer, is_new):
-                changed.append(f.path)
-            advance(sending)
-        # A blob whose bytes no longer match the scan leaves out every file that needs it
-        # (another file may have counted on this one to upload it).
-        mismatched = writer.drain()
-        changed += [
-            path
-            for path, f in plan.upload.items()
-            if path not in changed and any(b in mismatched for b, _, _ in f.cached.chunks)
-        ]
-        mismatched.clear()
-        for path in changed:
-            warnings.append(f"{path} changed while being pushed; it goes with the next push")
-            del plan.upload[path]
-
-    def _upload_file(self, f: LocalFile, writer: PackWriter, is_new: Callable[[str], bool]) -> bool:
-        try:
-            if f.path in self.filters:
-                content = self.scanner.logical_bytes(f.path, f.abspath)
-
-                def read(offset: int, n: int) -> bytes:
-                    return content[offset : offset + n]
-
-                self._add_chunks(f, writer, is_new, read)
-                return True
-            with open(f.abspath, "rb") as fh:
-
-                def read_file(offset: int, n: int) -> bytes:
-                    fh.seek(offset)
-                    return fh.read(n)
-
-                self._add_chunks(f, writer, is_new, read_file)
-                return True
-        except OSError:
-            return False
-
-    def _add_chunks(
-        self,
-        f: LocalFile,
-        writer: PackWriter,
-        is_new: Callable[[str], bool],
-        read: Callable[[int, int], bytes],
-    ) -> None:
-        """Add the file's new chunks; the writer leaves out any whose bytes no longer match
-        the scan (writer.drain)."""
-        for blob_id, offset, length in f.cached.chunks:
-            if is_new(blob_id):
-                writer.add(blob_id, read(offset, length))
 
     def _entries(self, files: list[LocalFile]) -> dict[str, FileEntry]:
         """What the snapshot lists for each file pushed: a transcript's with its summary."""
@@ -1515,12 +1093,12 @@ class Engine:
         if dry_run:
             self._report_dry_pull(plan, result)
             return result
-        self._merge(plan, result)
+        self.merges.for_pull(plan, result)
         self._hold_back_settings(plan, local, result)
-        self._keep_unsettled(plan)
+        self.merges.keep_unsettled(plan)
         self._name_authors(plan.conflicts, head)
         result.conflicts = plan.conflicts
-        self._apply_pull(plan, local, result, partial=True)
+        self.installer.apply_pull(plan, local, result, partial=True)
         if mcp.TYPE in sel.types:
             result.warnings += mcp.reconcile(self.root, self.work_dir)
         result.skipped = sorted(set(result.skipped) | set(plan.skipped))
@@ -1578,10 +1156,10 @@ class Engine:
         """What the pull would do, merges tried (nobody asked) but nothing written here."""
         if plan.merges:
             lost: dict[str, str] = {}
-            with self._merge_inputs(plan.merges, result, lost) as inputs:
+            with self.merges.inputs(plan.merges, result, lost) as inputs:
                 for path, merge, local_bytes, base_bytes, remote_bytes in inputs:
                     if remote_bytes is None:
-                        self._unavailable(plan, result, path, _why_lost(lost, merge.remote))
+                        unavailable(plan, result, path, why_lost(lost, merge.remote))
                     elif merge_file(path, base_bytes, local_bytes, remote_bytes) is None:
                         settle_conflict(plan, path, *merge)
                     else:
@@ -1690,252 +1268,13 @@ class Engine:
         self.state.set_snapshot_transcripts(snapshot.id, paths)
         return paths
 
-    def _apply_pull(
-        self, plan: Plan, local: LocalView, result: Result, partial: bool = False
-    ) -> None:
-        """Write the plan's files; with `partial`, files whose data is damaged or missing in
-        the repository are left out (and stay unpulled) instead of failing the pull."""
-        assert plan.head is not None
-        seq = plan.head.seq
-        outputs = {path: (self.local_abspath(path), entry) for path, entry in plan.write.items()}
-        for path, free in casefold.renames_for(self.root, plan.write, local.files).items():
-            outputs[path] = (self.local_abspath(free), outputs[path][1])
-            result.warnings.append(f"{path} differs from another file only in case: kept as {free}")
-        waiting = self.state.conflicts() if plan.copies else {}
-        for path, entry in plan.copies.items():
-            copy = _copy_name(path, seq)
-            earlier = waiting.get(path) or {}
-            if (
-                earlier.get("copy")
-                and earlier.get("remote_sha256") == entry.sha256
-                and self.local_path(earlier["copy"]).exists()
-            ):
-                copy = earlier["copy"]  # the same remote version is beside it already
-            else:
-                outputs[copy] = (self.local_abspath(copy), entry)
-            for c in plan.conflicts:
-                if c.path == path:
-                    c.copy = copy
-        # A file the pull deletes where a folder of files it writes goes must go first.
-        if in_way := _in_the_way(plan.delete, plan.write):
-            with self.state.transaction():
-                for path in in_way:
-                    self._delete_here(path, local, seq, result, plan)
-            plan.delete = [p for p in plan.delete if p not in in_way]
-        folders = folders_of(dest for dest, _ in outputs.values())
-        new_folders = missing_folders(folders, self.root)
-        for path in self.downloads.drop_unwritable(outputs, self.root, result, folders):
-            plan.skipped.append(path)
-            plan.write.pop(path, None)
-        filled: set[Path] = set()  # folders something was moved into
-        try:
-            with self.downloads.staged_files(
-                outputs, self.root, result, partial, local.files, new_folders, resumable=True
-            ) as staged:
-                plan.skipped += [p for p in result.unavailable if p in outputs]
-                filled = self._install(staged, local, plan, result)
-        finally:
-            remove_unfilled(new_folders, filled)
-
-    @staticmethod
-    def _unavailable(plan: Plan, result: Result, path: str, why: str) -> None:
-        """A file the pull leaves as it is here because its remote data cannot be had."""
-        result.unavailable.append(path)
-        result.warnings.append(f"{path} could not be downloaded: {why}")
-        plan.skipped.append(path)
-
-    def _ask(
-        self, plan: Plan, conflict: Conflict, local: bytes, remote: bytes, base: bytes | None
-    ) -> bytes | None:
-        """The user's decision as merged bytes, or None to fall back to a strategy."""
-        by_key = merge_keys(conflict.path, base, local, remote, "local")
-        conflict.keys = None if by_key is None else by_key[1]
-        answer = self.reporter.resolve(conflict, local, remote, base)
-        if isinstance(answer, bytes):
-            return answer
-        if answer in ("local", "remote"):
-            # A JSON file: the answer settles the keys named; the other keys merge.
-            settled = merge_keys(conflict.path, base, local, remote, answer)
-            if settled is not None:
-                return settled[0]
-            return local if answer == "local" else remote
-        if answer == "both":
-            # Keep the local version, the remote one beside it, and count it as settled.
-            plan.copies[conflict.path] = plan.merges[conflict.path].remote
-            return local
-        return None
-
     def fetch(self, head: Snapshot, files: dict[str, FileEntry], result: Result) -> None:
         """Place the stored files that are missing here, as a pull would (for `resume`): a
         few blobs of a big pack are read by range (one session among a pack's many)."""
         plan = Plan(head, write={p: e for p, e in files.items() if not self.local_path(p).exists()})
         if plan.write:
             with self.downloads.reading_by_range():
-                self._apply_pull(plan, LocalView(), result)
-
-    def _install(
-        self,
-        staged: list[StagedFile],
-        local: LocalView,
-        plan: Plan,
-        result: Result,
-    ) -> set[Path]:
-        """Move verified files into place; a file that changed meanwhile is left alone.
-        Those moved are taken out of staged (nothing is left to remove); returns the
-        folders they went to."""
-        assert plan.head is not None
-        seq = plan.head.seq
-        moved: set[str] = set()
-        with self.state.transaction():
-            # Recorded in one statement each, in the same transaction: a pull of thousands
-            # of files otherwise spends more on single-row writes than on the files.
-            # Deletions first: a folder whose files went may be where a file now goes.
-            for path in plan.delete:
-                self._delete_here(path, local, seq, result, plan)
-            pulled: list[tuple[str, CachedFile]] = []
-            bases: list[tuple[str, FileEntry | None]] = []
-            for s in staged:
-                path, dest, entry = s.path, s.dest, s.entry
-                scanned = local.files.get(path)
-                if (
-                    path in plan.write
-                    and not _unchanged_since_scan(dest, scanned)
-                    # nothing where it goes, unread: nothing is lost
-                    and not (scanned is None and _holds_nothing(dest, is_transcript(path)))
-                ):
-                    result.warnings.append(_why_not_installed(path, dest, scanned))
-                    plan.skipped.append(path)
-                    continue
-                os.replace(s.tmp, dest)
-                moved.add(path)
-                if path not in plan.write:
-                    continue
-                self.reporter.action("pull", path)
-                st = os.stat(dest)
-                located = entry.located_chunks()
-                pulled.append(
-                    (path, CachedFile(stat_key(st), portable.mode_of(st), entry.sha256, located))
-                )
-                bases.append((path, entry))
-                result.pulled.append(path)
-                if len(pulled) >= WRITE_BATCH:
-                    self.state.remember_files(pulled)
-                    self.state.set_bases(bases, seq)
-                    pulled, bases = [], []
-            self.state.remember_files(pulled)
-            self.state.set_bases(bases, seq)
-            for path, entry in plan.adopt.items():
-                self.state.set_base(path, entry, seq)
-            for path, (data, remote) in plan.merged.items():
-                if self._write_merged(path, data, local.files.get(path), result, remote):
-                    self.state.set_base(path, remote, seq)
-                else:
-                    plan.skipped.append(path)
-            for path, data in plan.held.items():
-                self._write_merged(path, data, local.files.get(path), result)
-            # The renames must be on disk before the state says they happened.
-            sync_dirs(folders_of(s.dest for s in staged))
-        filled = folders_of(s.dest for s in staged if s.path in moved)
-        staged[:] = [s for s in staged if s.path not in moved]
-        return filled
-
-    def _delete_here(
-        self, path: str, local: LocalView, seq: int, result: Result, plan: Plan
-    ) -> None:
-        """Delete a file the pull removes, unless it changed since the scan; then the
-        folders that held only it, up to its top folder (a file may take their name)."""
-        dest = self.local_path(path)
-        if not _unchanged_since_scan(dest, local.files.get(path)):
-            plan.skipped.append(path)
-            return
-        try:
-            dest.unlink(missing_ok=True)
-        except OSError as exc:
-            # One file that cannot be deleted here must not stop the pull.
-            result.warnings.append(f"cannot delete {path}: {exc.strerror}; skipped")
-            plan.skipped.append(path)
-            return
-        self.reporter.action("delete", path)
-        self.state.forget_file(path)
-        self.state.set_base(path, None, seq)
-        result.deleted.append(path)
-        top = self.root / Path(self.mapper.to_local(path)).parts[0]
-        folder = dest.parent
-        while folder != top and top in folder.parents:
-            try:
-                folder.rmdir()
-            except OSError:
-                break  # not empty
-            folder = folder.parent
-
-    def _write_merged(
-        self,
-        path: str,
-        data: bytes,
-        scanned: LocalFile | None,
-        result: Result,
-        remote: FileEntry | None = None,
-    ) -> bool:
-        """Write a merge's result over the file scanned here (unless it changed since). Its
-        chunks are cut as if it had grown from whichever of the versions merged (here, or
-        remote) it begins with: a transcript appended on two machines keeps its old chunks,
-        and the push sends the new records, not its old last chunk again."""
-        dest = self.local_path(path)
-
-        def unchanged(tmp: Path) -> bool:
-            if scanned is not None:
-                portable.set_mode(tmp, scanned.cached.mode)
-            return _unchanged_since_scan(dest, scanned)
-
-        grown_from = None if path in self.filters else _begins_with(data, scanned, remote)
-        data = self._local_bytes(path, data)
-        if not write_atomically(dest, data, prefix=f"{TMP_MARKER}-", before_rename=unchanged):
-            result.warnings.append(f"{path} changed during the pull; it goes with the next sync")
-            return False
-        read = self.scanner.read(path, dest, dest.stat(), grown_from)
-        cached = None if read is None else read[0]
-        if cached is not None:
-            self.state.remember_file(path, cached)
-        self.reporter.action("merge", path)
-        result.pulled.append(path)
-        return True
-
-
-def _begins_with(
-    data: bytes, scanned: LocalFile | None, remote: FileEntry | None
-) -> CachedFile | None:
-    """The longest of the merged versions that data begins with, as a previous read of the
-    file (see Scanner.read): its chunks stand, and only what follows is cut."""
-    versions = []
-    if remote is not None:
-        versions.append((remote.size, remote.sha256, remote.located_chunks()))
-    if scanned is not None:
-        versions.append((scanned.entry().size, scanned.sha256, scanned.cached.chunks))
-    view = memoryview(data)
-    for size, sha, chunks in sorted(versions, key=lambda v: -v[0]):
-        if 0 < size < len(data) and hashlib.sha256(view[:size]).hexdigest() == sha:
-            return CachedFile(StatKey(size, 0, 0, 0), 0, sha, chunks)
-    return None
-
-
-def _why_lost(lost: dict[str, str], entry: FileEntry) -> str:
-    return next((lost[b] for b, _ in entry.chunks if b in lost), "its data is in no index")
-
-
-def _content(staging: Path, entry: FileEntry | None) -> bytes | None:
-    """A file's bytes from staged blobs; None when unknown or some blob is not there."""
-    if entry is None:
-        return None
-    try:
-        return b"".join((staging / blob).read_bytes() for blob, _ in entry.chunks)
-    except FileNotFoundError:
-        return None
-
-
-def _synced_sha(transcript: bytes) -> str:
-    """The content hash a scan gives a transcript with these bytes: of its whole records,
-    not the one still being written."""
-    return hashlib.sha256(split_unfinished(transcript)[0]).hexdigest()
+                self.installer.apply_pull(plan, LocalView(), result)
 
 
 def _selection_key(sel: Selection) -> str:
@@ -1948,69 +1287,3 @@ def _selection_of_key(key: str) -> Selection:
     names, include, exclude = json.loads(key)
     types = tuple(t for t in resources.TYPES if t.name in names)
     return Selection(types, include=tuple(include), exclude=tuple(exclude))
-
-
-def _copy_name(path: str, seq: int) -> str:
-    """Where a conflict's remote version goes beside path: its name, cut short when the
-    marker would make it longer than a file name may be (255 bytes)."""
-    folder, _, name = path.rpartition("/")
-    suffix = f"{CONFLICT_MARKER}-{seq}"
-    room = 255 - len(suffix.encode())
-    if len(name.encode()) > room:
-        name = name.encode()[:room].decode(errors="ignore")
-    return f"{folder}/{name}{suffix}" if folder else f"{name}{suffix}"
-
-
-def _why_not_installed(path: str, dest: str, scanned: LocalFile | None) -> str:
-    """What a pull says of a file it did not put in place: something is where it goes."""
-    if os.path.isdir(dest):
-        return f"{path} is a folder here, with files in it: not pulled (rename one of them)"
-    if scanned is None and _size_or_none(dest) == 0:
-        return f"{path} is empty here (an editor saving it?): not pulled, left as it is"
-    return f"{path} changed during the pull; kept the local version"
-
-
-def _size_or_none(path: str) -> int | None:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return None
-
-
-def _holds_nothing(dest: str, transcript: bool) -> bool:
-    """Whether dest was an empty folder, now removed, or is an empty transcript (one of a
-    session a lazy pull left out, which Claude Code made). Any other empty file may be one
-    an editor truncated and is about to write: replaced, the editor's write would then
-    look like an edit of the version pulled, and undo the other machine's changes."""
-    with contextlib.suppress(OSError):
-        st = os.lstat(dest)
-        if stat.S_ISREG(st.st_mode):
-            return transcript and not st.st_size
-        os.rmdir(dest)
-        return True
-    return False
-
-
-def _as_scanned(path: str, scanned: LocalFile, data: bytes) -> bool:
-    """Whether data, read from the file now, is what the scan hashed (a record still
-    being written at its end is not part of that)."""
-    synced = data
-    if scanned.unfinished:
-        synced = data[: scanned.entry().size]
-    elif path == HISTORY_PATH:
-        synced = split_unfinished(data)[0]
-    return hashlib.sha256(synced).hexdigest() == scanned.sha256
-
-
-def _unchanged_since_scan(dest: str | Path, scanned: LocalFile | None) -> bool:
-    try:
-        st = os.stat(dest)
-    except FileNotFoundError:
-        return scanned is None
-    return scanned is not None and stat_key(st) == scanned.cached.stat
-
-
-def _in_the_way(deleted: list[str], written: Iterable[str]) -> list[str]:
-    """The files deleted whose path is a folder of files written."""
-    above = {p[:i] for p in written for i, c in enumerate(p) if c == "/"}
-    return [p for p in deleted if p in above]

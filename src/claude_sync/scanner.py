@@ -33,7 +33,8 @@ from claude_sync.state import CachedFile, StatKey
 from claude_sync.summary_worker import Summary, SummaryWorker
 
 if TYPE_CHECKING:
-    from claude_sync.engine import Engine, NewChunks, Result
+    from claude_sync.engine import Engine, Result
+    from claude_sync.uploads import NewChunks
 
 STABLE_READ_ATTEMPTS = 3
 TAIL_READ = 1 << 16
@@ -352,7 +353,7 @@ class Scanner:
         truncates a file before it writes it), and then nothing came to it any more. Claude
         Code leaves a transcript empty when it rewrites one that held only records another
         machine added: read as a transcript without them, it gets them back, as any other
-        rewrite does (see _rewritten_transcripts), and then what other machines add."""
+        rewrite does (see Merges.rewritten_transcripts), and then what other machines add."""
         candidates = [
             (i, skip, path)
             for i, skip in enumerate(skipped)

@@ -17,6 +17,7 @@ from claude_sync import limits, resources
 from claude_sync.downloads import Downloads
 from claude_sync.engine import Engine
 from claude_sync.errors import SyncError
+from claude_sync.install import Installer
 from claude_sync.resources import select
 
 AGENT = "agents/x.md"
@@ -33,13 +34,13 @@ def machines(tmp_path: Path) -> Iterator[EngineMachines]:
 
 def edited_during_install(pair: EngineMachines, m: int, text: str) -> mock._patch:  # type: ignore[type-arg]
     """The user saves the file after the pull planned, just before it installs."""
-    install = Engine._install
+    install = Installer.install
 
-    def racing(engine: Engine, *args: object) -> set[Path]:
+    def racing(installer: Installer, *args: object) -> set[Path]:
         pair.write(m, AGENT, text)
-        return install(engine, *args)  # type: ignore[arg-type]
+        return install(installer, *args)  # type: ignore[arg-type]
 
-    return mock.patch.object(Engine, "_install", racing)
+    return mock.patch.object(Installer, "install", racing)
 
 
 def test_a_file_edited_during_the_pull_is_not_overwritten(machines: EngineMachines) -> None:

@@ -22,23 +22,24 @@ import pytest
 from engine_pair import EngineMachines
 from memory_store import MemoryStore
 
-from claude_sync.engine import Engine, NewChunks
+from claude_sync.engine import Engine
 from claude_sync.errors import BackendError, SyncError
 from claude_sync.read_worker import read_whole
 from claude_sync.repository import Repository
 from claude_sync.resources import select
 from claude_sync.scanner import SMALL_READ, Scanner
 from claude_sync.state import State
+from claude_sync.uploads import NewChunks, Uploads
 
 
 def edited_during_upload(pair: EngineMachines, rel: str, text: str) -> mock._patch:  # type: ignore[type-arg]
-    upload = Engine._upload
+    upload = Uploads.upload
 
-    def edit_then_upload(engine: Engine, *args: object) -> None:
+    def edit_then_upload(uploads: Uploads, *args: object) -> None:
         pair.write(0, rel, text)
-        upload(engine, *args)  # type: ignore[arg-type]
+        upload(uploads, *args)  # type: ignore[arg-type]
 
-    return mock.patch.object(Engine, "_upload", edit_then_upload)
+    return mock.patch.object(Uploads, "upload", edit_then_upload)
 
 
 def sealed_at_upload() -> mock._patch:  # type: ignore[type-arg]
