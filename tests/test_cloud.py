@@ -159,6 +159,31 @@ def test_a_look_that_finds_nothing_new_lists_twice(make_machine, moto_server: Se
         assert len(asked(b, "status")[1]) == 2
 
 
+def test_an_append_push_lists_the_indexes_once(make_machine, moto_server: Server):
+    """A push after an append (what the SessionEnd hook sends after every session) lists
+    the indexes once, when its scan streams the new chunks, and reads no prune marks before
+    its pack: the transcript's old chunks are those its head lists, stored and safe from
+    prune. Its data is then what the other machine pulls."""
+    with FaultProxy(moto_server.endpoint_url or "", seed=0) as proxy:
+        a, b, _ = kept_on_moto(make_machine, moto_server, proxy.url)
+        session = f"projects/-home-u-long/{uuid.uuid4()}.jsonl"
+        records = [
+            json.dumps({"type": "user", "uuid": str(uuid.uuid4()), "n": i, "text": "x" * 400})
+            for i in range(6000)
+        ]
+        a.write(session, "\n".join(records[:5800]) + "\n")  # ~2.6 MB: several chunks
+        a.run("push")
+        a.append(session, "\n".join(records[5800:]) + "\n")
+        del proxy.seen[:]
+        a.run("push")
+        seen = list(proxy.seen)
+        assert sum("index%2F" in r and "list-type=2" in r for r in seen) == 1, seen
+        first_put = next(i for i, r in enumerate(seen) if r.startswith("PUT"))
+        assert not any("prune%2F" in r for r in seen[:first_put]), seen
+        b.run("pull")
+        assert (b.claude / session).read_bytes() == (a.claude / session).read_bytes()
+
+
 def test_a_head_written_anew_under_its_number_is_read_again(cloud: Cloud, make_machine):
     """The kept root stands in only for the same object: when the storage loses the head and
     another snapshot is written under its number, the tag differs, the new root is read, and

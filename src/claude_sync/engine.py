@@ -689,10 +689,12 @@ class Engine:
                 self.repo.check_place()
                 self._record_success("push")
                 return result
+            # The scan read the indexes if it streamed chunks (NewChunks.learn).
+            index_read = bool(writers)
             if not writers:
                 writers.append(PackWriter(self.repo))
             memory.give_back()  # what the scan's readers freed, before the commit's peak
-            result = self._push_rounds(sel, local, writers[0], result, dry_run)
+            result = self._push_rounds(sel, local, writers[0], result, dry_run, index_read)
             if not dry_run:
                 result.uploaded_bytes = self.repo.uploaded_bytes - sent_before
                 if recording:
@@ -767,7 +769,12 @@ class Engine:
         writer: PackWriter,
         result: Result,
         dry_run: bool,
+        index_read: bool = False,
     ) -> Result:
+        """Plan, send and commit, again while another machine wins the race for the
+        snapshot number (or a prune took data this push leaned on). index_read: the scan
+        read the indexes already (only what other machines wrote since is missed then, and
+        sent again: the first round does not list them a second time)."""
         written_indexes: dict[str, dict[str, BlobLocation]] = {}  # indexes this push wrote
         pruned = False
         for attempt in range(MAX_PUSH_ATTEMPTS):
@@ -810,7 +817,7 @@ class Engine:
                 self._report_dry_push(plan, result)
                 return result
             entries: dict[str, FileEntry] = {}
-            if plan.upload:
+            if plan.upload and (attempt or not index_read):
                 self.downloads.refresh_index()
                 with ThreadPoolExecutor(max_workers=1) as aside:
                     # Transcripts' summaries are read while the chunks are compressed and

@@ -78,6 +78,15 @@ class NewChunks:
             raise BackendError(f"cannot write to the repository: {exc}") from exc
 
 
+def in_head(plan: Plan) -> set[str]:
+    """The blobs the head lists for the paths a push uploads (an appended transcript's old
+    chunks): stored, and no prune takes them from under a head that lists them. A blob
+    shared with another of the head's files is not among them: finding it would take
+    decoding the whole list."""
+    head = plan.head.files if plan.head else {}
+    return {b for p in plan.upload if (e := head.get(p)) for b, _ in e.chunks}
+
+
 class Uploads:
     """The engine's sending of a push's data."""
 
@@ -85,12 +94,15 @@ class Uploads:
         self.engine = engine
 
     def upload(self, plan: Plan, writer: PackWriter, warnings: list[str]) -> None:
-        # What the scan sealed is on its way: only the rest may need reading.
+        # What the scan sealed is on its way, and what the head lists for the same paths is
+        # stored (an appended transcript's old chunks): only the rest may need reading, and
+        # then the prune marks (a request) and the cache are looked at.
+        stored = in_head(plan)
         rest = {
             b
             for f in plan.upload.values()
             for b, _, _ in f.cached.chunks
-            if b not in writer.pending
+            if b not in writer.pending and b not in stored
         }
         if not rest:
             return
@@ -99,7 +111,7 @@ class Uploads:
         packs = self.engine.state.blob_packs(rest)
 
         def is_new(blob_id: str) -> bool:
-            if blob_id in writer.pending:
+            if blob_id in writer.pending or blob_id in stored:
                 return False
             pack = packs.get(blob_id)
             return pack is None or pack in doomed
@@ -177,12 +189,7 @@ class Uploads:
         the indexes this round wrote, part of written_indexes. A pack
         only marked stays named: another machine may lean on it already (this push's
         indexes are written as it goes), and prune's sweep reads the indexes to spare it."""
-        # What the head lists for the same paths (an appended transcript's old chunks)
-        # cannot be pruned from under it; a blob shared with another of its files is
-        # checked anyway rather than the whole list decoded to find it.
-        head = plan.head.files if plan.head else {}
-        in_head = {b for p in plan.upload if (e := head.get(p)) for b, _ in e.chunks}
-        relied = {b for f in plan.upload.values() for b, _, _ in f.cached.chunks} - in_head
+        relied = {b for f in plan.upload.values() for b, _, _ in f.cached.chunks} - in_head(plan)
         # Where the blobs this round wrote went, its indexes say: only the others are looked
         # up (a first push of 50,000 files asked the cache for each). Not earlier rounds':
         # their packs may be the ones a prune took.
