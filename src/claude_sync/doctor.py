@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from claude_sync import config, crypto, plugins
-from claude_sync.engine import HISTORY_ALARM
 from claude_sync.errors import SyncError, WrongKeyError
+from claude_sync.head import HISTORY_ALARM
 from claude_sync.repository import RemoteOptions, Repository
 from claude_sync.repository.place import Place
 from claude_sync.state import State

@@ -14,31 +14,28 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Container, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from claude_sync import (
-    chain,
-    kept_head,
     mcp,
     memory,
     resources,
     settings_trust,
 )
 from claude_sync.clean_tree import UNCLEAN, TreeWalk, unit_of
-from claude_sync.config import write_private
 from claude_sync.downloads import (
     Downloads,
 )
 from claude_sync.errors import (
     CorruptionError,
-    HistoryError,
     ObjectNotFoundError,
     SyncError,
 )
+from claude_sync.head import ANY_SELECTION, PULLED_SELECTION, Head
 from claude_sync.install import Installer
 from claude_sync.merge import (
     merge_file,
@@ -47,7 +44,6 @@ from claude_sync.merging import REWRITTEN_MEANWHILE, Merges, staged_content, una
 from claude_sync.pathmap import PathMapper, encode, file_filters
 from claude_sync.planner import (
     Conflict,
-    LocalFile,
     LocalView,
     Plan,
     has_local_changes,
@@ -60,7 +56,6 @@ from claude_sync.planner import conflict as make_conflict
 from claude_sync.planner import sha as _sha
 from claude_sync.repository import (
     BlobLocation,
-    ChangedFiles,
     FileEntry,
     PackWriter,
     Repository,
@@ -69,7 +64,7 @@ from claude_sync.repository import (
 )
 from claude_sync.resources import Selection, is_temporary
 from claude_sync.scanner import Scanner
-from claude_sync.session_policy import SessionPolicy, is_main_transcript
+from claude_sync.session_policy import SessionPolicy
 from claude_sync.state import WHOLE_TREE, State
 from claude_sync.uploads import NewChunks, Uploads
 
@@ -78,12 +73,6 @@ MAX_PUSH_ATTEMPTS = 16
 PUSH_BACKOFF_CAP = 2.0
 MAX_SYNC_ROUNDS = 3
 HISTORY_LOOKBACK = 100
-#: in the config dir: why the last look at the remote history was refused. Kept until a look
-#: passes, so what a hook could only log reaches the user (next command, `doctor`).
-HISTORY_ALARM = "history-alarm"
-#: in the state: the selection (types, globs) of the last complete pull, or ANY_SELECTION
-#: while the head holds nothing but this machine's pushes
-PULLED_SELECTION = "pulled_selection"
 #: in the state: the files the last pull could not download (path -> content hash)
 UNAVAILABLE = "unavailable"
 #: in the state: the selection this machine was set to sync, as last seen
@@ -91,7 +80,6 @@ SYNCED_SELECTION = "synced_selection"
 #: in the state: how many sessions a clean status found only in the repository, and for
 #: which head and walk
 REMOTE_ONLY = "remote_only"
-ANY_SELECTION = "*"
 #: at most this many paths a push is narrowed to are named in a query of the state
 ROWS_UNDER = 200
 
@@ -224,7 +212,6 @@ class Engine:
             Path.home(), claude_dir / settings_trust.PATH
         )
         self._history: list[Snapshot] | None = None
-        self._read_last: Snapshot | None = None
         self.repo = repo
         self.state = state
         self.device = device
@@ -236,6 +223,7 @@ class Engine:
         self.installer = Installer(self)
         self.uploads = Uploads(self)
         self.merges = Merges(self)
+        self.remote_head = Head(self)
         self.downloads = Downloads(
             repo,
             state,
@@ -255,7 +243,7 @@ class Engine:
         self.downloads.refresh_index()
         return self.state.blob_ids()
 
-    def _local_bytes(self, logical: str, data: bytes) -> bytes:
+    def local_bytes(self, logical: str, data: bytes) -> bytes:
         return self.filters[logical].to_local(data) if logical in self.filters else data
 
     def local_path(self, logical: str) -> Path:
@@ -315,119 +303,10 @@ class Engine:
         self.sessions.window = None
         self.every_session = True
 
-    def head_root(self) -> SnapshotRoot | None:
-        """The newest snapshot's authenticated root. One that does not continue the history
-        this machine has seen (an older one: rollback; one whose chain misses the snapshot
-        seen last: fork) is refused unless allow_rollback; the refusal is kept for `doctor`
-        and the next command, since hooks only log it. Only an authenticated root is
-        remembered: a junk name in the listing cannot move what this machine expects."""
-        self._finish_killed_push()
-        seen = int(self.state.get_meta("seen_seq") or 0)
-        seen_id = self.state.get_meta("seen_id")
-        root, read = self._newest_root(seen, seen_id)
-        problem = None
-        if root is None or root.seq < seen:
-            if seen:
-                problem = (
-                    f"the repository's newest snapshot is {root.seq if root else 'none'}, but "
-                    f"this machine has already seen snapshot {seen}: the storage is serving "
-                    "old data (rollback)"
-                )
-        elif seen and seen_id and not chain.descends(self.repo, root, seen, seen_id):
-            problem = (
-                f"the repository's newest snapshot {root.seq} does not continue the history "
-                f"this machine has seen (snapshot {seen} is not among its ancestors): the "
-                "storage dropped or replaced snapshots (fork)"
-            )
-        if problem is not None:
-            if not self.allow_rollback:
-                message = (
-                    f"{problem}; nothing was changed here. If the repository is right, "
-                    "`claude-sync sync --allow-rollback` keeps this machine's changes and "
-                    "merges them into it"
-                )
-                write_private(self.work_dir / HISTORY_ALARM, message.encode())
-                raise HistoryError(message)
-            if root is not None:
-                self._rebase_on(root, seen, seen_id)
-        if root is not None:
-            self._remember(root)
-        if read is not None:
-            kept_head.save(self.state, read)
-        (self.work_dir / HISTORY_ALARM).unlink(missing_ok=True)
-        return root
-
-    def _newest_root(
-        self, seen: int, seen_id: str | None
-    ) -> tuple[SnapshotRoot | None, kept_head.KeptHead | None]:
-        """The newest snapshot's authenticated root; with its bytes to keep when they were
-        read from the store (see kept_head)."""
-        kept = kept_head.load(self.state)
-        glance = None if kept is None or kept.seq != seen else self.repo.glance(seen)
-        if glance is None:
-            newest = self.repo.newest(seen)
-        else:
-            assert kept is not None
-            root = kept_head.still_head(self.repo, kept, (seen, seen_id), glance)
-            if root is not None:
-                return root, None
-            # Not the kept head: the store is checked as before (a repository emptied or
-            # replaced says so, not "rollback").
-            self.repo.connect()
-            newest = glance[0]
-        if newest is None:
-            return None, None
-        seq, tag = newest
-        sealed = self.repo.sealed_root(seq)
-        read = None if tag is None else kept_head.KeptHead(seq, tag, sealed)
-        return self.repo.open_root(seq, sealed), read
-
-    def _remember(self, root: SnapshotRoot | Snapshot) -> None:
-        """Take this snapshot (and, through its chain, its parent) as seen."""
-        if self.state.get_meta("seen_id") == root.id and self.state.get_meta(HISTORY_ALARM) is None:
-            return
-        with self.state.transaction():
-            self.state.set_meta("seen_seq", str(root.seq))
-            self.state.set_meta("seen_id", root.id)
-            self.state.add_known_snapshot(root.seq, root.id)
-            if root.parent is not None and root.parent_id is not None:
-                self.state.add_known_snapshot(root.parent, root.parent_id)
-
-    def _rebase_on(self, root: SnapshotRoot, seen: int, seen_id: str | None) -> None:
-        """Accept a head that does not continue what this machine saw (asked for with
-        allow_rollback). What this machine took from snapshots outside the head's history
-        must not look synced, or a pull would replace it: its merge base becomes the newest
-        common snapshot's version, or none, so it is pushed or merged as a local change."""
-        known = self.state.known_snapshots()
-        if seen_id:
-            known.add((seen, seen_id))
-        common = chain.fork_point(self.repo, root, known)
-        ancestor: Snapshot | None = None
-        if common:
-            with contextlib.suppress(ObjectNotFoundError):
-                ancestor = self.repo.load_snapshot(common)
-        with self.state.transaction():
-            stale = self.state.forget_bases_after(common)
-            if ancestor is not None:
-                for path in stale:
-                    if path in ancestor.files:
-                        self.state.set_base(path, ancestor.files[path], common)
-            self.state.set_meta("pulled_seq", None)
-
     def head(self) -> Snapshot | None:
-        """The newest snapshot, as `head_root` accepts it; None in an empty repository."""
-        root = self.head_root()
-        return None if root is None else self._snapshot(root)
-
-    def _snapshot(self, root: SnapshotRoot) -> Snapshot:
-        """The snapshot of an authenticated root, its file list decoded a group at a time as
-        it is asked for (a push that changed one project reads that project's entries). The
-        last one read is kept: `status` and a push's rounds ask for the same head again, and
-        its file list can hold tens of thousands of entries (a root's id is the hash of its
-        sealed bytes)."""
-        if self._read_last is None or self._read_last.id != root.id:
-            self._read_last = self.repo.snapshot(root, lazy=True)
-        return self._read_last
+        """The newest snapshot, as `Head.root` accepts it; None in an empty repository."""
+        root = self.remote_head.root()
+        return None if root is None else self.remote_head.snapshot_of(root)
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -623,7 +502,7 @@ class Engine:
             return
         # Shown as they would be written here (home paths this machine's, not the token).
         here = settings_trust.changed_keys(
-            self._local_bytes(path, local_bytes), self._local_bytes(path, incoming)
+            self.local_bytes(path, local_bytes), self.local_bytes(path, incoming)
         )
         if self.reporter.trust(path, {k: here.get(k, v) for k, v in changes.items()}, device):
             return
@@ -817,13 +696,14 @@ class Engine:
                 self._report_dry_push(plan, result)
                 return result
             entries: dict[str, FileEntry] = {}
-            if plan.upload and (attempt or not index_read):
-                self.downloads.refresh_index()
+            if plan.upload:
+                if attempt or not index_read:
+                    self.downloads.refresh_index()
                 with ThreadPoolExecutor(max_workers=1) as aside:
                     # Transcripts' summaries are read while the chunks are compressed and
                     # sealed, which free the interpreter: on a first push they cost ~3 s per
                     # GiB of one core.
-                    summarized = aside.submit(self._entries, list(plan.upload.values()))
+                    summarized = aside.submit(self.remote_head.entries, list(plan.upload.values()))
                     self.uploads.upload(plan, writer, result.warnings)
                     entries = summarized.result()
             written = writer.finish()
@@ -834,7 +714,7 @@ class Engine:
             pruned = not self.uploads.data_still_there(plan, writer, written_indexes, written)
             if pruned:
                 continue  # a prune got to some of it meanwhile: upload that again
-            if self._commit_push(plan, result, entries):
+            if self.remote_head.commit(plan, result, entries):
                 return result
         if pruned:
             raise SyncError(
@@ -914,135 +794,6 @@ class Engine:
             local, self.state.base_shas(self.rows_under(sel)), self.coverage(sel)
         )
 
-    def _entries(self, files: list[LocalFile]) -> dict[str, FileEntry]:
-        """What the snapshot lists for each file pushed: a transcript's with its summary."""
-        return {
-            f.path: self.sessions.with_summary(f.path, f.abspath, f.entry(), self.device, f.summary)
-            for f in files
-        }
-
-    def _commit_push(self, plan: Plan, result: Result, entries: dict[str, FileEntry]) -> bool:
-        """Write the new snapshot; False when another machine took its sequence number.
-        entries: the files' entries (see _entries) as far as they are known already."""
-        head = plan.head
-        seq = head.seq + 1 if head else 1
-        if plan.upload or plan.remove:
-            changes: dict[str, FileEntry | None] = {}
-            for path, f in plan.upload.items():
-                self.reporter.action("push", path)
-                changes[path] = entries.get(path) or self._entries([f])[path]
-            for path in plan.remove:
-                self.reporter.action("remove", path)
-                changes[path] = None
-            snapshot = Snapshot(
-                seq,
-                head.seq if head else None,
-                self.device,
-                time.time(),
-                # Only the groups these paths are in are decoded and written again.
-                ChangedFiles(head.files if head else {}, changes),
-                parent_id=head.id if head else None,
-                formerly=self.former_names,
-            )
-            # Recorded before the snapshot is written: a kill between writing it and
-            # recording it here must not make the next run take it for another machine's.
-            bases = self._new_bases(plan, changes)
-            journal = self._push_journal(plan, snapshot)
-            memory.give_back()
-            self.state.journal_push(json.dumps(journal), ((p, _sha(e)) for p, e in bases.items()))
-            if not self.repo.write_snapshot(snapshot, head):
-                with self.state.transaction():
-                    self.state.end_push_journal()
-                return False
-            result.snapshot = seq
-            self._record_push(journal, snapshot, bases)
-        else:
-            bases = self._new_bases(plan, {})
-            self._record_push(self._push_journal(plan, None), None, bases)
-        result.pushed = sorted(plan.upload) + sorted(plan.remove)
-        result.removed = sorted(plan.remove)
-        return True
-
-    @staticmethod
-    def _new_bases(
-        plan: Plan, entries: Mapping[str, FileEntry | None]
-    ) -> dict[str, FileEntry | None]:
-        """Each path's base once the push's snapshot is written (None: no base); entries:
-        those the snapshot lists, when made already (a base keeps no summary)."""
-        bases: dict[str, FileEntry | None] = {
-            p: e.with_session(None) if (e := entries.get(p)) else f.entry()
-            for p, f in plan.upload.items()
-        }
-        bases.update(dict.fromkeys(plan.remove))
-        bases.update(plan.adopt)
-        return bases
-
-    def _push_journal(self, plan: Plan, snapshot: Snapshot | None) -> dict[str, Any]:
-        """What a push records before its snapshot is written, with the content hash of
-        each path's new base (see State.journal_push). The entries themselves are in the
-        snapshot: a push of thousands of files would write each one twice more in the state."""
-        head = plan.head
-        return {
-            "seq": head.seq + 1 if head else 1,
-            "time": snapshot.time if snapshot else None,
-            "parent_id": snapshot.parent_id if snapshot else None,
-            # On an empty repository there was nothing to pull: this push makes us current.
-            "was_current": head is None or self.state.get_meta("pulled_seq") == str(head.seq),
-        }
-
-    def _record_push(
-        self,
-        journal: dict[str, Any],
-        snapshot: Snapshot | None,
-        bases: dict[str, FileEntry | None],
-    ) -> None:
-        seq = int(journal["seq"])
-        with self.state.transaction():
-            self.state.set_bases(bases.items(), seq)
-            if snapshot is not None:
-                self._record_transcripts(snapshot)
-            if snapshot is not None and journal["was_current"]:
-                self.state.set_meta("pulled_seq", str(seq))
-                if snapshot.parent is None:
-                    # The first snapshot: nothing in it to pull, whatever is selected. A
-                    # push keeps what a pull recorded: it adds only what is here.
-                    self.state.set_meta(PULLED_SELECTION, ANY_SELECTION)
-            self.state.end_push_journal()
-        if snapshot is not None and snapshot.seq > int(self.state.get_meta("seen_seq") or 0):
-            self._remember(snapshot)
-            tag = self.repo.content_tag(snapshot.sealed) if snapshot.sealed else None
-            if tag is not None:
-                kept_head.save(self.state, kept_head.KeptHead(snapshot.seq, tag, snapshot.sealed))
-
-    def _finish_killed_push(self) -> None:
-        """A push killed after writing its snapshot but before recording it: when the
-        snapshot of that number is the one it wrote (this device, same time and parent, the
-        files it pushed), record it now; otherwise the push never happened."""
-        found = self.state.push_journal()
-        if found is None:
-            return
-        journal, shas = json.loads(found[0]), found[1]
-        # Earlier versions journaled the bases in the header, as their whole entries or
-        # their hashes.
-        for path, base in journal.get("bases", {}).items():
-            shas[path] = base["sha256"] if isinstance(base, dict) else base
-        written: Snapshot | None = None
-        with contextlib.suppress(ObjectNotFoundError):
-            root = self.repo.load_root(int(journal["seq"]))
-            if (
-                root.device == self.device
-                and root.time == journal["time"]
-                and root.parent_id == journal["parent_id"]
-            ):
-                snapshot = self.repo.snapshot(root)
-                if all(_sha(snapshot.files.get(path)) == sha for path, sha in shas.items()):
-                    written = snapshot
-        if written is None:
-            with self.state.transaction():
-                self.state.end_push_journal()
-            return
-        self._record_push(journal, written, {path: written.files.get(path) for path in shas})
-
     # -- sync -------------------------------------------------------------------------------
 
     def sync(self, sel: Selection, strategy: str, dry_run: bool, complete: bool) -> Result:
@@ -1071,7 +822,7 @@ class Engine:
         result = Result()
         if not sel.only:
             self._refuse_a_vanished_folder(sel, None)
-        root = self.head_root()
+        root = self.remote_head.root()
         if root is None or (
             complete
             and not dry_run
@@ -1081,9 +832,11 @@ class Engine:
             if not dry_run:
                 self._record_success("pull")
             return result
-        head = self._snapshot(root)
+        head = self.remote_head.snapshot_of(root)
         with self.state.transaction():
-            self._record_transcripts(head)  # the next status need not read the head again
+            self.remote_head.record_transcripts(
+                head
+            )  # the next status need not read the head again
         walked = self.scanner.walk(sel, result.warnings, "mirror" if dry_run else "sync")
         local = self.scanner.scan(sel, result.warnings, walked=walked)
         plan = self.plan_pull(sel, local, head, strategy)
@@ -1185,7 +938,7 @@ class Engine:
         walked = self.scanner.walk(sel, result.warnings, "mirror")
         if not sel.only:
             self._refuse_a_vanished_folder(sel, walked)
-        root = self.head_root()
+        root = self.remote_head.root()
         seq = None if root is None else root.seq
         in_step = seq is not None and self._pulled_in_full(sel, seq)
         if in_step and walked.digest == self.state.clean_tree():
@@ -1200,7 +953,7 @@ class Engine:
         if clean and local.tree is not None and not sel.only:
             self.state.set_clean_units({WHOLE_TREE: local.tree, **walked_units})
         if not (in_step and clean):  # else nothing either way: the file list need not be read
-            head = None if root is None else self._snapshot(root)
+            head = None if root is None else self.remote_head.snapshot_of(root)
             plan = self.plan_pull(sel, local, head, "ask")
             self._keep_held(sel, plan, local)
             self._report_dry_pull(plan, result)
@@ -1253,26 +1006,7 @@ class Engine:
         paths = self.state.snapshot_transcripts(root.id)
         if paths is None:
             with self.state.transaction():
-                paths = self._record_transcripts(self._snapshot(root))
-        return paths
-
-    def _record_transcripts(self, snapshot: Snapshot) -> list[str]:
-        """Record the snapshot's main transcripts (see _transcripts); returns them. A push's
-        snapshot takes its parent's, when they are recorded, and its own changes: the rest
-        of its list need not be decoded."""
-        files = snapshot.files
-        before = (
-            self.state.snapshot_transcripts(snapshot.parent_id)
-            if isinstance(files, ChangedFiles) and snapshot.parent_id
-            else None
-        )
-        if before is None:
-            paths = [p for p in files if is_main_transcript(p)]
-        else:
-            kept = [p for p in before if p not in files.changes]
-            changed = [p for p, e in files.changes.items() if e and is_main_transcript(p)]
-            paths = sorted(kept + changed)
-        self.state.set_snapshot_transcripts(snapshot.id, paths)
+                paths = self.remote_head.record_transcripts(self.remote_head.snapshot_of(root))
         return paths
 
     def fetch(self, head: Snapshot, files: dict[str, FileEntry], result: Result) -> None:

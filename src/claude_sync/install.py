@@ -207,7 +207,7 @@ class Installer:
             return _unchanged_since_scan(dest, scanned)
 
         grown_from = None if path in self.engine.filters else _begins_with(data, scanned, remote)
-        data = self.engine._local_bytes(path, data)
+        data = self.engine.local_bytes(path, data)
         if not write_atomically(dest, data, prefix=f"{TMP_MARKER}-", before_rename=unchanged):
             result.warnings.append(f"{path} changed during the pull; it goes with the next sync")
             return False

@@ -257,7 +257,7 @@ def test_a_conflict_over_a_temporary_name_recorded_before_the_upgrade_is_let_go(
     engine = machines.engine(1)
     try:
         assert engine.state.conflicts() == {}
-        assert engine._pulled_in_full(select([], {}), engine.head_root().seq)
+        assert engine._pulled_in_full(select([], {}), engine.remote_head.root().seq)
     finally:
         engine.state.close()
 

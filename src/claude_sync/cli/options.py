@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from claude_sync.cli.output import err, note_json
-from claude_sync.engine import HISTORY_ALARM, STRATEGIES
+from claude_sync.engine import STRATEGIES
+from claude_sync.head import HISTORY_ALARM
 from claude_sync.resources import TYPES
 from claude_sync.workspace import Locations
 

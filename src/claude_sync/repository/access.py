@@ -86,7 +86,7 @@ class StoreAccess(ABC):
 
     def glance_store(self) -> ObjectStore:
         """The store opened without the checks `store` makes (its config, the key epochs):
-        for a look at a few names that a machine can trust without them (Engine.head_root)."""
+        for a look at a few names that a machine can trust without them (Head.root)."""
         with self._opening:
             if self._store is not None:
                 return self._store
