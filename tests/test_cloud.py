@@ -444,6 +444,39 @@ def test_no_credentials_found(make_machine, moto_server: Server):
     assert_one_error_line(proc, 2, "no credentials found for R2")
 
 
+def test_an_unknown_aws_profile_is_one_line(make_machine, moto_server: Server):
+    a = make_machine("a")
+    a.env.update(moto_server.env, AWS_PROFILE="no-such-profile")
+    a.env.update(
+        AWS_CONFIG_FILE=str(a.home / "none"), AWS_SHARED_CREDENTIALS_FILE=str(a.home / "none")
+    )
+    proc = a.run("init", "s3://any-bucket", *moto_server.init_args(), check=False)
+    assert_one_error_line(proc, 2, "no-such-profile")
+
+
+def test_a_profile_that_assumes_a_role_works(make_machine, moto_server: Server):
+    """Credentials the SDK resolves lazily, after the client is made: an STS call first."""
+    a = make_machine("a")
+    config = a.home / "aws-config"
+    config.write_text(
+        "[profile base]\n"
+        "aws_access_key_id = moto-key\n"
+        "aws_secret_access_key = moto-secret\n"
+        "[profile syncer]\n"
+        "role_arn = arn:aws:iam::123456789012:role/syncer\n"
+        "source_profile = base\n"
+    )
+    a.env.update(moto_server.env, AWS_PROFILE="syncer", AWS_CONFIG_FILE=str(config))
+    a.env.update(AWS_ENDPOINT_URL_STS=moto_server.endpoint_url)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        a.env.pop(name, None)
+    bucket = f"role-{uuid.uuid4().hex[:8]}"
+    a.run("init", f"s3://{bucket}", *moto_server.init_args(), "--create")
+    populate(a)
+    a.run("push")
+    assert any(name.startswith("snapshots/") for name in moto_server.objects(bucket))
+
+
 def test_no_google_credentials_found(make_machine):
     a = make_machine("a")
     a.env.update(CLOUDSDK_CONFIG=str(a.home / "gcloud"), NO_GCE_CHECK="True")
