@@ -336,11 +336,11 @@ def test_a_unit_whose_rows_a_push_touched_is_not_kept_clean(machine):
     clean = {"agents": "a", "projects/-srv-app": "b"}
     try:
         engine.state.touched = {AGENT}
-        engine._record_clean(sel, LocalView(tree=walked.digest), walked, clean, set())
+        engine.clean_record.record(sel, LocalView(tree=walked.digest), walked, clean, set())
         assert engine.state.clean_units() == {"agents": UNCLEAN, "projects/-srv-app": "b"}
-        engine._record_clean(sel, LocalView(), walked, clean, {"projects/-srv-app"})
+        engine.clean_record.record(sel, LocalView(), walked, clean, {"projects/-srv-app"})
         assert engine.state.clean_units() == {"agents": UNCLEAN, "projects/-srv-app": UNCLEAN}
-        engine._record_clean(sel, LocalView(), walked, {}, set(walked.units))
+        engine.clean_record.record(sel, LocalView(), walked, {}, set(walked.units))
         assert engine.state.clean_units() == {}  # it relied on nothing: nothing is kept
     finally:
         engine.state.close()
@@ -370,8 +370,8 @@ def test_a_push_narrowed_to_a_project_covers_its_aliases(machine):
         engine.mapper = PathMapper("/home/ann", home_aliases=["/mnt/c/Users/ann"])
         home, alias = "projects/-home-ann-app", "projects/-mnt-c-Users-ann-app"
         units = {home, alias, "projects/-srv-app", "agents"}
-        assert engine._with_aliases({home}, units) == {home, alias}
-        assert engine._with_aliases({"agents"}, units) == {"agents"}
+        assert engine.clean_record.with_aliases({home}, units) == {home, alias}
+        assert engine.clean_record.with_aliases({"agents"}, units) == {"agents"}
     finally:
         engine.state.close()
 

@@ -415,7 +415,7 @@ class ThreeMachines(RuleBasedStateMachine):
                 sel = select([], {})
                 clean = engine.state.clean_units()
                 whole = clean.pop(WHOLE_TREE, None)
-                scope = engine.units_to_look_at(engine.scanner.walk(sel, []), clean, whole)
+                scope = engine.clean_record.to_look_at(engine.scanner.walk(sel, []), clean, whole)
                 if scope is None:
                     continue
                 narrowed = replace(sel, only=tuple(sorted(scope)))

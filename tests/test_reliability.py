@@ -16,7 +16,7 @@ Three families of tests, each against real backends on 127.0.0.1:
   each machine changing its own files and appending to one shared transcript and history:
   never a conflict, and after a final sequential round all six are byte-identical with every
   change. A concurrent `sync` may give up with exit 1 and "another machine kept pushing at the
-  same time; try again": the engine backs off with jitter but stops after MAX_PUSH_ATTEMPTS
+  same time; try again": the push backs off with jitter but stops after MAX_PUSH_ATTEMPTS
   lost snapshot races, and six machines at once can make one lose more (a sync whose shared
   file moved meanwhile pushes twice). That refusal is clean and retryable, so it is counted
   (and printed), not failed.

@@ -8,7 +8,7 @@ mode), what the walk left out, and all that decides how files are read and mappe
 selection, the path maps, this version). SQLite triggers forget every record at any write to
 the stat cache or the bases; a push that relied on the records keeps those it did not touch,
 and the units it looked at without leaving them clean keep a place as UNCLEAN, so that one
-gone later is still looked at (Engine._record_clean).
+gone later is still looked at (CleanRecord.record).
 
 So while a unit's files have the digest recorded for it, and no write touched its rows since,
 a full scan would find it as in step as it was: the next push need not look at its files.

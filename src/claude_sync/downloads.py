@@ -147,7 +147,7 @@ def missing_folders(folders: set[Path], root: Path) -> set[Path]:
             and folder != root
             and folder.is_relative_to(root)
             # Not Path.exists: a path too long here raises (it is missing, and its files
-            # are skipped with why by Engine._unwritable).
+            # are skipped with why by Downloads._unwritable).
             and not os.path.exists(folder)
         ):
             missing.add(folder)

@@ -287,9 +287,9 @@ class Head:
         self._record_push(journal, written, {path: written.files.get(path) for path in shas})
 
     def record_transcripts(self, snapshot: Snapshot) -> list[str]:
-        """Record the snapshot's main transcripts (see Engine._transcripts); returns them. A push's
-        snapshot takes its parent's, when they are recorded, and its own changes: the rest
-        of its list need not be decoded."""
+        """Record the snapshot's main transcripts (see RemoteSessions._transcripts); returns
+        them. A push's snapshot takes its parent's, when they are recorded, and its own
+        changes: the rest of its list need not be decoded."""
         files = snapshot.files
         before = (
             self.engine.state.snapshot_transcripts(snapshot.parent_id)

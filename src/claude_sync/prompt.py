@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
-from claude_sync.engine import Conflict
 from claude_sync.merge import conflict_markers
+from claude_sync.planner import Conflict
 from claude_sync.terminal import clean, clean_value
 
 MARKERS = (b"<<<<<<< ", b"\n=======\n", b">>>>>>> ")

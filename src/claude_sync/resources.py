@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+import json
 import operator
 import os
 import re
@@ -248,6 +249,17 @@ class Selection:
         if self.include and not any(fnmatch.fnmatchcase(path, g) for g in self.include):
             return False
         return not (self.exclude and any(fnmatch.fnmatchcase(path, g) for g in self.exclude))
+
+    def key(self) -> str:
+        """The types and globs, as the state records what a machine syncs or pulled."""
+        return json.dumps([sorted(t.name for t in self.types), self.include, self.exclude])
+
+    @classmethod
+    def from_key(cls, key: str) -> Selection:
+        """The selection a key recorded (types no longer known are left out)."""
+        names, include, exclude = json.loads(key)
+        types = tuple(t for t in TYPES if t.name in names)
+        return cls(types, include=tuple(include), exclude=tuple(exclude))
 
 
 #: NAME.tmp, NAME.tmp.PID.TIME, NAME.tmp.1a2b3c: not NAME.tmp.md, a user's own name

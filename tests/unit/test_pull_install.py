@@ -12,8 +12,8 @@ import pytest
 from engine_pair import EngineMachines
 
 from claude_sync import downloads as downloads_module
-from claude_sync import engine as engine_module
 from claude_sync import limits, resources
+from claude_sync import pulling as pulling_module
 from claude_sync.downloads import Downloads
 from claude_sync.engine import Engine
 from claude_sync.errors import SyncError
@@ -245,7 +245,7 @@ def test_a_conflict_over_a_temporary_name_recorded_before_the_upgrade_is_let_go(
     path = "agents/x.md.tmp"
     with monkeypatch.context() as old_version:
         old_version.setattr(resources, "is_temporary", lambda p: False)
-        old_version.setattr(engine_module, "is_temporary", lambda p: False, raising=False)
+        old_version.setattr(pulling_module, "is_temporary", lambda p: False)
         machines.write(0, path, "v0")
         machines.run(0, "push")
         machines.run(1, "pull")
@@ -257,7 +257,7 @@ def test_a_conflict_over_a_temporary_name_recorded_before_the_upgrade_is_let_go(
     engine = machines.engine(1)
     try:
         assert engine.state.conflicts() == {}
-        assert engine._pulled_in_full(select([], {}), engine.remote_head.root().seq)
+        assert engine.pulled_in_full(select([], {}), engine.remote_head.root().seq)
     finally:
         engine.state.close()
 

@@ -263,7 +263,7 @@ def test_ctrl_c_while_the_push_learns_what_is_stored_reads_no_more_files(tmp_pat
     engine = machines.engine(0)
     with (
         mock.patch.object(Scanner, "_read_checked", counted),
-        mock.patch.object(Engine, "_known_blobs", interrupted),
+        mock.patch.object(Engine, "known_blobs", interrupted),
         pytest.raises(KeyboardInterrupt),
     ):
         engine.push(select([], {}))

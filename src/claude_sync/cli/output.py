@@ -12,8 +12,9 @@ from typing import Any
 import click
 
 from claude_sync import plugins
-from claude_sync.engine import Conflict, Reporter, Result
 from claude_sync.errors import EXIT_CONFLICTS, SyncError
+from claude_sync.outcome import Reporter, Result
+from claude_sync.planner import Conflict
 from claude_sync.terminal import clean, clean_value, redact
 
 

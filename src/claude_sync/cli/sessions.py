@@ -126,7 +126,9 @@ def _choose_session(candidates: list[Any]) -> Any:
 def where(where: Locations, directory: str | None) -> None:
     """Show which sessions `claude --resume` finds in DIRECTORY (default: here) after a pull."""
     with open_workspace(where) as ws:
-        folder, logical, local, remote, older = ws.engine().where(Path(directory or os.getcwd()))
+        folder, logical, local, remote, older = ws.engine().remote_sessions.where(
+            Path(directory or os.getcwd())
+        )
     out.print(f"Claude Code folder: projects/{folder}", markup=False)
     out.print(f"Stored as:          projects/{logical}", markup=False)
     out.print(f"Sessions here:      {len(local)}", markup=False)

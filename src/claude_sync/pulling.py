@@ -1,0 +1,148 @@
+"""A pull: the head's changes planned against what is here, merged, held back where
+settings need consent, then downloaded, verified and moved into place."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from claude_sync import mcp, settings_trust
+from claude_sync.head import PULLED_SELECTION
+from claude_sync.merge import merge_file
+from claude_sync.merging import unavailable, why_lost
+from claude_sync.outcome import Result
+from claude_sync.planner import Plan, settle_conflict
+from claude_sync.resources import Selection, is_temporary
+from claude_sync.session_policy import SessionPolicy
+
+if TYPE_CHECKING:
+    from claude_sync.engine import Engine
+
+#: in the state: the files the last pull could not download (path -> content hash)
+UNAVAILABLE = "unavailable"
+
+
+class Puller:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def pull(
+        self,
+        sel: Selection,
+        strategy: str = "ask",
+        dry_run: bool = False,
+        complete: bool = True,
+    ) -> Result:
+        """Bring remote changes here. `complete` says sel is everything this machine syncs,
+        so a clean pull may mark the head as fully pulled."""
+        engine = self.engine
+        covers = engine.coverage(sel)
+        result = Result()
+        if not sel.only:
+            engine.refuse_a_vanished_folder(sel, None)
+        root = engine.remote_head.root()
+        if root is None or (
+            complete
+            and not dry_run
+            and not engine.every_session
+            and engine.pulled_in_full(sel, root.seq)
+        ):
+            if not dry_run:
+                engine.record_success("pull")
+            return result
+        head = engine.remote_head.snapshot_of(root)
+        with engine.state.transaction():
+            # the next status need not read the head again
+            engine.remote_head.record_transcripts(head)
+        walked = engine.scanner.walk(sel, result.warnings, "mirror" if dry_run else "sync")
+        local = engine.scanner.scan(sel, result.warnings, walked=walked)
+        plan = engine.plan_pull(sel, local, head, strategy)
+        result.skipped = local.skipped()
+        result.warnings += [
+            "projects pushed from under the home before their folder was mapped to a label "
+            "stay in the repository under their old name: here they sync under the label"
+            if label == "~"
+            else f"projects labelled {label!r} stay in the repository: no folder here is "
+            f"mapped to that label (`claude-sync map DIR {label}`)"
+            for label in plan.unmapped
+        ]
+        engine.held_settings.keep_waiting(sel, plan, local)
+        if dry_run:
+            self.report_dry(plan, result)
+            return result
+        engine.merges.for_pull(plan, result)
+        engine.held_settings.hold_back(plan, local, result)
+        engine.merges.keep_unsettled(plan)
+        engine.conflict_log.name_authors(plan.conflicts, head)
+        result.conflicts = plan.conflicts
+        engine.installer.apply_pull(plan, local, result, partial=True)
+        if mcp.TYPE in sel.types:
+            result.warnings += mcp.reconcile(engine.root, engine.work_dir)
+        result.skipped = sorted(set(result.skipped) | set(plan.skipped))
+        with engine.state.transaction():
+            unresolved = {c.path for c in plan.conflicts}
+            # (A conflict over a temporary name, recorded before those were left out, is
+            # over a file nothing syncs any more.)
+            selected = {p for p in engine.state.conflicts() if covers(p) or is_temporary(p)}
+            for path in selected - unresolved:
+                engine.state.set_conflict(path, None)
+            for c in plan.conflicts:
+                engine.state.set_conflict(c.path, c.to_json())
+            # A remote change not applied here keeps the head unpulled: the next pull
+            # takes it up again (and merges what changed here meanwhile).
+            if complete and not plan.conflicts and not plan.skipped:
+                engine.state.set_meta("pulled_seq", str(head.seq))
+                engine.state.set_meta(PULLED_SELECTION, sel.key())
+                engine.state.set_meta("session_window", engine.sessions.key())
+                engine.state.set_meta("unmapped_labels", ",".join(plan.unmapped))
+        with engine.state.transaction():
+            # For status: these stay "to pull" until a repair elsewhere brings their data.
+            # (A pull of some types only says nothing of the others.)
+            before = json.loads(engine.state.get_meta(UNAVAILABLE) or "{}")
+            lost = {p: e for p, e in before.items() if not covers(p) and not is_temporary(p)}
+            lost |= {p: plan.write[p].sha256 for p in result.unavailable if p in plan.write}
+            engine.state.set_meta(UNAVAILABLE, json.dumps(lost) if lost else None)
+        if not result.unavailable:
+            engine.record_success("pull")
+        if (
+            settings_trust.PATH in result.pulled + result.merged
+            and self._window_widened()
+            and not result.unavailable
+        ):
+            # A first pull brought a longer clean-up period: what it takes in comes now,
+            # not with the next pull. (Not after a failure: the pull is run again anyway,
+            # and a second pass would read the damaged packs again.)
+            result.merge(self.pull(sel, strategy, dry_run, complete))
+        return result
+
+    def _window_widened(self) -> bool:
+        """Whether settings.json, as pulled, gives this machine a longer session window
+        than the one this pull used (which then becomes the one used)."""
+        engine = self.engine
+        now = SessionPolicy.for_machine(engine.window_setting, engine.root)
+        old = engine.sessions.window
+        if old is None or (now.window is not None and now.window <= old):
+            return False
+        engine.sessions = now
+        return True
+
+    def report_dry(self, plan: Plan, result: Result) -> None:
+        """What the pull would do, merges tried (nobody asked) but nothing written here."""
+        engine = self.engine
+        if plan.merges:
+            lost: dict[str, str] = {}
+            with engine.merges.inputs(plan.merges, result, lost) as inputs:
+                for path, merge, local_bytes, base_bytes, remote_bytes in inputs:
+                    if remote_bytes is None:
+                        unavailable(plan, result, path, why_lost(lost, merge.remote))
+                    elif merge_file(path, base_bytes, local_bytes, remote_bytes) is None:
+                        settle_conflict(plan, path, *merge)
+                    else:
+                        result.merged.append(path)
+        engine.conflict_log.name_authors(plan.conflicts, plan.head)
+        result.conflicts = plan.conflicts
+        lost = json.loads(engine.state.get_meta(UNAVAILABLE) or "{}")
+        result.unavailable += [p for p, e in plan.write.items() if lost.get(p) == e.sha256]
+        result.pulled = sorted(plan.write)
+        result.deleted = sorted(plan.delete)
+        result.downloaded_bytes = sum(plan.write[p].size for p in result.pulled)
