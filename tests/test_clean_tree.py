@@ -22,8 +22,8 @@ from claude_sync.engine import Engine
 from claude_sync.model import FileEntry
 from claude_sync.pathmap import PathMapper
 from claude_sync.planner import LocalView
+from claude_sync.reading import FileReader
 from claude_sync.resources import FileStat, FoundFile, select
-from claude_sync.scanner import Scanner
 from claude_sync.state import WHOLE_TREE, CachedFile, State, StatKey
 
 SESSION = "projects/-srv-app/s1.jsonl"
@@ -173,7 +173,7 @@ def test_a_file_that_could_not_be_read_is_never_recorded_clean(machine, monkeypa
         return PermissionError(13, "Permission denied"), None
 
     with monkeypatch.context() as m:
-        m.setattr(Scanner, "_read_checked", unreadable)
+        m.setattr(FileReader, "read_checked", unreadable)
         assert machine.push() == []  # nothing readable changed
     assert machine.clean_tree() is None
     assert machine.push() == [AGENT]

@@ -35,6 +35,7 @@ from claude_sync.planner import (
 from claude_sync.planner import sha as _sha
 from claude_sync.pulling import Puller
 from claude_sync.pushing import Pusher
+from claude_sync.reading import FileReader
 from claude_sync.remote_sessions import RemoteSessions
 from claude_sync.repository import FileEntry, Repository, Snapshot
 from claude_sync.resources import Selection
@@ -88,6 +89,7 @@ class Engine:
         self._covered: dict[Selection, Callable[[str], bool]] = {}
         self.sessions = SessionPolicy()
         self.scanner = Scanner(self)
+        self.reader = FileReader(self)
         self.installer = Installer(self)
         self.uploads = Uploads(self)
         self.merges = Merges(self)

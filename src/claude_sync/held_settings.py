@@ -77,7 +77,7 @@ class HeldSettings:
         local_file = local.files.get(path)
         try:
             local_bytes = (
-                engine.scanner.logical_bytes(path, local_file.abspath) if local_file else b"{}"
+                engine.reader.logical_bytes(path, local_file.abspath) if local_file else b"{}"
             )
         except OSError:
             return  # gone meanwhile: the install step notices and keeps it

@@ -23,9 +23,9 @@ from claude_sync.downloads import (
 from claude_sync.durable import write_atomically
 from claude_sync.merge import is_transcript
 from claude_sync.planner import LocalFile, LocalView, Plan
+from claude_sync.reading import stat_key
 from claude_sync.repository import FileEntry
 from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER
-from claude_sync.scanner import stat_key
 from claude_sync.state import CachedFile, StatKey
 
 #: rows written to the state in one statement (a pull records thousands of files)
@@ -211,7 +211,7 @@ class Installer:
         if not write_atomically(dest, data, prefix=f"{TMP_MARKER}-", before_rename=unchanged):
             result.warnings.append(f"{path} changed during the pull; it goes with the next sync")
             return False
-        read = self.engine.scanner.read(path, dest, dest.stat(), grown_from)
+        read = self.engine.reader.read(path, dest, dest.stat(), grown_from)
         cached = None if read is None else read[0]
         if cached is not None:
             self.engine.state.remember_file(path, cached)
@@ -224,7 +224,7 @@ def _begins_with(
     data: bytes, scanned: LocalFile | None, remote: FileEntry | None
 ) -> CachedFile | None:
     """The longest of the merged versions that data begins with, as a previous read of the
-    file (see Scanner.read): its chunks stand, and only what follows is cut."""
+    file (see FileReader.read): its chunks stand, and only what follows is cut."""
     versions = []
     if remote is not None:
         versions.append((remote.size, remote.sha256, remote.located_chunks()))

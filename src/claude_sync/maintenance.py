@@ -555,7 +555,7 @@ def _restore_missing_blobs(engine: Engine, needs: dict[int, set[str]]) -> tuple[
             if not wanted:
                 continue
             with contextlib.suppress(OSError):
-                data = engine.scanner.logical_bytes(f.path, f.abspath)
+                data = engine.reader.logical_bytes(f.path, f.abspath)
                 for blob_id, offset, length in wanted:
                     writer.add(blob_id, data[offset : offset + length])
         written = writer.finish()

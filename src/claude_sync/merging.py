@@ -97,7 +97,7 @@ class Merges:
         more cautious."""
         for path, (local_file, base, remote) in plan.merges.items():
             try:
-                local_bytes = self.engine.scanner.logical_bytes(path, local_file.abspath)
+                local_bytes = self.engine.reader.logical_bytes(path, local_file.abspath)
             except OSError:
                 plan.skipped.append(path)
                 continue
@@ -296,7 +296,7 @@ class Merges:
         def inputs() -> Iterator[tuple[str, Merge, bytes, bytes | None, bytes | None]]:
             for path, merge in merges.items():
                 try:
-                    local_bytes = self.engine.scanner.logical_bytes(path, merge.local.abspath)
+                    local_bytes = self.engine.reader.logical_bytes(path, merge.local.abspath)
                 except OSError:
                     continue
                 base, remote = (

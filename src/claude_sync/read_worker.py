@@ -264,7 +264,7 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
 
 
 class _Reader:
-    """A worker's reading of one file, as Scanner.read and _read_checked do it."""
+    """A worker's reading of one file, as FileReader.read and read_checked do it."""
 
     def __init__(self, setup: dict[str, Any]) -> None:
         from claude_sync.chunking import Chunker, ChunkerParams

@@ -143,7 +143,7 @@ class Uploads:
     def _upload_file(self, f: LocalFile, writer: PackWriter, is_new: Callable[[str], bool]) -> bool:
         try:
             if f.path in self.engine.filters:
-                content = self.engine.scanner.logical_bytes(f.path, f.abspath)
+                content = self.engine.reader.logical_bytes(f.path, f.abspath)
 
                 def read(offset: int, n: int) -> bytes:
                     return content[offset : offset + n]

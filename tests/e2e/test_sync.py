@@ -41,7 +41,7 @@ def test_push_then_pull_is_byte_identical_with_mtimes(machines, repo_dir):
 
 def test_a_first_push_of_thousands_of_small_files_arrives_whole(machines, repo_dir):
     """A heavy user's first push: thousands of small transcripts, sub-agents and tool
-    results, read by worker processes (scanner.WORKER_FILES). The other machine gets each
+    results, read by worker processes (reading.WORKER_FILES). The other machine gets each
     file as it is, and each session's title from the summaries the workers made."""
     a, b = machines
     populate(a)

@@ -25,9 +25,9 @@ from memory_store import MemoryStore
 from claude_sync.engine import Engine
 from claude_sync.errors import BackendError, SyncError
 from claude_sync.read_worker import read_whole
+from claude_sync.reading import SMALL_READ, FileReader
 from claude_sync.repository import Repository
 from claude_sync.resources import select
-from claude_sync.scanner import SMALL_READ, Scanner
 from claude_sync.state import State
 from claude_sync.uploads import NewChunks, Uploads
 
@@ -250,9 +250,9 @@ def test_ctrl_c_while_the_push_learns_what_is_stored_reads_no_more_files(tmp_pat
     for i in range(60):
         machines.write(0, f"skills/s/f{i}.bin", os.urandom(1 << 20).hex())
     read = []
-    checked = Scanner._read_checked
+    checked = FileReader.read_checked
 
-    def counted(self: Scanner, *args: object, **kwargs: object) -> object:
+    def counted(self: FileReader, *args: object, **kwargs: object) -> object:
         read.append(1)
         return checked(self, *args, **kwargs)  # type: ignore[arg-type]
 
@@ -262,7 +262,7 @@ def test_ctrl_c_while_the_push_learns_what_is_stored_reads_no_more_files(tmp_pat
 
     engine = machines.engine(0)
     with (
-        mock.patch.object(Scanner, "_read_checked", counted),
+        mock.patch.object(FileReader, "read_checked", counted),
         mock.patch.object(Engine, "known_blobs", interrupted),
         pytest.raises(KeyboardInterrupt),
     ):

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from memory_store import MemoryStore
 
 from claude_sync import read_worker
+from claude_sync import reading as reading_module
 from claude_sync import scanner as scanner_module
 from claude_sync.crypto import KeyRing
 from claude_sync.merge import split_unfinished
@@ -34,7 +35,7 @@ F_SETPIPE_SZ = 1031  # fcntl's, Linux
 
 
 def worker_setup(keys: KeyRing) -> dict[str, object]:
-    """What a push hands its read workers (Scanner._read_workers), for a repository's keys."""
+    """What a push hands its read workers (FileReader.read_workers), for a repository's keys."""
     return {
         "master": keys.master.hex(),
         "epochs": {},
@@ -88,7 +89,7 @@ def push(tmp: Path, files: dict[str, str], workers: bool) -> tuple[EngineMachine
         pair.write(0, path, text)
     # Batches of 4: several in flight on each worker, answered in turn.
     with (
-        mock.patch.object(scanner_module, "WORKER_FILES", 1 if workers else 10**9),
+        mock.patch.object(reading_module, "WORKER_FILES", 1 if workers else 10**9),
         mock.patch.object(scanner_module, "READ_BATCH", 4),
     ):
         result = pair.run(0, "push")
@@ -162,7 +163,7 @@ def test_a_file_that_changed_while_a_worker_read_it_is_read_again_here(tmp_path:
         ]
 
     with (
-        mock.patch.object(scanner_module, "WORKER_FILES", 1),
+        mock.patch.object(reading_module, "WORKER_FILES", 1),
         mock.patch.object(ReadWorkers, "read", torn),
     ):
         pair.run(0, "push")

@@ -17,7 +17,7 @@ import pytest
 from engine_pair import EngineMachines
 from memory_store import MemoryStore
 
-from claude_sync import scanner as scanner_module
+from claude_sync import reading as reading_module
 from claude_sync.chunking import Chunker
 from claude_sync.repository import Repository
 from claude_sync.session_policy import SessionPolicy
@@ -108,8 +108,8 @@ def pushed_summaries(tmp: Path, texts: dict[str, str], dies: bool) -> dict[str, 
         return submit(worker, *args)  # type: ignore[arg-type]
 
     with (
-        mock.patch.object(scanner_module, "OFFLOAD_SUMMARIES", 1),
-        mock.patch.object(scanner_module, "OFFLOAD_FILE", 1),
+        mock.patch.object(reading_module, "OFFLOAD_SUMMARIES", 1),
+        mock.patch.object(reading_module, "OFFLOAD_FILE", 1),
         mock.patch.object(SummaryWorker, "submit", submitted),
     ):
         pair.run(0, "push")
@@ -148,9 +148,9 @@ def test_a_push_does_not_wait_for_ever_on_a_hung_worker(tmp_path: Path) -> None:
     hung = (sys.executable, "-c", "import time; time.sleep(60)")
     started = time.monotonic()
     with (
-        mock.patch.object(scanner_module, "OFFLOAD_SUMMARIES", 1),
-        mock.patch.object(scanner_module, "OFFLOAD_FILE", 1),
-        mock.patch.object(scanner_module, "SUMMARY_WAIT", 0.5),
+        mock.patch.object(reading_module, "OFFLOAD_SUMMARIES", 1),
+        mock.patch.object(reading_module, "OFFLOAD_FILE", 1),
+        mock.patch.object(reading_module, "SUMMARY_WAIT", 0.5),
         mock.patch.object(SummaryWorker, "command", hung),
     ):
         pair.run(0, "push")
