@@ -316,3 +316,30 @@ def test_forgetting_a_damaged_middle_snapshot_leaves_a_history_verify_accepts(
     c.run("init", str(repo_dir))
     c.run("pull")
     assert_both_agents(c)
+
+
+def test_an_append_push_after_repair_sends_the_old_chunks_no_pack_holds(make_machine, repo_dir):
+    """A pack lost and dropped by `repair` elsewhere (a machine without the file): the
+    next push of the appended transcript sends its old chunks again, so the new snapshot
+    is whole (found by a review: a push that took the head's chunks as stored left it
+    naming blobs no pack holds)."""
+    a, b = make_machine("a"), make_machine("b")
+    session = "projects/-srv-app/0b7e2a94-5d7b-4a59-9d55-2f7f6e1c1a11.jsonl"
+    rng = random.Random(7)
+    records = "".join(
+        f'{{"uuid": "r{i}", "text": "{rng.getrandbits(320_000):x}"}}\n' for i in range(40)
+    )
+    a.write(session, records)
+    a.run("init", str(repo_dir), "--create")
+    a.run("push")
+    b.run("init", str(repo_dir))
+    for pack in (repo_dir / "data").rglob("*"):
+        if pack.is_file():
+            pack.unlink()
+    b.run("repair", check=False)  # B has nothing to upload again: the loss is recorded
+    a.write(session, records + '{"uuid": "r-new", "text": "appended"}\n')
+    a.run("push")
+    report = b.run("verify", check=False).stdout + b.run("verify", check=False).stderr
+    assert "snapshot 2" not in report, report
+    b.run("pull", "--all")
+    assert (b.claude / session).read_text() == (a.claude / session).read_text()

@@ -80,9 +80,10 @@ class NewChunks:
 
 def in_head(plan: Plan) -> set[str]:
     """The blobs the head lists for the paths a push uploads (an appended transcript's old
-    chunks): stored, and no prune takes them from under a head that lists them. A blob
-    shared with another of the head's files is not among them: finding it would take
-    decoding the whole list."""
+    chunks): no prune takes them from under a head that lists them (it keeps the newest
+    snapshot's blobs, even in a pack it marked), so their packs need no look at the marks.
+    A blob shared with another of the head's files is not among them: finding it would
+    take decoding the whole list."""
     head = plan.head.files if plan.head else {}
     return {b for p in plan.upload if (e := head.get(p)) for b, _ in e.chunks}
 
@@ -94,27 +95,25 @@ class Uploads:
         self.engine = engine
 
     def upload(self, plan: Plan, writer: PackWriter, warnings: list[str]) -> None:
-        # What the scan sealed is on its way, and what the head lists for the same paths is
-        # stored (an appended transcript's old chunks): only the rest may need reading, and
-        # then the prune marks (a request) and the cache are looked at.
-        stored = in_head(plan)
-        rest = {
-            b
-            for f in plan.upload.values()
-            for b, _, _ in f.cached.chunks
-            if b not in writer.pending and b not in stored
-        }
+        # What the scan sealed is on its way: only the rest may need reading.
+        pending = writer.pending
+        rest = {b for f in plan.upload.values() for b, _, _ in f.cached.chunks if b not in pending}
         if not rest:
             return
-        # Packs marked by prune may vanish: never lean on a blob stored only there.
-        doomed = self.engine.repo.marked_packs()
         packs = self.engine.state.blob_packs(rest)
+        # Packs marked by prune may vanish: never lean on a blob stored only there. The
+        # head's blobs for the same paths are kept by any prune (see in_head): the marks,
+        # a request, are read only for the others. A blob in no index is sent again either
+        # way, the head's too: a pack that `repair` dropped is healed by the next push.
+        held = in_head(plan)
+        lean = any(b not in held and b in packs for b in rest)
+        doomed = self.engine.repo.marked_packs() if lean else set()
 
         def is_new(blob_id: str) -> bool:
-            if blob_id in writer.pending or blob_id in stored:
+            if blob_id in writer.pending:
                 return False
             pack = packs.get(blob_id)
-            return pack is None or pack in doomed
+            return pack is None or (blob_id not in held and pack in doomed)
 
         todo = [f for f in plan.upload.values() if any(is_new(b) for b, _, _ in f.cached.chunks)]
         todo.sort(key=lambda f: -f.cached.stat.mtime_ns)  # newest first, as the scan
