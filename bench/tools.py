@@ -95,7 +95,7 @@ class ClaudeSync(Tool):
             "CLAUDE_SYNC_PASSPHRASE": PASSPHRASE,
             "CLAUDE_SYNC_CONFIG_DIR": str(config_dir),
             # An installed claude-sync has bytecode (pip compiles it); a venv made by uv, or
-            # PYTHONDONTWRITEBYTECODE, would make every run compile boto3 & co. (~0.7 s).
+            # PYTHONDONTWRITEBYTECODE, would make every run compile botocore & co. (~0.7 s).
             "PYTHONPYCACHEPREFIX": str(self.work.parent.parent / "pycache"),
         }
         env = base_env(home, {**extra, **(self.place.creds or {})})
@@ -105,7 +105,7 @@ class ClaudeSync(Tool):
     def warm_up(self) -> list[Command]:
         """Import every module once so that their bytecode is cached, as after an install."""
         code = (
-            "import pkgutil, importlib, claude_sync, boto3.s3.transfer\n"
+            "import pkgutil, importlib, claude_sync, botocore.session\n"
             "for m in pkgutil.walk_packages(claude_sync.__path__, 'claude_sync.'):\n"
             "    m.name.endswith('__main__') or importlib.import_module(m.name)"
         )

@@ -577,7 +577,7 @@ class Downloads:
     @contextlib.contextmanager
     def reading_by_range(self) -> Iterator[None]:
         """Downloads meanwhile read a few blobs of a big pack by range, each authenticated,
-        instead of the whole pack (see _download)."""
+        instead of the whole pack (see download)."""
         self._by_range = True
         try:
             yield
@@ -601,7 +601,7 @@ class Downloads:
         """Download every blob the entries need into a staging folder; all verified. With
         `lost`, blobs in a damaged or missing pack are named there and left out. merges:
         those the entries are for, whose files here hold most of their chunks (see
-        _deliver_from_here): both sides of a transcript merge share its old records."""
+        deliver_from_here): both sides of a transcript merge share its old records."""
         staging = self.work_dir / "staging"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True, mode=0o700)

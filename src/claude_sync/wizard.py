@@ -215,8 +215,8 @@ def _validated(remote: str, answer: str) -> str:
 
 
 def _s3() -> Choice:
-    say("Credentials come from boto3's usual chain (AWS_PROFILE, the environment, SSO, an")
-    say("instance role); claude-sync never stores them.")
+    say("Credentials come from the AWS SDK's usual chain (AWS_PROFILE, the environment, SSO,")
+    say("an instance role); claude-sync never stores them.")
     return _bucket_place("s3")
 
 

@@ -78,7 +78,7 @@ def normalize_remote(remote: str) -> str:
 
 def local_folder(remote: str) -> Path | None:
     """The folder a folder remote names, without opening anything; None for the others
-    (whose backend is not even imported: boto3's import alone is 0.1 s of a push with
+    (whose backend is not even imported: botocore's import alone is 0.1 s of a push with
     nothing to send, which sends no request)."""
     if _scheme(remote) in BACKENDS:
         return None
