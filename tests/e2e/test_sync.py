@@ -746,6 +746,39 @@ def test_a_pull_started_again_after_the_files_grew_takes_up_what_it_downloaded(m
     assert_pulled_whole(a, b)
 
 
+def test_a_history_a_failed_pull_left_half_written_arrives_whole_and_mapped(machines, repo_dir):
+    """history.jsonl (stored with its project folders as tokens) is written as stored while
+    its blobs arrive, not gathered in memory (megabytes through the whole download): what
+    a failed pull left of it, bytes changed and junk past its end, is not taken; the next
+    pull checks it whole and writes it with this machine's folders."""
+    a, b = machines
+    shown = [os.urandom(1500).hex() for _ in range(2000)]  # incompressible: several chunks
+
+    def history(m: Machine) -> str:
+        return "".join(
+            json.dumps({"display": d, "timestamp": i, "project": str(m.home / f"app{i % 7}")})
+            + "\n"
+            for i, d in enumerate(shown)
+        )
+
+    a.write("history.jsonl", history(a))
+    a.run("init", str(repo_dir), "--create")
+    a.run("push")
+    b.run("init", str(repo_dir))
+    failed, _ = pull_failing(b, "3")
+    assert failed.returncode != 0 and "the network went away" in failed.stderr, failed.stderr
+    left = [p for p in b.claude.iterdir() if p.name.startswith(".claude-sync-tmp-")]
+    assert len(left) == 1 and not (b.claude / "history.jsonl").exists(), left
+    with left[0].open("r+b") as fh:
+        fh.write(b"X" * 10)
+        fh.seek(0, os.SEEK_END)
+        fh.write(b"junk past the end" * 100)
+    done, _ = pull_failing(b, "")
+    assert done.returncode == 0, done.stderr
+    assert (b.claude / "history.jsonl").read_text() == history(b)
+    assert [p.name for p in b.claude.iterdir()] == ["history.jsonl"]
+
+
 def test_a_pull_that_filled_the_disk_gives_the_space_back(machines, repo_dir):
     a, b = machines
     three_big_files(a, b, repo_dir)
