@@ -349,10 +349,11 @@ def test_a_small_snapshot_cannot_make_a_pull_write_a_huge_file(machines, repo_di
     assert "up to date" not in b.run("status", check=False).stdout
     (b.claude / "rules/fine.md").unlink()
 
-    # Within the file size limit, but more than the disk holds.
+    # Within the file size limit, but more than the disk holds: twice the room there is now,
+    # so that other work freeing space meanwhile does not make it fit.
     free = shutil.disk_usage(b.claude).free
-    craft(a, repo_dir, {"CLAUDE.md": (blob, 0o644, free // len(blob) + 1)})
-    b.env["CLAUDE_SYNC_MAX_FILE_SIZE"] = str(free * 2)
+    craft(a, repo_dir, {"CLAUDE.md": (blob, 0o644, 2 * (free // len(blob)) + 1)})
+    b.env["CLAUDE_SYNC_MAX_FILE_SIZE"] = str(free * 4)
     proc = b.run("pull", check=False)
     assert (
         proc.returncode == 1
