@@ -379,7 +379,8 @@ def test_an_index_replaced_while_being_read_is_looked_up_again(tmp_path):
 def test_a_files_content_is_what_its_chunks_say_whatever_its_appends(tmp_path, first, history):
     """Over any history of appends (the append path) and rewrites (a full read), a digest
     is the file's SHA-256 and chunks that tile it, each named by its bytes' id; an append
-    to a file whose last chunk is whole keeps every old chunk (it uploads only new bytes)."""
+    to a file whose last chunk is whole keeps every old chunk (it uploads only new bytes).
+    Content only in memory (a filtered file's logical form) is cut exactly as on disk."""
     from claude_sync import chunking
     from claude_sync.repository import ChunkerParams
 
@@ -393,6 +394,7 @@ def test_a_files_content_is_what_its_chunks_say_whatever_its_appends(tmp_path, f
         content = content + data if append else data
         path.write_bytes(content)
         before, digest = digest, chunker.digest_file(path, ids, digest)
+        assert chunker.digest_bytes(content, ids, previous=before) == digest
         sha, chunks = digest
         assert sha == hashlib.sha256(content).hexdigest()
         offset = 0

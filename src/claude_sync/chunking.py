@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -127,9 +128,18 @@ class Chunker:
         return tuple(chunks)
 
     def digest_bytes(
-        self, data: bytes, blob_id: Callable[[memoryview], str], keep: ChunkSink | None = None
+        self,
+        data: bytes,
+        blob_id: Callable[[memoryview], str],
+        keep: ChunkSink | None = None,
+        previous: Digest | None = None,
     ) -> Digest:
-        """The same as digest_file, for content that exists only in memory."""
+        """The same as digest_file, for content that exists only in memory (a filtered
+        file's logical form)."""
+        if previous is not None and (
+            grown := self._grown(io.BytesIO(data), len(data), previous, blob_id, keep)
+        ):
+            return grown
         view = memoryview(data)
         chunks = []
         for c in self._cdc.cut_buf(data):

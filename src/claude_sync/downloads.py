@@ -482,7 +482,7 @@ class Downloads:
         self,
         wanted: set[str],
         here: Mapping[str, LocalFile],
-        deliver: Callable[[str, bytes, tuple[str, int]], None],
+        deliver: Callable[[str, bytes, tuple[str, int] | None], None],
         versions: Iterable[tuple[str, FileEntry]],
         staged: Iterable[StagedFile] = (),
     ) -> set[str]:
@@ -495,18 +495,24 @@ class Downloads:
         what is not there yet. A copy is looked at for its own chunks (as the scan saw them,
         here) and for the version's chunks at their places: it may hold them though it was
         cut otherwise (a merge base whose short last chunk the copy here cut again with its
-        own append). (Filtered files are left out: their chunks are of their logical form,
-        not of what is on disk. A file changed since the scan fails the check: its blobs
-        are downloaded.)"""
+        own append). A filtered file's chunks are of its logical form: they are looked for
+        in the copy here made logical again (a prompt history that grew by a line elsewhere
+        costs that line, not the whole history). A file changed since the scan fails the
+        check: its blobs are downloaded."""
         # Only the copies of the files wanted: a pull into a tree of 50,000 files must not
         # look through every file's chunks to bring one.
         sources: dict[str, set[tuple[str, int, int]]] = {}
+        logical: dict[str, tuple[str, set[tuple[str, int, int]]]] = {}
         for path, entry in versions:
             f = here.get(path)
-            if f is None or path in self.filters:
+            if f is None:
                 continue
-            for blob_id, offset, length in (*f.cached.chunks, *entry.located_chunks()):
-                if blob_id in wanted and offset + length <= f.cached.stat.size:
+            chunks = {c for c in (*f.cached.chunks, *entry.located_chunks()) if c[0] in wanted}
+            if path in self.filters:
+                logical.setdefault(path, (f.abspath, set()))[1].update(chunks)
+                continue
+            for blob_id, offset, length in chunks:
+                if offset + length <= f.cached.stat.size:
                     sources.setdefault(f.abspath, set()).add((blob_id, offset, length))
         for s in staged:
             if s.left and s.path not in self.filters:
@@ -526,6 +532,19 @@ class Downloads:
                                 delivered.add(blob_id)
             except OSError:
                 continue  # what was not read is downloaded
+        for path, (abspath, chunks) in logical.items():
+            try:
+                with open(abspath, "rb") as fh:
+                    data = self.filters[path].to_logical(fh.read())
+            except OSError:
+                continue
+            view = memoryview(data)
+            for blob_id, offset, length in sorted(chunks, key=lambda c: c[1]):
+                piece = view[offset : offset + length]
+                if blob_id not in delivered and len(piece) == length:
+                    if self.repo.keys.names(blob_id, piece):
+                        deliver(blob_id, bytes(piece), None)
+                        delivered.add(blob_id)
         return delivered
 
     def download(

@@ -206,7 +206,7 @@ class Installer:
                 portable.set_mode(tmp, scanned.cached.mode)
             return _unchanged_since_scan(dest, scanned)
 
-        grown_from = None if path in self.engine.filters else _begins_with(data, scanned, remote)
+        grown_from = _begins_with(data, scanned, remote)
         data = self.engine.local_bytes(path, data)
         if not write_atomically(dest, data, prefix=f"{TMP_MARKER}-", before_rename=unchanged):
             result.warnings.append(f"{path} changed during the pull; it goes with the next sync")

@@ -166,8 +166,10 @@ class FileReader:
                     if logical == HISTORY_PATH:
                         # As a transcript's below: a prompt still being appended waits.
                         data = split_unfinished(data)[0]
+                    # An old form it grew from keeps its chunks, as a transcript's below:
+                    # the next pull elsewhere then finds all but the new lines' there.
                     sha, chunks = self.chunker.digest_bytes(
-                        data, self.engine.repo.keys.blob_id, keep
+                        data, self.engine.repo.keys.blob_id, keep, before
                     )
                     after = os.stat(path)
                 elif st.st_size < SMALL_READ or (before is None and st.st_size < WHOLE_READ):

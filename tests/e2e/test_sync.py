@@ -779,6 +779,45 @@ def test_a_history_a_failed_pull_left_half_written_arrives_whole_and_mapped(mach
     assert [p.name for p in b.claude.iterdir()] == ["history.jsonl"]
 
 
+def test_a_history_that_grew_elsewhere_costs_a_pull_its_new_lines(machines, repo_dir):
+    """history.jsonl is stored with its project folders as tokens, so its copy here is not
+    what is stored: each pull downloaded the whole history again for one new prompt (15 MiB
+    in a user's run). Its chunks are now looked for in the copy here made logical again,
+    also when both machines added prompts and their histories merge."""
+    a, b = machines
+    shown = [os.urandom(1500).hex() for _ in range(1000)]  # incompressible: several chunks
+
+    def line(m: Machine, i: int, d: str) -> str:
+        return json.dumps({"display": d, "timestamp": i, "project": str(m.home / f"app{i % 7}")})
+
+    def history(m: Machine, lines: list[tuple[int, str]]) -> str:
+        return "".join(line(m, i, d) + "\n" for i, d in lines)
+
+    lines = list(enumerate(shown))
+    a.write("history.jsonl", history(a, lines))
+    set_up_pair(a, b, repo_dir)
+    b.run("pull")
+    assert (b.claude / "history.jsonl").read_text() == history(b, lines)
+    a.append("history.jsonl", line(a, 5000, "one more") + "\n")
+    a.run("push")
+    # The new line, and the old last chunk when it was short (under the minimum chunk
+    # size, 128 KiB, it is cut again with what follows) of a history of 3 MB.
+    result = b.json("pull")
+    assert 0 < result["downloaded_bytes"] < 160 << 10, result
+    lines.append((5000, "one more"))
+    assert (b.claude / "history.jsonl").read_text() == history(b, lines)
+    a.append("history.jsonl", line(a, 6000, "from a") + "\n")
+    a.run("push")
+    b.append("history.jsonl", line(b, 7000, "from b") + "\n")
+    result = b.json("sync")
+    assert result["downloaded_bytes"] < 160 << 10, result
+    lines += [(6000, "from a"), (7000, "from b")]
+    assert (b.claude / "history.jsonl").read_text() == history(b, lines)
+    result = a.json("pull")
+    assert result["downloaded_bytes"] < 160 << 10, result
+    assert (a.claude / "history.jsonl").read_text() == history(a, lines)
+
+
 def test_a_pull_that_filled_the_disk_gives_the_space_back(machines, repo_dir):
     a, b = machines
     three_big_files(a, b, repo_dir)
