@@ -541,10 +541,10 @@ class Downloads:
             view = memoryview(data)
             for blob_id, offset, length in sorted(chunks, key=lambda c: c[1]):
                 piece = view[offset : offset + length]
-                if blob_id not in delivered and len(piece) == length:
-                    if self.repo.keys.names(blob_id, piece):
-                        deliver(blob_id, bytes(piece), None)
-                        delivered.add(blob_id)
+                fits = blob_id not in delivered and len(piece) == length
+                if fits and self.repo.keys.names(blob_id, piece):
+                    deliver(blob_id, bytes(piece), None)
+                    delivered.add(blob_id)
         return delivered
 
     def download(
