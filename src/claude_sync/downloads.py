@@ -264,6 +264,7 @@ class Downloads:
         here: Mapping[str, LocalFile] | None = None,
         made: set[Path] | None = None,
         resumable: bool = False,
+        folders: set[Path] | None = None,
     ) -> Iterator[list[StagedFile]]:
         """Download and verify every output into a temporary file beside its destination,
         all before the caller moves any into place; the temporary files still in the list
@@ -274,7 +275,9 @@ class Downloads:
         resumable (a pull into the Claude folder): when the download fails or is
         interrupted (but for a full disk), the temporary files stay; a scan removes them
         once they are STALE_TMP_SECONDS old. Any call takes the chunks that such files
-        hold, each checked against its id at its place, instead of downloading them again."""
+        hold, each checked against its id at its place, instead of downloading them again.
+        folders: the outputs' folders, when the caller has them (a second set of them was
+        4 MiB of a 50,000-file pull's peak)."""
         staged: list[StagedFile] = []
         # One fsync per file costs more than everything else on a fresh pull of thousands
         # of files: past a few files, one sync of the filesystem makes them all durable.
@@ -290,8 +293,11 @@ class Downloads:
             for path, why in big.items():
                 result.unavailable.append(path)
                 result.warnings.append(f"{path} could not be downloaded: {why}")
-            outputs = {path: out for path, out in outputs.items() if path not in big}
-        folders = folders_of(dest for dest, _ in outputs.values())
+            if big:
+                outputs = {path: out for path, out in outputs.items() if path not in big}
+                folders = None
+        if folders is None:
+            folders = folders_of(dest for dest, _ in outputs.values())
         keep = False  # the temporary files, for the next pull
         try:
             _check_inside(allowed, folders, root)

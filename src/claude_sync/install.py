@@ -77,15 +77,23 @@ class Installer:
             plan.delete = [p for p in plan.delete if p not in in_way]
         folders = folders_of(dest for dest, _ in outputs.values())
         new_folders = missing_folders(folders, self.engine.root)
-        for path in self.engine.downloads.drop_unwritable(
-            outputs, self.engine.root, result, folders
-        ):
+        dropped = self.engine.downloads.drop_unwritable(outputs, self.engine.root, result, folders)
+        for path in dropped:
             plan.skipped.append(path)
             plan.write.pop(path, None)
+        if dropped:
+            folders = folders_of(dest for dest, _ in outputs.values())
         filled: set[Path] = set()  # folders something was moved into
         try:
             with self.engine.downloads.staged_files(
-                outputs, self.engine.root, result, partial, local.files, new_folders, resumable=True
+                outputs,
+                self.engine.root,
+                result,
+                partial,
+                local.files,
+                new_folders,
+                resumable=True,
+                folders=folders,
             ) as staged:
                 plan.skipped += [p for p in result.unavailable if p in outputs]
                 filled = self.install(staged, local, plan, result)

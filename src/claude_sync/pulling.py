@@ -50,6 +50,10 @@ class Puller:
             if not dry_run:
                 engine.record_success("pull")
             return result
+        if not dry_run and not engine.state.known_indexes():
+            # A first pull reads every index: before the file list is in memory, not on
+            # top of it (~12 MiB of a 50,000-file pull's peak).
+            engine.downloads.refresh_index()
         head = engine.remote_head.snapshot_of(root)
         with engine.state.transaction():
             # the next status need not read the head again
