@@ -380,7 +380,9 @@ def test_a_files_content_is_what_its_chunks_say_whatever_its_appends(tmp_path, f
     """Over any history of appends (the append path) and rewrites (a full read), a digest
     is the file's SHA-256 and chunks that tile it, each named by its bytes' id; an append
     to a file whose last chunk is whole keeps every old chunk (it uploads only new bytes).
-    Content only in memory (a filtered file's logical form) is cut exactly as on disk."""
+    Content only in memory (a filtered file's logical form) is cut as on disk when it
+    grew, and otherwise keeps the old chunks its first bytes still hold (a merged history
+    begins with the version both machines had)."""
     from claude_sync import chunking
     from claude_sync.repository import ChunkerParams
 
@@ -391,20 +393,28 @@ def test_a_files_content_is_what_its_chunks_say_whatever_its_appends(tmp_path, f
     path.write_bytes(content)
     digest = chunker.digest_file(path, ids)
     for append, data in history:
-        content = content + data if append else data
+        old, content = content, content + data if append else data
         path.write_bytes(content)
         before, digest = digest, chunker.digest_file(path, ids, digest)
-        assert chunker.digest_bytes(content, ids, previous=before) == digest
-        sha, chunks = digest
-        assert sha == hashlib.sha256(content).hexdigest()
-        offset = 0
-        for blob, at, length in chunks:
-            assert at == offset and 0 < length <= 1024
-            assert blob == ids(memoryview(content)[at : at + length])
-            offset += length
-        assert offset == len(content)
-        if append and before[1][-1][2] >= 64:
-            assert chunks[: len(before[1])] == before[1]
+        in_memory = chunker.digest_bytes(content, ids, previous=before)
+        for sha, chunks in (digest, in_memory):
+            assert sha == hashlib.sha256(content).hexdigest()
+            offset = 0
+            for blob, at, length in chunks:
+                assert at == offset and 0 < length <= 1024
+                assert blob == ids(memoryview(content)[at : at + length])
+                offset += length
+            assert offset == len(content)
+        if append:
+            assert in_memory == digest
+            if before[1][-1][2] >= 64:
+                assert digest[1][: len(before[1])] == before[1]
+        same = next((i for i, (x, y) in enumerate(zip(old, content, strict=False)) if x != y), None)
+        same = min(len(old), len(content)) if same is None else same
+        kept = [c for c in before[1] if c[1] + c[2] <= same]
+        if kept == list(before[1]) and kept[-1][2] < 64 and len(content) > len(old):
+            kept.pop()  # a short last chunk is cut again with what follows
+        assert in_memory[1][: len(kept)] == tuple(kept)
 
 
 def test_infinity_and_deep_nesting_are_clean_errors(repo):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -84,7 +83,7 @@ class Chunker:
         with the new bytes, so appends of a line each do not leave a chunk each."""
         old_sha, old_chunks = previous
         old_size = sum(length for _, _, length in old_chunks)
-        if not old_chunks or size <= old_size:
+        if not old_chunks or size < old_size:
             return None
         sha = hashlib.sha256()
         left = old_size
@@ -93,6 +92,8 @@ class Chunker:
             left -= len(block)
         if left or sha.copy().hexdigest() != old_sha:
             return None
+        if size == old_size:
+            return old_sha, tuple(old_chunks)  # the same bytes (a merge that took them)
         *kept, last = old_chunks
         start = last[1]
         if last[2] >= self._min_size:
@@ -135,20 +136,39 @@ class Chunker:
         previous: Digest | None = None,
     ) -> Digest:
         """The same as digest_file, for content that exists only in memory (a filtered
-        file's logical form)."""
-        if previous is not None and (
-            grown := self._grown(io.BytesIO(data), len(data), previous, blob_id, keep)
-        ):
-            return grown
+        file's logical form). previous: the content's digest when it was last read; its
+        chunks that the content still begins with stand (see _still_there)."""
         view = memoryview(data)
-        chunks = []
-        for c in self._cdc.cut_buf(data):
-            piece = view[c.offset : c.offset + c.length]
+        chunks = list(self._still_there(view, previous, blob_id)) if previous else []
+        start = chunks[-1][1] + chunks[-1][2] if chunks else 0
+        for c in self._cdc.cut_buf(view[start:]):
+            piece = view[start + c.offset : start + c.offset + c.length]
             name = blob_id(piece)
             if keep is not None:
                 keep(name, piece)
-            chunks.append((name, c.offset, c.length))
+            chunks.append((name, start + c.offset, c.length))
         return hashlib.sha256(data).hexdigest(), tuple(chunks)
+
+    def _still_there(
+        self, view: memoryview, previous: Digest, blob_id: Callable[[memoryview], str]
+    ) -> list[tuple[str, int, int]]:
+        """The chunks of previous that the content still holds at their places, from its
+        start up to the first that differs, each checked by its id. Not only an append
+        keeps its old chunks: a merged prompt history begins with the version both
+        machines had, and cut again from its start, it would not be cut where the
+        repository's copy was (an append there started a chunk at the old end), so the
+        next push would send most of it again. As in _grown, a short last chunk is cut
+        again with the bytes that follow it."""
+        kept = []
+        for chunk_id, offset, length in previous[1]:
+            if offset + length > len(view) or blob_id(view[offset : offset + length]) != chunk_id:
+                break
+            kept.append((chunk_id, offset, length))
+        if len(kept) == len(previous[1]) and kept and kept[-1][2] < self._min_size:
+            end = kept[-1][1] + kept[-1][2]
+            if end < len(view):
+                kept.pop()
+        return kept
 
 
 def _sha256_of_prefix(path: str | Path, size: int) -> str:

@@ -493,8 +493,8 @@ class Downloads:
         staged: Iterable[StagedFile] = (),
     ) -> set[str]:
         """Hand deliver the wanted blobs that the copies here of versions' files hold,
-        read from them and checked against their ids, with where each was read; returns
-        those delivered. A
+        read from them and checked against their ids, with where each was read (None for
+        a filtered file's, made from its copy); returns those delivered. A
         transcript that grew on another machine then costs a pull its new chunks, not the
         whole file again. So do the staged files' temporary files that a pull which
         failed or was killed left (StagedFile.left): a pull started again downloads only
@@ -502,9 +502,9 @@ class Downloads:
         here) and for the version's chunks at their places: it may hold them though it was
         cut otherwise (a merge base whose short last chunk the copy here cut again with its
         own append). A filtered file's chunks are of its logical form: they are looked for
-        in the copy here made logical again (a prompt history that grew by a line elsewhere
-        costs that line, not the whole history). A file changed since the scan fails the
-        check: its blobs are downloaded."""
+        in the copy here made logical again (a prompt history that grew elsewhere, merged
+        with this machine's, costs the new prompts, not the whole history). A file changed
+        since the scan fails the check: its blobs are downloaded."""
         # Only the copies of the files wanted: a pull into a tree of 50,000 files must not
         # look through every file's chunks to bring one.
         sources: dict[str, set[tuple[str, int, int]]] = {}

@@ -206,7 +206,10 @@ class Installer:
         """Write a merge's result over the file scanned here (unless it changed since). Its
         chunks are cut as if it had grown from whichever of the versions merged (here, or
         remote) it begins with: a transcript appended on two machines keeps its old chunks,
-        and the push sends the new records, not its old last chunk again."""
+        and the push sends the new records, not its old last chunk again. A filtered file
+        keeps the remote version's chunks as far as they still match, wherever the merge
+        put the new lines (Chunker.digest_bytes): a prompt history whose prompts from two
+        machines interleave begins with neither."""
         dest = self.engine.local_path(path)
 
         def unchanged(tmp: Path) -> bool:
@@ -214,7 +217,12 @@ class Installer:
                 portable.set_mode(tmp, scanned.cached.mode)
             return _unchanged_since_scan(dest, scanned)
 
-        grown_from = _begins_with(data, scanned, remote)
+        if path in self.engine.filters and remote is not None:
+            grown_from: CachedFile | None = _as_read(
+                remote.size, remote.sha256, remote.located_chunks()
+            )
+        else:
+            grown_from = _begins_with(data, scanned, remote)
         data = self.engine.local_bytes(path, data)
         if not write_atomically(dest, data, prefix=f"{TMP_MARKER}-", before_rename=unchanged):
             result.warnings.append(f"{path} changed during the pull; it goes with the next sync")
@@ -240,9 +248,14 @@ def _begins_with(
         versions.append((scanned.entry().size, scanned.sha256, scanned.cached.chunks))
     view = memoryview(data)
     for size, sha, chunks in sorted(versions, key=lambda v: -v[0]):
-        if 0 < size < len(data) and hashlib.sha256(view[:size]).hexdigest() == sha:
-            return CachedFile(StatKey(size, 0, 0, 0), 0, sha, chunks)
+        if 0 < size <= len(data) and hashlib.sha256(view[:size]).hexdigest() == sha:
+            return _as_read(size, sha, chunks)
     return None
+
+
+def _as_read(size: int, sha: str, chunks: tuple[tuple[str, int, int], ...]) -> CachedFile:
+    """A version, as a previous read of the file (see FileReader.read)."""
+    return CachedFile(StatKey(size, 0, 0, 0), 0, sha, chunks)
 
 
 def _copy_name(path: str, seq: int) -> str:

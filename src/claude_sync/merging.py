@@ -130,9 +130,15 @@ class Merges:
                 settle_conflict(plan, path, local_file, base, remote)
             elif merged == local_bytes:
                 plan.adopt[path] = remote
-            elif hashlib.sha256(merged).hexdigest() == remote.sha256:
+            elif (
+                hashlib.sha256(merged).hexdigest() == remote.sha256
+                and path not in self.engine.filters
+            ):
                 plan.write[path] = remote
             else:
+                # A filtered file is written from the merge even when it gives the remote
+                # version: the blobs staged for it are gone by the time plan.write is
+                # downloaded, and a prompt history's new prompts would come twice.
                 plan.merged[path] = (merged, remote)
 
     def _ask(

@@ -783,9 +783,11 @@ def test_a_history_that_grew_elsewhere_costs_a_pull_its_new_lines(machines, repo
     """history.jsonl is stored with its project folders as tokens, so its copy here is not
     what is stored: each pull downloaded the whole history again for one new prompt (15 MiB
     in a user's run). Its chunks are now looked for in the copy here made logical again,
-    also when both machines added prompts and their histories merge."""
+    once per pull; and a history merged from two machines' prompts keeps the repository's
+    chunks as far as they match, so its push sends the new prompts, not the history."""
     a, b = machines
-    shown = [os.urandom(1500).hex() for _ in range(1000)]  # incompressible: several chunks
+    # Random hex compresses ~2x: sizes below are about half the text's.
+    shown = [os.urandom(750).hex() for _ in range(2000)]  # 3 MB: several chunks
 
     def line(m: Machine, i: int, d: str) -> str:
         return json.dumps({"display": d, "timestamp": i, "project": str(m.home / f"app{i % 7}")})
@@ -798,24 +800,32 @@ def test_a_history_that_grew_elsewhere_costs_a_pull_its_new_lines(machines, repo
     set_up_pair(a, b, repo_dir)
     b.run("pull")
     assert (b.claude / "history.jsonl").read_text() == history(b, lines)
-    a.append("history.jsonl", line(a, 5000, "one more") + "\n")
+    # A prompt of 800 KB: downloaded once, with at most the old last chunk (cut again with
+    # what follows when under the minimum chunk size, 128 KiB), it is under 600 KiB; twice,
+    # over 800 KiB; the whole history, 1.6 MB.
+    big = os.urandom(400_000).hex()
+    a.append("history.jsonl", line(a, 5000, big) + "\n")
     a.run("push")
-    # The new line, and the old last chunk when it was short (under the minimum chunk
-    # size, 128 KiB, it is cut again with what follows) of a history of 3 MB.
     result = b.json("pull")
-    assert 0 < result["downloaded_bytes"] < 160 << 10, result
-    lines.append((5000, "one more"))
+    assert 350 << 10 < result["downloaded_bytes"] < 600 << 10, result
+    lines.append((5000, big))
     assert (b.claude / "history.jsonl").read_text() == history(b, lines)
-    a.append("history.jsonl", line(a, 6000, "from a") + "\n")
+    # Both add a prompt, B's older than A's: merged, B's comes first, and the history
+    # begins with neither machine's.
+    a.append("history.jsonl", line(a, 9000, "from a") + "\n")
     a.run("push")
-    b.append("history.jsonl", line(b, 7000, "from b") + "\n")
+    b.append("history.jsonl", line(b, 8000, "from b") + "\n")
     result = b.json("sync")
     assert result["downloaded_bytes"] < 160 << 10, result
-    lines += [(6000, "from a"), (7000, "from b")]
+    assert result["uploaded_bytes"] < 160 << 10, result
+    lines += [(8000, "from b"), (9000, "from a")]
     assert (b.claude / "history.jsonl").read_text() == history(b, lines)
     result = a.json("pull")
     assert result["downloaded_bytes"] < 160 << 10, result
     assert (a.claude / "history.jsonl").read_text() == history(a, lines)
+    b.append("history.jsonl", line(b, 10000, "later") + "\n")
+    result = b.json("push")
+    assert 0 < result["uploaded_bytes"] < 160 << 10, result
 
 
 def test_a_pull_that_filled_the_disk_gives_the_space_back(machines, repo_dir):
