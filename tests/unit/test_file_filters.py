@@ -76,6 +76,33 @@ def test_history_projects_follow_the_home_and_maps() -> None:
     )
 
 
+def test_a_windows_history_holds_its_projects_as_tokens_too() -> None:
+    """Claude Code on Windows writes each prompt's folder as a JSON string, its backslashes
+    doubled: they were compared with the home as it is, and never became a token, so no
+    other machine's up-arrow history matched them."""
+    win = HistoryFilter(PathMapper(PureWindowsPath("C:\\Users\\ann"), {}, home_aliases=[]))
+    linux = HistoryFilter(PathMapper(PurePosixPath("/home/ann"), {}, home_aliases=[]))
+    lines = (
+        b'{"display": "a", "project": "C:\\\\Users\\\\ann\\\\code\\\\app"}\n'
+        b'{"display": "b", "project": "c:\\\\users\\\\ann"}\n'
+        b'{"display": "c", "project": "C:\\\\Users\\\\annie\\\\x"}\n'
+    )
+    stored = win.to_logical(lines)
+    assert stored == (
+        b'{"display": "a", "project": "${CLAUDE_SYNC_PATH:~}/code/app"}\n'
+        b'{"display": "b", "project": "${CLAUDE_SYNC_PATH:~}"}\n'
+        b'{"display": "c", "project": "C:\\\\Users\\\\annie\\\\x"}\n'
+    )
+    assert linux.to_local(stored).splitlines()[:2] == [
+        b'{"display": "a", "project": "/home/ann/code/app"}',
+        b'{"display": "b", "project": "/home/ann"}',
+    ]
+    back = win.to_local(linux.to_logical(linux.to_local(stored)))
+    assert (
+        back.splitlines()[0] == b'{"display": "a", "project": "C:\\\\Users\\\\ann\\\\code\\\\app"}'
+    )
+
+
 def test_every_path_holding_file_has_its_filter() -> None:
     filters = file_filters(PurePosixPath("/home/ann"), PathMapper("/home/ann", home_aliases=[]))
     assert set(filters) == {*HOME_MAPPED, HISTORY_PATH}
