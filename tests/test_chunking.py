@@ -96,3 +96,21 @@ def test_a_big_file_is_hashed_aside_and_says_what_it_holds(tmp_path):
     assert chunker.digest_file(path, ring.blob_id, size=size) == chunker.digest_bytes(
         data[:size], ring.blob_id
     )
+
+
+def test_content_in_memory_keeps_old_chunks_only_from_its_start_and_back_to_back():
+    """The state's record of a file's chunks only says where to look: an old chunk after a
+    gap (a damaged record) is not kept, and what is kept tiles the content from its start."""
+    chunker = Chunker(ChunkerParams(64, 256, 1024, 11))
+    blob_id = crypto.KeyRing(b"k" * 32).blob_id
+    data = transcript(20_000)
+    sha, chunks = chunker.digest_bytes(data, blob_id)
+    assert len(chunks) > 4
+    gap = (sha, (chunks[0], *chunks[2:]))
+    assert chunker.digest_bytes(data, blob_id, previous=gap) == (sha, chunks)
+    late = (sha, tuple((i, at + 1, n) for i, at, n in chunks))
+    assert chunker.digest_bytes(data, blob_id, previous=late) == (sha, chunks)
+    grown = data + transcript(3000)
+    kept = chunker.digest_bytes(grown, blob_id, previous=gap)[1]
+    assert kept[0] == chunks[0] and kept[1][1] == chunks[1][1]
+    assert_reassembles(grown, (sha, kept), blob_id)

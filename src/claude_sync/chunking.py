@@ -159,15 +159,20 @@ class Chunker:
         repository's copy was (an append there started a chunk at the old end), so the
         next push would send most of it again. As in _grown, a short last chunk is cut
         again with the bytes that follow it."""
-        kept = []
+        kept: list[tuple[str, int, int]] = []
+        end = 0
         for chunk_id, offset, length in previous[1]:
-            if offset + length > len(view) or blob_id(view[offset : offset + length]) != chunk_id:
+            # (One after a gap is not kept: the state's record is only trusted to say where
+            # to look, and what is kept must tile the content from its start.)
+            if offset != end or length <= 0 or end + length > len(view):
+                break
+            if blob_id(view[offset : offset + length]) != chunk_id:
                 break
             kept.append((chunk_id, offset, length))
-        if len(kept) == len(previous[1]) and kept and kept[-1][2] < self._min_size:
-            end = kept[-1][1] + kept[-1][2]
-            if end < len(view):
-                kept.pop()
+            end += length
+        whole = len(kept) == len(previous[1])
+        if whole and kept and kept[-1][2] < self._min_size and end < len(view):
+            kept.pop()
         return kept
 
 

@@ -306,18 +306,16 @@ class HistoryFilter(FileFilter):
         out.write(view[at:])
 
     def _logical(self, value: bytes) -> bytes:
-        # value is a JSON string's text: a Windows folder's backslashes are doubled there,
-        # and its letters' case does not tell folders apart.
+        # value is a JSON string's text: a Windows folder's backslashes are doubled there.
+        # Matched exactly, case and all: Claude Code tells `c:\\x` and `C:\\x` apart, and a
+        # prompt written back in another case would leave its project's history.
         text = value.decode("utf-8", "surrogateescape")
         for directory, logical in self.paths:
-            base, sep = _as_in_json(directory)
-            head, rest = text[: len(base)], text[len(base) :]
-            windows = sep != "/"
-            same = head.lower() == base.lower() if windows else head == base
-            if same and (not rest or rest.startswith(sep)):
+            whole, base, sep = _as_in_json(directory)
+            rest = text[len(base) :]
+            if text == whole or (text.startswith(base) and rest.startswith(sep)):
                 token = "${CLAUDE_SYNC_PATH:" + logical + "}"
-                rest = rest.replace(sep, "/") if windows else rest
-                return (token + rest).encode("utf-8", "surrogateescape")
+                return (token + rest.replace(sep, "/")).encode("utf-8", "surrogateescape")
         return value
 
     def _local(self, value: bytes) -> bytes:
@@ -325,16 +323,18 @@ class HistoryFilter(FileFilter):
         found = _PROJECT_TOKEN.match(text)
         if found is None or found[1] not in self.local:
             return value  # a folder this machine does not map: left as stored
-        local, sep = _as_in_json(self.local[found[1]])
+        _, local, sep = _as_in_json(self.local[found[1]])
         return (local + text[found.end() :].replace("/", sep)).encode("utf-8", "surrogateescape")
 
 
-def _as_in_json(directory: str) -> tuple[str, str]:
-    """A folder as a JSON string holds it, without a trailing separator, and its separator
-    there (a Windows folder's backslash is escaped)."""
+def _as_in_json(directory: str) -> tuple[str, str, str]:
+    """A folder as a JSON string holds it, that without a trailing separator, and its
+    separator there: a Windows folder's separators are backslashes (its forward slashes
+    turned, so that `C:/work` and `C:\\work` are one), escaped."""
     if _WINDOWS_PATH.match(directory):
-        return directory.rstrip("\\/").replace("\\", "\\\\"), "\\\\"
-    return directory.rstrip("/"), "/"
+        whole = directory.replace("/", "\\").replace("\\", "\\\\")
+        return whole, whole.rstrip("\\"), "\\\\"
+    return directory, directory.rstrip("/"), "/"
 
 
 def file_filters(home: PurePath | str, mapper: PathMapper) -> dict[str, FileFilter]:

@@ -79,28 +79,50 @@ def test_history_projects_follow_the_home_and_maps() -> None:
 def test_a_windows_history_holds_its_projects_as_tokens_too() -> None:
     """Claude Code on Windows writes each prompt's folder as a JSON string, its backslashes
     doubled: they were compared with the home as it is, and never became a token, so no
-    other machine's up-arrow history matched them."""
-    win = HistoryFilter(PathMapper(PureWindowsPath("C:\\Users\\ann"), {}, home_aliases=[]))
-    linux = HistoryFilter(PathMapper(PurePosixPath("/home/ann"), {}, home_aliases=[]))
+    other machine's up-arrow history matched them. Matched exactly, case and all (Claude
+    Code tells `c:` from `C:`: written back in another case, a prompt would leave its
+    project's history); a map given with forward slashes is the same folder."""
+    win = HistoryFilter(
+        PathMapper(PureWindowsPath("C:\\Users\\ann"), {"D:/work": "w"}, home_aliases=[])
+    )
+    linux = HistoryFilter(PathMapper(PurePosixPath("/home/ann"), {"/srv/w": "w"}, home_aliases=[]))
     lines = (
         b'{"display": "a", "project": "C:\\\\Users\\\\ann\\\\code\\\\app"}\n'
-        b'{"display": "b", "project": "c:\\\\users\\\\ann"}\n'
+        b'{"display": "b", "project": "C:\\\\Users\\\\ann"}\n'
         b'{"display": "c", "project": "C:\\\\Users\\\\annie\\\\x"}\n'
+        b'{"display": "d", "project": "c:\\\\Users\\\\ann\\\\x"}\n'
+        b'{"display": "e", "project": "D:\\\\work\\\\api"}\n'
     )
     stored = win.to_logical(lines)
-    assert stored == (
-        b'{"display": "a", "project": "${CLAUDE_SYNC_PATH:~}/code/app"}\n'
-        b'{"display": "b", "project": "${CLAUDE_SYNC_PATH:~}"}\n'
-        b'{"display": "c", "project": "C:\\\\Users\\\\annie\\\\x"}\n'
-    )
-    assert linux.to_local(stored).splitlines()[:2] == [
-        b'{"display": "a", "project": "/home/ann/code/app"}',
-        b'{"display": "b", "project": "/home/ann"}',
+    assert stored.splitlines() == [
+        b'{"display": "a", "project": "${CLAUDE_SYNC_PATH:~}/code/app"}',
+        b'{"display": "b", "project": "${CLAUDE_SYNC_PATH:~}"}',
+        b'{"display": "c", "project": "C:\\\\Users\\\\annie\\\\x"}',
+        b'{"display": "d", "project": "c:\\\\Users\\\\ann\\\\x"}',
+        b'{"display": "e", "project": "${CLAUDE_SYNC_PATH:@w}/api"}',
     ]
-    back = win.to_local(linux.to_logical(linux.to_local(stored)))
-    assert (
-        back.splitlines()[0] == b'{"display": "a", "project": "C:\\\\Users\\\\ann\\\\code\\\\app"}'
-    )
+    here = linux.to_local(stored).splitlines()
+    assert here[0] == b'{"display": "a", "project": "/home/ann/code/app"}'
+    assert here[1] == b'{"display": "b", "project": "/home/ann"}'
+    assert here[4] == b'{"display": "e", "project": "/srv/w/api"}'
+    assert win.to_local(linux.to_logical(linux.to_local(stored))) == lines
+
+
+@given(
+    home=st.sampled_from(["/", "/home/ann", "/home/ann/", "/Users/a b"]),
+    project=st.text(alphabet="/abn\\é ", max_size=14),
+)
+def test_a_posix_history_maps_as_it_always_did(home: str, project: str) -> None:
+    """The Windows change left POSIX folders as they were matched before, also for a home
+    of "/" (an empty project stays empty)."""
+    history = HistoryFilter(PathMapper(PurePosixPath(home), {}, home_aliases=[]))
+    value = project.encode()
+    directory = home
+    if project == directory or project.startswith(directory.rstrip("/") + "/"):
+        expected = b"${CLAUDE_SYNC_PATH:~}" + project[len(directory.rstrip("/")) :].encode()
+    else:
+        expected = value
+    assert history._logical(value) == expected
 
 
 def test_every_path_holding_file_has_its_filter() -> None:
