@@ -828,6 +828,38 @@ def test_a_history_that_grew_elsewhere_costs_a_pull_its_new_lines(machines, repo
     assert 0 < result["uploaded_bytes"] < 160 << 10, result
 
 
+def test_a_prompt_being_written_here_stays_at_the_end_through_a_history_pull(machines, repo_dir):
+    """Claude Code may be writing a prompt line here while a pull brings another machine's
+    prompts: the history is written from its merge (not downloaded again), the unfinished
+    line stays at its end, unsynced, and goes once it is whole."""
+    a, b = machines
+
+    def line(m: Machine, i: int, d: str) -> str:
+        return json.dumps({"display": d, "timestamp": i, "project": str(m.home / "app")})
+
+    old = [(i, os.urandom(750).hex()) for i in range(400)]
+    a.write("history.jsonl", "".join(line(a, i, d) + "\n" for i, d in old))
+    set_up_pair(a, b, repo_dir)
+    b.run("pull")
+    a.append("history.jsonl", line(a, 5000, "from a") + "\n")
+    a.run("push")
+    typing = line(b, 6000, "still typ")
+    b.append("history.jsonl", typing[:-5])
+    result = b.json("pull")
+    assert result["pulled"] == ["history.jsonl"] and result["downloaded_bytes"] < 96 << 10, result
+    mine = (b.claude / "history.jsonl").read_text()
+    assert mine == "".join(line(b, i, d) + "\n" for i, d in [*old, (5000, "from a")]) + typing[:-5]
+    assert "Everything is up to date." in b.run("status").stdout
+    b.append("history.jsonl", typing[-5:] + "\n")
+    b.run("push")
+    a.run("pull")
+    assert (
+        (a.claude / "history.jsonl")
+        .read_text()
+        .endswith(line(a, 5000, "from a") + "\n" + line(a, 6000, "still typ") + "\n")
+    )
+
+
 def test_a_pull_that_filled_the_disk_gives_the_space_back(machines, repo_dir):
     a, b = machines
     three_big_files(a, b, repo_dir)
