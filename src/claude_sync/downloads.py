@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from claude_sync import limits, portable, resources
 from claude_sync.durable import fsync_path
 from claude_sync.errors import CorruptionError, ObjectNotFoundError, SyncError, no_space
-from claude_sync.pathmap import FileFilter
+from claude_sync.pathmap import FileFilter, read_logical
 from claude_sync.planner import LocalFile, Merge
 from claude_sync.repository import FileEntry, Repository, group_by_pack
 from claude_sync.resources import TMP_MARKER
@@ -540,8 +540,7 @@ class Downloads:
                 continue  # what was not read is downloaded
         for path, (abspath, chunks) in logical.items():
             try:
-                with open(abspath, "rb") as fh:
-                    data = self.filters[path].to_logical(fh.read())
+                data = read_logical(abspath, self.filters[path])
             except OSError:
                 continue
             view = memoryview(data)

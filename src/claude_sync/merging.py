@@ -138,7 +138,9 @@ class Merges:
             else:
                 # A filtered file is written from the merge even when it gives the remote
                 # version: the blobs staged for it are gone by the time plan.write is
-                # downloaded, and a prompt history's new prompts would come twice.
+                # downloaded, and a prompt history's new prompts would come twice. (Not a
+                # transcript: installed, it takes the remote's time, which the session
+                # window goes by; and a merge of one that gives the remote is rare.)
                 plan.merged[path] = (merged, remote)
 
     def _ask(

@@ -20,7 +20,7 @@ import io
 import os
 import re
 from abc import ABC, abstractmethod
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import BinaryIO
 
 from claude_sync.merge import HISTORY_PATH, MCP_SERVERS
@@ -335,6 +335,14 @@ def _as_in_json(directory: str) -> tuple[str, str, str]:
         whole = directory.replace("/", "\\").replace("\\", "\\\\")
         return whole, whole.rstrip("\\"), "\\\\"
     return directory, directory.rstrip("/"), "/"
+
+
+def read_logical(path: str | Path, file_filter: FileFilter | None) -> bytes:
+    """A file's content as it is stored: read here, and made logical by its filter (if it
+    has one)."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    return data if file_filter is None else file_filter.to_logical(data)
 
 
 def file_filters(home: PurePath | str, mapper: PathMapper) -> dict[str, FileFilter]:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from claude_sync import portable, resources
 from claude_sync.chunking import Chunker, ChunkSink
 from claude_sync.merge import HISTORY_PATH, is_transcript, split_unfinished
+from claude_sync.pathmap import read_logical
 from claude_sync.read_worker import FileToRead, ReadWorkers, WorkerRead, read_whole
 from claude_sync.session_policy import is_main_transcript
 from claude_sync.session_summary import SessionSummary, SummaryMark
@@ -232,13 +233,7 @@ class FileReader:
         return fresh, checked
 
     def logical_bytes(self, logical: str, path: str | Path) -> bytes:
-        with open(path, "rb") as fh:
-            data = fh.read()
-        return (
-            self.engine.filters[logical].to_logical(data)
-            if logical in self.engine.filters
-            else data
-        )
+        return read_logical(path, self.engine.filters.get(logical))
 
     def read_batch(
         self,
