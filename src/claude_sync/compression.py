@@ -17,7 +17,10 @@ from claude_sync.errors import CorruptionError
 
 RAW = 0
 ZSTD = 1
-LEVEL = 3
+# Level 2, not zstd's default 3: on transcripts cut into ~512 KiB chunks it compresses 14 %
+# faster for 2.5 % less ratio (5.55x against 5.69x), and zstd is the biggest share of a first
+# push's work (~40 % of its CPU at level 3).
+LEVEL = 2
 #: a zstd skippable frame: magic, payload length, payload (zstd format, section 3.1.2)
 SKIPPABLE_MAGIC = 0x184D2A50
 SKIPPABLE_HEADER = 8
