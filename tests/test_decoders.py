@@ -8,7 +8,6 @@ seals arbitrary plaintexts under the right key and name, to reach past authentic
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import string
 from collections.abc import Callable
@@ -373,32 +372,45 @@ def test_an_index_replaced_while_being_read_is_looked_up_again(tmp_path):
 @given(
     first=st.binary(min_size=1, max_size=6000),
     history=st.lists(
-        st.tuples(st.booleans(), st.binary(min_size=1, max_size=3000)), min_size=1, max_size=6
+        st.tuples(st.booleans(), st.binary(min_size=0, max_size=3000)), min_size=1, max_size=6
     ),
+    upgrade_at=st.integers(0, 7),
 )
-def test_a_files_content_is_what_its_chunks_say_whatever_its_appends(tmp_path, first, history):
+def test_a_files_content_is_what_its_chunks_say_whatever_its_appends(
+    tmp_path, first, history, upgrade_at
+):
     """Over any history of appends (the append path) and rewrites (a full read), a digest
-    is the file's SHA-256 and chunks that tile it, each named by its bytes' id; an append
-    to a file whose last chunk is whole keeps every old chunk (it uploads only new bytes).
-    Content only in memory (a filtered file's logical form) is cut as on disk when it
-    grew, and otherwise keeps the old chunks its first bytes still hold (a merged history
-    begins with the version both machines had)."""
-    from claude_sync import chunking
+    names the file's content by an identity and cuts chunks that tile it, each named by
+    its bytes' id; an append to a file whose last chunk is whole keeps every old chunk (it
+    uploads only new bytes). Content only in memory (a filtered file's logical form) is
+    cut as on disk when it grew, and otherwise keeps the old chunks its first bytes still
+    hold (a merged history begins with the version both machines had). Across the
+    repository's move to BLAKE3 identities (at upgrade_at), content that did not change
+    keeps its identity, of whichever kind, and content that did gets the repository's."""
+    from claude_sync import chunking, identity
     from claude_sync.repository import ChunkerParams
 
     chunker = chunking.Chunker(ChunkerParams(64, 256, 1024, 7))
-    ids = crypto.KeyRing(b"k" * 32).blob_id
+    keys = crypto.KeyRing(b"k" * 32)
+    ids = keys.blob_id
     path = tmp_path / "t.jsonl"
     content = first
     path.write_bytes(content)
-    digest = chunker.digest_file(path, ids)
-    for append, data in history:
-        old, content = content, content + data if append else data
+    keys.file_ids_blake3 = upgrade_at == 0
+    digest = chunker.digest_file(path, ids, file_hash=keys.file_hash)
+    for step, (append, data) in enumerate(history, 1):
+        keys.file_ids_blake3 = step >= upgrade_at
+        old, content = content, content + data if append else data or content
         path.write_bytes(content)
-        before, digest = digest, chunker.digest_file(path, ids, digest)
-        in_memory = chunker.digest_bytes(content, ids, previous=before)
+        before = digest
+        digest = chunker.digest_file(path, ids, digest, file_hash=keys.file_hash)
+        in_memory = chunker.digest_bytes(content, ids, previous=before, file_hash=keys.file_hash)
         for sha, chunks in (digest, in_memory):
-            assert sha == hashlib.sha256(content).hexdigest()
+            assert identity.of(keys.file_hash, content, sha) == sha
+            if content == old:
+                assert sha == before[0]
+            else:
+                assert identity.kind_of(sha) == (identity.B3 if step >= upgrade_at else "")
             offset = 0
             for blob, at, length in chunks:
                 assert at == offset and 0 < length <= 1024

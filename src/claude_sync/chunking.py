@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
+
+from claude_sync import identity
+from claude_sync.identity import FileHash, NewFileHash, sha256_hash
 
 SPLIT_HASH_SIZE = 8 * 1024 * 1024
 Digest = tuple[str, tuple[tuple[str, int, int], ...]]
@@ -43,26 +45,31 @@ class Chunker:
         previous: Digest | None = None,
         size: int | None = None,
         keep: ChunkSink | None = None,
+        file_hash: NewFileHash = sha256_hash,
     ) -> Digest:
-        """SHA-256 of the file and its chunks as (blob id, offset, length), from one read of
-        it. previous: the file's digest when it was last read; size: how many of its first
-        bytes count (None: all); keep: sees every chunk cut (not those kept from previous)."""
+        """The file's identity (identity.py, of the kind file_hash makes) and its chunks as
+        (blob id, offset, length), from one read of it. previous: the file's digest when it
+        was last read; size: how many of its first bytes count (None: all); keep: sees every
+        chunk cut (not those kept from previous)."""
         with open(path, "rb") as fh:
             end = os.fstat(fh.fileno()).st_size
             size = end if size is None else min(size, end)
-            if previous is not None and (grown := self._grown(fh, size, previous, blob_id, keep)):
+            if previous is not None and (
+                grown := self._grown(fh, size, previous, blob_id, keep, file_hash)
+            ):
                 return grown
             fh.seek(0)
             reader = _Prefix(fh, size)
-            if size < SPLIT_HASH_SIZE:
-                sha = hashlib.sha256()
-                chunks = self._chunks(reader, blob_id, lambda data, _: sha.update(data), keep)
-                return sha.hexdigest(), chunks
-            # A big file is hashed by a second reader while this one chunks: both cores
-            # work on it, and each reads into a buffer of its own (the chunker's is reused,
-            # so handing its bytes over would cost a copy and a lock per chunk).
+            whole = file_hash()
+            if size < SPLIT_HASH_SIZE or whole.kind == identity.B3:
+                chunks = self._chunks(reader, blob_id, lambda data, _: whole.update(data), keep)
+                return whole.identity(), chunks
+            # A big file's SHA-256 is computed by a second reader while this one chunks: both
+            # cores work on it, and each reads into a buffer of its own (the chunker's is
+            # reused, so handing its bytes over would cost a copy and a lock per chunk).
+            # BLAKE3 is fast enough to keep up on the chunker's own thread.
             with ThreadPoolExecutor(max_workers=1) as aside:
-                hashed = aside.submit(_sha256_of_prefix, path, size)
+                hashed = aside.submit(_identity_of_prefix, path, size, whole)
                 chunks = self._chunks(reader, blob_id, lambda data, _: None, keep)
                 return hashed.result(), chunks
 
@@ -73,6 +80,7 @@ class Chunker:
         previous: Digest,
         blob_id: Callable[[memoryview], str],
         keep: ChunkSink | None,
+        file_hash: NewFileHash,
     ) -> Digest | None:
         """The digest of a file that only grew since `previous`, or None. Its old part is
         hashed, not chunked again: a content-defined cut depends only on the bytes from its
@@ -80,20 +88,27 @@ class Chunker:
         The last stands too when it is of at least the minimum chunk size: the new bytes
         start a chunk of their own, so an append uploads about its own size, not the old
         last chunk again (up to the maximum chunk size); a shorter last chunk is cut again
-        with the new bytes, so appends of a line each do not leave a chunk each."""
+        with the new bytes, so appends of a line each do not leave a chunk each. The old
+        part is checked in the kind of the old identity; an unchanged file keeps it, and a
+        grown one gets an identity of the kind file_hash makes."""
         old_sha, old_chunks = previous
         old_size = sum(length for _, _, length in old_chunks)
         if not old_chunks or size < old_size:
             return None
-        sha = hashlib.sha256()
+        old = file_hash(old_sha)
+        new = file_hash()
+        both = [old] if new.kind == old.kind else [old, new]
         left = old_size
         while left and (block := fh.read(min(left, 1 << 20))):
-            sha.update(block)
+            for h in both:
+                h.update(block)
             left -= len(block)
-        if left or sha.copy().hexdigest() != old_sha:
+        if left or old.copy().identity() != old_sha:
             return None
         if size == old_size:
             return old_sha, tuple(old_chunks)  # the same bytes (a merge that took them)
+        if new.kind == old.kind:
+            new = old
         *kept, last = old_chunks
         start = last[1]
         if last[2] >= self._min_size:
@@ -102,11 +117,11 @@ class Chunker:
 
         def hash_new_bytes(data: memoryview, offset: int) -> None:
             if offset + len(data) > old_size:
-                sha.update(data[max(0, old_size - offset) :])
+                new.update(data[max(0, old_size - offset) :])
 
         fh.seek(start)
         tail = self._chunks(_Prefix(fh, size - start), blob_id, hash_new_bytes, keep, start)
-        return sha.hexdigest(), (*kept, *tail)
+        return new.identity(), (*kept, *tail)
 
     def _chunks(
         self,
@@ -134,10 +149,12 @@ class Chunker:
         blob_id: Callable[[memoryview], str],
         keep: ChunkSink | None = None,
         previous: Digest | None = None,
+        file_hash: NewFileHash = sha256_hash,
     ) -> Digest:
-        """The same as digest_file, for content that exists only in memory (a filtered
-        file's logical form). previous: the content's digest when it was last read; its
-        chunks that the content still begins with stand (see _still_there)."""
+        """The same as digest_file, for content in memory (a small file read whole, or a
+        filtered file's logical form). previous: the content's digest when it was last
+        read; its chunks that the content still begins with stand (see _still_there), and
+        its identity if the content is the same."""
         view = memoryview(data)
         chunks = list(self._still_there(view, previous, blob_id)) if previous else []
         start = chunks[-1][1] + chunks[-1][2] if chunks else 0
@@ -147,7 +164,7 @@ class Chunker:
             if keep is not None:
                 keep(name, piece)
             chunks.append((name, start + c.offset, c.length))
-        return hashlib.sha256(data).hexdigest(), tuple(chunks)
+        return identity.kept_or_new(file_hash, view, previous and previous[0]), tuple(chunks)
 
     def _still_there(
         self, view: memoryview, previous: Digest, blob_id: Callable[[memoryview], str]
@@ -176,10 +193,9 @@ class Chunker:
         return kept
 
 
-def _sha256_of_prefix(path: str | Path, size: int) -> str:
-    """The SHA-256 of a file's first size bytes (of fewer, when it shrank meanwhile: the
+def _identity_of_prefix(path: str | Path, size: int, whole: FileHash) -> str:
+    """The identity of a file's first size bytes (of fewer, when it shrank meanwhile: the
     caller's check of its stat after reading catches that)."""
-    sha = hashlib.sha256()
     buffer = memoryview(bytearray(1 << 20))
     with open(path, "rb", buffering=0) as fh:
         left = size
@@ -187,9 +203,9 @@ def _sha256_of_prefix(path: str | Path, size: int) -> str:
             got = fh.readinto(buffer[: min(left, len(buffer))])
             if not got:
                 break
-            sha.update(buffer[:got])
+            whole.update(buffer[:got])
             left -= got
-    return sha.hexdigest()
+    return whole.identity()
 
 
 class _Prefix:

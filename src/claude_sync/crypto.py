@@ -26,7 +26,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from claude_sync import identity
 from claude_sync.errors import CorruptionError, RevokedError, WrongKeyError
+from claude_sync.identity import FileHash
 
 ENVELOPE_VERSION = 1
 #: an envelope sealed under a key epoch's data key: the epoch number follows the version byte
@@ -114,6 +116,8 @@ class KeyRing:
         self._blake3_key = hkdf(master, "blob-id-blake3")
         #: name new blobs by keyed BLAKE3 (a format 6 repository) rather than HMAC-SHA256
         self.keyed_blake3 = False
+        #: hash files anew by keyed BLAKE3 (a format 8 repository) rather than SHA-256
+        self.file_ids_blake3 = False
         #: (key object name, X25519 private key) of the key object this machine joined with
         self.identity = identity
         self.epoch_keys: dict[int, bytes] = {}
@@ -153,6 +157,15 @@ class KeyRing:
         if not self.keyed_blake3:
             return False
         return hmac.new(self.mac_key, data, hashlib.sha256).hexdigest() == blob_id
+
+    def file_hash(self, like: str | None = None) -> FileHash:
+        """A file identity to compute (identity.py): in the kind of `like`, an identity the
+        content is to be checked against, else in the kind the repository writes."""
+        if like is not None:
+            kind = identity.kind_of(like)
+        else:
+            kind = identity.B3 if self.file_ids_blake3 else identity.SHA256
+        return FileHash(kind, self._blake3_key)
 
     def seal(self, name: str, plaintext: bytes) -> bytes:
         """An envelope under the newest epoch's key (the master key before any epoch), bound to

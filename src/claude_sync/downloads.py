@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from claude_sync import limits, portable, resources
+from claude_sync import identity, limits, portable, resources
 from claude_sync.durable import fsync_path
 from claude_sync.errors import CorruptionError, ObjectNotFoundError, SyncError, no_space
 from claude_sync.pathmap import FileFilter, read_logical
@@ -476,7 +476,7 @@ class Downloads:
             path, dest, entry = s.path, s.dest, s.entry
             if path in self.filters and path not in lost:
                 data = _read_prefix(s.tmp, entry.size) if entry.chunks else b""
-                if hashlib.sha256(data).hexdigest() != entry.sha256:
+                if identity.of(self.repo.keys.file_hash, data, entry.sha256) != entry.sha256:
                     raise CorruptionError(
                         f"data for {os.path.basename(dest)} does not match its snapshot entry"
                     )

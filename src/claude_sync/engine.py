@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from claude_sync import resources, settings_trust
+from claude_sync import identity, resources, settings_trust
 from claude_sync.clean_record import CleanRecord
 from claude_sync.clean_tree import TreeWalk
 from claude_sync.conflict_log import HISTORY_LOOKBACK, ConflictLog
@@ -22,6 +22,7 @@ from claude_sync.errors import SyncError
 from claude_sync.head import ANY_SELECTION, PULLED_SELECTION, Head
 from claude_sync.held_settings import HeldSettings
 from claude_sync.install import Installer
+from claude_sync.local_identity import LocalIdentities
 from claude_sync.merging import Merges
 from claude_sync.outcome import Reporter, Result, Status
 from claude_sync.pathmap import PathMapper, file_filters
@@ -90,6 +91,7 @@ class Engine:
         self.sessions = SessionPolicy()
         self.scanner = Scanner(self)
         self.reader = FileReader(self)
+        self.identities = LocalIdentities(self)
         self.installer = Installer(self)
         self.uploads = Uploads(self)
         self.merges = Merges(self)
@@ -238,16 +240,20 @@ class Engine:
 
     def plan_push(self, sel: Selection, local: LocalView, head: Snapshot | None) -> Plan:
         """The planner's push decisions for the selection, against this machine's bases."""
-        return plan_push(local, self.state.bases(self.rows_under(sel)), head, self.coverage(sel))
+        bases = self.state.bases(self.rows_under(sel))
+        self.identities.align(local, bases, head)
+        return plan_push(local, bases, head, self.coverage(sel))
 
     def plan_pull(
         self, sel: Selection, local: LocalView, head: Snapshot | None, strategy: str
     ) -> Plan:
         """The planner's pull decisions, with the session window and the projects that have
         no folder here applied (both left in the repository)."""
+        bases = self.state.bases()
+        self.identities.align(local, bases, head)
         plan = plan_pull(
             local,
-            self.state.bases(),
+            bases,
             head,
             self.coverage(sel),
             strategy,
@@ -305,9 +311,16 @@ class Engine:
             )
 
     def has_local_changes(self, sel: Selection, local: LocalView) -> bool:
-        return has_local_changes(
-            local, self.state.base_shas(self.rows_under(sel)), self.coverage(sel)
-        )
+        rows, covers = self.rows_under(sel), self.coverage(sel)
+        shas = self.state.base_shas(rows)
+        if not has_local_changes(local, shas, covers):
+            return False
+        if not identity.mixed(local.files, shas):
+            return True
+        # A file read again unchanged, with its base's id of the other kind, is no change
+        # (see local_identity.py).
+        self.identities.align(local, self.state.bases(rows), None)
+        return has_local_changes(local, self.state.base_shas(rows), covers)
 
     # -- sync -------------------------------------------------------------------------------
 

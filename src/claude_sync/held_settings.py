@@ -5,11 +5,10 @@ change waits as a conflict that `resolve --take remote` applies."""
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from typing import TYPE_CHECKING
 
-from claude_sync import settings_trust
+from claude_sync import identity, settings_trust
 from claude_sync.merging import staged_content, unavailable, why_lost
 from claude_sync.planner import Conflict, LocalView, Plan
 from claude_sync.planner import conflict as make_conflict
@@ -99,7 +98,7 @@ class HeldSettings:
         local_sha = _sha(local_file)
         if held is not None and held != local_bytes:
             plan.held[path] = held
-            local_sha = hashlib.sha256(held).hexdigest()
+            local_sha = identity.of(engine.repo.keys.file_hash, held)
         conflict = make_conflict(
             path, local_file, engine.state.bases().get(path), remote, plan.head
         )

@@ -5,14 +5,13 @@ that changed here since the scan is never overwritten: it is left for the next s
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import stat
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from claude_sync import casefold, portable
+from claude_sync import casefold, identity, portable
 from claude_sync.downloads import (
     StagedFile,
     folders_of,
@@ -21,6 +20,7 @@ from claude_sync.downloads import (
     sync_dirs,
 )
 from claude_sync.durable import write_atomically
+from claude_sync.identity import NewFileHash
 from claude_sync.merge import is_transcript
 from claude_sync.planner import LocalFile, LocalView, Plan
 from claude_sync.reading import stat_key
@@ -222,7 +222,7 @@ class Installer:
                 remote.size, remote.sha256, remote.located_chunks()
             )
         else:
-            grown_from = _begins_with(data, scanned, remote)
+            grown_from = _begins_with(self.engine.repo.keys.file_hash, data, scanned, remote)
         data = self.engine.local_bytes(path, data)
         if not write_atomically(dest, data, prefix=f"{TMP_MARKER}-", before_rename=unchanged):
             result.warnings.append(f"{path} changed during the pull; it goes with the next sync")
@@ -237,7 +237,7 @@ class Installer:
 
 
 def _begins_with(
-    data: bytes, scanned: LocalFile | None, remote: FileEntry | None
+    new_hash: NewFileHash, data: bytes, scanned: LocalFile | None, remote: FileEntry | None
 ) -> CachedFile | None:
     """The longest of the merged versions that data begins with, as a previous read of the
     file (see FileReader.read): its chunks stand, and only what follows is cut."""
@@ -248,7 +248,7 @@ def _begins_with(
         versions.append((scanned.entry().size, scanned.sha256, scanned.cached.chunks))
     view = memoryview(data)
     for size, sha, chunks in sorted(versions, key=lambda v: -v[0]):
-        if 0 < size <= len(data) and hashlib.sha256(view[:size]).hexdigest() == sha:
+        if 0 < size <= len(data) and identity.of(new_hash, view[:size], sha) == sha:
             return _as_read(size, sha, chunks)
     return None
 

@@ -6,13 +6,13 @@ rewritten here without records the repository holds gets them back first)."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from claude_sync import settings_trust
+from claude_sync import identity, settings_trust
+from claude_sync.identity import NewFileHash
 from claude_sync.merge import (
     HISTORY_PATH,
     is_transcript,
@@ -53,21 +53,26 @@ def staged_content(staging: Path, entry: FileEntry | None) -> bytes | None:
         return None
 
 
-def synced_sha(transcript: bytes) -> str:
-    """The content hash a scan gives a transcript with these bytes: of its whole records,
-    not the one still being written."""
-    return hashlib.sha256(split_unfinished(transcript)[0]).hexdigest()
+def synced_id(new_hash: NewFileHash, transcript: bytes) -> str:
+    """The identity a scan gives a transcript with these bytes read anew: of its whole
+    records, not the one still being written."""
+    return identity.of(new_hash, split_unfinished(transcript)[0])
 
 
-def as_scanned(path: str, scanned: LocalFile, data: bytes) -> bool:
-    """Whether data, read from the file now, is what the scan hashed (a record still
-    being written at its end is not part of that)."""
-    synced = data
+def synced_part(path: str, scanned: LocalFile, data: bytes) -> bytes:
+    """What of data, read from the file now, the scan hashed if it did not change since (a
+    record still being written at its end is not part of that)."""
     if scanned.unfinished:
-        synced = data[: scanned.entry().size]
-    elif path == HISTORY_PATH:
-        synced = split_unfinished(data)[0]
-    return hashlib.sha256(synced).hexdigest() == scanned.sha256
+        return data[: scanned.entry().size]
+    if path == HISTORY_PATH:
+        return split_unfinished(data)[0]
+    return data
+
+
+def as_scanned(new_hash: NewFileHash, path: str, scanned: LocalFile, data: bytes) -> bool:
+    """Whether data, read from the file now, is what the scan hashed."""
+    synced = synced_part(path, scanned, data)
+    return identity.of(new_hash, synced, scanned.sha256) == scanned.sha256
 
 
 class Merges:
@@ -101,7 +106,7 @@ class Merges:
             except OSError:
                 plan.skipped.append(path)
                 continue
-            if not as_scanned(path, local_file, local_bytes):
+            if not as_scanned(self.engine.repo.keys.file_hash, path, local_file, local_bytes):
                 result.warnings.append(
                     f"{path} changed during the pull; it goes with the next sync"
                 )
@@ -131,7 +136,7 @@ class Merges:
             elif merged == local_bytes:
                 plan.adopt[path] = remote
             elif (
-                hashlib.sha256(merged).hexdigest() == remote.sha256
+                identity.of(self.engine.repo.keys.file_hash, merged, remote.sha256) == remote.sha256
                 and path not in self.engine.filters
             ):
                 plan.write[path] = remote
@@ -171,9 +176,10 @@ class Merges:
             local_file, base, remote = plan.merges[path]
             data, _ = plan.merged.pop(path)
             conflict = make_conflict(path, local_file, base, remote, plan.head)
-            if hashlib.sha256(data).hexdigest() != local_file.sha256:
+            new_hash = self.engine.repo.keys.file_hash
+            if identity.of(new_hash, data, local_file.sha256) != local_file.sha256:
                 plan.held[path] = data
-                conflict.local_sha256 = hashlib.sha256(data).hexdigest()
+                conflict.local_sha256 = identity.of(new_hash, data)
             conflict.keys = keys
             plan.conflicts.append(conflict)
 
@@ -210,6 +216,7 @@ class Merges:
             return False, {}, {}
         wrote = False
         checked: dict[str, str] = {}
+        new_hash = self.engine.repo.keys.file_hash
         # What cannot be had (a damaged pack) is not merged: it stays a conflict for sync.
         with self.inputs(todo, result, {}) as inputs:
             for path, (local_file, _, remote), local_bytes, base_bytes, remote_bytes in inputs:
@@ -217,13 +224,13 @@ class Merges:
                 if remote_bytes is None:
                     why[path] = unreadable
                     continue
-                if not as_scanned(path, local_file, local_bytes):
+                if not as_scanned(new_hash, path, local_file, local_bytes):
                     continue
                 if path in rewritten:
                     merged = restore_records(local_bytes, remote_bytes)
                     if merged == local_bytes:
                         del rewritten[path]  # edited here, no record lost: pushed as it is
-                        checked[path] = synced_sha(local_bytes)
+                        checked[path] = synced_id(new_hash, local_bytes)
                         continue
                 else:
                     merged = merge_file(path, base_bytes, local_bytes, remote_bytes)
@@ -236,7 +243,7 @@ class Merges:
                         self.engine.state.set_base(path, remote, head.seq)
                     wrote = True
                     if is_transcript(path):
-                        checked[path] = synced_sha(merged)
+                        checked[path] = synced_id(new_hash, merged)
                     if rewritten.pop(path, None) is not None:
                         result.pulled.remove(path)  # nothing new came: records came back
                         result.warnings.append(

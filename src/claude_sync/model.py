@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from claude_sync.errors import CorruptionError
+from claude_sync.identity import IDENTITY
 from claude_sync.session_summary import SessionSummary
 
 #: a SHA-256 (or HMAC) in hex: blob ids, file hashes, random object names
@@ -85,7 +86,7 @@ class FileEntry:
         except (KeyError, TypeError, ValueError, OverflowError):
             raise CorruptionError(f"{what} has a malformed file entry") from None
         if (
-            not HEX64.fullmatch(entry.sha256)
+            not IDENTITY.fullmatch(entry.sha256)
             or entry.size < 0
             or not 0 <= entry.mode <= 0o7777
             or any(not HEX64.fullmatch(b) or n < 0 for b, n in chunks)

@@ -125,7 +125,7 @@ class Pusher:
                     # since the first one (or again since they were put back) waits for the
                     # next push, which puts them back; only one checked here goes.
                     for path in engine.merges.rewritten_transcripts(plan):
-                        if local.files[path].sha256 != checked.get(path):
+                        if not engine.identities.names(local.files[path], checked.get(path)):
                             unmerged[path] = REWRITTEN_MEANWHILE
                 for path, other in shape_clashes(plan).items():
                     del plan.upload[path]

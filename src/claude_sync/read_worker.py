@@ -31,7 +31,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from claude_sync import portable, worker_process
+from claude_sync import identity, portable, worker_process
 
 _LENGTH = struct.Struct("<I")
 #: the most a frame may claim: a batch of files under 64 KiB each, sealed, with its header
@@ -73,6 +73,8 @@ class FileToRead(NamedTuple):
     #: where its last summary can resume (SummaryMark.to_json), if summarized
     mark: str | None
     summarize: bool
+    #: its identity when last read: kept if it is still its content (identity.py)
+    before: str | None = None
 
 
 class WorkerRead(NamedTuple):
@@ -275,6 +277,7 @@ class _Reader:
             {int(n): bytes.fromhex(k) for n, k in setup["epochs"].items()},
         )
         self.keys.keyed_blake3 = bool(setup["keyed_blake3"])
+        self.keys.file_ids_blake3 = bool(setup["file_ids_blake3"])
         self.chunker = Chunker(ChunkerParams(**setup["chunker"]))
         self.device = str(setup["device"])
         self.block = int(setup["block"])
@@ -299,7 +302,12 @@ class _Reader:
         def keep(blob_id: str, piece: memoryview) -> None:
             sealed.append(self.keys.seal(blob_aad(blob_id), compression.pack(piece, padded=True)))
 
-        sha, chunks = self.chunker.digest_bytes(data, self.keys.blob_id, keep)
+        sha, chunks = self.chunker.digest_bytes(
+            data, self.keys.blob_id, keep, file_hash=self.keys.file_hash
+        )
+        if f.before and identity.kind_of(f.before) != identity.kind_of(sha):
+            # Read again unchanged, in a repository that hashes files in a new kind now.
+            sha = identity.kept_or_new(self.keys.file_hash, data, f.before)
         summary = mark = None
         if f.summarize:
             last = SummaryMark.from_json(f.mark) if f.mark else None

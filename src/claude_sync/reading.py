@@ -159,6 +159,7 @@ class FileReader:
         chunks cut. None when it kept changing, or (unless strict, which raises) could not
         be read."""
         before = None if previous is None else (previous.sha256, previous.chunks)
+        keys = self.engine.repo.keys
         for _ in range(STABLE_READ_ATTEMPTS):
             data: bytes | None = None
             try:
@@ -170,7 +171,7 @@ class FileReader:
                     # An old form it grew from keeps its chunks, as a transcript's below:
                     # the next pull elsewhere then finds all but the new lines' there.
                     sha, chunks = self.chunker.digest_bytes(
-                        data, self.engine.repo.keys.blob_id, keep, before
+                        data, keys.blob_id, keep, before, keys.file_hash
                     )
                     after = os.stat(path)
                 elif st.st_size < SMALL_READ or (before is None and st.st_size < WHOLE_READ):
@@ -184,7 +185,7 @@ class FileReader:
                     if is_transcript(logical):
                         data = split_unfinished(data)[0]
                     sha, chunks = self.chunker.digest_bytes(
-                        data, self.engine.repo.keys.blob_id, keep
+                        data, keys.blob_id, keep, before, keys.file_hash
                     )
                 else:
                     # A transcript's last record may be half-written (its writer is busy, or
@@ -192,7 +193,7 @@ class FileReader:
                     # record would be split by the next append on another machine.
                     size = st.st_size - _unfinished_length(path) if is_transcript(logical) else None
                     sha, chunks = self.chunker.digest_file(
-                        path, self.engine.repo.keys.blob_id, before, size, keep
+                        path, keys.blob_id, before, size, keep, keys.file_hash
                     )
                     after = os.stat(path)
             except OSError:
@@ -306,8 +307,9 @@ class FileReader:
                 found.st.st_size,
                 None if (m := (marks or {}).get(path)) is None else m.to_json(),
                 marks is not None and is_main_transcript(path),
+                None if cached is None else cached.sha256,
             )
-            for found, path, _ in theirs
+            for found, path, cached in theirs
         ]
         try:
             answers = readers.read(asked)
@@ -368,6 +370,7 @@ class FileReader:
             "master": keys.master.hex(),
             "epochs": {n: key.hex() for n, key in keys.epoch_keys.items()},
             "keyed_blake3": keys.keyed_blake3,
+            "file_ids_blake3": keys.file_ids_blake3,
             "chunker": dataclasses.asdict(self.engine.repo.config.chunker),
             "device": self.engine.device,
             "block": SMALL_READ,

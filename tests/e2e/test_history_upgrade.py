@@ -5,6 +5,7 @@ Format 5 splits a big project's file list into pieces once upgraded."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 from conftest import PASSPHRASE
@@ -14,10 +15,12 @@ from claude_sync.repository import (
     BLAKE3_FORMAT,
     CHAINED_FORMAT,
     CONFIG_NAME,
+    IDENTITY_FORMAT,
     REPO_FORMAT,
     SPLIT_FORMAT,
     Repository,
 )
+from claude_sync.repository.format import LISTS_FORMAT
 from claude_sync.store.folder import FolderStore
 
 
@@ -158,4 +161,65 @@ def test_a_transcript_that_grows_across_the_upgrade_to_blake3_names_reads_back(
     b.run("pull")
     assert (b.claude / path).read_bytes() == (a.claude / path).read_bytes()
     for m in (a, b):
+        assert "No problems found" in m.run("verify", "--read-data").stdout
+
+
+def head_ids(m, repo_dir) -> dict[str, str]:
+    settings = config.load_settings(m.config_dir)
+    master = config.load_master_key(m.config_dir, settings.repo_id)
+    repo = Repository.open(FolderStore(repo_dir), master)
+    return {p: e.sha256 for p, e in repo.load_snapshot(repo.snapshot_seqs()[-1]).files.items()}
+
+
+def test_files_keep_their_versions_across_the_upgrade_to_blake3_identities(make_machine, repo_dir):
+    """Format 8 names file versions by keyed BLAKE3; versions stored before keep their
+    SHA-256 ids. A file read again unchanged (touched) is no change, a file that changed
+    gets a `b3:` id, a machine joining with the same files finds nothing to merge, and one
+    whose touched file changed elsewhere takes that change: no conflict anywhere."""
+    old_format_repository(repo_dir, LISTS_FORMAT)
+    a, b = make_machine("a"), make_machine("b")
+    for m in (a, b):
+        m.run("init", str(repo_dir))
+    transcript = "projects/-p/00000000-0000-4000-8000-000000000001.jsonl"
+    record = '{"type":"user","message":{"role":"user","content":"%06d %s"}}\n'
+    a.write(transcript, "".join(record % (i, "x" * (i % 97)) for i in range(3000)))
+    a.write("agents/same.md", "the same everywhere\n")
+    a.write("agents/edited.md", "first version\n")
+    a.write("CLAUDE.md", "# notes\n")
+    a.run("push")
+    b.run("pull")
+    before = head_ids(a, repo_dir)
+    assert not any(i.startswith("b3:") for i in before.values())
+
+    a.run("upgrade")
+    assert stored_format(a, repo_dir) == REPO_FORMAT == IDENTITY_FORMAT
+    for m in (a, b):  # read again, unchanged
+        os.utime(m.claude / "agents/same.md", (1e9, 1e9))
+        os.utime(m.claude / "agents/edited.md", (1e9, 1e9))
+    a.append(transcript, record % (3000, "grown after the upgrade"))
+    pushed = a.json("push")
+    assert pushed["pushed"] == [transcript]
+    after = head_ids(a, repo_dir)
+    assert after[transcript].startswith("b3:")
+    assert after["agents/same.md"] == before["agents/same.md"]  # SHA-256, as stored
+
+    a.write("agents/edited.md", "second version, from a\n")
+    a.run("push")
+    pulled = b.json("pull")
+    assert pulled["conflicts"] == []
+    assert sorted(pulled["pulled"]) == ["agents/edited.md", transcript]
+    assert b.json("push")["pushed"] == []
+
+    c = make_machine("c")  # joins with the same files of its own
+    c.write("agents/same.md", "the same everywhere\n")
+    c.write("CLAUDE.md", "# notes\n")
+    c.run("init", str(repo_dir))
+    joined = c.json("pull")
+    assert joined["conflicts"] == [] and joined["merged"] == []
+    assert "agents/same.md" not in joined["pulled"]
+    for m in (a, b, c):
+        for path in (transcript, "agents/same.md", "agents/edited.md", "CLAUDE.md"):
+            assert (m.claude / path).read_bytes() == (a.claude / path).read_bytes()
+        status = m.json("status")
+        assert (status["pushed"], status["pulled"], status["conflicts"]) == ([], [], [])
         assert "No problems found" in m.run("verify", "--read-data").stdout

@@ -13,7 +13,12 @@ from typing import Any, Self, TypeVar
 
 from claude_sync import crypto
 from claude_sync.errors import BackendError, ConfigError
-from claude_sync.repository.format import BLAKE3_FORMAT, RepoConfig, config_body
+from claude_sync.repository.format import (
+    BLAKE3_FORMAT,
+    IDENTITY_FORMAT,
+    RepoConfig,
+    config_body,
+)
 from claude_sync.store.base import ObjectStore
 from claude_sync.store.handle import Handle, ObjectKind
 
@@ -45,6 +50,7 @@ class StoreAccess(ABC):
         self.keys = keys
         self._config = config
         keys.keyed_blake3 = config.version >= BLAKE3_FORMAT
+        keys.file_ids_blake3 = config.version >= IDENTITY_FORMAT
         self.uploaded_bytes = 0
         self.downloaded_bytes = 0
         #: how many objects may travel at once, for stores that are thread-safe
@@ -63,6 +69,7 @@ class StoreAccess(ABC):
         # name them must follow it, also after an upgrade.
         self._config = config
         self.keys.keyed_blake3 = config.version >= BLAKE3_FORMAT
+        self.keys.file_ids_blake3 = config.version >= IDENTITY_FORMAT
 
     @classmethod
     @abstractmethod

@@ -33,8 +33,19 @@ BLAKE3_FORMAT = 6
 #: format 6 whose big files' entries name chunk lists (manifest objects of their own)
 #: instead of listing every chunk: claude-sync before it would take them for malformed
 LISTS_FORMAT = 7
-REPO_FORMAT = LISTS_FORMAT
-REPO_FORMATS = (1, CHAINED_FORMAT, EPOCH_FORMAT, SPLIT_FORMAT, BLAKE3_FORMAT, LISTS_FORMAT)
+#: format 7 whose writers name file versions by keyed BLAKE3 (`b3:` ids, identity.py) instead
+#: of SHA-256: claude-sync before it would take such entries for malformed
+IDENTITY_FORMAT = 8
+REPO_FORMAT = IDENTITY_FORMAT
+REPO_FORMATS = (
+    1,
+    CHAINED_FORMAT,
+    EPOCH_FORMAT,
+    SPLIT_FORMAT,
+    BLAKE3_FORMAT,
+    LISTS_FORMAT,
+    IDENTITY_FORMAT,
+)
 UPGRADE_NAME = ObjectKind.CONFIG_UPGRADE.prefix
 #: 1: the file list inside the snapshot; 2: in manifest parts; 3: a group may be split into
 #: pieces, each in its own part. Readers take all three.

@@ -1,0 +1,71 @@
+"""This machine's files set against versions whose identity is of another kind (identity.py).
+
+In a repository whose writers went over to keyed-BLAKE3 identities, a file read anew here gets
+one, while its merge base or the remote version may still carry the SHA-256 it was stored
+under. Equal content must not look changed (a push of nothing new, or a conflict on a
+machine joining with the same files), so before a plan a local file whose id is of the other
+kind than its base's or the remote version's, at the same size, is read and hashed in that
+kind; if it is that version, it takes its id (here and in the state, so it is read once).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from claude_sync import identity
+from claude_sync.merging import synced_part
+from claude_sync.planner import LocalFile, LocalView
+from claude_sync.state import Bases, CachedFile
+
+if TYPE_CHECKING:
+    from claude_sync.engine import Engine
+    from claude_sync.repository import FileEntry, Snapshot
+
+
+class LocalIdentities:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def align(self, view: LocalView, bases: Bases | None, head: Snapshot | None) -> None:
+        """Give each file of view the id of its base or remote version when it is that
+        content (see the module's docstring)."""
+        others: list[identity.Versions] = []
+        if bases:
+            others.append((bases.sha, lambda path: bases[path].size))
+        if head is not None:
+            files = head.files
+            others.append((lambda path: _id(files.get(path)), lambda path: files[path].size))
+        found = identity.to_align(view.files, *others) if others else {}
+        aligned: list[tuple[str, CachedFile]] = []
+        for path, ids in found.items():
+            local = view.files[path]
+            other = self._which(path, local, ids)
+            if other is not None:
+                c = local.cached
+                cached = CachedFile(c.stat, c.mode, other, c.raw_chunks)
+                view.files[path] = local._replace(cached=cached)
+                aligned.append((path, cached))
+        if aligned:
+            with self.engine.state.transaction():
+                self.engine.state.remember_files(aligned)
+
+    def names(self, local: LocalFile, file_id: str | None) -> bool:
+        """Whether file_id names the content of the local file as it was scanned."""
+        if file_id is None or local.sha256 == file_id:
+            return file_id is not None
+        if identity.kind_of(local.sha256) == identity.kind_of(file_id):
+            return False
+        return self._which(local.path, local, [file_id]) is not None
+
+    def _which(self, path: str, local: LocalFile, ids: list[str]) -> str | None:
+        """The first of ids that names the file's content, if it is still what was scanned."""
+        try:
+            data = self.engine.reader.logical_bytes(path, local.abspath)
+        except OSError:
+            return None  # what it holds is found out by the next scan
+        synced = synced_part(path, local, data)
+        return identity.same_content(self.engine.repo.keys.file_hash, synced, local.sha256, ids)
+
+
+def _id(entry: FileEntry | None) -> str | None:
+    return None if entry is None else entry.sha256
