@@ -98,11 +98,14 @@ class Chunker:
         old = file_hash(old_sha)
         new = file_hash()
         both = [old] if new.kind == old.kind else [old, new]
+        # One buffer for every block: a fresh one per read cost twice the read itself (its
+        # pages are mapped and zeroed anew) in a push's threads.
+        buffer = memoryview(bytearray(min(old_size, 1 << 20)))
         left = old_size
-        while left and (block := fh.read(min(left, 1 << 20))):
+        while left and (got := fh.readinto(buffer[: min(left, len(buffer))])):
             for h in both:
-                h.update(block)
-            left -= len(block)
+                h.update(buffer[:got])
+            left -= got
         if left or old.copy().identity() != old_sha:
             return None
         if size == old_size:
