@@ -32,8 +32,10 @@ if TYPE_CHECKING:
     from claude_sync.engine import Engine, Result
     from claude_sync.uploads import NewChunks
 
-# A scan hands files under SMALL_READ bytes to its readers READ_BATCH at a time.
-READ_BATCH = 64
+# A scan hands files under SMALL_READ bytes to its readers READ_BATCH at a time: fewer round
+# trips to the read workers (a first push of 50,000 small files: 6.1-6.4 s with 256, against
+# 6.3-6.8 s with 64, alternating runs).
+READ_BATCH = 256
 
 
 @contextlib.contextmanager
