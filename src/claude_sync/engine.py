@@ -33,7 +33,6 @@ from claude_sync.planner import (
     plan_pull,
     plan_push,
 )
-from claude_sync.planner import sha as _sha
 from claude_sync.pulling import Puller
 from claude_sync.pushing import Pusher
 from claude_sync.reading import FileReader
@@ -250,29 +249,43 @@ class Engine:
         """The planner's pull decisions, with the session window and the projects that have
         no folder here applied (both left in the repository)."""
         bases = self.state.bases()
-        self.identities.align(local, bases, head)
+        self.identities.align(local, bases, head, pull=True)
         plan = plan_pull(
             local,
             bases,
             head,
             self.coverage(sel),
             strategy,
-            functools.partial(self._was_synced, head=head),
+            functools.partial(self._was_synced, head=head, local=local),
             restore_gone=self.every_session,
         )
         self.sessions.defer(plan, local.files)
         plan.unmapped = self._unmapped_labels(head)
         return plan
 
-    def _was_synced(self, path: str, sha256: str, head: Snapshot | None) -> bool:
+    def _was_synced(
+        self, path: str, sha256: str, head: Snapshot | None, local: LocalView | None = None
+    ) -> bool:
         """Whether this content of path is in an earlier snapshot: with no merge base (a lost
-        state database), a local file equal to an old version has simply not been updated."""
+        state database), a local file equal to an old version has simply not been updated.
+        A version stored under an id of the other kind (identity.py) is compared by reading
+        the file, when the sizes match."""
         if head is None:
             return False
         if self._history is None:
             seqs = [s for s in self.repo.snapshot_seqs() if s < head.seq][-HISTORY_LOOKBACK:]
             self._history = [self.repo.load_snapshot(s) for s in reversed(seqs)]
-        return any(_sha(snap.files.get(path)) == sha256 for snap in self._history)
+        versions = [e for snap in self._history if (e := snap.files.get(path)) is not None]
+        if any(e.sha256 == sha256 for e in versions):
+            return True
+        mine = None if local is None else local.files.get(path)
+        if mine is None:
+            return False
+        size, kind = mine.entry().size, identity.kind_of(sha256)
+        others = [
+            e.sha256 for e in versions if identity.kind_of(e.sha256) != kind and e.size == size
+        ]
+        return bool(others) and self.identities.which(path, mine, others) is not None
 
     # -- push -------------------------------------------------------------------------------
 

@@ -105,23 +105,55 @@ class _Sized(Protocol):
     def size(self) -> int: ...
 
 
-#: a source of other versions: the id it gives a path (None: none), and that version's size
-Versions = tuple[Callable[[str], str | None], Callable[[str], int]]
+class _Versions(Protocol):
+    """Another version of each path (its merge base, or the remote one), or None."""
+
+    def __call__(self, path: str) -> _Version | None: ...
 
 
-def to_align(local: Mapping[str, _Local], *others: Versions) -> dict[str, list[str]]:
-    """The paths whose local id is of another kind than an id that `others` give them (their
-    merge base, the remote version) for content of the same size, with those ids: only
-    reading the file can tell whether it is that content. Content of another size differs."""
+class _Version(Protocol):
+    @property
+    def sha256(self) -> str: ...
+
+    @property
+    def size(self) -> int: ...
+
+
+def to_align(
+    local: Mapping[str, _Local],
+    base_id: Callable[[str], str | None],
+    base: _Versions,
+    remote: _Versions,
+) -> dict[str, list[str]]:
+    """The paths whose local id is of another kind than their remote version's or merge
+    base's, at the same size, with those ids, the remote's first: only reading the file can
+    tell whether it is that content (content of another size differs). A file whose id is
+    its base's or its remote's already is left alone, and only a file that differs from its
+    base is looked up in the remote list (a push reads only the groups it changes)."""
     found: dict[str, list[str]] = {}
     for path, mine in local.items():
-        b3 = mine.sha256.startswith(B3)
-        for id_of, size_of in others:
-            other = id_of(path)
-            if other is None or other.startswith(B3) == b3 or other in found.get(path, ()):
-                continue
-            if size_of(path) == mine.entry().size:
-                found.setdefault(path, []).append(other)
+        ident = mine.sha256
+        base_ident = base_id(path)
+        if base_ident == ident:
+            continue
+        theirs = remote(path)
+        if theirs is not None and theirs.sha256 == ident:
+            continue
+        b3 = ident.startswith(B3)
+        ours = None
+        if base_ident is not None and base_ident.startswith(B3) != b3:
+            ours = base(path)  # decoded only when it may be this content
+        ids: list[str] = []
+        for other in (theirs, ours):
+            if (
+                other is not None
+                and other.sha256.startswith(B3) != b3
+                and other.sha256 not in ids
+                and other.size == mine.entry().size
+            ):
+                ids.append(other.sha256)
+        if ids:
+            found[path] = ids
     return found
 
 

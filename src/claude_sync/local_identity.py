@@ -10,6 +10,7 @@ kind; if it is that version, it takes its id (here and in the state, so it is re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from claude_sync import identity
@@ -26,20 +27,26 @@ class LocalIdentities:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def align(self, view: LocalView, bases: Bases | None, head: Snapshot | None) -> None:
+    def align(
+        self, view: LocalView, bases: Bases | None, head: Snapshot | None, pull: bool = False
+    ) -> None:
         """Give each file of view the id of its base or remote version when it is that
-        content (see the module's docstring)."""
-        others: list[identity.Versions] = []
+        content, and a base the remote version's id when it is that version (see the
+        module's docstring). pull: for a pull's plan, which reads the whole remote list
+        anyway, every base is looked at, not only those of files changed or gone here."""
+        files = head.files if head is not None else {}
         if bases:
-            others.append((bases.sha, lambda path: bases[path].size))
-        if head is not None:
-            files = head.files
-            others.append((lambda path: _id(files.get(path)), lambda path: files[path].size))
-        found = identity.to_align(view.files, *others) if others else {}
+            self._relabel_bases(view, bases, files, pull)
+        found = identity.to_align(
+            view.files,
+            bases.sha if bases else _none,
+            bases.get if bases else _none,
+            files.get,
+        )
         aligned: list[tuple[str, CachedFile]] = []
         for path, ids in found.items():
             local = view.files[path]
-            other = self._which(path, local, ids)
+            other = self.which(path, local, ids)
             if other is not None:
                 c = local.cached
                 cached = CachedFile(c.stat, c.mode, other, c.raw_chunks)
@@ -49,15 +56,44 @@ class LocalIdentities:
             with self.engine.state.transaction():
                 self.engine.state.remember_files(aligned)
 
+    def _relabel_bases(
+        self, view: LocalView, bases: Bases, files: Mapping[str, FileEntry], every: bool
+    ) -> None:
+        """A base whose remote version is the same content under an id of the other kind
+        (another machine changed the file and changed it back since the upgrade) takes
+        that id: else a change here, or a deletion, would look like a conflict with a
+        change there, and an unchanged file would be pulled again. Equal chunk lists prove
+        equal content. Unless every, only files changed or gone here are looked up (a push
+        reads only the groups it changes)."""
+        relabelled = []
+        for path in bases:
+            mine = view.files.get(path)
+            ours = bases.sha(path)
+            if ours is None or (not every and mine is not None and mine.sha256 == ours):
+                continue
+            theirs = files.get(path)
+            if (
+                theirs is not None
+                and identity.kind_of(theirs.sha256) != identity.kind_of(ours)
+                and theirs.size == bases[path].size
+                and theirs.chunks == bases[path].chunks
+            ):
+                bases.relabel(path, theirs)
+                relabelled.append((path, theirs.sha256))
+        if relabelled:
+            with self.engine.state.transaction():
+                for path, file_id in relabelled:
+                    self.engine.state.relabel_base(path, file_id)
+
     def names(self, local: LocalFile, file_id: str | None) -> bool:
         """Whether file_id names the content of the local file as it was scanned."""
         if file_id is None or local.sha256 == file_id:
             return file_id is not None
         if identity.kind_of(local.sha256) == identity.kind_of(file_id):
             return False
-        return self._which(local.path, local, [file_id]) is not None
+        return self.which(local.path, local, [file_id]) is not None
 
-    def _which(self, path: str, local: LocalFile, ids: list[str]) -> str | None:
+    def which(self, path: str, local: LocalFile, ids: list[str]) -> str | None:
         """The first of ids that names the file's content, if it is still what was scanned."""
         try:
             data = self.engine.reader.logical_bytes(path, local.abspath)
@@ -67,5 +103,5 @@ class LocalIdentities:
         return identity.same_content(self.engine.repo.keys.file_hash, synced, local.sha256, ids)
 
 
-def _id(entry: FileEntry | None) -> str | None:
-    return None if entry is None else entry.sha256
+def _none(path: str) -> None:
+    return None

@@ -12,7 +12,7 @@ from claude_sync import chain, limits, settings_trust
 from claude_sync.downloads import folders_of, missing_folders, remove_unfilled
 from claude_sync.engine import Engine, Result
 from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, SyncError
-from claude_sync.planner import LocalFile, sha
+from claude_sync.planner import LocalView, sha
 from claude_sync.repository import (
     DATA_PREFIX,
     MANIFEST_PREFIX,
@@ -175,17 +175,19 @@ def restore(
     return result
 
 
-def _look_at_everything(engine: Engine) -> dict[str, LocalFile]:
+def _look_at_everything(engine: Engine) -> LocalView:
     """Every local file of every type, synced here or not, as a scan reads it; nothing is
     changed (not Claude Code's MCP servers of a type this machine does not sync)."""
     sel = engine.everything()
-    return engine.scanner.scan(sel, [], walked=engine.scanner.walk(sel, [], "leave")).files
+    return engine.scanner.scan(sel, [], walked=engine.scanner.walk(sel, [], "leave"))
 
 
 def _refuse_unsynced(engine: Engine, files: dict[str, object]) -> None:
     """In-place restore must not destroy changes that exist nowhere else."""
-    local = _look_at_everything(engine)
+    view = _look_at_everything(engine)
     bases = engine.state.bases()
+    engine.identities.align(view, bases, None)  # a file read again since an upgrade
+    local = view.files
     # An empty file holds nothing that could be lost (a transcript left empty is read).
     unsynced = [
         p
@@ -548,7 +550,7 @@ def _restore_missing_blobs(engine: Engine, needs: dict[int, set[str]]) -> tuple[
     missing = set().union(*needs.values()) if needs else set()
     if not missing:
         return 0, []
-    local = _look_at_everything(engine)
+    local = _look_at_everything(engine).files
     with contextlib.closing(PackWriter(repo)) as writer:
         for f in local.values():
             wanted = [c for c in f.cached.chunks if c[0] in missing]

@@ -16,7 +16,7 @@ import shutil
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -145,6 +145,11 @@ class Bases(Mapping[str, FileEntry]):
             raw = self._rows[path][1]
             entry = self._decoded[path] = FileEntry.from_json(json.loads(raw), "local state")
         return entry
+
+    def relabel(self, path: str, entry: FileEntry) -> None:
+        """Name path's base by entry's identity: the same content (see State.relabel_base)."""
+        self._rows[path] = (entry.sha256, self._rows[path][1])
+        self._decoded[path] = replace(self[path], sha256=entry.sha256)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._rows)
@@ -325,6 +330,13 @@ class State:
     def set_base(self, path: str, entry: FileEntry | None, seq: int | None) -> None:
         """Record path's merge base as entry, taken from snapshot seq (None removes it)."""
         self.set_bases([(path, entry)], seq)
+
+    def relabel_base(self, path: str, file_id: str) -> None:
+        """Name path's base by another identity of the same content (identity.py): a version
+        stored under SHA-256 that another machine stored again under BLAKE3."""
+        self.db.execute(
+            "UPDATE base SET entry = json_set(entry, '$.sha256', ?) WHERE path = ?", (file_id, path)
+        )
 
     def set_bases(self, entries: Iterable[tuple[str, FileEntry | None]], seq: int | None) -> None:
         """Many bases in two statements (None removes one): a first push sets thousands

@@ -223,3 +223,88 @@ def test_files_keep_their_versions_across_the_upgrade_to_blake3_identities(make_
         status = m.json("status")
         assert (status["pushed"], status["pulled"], status["conflicts"]) == ([], [], [])
         assert "No problems found" in m.run("verify", "--read-data").stdout
+
+
+def upgraded_pair(make_machine, repo_dir, files: dict[str, str]):
+    """A and B on a format 7 repository holding files, then upgraded to format 8."""
+    old_format_repository(repo_dir, LISTS_FORMAT)
+    a, b = make_machine("a"), make_machine("b")
+    for m in (a, b):
+        m.run("init", str(repo_dir))
+    for path, text in files.items():
+        a.write(path, text, mtime=1e9)
+    a.run("push")
+    b.run("pull")
+    a.run("upgrade")
+    return a, b
+
+
+def test_an_old_copy_here_takes_the_version_stored_after_the_upgrade(make_machine, repo_dir):
+    """A file equal to a version stored before the upgrade (SHA-256) has simply not been
+    updated, whether on a machine that joins with it or on one that lost its state."""
+    files = {"agents/x.md": "first version\n", "settings.json": '{"a": 1}\n'}
+    a, b = upgraded_pair(make_machine, repo_dir, files)
+    a.write("agents/x.md", "second version, longer\n")
+    a.write("settings.json", '{"a": 2, "b": 3}\n')
+    a.run("push")
+    c = make_machine("c")
+    c.write("agents/x.md", "first version\n")
+    c.run("init", str(repo_dir))
+    for state in b.config_dir.glob("state-*.db*"):
+        state.unlink()  # B lost its state database
+    for m in (b, c):
+        pulled = m.json("pull")
+        assert pulled["conflicts"] == [], m.home
+        assert (m.claude / "agents/x.md").read_text() == "second version, longer\n"
+
+
+def test_a_version_changed_back_elsewhere_is_no_conflict_with_a_change_here(make_machine, repo_dir):
+    """A changes a file and changes it back after the upgrade: the head holds B's base again,
+    under a BLAKE3 id. B's deletion and B's edit are changes to push, not conflicts; and a
+    file B changed the same way needs no pull."""
+    files = {"agents/x.md": "XXXX\n", "agents/y.md": "XXXX\n", "settings.json": '{"x": 1}\n'}
+    a, b = upgraded_pair(make_machine, repo_dir, files)
+    for step, text in enumerate(("YYYY\n", "XXXX\n"), 1):
+        for path in ("agents/x.md", "agents/y.md"):
+            a.write(path, text, mtime=1e9 + 10 * step)
+        a.write("settings.json", '{"x": 2}\n' if text == "YYYY\n" else '{"x": 1}\n')
+        a.run("push")
+    assert all(i.startswith("b3:") for p, i in head_ids(a, repo_dir).items() if "x" in p)
+    (b.claude / "agents/x.md").unlink()
+    b.write("settings.json", '{"x": 1, "y": 1}\n', mtime=1e9 + 30)
+    pushed = b.json("push")
+    assert pushed["conflicts"] == []
+    assert sorted(pushed["pushed"]) == ["agents/x.md", "settings.json"]
+    b.write("agents/y.md", "XXXX\n", mtime=1e9 + 40)  # touched: the same content
+    assert b.json("pull")["pulled"] == []
+    assert b.json("sync")["conflicts"] == []
+
+
+COUNT_GROUPS = """
+import atexit, sys
+from claude_sync.repository import file_list
+decoded = []
+read = file_list.StoredFiles._decode_group
+def counted(self, group):
+    decoded.append(group)
+    return read(self, group)
+file_list.StoredFiles._decode_group = counted
+atexit.register(lambda: print("DECODED", len(decoded), file=sys.stderr))
+"""
+
+
+def test_a_push_decodes_only_the_groups_it_changes_whatever_the_kinds(make_machine, repo_dir):
+    """Setting ids of the two kinds against each other must not read the whole file list."""
+    a, b = make_machine("a"), make_machine("b")
+    for m in (a, b):
+        m.run("init", str(repo_dir))
+    record = '{"type":"user","message":{"role":"user","content":"%d"}}\n'
+    for i in range(40):
+        a.write(f"projects/-p{i}/00000000-0000-4000-8000-{i:012d}.jsonl", record % i)
+    a.run("push")
+    b.write("agents/b.md", "from b\n")
+    b.run("push")
+    a.run("pull")  # the next push looks at the whole tree
+    a.append("projects/-p3/00000000-0000-4000-8000-000000000003.jsonl", record % 99)
+    proc = a.run_after(COUNT_GROUPS, "push", "--dry-run")
+    assert "DECODED 1" in proc.stderr.splitlines(), proc.stderr[-500:]

@@ -94,3 +94,21 @@ def test_a_local_file_takes_the_other_kinds_id_only_while_it_is_that_content(tmp
         assert not engine.identities.names(local, old)  # gone: the next scan says so
     finally:
         engine.state.close()
+
+
+def test_a_base_relabelled_keeps_its_version_under_the_other_id(tmp_path):
+    from claude_sync.state import State
+
+    state = State(tmp_path / "state.db")
+    try:
+        entry = FileEntry("a" * 64, 5, 1, 0o644, (("c" * 64, 5),))
+        state.set_base("agents/x.md", entry, 3)
+        bases = state.bases()
+        bases.relabel("agents/x.md", FileEntry("b3:" + "d" * 64, 5, 2, 0o644, entry.chunks))
+        state.relabel_base("agents/x.md", "b3:" + "d" * 64)
+        for seen in (bases, state.bases()):
+            assert seen.sha("agents/x.md") == "b3:" + "d" * 64
+            assert seen["agents/x.md"].chunks == entry.chunks
+            assert seen["agents/x.md"].mtime_ns == 1  # the base's own, not the relabeller's
+    finally:
+        state.close()
