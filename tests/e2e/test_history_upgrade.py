@@ -41,6 +41,18 @@ def stored_format(m, repo_dir) -> int:
     return Repository.open(FolderStore(repo_dir), master).config.version
 
 
+def two_machines(make_machine, repo_dir, version: int):
+    """A and B, joined to a repository as an older claude-sync made it."""
+    old_format_repository(repo_dir, version)
+    a, b = make_machine("a"), make_machine("b")
+    for m in (a, b):
+        m.run("init", str(repo_dir))
+    return a, b
+
+
+RECORD = '{"type":"user","message":{"role":"user","content":"%06d %s"}}\n'
+
+
 def test_upgrade_while_another_machine_pushes(make_machine, repo_dir):
     old_format_repository(repo_dir)
     a, b = make_machine("a"), make_machine("b")
@@ -146,17 +158,13 @@ def test_a_transcript_that_grows_across_the_upgrade_to_blake3_names_reads_back(
     """Format 6 names new blobs by keyed BLAKE3; a file pushed before the upgrade keeps its
     HMAC-named chunks when it grows, and a machine that joined before the upgrade (its cached
     config says format 5) reads both."""
-    old_format_repository(repo_dir, SPLIT_FORMAT)
-    a, b = make_machine("a"), make_machine("b")
-    for m in (a, b):
-        m.run("init", str(repo_dir))
+    a, b = two_machines(make_machine, repo_dir, SPLIT_FORMAT)
     path = "projects/-p/00000000-0000-4000-8000-000000000001.jsonl"
-    record = '{"type":"user","message":{"role":"user","content":"%06d %s"}}\n'
-    a.write(path, "".join(record % (i, "x" * (i % 97)) for i in range(8000)))
+    a.write(path, "".join(RECORD % (i, "x" * (i % 97)) for i in range(8000)))
     a.run("push")
     a.run("upgrade")
     assert stored_format(a, repo_dir) == REPO_FORMAT >= BLAKE3_FORMAT
-    a.append(path, "".join(record % (i, "y" * (i % 89)) for i in range(8000, 12000)))
+    a.append(path, "".join(RECORD % (i, "y" * (i % 89)) for i in range(8000, 12000)))
     a.run("push")
     b.run("pull")
     assert (b.claude / path).read_bytes() == (a.claude / path).read_bytes()
@@ -176,13 +184,9 @@ def test_files_keep_their_versions_across_the_upgrade_to_blake3_identities(make_
     SHA-256 ids. A file read again unchanged (touched) is no change, a file that changed
     gets a `b3:` id, a machine joining with the same files finds nothing to merge, and one
     whose touched file changed elsewhere takes that change: no conflict anywhere."""
-    old_format_repository(repo_dir, LISTS_FORMAT)
-    a, b = make_machine("a"), make_machine("b")
-    for m in (a, b):
-        m.run("init", str(repo_dir))
+    a, b = two_machines(make_machine, repo_dir, LISTS_FORMAT)
     transcript = "projects/-p/00000000-0000-4000-8000-000000000001.jsonl"
-    record = '{"type":"user","message":{"role":"user","content":"%06d %s"}}\n'
-    a.write(transcript, "".join(record % (i, "x" * (i % 97)) for i in range(3000)))
+    a.write(transcript, "".join(RECORD % (i, "x" * (i % 97)) for i in range(3000)))
     a.write("agents/same.md", "the same everywhere\n")
     a.write("agents/edited.md", "first version\n")
     a.write("CLAUDE.md", "# notes\n")
@@ -196,7 +200,7 @@ def test_files_keep_their_versions_across_the_upgrade_to_blake3_identities(make_
     for m in (a, b):  # read again, unchanged
         os.utime(m.claude / "agents/same.md", (1e9, 1e9))
         os.utime(m.claude / "agents/edited.md", (1e9, 1e9))
-    a.append(transcript, record % (3000, "grown after the upgrade"))
+    a.append(transcript, RECORD % (3000, "grown after the upgrade"))
     pushed = a.json("push")
     assert pushed["pushed"] == [transcript]
     after = head_ids(a, repo_dir)
@@ -227,10 +231,7 @@ def test_files_keep_their_versions_across_the_upgrade_to_blake3_identities(make_
 
 def upgraded_pair(make_machine, repo_dir, files: dict[str, str]):
     """A and B on a format 7 repository holding files, then upgraded to format 8."""
-    old_format_repository(repo_dir, LISTS_FORMAT)
-    a, b = make_machine("a"), make_machine("b")
-    for m in (a, b):
-        m.run("init", str(repo_dir))
+    a, b = two_machines(make_machine, repo_dir, LISTS_FORMAT)
     for path, text in files.items():
         a.write(path, text, mtime=1e9)
     a.run("push")
