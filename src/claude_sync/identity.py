@@ -167,13 +167,20 @@ def mixed(local: Mapping[str, _Local], ids: Mapping[str, str]) -> bool:
 
 
 def same_content(
-    new_hash: NewFileHash, data: bytes, mine: str, theirs: Iterable[str]
+    new_hash: NewFileHash,
+    blocks: Iterable[bytes | bytearray | memoryview],
+    mine: str,
+    theirs: list[str],
 ) -> str | None:
-    """The first of `theirs` that names data, provided `mine` names it too (so data is the
-    version the local id was computed for, not what the file became since); else None."""
-    if of(new_hash, data, mine) != mine:
+    """The first of `theirs` that names the content, given a block at a time (a transcript
+    can be far bigger than the memory a hook should take), provided `mine` names it too (so
+    it is the version the local id was computed for, not what the file became since); else
+    None."""
+    hashes = [new_hash(mine), *(new_hash(other) for other in theirs)]
+    for block in blocks:
+        for h in hashes:
+            h.update(block)
+    if hashes[0].identity() != mine:
         return None
-    for other in theirs:
-        if of(new_hash, data, other) == other:
-            return other
-    return None
+    named = (other for other, h in zip(theirs, hashes[1:], strict=True) if h.identity() == other)
+    return next(named, None)

@@ -10,8 +10,8 @@ kind; if it is that version, it takes its id (here and in the state, so it is re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, BinaryIO
 
 from claude_sync import identity
 from claude_sync.merging import synced_part
@@ -95,13 +95,32 @@ class LocalIdentities:
 
     def which(self, path: str, local: LocalFile, ids: list[str]) -> str | None:
         """The first of ids that names the file's content, if it is still what was scanned."""
+        new_hash = self.engine.repo.keys.file_hash
         try:
-            data = self.engine.reader.logical_bytes(path, local.abspath)
+            if path in self.engine.filters:  # its logical form is made in memory
+                data = self.engine.reader.logical_bytes(path, local.abspath)
+                return identity.same_content(
+                    new_hash, [synced_part(path, local, data)], local.sha256, ids
+                )
+            # A record still being written at the end is not part of what was scanned.
+            size = local.entry().size if local.unfinished else None
+            with open(local.abspath, "rb") as fh:
+                return identity.same_content(new_hash, _blocks(fh, size), local.sha256, ids)
         except OSError:
             return None  # what it holds is found out by the next scan
-        synced = synced_part(path, local, data)
-        return identity.same_content(self.engine.repo.keys.file_hash, synced, local.sha256, ids)
 
 
 def _none(path: str) -> None:
     return None
+
+
+def _blocks(fh: BinaryIO, size: int | None) -> Iterator[bytes]:
+    """The file's first size bytes (all when None), a MiB at a time."""
+    left = size
+    while left is None or left > 0:
+        block = fh.read(1 << 20 if left is None else min(left, 1 << 20))
+        if not block:
+            return
+        yield block
+        if left is not None:
+            left -= len(block)

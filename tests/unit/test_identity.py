@@ -63,9 +63,12 @@ def test_same_content_needs_the_content_still_as_scanned():
     theirs = hashlib.sha256(now).hexdigest()
     # The file now holds what another version holds, but not what the scan hashed (and its
     # chunks describe): taking that version's id would list the scan's chunks under it.
-    assert identity.same_content(ring.file_hash, now, mine, [theirs]) is None
+    assert identity.same_content(ring.file_hash, [now], mine, [theirs]) is None
     old = hashlib.sha256(scanned).hexdigest()
-    assert identity.same_content(ring.file_hash, scanned, mine, [theirs, old]) == old
+    assert (
+        identity.same_content(ring.file_hash, [scanned[:4], scanned[4:]], mine, [theirs, old])
+        == old
+    )
 
 
 def test_a_local_file_takes_the_other_kinds_id_only_while_it_is_that_content(tmp_path):
@@ -112,3 +115,24 @@ def test_a_base_relabelled_keeps_its_version_under_the_other_id(tmp_path):
             assert seen["agents/x.md"].mtime_ns == 1  # the base's own, not the relabeller's
     finally:
         state.close()
+
+
+def test_a_transcript_is_compared_as_scanned_a_block_at_a_time(tmp_path):
+    """What was scanned of a transcript ends before a record still being written; a file
+    of several blocks is hashed as it is read, not held whole."""
+    pair = EngineMachines(tmp_path)
+    path = "projects/-p/00000000-0000-4000-8000-000000000001.jsonl"
+    whole = "".join(f'{{"n": {i}, "pad": "{"x" * 900}"}}\n' for i in range(3000)).encode()
+    pair.write(0, path, whole.decode() + '{"n": "half')
+    engine = pair.engine(0)
+    try:
+        local = engine.scanner.scan(select([], {}), []).files[path]
+        assert local.unfinished and len(whole) > 2 << 20
+        assert engine.identities.names(local, hashlib.sha256(whole).hexdigest())
+        with open(pair.root(0) / path, "a") as fh:
+            fh.write('", "done": 1}\n')  # the record finished: not what was scanned, still
+        assert engine.identities.names(local, hashlib.sha256(whole).hexdigest())
+        pair.write(0, path, whole.decode().replace('"n": 7,', '"n": 8,'))
+        assert not engine.identities.names(local, hashlib.sha256(whole).hexdigest())
+    finally:
+        engine.state.close()
