@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,14 +98,11 @@ class Chunker:
         old = file_hash(old_sha)
         new = file_hash()
         both = [old] if new.kind == old.kind else [old, new]
-        # One buffer for every block: a fresh one per read cost twice the read itself (its
-        # pages are mapped and zeroed anew) in a push's threads.
-        buffer = memoryview(bytearray(min(old_size, 1 << 20)))
         left = old_size
-        while left and (got := fh.readinto(buffer[: min(left, len(buffer))])):
+        for block in read_blocks(fh, old_size):
             for h in both:
-                h.update(buffer[:got])
-            left -= got
+                h.update(block)
+            left -= len(block)
         if left or old.copy().identity() != old_sha:
             return None
         if size == old_size:
@@ -199,16 +196,25 @@ class Chunker:
 def _identity_of_prefix(path: str | Path, size: int, whole: FileHash) -> str:
     """The identity of a file's first size bytes (of fewer, when it shrank meanwhile: the
     caller's check of its stat after reading catches that)."""
-    buffer = memoryview(bytearray(1 << 20))
     with open(path, "rb", buffering=0) as fh:
-        left = size
-        while left:
-            got = fh.readinto(buffer[: min(left, len(buffer))])
-            if not got:
-                break
-            whole.update(buffer[:got])
-            left -= got
+        for block in read_blocks(fh, size):
+            whole.update(block)
     return whole.identity()
+
+
+def read_blocks(fh: BinaryIO, size: int | None) -> Iterator[memoryview]:
+    """The file's next size bytes (to its end when None), a MiB at a time, each in the same
+    buffer: a block is good until the next is asked for. A fresh object per read cost twice
+    the read itself in a push's threads (its pages mapped and zeroed anew)."""
+    buffer = memoryview(bytearray(1 << 20 if size is None else max(1, min(size, 1 << 20))))
+    left = size
+    while left is None or left > 0:
+        got = fh.readinto(buffer if left is None else buffer[: min(left, len(buffer))])
+        if not got:
+            return
+        yield buffer[:got]
+        if left is not None:
+            left -= got
 
 
 class _Prefix:

@@ -10,10 +10,11 @@ kind; if it is that version, it takes its id (here and in the state, so it is re
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, BinaryIO
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from claude_sync import identity
+from claude_sync.chunking import read_blocks
 from claude_sync.merging import synced_part
 from claude_sync.planner import LocalFile, LocalView
 from claude_sync.state import Bases, CachedFile
@@ -105,22 +106,10 @@ class LocalIdentities:
             # A record still being written at the end is not part of what was scanned.
             size = local.entry().size if local.unfinished else None
             with open(local.abspath, "rb") as fh:
-                return identity.same_content(new_hash, _blocks(fh, size), local.sha256, ids)
+                return identity.same_content(new_hash, read_blocks(fh, size), local.sha256, ids)
         except OSError:
             return None  # what it holds is found out by the next scan
 
 
 def _none(path: str) -> None:
     return None
-
-
-def _blocks(fh: BinaryIO, size: int | None) -> Iterator[bytes]:
-    """The file's first size bytes (all when None), a MiB at a time."""
-    left = size
-    while left is None or left > 0:
-        block = fh.read(1 << 20 if left is None else min(left, 1 << 20))
-        if not block:
-            return
-        yield block
-        if left is not None:
-            left -= len(block)

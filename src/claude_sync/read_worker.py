@@ -305,9 +305,12 @@ class _Reader:
         sha, chunks = self.chunker.digest_bytes(
             data, self.keys.blob_id, keep, file_hash=self.keys.file_hash
         )
-        if f.before and identity.kind_of(f.before) != identity.kind_of(sha):
-            # Read again unchanged, in a repository that hashes files in a new kind now.
-            sha = identity.kept_or_new(self.keys.file_hash, data, f.before)
+        if (
+            f.before
+            and identity.kind_of(f.before) != identity.kind_of(sha)
+            and identity.of(self.keys.file_hash, data, f.before) == f.before
+        ):
+            sha = f.before  # read again unchanged: it keeps the id it had (identity.py)
         summary = mark = None
         if f.summarize:
             last = SummaryMark.from_json(f.mark) if f.mark else None
