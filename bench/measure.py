@@ -80,3 +80,23 @@ def tree_bytes(root: Path) -> int:
 def need(commands: list[str]) -> list[str]:
     """The commands among these that are not on PATH."""
     return [c for c in commands if shutil.which(c) is None]
+
+
+#: how long the page cache's memory is left to the host after it is dropped
+SETTLE_SECONDS = 3.0
+
+
+def start_cold() -> bool:
+    """Write out what is dirty and drop the page cache, so that the next command starts
+    from the memory the one before it did: on this benchmark's VM, memory the page cache
+    takes for the first time costs ~3 s of system time per GiB, and without this the
+    first tool to pull a big set took all of it and the next one reused what the earlier
+    steps had cached (ordering, not speed, decided a 1.6x). False where it cannot (not
+    root, not Linux): the numbers then carry that noise."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError:
+        return False
+    time.sleep(SETTLE_SECONDS)
+    return True

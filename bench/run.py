@@ -37,6 +37,9 @@ import tools  # noqa: E402
 
 APT_PACKAGES = {"restic": "restic", "rclone": "rclone"}
 APPEND_BYTES = 64 * 1024
+#: scenarios every tool starts with the page cache dropped (measure.start_cold): a first
+#: push reads the set from the disk, a pull writes into memory as the tool before it did
+COLD = ("initial push", "fresh pull")
 
 
 def log(message: str) -> None:
@@ -93,6 +96,7 @@ class Bench:
         self.work = work
         self.server = server
         self.rows: list[report.Row] = []
+        self.cold = True  # every initial push and fresh pull started cold (see COLD)
         self.append_zstd: int | None = None  # the appended records' zstd-3 size
         self.append_neighbours = 0  # sessions in the appended transcript's project
         self.tools = [tools.TOOLS[n](src, self.place(n), work) for n in names]
@@ -115,6 +119,8 @@ class Bench:
         self, scenario: str, tool: tools.Tool, commands: list[tools.Command], label: str = ""
     ) -> None:
         before_stored = self.stored(tool)
+        if scenario in COLD:
+            self.cold = measure.start_cold() and self.cold
         before = self.server.traffic() if self.server else None
         wall, rss, reported_up, reported_down = 0.0, 0, None, None
         failed = ""
@@ -247,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"unknown backend or tool: {', '.join(unknown)}")
     check_prerequisites(names, backends)
     random.seed(args.seed)  # SeaweedFS port choice only
+    if args.workdir:
+        Path(args.workdir).mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="claude-sync-bench-", dir=args.workdir))
     try:
         report_md = bench(args, backends, names, root)
@@ -272,6 +280,7 @@ def bench(args: argparse.Namespace, backends: list[str], names: list[str], root:
     log(f"{count} files, {report.size(total)} in {took:.1f} s, .jsonl zstd-3 ratio {ratio:.1f}x")
     rows: list[report.Row] = []
     appended: tuple[int | None, int] = (None, 0)
+    cold = True
     with ExitStack() as stack:
         for backend in backends:
             server = None
@@ -281,6 +290,7 @@ def bench(args: argparse.Namespace, backends: list[str], names: list[str], root:
             b.run(args.seed)
             rows += b.rows
             appended = b.append_zstd, b.append_neighbours
+            cold = cold and b.cold
     weed = s3server.weed_binary()
     facts = [
         *report.machine(str(weed) if weed and "s3" in backends else None),
@@ -290,6 +300,8 @@ def bench(args: argparse.Namespace, backends: list[str], names: list[str], root:
         ("append", f"{APPEND_BYTES} bytes of new records to the largest transcript "
                    f"(zstd-3: {report.size(appended[0])}), in a project of {appended[1]} "
                    "sessions"),
+        ("page cache", "dropped before every tool's initial push and fresh pull"
+                       if cold else "not dropped (not root?): pulls carry the VM's noise"),
     ]  # fmt: skip
     command = "python bench/run.py " + shlex.join(sys.argv[1:])
     return report.document(rows, backends, facts, command.strip(), appended[0])

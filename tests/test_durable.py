@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,28 @@ def test_modules_write_files_through_the_one_helper(module):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
     ]
     assert "mkstemp" not in calls
+
+
+def test_a_long_run_of_writes_is_written_back_while_it_goes_on(monkeypatch):
+    """The disk is told to start every `every` bytes, from a thread of its own, not at once
+    for all; the thread is gone when the writes are done."""
+    synced: list[str] = []
+    monkeypatch.setattr(os, "sync", lambda: synced.append(threading.current_thread().name))
+    with durable.WriteBack(every=100) as write_back:
+        write_back.wrote(60)
+        assert write_back._thread is None  # nothing yet: less than `every`
+        write_back.wrote(60)
+        deadline = time.monotonic() + 10
+        while not synced and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert synced == ["write-back"]
+        thread = write_back._thread
+    assert thread is not None and not thread.is_alive()
+    assert synced == ["write-back"]  # (the last part is the caller's own sync)
+
+
+def test_without_os_sync_nothing_is_started(monkeypatch):
+    monkeypatch.delattr(os, "sync")
+    with durable.WriteBack(every=10) as write_back:
+        write_back.wrote(1000)
+        assert write_back._thread is None

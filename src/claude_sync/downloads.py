@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from claude_sync import identity, limits, portable, resources
-from claude_sync.durable import fsync_path
+from claude_sync.durable import WriteBack, fsync_path
 from claude_sync.errors import CorruptionError, ObjectNotFoundError, SyncError, no_space
 from claude_sync.pathmap import FileFilter, read_logical
 from claude_sync.planner import LocalFile, Merge
@@ -130,8 +130,15 @@ def remove_unfilled(new: set[Path], filled: set[Path]) -> None:
     """Of the folders made (new), those nothing was moved into (filled: the folders of the
     files that were): they would be left empty. (Only those: a pull of 50,000 files made
     15,000 folders, and failed to remove each.)"""
-    filled = {above for folder in filled for above in (folder, *folder.parents)}
-    for folder in sorted(new - filled, key=lambda f: len(f.parts), reverse=True):
+    above: set[Path] = set()  # the folders filled and those they are in
+    for folder in filled:
+        # up to the first one met already: folders share their parents
+        while folder not in above:
+            above.add(folder)
+            if folder.parent == folder:
+                break
+            folder = folder.parent
+    for folder in sorted(new - above, key=lambda f: len(f.parts), reverse=True):
         with contextlib.suppress(OSError):
             folder.rmdir()
 
@@ -453,12 +460,14 @@ class Downloads:
                     portable.pwrite(fd, data, offset)
                 finally:
                     os.close(fd)
+                write_back.wrote(length)
 
         lost_blobs: dict[str, str] = {}
         wanted = set(places)
         versions = ((s.path, s.entry) for s in staged)
-        wanted -= self.deliver_from_here(wanted, here, deliver, versions, staged)
-        self.download(wanted, deliver, result, lost=lost_blobs if partial else None)
+        with WriteBack() as write_back:
+            wanted -= self.deliver_from_here(wanted, here, deliver, versions, staged)
+            self.download(wanted, deliver, result, lost=lost_blobs if partial else None)
         for s in staged:
             if s.left > s.entry.size and s.path not in self.filters:
                 os.truncate(s.tmp, s.entry.size)  # what was there past its end is no part

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 from typing import BinaryIO
+
+#: how much a long run of writes leaves unwritten on the disk before the disk is told to start
+WRITE_BACK_EVERY = 64 << 20
 
 
 def fsync_path(path: str | Path) -> None:
@@ -63,3 +68,55 @@ def write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path.parent, 0o700)
     write_atomically(path, data, private=True)
+
+
+class WriteBack:
+    """While a long run of writes goes on (a pull of a GiB), the disk writes what it has
+    written so far, so that the sync at its end (portable.sync_all) waits for the last part,
+    not for all of it: 0.5 s of a 1 GiB pull here, and on a machine whose memory takes many
+    GiB before the kernel starts on its own. A thread calls os.sync() each time another
+    `every` bytes are written; where there is no os.sync, nothing happens. Used in a `with`
+    block; wrote() is called from any thread."""
+
+    def __init__(self, every: int | None = None) -> None:
+        self._every = every or WRITE_BACK_EVERY
+        self._written = 0
+        self._lock = threading.Lock()
+        self._wanted = threading.Event()
+        self._done = False
+        self._thread: threading.Thread | None = None
+
+    def wrote(self, size: int) -> None:
+        with self._lock:
+            self._written += size
+            if self._written < self._every or not hasattr(os, "sync"):
+                return
+            self._written = 0
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="write-back", daemon=True)
+                self._thread.start()
+        self._wanted.set()
+
+    def _run(self) -> None:
+        while True:
+            self._wanted.wait()
+            self._wanted.clear()
+            if self._done:
+                return
+            os.sync()
+
+    def __enter__(self) -> WriteBack:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._done = True
+        self._wanted.set()
+        # Not waited for when the writes failed or were interrupted: the sync going on would
+        # only delay the error (and the thread ends with the process).
+        if self._thread is not None and kind is None:
+            self._thread.join()

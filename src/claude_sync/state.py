@@ -433,12 +433,17 @@ class State:
         # Each pack's name kept once: a pull of 50,000 small files wants blobs of a few
         # packs, and a copy of the name per blob was 5 MiB of its peak.
         packs: dict[str, str] = {}
-        for blob_id in blob_ids:
-            row = self.db.execute(
-                "SELECT pack, offset, length FROM blobs WHERE id = ?", (blob_id,)
-            ).fetchone()
-            if row:
-                pack, offset, length = row
+        wanted = blob_ids if isinstance(blob_ids, (set, frozenset)) else set(blob_ids)
+        (known,) = self.db.execute("SELECT count(*) FROM blobs").fetchone()
+        query = "SELECT id, pack, offset, length FROM blobs"
+        if 4 * len(wanted) >= known:
+            # Most of them (a first pull): one pass over the table is a third of the time
+            # of looking up each.
+            rows: Iterable[Any] = self.db.execute(query)
+        else:
+            rows = self._in_parts(query + " WHERE id IN ({})", wanted)
+        for blob_id, pack, offset, length in rows:
+            if blob_id in wanted:
                 found[blob_id] = BlobLocation(packs.setdefault(pack, pack), offset, length)
         return found
 

@@ -176,3 +176,39 @@ def test_a_pack_read_in_pieces_gives_each_blob_holding_little(
     store.objects[pack] = bytes(data)
     with pytest.raises(CorruptionError):
         repo.read_packs({pack: wanted}, got.__setitem__)
+
+
+@pytest.mark.parametrize(("size", "at_once"), [(600, 1), (64 * 1024, packs.PACKS_IN_MEMORY)])
+def test_packs_of_small_blobs_in_a_folder_are_read_one_at_a_time(
+    tmp_path, size: int, at_once: int
+) -> None:
+    """Thousands of small files: a thread per pack would only pass the interpreter's lock
+    around (see SMALL_BLOBS). Big blobs, or a store over the network, keep the parallel
+    reads. Either way every blob arrives."""
+    from claude_sync.store.folder import FolderStore
+
+    repo = Repository.create(FolderStore(tmp_path), None)
+    contents: dict[str, bytes] = {}
+    locations: dict[str, BlobLocation] = {}
+    for _ in range(6):
+        writer = PackWriter(repo)
+        for _ in range(4):
+            data = os.urandom(size)
+            contents[repo.keys.blob_id(data)] = data
+            writer.add(repo.keys.blob_id(data), data)
+        for found in writer.finish().values():
+            locations.update(found)
+    wanted = group_by_pack(locations.items())
+    assert len(wanted) == 6
+    seen: list[int] = []
+    each = Repository._each
+
+    def spy(self, fn, items, most=1 << 16):  # type: ignore[no-untyped-def]
+        seen.append(most)
+        return each(self, fn, items, most)
+
+    got: dict[str, bytes] = {}
+    with mock.patch.object(Repository, "_each", spy):
+        repo.read_packs(wanted, got.__setitem__)
+    assert seen == [at_once]
+    assert got == contents

@@ -3,6 +3,7 @@ it: the engine in-process, two machines sharing one in-memory repository."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from engine_pair import EngineMachines
 
 from claude_sync import downloads as downloads_module
+from claude_sync import durable as durable_module
 from claude_sync import limits, resources
 from claude_sync import pulling as pulling_module
 from claude_sync.downloads import Downloads
@@ -129,6 +131,27 @@ def test_a_pull_takes_the_chunks_a_file_here_already_holds_from_it(tmp_path: Pat
     assert result.pulled == [session]  # type: ignore[attr-defined]
     assert pair.read(1, session) == pair.read(0, session)
     assert result.downloaded_bytes < 300_000  # type: ignore[attr-defined]
+
+
+def test_a_pull_tells_the_disk_to_write_what_it_downloads_as_it_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync that makes a pull durable waits for the last part written, not for all: each
+    blob written is counted towards the next write-back (test_durable has what it then does)."""
+    pair = EngineMachines(tmp_path)
+    for n in range(8):
+        pair.write(0, f"agents/a{n}.md", os.urandom(40_000).hex())
+    pair.run(0, "push")
+    counted: list[int] = []
+    wrote = durable_module.WriteBack.wrote
+    monkeypatch.setattr(
+        durable_module.WriteBack,
+        "wrote",
+        lambda self, size: (counted.append(size), wrote(self, size))[1],
+    )
+    assert len(pair.run(1, "pull").pulled) == 8  # type: ignore[attr-defined]
+    assert sum(counted) == 8 * 80_000
+    assert all(pair.read(1, f"agents/a{n}.md") == pair.read(0, f"agents/a{n}.md") for n in range(8))
 
 
 def test_a_transcript_merge_takes_the_shared_chunks_from_the_copy_here(tmp_path: Path) -> None:

@@ -5,12 +5,16 @@ from __future__ import annotations
 import errno
 import json
 import sqlite3
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from claude_sync.errors import SyncError, no_space
 from claude_sync.model import FileEntry
+from claude_sync.repository import BlobLocation
 from claude_sync.state import SCHEMA_VERSION, CachedFile, State, StatKey
 
 SHA = "a" * 64
@@ -62,6 +66,23 @@ def test_the_stat_cache_gives_back_what_it_was_given(tmp_path: Path) -> None:
     cached = state.cached_files()["agents/a.md"]
     assert cached.stat == StatKey(5, 6, 7, 8) and cached.mode == 0o644 and cached.sha256 == SHA
     assert cached.chunks == chunks and cached.chunks is cached.chunks  # parsed once
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    known=st.integers(min_value=0, max_value=1200),
+    wanted=st.sets(st.integers(min_value=0, max_value=1500), max_size=1500),
+)
+def test_blobs_are_located_whether_few_or_most_are_wanted(known: int, wanted: set[int]) -> None:
+    """A first pull wants most of the blobs (one pass over the table), a later one a few
+    (looked up): either way exactly those the cache knows are found, where they are."""
+    with tempfile.TemporaryDirectory() as folder:
+        state = State(Path(folder) / "state.db")
+        locations = {f"{n:064x}": BlobLocation(f"data/p{n % 7}", n, n + 1) for n in range(known)}
+        state.add_index("index/i", locations)
+        ids = {f"{n:064x}" for n in wanted}
+        assert state.locate(ids) == {b: loc for b, loc in locations.items() if b in ids}
+        state.close()
 
 
 def test_a_snapshot_s_transcripts_are_kept_for_that_snapshot_only(tmp_path: Path) -> None:

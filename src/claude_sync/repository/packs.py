@@ -34,6 +34,11 @@ PACKS_IN_MEMORY = 4
 #: less than RANGE_GAP apart make one run) that are at most 1/RANGED_SHARE of the pack; else
 #: the whole pack is downloaded, and checked against its name
 MAX_RANGES = 4
+#: below this mean size of the blobs wanted, packs in a local folder are read one at a time:
+#: each blob then costs more in Python and in the calls that write it than in zstd, and
+#: threads only pass the interpreter's lock back and forth (a pull of 50,000 small files
+#: took 3.4 s to download with four, 2.1 s with one)
+SMALL_BLOBS = 16 * 1024
 RANGE_GAP = 256 * 1024
 RANGED_SHARE = 4
 #: blobs sealed by one task, in bytes: a task per small blob costs more than sealing it, and
@@ -86,7 +91,12 @@ class Packs(StoreAccess):
                     raise
                 damaged(item[0], exc)
 
-        self._each(one, list(packs.items()), PACKS_IN_MEMORY)
+        most = PACKS_IN_MEMORY
+        if self.store.local_folder is not None:
+            wanted = [loc.length for blobs in packs.values() for loc in blobs.values()]
+            if sum(wanted) < SMALL_BLOBS * len(wanted):
+                most = 1
+        self._each(one, list(packs.items()), most)
 
     def pack_names(self) -> set[str]:
         return set(self.store.list(DATA_PREFIX))
