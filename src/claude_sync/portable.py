@@ -37,6 +37,26 @@ def pwrite(fd: int, data: bytes, offset: int) -> None:
         offset += written
 
 
+def prefetch(files: Iterable[tuple[str, int]]) -> None:
+    """Have the disk start reading these files (path, bytes from the start) while the caller
+    works on others: reads from a cold cache otherwise wait for the disk one file at a time
+    (a first push of 1 GiB spent a third of its readers' time in them). Where the system
+    cannot be told (no posix_fadvise), or a file cannot be opened, nothing: its read waits."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    for path, size in files:
+        try:
+            fd = os.open(path, os.O_RDONLY | O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            os.posix_fadvise(fd, 0, size, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
 def mode_of(st: os.stat_result | resources.FileStat) -> int:
     """A file's permission bits to store. Windows has only a read-only flag, which would come
     out as 0o666 (world-writable) elsewhere: its files are stored as private."""

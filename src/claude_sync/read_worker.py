@@ -254,8 +254,10 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
         reader = _Reader(json.loads(_read_frame(requests)))
         while True:
             header, sealed = [], []
-            for request in json.loads(_read_frame(requests)):
-                answer, blobs = reader.read(FileToRead(*request))
+            files = [FileToRead(*request) for request in json.loads(_read_frame(requests))]
+            portable.prefetch((f.abspath, f.size) for f in files)
+            for f in files:
+                answer, blobs = reader.read(f)
                 header.append(answer)
                 sealed += blobs
             _write_frame(answers, json.dumps(header).encode())

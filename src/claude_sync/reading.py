@@ -32,6 +32,8 @@ STABLE_READ_ATTEMPTS = 3
 TAIL_READ = 1 << 16
 # Files under SMALL_READ bytes are read whole, in batches (scanner.READ_BATCH).
 SMALL_READ = 1 << 16
+#: how far ahead of the readers of bigger files the disk is asked to read
+PREFETCH_BYTES = 32 << 20
 # A file up to this size is read whole when it is read for the first time.
 WHOLE_READ = 2 << 20
 #: a push's scan summarizes transcripts in a worker process when it reads at least this
@@ -100,12 +102,14 @@ def _unfinished_length(path: str | Path) -> int:
 
 
 class InTurn:
-    """Files handed out one at a time, in order, to whichever reader asks next."""
+    """Files handed out one at a time, in order, to whichever reader asks next; the disk is
+    told to read ahead of the readers, PREFETCH_BYTES at most (portable.prefetch)."""
 
     def __init__(self, items: list[tuple[resources.FoundFile, str, CachedFile | None]]):
         self.items = items
         self._next = 0
         self._lock = threading.Lock()
+        self._ahead = 0  # the files up to there were prefetched
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -116,7 +120,17 @@ class InTurn:
             if self._next >= len(self.items):
                 return None
             self._next += 1
-            return self.items[self._next - 1]
+            item = self.items[self._next - 1]
+            start, self._ahead = self._ahead, max(self._ahead, self._next)
+            room = PREFETCH_BYTES - sum(
+                found.st.st_size for found, _, _ in self.items[self._next : start]
+            )
+            while room > 0 and self._ahead < len(self.items):
+                room -= self.items[self._ahead][0].st.st_size
+                self._ahead += 1
+            ahead = self.items[start : self._ahead]
+        portable.prefetch((f.abspath, min(f.st.st_size, PREFETCH_BYTES)) for f, _, _ in ahead)
+        return item
 
     def stop(self) -> None:
         """No reader takes another file (one failed, or the push stops)."""
@@ -244,6 +258,8 @@ class FileReader:
         worker: SummaryWorker | None = None,
     ) -> list[FileRead]:
         done = []
+        if len(batch) > 1:
+            portable.prefetch((found.abspath, found.st.st_size) for found, _, _ in batch)
         for found, path, cached in batch:
             outcome, data = self.read_checked(found, path, cached, keep)
             summary: SessionSummary | Future[Summary] | None = None

@@ -22,6 +22,7 @@ import pytest
 from engine_pair import EngineMachines
 from memory_store import MemoryStore
 
+from claude_sync import portable
 from claude_sync.engine import Engine
 from claude_sync.errors import BackendError, SyncError
 from claude_sync.read_worker import read_whole
@@ -128,10 +129,15 @@ def test_a_push_reads_each_new_file_once(tmp_path: Path) -> None:
     pair.write(0, SESSION, json.dumps(prompt) + "\n")
     paths = ["agents/big.md", "agents/small.md", SESSION]
     files = [pair.root(0) / p for p in paths]
-    with opened(files) as counts:
+    asked: collections.Counter[str] = collections.Counter()  # to read ahead (nothing read)
+    with (
+        opened(files) as counts,
+        mock.patch.object(portable, "prefetch", lambda ahead: asked.update(p for p, _ in ahead)),
+    ):
         result = pair.run(0, "push")
     assert result.pushed == sorted(paths)
     assert counts == {str(f): 1 for f in files}
+    assert asked == {str(f): 1 for f in files}
     summary = Repository.open(pair.store, pair.master).load_snapshot(1).files[SESSION].session
     assert summary is not None and summary.title == "hello there"
     # what the scan sent counts: random digits compress to less than half, not less
