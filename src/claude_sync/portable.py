@@ -44,13 +44,17 @@ def prefetch(files: Iterable[tuple[str, int]]) -> None:
     cannot be told (no posix_fadvise), or a file cannot be opened, nothing: its read waits."""
     if not hasattr(os, "posix_fadvise"):
         return
+    # Only what was a regular file, by its own name: a name now a link, or a pipe that would
+    # block the open, or a device, is left to its read (which says what it is).
+    flags = os.O_RDONLY | O_CLOEXEC | O_NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
     for path, size in files:
         try:
-            fd = os.open(path, os.O_RDONLY | O_CLOEXEC)
+            fd = os.open(path, flags)
         except OSError:
             continue
         try:
-            os.posix_fadvise(fd, 0, size, os.POSIX_FADV_WILLNEED)
+            if stat.S_ISREG(os.fstat(fd).st_mode):
+                os.posix_fadvise(fd, 0, size, os.POSIX_FADV_WILLNEED)
         except OSError:
             pass
         finally:

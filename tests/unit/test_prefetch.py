@@ -95,3 +95,16 @@ def test_without_fadvise_nothing_is_opened(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.delattr(os, "posix_fadvise", raising=False)
     with mock.patch.object(os, "open", side_effect=AssertionError("opened")):
         portable.prefetch([(str(tmp_path / "a"), 1)])
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="no posix_fadvise here")
+def test_a_pipe_or_a_link_where_a_file_was_is_left_alone(tmp_path: Path) -> None:
+    """A name that became a pipe must not block the push (an open for reading waits for a
+    writer), nor one that became a link lead the read-ahead elsewhere."""
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "target").write_bytes(b"x" * 10)
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    advised: list[int] = []
+    with mock.patch.object(os, "posix_fadvise", lambda fd, *args: advised.append(fd)):
+        portable.prefetch([(str(tmp_path / "pipe"), 10), (str(tmp_path / "link"), 10)])
+    assert advised == []
