@@ -13,7 +13,7 @@ from pathlib import Path
 
 MIB = 1024 * 1024
 PEERS = ("restic", "rclone")
-SCENARIOS = ("initial push", "no-op push", "append 64 KiB + push", "fresh pull", "no-op status")
+SCENARIOS = ("initial push", "no-op push", "append 64 KiB + push", "no-op status", "fresh pull")
 
 
 @dataclass
