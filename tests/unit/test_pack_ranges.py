@@ -179,12 +179,10 @@ def test_a_pack_read_in_pieces_gives_each_blob_holding_little(
 
 
 @pytest.mark.parametrize(("size", "at_once"), [(600, 1), (64 * 1024, packs.PACKS_IN_MEMORY)])
-def test_packs_of_small_blobs_in_a_folder_are_read_one_at_a_time(
-    tmp_path, size: int, at_once: int
-) -> None:
+def test_packs_of_small_blobs_are_read_one_at_a_time(tmp_path, size: int, at_once: int) -> None:
     """Thousands of small files: a thread per pack would only pass the interpreter's lock
-    around (see SMALL_BLOBS). Big blobs, or a store over the network, keep the parallel
-    reads. Either way every blob arrives."""
+    around (see SMALL_BLOBS). Big blobs keep the parallel reads. Either way every blob
+    arrives."""
     from claude_sync.store.folder import FolderStore
 
     repo = Repository.create(FolderStore(tmp_path), None)
