@@ -460,12 +460,15 @@ class Downloads:
                     portable.pwrite(fd, data, offset)
                 finally:
                     os.close(fd)
-                write_back.wrote(length)
+                if write_back is not None:
+                    write_back.wrote(length)
 
         lost_blobs: dict[str, str] = {}
         wanted = set(places)
         versions = ((s.path, s.entry) for s in staged)
-        with WriteBack() as write_back:
+        # (Up to FSYNC_EACH_UP_TO files, each is synced by itself, not the machine's disks.)
+        many = len(staged) > FSYNC_EACH_UP_TO
+        with WriteBack() if many else contextlib.nullcontext() as write_back:
             wanted -= self.deliver_from_here(wanted, here, deliver, versions, staged)
             self.download(wanted, deliver, result, lost=lost_blobs if partial else None)
         for s in staged:

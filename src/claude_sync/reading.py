@@ -110,6 +110,7 @@ class InTurn:
         self._next = 0
         self._lock = threading.Lock()
         self._ahead = 0  # the files up to there were prefetched
+        self._waiting = 0  # bytes of those not taken yet
 
     def __bool__(self) -> bool:
         return bool(self.items)
@@ -121,12 +122,13 @@ class InTurn:
                 return None
             self._next += 1
             item = self.items[self._next - 1]
-            start, self._ahead = self._ahead, max(self._ahead, self._next)
-            room = PREFETCH_BYTES - sum(
-                found.st.st_size for found, _, _ in self.items[self._next : start]
-            )
-            while room > 0 and self._ahead < len(self.items):
-                room -= self.items[self._ahead][0].st.st_size
+            if self._ahead >= self._next:
+                self._waiting -= item[0].st.st_size
+            else:
+                self._ahead = self._next  # not asked for: it is read now
+            start = self._ahead
+            while self._waiting < PREFETCH_BYTES and self._ahead < len(self.items):
+                self._waiting += self.items[self._ahead][0].st.st_size
                 self._ahead += 1
             ahead = self.items[start : self._ahead]
         portable.prefetch((f.abspath, min(f.st.st_size, PREFETCH_BYTES)) for f, _, _ in ahead)

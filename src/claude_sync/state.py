@@ -434,7 +434,9 @@ class State:
         # packs, and a copy of the name per blob was 5 MiB of its peak.
         packs: dict[str, str] = {}
         wanted = blob_ids if isinstance(blob_ids, (set, frozenset)) else set(blob_ids)
-        (known,) = self.db.execute("SELECT count(*) FROM blobs").fetchone()
+        # At least the rows there are, without counting them (rows are only ever replaced
+        # or all dropped, so the largest rowid is about their number)
+        (known,) = self.db.execute("SELECT coalesce(max(rowid), 0) FROM blobs").fetchone()
         query = "SELECT id, pack, offset, length FROM blobs"
         if 4 * len(wanted) >= known:
             # Most of them (a first pull): one pass over the table is a third of the time

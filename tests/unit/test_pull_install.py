@@ -139,7 +139,7 @@ def test_a_pull_tells_the_disk_to_write_what_it_downloads_as_it_goes(
     """The sync that makes a pull durable waits for the last part written, not for all: each
     blob written is counted towards the next write-back (test_durable has what it then does)."""
     pair = EngineMachines(tmp_path)
-    for n in range(8):
+    for n in range(20):  # more than are synced one by one (FSYNC_EACH_UP_TO)
         pair.write(0, f"agents/a{n}.md", os.urandom(40_000).hex())
     pair.run(0, "push")
     counted: list[int] = []
@@ -149,9 +149,11 @@ def test_a_pull_tells_the_disk_to_write_what_it_downloads_as_it_goes(
         "wrote",
         lambda self, size: (counted.append(size), wrote(self, size))[1],
     )
-    assert len(pair.run(1, "pull").pulled) == 8  # type: ignore[attr-defined]
-    assert sum(counted) == 8 * 80_000
-    assert all(pair.read(1, f"agents/a{n}.md") == pair.read(0, f"agents/a{n}.md") for n in range(8))
+    assert len(pair.run(1, "pull").pulled) == 20  # type: ignore[attr-defined]
+    assert sum(counted) == 20 * 80_000
+    assert all(
+        pair.read(1, f"agents/a{n}.md") == pair.read(0, f"agents/a{n}.md") for n in range(20)
+    )
 
 
 def test_a_transcript_merge_takes_the_shared_chunks_from_the_copy_here(tmp_path: Path) -> None:

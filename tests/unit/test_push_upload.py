@@ -137,7 +137,8 @@ def test_a_push_reads_each_new_file_once(tmp_path: Path) -> None:
         result = pair.run(0, "push")
     assert result.pushed == sorted(paths)
     assert counts == {str(f): 1 for f in files}
-    assert asked == {str(f): 1 for f in files}
+    # (the first bigger file is read at once, not asked for ahead)
+    assert set(asked) <= {str(f) for f in files} and set(asked.values()) == {1}
     summary = Repository.open(pair.store, pair.master).load_snapshot(1).files[SESSION].session
     assert summary is not None and summary.title == "hello there"
     # what the scan sent counts: random digits compress to less than half, not less
