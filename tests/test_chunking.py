@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from memory_store import MemoryStore
 
-from claude_sync import crypto
+from claude_sync import chunking, crypto
 from claude_sync.chunking import SPLIT_HASH_SIZE, Chunker, Digest
 from claude_sync.repository import ChunkerParams, Repository
 
@@ -114,3 +114,32 @@ def test_content_in_memory_keeps_old_chunks_only_from_its_start_and_back_to_back
     kept = chunker.digest_bytes(grown, blob_id, previous=gap)[1]
     assert kept[0] == chunks[0] and kept[1][1] == chunks[1][1]
     assert_reassembles(grown, (sha, kept), blob_id)
+
+
+@settings(max_examples=100, deadline=None, print_blob=True)
+@given(
+    data=st.binary(max_size=5000),
+    size=st.integers(0, 6000),
+    block=st.integers(1, 700),
+    skip=st.integers(0, 100),
+)
+def test_a_run_read_ahead_is_hashed_whole_and_in_order(tmp_path_factory, data, size, block, skip):
+    """hash_blocks hands every hash the size bytes after the file's position, in order,
+    once each, whether read a block ahead or not, and says how many there were (fewer
+    when the file ends first); the file is left just past them."""
+    path = tmp_path_factory.mktemp("ahead") / "f"
+    path.write_bytes(data)
+    want = data[skip : skip + size]
+    for ahead_from in (1, 1 << 30):
+        seen = [hashlib.sha256(), hashlib.sha256()]
+        saved = chunking.READ_AHEAD_FROM, chunking.READ_AHEAD_BLOCK
+        chunking.READ_AHEAD_FROM, chunking.READ_AHEAD_BLOCK = ahead_from, block
+        try:
+            with path.open("rb", buffering=0) as fh:
+                fh.seek(skip)
+                got = chunking.hash_blocks(fh, size, seen)
+                assert fh.tell() == min(len(data), skip + size) or not want
+        finally:
+            chunking.READ_AHEAD_FROM, chunking.READ_AHEAD_BLOCK = saved
+        assert got == len(want)
+        assert [h.hexdigest() for h in seen] == [hashlib.sha256(want).hexdigest()] * 2

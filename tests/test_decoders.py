@@ -368,6 +368,7 @@ def test_an_index_replaced_while_being_read_is_looked_up_again(tmp_path):
     assert engine.state.blob_pack(blob) == locations[blob].pack
 
 
+@pytest.mark.parametrize("read_ahead", [False, True], ids=["block by block", "read ahead"])
 @FAST
 @given(
     first=st.binary(min_size=1, max_size=6000),
@@ -377,7 +378,7 @@ def test_an_index_replaced_while_being_read_is_looked_up_again(tmp_path):
     upgrade_at=st.integers(0, 7),
 )
 def test_a_files_content_is_what_its_chunks_say_whatever_its_appends(
-    tmp_path, first, history, upgrade_at
+    tmp_path, monkeypatch, read_ahead, first, history, upgrade_at
 ):
     """Over any history of appends (the append path) and rewrites (a full read), a digest
     names the file's content by an identity and cuts chunks that tile it, each named by
@@ -386,9 +387,15 @@ def test_a_files_content_is_what_its_chunks_say_whatever_its_appends(
     cut as on disk when it grew, and otherwise keeps the old chunks its first bytes still
     hold (a merged history begins with the version both machines had). Across the
     repository's move to BLAKE3 identities (at upgrade_at), content that did not change
-    keeps its identity, of whichever kind, and content that did gets the repository's."""
+    keeps its identity, of whichever kind, and content that did gets the repository's.
+    read_ahead: the old part of a grown file is read a block ahead of its hashing, as a
+    long one is (chunking.hash_blocks), here in blocks of a few bytes."""
     from claude_sync import chunking, identity
     from claude_sync.repository import ChunkerParams
+
+    if read_ahead:
+        monkeypatch.setattr(chunking, "READ_AHEAD_FROM", 1)
+        monkeypatch.setattr(chunking, "READ_AHEAD_BLOCK", 97)
 
     chunker = chunking.Chunker(ChunkerParams(64, 256, 1024, 7))
     keys = crypto.KeyRing(b"k" * 32)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -13,6 +13,9 @@ from claude_sync import identity
 from claude_sync.identity import FileHash, NewFileHash, sha256_hash
 
 SPLIT_HASH_SIZE = 8 * 1024 * 1024
+#: a run of bytes hashed unchunked this long is read a block ahead (hash_blocks)
+READ_AHEAD_FROM = 8 << 20
+READ_AHEAD_BLOCK = 4 << 20
 Digest = tuple[str, tuple[tuple[str, int, int], ...]]
 #: sees each chunk cut (its id and bytes) before its buffer is reused
 ChunkSink = Callable[[str, memoryview], None]
@@ -98,12 +101,7 @@ class Chunker:
         old = file_hash(old_sha)
         new = file_hash()
         both = [old] if new.kind == old.kind else [old, new]
-        left = old_size
-        for block in read_blocks(fh, old_size):
-            for h in both:
-                h.update(block)
-            left -= len(block)
-        if left or old.copy().identity() != old_sha:
+        if hash_blocks(fh, old_size, both) != old_size or old.copy().identity() != old_sha:
             return None
         if size == old_size:
             return old_sha, tuple(old_chunks)  # the same bytes (a merge that took them)
@@ -200,6 +198,40 @@ def _identity_of_prefix(path: str | Path, size: int, whole: FileHash) -> str:
         for block in read_blocks(fh, size):
             whole.update(block)
     return whole.identity()
+
+
+def hash_blocks(fh: BinaryIO, size: int, hashes: Sequence[FileHash]) -> int:
+    """Feeds the file's next size bytes to each of hashes; returns how many there were
+    (fewer when it shrank). A long run is hashed on another thread a block behind the reads:
+    a read and a hash each let go of the interpreter's lock, so they overlap (the old GiB
+    of an appended transcript, from the page cache: 0.28 s one after the other, 0.19-0.21 s
+    so)."""
+    if size < READ_AHEAD_FROM:
+        got = 0
+        for block in read_blocks(fh, size):
+            for h in hashes:
+                h.update(block)
+            got += len(block)
+        return got
+
+    def update(block: memoryview) -> None:
+        for h in hashes:
+            h.update(block)
+
+    buffers = [memoryview(bytearray(READ_AHEAD_BLOCK)) for _ in range(2)]
+    got = 0
+    hashed: Future[None] | None = None
+    with ThreadPoolExecutor(max_workers=1) as hashing:
+        while True:
+            buffer = buffers[0]
+            n = fh.readinto(buffer[: min(size - got, len(buffer))]) if got < size else 0
+            if hashed is not None:
+                hashed.result()  # the other buffer is free again
+            if not n:
+                return got
+            got += n
+            hashed = hashing.submit(update, buffer[:n])
+            buffers.reverse()
 
 
 def read_blocks(fh: BinaryIO, size: int | None) -> Iterator[memoryview]:

@@ -219,3 +219,32 @@ def test_packs_of_small_blobs_are_read_one_at_a_time(
         repo.read_packs(wanted, got.__setitem__)
     assert seen == at_once
     assert got == contents
+
+
+def test_a_pack_writer_asks_nothing_of_the_store_until_its_first_pack(monkeypatch) -> None:
+    """A push's scan makes its writer before it reads the first changed file: the writer
+    must not wait for the store to open (importing a cloud SDK, a first request), which
+    then overlaps the hashing. How many packs go at once is asked at the first pack."""
+    repo = Repository.create(MemoryStore(), None)
+    asked: list[int] = []
+
+    def parallel(_self: Repository) -> int:
+        asked.append(1)
+        return 3
+
+    monkeypatch.setattr(Repository, "parallel", property(parallel))
+    writer = PackWriter(repo)
+    assert not asked
+    contents = {}
+    for _ in range(40):
+        data = os.urandom(MIB)
+        contents[repo.keys.blob_id(data)] = data
+        writer.add(repo.keys.blob_id(data), data)
+    indexes = writer.finish()
+    writer.close()
+    assert asked == [1]
+    placed = {b: loc for locations in indexes.values() for b, loc in locations.items()}
+    assert placed.keys() == contents.keys()
+    got: dict[str, bytes] = {}
+    repo.read_packs(group_by_pack(placed.items()), got.__setitem__)
+    assert got == contents

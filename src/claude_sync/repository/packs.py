@@ -307,9 +307,11 @@ class PackWriter:
         # the caller's thread append to the same pack.
         self._lock = threading.Lock()
         self._sending = threading.Lock()  # the uploads in flight, and what was written
-        # Packs upload in the background while the next one fills, at most `transfers` at once.
-        self._parallel = min(repo.parallel, PACKS_IN_MEMORY)
-        self._pool = ThreadPoolExecutor(max_workers=self._parallel) if self._parallel > 1 else None
+        # Packs upload in the background while the next one fills, at most `transfers` at
+        # once. The pool is made at the first pack: how many the store takes at once is
+        # known once it is open, which a push's scan does not wait for (see NewChunks).
+        self._parallel = 0
+        self._pool: ThreadPoolExecutor | None = None
         self._uploads: list[Future[bool]] = []
 
     def close(self) -> None:
@@ -420,6 +422,10 @@ class PackWriter:
         name = pack_name(hashlib.sha256(data).hexdigest())
         with self._sending:
             upload = None
+            if not self._parallel:
+                self._parallel = min(self.repo.parallel, PACKS_IN_MEMORY)
+                if self._parallel > 1:
+                    self._pool = ThreadPoolExecutor(max_workers=self._parallel)
             if self._pool is None:
                 self.repo.write_pack(name, data)
             else:
