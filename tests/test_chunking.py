@@ -143,3 +143,41 @@ def test_a_run_read_ahead_is_hashed_whole_and_in_order(tmp_path_factory, data, s
             chunking.READ_AHEAD_FROM, chunking.READ_AHEAD_BLOCK = saved
         assert got == len(want)
         assert [h.hexdigest() for h in seen] == [hashlib.sha256(want).hexdigest()] * 2
+
+
+class _Dribble:
+    """A stream that hands out at most the next of `sizes` bytes per read (then 7)."""
+
+    def __init__(self, data: bytes, sizes: list[int]) -> None:
+        self.data, self.at, self.sizes = data, 0, list(sizes)
+
+    def readinto(self, buffer: memoryview) -> int:
+        n = min(len(buffer), self.sizes.pop(0) if self.sizes else 7, len(self.data) - self.at)
+        buffer[:n] = self.data[self.at : self.at + n]
+        self.at += n
+        return n
+
+
+@settings(max_examples=200, deadline=None, print_blob=True)
+@given(
+    # Random bytes too: hypothesis's lean towards runs of zeros, which are cut only at the
+    # largest chunk size, where a window's end cuts them too.
+    data=st.one_of(
+        st.binary(max_size=12_000),
+        st.builds(
+            lambda n, s: random.Random(s).randbytes(n), st.integers(0, 12_000), st.integers()
+        ),
+    ),
+    sizes=st.lists(st.integers(1, 3000), max_size=20),
+    seed=st.integers(1, 2**63 - 1),
+)
+def test_a_stream_is_cut_as_the_whole_is_whatever_its_reads(data, sizes, seed):
+    """Read in pieces of any size into a window of twice the largest chunk, reused from
+    file to file, a stream is cut exactly where its whole bytes are, each chunk holding
+    its own bytes."""
+    chunker = Chunker(ChunkerParams(64, 256, 1024, seed))
+    blob_id = crypto.KeyRing(b"k" * 32).blob_id
+    whole = chunker.digest_bytes(data, blob_id)
+    for _ in range(2):  # the second time in a window the first left full of other bytes
+        streamed = chunker._chunks(_Dribble(data, sizes), blob_id, lambda _d, _o: None, None)
+        assert streamed == whole[1]

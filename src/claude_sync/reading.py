@@ -193,10 +193,10 @@ class FileReader:
                 elif st.st_size < SMALL_READ or (before is None and st.st_size < WHOLE_READ):
                     # One read, no stream: a first scan meets tens of thousands of small
                     # files (each a single chunk), and opening each twice costs more than
-                    # hashing it; a stream costs a buffer of two maximum chunks, allocated
-                    # and zeroed for each file. (A file read before is streamed: its old
-                    # chunks stand, see Chunker.digest_file.) A transcript's unfinished
-                    # last record is left out as below.
+                    # hashing it; the bytes serve the transcript's summary too. (A file
+                    # read before is streamed: its old chunks stand, see
+                    # Chunker.digest_file.) A transcript's unfinished last record is left
+                    # out as below.
                     data, after = read_whole(path, st.st_size, SMALL_READ)
                     if is_transcript(logical):
                         data = split_unfinished(data)[0]
