@@ -40,6 +40,9 @@ APPEND_BYTES = 64 * 1024
 #: scenarios every tool starts with the page cache dropped (measure.start_cold): a first
 #: push reads the set from the disk, a pull writes into memory as the tool before it did
 COLD = ("initial push", "fresh pull")
+APPEND = "append 64 KiB + push"
+#: scenarios every tool starts warm (measure.warm), as a hook's run after a session would
+WARM = ("no-op push", APPEND, "no-op status")
 
 
 def log(message: str) -> None:
@@ -97,6 +100,8 @@ class Bench:
         self.server = server
         self.rows: list[report.Row] = []
         self.cold = True  # every initial push and fresh pull started cold (see COLD)
+        self.quiet = True  # every command started on a quiet machine (measure.wait_quiet)
+        self.appended: Path | None = None  # the transcript the append scenario grows
         self.append_zstd: int | None = None  # the appended records' zstd-3 size
         self.append_neighbours = 0  # sessions in the appended transcript's project
         self.tools = [tools.TOOLS[n](src, self.place(n), work) for n in names]
@@ -119,6 +124,17 @@ class Bench:
         self, scenario: str, tool: tools.Tool, commands: list[tools.Command], label: str = ""
     ) -> None:
         before_stored = self.stored(tool)
+        if scenario in WARM:
+            # Every tool starts from the same cache: the Claude folder's entries, its own
+            # state and repository folder, and the transcript an append grew.
+            repository = [tool.place.path] if tool.place.path else []
+            appended = [self.appended] if scenario == APPEND and self.appended else []
+            measure.warm([self.src / ".claude", *repository], [tool.work, *appended])
+        waited = measure.wait_quiet()
+        if waited is None:
+            self.quiet = False
+        elif waited > 2:
+            log(f"waited {waited:.0f} s for the machine to be quiet")
         if scenario in COLD:
             self.cold = measure.start_cold() and self.cold
         before = self.server.traffic() if self.server else None
@@ -162,12 +178,12 @@ class Bench:
                 measure.run(cmd.args, cmd.env, cmd.cwd)
         self.each("initial push", lambda t: t.push())
         self.each("no-op push", lambda t: t.push())
-        target = largest_transcript(self.src / ".claude")
+        target = self.appended = largest_transcript(self.src / ".claude")
         added = append_records(target, seed)
         self.append_zstd = len(zstandard.ZstdCompressor(level=3).compress(added))
         self.append_neighbours = sum(1 for _ in target.parent.glob("*.jsonl"))
         log(f"appended {len(added)} bytes to {target.name} ({report.size(target.stat().st_size)})")
-        self.each("append 64 KiB + push", lambda t: t.push())
+        self.each(APPEND, lambda t: t.push())
         # Before the pulls: they start with the page cache dropped (COLD), and a status
         # after them would read a cold tree, which a status run by a hook never meets.
         self.each("no-op status", lambda t: t.status())
@@ -282,7 +298,7 @@ def bench(args: argparse.Namespace, backends: list[str], names: list[str], root:
     log(f"{count} files, {report.size(total)} in {took:.1f} s, .jsonl zstd-3 ratio {ratio:.1f}x")
     rows: list[report.Row] = []
     appended: tuple[int | None, int] = (None, 0)
-    cold = True
+    cold = quiet = True
     with ExitStack() as stack:
         for backend in backends:
             server = None
@@ -293,6 +309,7 @@ def bench(args: argparse.Namespace, backends: list[str], names: list[str], root:
             rows += b.rows
             appended = b.append_zstd, b.append_neighbours
             cold = cold and b.cold
+            quiet = quiet and b.quiet
     weed = s3server.weed_binary()
     facts = [
         *report.machine(str(weed) if weed and "s3" in backends else None),
@@ -304,6 +321,12 @@ def bench(args: argparse.Namespace, backends: list[str], names: list[str], root:
                    "sessions"),
         ("page cache", "dropped before every tool's initial push and fresh pull"
                        if cold else "not dropped (not root?): pulls carry the VM's noise"),
+        ("warm", "before each tool's no-op push, append + push and no-op status: the Claude "
+                 "folder's entries, the tool's own state and repository folder, and the "
+                 "appended transcript read into the page cache (measure.warm)"),
+        ("quiet", f"every command started once under {measure.QUIET_SHARE:.0%} of the CPU "
+                  "had been busy for a second" if quiet
+                  else "not checked (no /proc/stat): a command may carry the last one's tail"),
     ]  # fmt: skip
     command = "python bench/run.py " + shlex.join(sys.argv[1:])
     return report.document(rows, backends, facts, command.strip(), appended[0])
