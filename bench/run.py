@@ -126,10 +126,12 @@ class Bench:
         before_stored = self.stored(tool)
         if scenario in WARM:
             # Every tool starts from the same cache: the Claude folder's entries, its own
-            # state and repository folder, and the transcript an append grew.
+            # program, state and repository folder, and the transcript an append grew.
             repository = [tool.place.path] if tool.place.path else []
             appended = [self.appended] if scenario == APPEND and self.appended else []
-            measure.warm([self.src / ".claude", *repository], [tool.work, *appended])
+            measure.warm(
+                [self.src / ".claude", *repository], [tool.work, *tool.program(), *appended]
+            )
         waited = measure.wait_quiet()
         if waited is None:
             self.quiet = False
@@ -322,7 +324,7 @@ def bench(args: argparse.Namespace, backends: list[str], names: list[str], root:
         ("page cache", "dropped before every tool's initial push and fresh pull"
                        if cold else "not dropped (not root?): pulls carry the VM's noise"),
         ("warm", "before each tool's no-op push, append + push and no-op status: the Claude "
-                 "folder's entries, the tool's own state and repository folder, and the "
+                 "folder's entries, the tool's program, own state and repository folder, and the "
                  "appended transcript read into the page cache (measure.warm)"),
         ("quiet", f"every command started once under {measure.QUIET_SHARE:.0%} of the CPU "
                   "had been busy for a second" if quiet

@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -74,6 +76,12 @@ class Tool:
         """Run once before anything is measured."""
         return []
 
+    def program(self) -> list[Path]:
+        """The files the tool runs from (read into the page cache before a warm scenario,
+        see measure.warm)."""
+        found = shutil.which(self.name)
+        return [Path(found)] if found else []
+
     def setup(self) -> list[Command]:
         raise NotImplementedError
 
@@ -111,6 +119,19 @@ class ClaudeSync(Tool):
         )
         env = self._env(self.src_home, self.work / "config")
         return [Command([sys.executable, "-c", code], env, self.work)]
+
+    def program(self) -> list[Path]:
+        """Its bytecode, the compiled modules it loads, and botocore's S3 model: a push that
+        sends something imports the SDK, which nothing else the bench runs reads."""
+        files = [self.work.parent.parent / "pycache"]
+        for package in ("cryptography", "zstandard", "blake3", "pyfastcdc", "botocore"):
+            spec = importlib.util.find_spec(package)
+            if spec and spec.origin:
+                folder = Path(spec.origin).parent
+                files += folder.rglob("*.so")
+                if package == "botocore":
+                    files += [*(folder / "data").glob("*.json"), folder / "data" / "s3"]
+        return files
 
     def _cmd(self, home: Path, config_dir: Path, *args: str) -> Command:
         argv = [sys.executable, "-m", "claude_sync", *args]
