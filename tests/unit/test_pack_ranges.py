@@ -20,6 +20,18 @@ from claude_sync.repository import BlobLocation, PackWriter, Repository, group_b
 MIB = 1024 * 1024
 
 
+def _add_random_blobs(
+    repo: Repository, writer: PackWriter, count: int, size: int
+) -> dict[str, bytes]:
+    """count incompressible blobs of size bytes added to writer, by id."""
+    contents = {}
+    for _ in range(count):
+        data = os.urandom(size)
+        contents[repo.keys.blob_id(data)] = data
+        writer.add(repo.keys.blob_id(data), data)
+    return contents
+
+
 @dataclass
 class OnePack:
     """A repository holding one pack of twelve incompressible half-MiB blobs."""
@@ -48,11 +60,7 @@ def one() -> OnePack:
     store = MemoryStore()
     repo = Repository.create(store, None)
     writer = PackWriter(repo)
-    contents = {}
-    for _ in range(12):
-        data = os.urandom(MIB // 2)
-        contents[repo.keys.blob_id(data)] = data
-        writer.add(repo.keys.blob_id(data), data)
+    contents = _add_random_blobs(repo, writer, 12, MIB // 2)
     ((_, locations),) = writer.finish().items()
     (pack,) = {loc.pack for loc in locations.values()}
     return OnePack(repo, store, contents, pack, locations)
@@ -91,11 +99,7 @@ def test_a_long_push_indexes_its_packs_as_it_goes() -> None:
     store = MemoryStore()
     repo = Repository.create(store, None)
     writer = PackWriter(repo)
-    contents = {}
-    for _ in range(80):
-        data = os.urandom(MIB)
-        contents[repo.keys.blob_id(data)] = data
-        writer.add(repo.keys.blob_id(data), data)
+    contents = _add_random_blobs(repo, writer, 80, MIB)
     indexes = writer.finish()
     writer.close()
     assert len(indexes) >= 2
@@ -235,11 +239,7 @@ def test_a_pack_writer_asks_nothing_of_the_store_until_its_first_pack(monkeypatc
     monkeypatch.setattr(Repository, "parallel", property(parallel))
     writer = PackWriter(repo)
     assert not asked
-    contents = {}
-    for _ in range(40):
-        data = os.urandom(MIB)
-        contents[repo.keys.blob_id(data)] = data
-        writer.add(repo.keys.blob_id(data), data)
+    contents = _add_random_blobs(repo, writer, 40, MIB)
     indexes = writer.finish()
     writer.close()
     assert asked == [1]
