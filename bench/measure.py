@@ -103,10 +103,10 @@ def _busy_and_total() -> tuple[int, int]:
 
 def wait_quiet() -> float | None:
     """Wait until the machine has been quiet (under QUIET_SHARE of its cores busy) for a
-    second; the seconds waited, or None where that cannot be seen (no /proc/stat). After
-    rclone's 50,000 requests, SeaweedFS went on working for a while, and claude-sync's
-    no-op push, the next command, took 1.45 s instead of 0.62 s: each tool is timed on a
-    machine the one before it left quiet."""
+    second; the seconds waited, or None where that cannot be seen (no /proc/stat). A guard:
+    no tool is timed while the last one's work (a server's, the disk's write-back) still
+    runs. It never had to wait in the eighteenth session's runs, which is how the slow
+    commands after rclone's long S3 runs were found not to be that (see warm)."""
     start = time.monotonic()
     try:
         before = _busy_and_total()

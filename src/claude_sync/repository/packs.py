@@ -35,9 +35,9 @@ PACKS_IN_MEMORY = 4
 #: the whole pack is downloaded, and checked against its name
 MAX_RANGES = 4
 #: below this mean size of the blobs wanted from it, a pack is read one at a time (after the
-#: others, which are read several at once): each blob then
-#: costs more in Python and in the calls that write it than in zstd, and threads only pass
-#: the interpreter's lock back and forth. A pull of 50,000 small files took 3.4 s to download
+#: others, which are read several at once): each blob then costs more in Python and in the
+#: calls that write it than in zstd, and threads only pass the interpreter's lock back and
+#: forth. A pull of 50,000 small files took 3.4 s to download
 #: from a folder with four, 2.1 s with one; from S3 (SeaweedFS here) the whole pull took
 #: 8.8-8.9 s with four, 7.9-8.0 s with two, 6.8-7.0 s with one. A store's latency then costs
 #: a pack's first bytes, each pack: little beside ~1.5 s of work per 8 MiB pack of them.
