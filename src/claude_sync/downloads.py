@@ -23,6 +23,7 @@ from claude_sync.planner import LocalFile, Merge
 from claude_sync.repository import FileEntry, Repository, group_by_pack
 from claude_sync.resources import TMP_MARKER
 from claude_sync.state import State
+from claude_sync.write_worker import FileWriters
 
 if TYPE_CHECKING:
     from claude_sync.engine import Reporter, Result
@@ -211,6 +212,18 @@ def _outside(allowed: list[Path], folders: set[Path], root: Path) -> dict[Path, 
     return outside
 
 
+def _make_folder(folder: str) -> None:
+    """folder, and those it is in, unless it is there. (Not Path.mkdir: a pull can make
+    15,000 folders, and its path handling cost more than the system calls.)"""
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        if not os.path.isdir(folder):
+            raise
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+
+
 def _read_prefix(path: str, size: int) -> bytes:
     """The first size bytes of a temporary file (never through a symlink)."""
     flags = os.O_RDONLY | portable.O_NOFOLLOW | portable.O_CLOEXEC | portable.O_BINARY
@@ -272,6 +285,7 @@ class Downloads:
         made: set[Path] | None = None,
         resumable: bool = False,
         folders: set[Path] | None = None,
+        writers: FileWriters | None = None,
     ) -> Iterator[list[StagedFile]]:
         """Download and verify every output into a temporary file beside its destination,
         all before the caller moves any into place; the temporary files still in the list
@@ -284,11 +298,14 @@ class Downloads:
         once they are STALE_TMP_SECONDS old. Any call takes the chunks that such files
         hold, each checked against its id at its place, instead of downloading them again.
         folders: the outputs' folders, when the caller has them (a second set of them was
-        4 MiB of a 50,000-file pull's peak)."""
+        4 MiB of a 50,000-file pull's peak). writers: worker processes that write the
+        files of one chunk (see write_worker)."""
         staged: list[StagedFile] = []
         # One fsync per file costs more than everything else on a fresh pull of thousands
         # of files: past a few files, one sync of the filesystem makes them all durable.
         each = len(outputs) <= FSYNC_EACH_UP_TO
+        if each:
+            writers = None  # each file is synced by itself, here
         # The files (and missing folders) are created by the download threads, in parallel,
         # as their first blob arrives; creating thousands of files one by one costs as much
         # as downloading them. Folders are checked not to lead out of root before anything
@@ -312,7 +329,7 @@ class Downloads:
             held = self._take_up_leftovers(staged, folders - (made or set()))
             limits.check_room(((s.path, s.entry.size) for s in staged), root, held)
             try:
-                lost = self._download_into(staged, result, partial, here or {})
+                lost = self._download_into(staged, result, partial, here or {}, writers)
             except BaseException as exc:
                 # A full disk must get its space back: the next pull may be hours away.
                 keep = resumable and no_space(exc) is None
@@ -324,6 +341,8 @@ class Downloads:
                     result.warnings.append(f"{s.path} could not be downloaded: {lost[s.path]}")
             staged[:] = [s for s in staged if s.path not in lost]
             for s in staged:
+                if writers is not None and self._whole_in_one(s):
+                    continue  # its mode and time came with its bytes
                 tmp = s.tmp
                 if not s.entry.chunks:
                     open_new(tmp).close()
@@ -402,7 +421,7 @@ class Downloads:
         why = _outside(allowed, folders, root)
         for folder in sorted(folders - why.keys(), key=lambda f: len(f.parts)):
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                _make_folder(str(folder))
             except OSError as exc:
                 why[folder] = f"{folder} cannot be created ({exc.strerror})"
         why.update(_outside(allowed, folders - why.keys(), root))
@@ -421,6 +440,7 @@ class Downloads:
         result: Result,
         partial: bool,
         here: Mapping[str, LocalFile],
+        writers: FileWriters | None = None,
     ) -> dict[str, str]:
         """Write each downloaded blob straight to its place in every temporary file that
         holds it: no staging copy, and packs are read in parallel. A blob's id is a MAC of
@@ -429,8 +449,9 @@ class Downloads:
         Blobs a file here already holds (here: as the scan saw them), or the temporary file
         a failed pull left (StagedFile.left), are read from it and checked the same way,
         not downloaded. Filtered files are written as stored, then read back whole, their
-        hash checked, and written again as they are here. With `partial`, returns the paths
-        whose data could not be had, with why."""
+        hash checked, and written again as they are here. writers: who writes a file of one
+        chunk, whole, with its mode and time. With `partial`, returns the paths whose data
+        could not be had, with why."""
         # Where each blob goes: one place, or a list of them when files share it (a list per
         # blob cost a pull of 50,000 small files 3 MiB more at its peak).
         places: dict[str, _Place | list[_Place]] = {}
@@ -453,6 +474,12 @@ class Downloads:
                 tmp = s.tmp
                 if source == (tmp, offset):
                     continue  # read from there: it is in place
+                if writers is not None and self._whole_in_one(s):
+                    mode = portable.file_mode(resources.capped_mode(s.path, s.entry.mode))
+                    writers.write(tmp, data, mode, self.placed_mtime(s.path, s.entry.mtime_ns))
+                    if write_back is not None:
+                        write_back.wrote(length)
+                    continue
                 # A bare descriptor: a file object per blob costs more than the write when a
                 # pull brings tens of thousands of small files.
                 fd = _open_new_fd(tmp)
@@ -469,8 +496,15 @@ class Downloads:
         # (Up to FSYNC_EACH_UP_TO files, each is synced by itself, not the machine's disks.)
         many = len(staged) > FSYNC_EACH_UP_TO
         with WriteBack() if many else contextlib.nullcontext() as write_back:
-            wanted -= self.deliver_from_here(wanted, here, deliver, versions, staged)
-            self.download(wanted, deliver, result, lost=lost_blobs if partial else None)
+            try:
+                wanted -= self.deliver_from_here(wanted, here, deliver, versions, staged)
+                self.download(wanted, deliver, result, lost=lost_blobs if partial else None)
+                if writers is not None:
+                    writers.written()
+            except BaseException:
+                if writers is not None:
+                    writers.stop()  # nothing more is written once the caller cleans up
+                raise
         for s in staged:
             if s.left > s.entry.size and s.path not in self.filters:
                 os.truncate(s.tmp, s.entry.size)  # what was there past its end is no part
@@ -495,6 +529,11 @@ class Downloads:
                 with open_new(s.tmp) as fh:
                     self.filters[path].write_local(data, fh)
         return lost
+
+    def _whole_in_one(self, s: StagedFile) -> bool:
+        """Whether a staged file is written whole by one write (see FileWriters): one
+        chunk, nothing a failed pull left to take up, no filter to write it again."""
+        return len(s.entry.chunks) == 1 and not s.left and s.path not in self.filters
 
     def deliver_from_here(
         self,

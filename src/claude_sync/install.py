@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,6 +27,7 @@ from claude_sync.reading import stat_key
 from claude_sync.repository import FileEntry
 from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER
 from claude_sync.state import CachedFile, StatKey
+from claude_sync.write_worker import WORKER_FILES, FileWriters
 
 #: rows written to the state in one statement (a pull records thousands of files)
 WRITE_BATCH = 1024
@@ -85,18 +86,22 @@ class Installer:
             folders = folders_of(dest for dest, _ in outputs.values())
         filled: set[Path] = set()  # folders something was moved into
         try:
-            with self.engine.downloads.staged_files(
-                outputs,
-                self.engine.root,
-                result,
-                partial,
-                local.files,
-                new_folders,
-                resumable=True,
-                folders=folders,
-            ) as staged:
+            with (
+                _file_writers(outputs, self.engine.filters) as writers,
+                self.engine.downloads.staged_files(
+                    outputs,
+                    self.engine.root,
+                    result,
+                    partial,
+                    local.files,
+                    new_folders,
+                    resumable=True,
+                    folders=folders,
+                    writers=writers,
+                ) as staged,
+            ):
                 plan.skipped += [p for p in result.unavailable if p in outputs]
-                filled = self.install(staged, local, plan, result)
+                filled = self.install(staged, local, plan, result, writers)
         finally:
             remove_unfilled(new_folders, filled)
 
@@ -106,10 +111,12 @@ class Installer:
         local: LocalView,
         plan: Plan,
         result: Result,
+        writers: FileWriters | None = None,
     ) -> set[Path]:
         """Move verified files into place; a file that changed meanwhile is left alone.
         Those moved are taken out of staged (nothing is left to remove); returns the
-        folders they went to."""
+        folders they went to. writers: worker processes that move the files whose place is
+        as the scan saw it (the others are looked at here)."""
         assert plan.head is not None
         seq = plan.head.seq
         moved: set[str] = set()
@@ -119,30 +126,43 @@ class Installer:
             # Deletions first: a folder whose files went may be where a file now goes.
             for path in plan.delete:
                 self.delete_here(path, local, seq, result, plan)
+            placed = (
+                writers.move(
+                    (s.tmp, s.dest, _scanned_stat(local.files.get(s.path)))
+                    for s in staged
+                    if s.path in plan.write
+                )
+                if writers is not None
+                else {}
+            )
             pulled: list[tuple[str, CachedFile]] = []
             bases: list[tuple[str, FileEntry | None]] = []
             for s in staged:
                 path, dest, entry = s.path, s.dest, s.entry
                 scanned = local.files.get(path)
-                if (
-                    path in plan.write
-                    and not _unchanged_since_scan(dest, scanned)
-                    # nothing where it goes, unread: nothing is lost
-                    and not (scanned is None and _holds_nothing(dest, is_transcript(path)))
-                ):
-                    result.warnings.append(_why_not_installed(path, dest, scanned))
-                    plan.skipped.append(path)
-                    continue
-                os.replace(s.tmp, dest)
+                done = placed.get(dest) if placed else None
+                if done is None:
+                    if (
+                        path in plan.write
+                        and not _unchanged_since_scan(dest, scanned)
+                        # nothing where it goes, unread: nothing is lost
+                        and not (scanned is None and _holds_nothing(dest, is_transcript(path)))
+                    ):
+                        result.warnings.append(_why_not_installed(path, dest, scanned))
+                        plan.skipped.append(path)
+                        continue
+                    os.replace(s.tmp, dest)
                 moved.add(path)
                 if path not in plan.write:
                     continue
                 self.engine.reporter.action("pull", path)
-                st = os.stat(dest)
+                if done is None:
+                    st = os.stat(dest)
+                    key, mode = stat_key(st), portable.mode_of(st)
+                else:
+                    key, mode = StatKey(*done[0]), stat.S_IMODE(done[1])
                 located = entry.located_chunks()
-                pulled.append(
-                    (path, CachedFile(stat_key(st), portable.mode_of(st), entry.sha256, located))
-                )
+                pulled.append((path, CachedFile(key, mode, entry.sha256, located)))
                 bases.append((path, entry))
                 result.pulled.append(path)
                 if len(pulled) >= WRITE_BATCH:
@@ -297,6 +317,28 @@ def _holds_nothing(dest: str, transcript: bool) -> bool:
         os.rmdir(dest)
         return True
     return False
+
+
+def _scanned_stat(scanned: LocalFile | None) -> tuple[int, int, int, int] | None:
+    return None if scanned is None else tuple(scanned.cached.stat)  # type: ignore[return-value]
+
+
+@contextlib.contextmanager
+def _file_writers(
+    outputs: dict[str, tuple[str, FileEntry]], filters: Mapping[str, object]
+) -> Iterator[FileWriters | None]:
+    """Write workers for a pull of many files of one chunk (see write_worker); None where
+    they would not pay, or cannot start (the pull then writes them itself)."""
+    whole = sum(1 for p, (_, e) in outputs.items() if len(e.chunks) == 1 and p not in filters)
+    writers = None
+    if whole >= WORKER_FILES and not portable.WINDOWS:
+        with contextlib.suppress(OSError, ValueError):
+            writers = FileWriters()
+    try:
+        yield writers
+    finally:
+        if writers is not None:
+            writers.close()
 
 
 def _unchanged_since_scan(dest: str | Path, scanned: LocalFile | None) -> bool:

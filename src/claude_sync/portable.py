@@ -71,7 +71,12 @@ def set_mode(path: str | Path, mode: int) -> None:
     """Apply stored permission bits where they mean something (not on Windows, where a mode
     from elsewhere could only make the file read-only and block its next replacement)."""
     if not WINDOWS:
-        os.chmod(path, mode & 0o777 or 0o600)
+        os.chmod(path, file_mode(mode))
+
+
+def file_mode(mode: int) -> int:
+    """The permission bits set_mode gives a file stored with mode."""
+    return mode & 0o777 or 0o600
 
 
 def sync_all(paths: Iterable[str | Path]) -> None:

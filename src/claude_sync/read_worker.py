@@ -13,29 +13,21 @@ read again on the caller's thread), and only chunks the repository lacks go into
 The repository's keys reach a worker on its standard input, never through its environment or
 arguments; it holds them in memory as the caller does, and exits when its input closes.
 
-Frames are a 4-byte little-endian length and its bytes: JSON, or sealed blobs back to back.
+Its frames (worker_process): JSON, or sealed blobs back to back.
 """
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import itertools
 import json
 import os
-import struct
 import sys
-import threading
 from collections.abc import Sequence
-from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 from claude_sync import identity, portable, worker_process
 
-_LENGTH = struct.Struct("<I")
-#: the most a frame may claim: a batch of files under 64 KiB each, sealed, with its header
-MAX_FRAME = 1 << 28
 #: how long a batch may take before its worker is taken for hung and killed (the caller
 #: then reads the files itself: a push run by a hook must not wait on it for ever)
 READ_WAIT = 30.0
@@ -105,11 +97,15 @@ class ReadWorkers:
     def __init__(self, setup: dict[str, Any], count: int) -> None:
         """setup: the keys, chunker and device the workers read with (see serve)."""
         self.count = count
-        self._workers: list[_Worker] = []
+        self._workers: list[worker_process.Worker[list[WorkerRead]]] = []
         self._turn = itertools.count()
         try:
             for _ in range(count):
-                self._workers.append(_Worker(self.command, json.dumps(setup).encode()))
+                self._workers.append(
+                    worker_process.Worker(
+                        self.command, "read worker", 2, _answers, json.dumps(setup).encode()
+                    )
+                )
         except (OSError, ValueError):
             self.close()
             raise
@@ -118,7 +114,7 @@ class ReadWorkers:
         """The files, read by the next worker; OSError when it failed or hung (it is then
         stopped, and the caller reads them itself)."""
         worker = self._workers[next(self._turn) % len(self._workers)]
-        return worker.ask(json.dumps([list(f) for f in files]).encode(), len(files))
+        return worker.ask([json.dumps([list(f) for f in files]).encode()], len(files), READ_WAIT)
 
     def stop(self) -> None:
         """Kill every worker (the push stops): what waits on them fails at once."""
@@ -130,80 +126,9 @@ class ReadWorkers:
             worker.close()
 
 
-class _Worker:
-    def __init__(self, command: Sequence[str], setup: bytes) -> None:
-        self.proc = worker_process.start(command)
-        # Two locks: a sender may block writing while the worker blocks writing an answer,
-        # which the collector must be free to read (it takes only `_lock`, never held
-        # across a write).
-        self._lock = threading.Lock()  # the batches waiting, and whether it is stopped
-        self._sending = threading.Lock()  # one request written at a time, in their order
-        self._waiting: collections.deque[tuple[Future[list[WorkerRead]], int]] = collections.deque()
-        self._stopped = False
-        try:
-            self._send(setup)
-        except (OSError, ValueError):
-            self.stop()
-            worker_process.finish(self.proc, None)
-            raise
-        self._collector = threading.Thread(target=self._collect, daemon=True)
-        self._collector.start()
-
-    def ask(self, request: bytes, count: int) -> list[WorkerRead]:
-        future: Future[list[WorkerRead]] = Future()
-        with self._sending:
-            with self._lock:
-                if self._stopped:
-                    raise OSError("the read worker stopped")
-                self._waiting.append((future, count))
-            try:
-                self._send(request)
-            except (OSError, ValueError) as exc:
-                self.stop()
-                raise OSError(f"the read worker stopped ({exc})") from None
-        try:
-            return future.result(timeout=READ_WAIT)
-        except TimeoutError:
-            self.stop()  # hung: what waits on it fails at once
-            raise OSError("the read worker did not answer") from None
-
-    def _send(self, body: bytes) -> None:
-        assert self.proc.stdin is not None
-        _write_frame(self.proc.stdin, body)
-        self.proc.stdin.flush()
-
-    def stop(self) -> None:
-        """Kill the worker: a write to it fails, and the collector fails what waits."""
-        with self._lock:
-            self._stopped = True
-        with contextlib.suppress(OSError):
-            self.proc.kill()
-
-    def _collect(self) -> None:
-        assert self.proc.stdout is not None
-        try:
-            while True:
-                header = json.loads(_read_frame(self.proc.stdout))
-                sealed = memoryview(_read_frame(self.proc.stdout))
-                with self._lock:
-                    future, count = self._waiting.popleft()
-                future.set_result(_answers(header, sealed, count))
-        except (OSError, ValueError, EOFError, IndexError, TypeError, KeyError):
-            pass  # stopped, or an answer that makes no sense: the worker is of no more use
-        finally:
-            self.stop()
-            with self._lock:
-                waiting, self._waiting = self._waiting, collections.deque()
-            for future, _ in waiting:
-                if not future.done():
-                    future.set_exception(OSError("the read worker stopped"))
-
-    def close(self) -> None:
-        worker_process.finish(self.proc, self._collector)
-
-
-def _answers(header: Any, sealed: memoryview, count: int) -> list[WorkerRead]:
+def _answers(frames: list[bytes], count: int) -> list[WorkerRead]:
     """A batch's answers from its header and sealed blobs; ValueError when they do not fit."""
+    header, sealed = json.loads(frames[0]), memoryview(frames[1])
     if not isinstance(header, list) or len(header) != count:
         raise ValueError("the read worker answered another batch")
     reads, at = [], 0
@@ -229,39 +154,23 @@ def _answers(header: Any, sealed: memoryview, count: int) -> list[WorkerRead]:
     return reads
 
 
-def _write_frame(out: IO[bytes], body: bytes) -> None:
-    out.write(_LENGTH.pack(len(body)))
-    out.write(body)
-
-
-def _read_frame(source: IO[bytes]) -> bytes:
-    head = source.read(_LENGTH.size)
-    if len(head) < _LENGTH.size:
-        raise EOFError("the read worker stopped")
-    (length,) = _LENGTH.unpack(head)
-    if length > MAX_FRAME:
-        raise ValueError("the read worker sent an implausible frame")
-    body = source.read(length)
-    if len(body) < length:
-        raise EOFError("the read worker stopped")
-    return body
-
-
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     """The worker: a setup frame, then one answer (a header and the sealed blobs) per batch,
     until its input closes."""
     try:
-        reader = _Reader(json.loads(_read_frame(requests)))
+        reader = _Reader(json.loads(worker_process.read_frame(requests)))
         while True:
             header, sealed = [], []
-            files = [FileToRead(*request) for request in json.loads(_read_frame(requests))]
+            files = [
+                FileToRead(*request) for request in json.loads(worker_process.read_frame(requests))
+            ]
             portable.prefetch((f.abspath, f.size) for f in files)
             for f in files:
                 answer, blobs = reader.read(f)
                 header.append(answer)
                 sealed += blobs
-            _write_frame(answers, json.dumps(header).encode())
-            _write_frame(answers, b"".join(sealed))
+            worker_process.write_frame(answers, json.dumps(header).encode())
+            worker_process.write_frame(answers, b"".join(sealed))
             answers.flush()
     except EOFError:
         return  # the caller is done

@@ -1,15 +1,25 @@
-"""Starting and stopping the plain child processes a push hands work to (summary_worker,
-read_worker): started with only what an interpreter needs in their environment, talked to
-over their standard input and output."""
+"""Starting and stopping the plain child processes a sync hands work to (summary_worker,
+read_worker, write_worker): started with only what an interpreter needs in their
+environment, talked to over their standard input and output; the read and write workers in
+frames (a 4-byte little-endian length and its bytes), a batch at a time."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
+import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import IO, Generic, TypeVar
+
+R = TypeVar("R")
+_LENGTH = struct.Struct("<I")
+#: the most a frame may claim (a batch of small files, with their bytes)
+MAX_FRAME = 1 << 28
 
 #: all a worker keeps of this process's environment: what an interpreter needs to start
 _KEEP = ("PATH", "SYSTEMROOT", "LANG", "LC_ALL", "TZ", "TMPDIR", "TEMP", "TMP")
@@ -44,3 +54,120 @@ def finish(proc: subprocess.Popen[bytes], collector: threading.Thread | None) ->
     with contextlib.suppress(OSError, ValueError):
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+class Worker(Generic[R]):
+    """A worker answering batches in frames: callers hand it batches one after the other, so
+    that it always has the next one waiting; a thread collects its answers, in order, each
+    made of `frames` frames that `answer` turns into the batch's result (ValueError when
+    they do not fit the batch)."""
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        name: str,
+        frames: int,
+        answer: Callable[[list[bytes], int], R],
+        setup: bytes | None = None,
+    ) -> None:
+        self.name = name
+        self.proc = start(command)
+        self._frames = frames
+        self._answer = answer
+        # Two locks: a sender may block writing while the worker blocks writing an answer,
+        # which the collector must be free to read (it takes only `_lock`, never held
+        # across a write).
+        self._lock = threading.Lock()  # the batches waiting, and whether it is stopped
+        self._sending = threading.Lock()  # one request written at a time, in their order
+        self._waiting: collections.deque[tuple[Future[R], int]] = collections.deque()
+        self._stopped = False
+        try:
+            if setup is not None:
+                self._send([setup])
+        except (OSError, ValueError):
+            self.stop()
+            finish(self.proc, None)
+            raise
+        self._collector = threading.Thread(target=self._collect, daemon=True)
+        self._collector.start()
+
+    def send(self, request: list[bytes], count: int) -> Future[R]:
+        """Hand the worker a batch of count items (its frames); its answer comes in the
+        future, which fails with OSError when the worker stopped first."""
+        future: Future[R] = Future()
+        with self._sending:
+            with self._lock:
+                if self._stopped:
+                    raise OSError(f"the {self.name} stopped")
+                self._waiting.append((future, count))
+            try:
+                self._send(request)
+            except (OSError, ValueError) as exc:
+                self.stop()
+                raise OSError(f"the {self.name} stopped ({exc})") from None
+        return future
+
+    def ask(self, request: list[bytes], count: int, wait: float) -> R:
+        """A batch's answer; OSError when the worker failed, or took longer than wait (it is
+        then stopped: a sync run by a hook must not wait on it for ever)."""
+        return self.result(self.send(request, count), wait)
+
+    def result(self, future: Future[R], wait: float) -> R:
+        try:
+            return future.result(timeout=wait)
+        except TimeoutError:
+            self.stop()  # hung: what waits on it fails at once
+            raise OSError(f"the {self.name} did not answer") from None
+
+    def _send(self, frames: list[bytes]) -> None:
+        assert self.proc.stdin is not None
+        for body in frames:
+            write_frame(self.proc.stdin, body)
+        self.proc.stdin.flush()
+
+    def stop(self) -> None:
+        """Kill the worker: a write to it fails, and the collector fails what waits."""
+        with self._lock:
+            self._stopped = True
+        with contextlib.suppress(OSError):
+            self.proc.kill()
+
+    def _collect(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            while True:
+                frames = [read_frame(self.proc.stdout) for _ in range(self._frames)]
+                with self._lock:
+                    future, count = self._waiting.popleft()
+                future.set_result(self._answer(frames, count))
+        except (OSError, ValueError, EOFError, IndexError, TypeError, KeyError):
+            pass  # stopped, or an answer that makes no sense: the worker is of no more use
+        finally:
+            self.stop()
+            with self._lock:
+                waiting, self._waiting = self._waiting, collections.deque()
+            for future, _ in waiting:
+                if not future.done():
+                    future.set_exception(OSError(f"the {self.name} stopped"))
+
+    def close(self) -> None:
+        finish(self.proc, self._collector)
+
+
+def write_frame(out: IO[bytes], body: bytes) -> None:
+    out.write(_LENGTH.pack(len(body)))
+    out.write(body)
+
+
+def read_frame(source: IO[bytes]) -> bytes:
+    """The next frame; EOFError when the other side stopped."""
+    head = source.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        raise EOFError("the other side stopped")
+    (length,) = _LENGTH.unpack(head)
+    if length > MAX_FRAME:
+        raise ValueError("an implausible frame")
+    body = source.read(length)
+    if len(body) < length:
+        raise EOFError("the other side stopped")
+    return body

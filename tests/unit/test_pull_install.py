@@ -85,8 +85,8 @@ def test_a_pull_removes_only_what_did_not_arrive(machines: EngineMachines) -> No
     machines.run(0, "push")
     download = Downloads._download_into
 
-    def losing_the_skill(downloads: Downloads, staged, result, partial, here):  # type: ignore[no-untyped-def]
-        lost = download(downloads, staged, result, partial, here)
+    def losing_the_skill(downloads: Downloads, staged, result, partial, here, writers):  # type: ignore[no-untyped-def]
+        lost = download(downloads, staged, result, partial, here, writers)
         return lost | {s.path: "damaged" for s in staged if s.path.startswith("skills/")}
 
     _removals = []
