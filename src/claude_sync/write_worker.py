@@ -3,10 +3,11 @@
 A file of one chunk takes a pull five system calls to write (create, write, mode, times,
 close) and three to move into place (look at what is there, rename, stat): for 50,000 small
 files, ~2.5 s of one core, all of it the pull's own thread's while every other step waited.
-Two workers do them side by side, each for its own folders (two processes creating files in
-one folder would wait on its lock), while the pull's thread reads the next packs. The caller
-keeps deciding everything: what to write, when to move, what a file not moved means (see
-Installer.install, which moves it itself or says why not).
+Workers do them, each for its own folders (two processes creating files in one folder would
+wait on its lock), while the pull's thread reads the next packs (and does a batch itself
+when its worker is behind). The caller keeps deciding everything: what to write, when to
+move, what a file not moved means (see Installer.install, which moves it itself or says why
+not).
 
 Each worker is a plain child process (worker_process) that answers a batch at a time: a
 JSON list of operations and the bytes of the files written, back to back; and JSON

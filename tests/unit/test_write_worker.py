@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import stat
+import sys
 import time
 from pathlib import Path
 from unittest import mock
@@ -245,3 +246,17 @@ def test_a_pull_that_fails_leaves_no_worker_writing(tmp_path: Path) -> None:
         pair.run(1, "pull")
     assert stopped == [True]
     assert not list(pair.root(1).glob("agents/a*.md"))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_write_worker_is_given_no_secret() -> None:
+    """Neither in its environment nor in its arguments: it is handed verified bytes only."""
+    secrets = {"AWS_SECRET_ACCESS_KEY": "sentinel-aws", "CLAUDE_SYNC_PASSPHRASE": "sentinel-pass"}
+    with mock.patch.dict(os.environ, secrets):
+        writers = FileWriters(1)
+    try:
+        pid = writers._workers[0].proc.pid
+        assert b"sentinel" not in Path(f"/proc/{pid}/environ").read_bytes()
+        assert b"sentinel" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    finally:
+        writers.close()
