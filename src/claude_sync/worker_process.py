@@ -154,6 +154,18 @@ class Worker(Generic[R]):
         finish(self.proc, self._collector)
 
 
+def widen_pipe(pipe: IO[bytes], size: int) -> None:
+    """Let a pipe hold up to size bytes before a write to it waits, where the system allows
+    (Linux; elsewhere, and past /proc/sys/fs/pipe-max-size, it keeps its size)."""
+    try:
+        import fcntl
+    except ImportError:
+        return
+    if hasattr(fcntl, "F_SETPIPE_SZ"):
+        with contextlib.suppress(OSError):
+            fcntl.fcntl(pipe.fileno(), fcntl.F_SETPIPE_SZ, size)
+
+
 def write_frame(out: IO[bytes], body: bytes) -> None:
     out.write(_LENGTH.pack(len(body)))
     out.write(body)

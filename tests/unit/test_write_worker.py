@@ -260,3 +260,25 @@ def test_a_write_worker_is_given_no_secret() -> None:
         assert b"sentinel" not in Path(f"/proc/{pid}/cmdline").read_bytes()
     finally:
         writers.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe sizes are Linux's")
+def test_batches_handed_over_wait_in_the_pipe_not_in_the_pull() -> None:
+    """The worker's pipe holds the batches it has waiting (AHEAD of them): a pull's thread
+    that hands one over goes on with its own work instead of waiting for the worker."""
+    import fcntl
+
+    if int(Path("/proc/sys/fs/pipe-max-size").read_text()) < write_worker.PIPE_BYTES:
+        pytest.skip("this system's pipes cannot be made that big")
+    writers = FileWriters(1)
+    try:
+        stdin = writers._workers[0].proc.stdin
+        assert stdin is not None
+        held = fcntl.fcntl(stdin.fileno(), fcntl.F_GETPIPE_SZ)  # type: ignore[attr-defined]
+    finally:
+        writers.close()
+    assert held >= write_worker.PIPE_BYTES
+    # What a batch sends: its bytes, and its operations (~300 bytes each with the paths of
+    # a Claude folder's transcripts).
+    batch = write_worker.BATCH_BYTES + write_worker.BATCH_FILES * 300
+    assert held >= (write_worker.AHEAD - 1) * batch
