@@ -31,6 +31,8 @@ from claude_sync import identity, portable, worker_process
 #: how long a batch may take before its worker is taken for hung and killed (the caller
 #: then reads the files itself: a push run by a hook must not wait on it for ever)
 READ_WAIT = 30.0
+#: how much of a worker's answers its pipe holds (Linux: worker_process.widen_pipe)
+ANSWERS_PIPE = 1 << 20
 
 
 def read_whole(path: str | Path, size: int, block: int) -> tuple[bytes, os.stat_result]:
@@ -106,6 +108,12 @@ class ReadWorkers:
                         self.command, "read worker", 2, _answers, json.dumps(setup).encode()
                     )
                 )
+                # Answers wait in the pipe while the collector, a thread of the push, waits
+                # for the interpreter: the worker goes on reading (a first push of 50,000
+                # small files: 6.2 s -> 6.0 s here).
+                answers = self._workers[-1].proc.stdout
+                assert answers is not None
+                worker_process.widen_pipe(answers, ANSWERS_PIPE)
         except (OSError, ValueError):
             self.close()
             raise
