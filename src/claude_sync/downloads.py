@@ -23,7 +23,7 @@ from claude_sync.planner import LocalFile, Merge
 from claude_sync.repository import FileEntry, Repository, group_by_pack
 from claude_sync.resources import TMP_MARKER
 from claude_sync.state import State
-from claude_sync.write_worker import FileWriters
+from claude_sync.write_worker import FileWriters, for_workers
 
 if TYPE_CHECKING:
     from claude_sync.engine import Reporter, Result
@@ -531,9 +531,14 @@ class Downloads:
         return lost
 
     def _whole_in_one(self, s: StagedFile) -> bool:
-        """Whether a staged file is written whole by one write (see FileWriters): one
-        chunk, nothing a failed pull left to take up, no filter to write it again."""
-        return len(s.entry.chunks) == 1 and not s.left and s.path not in self.filters
+        """Whether a staged file is written whole by the write workers (see FileWriters): a
+        small one of one chunk, nothing a failed pull left to take up, no filter to write
+        it again."""
+        return (
+            for_workers(s.entry.size, len(s.entry.chunks))
+            and not s.left
+            and s.path not in self.filters
+        )
 
     def deliver_from_here(
         self,

@@ -27,7 +27,7 @@ from claude_sync.reading import stat_key
 from claude_sync.repository import FileEntry
 from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER
 from claude_sync.state import CachedFile, StatKey
-from claude_sync.write_worker import WORKER_FILES, FileWriters
+from claude_sync.write_worker import WORKER_FILES, FileWriters, for_workers
 
 #: rows written to the state in one statement (a pull records thousands of files)
 WRITE_BATCH = 1024
@@ -327,9 +327,13 @@ def _scanned_stat(scanned: LocalFile | None) -> tuple[int, int, int, int] | None
 def _file_writers(
     outputs: dict[str, tuple[str, FileEntry]], filters: Mapping[str, object]
 ) -> Iterator[FileWriters | None]:
-    """Write workers for a pull of many files of one chunk (see write_worker); None where
+    """Write workers for a pull of many small files (see write_worker); None where
     they would not pay, or cannot start (the pull then writes them itself)."""
-    whole = sum(1 for p, (_, e) in outputs.items() if len(e.chunks) == 1 and p not in filters)
+    whole = sum(
+        1
+        for p, (_, e) in outputs.items()
+        if for_workers(e.size, len(e.chunks)) and p not in filters
+    )
     writers = None
     if whole >= WORKER_FILES and not portable.WINDOWS:
         with contextlib.suppress(OSError, ValueError):

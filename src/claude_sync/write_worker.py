@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from typing import IO, Any
@@ -29,6 +30,11 @@ from claude_sync import worker_process
 #: a pull hands files to workers when it writes at least this many of one chunk (each
 #: process takes ~30 ms to start)
 WORKER_FILES = 1000
+#: the biggest file a worker writes: the pipe copies a file's bytes twice more, which a small
+#: file's system calls outweigh and a big one's need not (the bench's `huge` pull, whose files
+#: of one chunk go up to several MiB, took 33.3 s with all of them handed over, 30.3 s in
+#: the run before the workers)
+WORKER_FILE_MAX = 64 << 10
 #: one per core besides the pull's own thread, which also writes a batch when its worker
 #: has AHEAD waiting (two workers on two cores only took the pull's thread's core from it);
 #: what they do is mostly the file system's, whose locks more wait on (creating 50,000 files
@@ -57,6 +63,11 @@ _CREATE = (
 
 #: (size, mtime_ns, ino, ctime_ns) as reading.stat_key makes it, and the file's st_mode
 Placed = tuple[tuple[int, int, int, int], int]
+
+
+def for_workers(size: int, chunks: int) -> bool:
+    """Whether a file a pull writes is one for the workers: small, of one chunk."""
+    return chunks == 1 and size <= WORKER_FILE_MAX
 
 
 def write_whole(tmp: str, data: bytes | memoryview, mode: int, mtime_ns: int) -> None:
@@ -159,9 +170,9 @@ class _Batch:
 
 
 class FileWriters:
-    """A few write workers; each folder's files go to one of them. Used from one thread.
-    Only the batches not answered yet are held: a worker's pipe holds a few, and the
-    caller waits when it is full."""
+    """A few write workers; each folder's files go to one of them. Files are handed over
+    from any thread (a pull reads several packs at once). Only the batches not answered
+    yet are held: a worker's pipe holds a few, and the caller waits when it is full."""
 
     command = (sys.executable, "-m", "claude_sync.write_worker")
 
@@ -179,6 +190,8 @@ class FileWriters:
         self._batches = [_Batch() for _ in self._workers]
         self._sent: list[tuple[int, _Batch]] = []
         self._failed: OSError | None = None
+        #: one caller at a time: a batch's operations and bytes must stay in step
+        self._lock = threading.Lock()
         self._placed: dict[str, Placed] = {}
 
     def _of(self, path: str) -> int:
@@ -187,16 +200,18 @@ class FileWriters:
     def write(self, tmp: str, data: bytes, mode: int, mtime_ns: int) -> None:
         """Have tmp written whole (see write_whole); done by the next call to written()."""
         k = self._of(tmp)
-        batch = self._batches[k]
-        batch.ops.append(["w", tmp, mode, mtime_ns, len(data)])
-        batch.data.append(data)
-        batch.size += len(data)
-        if len(batch.ops) >= BATCH_FILES or batch.size >= BATCH_BYTES:
-            self._send(k)
+        with self._lock:
+            batch = self._batches[k]
+            batch.ops.append(["w", tmp, mode, mtime_ns, len(data)])
+            batch.data.append(data)
+            batch.size += len(data)
+            if len(batch.ops) >= BATCH_FILES or batch.size >= BATCH_BYTES:
+                self._send(k)
 
     def written(self) -> None:
         """Wait for every write asked for; the first that failed raises its OSError."""
-        self._finish()
+        with self._lock:
+            self._finish()
         failed, self._failed = self._failed, None
         if failed is not None:
             raise failed
@@ -206,12 +221,13 @@ class FileWriters:
     ) -> dict[str, Placed]:
         """Move each (tmp, dest, expected) as move_if_unchanged does; returns what each file
         moved became, by dest (those not moved are not in it)."""
-        for tmp, dest, expected in moves:
-            k = self._of(dest)
-            self._batches[k].ops.append(["m", tmp, dest, expected])
-            if len(self._batches[k].ops) >= BATCH_FILES:
-                self._send(k)
-        self._finish()
+        with self._lock:
+            for tmp, dest, expected in moves:
+                k = self._of(dest)
+                self._batches[k].ops.append(["m", tmp, dest, expected])
+                if len(self._batches[k].ops) >= BATCH_FILES:
+                    self._send(k)
+            self._finish()
         placed, self._placed = self._placed, {}
         return placed
 

@@ -183,34 +183,21 @@ def test_a_pack_read_in_pieces_gives_each_blob_holding_little(
 
 
 @pytest.mark.parametrize(
-    ("sizes", "at_once"),
+    ("sizes", "at_once", "ahead"),
     [
-        ([600] * 6, [1]),
-        ([64 * 1024] * 6, [packs.PACKS_IN_MEMORY]),
-        ([600, 64 * 1024] * 3, [packs.PACKS_IN_MEMORY, 1]),
+        ([600] * 6, [], 6),
+        ([64 * 1024] * 6, [packs.PACKS_IN_MEMORY], 0),
+        ([600, 64 * 1024] * 3, [packs.PACKS_IN_MEMORY], 3),
     ],
 )
 def test_packs_of_small_blobs_are_read_one_at_a_time(
-    tmp_path, sizes: list[int], at_once: list[int]
+    tmp_path, sizes: list[int], at_once: list[int], ahead: int
 ) -> None:
     """Thousands of small files: a thread per pack would only pass the interpreter's lock
-    around (see SMALL_BLOBS). Packs of big blobs keep the parallel reads, also in a pull of
-    both. Either way every blob arrives."""
-    from claude_sync.store.folder import FolderStore
-
-    repo = Repository.create(FolderStore(tmp_path), None)
-    contents: dict[str, bytes] = {}
-    locations: dict[str, BlobLocation] = {}
-    for size in sizes:
-        writer = PackWriter(repo)
-        for _ in range(4):
-            data = os.urandom(size)
-            contents[repo.keys.blob_id(data)] = data
-            writer.add(repo.keys.blob_id(data), data)
-        for found in writer.finish().values():
-            locations.update(found)
-    wanted = group_by_pack(locations.items())
-    assert len(wanted) == 6
+    around (see SMALL_BLOBS); their packs are opened one at a time, each read while the one
+    before is opened. Packs of big blobs keep the parallel reads, also in a pull of both.
+    Either way every blob arrives."""
+    repo, contents, wanted = _small_packs(tmp_path, sizes)
     seen: list[int] = []
     each = Repository._each
 
@@ -218,11 +205,70 @@ def test_packs_of_small_blobs_are_read_one_at_a_time(
         seen.append(most)
         return each(self, fn, items, most)
 
+    read_ahead: list[str] = []
+    start = packs._ReadAhead.__init__
+
+    def counted(self, read, names):  # type: ignore[no-untyped-def]
+        read_ahead.extend(names)
+        start(self, read, names)
+
     got: dict[str, bytes] = {}
-    with mock.patch.object(Repository, "_each", spy):
+    with (
+        mock.patch.object(Repository, "_each", spy),
+        mock.patch.object(packs._ReadAhead, "__init__", counted),
+    ):
         repo.read_packs(wanted, got.__setitem__)
     assert seen == at_once
+    assert len(read_ahead) == ahead
     assert got == contents
+
+
+def _small_packs(
+    tmp_path, sizes: list[int]
+) -> tuple[Repository, dict[str, bytes], dict[str, dict[str, BlobLocation]]]:
+    """A folder repository with a pack of four random blobs of each size: its blobs by id,
+    and every blob wanted, by pack."""
+    from claude_sync.store.folder import FolderStore
+
+    repo = Repository.create(FolderStore(tmp_path), None)
+    contents: dict[str, bytes] = {}
+    locations: dict[str, BlobLocation] = {}
+    for size in sizes:
+        writer = PackWriter(repo)
+        contents |= _add_random_blobs(repo, writer, 4, size)
+        for found in writer.finish().values():
+            locations.update(found)
+    wanted = group_by_pack(locations.items())
+    assert len(wanted) == len(sizes)
+    return repo, contents, wanted
+
+
+@pytest.mark.parametrize("ahead", [1 << 20, 100])
+def test_packs_read_ahead_stay_in_step_when_some_cannot_be_read(tmp_path, ahead: int) -> None:
+    """A pack damaged in its middle (its reading stops at the bad blob, the rest of its
+    bytes unread) and a missing pack are reported, each as itself, and every other pack's
+    blobs arrive whole: the next pack never starts with what was left of the one before.
+    (ahead: how many bytes may wait; 100 holds one piece at a time.)"""
+    repo, contents, wanted = _small_packs(tmp_path, [30_000] * 6)
+    names = list(wanted)
+    bad, gone = names[2], names[4]
+    path = tmp_path / bad
+    damaged = bytearray(path.read_bytes())
+    damaged[len(damaged) // 2] ^= 1
+    path.write_bytes(bytes(damaged))
+    (tmp_path / gone).unlink()
+    got: dict[str, bytes] = {}
+    reported: dict[str, type] = {}
+    with (
+        mock.patch.object(packs, "READ_AHEAD", ahead),
+        mock.patch("claude_sync.store.folder.PIECE_SIZE", 4096),
+    ):
+        repo.read_packs(wanted, got.__setitem__, lambda p, e: reported.update({p: type(e)}))
+    assert set(reported) == {bad, gone}
+    assert reported[gone].__name__ == "ObjectNotFoundError"
+    fine = {b for p in names if p not in (bad, gone) for b in wanted[p]}
+    assert {b: got[b] for b in fine} == {b: contents[b] for b in fine}
+    assert all(got[b] == contents[b] for b in got)
 
 
 def test_a_pack_writer_asks_nothing_of_the_store_until_its_first_pack(monkeypatch) -> None:

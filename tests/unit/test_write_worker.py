@@ -282,3 +282,37 @@ def test_batches_handed_over_wait_in_the_pipe_not_in_the_pull() -> None:
     # a Claude folder's transcripts).
     batch = write_worker.BATCH_BYTES + write_worker.BATCH_FILES * 300
     assert held >= (write_worker.AHEAD - 1) * batch
+
+
+FILES_EACH = 1500
+
+
+def test_files_handed_over_from_several_threads_keep_their_own_bytes(tmp_path: Path) -> None:
+    """A pull reads several packs at once, each on its thread: a batch's operations and
+    bytes stay in step whoever adds to it."""
+    import threading
+
+    writers = FileWriters(1)
+    go = threading.Barrier(4)
+
+    def hand_over(t: int) -> None:
+        go.wait()
+        for n in range(FILES_EACH):
+            writers.write(str(tmp_path / f"{t}-{n}"), b"%d-%d" % (t, n) * (n % 7 + 1), 0o600, MTIME)
+
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch between any two steps: races show
+    try:
+        with mock.patch.object(write_worker, "BATCH_FILES", 7):
+            threads = [threading.Thread(target=hand_over, args=(t,)) for t in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            writers.written()
+    finally:
+        sys.setswitchinterval(switching)
+        writers.close()
+    for t in range(4):
+        for n in range(FILES_EACH):
+            assert (tmp_path / f"{t}-{n}").read_bytes() == b"%d-%d" % (t, n) * (n % 7 + 1)

@@ -42,6 +42,8 @@ MAX_RANGES = 4
 #: 8.8-8.9 s with four, 7.9-8.0 s with two, 6.8-7.0 s with one. A store's latency then costs
 #: a pack's first bytes, each pack: little beside ~1.5 s of work per 8 MiB pack of them.
 SMALL_BLOBS = 16 * 1024
+#: how far the packs of small blobs are read ahead of their opening (see _ReadAhead)
+READ_AHEAD = 4 << 20
 RANGE_GAP = 256 * 1024
 RANGED_SHARE = 4
 #: blobs sealed by one task, in bytes: a task per small blob costs more than sealing it, and
@@ -84,10 +86,13 @@ class Packs(StoreAccess):
         still read; without it, it fails the whole read. extents: about how big each pack
         is (State.pack_extents), so that a few blobs of a big one are read by range."""
 
-        def one(item: tuple[str, dict[str, BlobLocation]]) -> None:
+        def one(
+            item: tuple[str, dict[str, BlobLocation]], pieces: Iterator[bytes] | None = None
+        ) -> None:
             pack, wanted = item
             try:
-                for blob_id, plain in self.iter_pack(pack, wanted, (extents or {}).get(pack)):
+                extent = (extents or {}).get(pack)
+                for blob_id, plain in self.iter_pack(pack, wanted, extent, pieces):
                     sink(blob_id, plain)
             except (CorruptionError, ObjectNotFoundError) as exc:
                 if damaged is None:
@@ -99,7 +104,13 @@ class Packs(StoreAccess):
 
         for of_small, at_once in ((False, PACKS_IN_MEMORY), (True, 1)):
             chosen = [item for item in packs.items() if small(item[1]) == of_small]
-            if chosen:
+            if of_small and extents is None and len(chosen) > 1:
+                # One at a time, each pack's bytes read while the one before is opened:
+                # a store's latency and download no longer wait on the blobs' work.
+                with _ReadAhead(self._get_pieces, [pack for pack, _ in chosen]) as ahead:
+                    for item in chosen:
+                        one(item, ahead.pieces())
+            elif chosen:
                 self._each(one, chosen, at_once)
 
     def pack_names(self) -> set[str]:
@@ -164,19 +175,23 @@ class Packs(StoreAccess):
         return dict(self.iter_pack(pack, wanted))
 
     def iter_pack(
-        self, pack: str, wanted: dict[str, BlobLocation], extent: int | None = None
+        self,
+        pack: str,
+        wanted: dict[str, BlobLocation],
+        extent: int | None = None,
+        pieces: Iterator[bytes] | None = None,
     ) -> Iterator[tuple[str, bytes]]:
         """Open the wanted blobs of a pack. A pack is read whole, in the order of its bytes,
         and checked to be the pack its name promises, unless it is big (extent: about its
         size) and only a small part of it is wanted (a session resumed on demand): then
         that part is read by range. Each blob is authenticated and checked against its id
-        either way."""
+        either way. pieces: the pack's bytes, when they are being read already."""
         spans = _spans(wanted.values())
         part = sum(end - start for start, end in spans)
         if extent is None or len(spans) > MAX_RANGES or part * RANGED_SHARE > extent:
             # Closed when the reading stops early: an S3 body holds its connection.
-            with contextlib.closing(self._get_pieces(pack)) as pieces:
-                whole = _WholePack(pack, pieces)
+            with contextlib.closing(pieces or self._get_pieces(pack)) as read:
+                whole = _WholePack(pack, read)
                 for blob_id, sealed in whole.blobs(wanted):
                     try:
                         plain = self._open_blob(pack, blob_id, sealed)
@@ -200,6 +215,82 @@ class Packs(StoreAccess):
         if not self.keys.names(blob_id, plain):
             raise CorruptionError(f"a blob in {pack} does not match its id")
         return plain
+
+
+class _ReadAhead:
+    """Packs read one after the other by a thread, up to READ_AHEAD bytes before they are
+    used, handed over pack by pack (pieces). A pack that cannot be read raises its error
+    where its pieces are used, and the next ones are still read. Used in a `with` block."""
+
+    _END = object()
+
+    def __init__(self, read: Callable[[str], Iterator[bytes]], packs: list[str]) -> None:
+        self._cond = threading.Condition()
+        self._items: collections.deque[object] = collections.deque()
+        self._held = 0
+        self._stopped = False
+        self._thread = threading.Thread(
+            target=self._run, args=(read, packs), name="read-ahead", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, read: Callable[[str], Iterator[bytes]], packs: list[str]) -> None:
+        for pack in packs:
+            end: object = self._END
+            try:
+                with contextlib.closing(read(pack)) as pieces:
+                    for piece in pieces:
+                        if not self._put(piece):
+                            return
+            except Exception as exc:  # handed to the reader of this pack
+                end = exc
+            if not self._put(end):
+                return
+
+    def _put(self, item: object) -> bool:
+        with self._cond:
+            self._cond.wait_for(lambda: self._held < READ_AHEAD or self._stopped)
+            if self._stopped:
+                return False
+            self._items.append(item)
+            if isinstance(item, bytes):
+                self._held += len(item)
+            self._cond.notify_all()
+            return True
+
+    def _take(self) -> object:
+        with self._cond:
+            self._cond.wait_for(lambda: self._items)
+            item = self._items.popleft()
+            if isinstance(item, bytes):
+                self._held -= len(item)
+                self._cond.notify_all()
+            return item
+
+    def pieces(self) -> Iterator[bytes]:
+        """The next pack's pieces. Left before its end (a blob that failed), the rest of
+        the pack is skipped, so that the next call has the next pack."""
+        ended = False
+        try:
+            while (item := self._take()) is not self._END:
+                if isinstance(item, BaseException):
+                    ended = True
+                    raise item
+                yield item  # type: ignore[misc]
+            ended = True
+        finally:
+            while not ended:
+                item = self._take()
+                ended = item is self._END or isinstance(item, BaseException)
+
+    def __enter__(self) -> _ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        self._thread.join()
 
 
 class _WholePack:
