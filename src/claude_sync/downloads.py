@@ -23,7 +23,7 @@ from claude_sync.planner import LocalFile, Merge
 from claude_sync.repository import FileEntry, Repository, group_by_pack
 from claude_sync.resources import TMP_MARKER
 from claude_sync.state import State
-from claude_sync.write_worker import FileWriters, for_workers
+from claude_sync.write_worker import CREATE, FileWriters, for_workers, open_creating
 
 if TYPE_CHECKING:
     from claude_sync.engine import Reporter, Result
@@ -87,12 +87,7 @@ def open_new(path: str) -> Any:
 
 def _open_new_fd(path: str) -> int:
     """_open_new's descriptor."""
-    flags = os.O_WRONLY | os.O_CREAT | portable.O_NOFOLLOW | portable.O_CLOEXEC | portable.O_BINARY
-    try:
-        return os.open(path, flags, 0o600)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return os.open(path, flags, 0o600)
+    return open_creating(path, CREATE)
 
 
 def _left_by_a_pull(

@@ -21,7 +21,7 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import Future
 from typing import IO, Any
 
@@ -52,10 +52,10 @@ PIPE_BYTES = 1 << 20
 #: then does that batch itself)
 WRITE_WAIT = 60.0
 
-_CREATE = (
+#: a temporary file a pull writes: created if missing, never through a symlink
+CREATE = (
     os.O_WRONLY
     | os.O_CREAT
-    | os.O_TRUNC
     | getattr(os, "O_NOFOLLOW", 0)
     | getattr(os, "O_CLOEXEC", 0)
     | getattr(os, "O_BINARY", 0)
@@ -70,14 +70,19 @@ def for_workers(size: int, chunks: int) -> bool:
     return chunks == 1 and size <= WORKER_FILE_MAX
 
 
+def open_creating(path: str, flags: int) -> int:
+    """A private file opened with flags (which create it), its folder made if missing."""
+    try:
+        return os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, flags, 0o600)
+
+
 def write_whole(tmp: str, data: bytes | memoryview, mode: int, mtime_ns: int) -> None:
     """A new file (replacing any), never through a symlink, with its content, permission
     bits and modification time, its folder made if it is missing."""
-    try:
-        fd = os.open(tmp, _CREATE, 0o600)
-    except FileNotFoundError:
-        os.makedirs(os.path.dirname(tmp), exist_ok=True)
-        fd = os.open(tmp, _CREATE, 0o600)
+    fd = open_creating(tmp, CREATE | os.O_TRUNC)
     try:
         view = memoryview(data)
         while view:
@@ -258,14 +263,17 @@ class FileWriters:
 
     def _take(self, k: int, batch: _Batch) -> None:
         """A batch's answers, the worker's or, when it stopped or hung, the batch done here
-        (a write from the start again; a move that happened is found moved)."""
+        (a write from the start again)."""
         answers = None
         if batch.answer is not None:
             with contextlib.suppress(OSError):
                 answers = self._workers[k].result(batch.answer, WRITE_WAIT)
         if answers is None:
+            # A move the worker made before it stopped is not claimed: what is at dest
+            # now is not known to be what it moved, so the caller looks at it itself
+            # (and leaves it, saying so: the next sync finds it equal and adopts it).
             data = iter(batch.data)
-            answers = [_do_here(op, data) for op in batch.ops]
+            answers = [_do(op, next(data) if op[0] == "w" else b"") for op in batch.ops]
         for op, answer in zip(batch.ops, answers, strict=True):
             if op[0] == "w":
                 if answer is not None and self._failed is None:
@@ -284,21 +292,6 @@ class FileWriters:
     def close(self) -> None:
         for worker in self._workers:
             worker.close()
-
-
-def _do_here(op: list[Any], data: Iterator[bytes]) -> Any:
-    """An operation of a worker that stopped, done here. A move it may have made: tmp is
-    gone, and dest is what it moved."""
-    if op[0] == "w":
-        return _do(op, next(data))
-    _, tmp, _, _ = op
-    if not os.path.lexists(tmp):
-        try:
-            st = os.stat(op[2])
-        except OSError:
-            return None
-        return [st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_mode]
-    return _do(op, b"")
 
 
 if __name__ == "__main__":
