@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import os
+from typing import Any
 
 from blake3 import blake3
 from cryptography.exceptions import InvalidTag
@@ -126,6 +127,27 @@ class KeyRing:
         self.since: dict[int, int] = {}
         for number, key in (epochs or {}).items():
             self.add_epoch(number, key)
+
+    def handover(self) -> dict[str, Any]:
+        """What a worker process needs to hold the same keys (see from_handover), to be
+        sent on its standard input only."""
+        return {
+            "master": self.master.hex(),
+            "epochs": {n: key.hex() for n, key in self.epoch_keys.items()},
+            "keyed_blake3": self.keyed_blake3,
+            "file_ids_blake3": self.file_ids_blake3,
+        }
+
+    @classmethod
+    def from_handover(cls, setup: dict[str, Any]) -> KeyRing:
+        """The keys handover() described."""
+        keys = cls(
+            bytes.fromhex(setup["master"]),
+            {int(n): bytes.fromhex(k) for n, k in setup["epochs"].items()},
+        )
+        keys.keyed_blake3 = bool(setup["keyed_blake3"])
+        keys.file_ids_blake3 = bool(setup["file_ids_blake3"])
+        return keys
 
     @property
     def epoch(self) -> int:

@@ -18,9 +18,19 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from claude_sync import identity, limits, portable, resources
 from claude_sync.durable import WriteBack, fsync_path
 from claude_sync.errors import CorruptionError, ObjectNotFoundError, SyncError, no_space
+from claude_sync.model import BlobLocation
+from claude_sync.open_worker import (
+    OPEN_WORKERS_FROM_BYTES,
+    OPEN_WORKERS_FROM_FILES,
+    PackOpeners,
+    Place,
+    WantedBlob,
+    write_places,
+)
 from claude_sync.pathmap import FileFilter, read_logical
 from claude_sync.planner import LocalFile, Merge
 from claude_sync.repository import FileEntry, Repository, group_by_pack
+from claude_sync.repository.packs import Handover
 from claude_sync.resources import TMP_MARKER
 from claude_sync.state import State
 from claude_sync.write_worker import CREATE, FileWriters, for_workers, open_creating
@@ -80,14 +90,9 @@ def remove_quietly(path: str) -> None:
 def open_new(path: str) -> Any:
     """A temporary output for writing whole, created (with its folder) if needed; never
     through a symlink."""
-    fh = os.fdopen(_open_new_fd(path), "wb")
+    fh = os.fdopen(open_creating(path, CREATE), "wb")
     fh.truncate()  # a failed pull's, left to be taken up again (see staged_files)
     return fh
-
-
-def _open_new_fd(path: str) -> int:
-    """_open_new's descriptor."""
-    return open_creating(path, CREATE)
 
 
 def _left_by_a_pull(
@@ -461,45 +466,79 @@ class Downloads:
                     places[blob] = [known, place]
                 offset += length
 
-        def deliver(blob_id: str, data: bytes, source: tuple[str, int] | None = None) -> None:
+        def places_of(blob_id: str) -> list[_Place]:
             found = places.get(blob_id, [])
-            for s, offset, length in [found] if isinstance(found, tuple) else found:
+            return [found] if isinstance(found, tuple) else found
+
+        def whole(s: StagedFile) -> tuple[int, int] | tuple[None, None]:
+            """The mode and mtime of a file written whole, with them (by the write
+            workers, or an open worker); (None, None) for one written a blob at a time."""
+            if writers is None or not self._whole_in_one(s):
+                return None, None
+            mode = portable.file_mode(resources.capped_mode(s.path, s.entry.mode))
+            return mode, self.placed_mtime(s.path, s.entry.mtime_ns)
+
+        def deliver(blob_id: str, data: bytes, source: tuple[str, int] | None = None) -> None:
+            for s, offset, length in places_of(blob_id):
                 if len(data) != length:
                     raise CorruptionError("a blob does not have the length its snapshot says")
                 tmp = s.tmp
                 if source == (tmp, offset):
                     continue  # read from there: it is in place
-                if writers is not None and self._whole_in_one(s):
-                    mode = portable.file_mode(resources.capped_mode(s.path, s.entry.mode))
-                    writers.write(tmp, data, mode, self.placed_mtime(s.path, s.entry.mtime_ns))
-                    if write_back is not None:
-                        write_back.wrote(length)
-                    continue
-                # A bare descriptor: a file object per blob costs more than the write when a
-                # pull brings tens of thousands of small files.
-                fd = _open_new_fd(tmp)
-                try:
-                    portable.pwrite(fd, data, offset)
-                finally:
-                    os.close(fd)
+                mode, mtime = whole(s)
+                if writers is not None and mode is not None and mtime is not None:
+                    writers.write(tmp, data, mode, mtime)
+                else:
+                    write_places(data, [(tmp, offset, length, None, None)])
                 if write_back is not None:
                     write_back.wrote(length)
+
+        def handover(pack: str, wanted: dict[str, BlobLocation], pieces: Iterator[bytes]) -> bool:
+            """A whole pack's blobs opened and written by an open worker (see open_worker);
+            False when none could."""
+            assert openers is not None
+            blobs: list[WantedBlob] = []
+            size = 0
+            for blob_id, loc in wanted.items():
+                where: list[Place] = []
+                for s, offset, length in places_of(blob_id):
+                    where.append((s.tmp, offset, length, *whole(s)))
+                    size += length
+                blobs.append((blob_id, loc.offset, loc.length, where))
+            if not openers.open(pack, blobs, pieces):
+                return False
+            if write_back is not None:
+                write_back.wrote(size)
+            return True
 
         lost_blobs: dict[str, str] = {}
         wanted = set(places)
         versions = ((s.path, s.entry) for s in staged)
         # (Up to FSYNC_EACH_UP_TO files, each is synced by itself, not the machine's disks.)
         many = len(staged) > FSYNC_EACH_UP_TO
+        openers: PackOpeners | None = None
         with WriteBack() if many else contextlib.nullcontext() as write_back:
             try:
                 wanted -= self.deliver_from_here(wanted, here, deliver, versions, staged)
-                self.download(wanted, deliver, result, lost=lost_blobs if partial else None)
+                openers = self._pack_openers(wanted, places_of)
+                self.download(
+                    wanted,
+                    deliver,
+                    result,
+                    lost=lost_blobs if partial else None,
+                    handover=None if openers is None else handover,
+                )
                 if writers is not None:
                     writers.written()
             except BaseException:
-                if writers is not None:
-                    writers.stop()  # nothing more is written once the caller cleans up
+                # Nothing more is written once the caller cleans up.
+                for workers in (writers, openers):
+                    if workers is not None:
+                        workers.stop()
                 raise
+            finally:
+                if openers is not None:
+                    openers.close()
         for s in staged:
             if s.left > s.entry.size and s.path not in self.filters:
                 os.truncate(s.tmp, s.entry.size)  # what was there past its end is no part
@@ -524,6 +563,22 @@ class Downloads:
                 with open_new(s.tmp) as fh:
                     self.filters[path].write_local(data, fh)
         return lost
+
+    def _pack_openers(
+        self, wanted: set[str], places_of: Callable[[str], list[_Place]]
+    ) -> PackOpeners | None:
+        """Open workers for a download that writes many bytes or files (see open_worker);
+        None where they would not pay, or cannot start (the pull then opens every pack)."""
+        if portable.WINDOWS:
+            return None
+        files = {s.path for blob in wanted for s, _, _ in places_of(blob)}
+        size = sum(length for blob in wanted for _, _, length in places_of(blob))
+        if size < OPEN_WORKERS_FROM_BYTES and len(files) < OPEN_WORKERS_FROM_FILES:
+            return None
+        try:
+            return PackOpeners(self.repo.keys)
+        except (OSError, ValueError):
+            return None
 
     def _whole_in_one(self, s: StagedFile) -> bool:
         """Whether a staged file is written whole by the write workers (see FileWriters): a
@@ -610,11 +665,13 @@ class Downloads:
         result: Result,
         allow_missing: bool = False,
         lost: dict[str, str] | None = None,
+        handover: Handover | None = None,
     ) -> None:
         """Hand every needed blob, verified, to deliver (from several threads at once).
         With allow_missing, blobs no index knows (a pruned merge base) are left out. With
         `lost`, blobs that cannot be had (in no index, or in a damaged or missing pack) are
-        put there with the reason, and the rest is still delivered."""
+        put there with the reason, and the rest is still delivered. handover: offered each
+        whole pack first (see Packs.read_packs)."""
         if not needed:
             return
         self.refresh_index()
@@ -636,6 +693,13 @@ class Downloads:
             deliver(blob_id, data)
             advance(located[blob_id].length)
 
+        def handed(pack: str, wanted: dict[str, BlobLocation], pieces: Iterator[bytes]) -> bool:
+            assert handover is not None
+            if not handover(pack, wanted, pieces):
+                return False
+            advance(sum(loc.length for loc in wanted.values()))
+            return True
+
         def damaged(pack: str, exc: SyncError) -> None:
             assert lost is not None
             lost.update(dict.fromkeys(packs[pack], str(exc)))
@@ -643,7 +707,13 @@ class Downloads:
         # Only on demand (resume, merges): a pull reads whole packs, so that a flipped byte
         # anywhere in one is seen, and the files that need it are named, at once.
         extents = self.state.pack_extents(packs) if self._by_range else None
-        self.repo.read_packs(packs, keep, None if lost is None else damaged, extents)
+        self.repo.read_packs(
+            packs,
+            keep,
+            None if lost is None else damaged,
+            extents,
+            None if handover is None or extents is not None else handed,
+        )
         result.downloaded_bytes += self.repo.downloaded_bytes - received_before
 
     @contextlib.contextmanager

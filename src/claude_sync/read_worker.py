@@ -191,12 +191,7 @@ class _Reader:
         from claude_sync.chunking import Chunker, ChunkerParams
         from claude_sync.crypto import KeyRing
 
-        self.keys = KeyRing(
-            bytes.fromhex(setup["master"]),
-            {int(n): bytes.fromhex(k) for n, k in setup["epochs"].items()},
-        )
-        self.keys.keyed_blake3 = bool(setup["keyed_blake3"])
-        self.keys.file_ids_blake3 = bool(setup["file_ids_blake3"])
+        self.keys = KeyRing.from_handover(setup["keys"])
         self.chunker = Chunker(ChunkerParams(**setup["chunker"]))
         self.device = str(setup["device"])
         self.block = int(setup["block"])

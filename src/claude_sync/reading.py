@@ -385,10 +385,7 @@ class FileReader:
         # key epoch): what the workers seal is sealed under the newest.
         keys = self.engine.repo.keys
         setup = {
-            "master": keys.master.hex(),
-            "epochs": {n: key.hex() for n, key in keys.epoch_keys.items()},
-            "keyed_blake3": keys.keyed_blake3,
-            "file_ids_blake3": keys.file_ids_blake3,
+            "keys": keys.handover(),
             "chunker": dataclasses.asdict(self.engine.repo.config.chunker),
             "device": self.engine.device,
             "block": SMALL_READ,

@@ -1,7 +1,7 @@
 """Starting and stopping the plain child processes a sync hands work to (summary_worker,
-read_worker, write_worker): started with only what an interpreter needs in their
-environment, talked to over their standard input and output; the read and write workers in
-frames (a 4-byte little-endian length and its bytes), a batch at a time."""
+read_worker, write_worker, open_worker): started with only what an interpreter needs in
+their environment, talked to over their standard input and output; the read, write and open
+workers in frames (a 4-byte little-endian length and its bytes), a batch at a time."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import struct
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
 from typing import IO, Generic, TypeVar
 
@@ -91,7 +91,7 @@ class Worker(Generic[R]):
         self._collector = threading.Thread(target=self._collect, daemon=True)
         self._collector.start()
 
-    def send(self, request: list[bytes], count: int) -> Future[R]:
+    def send(self, request: Iterable[bytes], count: int) -> Future[R]:
         """Hand the worker a batch of count items (its frames); its answer comes in the
         future, which fails with OSError when the worker stopped first."""
         future: Future[R] = Future()
@@ -107,7 +107,7 @@ class Worker(Generic[R]):
                 raise OSError(f"the {self.name} stopped ({exc})") from None
         return future
 
-    def ask(self, request: list[bytes], count: int, wait: float) -> R:
+    def ask(self, request: Iterable[bytes], count: int, wait: float) -> R:
         """A batch's answer; OSError when the worker failed, or took longer than wait (it is
         then stopped: a sync run by a hook must not wait on it for ever)."""
         return self.result(self.send(request, count), wait)
@@ -119,7 +119,7 @@ class Worker(Generic[R]):
             self.stop()  # hung: what waits on it fails at once
             raise OSError(f"the {self.name} did not answer") from None
 
-    def _send(self, frames: list[bytes]) -> None:
+    def _send(self, frames: Iterable[bytes]) -> None:
         assert self.proc.stdin is not None
         for body in frames:
             write_frame(self.proc.stdin, body)

@@ -36,10 +36,7 @@ F_SETPIPE_SZ = 1031  # fcntl's, Linux
 def worker_setup(keys: KeyRing) -> dict[str, object]:
     """What a push hands its read workers (FileReader.read_workers), for a repository's keys."""
     return {
-        "master": keys.master.hex(),
-        "epochs": {},
-        "keyed_blake3": True,
-        "file_ids_blake3": True,
+        "keys": keys.handover(),
         "chunker": {"min_size": 131072, "avg_size": 524288, "max_size": 8388608, "seed": 1},
         "device": "d",
         "block": 65536,

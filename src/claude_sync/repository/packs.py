@@ -6,12 +6,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import hashlib
+import itertools
 import os
 import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from claude_sync import compression
 from claude_sync.errors import CorruptionError, ObjectNotFoundError, SyncError
@@ -25,6 +27,9 @@ from claude_sync.repository.format import (
     pack_name,
 )
 from claude_sync.store.handle import Handle, ObjectKind
+
+if TYPE_CHECKING:
+    from claude_sync.crypto import KeyRing
 
 PACK_TARGET_SIZE = 8 * 1024 * 1024
 #: packs a push or pull holds at once, whatever the number of transfers: bounded memory
@@ -79,12 +84,18 @@ class Packs(StoreAccess):
         sink: Callable[[str, bytes], None],
         damaged: Callable[[str, SyncError], None] | None = None,
         extents: Mapping[str, int] | None = None,
+        handover: Handover | None = None,
     ) -> None:
         """Hand every wanted blob of many packs to sink, `parallel` packs at a time. Each
         worker holds one pack and one blob at a time, so memory stays bounded. With
         `damaged`, a pack that is damaged or missing is reported there and the others are
         still read; without it, it fails the whole read. extents: about how big each pack
-        is (State.pack_extents), so that a few blobs of a big one are read by range."""
+        is (State.pack_extents), so that a few blobs of a big one are read by range.
+        handover: offered each whole pack (not with extents), as it is read, to open
+        elsewhere (see open_worker); the packs it declines are read again and opened here.
+        It raises what opening the pack raised."""
+        if handover is not None and extents is not None:
+            raise ValueError("a pack read by range is not handed over")
 
         def one(
             item: tuple[str, dict[str, BlobLocation]], pieces: Iterator[bytes] | None = None
@@ -92,6 +103,8 @@ class Packs(StoreAccess):
             pack, wanted = item
             try:
                 extent = (extents or {}).get(pack)
+                if handover is not None and self._handed_over(pack, wanted, handover):
+                    return
                 for blob_id, plain in self.iter_pack(pack, wanted, extent, pieces):
                     sink(blob_id, plain)
             except (CorruptionError, ObjectNotFoundError) as exc:
@@ -102,6 +115,10 @@ class Packs(StoreAccess):
         def small(blobs: dict[str, BlobLocation]) -> bool:
             return sum(loc.length for loc in blobs.values()) < SMALL_BLOBS * len(blobs)
 
+        if handover is not None:
+            # Opened by other processes: the interpreter's lock is no longer in the way.
+            self._each(one, list(packs.items()), PACKS_IN_MEMORY)
+            return
         for of_small, at_once in ((False, PACKS_IN_MEMORY), (True, 1)):
             chosen = [item for item in packs.items() if small(item[1]) == of_small]
             if of_small and extents is None and len(chosen) > 1:
@@ -112,6 +129,14 @@ class Packs(StoreAccess):
                         one(item, ahead.pieces())
             elif chosen:
                 self._each(one, chosen, at_once)
+
+    def _handed_over(self, pack: str, wanted: dict[str, BlobLocation], handover: Handover) -> bool:
+        """Whether handover took the pack, its pieces streamed to it as they are read."""
+        # Its first piece asked for before handover waits for a taker: a store's latency
+        # is then not added to each pack's.
+        with contextlib.closing(self._get_pieces(pack)) as read:
+            first = next(read, b"")
+            return handover(pack, wanted, itertools.chain([first], read))
 
     def pack_names(self) -> set[str]:
         return set(self.store.list(DATA_PREFIX))
@@ -191,15 +216,7 @@ class Packs(StoreAccess):
         if extent is None or len(spans) > MAX_RANGES or part * RANGED_SHARE > extent:
             # Closed when the reading stops early: an S3 body holds its connection.
             with contextlib.closing(pieces or self._get_pieces(pack)) as read:
-                whole = _WholePack(pack, read)
-                for blob_id, sealed in whole.blobs(wanted):
-                    try:
-                        plain = self._open_blob(pack, blob_id, sealed)
-                    except CorruptionError:
-                        whole.check()  # a damaged pack says so, whichever blob it damaged
-                        raise
-                    yield blob_id, plain
-                whole.check()
+                yield from open_whole(self.keys, pack, wanted, read)
             return
         parts = [memoryview(self._get_range(pack, s, e - s)) for s, e in spans]
         for blob_id, loc in wanted.items():
@@ -211,10 +228,36 @@ class Packs(StoreAccess):
             yield blob_id, self._open_blob(pack, blob_id, sealed)
 
     def _open_blob(self, pack: str, blob_id: str, sealed: bytes | memoryview) -> bytes:
-        plain = compression.unpack(self.keys.open(blob_aad(blob_id), sealed), f"blob in {pack}")
-        if not self.keys.names(blob_id, plain):
-            raise CorruptionError(f"a blob in {pack} does not match its id")
-        return plain
+        return open_blob(self.keys, pack, blob_id, sealed)
+
+
+#: opens a whole pack's wanted blobs elsewhere (its name, the blobs, its pieces as they are
+#: read); False when it could not (the pack is read again, and opened here)
+Handover = Callable[[str, dict[str, BlobLocation], Iterator[bytes]], bool]
+
+
+def open_blob(keys: KeyRing, pack: str, blob_id: str, sealed: bytes | memoryview) -> bytes:
+    """A blob's content, authenticated and checked against its id."""
+    plain = compression.unpack(keys.open(blob_aad(blob_id), sealed), f"blob in {pack}")
+    if not keys.names(blob_id, plain):
+        raise CorruptionError(f"a blob in {pack} does not match its id")
+    return plain
+
+
+def open_whole(
+    keys: KeyRing, pack: str, wanted: dict[str, BlobLocation], pieces: Iterator[bytes]
+) -> Iterator[tuple[str, bytes]]:
+    """The wanted blobs of a pack read whole, in pieces, in the order of its bytes; the pack
+    is checked to be the one its name promises."""
+    whole = _WholePack(pack, pieces)
+    for blob_id, sealed in whole.blobs(wanted):
+        try:
+            plain = open_blob(keys, pack, blob_id, sealed)
+        except CorruptionError:
+            whole.check()  # a damaged pack says so, whichever blob it damaged
+            raise
+        yield blob_id, plain
+    whole.check()
 
 
 class _ReadAhead:
