@@ -493,9 +493,11 @@ class Downloads:
                 if write_back is not None:
                     write_back.wrote(length)
 
-        def handover(pack: str, wanted: dict[str, BlobLocation], pieces: Iterator[bytes]) -> bool:
-            """A whole pack's blobs opened and written by an open worker (see open_worker);
-            False when none could."""
+        def handover(
+            pack: str, wanted: dict[str, BlobLocation], pieces: Iterator[bytes]
+        ) -> bool | Iterator[bytes]:
+            """A whole pack's blobs opened and written by an open worker (see open_worker
+            and Packs.read_packs)."""
             assert openers is not None
             blobs: list[WantedBlob] = []
             size = 0
@@ -505,11 +507,10 @@ class Downloads:
                     where.append((s.tmp, offset, length, *whole(s)))
                     size += length
                 blobs.append((blob_id, loc.offset, loc.length, where))
-            if not openers.open(pack, blobs, pieces):
-                return False
-            if write_back is not None:
+            taken = openers.open(pack, blobs, pieces)
+            if taken is True and write_back is not None:
                 write_back.wrote(size)
-            return True
+            return taken
 
         lost_blobs: dict[str, str] = {}
         wanted = set(places)
@@ -693,12 +694,14 @@ class Downloads:
             deliver(blob_id, data)
             advance(located[blob_id].length)
 
-        def handed(pack: str, wanted: dict[str, BlobLocation], pieces: Iterator[bytes]) -> bool:
+        def handed(
+            pack: str, wanted: dict[str, BlobLocation], pieces: Iterator[bytes]
+        ) -> bool | Iterator[bytes]:
             assert handover is not None
-            if not handover(pack, wanted, pieces):
-                return False
-            advance(sum(loc.length for loc in wanted.values()))
-            return True
+            taken = handover(pack, wanted, pieces)
+            if taken is True:
+                advance(sum(loc.length for loc in wanted.values()))
+            return taken
 
         def damaged(pack: str, exc: SyncError) -> None:
             assert lost is not None

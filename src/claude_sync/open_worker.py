@@ -19,21 +19,26 @@ or arguments; it holds them in memory as the pull does, and exits when its input
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
 import queue
+import signal
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from claude_sync import portable, worker_process
 from claude_sync.errors import CorruptionError, RevokedError
 from claude_sync.write_worker import CREATE, open_creating, write_whole
 
-#: one per core: the pull's threads mostly wait on them (and on the store)
+if TYPE_CHECKING:
+    from claude_sync.crypto import KeyRing
+
+#: one per core (up to four): the pull's threads mostly wait on them (and on the store)
 OPEN_WORKERS = max(1, min(4, os.cpu_count() or 2))
 #: a pull hands packs to workers when it writes at least this many bytes or files (each
 #: process takes ~50 ms of a core to start, meanwhile the pull plans and reads indexes)
@@ -45,6 +50,8 @@ PIPE_BYTES = 1 << 20
 OPEN_WAIT = 60.0
 #: how often that is looked at (seconds)
 WATCH_EVERY = 1.0
+#: how much of a pack is read while it waits for a worker
+WAIT_AHEAD = 2 << 20
 
 #: where one blob goes: a temporary file, the offset and length there, and, for a file
 #: written whole (of this one blob), its mode and mtime
@@ -53,7 +60,7 @@ Place = tuple[str, int, int, int | None, int | None]
 WantedBlob = tuple[str, int, int, list[Place]]
 
 
-def open_pack(keys: Any, pack: str, blobs: list[WantedBlob], pieces: Iterator[bytes]) -> None:
+def open_pack(keys: KeyRing, pack: str, blobs: list[WantedBlob], pieces: Iterator[bytes]) -> None:
     """Open the wanted blobs of a pack from its pieces and write each to its places."""
     from claude_sync.model import BlobLocation
     from claude_sync.repository.packs import open_whole
@@ -81,7 +88,7 @@ def write_places(plain: bytes, places: list[Place]) -> None:
             os.close(fd)
 
 
-def _answer_of(keys: Any, request: dict[str, Any], pieces: Iterator[bytes]) -> list[Any]:
+def _answer_of(keys: KeyRing, request: dict[str, Any], pieces: Iterator[bytes]) -> list[Any]:
     """A request's answer: ["ok"], or what stopped it, for the pull to raise."""
     try:
         open_pack(keys, request["pack"], request["blobs"], pieces)
@@ -105,6 +112,9 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
     its pieces), until its input closes."""
     from claude_sync.crypto import KeyRing
 
+    # A Ctrl-C reaches the whole process group: the pull stops its workers itself once the
+    # packs being opened are done, rather than open them again.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         keys = KeyRing.from_handover(json.loads(worker_process.read_frame(requests)))
         while True:
@@ -117,6 +127,11 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
             answers.flush()
     except EOFError:
         return  # the caller is done
+
+
+def _chained(held: list[bytes], pieces: Iterator[bytes]) -> Iterator[bytes]:
+    yield from held
+    yield from pieces
 
 
 def _answers(frames: list[bytes], count: int) -> list[Any]:
@@ -133,7 +148,7 @@ class PackOpeners:
 
     command = (sys.executable, "-m", "claude_sync.open_worker")
 
-    def __init__(self, keys: Any, count: int = OPEN_WORKERS) -> None:
+    def __init__(self, keys: KeyRing, count: int = OPEN_WORKERS) -> None:
         setup = json.dumps(keys.handover()).encode()
         self._workers: list[worker_process.Worker[list[Any]]] = []
         self._closing = threading.Event()
@@ -157,21 +172,25 @@ class PackOpeners:
         self._deadlines = [math.inf] * count
         threading.Thread(target=self._watch, name="open-watchdog", daemon=True).start()
 
-    def open(self, pack: str, blobs: list[WantedBlob], pieces: Iterator[bytes]) -> bool:
+    def open(
+        self, pack: str, blobs: list[WantedBlob], pieces: Iterator[bytes]
+    ) -> bool | Iterator[bytes]:
         """Have the next idle worker open a pack's blobs from its pieces, as they come, and
-        write them (see open_pack): True once they are written; False when it stopped or
-        hung first (the caller then does it all itself: what it wrote is written again).
-        What the worker met opening or writing them is raised (CorruptionError,
-        RevokedError, OSError with the file), and so is what reading the pieces raised."""
-        k = self._idle.get()
+        write them (see open_pack): True once they are written. When the workers have
+        stopped, the pieces to open the pack from here (the caller then does it itself);
+        False when a worker stopped or hung once it had some (the pack is to be read again;
+        what it wrote is written again). What the worker met opening or writing them is
+        raised (CorruptionError, RevokedError, OSError), and so is what reading the pieces
+        raised."""
+        held: list[bytes] = []
+        k = self._take(pieces, held)
         if k is None:
-            self._idle.put(None)
-            return False
+            return _chained(held, pieces)
         worker = self._workers[k]
 
         def frames() -> Iterator[bytes]:
             yield json.dumps({"pack": pack, "blobs": blobs}).encode()
-            for piece in pieces:  # (no deadline while the store is read)
+            for piece in itertools.chain(held, pieces):  # (no deadline while the store is read)
                 if piece:
                     self._deadlines[k] = time.monotonic() + OPEN_WAIT
                     yield piece
@@ -182,11 +201,11 @@ class PackOpeners:
         try:
             answer = worker.ask(frames(), 1, OPEN_WAIT)
         except OSError:
-            self._idle.put(None)  # in its place
+            self._gone(worker)
             return False
         except BaseException:
-            worker.stop()  # the store failed mid-pack: the worker waits for the rest
-            self._idle.put(None)
+            # The store failed mid-pack (or Ctrl-C): the worker waits for the rest.
+            self._gone(worker)
             raise
         finally:
             self._deadlines[k] = math.inf
@@ -201,6 +220,37 @@ class PackOpeners:
         if kind == "os":
             raise OSError(int(answer[1]), str(answer[2]), answer[3])
         return False
+
+    def _take(self, pieces: Iterator[bytes], held: list[bytes]) -> int | None:
+        """The next idle worker (None: they have stopped). Meanwhile the pack's next pieces
+        are read into held, up to WAIT_AHEAD bytes: the store's answer goes on arriving
+        (as many packs are downloaded at once as without workers) rather than wait unread
+        while every worker is busy."""
+        size = 0
+        k: int | None
+        while True:
+            try:
+                k = self._idle.get_nowait()
+                break
+            except queue.Empty:
+                pass
+            piece = next(pieces, None) if size < WAIT_AHEAD else None
+            if piece is None:
+                k = self._idle.get()
+                break
+            held.append(piece)
+            size += len(piece)
+        if k is None:
+            self._idle.put(None)
+        return k
+
+    def _gone(self, worker: worker_process.Worker[list[Any]]) -> None:
+        """A worker that failed, stopped and gone; its place in the idle queue says the
+        workers have stopped."""
+        try:
+            worker.stopped(OPEN_WAIT)
+        finally:
+            self._idle.put(None)
 
     def _watch(self) -> None:
         while not self._closing.wait(WATCH_EVERY):

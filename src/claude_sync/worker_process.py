@@ -132,6 +132,15 @@ class Worker(Generic[R]):
         with contextlib.suppress(OSError):
             self.proc.kill()
 
+    def stopped(self, wait: float) -> None:
+        """Kill the worker and wait until it is gone, so that nothing it was writing lands
+        after the caller writes the same files itself; OSError when it does not go."""
+        self.stop()
+        try:
+            self.proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            raise OSError(f"the {self.name} (pid {self.proc.pid}) could not be stopped") from None
+
     def _collect(self) -> None:
         assert self.proc.stdout is not None
         try:

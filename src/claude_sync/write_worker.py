@@ -266,8 +266,11 @@ class FileWriters:
         (a write from the start again)."""
         answers = None
         if batch.answer is not None:
-            with contextlib.suppress(OSError):
+            try:
                 answers = self._workers[k].result(batch.answer, WRITE_WAIT)
+            except OSError:
+                # Gone before the batch is done here: nothing it was writing lands after.
+                self._workers[k].stopped(WRITE_WAIT)
         if answers is None:
             # A move the worker made before it stopped is not claimed: what is at dest
             # now is not known to be what it moved, so the caller looks at it itself

@@ -34,7 +34,7 @@ PACK_PREFIX = "data/"
 
 def pulled(
     tmp: Path, files: dict[str, str], openers: bool, writers: bool = False
-) -> tuple[EngineMachines, list[bool]]:
+) -> tuple[EngineMachines, list[object]]:
     """A pull of files onto a second machine, with open workers (or not) and write workers
     (or not); what each pack handed over was answered (True: written by a worker)."""
     pair = EngineMachines(tmp)
@@ -44,7 +44,7 @@ def pulled(
     for n, path in enumerate(files):
         os.utime(pair.root(0) / path, ns=(MTIME + n, MTIME + n))
     pair.run(0, "push")
-    answered: list[bool] = []
+    answered: list[object] = []
     open_ = PackOpeners.open
 
     def counted(self: PackOpeners, *args):  # type: ignore[no-untyped-def]
@@ -71,7 +71,7 @@ def test_a_pull_through_open_workers_leaves_what_it_leaves_by_itself(
     files = tree(seed)
     through, answered = pulled(tmp_path_factory.mktemp("o"), files, True, writers)
     itself, none = pulled(tmp_path_factory.mktemp("s"), files, False)
-    assert answered and all(answered) and not none, f"seed {seed}"
+    assert answered and all(a is True for a in answered) and not none, f"seed {seed}"
     assert left(through) == left(itself), f"seed {seed}"
     for pair in (through, itself):
         assert not pair.run(1, "push").pushed, f"seed {seed}"  # type: ignore[attr-defined]
@@ -91,7 +91,7 @@ def test_a_pack_whose_worker_died_is_opened_by_the_pull(tmp_path: Path) -> None:
     with mock.patch.object(PackOpeners, "open", dies):
         through, answered = pulled(tmp_path / "o", files, True)
     itself, _ = pulled(tmp_path / "s", files, False)
-    assert answered and not any(answered)
+    assert answered and all(a is not True for a in answered)
     assert left(through) == left(itself)
 
 
@@ -199,7 +199,7 @@ def test_a_hung_worker_hands_its_pack_back(tmp_path: Path, stuck: str) -> None:
             mock.patch.object(open_worker, "OPEN_WAIT", 0.5),
             mock.patch.object(open_worker, "WATCH_EVERY", 0.1),
         ):
-            answers: list[bool] = []
+            answers: list[object] = []
             opening = threading.Thread(
                 target=lambda: answers.append(
                     openers.open(pack, blobs, itertools.chain(pieces(data), more))
@@ -208,8 +208,9 @@ def test_a_hung_worker_hands_its_pack_back(tmp_path: Path, stuck: str) -> None:
             )
             opening.start()
             opening.join(timeout=10)
-            assert answers == [False]
-            assert not openers.open(pack, blobs, pieces(data))
+            assert answers == [False]  # it had pieces: the pack is to be read again
+            # The next ones are left to the caller, with the pieces read meanwhile.
+            assert b"".join(openers.open(pack, blobs, pieces(data))) == data  # type: ignore[arg-type]
     finally:
         openers.stop()
 
@@ -227,7 +228,7 @@ def test_a_store_that_fails_mid_pack_fails_as_it_does_here(tmp_path: Path) -> No
     try:
         with pytest.raises(ObjectNotFoundError):
             openers.open(pack, blobs, cut())
-        assert not openers.open(pack, blobs, pieces(data))
+        assert b"".join(openers.open(pack, blobs, pieces(data))) == data  # type: ignore[arg-type]
     finally:
         openers.close()
 
@@ -245,5 +246,46 @@ def test_the_keys_reach_an_open_worker_only_on_its_input(tmp_path: Path) -> None
             text = seen.read_bytes()
             assert b"sentinel" not in text
             assert repo.keys.master.hex().encode() not in text and repo.keys.master not in text
+    finally:
+        openers.close()
+
+
+def test_a_pack_waiting_for_a_worker_is_read_on_up_to_a_bound(tmp_path: Path) -> None:
+    """While every worker is busy, the pack's next pieces are read (the store's answer does
+    not wait unread), up to WAIT_AHEAD bytes; then the first worker free takes it."""
+    repo, _, _, _ = _a_pack(tmp_path)
+    openers = PackOpeners(repo.keys, 1)
+    read: list[int] = []
+
+    def counted() -> Iterator[bytes]:
+        for n in range(10):
+            read.append(n)
+            yield b"x" * 1000
+
+    try:
+        busy = openers._idle.get()  # as if another thread's pack had it
+        held: list[bytes] = []
+        taken: list[int | None] = []
+        with mock.patch.object(open_worker, "WAIT_AHEAD", 3000):
+            waiting = threading.Thread(target=lambda: taken.append(openers._take(counted(), held)))
+            waiting.start()
+            waiting.join(timeout=0.5)
+            assert waiting.is_alive() and len(held) == 3 and read == [0, 1, 2]
+            openers._idle.put(busy)
+            waiting.join(timeout=10)
+        assert taken == [busy] and len(held) == 3
+    finally:
+        openers.close()
+
+
+def test_a_ctrl_c_leaves_the_workers_to_the_pull(tmp_path: Path) -> None:
+    """Ctrl-C reaches the whole process group: the workers go on with the packs they have
+    (the pull stops them), rather than die and have those packs opened again."""
+    repo, pack, blobs, data = _a_pack(tmp_path)
+    openers = PackOpeners(repo.keys, 1)
+    try:
+        assert openers.open(pack, blobs, pieces(data)) is True  # started, and serving
+        os.kill(openers._workers[0].proc.pid, signal.SIGINT)
+        assert openers.open(pack, blobs, pieces(data)) is True
     finally:
         openers.close()

@@ -92,8 +92,8 @@ class Packs(StoreAccess):
         still read; without it, it fails the whole read. extents: about how big each pack
         is (State.pack_extents), so that a few blobs of a big one are read by range.
         handover: offered each whole pack (not with extents), as it is read, to open
-        elsewhere (see open_worker); the packs it declines are read again and opened here.
-        It raises what opening the pack raised."""
+        elsewhere (see open_worker); the packs it declines are opened here. A handover
+        raises what opening the pack raised."""
         if handover is not None and extents is not None:
             raise ValueError("a pack read by range is not handed over")
 
@@ -103,8 +103,19 @@ class Packs(StoreAccess):
             pack, wanted = item
             try:
                 extent = (extents or {}).get(pack)
-                if handover is not None and self._handed_over(pack, wanted, handover):
-                    return
+                if handover is not None:
+                    with contextlib.closing(self._get_pieces(pack)) as read:
+                        # Its first piece asked for before a taker is free: a store's
+                        # latency is then not added to each pack's.
+                        first = next(read, b"")
+                        left = handover(pack, wanted, itertools.chain([first], read))
+                        if left is True:
+                            return
+                        if left is not False:  # not taken: opened here from its pieces
+                            for blob_id, plain in self.iter_pack(pack, wanted, extent, left):
+                                sink(blob_id, plain)
+                            return
+                    # (A taker stopped once it had some of it: read again.)
                 for blob_id, plain in self.iter_pack(pack, wanted, extent, pieces):
                     sink(blob_id, plain)
             except (CorruptionError, ObjectNotFoundError) as exc:
@@ -129,14 +140,6 @@ class Packs(StoreAccess):
                         one(item, ahead.pieces())
             elif chosen:
                 self._each(one, chosen, at_once)
-
-    def _handed_over(self, pack: str, wanted: dict[str, BlobLocation], handover: Handover) -> bool:
-        """Whether handover took the pack, its pieces streamed to it as they are read."""
-        # Its first piece asked for before handover waits for a taker: a store's latency
-        # is then not added to each pack's.
-        with contextlib.closing(self._get_pieces(pack)) as read:
-            first = next(read, b"")
-            return handover(pack, wanted, itertools.chain([first], read))
 
     def pack_names(self) -> set[str]:
         return set(self.store.list(DATA_PREFIX))
@@ -225,15 +228,13 @@ class Packs(StoreAccess):
             sealed = view[loc.offset - start : loc.offset - start + loc.length]
             if len(sealed) != loc.length:
                 raise CorruptionError(f"pack {pack} is shorter than its index says")
-            yield blob_id, self._open_blob(pack, blob_id, sealed)
-
-    def _open_blob(self, pack: str, blob_id: str, sealed: bytes | memoryview) -> bytes:
-        return open_blob(self.keys, pack, blob_id, sealed)
+            yield blob_id, open_blob(self.keys, pack, blob_id, sealed)
 
 
 #: opens a whole pack's wanted blobs elsewhere (its name, the blobs, its pieces as they are
-#: read); False when it could not (the pack is read again, and opened here)
-Handover = Callable[[str, dict[str, BlobLocation], Iterator[bytes]], bool]
+#: read): True when it did; else the pieces to open it from here, or False when they are to
+#: be read again
+Handover = Callable[[str, dict[str, BlobLocation], Iterator[bytes]], "bool | Iterator[bytes]"]
 
 
 def open_blob(keys: KeyRing, pack: str, blob_id: str, sealed: bytes | memoryview) -> bytes:
