@@ -24,7 +24,6 @@ from claude_sync.open_worker import (
     OPEN_WORKERS_FROM_FILES,
     PackOpeners,
     Place,
-    WantedBlob,
     write_places,
 )
 from claude_sync.pathmap import FileFilter, read_logical
@@ -493,20 +492,21 @@ class Downloads:
                 if write_back is not None:
                     write_back.wrote(length)
 
+        def written_at(blob_id: str) -> list[Place]:
+            return [(s.tmp, offset, length, *whole(s)) for s, offset, length in places_of(blob_id)]
+
         def handover(
             pack: str, wanted: dict[str, BlobLocation], pieces: Iterator[bytes]
         ) -> bool | Iterator[bytes]:
             """A whole pack's blobs opened and written by an open worker (see open_worker
             and Packs.read_packs)."""
             assert openers is not None
-            blobs: list[WantedBlob] = []
-            size = 0
-            for blob_id, loc in wanted.items():
-                where: list[Place] = []
-                for s, offset, length in places_of(blob_id):
-                    where.append((s.tmp, offset, length, *whole(s)))
-                    size += length
-                blobs.append((blob_id, loc.offset, loc.length, where))
+            # Made as they are sent (see PackOpeners.open).
+            blobs = (
+                (blob_id, loc.offset, loc.length, written_at(blob_id))
+                for blob_id, loc in wanted.items()
+            )
+            size = sum(length for blob in wanted for _, _, length in places_of(blob))
             taken = openers.open(pack, blobs, pieces)
             if taken is True and write_back is not None:
                 write_back.wrote(size)

@@ -28,7 +28,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from claude_sync import portable, worker_process
@@ -52,6 +52,8 @@ OPEN_WAIT = 60.0
 WATCH_EVERY = 1.0
 #: how much of a pack is read while it waits for a worker
 WAIT_AHEAD = 2 << 20
+#: blobs listed in one frame of a request
+BLOBS_PER_FRAME = 1000
 
 #: where one blob goes: a temporary file, the offset and length there, and, for a file
 #: written whole (of this one blob), its mode and mtime
@@ -101,10 +103,10 @@ def _answer_of(keys: KeyRing, request: dict[str, Any], pieces: Iterator[bytes]) 
     return ["ok"]
 
 
-def _pieces(requests: IO[bytes]) -> Iterator[bytes]:
-    """A pack's pieces, as the pull sends them: frames up to an empty one."""
-    while piece := worker_process.read_frame(requests):
-        yield piece
+def _frames(requests: IO[bytes]) -> Iterator[bytes]:
+    """Frames up to an empty one: a request's parts of its list of blobs, or its pieces."""
+    while frame := worker_process.read_frame(requests):
+        yield frame
 
 
 def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
@@ -119,7 +121,8 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
         keys = KeyRing.from_handover(json.loads(worker_process.read_frame(requests)))
         while True:
             request = json.loads(worker_process.read_frame(requests))
-            pieces = _pieces(requests)
+            request["blobs"] = [blob for part in _frames(requests) for blob in json.loads(part)]
+            pieces = _frames(requests)
             answer = _answer_of(keys, request, pieces)
             for _ in pieces:
                 pass  # what was not read when it stopped: the next request comes after
@@ -127,6 +130,12 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
             answers.flush()
     except EOFError:
         return  # the caller is done
+
+
+def _parts(items: Iterable[WantedBlob], size: int) -> Iterator[list[WantedBlob]]:
+    it = iter(items)
+    while part := list(itertools.islice(it, size)):
+        yield part
 
 
 def _chained(held: list[bytes], pieces: Iterator[bytes]) -> Iterator[bytes]:
@@ -173,7 +182,7 @@ class PackOpeners:
         threading.Thread(target=self._watch, name="open-watchdog", daemon=True).start()
 
     def open(
-        self, pack: str, blobs: list[WantedBlob], pieces: Iterator[bytes]
+        self, pack: str, blobs: Iterable[WantedBlob], pieces: Iterator[bytes]
     ) -> bool | Iterator[bytes]:
         """Have the next idle worker open a pack's blobs from its pieces, as they come, and
         write them (see open_pack): True once they are written. When the workers have
@@ -189,14 +198,20 @@ class PackOpeners:
         worker = self._workers[k]
 
         def frames() -> Iterator[bytes]:
-            yield json.dumps({"pack": pack, "blobs": blobs}).encode()
-            for piece in itertools.chain(held, pieces):  # (no deadline while the store is read)
-                if piece:
-                    self._deadlines[k] = time.monotonic() + OPEN_WAIT
-                    yield piece
-                    self._deadlines[k] = math.inf
+            # The list of blobs in parts, each made as it is sent: a pack of small files has
+            # tens of thousands, and a request of them all was ~20 MiB of a pull's peak.
+            sent = itertools.chain(
+                [json.dumps({"pack": pack}).encode()],
+                (json.dumps(part).encode() for part in _parts(blobs, BLOBS_PER_FRAME)),
+                [b""],
+                (piece for piece in itertools.chain(held, pieces) if piece),
+                [b""],
+            )
+            for frame in sent:
+                self._deadlines[k] = time.monotonic() + OPEN_WAIT
+                yield frame
+                self._deadlines[k] = math.inf  # (none while the store is read)
             self._deadlines[k] = time.monotonic() + OPEN_WAIT
-            yield b""
 
         try:
             answer = worker.ask(frames(), 1, OPEN_WAIT)

@@ -57,6 +57,7 @@ def pulled(
         mock.patch.object(downloads, "OPEN_WORKERS_FROM_BYTES", 1 if openers else 10**12),
         mock.patch.object(install_module, "WORKER_FILES", 1 if writers else 10**9),
         mock.patch.object(PackOpeners, "open", counted),
+        mock.patch.object(open_worker, "BLOBS_PER_FRAME", 2),  # requests of several parts
     ):
         result = pair.run(1, "pull")
     assert not result.warnings  # type: ignore[attr-defined]
