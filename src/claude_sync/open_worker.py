@@ -159,19 +159,12 @@ class PackOpeners:
 
     def __init__(self, keys: KeyRing, count: int = OPEN_WORKERS) -> None:
         setup = json.dumps(keys.handover()).encode()
-        self._workers: list[worker_process.Worker[list[Any]]] = []
         self._closing = threading.Event()
-        try:
-            for _ in range(count):
-                worker = worker_process.Worker(self.command, "open worker", 1, _answers, setup)
-                self._workers.append(worker)
-                # A pack goes over in fewer, bigger writes (8 MiB through 64 KiB at a time
-                # is a hundred wake-ups of each side).
-                assert worker.proc.stdin is not None
-                worker_process.widen_pipe(worker.proc.stdin, PIPE_BYTES)
-        except (OSError, ValueError):
-            self.close()
-            raise
+        # A pack goes over in fewer, bigger writes (8 MiB through 64 KiB at a time is a
+        # hundred wake-ups of each side).
+        self._workers = worker_process.start_workers(
+            self.command, "open worker", count, _answers, setup, PIPE_BYTES
+        )
         #: the workers free to take a pack; None once one stopped, put back by each taker,
         #: so that no thread waits for ever on workers that are all gone
         self._idle: queue.SimpleQueue[int | None] = queue.SimpleQueue()

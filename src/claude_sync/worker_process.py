@@ -163,6 +163,30 @@ class Worker(Generic[R]):
         finish(self.proc, self._collector)
 
 
+def start_workers(
+    command: Sequence[str],
+    name: str,
+    count: int,
+    answer: Callable[[list[bytes], int], R],
+    setup: bytes | None = None,
+    input_pipe: int = 0,
+) -> list[Worker[R]]:
+    """count workers answering in one frame (see Worker), each input pipe widened to
+    input_pipe bytes (see widen_pipe); none left running when one cannot start."""
+    workers: list[Worker[R]] = []
+    try:
+        for _ in range(count):
+            workers.append(Worker(command, name, 1, answer, setup))
+            if input_pipe:
+                assert workers[-1].proc.stdin is not None
+                widen_pipe(workers[-1].proc.stdin, input_pipe)
+    except (OSError, ValueError):
+        for worker in workers:
+            worker.close()
+        raise
+    return workers
+
+
 def widen_pipe(pipe: IO[bytes], size: int) -> None:
     """Let a pipe hold up to size bytes before a write to it waits, where the system allows
     (Linux; elsewhere, and past /proc/sys/fs/pipe-max-size, it keeps its size)."""

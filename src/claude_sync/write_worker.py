@@ -182,16 +182,9 @@ class FileWriters:
     command = (sys.executable, "-m", "claude_sync.write_worker")
 
     def __init__(self, count: int = WRITE_WORKERS) -> None:
-        self._workers: list[worker_process.Worker[list[Any]]] = []
-        try:
-            for _ in range(count):
-                worker = worker_process.Worker(self.command, "write worker", 1, _answers)
-                self._workers.append(worker)
-                assert worker.proc.stdin is not None
-                worker_process.widen_pipe(worker.proc.stdin, PIPE_BYTES)
-        except (OSError, ValueError):
-            self.close()
-            raise
+        self._workers = worker_process.start_workers(
+            self.command, "write worker", count, _answers, input_pipe=PIPE_BYTES
+        )
         self._batches = [_Batch() for _ in self._workers]
         self._sent: list[tuple[int, _Batch]] = []
         self._failed: OSError | None = None
