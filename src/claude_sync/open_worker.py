@@ -6,12 +6,12 @@ the interpreter's lock, but each step lets go of the lock and takes it back, and
 runs the interpreter's own work per blob and per file: a pull's threads then kept 1.3 of this
 machine's 2 cores busy (a pull of 1 GiB: 1.35 s of download for 1.8 s of CPU), and a pull of
 50,000 small files spent ~0.7 s of its only busy thread opening them. Each worker is a plain
-child process (worker_process) that takes a whole pack as downloaded, with where each of its
-wanted blobs goes, opens the blobs exactly as the pull would (packs.open_whole: the pack
-checked against its name, each blob authenticated and checked against its id) and writes
-them (write_worker's calls, the same flags). The pull's threads go on downloading, and decide
-everything else as before; a pack a worker cannot take (it stopped, or hung) is opened by the
-pull itself.
+child process (worker_process) that takes a pack's pieces as they are downloaded, with where
+each of its wanted blobs goes, opens the blobs exactly as the pull would (packs.open_whole:
+the pack checked against its name, each blob authenticated and checked against its id) and
+writes them (write_worker's calls, the same flags). The pull's threads download, and decide
+everything else as before; a pack a worker cannot take (they stopped, or it hung) is opened
+by the pull itself.
 
 The repository's keys reach a worker on its standard input, never through its environment
 or arguments; it holds them in memory as the pull does, and exits when its input closes.
