@@ -698,9 +698,23 @@ class Downloads:
             pack: str, wanted: dict[str, BlobLocation], pieces: Iterator[bytes]
         ) -> bool | Iterator[bytes]:
             assert handover is not None
-            taken = handover(pack, wanted, pieces)
-            if taken is True:
-                advance(sum(loc.length for loc in wanted.values()))
+            # The bar moves as the pack's pieces go to its worker, up to the bytes wanted
+            # from it: a pack at a time, it stood still for seconds on a slow link.
+            left = sum(loc.length for loc in wanted.values())
+            counting = True
+
+            def counted() -> Iterator[bytes]:
+                nonlocal left
+                for piece in pieces:
+                    if counting and (step := min(len(piece), left)):
+                        left -= step
+                        advance(step)
+                    yield piece
+
+            taken = handover(pack, wanted, counted())
+            if taken is True and left:
+                advance(left)
+            counting = False  # (opened here instead: each blob counts itself)
             return taken
 
         def damaged(pack: str, exc: SyncError) -> None:

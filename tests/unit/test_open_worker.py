@@ -25,6 +25,7 @@ from claude_sync import downloads, open_worker
 from claude_sync import install as install_module
 from claude_sync.errors import CorruptionError, ObjectNotFoundError
 from claude_sync.open_worker import PackOpeners
+from claude_sync.outcome import Reporter
 from claude_sync.repository import Repository
 
 pytestmark = pytest.mark.skipif(os.name == "nt", reason="no open workers on Windows")
@@ -290,3 +291,19 @@ def test_a_ctrl_c_leaves_the_workers_to_the_pull(tmp_path: Path) -> None:
         assert openers.open(pack, blobs, pieces(data)) is True
     finally:
         openers.close()
+
+
+def test_the_progress_of_a_pull_through_workers_adds_up(tmp_path: Path) -> None:
+    """The bar moves as each pack goes to its worker (not a pack at a time, after it), and
+    ends at the bytes downloaded, no more."""
+    files = {f"agents/a{n}.md": os.urandom(200_000).hex() for n in range(6)}
+    bars: dict[str, list[int]] = {}
+
+    def progress(self: Reporter, description: str, total: int):  # type: ignore[no-untyped-def]
+        steps = bars.setdefault(description, [total])
+        return steps.append
+
+    with mock.patch.object(Reporter, "progress", progress):
+        pulled(tmp_path, files, True)
+    total, *steps = bars["downloading"]
+    assert steps and sum(steps) == total
