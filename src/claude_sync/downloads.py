@@ -143,24 +143,6 @@ def remove_unfilled(new: set[Path], filled: set[Path]) -> None:
             folder.rmdir()
 
 
-def missing_folders(folders: set[Path], root: Path) -> set[Path]:
-    """The folders (and their parents inside root) that do not exist yet."""
-    missing: set[Path] = set()
-    for folder in folders:
-        # A folder already found missing had its parents looked at then.
-        while (
-            folder not in missing
-            and folder != root
-            and folder.is_relative_to(root)
-            # Not Path.exists: a path too long here raises (it is missing, and its files
-            # are skipped with why by Downloads._unwritable).
-            and not os.path.exists(folder)
-        ):
-            missing.add(folder)
-            folder = folder.parent
-    return missing
-
-
 def sync_dirs(dirs: set[Path]) -> None:
     if len(dirs) > FSYNC_EACH_UP_TO:
         portable.sync_all(dirs)
@@ -184,6 +166,9 @@ def _outside(allowed: list[Path], folders: set[Path], root: Path) -> dict[Path, 
     # pull can write into tens of thousands of folders, and realpath looks at every
     # component of every one of them.
     real: dict[str, str] = {}
+    # What cannot be looked at (missing, mostly): nothing below it is looked at either. A
+    # first pull's folders do not exist yet, and each lstat of one failed (15,000 of them).
+    absent: set[str] = set()
 
     def resolve(path: str) -> str:
         if (known := real.get(path)) is None:
@@ -191,9 +176,16 @@ def _outside(allowed: list[Path], folders: set[Path], root: Path) -> dict[Path, 
             if not name or parent == path:
                 known = os.path.realpath(path)
             else:
-                known = os.path.join(resolve(parent), name)
-                if os.path.islink(known):
-                    known = os.path.realpath(known)
+                above = resolve(parent)
+                known = os.path.join(above, name)
+                if above in absent:
+                    absent.add(known)
+                else:
+                    try:
+                        if stat.S_ISLNK(os.lstat(known).st_mode):
+                            known = os.path.realpath(known)
+                    except (OSError, ValueError):  # as os.path.islink: not a link
+                        absent.add(known)
             real[path] = known
         return known
 
@@ -211,16 +203,44 @@ def _outside(allowed: list[Path], folders: set[Path], root: Path) -> dict[Path, 
     return outside
 
 
-def _make_folder(folder: str) -> None:
-    """folder, and those it is in, unless it is there. (Not Path.mkdir: a pull can make
-    15,000 folders, and its path handling cost more than the system calls.)"""
+def _with_parents(folders: set[Path], root: Path) -> list[str]:
+    """folders and those they are in below root, each after the one it is in: made in this
+    order, none is tried before its parent is there (a first pull's 15,000 folders were
+    6,700 failed mkdir calls more)."""
+    top = str(root)
+    below = top.rstrip(os.sep) + os.sep
+    every: set[str] = set()
+    for path in folders:
+        folder = str(path)
+        while folder not in every and folder.startswith(below):
+            every.add(folder)
+            folder = os.path.dirname(folder)
+        every.add(folder)  # a folder outside root, or root itself: made if missing
+    return sorted(every, key=lambda f: f.count(os.sep))
+
+
+def _make_folder(folder: str, made: set[Path]) -> None:
+    """folder, and those it is in, unless it is there; adds those it made to made. (Not
+    Path.mkdir: a pull can make 15,000 folders, and its path handling cost more than the
+    system calls.)"""
     try:
         os.mkdir(folder)
     except FileExistsError:
         if not os.path.isdir(folder):
             raise
+        return
     except FileNotFoundError:
-        os.makedirs(folder, exist_ok=True)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            raise
+        _make_folder(parent, made)
+        try:
+            os.mkdir(folder)
+        except FileExistsError:  # made meanwhile, by someone else
+            if not os.path.isdir(folder):
+                raise
+            return
+    made.add(Path(folder))
 
 
 def _read_prefix(path: str, size: int) -> bytes:
@@ -388,21 +408,22 @@ class Downloads:
         root: Path,
         result: Result,
         folders: set[Path] | None = None,
-    ) -> list[str]:
+    ) -> tuple[list[str], set[Path]]:
         """Take out of outputs (to be written under root; folders: theirs, when known) the
         files whose folder cannot be written here, each with a warning; returns their
-        paths. One such folder (not writable, a link out, a path too long for this machine)
-        must not stop the rest. The other folders exist afterwards."""
+        paths, and the folders made for the others (those they are in too). One such
+        folder (not writable, a link out, a path too long for this machine) must not stop
+        the rest. The other folders exist afterwards: staged_files looks at them again."""
         if folders is None:
             folders = folders_of(dest for dest, _ in outputs.values())
-        unwritable = self._unwritable(folders, self._allowed_roots(root), root)
+        unwritable, made = self._unwritable(folders, self._allowed_roots(root), root)
         dropped = []
         for path, (dest, _) in list(outputs.items()) if unwritable else ():
             if (why := unwritable.get(Path(os.path.dirname(dest)))) is not None:
                 result.warnings.append(f"cannot write {path}: {why}; skipped")
                 del outputs[path]
                 dropped.append(path)
-        return dropped
+        return dropped, made
 
     def _allowed_roots(self, root: Path) -> list[Path]:
         """Where writes may land: root, and the targets of its linked top-level resources
@@ -412,18 +433,24 @@ class Downloads:
             allowed.append(Path(target) if os.path.isdir(target) else Path(target).parent)
         return allowed
 
-    def _unwritable(self, folders: set[Path], allowed: list[Path], root: Path) -> dict[Path, str]:
+    def _unwritable(
+        self, folders: set[Path], allowed: list[Path], root: Path
+    ) -> tuple[dict[Path, str], set[Path]]:
         """Why files cannot be written in some of these folders (allowed: see
-        _allowed_roots); the others exist afterwards. All at once: a pull can write into
-        thousands of folders, and each check resolves the parts of a path they share."""
-        # Checked before and after: mkdir must not follow a link out to create folders.
+        _allowed_roots), and the folders made for the others, which exist afterwards. All
+        at once: a pull can write into thousands of folders, and each check resolves the
+        parts of a path they share."""
+        # Before they are made: mkdir must not follow a link out to create folders. (Once
+        # they exist, staged_files looks again, before it writes anything in them.)
         why = _outside(allowed, folders, root)
-        for folder in sorted(folders - why.keys(), key=lambda f: len(f.parts)):
+        made: set[Path] = set()
+        wanted = folders - why.keys()
+        for folder in _with_parents(wanted, root):
             try:
-                _make_folder(str(folder))
+                _make_folder(folder, made)
             except OSError as exc:
-                why[folder] = f"{folder} cannot be created ({exc.strerror})"
-        why.update(_outside(allowed, folders - why.keys(), root))
+                if (path := Path(folder)) in wanted:
+                    why[path] = f"{folder} cannot be created ({exc.strerror})"
         for folder in folders - why.keys():
             if not os.access(folder, os.W_OK | os.X_OK):
                 why[folder] = f"{folder} is not writable"
@@ -431,7 +458,7 @@ class Downloads:
                 # A longer home than the machine that pushed it: the file's temporary
                 # name beside it would be too long a path.
                 why[folder] = f"{folder} is too long a path here"
-        return why
+        return why, made
 
     def _download_into(
         self,

@@ -5,6 +5,7 @@ that changed here since the scan is never overwritten: it is left for the next s
 from __future__ import annotations
 
 import contextlib
+import operator
 import os
 import stat
 from collections.abc import Iterable, Iterator, Mapping
@@ -15,7 +16,6 @@ from claude_sync import casefold, identity, portable
 from claude_sync.downloads import (
     StagedFile,
     folders_of,
-    missing_folders,
     remove_unfilled,
     sync_dirs,
 )
@@ -77,8 +77,9 @@ class Installer:
                     self.delete_here(path, local, seq, result, plan)
             plan.delete = [p for p in plan.delete if p not in in_way]
         folders = folders_of(dest for dest, _ in outputs.values())
-        new_folders = missing_folders(folders, self.engine.root)
-        dropped = self.engine.downloads.drop_unwritable(outputs, self.engine.root, result, folders)
+        dropped, new_folders = self.engine.downloads.drop_unwritable(
+            outputs, self.engine.root, result, folders
+        )
         for path in dropped:
             plan.skipped.append(path)
             plan.write.pop(path, None)
@@ -120,6 +121,9 @@ class Installer:
         assert plan.head is not None
         seq = plan.head.seq
         moved: set[str] = set()
+        # The state's rows in the order of their key: 50,000 in another order took the
+        # install's writes twice as long.
+        staged.sort(key=_staged_path)
         with self.engine.state.transaction():
             # Recorded in one statement each, in the same transaction: a pull of thousands
             # of files otherwise spends more on single-row writes than on the files.
@@ -254,6 +258,9 @@ class Installer:
         self.engine.reporter.action("merge", path)
         result.pulled.append(path)
         return True
+
+
+_staged_path = operator.attrgetter("path")
 
 
 def _begins_with(

@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from claude_sync import chain, limits, settings_trust
-from claude_sync.downloads import folders_of, missing_folders, remove_unfilled
+from claude_sync import chain, settings_trust
+from claude_sync.downloads import remove_unfilled
 from claude_sync.engine import Engine, Result
 from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, SyncError
 from claude_sync.planner import LocalView, sha
@@ -160,9 +160,8 @@ def restore(
                 f"{there[0]}); restore into an empty folder, or use --force"
             )
     # A failed restore leaves no empty folders behind, nor the target folder it made.
-    made_in = limits.existing_above(Path(root))
-    new = missing_folders(folders_of(dest for dest, _ in outputs.values()), made_in)
-    result.skipped += engine.downloads.drop_unwritable(outputs, Path(root), result)
+    dropped, new = engine.downloads.drop_unwritable(outputs, Path(root), result)
+    result.skipped += dropped
     filled: set[Path] = set()
     try:
         with engine.downloads.staged_files(outputs, root, result, made=new) as staged:

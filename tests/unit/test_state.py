@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import os
+import random
 import sqlite3
 import tempfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -123,3 +127,43 @@ def test_a_state_path_too_long_for_sqlite_is_said_as_such(tmp_path: Path) -> Non
     folder.mkdir(parents=True)
     with pytest.raises(SyncError, match="longer than SQLite takes"):
         State(folder / "state.db")
+
+
+def _open_temporary_files() -> list[str]:
+    """SQLite's temporary files this process holds (deleted once opened, still open)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if "etilqs" in (target := os.readlink(f"/proc/self/fd/{fd}")):
+                found.append(target)
+    return found
+
+
+def big_entry(rng: random.Random) -> FileEntry:
+    """An entry the size of a transcript's in a pull (its summary's ~140 bytes as a longer
+    chunk list)."""
+    ids = [f"{rng.getrandbits(256):064x}" for _ in range(6)]
+    return FileEntry(f"b3:{ids[0]}", 4000, 1, 0o644, tuple((i, 1000) for i in ids))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc")
+def test_a_long_transaction_keeps_its_undo_records_in_memory(tmp_path: Path) -> None:
+    """The install of a big pull writes tens of thousands of rows in one transaction; each
+    statement's undo record once spilled to a temporary file, and every later row was
+    written there too (a 50,000-file pull: 370,000 writes)."""
+    rng = random.Random(2)
+    paths = [
+        f"projects/~-code-api-{rng.randrange(500):03d}/{uuid.UUID(int=rng.getrandbits(128))}.jsonl"
+        for _ in range(15000)
+    ]
+    state = State(tmp_path / "state.db")
+    with state.transaction():
+        for i in range(0, len(paths), 1024):
+            part = [(p, big_entry(rng)) for p in paths[i : i + 1024]]
+            state.remember_files(
+                (p, CachedFile(StatKey(e.size, 1, 2, 3), 0o644, e.sha256, e.located_chunks()))
+                for p, e in part
+            )
+            state.set_bases(part, 1)
+        assert _open_temporary_files() == []
+    state.close()
