@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import string
 from collections.abc import Callable
 
@@ -283,6 +284,29 @@ def test_manifest_parts_are_cached_and_a_damaged_copy_is_never_trusted(tmp_path)
     store.gets.clear()
     assert repo.load_snapshot(3, cached_ok=False).files == files  # verify reads the storage
     assert len(store.gets) == 3
+
+
+def test_manifest_parts_are_cached_without_a_sync_and_a_torn_copy_is_fetched_again(
+    tmp_path, monkeypatch
+):
+    """The cache only saves requests: a power cut may lose or cut a copy (nothing is
+    synced), which then fails to authenticate and is fetched again."""
+    store = CountingStore()
+    repo = Repository.create(store, None)
+    repo.cache_dir = tmp_path / "objects"
+    entry = FileEntry("0" * 64, 1, 0, 0o600, (("1" * 64, 1),))
+    files = {f"agents/a{i}.md": entry for i in range(3)} | {"CLAUDE.md": entry}
+    synced = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    assert repo.write_snapshot(Snapshot(1, None, "dev", 1.0, files), None)
+    head = repo.load_snapshot(1)
+    assert synced == [] and list(repo.cache_dir.iterdir())
+    for cut in (lambda data: b"", lambda data: data[: len(data) // 2]):
+        for cached in repo.cache_dir.iterdir():
+            cached.write_bytes(cut(cached.read_bytes()))
+        store.gets.clear()
+        assert repo.load_snapshot(1).files == files
+        assert sorted(store.gets) == sorted([snapshot_name(1), *head.part_names()])
 
 
 logical_paths = st.lists(

@@ -34,6 +34,7 @@ def write_atomically(
     private: bool = False,
     before_rename: Callable[[Path], bool] | None = None,
     rename: Callable[[str, Path], None] = os.replace,
+    durable: bool = True,
 ) -> bool:
     """Put a file in place whole or not at all, and durably: the bytes (or what `content`
     writes to the open file) go to a temporary file in the same folder, which is fsynced,
@@ -42,7 +43,8 @@ def write_atomically(
     `private` makes the file readable by the owner only. `before_rename` may adjust the
     written temporary file (mode, times) and return False to abandon the write: path is left
     untouched and False returned. `rename` is os.replace, or a create-only rename that raises
-    FileExistsError when path exists. The temporary file never outlives the call."""
+    FileExistsError when path exists. The temporary file never outlives the call. Without
+    `durable`, nothing is synced: whole or not at all still, but a power cut may undo it."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix)
     try:
         if private:
@@ -53,21 +55,24 @@ def write_atomically(
             else:
                 content(fh)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         if before_rename is not None and not before_rename(Path(tmp)):
             return False
         rename(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
-    fsync_path(path.parent)
+    if durable:
+        fsync_path(path.parent)
     return True
 
 
-def write_private(path: Path, data: bytes) -> None:
-    """Atomically replace path with data, readable by the owner only."""
+def write_private(path: Path, data: bytes, durable: bool = True) -> None:
+    """Atomically replace path with data, readable by the owner only (durable: see
+    write_atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(path.parent, 0o700)
-    write_atomically(path, data, private=True)
+    write_atomically(path, data, private=True, durable=durable)
 
 
 class WriteBack:

@@ -52,9 +52,11 @@ class ManifestCache:
         return plain
 
     def put(self, name: str, sealed: bytes, lasting: bool = False) -> None:
-        """The cache only saves requests: failing to write it is not an error."""
+        """The cache only saves requests: failing to write it is not an error, and neither
+        is losing it to a power cut (not synced: a first pull of 50,000 files waited 0.7 s for
+        its 26 parts' two fsyncs each; a copy lost or torn is fetched again)."""
         with contextlib.suppress(OSError):
-            write_private(self._path(name, lasting), sealed)
+            write_private(self._path(name, lasting), sealed, durable=False)
 
     def intact(self, unseal: Callable[[str, bytes], bytes]) -> Iterator[tuple[str, bytes]]:
         """(name, sealed bytes) of every cached part and chunk list that still authenticates:
