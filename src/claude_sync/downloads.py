@@ -353,12 +353,13 @@ class Downloads:
                 # A full disk must get its space back: the next pull may be hours away.
                 keep = resumable and no_space(exc) is None
                 raise
-            for s in staged:
+            for s in staged if lost else ():
                 if s.path in lost:
                     remove_quietly(s.tmp)
                     result.unavailable.append(s.path)
                     result.warnings.append(f"{s.path} could not be downloaded: {lost[s.path]}")
-            staged[:] = [s for s in staged if s.path not in lost]
+            if lost:
+                staged[:] = [s for s in staged if s.path not in lost]
             for s in staged:
                 if writers is not None and self._whole_in_one(s):
                     continue  # its mode and time came with its bytes
@@ -571,7 +572,7 @@ class Downloads:
             if s.left > s.entry.size and s.path not in self.filters:
                 os.truncate(s.tmp, s.entry.size)  # what was there past its end is no part
         lost: dict[str, str] = {}
-        for s in staged:
+        for s in staged if lost_blobs else ():
             why = next((lost_blobs[b] for b, _ in s.entry.chunks if b in lost_blobs), None)
             if why is not None:
                 lost[s.path] = why
