@@ -185,10 +185,12 @@ class Installer:
             for path, data in plan.held.items():
                 self.write_merged(path, data, local.files.get(path), result)
             # The renames must be on disk before the state says they happened.
-            sync_dirs(folders_of(s.dest for s in staged))
-        filled = folders_of(s.dest for s in staged if s.path in moved)
+            folders = folders_of(s.dest for s in staged)
+            sync_dirs(folders)
+        if len(moved) < len(staged):
+            folders = folders_of(s.dest for s in staged if s.path in moved)
         staged[:] = [s for s in staged if s.path not in moved]
-        return filled
+        return folders
 
     def delete_here(
         self, path: str, local: LocalView, seq: int, result: Result, plan: Plan
