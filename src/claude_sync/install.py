@@ -27,7 +27,7 @@ from claude_sync.reading import stat_key
 from claude_sync.repository import FileEntry
 from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER
 from claude_sync.state import CachedFile, StatKey
-from claude_sync.write_worker import WORKER_FILES, FileWriters, for_workers
+from claude_sync.write_worker import WORKER_FILES, FileWriters, Placed, for_workers
 
 #: rows written to the state in one statement (a pull records thousands of files)
 WRITE_BATCH = 1024
@@ -125,56 +125,28 @@ class Installer:
         # install's writes twice as long.
         staged.sort(key=_staged_path)
         with self.engine.state.transaction():
-            # Recorded in one statement each, in the same transaction: a pull of thousands
-            # of files otherwise spends more on single-row writes than on the files.
-            # Deletions first: a folder whose files went may be where a file now goes.
+            # Recorded in one statement per part, in the same transaction: a pull of
+            # thousands of files otherwise spends more on single-row writes than on the
+            # files. Deletions first: a folder whose files went may be where a file now goes.
             for path in plan.delete:
                 self.delete_here(path, local, seq, result, plan)
-            placed = (
-                writers.move(
-                    (s.tmp, s.dest, _scanned_stat(local.files.get(s.path)))
-                    for s in staged
-                    if s.path in plan.write
-                )
-                if writers is not None
-                else {}
-            )
-            pulled: list[tuple[str, CachedFile]] = []
-            bases: list[tuple[str, FileEntry | None]] = []
-            for s in staged:
-                path, dest, entry = s.path, s.dest, s.entry
-                scanned = local.files.get(path)
-                done = placed.get(dest) if placed else None
-                if done is None:
-                    if (
-                        path in plan.write
-                        and not _unchanged_since_scan(dest, scanned)
-                        # nothing where it goes, unread: nothing is lost
-                        and not (scanned is None and _holds_nothing(dest, is_transcript(path)))
-                    ):
-                        result.warnings.append(_why_not_installed(path, dest, scanned))
-                        plan.skipped.append(path)
-                        continue
-                    os.replace(s.tmp, dest)
-                moved.add(path)
-                if path not in plan.write:
-                    continue
-                self.engine.reporter.action("pull", path)
-                if done is None:
-                    st = os.stat(dest)
-                    key, mode = stat_key(st), portable.mode_of(st)
-                else:
-                    key, mode = StatKey(*done[0]), stat.S_IMODE(done[1])
-                located = entry.located_chunks()
-                pulled.append((path, CachedFile(key, mode, entry.sha256, located)))
-                bases.append((path, entry))
-                result.pulled.append(path)
-                if len(pulled) >= WRITE_BATCH:
-                    self.engine.state.remember_files(pulled)
-                    self.engine.state.set_bases(bases, seq)
-                    pulled, bases = [], []
-            self.engine.state.remember_files(pulled)
-            self.engine.state.set_bases(bases, seq)
+            # A part's rows are written while the workers move the next part's files: the
+            # moves are the kernel's, the rows this thread's (50,000 small files: 0.8 s and
+            # 1.0 s here, one after the other before).
+            parts = [staged[i : i + WRITE_BATCH] for i in range(0, len(staged), WRITE_BATCH)]
+            placed: dict[str, Placed] = {}
+            for n, part in enumerate(parts):
+                if writers is not None:
+                    writers.send_moves(
+                        (s.tmp, s.dest, _scanned_stat(local.files.get(s.path)))
+                        for s in part
+                        if s.path in plan.write
+                    )
+                if n:
+                    self._record(parts[n - 1], placed, local, plan, result, moved)
+                placed = writers.moved() if writers is not None else {}
+            if parts:
+                self._record(parts[-1], placed, local, plan, result, moved)
             for path, entry in plan.adopt.items():
                 self.engine.state.set_base(path, entry, seq)
             for path, (data, remote) in plan.merged.items():
@@ -191,6 +163,50 @@ class Installer:
             folders = folders_of(s.dest for s in staged if s.path in moved)
         staged[:] = [s for s in staged if s.path not in moved]
         return folders
+
+    def _record(
+        self,
+        part: list[StagedFile],
+        placed: dict[str, Placed],
+        local: LocalView,
+        plan: Plan,
+        result: Result,
+        moved: set[str],
+    ) -> None:
+        """Record the files of part the workers placed (placed: what each became, by
+        dest); move those they did not, unless they changed since the scan (then say why)."""
+        assert plan.head is not None
+        pulled: list[tuple[str, CachedFile]] = []
+        bases: list[tuple[str, FileEntry | None]] = []
+        for s in part:
+            path, dest, entry = s.path, s.dest, s.entry
+            scanned = local.files.get(path)
+            done = placed.get(dest)
+            if done is None:
+                if (
+                    path in plan.write
+                    and not _unchanged_since_scan(dest, scanned)
+                    # nothing where it goes, unread: nothing is lost
+                    and not (scanned is None and _holds_nothing(dest, is_transcript(path)))
+                ):
+                    result.warnings.append(_why_not_installed(path, dest, scanned))
+                    plan.skipped.append(path)
+                    continue
+                os.replace(s.tmp, dest)
+            moved.add(path)
+            if path not in plan.write:
+                continue
+            self.engine.reporter.action("pull", path)
+            if done is None:
+                st = os.stat(dest)
+                key, mode = stat_key(st), portable.mode_of(st)
+            else:
+                key, mode = StatKey(*done[0]), stat.S_IMODE(done[1])
+            pulled.append((path, CachedFile(key, mode, entry.sha256, entry.located_chunks())))
+            bases.append((path, entry))
+            result.pulled.append(path)
+        self.engine.state.remember_files(pulled)
+        self.engine.state.set_bases(bases, plan.head.seq)
 
     def delete_here(
         self, path: str, local: LocalView, seq: int, result: Result, plan: Plan

@@ -214,17 +214,24 @@ class FileWriters:
         if failed is not None:
             raise failed
 
-    def move(
+    def send_moves(
         self, moves: Iterable[tuple[str, str, tuple[int, int, int, int] | None]]
-    ) -> dict[str, Placed]:
-        """Move each (tmp, dest, expected) as move_if_unchanged does; returns what each file
-        moved became, by dest (those not moved are not in it)."""
+    ) -> None:
+        """Have each (tmp, dest, expected) moved as move_if_unchanged does; what they became
+        comes from the next call to moved(), meanwhile the caller is free."""
         with self._lock:
             for tmp, dest, expected in moves:
                 k = self._of(dest)
                 self._batches[k].ops.append(["m", tmp, dest, expected])
                 if len(self._batches[k].ops) >= BATCH_FILES:
                     self._send(k)
+            for k in range(len(self._workers)):
+                self._send(k)
+
+    def moved(self) -> dict[str, Placed]:
+        """Wait for the moves sent; what each file moved became, by dest (those not moved
+        are not in it)."""
+        with self._lock:
             self._finish()
         placed, self._placed = self._placed, {}
         return placed

@@ -57,10 +57,10 @@ def pulled(tmp: Path, files: dict[str, str], workers: bool, ahead: int = 2) -> E
         os.utime(pair.root(0) / path, ns=(MTIME + n, MTIME + n))
     pair.run(0, "push")
     moved: list[int] = []
-    move = FileWriters.move
+    finish = FileWriters.moved
 
-    def counted(self: FileWriters, moves):  # type: ignore[no-untyped-def]
-        placed = move(self, moves)
+    def counted(self: FileWriters):  # type: ignore[no-untyped-def]
+        placed = finish(self)
         moved.append(len(placed))
         return placed
 
@@ -68,12 +68,15 @@ def pulled(tmp: Path, files: dict[str, str], workers: bool, ahead: int = 2) -> E
         mock.patch.object(install_module, "WORKER_FILES", 1 if workers else 10**9),
         mock.patch.object(write_worker, "BATCH_FILES", 3),  # several batches, in flight
         mock.patch.object(write_worker, "AHEAD", ahead),
-        mock.patch.object(FileWriters, "move", counted),
+        # several parts: one's rows written while the next one's files are moved
+        mock.patch.object(install_module, "WRITE_BATCH", 4),
+        mock.patch.object(FileWriters, "moved", counted),
     ):
         result = pair.run(1, "pull")
     assert not result.warnings  # type: ignore[attr-defined]
     # (Empty files are not pushed: they may be ones an editor is about to write.)
-    assert moved == ([len(result.pulled)] if workers else [])  # type: ignore[attr-defined]
+    assert sum(moved) == (len(result.pulled) if workers else 0)  # type: ignore[attr-defined]
+    assert len(moved) == (-(-len(result.pulled) // 4) if workers else 0)  # type: ignore[attr-defined]
     return pair
 
 
@@ -126,15 +129,15 @@ def test_a_file_that_appeared_where_a_pull_writes_is_kept(tmp_path: Path) -> Non
     for n in range(5):
         pair.write(0, f"agents/a{n}.md", f"remote {n}")
     pair.run(0, "push")
-    move = FileWriters.move
+    send = FileWriters.send_moves
 
     def meanwhile(self: FileWriters, moves):  # type: ignore[no-untyped-def]
         pair.write(1, "agents/a3.md", "written here meanwhile")
-        return move(self, moves)
+        return send(self, moves)
 
     with (
         mock.patch.object(install_module, "WORKER_FILES", 1),
-        mock.patch.object(FileWriters, "move", meanwhile),
+        mock.patch.object(FileWriters, "send_moves", meanwhile),
     ):
         result = pair.run(1, "pull")
     assert pair.read(1, "agents/a3.md") == "written here meanwhile"
@@ -155,7 +158,7 @@ def test_moves_only_onto_what_the_scan_saw(tmp_path: Path) -> None:
         seen = (tmp_path / "c").stat()
         key = (seen.st_size, seen.st_mtime_ns, seen.st_ino, seen.st_ctime_ns)
         (tmp_path / "d").write_text("seen, then changed")
-        placed = writers.move(
+        writers.send_moves(
             [
                 (str(tmp_path / "ta"), str(tmp_path / "a"), None),  # nothing there: moved
                 (str(tmp_path / "tb"), str(tmp_path / "b"), None),  # appeared: kept
@@ -163,6 +166,7 @@ def test_moves_only_onto_what_the_scan_saw(tmp_path: Path) -> None:
                 (str(tmp_path / "td"), str(tmp_path / "d"), key),  # not as seen: kept
             ]
         )
+        placed = writers.moved()
     finally:
         writers.close()
     assert sorted(placed) == [str(tmp_path / "a"), str(tmp_path / "c")]
@@ -188,9 +192,10 @@ def test_a_worker_that_dies_sends_its_batches_back(tmp_path: Path) -> None:
                     writers._workers[0].proc.kill()
                 writers.write(str(tmp_path / f"t{n}"), b"%d" % n, 0o600, MTIME)
             writers.written()
-            placed = writers.move(
+            writers.send_moves(
                 (str(tmp_path / f"t{n}"), str(tmp_path / f"f{n}"), None) for n in range(20)
             )
+            placed = writers.moved()
     finally:
         writers.close()
     assert len(placed) == 20
@@ -207,7 +212,8 @@ def test_a_move_a_stopped_worker_may_have_made_is_not_claimed(tmp_path: Path) ->
         (tmp_path / "t").write_text("new")
         os.replace(tmp_path / "t", tmp_path / "f")  # as the worker would, before it died
         writers._workers[0].stop()
-        placed = writers.move([(str(tmp_path / "t"), str(tmp_path / "f"), None)])
+        writers.send_moves([(str(tmp_path / "t"), str(tmp_path / "f"), None)])
+        placed = writers.moved()
     finally:
         writers.close()
     assert placed == {}
