@@ -164,6 +164,33 @@ def test_a_state_written_before_the_clean_tree_gets_its_triggers(tmp_path):
         state.close()
 
 
+def test_a_state_with_the_first_triggers_gets_those_that_run_only_when_needed(tmp_path):
+    """claude-sync up to 0.2 made triggers that ran a DELETE at every row written (a fifth
+    of a pull's rows' time): they are made again with their condition, and still forget."""
+    path = tmp_path / "state.db"
+    State(path).close()
+    db = sqlite3.connect(path)
+    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+        table, op = name.split("_")[:2]
+        db.execute(f"DROP TRIGGER {name}")
+        db.execute(
+            f"CREATE TRIGGER {name} AFTER {op.upper()} ON {table} "
+            "BEGIN DELETE FROM clean_units; END;"
+        )
+    db.execute("PRAGMA user_version = 1")
+    db.execute("INSERT INTO clean_units VALUES (?, 'stale')", (WHOLE_TREE,))
+    db.commit()
+    db.close()
+    state = State(path)
+    try:
+        made = state.db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger'").fetchall()
+        assert len(made) == 6 and all("WHEN EXISTS" in sql for (sql,) in made)
+        state.set_bases([(AGENT, _entry())], 1)
+        assert state.clean_tree() is None
+    finally:
+        state.close()
+
+
 def test_a_file_that_could_not_be_read_is_never_recorded_clean(machine, monkeypatch):
     machine.push()
     with (machine.root / AGENT).open("a") as fh:
