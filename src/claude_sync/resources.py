@@ -302,6 +302,16 @@ def scan(root: Path, selection: Selection, skipped: list[Skipped]) -> Iterator[F
     _sweep_top(root)
 
 
+def folders_of(root: Path, selection: Selection) -> list[str]:
+    """The synced folders a walk of selection lists, where they are (root resolved); none
+    when root is not there."""
+    try:
+        real_root = str(root.resolve(strict=True))
+    except OSError:
+        return []
+    return [os.path.join(real_root, f) for rtype in selection.types for f in rtype.folders]
+
+
 def _sweep_top(root: Path) -> None:
     """A killed pull's temporary files beside the top-level files (CLAUDE.md, settings.json,
     or their targets in a dotfiles folder): no folder walk passes there."""

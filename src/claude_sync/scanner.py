@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from claude_sync import __version__, mcp, resources, terminal
+from claude_sync import __version__, mcp, resources, terminal, walk_warmer
 from claude_sync.chunking import ChunkSink
 from claude_sync.clean_tree import TreeWalk
 from claude_sync.merge import is_transcript
@@ -79,7 +79,13 @@ class Scanner:
                 self.engine.root, self.engine.work_dir, mirror_only=servers == "mirror"
             )
         skipped: list[resources.Skipped] = []
-        found = list(resources.scan(self.engine.root, sel, skipped))
+        warmer = None
+        if not sel.only and not self.engine.state.remembers_files():
+            warmer = walk_warmer.start(resources.folders_of(self.engine.root, sel))
+        try:
+            found = list(resources.scan(self.engine.root, sel, skipped))
+        finally:
+            walk_warmer.stop(warmer)
         m = self.engine.mapper
         types = tuple(t.name for t in sel.types)
         setting = (

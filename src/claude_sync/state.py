@@ -296,6 +296,10 @@ class State:
             ),
         )
 
+    def remembers_files(self) -> bool:
+        """Whether the stat cache holds any file (not on this machine's first scan)."""
+        return self.db.execute("SELECT 1 FROM local LIMIT 1").fetchone() is not None
+
     def forget_file(self, path: str) -> None:
         """Drop path from the stat cache: it is read again next time."""
         self.forget_files([path])

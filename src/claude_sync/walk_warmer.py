@@ -1,0 +1,102 @@
+"""A first walk's helper: a child process that lists the synced folders, and looks at their
+entries, several folders at once, so that the walk finds them in the kernel's caches.
+
+A walk reads each folder and each file's inode one after the other. When they are not
+cached (a first push after a reboot, or the bench's dropped page cache) it waits on the disk
+for each: 50,000 files in 15,000 folders took 2.0-2.4 s here, against 1.3-1.4 s with this
+child listing the same folders on four threads beside it. A child, not threads of the walk:
+the walk's own threads would take turns at the interpreter's lock (slower when cached), and
+a process of its own uses the other core. When they are cached already, the child costs the
+walk ~0.15 s at 50,000 files: it is only started for a walk whose files this machine has
+never recorded (Scanner.walk), whose scan then reads them all anyway.
+
+It looks at what the walk looks at, and no more: the folders it is given (each inside the
+Claude folder, never through a link), never following a link below them, never opening a
+file. Being only a help, it is stopped once the walk is done, wherever it got to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from claude_sync import portable, worker_process
+
+#: folders listed at once (measured: 4 threads 1.26-1.41 s, 8 threads 1.27-1.62 s)
+THREADS = 4
+
+
+def listed(folder: str) -> Iterator[str]:
+    """Each folder below folder (itself first) as it is listed, its entries looked at; a
+    link is not followed, nor is folder itself when it is one."""
+    if os.path.islink(folder):
+        return
+    pending = [folder]
+    while pending:
+        current = pending.pop()
+        with contextlib.suppress(OSError), os.scandir(current) as entries:
+            yield current
+            for entry in entries:
+                with contextlib.suppress(OSError):
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    else:
+                        entry.stat(follow_symlinks=False)
+
+
+def _walk(folder: str) -> None:
+    for _ in listed(folder):
+        pass
+
+
+def _subfolders(folders: list[str]) -> list[str]:
+    """The folders' own subfolders, to be shared out (a synced folder such as `projects`
+    holds most of the tree); a folder that cannot be listed, or holds none, as itself."""
+    shared: list[str] = []
+    for folder in folders:
+        subs: list[str] = []
+        if not os.path.islink(folder):
+            with contextlib.suppress(OSError), os.scandir(folder) as entries:
+                subs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+        shared += subs or [folder]
+    return shared
+
+
+def start(folders: list[str]) -> subprocess.Popen[bytes] | None:
+    """The child, listing folders (absolute paths); None where it is not worth one (no
+    folder, Windows) or cannot start."""
+    if not folders or portable.WINDOWS:
+        return None
+    try:
+        child = worker_process.start((sys.executable, "-m", "claude_sync.walk_warmer"))
+        assert child.stdin is not None
+        child.stdin.write("\0".join(folders).encode("utf-8", "surrogateescape"))
+        child.stdin.close()
+    except (OSError, ValueError):
+        return None
+    return child
+
+
+def stop(child: subprocess.Popen[bytes] | None) -> None:
+    """Stop the child, wherever it got to, and wait until it is gone."""
+    if child is None:
+        return
+    with contextlib.suppress(OSError):
+        child.kill()
+    worker_process.finish(child, None)
+
+
+def main() -> None:
+    folders = sys.stdin.buffer.read().decode("utf-8", "surrogateescape").split("\0")
+    shared = _subfolders([f for f in folders if f])
+    with ThreadPoolExecutor(THREADS) as pool:
+        for _ in pool.map(_walk, shared):
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""A first walk has a child process list the synced folders beside it (walk_warmer): it looks
+at the folders it is given and below, never through a link, opens no file, and is gone
+once the walk is done; a walk of files this machine has recorded goes without it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from unittest import mock
+
+import pytest
+from engine_pair import EngineMachines
+
+from claude_sync import resources, walk_warmer
+
+pytestmark = pytest.mark.skipif(os.name == "nt", reason="no walk warmer on Windows")
+
+
+def tree(tmp_path: Path) -> tuple[Path, Path]:
+    root, outside = tmp_path / ".claude", tmp_path / "outside"
+    for folder in ("projects/-a/sub", "projects/-b", "agents/team", "statsig/x", "deep/out/x"):
+        (root / folder).mkdir(parents=True)
+    (outside / "inner").mkdir(parents=True)
+    (root / "projects/-a/s.jsonl").write_text("{}\n")
+    (root / "projects/-a/linked").symlink_to(outside)  # a link below: not followed
+    (root / "commands").symlink_to(outside)  # a linked synced folder: not listed
+    return root, outside
+
+
+def test_it_lists_below_the_folders_given_and_never_through_a_link(tmp_path: Path) -> None:
+    root, _ = tree(tmp_path)
+    seen = {
+        os.path.relpath(f, root)
+        for top in ("projects", "agents", "commands")
+        for f in walk_warmer.listed(str(root / top))
+    }
+    assert seen == {"projects", "projects/-a", "projects/-a/sub", "projects/-b", "agents"} | {
+        "agents/team"
+    }
+    # (A Claude folder that is not there has no folders to list.)
+    assert resources.folders_of(tmp_path / "missing", resources.select([], {})) == []
+
+
+def test_the_child_lists_what_it_is_given_and_is_gone_when_stopped(tmp_path: Path) -> None:
+    root, _ = tree(tmp_path)
+    child = walk_warmer.start([str(root / "projects"), str(root / "agents")])
+    assert child is not None
+    assert child.wait(timeout=30) == 0  # done by itself: nothing was wrong with it
+    walk_warmer.stop(child)
+    walk_warmer.stop(None)
+    stuck = walk_warmer.start([str(root / "projects")])
+    walk_warmer.stop(stuck)  # wherever it got to
+    assert stuck is not None and stuck.poll() is not None
+
+
+def test_only_a_walk_of_files_never_recorded_here_has_it(tmp_path: Path) -> None:
+    pair = EngineMachines(tmp_path)
+    pair.write(0, "agents/a.md", "a")
+    pair.write(0, "projects/-srv-app/s.jsonl", '{"n": 1}\n')
+    started: list[list[str]] = []
+    start = walk_warmer.start
+
+    def counted(folders: list[str]):  # type: ignore[no-untyped-def]
+        started.append(folders)
+        return start(folders)
+
+    with mock.patch.object(walk_warmer, "start", counted):
+        pair.run(0, "push")
+        assert len(started) == 1
+        real = pair.root(0).resolve()
+        assert {str(real / "agents"), str(real / "projects")} <= set(started[0])
+        assert all(f.startswith(str(real) + os.sep) for f in started[0])
+        pair.write(0, "agents/b.md", "b")
+        pair.run(0, "push")
+        pair.run(0, "pull")
+    assert len(started) == 1
+
+
+def test_the_child_is_given_no_secret(tmp_path: Path) -> None:
+    """Neither in its environment nor in its arguments: only the folders, on its input."""
+    root, _ = tree(tmp_path)
+    secrets = {"AWS_SECRET_ACCESS_KEY": "sentinel-aws", "CLAUDE_SYNC_PASSPHRASE": "sentinel-pass"}
+    with (
+        mock.patch.dict(os.environ, secrets),
+        mock.patch.object(subprocess, "Popen", wraps=subprocess.Popen) as popen,
+    ):
+        child = walk_warmer.start([str(root / "projects")])
+    walk_warmer.stop(child)
+    (args,), kwargs = popen.call_args
+    assert "sentinel" not in repr((args, kwargs["env"]))
