@@ -48,9 +48,10 @@ class FileEntry:
             self.sha256, self.size, self.mtime_ns, self.mode, self.chunks, session, self.lists
         )
 
-    def to_json(self, lists: bool = False) -> dict[str, Any]:
+    def to_json(self, lists: bool = False, summary: bool = True) -> dict[str, Any]:
         """The entry as JSON: with every chunk, or (lists, for a manifest part) with its
-        chunk lists and only the chunks after them."""
+        chunk lists and only the chunks after them; without a transcript's summary when
+        not summary."""
         listed = sum(n for _, n, _ in self.lists) if lists else 0
         body: dict[str, Any] = {
             "sha256": self.sha256,
@@ -61,7 +62,7 @@ class FileEntry:
         }
         if listed:
             body["lists"] = [list(ref) for ref in self.lists]
-        if self.session is not None:
+        if summary and self.session is not None:
             body["session"] = self.session.to_json()
         return body
 

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from claude_sync.errors import SyncError, no_space
 from claude_sync.model import FileEntry
 from claude_sync.repository import BlobLocation
+from claude_sync.session_summary import SessionSummary
 from claude_sync.state import SCHEMA_VERSION, CachedFile, State, StatKey
 
 SHA = "a" * 64
@@ -61,6 +62,17 @@ def test_the_base_hash_follows_every_write_of_the_entry(tmp_path: Path) -> None:
     assert state.base_shas() == {"agents/a.md": "c" * 64, "agents/b.md": "d" * 64}
     state.set_base("agents/a.md", None, 3)
     assert state.base_shas() == {"agents/b.md": "d" * 64}
+
+
+def test_a_base_keeps_no_transcript_summary(tmp_path: Path) -> None:
+    """A pull records the head's entries as bases: their summaries are for `sessions`, which
+    reads the snapshot, and a push's bases never had them."""
+    state = State(tmp_path / "state.db")
+    summary = SessionSummary("fix the build", "/srv/app", 1.0, 2.0, 3, "main", "laptop")
+    state.set_bases([("projects/-srv-app/s.jsonl", entry().with_session(summary))], 1)
+    (raw,) = state.db.execute("SELECT entry FROM base").fetchone()
+    assert "session" not in json.loads(raw) and "fix the build" not in raw
+    assert state.bases()["projects/-srv-app/s.jsonl"] == entry()
 
 
 def test_the_stat_cache_gives_back_what_it_was_given(tmp_path: Path) -> None:
