@@ -80,8 +80,10 @@ class Scanner:
             )
         skipped: list[resources.Skipped] = []
         warmer = None
-        if not sel.only and not self.engine.state.remembers_files():
-            warmer = walk_warmer.start(resources.folders_of(self.engine.root, sel))
+        if not sel.only:
+            folders = resources.folders_of(self.engine.root, sel)
+            if not self.engine.state.remembers_files() or walk_warmer.cold(folders):
+                warmer = walk_warmer.start(folders)
         try:
             found = list(resources.scan(self.engine.root, sel, skipped))
         finally:

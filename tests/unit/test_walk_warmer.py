@@ -1,6 +1,7 @@
-"""A first walk has a child process list the synced folders beside it (walk_warmer): it looks
-at the folders it is given and below, never through a link, opens no file, and is gone
-once the walk is done; a walk of files this machine has recorded goes without it."""
+"""A first walk, or one that finds the disk cold, has a child process list the synced folders
+beside it (walk_warmer): it looks at the folders it is given and below, never through a
+link, opens no file, and is gone once the walk is done; a walk of files this machine has
+recorded, from the cache, goes without it."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ def test_the_child_lists_what_it_is_given_and_is_gone_when_stopped(tmp_path: Pat
     assert stuck is not None and stuck.poll() is not None
 
 
-def test_only_a_walk_of_files_never_recorded_here_has_it(tmp_path: Path) -> None:
+def test_a_walk_of_files_never_recorded_here_has_it_a_cached_one_not(tmp_path: Path) -> None:
     pair = EngineMachines(tmp_path)
     pair.write(0, "agents/a.md", "a")
     pair.write(0, "projects/-srv-app/s.jsonl", '{"n": 1}\n')
@@ -65,7 +66,10 @@ def test_only_a_walk_of_files_never_recorded_here_has_it(tmp_path: Path) -> None
         started.append(folders)
         return start(folders)
 
-    with mock.patch.object(walk_warmer, "start", counted):
+    with (
+        mock.patch.object(walk_warmer, "start", counted),
+        mock.patch.object(walk_warmer, "cold", return_value=False),  # (a busy machine's)
+    ):
         pair.run(0, "push")
         assert len(started) == 1
         real = pair.root(0).resolve()
@@ -89,3 +93,33 @@ def test_the_child_is_given_no_secret(tmp_path: Path) -> None:
     walk_warmer.stop(child)
     (args,), kwargs = popen.call_args
     assert "sentinel" not in repr((args, kwargs["env"]))
+
+
+def test_a_disk_that_is_read_not_cached_is_told_by_its_first_folders(tmp_path: Path) -> None:
+    """`cold` looks at a few subfolders of the synced folders and times it: slower than
+    COLD_LOOK each, they came from the disk (a walk of recorded files then has the warmer
+    too, as after a reboot)."""
+    root, _ = tree(tmp_path)
+    folders = [str(root / "agents"), str(root / "commands"), str(root / "projects")]
+    with mock.patch.object(walk_warmer, "COLD_LOOK", 0.0):
+        assert walk_warmer.cold(folders)
+        assert not walk_warmer.cold([str(root / "projects/-b")])  # no subfolder: no sign
+    with mock.patch.object(walk_warmer, "COLD_LOOK", 1.0):
+        assert not walk_warmer.cold(folders)
+    pair = EngineMachines(tmp_path / "pair")
+    pair.write(0, "agents/a.md", "a")
+    pair.run(0, "push")
+    started: list[list[str]] = []
+    start = walk_warmer.start
+
+    def counted(folders: list[str]):  # type: ignore[no-untyped-def]
+        started.append(folders)
+        return start(folders)
+
+    with (
+        mock.patch.object(walk_warmer, "start", counted),
+        mock.patch.object(walk_warmer, "cold", return_value=True),
+    ):
+        pair.write(0, "agents/b.md", "b")
+        assert pair.run(0, "push").pushed == ["agents/b.md"]  # type: ignore[attr-defined]
+    assert len(started) == 1
