@@ -484,3 +484,56 @@ def test_the_question_shows_paths_as_they_would_be_written_here(machines, repo_d
     child.close()
     assert f"Read({b.home}/code/**)" in shown and "CLAUDE_SYNC_HOME" not in shown
     assert settings_of(b)["permissions"]["allow"] == [f"Read({b.home}/code/**)"]
+
+
+def test_a_claude_sync_folder_where_it_runs_is_never_imported(make_machine, tmp_path, monkeypatch):
+    """Hooks run in a project's folder, whose own `claude_sync` folder (a cloned repository's)
+    would be run as code if it were imported: claude-sync run as its hooks run it, and every
+    process it starts (the workers of a push and a pull of thousands of files, the walk
+    warmer, the hook's worker), import ours."""
+    from claude_sync import hook_install
+    from claude_sync.open_worker import PackOpeners
+    from claude_sync.read_worker import ReadWorkers
+    from claude_sync.summary_worker import SummaryWorker
+    from claude_sync.write_worker import FileWriters
+
+    project, marker = tmp_path / "project", tmp_path / "imported"
+    trap = project / "claude_sync"
+    trap.mkdir(parents=True)
+    for name in ("__init__", "__main__", "read_worker", "write_worker", "open_worker"):
+        (trap / f"{name}.py").write_text(f"open({str(marker)!r}, 'a').write({name!r})\n")
+    (trap / "walk_warmer.py").write_text(f"open({str(marker)!r}, 'a').write('walk_warmer')\n")
+    monkeypatch.setattr(shutil, "which", lambda name: None)  # not on PATH: the interpreter
+    prefix = hook_install.command_prefix().split()
+    assert prefix[1:] == ["-P", "-m", "claude_sync"]
+    for worker in (ReadWorkers, SummaryWorker, FileWriters, PackOpeners):
+        assert worker.command[1:3] == ("-P", "-m")
+
+    a, b = make_machine("a"), make_machine("b")
+    for n in range(1100):
+        a.write(f"agents/many/a{n}.md", f"agent {n}\n")
+    repo = tmp_path / "repo"
+
+    def run(m: Machine, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-P", "-m", "claude_sync", *args],
+            env=m.environ(),
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=project,
+        )
+        assert done.returncode == 0, done.stderr
+        return done
+
+    run(a, "init", str(repo), "--create")
+    run(a, "push")  # a first walk (the warmer), thousands of files read (the read workers)
+    run(b, "init", str(repo))
+    run(b, "pull", "--all")  # thousands of small files: the open and write workers
+    a.write("agents/new.md", "new\n")
+    run(a, "hook", "session-end", "--timeout", "60", stdin="{}")  # the hook's worker
+    run(b, "pull")
+    assert not marker.exists(), marker.read_text()
+    assert (b.claude / "agents/many/a1099.md").read_text() == "agent 1099\n"
+    assert (b.claude / "agents/new.md").read_text() == "new\n"

@@ -26,6 +26,9 @@ from claude_sync.workspace import Locations, machine_keys
 MAX_SKEW = 300.0
 REINIT = "run `claude-sync init --force REMOTE` to set this machine up again"
 _HOOK = re.compile(r"claude[-_]sync hook session-(start|end)\b")
+#: a hook run as `python -m claude_sync` without -P (claude-sync up to 0.2): in a project's
+#: folder, a `claude_sync` folder there would be imported instead
+_UNSAFE_HOOK = re.compile(r"(?<!-P )-m claude_sync hook session-(start|end)\b")
 
 
 @dataclass
@@ -254,9 +257,18 @@ def _hooks(where: Locations) -> Check:
     """Informational: automatic sync is optional."""
     path = where.claude_dir / "settings.json"
     try:
-        found = {m.group(1) for m in _HOOK.finditer(path.read_text())}
+        text = path.read_text()
     except OSError:
-        found = set()
+        text = ""
+    found = {m.group(1) for m in _HOOK.finditer(text)}
+    if _UNSAFE_HOOK.search(text):
+        return Check(
+            "hooks",
+            False,
+            f"the hooks in {path} run `python -m claude_sync`, which imports a `claude_sync` "
+            "folder of the project they run in",
+            "run `claude-sync install` again (its hooks run `python -P -m claude_sync`)",
+        )
     pid = plugins.self_plugin(where.claude_dir)
     if pid and found:
         return Check(

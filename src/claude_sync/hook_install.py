@@ -30,11 +30,13 @@ CHAINED_SUFFIX = ".pre-claude-sync"
 
 
 def command_prefix() -> str:
-    """How hooks call us: `claude-sync` when it is on PATH, else this interpreter."""
+    """How hooks call us: `claude-sync` when it is on PATH, else this interpreter (-P: a hook
+    runs in a project's folder, whose own `claude_sync` folder must not be imported; see
+    worker_process.module_command)."""
     found = shutil.which("claude-sync")
     if found and Path(found).resolve().parent == Path(sys.executable).resolve().parent:
         return "claude-sync"
-    return f"{shlex.quote(sys.executable)} -m claude_sync"
+    return f"{shlex.quote(sys.executable)} -P -m claude_sync"
 
 
 # -- Claude Code settings.json ----------------------------------------------------------------

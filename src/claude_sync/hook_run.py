@@ -20,7 +20,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from claude_sync import config, hook_install, portable
+from claude_sync import config, hook_install, portable, worker_process
 from claude_sync.errors import SyncError
 from claude_sync.terminal import clean, redact
 from claude_sync.workspace import Locations, open_workspace
@@ -75,9 +75,7 @@ def run_hook(where: Locations, event: str, timeout: float, from_plugin: bool = F
             _hint_once("this machine is not set up, so nothing is synced: run `claude-sync init`")
         return
     args = [
-        sys.executable,
-        "-m",
-        "claude_sync",
+        *worker_process.module_command("claude_sync"),
         "hook-worker",
         event,
         "--claude-dir",

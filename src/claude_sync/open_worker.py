@@ -155,7 +155,7 @@ class PackOpeners:
     A worker that takes longer than OPEN_WAIT to take a piece, or to answer once it has
     them all, is stopped (a pull run by a hook must not wait on it for ever)."""
 
-    command = (sys.executable, "-m", "claude_sync.open_worker")
+    command = worker_process.module_command("claude_sync.open_worker")
 
     def __init__(self, keys: KeyRing, count: int = OPEN_WORKERS) -> None:
         setup = json.dumps(keys.handover()).encode()

@@ -94,7 +94,7 @@ class ReadWorkers:
     after the other, so that it always has the next one waiting; a thread per worker
     collects its answers, in order."""
 
-    command = (sys.executable, "-m", "claude_sync.read_worker")
+    command = worker_process.module_command("claude_sync.read_worker")
 
     def __init__(self, setup: dict[str, Any], count: int) -> None:
         """setup: the keys, chunker and device the workers read with (see serve)."""

@@ -29,7 +29,7 @@ Summary = tuple[SessionSummary | None, SummaryMark | None]
 class SummaryWorker:
     """One worker process, fed SessionPolicy.summary's arguments from any thread."""
 
-    command = (sys.executable, "-m", "claude_sync.summary_worker")
+    command = worker_process.module_command("claude_sync.summary_worker")
 
     def __init__(self) -> None:
         self._proc = worker_process.start(self.command)

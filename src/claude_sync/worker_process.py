@@ -25,6 +25,13 @@ MAX_FRAME = 1 << 28
 _KEEP = ("PATH", "SYSTEMROOT", "LANG", "LC_ALL", "TZ", "TMPDIR", "TEMP", "TMP")
 
 
+def module_command(module: str) -> tuple[str, ...]:
+    """How a child runs one of our modules: this interpreter, told (-P) not to put the working
+    directory first on its import path. Hooks run in a project's folder, where a folder named
+    `claude_sync` would otherwise be imported instead of ours, and run as code."""
+    return (sys.executable, "-P", "-m", module)
+
+
 def start(command: Sequence[str]) -> subprocess.Popen[bytes]:
     """A worker, with pipes to its input and output."""
     env = {name: value for name in _KEEP if (value := os.environ.get(name)) is not None}

@@ -179,7 +179,7 @@ class FileWriters:
     from any thread (a pull reads several packs at once). Only the batches not answered
     yet are held: a worker's pipe holds a few, and the caller waits when it is full."""
 
-    command = (sys.executable, "-m", "claude_sync.write_worker")
+    command = worker_process.module_command("claude_sync.write_worker")
 
     def __init__(self, count: int = WRITE_WORKERS) -> None:
         self._workers = worker_process.start_workers(

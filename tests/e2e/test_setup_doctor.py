@@ -52,6 +52,17 @@ def test_healthy_folder_set_up_with_hooks(cli_inprocess, make_machine, repo_dir)
     assert not [p for p in repo_dir.iterdir() if p.name.startswith(".probe")]
     a.run("install")
     assert "installed in" in str(doctor(cli_inprocess, a, 0)["hooks"]["detail"])
+    # Hooks an older claude-sync made, run by the interpreter without -P: said, with the fix.
+    settings = a.claude / "settings.json"
+    text = settings.read_text()
+    older = f'"{sys.executable} -m claude_sync hook'
+    text = text.replace("-P -m claude_sync hook", "-m claude_sync hook")
+    settings.write_text(text.replace('"claude-sync hook', older))
+    assert older in settings.read_text()
+    hooks = doctor(cli_inprocess, a, 1)["hooks"]
+    assert not hooks["ok"] and "claude-sync install" in str(hooks["fix"])
+    a.run("install")
+    assert "installed in" in str(doctor(cli_inprocess, a, 0)["hooks"]["detail"])
     code, text, _ = cli_inprocess("doctor", machine=a)
     assert code == 0 and "✓ remote writable" in text and "✗" not in text
 
