@@ -82,7 +82,10 @@ class Scanner:
         warmer = None
         if not sel.only:
             folders = resources.folders_of(self.engine.root, sel)
-            if not self.engine.state.remembers_files() or walk_warmer.cold(folders):
+            state = self.engine.state
+            if not state.remembers_files() or (
+                state.remembers_files(walk_warmer.COLD_WALK_FILES) and walk_warmer.cold(folders)
+            ):
                 warmer = walk_warmer.start(folders)
         try:
             found = list(resources.scan(self.engine.root, sel, skipped))

@@ -296,9 +296,11 @@ class State:
             ),
         )
 
-    def remembers_files(self) -> bool:
-        """Whether the stat cache holds any file (not on this machine's first scan)."""
-        return self.db.execute("SELECT 1 FROM local LIMIT 1").fetchone() is not None
+    def remembers_files(self, at_least: int = 1) -> bool:
+        """Whether the stat cache holds at least that many files (any: not on this
+        machine's first scan)."""
+        row = self.db.execute("SELECT 1 FROM local LIMIT 1 OFFSET ?", (at_least - 1,))
+        return row.fetchone() is not None
 
     def forget_file(self, path: str) -> None:
         """Drop path from the stat cache: it is read again next time."""

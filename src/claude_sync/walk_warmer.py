@@ -68,16 +68,21 @@ def _subfolders(folders: list[str]) -> list[str]:
     return shared
 
 
-#: how many of the synced folders' subfolders `cold` looks at
-PROBE = 16
-#: the mean time to look at one of them above which the disk is taken to be read: from the
-#: cache ~25 µs here (with the listing), from the disk 200 µs or more (one read of its inode)
+#: the fewest files recorded for a walk to look whether the disk is cold: a smaller tree is
+#: walked in little time either way
+COLD_WALK_FILES = 2000
+#: how many of the synced folders' subfolders `cold` looks at, and the fewest it judges by
+PROBE, PROBE_LEAST = 16, 4
+#: the time per subfolder looked at (the synced folders listed, and each subfolder's inode)
+#: above which the disk is taken to be read, not its cache: 20-30 µs here from the cache,
+#: 200 µs to 1 ms from the disk
 COLD_LOOK = 100e-6
 
 
 def cold(folders: list[str]) -> bool:
-    """Whether the folders' entries seem to come from the disk, not its cache: listing the
-    folders and looking at up to PROBE of their subfolders took over COLD_LOOK each."""
+    """Whether the folders' entries seem to come from the disk, not its cache: listing them
+    and looking at PROBE of their subfolders (PROBE_LEAST at least) took over COLD_LOOK
+    each."""
     began, looked = time.perf_counter(), 0
     for folder in folders:
         if looked >= PROBE or os.path.islink(folder):
@@ -90,7 +95,7 @@ def cold(folders: list[str]) -> bool:
                     if entry.is_dir(follow_symlinks=False):
                         entry.stat(follow_symlinks=False)
                         looked += 1
-    return looked > 0 and time.perf_counter() - began > COLD_LOOK * looked
+    return looked >= PROBE_LEAST and time.perf_counter() - began > COLD_LOOK * looked
 
 
 def start(folders: list[str]) -> subprocess.Popen[bytes] | None:
@@ -99,7 +104,7 @@ def start(folders: list[str]) -> subprocess.Popen[bytes] | None:
     if not folders or portable.WINDOWS:
         return None
     try:
-        child = worker_process.start((sys.executable, "-m", "claude_sync.walk_warmer"))
+        child = worker_process.start(worker_process.module_command("claude_sync.walk_warmer"))
         assert child.stdin is not None
         child.stdin.write("\0".join(folders).encode("utf-8", "surrogateescape"))
         child.stdin.close()

@@ -66,10 +66,7 @@ def test_a_walk_of_files_never_recorded_here_has_it_a_cached_one_not(tmp_path: P
         started.append(folders)
         return start(folders)
 
-    with (
-        mock.patch.object(walk_warmer, "start", counted),
-        mock.patch.object(walk_warmer, "cold", return_value=False),  # (a busy machine's)
-    ):
+    with mock.patch.object(walk_warmer, "start", counted):
         pair.run(0, "push")
         assert len(started) == 1
         real = pair.root(0).resolve()
@@ -96,15 +93,20 @@ def test_the_child_is_given_no_secret(tmp_path: Path) -> None:
 
 
 def test_a_disk_that_is_read_not_cached_is_told_by_its_first_folders(tmp_path: Path) -> None:
-    """`cold` looks at a few subfolders of the synced folders and times it: slower than
-    COLD_LOOK each, they came from the disk (a walk of recorded files then has the warmer
-    too, as after a reboot)."""
+    """`cold` lists the synced folders and looks at a few of their subfolders, and times
+    it: slower than COLD_LOOK each, they came from the disk. A walk of a tree of at least
+    COLD_WALK_FILES recorded files then has the warmer too (as after a reboot); a smaller
+    one is not even looked at that way."""
     root, _ = tree(tmp_path)
     folders = [str(root / "agents"), str(root / "commands"), str(root / "projects")]
     with mock.patch.object(walk_warmer, "COLD_LOOK", 0.0):
-        assert walk_warmer.cold(folders)
-        assert not walk_warmer.cold([str(root / "projects/-b")])  # no subfolder: no sign
-    with mock.patch.object(walk_warmer, "COLD_LOOK", 1.0):
+        assert not walk_warmer.cold(folders)  # three subfolders: too few to tell
+        with mock.patch.object(walk_warmer, "PROBE_LEAST", 3):
+            assert walk_warmer.cold(folders)
+    with (
+        mock.patch.object(walk_warmer, "COLD_LOOK", 1.0),
+        mock.patch.object(walk_warmer, "PROBE_LEAST", 3),
+    ):
         assert not walk_warmer.cold(folders)
     pair = EngineMachines(tmp_path / "pair")
     pair.write(0, "agents/a.md", "a")
@@ -118,8 +120,12 @@ def test_a_disk_that_is_read_not_cached_is_told_by_its_first_folders(tmp_path: P
 
     with (
         mock.patch.object(walk_warmer, "start", counted),
-        mock.patch.object(walk_warmer, "cold", return_value=True),
+        mock.patch.object(walk_warmer, "cold", return_value=True) as looked,
     ):
         pair.write(0, "agents/b.md", "b")
         assert pair.run(0, "push").pushed == ["agents/b.md"]  # type: ignore[attr-defined]
+        assert not started and not looked.called  # two files: not worth a look
+        with mock.patch.object(walk_warmer, "COLD_WALK_FILES", 2):
+            pair.write(0, "agents/c.md", "c")
+            assert pair.run(0, "push").pushed == ["agents/c.md"]  # type: ignore[attr-defined]
     assert len(started) == 1
