@@ -223,3 +223,27 @@ def test_lines_printed_while_a_bar_is_up_go_to_the_output(tmp_path: Path) -> Non
     child.close()
     assert child.exitstatus == 0, child.before
     assert target.read_text().splitlines() == ["    pull projects/a.jsonl", "pulled 1 file"]
+
+
+BAR_OVER = """
+from claude_sync.cli.output import ConsoleReporter
+with ConsoleReporter(verbose=False, quiet=False, as_json=False) as reporter:
+    advance = reporter.progress("pushing", 8 << 20)
+    for _ in range(4):
+        advance(3 << 20)  # past the total: a synced form longer than the file here
+"""
+
+
+def test_a_bar_never_draws_more_than_its_total() -> None:
+    child = pexpect.spawn(
+        sys.executable,
+        ["-c", BAR_OVER],
+        env=dict(os.environ, TERM="xterm-256color"),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 120),
+    )
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0, child.before
+    assert "8.0/8.0 MiB" in child.before and "9.0/8.0" not in child.before

@@ -207,10 +207,16 @@ class ConsoleReporter(Reporter):
         task = bar.add_task(description, total=total)
         self._drawn.append(bar)
         bar.start()
+        left = total
 
         def advance(n: int) -> None:
+            # Not past its total: a file synced in another form than it has here (settings
+            # or the prompt history, their home paths mapped) can be longer than counted.
+            nonlocal left
+            n = min(n, left)
+            left -= n
             bar.advance(task, n)
-            if bar.tasks[0].finished:
+            if not left:
                 bar.stop()
 
         return advance
