@@ -211,10 +211,17 @@ def test_lines_printed_while_a_bar_is_up_go_to_the_output(tmp_path: Path) -> Non
     reaches its total, to the end): the lines printed meanwhile still go where the output
     is sent, not onto the terminal."""
     target = tmp_path / "out.txt"
+    python_on_terminal(BAR_LEFT_UP, f' > "{target}"')
+    assert target.read_text().splitlines() == ["    pull projects/a.jsonl", "pulled 1 file"]
+
+
+def python_on_terminal(program: str, redirect: str = "") -> str:
+    """What a Python program printed on a terminal (its output redirected as redirect
+    says); it must exit 0."""
     child = pexpect.spawn(
         "/bin/sh",
-        ["-c", f'"{sys.executable}" -c "$PROGRAM" > "{target}"'],
-        env=dict(os.environ, PROGRAM=BAR_LEFT_UP, TERM="xterm-256color"),
+        ["-c", f'"{sys.executable}" -c "$PROGRAM"{redirect}'],
+        env=dict(os.environ, PROGRAM=program, TERM="xterm-256color"),
         encoding="utf-8",
         timeout=60,
         dimensions=(40, 120),
@@ -222,7 +229,7 @@ def test_lines_printed_while_a_bar_is_up_go_to_the_output(tmp_path: Path) -> Non
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0, child.before
-    assert target.read_text().splitlines() == ["    pull projects/a.jsonl", "pulled 1 file"]
+    return str(child.before)
 
 
 BAR_OVER = """
@@ -235,15 +242,5 @@ with ConsoleReporter(verbose=False, quiet=False, as_json=False) as reporter:
 
 
 def test_a_bar_never_draws_more_than_its_total() -> None:
-    child = pexpect.spawn(
-        sys.executable,
-        ["-c", BAR_OVER],
-        env=dict(os.environ, TERM="xterm-256color"),
-        encoding="utf-8",
-        timeout=60,
-        dimensions=(40, 120),
-    )
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0, child.before
-    assert "8.0/8.0 MiB" in child.before and "9.0/8.0" not in child.before
+    drawn = python_on_terminal(BAR_OVER)
+    assert "8.0/8.0 MiB" in drawn and "9.0/8.0" not in drawn
