@@ -208,10 +208,10 @@ class Head:
         plan: Plan, entries: Mapping[str, FileEntry | None]
     ) -> dict[str, FileEntry | None]:
         """Each path's base once the push's snapshot is written (None: no base); entries:
-        those the snapshot lists, when made already (a base keeps no summary)."""
+        those the snapshot lists, when made already (State.set_bases leaves out their
+        summaries)."""
         bases: dict[str, FileEntry | None] = {
-            p: e.with_session(None) if (e := entries.get(p)) else f.entry()
-            for p, f in plan.upload.items()
+            p: entries.get(p) or f.entry() for p, f in plan.upload.items()
         }
         bases.update(dict.fromkeys(plan.remove))
         bases.update(plan.adopt)
