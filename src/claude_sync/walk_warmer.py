@@ -19,6 +19,7 @@ file. Being only a help, it is stopped once the walk is done, wherever it got to
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import subprocess
 import sys
@@ -55,16 +56,22 @@ def _walk(folder: str) -> None:
         pass
 
 
-def _subfolders(folders: list[str]) -> list[str]:
-    """The folders' own subfolders, to be shared out (a synced folder such as `projects`
-    holds most of the tree); a folder that cannot be listed, or holds none, as itself."""
+def _subfolders(folder: str) -> Iterator[os.DirEntry[str]]:
+    """A synced folder's subfolders, as listed; none when it is a link or cannot be listed."""
+    if os.path.islink(folder):
+        return
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                yield entry
+
+
+def _shared_out(folders: list[str]) -> list[str]:
+    """The folders' own subfolders, to be shared out among the threads (a synced folder
+    such as `projects` holds most of the tree); a folder that holds none, as itself."""
     shared: list[str] = []
     for folder in folders:
-        subs: list[str] = []
-        if not os.path.islink(folder):
-            with contextlib.suppress(OSError), os.scandir(folder) as entries:
-                subs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
-        shared += subs or [folder]
+        shared += [e.path for e in _subfolders(folder)] or [folder]
     return shared
 
 
@@ -84,17 +91,11 @@ def cold(folders: list[str]) -> bool:
     and looking at PROBE of their subfolders (PROBE_LEAST at least) took over COLD_LOOK
     each."""
     began, looked = time.perf_counter(), 0
-    for folder in folders:
-        if looked >= PROBE or os.path.islink(folder):
-            continue
-        with contextlib.suppress(OSError), os.scandir(folder) as entries:
-            for entry in entries:
-                if looked >= PROBE:
-                    break
-                with contextlib.suppress(OSError):
-                    if entry.is_dir(follow_symlinks=False):
-                        entry.stat(follow_symlinks=False)
-                        looked += 1
+    every = itertools.chain.from_iterable(_subfolders(f) for f in folders)
+    for entry in itertools.islice(every, PROBE):
+        with contextlib.suppress(OSError):
+            entry.stat(follow_symlinks=False)
+        looked += 1
     return looked >= PROBE_LEAST and time.perf_counter() - began > COLD_LOOK * looked
 
 
@@ -124,7 +125,7 @@ def stop(child: subprocess.Popen[bytes] | None) -> None:
 
 def main() -> None:
     folders = sys.stdin.buffer.read().decode("utf-8", "surrogateescape").split("\0")
-    shared = _subfolders([f for f in folders if f])
+    shared = _shared_out([f for f in folders if f])
     with ThreadPoolExecutor(THREADS) as pool:
         for _ in pool.map(_walk, shared):
             pass
