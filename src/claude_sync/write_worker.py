@@ -225,8 +225,7 @@ class FileWriters:
                 self._batches[k].ops.append(["m", tmp, dest, expected])
                 if len(self._batches[k].ops) >= BATCH_FILES:
                     self._send(k)
-            for k in range(len(self._workers)):
-                self._send(k)
+            self._send_all()
 
     def moved(self) -> dict[str, Placed]:
         """Wait for the moves sent; what each file moved became, by dest (those not moved
@@ -236,9 +235,12 @@ class FileWriters:
         placed, self._placed = self._placed, {}
         return placed
 
-    def _finish(self) -> None:
+    def _send_all(self) -> None:
         for k in range(len(self._workers)):
             self._send(k)
+
+    def _finish(self) -> None:
+        self._send_all()
         while self._sent:
             self._take(*self._sent.pop())
 
