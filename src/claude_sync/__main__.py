@@ -18,5 +18,22 @@ def run() -> None:
     main()
 
 
+def _upgrade_what_started_us() -> None:
+    """A git hook an older claude-sync wrote runs `python -m claude_sync push -q` (or pull)
+    without -P in the repository's folder, whose own `claude_sync` folder would be imported:
+    when one runs, write it again with -P (errors ignored: it syncs all the same)."""
+    if sys.flags.safe_path or sys.argv[1:] not in (["push", "-q"], ["pull", "-q"]):
+        return
+    import contextlib
+    from pathlib import Path
+
+    from claude_sync import hook_install
+    from claude_sync.errors import SyncError
+
+    with contextlib.suppress(OSError, SyncError):
+        hook_install.upgrade_git_hooks(Path.cwd())
+
+
 if __name__ == "__main__":
+    _upgrade_what_started_us()
     run()

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from claude_sync import config, crypto, plugins
+from claude_sync import config, crypto, hook_install, plugins
 from claude_sync.errors import SyncError, WrongKeyError
 from claude_sync.head import HISTORY_ALARM
 from claude_sync.repository import RemoteOptions, Repository
@@ -28,7 +28,6 @@ REINIT = "run `claude-sync init --force REMOTE` to set this machine up again"
 _HOOK = re.compile(r"claude[-_]sync hook session-(start|end)\b")
 #: a hook run as `python -m claude_sync` without -P (claude-sync up to 0.2): in a project's
 #: folder, a `claude_sync` folder there would be imported instead
-_UNSAFE_HOOK = re.compile(r"(?<!-P )-m claude_sync hook session-(start|end)\b")
 
 
 @dataclass
@@ -261,7 +260,7 @@ def _hooks(where: Locations) -> Check:
     except OSError:
         text = ""
     found = {m.group(1) for m in _HOOK.finditer(text)}
-    if _UNSAFE_HOOK.search(text):
+    if hook_install.UNSAFE.search(text):
         return Check(
             "hooks",
             False,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from claude_sync import plugins
-from claude_sync.config import write_private
+from claude_sync.durable import write_atomically
 from claude_sync.errors import ConfigError
 
 EVENTS = {"SessionStart": "session-start", "SessionEnd": "session-end"}
@@ -27,6 +27,9 @@ _OURS = re.compile(r"claude[-_]sync hook (session-start|session-end)\b")
 GIT_HOOKS = {"pre-commit": "push", "post-checkout": "pull"}
 GIT_MARKER = "# installed by claude-sync"
 CHAINED_SUFFIX = ".pre-claude-sync"
+#: the hooks an older claude-sync installed where `claude-sync` was not on PATH: `python -m`
+#: without -P, which imports a `claude_sync` folder of the project the hook runs in
+UNSAFE = re.compile(r"(?<!-P )-m claude_sync (?=hook session-(?:start|end)\b|(?:push|pull) -q\b)")
 
 
 def command_prefix() -> str:
@@ -61,9 +64,17 @@ def _load_settings(path: Path) -> dict[str, Any]:
 
 def _save_settings(path: Path, data: dict[str, Any]) -> None:
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o644
-    write_private(path, text.encode())
-    os.chmod(path, mode)
+    # A settings.json linked into a dotfiles repository stays a link: the file it names
+    # changes, keeping its mode.
+    target = path.resolve() if path.is_symlink() else path
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else 0o644
+    target.parent.mkdir(parents=True, exist_ok=True)
+
+    def keep_mode(tmp: Path) -> bool:
+        os.chmod(tmp, mode)
+        return True
+
+    write_atomically(target, text.encode(), before_rename=keep_mode)
 
 
 def _without_ours(groups: list[Any]) -> list[Any]:
@@ -132,6 +143,30 @@ def install_claude_hooks(
     return True
 
 
+def upgrade_claude_hooks(settings_path: Path) -> bool:
+    """Add -P to the hooks of ours an older claude-sync wrote without it, leaving the rest of
+    the file as it is; True when it changed. Run by each hook's worker, so that hooks made
+    before the fix become safe the first time they fire (in a project without the trap)."""
+    try:
+        if not UNSAFE.search(settings_path.read_text(encoding="utf-8")):
+            return False
+        data = _load_settings(settings_path)
+    except (OSError, UnicodeDecodeError, ConfigError):
+        return False
+    hooks = data.get("hooks")
+    changed = False
+    for groups in hooks.values() if isinstance(hooks, dict) else ():
+        for group in groups if isinstance(groups, list) else ():
+            entries = group.get("hooks") if isinstance(group, dict) else None
+            for hook in entries if isinstance(entries, list) else ():
+                if is_own_hook(hook) and UNSAFE.search(str(hook.get("command"))):
+                    hook["command"] = UNSAFE.sub("-P -m claude_sync ", hook["command"])
+                    changed = True
+    if changed:
+        _save_settings(settings_path, data)
+    return changed
+
+
 # -- git hooks ----------------------------------------------------------------------------
 
 
@@ -162,6 +197,30 @@ fi
 ( {command_prefix()} {action} -q >/dev/null 2>&1 & )
 exit 0
 """
+
+
+def upgrade_git_hooks(repo: Path) -> list[str]:
+    """Write again our git hooks in repo that an older claude-sync wrote without -P (see
+    upgrade_claude_hooks); the names of those rewritten. Run when such a hook fires."""
+    directory = git_hooks_dir(repo)
+    upgraded = []
+    for name, action in GIT_HOOKS.items():
+        hook = directory / name
+        try:
+            text = hook.read_text(errors="replace")
+            if GIT_MARKER in text and UNSAFE.search(text):
+                write_atomically(
+                    hook, _git_hook_script(name, action).encode(), before_rename=_executable
+                )
+                upgraded.append(name)
+        except OSError:
+            continue
+    return upgraded
+
+
+def _executable(tmp: Path) -> bool:
+    tmp.chmod(0o755)
+    return True
 
 
 def install_git_hooks(repo: Path, uninstall: bool = False) -> list[str]:

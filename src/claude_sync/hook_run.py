@@ -131,6 +131,15 @@ def _session_paths(claude_dir: Path, transcript: object) -> tuple[str, ...]:
     return (rel, rel[: -len(".jsonl")], "history.jsonl")
 
 
+def _hook_settings(claude_dir: Path, cwd: object) -> list[Path]:
+    """The settings files `install` may have put this hook in: the user's, and the
+    project's (`install --project`) when the event names the folder Claude Code runs in."""
+    found = [claude_dir / "settings.json"]
+    if isinstance(cwd, str) and os.path.isabs(cwd):
+        found.append(Path(cwd) / ".claude" / "settings.json")
+    return found
+
+
 def work(where: Locations, event: str, payload: str) -> None:
     """The worker: pull at session start, push the session's files at its end; the
     outcome, or the error, goes to hooks.log."""
@@ -140,6 +149,9 @@ def work(where: Locations, event: str, payload: str) -> None:
         data = {}
     if not isinstance(data, dict):
         data = {}
+    for settings in _hook_settings(where.claude_dir, data.get("cwd")):
+        if hook_install.upgrade_claude_hooks(settings):
+            log(where, f"{event}: the hooks in {settings} now run `python -P -m claude_sync`")
     try:
         with open_workspace(where) as ws:
             sel = ws.selection()

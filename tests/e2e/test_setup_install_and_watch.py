@@ -12,6 +12,8 @@ import time
 from conftest import Machine, transcript
 from processes import stop, wait_for_line
 
+from claude_sync import hook_install
+
 PROJECT = "-srv-code-app"
 
 
@@ -197,6 +199,73 @@ def test_git_hooks_chain_with_existing_hook(make_machine, repo_dir):
     m.run("install", "--git-hooks", str(project), "--uninstall")
     assert (project / ".git/hooks/pre-commit").read_text() == "#!/bin/sh\nexit 1\n"
     assert not (project / ".git/hooks/post-checkout").exists()
+
+
+def test_hooks_an_older_version_wrote_are_made_safe_when_they_fire(make_machine, repo_dir):
+    """Hooks written before `-P` (`python -m claude_sync`, where claude-sync was not on
+    PATH) import a `claude_sync` folder of the project they run in: the first one to fire
+    where there is none writes them all again with -P, in the user's and the project's
+    settings (a dotfiles link staying a link) and in a repository's git hooks."""
+    m: Machine = make_machine("m")
+    m.write("agents/a.md", "mine\n")
+    m.run("init", str(repo_dir))
+    older = f"{sys.executable} -m claude_sync hook"
+    doc = settings_doc()
+    hooks = doc["hooks"]
+    assert isinstance(hooks, dict)
+    hooks["SessionStart"].append(
+        {"hooks": [{"type": "command", "command": f"{older} session-start"}]}
+    )
+    hooks["SessionEnd"] = [{"hooks": [{"type": "command", "command": f"{older} session-end"}]}]
+    dotfiles = m.home / "dotfiles"
+    dotfiles.mkdir()
+    (dotfiles / "settings.json").write_text(json.dumps(doc, indent=2) + "\n")
+    (m.claude / "settings.json").symlink_to(dotfiles / "settings.json")
+    project = m.home / "project"
+    (project / ".claude").mkdir(parents=True)
+    (project / ".claude/settings.json").write_text(
+        json.dumps({"hooks": {"SessionEnd": hooks["SessionEnd"]}})
+    )
+    git(project, "init", "-q", "-b", "main")
+    git(project, "commit", "-q", "--allow-empty", "-m", "first")
+    post_checkout = project / ".git/hooks/post-checkout"
+    post_checkout.write_text(
+        f"#!/bin/sh\n{hook_install.GIT_MARKER}\n"
+        f"( {sys.executable} -m claude_sync pull -q >/dev/null 2>&1 & )\n"
+    )
+    post_checkout.chmod(0o755)
+    env = m.environ() | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    event = {"session_id": "s1", "hook_event_name": "SessionEnd", "cwd": str(project)}
+    done = subprocess.run(
+        f"{older} session-end",
+        shell=True,
+        cwd=project,
+        input=json.dumps(event).encode(),
+        env=env,
+        capture_output=True,
+    )
+    assert done.returncode == 0
+    assert wait_for(lambda: "session-end: pushed" in (m.config_dir / "hooks.log").read_text())
+    for settings in (m.claude / "settings.json", project / ".claude/settings.json"):
+        text = settings.read_text()
+        assert not hook_install.UNSAFE.search(text) and "-P -m claude_sync hook session-end" in text
+    assert (m.claude / "settings.json").is_symlink()
+    data = json.loads((dotfiles / "settings.json").read_text())
+    assert data["permissions"] == doc["permissions"] and data["model"] == "opus"
+    assert data["hooks"]["PreToolUse"] == hooks["PreToolUse"]
+    assert data["hooks"]["SessionStart"][0] == {
+        "hooks": [{"type": "command", "command": "echo mine"}]
+    }
+    assert "now run `python -P -m claude_sync`" in (m.config_dir / "hooks.log").read_text()
+    # The git hook: rewritten when it fires (its pull runs all the same).
+    subprocess.run(
+        ["git", "-C", str(project), "checkout", "-q", "-b", "other"], check=True, env=env
+    )
+    assert wait_for(lambda: not hook_install.UNSAFE.search(post_checkout.read_text()))
+    text = post_checkout.read_text()
+    assert hook_install.GIT_MARKER in text and "pull -q" in text
+    assert os.access(post_checkout, os.X_OK)
+    assert "✗" not in m.run("doctor", check=False).stdout.split("hooks", 1)[1].splitlines()[0]
 
 
 def test_watch_pushes_new_session_and_stops_on_sigterm(machines, repo_dir):
