@@ -312,8 +312,8 @@ class Downloads:
         outputs whose data cannot be had are left out and named in result.unavailable.
         here: the files the scan saw here, whose chunks need not be downloaded. made: the
         folders made for this call, where no earlier one can have left anything.
-        resumable (a pull into the Claude folder): when the download fails or is
-        interrupted (but for a full disk), the temporary files stay; a scan removes them
+        resumable (a pull into the Claude folder): when the download or the caller fails
+        or is interrupted (but for a full disk), the temporary files stay; a scan removes them
         once they are STALE_TMP_SECONDS old. Any call takes the chunks that such files
         hold, each checked against its id at its place, instead of downloading them again.
         folders: the outputs' folders, when the caller has them (a second set of them was
@@ -374,7 +374,18 @@ class Downloads:
             _check_inside(allowed, folders, root)
             if not each:
                 portable.sync_all(s.tmp for s in staged)
-            yield staged
+            try:
+                yield staged
+            except BaseException as exc:
+                # Cut off while they were moved into place: those not moved yet are whole
+                # and checked, and the next pull takes them up rather than download them
+                # again. Their times are the files' own, often older than a scan takes
+                # for a dead claude-sync's leftovers: they are touched.
+                keep = resumable and no_space(exc) is None
+                for s in staged if keep else ():
+                    with contextlib.suppress(OSError):
+                        os.utime(s.tmp)
+                raise
         finally:
             if not keep:
                 for s in staged:

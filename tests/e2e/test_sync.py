@@ -720,6 +720,48 @@ def test_a_pull_that_failed_midway_takes_up_what_it_downloaded(machines, repo_di
     assert_pulled_whole(a, b)
 
 
+CUT_OFF_IN_THE_INSTALL = """
+import os
+from claude_sync import install
+install.WRITE_BATCH = 1
+record = install.Installer._record
+def cut_off(self, part, *args):
+    if part[0].path != os.environ["CUT_AT"]:
+        return record(self, part, *args)
+    # as a Ctrl-C would: long after the files' own times (a scan takes old ones for a dead
+    # claude-sync's), and the next pull comes minutes later
+    for s in part:
+        os.utime(s.tmp, (1_700_000_000, 1_700_000_000))
+    raise KeyboardInterrupt
+install.Installer._record = cut_off
+"""
+
+
+def test_a_pull_cut_off_while_moving_files_into_place_takes_them_up(machines, repo_dir):
+    """A pull interrupted while it moved the downloaded files into place removed those not
+    moved yet, and the next pull downloaded them again (33.8 MiB of a 50,000-file pull):
+    they stay, and the next pull takes them up; nothing is lost or doubled."""
+    a, b = machines
+    three_big_files(a, b, repo_dir)
+    cut_at = sorted(PULLED)[1]
+    os.environ["CUT_AT"] = cut_at
+    try:
+        cut = b.run_after(CUT_OFF_IN_THE_INSTALL, "pull")
+    finally:
+        del os.environ["CUT_AT"]
+    assert cut.returncode != 0 and "interrupted" in cut.stderr, cut.stderr
+    first = sorted(PULLED)[0]
+    assert (b.claude / first).read_bytes() == (a.claude / first).read_bytes()
+    left = [p for p in (b.claude / "projects/-p").iterdir() if p.name.startswith(".claude-")]
+    assert len(left) == 2, left
+    b.run("status")  # a scan in between (as a hook's would be) leaves them
+    done, wanted = pull_failing(b, "")
+    assert done.returncode == 0, done.stderr
+    assert wanted == 0
+    assert_pulled_whole(a, b)
+    assert b.json("status")["pushed"] == [] and "Nothing to push" in b.run("push").stdout
+
+
 def test_a_pull_started_again_after_the_files_grew_takes_up_what_it_downloaded(machines, repo_dir):
     """Transcripts grow: by the time a failed pull is started again, another machine may
     have pushed more of them (or cut one short). The chunks of the old version that the new
