@@ -379,12 +379,8 @@ class Downloads:
             except BaseException as exc:
                 # Cut off while they were moved into place: those not moved yet are whole
                 # and checked, and the next pull takes them up rather than download them
-                # again. Their times are the files' own, often older than a scan takes
-                # for a dead claude-sync's leftovers: they are touched.
+                # again.
                 keep = resumable and no_space(exc) is None
-                for s in staged if keep else ():
-                    with contextlib.suppress(OSError):
-                        os.utime(s.tmp)
                 raise
         finally:
             if not keep:

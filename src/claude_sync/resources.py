@@ -496,9 +496,12 @@ def _utf8(name: str) -> bool:
 
 def _remove_if_stale(path: str) -> None:
     """A temporary file of a claude-sync that was killed mid-write. Scans run under the
-    machine-wide lock, so an old one belongs to no running claude-sync."""
+    machine-wide lock, so an old one belongs to no running claude-sync. Old since its last
+    change too: a pull's downloaded files carry the times of the files they are (often
+    days old) and wait for the next pull that takes them up."""
     with contextlib.suppress(OSError):
-        if time.time() - os.lstat(path).st_mtime > STALE_TMP_SECONDS:
+        st = os.lstat(path)
+        if time.time() - max(st.st_mtime, st.st_ctime) > STALE_TMP_SECONDS:
             os.unlink(path)
 
 

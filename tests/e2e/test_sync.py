@@ -631,10 +631,16 @@ def test_leftover_temporary_files_are_cleaned_up(machines, repo_dir):
     fresh = folder / ".t.jsonl.claude-sync-tmp-def456"
     stale.write_text("half a file")
     fresh.write_text("being written")
+    # A pull's downloaded file has its own old time: only what has not changed for ten
+    # minutes is a dead claude-sync's (a killed pull's files wait for the next one).
     os.utime(stale, (1_700_000_000, 1_700_000_000))
     pushed = a.json("push")["pushed"]
     assert not any("claude-sync-tmp" in p for p in pushed)
-    assert not stale.exists() and fresh.exists()
+    assert stale.exists() and fresh.exists()
+    later = "import time\nfrom claude_sync import resources\n"
+    later += "resources.time = type('T', (), {'time': lambda: time.time() + 601})\n"
+    assert a.run_after(later, "push").returncode == 0
+    assert not stale.exists() and not fresh.exists()
 
 
 COUNT_DOWNLOADS = """
@@ -721,35 +727,40 @@ def test_a_pull_that_failed_midway_takes_up_what_it_downloaded(machines, repo_di
 
 
 CUT_OFF_IN_THE_INSTALL = """
-import os
+import os, signal
 from claude_sync import install
 install.WRITE_BATCH = 1
 record = install.Installer._record
 def cut_off(self, part, *args):
     if part[0].path != os.environ["CUT_AT"]:
         return record(self, part, *args)
-    # as a Ctrl-C would: long after the files' own times (a scan takes old ones for a dead
-    # claude-sync's), and the next pull comes minutes later
     for s in part:
-        os.utime(s.tmp, (1_700_000_000, 1_700_000_000))
+        os.utime(s.tmp, (1_700_000_000, 1_700_000_000))  # a file's own time: old
+    if os.environ["CUT_WITH"] == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
     raise KeyboardInterrupt
 install.Installer._record = cut_off
 """
 
 
-def test_a_pull_cut_off_while_moving_files_into_place_takes_them_up(machines, repo_dir):
+@pytest.mark.parametrize("cut_with", ["interrupt", "kill"])
+def test_a_pull_cut_off_while_moving_files_into_place_takes_them_up(machines, repo_dir, cut_with):
     """A pull interrupted while it moved the downloaded files into place removed those not
-    moved yet, and the next pull downloaded them again (33.8 MiB of a 50,000-file pull):
-    they stay, and the next pull takes them up; nothing is lost or doubled."""
+    moved yet, and the next pull downloaded them again (33.8 MiB of a 50,000-file pull); a
+    killed one left them, but with their files' own old times, which the next scan took
+    for a dead claude-sync's: they stay, and the next pull takes them up; nothing is lost
+    or doubled."""
     a, b = machines
     three_big_files(a, b, repo_dir)
-    cut_at = sorted(PULLED)[1]
-    os.environ["CUT_AT"] = cut_at
+    os.environ.update(CUT_AT=sorted(PULLED)[1], CUT_WITH=cut_with)
     try:
         cut = b.run_after(CUT_OFF_IN_THE_INSTALL, "pull")
     finally:
-        del os.environ["CUT_AT"]
-    assert cut.returncode != 0 and "interrupted" in cut.stderr, cut.stderr
+        del os.environ["CUT_AT"], os.environ["CUT_WITH"]
+    if cut_with == "kill":
+        assert cut.returncode == -signal.SIGKILL
+    else:
+        assert cut.returncode != 0 and "interrupted" in cut.stderr, cut.stderr
     first = sorted(PULLED)[0]
     assert (b.claude / first).read_bytes() == (a.claude / first).read_bytes()
     left = [p for p in (b.claude / "projects/-p").iterdir() if p.name.startswith(".claude-")]
