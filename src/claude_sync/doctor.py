@@ -26,8 +26,6 @@ from claude_sync.workspace import Locations, machine_keys
 MAX_SKEW = 300.0
 REINIT = "run `claude-sync init --force REMOTE` to set this machine up again"
 _HOOK = re.compile(r"claude[-_]sync hook session-(start|end)\b")
-#: a hook run as `python -m claude_sync` without -P (claude-sync up to 0.2): in a project's
-#: folder, a `claude_sync` folder there would be imported instead
 
 
 @dataclass
