@@ -258,7 +258,7 @@ def _hooks(where: Locations) -> Check:
     except OSError:
         text = ""
     found = {m.group(1) for m in _HOOK.finditer(text)}
-    if hook_install.UNSAFE.search(text):
+    if found and hook_install.has_unsafe_hooks(path):
         return Check(
             "hooks",
             False,

@@ -27,9 +27,12 @@ _OURS = re.compile(r"claude[-_]sync hook (session-start|session-end)\b")
 GIT_HOOKS = {"pre-commit": "push", "post-checkout": "pull"}
 GIT_MARKER = "# installed by claude-sync"
 CHAINED_SUFFIX = ".pre-claude-sync"
-#: the hooks an older claude-sync installed where `claude-sync` was not on PATH: `python -m`
-#: without -P, which imports a `claude_sync` folder of the project the hook runs in
-UNSAFE = re.compile(r"(?<!-P )-m claude_sync (?=hook session-(?:start|end)\b|(?:push|pull) -q\b)")
+#: the command of a hook an older claude-sync installed where `claude-sync` was not on PATH:
+#: the interpreter (quoted or not) with `-m` but no -P, which imports a `claude_sync` folder
+#: of the project the hook runs in
+UNSAFE = re.compile(r"^((?:'[^']*'|[^\s']+) )(-m claude_sync hook session-(?:start|end)\b)")
+#: the same in the line of a git hook script that runs us
+UNSAFE_GIT = re.compile(r"^(\( (?:'[^']*'|[^\s']+) )(-m claude_sync (?:push|pull) -q )", re.M)
 
 
 def command_prefix() -> str:
@@ -63,7 +66,10 @@ def _load_settings(path: Path) -> dict[str, Any]:
 
 
 def _save_settings(path: Path, data: dict[str, Any]) -> None:
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    _write_settings(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _write_settings(path: Path, text: str) -> None:
     # A settings.json linked into a dotfiles repository stays a link: the file it names
     # changes, keeping its mode.
     target = path.resolve() if path.is_symlink() else path
@@ -143,28 +149,65 @@ def install_claude_hooks(
     return True
 
 
-def upgrade_claude_hooks(settings_path: Path) -> bool:
-    """Add -P to the hooks of ours an older claude-sync wrote without it, leaving the rest of
-    the file as it is; True when it changed. Run by each hook's worker, so that hooks made
-    before the fix become safe the first time they fire (in a project without the trap)."""
-    try:
-        if not UNSAFE.search(settings_path.read_text(encoding="utf-8")):
-            return False
-        data = _load_settings(settings_path)
-    except (OSError, UnicodeDecodeError, ConfigError):
-        return False
+def _unsafe_hooks(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Our hooks in a settings file's data that an older claude-sync wrote without -P."""
     hooks = data.get("hooks")
-    changed = False
+    found = []
     for groups in hooks.values() if isinstance(hooks, dict) else ():
         for group in groups if isinstance(groups, list) else ():
             entries = group.get("hooks") if isinstance(group, dict) else None
             for hook in entries if isinstance(entries, list) else ():
-                if is_own_hook(hook) and UNSAFE.search(str(hook.get("command"))):
-                    hook["command"] = UNSAFE.sub("-P -m claude_sync ", hook["command"])
-                    changed = True
-    if changed:
-        _save_settings(settings_path, data)
-    return changed
+                if is_own_hook(hook) and UNSAFE.match(str(hook.get("command"))):
+                    found.append(hook)
+    return found
+
+
+def has_unsafe_hooks(settings_path: Path) -> bool:
+    """Whether that settings file holds hooks of ours without -P (an unreadable one: no)."""
+    try:
+        return bool(_unsafe_hooks(_load_settings(settings_path)))
+    except ConfigError:
+        return False
+
+
+def upgrade_claude_hooks(settings_path: Path) -> bool:
+    """Add -P to the hooks of ours an older claude-sync wrote without it; True when the file
+    changed. Only their commands change in its text: a project's settings file is often
+    in its git repository. Run by each hook's worker, so that hooks made before the fix
+    become safe the first time one fires (in a project without the trap). Raises OSError
+    when the file cannot be written."""
+    try:
+        text = settings_path.read_text(encoding="utf-8")
+        if "-m claude_sync hook" not in text:
+            return False
+        data = json.loads(text)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(data, dict):
+        return False
+    hooks = _unsafe_hooks(data)
+    if not hooks:
+        return False
+    new_text = text
+    for hook in hooks:
+        old = hook["command"]
+        hook["command"] = UNSAFE.sub(r"\1-P \2", old)
+        for ascii_only in (False, True):
+            written = json.dumps(old, ensure_ascii=ascii_only)
+            if written in new_text:
+                replaced = json.dumps(hook["command"], ensure_ascii=ascii_only)
+                new_text = new_text.replace(written, replaced)
+                break
+    try:
+        exact = json.loads(new_text) == data
+    except ValueError:
+        exact = False
+    # (Escaped otherwise than json writes it, or the same text elsewhere: written anew.)
+    _write_settings(
+        settings_path,
+        new_text if exact else json.dumps(data, indent=2, ensure_ascii=False) + "\n",
+    )
+    return True
 
 
 # -- git hooks ----------------------------------------------------------------------------
@@ -208,7 +251,7 @@ def upgrade_git_hooks(repo: Path) -> list[str]:
         hook = directory / name
         try:
             text = hook.read_text(errors="replace")
-            if GIT_MARKER in text and UNSAFE.search(text):
+            if GIT_MARKER in text and UNSAFE_GIT.search(text):
                 write_atomically(
                     hook, _git_hook_script(name, action).encode(), before_rename=_executable
                 )

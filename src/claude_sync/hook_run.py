@@ -23,7 +23,7 @@ from pathlib import Path
 from claude_sync import config, hook_install, portable, worker_process
 from claude_sync.errors import SyncError
 from claude_sync.terminal import clean, redact
-from claude_sync.workspace import Locations, open_workspace
+from claude_sync.workspace import Locations, machine_lock, open_workspace
 
 LOG_FILE = "hooks.log"
 LOG_LIMIT = 1024 * 1024
@@ -140,6 +140,23 @@ def _hook_settings(claude_dir: Path, cwd: object) -> list[Path]:
     return found
 
 
+def _upgrade_hooks(where: Locations, event: str, cwd: object) -> None:
+    """Hooks an older claude-sync wrote without -P, written again with it (see
+    hook_install.upgrade_claude_hooks); under the machine-wide lock, so that no pull writes
+    settings.json meanwhile. One that cannot be written is said, and the sync goes on."""
+    try:
+        with machine_lock(where.config_dir):
+            for settings in _hook_settings(where.claude_dir, cwd):
+                try:
+                    if hook_install.upgrade_claude_hooks(settings):
+                        said = f"the hooks in {settings} now run `python -P -m claude_sync`"
+                        log(where, f"{event}: {said}")
+                except OSError as exc:
+                    log(where, f"{event}: warning: cannot add -P to the hooks in {settings}: {exc}")
+    except SyncError as exc:
+        log(where, f"{event}: warning: {exc}")
+
+
 def work(where: Locations, event: str, payload: str) -> None:
     """The worker: pull at session start, push the session's files at its end; the
     outcome, or the error, goes to hooks.log."""
@@ -149,9 +166,7 @@ def work(where: Locations, event: str, payload: str) -> None:
         data = {}
     if not isinstance(data, dict):
         data = {}
-    for settings in _hook_settings(where.claude_dir, data.get("cwd")):
-        if hook_install.upgrade_claude_hooks(settings):
-            log(where, f"{event}: the hooks in {settings} now run `python -P -m claude_sync`")
+    _upgrade_hooks(where, event, data.get("cwd"))
     try:
         with open_workspace(where) as ws:
             sel = ws.selection()

@@ -280,7 +280,7 @@ class Workspace:
 def open_workspace(where: Locations) -> Iterator[Workspace]:
     """Open the configured repository with the local key, holding the machine-wide lock."""
     settings = config.load_settings(where.config_dir)
-    with _lock(where.config_dir):
+    with machine_lock(where.config_dir):
         keys = machine_keys(where.config_dir, settings.repo_id)
         options = RemoteOptions(
             endpoint_url=settings.endpoint_url,
@@ -308,7 +308,7 @@ def open_state(where: Locations) -> Iterator[State]:
     """This machine's sync state alone (the conflicts pulls left), holding the machine-wide
     lock: for a command that needs neither the key nor the repository."""
     config.load_settings(where.config_dir)  # a machine not set up has none
-    with _lock(where.config_dir), _state(where) as state:
+    with machine_lock(where.config_dir), _state(where) as state:
         yield state
 
 
@@ -352,7 +352,7 @@ def save_keys(config_dir: Path, repo: Repository) -> None:
 
 
 @contextmanager
-def _lock(config_dir: Path) -> Iterator[None]:
+def machine_lock(config_dir: Path) -> Iterator[None]:
     """One claude-sync at a time per machine: hooks of parallel sessions queue up here."""
     from filelock import FileLock, Timeout  # here: only commands that sync pay its import
 

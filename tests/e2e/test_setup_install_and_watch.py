@@ -14,6 +14,9 @@ from processes import stop, wait_for_line
 
 from claude_sync import hook_install
 
+# Root writes anywhere: without these capabilities, a folder of mode 500 is read-only.
+UNPRIVILEGED = ("setpriv", "--inh-caps=-dac_override", "--bounding-set=-dac_override")
+
 PROJECT = "-srv-code-app"
 
 
@@ -247,8 +250,8 @@ def test_hooks_an_older_version_wrote_are_made_safe_when_they_fire(make_machine,
     assert done.returncode == 0
     assert wait_for(lambda: "session-end: pushed" in (m.config_dir / "hooks.log").read_text())
     for settings in (m.claude / "settings.json", project / ".claude/settings.json"):
-        text = settings.read_text()
-        assert not hook_install.UNSAFE.search(text) and "-P -m claude_sync hook session-end" in text
+        assert not hook_install.has_unsafe_hooks(settings)
+        assert "-P -m claude_sync hook session-end" in settings.read_text()
     assert (m.claude / "settings.json").is_symlink()
     data = json.loads((dotfiles / "settings.json").read_text())
     assert data["permissions"] == doc["permissions"] and data["model"] == "opus"
@@ -261,11 +264,42 @@ def test_hooks_an_older_version_wrote_are_made_safe_when_they_fire(make_machine,
     subprocess.run(
         ["git", "-C", str(project), "checkout", "-q", "-b", "other"], check=True, env=env
     )
-    assert wait_for(lambda: not hook_install.UNSAFE.search(post_checkout.read_text()))
+    assert wait_for(lambda: not hook_install.UNSAFE_GIT.search(post_checkout.read_text()))
     text = post_checkout.read_text()
     assert hook_install.GIT_MARKER in text and "pull -q" in text
     assert os.access(post_checkout, os.X_OK)
     assert "✗" not in m.run("doctor", check=False).stdout.split("hooks", 1)[1].splitlines()[0]
+
+
+def test_hooks_that_cannot_be_made_safe_still_sync(make_machine, repo_dir):
+    """A project's settings that cannot be written (a read-only checkout, another user's
+    folder): said in the hooks log, and the hook syncs all the same."""
+    m: Machine = make_machine("m")
+    m.write("agents/a.md", "mine\n")
+    m.run("init", str(repo_dir))
+    older = f"{sys.executable} -m claude_sync hook session-end"
+    project = m.home / "project"
+    (project / ".claude").mkdir(parents=True)
+    settings = project / ".claude/settings.json"
+    settings.write_text(json.dumps({"hooks": {"SessionEnd": [{"hooks": [{"command": older}]}]}}))
+    (project / ".claude").chmod(0o500)
+    event = {"session_id": "s1", "hook_event_name": "SessionEnd", "cwd": str(project)}
+    env = m.environ() | {"PYTHONPATH": os.pathsep.join(sys.path)}
+    try:
+        done = subprocess.run(
+            [*UNPRIVILEGED, "sh", "-c", older],
+            cwd=project,
+            input=json.dumps(event).encode(),
+            env=env,
+            capture_output=True,
+        )
+        assert done.returncode == 0
+        log = m.config_dir / "hooks.log"
+        assert wait_for(lambda: "session-end: pushed 1" in log.read_text()), log.read_text()
+    finally:
+        (project / ".claude").chmod(0o700)
+    assert f"warning: cannot add -P to the hooks in {settings}" in log.read_text()
+    assert hook_install.has_unsafe_hooks(settings)
 
 
 def test_watch_pushes_new_session_and_stops_on_sigterm(machines, repo_dir):
