@@ -16,6 +16,7 @@ import pytest
 from conftest import Machine, snapshot_tree, transcript
 
 from claude_sync import resources
+from claude_sync.pathmap import encode
 
 SESSION = "projects/-home-ann-code-app/1b2c3d4e-0000-4000-8000-000000000001.jsonl"
 # Root reads anything: drop the capabilities that let it, so mode 000 means unreadable.
@@ -215,6 +216,35 @@ def test_unwritable_path_on_the_pulling_machine_skips_only_that_path(machines, r
         (b.claude / "agents").chmod(0o700)
     b.run("pull")
     assert not (b.claude / "agents/reviewer.md").exists()
+
+
+def test_a_project_folder_another_user_owns_is_said_not_a_crash(machines, repo_dir):
+    """A project's folder left unreadable here (root's, after a `sudo claude`): `status`
+    and `sessions` failed with a traceback's PermissionError; they say what the scan
+    skipped and list its sessions as here, and `resume` of one says what to do."""
+    a, b = machines
+    ids = ["1b2c3d4e-0000-4000-8000-000000000001", "1b2c3d4e-0000-4000-8000-000000000002"]
+    for n, (sid, project) in enumerate(zip(ids, ("app", "web"), strict=True)):
+        cwd = a.home / "code" / project
+        a.write(f"projects/{encode(str(cwd))}/{sid}.jsonl", transcript(f"s{n}", 3, cwd=str(cwd)))
+        (b.home / "code" / project).mkdir(parents=True)
+    set_up(a, b, repo_dir)
+    folder = b.claude / "projects" / encode(str(b.home / "code/app"))
+    kept = (folder / f"{ids[0]}.jsonl").read_text()
+    folder.chmod(0)
+    try:
+        status = b.run_after("", "status", prefix=UNPRIVILEGED)
+        assert status.returncode == 0, status.stderr
+        assert "cannot be read" in status.stderr and "only in the repository" not in status.stdout
+        listed = b.run_after("", "sessions", "--json", prefix=UNPRIVILEGED)
+        assert listed.returncode == 0, listed.stderr
+        assert {s["id"]: s["local"] for s in json.loads(listed.stdout)} == dict.fromkeys(ids, True)
+        resumed = b.run_after("", "resume", ids[0], "--print", prefix=UNPRIVILEGED)
+        assert resumed.returncode == 1 and "cannot read or write" in resumed.stderr
+        assert "Traceback" not in resumed.stderr + listed.stderr + status.stderr
+    finally:
+        folder.chmod(0o700)
+    assert (folder / f"{ids[0]}.jsonl").read_text() == kept
 
 
 def test_a_second_claude_folder_is_a_new_side_not_the_old_state(machines, repo_dir):

@@ -13,6 +13,7 @@ from typing import Any
 
 from claude_sync.engine import Engine, Result
 from claude_sync.pathmap import encode
+from claude_sync.remote_sessions import is_here
 from claude_sync.repository import FileEntry, Snapshot
 from claude_sync.session_policy import is_main_transcript, session_of, updated
 
@@ -97,7 +98,7 @@ def build(engine: Engine, head: Snapshot | None) -> list[SessionInfo]:
                 updated=updated(entry),
                 records=summary.records if summary else 0,
                 bytes=sum(e.size for e in files.values()),
-                local=engine.local_path(transcript).is_file(),
+                local=is_here(engine.local_path(transcript)),
                 cwd=cwd,
                 directory=directories[folder, cwd],
                 branch=summary.branch if summary else "",

@@ -22,6 +22,16 @@ if TYPE_CHECKING:
 REMOTE_ONLY = "remote_only"
 
 
+def is_here(transcript: Path) -> bool:
+    """Whether a session's transcript is on this disk. One in a folder that cannot be read
+    (left another user's by a `sudo claude`) counts as here: no pull can bring it there,
+    and the scan already says so."""
+    try:
+        return transcript.is_file()
+    except OSError:
+        return True
+
+
 class ProjectSessions(NamedTuple):
     """A project directory as `where` sees it."""
 
@@ -96,7 +106,7 @@ class RemoteSessions:
             if path not in here
             and path not in arriving
             and engine.mapper.unmapped_label(path) != "~"
-            and not engine.local_path(path).is_file()
+            and not is_here(engine.local_path(path))
         )
 
     def _transcripts(self, root: SnapshotRoot | None) -> list[str]:

@@ -125,6 +125,13 @@ def place(
         )
     else:
         directory = info.directory
+    folder = engine.local_path(info.path).parent
+    if folder.is_dir() and not os.access(folder, os.R_OK | os.W_OK | os.X_OK):
+        # (Left another user's by a `sudo claude`, typically.)
+        raise SyncError(
+            f"session {info.id} goes in {folder}, which this user cannot read or write: "
+            "give it back (`sudo chown -R $USER` it), or give --cwd DIR to resume it elsewhere"
+        )
     files = info.files
     engine.sessions = SessionPolicy(window=None, cleanup=0.0)  # every placed file: now
     here = [path for path in files if engine.local_path(path).exists()]
