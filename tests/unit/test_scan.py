@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from claude_sync import resources
 from claude_sync.resources import (
     TMP_MARKER,
     Skipped,
@@ -142,14 +143,17 @@ def test_an_unreadable_folder_is_skipped_not_empty(tmp_path: Path) -> None:
     )
 
 
-def test_stale_temporary_files_are_removed_and_fresh_ones_kept(tmp_path: Path) -> None:
+def test_stale_temporary_files_are_removed_and_fresh_ones_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / ".claude"
     # In a folder, and at the top, beside CLAUDE.md (no folder walk passes there).
     stale = [write(root, f"agents/{TMP_MARKER}-old"), write(root, f"{TMP_MARKER}-old-0")]
+    time.sleep(1.2)
+    monkeypatch.setattr(resources, "STALE_TMP_SECONDS", 1)
     fresh = [write(root, f"agents/{TMP_MARKER}-new"), write(root, f"{TMP_MARKER}-new-0")]
-    old = time.time() - 3600
-    for path in stale:
-        os.utime(path, (old, old))
+    # A pull's finished file has its own old time, just set: not stale.
+    os.utime(fresh[0], (time.time() - 3600, time.time() - 3600))
     assert found(root)[0] == []
     assert not any(p.exists() for p in stale) and all(p.exists() for p in fresh)
 
