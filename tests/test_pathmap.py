@@ -9,7 +9,15 @@ from pathlib import Path, PureWindowsPath
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claude_sync.pathmap import MAX_NAME, HomeFilter, PathMapper, encode, wsl_windows_homes
+from claude_sync.pathmap import (
+    MAX_NAME,
+    TOO_LONG,
+    HomeFilter,
+    PathMapper,
+    claude_folder,
+    encode,
+    wsl_windows_homes,
+)
 
 segment = st.text(alphabet="abcxyz019._- ", min_size=1, max_size=12)
 rel_dirs = st.lists(segment, min_size=0, max_size=4).map(lambda parts: "/".join(parts))
@@ -18,6 +26,36 @@ rel_dirs = st.lists(segment, min_size=0, max_size=4).map(lambda parts: "/".join(
 def test_encode_matches_claude_code():
     assert encode("/Users/ann/my.app") == "-Users-ann-my-app"
     assert encode("/home/ann/code_x/ü") == "-home-ann-code-x--"
+    # Its JavaScript replaces UTF-16 units: an emoji is two.
+    assert encode("/home/ann/café/😀/x") == "-home-ann-caf-----x"
+
+
+# Computed by Claude Code 2.1's own function (its JavaScript, run by node).
+CUT_BY_CLAUDE_CODE = {
+    "/home/ann/" + "d" * 250: encode("/home/ann/" + "d" * 250)[:MAX_NAME] + "-er7ehb",
+    "/home/ann/café/😀/" + "x" * 200: "-home-ann-caf-----" + "x" * 182 + "-y8g9df",
+    "/Users/b/" + "y" * 195 + "/😀z": "-Users-b-" + "y" * 191 + "-jnx38e",
+    "/a/" + "é" * 300: "-a-" + "-" * 197 + "-z7n8gt",
+    "/" + "z" * 200: "-" + "z" * 199 + "-6zubpt",
+}
+
+
+def test_claude_folder_cuts_long_names_as_claude_code_does():
+    assert claude_folder("/home/ann/code/app") == "-home-ann-code-app"
+    assert claude_folder("/" + "z" * 199) == "-" + "z" * 199  # 200: not cut
+    for directory, folder in CUT_BY_CLAUDE_CODE.items():
+        assert claude_folder(directory) == folder
+
+
+def test_a_folder_too_long_here_is_told_apart():
+    short, longer = PathMapper(Path("/home/a")), PathMapper(Path("/home/" + "b" * 40))
+    rest = "/code/" + "p" * 180
+    logical = short.folder_to_logical(encode("/home/a" + rest))
+    assert logical.startswith("~") and longer.folder_to_local(logical) == logical
+    assert longer.too_long_here(logical) and not short.too_long_here(logical)
+    assert longer.unmapped_label(f"projects/{logical}/s.jsonl") == TOO_LONG
+    assert longer.directory_to_logical("/home/" + "b" * 40 + rest) == logical
+    assert longer.directory_to_logical("/srv/" + "q" * 300) == claude_folder("/srv/" + "q" * 300)
 
 
 @given(rel=rel_dirs)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from claude_sync.engine import Engine, Result
-from claude_sync.pathmap import encode
+from claude_sync.pathmap import claude_folder
 from claude_sync.remote_sessions import is_here
 from claude_sync.repository import FileEntry, Snapshot
 from claude_sync.session_policy import is_main_transcript, session_of, updated
@@ -112,8 +112,7 @@ def build(engine: Engine, head: Snapshot | None) -> list[SessionInfo]:
 def local_directory(engine: Engine, folder: str, cwd: str) -> Path | None:
     """The directory here whose sessions Claude Code keeps in the folder the logical folder
     maps to, when it exists."""
-    local = engine.mapper.folder_to_local(folder)
-    found = (c for c in _candidates(engine, folder, cwd) if _is_project_dir(c, local))
+    found = (c for c in _candidates(engine, folder, cwd) if _is_project_dir(engine, c, folder))
     return next((Path(c) for c in found), None)
 
 
@@ -138,16 +137,23 @@ def _candidates(engine: Engine, folder: str, cwd: str) -> Iterator[str]:
         yield cwd
 
 
-def _is_project_dir(directory: str, folder: str) -> bool:
-    """Claude Code run in directory keeps its sessions in folder (it encodes the real path)."""
-    return os.path.isdir(directory) and encode(os.path.realpath(directory)) == folder
+def _is_project_dir(engine: Engine, directory: str, logical: str) -> bool:
+    """Claude Code run in directory keeps the logical folder's sessions in its folder for
+    the real path (one too long here: where `resume` places them)."""
+    if not os.path.isdir(directory):
+        return False
+    real = os.path.realpath(directory)
+    local = engine.mapper.folder_to_local(logical)
+    return claude_folder(real) == local or (
+        local == logical and engine.mapper.directory_to_logical(real) == logical
+    )
 
 
 def belongs_to(info: SessionInfo, directory: Path, engine: Engine) -> bool:
     """Whether `claude --resume` in directory would find the session once it is here (in
     the folder a pull places it in: `resume --cwd` may have moved it)."""
     placed = engine.mapper.to_local(info.path).split("/")[1]
-    return placed == encode(os.path.realpath(directory))
+    return placed == claude_folder(os.path.realpath(directory))
 
 
 def select(

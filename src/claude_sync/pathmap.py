@@ -19,6 +19,7 @@ import glob
 import io
 import os
 import re
+import struct
 from abc import ABC, abstractmethod
 from pathlib import Path, PurePath
 from typing import BinaryIO
@@ -26,6 +27,8 @@ from typing import BinaryIO
 from claude_sync.merge import HISTORY_PATH, MCP_SERVERS
 
 MAX_NAME = 200
+#: PathMapper.unmapped_label of a project whose folder name here would be over MAX_NAME
+TOO_LONG = "…"
 PROJECTS = "projects/"
 HOME_PROJECTS = PROJECTS + "~"
 LABELLED_PROJECTS = PROJECTS + "@"
@@ -35,8 +38,36 @@ LABEL = re.compile(r"[A-Za-z0-9]+")
 
 
 def encode(path: str) -> str:
-    """The folder name Claude Code uses for a project directory (before truncation)."""
-    return _NOT_ALNUM.sub("-", path)
+    """The folder name Claude Code uses for a project directory (before truncation). Its
+    JavaScript replaces each UTF-16 unit: a character beyond the BMP is two `-`."""
+    if path.isascii():
+        return _NOT_ALNUM.sub("-", path)
+    return _NOT_ALNUM.sub(lambda m: "--" if ord(m.group()) > 0xFFFF else "-", path)
+
+
+def claude_folder(directory: str) -> str:
+    """The folder Claude Code keeps a project directory's sessions in: encode(directory), and
+    a name over MAX_NAME cut there, with `-` and a hash of the whole path after it (Claude
+    Code 2.x's; it also finds such a folder by its first MAX_NAME characters alone)."""
+    name = encode(directory)
+    if len(name) <= MAX_NAME:
+        return name
+    units = directory.encode("utf-16-le", "surrogatepass")
+    value = 0
+    for (unit,) in struct.iter_unpack("<H", units):
+        value = (value * 31 + unit) & 0xFFFFFFFF  # Java's String.hashCode, as a 32-bit int
+    if value >= 1 << 31:
+        value = (1 << 32) - value  # its absolute value
+    return f"{name[:MAX_NAME]}-{_base36(value)}"
+
+
+def _base36(value: int) -> str:
+    digits = ""
+    while True:
+        value, digit = divmod(value, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[digit] + digits
+        if not value:
+            return digits
 
 
 class PathMapper:
@@ -87,10 +118,29 @@ class PathMapper:
     def _folder_to_logical(self, name: str) -> str:
         if len(name) > MAX_NAME:
             return name
+        return self._by_rules(name) or name
+
+    def _by_rules(self, name: str) -> str | None:
         for local, logical in self.rules:
             if _has_prefix(name, local):
                 return logical + name[len(local) :]
-        return name
+        return None
+
+    def directory_to_logical(self, directory: str) -> str:
+        """The logical name of a project directory's folder, also when the name is too long
+        here (Claude Code cuts it: see claude_folder) but not where it was pushed."""
+        return self._by_rules(encode(directory)) or claude_folder(directory)
+
+    def too_long_here(self, logical: str) -> bool:
+        """Whether a logical project folder with no folder here (folder_to_local) has none
+        because its name here would be over MAX_NAME: a longer home than where it was
+        pushed. `resume` places its sessions (in the folder Claude Code cuts the name to)."""
+        return any(
+            _has_prefix(logical, prefix)
+            and local not in self.read_only
+            and len(local) + len(logical) - len(prefix) > MAX_NAME
+            for local, prefix in self.rules
+        )
 
     def folder_to_local(self, logical: str) -> str:
         """The folder name here for a logical project name: the inverse of
@@ -117,7 +167,8 @@ class PathMapper:
         folder here is mapped to it: such a project has no place on this machine. `~` for
         a project stored under the home (`projects/~-work-app/…`) whose folder here is
         mapped to a label now (`map` after it was pushed): its place here holds the
-        labelled copy, and the name stored is no folder Claude Code reads."""
+        labelled copy, and the name stored is no folder Claude Code reads. TOO_LONG for
+        one whose name here would be too long (see too_long_here)."""
         if not logical.startswith((HOME_PROJECTS, LABELLED_PROJECTS)):
             return None  # the usual answer, found without splitting: asked of every path
         folder, rest = _split(logical)
@@ -126,6 +177,8 @@ class PathMapper:
         moved = self.moved.get(_session_of(rest)) if self.moved and rest else None
         if moved is not None and moved[1] == folder:
             return None  # placed here by `resume --cwd`: it has a place, and syncs from it
+        if self.too_long_here(folder):
+            return TOO_LONG
         return "~" if folder[0] == "~" else folder[1:].partition("-")[0]
 
     def to_logical(self, rel: str) -> str:

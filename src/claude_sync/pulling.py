@@ -11,6 +11,7 @@ from claude_sync.head import PULLED_SELECTION
 from claude_sync.merge import merge_file
 from claude_sync.merging import unavailable, why_lost
 from claude_sync.outcome import Result
+from claude_sync.pathmap import MAX_NAME, TOO_LONG
 from claude_sync.planner import Plan, settle_conflict
 from claude_sync.resources import Selection, is_temporary
 from claude_sync.session_policy import SessionPolicy
@@ -62,14 +63,7 @@ class Puller:
         local = engine.scanner.scan(sel, result.warnings, walked=walked)
         plan = engine.plan_pull(sel, local, head, strategy)
         result.skipped = local.skipped()
-        result.warnings += [
-            "projects pushed from under the home before their folder was mapped to a label "
-            "stay in the repository under their old name: here they sync under the label"
-            if label == "~"
-            else f"projects labelled {label!r} stay in the repository: no folder here is "
-            f"mapped to that label (`claude-sync map DIR {label}`)"
-            for label in plan.unmapped
-        ]
+        result.warnings += [_unmapped_warning(label) for label in plan.unmapped]
         engine.held_settings.keep_waiting(sel, plan, local)
         if dry_run:
             self.report_dry(plan, result)
@@ -150,3 +144,22 @@ class Puller:
         result.pulled = sorted(plan.write)
         result.deleted = sorted(plan.delete)
         result.downloaded_bytes = sum(plan.write[p].size for p in result.pulled)
+
+
+def _unmapped_warning(label: str) -> str:
+    """What a pull says of the projects PathMapper.unmapped_label gave label."""
+    if label == "~":
+        return (
+            "projects pushed from under the home before their folder was mapped to a label "
+            "stay in the repository under their old name: here they sync under the label"
+        )
+    if label == TOO_LONG:
+        return (
+            f"projects whose folder name would be over {MAX_NAME} characters here (a longer "
+            "home than where they were pushed) stay in the repository: `claude-sync resume "
+            "ID` places a session of theirs where Claude Code looks for it"
+        )
+    return (
+        f"projects labelled {label!r} stay in the repository: no folder here is mapped to "
+        f"that label (`claude-sync map DIR {label}`)"
+    )

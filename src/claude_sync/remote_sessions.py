@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from claude_sync import resources
 from claude_sync.clean_tree import TreeWalk
-from claude_sync.pathmap import encode
+from claude_sync.pathmap import TOO_LONG, claude_folder
 from claude_sync.repository import SnapshotRoot
 from claude_sync.resources import Selection
 
@@ -51,7 +51,7 @@ class RemoteSessions:
         sessions (ids) found there locally and those a pull places there (a session moved
         here or away by `resume --cwd` counts where it is placed)."""
         engine = self.engine
-        folder = encode(os.path.realpath(directory))
+        folder = claude_folder(os.path.realpath(directory))
         logical = engine.mapper.folder_to_logical(folder)
         prefix = f"projects/{folder}/"
 
@@ -105,7 +105,7 @@ class RemoteSessions:
             for path in self._transcripts(root)
             if path not in here
             and path not in arriving
-            and engine.mapper.unmapped_label(path) != "~"
+            and engine.mapper.unmapped_label(path) not in ("~", TOO_LONG)
             and not is_here(engine.local_path(path))
         )
 

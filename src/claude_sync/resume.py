@@ -16,7 +16,7 @@ from claude_sync.catalog import SessionInfo
 from claude_sync.engine import Engine, Result
 from claude_sync.errors import ConfigError, SyncError
 from claude_sync.merge import restore_records
-from claude_sync.pathmap import PROJECTS, encode
+from claude_sync.pathmap import PROJECTS, TOO_LONG, claude_folder
 from claude_sync.repository import Snapshot
 from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, select
 from claude_sync.session_policy import SessionPolicy
@@ -73,6 +73,16 @@ def place(
         info.cwd = summarize(catalog.transcript_bytes(engine, info), "").cwd
         info.directory = catalog.local_directory(engine, info.folder, info.cwd)
     moved = engine.mapper.moved.get(info.id)
+    if (
+        cwd is None
+        and moved is None
+        and info.directory is not None
+        and engine.mapper.too_long_here(info.folder)
+        and engine.mapper.folder_to_local(info.folder) == info.folder
+    ):
+        # Its folder's name here is too long for the mapper: placed in the one Claude Code
+        # cuts it to, as in another project's folder (remembered, and synced from there).
+        cwd = info.directory
     if cwd is None and moved is not None:
         if placed_in is None:
             # Moved by a claude-sync that did not remember the directory: Claude Code's own
@@ -80,7 +90,7 @@ def place(
             placed_in = _ran_in(engine.local_path(info.path), moved[0])
             if placed_in is not None:
                 remember_move([*moved, placed_in])
-        if placed_in is None or encode(os.path.realpath(placed_in)) != moved[0]:
+        if placed_in is None or claude_folder(os.path.realpath(placed_in)) != moved[0]:
             raise SyncError(
                 f"session {info.id} was placed in another project's folder here by `resume "
                 "--cwd`: give --cwd with that directory again"
@@ -95,7 +105,7 @@ def place(
         if not cwd.is_dir():
             raise ConfigError(f"--cwd {cwd} is not a directory")
         directory = Path(os.path.realpath(cwd))
-        local_folder = encode(str(directory))
+        local_folder = claude_folder(str(directory))
         was = engine.local_path(info.path).parent
         if engine.mapper.folder_to_logical(local_folder) != info.folder:
             remember_move([local_folder, info.folder, str(directory)])
@@ -112,7 +122,7 @@ def place(
             ) from None
     elif info.directory is None:
         label = engine.mapper.unmapped_label(f"{PROJECTS}{info.folder}/")
-        if label not in (None, "~"):
+        if label not in (None, "~", TOO_LONG):
             raise SyncError(
                 f"session {info.id} is in project {info.folder}, whose label {label!r} no "
                 f"folder here is mapped to: `claude-sync map DIR {label}` (DIR: where those "
@@ -216,6 +226,6 @@ def _ran_in(transcript: Path, local_folder: str) -> str | None:
             cwd = json.loads(line).get("cwd")
         except (ValueError, AttributeError):
             continue  # the cut first line, or a record that is not an object
-        if isinstance(cwd, str) and encode(os.path.realpath(cwd)) == local_folder:
+        if isinstance(cwd, str) and claude_folder(os.path.realpath(cwd)) == local_folder:
             return cwd if os.path.isdir(cwd) else None
     return None

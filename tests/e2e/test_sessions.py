@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from claude_sync import config
 from claude_sync.errors import CorruptionError
-from claude_sync.pathmap import encode
+from claude_sync.pathmap import MAX_NAME, claude_folder, encode
 from claude_sync.repository import FileEntry, Repository, Snapshot
 from claude_sync.session_summary import TITLE_MAX, summarize
 from claude_sync.store.folder import FolderStore
@@ -389,6 +389,42 @@ def test_real_claude_resumes_the_placed_session(pair, repo_dir):
         "-p", "hi", "--resume", str(uuid.uuid4()), home=b.home, cwd=directory, timeout=20
     )
     assert "No conversation found" in unknown.stdout + unknown.stderr
+
+
+def test_a_project_whose_folder_name_is_too_long_here_is_resumed_where_claude_looks(
+    make_machine, repo_dir
+):
+    """A project folder name just short enough where it was pushed is over 200 characters
+    on a machine with a longer home, where Claude Code cuts it and adds a hash of the path.
+    A pull said the project was mapped to a label, and `resume` that its directory did not
+    exist: the pull says why it stays, `resume` places the session in the folder Claude Code
+    cuts the name to (the real CLI finds it there), and what is added there syncs back."""
+    a, b = make_machine("a"), make_machine("b" * 40)
+    rest = "code/" + "p" * (MAX_NAME - len(encode(str(a.home))) - 10)
+    here, there = a.home / rest, b.home / rest
+    assert len(encode(str(here))) <= MAX_NAME < len(encode(str(there)))
+    there.mkdir(parents=True)
+    sid = str(uuid.uuid4())
+    source = a.write(f"projects/{encode(str(here))}/{sid}.jsonl", transcript(sid, 3, cwd=str(here)))
+    a.run("init", str(repo_dir), "--create")
+    a.run("push")
+    b.run("init", str(repo_dir))
+    assert "over 200 characters here" in b.run("pull", "--all").stderr
+    assert b.run("resume", sid, "--print").stdout.strip() == f"cd {there} && claude --resume {sid}"
+    placed = b.claude / "projects" / claude_folder(str(there)) / f"{sid}.jsonl"
+    assert placed.read_bytes() == source.read_bytes()
+    found = run_claude("-p", "hi", "--resume", sid, home=b.home, cwd=there, timeout=20)
+    assert "No conversation found" not in found.stdout + found.stderr
+    with placed.open("a") as fh:
+        fh.write(transcript(sid, 1, start=3, cwd=str(there)))
+    assert b.json("push")["pushed"] == [
+        f"projects/~{encode(str(here))[len(encode(str(a.home))) :]}/{sid}.jsonl"
+    ]
+    a.run("pull")
+    assert source.read_text() == transcript(sid, 3, cwd=str(here)) + transcript(
+        sid, 1, start=3, cwd=str(there)
+    )
+    assert b.json("status")["pulled"] == [] and a.json("status")["pulled"] == []
 
 
 def strip_summaries(a: Machine, repo_dir: Path) -> None:
