@@ -392,7 +392,7 @@ def test_real_claude_resumes_the_placed_session(pair, repo_dir):
 
 
 def test_a_project_whose_folder_name_is_too_long_here_is_resumed_where_claude_looks(
-    make_machine, repo_dir
+    catalog, make_machine, repo_dir
 ):
     """A project folder name just short enough where it was pushed is over 200 characters
     on a machine with a longer home, where Claude Code cuts it and adds a hash of the path.
@@ -425,6 +425,9 @@ def test_a_project_whose_folder_name_is_too_long_here_is_resumed_where_claude_lo
         sid, 1, start=3, cwd=str(there)
     )
     assert b.json("status")["pulled"] == [] and a.json("status")["pulled"] == []
+    # Resumed again: from where it was placed, which `sessions` lists as here.
+    assert b.run("resume", sid, "--print").stdout.strip() == f"cd {there} && claude --resume {sid}"
+    assert {s["id"]: s["local"] for s in catalog(b)} == {sid: True}
 
 
 def strip_summaries(a: Machine, repo_dir: Path) -> None:
