@@ -94,6 +94,22 @@ def test_guarded_settings_wait_for_resolve_without_a_terminal(machines, repo_dir
     assert b.json("pull")["conflicts"] == []
 
 
+def test_a_sync_says_the_settings_it_held_back(machines, repo_dir):
+    """A sync that holds settings back says so and exits 3, also the next one (a review
+    saw "Everything is up to date" and 0; not reproduced, kept as a check)."""
+    a, b = machines
+    set_up(a, b, repo_dir)
+    push_malicious(a)
+    a.write("agents/new.md", "new agent\n")
+    a.run("push")
+    synced = b.json("sync", expect=3)
+    assert synced["conflicts"] == ["settings.json"] and "agents/new.md" in synced["pulled"]
+    again = b.run("sync", check=False)
+    assert again.returncode == 3 and "settings.json" in again.stderr + again.stdout
+    assert "up to date" not in again.stdout
+    assert "hooks" not in settings_of(b)
+
+
 def test_keeping_local_settings_sends_them(machines, repo_dir):
     a, b = machines
     set_up(a, b, repo_dir)
