@@ -195,7 +195,8 @@ def _refuse_unsynced(engine: Engine, files: dict[str, object]) -> None:
     ]
     if unsynced:
         raise SyncError(
-            f"{len(unsynced)} files have changes not pushed yet (e.g. {unsynced[0]}); "
+            f"{len(unsynced)} {'file has' if len(unsynced) == 1 else 'files have'} changes "
+            f"not pushed yet (e.g. {unsynced[0]}); "
             "push first, restore with --target DIR, or use --force"
         )
 

@@ -51,7 +51,7 @@ def test_restore_in_place_and_to_target(make_machine, repo_dir, tmp_path):
     assert not (target / "agents/y.md").exists()
     a.write("agents/x.md", "unsynced work\n")
     refused = a.run("restore", "agents/x.md", "--snapshot", "1", check=False)
-    assert refused.returncode == 1 and "not pushed yet" in refused.stderr
+    assert refused.returncode == 1 and "1 file has changes not pushed yet" in refused.stderr
     assert (a.claude / "agents/x.md").read_text() == "unsynced work\n"
     a.run("push")
     a.run("restore", "agents", "--snapshot", "1")
