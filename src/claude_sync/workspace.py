@@ -147,6 +147,18 @@ def check_place_exists(place: Place, confirm: Callable[[str], bool] | None) -> N
     )
 
 
+def current_setup(where: Locations) -> config.Settings | None:
+    """A set-up machine's settings (None: not set up, or they cannot be read): `init --force`
+    without REMOTE joins that repository again, as the hints after `key passwd` or `key
+    remove` say (it made a new one in the default folder)."""
+    if not config.is_set_up(where.config_dir):
+        return None
+    try:
+        return config.load_settings(where.config_dir)
+    except ConfigError:
+        return None
+
+
 def refuse_if_set_up(where: Locations, force: bool, remote: str | None = None) -> str | None:
     """`init` never silently replaces a machine's set-up (and so its key). Returns the remote
     the machine used before (None when it was not set up)."""

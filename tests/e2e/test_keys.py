@@ -183,8 +183,11 @@ def test_key_passwd_cannot_be_undone_by_restoring_the_old_key_object(three, repo
     assert b_again.returncode != 0 and "init --force" in b_again.stderr
     old = b.run("init", str(repo_dir), "--force", check=False)
     assert old.returncode != 0 and "no longer opens" in old.stderr
-    # The new passphrase joins; the laptop's own key was untouched and follows.
-    b.run("init", str(repo_dir), "--force", passphrase="a brand new passphrase")
+    # The new passphrase joins, by the hint's own command (no REMOTE: this machine's, not a
+    # new repository in the default folder); the laptop's own key was untouched and follows.
+    joined = b.run("init", "--force", passphrase="a brand new passphrase")
+    assert "Joined" in joined.stdout and "Created" not in joined.stdout, joined.stdout
+    assert str(repo_dir) in b.run("status").stdout
     b.run("pull", passphrase=None)
     assert (b.claude / "agents/after-passwd.md").read_text() == "new\n"
     laptop.run("pull", passphrase=None)

@@ -29,7 +29,14 @@ from claude_sync.pathmap import LABEL, PathMapper
 from claude_sync.repository import RemoteOptions
 from claude_sync.resources import TYPES
 from claude_sync.terminal import redact
-from claude_sync.workspace import AlreadySetUp, InitOutcome, Locations, init, open_workspace
+from claude_sync.workspace import (
+    AlreadySetUp,
+    InitOutcome,
+    Locations,
+    current_setup,
+    init,
+    open_workspace,
+)
 
 
 @click.command("init")
@@ -82,6 +89,10 @@ def init_command(
         return
     if remote is not None and use_default:
         raise ConfigError("give either REMOTE or --default, not both")
+    if remote is None and force and not use_default and (current := current_setup(where)):
+        remote = current.remote
+        endpoint_url = endpoint_url or current.endpoint_url
+        git_branch = git_branch or current.git_branch
     terminal = sys.stdin.isatty() and sys.stdout.isatty()
     outcome: InitOutcome | None = None
     try:
