@@ -43,12 +43,15 @@ def in_environment() -> bool:
 
 
 def read_passphrase(passphrase_file: str | None, confirm: bool, new: bool = False) -> str:
-    """Environment, then file, then a prompt; never waits on a standard input that is no tty.
-    `new` reads a passphrase being introduced (key add, key passwd) from the NEW_ variables.
-    A passphrase being chosen (confirm) must be strong."""
+    """The file given as an option, then the environment (the variable, then its _FILE),
+    then a prompt; never waits on a standard input that is no tty. `new` reads a passphrase
+    being introduced (key add, key passwd) from the NEW_ variables. A passphrase being
+    chosen (confirm) must be strong."""
     take_from_environment()
     var = NEW_ENV if new else ENV
-    text = _taken.get(var) or _from_file(passphrase_file or os.environ.get(f"{var}_FILE"))
+    text = (
+        _from_file(passphrase_file) or _taken.get(var) or _from_file(os.environ.get(f"{var}_FILE"))
+    )
     if text:
         if confirm:
             require_strong(text)

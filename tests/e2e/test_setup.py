@@ -241,7 +241,8 @@ def test_passphrase_file_and_init_refuses_twice(machines, repo_dir, tmp_path):
     assert (a.config_dir / "key").read_bytes() == key_before
     b.env["CLAUDE_SYNC_PASSPHRASE_FILE"] = str(secret)
     assert "warning" not in b.run("init", f"file://{repo_dir}", passphrase=None).stderr
-    a.run("init", str(repo_dir), "--force")
+    # The file given beats an old passphrase left in the environment.
+    a.run("init", str(repo_dir), "--force", "--passphrase-file", str(secret), passphrase="old one")
     assert json.loads((a.config_dir / "key").read_text()) == json.loads(key_before)
     assert oct(os.stat(a.config_dir / "key").st_mode & 0o777) == "0o600"
     assert oct(os.stat(a.config_dir).st_mode & 0o777) == "0o700"
