@@ -330,3 +330,20 @@ def test_a_standing_conflict_keeps_one_copy_of_the_other_version(make_machine, r
     assert [c.read_text() for c in copies] == ["a's\n"]
     b.run("resolve", "agents/reviewer.md", "--take", "both")
     assert len(list((b.claude / "agents").glob("reviewer.md.claude-sync-conflict-*"))) == 1
+
+
+@pytest.mark.parametrize("strategy", ["local", "remote"])
+def test_a_conflict_a_sync_settles_by_strategy_leaves_no_copy(make_machine, repo_dir, strategy):
+    """As `resolve --take` does: six copies piled up in a review's run of syncs."""
+    a, b = setup_machines(make_machine, repo_dir, "ab")
+    a.write("agents/reviewer.md", "a's\n")
+    a.run("push")
+    b.write("agents/reviewer.md", "b's\n")
+    assert b.run("sync", check=False).returncode == 3
+    assert list((b.claude / "agents").glob("reviewer.md.claude-sync-conflict-*"))
+    b.run("sync", "--strategy", strategy)
+    assert not list((b.claude / "agents").glob("reviewer.md.claude-sync-conflict-*"))
+    kept = "b's\n" if strategy == "local" else "a's\n"
+    assert (b.claude / "agents/reviewer.md").read_text() == kept
+    a.run("pull")
+    assert (a.claude / "agents/reviewer.md").read_text() == kept

@@ -3,12 +3,15 @@ records of them for `conflicts` and `resolve`."""
 
 from __future__ import annotations
 
+import contextlib
+import glob
 from typing import TYPE_CHECKING
 
 from claude_sync.errors import CorruptionError, ObjectNotFoundError
 from claude_sync.planner import Conflict
 from claude_sync.planner import sha as _sha
 from claude_sync.repository import Snapshot
+from claude_sync.resources import CONFLICT_MARKER
 
 if TYPE_CHECKING:
     from claude_sync.engine import Engine
@@ -70,3 +73,11 @@ class ConflictLog:
             with state.transaction():
                 for c in new:
                     state.set_conflict(c.path, c.to_json())
+
+    def remove_copies(self, path: str) -> None:
+        """The remote versions a conflict over path left beside it: gone once the user chose a
+        side (`resolve --take local|remote`, or a pull or sync with that --strategy)."""
+        local = self.engine.local_path(path)
+        for copy in local.parent.glob(f"{glob.escape(local.name)}{CONFLICT_MARKER}-*"):
+            with contextlib.suppress(OSError):
+                copy.unlink()

@@ -84,6 +84,8 @@ class Puller:
             selected = {p for p in engine.state.conflicts() if covers(p) or is_temporary(p)}
             for path in selected - unresolved:
                 engine.state.set_conflict(path, None)
+                if plan.strategy in ("local", "remote"):
+                    engine.conflict_log.remove_copies(path)
             for c in plan.conflicts:
                 engine.state.set_conflict(c.path, c.to_json())
             # A remote change not applied here keeps the head unpulled: the next pull

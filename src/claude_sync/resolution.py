@@ -6,22 +6,16 @@ from dataclasses import replace
 
 from claude_sync.engine import Engine, Result
 from claude_sync.errors import ConfigError
-from claude_sync.resources import CONFLICT_MARKER
 from claude_sync.workspace import Workspace
 
 
 def resolve(ws: Workspace, engine: Engine, path: str, take: str) -> Result:
     """Sync PATH alone with TAKE (local, remote or both) as the strategy, so the result is
-    pushed; once settled, the remote copies left beside the file go (with `both` they stay:
-    they are the version kept)."""
+    pushed; once settled, the remote copies left beside the file go (the pull does it; with
+    `both` they stay: they are the version kept)."""
     if path not in ws.state.conflicts():
         raise ConfigError(f"{path} has no unresolved conflict (see `claude-sync conflicts`)")
     # Taking the remote version is the user's consent to its settings that run code.
     engine.trust_settings = engine.trust_settings or take == "remote"
     sel = replace(ws.selection(), only=(engine.mapper.to_local(path),))
-    result = engine.sync(sel, take, dry_run=False, complete=False)
-    if take != "both" and not result.conflicts:
-        local = engine.local_path(path)
-        for copy in local.parent.glob(f"{local.name}{CONFLICT_MARKER}-*"):
-            copy.unlink()
-    return result
+    return engine.sync(sel, take, dry_run=False, complete=False)
