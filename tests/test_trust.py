@@ -69,6 +69,11 @@ def test_guarded_settings_wait_for_resolve_without_a_terminal(machines, repo_dir
     a, b = machines
     set_up(a, b, repo_dir)
     push_malicious(a)
+    # Said before the pull too (status and a dry run said `to pull`, exit 0), nothing written.
+    before = snapshot_tree(b.claude)
+    assert b.json("status", expect=3)["conflicts"] == ["settings.json"]
+    assert b.json("pull", "--dry-run", expect=3)["conflicts"] == ["settings.json"]
+    assert snapshot_tree(b.claude) == before
 
     pull = b.run("pull", check=False)
     assert pull.returncode == 3, pull.stderr

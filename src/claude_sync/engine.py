@@ -385,6 +385,7 @@ class Engine:
             head = None if root is None else self.remote_head.snapshot_of(root)
             plan = self.plan_pull(sel, local, head, "ask")
             self.held_settings.keep_waiting(sel, plan, local)
+            self.held_settings.hold_back(plan, local, result, ask=False)
             self.puller.report_dry(plan, result)
             self.pusher.report_dry(self.plan_push(sel, local, head), result)
         return Status(

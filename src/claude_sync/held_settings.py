@@ -48,9 +48,10 @@ class HeldSettings:
         plan.write.pop(path, None)
         plan.copies.pop(path, None)
 
-    def hold_back(self, plan: Plan, local: LocalView, result: Result) -> None:
+    def hold_back(self, plan: Plan, local: LocalView, result: Result, ask: bool = True) -> None:
         """Take the guarded keys out of what the pull writes to settings.json, unless the
-        user consents (Reporter.trust); they wait as a conflict."""
+        user consents (Reporter.trust; not asked for `status` and dry runs, which say what a
+        pull without consent would do); they wait as a conflict."""
         engine = self.engine
         path = settings_trust.PATH
         if engine.trust_settings or plan.head is None:
@@ -88,7 +89,9 @@ class HeldSettings:
         here = settings_trust.changed_keys(
             engine.local_bytes(path, local_bytes), engine.local_bytes(path, incoming)
         )
-        if engine.reporter.trust(path, {k: here.get(k, v) for k, v in changes.items()}, device):
+        if ask and engine.reporter.trust(
+            path, {k: here.get(k, v) for k, v in changes.items()}, device
+        ):
             return
         plan.merged.pop(path, None)
         plan.write.pop(path, None)

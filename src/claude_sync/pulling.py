@@ -66,6 +66,7 @@ class Puller:
         result.warnings += [_unmapped_warning(label) for label in plan.unmapped]
         engine.held_settings.keep_waiting(sel, plan, local)
         if dry_run:
+            engine.held_settings.hold_back(plan, local, result, ask=False)
             self.report_dry(plan, result)
             return result
         engine.merges.for_pull(plan, result)
