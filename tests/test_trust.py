@@ -25,7 +25,7 @@ from conftest import PASSPHRASE, Machine, snapshot_tree, transcript
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from claude_sync import config, settings_trust
+from claude_sync import code_trust, config, settings_trust
 from claude_sync.repository import FileEntry, PackWriter, Repository, Snapshot
 from claude_sync.store import RemoteOptions, open_store
 from claude_sync.terminal import clean, clean_value, redact
@@ -475,7 +475,7 @@ def test_a_held_file_has_the_remote_ordinary_keys_and_the_local_guarded_ones(inc
     assert {k: v for k, v in got.items() if k not in MALICIOUS} == {
         k: v for k, v in incoming.items() if k not in MALICIOUS
     }
-    assert settings_trust.changed_keys(held, json.dumps(mine).encode()) == {}
+    assert code_trust.changed(settings_trust.PATH, held, json.dumps(mine).encode()) == {}
 
 
 @settings(print_blob=True, suppress_health_check=[HealthCheck.function_scoped_fixture])

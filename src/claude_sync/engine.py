@@ -20,7 +20,7 @@ from claude_sync.conflict_log import HISTORY_LOOKBACK, ConflictLog
 from claude_sync.downloads import Downloads
 from claude_sync.errors import SyncError
 from claude_sync.head import ANY_SELECTION, PULLED_SELECTION, Head
-from claude_sync.held_settings import HeldSettings
+from claude_sync.held_code import HeldCode
 from claude_sync.install import Installer
 from claude_sync.local_identity import LocalIdentities
 from claude_sync.merging import Merges
@@ -73,7 +73,7 @@ class Engine:
         #: this device's earlier names (`devices --rename`), named in its snapshots
         self.former_names: tuple[str, ...] = ()
         #: apply guarded settings.json keys from the remote without asking
-        self.trust_settings = False
+        self.trust_code = False
         #: a pull of every session (see want_every_session)
         self.every_session = False
         self.filters = file_filters(Path.home(), self.mapper)
@@ -95,7 +95,7 @@ class Engine:
         self.uploads = Uploads(self)
         self.merges = Merges(self)
         self.remote_head = Head(self)
-        self.held_settings = HeldSettings(self)
+        self.held_code = HeldCode(self)
         self.conflict_log = ConflictLog(self)
         self.clean_record = CleanRecord(self)
         self.remote_sessions = RemoteSessions(self)
@@ -384,8 +384,8 @@ class Engine:
         if not (in_step and clean):  # else nothing either way: the file list need not be read
             head = None if root is None else self.remote_head.snapshot_of(root)
             plan = self.plan_pull(sel, local, head, "ask")
-            self.held_settings.keep_waiting(sel, plan, local)
-            self.held_settings.hold_back(plan, local, result, ask=False)
+            self.held_code.keep_waiting(sel, plan, local)
+            self.held_code.hold_back(plan, local, result, ask=False)
             self.puller.report_dry(plan, result)
             self.pusher.report_dry(self.plan_push(sel, local, head), result)
         return Status(

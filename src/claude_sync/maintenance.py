@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from claude_sync import chain, settings_trust
+from claude_sync import chain
 from claude_sync.downloads import remove_unfilled
 from claude_sync.engine import Engine, Result
 from claude_sync.errors import ConfigError, CorruptionError, ObjectNotFoundError, SyncError
@@ -135,14 +135,21 @@ def restore(
             f"{skipped} files are of types this machine does not sync; not restored "
             "(`claude-sync types --enable TYPE` first)"
         )
-    # settings.json may carry commands: it comes back only when asked for by name.
-    path = settings_trust.PATH
-    if path in files and path not in wanted and target is None and not engine.trust_settings:
-        del files[path]
-        result.warnings.append(
-            f"{path} can run code, so it is restored only when named: "
-            f"`claude-sync restore {path} --snapshot {seq}`"
-        )
+    # A file whose code would change (settings.json's guarded keys, an agent's hooks…)
+    # comes back in place only when asked for by name, or by its folder's.
+    if target is None and not wanted:
+        unnamed = engine.held_code.changing_code(files, result)
+        for path in unnamed:
+            del files[path]
+        if unnamed:
+            tops = " ".join(dict.fromkeys(p.partition("/")[0] for p in unnamed))
+            some = f"{len(unnamed)} files" if len(unnamed) > 1 else "1 file"
+            comes = "come" if len(unnamed) > 1 else "comes"
+            result.warnings.append(
+                f"{some} that can run code ({', '.join(unnamed[:3])}"
+                f"{', …' if len(unnamed) > 3 else ''}) {comes} back only when named: "
+                f"`claude-sync restore {tops} --snapshot {seq}`"
+            )
     if not files:
         raise ConfigError(
             f"no file this machine syncs in snapshot {seq} matches {' '.join(prefixes)}"

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from claude_sync import settings_trust
 from claude_sync.merge import conflict_markers
 from claude_sync.planner import Conflict
 from claude_sync.terminal import clean, clean_value
@@ -63,15 +64,25 @@ def ask(conflict: Conflict, local: bytes, remote: bytes, base: bytes | None) -> 
             return CHOICES[choice]
 
 
+#: lines of a script or frontmatter shown before the rest is counted
+SHOWN_LINES = 40
+
+
 def _shown(value: Any) -> str:
     # JSON escapes every control character a hostile value might carry.
-    return "(none)" if value is None else json.dumps(value, indent=2)
+    if value is None:
+        return "(none)"
+    if isinstance(value, list) and len(value) > SHOWN_LINES:
+        more = len(value) - SHOWN_LINES
+        return json.dumps(value[:SHOWN_LINES], indent=2) + f" (and {more} more lines)"
+    return json.dumps(value, indent=2)
 
 
 def ask_trust(path: str, changes: dict[str, tuple[Any, Any]], device: str) -> bool:
-    """Whether to apply a change to settings that run or authorise code."""
+    """Whether to apply a change to what runs or authorises code (code_trust.py)."""
     who = clean_value(device) or "another machine"
-    click.echo(f"{path} from {who} changes settings that run or authorise code:", err=True)
+    what = "settings" if path == settings_trust.PATH else "parts"
+    click.echo(f"{path} from {who} changes {what} that run or authorise code:", err=True)
     for key, (here, there) in changes.items():
         click.echo(
             f"  {json.dumps(key)}\n    here: {_shown(here)}\n    new:  {_shown(there)}", err=True

@@ -64,13 +64,13 @@ class Puller:
         plan = engine.plan_pull(sel, local, head, strategy)
         result.skipped = local.skipped()
         result.warnings += [_unmapped_warning(label) for label in plan.unmapped]
-        engine.held_settings.keep_waiting(sel, plan, local)
+        engine.held_code.keep_waiting(sel, plan, local)
         if dry_run:
-            engine.held_settings.hold_back(plan, local, result, ask=False)
+            engine.held_code.hold_back(plan, local, result, ask=False)
             self.report_dry(plan, result)
             return result
         engine.merges.for_pull(plan, result)
-        engine.held_settings.hold_back(plan, local, result)
+        engine.held_code.hold_back(plan, local, result)
         engine.merges.keep_unsettled(plan)
         engine.conflict_log.name_authors(plan.conflicts, head)
         result.conflicts = plan.conflicts

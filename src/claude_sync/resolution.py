@@ -16,6 +16,6 @@ def resolve(ws: Workspace, engine: Engine, path: str, take: str) -> Result:
     if path not in ws.state.conflicts():
         raise ConfigError(f"{path} has no unresolved conflict (see `claude-sync conflicts`)")
     # Taking the remote version is the user's consent to its settings that run code.
-    engine.trust_settings = engine.trust_settings or take == "remote"
+    engine.trust_code = engine.trust_code or take == "remote"
     sel = replace(ws.selection(), only=(engine.mapper.to_local(path),))
     return engine.sync(sel, take, dry_run=False, complete=False)

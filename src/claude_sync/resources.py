@@ -90,11 +90,12 @@ TYPES: tuple[ResourceType, ...] = (
         files=(MCP_SERVERS,),
         default=False,
     ),
-    # Claims no file: enabled, it lets settings.json keys that run code arrive unasked.
+    # Claims no file: enabled, it lets what runs code (code_trust.py) arrive unasked.
     ResourceType(
         "settings-commands",
-        "settings.json keys that run code (hooks, statusLine, apiKeyHelper, permissions, env…) "
-        "arrive without asking: any key holder can run code here",
+        "what runs code arrives without asking (settings.json's hooks, statusLine, "
+        "permissions, env…; agents', skills' and commands' hooks, allowed-tools, shell lines; "
+        "skills' scripts): any key holder can run code here",
         default=False,
     ),
 )

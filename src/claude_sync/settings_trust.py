@@ -86,16 +86,6 @@ def guarded(data: bytes) -> dict[str, Any]:
     return {k: v for k, v in obj.items() if is_guarded(k) and v not in _EMPTY}
 
 
-def changed_keys(local: bytes, incoming: bytes) -> dict[str, tuple[Any, Any]]:
-    """Guarded keys whose value would change: key -> (local, incoming); None when absent."""
-    local_keys, incoming_keys = guarded(local), guarded(incoming)
-    return {
-        k: (local_keys.get(k), incoming_keys.get(k))
-        for k in sorted(local_keys.keys() | incoming_keys.keys())
-        if local_keys.get(k) != incoming_keys.get(k)
-    }
-
-
 def blend(incoming: bytes, local: bytes) -> bytes | None:
     """The incoming file with this machine's guarded keys instead of its own: what a pull
     writes while the guarded change waits. None when incoming is not a JSON object (there

@@ -283,7 +283,7 @@ class Workspace:
         engine.former_names = tuple(self.settings.former_names)
         engine.window_setting = self.settings.session_window
         engine.sessions = SessionPolicy.for_machine(engine.window_setting, self.where.claude_dir)
-        engine.trust_settings = self.settings.types.get(settings_trust.TRUST_TYPE, False)
+        engine.trust_code = self.settings.types.get(settings_trust.TRUST_TYPE, False)
         engine.take_selection(self.selection())
         return engine
 

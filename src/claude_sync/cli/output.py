@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from claude_sync import plugins
+from claude_sync import plugins, settings_trust
 from claude_sync.errors import EXIT_CONFLICTS, SyncError
 from claude_sync.outcome import Reporter, Result
 from claude_sync.planner import Conflict
@@ -321,12 +321,15 @@ def _counted(n: int, noun: str, text: str) -> list[str]:
     return [text.format(count(n, noun))] if n else []
 
 
-def held_line(path: str, device: str, held: list[str]) -> str:
-    """How a settings change held back is reported, with the commands that settle it."""
+def held_line(path: str, device: str, held: list[str], added: bool = False) -> str:
+    """How a change to what runs code, held back, is reported, with the commands that
+    settle it (added: the file is not here, and keeping "yours" removes it everywhere)."""
+    what = "settings that run code" if path == settings_trust.PATH else "the code it runs"
+    local = "`--take local` removes it everywhere" if added else "`--take local` keeps yours"
     return (
-        f"{path}: {clean_value(device) or 'another machine'} changed settings that run code "
-        f"({', '.join(held)}); held back: `claude-sync resolve {path} --take remote` "
-        "applies them, `--take local` keeps yours"
+        f"{path}: {clean_value(device) or 'another machine'} changed {what} "
+        f"({clean_value(', '.join(held))}); held back: `claude-sync resolve {path} --take "
+        f"remote` applies them, {local}"
     )
 
 
@@ -361,7 +364,8 @@ def print_conflicts(conflicts: list[Conflict], verbose: bool) -> None:
     time too."""
     for c in conflicts:
         if c.held:
-            err.print("conflict: " + held_line(c.path, c.remote_device, c.held), markup=False)
+            line = held_line(c.path, c.remote_device, c.held, c.local_sha256 is None)
+            err.print("conflict: " + line, markup=False)
         if c.keys:
             line = keys_line(c.path, c.remote_device, c.keys, changed_when(c.remote_time))
             err.print("conflict: " + line, markup=False)

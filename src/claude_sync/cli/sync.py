@@ -210,7 +210,8 @@ def conflicts(where: Locations, as_json: bool) -> None:
         held, keys = detail.get("held"), detail.get("keys")
         when = changed_when(detail.get("remote_time"))
         if isinstance(held, list):
-            out.print(held_line(path, device, held), markup=False)
+            added = detail.get("local_sha256") is None
+            out.print(held_line(path, device, held, added), markup=False)
         if isinstance(keys, list):
             out.print(keys_line(path, device, keys, when), markup=False)
         if isinstance(held, list) or isinstance(keys, list):

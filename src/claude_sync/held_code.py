@@ -1,0 +1,150 @@
+"""A pull's guard on what runs code (code_trust.py): a change to settings.json's guarded
+keys, to an agent's, skill's or command's code, or to a skill's script, arrives only with
+the user's consent or the `settings-commands` opt-in. Held back, the change waits as a
+conflict that `resolve --take remote` applies: settings.json's other keys still arrive, an
+agent, skill or command stays as it is here (or is not created)."""
+
+from __future__ import annotations
+
+import shutil
+from typing import TYPE_CHECKING
+
+from claude_sync import code_trust, identity, settings_trust
+from claude_sync.merging import staged_content, unavailable, why_lost
+from claude_sync.planner import Conflict, LocalView, Plan
+from claude_sync.planner import conflict as make_conflict
+from claude_sync.planner import sha as _sha
+from claude_sync.repository import FileEntry
+from claude_sync.resources import Selection
+
+if TYPE_CHECKING:
+    from claude_sync.engine import Engine, Result
+
+
+class HeldCode:
+    """The changes of one pull that run code: held back, or kept waiting."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def keep_waiting(self, sel: Selection, plan: Plan, local: LocalView) -> None:
+        """A held change already waiting stays waiting while neither side moved;
+        `--strategy local` settles it for this machine's version (the next push sends it)."""
+        engine = self.engine
+        if engine.trust_code or plan.head is None:
+            return
+        covers = engine.coverage(sel)
+        for path, waiting in engine.state.conflicts().items():
+            if not waiting.get("held") or not covers(path):
+                continue
+            remote = plan.head.files.get(path)
+            if plan.strategy == "local":
+                plan.adopt[path] = remote
+            elif waiting.get("remote_sha256") == _sha(remote) and waiting.get(
+                "local_sha256"
+            ) == _sha(local.files.get(path)):
+                plan.conflicts.append(Conflict(**waiting))  # type: ignore[arg-type]
+            else:
+                continue
+            plan.merges.pop(path, None)
+            plan.write.pop(path, None)
+            plan.copies.pop(path, None)
+
+    def hold_back(self, plan: Plan, local: LocalView, result: Result, ask: bool = True) -> None:
+        """Take the changes that run code out of what the pull writes, unless the user
+        consents (Reporter.trust; not asked for `status` and dry runs, which say what a
+        pull without consent would do); they wait as conflicts."""
+        engine = self.engine
+        if engine.trust_code or plan.head is None:
+            return
+        coming = [p for p in plan.write if p not in plan.merged and code_trust.guards(p)]
+        incoming, missing = self._fetched({p: plan.write[p] for p in coming}, result)
+        for path, why in missing.items():
+            unavailable(plan, result, path, why)
+            plan.write.pop(path)
+        incoming |= {p: data for p, (data, _) in plan.merged.items() if code_trust.guards(p)}
+        if settings_trust.PATH in plan.delete:
+            incoming[settings_trust.PATH] = None
+        for path in sorted(incoming):
+            self._hold(path, incoming[path], plan, local, ask)
+
+    def changing_code(self, files: dict[str, FileEntry], result: Result) -> list[str]:
+        """Of these stored versions (a restore's), those that would change the code of the
+        file here, or whose data cannot be had to tell."""
+        engine = self.engine
+        if engine.trust_code:
+            return []
+        contents, missing = self._fetched(
+            {p: e for p, e in files.items() if code_trust.guards(p)}, result
+        )
+        changing = list(missing)
+        for path, data in contents.items():
+            try:
+                here = engine.reader.logical_bytes(path, engine.local_abspath(path))
+            except OSError:
+                here = None
+            if code_trust.changed(path, here, data):
+                changing.append(path)
+        return sorted(changing)
+
+    def _fetched(
+        self, entries: dict[str, FileEntry], result: Result
+    ) -> tuple[dict[str, bytes | None], dict[str, str]]:
+        """The contents of these stored versions by path, and why the others' data cannot
+        be had."""
+        if not entries:
+            return {}, {}
+        lost: dict[str, str] = {}
+        staging = self.engine.downloads.fetch_blobs(list(entries.values()), result, lost=lost)
+        try:
+            found = {p: staged_content(staging, e) for p, e in entries.items()}
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        missing = {p: why_lost(lost, entries[p]) for p, data in found.items() if data is None}
+        return {p: data for p, data in found.items() if data is not None}, missing
+
+    def _hold(
+        self, path: str, incoming: bytes | None, plan: Plan, local: LocalView, ask: bool
+    ) -> None:
+        engine = self.engine
+        assert plan.head is not None
+        local_file = local.files.get(path)
+        try:
+            local_bytes = (
+                engine.reader.logical_bytes(path, local_file.abspath) if local_file else None
+            )
+        except OSError:
+            return  # gone meanwhile: the install step notices and keeps it
+        changes = code_trust.changed(path, local_bytes, incoming)
+        if not changes:
+            return
+        # Shown as they would be written here (home paths this machine's, not the token).
+        here = code_trust.changed(
+            path,
+            None if local_bytes is None else engine.local_bytes(path, local_bytes),
+            None if incoming is None else engine.local_bytes(path, incoming),
+        )
+        shown = {k: here.get(k, v) for k, v in changes.items()}
+        if ask and engine.reporter.trust(path, shown, plan.head.device):
+            return
+        plan.merged.pop(path, None)
+        plan.write.pop(path, None)
+        if path in plan.delete:
+            plan.delete.remove(path)
+        local_sha = _sha(local_file)
+        if path == settings_trust.PATH:
+            held = settings_trust.blend(incoming or b"{}", local_bytes or b"{}")
+            if held is not None and held != (local_bytes or b"{}"):
+                plan.held[path] = held
+                local_sha = identity.of(engine.repo.keys.file_hash, held)
+        conflict = make_conflict(
+            path,
+            local_file,
+            engine.state.bases().get(path),
+            plan.head.files.get(path),
+            plan.head,
+        )
+        conflict.local_sha256 = local_sha
+        conflict.held = sorted(changes)
+        conflict.keys = plan.unsettled.pop(path, None)
+        plan.conflicts.append(conflict)

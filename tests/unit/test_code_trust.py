@@ -1,0 +1,115 @@
+"""code_trust: which parts of an agent, skill or command run code. The properties: words
+alone never hold a file back; a part that runs code, added or changed anywhere a reader of
+the frontmatter could find it, always does; taking code away does not (but in settings)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from claude_sync import code_trust
+
+#: prose: no backtick (shell lines), no `---` (frontmatter ends), no line starting a key
+words = st.text(st.sampled_from("abc xyz.,?\n"), max_size=200)
+benign_keys = st.sampled_from(["name", "description", "model", "color", "tools", "memory"])
+guarded_keys = st.sampled_from(
+    ["hooks", "mcpServers", "permissionMode", "allowed-tools", "allowedTools", "shell"]
+)
+values = st.text(st.sampled_from("abcXYZ-_ ()*:"), min_size=1, max_size=30).map(str.strip)
+
+
+def agent(front: dict[str, str], body: str) -> bytes:
+    lines = "".join(f"{k}: {json.dumps(v)}\n" for k, v in front.items())
+    return f"---\n{lines}---\n{body}".encode()
+
+
+@pytest.mark.parametrize(
+    ("path", "guarded"),
+    [
+        ("settings.json", True),
+        ("agents/x.md", True),
+        ("agents/team/x.md", True),
+        ("commands/x.md", True),
+        ("commands/x.txt", False),
+        ("skills/x/SKILL.md", True),
+        ("skills/x/run.sh", True),
+        ("skills/x/reference.md", False),
+        ("rules/x.md", False),
+        ("CLAUDE.md", False),
+        ("output-styles/x.md", False),
+        ("projects/-x/s.jsonl", False),
+    ],
+)
+def test_which_files_are_guarded(path, guarded):
+    assert code_trust.guards(path) is guarded
+
+
+@given(front=st.dictionaries(benign_keys, values, max_size=4), body=words, other=words)
+def test_words_alone_never_hold_a_file_back(front, body, other):
+    before = agent(front, body)
+    after = agent({k: v + " more" for k, v in front.items()}, other)
+    for path in ("agents/x.md", "commands/x.md", "skills/x/SKILL.md"):
+        assert code_trust.changed(path, before, after) == {}
+        assert code_trust.changed(path, None, after) == {}
+
+
+@given(
+    front=st.dictionaries(benign_keys, values, max_size=3),
+    key=guarded_keys,
+    value=values,
+    body=words,
+    quoted=st.booleans(),
+)
+def test_a_key_that_runs_code_holds_the_file_back(front, key, value, body, quoted):
+    before = agent(front, body)
+    name = json.dumps(key) if quoted else key
+    after = before.replace(b"---\n", f"---\n{name}: {json.dumps(value)}\n".encode(), 1)
+    assert key in code_trust.changed("agents/x.md", before, after)
+    # The same key taken away again is no code arriving.
+    assert code_trust.changed("agents/x.md", after, before) == {}
+
+
+@given(body=words, command=values, block=st.booleans())
+def test_a_shell_line_holds_a_command_back(body, command, block):
+    line = f"```!\n{command}\n```" if block else f"!`{command}`"
+    before = agent({"description": "d"}, body)
+    after = agent({"description": "d"}, f"{body}\n{line}\n")
+    assert code_trust.changed("commands/x.md", before, after) == {
+        code_trust.SHELL_LINES: (None, [command])
+    }
+
+
+@pytest.mark.parametrize(
+    "front",
+    [
+        "&anchor\n",
+        "{hooks: x}\n",
+        "? hooks\n: x\n",
+        "<<: *base\n",
+        "  indented: first\n",
+    ],
+)
+def test_a_frontmatter_that_is_no_plain_list_of_keys_is_guarded_whole(front):
+    data = f"---\n{front}---\nbody\n".encode()
+    assert code_trust.FRONTMATTER in code_trust.changed("agents/x.md", None, data)
+
+
+def test_a_list_at_the_keys_level_belongs_to_its_key():
+    data = b"---\nallowed-tools:\n- Bash(git:*)\n- Read\nname: x\n---\n"
+    assert code_trust.guarded("commands/x.md", data) == {
+        "allowed-tools": ["allowed-tools:", "- Bash(git:*)", "- Read"]
+    }
+
+
+def test_a_script_is_guarded_whole_and_settings_removals_too():
+    assert code_trust.changed("skills/x/run.sh", b"a\n", b"a\n") == {}
+    assert code_trust.changed("skills/x/run.sh", b"a\n", b"b\n") == {
+        code_trust.SCRIPT: (["a"], ["b"])
+    }
+    assert code_trust.changed("skills/x/run.sh", b"a\n", None) == {}
+    deny = json.dumps({"permissions": {"deny": ["Bash"]}}).encode()
+    assert "permissions" in code_trust.changed("settings.json", deny, b"{}")
+    assert "permissions" in code_trust.changed("settings.json", deny, None)
