@@ -110,6 +110,13 @@ def test_conflicts_and_resolve_commands(make_machine, repo_dir):
     listed = b.run("conflicts").stdout
     assert "agents/reviewer.md" in listed and "claude-sync-conflict" in listed
     assert b.json("conflicts")["conflicts"] == ["agents/reviewer.md"]
+    # status -v shows both versions (it was refused: `-v status` alone worked); -q says it
+    # by the exit code alone.
+    for flags in (["status", "-v"], ["-v", "status"]):
+        shown = b.run(*flags, check=False)
+        assert shown.returncode == 3 and "remote sha256" in shown.stderr, flags
+    quiet = b.run("status", "-q", check=False)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (3, "", "")
     bad = b.run("resolve", "agents/other.md", "--take", "local", check=False)
     assert bad.returncode == 2
     b.run("resolve", "agents/reviewer.md", "--take", "remote")

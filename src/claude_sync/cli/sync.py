@@ -12,7 +12,6 @@ import click
 from claude_sync import plugins
 from claude_sync.cli.options import (
     RunOptions,
-    allow_rollback_option,
     dry_run_option,
     json_option,
     location_options,
@@ -129,16 +128,16 @@ def _incoming(
 
 @click.command()
 @location_options
-@json_option
-@allow_rollback_option
-def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
-    """Show what push and pull would do, and unresolved conflicts."""
+@output_options
+def status(where: Locations, run: RunOptions) -> None:
+    """Show what push and pull would do, and unresolved conflicts (--verbose: each
+    conflict's versions; --quiet: nothing but errors, the exit code says if any is left)."""
     with open_workspace(where) as ws:
-        engine = ws.engine(None, allow_rollback)
+        engine = ws.engine(None, run.allow_rollback)
         result, head, remote_only = engine.status(ws.selection())
     missing = plugins.missing(where.claude_dir)
     links = linked_tops(where.claude_dir)
-    if as_json:
+    if run.as_json:
         print_json(
             result.to_json()
             | {
@@ -149,8 +148,8 @@ def status(where: Locations, as_json: bool, allow_rollback: bool) -> None:
                 "linked": links,
             }
         )
-    else:
-        _print_status(ws.settings.remote, head, links, result, remote_only, missing)
+    elif not run.quiet:
+        _print_status(ws.settings.remote, head, links, result, remote_only, missing, run.verbose)
     if result.conflicts:
         sys.exit(EXIT_CONFLICTS)  # as sync would: a script sees that something waits
 
@@ -162,6 +161,7 @@ def _print_status(
     result: Result,
     remote_only: int,
     missing: list[plugins.Missing],
+    verbose: bool,
 ) -> None:
     out.print(
         f"Remote: {redact(remote)} (snapshot {head if head is not None else 'none'})",
@@ -179,7 +179,7 @@ def _print_status(
             markup=False,
         )
     print_plan(result, "to push:", "to remove:", "to pull:", "will merge:", "to delete:")
-    print_conflicts(result.conflicts, verbose=False)
+    print_conflicts(result.conflicts, verbose)
     print_missing_plugins(missing)
     if result.unavailable:
         out.print(
