@@ -189,6 +189,22 @@ def test_own_session_hooks_are_never_synced(machines, repo_dir):
     assert b.json("push")["pushed"] == []
 
 
+def test_a_compact_settings_file_comes_back_compact(machines, repo_dir):
+    """b's own hooks are added as a's layout has it: the file came back indented, so b's
+    next read of it (a touch was enough) pushed a reformatted settings.json everywhere."""
+    a, b = machines
+    set_up(a, b, repo_dir)
+    b.run("install")
+    a.write("settings.json", '{"model":"opus","env":{"MINE":"1"}}')
+    a.run("push")
+    assert b.json("pull")["pulled"] == ["settings.json"]
+    text = (b.claude / "settings.json").read_text()
+    assert len(text.splitlines()) == 1 and text.startswith('{"model":"opus"')
+    assert "hook session-start" in text
+    os.utime(b.claude / "settings.json", (1, 1))
+    assert b.json("push")["pushed"] == []
+
+
 # -- crafted snapshots ------------------------------------------------------------------------
 
 
@@ -478,16 +494,34 @@ def test_a_held_file_has_the_remote_ordinary_keys_and_the_local_guarded_ones(inc
     assert code_trust.changed(settings_trust.PATH, held, json.dumps(mine).encode()) == {}
 
 
+#: how people and tools lay out a settings.json: compact, one line, indented, final newline
+LAYOUTS = [
+    {"separators": (",", ":")},
+    {},
+    {"indent": 2, "end": "\n"},
+    {"indent": 4},
+    {"indent": "\t", "end": "\n"},
+]
+
+
 @settings(print_blob=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(stored=SETTINGS, own_timeout=st.integers(1, 60))
-def test_own_hooks_never_leave_the_machine_and_always_come_back(stored, own_timeout, tmp_path):
+@given(stored=SETTINGS, own_timeout=st.integers(1, 60), layout=st.sampled_from(LAYOUTS))
+def test_own_hooks_never_leave_the_machine_and_always_come_back(
+    stored, own_timeout, layout, tmp_path
+):
+    """...and the file's layout goes with it: a compact settings.json came back indented,
+    a change the next push sent (and every machine then reformatted)."""
     own = {"type": "command", "command": f"claude-sync hook session-start --timeout {own_timeout}"}
     local = tmp_path / "settings.json"
     local.write_text(json.dumps({"hooks": {"SessionStart": [{"hooks": [own]}]}}))
     filt = settings_trust.SettingsFilter(tmp_path / "home", local)
-    written = filt.to_local(json.dumps(stored).encode())
+    layout = dict(layout)
+    end = layout.pop("end", "")
+    data = (json.dumps(stored, ensure_ascii=False, **layout) + end).encode()
+    written = filt.to_local(data)
     assert own in json.loads(written)["hooks"]["SessionStart"][-1]["hooks"]
-    assert "claude-sync hook" not in filt.to_logical(written).decode()
+    if isinstance(stored.get("hooks", {}), dict):  # else not hooks Claude Code can read
+        assert filt.to_logical(written) == data
 
 
 def test_the_question_shows_paths_as_they_would_be_written_here(machines, repo_dir):

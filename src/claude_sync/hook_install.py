@@ -21,6 +21,7 @@ from typing import Any
 from claude_sync import plugins
 from claude_sync.durable import write_atomically
 from claude_sync.errors import ConfigError
+from claude_sync.json_layout import dump_like
 
 EVENTS = {"SessionStart": "session-start", "SessionEnd": "session-end"}
 _OURS = re.compile(r"claude[-_]sync hook (session-start|session-end)\b")
@@ -66,7 +67,11 @@ def _load_settings(path: Path) -> dict[str, Any]:
 
 
 def _save_settings(path: Path, data: dict[str, Any]) -> None:
-    _write_settings(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+    try:
+        like = path.read_bytes()
+    except OSError:
+        like = b""
+    _write_settings(path, dump_like(data, like).decode())
 
 
 def _write_settings(path: Path, text: str) -> None:
@@ -205,7 +210,7 @@ def upgrade_claude_hooks(settings_path: Path) -> bool:
     # (Escaped otherwise than json writes it, or the same text elsewhere: written anew.)
     _write_settings(
         settings_path,
-        new_text if exact else json.dumps(data, indent=2, ensure_ascii=False) + "\n",
+        new_text if exact else dump_like(data, text.encode()).decode(),
     )
     return True
 

@@ -100,6 +100,8 @@ from datetime import UTC, datetime, timedelta
 from difflib import SequenceMatcher
 from typing import Any
 
+from claude_sync.json_layout import dump_like
+
 __all__ = [
     "conflict_markers",
     "is_transcript",
@@ -404,7 +406,7 @@ def merge_json(base: bytes | None, local: bytes, remote: bytes) -> bytes | None:
     merged = _merge_value(base_value, local_value, remote_value, _Merge(conflicts, "local"), ())
     if conflicts or merged is _MISSING:
         return None
-    return _dump(merged)
+    return dump_like(merged, local)
 
 
 def merge_json_keys(
@@ -418,7 +420,7 @@ def merge_json_keys(
         return None
     conflicts: list[str] = []
     merged = _merge_value(*values, _Merge(conflicts, prefer), ())
-    return _dump(merged), sorted(conflicts)
+    return dump_like(merged, local), sorted(conflicts)
 
 
 def _objects(
@@ -432,10 +434,6 @@ def _objects(
     return values if all(isinstance(v, dict) for v in values) else None
 
 
-def _dump(value: Any) -> bytes:
-    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
-
-
 def merge_json_entries(base: bytes | None, local: bytes, remote: bytes) -> bytes | None:
     """Three-way merge of JSON objects entry by entry, each entry's value taken whole (an MCP
     server's settings belong together); None when both sides changed one entry differently."""
@@ -445,7 +443,7 @@ def merge_json_entries(base: bytes | None, local: bytes, remote: bytes) -> bytes
     merged, conflicts = merge_entries(*values)
     if conflicts:
         return None
-    return _dump(merged)
+    return dump_like(merged, local)
 
 
 def merge_entries(

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from claude_sync.hook_install import is_own_hook
+from claude_sync.json_layout import dump_like
 from claude_sync.pathmap import FileFilter, HomeFilter
 
 PATH = "settings.json"
@@ -75,10 +76,6 @@ def _object(data: bytes) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def _dump(obj: dict[str, Any]) -> bytes:
-    return (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode()
-
-
 def guarded(data: bytes) -> dict[str, Any]:
     """The guarded keys of a settings.json (logical form); none when it is not an object.
     An empty or false value (`"hooks": {}`) means the same as no key: it is left out."""
@@ -94,7 +91,9 @@ def blend(incoming: bytes, local: bytes) -> bytes | None:
     if obj is None:
         return None
     kept = {k: v for k, v in obj.items() if not is_guarded(k)}
-    return _dump(kept | {k: v for k, v in (_object(local) or {}).items() if is_guarded(k)})
+    return dump_like(
+        kept | {k: v for k, v in (_object(local) or {}).items() if is_guarded(k)}, incoming
+    )
 
 
 # -- claude-sync's own hooks ------------------------------------------------------------------
@@ -147,7 +146,7 @@ class SettingsFilter(FileFilter):
         if obj is not None:
             stripped, own = _split_own(obj)
             if own:
-                data = _dump(stripped)
+                data = dump_like(stripped, data)
         return self.home.to_logical(data)
 
     def to_local(self, data: bytes) -> bytes:
@@ -166,4 +165,4 @@ class SettingsFilter(FileFilter):
         for event, groups in own.items():
             existing = hooks.get(event)
             hooks[event] = (existing if isinstance(existing, list) else []) + groups
-        return _dump(obj | {"hooks": hooks})
+        return dump_like(obj | {"hooks": hooks}, data)

@@ -22,7 +22,8 @@ def js(value: object) -> bytes:
 
 
 def dumped(value: object) -> bytes:
-    return (json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode()
+    """A merge as written: laid out as the local side (js: one line)."""
+    return json.dumps(value, ensure_ascii=False).encode()
 
 
 def test_rules_added_on_both_sides_are_all_kept() -> None:
@@ -168,3 +169,17 @@ def test_mcp_servers_merge_entry_by_entry_whole(
     conflicts: list[str],
 ) -> None:
     assert merge_entries(base, local, remote) == (merged, conflicts)
+
+
+@pytest.mark.parametrize(
+    ("local", "merged"),
+    [
+        (b'{"model":"a"}', b'{"model":"a","effort":"high"}'),
+        (b'{"model": "a"}\n', b'{"model": "a", "effort": "high"}\n'),
+        (b'{\n    "model": "a"\n}\n', b'{\n    "model": "a",\n    "effort": "high"\n}\n'),
+        (b'{\n\t"model": "a"\n}', b'{\n\t"model": "a",\n\t"effort": "high"\n}'),
+    ],
+)
+def test_a_merge_keeps_the_local_layout(local: bytes, merged: bytes) -> None:
+    """A compact or four-space settings.json came back two-space indented from a merge."""
+    assert merge_json(b"{}", local, js({"effort": "high"})) == merged
