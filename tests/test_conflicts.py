@@ -323,6 +323,25 @@ def test_a_conflict_names_the_machine_that_changed_the_file(make_machine, repo_d
     assert details["remote_device"] == "ann-laptop" and details["remote_seq"] == 2, details
 
 
+def test_a_conflict_after_a_prune_names_no_machine_it_cannot_know(make_machine, repo_dir):
+    """The snapshot that made the change was pruned: the oldest one kept (another machine's,
+    which never touched the file) was named as its author."""
+    a, b, c = setup_machines(make_machine, repo_dir, "abc")
+    a.run("devices", "--rename", "ann-laptop")
+    c.run("devices", "--rename", "ann-desktop")
+    a.write("agents/reviewer.md", "from a\n")
+    a.run("push")
+    c.write("rules/r.md", "unrelated\n")
+    c.run("push")
+    c.run("prune", "--keep-last", "1", "--grace", "0")
+    b.write("agents/reviewer.md", "from b\n")
+    pulled = b.run("pull", check=False)
+    assert pulled.returncode == 3, pulled.stderr
+    assert "agents/reviewer.md changed here and on another machine" in pulled.stderr
+    assert "ann-desktop" not in pulled.stderr + b.run("conflicts").stdout
+    assert "when: unknown" in b.run("status", "-v", check=False).stderr
+
+
 def test_a_standing_conflict_keeps_one_copy_of_the_other_version(make_machine, repo_dir):
     """Syncing again while a conflict waits does not pile up copies of the same version."""
     a, b = setup_machines(make_machine, repo_dir, "ab")

@@ -26,8 +26,9 @@ class ConflictLog:
 
     def name_authors(self, conflicts: list[Conflict], head: Snapshot | None) -> None:
         """Each new conflict names the snapshot (device, time) that last changed its path:
-        the head's ancestors are followed while they hold the same version, as far as the
-        history goes. The newest snapshot's device may never have touched the file."""
+        the head's ancestors are followed while they hold the same version. The newest
+        snapshot's device may never have touched the file, nor the oldest one a prune kept:
+        where the history ends before the change is found, the author is not named."""
         loaded: dict[int, Snapshot | None] = {}
 
         def load(seq: int) -> Snapshot | None:
@@ -41,13 +42,15 @@ class ConflictLog:
         for c in conflicts:
             if head is None or c.remote_seq != head.seq:
                 continue  # one kept from an earlier pull: already named
-            author = head
+            author, known = head, False
             for _ in range(HISTORY_LOOKBACK):
                 parent = None if author.parent is None else load(author.parent)
                 if parent is None or _sha(parent.files.get(c.path)) != c.remote_sha256:
+                    known = parent is not None or author.parent is None
                     break
                 author = parent
-            c.remote_device, c.remote_seq, c.remote_time = author.device, author.seq, author.time
+            c.remote_seq = author.seq
+            c.remote_device, c.remote_time = (author.device, author.time) if known else ("", 0.0)
 
     def as_recorded(self, conflicts: list[Conflict]) -> list[Conflict]:
         """The pull's record of a conflict over the same remote version says more (the

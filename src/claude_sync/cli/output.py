@@ -378,7 +378,9 @@ def print_conflicts(conflicts: list[Conflict], verbose: bool) -> None:
             line += f"; the remote version is saved as {c.copy}"
         err.print(line, markup=False)
         if verbose:
-            when = local_time(c.remote_time, with_seconds=True)
+            when = (
+                local_time(c.remote_time, with_seconds=True) if c.remote_time else "when: unknown"
+            )
             mtime = (
                 local_time(c.local_mtime_ns / 1e9, with_seconds=True) if c.local_mtime_ns else "-"
             )
