@@ -29,6 +29,8 @@ from claude_sync.merge import HISTORY_PATH, MCP_SERVERS
 MAX_NAME = 200
 #: PathMapper.unmapped_label of a project whose folder name here would be over MAX_NAME
 TOO_LONG = "…"
+#: ... and of another machine's home project whose name here is a folder's beside the home
+BESIDE_HOME = "⌂"
 PROJECTS = "projects/"
 HOME_PROJECTS = PROJECTS + "~"
 LABELLED_PROJECTS = PROJECTS + "@"
@@ -81,12 +83,15 @@ class PathMapper:
         maps: dict[str, str] | None = None,
         home_aliases: list[str] | None = None,
         moved: dict[str, list[str]] | None = None,
+        home_siblings: list[str] | None = None,
     ) -> None:
         """home_aliases: other folders that are this user's home too (a WSL user's Windows
         home, None: found by `wsl_windows_homes`). Their projects are stored like home
         projects; pulled ones go under home. moved: session id -> [local folder, logical
         folder] of a session `resume --cwd` placed in another project's folder here: its
-        files there are that session's, in its own project."""
+        files there are that session's, in its own project. home_siblings: folders beside
+        the home whose encoded name starts like a home project's (None: found by
+        `home_siblings`): their projects keep their name."""
         self.moved = {sid: (pair[0], pair[1]) for sid, pair in (moved or {}).items()}
         # (encoded local prefix, logical prefix), longest local prefix first.
         places: list[tuple[str, str]] = []  # (directory, logical prefix)
@@ -104,6 +109,8 @@ class PathMapper:
         for alias in aliases:
             self.read_only |= {encode(v) for v in _variants(alias) | {_swap_drive(alias)}}
         rules = {(encode(d), p) for d, p in places} | {(n, "~") for n in self.read_only}
+        siblings = find_home_siblings(home) if home_siblings is None else home_siblings
+        rules |= {(encode(v), encode(v)) for sibling in siblings for v in _variants(sibling)}
         self.rules = sorted(rules, key=lambda r: len(r[0]), reverse=True)
         # Per project folder, not per file: a scan maps every one of thousands of paths.
         self._logical: dict[str, str] = {}
@@ -168,7 +175,8 @@ class PathMapper:
         a project stored under the home (`projects/~-work-app/…`) whose folder here is
         mapped to a label now (`map` after it was pushed): its place here holds the
         labelled copy, and the name stored is no folder Claude Code reads. TOO_LONG for
-        one whose name here would be too long (see too_long_here)."""
+        one whose name here would be too long (see too_long_here), BESIDE_HOME for one whose
+        name here would be a folder's beside the home (see find_home_siblings)."""
         if not logical.startswith((HOME_PROJECTS, LABELLED_PROJECTS)):
             return None  # the usual answer, found without splitting: asked of every path
         folder, rest = _split(logical)
@@ -179,7 +187,18 @@ class PathMapper:
             return None  # placed here by `resume --cwd`: it has a place, and syncs from it
         if self.too_long_here(folder):
             return TOO_LONG
-        return "~" if folder[0] == "~" else folder[1:].partition("-")[0]
+        if folder[0] == "~":
+            return BESIDE_HOME if self._beside_home(folder) else "~"
+        return folder[1:].partition("-")[0]
+
+    def _beside_home(self, logical: str) -> bool:
+        """Whether a home project's name here is that of a folder beside the home (see
+        find_home_siblings), which keeps it."""
+        for local, prefix in self.rules:
+            if prefix == "~" and local not in self.read_only:
+                name = local + logical[1:]
+                return self.folder_to_logical(name) == name
+        return False
 
     def to_logical(self, rel: str) -> str:
         """The logical path of a path relative to the Claude folder here."""
@@ -229,6 +248,34 @@ def wsl_windows_homes(home: str) -> list[str]:
     users = [p for p in glob.glob("/mnt/[a-z]/Users/*") if os.path.isdir(p)]
     name = PurePath(home).name.casefold()
     return [p for p in users if PurePath(p).name.casefold() == name]
+
+
+def find_home_siblings(home: str) -> list[str]:
+    """Folders beside the home whose name is the home's and more (`/home/ann-work` beside
+    `/home/ann`): Claude Code's name for a project there (`-home-ann-work-x`) is also the
+    name of one in the home (`/home/ann/work/x`), so it would be stored and placed as a home
+    project on the other machines. A sibling whose rest names a folder in the home
+    (`/home/ann/work` exists too) is left out: such names stay the home's, as before."""
+    if _WINDOWS_PATH.match(home) and os.name != "nt":
+        return []
+    parent, name = os.path.split(home.rstrip("/\\"))
+    if not name:
+        return []
+    try:
+        with os.scandir(parent or os.sep) as entries:
+            beside = [
+                e.path
+                for e in entries
+                if e.name.startswith(name) and _NOT_ALNUM.match(e.name, len(name)) and e.is_dir()
+            ]
+        inside = {"-" + encode(n) for n in os.listdir(home)} if beside else set()
+    except OSError:
+        return []
+    return [
+        path
+        for path in beside
+        if not any(_has_prefix(encode(os.path.basename(path)[len(name) :]), h) for h in inside)
+    ]
 
 
 def _has_prefix(name: str, prefix: str) -> bool:

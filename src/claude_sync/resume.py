@@ -16,7 +16,7 @@ from claude_sync.catalog import SessionInfo
 from claude_sync.engine import Engine, Result
 from claude_sync.errors import ConfigError, SyncError
 from claude_sync.merge import restore_records
-from claude_sync.pathmap import PROJECTS, TOO_LONG, claude_folder
+from claude_sync.pathmap import BESIDE_HOME, PROJECTS, TOO_LONG, claude_folder
 from claude_sync.repository import Snapshot
 from claude_sync.resources import CONFLICT_MARKER, TMP_MARKER, select
 from claude_sync.session_policy import SessionPolicy
@@ -122,6 +122,12 @@ def place(
             ) from None
     elif info.directory is None:
         label = engine.mapper.unmapped_label(f"{PROJECTS}{info.folder}/")
+        if label == BESIDE_HOME:
+            raise SyncError(
+                f"session {info.id} is in a project of another machine's home whose folder "
+                "name here Claude Code also gives a folder beside your home: give --cwd DIR "
+                "to resume it (DIR: where that project is on this machine)"
+            )
         if label not in (None, "~", TOO_LONG):
             raise SyncError(
                 f"session {info.id} is in project {info.folder}, whose label {label!r} no "

@@ -777,3 +777,37 @@ def test_resume_cwd_moves_all_of_a_session_and_merges_a_copy_already_there(pair,
     assert {"b-home", "b-there"} <= {json.loads(line).get("uuid") for line in lines}
     assert (original / sid / "subagents" / "agent-b.jsonl").exists()
     assert len(list((b.claude / "projects").rglob(f"{sid}.jsonl"))) == 1
+
+
+def test_a_project_beside_the_home_is_not_taken_for_a_home_project(pair, repo_dir, tmp_path):
+    """/Users/ann-work/site is Claude Code's `-…-Users-ann-work-site`, also the name of
+    ~/work/site: it was pushed as a home project and placed under b's home. And b's
+    ~/work/notes, whose name on a is that of a folder beside a's home, stays in the
+    repository with a warning until `resume --cwd` places it."""
+    a, b = pair
+    site = a.home.parent / "ann-work" / "site"
+    site.mkdir(parents=True)
+    sid, mine = str(uuid.uuid4()), str(uuid.uuid4())
+    a.write(f"projects/{encode(str(site))}/{sid}.jsonl", realistic(sid, str(site), NOW, NOW, "x"))
+    a.run("init", str(repo_dir), "--create")
+    a.run("push")
+    b.run("init", str(repo_dir))
+    b.run("pull")
+    assert (b.claude / "projects" / encode(str(site)) / f"{sid}.jsonl").is_file()
+    assert not (b.claude / "projects" / f"{encode(str(b.home))}-work-site").exists()
+
+    notes = b.home / "work" / "notes"
+    notes.mkdir(parents=True)
+    b.write(
+        f"projects/{encode(str(notes))}/{mine}.jsonl", realistic(mine, str(notes), NOW, NOW, "y")
+    )
+    b.run("push")
+    pulled = a.run("pull")
+    assert "folder beside your home" in pulled.stderr, pulled.stderr
+    assert not (a.claude / "projects" / f"{encode(str(a.home))}-work-notes").exists()
+    refused = a.run("resume", mine, "--print", check=False)
+    assert refused.returncode == 1 and "--cwd" in refused.stderr
+    there = tmp_path / "notes-here"
+    there.mkdir()
+    a.run("resume", mine, "--print", "--cwd", str(there))
+    assert (a.claude / "projects" / encode(str(there)) / f"{mine}.jsonl").is_file()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
-from claude_sync.pathmap import PathMapper
+from claude_sync.pathmap import PathMapper, encode
 
 
 def test_the_home_does_not_claim_a_sibling_with_a_longer_name() -> None:
@@ -117,3 +117,26 @@ def test_a_session_resumed_in_another_folder_keeps_its_project_both_ways() -> No
     )
     assert mapper.to_logical("projects/-home-ann-x/s1.jsonl") == "projects/~-x/s1.jsonl"
     assert mapper.to_local("projects/~-x/s1.jsonl") == "projects/-home-ann-x/s1.jsonl"
+
+
+def test_a_project_beside_the_home_keeps_its_name(tmp_path) -> None:
+    """`/home/ann-work/x` is Claude Code's `-home-ann-work-x`, the name of `/home/ann/work/x`
+    too: it was stored as a home project (`~-work-x`) and placed under the other machine's
+    home. A folder beside the home decides, unless the home has one of that name too."""
+    home = tmp_path / "ann"
+    (home / "code").mkdir(parents=True)
+    for sibling in ("ann-work", "ann.old", "ann-code", "annie"):
+        (tmp_path / sibling).mkdir()
+    (tmp_path / "ann-file").write_text("not a folder")
+    mapper = PathMapper(home, home_aliases=[])
+    enc = encode(str(tmp_path))
+    for name in (f"{enc}-ann-work-x", f"{enc}-ann-old", f"{enc}-ann-file-x"):
+        expected = name if "file" not in name else "~-file-x"
+        assert mapper.folder_to_logical(name) == expected
+        assert mapper.folder_to_local(expected) == name
+    # ann-code beside and ann/code inside: the home's, as it always was
+    assert mapper.folder_to_logical(f"{enc}-ann-code-app") == "~-code-app"
+    assert mapper.folder_to_logical(f"{enc}-annie-x") == f"{enc}-annie-x"
+    assert mapper.folder_to_logical(f"{enc}-ann-x") == "~-x"
+    # Another machine's home project of that name has no folder here it could take.
+    assert mapper.folder_to_local("~-work-x") == "~-work-x"
