@@ -8,6 +8,7 @@ Two machines are two HOMEs running the real CLI; a is the one anyone with the ke
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pexpect
@@ -101,6 +102,20 @@ def test_code_waits_for_resolve_and_words_arrive(machines, repo_dir):
     assert not (a.claude / "commands/changes.md").exists()
     a.run("resolve", "commands/status.md", "--take", "remote")
     assert (a.claude / "commands/status.md").read_text() == STATUS
+
+
+def test_a_big_asset_of_a_skill_is_held_without_being_downloaded(machines, repo_dir):
+    a, b = machines
+    set_up(a, b, repo_dir)
+    asset = os.urandom(300_000)
+    a.write("skills/tidy/font.ttf", asset)
+    a.run("push")
+    pulled = b.json("pull", expect=3)
+    assert pulled["conflicts"] == ["skills/tidy/font.ttf"]
+    assert pulled["downloaded_bytes"] < 100_000
+    assert "(script)" in b.run("conflicts").stdout
+    b.run("resolve", "skills/tidy/font.ttf", "--take", "remote")
+    assert (b.claude / "skills/tidy/font.ttf").read_bytes() == asset
 
 
 def test_a_machine_that_opted_in_takes_code_unasked(machines, repo_dir):

@@ -26,6 +26,8 @@ from claude_sync import settings_trust
 SCRIPT = "script"
 FRONTMATTER = "frontmatter"
 SHELL_LINES = "shell lines"
+#: a skill's file larger than this is held by its size and hash: not read twice to be shown
+SHOWN_BYTES = 64 * 1024
 
 _CODE_FOLDERS = ("agents/", "commands/", "skills/")
 # Claude Code's own patterns: its frontmatter (only at the very start; a byte-order mark is
@@ -57,6 +59,12 @@ def guards(path: str) -> bool:
     return top == "skills" and bool(rest) and (name == "skill.md" or not name.endswith(".md"))
 
 
+def whole(path: str) -> bool:
+    """Whether a guarded file is code as a whole (a skill's script or asset): any change to
+    it is a change to its code."""
+    return path.startswith("skills/") and not path.lower().endswith(".md")
+
+
 def guarded(path: str, data: bytes | None) -> dict[str, Any]:
     """The parts of a file (logical form) that run code, by name; none for an absent one."""
     if data is None:
@@ -64,7 +72,7 @@ def guarded(path: str, data: bytes | None) -> dict[str, Any]:
     if path == settings_trust.PATH:
         return settings_trust.guarded(data)
     text = data.decode("utf-8", errors="replace")
-    if not path.rpartition("/")[2].lower().endswith(".md"):
+    if whole(path):
         return {SCRIPT: text.splitlines()} if text else {}
     found: dict[str, Any] = {}
     front = _FRONTMATTER.match(text)

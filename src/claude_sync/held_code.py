@@ -7,11 +7,11 @@ agent, skill or command stays as it is here (or is not created)."""
 from __future__ import annotations
 
 import shutil
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from claude_sync import code_trust, identity, settings_trust
 from claude_sync.merging import staged_content, unavailable, why_lost
-from claude_sync.planner import Conflict, LocalView, Plan
+from claude_sync.planner import Conflict, LocalFile, LocalView, Plan
 from claude_sync.planner import conflict as make_conflict
 from claude_sync.planner import sha as _sha
 from claude_sync.repository import FileEntry
@@ -58,15 +58,28 @@ class HeldCode:
         if engine.trust_code or plan.head is None:
             return
         coming = [p for p in plan.write if p not in plan.merged and code_trust.guards(p)]
-        incoming, missing = self._fetched({p: plan.write[p] for p in coming}, result)
+        # A big asset of a skill changes what runs as a whole: held by its size and hash,
+        # it is not downloaded twice (here, then by the pull) to be shown.
+        big = {
+            p: plan.write[p]
+            for p in coming
+            if code_trust.whole(p) and plan.write[p].size > code_trust.SHOWN_BYTES
+        }
+        wanted = {p: plan.write[p] for p in coming if p not in big}
+        incoming, missing = self._fetched(wanted, result)
         for path, why in missing.items():
             unavailable(plan, result, path, why)
             plan.write.pop(path)
         incoming |= {p: data for p, (data, _) in plan.merged.items() if code_trust.guards(p)}
         if settings_trust.PATH in plan.delete:
             incoming[settings_trust.PATH] = None
-        for path in sorted(incoming):
-            self._hold(path, incoming[path], plan, local, ask)
+        for path in sorted(incoming.keys() | big.keys()):
+            if path in big:
+                was = local.files.get(path)
+                seen = {code_trust.SCRIPT: (_described(was), _described(big[path]))}
+                self._hold(path, None, plan, local, ask, seen)
+            else:
+                self._hold(path, incoming[path], plan, local, ask)
 
     def changing_code(self, files: dict[str, FileEntry], result: Result) -> list[str]:
         """Of these stored versions (a restore's), those that would change the code of the
@@ -104,22 +117,32 @@ class HeldCode:
         return {p: data for p, data in found.items() if data is not None}, missing
 
     def _hold(
-        self, path: str, incoming: bytes | None, plan: Plan, local: LocalView, ask: bool
+        self,
+        path: str,
+        incoming: bytes | None,
+        plan: Plan,
+        local: LocalView,
+        ask: bool,
+        seen: dict[str, tuple[Any, Any]] | None = None,
     ) -> None:
+        """Hold back the change to path's code, if any, unless the user consents. seen: the
+        change, where it is known without the contents (a big asset)."""
         engine = self.engine
         assert plan.head is not None
         local_file = local.files.get(path)
-        try:
-            local_bytes = (
-                engine.reader.logical_bytes(path, local_file.abspath) if local_file else None
-            )
-        except OSError:
-            return  # gone meanwhile: the install step notices and keeps it
-        changes = code_trust.changed(path, local_bytes, incoming)
+        local_bytes = None
+        if seen is None:
+            try:
+                local_bytes = (
+                    engine.reader.logical_bytes(path, local_file.abspath) if local_file else None
+                )
+            except OSError:
+                return  # gone meanwhile: the install step notices and keeps it
+        changes = seen or code_trust.changed(path, local_bytes, incoming)
         if not changes:
             return
         # Shown as they would be written here (home paths this machine's, not the token).
-        here = code_trust.changed(
+        here = seen or code_trust.changed(
             path,
             None if local_bytes is None else engine.local_bytes(path, local_bytes),
             None if incoming is None else engine.local_bytes(path, incoming),
@@ -148,3 +171,11 @@ class HeldCode:
         conflict.held = sorted(changes)
         conflict.keys = plan.unsettled.pop(path, None)
         plan.conflicts.append(conflict)
+
+
+def _described(version: FileEntry | LocalFile | None) -> str | None:
+    """A file version as a held change shows it without its contents."""
+    if version is None:
+        return None
+    size = version.entry().size if isinstance(version, LocalFile) else version.size
+    return f"{size} bytes, content hash {version.sha256}"

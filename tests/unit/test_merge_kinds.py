@@ -44,7 +44,7 @@ def test_json_merges_key_by_key_against_the_base() -> None:
     base = b'{"a": 1, "b": 1}'
     local, remote = b'{"a": 2, "b": 1}', b'{"a": 1, "b": 3, "\\u00e9": 1}'
     merged = merge_file("settings.json", base, local, remote)
-    assert merged == '{\n  "a": 2,\n  "b": 3,\n  "\u00e9": 1\n}\n'.encode()
+    assert merged == '{"a": 2, "b": 3, "\u00e9": 1}'.encode()  # laid out as local is
     # Without the base, both sides changed "a" and "b": a conflict.
     assert merge_file("settings.json", None, local, remote) is None
     assert merge_file("agents/x.json", base, local, remote) == merged

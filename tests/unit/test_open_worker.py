@@ -296,7 +296,8 @@ def test_a_ctrl_c_leaves_the_workers_to_the_pull(tmp_path: Path) -> None:
 def test_the_progress_of_a_pull_through_workers_adds_up(tmp_path: Path) -> None:
     """The bar moves as each pack goes to its worker (not a pack at a time, after it), and
     ends at the bytes downloaded, no more."""
-    files = {f"agents/a{n}.md": os.urandom(200_000).hex() for n in range(6)}
+    # (rules: an agent's content is read once more before, for the code it may carry)
+    files = {f"rules/a{n}.md": os.urandom(200_000).hex() for n in range(6)}
     bars: dict[str, list[int]] = {}
 
     def progress(self: Reporter, description: str, total: int):  # type: ignore[no-untyped-def]
