@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import glob
 import io
+import json
 import os
 import re
 import struct
@@ -84,6 +85,7 @@ class PathMapper:
         home_aliases: list[str] | None = None,
         moved: dict[str, list[str]] | None = None,
         home_siblings: list[str] | None = None,
+        projects: str | None = None,
     ) -> None:
         """home_aliases: other folders that are this user's home too (a WSL user's Windows
         home, None: found by `wsl_windows_homes`). Their projects are stored like home
@@ -91,7 +93,8 @@ class PathMapper:
         folder] of a session `resume --cwd` placed in another project's folder here: its
         files there are that session's, in its own project. home_siblings: folders beside
         the home whose encoded name starts like a home project's (None: found by
-        `home_siblings`): their projects keep their name."""
+        `home_siblings`): their projects keep their name. projects: Claude Code's projects
+        folder here, where folders whose name it cut are found (see find_cut_folders)."""
         self.moved = {sid: (pair[0], pair[1]) for sid, pair in (moved or {}).items()}
         # (encoded local prefix, logical prefix), longest local prefix first.
         places: list[tuple[str, str]] = []  # (directory, logical prefix)
@@ -115,6 +118,10 @@ class PathMapper:
         # Per project folder, not per file: a scan maps every one of thousands of paths.
         self._logical: dict[str, str] = {}
         self._local: dict[str, str] = {}
+        self._projects = projects
+        # cut folder here <-> logical name, looked for once, when a name needs it
+        self._cut: dict[str, str] | None = None
+        self._uncut: dict[str, str] = {}
 
     def folder_to_logical(self, name: str) -> str:
         """The logical name of a project folder here; a name under no rule is its own."""
@@ -124,8 +131,22 @@ class PathMapper:
 
     def _folder_to_logical(self, name: str) -> str:
         if len(name) > MAX_NAME:
-            return name
+            return self._cut_folders().get(name, name)
         return self._by_rules(name) or name
+
+    def _cut_folders(self) -> dict[str, str]:
+        """The folders here whose name Claude Code cut, each with the logical name of its
+        directory where a rule gives one: sessions started here sync under the project's
+        name, which is not cut where the home is shorter."""
+        if self._cut is None:
+            found = find_cut_folders(self._projects) if self._projects else {}
+            self._cut = {}
+            for name, directory in found.items():
+                logical = self._by_rules(encode(directory))
+                if logical is not None:
+                    self._cut[name] = logical
+                    self._uncut[logical] = name
+        return self._cut
 
     def _by_rules(self, name: str) -> str | None:
         for local, logical in self.rules:
@@ -163,7 +184,8 @@ class PathMapper:
                 name = local + logical[len(prefix) :]
                 if len(name) <= MAX_NAME and self.folder_to_logical(name) == logical:
                     return name
-        return logical
+        self._cut_folders()
+        return self._uncut.get(logical, logical)
 
     def has_label(self, label: str) -> bool:
         """Whether a directory here is mapped to label (`map`)."""
@@ -248,6 +270,47 @@ def wsl_windows_homes(home: str) -> list[str]:
     users = [p for p in glob.glob("/mnt/[a-z]/Users/*") if os.path.isdir(p)]
     name = PurePath(home).name.casefold()
     return [p for p in users if PurePath(p).name.casefold() == name]
+
+
+def find_cut_folders(projects: str) -> dict[str, str]:
+    """The project folders in `projects` whose name Claude Code cut (see claude_folder),
+    each with the directory it is for: the `cwd` its transcripts record, when that cut
+    gives the folder's name."""
+    try:
+        names = [n for n in os.listdir(projects) if len(n) > MAX_NAME]
+    except OSError:
+        return {}
+    found = {}
+    for name in names:
+        directory = _recorded_directory(os.path.join(projects, name), name)
+        if directory is not None:
+            found[name] = directory
+    return found
+
+
+def _recorded_directory(folder: str, name: str) -> str | None:
+    """The `cwd` of the first records of a few transcripts in folder whose cut is name."""
+    try:
+        transcripts = sorted(glob.glob(os.path.join(glob.escape(folder), "*.jsonl")))[:8]
+    except OSError:
+        return None
+    for transcript in transcripts:
+        try:
+            with open(transcript, "rb") as fh:
+                head = fh.read(64 * 1024)
+        except OSError:
+            continue
+        for line in head.splitlines()[:50]:
+            try:
+                cwd = json.loads(line).get("cwd")
+            except (ValueError, AttributeError, RecursionError):
+                continue
+            if isinstance(cwd, str) and name in (
+                claude_folder(cwd),
+                claude_folder(os.path.realpath(cwd)),
+            ):
+                return cwd
+    return None
 
 
 def find_home_siblings(home: str) -> list[str]:

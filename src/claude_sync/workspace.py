@@ -277,7 +277,12 @@ class Workspace:
             self.settings.device,
             self.where.config_dir,
             reporter,
-            PathMapper(Path.home(), self.settings.path_maps, moved=self.settings.moved_sessions),
+            PathMapper(
+                Path.home(),
+                self.settings.path_maps,
+                moved=self.settings.moved_sessions,
+                projects=str(self.where.claude_dir / "projects"),
+            ),
         )
         engine.allow_rollback = allow_rollback
         engine.former_names = tuple(self.settings.former_names)

@@ -811,3 +811,34 @@ def test_a_project_beside_the_home_is_not_taken_for_a_home_project(pair, repo_di
     there.mkdir()
     a.run("resume", mine, "--print", "--cwd", str(there))
     assert (a.claude / "projects" / encode(str(there)) / f"{mine}.jsonl").is_file()
+
+
+def test_sessions_started_where_the_folder_name_is_cut_sync_under_the_projects_name(
+    make_machine, repo_dir
+):
+    """On b (a longer home) Claude Code cuts the project's folder name: sessions started
+    there were pushed under the cut name, which a keeps as it is, where its Claude Code
+    never looks. They go under the project's name, and a's come into b's cut folder."""
+    a, b = make_machine("a"), make_machine("b" * 40)
+    rest = "code/" + "p" * (MAX_NAME - len(encode(str(a.home))) - 10)
+    here, there = a.home / rest, b.home / rest
+    here.mkdir(parents=True)
+    there.mkdir(parents=True)
+    cut = claude_folder(str(there))
+    assert len(encode(str(there))) > MAX_NAME and cut != encode(str(there))
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    b.write(f"projects/{cut}/{first}.jsonl", transcript(first, 3, cwd=str(there)))
+    b.run("init", str(repo_dir), "--create")
+    assert b.json("push")["pushed"] == [
+        f"projects/~{encode(str(here))[len(encode(str(a.home))) :]}/{first}.jsonl"
+    ]
+    a.run("init", str(repo_dir))
+    a.run("pull")
+    assert (a.claude / "projects" / encode(str(here)) / f"{first}.jsonl").is_file()
+    a.write(f"projects/{encode(str(here))}/{second}.jsonl", transcript(second, 2, cwd=str(here)))
+    a.run("push")
+    b.run("pull")
+    assert (b.claude / "projects" / cut / f"{second}.jsonl").is_file()
+    assert sorted(p.name for p in (b.claude / "projects").iterdir()) == [cut]
+    found = run_claude("-p", "hi", "--resume", second, home=b.home, cwd=there, timeout=20)
+    assert "No conversation found" not in found.stdout + found.stderr

@@ -144,7 +144,10 @@ def _mapper(where: Locations) -> PathMapper:
     if not config.is_set_up(where.config_dir):
         return PathMapper(Path.home())
     settings = config.load_settings(where.config_dir)
-    return PathMapper(Path.home(), settings.path_maps, moved=settings.moved_sessions)
+    projects = str(where.claude_dir / "projects")
+    return PathMapper(
+        Path.home(), settings.path_maps, moved=settings.moved_sessions, projects=projects
+    )
 
 
 def _selection(where: Locations) -> Selection:

@@ -364,7 +364,10 @@ def hook_worker(where: Locations, event: str) -> None:
 def watch(where: Locations, debounce: float, interval: float) -> None:
     """Stay in the foreground: push soon after changes, pull every --interval seconds."""
     settings = config.load_settings(where.config_dir)
-    mapper = PathMapper(Path.home(), settings.path_maps, moved=settings.moved_sessions)
+    projects = str(where.claude_dir / "projects")
+    mapper = PathMapper(
+        Path.home(), settings.path_maps, moved=settings.moved_sessions, projects=projects
+    )
 
     def run(action: str) -> Callable[[], None]:
         def go() -> None:
