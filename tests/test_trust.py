@@ -155,7 +155,7 @@ def test_on_a_terminal_pull_shows_the_change_and_asks(machines, repo_dir, answer
     set_up(a, b, repo_dir)
     push_malicious(a)
     child = pull_on_terminal(b)
-    child.expect("changes settings that run or authorise code")
+    child.expect("(adds|changes) settings that run or authorise code")
     child.expect("Apply it")
     shown = child.before
     child.sendline(answer)

@@ -6,7 +6,9 @@ change to it only with the user's consent (held_code.py).
   runs or allows code (`hooks`, `mcpServers`, `permissionMode`, `allowed-tools`, `shell`),
   and the shell lines it runs when the command or skill is invoked (`` !`…` `` and
   ```` ```! ```` blocks; read from Claude Code 2.1.197's own patterns);
-- any other file in a skill's folder but markdown: its scripts, whole.
+- any other file of a skill's folder but markdown (its scripts), whole, byte for byte;
+- with a `permissionMode`, also what the agent may use (`tools`, `disallowedTools`,
+  `skills`…), taken away as well as added.
 
 What an agent, skill or command *says* is not guarded, as CLAUDE.md is not: an instruction
 still goes through the permissions a user gave. Only a part that is added or changed is
@@ -16,6 +18,7 @@ allows more).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from typing import Any
 
@@ -30,15 +33,25 @@ SHELL_LINES = "shell lines"
 SHOWN_BYTES = 64 * 1024
 
 _CODE_FOLDERS = ("agents/", "commands/", "skills/")
+# JavaScript's white space, which Claude Code's patterns mean by `\s` (Python's has no
+# byte-order mark: a `---\ufeff` line was a frontmatter only for Claude Code).
+_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
 # Claude Code's own patterns: its frontmatter (only at the very start; a byte-order mark is
 # allowed here too, where Claude Code would not see one) and its shell lines.
-_FRONTMATTER = re.compile(r"\ufeff?---\s*\n([\s\S]*?)---\s*\n?")
-_SHELL_BLOCK = re.compile(r"```!\s*\n?([\s\S]*?)\n?```")
-_SHELL_INLINE = re.compile(r"(?:^|(?<=\s))!`([^`]+)`", re.MULTILINE)
+_FRONTMATTER = re.compile(f"\ufeff?---[{_SPACE}]*\n([\\s\\S]*?)---[{_SPACE}]*\n?")
+_SHELL_BLOCK = re.compile(f"```![{_SPACE}]*\n?([\\s\\S]*?)\n?```")
+_SHELL_INLINE = re.compile(f"(?:^|(?<=[{_SPACE}]))!`([^`]+)`", re.MULTILINE)
+# YAML's line breaks (Python's splitlines knows more).
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 # A top-level `key:` line, the key plain or quoted.
-_KEY = re.compile(r"""(?:"([^"]*)"|'([^']*)'|([A-Za-z0-9_][^:#]*?))\s*:(?:\s|$)""")
-# A line that continues the key above it: indented, blank, or a list item at the key's level.
-_CONTINUED = re.compile(r"\s|-(?:\s|$)|$")
+_KEY = re.compile(r"""(?:"([^"]*)"|'([^']*)'|([A-Za-z0-9_][^:#]*?))[ \t]*:(?:[ \t]|$)""")
+# A line that continues the key above it: indented by spaces, blank, or a list item at the
+# key's level. (A tab is no YAML indentation: such a line is not read as a key's.)
+_CONTINUED = re.compile(r" |-(?:[ \t]|$)|$")
+# An alias (`*h`, where a node starts: after a key, a list dash, a flow bracket or comma):
+# a guarded key's value that stands for another key's, which a line-by-line reading of
+# that key alone cannot follow.
+_ALIAS = re.compile(r"(?:^[ \t]*(?:-[ \t]+)*|:[ \t]+|[\[{,][ \t]*)\*[^ \t,\[\]{}]", re.MULTILINE)
 # Frontmatter keys that run or allow code, by name as settings.json's are (not
 # `disallowed-tools`, which only takes away); `description` is not `script`.
 _GUARDED_KEY = re.compile(
@@ -46,23 +59,27 @@ _GUARDED_KEY = re.compile(
     r"credential|secret|apikey|\benv",
     re.IGNORECASE,
 )
+# With a permission mode, what an agent may use is what it may run unasked: its tools (and
+# the tools it is denied), skills and agents count too, taken away as well as added.
+_PERMISSION_KEY = re.compile("permission", re.IGNORECASE)
+_TOOL_KEY = re.compile(r"tool|skill|agent|context", re.IGNORECASE)
 
 
 def guards(path: str) -> bool:
     """Whether a file can carry code a pull applies only with consent."""
     if not path.startswith(_CODE_FOLDERS):  # a pull asks for each of 50,000 files
         return path == settings_trust.PATH
-    top, _, rest = path.partition("/")
     name = path.rpartition("/")[2].lower()
-    if top in ("agents", "commands"):
-        return bool(rest) and name.endswith(".md")
-    return top == "skills" and bool(rest) and (name == "skill.md" or not name.endswith(".md"))
+    if not name.endswith(".md") or path.startswith("skills/"):
+        return name == "skill.md" or whole(path)
+    return "/" in path
 
 
 def whole(path: str) -> bool:
-    """Whether a guarded file is code as a whole (a skill's script or asset): any change to
-    it is a change to its code."""
-    return path.startswith("skills/") and not path.lower().endswith(".md")
+    """Whether a guarded file is code as a whole: any file of a skill but markdown (its
+    scripts, binaries, the files they read), also of one Claude Code finds in `commands/`
+    (a folder with a SKILL.md)."""
+    return path.startswith(("skills/", "commands/")) and not path.lower().endswith(".md")
 
 
 def guarded(path: str, data: bytes | None) -> dict[str, Any]:
@@ -71,9 +88,9 @@ def guarded(path: str, data: bytes | None) -> dict[str, Any]:
         return {}
     if path == settings_trust.PATH:
         return settings_trust.guarded(data)
-    text = data.decode("utf-8", errors="replace")
     if whole(path):
-        return {SCRIPT: text.splitlines()} if text else {}
+        return {SCRIPT: _as_lines(data)} if data else {}
+    text = data.decode("utf-8", errors="replace")  # as Claude Code reads it
     found: dict[str, Any] = {}
     front = _FRONTMATTER.match(text)
     if front:
@@ -84,24 +101,43 @@ def guarded(path: str, data: bytes | None) -> dict[str, Any]:
     return found
 
 
+def _as_lines(data: bytes) -> list[str]:
+    """A whole file as it is compared and shown: its lines, exactly (a change of any byte
+    is one), or its size and hash when it is no UTF-8 text."""
+    try:
+        return data.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        return [f"{len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}"]
+
+
 def _frontmatter_code(front: str) -> dict[str, list[str]]:
     """The guarded keys of a frontmatter, each with its lines as written. Read line by line,
-    not as YAML: a line that is no plain `key:` (an anchor, a flow mapping, a complex key)
-    makes the frontmatter guarded as a whole."""
+    not as YAML: what such a reading cannot follow (a guarded key's alias, a complex or
+    escaped key, a merge key, a tab) makes the frontmatter guarded as a whole."""
+    lines = _LINE_BREAK.split(front)
     entries: dict[str, list[str]] = {}
     key = None
-    for line in front.splitlines():
+    for line in lines:
         if key is not None and _CONTINUED.match(line):
             entries[key].append(line.rstrip())
             continue
-        if line.startswith("#"):
+        if line.startswith("#") or not line:
             continue
         found = _KEY.match(line)
         key = next((k for k in found.groups() if k is not None), "").strip() if found else ""
-        if not found or not key or key == "<<":
-            return {FRONTMATTER: front.splitlines()}
+        if not found or not key or key == "<<" or (found.group(1) and "\\" in key):
+            return {FRONTMATTER: lines}
         entries.setdefault(key, []).append(line.rstrip())
-    return {k: lines for k, lines in entries.items() if _GUARDED_KEY.search(k)}
+    for value in entries.values():
+        while not value[-1]:  # blank lines before the next key are no part of this one
+            value.pop()
+    wanted = _GUARDED_KEY
+    if any(_PERMISSION_KEY.search(k) for k in entries):
+        wanted = re.compile(f"{_GUARDED_KEY.pattern}|{_TOOL_KEY.pattern}", re.IGNORECASE)
+    found = {k: value for k, value in entries.items() if wanted.search(k)}
+    if any(_ALIAS.search("\n".join(value)) for value in found.values()):
+        return {FRONTMATTER: lines}
+    return found
 
 
 def changed(path: str, local: bytes | None, incoming: bytes | None) -> dict[str, tuple[Any, Any]]:
@@ -112,5 +148,7 @@ def changed(path: str, local: bytes | None, incoming: bytes | None) -> dict[str,
         here, there = guarded(path, local or b"{}"), guarded(path, incoming or b"{}")
         names = here.keys() | there.keys()
     else:
-        names = there.keys()
+        names = set(there)
+        if any(_PERMISSION_KEY.search(k) for k in there):
+            names |= {k for k in here if _TOOL_KEY.search(k)}  # a tool no longer denied
     return {k: (here.get(k), there.get(k)) for k in sorted(names) if here.get(k) != there.get(k)}

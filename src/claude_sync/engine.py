@@ -341,8 +341,13 @@ class Engine:
         """Pull, then push; when another machine pushed in between, pull and push again."""
         result = self.pull(sel, strategy, dry_run, complete)
         for _ in range(MAX_SYNC_ROUNDS):
-            pull_left_conflicts = bool(result.conflicts)
+            standing = result.conflicts
+            pull_left_conflicts = bool(standing)
             result.merge(self.push(sel, dry_run))
+            # The push does not see what the pull held back where nothing changed here (an
+            # agent's new hooks): those stand too. (A sync said "up to date" and exit 0.)
+            seen = {c.path for c in result.conflicts}
+            result.conflicts += [c for c in standing if c.path not in seen]
             # A conflict the pull did not see means another machine pushed in between.
             if dry_run or not result.conflicts or pull_left_conflicts:
                 break

@@ -7,7 +7,7 @@ agent, skill or command stays as it is here (or is not created)."""
 from __future__ import annotations
 
 import shutil
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from claude_sync import code_trust, identity, settings_trust
 from claude_sync.merging import staged_content, unavailable, why_lost
@@ -73,13 +73,22 @@ class HeldCode:
         incoming |= {p: data for p, (data, _) in plan.merged.items() if code_trust.guards(p)}
         if settings_trust.PATH in plan.delete:
             incoming[settings_trust.PATH] = None
+        changes: list[_Change] = []
         for path in sorted(incoming.keys() | big.keys()):
             if path in big:
                 was = local.files.get(path)
                 seen = {code_trust.SCRIPT: (_described(was), _described(big[path]))}
-                self._hold(path, None, plan, local, ask, seen)
+                change = _Change(path, None, None, seen, seen)
             else:
-                self._hold(path, incoming[path], plan, local, ask)
+                change = self._change(path, incoming[path], local)
+            if change is not None:
+                changes.append(change)
+        # One question for all of them: a first pull may bring dozens.
+        asked = {c.path: c.shown for c in changes}
+        if changes and ask and engine.reporter.trust(asked, plan.head.device):
+            return
+        for change in changes:
+            self._keep(change, plan, local)
 
     def changing_code(self, files: dict[str, FileEntry], result: Result) -> list[str]:
         """Of these stored versions (a restore's), those that would change the code of the
@@ -108,69 +117,80 @@ class HeldCode:
         if not entries:
             return {}, {}
         lost: dict[str, str] = {}
-        staging = self.engine.downloads.fetch_blobs(list(entries.values()), result, lost=lost)
+        downloads = self.engine.downloads
+        staging = downloads.fetch_blobs(list(entries.values()), result, lost=lost)
         try:
             found = {p: staged_content(staging, e) for p, e in entries.items()}
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+        # The pull that writes them takes their blobs from here (each file under SHOWN_BYTES
+        # or markdown: small), not from the packs a second time.
+        for entry, data in ((entries[p], d) for p, d in found.items() if d is not None):
+            at = 0
+            for blob, length in entry.chunks:
+                downloads.fetched[blob] = data[at : at + length]
+                at += length
         missing = {p: why_lost(lost, entries[p]) for p, data in found.items() if data is None}
         return {p: data for p, data in found.items() if data is not None}, missing
 
-    def _hold(
-        self,
-        path: str,
-        incoming: bytes | None,
-        plan: Plan,
-        local: LocalView,
-        ask: bool,
-        seen: dict[str, tuple[Any, Any]] | None = None,
-    ) -> None:
-        """Hold back the change to path's code, if any, unless the user consents. seen: the
-        change, where it is known without the contents (a big asset)."""
+    def _change(self, path: str, incoming: bytes | None, local: LocalView) -> _Change | None:
+        """What the pull would change of path's code; None when nothing."""
         engine = self.engine
-        assert plan.head is not None
         local_file = local.files.get(path)
-        local_bytes = None
-        if seen is None:
-            try:
-                local_bytes = (
-                    engine.reader.logical_bytes(path, local_file.abspath) if local_file else None
-                )
-            except OSError:
-                return  # gone meanwhile: the install step notices and keeps it
-        changes = seen or code_trust.changed(path, local_bytes, incoming)
+        try:
+            local_bytes = (
+                engine.reader.logical_bytes(path, local_file.abspath) if local_file else None
+            )
+        except OSError:
+            return None  # gone meanwhile: the install step notices and keeps it
+        changes = code_trust.changed(path, local_bytes, incoming)
         if not changes:
-            return
+            return None
         # Shown as they would be written here (home paths this machine's, not the token).
-        here = seen or code_trust.changed(
+        here = code_trust.changed(
             path,
             None if local_bytes is None else engine.local_bytes(path, local_bytes),
             None if incoming is None else engine.local_bytes(path, incoming),
         )
         shown = {k: here.get(k, v) for k, v in changes.items()}
-        if ask and engine.reporter.trust(path, shown, plan.head.device):
-            return
+        return _Change(path, incoming, local_bytes, changes, shown)
+
+    def _keep(self, change: _Change, plan: Plan, local: LocalView) -> None:
+        """The change held back: this machine's version stays (settings.json: with the
+        incoming ordinary keys), and a conflict waits."""
+        engine = self.engine
+        assert plan.head is not None
+        path = change.path
+        local_file = local.files.get(path)
         plan.merged.pop(path, None)
         plan.write.pop(path, None)
         if path in plan.delete:
             plan.delete.remove(path)
         local_sha = _sha(local_file)
         if path == settings_trust.PATH:
-            held = settings_trust.blend(incoming or b"{}", local_bytes or b"{}")
-            if held is not None and held != (local_bytes or b"{}"):
+            mine = change.local_bytes or b"{}"
+            held = settings_trust.blend(change.incoming or b"{}", mine)
+            if held is not None and held != mine:
                 plan.held[path] = held
                 local_sha = identity.of(engine.repo.keys.file_hash, held)
         conflict = make_conflict(
-            path,
-            local_file,
-            engine.state.bases().get(path),
-            plan.head.files.get(path),
-            plan.head,
+            path, local_file, engine.state.bases().get(path), plan.head.files.get(path), plan.head
         )
         conflict.local_sha256 = local_sha
-        conflict.held = sorted(changes)
+        conflict.held = sorted(change.changes)
         conflict.keys = plan.unsettled.pop(path, None)
         plan.conflicts.append(conflict)
+
+
+class _Change(NamedTuple):
+    """A change to a file's code a pull would make: its parts (name -> here, incoming), as
+    compared and as shown (home paths this machine's)."""
+
+    path: str
+    incoming: bytes | None
+    local_bytes: bytes | None
+    changes: dict[str, tuple[Any, Any]]
+    shown: dict[str, tuple[Any, Any]]
 
 
 def _described(version: FileEntry | LocalFile | None) -> str | None:

@@ -142,13 +142,14 @@ def restore(
         for path in unnamed:
             del files[path]
         if unnamed:
-            tops = " ".join(dict.fromkeys(p.partition("/")[0] for p in unnamed))
+            tops = dict.fromkeys(p.partition("/")[0] for p in unnamed)
+            named = " ".join(unnamed if len(unnamed) <= 3 else tops)
             some = f"{len(unnamed)} files" if len(unnamed) > 1 else "1 file"
             comes = "come" if len(unnamed) > 1 else "comes"
             result.warnings.append(
                 f"{some} that can run code ({', '.join(unnamed[:3])}"
                 f"{', …' if len(unnamed) > 3 else ''}) {comes} back only when named: "
-                f"`claude-sync restore {tops} --snapshot {seq}`"
+                f"`claude-sync restore {named} --snapshot {seq}`"
             )
     if not files:
         raise ConfigError(

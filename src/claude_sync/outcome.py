@@ -86,9 +86,9 @@ class Reporter:
         or None to leave it unresolved (the default: nobody to ask)."""
         return None
 
-    def trust(self, path: str, changes: dict[str, tuple[Any, Any]], device: str) -> bool:
-        """Whether to apply a change to settings keys that run code; by default (nobody to
-        ask) it waits for `resolve`."""
+    def trust(self, changes: dict[str, dict[str, tuple[Any, Any]]], device: str) -> bool:
+        """Whether to apply changes to what runs code (path -> part -> here, incoming); by
+        default (nobody to ask) they wait for `resolve`."""
         return False
 
     def action(self, verb: str, path: str) -> None:

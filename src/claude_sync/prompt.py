@@ -71,23 +71,30 @@ SHOWN_LINES = 40
 def _shown(value: Any) -> str:
     # JSON escapes every control character a hostile value might carry.
     if value is None:
-        return "(none)"
+        return "(not there)"
     if isinstance(value, list) and len(value) > SHOWN_LINES:
         more = len(value) - SHOWN_LINES
         return json.dumps(value[:SHOWN_LINES], indent=2) + f" (and {more} more lines)"
     return json.dumps(value, indent=2)
 
 
-def ask_trust(path: str, changes: dict[str, tuple[Any, Any]], device: str) -> bool:
-    """Whether to apply a change to what runs or authorises code (code_trust.py)."""
+def ask_trust(changes: dict[str, dict[str, tuple[Any, Any]]], device: str) -> bool:
+    """Whether to apply changes to what runs or authorises code (code_trust.py), all at
+    once: path -> part -> (here, incoming)."""
     who = clean_value(device) or "another machine"
-    what = "settings" if path == settings_trust.PATH else "parts"
-    click.echo(f"{path} from {who} changes {what} that run or authorise code:", err=True)
-    for key, (here, there) in changes.items():
-        click.echo(
-            f"  {json.dumps(key)}\n    here: {_shown(here)}\n    new:  {_shown(there)}", err=True
-        )
-    click.echo("Anyone who can write to the repository could have made this change.", err=True)
+    for path, parts in changes.items():
+        what = "settings" if path == settings_trust.PATH else "parts"
+        verb = "adds" if all(here is None for here, _ in parts.values()) else "changes"
+        click.echo(f"{path} from {who} {verb} {what} that run or authorise code:", err=True)
+        for key, (here, there) in parts.items():
+            click.echo(
+                f"  {json.dumps(key)}\n    here: {_shown(here)}\n    new:  {_shown(there)}",
+                err=True,
+            )
+    click.echo("Anyone who can write to the repository could have made these changes.", err=True)
+    many = f"all {len(changes)} of them" if len(changes) > 1 else "it"
     return click.confirm(
-        "Apply it? (no: keep yours; it waits for `claude-sync resolve`)", default=False, err=True
+        f"Apply {many}? (no: keep yours; they wait for `claude-sync resolve`)",
+        default=False,
+        err=True,
     )

@@ -95,7 +95,7 @@ def test_a_push_cut_off_midway_is_not_sent_again(machines, repo_dir, transfers):
     """A long push indexes the packs it sent as it goes: killed (a laptop closed, a
     connection dropped), the next push sends only what they lack."""
     a, b = machines
-    files = {f"skills/data/part-{i}.bin": os.urandom(6 << 20) for i in range(6)}
+    files = {f"rules/data/part-{i}.bin": os.urandom(6 << 20) for i in range(6)}
     for rel, data in files.items():
         a.write(rel, data)
     a.run("init", str(repo_dir))
@@ -134,7 +134,7 @@ def test_a_stopped_push_stops_sending_and_says_so(machines, repo_dir, stop):
     """Ctrl-C or `kill` stops a first push within a few packs (it used to read, seal and
     send every file first), with one line; the next push finishes the job."""
     a, b = machines
-    files = {f"skills/data/part-{i}.bin": os.urandom(6 << 20) for i in range(12)}
+    files = {f"rules/data/part-{i}.bin": os.urandom(6 << 20) for i in range(12)}
     for rel, data in files.items():
         a.write(rel, data)
     a.run("init", str(repo_dir))
@@ -1077,7 +1077,7 @@ def test_a_merge_of_a_small_file_reads_its_base_by_range(machines, repo_dir):
     (3.3 MiB in a user's run)."""
     a, b = machines
     a.write("agents/x.md", "".join(f"line {i}\n" for i in range(50)))
-    a.write("skills/big/data.txt", os.urandom(3 << 20).hex())  # one big first pack
+    a.write("rules/big/data.txt", os.urandom(3 << 20).hex())  # one big first pack
     set_up_pair(a, b, repo_dir)
     b.run("pull")
     a.write("agents/x.md", (a.claude / "agents/x.md").read_text() + "last\n")
@@ -1091,22 +1091,22 @@ def test_a_merge_of_a_small_file_reads_its_base_by_range(machines, repo_dir):
 
 
 def test_a_file_where_another_machine_made_a_folder_is_held_back(machines, repo_dir):
-    """With `--strategy local`, the repository held both skills/foo and skills/foo/SKILL.md,
+    """With `--strategy local`, the repository held both rules/foo and rules/foo/x.md,
     and each machine warned on every sync, for good."""
     a, b = machines
-    a.write("skills/foo", "a skill file\n")
+    a.write("rules/foo", "a skill file\n")
     set_up_pair(a, b, repo_dir)
     b.run("pull")
-    b.write("skills/foo", "B's edit\n")
-    (a.claude / "skills/foo").unlink()
-    a.write("skills/foo/SKILL.md", "# skill\n")
+    b.write("rules/foo", "B's edit\n")
+    (a.claude / "rules/foo").unlink()
+    a.write("rules/foo/x.md", "# skill\n")
     a.run("push")
     result = json.loads(b.run("--json", "sync", "--strategy", "local", check=False).stdout)
-    assert "skills/foo" in result["skipped"], result
-    assert any("skills/foo/SKILL.md a file in the repository" in w for w in result["warnings"])
+    assert "rules/foo" in result["skipped"], result
+    assert any("rules/foo/x.md a file in the repository" in w for w in result["warnings"])
     a.run("pull")
-    assert (a.claude / "skills/foo/SKILL.md").read_text() == "# skill\n"
-    assert (b.claude / "skills/foo").read_text() == "B's edit\n"  # kept here, not lost
+    assert (a.claude / "rules/foo/x.md").read_text() == "# skill\n"
+    assert (b.claude / "rules/foo").read_text() == "B's edit\n"  # kept here, not lost
 
 
 def test_a_history_appended_out_of_order_arrives_as_it_is(machines, repo_dir):

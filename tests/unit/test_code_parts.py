@@ -19,6 +19,7 @@ guarded_keys = st.sampled_from(
     ["hooks", "mcpServers", "permissionMode", "allowed-tools", "allowedTools", "shell"]
 )
 values = st.text(st.sampled_from("abcXYZ-_ ()*:"), min_size=1, max_size=30).map(str.strip)
+values = values.filter(bool)
 
 
 def agent(front: dict[str, str], body: str) -> bytes:
@@ -33,7 +34,8 @@ def agent(front: dict[str, str], body: str) -> bytes:
         ("agents/x.md", True),
         ("agents/team/x.md", True),
         ("commands/x.md", True),
-        ("commands/x.txt", False),
+        ("commands/x.txt", True),
+        ("commands/build/run.sh", True),
         ("skills/x/SKILL.md", True),
         ("skills/x/run.sh", True),
         ("skills/x/reference.md", False),
@@ -67,7 +69,8 @@ def test_a_key_that_runs_code_holds_the_file_back(front, key, value, body, quote
     before = agent(front, body)
     name = json.dumps(key) if quoted else key
     after = before.replace(b"---\n", f"---\n{name}: {json.dumps(value)}\n".encode(), 1)
-    assert key in code_trust.changed("agents/x.md", before, after)
+    # (as that key, or in a frontmatter guarded whole: `: *` reads like an alias)
+    assert code_trust.changed("agents/x.md", before, after).keys() & {key, code_trust.FRONTMATTER}
     # The same key taken away again is no code arriving.
     assert code_trust.changed("agents/x.md", after, before) == {}
 
@@ -107,9 +110,45 @@ def test_a_list_at_the_keys_level_belongs_to_its_key():
 def test_a_script_is_guarded_whole_and_settings_removals_too():
     assert code_trust.changed("skills/x/run.sh", b"a\n", b"a\n") == {}
     assert code_trust.changed("skills/x/run.sh", b"a\n", b"b\n") == {
-        code_trust.SCRIPT: (["a"], ["b"])
+        code_trust.SCRIPT: (["a", ""], ["b", ""])
     }
+    # byte for byte: what is no text is compared (and shown) by its hash
+    elf = code_trust.changed("skills/x/tool", b"\x7fELF\x80\x81", b"\x7fELF\xff\xfe")
+    assert elf[code_trust.SCRIPT][1][0].startswith("6 bytes, sha256 ")
+    assert code_trust.changed("skills/x/run.sh", b"a\x0cb", b"a\nb") != {}
     assert code_trust.changed("skills/x/run.sh", b"a\n", None) == {}
     deny = json.dumps({"permissions": {"deny": ["Bash"]}}).encode()
     assert "permissions" in code_trust.changed("settings.json", deny, b"{}")
     assert "permissions" in code_trust.changed("settings.json", deny, None)
+
+
+@pytest.mark.parametrize(
+    "front",
+    [
+        'description: x\n"\\x61llowed-tools": Bash\n',  # an escaped key
+        "metadata: &h\n  Stop: x\nhooks: *h\n",  # an anchor and its alias
+        "name: x\n\thooks: y\n",  # a tab
+    ],
+)
+def test_what_a_line_reading_cannot_follow_is_guarded_whole(front):
+    data = f"---\n{front}---\nbody\n".encode()
+    assert code_trust.FRONTMATTER in code_trust.guarded("commands/x.md", data)
+
+
+def test_javascript_white_space_is_white_space():
+    """Claude Code's `\\s` is JavaScript's: a byte-order mark after `---` or before `!`
+    made a frontmatter and a shell line only Claude Code saw."""
+    data = "---\ufeff\nallowed-tools: Bash\n---\nWeather: \ufeff!`touch x`\n".encode()
+    assert code_trust.guarded("commands/x.md", data) == {
+        "allowed-tools": ["allowed-tools: Bash"],
+        code_trust.SHELL_LINES: ["touch x"],
+    }
+
+
+def test_with_a_permission_mode_an_agents_tools_are_guarded_both_ways():
+    mode = "permissionMode: bypassPermissions\n"
+    before = f"---\ntools: Read\ndisallowedTools: Bash\n{mode}---\n".encode()
+    after = f"---\ntools: Read, Bash\n{mode}---\n".encode()
+    assert set(code_trust.changed("agents/x.md", before, after)) == {"tools", "disallowedTools"}
+    plain = b"---\ntools: Read\n---\n"
+    assert code_trust.changed("agents/x.md", plain, b"---\ntools: Read, Bash\n---\n") == {}

@@ -184,13 +184,13 @@ class ConsoleReporter(Reporter):
 
         return prompt.ask(conflict, local, remote, base)
 
-    def trust(self, path: str, changes: dict[str, tuple[Any, Any]], device: str) -> bool:
-        """On a terminal, the user's consent to the change; otherwise no."""
+    def trust(self, changes: dict[str, dict[str, tuple[Any, Any]]], device: str) -> bool:
+        """On a terminal, the user's consent to the changes; otherwise no."""
         if not self.interactive:
             return False
         from claude_sync import prompt
 
-        return prompt.ask_trust(path, changes, device)
+        return prompt.ask_trust(changes, device)
 
     def action(self, verb: str, path: str) -> None:
         """With --verbose, one line per action: the verb right-aligned, then the path."""
@@ -324,12 +324,17 @@ def _counted(n: int, noun: str, text: str) -> list[str]:
 def held_line(path: str, device: str, held: list[str], added: bool = False) -> str:
     """How a change to what runs code, held back, is reported, with the commands that
     settle it (added: the file is not here, and keeping "yours" removes it everywhere)."""
+    who = clean_value(device) or "another machine"
+    parts = clean_value(", ".join(held))
+    if added:
+        return (
+            f"{path}: {who} added it, with code that runs ({parts}); held back: `claude-sync "
+            f"resolve {path} --take remote` adds it here, `--take local` removes it everywhere"
+        )
     what = "settings that run code" if path == settings_trust.PATH else "the code it runs"
-    local = "`--take local` removes it everywhere" if added else "`--take local` keeps yours"
     return (
-        f"{path}: {clean_value(device) or 'another machine'} changed {what} "
-        f"({clean_value(', '.join(held))}); held back: `claude-sync resolve {path} --take "
-        f"remote` applies them, {local}"
+        f"{path}: {who} changed {what} ({parts}); held back: `claude-sync resolve {path} "
+        "--take remote` applies them, `--take local` keeps yours"
     )
 
 

@@ -233,7 +233,7 @@ def conflicts(where: Locations, as_json: bool) -> None:
 @location_options
 @output_options
 def resolve(where: Locations, path: str, take: str, run: RunOptions) -> None:
-    """Settle one conflict, then push the result."""
+    """Settle one conflict, or every conflict under a folder (PATH), then push the result."""
     from claude_sync import resolution
 
     _run(where, run, False, lambda ws, engine: resolution.resolve(ws, engine, path, take))
