@@ -108,6 +108,49 @@ class Machine:
             )
         return proc
 
+    def on_terminal(self, *args: str) -> Any:
+        """The real CLI on a pseudo-terminal (a pexpect child), as a user at a terminal
+        runs it."""
+        import pexpect
+
+        return pexpect.spawn(
+            sys.executable,
+            ["-m", "claude_sync", *args],
+            env=self.environ() | {"TERM": "dumb", "COLUMNS": "200"},
+            cwd=str(self.home),
+            encoding="utf-8",
+            timeout=60,
+        )
+
+    def answer(self, question: str, reply: str, *args: str) -> tuple[str, int]:
+        """Run the CLI on a terminal until it asks question (a pattern), reply; returns what
+        it printed before the question, and its exit status."""
+        import pexpect
+
+        child = self.on_terminal(*args)
+        child.expect(question)
+        shown = child.before
+        child.sendline(reply)
+        child.expect(pexpect.EOF)
+        child.close()
+        return shown, child.exitstatus
+
+    def says_before_pulling(self, conflicts: list[str]) -> None:
+        """`status` and `pull --dry-run` name the conflicts a pull would leave (exit 3) and
+        write nothing."""
+        before = snapshot_tree(self.claude)
+        assert self.json("status", expect=3)["conflicts"] == conflicts
+        assert self.json("pull", "--dry-run", expect=3)["conflicts"] == conflicts
+        assert snapshot_tree(self.claude) == before
+
+    def join_trusting(self, repo_dir: Path) -> None:
+        """Join the repository and take what another machine pushed, code included (the
+        `settings-commands` opt-in for that first pull only)."""
+        self.run("init", str(repo_dir))
+        self.run("types", "--enable", "settings-commands")
+        self.run("pull")
+        self.run("types", "--disable", "settings-commands")
+
     def run_after(
         self, code: str, *args: str, prefix: tuple[str, ...] = ()
     ) -> subprocess.CompletedProcess[str]:

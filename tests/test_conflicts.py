@@ -304,8 +304,9 @@ def test_push_merges_a_transcript_that_grew_on_both_machines(make_machine, repo_
     assert synced(a)[SESSION] == synced(b)[SESSION]
 
 
-def test_a_conflict_names_the_machine_that_changed_the_file(make_machine, repo_dir):
-    """Not the machine that pushed last (it may not have touched the file)."""
+def changed_on_a_then_c_pushed(make_machine, repo_dir) -> tuple[Machine, Machine, Machine]:
+    """Three machines: ann-laptop (a) changed agents/reviewer.md, then ann-desktop (c)
+    pushed something else."""
     a, b, c = setup_machines(make_machine, repo_dir, "abc")
     a.run("devices", "--rename", "ann-laptop")
     c.run("devices", "--rename", "ann-desktop")
@@ -313,6 +314,12 @@ def test_a_conflict_names_the_machine_that_changed_the_file(make_machine, repo_d
     a.run("push")
     c.write("rules/r.md", "unrelated\n")
     c.run("push")
+    return a, b, c
+
+
+def test_a_conflict_names_the_machine_that_changed_the_file(make_machine, repo_dir):
+    """Not the machine that pushed last (it may not have touched the file)."""
+    _, b, _ = changed_on_a_then_c_pushed(make_machine, repo_dir)
     b.write("agents/reviewer.md", "from b\n")
     pulled = b.run("pull", check=False)
     assert pulled.returncode == 3, pulled.stderr
@@ -326,13 +333,7 @@ def test_a_conflict_names_the_machine_that_changed_the_file(make_machine, repo_d
 def test_a_conflict_after_a_prune_names_no_machine_it_cannot_know(make_machine, repo_dir):
     """The snapshot that made the change was pruned: the oldest one kept (another machine's,
     which never touched the file) was named as its author."""
-    a, b, c = setup_machines(make_machine, repo_dir, "abc")
-    a.run("devices", "--rename", "ann-laptop")
-    c.run("devices", "--rename", "ann-desktop")
-    a.write("agents/reviewer.md", "from a\n")
-    a.run("push")
-    c.write("rules/r.md", "unrelated\n")
-    c.run("push")
+    _, b, c = changed_on_a_then_c_pushed(make_machine, repo_dir)
     c.run("prune", "--keep-last", "1", "--grace", "0")
     b.write("agents/reviewer.md", "from b\n")
     pulled = b.run("pull", check=False)

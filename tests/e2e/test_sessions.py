@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -355,15 +354,7 @@ def test_resume_errors_and_cwd(cli_inprocess, pair, repo_dir, tmp_path):
 def test_resume_asks_on_a_terminal_when_several_match(pair, repo_dir):
     a, b = pair
     ids = set_up(a, b, repo_dir)
-    child = pexpect.spawn(
-        sys.executable,
-        # "i": in two titles, never in a (hex) id
-        ["-m", "claude_sync", "resume", "i", "--print"],
-        env=b.environ() | {"TERM": "dumb", "COLUMNS": "200"},
-        cwd=str(b.home),
-        encoding="utf-8",
-        timeout=60,
-    )
+    child = b.on_terminal("resume", "i", "--print")
     child.expect("Which session")
     listing = child.before
     assert ids["old"] in listing and ids["new"] in listing
