@@ -79,7 +79,9 @@ def whole(path: str) -> bool:
     """Whether a guarded file is code as a whole: any file of a skill but markdown (its
     scripts, binaries, the files they read), also of one Claude Code finds in `commands/`
     (a folder with a SKILL.md)."""
-    return path.startswith(("skills/", "commands/")) and not path.lower().endswith(".md")
+    if path.lower().endswith(".md"):
+        return False
+    return path.startswith("skills/") or (path.startswith("commands/") and path.count("/") > 1)
 
 
 def guarded(path: str, data: bytes | None) -> dict[str, Any]:

@@ -271,9 +271,6 @@ class Downloads:
         self.placed_mtime = placed_mtime
         #: read a few blobs of a big pack by range (see reading_by_range)
         self._by_range = False
-        #: blobs this command has read already (a pull's files that may carry code, read
-        #: to be shown): delivered from here, not downloaded again
-        self.fetched: dict[str, bytes] = {}
 
     def refresh_index(self) -> None:
         """Load index objects we have not seen yet into the local blob cache; when one we
@@ -558,9 +555,6 @@ class Downloads:
         openers: PackOpeners | None = None
         with WriteBack() if many else contextlib.nullcontext() as write_back:
             try:
-                for blob in wanted & self.fetched.keys():
-                    deliver(blob, self.fetched[blob])
-                wanted -= self.fetched.keys()
                 wanted -= self.deliver_from_here(wanted, here, deliver, versions, staged)
                 openers = self._pack_openers(wanted, places_of)
                 self.download(

@@ -117,19 +117,13 @@ class HeldCode:
         if not entries:
             return {}, {}
         lost: dict[str, str] = {}
-        downloads = self.engine.downloads
-        staging = downloads.fetch_blobs(list(entries.values()), result, lost=lost)
+        # (Read by range, each blob checked; the pull reads them again with their packs,
+        # which it checks whole: small files, under SHOWN_BYTES or markdown.)
+        staging = self.engine.downloads.fetch_blobs(list(entries.values()), result, lost=lost)
         try:
             found = {p: staged_content(staging, e) for p, e in entries.items()}
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-        # The pull that writes them takes their blobs from here (each file under SHOWN_BYTES
-        # or markdown: small), not from the packs a second time.
-        for entry, data in ((entries[p], d) for p, d in found.items() if d is not None):
-            at = 0
-            for blob, length in entry.chunks:
-                downloads.fetched[blob] = data[at : at + length]
-                at += length
         missing = {p: why_lost(lost, entries[p]) for p, data in found.items() if data is None}
         return {p: data for p, data in found.items() if data is not None}, missing
 

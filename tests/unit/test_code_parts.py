@@ -34,7 +34,7 @@ def agent(front: dict[str, str], body: str) -> bytes:
         ("agents/x.md", True),
         ("agents/team/x.md", True),
         ("commands/x.md", True),
-        ("commands/x.txt", True),
+        ("commands/x.txt", False),
         ("commands/build/run.sh", True),
         ("skills/x/SKILL.md", True),
         ("skills/x/run.sh", True),
