@@ -72,10 +72,12 @@ def _shown(value: Any) -> str:
     # JSON escapes every control character a hostile value might carry.
     if value is None:
         return "(not there)"
+    more = ""
     if isinstance(value, list) and len(value) > SHOWN_LINES:
-        more = len(value) - SHOWN_LINES
-        return json.dumps(value[:SHOWN_LINES], indent=2) + f" (and {more} more lines)"
-    return json.dumps(value, indent=2)
+        more = f" (and {len(value) - SHOWN_LINES} more lines)"
+        value = value[:SHOWN_LINES]
+    # under the value's label (`    here: `), not at the margin
+    return json.dumps(value, indent=2).replace("\n", "\n" + " " * 10) + more
 
 
 def ask_trust(changes: dict[str, dict[str, tuple[Any, Any]]], device: str) -> bool:
