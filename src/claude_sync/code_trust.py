@@ -29,6 +29,7 @@ from claude_sync import settings_trust
 SCRIPT = "script"
 FRONTMATTER = "frontmatter"
 SHELL_LINES = "shell lines"
+PATH_PART = "path"
 #: a skill's file larger than this is held by its size and hash: not read twice to be shown
 SHOWN_BYTES = 64 * 1024
 
@@ -54,9 +55,10 @@ _CONTINUED = re.compile(r" |-(?:[ \t]|$)|$")
 _ALIAS = re.compile(r"(?:^[ \t]*(?:-[ \t]+)*|:[ \t]+|[\[{,][ \t]*)\*[^ \t,\[\]{}]", re.MULTILINE)
 # Frontmatter keys that run or allow code, by name as settings.json's are (not
 # `disallowed-tools`, which only takes away); `description` is not `script`.
+# (`agent` and `context: fork` run a skill as an agent, which may skip every question.)
 _GUARDED_KEY = re.compile(
     r"hook|mcp|permission|(?<!dis)allowed|shell|command|exec|helper|plugin|sandbox|"
-    r"credential|secret|apikey|\benv",
+    r"credential|secret|apikey|\benv|^agent$|^context$",
     re.IGNORECASE,
 )
 # With a permission mode, what an agent may use is what it may run unasked: its tools (and
@@ -90,10 +92,13 @@ def guarded(path: str, data: bytes | None) -> dict[str, Any]:
         return {}
     if path == settings_trust.PATH:
         return settings_trust.guarded(data)
+    # Claude Code puts a skill's folder in front of its text (`Base directory for this
+    # skill: …`, and for ${CLAUDE_SKILL_DIR}) before it runs the shell lines: a backtick
+    # in a folder's name can make one.
+    found: dict[str, Any] = {PATH_PART: path} if "`" in path else {}
     if whole(path):
-        return {SCRIPT: _as_lines(data)} if data else {}
+        return found | {SCRIPT: _as_lines(data)} if data else found
     text = data.decode("utf-8", errors="replace")  # as Claude Code reads it
-    found: dict[str, Any] = {}
     front = _FRONTMATTER.match(text)
     if front:
         found.update(_frontmatter_code(front.group(1)))

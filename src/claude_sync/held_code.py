@@ -26,6 +26,9 @@ class HeldCode:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: held changes the user took (`resolve --take remote`): path -> the content hash
+        #: of the version held, the only one that arrives unasked
+        self.consent: dict[str, str | None] = {}
 
     def keep_waiting(self, sel: Selection, plan: Plan, local: LocalView) -> None:
         """A held change already waiting stays waiting while neither side moved;
@@ -35,7 +38,7 @@ class HeldCode:
             return
         covers = engine.coverage(sel)
         for path, waiting in engine.state.conflicts().items():
-            if not waiting.get("held") or not covers(path):
+            if not waiting.get("held") or not covers(path) or path in self.consent:
                 continue
             remote = plan.head.files.get(path)
             if plan.strategy == "local":
@@ -57,7 +60,14 @@ class HeldCode:
         engine = self.engine
         if engine.trust_code or plan.head is None:
             return
-        coming = [p for p in plan.write if p not in plan.merged and code_trust.guards(p)]
+        head = plan.head
+
+        def guarded(path: str) -> bool:
+            # What the user took is that version only: one pushed since is asked about.
+            taken = path in self.consent and self.consent[path] == _sha(head.files.get(path))
+            return not taken and code_trust.guards(path)
+
+        coming = [p for p in plan.write if p not in plan.merged and guarded(p)]
         # A big asset of a skill changes what runs as a whole: held by its size and hash,
         # it is not downloaded twice (here, then by the pull) to be shown.
         big = {
@@ -70,8 +80,8 @@ class HeldCode:
         for path, why in missing.items():
             unavailable(plan, result, path, why)
             plan.write.pop(path)
-        incoming |= {p: data for p, (data, _) in plan.merged.items() if code_trust.guards(p)}
-        if settings_trust.PATH in plan.delete:
+        incoming |= {p: data for p, (data, _) in plan.merged.items() if guarded(p)}
+        if settings_trust.PATH in plan.delete and guarded(settings_trust.PATH):
             incoming[settings_trust.PATH] = None
         changes: list[_Change] = []
         for path in sorted(incoming.keys() | big.keys()):

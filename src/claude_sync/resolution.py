@@ -15,9 +15,16 @@ def resolve(ws: Workspace, engine: Engine, path: str, take: str) -> Result:
     copies left beside the file go (the pull does it; with `both` they stay: they are the
     version kept)."""
     folder = path.rstrip("/")
-    if not any(p == path or p.startswith(folder + "/") for p in ws.state.conflicts()):
+    found = {
+        p: c for p, c in ws.state.conflicts().items() if p == path or p.startswith(folder + "/")
+    }
+    if not found:
         raise ConfigError(f"{path} has no unresolved conflict (see `claude-sync conflicts`)")
-    # Taking the remote version is the user's consent to its settings that run code.
-    engine.trust_code = engine.trust_code or take == "remote"
+    if take == "remote":
+        # Consent to the code of the versions held, not of whatever came since, nor of
+        # other files of the folder.
+        engine.held_code.consent = {
+            p: c.get("remote_sha256") for p, c in found.items() if c.get("held")
+        }
     sel = replace(ws.selection(), only=(engine.mapper.to_local(folder),))
     return engine.sync(sel, take, dry_run=False, complete=False)

@@ -152,3 +152,15 @@ def test_with_a_permission_mode_an_agents_tools_are_guarded_both_ways():
     assert set(code_trust.changed("agents/x.md", before, after)) == {"tools", "disallowedTools"}
     plain = b"---\ntools: Read\n---\n"
     assert code_trust.changed("agents/x.md", plain, b"---\ntools: Read, Bash\n---\n") == {}
+
+
+def test_a_backtick_in_a_skills_folder_is_part_of_its_code():
+    """Claude Code puts the folder before the skill's text, then runs its shell lines."""
+    path = "skills/y !`touch x`/SKILL.md"
+    assert code_trust.changed(path, None, b"hi\n") == {code_trust.PATH_PART: (None, path)}
+    assert code_trust.changed(path, b"hi\n", b"hello\n") == {}
+
+
+def test_a_skill_run_as_an_agent_is_guarded():
+    fork = b"---\nname: y\ncontext: fork\nagent: reviewer\n---\n"
+    assert set(code_trust.changed("skills/y/SKILL.md", None, fork)) == {"agent", "context"}
