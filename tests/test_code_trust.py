@@ -170,6 +170,21 @@ def test_taking_a_held_change_takes_that_version_only(machines, repo_dir):
     assert "rm -rf ~" in (b.claude / "agents/helper.md").read_text()
 
 
+def test_a_new_file_kept_off_this_machine_leaves_no_conflict(machines, repo_dir):
+    """Declining a new agent: `--take local` removes it everywhere; excluding it keeps it
+    off here, and the conflict, over a file this machine no longer syncs, goes."""
+    a, b = machines
+    set_up(a, b, repo_dir)
+    a.write("agents/helper.md", HOOKED_AGENT)
+    a.run("push")
+    pulled = b.run("pull", check=False)
+    assert pulled.returncode == 3 and "types --exclude 'agents/helper.md'" in pulled.stderr
+    b.run("types", "--exclude", "agents/helper.md")
+    assert b.json("pull")["conflicts"] == []
+    assert b.json("conflicts")["conflicts"] == []
+    assert b.json("status")["conflicts"] == []
+
+
 def test_a_shell_line_in_a_skills_folder_name_is_held(machines, repo_dir):
     """Claude Code puts the skill's folder before its text, then runs the shell lines."""
     a, b = machines

@@ -80,9 +80,13 @@ class Puller:
         result.skipped = sorted(set(result.skipped) | set(plan.skipped))
         with engine.state.transaction():
             unresolved = {c.path for c in plan.conflicts}
-            # (A conflict over a temporary name, recorded before those were left out, is
-            # over a file nothing syncs any more.)
-            selected = {p for p in engine.state.conflicts() if covers(p) or is_temporary(p)}
+            # (A conflict over a temporary name, recorded before those were left out, or
+            # over a file this machine no longer syncs (`types --exclude`, seen by a pull of
+            # all it syncs), is over a file nothing here syncs any more.)
+            everything = complete and not sel.only
+            selected = {
+                p for p in engine.state.conflicts() if everything or covers(p) or is_temporary(p)
+            }
             for path in selected - unresolved:
                 engine.state.set_conflict(path, None)
                 if plan.strategy in ("local", "remote"):

@@ -329,7 +329,8 @@ def held_line(path: str, device: str, held: list[str], added: bool = False) -> s
     if added:
         return (
             f"{path}: {who} added it, with code that runs ({parts}); held back: `claude-sync "
-            f"resolve {path} --take remote` adds it here, `--take local` removes it everywhere"
+            f"resolve {path} --take remote` adds it here, `--take local` removes it "
+            f"everywhere, `claude-sync types --exclude '{path}'` keeps it off this machine"
         )
     what = "settings that run code" if path == settings_trust.PATH else "the code it runs"
     return (
