@@ -211,5 +211,8 @@ def test_a_whole_restore_leaves_code_out_until_named(machines, repo_dir):
     assert "claude-sync restore agents/helper.md --snapshot 1" in restored.stderr
     assert (a.claude / "agents/plain.md").read_text() == "plain\n"
     assert "hooks" not in (a.claude / "agents/helper.md").read_text()
-    a.run("restore", "agents", "--snapshot", "1", "--force")
+    named = a.run("restore", "agents", "--snapshot", "1", "--force")
     assert (a.claude / "agents/helper.md").read_text() == HOOKED_AGENT
+    assert "1 file restored with code that runs, as in snapshot 1: agents/helper.md" in " ".join(
+        named.stderr.split()
+    )

@@ -136,19 +136,24 @@ def restore(
             "(`claude-sync types --enable TYPE` first)"
         )
     # A file whose code would change (settings.json's guarded keys, an agent's hooks…)
-    # comes back in place only when asked for by name, or by its folder's.
-    if target is None and not wanted:
-        unnamed = engine.held_code.changing_code(files, result)
-        for path in unnamed:
-            del files[path]
-        if unnamed:
-            tops = dict.fromkeys(p.partition("/")[0] for p in unnamed)
-            named = " ".join(unnamed if len(unnamed) <= 3 else tops)
-            some = f"{len(unnamed)} files" if len(unnamed) > 1 else "1 file"
-            comes = "come" if len(unnamed) > 1 else "comes"
+    # comes back in place only when asked for by name, or by its folder's; named, it is
+    # said which (a folder names more than the files it holds).
+    coming = engine.held_code.changing_code(files, result) if target is None else []
+    if coming:
+        some = f"{len(coming)} files" if len(coming) > 1 else "1 file"
+        listed = ", ".join(coming[:3]) + (", …" if len(coming) > 3 else "")
+        if wanted:
             result.warnings.append(
-                f"{some} that can run code ({', '.join(unnamed[:3])}"
-                f"{', …' if len(unnamed) > 3 else ''}) {comes} back only when named: "
+                f"{some} restored with code that runs, as in snapshot {seq}: {listed}"
+            )
+        else:
+            for path in coming:
+                del files[path]
+            tops = dict.fromkeys(p.partition("/")[0] for p in coming)
+            named = " ".join(coming if len(coming) <= 3 else tops)
+            comes = "come" if len(coming) > 1 else "comes"
+            result.warnings.append(
+                f"{some} that can run code ({listed}) {comes} back only when named: "
                 f"`claude-sync restore {named} --snapshot {seq}`"
             )
     if not files:
