@@ -32,6 +32,8 @@ MAX_NAME = 200
 TOO_LONG = "…"
 #: ... and of another machine's home project whose name here is a folder's beside the home
 BESIDE_HOME = "⌂"
+#: ... and of a folder's cut name, which it synced under before (see unmapped_label)
+CUT_BEFORE = "✂"
 PROJECTS = "projects/"
 HOME_PROJECTS = PROJECTS + "~"
 LABELLED_PROJECTS = PROJECTS + "@"
@@ -198,9 +200,16 @@ class PathMapper:
         mapped to a label now (`map` after it was pushed): its place here holds the
         labelled copy, and the name stored is no folder Claude Code reads. TOO_LONG for
         one whose name here would be too long (see too_long_here), BESIDE_HOME for one whose
-        name here would be a folder's beside the home (see find_home_siblings)."""
+        name here would be a folder's beside the home (see find_home_siblings). CUT_BEFORE
+        for a folder Claude Code cut here, stored under that name by an older claude-sync:
+        the folder syncs under its project's name now (see _cut_folders), and a second
+        name for it would write the old copies over the files there."""
         if not logical.startswith((HOME_PROJECTS, LABELLED_PROJECTS)):
-            return None  # the usual answer, found without splitting: asked of every path
+            # the usual answer, found without splitting: asked of every path
+            end = logical.find("/", len(PROJECTS))
+            if end - len(PROJECTS) > MAX_NAME and logical.startswith(PROJECTS):
+                return CUT_BEFORE if logical[len(PROJECTS) : end] in self._cut_folders() else None
+            return None
         folder, rest = _split(logical)
         if folder is None or self.folder_to_local(folder) != folder:
             return None

@@ -11,7 +11,7 @@ from claude_sync.head import PULLED_SELECTION
 from claude_sync.merge import merge_file
 from claude_sync.merging import unavailable, why_lost
 from claude_sync.outcome import Result
-from claude_sync.pathmap import BESIDE_HOME, MAX_NAME, TOO_LONG
+from claude_sync.pathmap import BESIDE_HOME, CUT_BEFORE, MAX_NAME, TOO_LONG
 from claude_sync.planner import Plan, settle_conflict
 from claude_sync.resources import Selection, is_temporary
 from claude_sync.session_policy import SessionPolicy
@@ -159,6 +159,12 @@ def _unmapped_warning(label: str) -> str:
         return (
             "projects pushed from under the home before their folder was mapped to a label "
             "stay in the repository under their old name: here they sync under the label"
+        )
+    if label == CUT_BEFORE:
+        return (
+            "sessions an older claude-sync pushed under a project folder name Claude Code "
+            "shortened here sync under their project's own name now; the old copies stay in "
+            "the repository"
         )
     if label == BESIDE_HOME:
         return (

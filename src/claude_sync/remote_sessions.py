@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from claude_sync import resources
 from claude_sync.clean_tree import TreeWalk
-from claude_sync.pathmap import BESIDE_HOME, TOO_LONG, claude_folder
+from claude_sync.pathmap import BESIDE_HOME, CUT_BEFORE, TOO_LONG, claude_folder
 from claude_sync.repository import SnapshotRoot
 from claude_sync.resources import Selection
 
@@ -105,7 +105,7 @@ class RemoteSessions:
             for path in self._transcripts(root)
             if path not in here
             and path not in arriving
-            and engine.mapper.unmapped_label(path) not in ("~", TOO_LONG, BESIDE_HOME)
+            and engine.mapper.unmapped_label(path) not in ("~", TOO_LONG, BESIDE_HOME, CUT_BEFORE)
             and not is_here(engine.local_path(path))
         )
 

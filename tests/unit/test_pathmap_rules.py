@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import PurePosixPath
 
-from claude_sync.pathmap import PathMapper, encode
+from claude_sync.pathmap import CUT_BEFORE, PathMapper, claude_folder, encode
 
 
 def test_the_home_does_not_claim_a_sibling_with_a_longer_name() -> None:
@@ -140,3 +141,21 @@ def test_a_project_beside_the_home_keeps_its_name(tmp_path) -> None:
     assert mapper.folder_to_logical(f"{enc}-ann-x") == "~-x"
     # Another machine's home project of that name has no folder here it could take.
     assert mapper.folder_to_local("~-work-x") == "~-work-x"
+
+
+def test_a_cut_folder_is_known_by_its_projects_name_and_no_longer_by_its_own(tmp_path) -> None:
+    """Its sessions sync under the project's name (read from their cwd); the cut name an
+    older claude-sync pushed them under has no place here any more: a `pull --all` wrote
+    those old copies over the files there ("changed during the pull", every time)."""
+    home = tmp_path / ("h" * 60)
+    directory = home / "code" / ("p" * 150)
+    cut = claude_folder(str(directory))
+    folder = tmp_path / "projects" / cut
+    folder.mkdir(parents=True)
+    (folder / "s.jsonl").write_text(json.dumps({"cwd": str(directory)}) + "\n")
+    mapper = PathMapper(home, home_aliases=[], projects=str(tmp_path / "projects"))
+    logical = "~" + encode(str(directory))[len(encode(str(home))) :]
+    assert mapper.folder_to_logical(cut) == logical
+    assert mapper.folder_to_local(logical) == cut
+    assert mapper.unmapped_label(f"projects/{cut}/s.jsonl") == CUT_BEFORE
+    assert mapper.unmapped_label(f"projects/{logical}/s.jsonl") is None
