@@ -406,7 +406,7 @@ def merge_json(base: bytes | None, local: bytes, remote: bytes) -> bytes | None:
     merged = _merge_value(base_value, local_value, remote_value, _Merge(conflicts, "local"), ())
     if conflicts or merged is _MISSING:
         return None
-    return dump_like(merged, local)
+    return _written(merged, local, remote, remote_value)
 
 
 def merge_json_keys(
@@ -420,7 +420,14 @@ def merge_json_keys(
         return None
     conflicts: list[str] = []
     merged = _merge_value(*values, _Merge(conflicts, prefer), ())
-    return dump_like(merged, local), sorted(conflicts)
+    return _written(merged, local, remote, values[2]), sorted(conflicts)
+
+
+def _written(merged: Any, local: bytes, remote: bytes, remote_value: Any) -> bytes:
+    """A JSON merge as written: the remote text itself when the merge is the remote version
+    (its key order and layout are no change to send back: a held settings.json taken with
+    `resolve --take remote` was pushed again, its keys reordered), else laid out as local."""
+    return remote if merged == remote_value else dump_like(merged, local)
 
 
 def _objects(

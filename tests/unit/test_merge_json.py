@@ -115,7 +115,8 @@ def test_conflicting_keys_take_the_preferred_side_and_are_named(
 def test_a_key_deleted_here_and_changed_there_is_named_once() -> None:
     base = js({"a": 1, "b": 1})
     result = merge_json_keys(base, js({"b": 1}), js({"a": 2, "b": 1}), "remote")
-    assert result == (dumped({"b": 1, "a": 2}), ["a"])
+    # (the merge is the remote version: its own text, key order and all)
+    assert result == (js({"a": 2, "b": 1}), ["a"])
     assert merge_json_keys(None, js({"a": 1}), js({"b": 2})) == (dumped({"a": 1, "b": 2}), [])
 
 
@@ -183,3 +184,10 @@ def test_mcp_servers_merge_entry_by_entry_whole(
 def test_a_merge_keeps_the_local_layout(local: bytes, merged: bytes) -> None:
     """A compact or four-space settings.json came back two-space indented from a merge."""
     assert merge_json(b"{}", local, js({"effort": "high"})) == merged
+
+
+def test_a_merge_that_is_the_remote_version_is_its_text():
+    """A held settings.json taken with `resolve --take remote` was merged into the local
+    key order and pushed back: a change to every machine that changed nothing."""
+    remote = b'{\n    "model": "opus",\n    "env": {"X": "1"}\n}\n'
+    assert merge_json(b"{}", b'{"env": {"X": "1"}}', remote) == remote
