@@ -90,6 +90,22 @@ def test_a_long_run_of_writes_is_written_back_while_it_goes_on(monkeypatch):
     assert synced == ["write-back"]  # (the last part is the caller's own sync)
 
 
+def test_many_small_files_are_written_back_as_they_go_too(monkeypatch):
+    """A new file counts for its inode and name besides its bytes: a pull of thousands of
+    small files is not all left to the sync at its end."""
+    synced: list[str] = []
+    monkeypatch.setattr(os, "sync", lambda: synced.append("sync"))
+    every = 8 * durable.FILE_WRITE_BACK
+    with durable.WriteBack(every=every) as write_back:
+        write_back.wrote(100, files=4)
+        assert write_back._thread is None
+        write_back.wrote(100, files=4)
+        deadline = time.monotonic() + 10
+        while not synced and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert synced == ["sync"]
+
+
 def test_without_os_sync_nothing_is_started(monkeypatch):
     monkeypatch.delattr(os, "sync")
     with durable.WriteBack(every=10) as write_back:

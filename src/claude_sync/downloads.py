@@ -525,7 +525,7 @@ class Downloads:
                 else:
                     write_places(data, [(tmp, offset, length, None, None)])
                 if write_back is not None:
-                    write_back.wrote(length)
+                    write_back.wrote(length, offset == 0)
 
         def written_at(blob_id: str) -> list[Place]:
             return [(s.tmp, offset, length, *whole(s)) for s, offset, length in places_of(blob_id)]
@@ -541,10 +541,14 @@ class Downloads:
                 (blob_id, loc.offset, loc.length, written_at(blob_id))
                 for blob_id, loc in wanted.items()
             )
-            size = sum(length for blob in wanted for _, _, length in places_of(blob))
+            size = starts = 0
+            for blob in wanted:
+                for _, offset, length in places_of(blob):
+                    size += length
+                    starts += offset == 0
             taken = openers.open(pack, blobs, pieces)
             if taken is True and write_back is not None:
-                write_back.wrote(size)
+                write_back.wrote(size, starts)
             return taken
 
         lost_blobs: dict[str, str] = {}

@@ -12,6 +12,11 @@ from typing import BinaryIO
 
 #: how much a long run of writes leaves unwritten on the disk before the disk is told to start
 WRITE_BACK_EVERY = 64 << 20
+#: what a new file costs the disk to write back besides its bytes (its inode, its name in a
+#: folder, the journal's record of them), counted as that many bytes: a pull of 50,000 small
+#: files (34 MiB) otherwise left all of them to the sync at its end (0.45-0.8 s here, against
+#: under 0.1 s with a write-back every ~4,000 files while they were written)
+FILE_WRITE_BACK = 16 << 10
 
 
 def fsync_path(path: str | Path) -> None:
@@ -91,9 +96,10 @@ class WriteBack:
         self._done = False
         self._thread: threading.Thread | None = None
 
-    def wrote(self, size: int) -> None:
+    def wrote(self, size: int, files: int = 0) -> None:
+        """size more bytes written, to files new files (see FILE_WRITE_BACK)."""
         with self._lock:
-            self._written += size
+            self._written += size + files * FILE_WRITE_BACK
             if self._written < self._every or not hasattr(os, "sync"):
                 return
             self._written = 0

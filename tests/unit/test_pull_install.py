@@ -137,20 +137,23 @@ def test_a_pull_tells_the_disk_to_write_what_it_downloads_as_it_goes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The sync that makes a pull durable waits for the last part written, not for all: each
-    blob written is counted towards the next write-back (test_durable has what it then does)."""
+    blob written, and each new file, is counted towards the next write-back (test_durable has
+    what it then does)."""
     pair = EngineMachines(tmp_path)
     for n in range(20):  # more than are synced one by one (FSYNC_EACH_UP_TO)
         pair.write(0, f"agents/a{n}.md", os.urandom(40_000).hex())
     pair.run(0, "push")
-    counted: list[int] = []
+    counted: list[tuple[int, int]] = []
     wrote = durable_module.WriteBack.wrote
     monkeypatch.setattr(
         durable_module.WriteBack,
         "wrote",
-        lambda self, size: (counted.append(size), wrote(self, size))[1],
+        lambda self, size, files=0: (counted.append((size, files)), wrote(self, size, files))[1],
     )
     assert len(pair.run(1, "pull").pulled) == 20  # type: ignore[attr-defined]
-    assert sum(counted) == 20 * 80_000
+    # each file's bytes, and each file once (what its inode and name cost to write back)
+    assert sum(size for size, _ in counted) == 20 * 80_000
+    assert sum(files for _, files in counted) == 20
     assert all(
         pair.read(1, f"agents/a{n}.md") == pair.read(0, f"agents/a{n}.md") for n in range(20)
     )
