@@ -188,33 +188,38 @@ class _Reader:
     """A worker's reading of one file, as FileReader.read and read_checked do it."""
 
     def __init__(self, setup: dict[str, Any]) -> None:
+        # Imported here, as the worker starts: the module is imported by every push too.
+        # (Not in read: looked up again for each of thousands of files, ~4 µs each.)
+        from claude_sync import compression
         from claude_sync.chunking import Chunker, ChunkerParams
         from claude_sync.crypto import KeyRing
-
-        self.keys = KeyRing.from_handover(setup["keys"])
-        self.chunker = Chunker(ChunkerParams(**setup["chunker"]))
-        self.device = str(setup["device"])
-        self.block = int(setup["block"])
-
-    def read(self, f: FileToRead) -> tuple[list[Any], list[bytes]]:
-        """The file's answer (see ReadWorkers.read) and its chunks, sealed."""
-        from claude_sync import compression
         from claude_sync.merge import is_transcript, split_unfinished
         from claude_sync.repository.packs import blob_aad
         from claude_sync.session_policy import SessionPolicy
         from claude_sync.session_summary import SummaryMark
 
+        self.keys = KeyRing.from_handover(setup["keys"])
+        self.chunker = Chunker(ChunkerParams(**setup["chunker"]))
+        self.device = str(setup["device"])
+        self.block = int(setup["block"])
+        self._pack, self._aad = compression.pack, blob_aad
+        self._is_transcript, self._split_unfinished = is_transcript, split_unfinished
+        self._summary, self._mark = SessionPolicy.summary, SummaryMark.from_json
+
+    def read(self, f: FileToRead) -> tuple[list[Any], list[bytes]]:
+        """The file's answer (see ReadWorkers.read) and its chunks, sealed."""
         try:
             data, after = read_whole(f.abspath, f.size, self.block)
         except OSError as exc:
             error = [exc.errno or 0, exc.strerror or str(exc)]
             return [error, [0, 0, 0, 0], "", [], [], None, None, False], []
-        if is_transcript(f.path):
-            data = split_unfinished(data)[0]
+        if self._is_transcript(f.path):
+            data = self._split_unfinished(data)[0]
         sealed: list[bytes] = []
+        seal, pack, aad = self.keys.seal, self._pack, self._aad
 
         def keep(blob_id: str, piece: memoryview) -> None:
-            sealed.append(self.keys.seal(blob_aad(blob_id), compression.pack(piece, padded=True)))
+            sealed.append(seal(aad(blob_id), pack(piece, padded=True)))
 
         sha, chunks = self.chunker.digest_bytes(
             data, self.keys.blob_id, keep, file_hash=self.keys.file_hash
@@ -227,10 +232,8 @@ class _Reader:
             sha = f.before  # read again unchanged: it keeps the id it had (identity.py)
         summary = mark = None
         if f.summarize:
-            last = SummaryMark.from_json(f.mark) if f.mark else None
-            made, next_mark = SessionPolicy.summary(
-                f.path, f.abspath, chunks, self.device, last, data
-            )
+            last = self._mark(f.mark) if f.mark else None
+            made, next_mark = self._summary(f.path, f.abspath, chunks, self.device, last, data)
             summary = None if made is None else made.to_json()
             mark = None if next_mark is None else next_mark.to_json()
         parses = True

@@ -57,8 +57,8 @@ WORKER_FILE_BYTES = 32 * 1024
 #: how many: one per core (on two cores one worker left the other core mostly idle, while
 #: the scan's thread only waited: 10.5 -> 11.5 s; two: 11.6 -> 9.4 s)
 READ_WORKERS = max(1, min(4, os.cpu_count() or 1))
-#: where chunks a read worker sealed go: (blob id, sealed, plaintext length)
-SealedSink = Callable[[str, bytes, int], None]
+#: where chunks a read worker sealed go: (blob id, sealed) of each, and their plaintext length
+SealedSink = Callable[[list[tuple[str, bytes]], int], None]
 
 
 class FileRead(NamedTuple):
@@ -334,18 +334,24 @@ class FileReader:
         except (OSError, ValueError, EOFError):
             return self.read_batch(batch, marks, keep, worker)
         done: list[FileRead] = []
+        sealed: list[tuple[str, bytes]] = []  # the batch's chunks, kept together
+        length = 0
         for (found, path, cached), answer in zip(theirs, answers, strict=True):
             if answer.error is None and StatKey(*answer.stat) != stat_key(found.st):
                 here.append((found, path, cached))  # changed since the walk: read again here
-            else:
-                done.append(self._worker_read(found, path, answer, keep_sealed))
+                continue
+            done.append(read := self._worker_read(found, path, answer))
+            if isinstance(read.outcome, CachedFile):
+                sealed += zip((c[0] for c in answer.chunks), answer.sealed, strict=True)
+                length += sum(c[2] for c in answer.chunks)
+        if sealed:
+            keep_sealed(sealed, length)
         return done + (self.read_batch(here, marks, keep, worker) if here else [])
 
     @staticmethod
-    def _worker_read(
-        found: resources.FoundFile, path: str, answer: WorkerRead, keep_sealed: SealedSink
-    ) -> FileRead:
-        """What a read worker found, as read_checked and read_batch would have."""
+    def _worker_read(found: resources.FoundFile, path: str, answer: WorkerRead) -> FileRead:
+        """What a read worker found, as read_checked and read_batch would have (its sealed
+        chunks are the caller's to keep)."""
         outcome: _Outcome
         if answer.error is not None:
             return FileRead(found, path, OSError(*answer.error), None, None)
@@ -354,8 +360,6 @@ class FileReader:
         elif not answer.parses:
             outcome = NOT_JSON
         else:
-            for (blob_id, _, length), sealed in zip(answer.chunks, answer.sealed, strict=True):
-                keep_sealed(blob_id, sealed, length)
             stat_key = StatKey(*answer.stat)
             outcome = CachedFile(stat_key, portable.mode_of(found.st), answer.sha256, answer.chunks)
         summary = None if answer.summary is None else SessionSummary.from_json(answer.summary, path)

@@ -293,8 +293,8 @@ class Scanner:
             sink(blob_id, data)
             advance(len(data))
 
-        def keep_sealed(blob_id: str, sealed: bytes, length: int) -> None:
-            sink.take_sealed(blob_id, sealed)
+        def keep_sealed(chunks: list[tuple[str, bytes]], length: int) -> None:
+            sink.take_sealed(chunks)
             advance(length)
 
         return keep, keep_sealed

@@ -149,10 +149,10 @@ class SummaryMark:
     ) -> SummaryMark | None:
         """The mark of a checkpoint taken before the file's last chunk (see summarize_from's
         mark); None without one."""
+        if checkpoint is None:
+            return None  # (a one-chunk transcript, most: its key is not worth making)
         key = cls.key_of(chunks, len(chunks) - 1)
-        if checkpoint is None or key is None:
-            return None
-        return cls(len(chunks) - 1, key, checkpoint)
+        return None if key is None else cls(len(chunks) - 1, key, checkpoint)
 
     def to_json(self) -> str:
         return json.dumps([self.chunks, self.key, self.checkpoint.offset, self.checkpoint.facts])

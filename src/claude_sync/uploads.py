@@ -55,11 +55,12 @@ class NewChunks:
             with self._sending():
                 self._writer.seal_read(blob_id, data)
 
-    def take_sealed(self, blob_id: str, sealed: bytes) -> None:
-        """A chunk a read worker sealed already."""
-        if self._wanted(blob_id):
+    def take_sealed(self, chunks: list[tuple[str, bytes]]) -> None:
+        """Chunks a read worker sealed already."""
+        wanted = [(blob_id, sealed) for blob_id, sealed in chunks if self._wanted(blob_id)]
+        if wanted:
             with self._sending():
-                self._writer.add_sealed(blob_id, sealed)
+                self._writer.add_sealed(wanted)
 
     def _wanted(self, blob_id: str) -> bool:
         self._learnt.wait()
