@@ -216,3 +216,18 @@ def test_a_whole_restore_leaves_code_out_until_named(machines, repo_dir):
     assert "1 file restored with code that runs, as in snapshot 1: agents/helper.md" in " ".join(
         named.stderr.split()
     )
+
+
+def test_a_held_change_restored_by_name_is_no_conflict_any_more(machines, repo_dir):
+    """Restoring a held file by name takes its code; `conflicts` listed it still, while
+    `status` said everything was up to date."""
+    a, b = machines
+    set_up(a, b, repo_dir)
+    a.write("agents/helper.md", HOOKED_AGENT)
+    seq = a.json("push")["snapshot"]
+    assert b.json("pull", expect=3)["conflicts"] == ["agents/helper.md"]
+    b.run("restore", "agents/helper.md", "--snapshot", str(seq))
+    assert (b.claude / "agents/helper.md").read_text() == HOOKED_AGENT
+    assert b.json("conflicts")["conflicts"] == []
+    assert b.json("status")["conflicts"] == []
+    assert b.json("pull")["conflicts"] == []

@@ -184,6 +184,13 @@ def restore(
                 result.pulled.append(s.path)
     finally:
         remove_unfilled(new, filled)
+    if target is None and result.pulled:
+        # A conflict over a file restored in place was over a version no longer here (a
+        # held change restored by name is taken): `conflicts` listed it while `status` said
+        # all was up to date. The push that follows, or the next pull, looks again.
+        with engine.state.transaction():
+            for path in engine.state.conflicts().keys() & set(result.pulled):
+                engine.state.set_conflict(path, None)
     return result
 
 
