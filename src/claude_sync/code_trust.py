@@ -55,10 +55,13 @@ _CONTINUED = re.compile(r" |-(?:[ \t]|$)|$")
 _ALIAS = re.compile(r"(?:^[ \t]*(?:-[ \t]+)*|:[ \t]+|[\[{,][ \t]*)\*[^ \t,\[\]{}]", re.MULTILINE)
 # Frontmatter keys that run or allow code, by name as settings.json's are (not
 # `disallowed-tools`, which only takes away); `description` is not `script`.
-# (`agent` and `context: fork` run a skill as an agent, which may skip every question.)
+# (`agent` and `context: fork` run a skill as an agent, which may skip every question; an
+# agent's `observer` starts other agents, in its own permission mode, whenever it runs
+# (Claude Code 2.1.332); a plugin's manifest in a SKILL.md (2.1.197) can start language
+# servers and monitors, and bring settings.)
 _GUARDED_KEY = re.compile(
     r"hook|mcp|permission|(?<!dis)allowed|shell|command|exec|helper|plugin|sandbox|"
-    r"credential|secret|apikey|\benv|^agent$|^context$",
+    r"credential|secret|apikey|\benv|^agent$|^context$|^observer$|lsp|monitor|^settings$",
     re.IGNORECASE,
 )
 # With a permission mode, what an agent may use is what it may run unasked: its tools (and
@@ -71,9 +74,13 @@ def guards(path: str) -> bool:
     """Whether a file can carry code a pull applies only with consent."""
     if not path.startswith(_CODE_FOLDERS):  # a pull asks for each of 50,000 files
         return path == settings_trust.PATH
-    name = path.rpartition("/")[2].lower()
-    if not name.endswith(".md") or path.startswith("skills/"):
-        return name == "skill.md" or whole(path)
+    if path.startswith("skills/"):
+        # Every file of a skill: its markdown by its parts, the rest whole. Not only SKILL.md:
+        # a skill's folder with a `.claude-plugin/plugin.json` is loaded as a plugin, whose
+        # commands, agents and skills (in folders its manifest may name) run as those do.
+        return True
+    if not path.lower().endswith(".md"):
+        return whole(path)
     return "/" in path
 
 

@@ -49,12 +49,23 @@ GUARDED = frozenset(
         "fileSuggestion",
         "forceLoginMethod",
         "forceLoginOrgUUID",
+        # Checked against Claude Code 2.1.332: a launcher put before the processes it
+        # starts, the sub-agents' status line command, the auto mode's rules (what runs
+        # unasked), the agent the main session runs as, messages from other sessions acted
+        # on, goals the model may set itself.
+        "processWrapper",
+        "subagentStatusLine",
+        "autoMode",
+        "useAutoModeDuringPlan",
+        "agent",
+        "crossSessionInbound",
+        "modelProposedGoals",
     }
 )
 #: Keys Claude Code may add later "of that kind" are recognised by their names.
 _GUARDED_NAME = re.compile(
     r"hook|helper|command|refresh|export|plugin|mcp|marketplace|permission|sandbox|"
-    r"credential|apikey|secret|script|exec|env",
+    r"credential|apikey|secret|script|exec|env|wrapper|statusline",
     re.IGNORECASE,
 )
 

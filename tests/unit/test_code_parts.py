@@ -16,7 +16,11 @@ from claude_sync import code_trust
 words = st.text(st.sampled_from("abc xyz.,?\n"), max_size=200)
 benign_keys = st.sampled_from(["name", "description", "model", "color", "tools", "memory"])
 guarded_keys = st.sampled_from(
-    ["hooks", "mcpServers", "permissionMode", "allowed-tools", "allowedTools", "shell"]
+    [
+        *("hooks", "mcpServers", "permissionMode", "allowed-tools", "allowedTools", "shell"),
+        "observer",  # an agent's (Claude Code 2.1.332)
+        *("lspServers", "monitors", "settings"),  # a SKILL.md's plugin manifest (2.1.197)
+    ]
 )
 values = st.text(st.sampled_from("abcXYZ-_ ()*:"), min_size=1, max_size=30).map(str.strip)
 values = values.filter(bool)
@@ -38,7 +42,9 @@ def agent(front: dict[str, str], body: str) -> bytes:
         ("commands/build/run.sh", True),
         ("skills/x/SKILL.md", True),
         ("skills/x/run.sh", True),
-        ("skills/x/reference.md", False),
+        # a skill's every markdown file: one with a plugin manifest brings commands, agents
+        ("skills/x/reference.md", True),
+        ("skills/x/commands/deploy.md", True),
         ("rules/x.md", False),
         ("CLAUDE.md", False),
         ("output-styles/x.md", False),
@@ -164,3 +170,33 @@ def test_a_backtick_in_a_skills_folder_is_part_of_its_code():
 def test_a_skill_run_as_an_agent_is_guarded():
     fork = b"---\nname: y\ncontext: fork\nagent: reviewer\n---\n"
     assert set(code_trust.changed("skills/y/SKILL.md", None, fork)) == {"agent", "context"}
+
+
+@pytest.mark.parametrize(
+    "key",
+    # What Claude Code 2.1.332 runs or lets run from settings.json, new since 2.1.197 or
+    # missed then (its own list of command keys, the auto mode's rules, the agent the main
+    # session runs as).
+    [
+        "processWrapper",
+        "policyHelpers",
+        "gcpAuthRefresh",
+        "proxyAuthHelper",
+        "subagentStatusLine",
+        "sshHostCommands",
+        "autoMode",
+        "useAutoModeDuringPlan",
+        "agent",
+        "crossSessionInbound",
+        "modelProposedGoals",
+    ],
+)
+def test_settings_keys_that_run_code_in_claude_code_2_1_332_are_guarded(key):
+    before, after = b'{"model": "x"}', json.dumps({"model": "x", key: "y"}).encode()
+    assert set(code_trust.changed("settings.json", before, after)) == {key}
+
+
+def test_ordinary_settings_keys_are_not_guarded():
+    keys = ["model", "theme", "cleanupPeriodDays", "outputStyle", "includeCoAuthoredBy"]
+    after = json.dumps(dict.fromkeys(keys, "y")).encode()
+    assert code_trust.changed("settings.json", b"{}", after) == {}
