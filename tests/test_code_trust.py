@@ -8,6 +8,7 @@ Two machines are two HOMEs running the real CLI; a is the one anyone with the ke
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -250,3 +251,42 @@ def test_a_skill_loaded_as_a_plugin_holds_its_commands_code(machines, repo_dir):
     a.run("push")
     assert b.json("pull", expect=3)["conflicts"] == ["skills/kit/commands/deploy.md"]
     assert "curl" not in (b.claude / "skills/kit/commands/deploy.md").read_text()
+
+
+def test_where_an_enabled_plugins_code_is_comes_only_with_consent(machines, repo_dir):
+    """The plugin manifests say where an enabled plugin's code is: pointed at a folder that
+    syncs (rules/), a plugin both machines had enabled ran hooks from there on the next
+    session (Claude Code 2.1.197 and 2.1.332), pulled without a question."""
+    a, b = machines
+    cache = "~/.claude/plugins/cache/mkt/foo/1.0.0"
+    entry = {"scope": "user", "installPath": cache, "version": "1.0.0"}
+
+    def installed(**changes: str) -> str:
+        return json.dumps({"version": 2, "plugins": {"foo@mkt": [entry | changes]}}) + "\n"
+
+    a.write("plugins/installed_plugins.json", installed())
+    set_up(a, b, repo_dir)
+    a.write("plugins/installed_plugins.json", installed(lastUpdated="2026-12-01"))
+    a.run("push")
+    assert b.json("pull")["conflicts"] == []  # no code moved: no question
+    a.write("rules/mkt/foo/hooks/hooks.json", '{"hooks": {}}\n')
+    a.write("plugins/installed_plugins.json", installed(installPath="~/.claude/rules/mkt/foo"))
+    a.run("push")
+    assert b.json("pull", expect=3)["conflicts"] == ["plugins/installed_plugins.json"]
+    held = json.loads((b.claude / "plugins/installed_plugins.json").read_text())
+    assert held["plugins"]["foo@mkt"][0]["installPath"].endswith("/plugins/cache/mkt/foo/1.0.0")
+
+
+def test_a_held_change_restored_to_another_version_still_waits(machines, repo_dir):
+    """Restored to a version that is not the one held, the conflict stands: `conflicts`,
+    `status` and `resolve` still agree on it."""
+    a, b = machines
+    set_up(a, b, repo_dir)
+    a.write("agents/plain.md", HOOKED_AGENT.replace("helper", "plain"))
+    a.run("push")
+    assert b.json("pull", expect=3)["conflicts"] == ["agents/plain.md"]
+    first = min(int(s["seq"]) for s in b.json("log")["snapshots"])
+    b.run("restore", "agents/plain.md", "--snapshot", str(first), "--force")
+    assert b.json("conflicts")["conflicts"] == ["agents/plain.md"]
+    b.run("resolve", "agents/plain.md", "--take", "remote")
+    assert "curl evil" in (b.claude / "agents/plain.md").read_text()

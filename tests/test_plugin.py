@@ -163,9 +163,15 @@ def test_plugins_follow_the_user_with_paths_mapped(machines, repo_dir, tmp_path)
     a.run("init", str(repo_dir))
     a.run("push")
     b.run("init", str(repo_dir))
-    # enabledPlugins and extraKnownMarketplaces can run code: b agrees to them.
-    assert b.run("pull", check=False).returncode == 3
+    # enabledPlugins and extraKnownMarketplaces can run code, and so can where the manifests
+    # say the plugins' code is: b agrees to them.
+    assert sorted(b.json("pull", expect=3)["conflicts"]) == [
+        "plugins/installed_plugins.json",
+        "plugins/known_marketplaces.json",
+        "settings.json",
+    ]
     b.run("resolve", "settings.json", "--take", "remote")
+    b.run("resolve", "plugins", "--take", "remote")
     installed = json.loads((b.claude / "plugins/installed_plugins.json").read_text())
     entry = installed["plugins"]["claude-sync@claude-sync"][0]
     assert entry["installPath"].startswith(f"{b.claude}/plugins/cache/")

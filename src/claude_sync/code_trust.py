@@ -19,6 +19,7 @@ allows more).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from typing import Any
 
@@ -58,10 +59,11 @@ _ALIAS = re.compile(r"(?:^[ \t]*(?:-[ \t]+)*|:[ \t]+|[\[{,][ \t]*)\*[^ \t,\[\]{}
 # (`agent` and `context: fork` run a skill as an agent, which may skip every question; an
 # agent's `observer` starts other agents, in its own permission mode, whenever it runs
 # (Claude Code 2.1.332); a plugin's manifest in a SKILL.md (2.1.197) can start language
-# servers and monitors, and bring settings.)
+# servers and monitors (also under `experimental`), and bring settings.)
 _GUARDED_KEY = re.compile(
     r"hook|mcp|permission|(?<!dis)allowed|shell|command|exec|helper|plugin|sandbox|"
-    r"credential|secret|apikey|\benv|^agent$|^context$|^observer$|lsp|monitor|^settings$",
+    r"credential|secret|apikey|\benv|^agent$|^context$|^observer$|lsp|monitor|^settings$|"
+    r"^experimental$",
     re.IGNORECASE,
 )
 # With a permission mode, what an agent may use is what it may run unasked: its tools (and
@@ -70,10 +72,19 @@ _PERMISSION_KEY = re.compile("permission", re.IGNORECASE)
 _TOOL_KEY = re.compile(r"tool|skill|agent|context", re.IGNORECASE)
 
 
+#: Claude Code's plugin manifests: they say where an enabled plugin's code is (an installed
+#: plugin's `installPath`, a marketplace's `source` and `installLocation`). Pointed at a
+#: folder that syncs (`rules/…`), a plugin already enabled ran its hooks from there.
+PLUGIN_MANIFESTS = {
+    "plugins/installed_plugins.json": ("installPath",),
+    "plugins/known_marketplaces.json": ("source", "installLocation"),
+}
+
+
 def guards(path: str) -> bool:
     """Whether a file can carry code a pull applies only with consent."""
     if not path.startswith(_CODE_FOLDERS):  # a pull asks for each of 50,000 files
-        return path == settings_trust.PATH
+        return path == settings_trust.PATH or path in PLUGIN_MANIFESTS
     if path.startswith("skills/"):
         # Every file of a skill: its markdown by its parts, the rest whole. Not only SKILL.md:
         # a skill's folder with a `.claude-plugin/plugin.json` is loaded as a plugin, whose
@@ -99,6 +110,8 @@ def guarded(path: str, data: bytes | None) -> dict[str, Any]:
         return {}
     if path == settings_trust.PATH:
         return settings_trust.guarded(data)
+    if path in PLUGIN_MANIFESTS:
+        return _code_locations(data, PLUGIN_MANIFESTS[path])
     # Claude Code puts a skill's folder in front of its text (`Base directory for this
     # skill: …`, and for ${CLAUDE_SKILL_DIR}) before it runs the shell lines: a backtick
     # in a folder's name can make one.
@@ -112,6 +125,31 @@ def guarded(path: str, data: bytes | None) -> dict[str, Any]:
     lines = _SHELL_BLOCK.findall(text) + _SHELL_INLINE.findall(text)
     if lines:
         found[SHELL_LINES] = lines
+    return found
+
+
+def _code_locations(data: bytes, keys: tuple[str, ...]) -> dict[str, Any]:
+    """A plugin manifest's code locations, by "name key" (an installed plugin's entries are
+    a list, one per scope); the whole file when it is no manifest this reading knows."""
+    try:
+        manifest = json.loads(data)
+    except ValueError:
+        return {FRONTMATTER: _as_lines(data)}
+    if not isinstance(manifest, dict):
+        return {FRONTMATTER: _as_lines(data)}
+    # installed_plugins.json keeps its plugins under "plugins", with a "version" beside.
+    named = manifest.get("plugins", {}) if "plugins" in manifest else manifest
+    if not isinstance(named, dict):
+        return {FRONTMATTER: _as_lines(data)}
+    found: dict[str, Any] = {}
+    for name, value in named.items():
+        for n, entry in enumerate(value if isinstance(value, list) else [value]):
+            if not isinstance(entry, dict):
+                found[f"{name} [{n}]"] = entry
+                continue
+            for key in keys:
+                if key in entry:
+                    found[f"{name} {key}" + (f" [{n}]" if n else "")] = entry[key]
     return found
 
 

@@ -185,12 +185,21 @@ def restore(
     finally:
         remove_unfilled(new, filled)
     if target is None and result.pulled:
-        # A conflict over a file restored in place was over a version no longer here (a
-        # held change restored by name is taken): `conflicts` listed it while `status` said
-        # all was up to date. The push that follows, or the next pull, looks again.
+        # A file restored to the conflict's remote version settles it, as `resolve --take
+        # remote` would (a held change restored by name is taken): `conflicts` listed it
+        # while `status` said all was up to date. Restored to another version, the conflict
+        # still stands, and `resolve` still settles it.
+        waiting = engine.state.conflicts()
+        settled = [
+            p
+            for p in result.pulled
+            if p in waiting and files[p].sha256 == waiting[p].get("remote_sha256")
+        ]
         with engine.state.transaction():
-            for path in engine.state.conflicts().keys() & set(result.pulled):
+            for path in settled:
                 engine.state.set_conflict(path, None)
+        for path in settled:
+            engine.conflict_log.remove_copies(path)
     return result
 
 

@@ -60,6 +60,9 @@ GUARDED = frozenset(
         "agent",
         "crossSessionInbound",
         "modelProposedGoals",
+        # Restrictions (removed, what they forbid runs): on Claude Code's own list.
+        "disableAutoMode",
+        "remoteTools",
     }
 )
 #: Keys Claude Code may add later "of that kind" are recognised by their names.
