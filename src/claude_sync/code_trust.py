@@ -74,10 +74,11 @@ _TOOL_KEY = re.compile(r"tool|skill|agent|context", re.IGNORECASE)
 
 #: Claude Code's plugin manifests: they say where an enabled plugin's code is (an installed
 #: plugin's `installPath`, a marketplace's `source` and `installLocation`). Pointed at a
-#: folder that syncs (`rules/…`), a plugin already enabled ran its hooks from there.
-PLUGIN_MANIFESTS = {
-    "plugins/installed_plugins.json": ("installPath",),
-    "plugins/known_marketplaces.json": ("source", "installLocation"),
+#: folder that syncs (`rules/…`), a plugin already enabled ran its hooks from there. Each
+#: with the key its entries are under (None: the top level) and those locations' keys.
+PLUGIN_MANIFESTS: dict[str, tuple[str | None, tuple[str, ...]]] = {
+    "plugins/installed_plugins.json": ("plugins", ("installPath",)),
+    "plugins/known_marketplaces.json": (None, ("source", "installLocation")),
 }
 
 
@@ -111,7 +112,7 @@ def guarded(path: str, data: bytes | None) -> dict[str, Any]:
     if path == settings_trust.PATH:
         return settings_trust.guarded(data)
     if path in PLUGIN_MANIFESTS:
-        return _code_locations(data, PLUGIN_MANIFESTS[path])
+        return _code_locations(data, *PLUGIN_MANIFESTS[path])
     # Claude Code puts a skill's folder in front of its text (`Base directory for this
     # skill: …`, and for ${CLAUDE_SKILL_DIR}) before it runs the shell lines: a backtick
     # in a folder's name can make one.
@@ -128,20 +129,20 @@ def guarded(path: str, data: bytes | None) -> dict[str, Any]:
     return found
 
 
-def _code_locations(data: bytes, keys: tuple[str, ...]) -> dict[str, Any]:
+def _code_locations(data: bytes, under: str | None, keys: tuple[str, ...]) -> dict[str, Any]:
     """A plugin manifest's code locations, by "name key" (an installed plugin's entries are
-    a list, one per scope); the whole file when it is no manifest this reading knows."""
+    a list, one per scope), with any other top-level value whole (a manifest of another
+    form); the whole file when it is no JSON object."""
     try:
         manifest = json.loads(data)
     except ValueError:
         return {FRONTMATTER: _as_lines(data)}
-    if not isinstance(manifest, dict):
+    named = manifest.get(under) if under is not None and isinstance(manifest, dict) else manifest
+    if not isinstance(manifest, dict) or not isinstance(named, dict):
         return {FRONTMATTER: _as_lines(data)}
-    # installed_plugins.json keeps its plugins under "plugins", with a "version" beside.
-    named = manifest.get("plugins", {}) if "plugins" in manifest else manifest
-    if not isinstance(named, dict):
-        return {FRONTMATTER: _as_lines(data)}
-    found: dict[str, Any] = {}
+    found: dict[str, Any] = {
+        key: value for key, value in manifest.items() if under is not None and key != under
+    }
     for name, value in named.items():
         for n, entry in enumerate(value if isinstance(value, list) else [value]):
             if not isinstance(entry, dict):

@@ -200,3 +200,22 @@ def test_ordinary_settings_keys_are_not_guarded():
     keys = ["model", "theme", "cleanupPeriodDays", "outputStyle", "includeCoAuthoredBy"]
     after = json.dumps(dict.fromkeys(keys, "y")).encode()
     assert code_trust.changed("settings.json", b"{}", after) == {}
+
+
+def test_a_plugin_manifest_is_read_by_its_own_form():
+    """A marketplace named like installed_plugins.json's key ("plugins") is one marketplace
+    among others: the others' sources are still read (the form goes by the file)."""
+    before = {"plugins": {"source": "x"}, "mkt": {"source": {"repo": "a/b"}}}
+    after = {"plugins": {"source": "x"}, "mkt": {"source": {"path": "~/.claude/rules/m"}}}
+    changed = code_trust.changed(
+        "plugins/known_marketplaces.json", json.dumps(before).encode(), json.dumps(after).encode()
+    )
+    assert set(changed) == {"mkt source"}
+    # installed_plugins.json in another form (its plugins at the top level) is held whole.
+    installed = {"version": 2, "plugins": {"foo@m": [{"installPath": "a"}]}}
+    other = {"version": 1, "foo@m": {"installPath": "~/.claude/rules/m"}}
+    path = "plugins/installed_plugins.json"
+    was = json.dumps(installed).encode()
+    assert code_trust.changed(path, was, json.dumps(other).encode())
+    touched = {"version": 2, "plugins": {"foo@m": [{"installPath": "a", "lastUpdated": "z"}]}}
+    assert code_trust.changed(path, was, json.dumps(touched).encode()) == {}
