@@ -137,8 +137,10 @@ def _code_locations(data: bytes, under: str | None, keys: tuple[str, ...]) -> di
         manifest = json.loads(data)
     except ValueError:
         return {FRONTMATTER: _as_lines(data)}
-    named = manifest.get(under) if under is not None and isinstance(manifest, dict) else manifest
-    if not isinstance(manifest, dict) or not isinstance(named, dict):
+    if not isinstance(manifest, dict):
+        return {FRONTMATTER: _as_lines(data)}
+    named = manifest if under is None else manifest.get(under, {})  # none yet: no plugins
+    if not isinstance(named, dict):
         return {FRONTMATTER: _as_lines(data)}
     found: dict[str, Any] = {
         key: value for key, value in manifest.items() if under is not None and key != under
