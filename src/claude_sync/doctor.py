@@ -18,6 +18,7 @@ from claude_sync.errors import SyncError, WrongKeyError
 from claude_sync.head import HISTORY_ALARM
 from claude_sync.repository import RemoteOptions, Repository
 from claude_sync.repository.place import Place
+from claude_sync.resources import TYPES, waiting_for_upgrade
 from claude_sync.state import State
 from claude_sync.terminal import redact
 from claude_sync.workspace import Locations, machine_keys
@@ -50,6 +51,7 @@ def run(where: Locations) -> list[Check]:
                 _writes(place, checks)
                 repo = _repository(place, settings, keys, checks)
                 if repo is not None:
+                    checks.append(_format(repo, settings))
                     checks.append(_clock(repo))
         checks += _local_state(where)
         checks.append(_history(where))
@@ -57,6 +59,21 @@ def run(where: Locations) -> list[Check]:
     checks.append(_hooks(where))
     checks.append(_plugins(where))
     return checks
+
+
+def _format(repo: Repository, settings: config.Settings) -> Check:
+    """Passes either way: a repository not upgraded yet is what a machine still running an
+    older claude-sync needs; the types it leaves out are named."""
+    enabled = tuple(t for t in TYPES if settings.types.get(t.name, t.default))
+    waiting = [t.name for t in waiting_for_upgrade(enabled, repo.config.version)]
+    if not waiting:
+        return Check("repository format", True, f"format {repo.config.version}")
+    return Check(
+        "repository format",
+        True,
+        f"format {repo.config.version}: {', '.join(waiting)} not synced until "
+        "`claude-sync upgrade` (once every machine runs this claude-sync)",
+    )
 
 
 def _settings(where: Locations, checks: list[Check]) -> config.Settings | None:

@@ -40,6 +40,10 @@ _ODD_NAME = re.compile(f"{re.escape(TMP_MARKER)}|[\x00-\x1f\x7f-\x9f\\\\\ud800-\
 #: executable bits only on hook scripts (an opt-in type).
 MODE_CAP = 0o644
 EXECUTABLE_MODE_CAP = 0o755
+#: the repository format whose readers know the `agent-memory` type (docs/FORMAT.md §3):
+#: claude-sync refuses a whole snapshot that lists a path no type it knows claims, so a type
+#: added later is pushed only to a repository upgraded to the format that brought it
+AGENT_MEMORY_FORMAT = 9
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,8 @@ class ResourceType:
     default: bool = True
     # Claude Code deletes old transcripts on its own: such deletions must never spread.
     propagate_deletes: bool = True
+    #: the first repository format whose readers know this type (see AGENT_MEMORY_FORMAT)
+    since_format: int = 1
 
 
 TYPES: tuple[ResourceType, ...] = (
@@ -72,6 +78,12 @@ TYPES: tuple[ResourceType, ...] = (
     ResourceType("settings", "user settings (settings.json)", files=("settings.json",)),
     ResourceType("memory", "user memory (CLAUDE.md)", files=("CLAUDE.md",)),
     ResourceType("agents", "custom sub-agents", folders=("agents",)),
+    ResourceType(
+        "agent-memory",
+        "what sub-agents with `memory: user` keep learning (agent-memory/)",
+        folders=("agent-memory",),
+        since_format=AGENT_MEMORY_FORMAT,
+    ),
     ResourceType("commands", "custom slash commands", folders=("commands",)),
     ResourceType("skills", "skills", folders=("skills",)),
     ResourceType("rules", "rules", folders=("rules",)),
@@ -504,6 +516,19 @@ def _remove_if_stale(path: str) -> None:
         st = os.lstat(path)
         if time.time() - max(st.st_mtime, st.st_ctime) > STALE_TMP_SECONDS:
             os.unlink(path)
+
+
+def waiting_for_upgrade(
+    types: tuple[ResourceType, ...], repo_format: int
+) -> tuple[ResourceType, ...]:
+    """The types a repository of that format cannot hold yet (see AGENT_MEMORY_FORMAT)."""
+    return tuple(t for t in types if t.since_format > repo_format)
+
+
+UPGRADE_FIRST = (
+    "{} is synced once the repository is upgraded: update claude-sync on every machine, "
+    "then run `claude-sync upgrade` once (older versions refuse the repository then)"
+)
 
 
 def select(

@@ -9,7 +9,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
@@ -21,7 +21,13 @@ from claude_sync.passphrase import in_environment, read_passphrase
 from claude_sync.pathmap import PathMapper
 from claude_sync.repository import RemoteOptions, Repository, normalize_remote
 from claude_sync.repository.place import Place, open_repository
-from claude_sync.resources import Selection, select
+from claude_sync.resources import (
+    UPGRADE_FIRST,
+    ResourceType,
+    Selection,
+    select,
+    waiting_for_upgrade,
+)
 from claude_sync.session_policy import SessionPolicy
 from claude_sync.state import State
 from claude_sync.terminal import redact
@@ -264,9 +270,26 @@ class Workspace:
     state: State
 
     def selection(self, names: list[str] | tuple[str, ...] = ()) -> Selection:
-        """The named types, or every enabled one, narrowed by the config's globs."""
+        """The named types, or every enabled one, narrowed by the config's globs. A type
+        the repository's format cannot hold yet is left out (named, it is an error): a
+        snapshot listing its files would be refused whole by the older claude-sync that
+        the format still admits."""
         s = self.settings
-        return select(list(names), s.types, tuple(s.include), tuple(s.exclude))
+        sel = select(list(names), s.types, tuple(s.include), tuple(s.exclude))
+        later = waiting_for_upgrade(sel.types, self.repo.config.version)
+        if later and names:
+            raise ConfigError(UPGRADE_FIRST.format(later[0].name))
+        return replace(sel, types=tuple(t for t in sel.types if t not in later))
+
+    def waiting_types(self) -> tuple[ResourceType, ...]:
+        """The enabled types with files here that the repository's format cannot hold yet
+        (`selection` leaves them out)."""
+        enabled = select([], self.settings.types).types
+        return tuple(
+            t
+            for t in waiting_for_upgrade(enabled, self.repo.config.version)
+            if any((self.where.claude_dir / name).exists() for name in (*t.folders, *t.files))
+        )
 
     def engine(self, reporter: Reporter | None = None, allow_rollback: bool = False) -> Engine:
         """An engine set up by this machine's settings (path maps, session window, trust)."""
@@ -307,6 +330,7 @@ def open_workspace(where: Locations) -> Iterator[Workspace]:
         )
         repo = _repository(where, settings, keys, options)
         held = keys.held()
+        known_format = repo.config.version
         try:
             repo.transfers = options.transfers
             repo.cache_dir = where.config_dir / "cache" / "objects"
@@ -314,7 +338,9 @@ def open_workspace(where: Locations) -> Iterator[Workspace]:
                 try:
                     yield Workspace(where, settings, repo, state)
                 finally:
-                    if keys.held() != held:  # learned a key epoch, or started one
+                    # Learned a key epoch, or started one; or found the repository
+                    # upgraded by another machine (the next run syncs what it admits).
+                    if keys.held() != held or repo.config.version != known_format:
                         save_keys(where.config_dir, repo)
         finally:
             repo.close()

@@ -27,7 +27,7 @@ from claude_sync.cli.output import (
 from claude_sync.errors import EXIT_FAILED, ConfigError, SyncError
 from claude_sync.pathmap import LABEL, PathMapper
 from claude_sync.repository import RemoteOptions
-from claude_sync.resources import TYPES
+from claude_sync.resources import TYPES, UPGRADE_FIRST, waiting_for_upgrade
 from claude_sync.terminal import redact
 from claude_sync.workspace import (
     AlreadySetUp,
@@ -199,10 +199,22 @@ def types_command(
     elif enable or disable or exclude or include or clear_globs:
         raise ConfigError("this machine is not set up: run `claude-sync init` first")
     rows = [(t, enabled.get(t.name, t.default)) for t in TYPES]
+    cached = config.load_repo_config(where.config_dir) if settings else None
+    repo_format = cached.get("version") if isinstance(cached, dict) else None
+    waiting = {
+        t.name
+        for t in (waiting_for_upgrade(TYPES, repo_format) if isinstance(repo_format, int) else ())
+    }
     if as_json:
         body = {
             "types": [
-                {"name": t.name, "synced": on, "opt_in": not t.default, "what": t.description}
+                {
+                    "name": t.name,
+                    "synced": on,
+                    "opt_in": not t.default,
+                    "what": t.description,
+                    "waits_for_upgrade": t.name in waiting,
+                }
                 for t, on in rows
             ],
             "include": settings.include if settings else [],
@@ -220,6 +232,8 @@ def types_command(
         off = "no (opt-in)" if not rtype.default else "no"
         listed.add_row(rtype.name, "yes" if on else off, rtype.description)
     out.print(listed)
+    for name in sorted(waiting & {t.name for t, on in rows if on}):
+        out.print(UPGRADE_FIRST.format(name) + ".", markup=False)
 
 
 @click.command("config")

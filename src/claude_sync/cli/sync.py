@@ -38,7 +38,7 @@ from claude_sync.cli.output import (
 )
 from claude_sync.engine import Engine, Result
 from claude_sync.errors import EXIT_CONFLICTS
-from claude_sync.resources import linked_tops
+from claude_sync.resources import UPGRADE_FIRST, linked_tops
 from claude_sync.terminal import clean_value, redact
 from claude_sync.workspace import Locations, Workspace, open_state, open_workspace
 
@@ -135,6 +135,7 @@ def status(where: Locations, run: RunOptions) -> None:
     with open_workspace(where) as ws:
         engine = ws.engine(None, run.allow_rollback)
         result, head, remote_only = engine.status(ws.selection())
+        result.warnings += [UPGRADE_FIRST.format(t.name) for t in ws.waiting_types()]
     missing = plugins.missing(where.claude_dir)
     links = linked_tops(where.claude_dir)
     if run.as_json:

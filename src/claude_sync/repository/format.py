@@ -13,6 +13,7 @@ from claude_sync import compression
 from claude_sync.chunking import ChunkerParams
 from claude_sync.errors import ConfigError, CorruptionError
 from claude_sync.model import FileEntry
+from claude_sync.resources import AGENT_MEMORY_FORMAT
 from claude_sync.store.handle import Handle, ObjectKind
 
 #: the version of index, prune mark and history record objects
@@ -36,7 +37,10 @@ LISTS_FORMAT = 7
 #: format 7 whose writers name file versions by keyed BLAKE3 (`b3:` ids, identity.py) instead
 #: of SHA-256: claude-sync before it would take such entries for malformed
 IDENTITY_FORMAT = 8
-REPO_FORMAT = IDENTITY_FORMAT
+#: format 8 whose snapshots may list the files of a type older claude-sync does not know
+#: (resources.AGENT_MEMORY_FORMAT): it would refuse such a snapshot as planted
+TYPES_FORMAT = AGENT_MEMORY_FORMAT
+REPO_FORMAT = TYPES_FORMAT
 REPO_FORMATS = (
     1,
     CHAINED_FORMAT,
@@ -45,6 +49,7 @@ REPO_FORMATS = (
     BLAKE3_FORMAT,
     LISTS_FORMAT,
     IDENTITY_FORMAT,
+    TYPES_FORMAT,
 )
 UPGRADE_NAME = ObjectKind.CONFIG_UPGRADE.prefix
 #: 1: the file list inside the snapshot; 2: in manifest parts; 3: a group may be split into

@@ -1,0 +1,86 @@
+"""What sub-agents with `memory: user` keep in ~/.claude/agent-memory/<agent>/ follows the
+user (type `agent-memory`, repository format 9). A repository made before it holds none until
+`claude-sync upgrade`: claude-sync up to format 8 refuses a whole snapshot listing a path no
+type it knows claims."""
+
+from __future__ import annotations
+
+import json
+
+from test_history_upgrade import head_ids, old_format_repository, stored_format
+
+from claude_sync import config
+from claude_sync.repository import IDENTITY_FORMAT, TYPES_FORMAT
+
+MEMORY = "agent-memory/code-reviewer/MEMORY.md"
+TOPIC = "agent-memory/code-reviewer/naming.md"
+
+
+def head_paths(m, repo_dir) -> set[str]:
+    return set(head_ids(m, repo_dir))
+
+
+def test_agent_memory_follows_the_user(machines, repo_dir):
+    a, b = machines
+    for m in (a, b):
+        m.run("init", str(repo_dir))
+    assert stored_format(a, repo_dir) == TYPES_FORMAT
+    a.write(MEMORY, "# Code reviewer\n- prefers early returns\n")
+    a.write(TOPIC, "snake_case for modules\n")
+    a.run("push")
+    b.run("pull")
+    assert (b.claude / MEMORY).read_text() == "# Code reviewer\n- prefers early returns\n"
+    assert (b.claude / TOPIC).read_text() == "snake_case for modules\n"
+
+    # The agent curates its memory on the other machine: an edit and a topic folded in.
+    b.write(MEMORY, "# Code reviewer\n- prefers early returns\n- snake_case modules\n")
+    (b.claude / TOPIC).unlink()
+    b.run("sync")
+    a.run("sync")
+    assert (a.claude / MEMORY).read_text().endswith("- snake_case modules\n")
+    assert not (a.claude / TOPIC).exists()
+    listed = json.loads(a.run("types", "--json").stdout)["types"]
+    row = next(t for t in listed if t["name"] == "agent-memory")
+    assert row["synced"] and not row["opt_in"] and not row["waits_for_upgrade"]
+
+
+def test_a_repository_not_upgraded_holds_no_agent_memory_until_it_is(make_machine, repo_dir):
+    old_format_repository(repo_dir, IDENTITY_FORMAT)
+    a, b = make_machine("a"), make_machine("b")
+    for m in (a, b):
+        m.run("init", str(repo_dir))
+    a.write(MEMORY, "from a\n")
+    a.write("agents/code-reviewer.md", "---\nname: code-reviewer\nmemory: user\n---\nReview.\n")
+    b.write(TOPIC, "from b\n")
+    a.run("push")
+    assert head_paths(a, repo_dir) == {"agents/code-reviewer.md"}
+    status = a.run("status")
+    assert "Everything is up to date" in status.stdout
+    assert "warning: agent-memory is synced once the repository is upgraded" in status.stderr
+
+    named = a.run("push", "agent-memory", check=False)
+    assert named.returncode == 2
+    assert named.stderr.startswith("error: agent-memory is synced once the repository is upgraded")
+    assert "`claude-sync upgrade`" in named.stderr
+    assert "agent-memory is synced once the repository is upgraded" in a.run("types").stdout
+    doctor = a.run("doctor", check=False).stdout
+    assert f"format {IDENTITY_FORMAT}: agent-memory not synced until `claude-sync upgrade`" in (
+        " ".join(doctor.split())
+    )
+
+    assert "Upgraded the repository to format" in a.run("upgrade").stdout
+    a.run("push")
+    assert MEMORY in head_paths(a, repo_dir)
+    # B still has the format it joined with in its cache: its next run that reaches the
+    # repository learns of the upgrade, and the one after syncs agent memory both ways.
+    assert config.load_repo_config(b.config_dir)["version"] == IDENTITY_FORMAT
+    b.run("sync")
+    assert config.load_repo_config(b.config_dir)["version"] == TYPES_FORMAT
+    assert not (b.claude / MEMORY).exists() and TOPIC not in head_paths(b, repo_dir)
+    b.run("sync")
+    assert (b.claude / MEMORY).read_text() == "from a\n"
+    assert TOPIC in head_paths(b, repo_dir)
+    a.run("pull")
+    assert (a.claude / TOPIC).read_text() == "from b\n"
+    assert "synced once the repository is upgraded" not in a.run("types").stdout
+    assert "warning" not in a.run("status").stderr
