@@ -4,9 +4,11 @@ catalog work on them without depending on the repository (docs/FORMAT.md §4, §
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from json.encoder import encode_basestring_ascii as _string  # json.dumps's own, in C
 from typing import Any
 
 from claude_sync.errors import CorruptionError
@@ -65,6 +67,24 @@ class FileEntry:
         if summary and self.session is not None:
             body["session"] = self.session.to_json()
         return body
+
+    def json_text(self, lists: bool = False, summary: bool = True) -> str:
+        """to_json as compact JSON with sorted keys, the form manifests store: the text
+        `json.dumps(self.to_json(...), separators=(",", ":"), sort_keys=True)` makes,
+        written without a dict and lists per entry (a first push or a pull of 50,000 files
+        spent ~0.3 s of one core building and sorting them)."""
+        listed = sum(n for _, n, _ in self.lists) if lists else 0
+        chunks = ",".join([f"[{_string(b)},{n}]" for b, n in self.chunks[listed:]])
+        text = f'{{"chunks":[{chunks}]'
+        if listed:
+            refs = ",".join([f"[{_string(name)},{n},{size}]" for name, n, size in self.lists])
+            text += f',"lists":[{refs}]'
+        text += f',"mode":{self.mode},"mtime_ns":{self.mtime_ns}'
+        if summary and self.session is not None:
+            text += ',"session":' + json.dumps(
+                self.session.to_json(), separators=(",", ":"), sort_keys=True
+            )
+        return f'{text},"sha256":{_string(self.sha256)},"size":{self.size}}}'
 
     @classmethod
     def from_json(cls, obj: Any, what: str, lists_ok: bool = False) -> FileEntry:

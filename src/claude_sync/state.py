@@ -17,6 +17,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from json.encoder import encode_basestring_ascii as _string  # json.dumps's own, in C
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -116,6 +117,12 @@ class CachedFile:
         if self._parsed is None:
             self._parsed = tuple(tuple(c) for c in json.loads(raw))  # type: ignore[misc]
         return self._parsed
+
+
+def chunks_text(chunks: tuple[tuple[str, int, int], ...]) -> str:
+    """json.dumps of a file's chunks, without its cost per call: a first push or a pull
+    remembers tens of thousands of files."""
+    return "[" + ", ".join([f"[{_string(b)}, {o}, {n}]" for b, o, n in chunks]) + "]"
 
 
 @dataclass(frozen=True)
@@ -290,7 +297,7 @@ class State:
                     c.stat.ctime_ns,
                     c.mode,
                     c.sha256,
-                    raw if isinstance(raw := c.raw_chunks, str) else json.dumps(raw),
+                    raw if isinstance(raw := c.raw_chunks, str) else chunks_text(raw),
                 )
                 for path, c in files
             ),
@@ -368,7 +375,7 @@ class State:
         )
         self.db.executemany(
             "INSERT OR REPLACE INTO base VALUES (?, ?, ?)",
-            ((p, json.dumps(e.to_json(summary=False)), seq) for p, e in entries if e is not None),
+            ((p, e.json_text(summary=False), seq) for p, e in entries if e is not None),
         )
 
     # -- the head's sessions -------------------------------------------------------------

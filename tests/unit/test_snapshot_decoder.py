@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from memory_store import MemoryStore
 
 from claude_sync import compression
@@ -73,3 +75,63 @@ def test_a_manifest_part_is_encoded_as_the_whole_body_would_be() -> None:
         encode_json(body), "x"
     )
     assert encode_manifest({}) == encode_json({"version": SNAPSHOT_VERSION, "groups": {}})
+
+
+_text = st.text(st.characters(exclude_categories=()), max_size=12)  # lone surrogates too
+_hex = st.text("0123456789abcdef", min_size=64, max_size=64)
+_summaries = st.builds(
+    SessionSummary,
+    _text,
+    _text,
+    st.none() | st.floats(allow_nan=False, allow_infinity=False),
+    st.none() | st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(0, 1 << 40),
+    _text,
+    _text,
+)
+
+
+@st.composite
+def _entries(draw: st.DrawFn) -> FileEntry:
+    chunks = tuple(draw(st.lists(st.tuples(_hex, st.integers(0, 1 << 40)), max_size=4)))
+    lists = tuple(
+        draw(st.lists(st.tuples(_text, st.integers(1, 128), st.integers(0, 1 << 40)), max_size=2))
+    )
+    return FileEntry(
+        draw(_hex | _hex.map("b3:".__add__)),
+        draw(st.integers(0, 1 << 50)),
+        draw(st.integers(-(1 << 62), 1 << 62)),
+        draw(st.integers(0, 0o7777)),
+        chunks,
+        draw(st.none() | _summaries),
+        lists,
+    )
+
+
+@settings(max_examples=300, print_blob=True)
+@given(_entries(), st.booleans(), st.booleans())
+def test_an_entry_is_written_as_json_dumps_writes_its_dict(
+    entry: FileEntry, lists: bool, summary: bool
+) -> None:
+    """The text a manifest part or the state stores of an entry, written without building
+    its dict, is the very text of its dict (compact, keys sorted), whatever its strings."""
+    written = entry.json_text(lists=lists, summary=summary)
+    assert written == json.dumps(
+        entry.to_json(lists=lists, summary=summary), separators=(",", ":"), sort_keys=True
+    )
+
+
+@settings(max_examples=100, print_blob=True)
+@given(st.dictionaries(_text, st.dictionaries(_text, _entries(), max_size=4), max_size=3))
+def test_any_manifest_part_is_the_whole_body_encoded(
+    groups: dict[str, dict[str, FileEntry]],
+) -> None:
+    body = {
+        "version": SNAPSHOT_VERSION,
+        "groups": {
+            g: {p: e.to_json(lists=True) for p, e in files.items()} for g, files in groups.items()
+        },
+    }
+    assert compression.unpack(encode_manifest(groups), "x") == compression.unpack(
+        encode_json(body), "x"
+    )

@@ -20,7 +20,7 @@ from claude_sync.errors import SyncError, no_space
 from claude_sync.model import FileEntry
 from claude_sync.repository import BlobLocation
 from claude_sync.session_summary import SessionSummary
-from claude_sync.state import SCHEMA_VERSION, CachedFile, State, StatKey
+from claude_sync.state import SCHEMA_VERSION, CachedFile, State, StatKey, chunks_text
 
 SHA = "a" * 64
 
@@ -179,3 +179,19 @@ def test_a_long_transaction_keeps_its_undo_records_in_memory(tmp_path: Path) -> 
             state.set_bases(part, 1)
         assert _open_temporary_files() == []
     state.close()
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(
+            st.text(st.characters(exclude_categories=()), max_size=70),
+            st.integers(0, 1 << 50),
+            st.integers(0, 1 << 40),
+        ),
+        max_size=5,
+    )
+)
+def test_a_files_chunks_are_stored_as_json_dumps_writes_them(chunks) -> None:
+    """The stat cache's chunk text, written without json.dumps, is json.dumps' own."""
+    assert chunks_text(tuple(chunks)) == json.dumps(tuple(chunks))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _string  # json.dumps's own, in C
 from typing import Any
 
 from claude_sync import compression
@@ -163,8 +164,11 @@ def encode_manifest(groups: dict[str, dict[str, FileEntry]]) -> bytes:
     the same bytes without every entry of a first push held as a dict at once."""
     pieces = [b'{"groups":{']
     for n, group in enumerate(sorted(groups)):
-        listing = {path: entry.to_json(lists=True) for path, entry in groups[group].items()}
-        pieces.append(f"{',' if n else ''}{_dump(group)}:{_dump(listing)}".encode())
+        entries = groups[group]
+        listing = ",".join(
+            [f"{_string(p)}:{entries[p].json_text(lists=True)}" for p in sorted(entries)]
+        )
+        pieces.append(f"{',' if n else ''}{_dump(group)}:{{{listing}}}".encode())
     pieces.append(f'}},"version":{SNAPSHOT_VERSION}}}'.encode())
     return compression.pack(b"".join(pieces), padded=True)
 
