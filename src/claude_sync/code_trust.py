@@ -131,8 +131,9 @@ def guarded(path: str, data: bytes | None) -> dict[str, Any]:
 
 def _code_locations(data: bytes, under: str | None, keys: tuple[str, ...]) -> dict[str, Any]:
     """A plugin manifest's code locations, by "name key" (an installed plugin's entries are
-    a list, one per scope), with any other top-level value whole (a manifest of another
-    form); the whole file when it is no JSON object."""
+    a list, one per scope, or one entry in the first form), with any other top-level value
+    but the format number whole (a manifest of another form); the whole file when it is no
+    JSON object."""
     try:
         manifest = json.loads(data)
     except ValueError:
@@ -143,7 +144,10 @@ def _code_locations(data: bytes, under: str | None, keys: tuple[str, ...]) -> di
     if not isinstance(named, dict):
         return {FRONTMATTER: _as_lines(data)}
     found: dict[str, Any] = {
-        key: value for key, value in manifest.items() if under is not None and key != under
+        key: value
+        for key, value in manifest.items()
+        # The file's own format number is no code (both forms' locations are read).
+        if under is not None and key != under and not (key == "version" and type(value) is int)
     }
     for name, value in named.items():
         for n, entry in enumerate(value if isinstance(value, list) else [value]):

@@ -219,3 +219,8 @@ def test_a_plugin_manifest_is_read_by_its_own_form():
     assert code_trust.changed(path, was, json.dumps(other).encode())
     touched = {"version": 2, "plugins": {"foo@m": [{"installPath": "a", "lastUpdated": "z"}]}}
     assert code_trust.changed(path, was, json.dumps(touched).encode()) == {}
+    # Its format number is no code: a new file asks about its plugins' places alone.
+    assert set(code_trust.changed(path, None, was)) == {"foo@m installPath"}
+    renumbered = json.dumps(installed | {"version": 3}).encode()
+    assert code_trust.changed(path, was, renumbered) == {}
+    assert code_trust.changed(path, was, json.dumps(installed | {"version": "2"}).encode())
