@@ -290,3 +290,25 @@ def test_a_held_change_restored_to_another_version_still_waits(machines, repo_di
     assert b.json("conflicts")["conflicts"] == ["agents/plain.md"]
     b.run("resolve", "agents/plain.md", "--take", "remote")
     assert "curl evil" in (b.claude / "agents/plain.md").read_text()
+
+
+def test_resolving_a_held_file_reads_its_part_of_a_pack(machines, repo_dir):
+    """A held file sits in the pack of a push of many files: resolving it, or restoring it
+    by name, reads its blobs by range, not the whole pack again (3.4 MiB for two small
+    files, on a terminal)."""
+    a, b = machines
+    set_up(a, b, repo_dir)
+    for i in range(24):  # ~3 MiB of data that does not compress, in the same pack
+        a.write(f"agents/notes-{i:02d}.md", os.urandom(64 * 1024).hex())
+    a.write("agents/helper.md", HOOKED_AGENT)
+    seq = a.json("push")["snapshot"]
+    pulled = b.json("pull", expect=3)
+    assert pulled["conflicts"] == ["agents/helper.md"]
+    assert pulled["downloaded_bytes"] > 1 << 20
+    taken = b.json("resolve", "agents/helper.md", "--take", "remote")
+    assert (b.claude / "agents/helper.md").read_text() == HOOKED_AGENT
+    assert taken["downloaded_bytes"] < 64 * 1024
+    (b.claude / "agents/notes-07.md").write_text("mine\n")
+    restored = b.json("restore", "agents/notes-07.md", "--snapshot", str(seq), "--force")
+    assert (b.claude / "agents/notes-07.md").stat().st_size == 128 * 1024
+    assert restored["downloaded_bytes"] < 256 * 1024

@@ -760,8 +760,9 @@ class Downloads:
             assert lost is not None
             lost.update(dict.fromkeys(packs[pack], str(exc)))
 
-        # Only on demand (resume, merges): a pull reads whole packs, so that a flipped byte
-        # anywhere in one is seen, and the files that need it are named, at once.
+        # Only on demand (resume, resolve, merges, a pull of some paths): a pull of all
+        # reads whole packs, so that a flipped byte anywhere in one is seen, and the files
+        # that need it are named, at once.
         extents = self.state.pack_extents(packs) if self._by_range else None
         self.repo.read_packs(
             packs,

@@ -177,7 +177,10 @@ def restore(
     result.skipped += dropped
     filled: set[Path] = set()
     try:
-        with engine.downloads.staged_files(outputs, root, result, made=new) as staged:
+        # Files named: a few blobs of packs a push made for many, read by range where
+        # they are a small part of one.
+        ranged = engine.downloads.reading_by_range() if prefixes else contextlib.nullcontext()
+        with ranged, engine.downloads.staged_files(outputs, root, result, made=new) as staged:
             for s in staged:
                 os.replace(s.tmp, s.dest)
                 filled.add(Path(s.dest).parent)

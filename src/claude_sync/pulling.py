@@ -3,6 +3,7 @@ settings need consent, then downloaded, verified and moved into place."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING
 
@@ -74,7 +75,10 @@ class Puller:
         engine.merges.keep_unsettled(plan)
         engine.conflict_log.name_authors(plan.conflicts, head)
         result.conflicts = plan.conflicts
-        engine.installer.apply_pull(plan, local, result, partial=True)
+        # A pull of some paths (resolve, resume) wants a few files of packs that a push
+        # made for many: each pack's blobs are read by range where they are a small part.
+        with engine.downloads.reading_by_range() if sel.only else contextlib.nullcontext():
+            engine.installer.apply_pull(plan, local, result, partial=True)
         if mcp.TYPE in sel.types:
             result.warnings += mcp.reconcile(engine.root, engine.work_dir)
         result.skipped = sorted(set(result.skipped) | set(plan.skipped))
