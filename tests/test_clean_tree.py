@@ -191,6 +191,40 @@ def test_a_state_with_the_first_triggers_gets_those_that_run_only_when_needed(tm
         state.close()
 
 
+def test_many_rows_at_once_leave_the_triggers_as_they_were(tmp_path):
+    """A first push's or a pull's thousands of rows are written with the triggers out of
+    the way while there is no clean unit to forget: they are there again afterwards, also
+    when the transaction fails, and with a clean unit recorded they still forget it."""
+    from claude_sync.state import BULK_ROWS
+
+    def triggers(state: State) -> list[str]:
+        return sorted(
+            sql
+            for (sql,) in state.db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger'")
+        )
+
+    cached = CachedFile(StatKey(1, 2, 3, 4), 0o644, "a" * 64, (("b" * 64, 0, 3),))
+    rows = [(f"agents/{i:05d}.md", cached) for i in range(BULK_ROWS)]
+    state = State(tmp_path / "state.db")
+    try:
+        made = triggers(state)
+        with state.transaction():
+            state.remember_files(rows)
+            state.set_bases([(p, _entry()) for p, _ in rows], 1)
+        assert triggers(state) == made and len(made) == 6
+        with pytest.raises(OSError), state.transaction():
+            state.set_bases([(p, None) for p, _ in rows], 2)
+            raise OSError("disk gone")
+        assert triggers(state) == made
+        assert len(state.bases()) == BULK_ROWS
+        state.set_clean_units({WHOLE_TREE: "t", "agents": "a"})
+        with state.transaction():
+            state.remember_files(rows)
+        assert state.clean_tree() is None and state.clean_units() == {}
+    finally:
+        state.close()
+
+
 def test_a_file_that_could_not_be_read_is_never_recorded_clean(machine, monkeypatch):
     machine.push()
     with (machine.root / AGENT).open("a") as fh:
