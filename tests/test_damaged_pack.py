@@ -214,3 +214,40 @@ def counted(self, pack, *args, **kwargs):
 packs.Packs.iter_pack = counted
 atexit.register(lambda: print(json.dumps(reads), file=sys.stderr))
 """
+
+
+def test_resolving_with_the_remote_version_damaged_keeps_the_conflict(make_machine, repo_dir):
+    """`resolve --take remote` whose remote data sits in a damaged pack fails: the conflict
+    and the remote copy beside the file (maybe the only intact one) stay, until repair."""
+    a, c = make_machine("a"), make_machine("c")
+    a.write("agents/x.md", "first\n")
+    a.run("init", str(repo_dir), "--device", "laptop")
+    a.run("push")
+    c.run("init", str(repo_dir), "--sync")
+    c.write("agents/x.md", "c's own\n")
+    c.run("push")
+    a.write("agents/x.md", "a's own\n")
+    assert a.json("pull", expect=3)["conflicts"] == ["agents/x.md"]
+    copies = sorted(p.name for p in (a.claude / "agents").iterdir() if p.name != "x.md")
+    assert len(copies) == 1, copies
+    before = _packs(repo_dir)
+    a.run("resolve", "agents/x.md", "--take", "local")  # a's version, pushed
+    c.write("agents/x.md", "c's second\n")
+    assert c.json("pull", expect=3)["conflicts"] == ["agents/x.md"]
+    (newest,) = _packs(repo_dir) - before
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    kept = sorted(p.name for p in (c.claude / "agents").iterdir())
+
+    proc = c.run("resolve", "agents/x.md", "--take", "remote", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert (c.claude / "agents/x.md").read_text() == "c's second\n"
+    assert sorted(p.name for p in (c.claude / "agents").iterdir()) == kept
+    assert c.json("conflicts")["conflicts"] == ["agents/x.md"]
+
+    a.run("repair")
+    c.run("resolve", "agents/x.md", "--take", "remote")
+    assert (c.claude / "agents/x.md").read_text() == "a's own\n"
+    assert sorted(p.name for p in (c.claude / "agents").iterdir()) == ["x.md"]
+    assert c.json("conflicts")["conflicts"] == []

@@ -83,7 +83,10 @@ class Puller:
             result.warnings += mcp.reconcile(engine.root, engine.work_dir)
         result.skipped = sorted(set(result.skipped) | set(plan.skipped))
         with engine.state.transaction():
+            # What could not be written (its data damaged, or the file changed meanwhile)
+            # settles nothing: its conflict, and the copies beside it, stay.
             unresolved = {c.path for c in plan.conflicts}
+            unresolved |= {*result.unavailable, *plan.skipped}
             # (A conflict over a temporary name, recorded before those were left out, or
             # over a file this machine no longer syncs (`types --exclude`, seen by a pull of
             # all it syncs), is over a file nothing here syncs any more.)
