@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 import subprocess
 import sys
 import threading
@@ -121,14 +122,18 @@ def _hint_once(message: str) -> None:
 
 
 def _session_paths(claude_dir: Path, transcript: object) -> tuple[str, ...]:
-    """The transcript and its sub-agent folder, relative to the Claude directory."""
+    """What a session wrote, relative to the Claude directory: its transcript and sub-agent
+    folder, the prompt history, and the memory its project and its sub-agents keep (each
+    written during sessions, never pushed by a hook before)."""
     if not isinstance(transcript, str) or not transcript.endswith(".jsonl"):
         return ()
     try:
         rel = Path(transcript).resolve().relative_to(claude_dir.resolve()).as_posix()
     except (ValueError, OSError):
         return ()
-    return (rel, rel[: -len(".jsonl")], "history.jsonl")
+    project = posixpath.dirname(rel)
+    memory = (f"{project}/memory",) if posixpath.dirname(project) == "projects" else ()
+    return (rel, rel[: -len(".jsonl")], "history.jsonl", *memory, "agent-memory")
 
 
 def _hook_settings(claude_dir: Path, cwd: object) -> list[Path]:

@@ -101,6 +101,10 @@ def test_session_end_pushes_just_that_session(machines, repo_dir):
     a.write(f"projects/{PROJECT}/s1/subagents/agent-1.jsonl", transcript("g", 2))
     a.write(f"projects/{PROJECT}/s2.jsonl", transcript("s2", 3))
     a.write("history.jsonl", '{"display": "x", "timestamp": 1}\n')
+    # What the session's project and sub-agents learnt goes with it.
+    a.write(f"projects/{PROJECT}/memory/MEMORY.md", "- uses pytest\n")
+    a.write("agent-memory/reviewer/MEMORY.md", "- prefers early returns\n")
+    a.write("agents/other.md", "not the session's\n")
     event = {
         "session_id": "s1",
         "transcript_path": str(t1),
@@ -109,12 +113,14 @@ def test_session_end_pushes_just_that_session(machines, repo_dir):
     }
     proc = hook(a, "session-end", event)
     assert proc.returncode == 0 and proc.stdout == ""
-    assert sorted(a.json("status")["pushed"]) == [f"projects/{PROJECT}/s2.jsonl"]
+    assert sorted(a.json("status")["pushed"]) == ["agents/other.md", f"projects/{PROJECT}/s2.jsonl"]
     start = {"session_id": "s9", "hook_event_name": "SessionStart", "source": "startup"}
     assert hook(b, "session-start", start).stdout == ""
     assert (b.claude / f"projects/{PROJECT}/s1.jsonl").exists()
     assert (b.claude / f"projects/{PROJECT}/s1/subagents/agent-1.jsonl").exists()
     assert (b.claude / "history.jsonl").exists()
+    assert (b.claude / f"projects/{PROJECT}/memory/MEMORY.md").exists()
+    assert (b.claude / "agent-memory/reviewer/MEMORY.md").exists()
     assert not (b.claude / f"projects/{PROJECT}/s2.jsonl").exists()
     log = (b.config_dir / "hooks.log").read_text()
     assert "session-start: pushed 0, pulled" in log
