@@ -335,8 +335,15 @@ def open_workspace(where: Locations) -> Iterator[Workspace]:
             repo.transfers = options.transfers
             repo.cache_dir = where.config_dir / "cache" / "objects"
             with _state(where) as state:
+                workspace = Workspace(where, settings, repo, state)
+                if workspace.waiting_types():
+                    # Files here that the repository's format, as this machine last saw
+                    # it, cannot hold: another machine may have upgraded it since. (Not
+                    # reached, the command goes on as that format admits.)
+                    with contextlib.suppress(SyncError):
+                        repo.connect()
                 try:
-                    yield Workspace(where, settings, repo, state)
+                    yield workspace
                 finally:
                     # Learned a key epoch, or started one; or found the repository
                     # upgraded by another machine (the next run syncs what it admits).
