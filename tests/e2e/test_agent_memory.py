@@ -84,3 +84,25 @@ def test_a_repository_not_upgraded_holds_no_agent_memory_until_it_is(make_machin
     assert (a.claude / TOPIC).read_text() == "from b\n"
     assert "synced once the repository is upgraded" not in a.run("types").stdout
     assert "warning" not in a.run("status").stderr
+
+
+def test_a_config_put_back_at_an_older_format_is_refused(make_machine, repo_dir):
+    """A storage that serves the config as it was before `upgrade` would let older
+    claude-sync in again, to refuse every snapshot that lists agent memory: a machine that
+    saw the newer format refuses it, until `upgrade` writes the format back."""
+    old_format_repository(repo_dir, IDENTITY_FORMAT)
+    a = make_machine("a")
+    a.run("init", str(repo_dir))
+    before = (repo_dir / "config").read_bytes()
+    a.run("upgrade")
+    a.write(MEMORY, "learnt\n")
+    a.run("push")
+    (repo_dir / "config").write_bytes(before)
+    a.write(MEMORY, "learnt more\n")
+    proc = a.run("push", check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error: the repository's config says format 8, older than")
+    assert "Upgraded the repository to format 9" in a.run("upgrade").stdout
+    a.run("push")
+    assert (repo_dir / "config").read_bytes() != before
+    assert config.load_repo_config(a.config_dir)["version"] == TYPES_FORMAT

@@ -208,6 +208,7 @@ def upgrade(where: Locations) -> None:
     from claude_sync.repository import REPO_FORMAT
 
     with open_workspace(where) as ws:
+        ws.repo.older_format_ok = True
         changed = ws.repo.upgrade()
         save_keys(where.config_dir, ws.repo)
     if changed:

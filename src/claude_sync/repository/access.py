@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from claude_sync import crypto
-from claude_sync.errors import BackendError, ConfigError
+from claude_sync.errors import BackendError, ConfigError, HistoryError
 from claude_sync.repository.format import (
     BLAKE3_FORMAT,
     IDENTITY_FORMAT,
@@ -58,6 +58,9 @@ class StoreAccess(ABC):
         self._counter_lock = threading.Lock()
         #: the folder of a folder store not opened yet (see Repository.deferred)
         self.folder: Path | None = None
+        #: a stored config of an older format than this machine's copy is taken (`upgrade`
+        #: writes it anew); otherwise refused
+        self.older_format_ok = False
 
     @property
     def config(self) -> RepoConfig:
@@ -111,6 +114,15 @@ class StoreAccess(ABC):
             stored = self.open(store, self.keys, self.epochs_known).config
             found = stored.repo_id
             if found == self.config.repo_id:
+                if stored.version < self.config.version and not self.older_format_ok:
+                    # Older readers would be let in again, to refuse what this format holds.
+                    raise HistoryError(
+                        f"the repository's config says format {stored.version}, older than "
+                        f"the format {self.config.version} this machine saw: it was replaced "
+                        "by an older copy (a storage serving an old state, or a backup put "
+                        "back); once you know the repository holds your data, "
+                        "`claude-sync upgrade` writes the format back"
+                    )
                 self.config = stored  # upgraded by another machine since it was cached
             if found != self.config.repo_id:
                 raise ConfigError(
