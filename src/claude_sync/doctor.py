@@ -51,7 +51,7 @@ def run(where: Locations) -> list[Check]:
                 _writes(place, checks)
                 repo = _repository(place, settings, keys, checks)
                 if repo is not None:
-                    checks.append(_format(repo, settings))
+                    checks.append(_format(repo, settings, where))
                     checks.append(_clock(repo))
         checks += _local_state(where)
         checks.append(_history(where))
@@ -61,9 +61,20 @@ def run(where: Locations) -> list[Check]:
     return checks
 
 
-def _format(repo: Repository, settings: config.Settings) -> Check:
-    """Passes either way: a repository not upgraded yet is what a machine still running an
-    older claude-sync needs; the types it leaves out are named."""
+def _format(repo: Repository, settings: config.Settings, where: Locations) -> Check:
+    """Passes for a repository not upgraded yet (what a machine still running an older
+    claude-sync needs; the types it leaves out are named), not for one whose format went
+    back from what this machine saw (every syncing command refuses it)."""
+    cached = config.load_repo_config(where.config_dir)
+    seen = cached.get("version") if isinstance(cached, dict) else None
+    if isinstance(seen, int) and repo.config.version < seen:
+        return Check(
+            "repository format",
+            False,
+            f"format {repo.config.version}, older than the format {seen} this machine saw: "
+            "its config was replaced by an older copy",
+            "once you know the repository holds your data, run `claude-sync upgrade`",
+        )
     enabled = tuple(t for t in TYPES if settings.types.get(t.name, t.default))
     waiting = [t.name for t in waiting_for_upgrade(enabled, repo.config.version)]
     if not waiting:

@@ -278,7 +278,12 @@ class Workspace:
         sel = select(list(names), s.types, tuple(s.include), tuple(s.exclude))
         later = waiting_for_upgrade(sel.types, self.repo.config.version)
         if later and names:
-            raise ConfigError(UPGRADE_FIRST.format(later[0].name))
+            # Named, so to be synced now: the repository says its format (upgraded since
+            # this machine looked?), or that it cannot be reached.
+            self.repo.connect()
+            later = waiting_for_upgrade(sel.types, self.repo.config.version)
+            if later:
+                raise ConfigError(UPGRADE_FIRST.format(later[0].name))
         return replace(sel, types=tuple(t for t in sel.types if t not in later))
 
     def waiting_types(self) -> tuple[ResourceType, ...]:
@@ -339,9 +344,9 @@ def open_workspace(where: Locations) -> Iterator[Workspace]:
                 if workspace.waiting_types():
                     # Files here that the repository's format, as this machine last saw
                     # it, cannot hold: another machine may have upgraded it since. (Not
-                    # reached, the command goes on as that format admits.)
-                    with contextlib.suppress(SyncError):
-                        repo.connect()
+                    # reached, the command goes on as that format admits, and fails where
+                    # it needs the repository.)
+                    repo.connect(keep_failure=True)
                 try:
                     yield workspace
                 finally:

@@ -102,7 +102,24 @@ def test_a_config_put_back_at_an_older_format_is_refused(make_machine, repo_dir)
     proc = a.run("push", check=False)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert proc.stderr.startswith("error: the repository's config says format 8, older than")
+    doctor = a.json("doctor", expect=1)["checks"]
+    assert not next(c for c in doctor if c["name"] == "repository format")["ok"]
     assert "Upgraded the repository to format 9" in a.run("upgrade").stdout
     a.run("push")
     assert (repo_dir / "config").read_bytes() != before
     assert config.load_repo_config(a.config_dir)["version"] == TYPES_FORMAT
+
+
+def test_naming_agent_memory_asks_the_repository_for_its_format(make_machine, repo_dir, tmp_path):
+    """A machine that last saw format 8 and has no agent memory: `push agent-memory` looks at
+    the repository (upgraded since: it goes on), or says that it cannot reach it."""
+    old_format_repository(repo_dir, IDENTITY_FORMAT)
+    a, b, c = make_machine("a"), make_machine("b"), make_machine("c")
+    for m in (a, b, c):
+        m.run("init", str(repo_dir))
+    a.run("upgrade")
+    assert "Nothing to push" in b.run("push", "agent-memory").stdout
+    assert config.load_repo_config(b.config_dir)["version"] == TYPES_FORMAT
+    repo_dir.rename(tmp_path / "unplugged")
+    proc = c.run("push", "agent-memory", check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: cannot reach"), proc.stderr

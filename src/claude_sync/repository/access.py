@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from claude_sync import crypto
-from claude_sync.errors import BackendError, ConfigError, HistoryError
+from claude_sync.errors import BackendError, ConfigError, HistoryError, SyncError
 from claude_sync.repository.format import (
     BLAKE3_FORMAT,
     IDENTITY_FORMAT,
@@ -90,9 +90,19 @@ class StoreAccess(ABC):
                 self._store = self._connect()
         return self._store
 
-    def connect(self) -> None:
-        """Open the store and check it now (see `store`)."""
-        self.store  # noqa: B018 - the property opens and checks it
+    def connect(self, keep_failure: bool = False) -> None:
+        """Open the store and check it now (see `store`). keep_failure: a failure is raised
+        where the store is first needed, not here, and not tried again (as by
+        open_in_background)."""
+        if not keep_failure:
+            self.store  # noqa: B018 - the property opens and checks it
+            return
+        with self._opening:
+            if self._store is None and self._open_error is None and not self._closed:
+                try:
+                    self._store = self._connect()
+                except SyncError as exc:
+                    self._open_error = exc
 
     def glance_store(self) -> ObjectStore:
         """The store opened without the checks `store` makes (its config, the key epochs):
