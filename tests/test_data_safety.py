@@ -846,3 +846,44 @@ def test_a_folder_where_the_repository_has_a_file_is_said_and_kept(machines, rep
     assert "changed during the pull" not in proc.stderr, proc.stderr
     assert (b.claude / "commands/clash.md/inner.md").read_text() == "b's file\n"
     assert (b.claude / "agents/x.md").read_text() == "x\n"
+
+
+# The user edits a file while `resolve` downloads the version they chose.
+EDIT_DURING_PULL = textwrap.dedent(
+    """
+    import os
+    from claude_sync import downloads
+    download = downloads.Downloads._download_into
+
+    def racing(self, staged, result, *args):
+        failed = download(self, staged, result, *args)
+        for s in staged:
+            if s.path == "agents/x.md" and os.path.exists(s.dest):
+                with open(s.dest, "w") as fh:
+                    fh.write("edited during resolve\\n")
+        return failed
+
+    downloads.Downloads._download_into = racing
+    """
+)
+
+
+def test_an_edit_made_while_resolve_runs_is_kept(machines, repo_dir):
+    """`resolve --take remote` met the file changed meanwhile: its pull left it, and the
+    sync's second round pulled it again with `--take remote`, over the edit."""
+    a, b = machines
+    a.write("agents/x.md", "first\n")
+    set_up(a, b, repo_dir)
+    a.write("agents/x.md", "a's version\n")
+    a.run("push")
+    b.write("agents/x.md", "b's version\n")
+    assert b.json("pull", expect=3)["conflicts"] == ["agents/x.md"]
+    copies = sorted(p.name for p in (b.claude / "agents").iterdir())
+    proc = b.run_after(EDIT_DURING_PULL, "resolve", "agents/x.md", "--take", "remote")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "changed during the pull" in proc.stderr
+    assert (b.claude / "agents/x.md").read_text() == "edited during resolve\n"
+    assert sorted(p.name for p in (b.claude / "agents").iterdir()) == copies
+    assert b.json("conflicts")["conflicts"] == ["agents/x.md"]
+    b.run("resolve", "agents/x.md", "--take", "remote")
+    assert (b.claude / "agents/x.md").read_text() == "a's version\n"

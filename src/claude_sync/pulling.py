@@ -13,7 +13,7 @@ from claude_sync.merge import merge_file
 from claude_sync.merging import unavailable, why_lost
 from claude_sync.outcome import Result
 from claude_sync.pathmap import BESIDE_HOME, CUT_BEFORE, MAX_NAME, TOO_LONG
-from claude_sync.planner import Plan, settle_conflict
+from claude_sync.planner import Conflict, Plan, settle_conflict
 from claude_sync.resources import Selection, is_temporary
 from claude_sync.session_policy import SessionPolicy
 
@@ -84,16 +84,18 @@ class Puller:
         result.skipped = sorted(set(result.skipped) | set(plan.skipped))
         with engine.state.transaction():
             # What could not be written (its data damaged, or the file changed meanwhile)
-            # settles nothing: its conflict, and the copies beside it, stay.
+            # settles nothing: its conflict, and the copies beside it, stay, as conflicts of
+            # this pull (a sync pulls no second round over them with its strategy).
+            waiting = engine.state.conflicts()
             unresolved = {c.path for c in plan.conflicts}
+            kept = sorted(({*result.unavailable, *plan.skipped} & waiting.keys()) - unresolved)
+            result.conflicts = [*plan.conflicts, *(Conflict(**waiting[p]) for p in kept)]  # type: ignore[arg-type]
             unresolved |= {*result.unavailable, *plan.skipped}
             # (A conflict over a temporary name, recorded before those were left out, or
             # over a file this machine no longer syncs (`types --exclude`, seen by a pull of
             # all it syncs), is over a file nothing here syncs any more.)
             everything = complete and not sel.only
-            selected = {
-                p for p in engine.state.conflicts() if everything or covers(p) or is_temporary(p)
-            }
+            selected = {p for p in waiting if everything or covers(p) or is_temporary(p)}
             for path in selected - unresolved:
                 engine.state.set_conflict(path, None)
                 if plan.strategy in ("local", "remote"):
