@@ -69,10 +69,14 @@ class GitServer:
 @contextmanager
 def git_daemon(root: Path) -> Iterator[int]:
     port = free_port()
+    # The daemon itself, not `git daemon`: the wrapper runs it as a child, which outlived
+    # the wrapper when the wrapper was stopped (two left listening after a day's runs).
+    exec_path = subprocess.run(
+        ["git", "--exec-path"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     proc = subprocess.Popen(
         [
-            "git",
-            "daemon",
+            str(Path(exec_path) / "git-daemon"),
             "--reuseaddr",
             "--listen=127.0.0.1",
             f"--port={port}",
