@@ -298,7 +298,9 @@ def scan(root: Path, selection: Selection, skipped: list[Skipped]) -> Iterator[F
         # Only the types here: the include and exclude globs are on synced paths, which the
         # caller knows (a project folder is named otherwise on another machine).
         for rel in selection.only:
-            if (root / rel).is_dir():
+            # A type's own folder is walked as a whole scan walks it, whatever is there: a
+            # link to a folder not there now skipped, not read as empty (its files deleted).
+            if rel in _BY_FOLDER or (root / rel).is_dir():
                 yield from (f for f in walk.folder(rel) if type_of(f.local_path) in selection.types)
             else:
                 found = walk.file(rel, walk.boundary(rel))

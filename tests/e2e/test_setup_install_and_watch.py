@@ -126,6 +126,25 @@ def test_session_end_pushes_just_that_session(machines, repo_dir):
     assert "session-start: pushed 0, pulled" in log
 
 
+def test_a_session_end_with_the_agents_memory_linked_away_deletes_nothing(machines, repo_dir):
+    """agent-memory a link to a folder not there now (a dotfiles checkout, a drive): the
+    session's push, which names that folder, took its files for deleted everywhere, where a
+    whole push skips the link."""
+    a, b = machines
+    a.write("agent-memory/reviewer/MEMORY.md", "- prefers early returns\n")
+    t1 = a.write(f"projects/{PROJECT}/s1.jsonl", transcript("s1", 3))
+    a.run("init", str(repo_dir))
+    a.run("push")
+    (a.claude / "agent-memory").rename(a.home / "unmounted")
+    (a.claude / "agent-memory").symlink_to(a.home / "gone")
+    a.append(f"projects/{PROJECT}/s1.jsonl", transcript("s1", 1, start=3))
+    event = {"session_id": "s1", "transcript_path": str(t1), "hook_event_name": "SessionEnd"}
+    assert hook(a, "session-end", event).returncode == 0
+    b.run("init", str(repo_dir), "--sync")
+    assert (b.claude / "agent-memory/reviewer/MEMORY.md").read_text() == "- prefers early returns\n"
+    assert len((b.claude / f"projects/{PROJECT}/s1.jsonl").read_text().splitlines()) == 4
+
+
 def test_session_start_with_remote_gone_returns_0_in_time(make_machine, repo_dir, tmp_path):
     m: Machine = make_machine("m")
     m.write("CLAUDE.md", "memory\n")
