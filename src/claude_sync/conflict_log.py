@@ -58,7 +58,7 @@ class ConflictLog:
         recorded = self.engine.state.conflicts()
         return [
             # (A remote deletion has no hash: compared with a missing record's, it matched.)
-            Conflict(**recorded[c.path])  # type: ignore[arg-type]
+            Conflict.from_json(recorded[c.path])
             if c.path in recorded and recorded[c.path].get("remote_sha256") == c.remote_sha256
             else c
             for c in conflicts

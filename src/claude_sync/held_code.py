@@ -46,7 +46,7 @@ class HeldCode:
             elif waiting.get("remote_sha256") == _sha(remote) and waiting.get(
                 "local_sha256"
             ) == _sha(local.files.get(path)):
-                plan.conflicts.append(Conflict(**waiting))  # type: ignore[arg-type]
+                plan.conflicts.append(Conflict.from_json(waiting))
             else:
                 continue
             plan.merges.pop(path, None)

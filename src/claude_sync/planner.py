@@ -114,6 +114,11 @@ class Conflict:
         """The form kept in the state and printed by `--json` (field names are a contract)."""
         return dict(self.__dict__)
 
+    @classmethod
+    def from_json(cls, recorded: dict[str, Any]) -> Conflict:
+        """A conflict as the state keeps it (to_json)."""
+        return cls(**recorded)
+
 
 @dataclass
 class Plan:

@@ -89,7 +89,7 @@ class Puller:
             waiting = engine.state.conflicts()
             unresolved = {c.path for c in plan.conflicts}
             kept = sorted(({*result.unavailable, *plan.skipped} & waiting.keys()) - unresolved)
-            result.conflicts = [*plan.conflicts, *(Conflict(**waiting[p]) for p in kept)]  # type: ignore[arg-type]
+            result.conflicts = [*plan.conflicts, *(Conflict.from_json(waiting[p]) for p in kept)]
             unresolved |= {*result.unavailable, *plan.skipped}
             # (A conflict over a temporary name, recorded before those were left out, or
             # over a file this machine no longer syncs (`types --exclude`, seen by a pull of

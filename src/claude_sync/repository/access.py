@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Self, TypeVar
 
 from claude_sync import crypto
-from claude_sync.errors import BackendError, ConfigError, HistoryError, SyncError
+from claude_sync.errors import BackendError, ConfigError, HistoryError
 from claude_sync.repository.format import (
     BLAKE3_FORMAT,
     IDENTITY_FORMAT,
@@ -92,16 +92,18 @@ class StoreAccess(ABC):
 
     def connect(self, keep_failure: bool = False) -> None:
         """Open the store and check it now (see `store`). keep_failure: a failure is raised
-        where the store is first needed, not here, and not tried again (as by
-        open_in_background)."""
-        if not keep_failure:
+        where the store is first needed, not here, and not tried again."""
+        if keep_failure:
+            self._open_keeping_failure()
+        else:
             self.store  # noqa: B018 - the property opens and checks it
-            return
+
+    def _open_keeping_failure(self) -> None:
         with self._opening:
             if self._store is None and self._open_error is None and not self._closed:
                 try:
                     self._store = self._connect()
-                except SyncError as exc:
+                except Exception as exc:  # raised where the store is needed
                     self._open_error = exc
 
     def glance_store(self) -> ObjectStore:
@@ -163,16 +165,7 @@ class StoreAccess(ABC):
         if self._store is not None or self._open_store is None or self._background:
             return
         self._background = True
-
-        def connect() -> None:
-            with self._opening:
-                if self._store is None and not self._closed:
-                    try:
-                        self._store = self._connect()
-                    except Exception as exc:  # raised where the store is needed
-                        self._open_error = exc
-
-        threading.Thread(target=connect, daemon=True).start()
+        threading.Thread(target=self._open_keeping_failure, daemon=True).start()
 
     def close(self) -> None:
         # Waits for an open still running in the background: nothing it starts (a git fetch
