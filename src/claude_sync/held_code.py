@@ -127,9 +127,10 @@ class HeldCode:
         if not entries:
             return {}, {}
         lost: dict[str, str] = {}
-        # (Read by range, each blob checked; the pull reads them again with their packs,
-        # which it checks whole: small files, under SHOWN_BYTES or markdown.)
-        staging = self.engine.downloads.fetch_blobs(list(entries.values()), result, lost=lost)
+        # (Read by range, each blob checked, where they are a small part of their packs;
+        # a pack read whole is kept for the pull, which wants it for the rest.)
+        with self.engine.repo.keeping_packs():
+            staging = self.engine.downloads.fetch_blobs(list(entries.values()), result, lost=lost)
         try:
             found = {p: staged_content(staging, e) for p, e in entries.items()}
         finally:

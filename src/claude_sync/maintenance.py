@@ -23,6 +23,7 @@ from claude_sync.repository import (
     group_by_pack,
     snapshot_name,
 )
+from claude_sync.repository.kept_packs import KEPT_PACKS
 from claude_sync.resources import Selection, is_temporary
 from claude_sync.state import SnapshotSummary
 
@@ -116,6 +117,19 @@ def restore(
 ) -> Result:
     """Bring back files as they were in snapshot `seq`, in place or into `target`; only
     files of the types this machine syncs (the check every incoming path passes)."""
+    # (The packs the code guard reads whole are read again for the rest.)
+    with engine.repo.packs_kept(engine.work_dir / KEPT_PACKS):
+        return _restore(engine, sel, seq, prefixes, target, force)
+
+
+def _restore(
+    engine: Engine,
+    sel: Selection,
+    seq: int,
+    prefixes: list[str],
+    target: Path | None,
+    force: bool,
+) -> Result:
     if seq not in engine.repo.snapshot_seqs():
         raise ConfigError(f"there is no snapshot {seq} (see `claude-sync log`)")
     snap = engine.repo.load_snapshot(seq)

@@ -14,6 +14,7 @@ from claude_sync.merging import unavailable, why_lost
 from claude_sync.outcome import Result
 from claude_sync.pathmap import BESIDE_HOME, CUT_BEFORE, MAX_NAME, TOO_LONG
 from claude_sync.planner import Conflict, Plan, settle_conflict
+from claude_sync.repository.kept_packs import KEPT_PACKS
 from claude_sync.resources import Selection, is_temporary
 from claude_sync.session_policy import SessionPolicy
 
@@ -71,14 +72,15 @@ class Puller:
             self.report_dry(plan, result)
             return result
         engine.merges.for_pull(plan, result)
-        engine.held_code.hold_back(plan, local, result)
-        engine.merges.keep_unsettled(plan)
-        engine.conflict_log.name_authors(plan.conflicts, head)
-        result.conflicts = plan.conflicts
-        # A pull of some paths (resolve, resume) wants a few files of packs that a push
-        # made for many: each pack's blobs are read by range where they are a small part.
-        with engine.downloads.reading_by_range() if sel.only else contextlib.nullcontext():
-            engine.installer.apply_pull(plan, local, result, partial=True)
+        with engine.repo.packs_kept(engine.work_dir / KEPT_PACKS):
+            engine.held_code.hold_back(plan, local, result)
+            engine.merges.keep_unsettled(plan)
+            engine.conflict_log.name_authors(plan.conflicts, head)
+            result.conflicts = plan.conflicts
+            # A pull of some paths (resolve, resume) wants a few files of packs that a push
+            # made for many: each pack's blobs are read by range where they are a small part.
+            with engine.downloads.reading_by_range() if sel.only else contextlib.nullcontext():
+                engine.installer.apply_pull(plan, local, result, partial=True)
         if mcp.TYPE in sel.types:
             result.warnings += mcp.reconcile(engine.root, engine.work_dir)
         result.skipped = sorted(set(result.skipped) | set(plan.skipped))

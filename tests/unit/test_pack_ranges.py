@@ -294,3 +294,54 @@ def test_a_pack_writer_asks_nothing_of_the_store_until_its_first_pack(monkeypatc
     got: dict[str, bytes] = {}
     repo.read_packs(group_by_pack(placed.items()), got.__setitem__)
     assert got == contents
+
+
+def test_a_pack_read_whole_while_kept_is_read_from_the_disk_after(one: OnePack, tmp_path) -> None:
+    """A pull's code guard reads a pack whole; the install's reading of it costs nothing
+    more from the store, and the copy is checked as the pack itself would be."""
+    ids = list(one.contents)
+    size = len(one.store.objects[one.pack])
+    with one.repo.packs_kept(tmp_path / "kept"):
+        before = one.repo.downloaded_bytes
+        with one.repo.keeping_packs():
+            assert one.read(ids[:6]) == {b: one.contents[b] for b in ids[:6]}
+        assert one.repo.downloaded_bytes - before == size
+        assert one.read(ids) == one.contents  # whole, from the copy
+        assert one.read(ids[3:4]) == {ids[3]: one.contents[ids[3]]}  # by range, from it
+        assert one.repo.downloaded_bytes - before == size
+        # A copy damaged meanwhile is noticed as the pack's damage would be.
+        (kept,) = (tmp_path / "kept").iterdir()
+        data = bytearray(kept.read_bytes())
+        data[one.locations[ids[7]].offset + 20] ^= 1
+        kept.write_bytes(bytes(data))
+        with pytest.raises(CorruptionError):
+            one.read(ids)
+    assert not (tmp_path / "kept").exists()
+    # Outside the block, the store again.
+    before = one.repo.downloaded_bytes
+    assert one.read(ids) == one.contents
+    assert one.repo.downloaded_bytes - before == size
+
+
+def test_packs_are_kept_only_when_read_whole_and_where_the_disk_takes_them(
+    one: OnePack, tmp_path
+) -> None:
+    ids = list(one.contents)
+    with one.repo.packs_kept(tmp_path / "kept"), one.repo.keeping_packs():
+        one.read(ids[:1])  # by range: not a pack to keep
+        assert not (tmp_path / "kept").exists()
+    (tmp_path / "file").write_text("in the way")
+    with one.repo.packs_kept(tmp_path / "file" / "kept"), one.repo.keeping_packs():
+        assert one.read(ids) == one.contents  # nowhere to keep it: read all the same
+    failing = mock.mock_open()
+    failing.return_value.write.side_effect = OSError(28, "No space left on device")
+    with one.repo.packs_kept(tmp_path / "full"), one.repo.keeping_packs():
+        with mock.patch("claude_sync.repository.kept_packs.open", failing, create=True):
+            assert one.read(ids) == one.contents
+        assert list((tmp_path / "full").iterdir()) == []
+    failing.return_value.write.side_effect = None
+    failing.return_value.close.side_effect = OSError(28, "No space left on device")
+    with one.repo.packs_kept(tmp_path / "full"), one.repo.keeping_packs():
+        with mock.patch("claude_sync.repository.kept_packs.open", failing, create=True):
+            assert one.read(ids) == one.contents
+        assert list((tmp_path / "full").iterdir()) == []

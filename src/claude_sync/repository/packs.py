@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from claude_sync import compression
@@ -26,6 +27,7 @@ from claude_sync.repository.format import (
     encode_json,
     pack_name,
 )
+from claude_sync.repository.kept_packs import KeptPacks
 from claude_sync.store.handle import Handle, ObjectKind
 
 if TYPE_CHECKING:
@@ -74,6 +76,47 @@ INDEX_PACKS = 8
 class Packs(StoreAccess):
     """The pack and index objects of a repository."""
 
+    #: packs a command reads twice (see packs_kept)
+    kept: KeptPacks | None = None
+
+    @contextlib.contextmanager
+    def packs_kept(self, folder: Path) -> Iterator[None]:
+        """Packs read whole under keeping_packs are kept in folder, and read from there
+        instead of the store, until the block ends (see KeptPacks)."""
+        self.kept = KeptPacks(folder)
+        try:
+            yield
+        finally:
+            self.kept.drop()
+            self.kept = None
+
+    @contextlib.contextmanager
+    def keeping_packs(self) -> Iterator[None]:
+        """Packs read whole meanwhile are kept, within packs_kept (else nothing is)."""
+        kept = self.kept
+        if kept is None:
+            yield
+            return
+        kept.keeping = True
+        try:
+            yield
+        finally:
+            kept.keeping = False
+
+    def _pack_pieces(self, pack: str) -> Iterator[bytes]:
+        kept = self.kept
+        if kept is None:
+            return self._get_pieces(pack)
+        if (pieces := kept.pieces(pack)) is not None:
+            return pieces
+        return kept.tee(pack, self._get_pieces(pack)) if kept.keeping else self._get_pieces(pack)
+
+    def _pack_range(self, pack: str, offset: int, length: int) -> bytes:
+        kept = self.kept
+        if kept is not None and (part := kept.range(pack, offset, length)) is not None:
+            return part
+        return self._get_range(pack, offset, length)
+
     def write_pack(self, name: str, data: bytes) -> bool:
         """Upload a sealed pack (see PackWriter); False when it was there already."""
         return self._put(name, data)
@@ -104,7 +147,7 @@ class Packs(StoreAccess):
             try:
                 extent = (extents or {}).get(pack)
                 if handover is not None:
-                    with contextlib.closing(self._get_pieces(pack)) as read:
+                    with contextlib.closing(self._pack_pieces(pack)) as read:
                         # Its first piece asked for before a taker is free: a store's
                         # latency is then not added to each pack's.
                         first = next(read, b"")
@@ -135,7 +178,7 @@ class Packs(StoreAccess):
             if of_small and extents is None and len(chosen) > 1:
                 # One at a time, each pack's bytes read while the one before is opened:
                 # a store's latency and download no longer wait on the blobs' work.
-                with _ReadAhead(self._get_pieces, [pack for pack, _ in chosen]) as ahead:
+                with _ReadAhead(self._pack_pieces, [pack for pack, _ in chosen]) as ahead:
                     for item in chosen:
                         one(item, ahead.pieces())
             elif chosen:
@@ -218,10 +261,10 @@ class Packs(StoreAccess):
         part = sum(end - start for start, end in spans)
         if extent is None or len(spans) > MAX_RANGES or part * RANGED_SHARE > extent:
             # Closed when the reading stops early: an S3 body holds its connection.
-            with contextlib.closing(pieces or self._get_pieces(pack)) as read:
+            with contextlib.closing(pieces or self._pack_pieces(pack)) as read:
                 yield from open_whole(self.keys, pack, wanted, read)
             return
-        parts = [memoryview(self._get_range(pack, s, e - s)) for s, e in spans]
+        parts = [memoryview(self._pack_range(pack, s, e - s)) for s, e in spans]
         for blob_id, loc in wanted.items():
             start, end = next((s, e) for s, e in spans if s <= loc.offset < e)
             view = parts[spans.index((start, end))]
