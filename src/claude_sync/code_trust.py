@@ -7,6 +7,8 @@ change to it only with the user's consent (held_code.py).
   and the shell lines it runs when the command or skill is invoked (`` !`…` `` and
   ```` ```! ```` blocks; read from Claude Code 2.1.197's own patterns);
 - any other file of a skill's folder but markdown (its scripts), whole, byte for byte;
+- a saved workflow (`workflows/`, JavaScript Claude Code runs, which starts sub-agents
+  with the session's tools; 2.1.332), whole, byte for byte;
 - with a `permissionMode`, also what the agent may use (`tools`, `disallowedTools`,
   `skills`…), taken away as well as added.
 
@@ -34,7 +36,9 @@ PATH_PART = "path"
 #: a skill's file larger than this is held by its size and hash: not read twice to be shown
 SHOWN_BYTES = 64 * 1024
 
-_CODE_FOLDERS = ("agents/", "commands/", "skills/")
+_CODE_FOLDERS = ("agents/", "commands/", "skills/", "workflows/")
+#: folders whose every file is guarded, markdown by its parts, the rest whole
+_SCRIPT_FOLDERS = ("skills/", "workflows/")
 # JavaScript's white space, which Claude Code's patterns mean by `\s` (Python's has no
 # byte-order mark: a `---\ufeff` line was a frontmatter only for Claude Code).
 _SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
@@ -86,7 +90,7 @@ def guards(path: str) -> bool:
     """Whether a file can carry code a pull applies only with consent."""
     if not path.startswith(_CODE_FOLDERS):  # a pull asks for each of 50,000 files
         return path == settings_trust.PATH or path in PLUGIN_MANIFESTS
-    if path.startswith("skills/"):
+    if path.startswith(_SCRIPT_FOLDERS):
         # Every file of a skill: its markdown by its parts, the rest whole. Not only SKILL.md:
         # a skill's folder with a `.claude-plugin/plugin.json` is loaded as a plugin, whose
         # commands, agents and skills (in folders its manifest may name) run as those do.
@@ -99,10 +103,12 @@ def guards(path: str) -> bool:
 def whole(path: str) -> bool:
     """Whether a guarded file is code as a whole: any file of a skill but markdown (its
     scripts, binaries, the files they read), also of one Claude Code finds in `commands/`
-    (a folder with a SKILL.md)."""
+    (a folder with a SKILL.md), and a workflow."""
     if path.lower().endswith(".md"):
         return False
-    return path.startswith("skills/") or (path.startswith("commands/") and path.count("/") > 1)
+    return path.startswith(_SCRIPT_FOLDERS) or (
+        path.startswith("commands/") and path.count("/") > 1
+    )
 
 
 def guarded(path: str, data: bytes | None) -> dict[str, Any]:

@@ -40,10 +40,11 @@ _ODD_NAME = re.compile(f"{re.escape(TMP_MARKER)}|[\x00-\x1f\x7f-\x9f\\\\\ud800-\
 #: executable bits only on hook scripts (an opt-in type).
 MODE_CAP = 0o644
 EXECUTABLE_MODE_CAP = 0o755
-#: the repository format whose readers know the `agent-memory` type (docs/FORMAT.md §3):
-#: claude-sync refuses a whole snapshot that lists a path no type it knows claims, so a type
-#: added later is pushed only to a repository upgraded to the format that brought it
-AGENT_MEMORY_FORMAT = 9
+#: the repository format whose readers know the types added after format 8 (`agent-memory`,
+#: `workflows`, `themes`, `keybindings`; docs/FORMAT.md §3): claude-sync refuses a whole
+#: snapshot that lists a path no type it knows claims, so a type added later is pushed only
+#: to a repository upgraded to the format that brought it
+LATER_TYPES_FORMAT = 9
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class ResourceType:
     default: bool = True
     # Claude Code deletes old transcripts on its own: such deletions must never spread.
     propagate_deletes: bool = True
-    #: the first repository format whose readers know this type (see AGENT_MEMORY_FORMAT)
+    #: the first repository format whose readers know this type (see LATER_TYPES_FORMAT)
     since_format: int = 1
 
 
@@ -82,12 +83,27 @@ TYPES: tuple[ResourceType, ...] = (
         "agent-memory",
         "what sub-agents with `memory: user` keep learning (agent-memory/)",
         folders=("agent-memory",),
-        since_format=AGENT_MEMORY_FORMAT,
+        since_format=LATER_TYPES_FORMAT,
     ),
     ResourceType("commands", "custom slash commands", folders=("commands",)),
     ResourceType("skills", "skills", folders=("skills",)),
+    ResourceType(
+        "workflows",
+        "saved workflows (workflows/: scripts that start sub-agents, so code)",
+        folders=("workflows",),
+        since_format=LATER_TYPES_FORMAT,
+    ),
     ResourceType("rules", "rules", folders=("rules",)),
     ResourceType("output-styles", "output styles", folders=("output-styles",)),
+    ResourceType(
+        "themes", "custom themes (themes/)", folders=("themes",), since_format=LATER_TYPES_FORMAT
+    ),
+    ResourceType(
+        "keybindings",
+        "key bindings (keybindings.json)",
+        files=("keybindings.json",),
+        since_format=LATER_TYPES_FORMAT,
+    ),
     ResourceType(
         "plugins",
         "plugin manifests (not plugin caches)",
@@ -107,7 +123,7 @@ TYPES: tuple[ResourceType, ...] = (
         "settings-commands",
         "what runs code arrives without asking (settings.json's hooks, statusLine, "
         "permissions, env…; agents', skills' and commands' hooks, allowed-tools, shell lines; "
-        "skills' scripts): any key holder can run code here",
+        "skills' scripts, workflows): any key holder can run code here",
         default=False,
     ),
 )
@@ -523,7 +539,7 @@ def _remove_if_stale(path: str) -> None:
 def waiting_for_upgrade(
     types: tuple[ResourceType, ...], repo_format: int
 ) -> tuple[ResourceType, ...]:
-    """The types a repository of that format cannot hold yet (see AGENT_MEMORY_FORMAT)."""
+    """The types a repository of that format cannot hold yet (see LATER_TYPES_FORMAT)."""
     return tuple(t for t in types if t.since_format > repo_format)
 
 

@@ -1,7 +1,8 @@
 """What sub-agents with `memory: user` keep in ~/.claude/agent-memory/<agent>/ follows the
-user (type `agent-memory`, repository format 9). A repository made before it holds none until
-`claude-sync upgrade`: claude-sync up to format 8 refuses a whole snapshot listing a path no
-type it knows claims."""
+user (type `agent-memory`, repository format 9), and so do Claude Code 2.1.332's saved
+workflows, custom themes and key bindings (same format). A repository made before it holds
+none until `claude-sync upgrade`: claude-sync up to format 8 refuses a whole snapshot listing
+a path no type it knows claims."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from claude_sync.repository import IDENTITY_FORMAT, TYPES_FORMAT
 
 MEMORY = "agent-memory/code-reviewer/MEMORY.md"
 TOPIC = "agent-memory/code-reviewer/naming.md"
+LATER_TYPES = ("agent-memory", "workflows", "themes", "keybindings")
+THEME = "themes/dusk.json"
+WORKFLOW = "workflows/triage.js"
+TRIAGE = "export const meta = {name: 'triage', description: 'sorts issues'}\nawait agent('sort')\n"
 
 
 def head_paths(m, repo_dir) -> set[str]:
@@ -39,9 +44,38 @@ def test_agent_memory_follows_the_user(machines, repo_dir):
     a.run("sync")
     assert (a.claude / MEMORY).read_text().endswith("- snake_case modules\n")
     assert not (a.claude / TOPIC).exists()
-    listed = json.loads(a.run("types", "--json").stdout)["types"]
-    row = next(t for t in listed if t["name"] == "agent-memory")
-    assert row["synced"] and not row["opt_in"] and not row["waits_for_upgrade"]
+    listed = {t["name"]: t for t in json.loads(a.run("types", "--json").stdout)["types"]}
+    for name in LATER_TYPES:
+        row = listed[name]
+        assert row["synced"] and not row["opt_in"] and not row["waits_for_upgrade"]
+
+
+def test_workflows_themes_and_key_bindings_follow_the_user(machines, repo_dir):
+    """A theme and key bindings arrive as they are; a workflow is a script Claude Code runs
+    (it starts sub-agents with the session's tools), held until taken, as a skill's is."""
+    a, b = machines
+    theme = json.dumps({"name": "Dusk", "base": "dark", "overrides": {"claude": "#ff8800"}})
+    keys = json.dumps({"bindings": [{"context": "Chat", "bindings": {"ctrl+k": "command:x"}}]})
+    a.write(THEME, theme)
+    a.write("keybindings.json", keys)
+    a.write(WORKFLOW, TRIAGE)
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b.run("init", str(repo_dir))
+    pulled = b.json("pull", expect=3)
+    assert pulled["conflicts"] == [WORKFLOW]
+    assert not (b.claude / WORKFLOW).exists()
+    assert (b.claude / THEME).read_text() == theme
+    assert (b.claude / "keybindings.json").read_text() == keys
+    b.run("resolve", WORKFLOW, "--take", "remote")
+    assert (b.claude / WORKFLOW).read_text() == TRIAGE
+    # Changed on one machine, held on the other until taken there too.
+    b.write(WORKFLOW, TRIAGE + "await agent('report')\n")
+    b.write(THEME, theme.replace("ff8800", "00aaff"))
+    b.run("sync")
+    assert a.json("pull", expect=3)["conflicts"] == [WORKFLOW]
+    assert (a.claude / WORKFLOW).read_text() == TRIAGE
+    assert "00aaff" in (a.claude / THEME).read_text()
 
 
 def test_a_repository_not_upgraded_holds_no_agent_memory_until_it_is(make_machine, repo_dir):
@@ -49,6 +83,8 @@ def test_a_repository_not_upgraded_holds_no_agent_memory_until_it_is(make_machin
     a, b = make_machine("a"), make_machine("b")
     for m in (a, b):
         m.run("init", str(repo_dir))
+    listed = {t["name"]: t for t in json.loads(a.run("types", "--json").stdout)["types"]}
+    assert all(listed[name]["waits_for_upgrade"] for name in LATER_TYPES)
     a.write(MEMORY, "from a\n")
     a.write("agents/code-reviewer.md", "---\nname: code-reviewer\nmemory: user\n---\nReview.\n")
     b.write(TOPIC, "from b\n")
@@ -64,7 +100,8 @@ def test_a_repository_not_upgraded_holds_no_agent_memory_until_it_is(make_machin
     assert "`claude-sync upgrade`" in named.stderr
     assert "agent-memory is synced once the repository is upgraded" in a.run("types").stdout
     doctor = a.run("doctor", check=False).stdout
-    assert f"format {IDENTITY_FORMAT}: agent-memory not synced until `claude-sync upgrade`" in (
+    waiting = ", ".join(LATER_TYPES)
+    assert f"format {IDENTITY_FORMAT}: {waiting} not synced until `claude-sync upgrade`" in (
         " ".join(doctor.split())
     )
 

@@ -45,6 +45,10 @@ def agent(front: dict[str, str], body: str) -> bytes:
         # a skill's every markdown file: one with a plugin manifest brings commands, agents
         ("skills/x/reference.md", True),
         ("skills/x/commands/deploy.md", True),
+        ("workflows/triage.js", True),
+        ("workflows/lib/steps.mjs", True),
+        ("themes/dusk.json", False),
+        ("keybindings.json", False),
         ("rules/x.md", False),
         ("CLAUDE.md", False),
         ("output-styles/x.md", False),
@@ -53,6 +57,8 @@ def agent(front: dict[str, str], body: str) -> bytes:
 )
 def test_which_files_are_guarded(path, guarded):
     assert code_trust.guards(path) is guarded
+    if guarded and path.startswith("workflows/"):
+        assert code_trust.whole(path)  # a script: byte for byte
 
 
 @given(front=st.dictionaries(benign_keys, values, max_size=4), body=words, other=words)

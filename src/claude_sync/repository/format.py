@@ -14,7 +14,7 @@ from claude_sync import compression
 from claude_sync.chunking import ChunkerParams
 from claude_sync.errors import ConfigError, CorruptionError
 from claude_sync.model import FileEntry
-from claude_sync.resources import AGENT_MEMORY_FORMAT
+from claude_sync.resources import LATER_TYPES_FORMAT
 from claude_sync.store.handle import Handle, ObjectKind
 
 #: the version of index, prune mark and history record objects
@@ -39,8 +39,8 @@ LISTS_FORMAT = 7
 #: of SHA-256: claude-sync before it would take such entries for malformed
 IDENTITY_FORMAT = 8
 #: format 8 whose snapshots may list the files of a type older claude-sync does not know
-#: (resources.AGENT_MEMORY_FORMAT): it would refuse such a snapshot as planted
-TYPES_FORMAT = AGENT_MEMORY_FORMAT
+#: (resources.LATER_TYPES_FORMAT): it would refuse such a snapshot as planted
+TYPES_FORMAT = LATER_TYPES_FORMAT
 REPO_FORMAT = TYPES_FORMAT
 REPO_FORMATS = (
     1,
