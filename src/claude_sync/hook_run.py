@@ -173,7 +173,7 @@ def work(where: Locations, event: str, payload: str) -> None:
         data = {}
     _upgrade_hooks(where, event, data.get("cwd"))
     try:
-        with open_workspace(where) as ws:
+        with open_workspace(where, reaching=event == "session-start") as ws:
             sel = ws.selection()
             engine = ws.engine()
             if event == "session-start":

@@ -286,14 +286,15 @@ class Workspace:
                 raise ConfigError(UPGRADE_FIRST.format(later[0].name))
         return replace(sel, types=tuple(t for t in sel.types if t not in later))
 
-    def waiting_types(self) -> tuple[ResourceType, ...]:
-        """The enabled types with files here that the repository's format cannot hold yet
-        (`selection` leaves them out)."""
+    def waiting_types(self, anywhere: bool = False) -> tuple[ResourceType, ...]:
+        """The enabled types with files here (anywhere: or not) that the repository's
+        format cannot hold yet (`selection` leaves them out)."""
         enabled = select([], self.settings.types).types
         return tuple(
             t
             for t in waiting_for_upgrade(enabled, self.repo.config.version)
-            if any((self.where.claude_dir / name).exists() for name in (*t.folders, *t.files))
+            if anywhere
+            or any((self.where.claude_dir / name).exists() for name in (*t.folders, *t.files))
         )
 
     def engine(self, reporter: Reporter | None = None, allow_rollback: bool = False) -> Engine:
@@ -322,8 +323,9 @@ class Workspace:
 
 
 @contextmanager
-def open_workspace(where: Locations) -> Iterator[Workspace]:
-    """Open the configured repository with the local key, holding the machine-wide lock."""
+def open_workspace(where: Locations, reaching: bool = False) -> Iterator[Workspace]:
+    """Open the configured repository with the local key, holding the machine-wide lock.
+    reaching: the command reads the repository's head in any case (pull, sync, status)."""
     settings = config.load_settings(where.config_dir)
     with machine_lock(where.config_dir):
         keys = machine_keys(where.config_dir, settings.repo_id)
@@ -341,11 +343,11 @@ def open_workspace(where: Locations) -> Iterator[Workspace]:
             repo.cache_dir = where.config_dir / "cache" / "objects"
             with _state(where) as state:
                 workspace = Workspace(where, settings, repo, state)
-                if workspace.waiting_types():
-                    # Files here that the repository's format, as this machine last saw
-                    # it, cannot hold: another machine may have upgraded it since. (Not
-                    # reached, the command goes on as that format admits, and fails where
-                    # it needs the repository.)
+                if workspace.waiting_types(anywhere=reaching):
+                    # Files here, or maybe there, that the repository's format, as this
+                    # machine last saw it, cannot hold: another machine may have upgraded
+                    # it since. (Not reached, the command goes on as that format admits,
+                    # and fails where it needs the repository.)
                     repo.connect(keep_failure=True)
                 try:
                     yield workspace

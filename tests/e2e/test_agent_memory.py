@@ -80,8 +80,8 @@ def test_workflows_themes_and_key_bindings_follow_the_user(machines, repo_dir):
 
 def test_a_repository_not_upgraded_holds_no_agent_memory_until_it_is(make_machine, repo_dir):
     old_format_repository(repo_dir, IDENTITY_FORMAT)
-    a, b = make_machine("a"), make_machine("b")
-    for m in (a, b):
+    a, b, c = make_machine("a"), make_machine("b"), make_machine("c")
+    for m in (a, b, c):
         m.run("init", str(repo_dir))
     listed = {t["name"]: t for t in json.loads(a.run("types", "--json").stdout)["types"]}
     assert all(listed[name]["waits_for_upgrade"] for name in LATER_TYPES)
@@ -117,6 +117,10 @@ def test_a_repository_not_upgraded_holds_no_agent_memory_until_it_is(make_machin
     b.run("sync")
     assert (b.claude / MEMORY).read_text() == "from a\n"
     assert TOPIC in head_paths(b, repo_dir)
+    # C has no agent memory of its own: its very next pull asks the repository its format,
+    # and brings what waited (its first `sync` said all was up to date, and left it there).
+    assert TOPIC in c.json("sync")["pulled"]
+    assert (c.claude / MEMORY).read_text() == "from a\n"
     a.run("pull")
     assert (a.claude / TOPIC).read_text() == "from b\n"
     assert "synced once the repository is upgraded" not in a.run("types").stdout

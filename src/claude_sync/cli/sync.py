@@ -69,11 +69,12 @@ def _run(
     dry_run: bool,
     work: Callable[[Workspace, Engine], Result],
     idle: str = "Everything is up to date.",
+    reaching: bool = False,
 ) -> None:
     """work on the workspace with an engine that reports on the console, then print what it
-    did."""
+    did (reaching: see open_workspace)."""
     reporter = ConsoleReporter(run.verbose, run.quiet, run.as_json)
-    with open_workspace(where) as ws, reporter:
+    with open_workspace(where, reaching) as ws, reporter:
         result = work(ws, ws.engine(reporter, run.allow_rollback))
     finish(result, run.as_json, run.quiet, run.verbose, dry_run, idle)
 
@@ -123,7 +124,9 @@ def _incoming(
         incoming = engine.pull if action == "pull" else engine.sync
         return incoming(ws.selection(types), strategy, dry_run, complete=not types)
 
-    _run(where, run, dry_run, work)
+    # (A repository another machine upgraded since this one looked brings the types that
+    # waited for it on this very run, not on the next.)
+    _run(where, run, dry_run, work, reaching=True)
 
 
 @click.command()
@@ -132,7 +135,7 @@ def _incoming(
 def status(where: Locations, run: RunOptions) -> None:
     """Show what push and pull would do, and unresolved conflicts (--verbose: each
     conflict's versions; --quiet: nothing but errors, the exit code says if any is left)."""
-    with open_workspace(where) as ws:
+    with open_workspace(where, reaching=True) as ws:
         engine = ws.engine(None, run.allow_rollback)
         result, head, remote_only = engine.status(ws.selection())
         result.warnings += [UPGRADE_FIRST.format(t.name) for t in ws.waiting_types()]
