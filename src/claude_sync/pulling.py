@@ -38,6 +38,12 @@ class Puller:
     ) -> Result:
         """Bring remote changes here. `complete` says sel is everything this machine syncs,
         so a clean pull may mark the head as fully pulled."""
+        # (The packs the code guard reads whole are read again for the rest, also by a
+        # second pass that a longer clean-up period brings.)
+        with self.engine.repo.packs_kept(self.engine.work_dir / KEPT_PACKS):
+            return self._pull(sel, strategy, dry_run, complete)
+
+    def _pull(self, sel: Selection, strategy: str, dry_run: bool, complete: bool) -> Result:
         engine = self.engine
         covers = engine.coverage(sel)
         result = Result()
@@ -72,15 +78,14 @@ class Puller:
             self.report_dry(plan, result)
             return result
         engine.merges.for_pull(plan, result)
-        with engine.repo.packs_kept(engine.work_dir / KEPT_PACKS):
-            engine.held_code.hold_back(plan, local, result)
-            engine.merges.keep_unsettled(plan)
-            engine.conflict_log.name_authors(plan.conflicts, head)
-            result.conflicts = plan.conflicts
-            # A pull of some paths (resolve, resume) wants a few files of packs that a push
-            # made for many: each pack's blobs are read by range where they are a small part.
-            with engine.downloads.reading_by_range() if sel.only else contextlib.nullcontext():
-                engine.installer.apply_pull(plan, local, result, partial=True)
+        engine.held_code.hold_back(plan, local, result)
+        engine.merges.keep_unsettled(plan)
+        engine.conflict_log.name_authors(plan.conflicts, head)
+        result.conflicts = plan.conflicts
+        # A pull of some paths (resolve, resume) wants a few files of packs that a push
+        # made for many: each pack's blobs are read by range where they are a small part.
+        with engine.downloads.reading_by_range() if sel.only else contextlib.nullcontext():
+            engine.installer.apply_pull(plan, local, result, partial=True)
         if mcp.TYPE in sel.types:
             result.warnings += mcp.reconcile(engine.root, engine.work_dir)
         result.skipped = sorted(set(result.skipped) | set(plan.skipped))

@@ -123,7 +123,7 @@ TYPES: tuple[ResourceType, ...] = (
         "settings-commands",
         "what runs code arrives without asking (settings.json's hooks, statusLine, "
         "permissions, env…; agents', skills' and commands' hooks, allowed-tools, shell lines; "
-        "skills' scripts, workflows): any key holder can run code here",
+        "skills' scripts, workflows, key bindings): any key holder can run code here",
         default=False,
     ),
 )
@@ -240,7 +240,10 @@ EMPTY = "is empty"
 # Top-level resources users keep in a dotfiles repository and link back (chezmoi, stow, yadm):
 # followed wherever they point, for reading and for writing.
 LINKABLE = frozenset(
-    {"agents", "commands", "skills", "rules", "output-styles", "CLAUDE.md", "settings.json"}
+    {
+        *("agents", "commands", "skills", "workflows", "rules", "output-styles", "themes"),
+        *("CLAUDE.md", "settings.json", "keybindings.json"),
+    }
 )
 
 

@@ -51,8 +51,9 @@ def test_agent_memory_follows_the_user(machines, repo_dir):
 
 
 def test_workflows_themes_and_key_bindings_follow_the_user(machines, repo_dir):
-    """A theme and key bindings arrive as they are; a workflow is a script Claude Code runs
-    (it starts sub-agents with the session's tools), held until taken, as a skill's is."""
+    """A theme arrives as it is; a workflow is a script Claude Code runs (it starts
+    sub-agents with the session's tools), and key bindings can make `n` answer yes to a
+    permission question: held until taken, as a skill's script is."""
     a, b = machines
     theme = json.dumps({"name": "Dusk", "base": "dark", "overrides": {"claude": "#ff8800"}})
     keys = json.dumps({"bindings": [{"context": "Chat", "bindings": {"ctrl+k": "command:x"}}]})
@@ -63,12 +64,14 @@ def test_workflows_themes_and_key_bindings_follow_the_user(machines, repo_dir):
     a.run("push")
     b.run("init", str(repo_dir))
     pulled = b.json("pull", expect=3)
-    assert pulled["conflicts"] == [WORKFLOW]
+    assert pulled["conflicts"] == ["keybindings.json", WORKFLOW]
     assert not (b.claude / WORKFLOW).exists()
+    assert not (b.claude / "keybindings.json").exists()
     assert (b.claude / THEME).read_text() == theme
-    assert (b.claude / "keybindings.json").read_text() == keys
     b.run("resolve", WORKFLOW, "--take", "remote")
+    b.run("resolve", "keybindings.json", "--take", "remote")
     assert (b.claude / WORKFLOW).read_text() == TRIAGE
+    assert (b.claude / "keybindings.json").read_text() == keys
     # Changed on one machine, held on the other until taken there too.
     b.write(WORKFLOW, TRIAGE + "await agent('report')\n")
     b.write(THEME, theme.replace("ff8800", "00aaff"))

@@ -48,7 +48,7 @@ def agent(front: dict[str, str], body: str) -> bytes:
         ("workflows/triage.js", True),
         ("workflows/lib/steps.mjs", True),
         ("themes/dusk.json", False),
-        ("keybindings.json", False),
+        ("keybindings.json", True),
         ("rules/x.md", False),
         ("CLAUDE.md", False),
         ("output-styles/x.md", False),
@@ -57,7 +57,7 @@ def agent(front: dict[str, str], body: str) -> bytes:
 )
 def test_which_files_are_guarded(path, guarded):
     assert code_trust.guards(path) is guarded
-    if guarded and path.startswith("workflows/"):
+    if guarded and path.startswith(("workflows/", "keybindings")):
         assert code_trust.whole(path)  # a script: byte for byte
 
 

@@ -333,6 +333,31 @@ def test_packs_are_kept_only_when_read_whole_and_where_the_disk_takes_them(
     (tmp_path / "file").write_text("in the way")
     with one.repo.packs_kept(tmp_path / "file" / "kept"), one.repo.keeping_packs():
         assert one.read(ids) == one.contents  # nowhere to keep it: read all the same
+    # A link planted in its place is taken away, not written through (nor what it leads to
+    # read as kept packs).
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / one.pack.rsplit("/", 1)[-1]).write_bytes(b"planted")
+    (tmp_path / "linked").symlink_to(tmp_path / "elsewhere")
+    with one.repo.packs_kept(tmp_path / "linked"):
+        assert one.read(ids) == one.contents
+        with one.repo.keeping_packs():
+            assert one.read(ids) == one.contents
+        assert (tmp_path / "linked").is_dir() and not (tmp_path / "linked").is_symlink()
+    assert [p.name for p in (tmp_path / "elsewhere").iterdir()] == [one.pack.rsplit("/", 1)[-1]]
+    # A disk with little room left keeps nothing: the pull's own files come first.
+    with one.repo.packs_kept(tmp_path / "low"), one.repo.keeping_packs():
+        with mock.patch("shutil.disk_usage", return_value=mock.Mock(free=MIB)):
+            assert one.read(ids) == one.contents
+        assert list((tmp_path / "low").iterdir()) == []
+    # Kept packs give their room back when the pull needs it; then the store again.
+    with one.repo.packs_kept(tmp_path / "kept"):
+        with one.repo.keeping_packs():
+            one.read(ids)
+        assert one.repo.drop_kept_packs() and not (tmp_path / "kept").exists()
+        assert not one.repo.drop_kept_packs()
+        before = one.repo.downloaded_bytes
+        assert one.read(ids) == one.contents
+        assert one.repo.downloaded_bytes - before == len(one.store.objects[one.pack])
     failing = mock.mock_open()
     failing.return_value.write.side_effect = OSError(28, "No space left on device")
     with one.repo.packs_kept(tmp_path / "full"), one.repo.keeping_packs():

@@ -10,11 +10,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from claude_sync.limits import RESERVE
 from claude_sync.store.base import PIECE_SIZE
 
 #: in a machine's config folder, while a pull or restore runs
@@ -26,13 +28,26 @@ class KeptPacks:
     are read from there, not the store, until the folder is dropped."""
 
     def __init__(self, folder: Path) -> None:
-        shutil.rmtree(folder, ignore_errors=True)  # what a command that was killed left
         self.folder = folder
         #: packs read whole meanwhile are kept (see tee)
         self.keeping = False
         self._lock = threading.Lock()
         self._serial = 0
         self._made = False
+        #: the folder is one this command made (not a link, nor a file, planted there)
+        self._usable = False
+        self._clear()  # what a command that was killed left
+
+    def _clear(self) -> None:
+        try:
+            st = os.lstat(self.folder)
+        except OSError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(self.folder, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(self.folder)  # a link goes, not what it leads to
 
     def _path(self, pack: str) -> Path:
         return self.folder / pack.rsplit("/", 1)[-1]
@@ -40,7 +55,7 @@ class KeptPacks:
     def pieces(self, pack: str) -> Iterator[bytes] | None:
         """The kept pack's bytes in pieces; None when it is not kept."""
         path = self._path(pack)
-        if not path.is_file():  # (kept ones stay until the folder is dropped)
+        if not self._usable or not path.is_file():  # (kept ones stay until dropped)
             return None
 
         def read() -> Iterator[bytes]:
@@ -52,6 +67,8 @@ class KeptPacks:
 
     def range(self, pack: str, offset: int, length: int) -> bytes | None:
         """Up to length bytes of the kept pack from offset; None when it is not kept."""
+        if not self._usable:
+            return None
         try:
             with open(self._path(pack), "rb") as fh:
                 fh.seek(offset)
@@ -61,17 +78,20 @@ class KeptPacks:
 
     def tee(self, pack: str, pieces: Iterator[bytes]) -> Iterator[bytes]:
         """pieces, written to the folder as they pass; the pack is kept once all have
-        passed. A disk that cannot take it only means it is read from the store again."""
+        passed. A disk that cannot take it (or has little room left: the pull's own files
+        come first) only means it is read from the store again."""
         with self._lock:
             if not self._made:
                 self._made = True
                 with contextlib.suppress(OSError):
-                    self.folder.mkdir(parents=True, mode=0o700)
+                    os.mkdir(self.folder, 0o700)
+                    self._usable = True
             self._serial += 1
             tmp = self.folder / f".{self._serial}.tmp"
         out = None
         with contextlib.suppress(OSError):
-            out = open(tmp, "wb")  # noqa: SIM115 (closed below, also when left early)
+            if self._usable and shutil.disk_usage(self.folder).free > 2 * RESERVE:
+                out = open(tmp, "wb")  # noqa: SIM115 (closed below, also when left early)
         try:
             for piece in pieces:
                 if out is not None:
@@ -92,9 +112,19 @@ class KeptPacks:
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
-    def drop(self) -> None:
-        if self._made:
-            shutil.rmtree(self.folder, ignore_errors=True)
+    def drop(self) -> bool:
+        """Remove the folder and what it holds (read from the store again); whether it
+        held any."""
+        if not self._usable:
+            return False
+        self._usable = False
+        try:
+            with os.scandir(self.folder) as entries:
+                held = any(True for _ in entries)
+        except OSError:
+            held = False
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return held
 
 
 def _close(out: BinaryIO) -> bool:

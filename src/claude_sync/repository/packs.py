@@ -82,13 +82,22 @@ class Packs(StoreAccess):
     @contextlib.contextmanager
     def packs_kept(self, folder: Path) -> Iterator[None]:
         """Packs read whole under keeping_packs are kept in folder, and read from there
-        instead of the store, until the block ends (see KeptPacks)."""
+        instead of the store, until the block ends (see KeptPacks); within such a block,
+        the one block goes on."""
+        if self.kept is not None:
+            yield
+            return
         self.kept = KeptPacks(folder)
         try:
             yield
         finally:
             self.kept.drop()
             self.kept = None
+
+    def drop_kept_packs(self) -> bool:
+        """Give the disk the packs kept back (they are read from the store again); whether
+        there were any."""
+        return self.kept is not None and self.kept.drop()
 
     @contextlib.contextmanager
     def keeping_packs(self) -> Iterator[None]:
