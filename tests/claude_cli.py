@@ -3,8 +3,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -32,13 +36,47 @@ def offline_prefix() -> list[str]:
 
 
 def run_claude(
-    *args: str, home: Path, cwd: Path, timeout: float = 30, env: dict[str, str] | None = None
+    *args: str,
+    home: Path,
+    cwd: Path,
+    timeout: float = 30,
+    env: dict[str, str] | None = None,
+    until: Callable[[], bool] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """`claude ARGS` offline, as the user whose HOME is home, in cwd. A command that waits on
-    the network is cut at timeout (returncode -9 or 124 then, output so far kept)."""
+    the network is cut at timeout (returncode -9 or 124 then, output so far kept), or once
+    `until` says it got as far as it can (see resumed)."""
     environ = {"HOME": str(home), "PATH": "/usr/bin:/bin", "TERM": "dumb"}
     environ.update(env or {})
     cmd = [*offline_prefix(), "timeout", "-s", "KILL", str(timeout), str(claude_bin()), *args]
-    return subprocess.run(
-        cmd, cwd=cwd, env=environ, capture_output=True, text=True, stdin=subprocess.DEVNULL
-    )
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=environ, stdout=out, stderr=err, stdin=subprocess.DEVNULL
+        )
+        while until is not None and proc.poll() is None and not until():
+            time.sleep(0.05)
+        if proc.poll() is None and until is not None:
+            proc.terminate()  # (timeout hands it on to Claude Code)
+        returncode = proc.wait()
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(cmd, returncode, out.read(), err.read())
+
+
+def resumed(home: Path, session: str) -> Callable[[], bool]:
+    """Whether Claude Code, run as the user whose HOME is home, has taken up that session
+    (since asked first): it lists the sessions it runs in ~/.claude/sessions/<pid>.json
+    (2.1.197: at once, then it waits on the network; the entry goes when it stops), and a
+    session it could not find is never listed."""
+    seen = False
+
+    def taken() -> bool:
+        nonlocal seen
+        for listed in (home / ".claude" / "sessions").glob("*.json"):
+            try:
+                seen = seen or json.loads(listed.read_text()).get("sessionId") == session
+            except (OSError, ValueError):
+                continue  # being written, or gone
+        return seen
+
+    return taken

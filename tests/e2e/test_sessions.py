@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pexpect
 import pytest
-from claude_cli import run_claude
+from claude_cli import resumed, run_claude
 from conftest import Machine, Outcome, transcript
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -372,13 +372,16 @@ def test_real_claude_resumes_the_placed_session(pair, repo_dir):
     b.run("pull")
     directory = b.home / "code" / "app"
     assert str(directory) in b.run("resume", ids["old"], "--print").stdout
-    found = run_claude("-p", "hi", "--resume", ids["old"], home=b.home, cwd=directory, timeout=20)
+    taken = resumed(b.home, ids["old"])
+    found = run_claude(
+        "-p", "hi", "--resume", ids["old"], home=b.home, cwd=directory, timeout=20, until=taken
+    )
     # Past the look-up: offline and logged out, it stops at the login instead.
     assert "No conversation found" not in found.stdout + found.stderr
     assert "valid session ID" not in found.stdout + found.stderr
-    unknown = run_claude(
-        "-p", "hi", "--resume", str(uuid.uuid4()), home=b.home, cwd=directory, timeout=20
-    )
+    assert taken()
+    other = str(uuid.uuid4())
+    unknown = run_claude("-p", "hi", "--resume", other, home=b.home, cwd=directory, timeout=20)
     assert "No conversation found" in unknown.stdout + unknown.stderr
 
 
@@ -404,8 +407,10 @@ def test_a_project_whose_folder_name_is_too_long_here_is_resumed_where_claude_lo
     assert b.run("resume", sid, "--print").stdout.strip() == f"cd {there} && claude --resume {sid}"
     placed = b.claude / "projects" / claude_folder(str(there)) / f"{sid}.jsonl"
     assert placed.read_bytes() == source.read_bytes()
-    found = run_claude("-p", "hi", "--resume", sid, home=b.home, cwd=there, timeout=20)
+    taken = resumed(b.home, sid)
+    found = run_claude("-p", "hi", "--resume", sid, home=b.home, cwd=there, timeout=20, until=taken)
     assert "No conversation found" not in found.stdout + found.stderr
+    assert taken()
     with placed.open("a") as fh:
         fh.write(transcript(sid, 1, start=3, cwd=str(there)))
     assert b.json("push")["pushed"] == [
@@ -833,5 +838,9 @@ def test_sessions_started_where_the_folder_name_is_cut_sync_under_the_projects_n
     b.run("pull")
     assert (b.claude / "projects" / cut / f"{second}.jsonl").is_file()
     assert sorted(p.name for p in (b.claude / "projects").iterdir()) == [cut]
-    found = run_claude("-p", "hi", "--resume", second, home=b.home, cwd=there, timeout=20)
+    taken = resumed(b.home, second)
+    found = run_claude(
+        "-p", "hi", "--resume", second, home=b.home, cwd=there, timeout=20, until=taken
+    )
     assert "No conversation found" not in found.stdout + found.stderr
+    assert taken()
