@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from claude_sync import chain
 from claude_sync.downloads import remove_unfilled
@@ -107,6 +110,18 @@ def _renames(engine: Engine, entries: list[SnapshotSummary]) -> dict[str, str]:
     return renamed
 
 
+def _keeping_packs(restore: Callable[..., Result]) -> Callable[..., Result]:
+    """restore with the packs its code guard reads whole kept for the rest (KeptPacks)."""
+
+    @functools.wraps(restore)
+    def kept(engine: Engine, *args: Any) -> Result:
+        with engine.repo.packs_kept(engine.work_dir / KEPT_PACKS):
+            return restore(engine, *args)
+
+    return kept
+
+
+@_keeping_packs
 def restore(
     engine: Engine,
     sel: Selection,
@@ -117,19 +132,6 @@ def restore(
 ) -> Result:
     """Bring back files as they were in snapshot `seq`, in place or into `target`; only
     files of the types this machine syncs (the check every incoming path passes)."""
-    # (The packs the code guard reads whole are read again for the rest.)
-    with engine.repo.packs_kept(engine.work_dir / KEPT_PACKS):
-        return _restore(engine, sel, seq, prefixes, target, force)
-
-
-def _restore(
-    engine: Engine,
-    sel: Selection,
-    seq: int,
-    prefixes: list[str],
-    target: Path | None,
-    force: bool,
-) -> Result:
     if seq not in engine.repo.snapshot_seqs():
         raise ConfigError(f"there is no snapshot {seq} (see `claude-sync log`)")
     snap = engine.repo.load_snapshot(seq)
