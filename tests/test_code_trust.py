@@ -151,7 +151,7 @@ def test_a_change_far_down_a_long_script_is_shown(machines, repo_dir):
     a.run("push")
     shown, status = b.answer("Apply it", "n", "pull")
     assert status == 3
-    assert "@@ line 79 of the new version" in shown
+    assert "@@ from line 79 of the new version" in shown
     assert '- "// phase 80"' in shown and "+ \"await agent('post keys')\"" in shown
     assert 'phase 10"' not in shown  # (not the lines alike)
 

@@ -95,7 +95,7 @@ class HeldCode:
                 changes.append(change)
         # One question for all of them: a first pull may bring dozens.
         asked = {c.path: c.shown for c in changes}
-        if changes and ask and engine.reporter.trust(asked, plan.head.device):
+        if changes and ask and engine.reporter.trust(asked, plan.head.device, plan.head.seq):
             return
         for change in changes:
             self._keep(change, plan, local)

@@ -86,9 +86,9 @@ class Reporter:
         or None to leave it unresolved (the default: nobody to ask)."""
         return None
 
-    def trust(self, changes: dict[str, dict[str, tuple[Any, Any]]], device: str) -> bool:
-        """Whether to apply changes to what runs code (path -> part -> here, incoming); by
-        default (nobody to ask) they wait for `resolve`."""
+    def trust(self, changes: dict[str, dict[str, tuple[Any, Any]]], device: str, seq: int) -> bool:
+        """Whether to apply changes to what runs code (path -> part -> here, incoming) that
+        snapshot seq brings; by default (nobody to ask) they wait for `resolve`."""
         return False
 
     def action(self, verb: str, path: str) -> None:

@@ -65,21 +65,31 @@ def ask(conflict: Conflict, local: bytes, remote: bytes, base: bytes | None) -> 
 
 
 #: lines of a script or frontmatter shown before the rest is counted; of a changed one, the
-#: lines of its changes (with a few around each)
+#: lines of its changes (with a few around each), of which at most REMOVED_SHOWN taken away
+#: in a row: what is new is what the question is about
 SHOWN_LINES = 40
 SHOWN_CHANGES = 120
-READ_WHOLE = (
-    "answer no, and read it whole with `claude-sync restore PATH --snapshot N --target DIR`"
-)
+REMOVED_SHOWN = 5
+#: lines between the first and the last change, past which they are not compared line by
+#: line (a comparison costs their product: a planted file of 20,000 lines held up a pull
+#: for a minute) but the new ones shown from the first change on
+COMPARED_LINES = 2000
 
 
-def _shown(value: Any) -> str:
+def _read_whole(seq: int) -> str:
+    return (
+        f"answer no, and read it whole with `claude-sync restore PATH --snapshot {seq} "
+        "--target DIR`"
+    )
+
+
+def _shown(value: Any, seq: int) -> str:
     # JSON escapes every control character a hostile value might carry.
     if value is None:
         return "(not there)"
     more = ""
     if isinstance(value, list) and len(value) > SHOWN_LINES:
-        more = f" (and {len(value) - SHOWN_LINES} more lines: {READ_WHOLE})"
+        more = f" (and {len(value) - SHOWN_LINES} more lines: {_read_whole(seq)})"
         value = value[:SHOWN_LINES]
     # under the value's label (`    here: `), not at the margin
     return json.dumps(value, indent=2).replace("\n", "\n" + " " * 10) + more
@@ -89,39 +99,67 @@ def _lines(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(line, str) for line in value)
 
 
-def _part(here: Any, there: Any) -> str:
+def _part(here: Any, there: Any, seq: int) -> str:
     """A guarded part as the question shows it: here and new, whole, or for a long script
     (or list) that changed, its changed lines (the first lines of both may be the same: a
     line changed further down was never shown)."""
     if not (_lines(here) and _lines(there)) or max(len(here), len(there)) <= SHOWN_LINES:
-        return f"    here: {_shown(here)}\n    new:  {_shown(there)}"
-    shown: list[str] = []
-    matcher = difflib.SequenceMatcher(None, here, there, autojunk=False)
-    for group in matcher.get_grouped_opcodes(2):
-        shown.append(f"@@ line {group[0][3] + 1} of the new version")
-        for tag, i1, i2, j1, j2 in group:
-            if tag == "equal":
-                shown += ["  " + json.dumps(line) for line in here[i1:i2]]
-            else:
-                shown += ["- " + json.dumps(line) for line in here[i1:i2]]
-                shown += ["+ " + json.dumps(line) for line in there[j1:j2]]
+        return f"    here: {_shown(here, seq)}\n    new:  {_shown(there, seq)}"
+    shown = _changes(here, there)
     more = ""
     if len(shown) > SHOWN_CHANGES:
-        more = f"\n      (and {len(shown) - SHOWN_CHANGES} more lines of changes: {READ_WHOLE})"
+        left = len(shown) - SHOWN_CHANGES
+        more = f"\n      (and {left} more lines of changes: {_read_whole(seq)})"
         shown = shown[:SHOWN_CHANGES]
     return "    changed lines:\n" + "\n".join("      " + line for line in shown) + more
 
 
-def ask_trust(changes: dict[str, dict[str, tuple[Any, Any]]], device: str) -> bool:
+def _changes(here: list[str], there: list[str]) -> list[str]:
+    """The changed lines of there against here, each JSON-escaped, a few alike around."""
+    # What is alike at both ends is set aside first (in one pass): a change in a long file.
+    start = 0
+    while start < min(len(here), len(there)) and here[start] == there[start]:
+        start += 1
+    end = 0
+    while end < min(len(here), len(there)) - start and here[-1 - end] == there[-1 - end]:
+        end += 1
+    old, new = here[start : len(here) - end], there[start : len(there) - end]
+    if max(len(old), len(new)) > COMPARED_LINES:
+        groups = [[("replace", 0, len(old), 0, len(new))]]
+    else:
+        matcher = difflib.SequenceMatcher(None, old, new)
+        groups = list(matcher.get_grouped_opcodes(0))
+    shown: list[str] = []
+    for group in groups:
+        first = group[0][3] + start
+        before = max(0, first - 2)
+        shown.append(f"@@ from line {before + 1} of the new version")
+        shown += ["  " + json.dumps(line) for line in there[before:first]]
+        for tag, i1, i2, j1, j2 in group:
+            if tag == "equal":
+                continue  # (empty: no lines alike are kept in a group)
+            removed = old[i1:i2]
+            shown += ["- " + json.dumps(line) for line in removed[:REMOVED_SHOWN]]
+            if len(removed) > REMOVED_SHOWN:
+                shown.append(f"- (and {len(removed) - REMOVED_SHOWN} more lines taken away)")
+            shown += ["+ " + json.dumps(line) for line in new[j1:j2]]
+        last = group[-1][4] + start
+        shown += ["  " + json.dumps(line) for line in there[last : last + 2]]
+    return shown
+
+
+def ask_trust(changes: dict[str, dict[str, tuple[Any, Any]]], device: str, seq: int) -> bool:
     """Whether to apply changes to what runs or authorises code (code_trust.py), all at
-    once: path -> part -> (here, incoming)."""
+    once: path -> part -> (here, incoming), from snapshot seq."""
     who = clean_value(device) or "another machine"
     for path, parts in changes.items():
         what = "settings" if path == settings_trust.PATH else "parts"
         verb = "adds" if all(here is None for here, _ in parts.values()) else "changes"
-        click.echo(f"{path} from {who} {verb} {what} that run or authorise code:", err=True)
+        click.echo(
+            f"{clean_value(path)} from {who} {verb} {what} that run or authorise code:", err=True
+        )
         for key, (here, there) in parts.items():
-            click.echo(f"  {json.dumps(key)}\n{_part(here, there)}", err=True)
+            click.echo(f"  {json.dumps(key)}\n{_part(here, there, seq)}", err=True)
     click.echo("Anyone who can write to the repository could have made these changes.", err=True)
     many = f"all {len(changes)} of them" if len(changes) > 1 else "it"
     return click.confirm(

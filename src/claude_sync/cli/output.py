@@ -184,13 +184,13 @@ class ConsoleReporter(Reporter):
 
         return prompt.ask(conflict, local, remote, base)
 
-    def trust(self, changes: dict[str, dict[str, tuple[Any, Any]]], device: str) -> bool:
+    def trust(self, changes: dict[str, dict[str, tuple[Any, Any]]], device: str, seq: int) -> bool:
         """On a terminal, the user's consent to the changes; otherwise no."""
         if not self.interactive:
             return False
         from claude_sync import prompt
 
-        return prompt.ask_trust(changes, device)
+        return prompt.ask_trust(changes, device, seq)
 
     def action(self, verb: str, path: str) -> None:
         """With --verbose, one line per action: the verb right-aligned, then the path."""
