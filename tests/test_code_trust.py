@@ -361,6 +361,33 @@ def test_a_first_pull_reads_each_pack_once(make_machine, repo_dir):
     assert not (b.config_dir / "kept-packs").exists()
 
 
+@pytest.mark.parametrize("guard", [True, False])
+def test_a_first_pull_that_widens_the_window_is_one_pass(make_machine, repo_dir, guard):
+    """A first pull's settings.json brings a longer clean-up period: the sessions it adds
+    come with the rest, in one pass over the packs (the pass that ran again once
+    settings.json was in place read them twice: the code guard's few blobs read by range
+    kept nothing, and without the guard there is nothing to keep)."""
+    a = make_machine("a")
+    settings = {"cleanupPeriodDays": 3650, "permissions": {"allow": ["Bash(ls)"]}}
+    a.write("settings.json", json.dumps(settings) + "\n")
+    a.write("projects/-srv-app/new.jsonl", transcript("new", 2))
+    for i in range(12):
+        old = transcript(f"old{i}", 2).replace("2026", "2021")
+        old = old.replace("lorem ipsum " * 20, os.urandom(16 * 1024).hex())
+        a.write(f"projects/-srv-app/old{i}.jsonl", old, mtime=1_600_000_000)
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b = make_machine("b")
+    b.run("init", str(repo_dir))
+    if not guard:
+        b.run("types", "--enable", "settings-commands")
+    pulled = b.json("pull", expect=3 if guard else 0)
+    assert "projects/-srv-app/old11.jsonl" in pulled["pulled"]
+    packs = sum(f.stat().st_size for f in (repo_dir / "data").rglob("*") if f.is_file())
+    assert packs <= pulled["downloaded_bytes"] < packs * 1.2
+    assert b.json("status", expect=3 if guard else 0)["pulled"] == []
+
+
 def test_the_kept_packs_give_their_room_to_the_pull(
     make_machine, repo_dir, cli_inprocess, monkeypatch
 ):

@@ -8,18 +8,20 @@ import json
 from typing import TYPE_CHECKING
 
 from claude_sync import mcp, settings_trust
+from claude_sync.errors import SyncError
 from claude_sync.head import PULLED_SELECTION
 from claude_sync.merge import merge_file
 from claude_sync.merging import unavailable, why_lost
 from claude_sync.outcome import Result
 from claude_sync.pathmap import BESIDE_HOME, CUT_BEFORE, MAX_NAME, TOO_LONG
-from claude_sync.planner import Conflict, Plan, settle_conflict
+from claude_sync.planner import Conflict, LocalView, Plan, settle_conflict, sha
 from claude_sync.repository.kept_packs import KEPT_PACKS
 from claude_sync.resources import Selection, is_temporary
-from claude_sync.session_policy import SessionPolicy
+from claude_sync.session_policy import DAY, SessionPolicy, cleanup_days_in
 
 if TYPE_CHECKING:
     from claude_sync.engine import Engine
+    from claude_sync.repository import Snapshot
 
 #: in the state: the files the last pull could not download (path -> content hash)
 UNAVAILABLE = "unavailable"
@@ -69,6 +71,8 @@ class Puller:
             engine.remote_head.record_transcripts(head)
         walked = engine.scanner.walk(sel, result.warnings, "mirror" if dry_run else "sync")
         local = engine.scanner.scan(sel, result.warnings, walked=walked)
+        if covers(settings_trust.PATH) and not engine.state.get_meta("pulled_seq"):
+            self._take_incoming_window(head, local, result)
         plan = engine.plan_pull(sel, local, head, strategy)
         result.skipped = local.skipped()
         result.warnings += [_unmapped_warning(label) for label in plan.unmapped]
@@ -130,11 +134,33 @@ class Puller:
             and self._window_widened()
             and not result.unavailable
         ):
-            # A first pull brought a longer clean-up period: what it takes in comes now,
-            # not with the next pull. (Not after a failure: the pull is run again anyway,
-            # and a second pass would read the damaged packs again.)
+            # A longer clean-up period arrived (raised elsewhere since; a first pull takes
+            # it before planning): what it takes in comes now, not with the next pull.
+            # (Not after a failure: the pull is run again anyway, and a second pass would
+            # read the damaged packs again.)
             result.merge(self.pull(sel, strategy, dry_run, complete))
         return result
+
+    def _take_incoming_window(self, head: Snapshot, local: LocalView, result: Result) -> None:
+        """A first pull whose settings.json brings a longer clean-up period takes the
+        sessions it adds now: a second pass, once settings.json was in place, read again
+        the packs the first had read (one small read here instead)."""
+        engine = self.engine
+        incoming = head.files.get(settings_trust.PATH)
+        here = local.files.get(settings_trust.PATH)
+        window = engine.sessions.window
+        if engine.window_setting is not None or window is None or incoming is None:
+            return
+        if here is not None and sha(here) == incoming.sha256:
+            return
+        try:
+            with engine.downloads.reading_by_range():
+                data = engine.downloads.file_bytes(incoming, result)
+        except SyncError:
+            return  # (its pull says so; the second pass stays the way)
+        longer = cleanup_days_in(data) * DAY
+        if longer > window:
+            engine.sessions = SessionPolicy(longer, longer)
 
     def _window_widened(self) -> bool:
         """Whether settings.json, as pulled, gives this machine a longer session window

@@ -65,8 +65,16 @@ def updated(entry: FileEntry) -> float:
 def cleanup_days(claude_dir: Path) -> float:
     """Claude Code's `cleanupPeriodDays` on this machine (settings.json), else its default."""
     try:
-        value = json.loads((claude_dir / "settings.json").read_text()).get("cleanupPeriodDays")
-    except (OSError, ValueError, AttributeError):
+        return cleanup_days_in((claude_dir / "settings.json").read_bytes())
+    except OSError:
+        return DEFAULT_CLEANUP_DAYS
+
+
+def cleanup_days_in(settings: bytes) -> float:
+    """The `cleanupPeriodDays` a settings.json with these bytes gives, else the default."""
+    try:
+        value = json.loads(settings).get("cleanupPeriodDays")
+    except (ValueError, AttributeError):
         return DEFAULT_CLEANUP_DAYS
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value)
