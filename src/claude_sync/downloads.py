@@ -29,6 +29,7 @@ from claude_sync.open_worker import (
 from claude_sync.pathmap import FileFilter, read_logical
 from claude_sync.planner import LocalFile, Merge
 from claude_sync.repository import FileEntry, Repository, group_by_pack
+from claude_sync.repository.kept_packs import KEPT_PACKS
 from claude_sync.repository.packs import Handover
 from claude_sync.resources import TMP_MARKER
 from claude_sync.state import State
@@ -271,6 +272,11 @@ class Downloads:
         self.placed_mtime = placed_mtime
         #: read a few blobs of a big pack by range (see reading_by_range)
         self._by_range = False
+
+    def packs_kept(self) -> contextlib.AbstractContextManager[None]:
+        """A pull or restore: the packs its code guard reads whole are kept for the rest of
+        it (see KeptPacks)."""
+        return self.repo.packs_kept(self.work_dir / KEPT_PACKS)
 
     def refresh_index(self) -> None:
         """Load index objects we have not seen yet into the local blob cache; when one we

@@ -26,7 +26,6 @@ from claude_sync.repository import (
     group_by_pack,
     snapshot_name,
 )
-from claude_sync.repository.kept_packs import KEPT_PACKS
 from claude_sync.resources import Selection, is_temporary
 from claude_sync.state import SnapshotSummary
 
@@ -115,7 +114,7 @@ def _keeping_packs(restore: Callable[..., Result]) -> Callable[..., Result]:
 
     @functools.wraps(restore)
     def kept(engine: Engine, *args: Any) -> Result:
-        with engine.repo.packs_kept(engine.work_dir / KEPT_PACKS):
+        with engine.downloads.packs_kept():
             return restore(engine, *args)
 
     return kept

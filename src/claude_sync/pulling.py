@@ -15,7 +15,6 @@ from claude_sync.merging import unavailable, why_lost
 from claude_sync.outcome import Result
 from claude_sync.pathmap import BESIDE_HOME, CUT_BEFORE, MAX_NAME, TOO_LONG
 from claude_sync.planner import Conflict, LocalView, Plan, settle_conflict, sha
-from claude_sync.repository.kept_packs import KEPT_PACKS
 from claude_sync.resources import Selection, is_temporary
 from claude_sync.session_policy import DAY, SessionPolicy, cleanup_days_in
 
@@ -42,7 +41,7 @@ class Puller:
         so a clean pull may mark the head as fully pulled."""
         # (The packs the code guard reads whole are read again for the rest, also by a
         # second pass that a longer clean-up period brings.)
-        with self.engine.repo.packs_kept(self.engine.work_dir / KEPT_PACKS):
+        with self.engine.downloads.packs_kept():
             return self._pull(sel, strategy, dry_run, complete)
 
     def _pull(self, sel: Selection, strategy: str, dry_run: bool, complete: bool) -> Result:
