@@ -388,6 +388,33 @@ def test_a_first_pull_that_widens_the_window_is_one_pass(make_machine, repo_dir,
     assert b.json("status", expect=3 if guard else 0)["pulled"] == []
 
 
+def test_a_later_pull_that_widens_the_window_is_one_pass(make_machine, repo_dir):
+    """Old sessions (brought back from a backup) and a longer clean-up period pushed
+    together, after the other machine's first pull: it took them in a second pass, which
+    read their pack again."""
+    a = make_machine("a")
+    a.write("projects/-srv-app/new.jsonl", transcript("new", 2))
+    a.run("init", str(repo_dir))
+    a.run("push")
+    b = make_machine("b")
+    b.run("init", str(repo_dir))
+    b.run("pull")
+    before = {f for f in (repo_dir / "data").rglob("*") if f.is_file()}
+    a.write("settings.json", json.dumps({"cleanupPeriodDays": 3650}) + "\n")
+    a.write("projects/-srv-app/now.jsonl", transcript("now", 2))
+    for i in range(12):
+        old = transcript(f"old{i}", 2).replace("2026", "2021")
+        old = old.replace("lorem ipsum " * 20, os.urandom(16 * 1024).hex())
+        a.write(f"projects/-srv-app/old{i}.jsonl", old, mtime=1_600_000_000)
+    a.run("push")
+    pulled = b.json("pull")
+    assert "projects/-srv-app/old11.jsonl" in pulled["pulled"]
+    new = [f for f in (repo_dir / "data").rglob("*") if f.is_file() and f not in before]
+    packs = sum(f.stat().st_size for f in new)
+    assert packs <= pulled["downloaded_bytes"] < packs * 1.2
+    assert b.json("status")["pulled"] == []
+
+
 def test_the_kept_packs_give_their_room_to_the_pull(
     make_machine, repo_dir, cli_inprocess, monkeypatch
 ):
@@ -419,3 +446,17 @@ def test_the_kept_packs_give_their_room_to_the_pull(
     assert (b.claude / "agents/notes-11.md").stat().st_size == 128 * 1024
     packs = sum(f.stat().st_size for f in (repo_dir / "data").rglob("*") if f.is_file())
     assert pulled["downloaded_bytes"] > packs * 1.9
+
+
+def test_taking_the_other_side_of_an_edit_conflict_on_code_is_one_resolve(machines, repo_dir):
+    """Both machines changed an agent: `resolve --take remote` settled the edit conflict,
+    then held the version it had just been told to take, and needed running again."""
+    a, b = machines
+    set_up(a, b, repo_dir)
+    a.write("agents/plain.md", HOOKED_AGENT)
+    a.run("push")
+    b.write("agents/plain.md", "---\nname: plain\ndescription: b's\n---\nBe b.\n")
+    assert b.json("sync", expect=3)["conflicts"] == ["agents/plain.md"]
+    b.run("resolve", "agents/plain.md", "--take", "remote")
+    assert (b.claude / "agents/plain.md").read_text() == HOOKED_AGENT
+    assert b.json("status")["conflicts"] == []

@@ -32,6 +32,8 @@ from claude_sync import settings_trust
 #: the part of a skill's script, of a frontmatter that cannot be read key by key, and of a
 #: file's shell lines, as a held conflict names them
 SCRIPT = "script"
+#: the key bindings' part (a held conflict said they changed a "script")
+BINDINGS = "key bindings"
 FRONTMATTER = "frontmatter"
 SHELL_LINES = "shell lines"
 PATH_PART = "path"
@@ -129,7 +131,8 @@ def guarded(path: str, data: bytes | None) -> dict[str, Any]:
     # in a folder's name can make one.
     found: dict[str, Any] = {PATH_PART: path} if "`" in path else {}
     if whole(path):
-        return found | {SCRIPT: _as_lines(data)} if data else found
+        part = BINDINGS if path == KEYBINDINGS else SCRIPT
+        return found | {part: _as_lines(data)} if data else found
     text = data.decode("utf-8", errors="replace")  # as Claude Code reads it
     front = _FRONTMATTER.match(text)
     if front:

@@ -70,7 +70,7 @@ class Puller:
             engine.remote_head.record_transcripts(head)
         walked = engine.scanner.walk(sel, result.warnings, "mirror" if dry_run else "sync")
         local = engine.scanner.scan(sel, result.warnings, walked=walked)
-        if covers(settings_trust.PATH) and not engine.state.get_meta("pulled_seq"):
+        if covers(settings_trust.PATH):
             self._take_incoming_window(head, local, result)
         plan = engine.plan_pull(sel, local, head, strategy)
         result.skipped = local.skipped()
@@ -133,17 +133,19 @@ class Puller:
             and self._window_widened()
             and not result.unavailable
         ):
-            # A longer clean-up period arrived (raised elsewhere since; a first pull takes
-            # it before planning): what it takes in comes now, not with the next pull.
+            # A longer clean-up period arrived (raised elsewhere since; a pull takes it
+            # before planning where the incoming file tells it, see _take_incoming_window):
+            # what it takes in comes now, not with the next pull.
             # (Not after a failure: the pull is run again anyway, and a second pass would
             # read the damaged packs again.)
             result.merge(self.pull(sel, strategy, dry_run, complete))
         return result
 
     def _take_incoming_window(self, head: Snapshot, local: LocalView, result: Result) -> None:
-        """A first pull whose settings.json brings a longer clean-up period takes the
-        sessions it adds now: a second pass, once settings.json was in place, read again
-        the packs the first had read (one small read here instead)."""
+        """A pull whose settings.json brings a longer clean-up period takes the sessions it
+        adds now: a second pass, once settings.json was in place, read again the packs the
+        first had read (one small read here instead, when settings.json changed elsewhere).
+        The second pass stays for what this cannot tell (a merge of both sides' values)."""
         engine = self.engine
         incoming = head.files.get(settings_trust.PATH)
         here = local.files.get(settings_trust.PATH)
@@ -152,6 +154,8 @@ class Puller:
             return
         if here is not None and sha(here) == incoming.sha256:
             return
+        if engine.state.bases((settings_trust.PATH,)).sha(settings_trust.PATH) == incoming.sha256:
+            return  # changed here only: this machine's window is already its value
         try:
             with engine.downloads.reading_by_range():
                 data = engine.downloads.file_bytes(incoming, result)

@@ -21,10 +21,9 @@ def resolve(ws: Workspace, engine: Engine, path: str, take: str) -> Result:
     if not found:
         raise ConfigError(f"{path} has no unresolved conflict (see `claude-sync conflicts`)")
     if take == "remote":
-        # Consent to the code of the versions held, not of whatever came since, nor of
-        # other files of the folder.
-        engine.held_code.consent = {
-            p: c.get("remote_sha256") for p, c in found.items() if c.get("held")
-        }
+        # Consent to the code of the versions in conflict, not of whatever came since, nor
+        # of other files of the folder. An edit conflict is consented to as a held change
+        # is: taking its remote side must not hold that same side back for a second run.
+        engine.held_code.consent = {p: c.get("remote_sha256") for p, c in found.items()}
     sel = replace(ws.selection(), only=(engine.mapper.to_local(folder),))
     return engine.sync(sel, take, dry_run=False, complete=False)

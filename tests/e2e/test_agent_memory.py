@@ -68,6 +68,9 @@ def test_workflows_themes_and_key_bindings_follow_the_user(machines, repo_dir):
     assert not (b.claude / WORKFLOW).exists()
     assert not (b.claude / "keybindings.json").exists()
     assert (b.claude / THEME).read_text() == theme
+    listing = b.run("conflicts").stdout
+    assert "keybindings.json: " in listing and "(key bindings)" in listing
+    assert "(script)" in listing  # the workflow's
     b.run("resolve", WORKFLOW, "--take", "remote")
     b.run("resolve", "keybindings.json", "--take", "remote")
     assert (b.claude / WORKFLOW).read_text() == TRIAGE
