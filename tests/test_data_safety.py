@@ -891,3 +891,33 @@ def test_an_edit_made_while_resolve_runs_is_kept(machines, repo_dir):
     assert b.json("conflicts")["conflicts"] == ["agents/x.md"]
     b.run("resolve", "agents/x.md", "--take", "remote")
     assert (b.claude / "agents/x.md").read_text() == "a's version\n"
+
+
+def test_a_big_tree_walked_on_two_processes_misses_nothing(machines, repo_dir):
+    """Past forked_walk.WORTH_FILES files a push walks half the projects folder in a forked
+    copy of itself: what changed in either half is pushed, nothing else, and odd names
+    there are said, as a walk on one process says them."""
+    from claude_sync import forked_walk
+
+    a, b = machines
+    line = json.dumps({"type": "user", "message": {"role": "user", "content": "hi"}}) + "\n"
+    for n in range(forked_walk.WORTH_FILES + 40):
+        a.write(f"projects/-srv-p{n % 40:02d}/s{n:05d}.jsonl", line)
+    a.run("init", str(repo_dir))
+    a.run("push")
+    a.append("projects/-srv-p01/s00001.jsonl", line)  # in the child's half (every other)
+    a.append("projects/-srv-p02/s00002.jsonl", line)
+    a.write("projects/-srv-p03/new.jsonl", line)
+    a.write("projects/-srv-p05/bad\nname.jsonl", line)
+    pushed = a.json("push")
+    assert sorted(pushed["pushed"]) == [
+        "projects/-srv-p01/s00001.jsonl",
+        "projects/-srv-p02/s00002.jsonl",
+        "projects/-srv-p03/new.jsonl",
+    ]
+    assert pushed["skipped"] == ["projects/-srv-p05/bad\nname.jsonl"]
+    assert a.json("status")["pushed"] == []
+    b.run("init", str(repo_dir))
+    b.run("pull")
+    assert (b.claude / "projects/-srv-p01/s00001.jsonl").read_text() == line * 2
+    assert (b.claude / "projects/-srv-p03/new.jsonl").read_text() == line

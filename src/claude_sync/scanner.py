@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from claude_sync import __version__, mcp, resources, terminal, walk_warmer
+from claude_sync import __version__, forked_walk, mcp, resources, terminal, walk_warmer
 from claude_sync.chunking import ChunkSink
 from claude_sync.clean_tree import TreeWalk
 from claude_sync.merge import is_transcript
@@ -80,6 +80,7 @@ class Scanner:
             )
         skipped: list[resources.Skipped] = []
         warmer = None
+        split = False
         if not sel.only:
             folders = resources.folders_of(self.engine.root, sel)
             state = self.engine.state
@@ -87,8 +88,10 @@ class Scanner:
                 state.remembers_files(walk_warmer.COLD_WALK_FILES) and walk_warmer.cold(folders)
             ):
                 warmer = walk_warmer.start(folders)
+            else:
+                split = state.remembers_files(forked_walk.WORTH_FILES)
         try:
-            found = list(resources.scan(self.engine.root, sel, skipped))
+            found = list(resources.scan(self.engine.root, sel, skipped, split))
         finally:
             walk_warmer.stop(warmer)
         m = self.engine.mapper

@@ -1,0 +1,149 @@
+"""A walk of the projects folder split between this process and a forked copy sees exactly
+what a walk on one process sees, in the same order (the walk's digests depend on it), and a
+child that fails or a walk interrupted here costs only time."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from claude_sync import forked_walk, resources
+from claude_sync.resources import Skipped, scan, select
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+#: the real test, before the fixture below stands in for it
+_AVAILABLE = forked_walk.available
+
+
+@pytest.fixture(autouse=True)
+def forks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every split walk forks, whatever threads the test run has (counted)."""
+    calls: list[int] = []
+    beside = forked_walk.beside
+
+    def counted(theirs, mine):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return beside(theirs, mine)
+
+    monkeypatch.setattr(forked_walk, "available", lambda: True)
+    monkeypatch.setattr(forked_walk, "beside", counted)
+    return calls
+
+
+def walked(root: Path, split: bool) -> tuple[list[resources.FoundFile], list[Skipped]]:
+    skipped: list[Skipped] = []
+    found = list(scan(root, select([], {}), skipped, split))
+    return found, skipped
+
+
+def write(root: Path, rel: str | bytes, data: bytes = b"x") -> None:
+    path = os.path.join(os.fsencode(root), os.fsencode(rel))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def test_a_split_walk_sees_what_one_process_sees(tmp_path: Path, forks: list[int]) -> None:
+    root = tmp_path / ".claude"
+    for p in range(7):
+        for s in range(3):
+            write(root, f"projects/-p{p}/s{s}.jsonl", b"{}\n" * (p + s + 1))
+            write(root, f"projects/-p{p}/s{s}/subagents/agent-{s}.jsonl")
+    write(root, "projects/-p1/empty.jsonl", b"")
+    write(root, b"projects/-p2/bad\xff.jsonl")
+    write(root, "projects/-p3/new\nline.jsonl")
+    write(root, "projects/top-level-file.jsonl")
+    write(root, "agents/a.md")
+    write(tmp_path, "outside.jsonl")
+    (root / "projects/-p4/out.jsonl").symlink_to(tmp_path / "outside.jsonl")
+    (root / "projects/-p5/linked").symlink_to(root / "projects/-p0")
+    locked = root / "projects/-p6/s1"
+    locked.chmod(0)
+    try:
+        one = walked(root, False)
+        assert not forks
+        split = walked(root, True)
+    finally:
+        locked.chmod(0o700)
+    assert forks == [1]
+    assert split == one
+    assert len(one[0]) > 40 and len(one[1]) >= 4
+
+
+def test_a_child_that_fails_leaves_its_half_to_the_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / ".claude"
+    for p in range(4):
+        write(root, f"projects/-p{p}/s.jsonl")
+    one = walked(root, False)
+
+    def failing_child(theirs, read_end, write_end):  # type: ignore[no-untyped-def]
+        os._exit(3)
+
+    monkeypatch.setattr(forked_walk, "_child", failing_child)
+    assert walked(root, True) == one
+
+
+def test_a_walk_interrupted_here_stops_the_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    children: list[int] = []
+    fork = os.fork
+
+    def recorded() -> int:
+        pid = fork()
+        if pid:
+            children.append(pid)
+        return pid
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fork", recorded)
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        forked_walk.beside(lambda: time.sleep(30), interrupted)
+    assert time.monotonic() - started < 10
+    with pytest.raises(ChildProcessError):
+        os.waitpid(children[0], os.WNOHANG)  # gone, not even a zombie left
+
+
+def test_a_thread_running_here_keeps_the_walk_on_one_process() -> None:
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert not _AVAILABLE()
+    finally:
+        stop.set()
+        thread.join()
+
+
+_NAMES = st.sampled_from(["a", "b", "s.jsonl", "t.jsonl", "x.tmp", "new\nline", "sub", "é"])
+_TREES = st.lists(
+    st.tuples(st.lists(_NAMES, min_size=1, max_size=4), st.integers(0, 3)),
+    max_size=30,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(_TREES)
+def test_any_tree_walked_split_is_walked_alike(tmp_path: Path, tree) -> None:  # type: ignore[no-untyped-def]
+    """Random project trees: files, empty files, names a walk skips, a file and a folder
+    fighting over a name (the second one made loses)."""
+    root = tmp_path / str(time.monotonic_ns()) / ".claude"
+    (root / "projects").mkdir(parents=True)
+    for parts, size in tree:
+        rel = "projects/" + "/".join(parts)
+        try:
+            write(root, rel, b"{}\n" * size)
+        except OSError:
+            continue
+    assert walked(root, True) == walked(root, False)
