@@ -473,3 +473,12 @@ def test_each_unit_digests_its_files_wherever_the_walk_lists_them(files):
         assert walk.units[unit] == TreeWalk.of("s", mine, []).units[unit]
     assert set(walk.units) == {unit_of(p) for p, _ in files}
     assert TreeWalk.of("t", found, []).digest != walk.digest  # the setting counts
+
+
+@given(st.lists(st.tuples(NAMES, st.integers(0, 3)), max_size=30), st.data())
+def test_a_walk_narrowed_to_some_units_keeps_their_files_in_walk_order(files, data):
+    found = [FoundFile(p, "/x", FileStat(n, n, n, n, 0o644)) for p, n in files]
+    units = sorted({unit_of(p) for p, _ in files})
+    keep = data.draw(st.sets(st.sampled_from(units)) if units else st.just(set()))
+    narrowed = TreeWalk.of("s", list(found), []).narrowed(keep)
+    assert narrowed.found == [f for f in found if unit_of(f.local_path) in keep]
