@@ -64,10 +64,13 @@ def beside(theirs: Callable[[], T], mine: Callable[[], None]) -> T | None:
             # Interrupted (Ctrl-C) or failed here: the child's half is not wanted.
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-        _, status = os.waitpid(pid, 0)
-    if not os.WIFEXITED(status) or os.WEXITSTATUS(status) != 0:
-        return None  # (it wrote all it had only when it exited 0)
-    result: T = pickle.loads(data)
+        with contextlib.suppress(ChildProcessError):  # (SIGCHLD ignored: reaped already)
+            os.waitpid(pid, 0)
+    try:
+        # Whole only if the child wrote it all: a pickle cut short lacks its last opcode.
+        result: T = pickle.loads(data)
+    except (pickle.UnpicklingError, EOFError, ValueError):
+        return None
     return result
 
 

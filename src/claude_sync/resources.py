@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import functools
+import itertools
 import json
 import operator
 import os
@@ -488,25 +489,34 @@ class _Walk:
                 del self.skipped[before:]
             return parts
 
-        def walked_there() -> list[tuple[list[tuple[str, tuple[int, ...]]], list[Skipped]]]:
-            # Plain tuples: a NamedTuple is pickled by its class, each one.
-            return [
-                ([(f.local_path, tuple(f.st)) for f in found], skipped)
-                for found, skipped in each(theirs)
-            ]
+        def walked_there() -> tuple[str, list[int], list[int], list[list[Skipped]]]:
+            # Flat: the paths in one string, the stats in one list (a tuple per file took
+            # twice as long to send and take back: 0.06 s at 25,000 files).
+            paths, stats, counts, skipped = [], [], [], []
+            for found, left_out in each(theirs):
+                paths += [f.local_path for f in found]
+                for f in found:
+                    stats.extend(f.st)
+                counts.append(len(found))
+                skipped.append(left_out)
+            return "\0".join(paths), stats, counts, skipped
 
         mine: list[tuple[list[FoundFile], list[Skipped]]] = []
         sent = forked_walk.beside(walked_there, lambda: mine.extend(each(ours)))
         if sent is None:
             there = each(theirs)
         else:
-            root = self.root
+            joined, stats, counts, skipped = sent
+            root, values = self.root, iter(stats)
+            paths = joined.split("\0") if joined else []
+            files = [
+                _tuple(FoundFile, (path, root, _tuple(FileStat, st)))
+                for path, st in zip(paths, zip(*[values] * 5, strict=True), strict=True)
+            ]
+            bounds = itertools.pairwise(itertools.accumulate(counts, initial=0))
             there = [
-                (
-                    [_tuple(FoundFile, (path, root, _tuple(FileStat, st))) for path, st in files],
-                    skipped,
-                )
-                for files, skipped in sent
+                (files[start:end], left_out)
+                for (start, end), left_out in zip(bounds, skipped, strict=True)
             ]
         walked: list[tuple[list[FoundFile], list[Skipped]]] = [([], [])] * len(subdirs)
         walked[::2], walked[1::2] = mine, there
