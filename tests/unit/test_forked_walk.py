@@ -5,6 +5,7 @@ child that fails or a walk interrupted here costs only time."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -84,8 +85,8 @@ def test_a_child_that_fails_leaves_its_half_to_the_walk(
         write(root, f"projects/-p{p}/s.jsonl")
     one = walked(root, False)
 
-    def failing_child(theirs, read_end, write_end):  # type: ignore[no-untyped-def]
-        os._exit(3)
+    def failing_child(*args):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the child's half fails")
 
     monkeypatch.setattr(forked_walk, "_child", failing_child)
     assert walked(root, True) == one
@@ -111,6 +112,64 @@ def test_a_walk_interrupted_here_stops_the_child(monkeypatch: pytest.MonkeyPatch
     assert time.monotonic() - started < 10
     with pytest.raises(ChildProcessError):
         os.waitpid(children[0], os.WNOHANG)  # gone, not even a zombie left
+
+
+def test_a_fork_that_fails_leaves_both_halves_to_the_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No memory, or no process left under a limit: every push and status failed."""
+    root = tmp_path / ".claude"
+    for p in range(4):
+        write(root, f"projects/-p{p}/s.jsonl")
+    one = walked(root, False)
+
+    def no_fork() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    assert walked(root, True) == one
+
+
+def test_a_signal_at_the_fork_is_raised_here_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Ctrl-C landing during the fork (in the interpreter's at-fork hooks) was printed as
+    "Exception ignored" and lost; in the child, it ran the command's error path there."""
+    fork = os.fork
+    children: list[int] = []
+
+    def interrupted_at_once() -> int:
+        pid = fork()
+        if pid:
+            children.append(pid)
+        os.kill(os.getpid(), signal.SIGINT)  # to each side, the moment it is one
+        return pid
+
+    monkeypatch.setattr(os, "fork", interrupted_at_once)
+    with pytest.raises(KeyboardInterrupt):
+        forked_walk.beside(lambda: 1, lambda: None)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(children[0], os.WNOHANG)
+
+
+def test_a_child_that_never_answers_is_given_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child stopped (SIGSTOP) held the command up for as long as it stayed stopped."""
+    monkeypatch.setattr(forked_walk, "MIN_WAIT", 0.3)
+    started = time.monotonic()
+    assert forked_walk.beside(lambda: time.sleep(30), lambda: None) is None
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("cores, others, split", [({0}, 0, False), ({0, 1}, 1, False)])
+def test_one_core_or_a_busy_machine_keeps_the_walk_on_one_process(
+    monkeypatch: pytest.MonkeyPatch, cores: set[int], others: int, split: bool
+) -> None:
+    """On one core, or with the other busy, the split only added the fork's cost."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: cores, raising=False)
+    monkeypatch.setattr(forked_walk, "others_running", lambda: others)
+    assert _AVAILABLE() is split
+
+
+def test_the_tasks_running_are_read_from_the_kernel() -> None:
+    assert 0 <= forked_walk.others_running() < 10_000
 
 
 def test_a_thread_running_here_keeps_the_walk_on_one_process() -> None:
