@@ -1,4 +1,5 @@
-"""`claude-sync watch`: push shortly after Claude Code writes, pull on an interval."""
+"""`claude-sync watch`: push shortly after Claude Code writes; pull, and push what no event
+told of, on an interval."""
 
 from __future__ import annotations
 
@@ -82,6 +83,11 @@ def watch(
         while not stopping:
             if time.monotonic() >= next_pull:
                 pull()
+                # And what no event told of: changes made before the watch began, and those
+                # the kernel dropped (its queue overflows on a burst of writes: watchdog
+                # then rebuilds its watches, and says nothing to us). A walk when nothing
+                # changed.
+                push()
                 next_pull = time.monotonic() + interval
             if changes.take_if_quiet(debounce):
                 push()

@@ -362,6 +362,38 @@ def test_watch_pushes_new_session_and_stops_on_sigterm(machines, repo_dir):
     assert "Stopped." in out
 
 
+def test_watch_pushes_what_no_event_told_it_of(machines, repo_dir):
+    """A session written while the watch was not running (or whose events the kernel
+    dropped: its queue overflows on a burst of writes) waited for the next change."""
+    a, b = machines
+    a.write("CLAUDE.md", "memory\n")
+    a.run("init", str(repo_dir))
+    b.run("init", str(repo_dir))
+    a.write(f"projects/{PROJECT}/before.jsonl", transcript("before", 4))
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "claude_sync", "watch", "--debounce", "60", "--interval", "1"],
+        env=a.environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_line(watcher, "Watching")
+
+        def landed() -> bool:
+            b.run("pull")
+            return (b.claude / f"projects/{PROJECT}/before.jsonl").exists()
+
+        assert wait_for(landed, 40), "the watcher did not push the session written before"
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        try:
+            watcher.communicate(timeout=30)
+        finally:
+            stop(watcher)
+    assert watcher.returncode == 0
+
+
 def test_selective_sync_by_type_and_glob(machines, repo_dir):
     a, b = machines
     a.write("history.jsonl", '{"display": "x", "timestamp": 1}\n')
