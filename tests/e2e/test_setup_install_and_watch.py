@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 from conftest import Machine, transcript
 from processes import stop, wait_for_line
@@ -332,15 +334,7 @@ def test_watch_pushes_new_session_and_stops_on_sigterm(machines, repo_dir):
     a.write("CLAUDE.md", "memory\n")
     a.run("init", str(repo_dir))
     b.run("init", str(repo_dir))
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "claude_sync", "watch", "--debounce", "0.5", "--interval", "1"],
-        env=a.environ(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for_line(watcher, "Watching")  # printed once changes are observed
+    with watching(a, "--debounce", "0.5", "--interval", "1") as ended:
         a.write(f"projects/{PROJECT}/new.jsonl", transcript("new", 4))
 
         def landed() -> bool:
@@ -352,14 +346,33 @@ def test_watch_pushes_new_session_and_stops_on_sigterm(machines, repo_dir):
         b.write("agents/from-b.md", "hello\n")
         b.run("push")
         assert wait_for(lambda: (a.claude / "agents/from-b.md").exists(), 30)
+    code, out, err = ended
+    assert code == 0, err
+    assert "Stopped." in out
+
+
+@contextlib.contextmanager
+def watching(m: Machine, *args: str) -> Iterator[list]:  # type: ignore[type-arg]
+    """`watch` running on m once it observes changes; stopped by SIGTERM on the way out,
+    its exit code, output and errors then in the list given."""
+    ended: list = []  # type: ignore[type-arg]
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "claude_sync", "watch", *args],
+        env=m.environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_line(watcher, "Watching")  # printed once changes are observed
+        yield ended
     finally:
         watcher.send_signal(signal.SIGTERM)
         try:
             out, err = watcher.communicate(timeout=30)
         finally:
             stop(watcher)  # a hung watcher must not outlive the test
-    assert watcher.returncode == 0, err
-    assert "Stopped." in out
+        ended += [watcher.returncode, out, err]
 
 
 def test_watch_pushes_what_no_event_told_it_of(machines, repo_dir):
@@ -370,28 +383,14 @@ def test_watch_pushes_what_no_event_told_it_of(machines, repo_dir):
     a.run("init", str(repo_dir))
     b.run("init", str(repo_dir))
     a.write(f"projects/{PROJECT}/before.jsonl", transcript("before", 4))
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "claude_sync", "watch", "--debounce", "60", "--interval", "1"],
-        env=a.environ(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for_line(watcher, "Watching")
+    with watching(a, "--debounce", "60", "--interval", "1") as ended:
 
         def landed() -> bool:
             b.run("pull")
             return (b.claude / f"projects/{PROJECT}/before.jsonl").exists()
 
         assert wait_for(landed, 40), "the watcher did not push the session written before"
-    finally:
-        watcher.send_signal(signal.SIGTERM)
-        try:
-            watcher.communicate(timeout=30)
-        finally:
-            stop(watcher)
-    assert watcher.returncode == 0
+    assert ended[0] == 0, ended[2]
 
 
 def test_selective_sync_by_type_and_glob(machines, repo_dir):

@@ -77,18 +77,27 @@ def test_a_split_walk_sees_what_one_process_sees(tmp_path: Path, forks: list[int
     assert len(one[0]) > 40 and len(one[1]) >= 4
 
 
-def test_a_child_that_fails_leaves_its_half_to_the_walk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _failing_child(*args):  # type: ignore[no-untyped-def]
+    raise RuntimeError("the child's half fails")
+
+
+def _no_fork() -> int:
+    raise BlockingIOError(11, "Resource temporarily unavailable")
+
+
+@pytest.mark.parametrize(
+    "module, name, failing", [(forked_walk, "_child", _failing_child), (os, "fork", _no_fork)]
+)
+def test_a_child_that_fails_or_never_starts_leaves_its_half_to_the_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module, name, failing
+) -> None:  # type: ignore[no-untyped-def]
+    """A fork that failed (no memory, or no process left under a limit) failed every push
+    and status: the parent's half was never walked either."""
     root = tmp_path / ".claude"
     for p in range(4):
         write(root, f"projects/-p{p}/s.jsonl")
     one = walked(root, False)
-
-    def failing_child(*args):  # type: ignore[no-untyped-def]
-        raise RuntimeError("the child's half fails")
-
-    monkeypatch.setattr(forked_walk, "_child", failing_child)
+    monkeypatch.setattr(module, name, failing)
     assert walked(root, True) == one
 
 
@@ -112,22 +121,6 @@ def test_a_walk_interrupted_here_stops_the_child(monkeypatch: pytest.MonkeyPatch
     assert time.monotonic() - started < 10
     with pytest.raises(ChildProcessError):
         os.waitpid(children[0], os.WNOHANG)  # gone, not even a zombie left
-
-
-def test_a_fork_that_fails_leaves_both_halves_to_the_walk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No memory, or no process left under a limit: every push and status failed."""
-    root = tmp_path / ".claude"
-    for p in range(4):
-        write(root, f"projects/-p{p}/s.jsonl")
-    one = walked(root, False)
-
-    def no_fork() -> int:
-        raise BlockingIOError(11, "Resource temporarily unavailable")
-
-    monkeypatch.setattr(os, "fork", no_fork)
-    assert walked(root, True) == one
 
 
 def test_a_signal_at_the_fork_is_raised_here_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
