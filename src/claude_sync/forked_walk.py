@@ -61,17 +61,18 @@ def beside(theirs: Callable[[], T], mine: Callable[[], None]) -> T | None:
     """Runs theirs in a forked child while mine runs here; theirs' result (picklable), or
     None when the child failed or could not start (the caller then does that part itself;
     mine has run either way)."""
-    read_end, write_end = os.pipe()
     # No signal between the fork and each side's own handling of it: one landing in the
     # interpreter's at-fork hooks was printed as "Exception ignored" and lost (the command
     # went on), and in the child before its `try` it ran the parent's error path there.
     was = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    pipe: tuple[int, int] | None = None
     try:
+        read_end, write_end = pipe = os.pipe()
         pid = os.fork()
-    except OSError:  # (no memory, or no process left under a limit)
+    except OSError:  # (no memory, no descriptor, or no process left under a limit)
         signal.pthread_sigmask(signal.SIG_SETMASK, was)
-        os.close(read_end)
-        os.close(write_end)
+        for end in pipe or ():
+            os.close(end)
         mine()
         return None
     if pid == 0:  # the child: never returns to the command, whatever happens

@@ -459,12 +459,12 @@ class _Walk:
         # (_folder_type): its subfolders, whose names passed _ODD_NAME, inherit that.
         claimed = _folder_type(top) is not None
         found: list[FoundFile] = []
-        if self.split and top == _SPLIT_FOLDER and forked_walk.available():
-            subdirs = self._dir(top, boundary, claimed, found)
+        subdirs = self._dir(top, boundary, claimed, found)
+        if self.split and top == _SPLIT_FOLDER and len(subdirs) > 1 and forked_walk.available():
             for part in self._halves(subdirs, boundary, claimed):
                 found += part
-            return found
-        self._below([top], boundary, claimed, found)
+        else:
+            self._below(subdirs, boundary, claimed, found)
         return found
 
     def _below(self, tops: list[str], boundary: str, claimed: bool, found: list[FoundFile]) -> None:

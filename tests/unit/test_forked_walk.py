@@ -77,6 +77,14 @@ def test_a_split_walk_sees_what_one_process_sees(tmp_path: Path, forks: list[int
     assert len(one[0]) > 40 and len(one[1]) >= 4
 
 
+def test_one_project_folder_is_walked_without_a_fork(tmp_path: Path, forks: list[int]) -> None:
+    root = tmp_path / ".claude"
+    write(root, "projects/-p0/s.jsonl")
+    write(root, "projects/-p0/s/subagents/a.jsonl")
+    assert walked(root, True) == walked(root, False)
+    assert not forks
+
+
 def _failing_child(*args):  # type: ignore[no-untyped-def]
     raise RuntimeError("the child's half fails")
 
