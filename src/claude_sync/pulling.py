@@ -152,10 +152,9 @@ class Puller:
         window = engine.sessions.window
         if engine.window_setting is not None or window is None or incoming is None:
             return
-        if here is not None and sha(here) == incoming.sha256:
-            return
-        if engine.state.bases((settings_trust.PATH,)).sha(settings_trust.PATH) == incoming.sha256:
-            return  # changed here only: this machine's window is already its value
+        base = engine.state.base_shas((settings_trust.PATH,)).get(settings_trust.PATH)
+        if incoming.sha256 in (base, here and sha(here)):
+            return  # not changed elsewhere: this machine's window is already its value
         try:
             with engine.downloads.reading_by_range():
                 data = engine.downloads.file_bytes(incoming, result)
