@@ -7,8 +7,10 @@ not share that (each step takes the interpreter's lock back: a walk on two threa
 slower); a second process does (two halves in 0.15-0.16 s). A forked copy starts at once,
 knows the walk's settings, and sends back only what it found.
 
-Only where a fork is safe: on Linux, from a process with no other thread (a lock another
-thread holds at the fork stays held in the child forever; Python 3.12 warns of it). The
+Only where a fork is safe: on Linux, from a process with no other thread, the interpreter's
+or a library's (a lock another thread holds at the fork stays held in the child forever;
+Python 3.12 warns of it; and a signal to the process could land in that thread, not the one
+that holds signals across the fork). The
 child only lists folders and reads inodes, then leaves with `os._exit` (no `atexit`, no
 buffers flushed, the state's database untouched). Being only a help, its failure costs
 nothing but time: the parent walks that half itself.
@@ -41,10 +43,19 @@ _SIGNALS = {signal.SIGINT, signal.SIGTERM}
 def available() -> bool:
     """Whether a walk may fork here and now: a second core free for the child (on one, or
     on a busy machine, the split only adds the fork's cost: 0.06-0.1 s at 50,000 files)."""
-    if sys.platform != "linux" or threading.active_count() != 1:
+    if sys.platform != "linux" or _threads() != 1:
         return False
     cores = len(os.sched_getaffinity(0))
     return cores >= 2 and others_running() < cores - 1
+
+
+def _threads() -> int:
+    """This process's threads, the interpreter's and any a library started: with one, a
+    signal sent to the process can only reach the thread that holds it across the fork."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return threading.active_count()
 
 
 def others_running() -> int:

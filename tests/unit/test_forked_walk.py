@@ -141,7 +141,9 @@ def test_a_signal_at_the_fork_is_raised_here_not_lost(monkeypatch: pytest.Monkey
         pid = fork()
         if pid:
             children.append(pid)
-        os.kill(os.getpid(), signal.SIGINT)  # to each side, the moment it is one
+        # To each side, the moment it is one (to this thread: the test run has others, a
+        # command that forks has none, see forked_walk.available).
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
         return pid
 
     monkeypatch.setattr(os, "fork", interrupted_at_once)
