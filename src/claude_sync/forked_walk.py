@@ -19,6 +19,7 @@ nothing but time: the parent walks that half itself.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import pickle
 import select
@@ -38,6 +39,7 @@ WORTH_FILES = 5000
 #: what its own took, and at least MIN_WAIT seconds
 WAIT_FACTOR, MIN_WAIT = 4, 10.0
 _SIGNALS = {signal.SIGINT, signal.SIGTERM}
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def available() -> bool:
@@ -76,6 +78,7 @@ def beside(theirs: Callable[[], T], mine: Callable[[], None]) -> T | None:
     # interpreter's at-fork hooks was printed as "Exception ignored" and lost (the command
     # went on), and in the child before its `try` it ran the parent's error path there.
     was = signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+    parent = os.getpid()
     pipe: tuple[int, int] | None = None
     try:
         read_end, write_end = pipe = os.pipe()
@@ -88,7 +91,7 @@ def beside(theirs: Callable[[], T], mine: Callable[[], None]) -> T | None:
         return None
     if pid == 0:  # the child: never returns to the command, whatever happens
         try:
-            _child(theirs, read_end, write_end, was)
+            _child(theirs, read_end, write_end, was, parent)
         finally:
             os._exit(1)
     os.close(write_end)
@@ -116,6 +119,15 @@ def beside(theirs: Callable[[], T], mine: Callable[[], None]) -> T | None:
     return result
 
 
+def _die_with(parent: int) -> None:
+    """The kernel kills this child when the command ends, however it ends: a command
+    killed (SIGKILL) while its process group was stopped left the child stopped, holding
+    the caller's output open, for as long as nobody resumed it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0 or os.getppid() != parent:
+        os._exit(1)  # (the command already gone before it was asked: its half is not wanted)
+
+
 def _answer(read_end: int, wait: float) -> bytes | None:
     """All the child writes, until it closes its end; None when it is not done within wait
     seconds of now (a child stopped, or on a disk far slower for it than here)."""
@@ -131,10 +143,13 @@ def _answer(read_end: int, wait: float) -> bytes | None:
     return None
 
 
-def _child(theirs: Callable[[], T], read_end: int, write_end: int, mask: set[int]) -> None:
+def _child(
+    theirs: Callable[[], T], read_end: int, write_end: int, mask: set[int], parent: int
+) -> None:
     code = 1  # whatever went wrong (it is never raised: the parent walks this half)
     try:
         os.close(read_end)
+        _die_with(parent)
         # A Ctrl-C reaches the whole process group: the parent decides for both. A SIGTERM
         # ends the child as it is (not the command's handler, which would raise here).
         signal.signal(signal.SIGINT, signal.SIG_IGN)

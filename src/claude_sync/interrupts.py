@@ -1,4 +1,10 @@
-"""Whether an exception is a Ctrl-C in disguise."""
+"""Whether an exception is a Ctrl-C in disguise, and a Ctrl-C that Python would lose."""
+
+import _signal  # (what `signal` wraps: this module is loaded before `enum` is)
+import sys
+
+#: how long after a Ctrl-C Python could not raise it is raised again (seconds)
+AGAIN_AFTER = 0.001
 
 
 def is_interrupt(exc: BaseException | None) -> bool:
@@ -12,3 +18,40 @@ def is_interrupt(exc: BaseException | None) -> bool:
         seen.add(id(exc))
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+def forget_uncaught() -> None:
+    """Python (3.11 to 3.13 at least) marks a KeyboardInterrupt that came out of an `exec`
+    of source text as never caught, even once it is, and a `python -m` program then ends
+    by SIGINT at exit: status 130 after the "error: interrupted" of exit 1. Dataclasses
+    define their methods so, and a Ctrl-C landed there in one start-up in seven. An `exec`
+    that succeeds clears the mark."""
+    exec("")
+
+
+def raise_unraisable_again() -> None:
+    """A Ctrl-C (or the SIGTERM a command takes for one) that lands where Python cannot
+    raise it, a callback of the import machinery or a finalizer, was printed as "Exception
+    ignored" and lost: the command ran on to exit 0. It is raised again a moment later
+    (by a timer's signal: raised at once, it landed in this hook, which cannot raise it
+    either); anything else goes to the hook that was there."""
+    previous = sys.unraisablehook
+
+    def hook(unraisable: "sys.UnraisableHookArgs") -> None:
+        exc_type = unraisable.exc_type
+        if (
+            exc_type is not None
+            and issubclass(exc_type, KeyboardInterrupt)
+            and hasattr(_signal, "setitimer")  # (not on Windows)
+        ):
+            _signal.signal(_signal.SIGALRM, _interrupt)
+            _signal.setitimer(_signal.ITIMER_REAL, AGAIN_AFTER)
+        else:
+            previous(unraisable)
+
+    sys.unraisablehook = hook
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    _signal.signal(_signal.SIGALRM, _signal.SIG_DFL)
+    raise KeyboardInterrupt

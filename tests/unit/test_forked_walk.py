@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -159,6 +161,40 @@ def test_a_child_that_never_answers_is_given_up(monkeypatch: pytest.MonkeyPatch)
     started = time.monotonic()
     assert forked_walk.beside(lambda: time.sleep(30), lambda: None) is None
     assert time.monotonic() - started < 5
+
+
+_KILLED_WHILE_CHILD_STOPPED = """
+import os, signal, sys, time
+from claude_sync import forked_walk
+
+def theirs():
+    with open(sys.argv[1] + ".tmp", "w") as fh:
+        fh.write(str(os.getpid()))
+    os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+    os.kill(os.getpid(), signal.SIGSTOP)
+
+def mine():
+    while not os.path.exists(sys.argv[1]):
+        time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+forked_walk.beside(theirs, mine)
+"""
+
+
+def test_a_command_killed_takes_its_stopped_child_with_it(tmp_path: Path) -> None:
+    """A command killed (SIGKILL) while its process group was stopped left the child
+    stopped, holding the caller's output open until someone resumed it."""
+    told = tmp_path / "child"
+    command = subprocess.run(
+        [sys.executable, "-c", _KILLED_WHILE_CHILD_STOPPED, str(told)], timeout=60
+    )
+    assert command.returncode == -signal.SIGKILL
+    stat = Path(f"/proc/{told.read_text()}/stat")
+    deadline = time.monotonic() + 10
+    while stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child outlived the command"
+        time.sleep(0.02)
 
 
 @pytest.mark.parametrize("cores, others, split", [({0}, 0, False), ({0, 1}, 1, False)])

@@ -1,6 +1,9 @@
 """A Ctrl-C is reported as one, whatever Python wrapped it in."""
 
+import signal
+import subprocess
 import sys
+import threading
 import types
 
 import pytest
@@ -64,3 +67,71 @@ def test_ctrl_c_while_a_command_loads_a_class_is_one_line(cli_inprocess, monkeyp
     monkeypatch.setattr(sync, "open_workspace", loading)
     outcome = cli_inprocess("status")
     assert (outcome.exit_code, outcome.stderr) == (1, "error: interrupted\n")
+
+
+class _InterruptedWhileLoading(types.ModuleType):
+    """The program loading, a Ctrl-C arriving meanwhile."""
+
+    loaded = False
+
+    def __getattr__(self, name: str) -> object:
+        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+        for _ in range(100_000):  # steps where a Ctrl-C not held would be raised
+            pass
+        type(self).loaded = True
+        return lambda: None
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="no signal masks here")
+def test_ctrl_c_while_the_program_loads_waits_until_it_has(monkeypatch, capsys):
+    """One landing in the import machinery's callbacks was lost (the command ran on)."""
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    monkeypatch.setitem(sys.modules, "claude_sync.cli", _InterruptedWhileLoading("cli"))
+    with pytest.raises(SystemExit) as stop:
+        entry.run()
+    assert _InterruptedWhileLoading.loaded
+    assert stop.value.code == 1
+    assert capsys.readouterr().err == "error: interrupted\n"
+
+
+_LOST_IN_A_FINALIZER = """
+from claude_sync import interrupts
+interrupts.raise_unraisable_again()
+
+class Finalized:
+    def __del__(self):
+        raise KeyboardInterrupt  # where Python can only print it
+
+try:
+    Finalized()
+    for _ in range(1_000_000):
+        pass
+    print("ran on")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_ctrl_c_where_python_cannot_raise_it_is_raised_at_the_next_step():
+    ran = subprocess.run(
+        [sys.executable, "-c", _LOST_IN_A_FINALIZER], capture_output=True, text=True, timeout=60
+    )
+    assert (ran.stdout, ran.stderr) == ("interrupted\n", "")
+
+
+_CAUGHT_AFTER_AN_EXEC = """
+from claude_sync import interrupts
+try:
+    exec("raise KeyboardInterrupt")  # as in a dataclass being defined
+except KeyboardInterrupt:
+    pass
+interrupts.forget_uncaught()
+raise SystemExit(1)
+"""
+
+
+def test_ctrl_c_caught_after_an_exec_exits_with_the_code_given(tmp_path):
+    """`python -m` ended by SIGINT (130) after printing the exit-1 error."""
+    (tmp_path / "caught.py").write_text(_CAUGHT_AFTER_AN_EXEC)
+    ran = subprocess.run([sys.executable, "-m", "caught"], cwd=tmp_path, timeout=60)
+    assert ran.returncode == 1

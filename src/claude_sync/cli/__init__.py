@@ -28,7 +28,7 @@ from claude_sync.errors import (
     SyncError,
     no_space,
 )
-from claude_sync.interrupts import is_interrupt
+from claude_sync.interrupts import forget_uncaught, is_interrupt
 from claude_sync.resources import TYPES
 from claude_sync.terminal import redact
 
@@ -102,6 +102,8 @@ class App(click.Group):
         command runs."""
         try:
             return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:  # (Click would print a bare `Aborted!`)
+            _fail("interrupted", EXIT_FAILED)
         except BrokenPipeError as exc:
             _closed_pipe(exc)
         except OSError as exc:  # `claude-sync --help > /dev/full`
@@ -185,6 +187,7 @@ def _fail(message: str, code: int) -> NoReturn:
     except (OSError, OutputUnwritable):
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    forget_uncaught()
     sys.exit(code)
 
 
