@@ -135,3 +135,15 @@ def test_ctrl_c_caught_after_an_exec_exits_with_the_code_given(tmp_path):
     (tmp_path / "caught.py").write_text(_CAUGHT_AFTER_AN_EXEC)
     ran = subprocess.run([sys.executable, "-m", "caught"], cwd=tmp_path, timeout=60)
     assert ran.returncode == 1
+
+
+def test_ctrl_c_while_the_arguments_are_read_is_one_line(cli_inprocess, monkeypatch):
+    """Click's own answer was a bare `Aborted!`."""
+    from claude_sync.cli import App
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(App, "parse_args", interrupted)
+    outcome = cli_inprocess("status")
+    assert (outcome.exit_code, outcome.stderr) == (1, "error: interrupted\n")
