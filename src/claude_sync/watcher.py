@@ -3,6 +3,7 @@ told of, on an interval."""
 
 from __future__ import annotations
 
+import errno
 import signal
 import threading
 import time
@@ -12,9 +13,13 @@ from types import FrameType
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
 
 from claude_sync import resources
 from claude_sync.pathmap import PathMapper
+
+#: where the kernel gives no more file watches: a push this often at least (seconds)
+WALK_EVERY = 60.0
 
 
 class _Changes(FileSystemEventHandler):
@@ -57,6 +62,7 @@ def watch(
     debounce: float,
     interval: float,
     ready: Callable[[], None],
+    warn: Callable[[str], None],
 ) -> None:
     """Run until Ctrl-C or SIGTERM; push and pull report their own errors and never stop us.
     ready() is called once changes are observed and both signals stop us cleanly: a banner
@@ -74,13 +80,14 @@ def watch(
     previous_int = signal.signal(signal.SIGINT, on_signal)
     root.mkdir(parents=True, exist_ok=True)
     changes = _Changes(root, mapper)
-    observer = Observer()
-    observer.schedule(changes, str(root), recursive=True)
-    observer.start()
-    next_pull = time.monotonic()
+    observer = _observing(root, changes, warn)
+    next_pull = next_walk = time.monotonic()
     try:
         ready()
         while not stopping:
+            if observer is None and time.monotonic() >= next_walk:
+                push()
+                next_walk = time.monotonic() + WALK_EVERY
             if time.monotonic() >= next_pull:
                 pull()
                 # And what no event told of: changes made before the watch began, and those
@@ -95,7 +102,27 @@ def watch(
     except KeyboardInterrupt:
         pass  # a second Ctrl-C
     finally:
-        observer.stop()
-        observer.join(timeout=5)
+        if observer is not None:
+            observer.stop()
+            observer.join(timeout=5)
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
+
+
+def _observing(root: Path, changes: _Changes, warn: Callable[[str], None]) -> BaseObserver | None:
+    """The observer of changes under root, started; None when the kernel gives no more
+    file watches (one per folder: a big projects folder meets a low limit)."""
+    observer = Observer()
+    observer.schedule(changes, str(root), recursive=True)
+    try:
+        observer.start()
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EMFILE):
+            raise
+        warn(
+            f"cannot watch {root} for changes ({exc.strerror}; on Linux, "
+            "`sudo sysctl fs.inotify.max_user_watches=524288` raises the limit): "
+            f"pushing every {WALK_EVERY:g} s instead"
+        )
+        return None
+    return observer

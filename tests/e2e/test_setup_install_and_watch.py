@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 
+import pytest
 from conftest import Machine, transcript
 from processes import stop, wait_for_line
 
@@ -352,12 +353,12 @@ def test_watch_pushes_new_session_and_stops_on_sigterm(machines, repo_dir):
 
 
 @contextlib.contextmanager
-def watching(m: Machine, *args: str) -> Iterator[list]:  # type: ignore[type-arg]
+def watching(m: Machine, *args: str, prefix: tuple[str, ...] = ()) -> Iterator[list]:  # type: ignore[type-arg]
     """`watch` running on m once it observes changes; stopped by SIGTERM on the way out,
     its exit code, output and errors then in the list given."""
     ended: list = []  # type: ignore[type-arg]
     watcher = subprocess.Popen(
-        [sys.executable, "-m", "claude_sync", "watch", *args],
+        [*prefix, sys.executable, "-m", "claude_sync", "watch", *args],
         env=m.environ(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -416,3 +417,38 @@ def test_selective_sync_by_type_and_glob(machines, repo_dir):
     a.run("types", "--clear-globs")
     assert a.json("push")["pushed"] == [f"projects/{PROJECT}/s/tool-results/big.txt"]
     assert b.run("types", "--enable", "nonsense", check=False).returncode == 2
+
+
+#: watch in a user namespace of its own whose limit of file watches is lower than the
+#: Claude folder's count of folders (the limit a user meets on a big projects folder)
+_FEW_WATCHES = (
+    "unshare", "-U", "-r", "sh", "-c",
+    'echo 5 > /proc/sys/user/max_inotify_watches && exec "$@"', "watch-limited",
+)  # fmt: skip
+
+
+def _limits_watches() -> bool:
+    probe = subprocess.run([*_FEW_WATCHES, "true"], capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+def test_watch_where_the_kernel_gives_no_more_watches_pushes_on_a_timer(machines, repo_dir):
+    """It failed with "unexpected OSError: inotify watch limit reached"."""
+    if not _limits_watches():
+        pytest.skip("no user namespace to lower the watch limit in")
+    a, b = machines
+    for n in range(8):
+        a.write(f"projects/{PROJECT}-{n}/s.jsonl", transcript(f"s{n}", 2))
+    a.run("init", str(repo_dir))
+    b.run("init", str(repo_dir))
+    with watching(a, "--interval", "1", prefix=_FEW_WATCHES) as ended:
+        a.write(f"projects/{PROJECT}-3/new.jsonl", transcript("new", 3))
+
+        def landed() -> bool:
+            b.run("pull")
+            return (b.claude / f"projects/{PROJECT}-3/new.jsonl").exists()
+
+        assert wait_for(landed, 40), "the watcher did not push the new session"
+    code, _, errors = ended
+    assert code == 0, errors
+    assert "warning: cannot watch" in errors and "max_user_watches" in errors

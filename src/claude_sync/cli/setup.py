@@ -405,7 +405,12 @@ def watch(where: Locations, debounce: float, interval: float) -> None:
 
     from claude_sync import watcher
 
-    watcher.watch(where.claude_dir, mapper, run("push"), run("pull"), debounce, interval, ready)
+    def warn(message: str) -> None:
+        err.print(f"warning: {message}", markup=False)
+
+    watcher.watch(
+        where.claude_dir, mapper, run("push"), run("pull"), debounce, interval, ready, warn
+    )
     out.print("Stopped.")
 
 
