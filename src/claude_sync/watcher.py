@@ -4,6 +4,8 @@ told of, on an interval."""
 from __future__ import annotations
 
 import errno
+import logging
+import os
 import signal
 import threading
 import time
@@ -20,6 +22,10 @@ from claude_sync.pathmap import PathMapper
 
 #: where the kernel gives no more file watches: a push this often at least (seconds)
 WALK_EVERY = 60.0
+#: where watchdog says which folders made since the start it could not watch (and watches
+#: the others)
+_REFUSALS = logging.getLogger("watchdog.observers.inotify")
+_RAISE_IT = "on Linux, `sudo sysctl fs.inotify.max_user_watches=524288` raises the limit"
 
 
 class _Changes(FileSystemEventHandler):
@@ -80,12 +86,21 @@ def watch(
     previous_int = signal.signal(signal.SIGINT, on_signal)
     root.mkdir(parents=True, exist_ok=True)
     changes = _Changes(root, mapper)
+    refused = _Refused()
+    _REFUSALS.addHandler(refused)
+    _REFUSALS.propagate = False  # (a line per folder, in watchdog's words)
     observer = _observing(root, changes, warn)
     next_pull = next_walk = time.monotonic()
     try:
         ready()
         while not stopping:
-            if observer is None and time.monotonic() >= next_walk:
+            if refused.folder and not refused.told:
+                refused.told = True
+                warn(
+                    f"cannot watch {refused.folder} and other folders made since ({refused.why}; "
+                    f"{_RAISE_IT}): pushing every {WALK_EVERY:g} s as well"
+                )
+            if (observer is None or refused.told) and time.monotonic() >= next_walk:
                 push()
                 next_walk = time.monotonic() + WALK_EVERY
             if time.monotonic() >= next_pull:
@@ -105,6 +120,8 @@ def watch(
         if observer is not None:
             observer.stop()
             observer.join(timeout=5)
+        _REFUSALS.removeHandler(refused)
+        _REFUSALS.propagate = True
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
 
@@ -120,9 +137,28 @@ def _observing(root: Path, changes: _Changes, warn: Callable[[str], None]) -> Ba
         if exc.errno not in (errno.ENOSPC, errno.EMFILE):
             raise
         warn(
-            f"cannot watch {root} for changes ({exc.strerror}; on Linux, "
-            "`sudo sysctl fs.inotify.max_user_watches=524288` raises the limit): "
+            f"cannot watch {root} for changes ({exc.strerror}; {_RAISE_IT}): "
             f"pushing every {WALK_EVERY:g} s instead"
         )
         return None
     return observer
+
+
+class _Refused(logging.Handler):
+    """The first folder watchdog could not watch (the kernel gave no more watches), as
+    watchdog logs it from its thread."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.folder = ""
+        self.why = ""
+        self.told = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # watchdog's `logger.warning("Unable to watch %r: %s", path, error)`
+        args = record.args if isinstance(record.args, tuple) else ()
+        if self.folder or not str(record.msg).startswith("Unable to watch") or len(args) < 2:
+            return
+        path, error = args[:2]
+        self.why = getattr(error, "strerror", None) or str(error)
+        self.folder = os.fsdecode(path) if isinstance(path, bytes | str) else str(path)

@@ -421,14 +421,15 @@ def test_selective_sync_by_type_and_glob(machines, repo_dir):
 
 #: watch in a user namespace of its own whose limit of file watches is lower than the
 #: Claude folder's count of folders (the limit a user meets on a big projects folder)
-_FEW_WATCHES = (
-    "unshare", "-U", "-r", "sh", "-c",
-    'echo 5 > /proc/sys/user/max_inotify_watches && exec "$@"', "watch-limited",
-)  # fmt: skip
+def _few_watches(limit: int) -> tuple[str, ...]:
+    return (
+        "unshare", "-U", "-r", "sh", "-c",
+        f'echo {limit} > /proc/sys/user/max_inotify_watches && exec "$@"', "watch-limited",
+    )  # fmt: skip
 
 
 def _limits_watches() -> bool:
-    probe = subprocess.run([*_FEW_WATCHES, "true"], capture_output=True, timeout=30)
+    probe = subprocess.run([*_few_watches(5), "true"], capture_output=True, timeout=30)
     return probe.returncode == 0
 
 
@@ -441,7 +442,7 @@ def test_watch_where_the_kernel_gives_no_more_watches_pushes_on_a_timer(machines
         a.write(f"projects/{PROJECT}-{n}/s.jsonl", transcript(f"s{n}", 2))
     a.run("init", str(repo_dir))
     b.run("init", str(repo_dir))
-    with watching(a, "--interval", "1", prefix=_FEW_WATCHES) as ended:
+    with watching(a, "--interval", "1", prefix=_few_watches(5)) as ended:
         a.write(f"projects/{PROJECT}-3/new.jsonl", transcript("new", 3))
 
         def landed() -> bool:
@@ -452,3 +453,28 @@ def test_watch_where_the_kernel_gives_no_more_watches_pushes_on_a_timer(machines
     code, _, errors = ended
     assert code == 0, errors
     assert "warning: cannot watch" in errors and "max_user_watches" in errors
+
+
+def test_watch_says_once_when_the_kernel_refuses_watches_on_new_folders(machines, repo_dir):
+    """watchdog printed a line of its own per folder ("Unable to watch b'…': [Errno 28]
+    …"), and what changed in those folders waited for the next pull's push."""
+    if not _limits_watches():
+        pytest.skip("no user namespace to lower the watch limit in")
+    a, b = machines
+    a.write(f"projects/{PROJECT}/s.jsonl", transcript("s", 2))
+    a.run("init", str(repo_dir))
+    b.run("init", str(repo_dir))
+    folders = sum(1 for p in a.claude.rglob("*") if p.is_dir()) + 1
+    with watching(a, "--debounce", "0.5", prefix=_few_watches(folders + 1)) as ended:
+        for n in range(4):
+            a.write(f"projects/{PROJECT}-{n}/new.jsonl", transcript(f"new{n}", 3))
+
+        def landed() -> bool:
+            b.run("pull")
+            return all((b.claude / f"projects/{PROJECT}-{n}/new.jsonl").exists() for n in range(4))
+
+        assert wait_for(landed, 40), "the watcher did not push the new sessions"
+    code, _, errors = ended
+    assert code == 0, errors
+    assert errors.count("warning: cannot watch") == 1, errors
+    assert "Unable to watch" not in errors
