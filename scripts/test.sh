@@ -35,4 +35,4 @@ command -v npm >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq
 unset PYTHONDONTWRITEBYTECODE
 # Property tests draw the same examples on every run here (tests/conftest.py).
 export HYPOTHESIS_PROFILE="${HYPOTHESIS_PROFILE:-ci}"
-exec .venv/bin/python -m pytest -n 2 --cov --cov-report=term --cov-fail-under=90 "$@"
+exec .venv/bin/python -m pytest -n 2 --durations=15 --cov --cov-report=term --cov-fail-under=90 "$@"
