@@ -3,20 +3,33 @@
 import _signal  # what `signal` wraps, without its `enum` to load first
 import sys
 
-from claude_sync.interrupts import forget_uncaught, is_interrupt, raise_unraisable_again
+from claude_sync.interrupts import (
+    forget_uncaught,
+    interrupt,
+    is_interrupt,
+    raise_unraisable_again,
+)
+
+_STOPS = {_signal.SIGINT, _signal.SIGTERM}
 
 
-def run() -> None:
-    """The command line, with a Ctrl-C during its start-up (loading the program takes a
-    fifth of a second) reported as any other: one line and exit 1, no traceback."""
+def run(upgrade: bool = False) -> None:
+    """The command line (with `upgrade`, as `python -m`: after _upgrade_what_started_us),
+    a Ctrl-C or SIGTERM during its start-up (loading the program takes a fifth of a
+    second) reported as any other: one line and exit 1, no traceback."""
     raise_unraisable_again()
-    # A Ctrl-C is held while the program loads and raised once it has: one landing in the
-    # import machinery's own callbacks was printed as "Exception ignored" and lost, the
+    # Both are held while the program loads and raised once it has: a Ctrl-C landing in
+    # the import machinery's own callbacks was printed as "Exception ignored" and lost, the
     # command running on to exit 0. (No signal mask on Windows.)
     mask = getattr(_signal, "pthread_sigmask", None)
-    held = mask(_signal.SIG_BLOCK, {_signal.SIGINT}) if mask else None
+    held = mask(_signal.SIG_BLOCK, _STOPS) if mask else None
     try:
         try:
+            # A `kill` (a logout, a service manager) stops a command as Ctrl-C does, from
+            # its start: what it wrote is whole, and the next run goes on from there.
+            _signal.signal(_signal.SIGTERM, interrupt)
+            if upgrade:
+                _upgrade_what_started_us()
             from claude_sync.cli import main
         finally:
             if mask:
@@ -47,5 +60,4 @@ def _upgrade_what_started_us() -> None:
 
 
 if __name__ == "__main__":
-    _upgrade_what_started_us()
-    run()
+    run(upgrade=True)

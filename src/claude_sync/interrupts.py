@@ -1,6 +1,7 @@
 """Whether an exception is a Ctrl-C in disguise, and a Ctrl-C that Python would lose."""
 
 import _signal  # (what `signal` wraps: this module is loaded before `enum` is)
+import atexit
 import sys
 
 #: how long after a Ctrl-C Python could not raise it is raised again (seconds)
@@ -34,7 +35,9 @@ def raise_unraisable_again() -> None:
     raise it, a callback of the import machinery or a finalizer, was printed as "Exception
     ignored" and lost: the command ran on to exit 0. It is raised again a moment later
     (by a timer's signal: raised at once, it landed in this hook, which cannot raise it
-    either); anything else goes to the hook that was there."""
+    either); anything else goes to the hook that was there. Not once the program is
+    exiting (its work done): Python no longer runs the timer's handler then, and the timer
+    would end the process by SIGALRM."""
     previous = sys.unraisablehook
 
     def hook(unraisable: "sys.UnraisableHookArgs") -> None:
@@ -43,15 +46,28 @@ def raise_unraisable_again() -> None:
             exc_type is not None
             and issubclass(exc_type, KeyboardInterrupt)
             and hasattr(_signal, "setitimer")  # (not on Windows)
+            and not sys.is_finalizing()
         ):
-            _signal.signal(_signal.SIGALRM, _interrupt)
+            try:
+                _signal.signal(_signal.SIGALRM, _interrupt_again)
+            except ValueError:  # not the main thread, which a Ctrl-C is raised in
+                previous(unraisable)
+                return
             _signal.setitimer(_signal.ITIMER_REAL, AGAIN_AFTER)
         else:
             previous(unraisable)
 
     sys.unraisablehook = hook
+    if hasattr(_signal, "setitimer"):
+        # Registered first, so run last: after any exit callback a Ctrl-C could land in.
+        atexit.register(_signal.setitimer, _signal.ITIMER_REAL, 0)
 
 
-def _interrupt(signum: int, frame: object) -> None:
+def interrupt(signum: int, frame: object) -> None:
+    """A handler that stops the command as Ctrl-C does (for SIGTERM)."""
+    raise KeyboardInterrupt
+
+
+def _interrupt_again(signum: int, frame: object) -> None:
     _signal.signal(_signal.SIGALRM, _signal.SIG_DFL)
     raise KeyboardInterrupt

@@ -3,6 +3,7 @@ told of, on an interval."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -25,7 +26,12 @@ WALK_EVERY = 60.0
 #: where watchdog says which folders made since the start it could not watch (and watches
 #: the others)
 _REFUSALS = logging.getLogger("watchdog.observers.inotify")
-_RAISE_IT = "on Linux, `sudo sysctl fs.inotify.max_user_watches=524288` raises the limit"
+#: the kernel's limits on watches and on watching processes, by the error of each
+_LIMITS = {errno.ENOSPC: "max_user_watches=524288", errno.EMFILE: "max_user_instances=1024"}
+
+
+def _raise_it(error: int) -> str:
+    return f"on Linux, `sudo sysctl fs.inotify.{_LIMITS[error]}` raises the limit"
 
 
 class _Changes(FileSystemEventHandler):
@@ -88,9 +94,9 @@ def watch(
     changes = _Changes(root, mapper)
     refused = _Refused()
     _REFUSALS.addHandler(refused)
-    _REFUSALS.propagate = False  # (a line per folder, in watchdog's words)
     observer = _observing(root, changes, warn)
-    next_pull = next_walk = time.monotonic()
+    next_pull = time.monotonic()
+    next_walk = next_pull + WALK_EVERY
     try:
         ready()
         while not stopping:
@@ -98,11 +104,9 @@ def watch(
                 refused.told = True
                 warn(
                     f"cannot watch {refused.folder} and other folders made since ({refused.why}; "
-                    f"{_RAISE_IT}): pushing every {WALK_EVERY:g} s as well"
+                    f"{_raise_it(errno.ENOSPC)}): pushing every {WALK_EVERY:g} s as well"
                 )
-            if (observer is None or refused.told) and time.monotonic() >= next_walk:
-                push()
-                next_walk = time.monotonic() + WALK_EVERY
+                next_walk = time.monotonic()
             if time.monotonic() >= next_pull:
                 pull()
                 # And what no event told of: changes made before the watch began, and those
@@ -111,6 +115,10 @@ def watch(
                 # changed.
                 push()
                 next_pull = time.monotonic() + interval
+                next_walk = time.monotonic() + WALK_EVERY
+            elif (observer is None or refused.told) and time.monotonic() >= next_walk:
+                push()
+                next_walk = time.monotonic() + WALK_EVERY
             if changes.take_if_quiet(debounce):
                 push()
             time.sleep(0.2)
@@ -121,7 +129,6 @@ def watch(
             observer.stop()
             observer.join(timeout=5)
         _REFUSALS.removeHandler(refused)
-        _REFUSALS.propagate = True
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
 
@@ -130,14 +137,17 @@ def _observing(root: Path, changes: _Changes, warn: Callable[[str], None]) -> Ba
     """The observer of changes under root, started; None when the kernel gives no more
     file watches (one per folder: a big projects folder meets a low limit)."""
     observer = Observer()
-    observer.schedule(changes, str(root), recursive=True)
     try:
+        # (schedule takes the kernel's watching instance, start the watches)
+        observer.schedule(changes, str(root), recursive=True)
         observer.start()
     except OSError as exc:
-        if exc.errno not in (errno.ENOSPC, errno.EMFILE):
+        if exc.errno not in _LIMITS:
             raise
+        with contextlib.suppress(Exception):
+            observer.stop()  # the instance given back: it counts against the limit too
         warn(
-            f"cannot watch {root} for changes ({exc.strerror}; {_RAISE_IT}): "
+            f"cannot watch {root} for changes ({exc.strerror}; {_raise_it(exc.errno)}): "
             f"pushing every {WALK_EVERY:g} s instead"
         )
         return None
@@ -146,7 +156,8 @@ def _observing(root: Path, changes: _Changes, warn: Callable[[str], None]) -> Ba
 
 class _Refused(logging.Handler):
     """The first folder watchdog could not watch (the kernel gave no more watches), as
-    watchdog logs it from its thread."""
+    watchdog logs it from its thread, a line per folder; its other warnings are printed
+    as they were (where no handler is set up, by logging's last resort)."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -157,7 +168,11 @@ class _Refused(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         # watchdog's `logger.warning("Unable to watch %r: %s", path, error)`
         args = record.args if isinstance(record.args, tuple) else ()
-        if self.folder or not str(record.msg).startswith("Unable to watch") or len(args) < 2:
+        if not str(record.msg).startswith("Unable to watch") or len(args) < 2:
+            if logging.lastResort is not None and not logging.getLogger().handlers:
+                logging.lastResort.handle(record)
+            return
+        if self.folder:
             return
         path, error = args[:2]
         self.why = getattr(error, "strerror", None) or str(error)

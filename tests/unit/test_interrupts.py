@@ -4,6 +4,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import types
 
 import pytest
@@ -70,27 +71,42 @@ def test_ctrl_c_while_a_command_loads_a_class_is_one_line(cli_inprocess, monkeyp
 
 
 class _InterruptedWhileLoading(types.ModuleType):
-    """The program loading, a Ctrl-C arriving meanwhile."""
+    """The program loading, a Ctrl-C (or another stop) arriving meanwhile."""
 
     loaded = False
+    stop = signal.SIGINT
 
     def __getattr__(self, name: str) -> object:
-        signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+        signal.pthread_kill(threading.get_ident(), self.stop)
         for _ in range(100_000):  # steps where a Ctrl-C not held would be raised
             pass
         type(self).loaded = True
         return lambda: None
 
 
-@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="no signal masks here")
-def test_ctrl_c_while_the_program_loads_waits_until_it_has(monkeypatch, capsys):
-    """One landing in the import machinery's callbacks was lost (the command ran on)."""
+@pytest.fixture
+def handlers_kept(monkeypatch):
+    """What run() sets up for a process, undone for the test run's."""
     monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    term = signal.getsignal(signal.SIGTERM)
+    yield
+    signal.signal(signal.SIGTERM, term)
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="no signal masks here")
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_while_the_program_loads_waits_until_it_has(
+    monkeypatch, capsys, handlers_kept, stop
+):
+    """A Ctrl-C landing in the import machinery's callbacks was lost (the command ran on);
+    a SIGTERM then ended the command by the signal, not with exit 1."""
+    _InterruptedWhileLoading.stop = stop
+    _InterruptedWhileLoading.loaded = False
     monkeypatch.setitem(sys.modules, "claude_sync.cli", _InterruptedWhileLoading("cli"))
-    with pytest.raises(SystemExit) as stop:
+    with pytest.raises(SystemExit) as stopped:
         entry.run()
     assert _InterruptedWhileLoading.loaded
-    assert stop.value.code == 1
+    assert stopped.value.code == 1
     assert capsys.readouterr().err == "error: interrupted\n"
 
 
@@ -110,6 +126,28 @@ try:
 except KeyboardInterrupt:
     print("interrupted")
 """
+
+
+_LANDING_AT_EXIT = """
+import atexit, sys, time
+from claude_sync import interrupts
+interrupts.raise_unraisable_again()
+atexit.register(time.sleep, 5)  # the work done, something left to finish at exit
+print("ready", flush=True)
+"""
+
+
+def test_ctrl_c_at_exit_does_not_end_the_program_by_the_timer():
+    """Re-raised by a timer during the exit, it ended the process by SIGALRM (142)."""
+    at_exit = subprocess.Popen(
+        [sys.executable, "-c", _LANDING_AT_EXIT], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert at_exit.stdout is not None
+    assert at_exit.stdout.readline() == b"ready\n"
+    time.sleep(0.5)
+    at_exit.send_signal(signal.SIGINT)
+    _, errors = at_exit.communicate(timeout=60)
+    assert at_exit.returncode in (0, -signal.SIGINT), errors
 
 
 def test_ctrl_c_where_python_cannot_raise_it_is_raised_at_the_next_step():

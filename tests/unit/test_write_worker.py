@@ -307,12 +307,19 @@ def test_files_handed_over_from_several_threads_keep_their_own_bytes(tmp_path: P
     import threading
 
     writers = FileWriters(1)
-    go = threading.Barrier(4)
+    # (Bounded: a thread that failed before the barrier once held the whole run up.)
+    go = threading.Barrier(4, timeout=120)
+    failed: list[BaseException] = []
 
     def hand_over(t: int) -> None:
-        go.wait()
-        for n in range(FILES_EACH):
-            writers.write(str(tmp_path / f"{t}-{n}"), b"%d-%d" % (t, n) * (n % 7 + 1), 0o600, MTIME)
+        try:
+            go.wait()
+            for n in range(FILES_EACH):
+                data = b"%d-%d" % (t, n) * (n % 7 + 1)
+                writers.write(str(tmp_path / f"{t}-{n}"), data, 0o600, MTIME)
+        except BaseException as exc:
+            failed.append(exc)
+            go.abort()
 
     switching = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # threads switch between any two steps: races show
@@ -322,7 +329,9 @@ def test_files_handed_over_from_several_threads_keep_their_own_bytes(tmp_path: P
             for thread in threads:
                 thread.start()
             for thread in threads:
-                thread.join()
+                thread.join(timeout=300)
+            assert not any(thread.is_alive() for thread in threads), "a thread never ended"
+            assert not failed, failed
             writers.written()
     finally:
         sys.setswitchinterval(switching)

@@ -28,7 +28,7 @@ from claude_sync.errors import (
     SyncError,
     no_space,
 )
-from claude_sync.interrupts import forget_uncaught, is_interrupt
+from claude_sync.interrupts import forget_uncaught, interrupt, is_interrupt
 from claude_sync.resources import TYPES
 from claude_sync.terminal import redact
 
@@ -50,7 +50,7 @@ class App(click.Group):
         # wrote is whole, and the next run goes on from there.
         previous = None
         with contextlib.suppress(ValueError):  # not the main thread (a test's): left as is
-            previous = signal.signal(signal.SIGTERM, _interrupt)
+            previous = signal.signal(signal.SIGTERM, interrupt)
         try:
             done = super().invoke(ctx)
             _flush_output()
@@ -154,10 +154,6 @@ def _raised_writing_output(exc: BaseException) -> bool:
 
 def _cannot_write(exc: OSError) -> NoReturn:
     _fail(f"cannot write the output ({exc.strerror or exc})", EXIT_FAILED)
-
-
-def _interrupt(signum: int, frame: object) -> NoReturn:
-    raise KeyboardInterrupt
 
 
 def _stdout_closed() -> bool:
